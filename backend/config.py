@@ -1,0 +1,106 @@
+"""Configuration: a validated model read once per cold start from the environment.
+
+Logic never reads ``os.environ``; entry points call :meth:`Settings.from_env` and hand the
+result to the composition root. A wrong deploy fails loudly, naming the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+from backend.domain.policy import RetryPolicy
+from backend.errors import ConfigError
+
+SLACK_PUBLIC_API = "https://slack.com/api/"
+
+
+class Settings(BaseModel):
+    """Every setting, by its environment variable name (the alias)."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    jobs_table_name: str = Field(alias="JOBS_TABLE_NAME", min_length=3)
+    notify_topic_arn: str = Field(default="", alias="NOTIFY_TOPIC_ARN")
+    slack_signing_secret: str = Field(default="", alias="SLACK_SIGNING_SECRET")
+    slack_bot_token: str = Field(default="", alias="SLACK_BOT_TOKEN")
+    slack_secret_id: str = Field(default="", alias="SLACK_SECRET_ID")
+    slack_api_url: str = Field(default=SLACK_PUBLIC_API, alias="SLACK_API_URL")
+    slack_team_id: str = Field(default="", alias="SLACK_TEAM_ID")
+    allowed_users: frozenset[str] = Field(default=frozenset({"*"}), alias="TRAINBOT_ALLOWED_USERS")
+    admin_users: frozenset[str] = Field(default=frozenset(), alias="TRAINBOT_ADMIN_USERS")
+    retry_base_seconds: float = Field(default=60.0, alias="TRAINBOT_RETRY_BASE_SECONDS", gt=0)
+    retry_max_seconds: float = Field(default=1800.0, alias="TRAINBOT_RETRY_MAX_SECONDS", gt=0)
+    capacity_max_wait_seconds: float = Field(default=24 * 3600.0, alias="TRAINBOT_CAPACITY_MAX_WAIT_SECONDS", gt=0)
+    instance_limits: dict[str, int] = Field(default_factory=dict, alias="TRAINBOT_INSTANCE_LIMITS")
+    sagemaker_calls_per_second: float = Field(default=5.0, alias="TRAINBOT_SAGEMAKER_CALLS_PER_SECOND", gt=0)
+    sweep_confirm_size: int = Field(default=100, alias="TRAINBOT_SWEEP_CONFIRM_SIZE", ge=1)
+    sweep_max_size: int = Field(default=2000, alias="TRAINBOT_SWEEP_MAX_SIZE", ge=1)
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+
+    @field_validator("allowed_users", "admin_users", mode="before")
+    @classmethod
+    def _user_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
+        return value
+
+    @field_validator("instance_limits", mode="before")
+    @classmethod
+    def _limits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'must be JSON like {{"ml.p4d.24xlarge": 4}} ({exc.msg})') from exc
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object like {"ml.p4d.24xlarge": 4}')
+        unknown = sorted(set(value) - TRAINING_INSTANCE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown instance type(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        # slack_sdk joins method names onto base_url, which therefore needs its trailing slash.
+        return value if value.endswith("/") else value + "/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the settings from ``environ`` (default ``os.environ``); raise
+        :class:`ConfigError` naming every variable that is missing or wrong."""
+        source = dict(os.environ if environ is None else environ)
+        names = {f.alias for f in cls.model_fields.values() if f.alias}
+        values: dict[str, Any] = {k: v for k, v in source.items() if k in names and v != ""}
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                field = str(error["loc"][0]) if error["loc"] else "?"
+                alias = cls.model_fields[field].alias if field in cls.model_fields else field
+                problems.append(f"{alias}: {error['msg']}")
+            raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.retry_base_seconds,
+            max_seconds=self.retry_max_seconds,
+            capacity_max_wait_seconds=self.capacity_max_wait_seconds,
+        )
+
+    def is_allowed(self, user_id: str) -> bool:
+        return "*" in self.allowed_users or user_id in self.allowed_users or user_id in self.admin_users
+
+    def is_admin(self, user_id: str) -> bool:
+        return user_id in self.admin_users

@@ -1,0 +1,512 @@
+"""The job model: what a training job is to Trainbot.
+
+``JobArgs`` is the CreateTrainingJob request itself (minus ``TrainingJobName``, which each
+attempt gets anew: ``<JobId>-a<attempt>``), so its fields keep SageMaker's names and
+``job_args.to_request(name)`` is exactly what the SageMaker adapter sends. Everything else on
+``Job`` is Trainbot's bookkeeping: owner, Slack thread, priority, attempts, status history.
+
+Validation messages are written for scientists: they name the field the way the `/train`
+grammar names it (``instance``, ``hp.lr``) and say what a good value looks like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_pascal
+
+from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus
+from backend.domain.times import UtcDatetime
+
+# SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_ID_MAX = 58  # 58 + len("-a999") = 63, SageMaker's limit
+MAX_ATTEMPTS = 999  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
+JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
+_SUFFIX_LEN = 6
+_NAME_MAX = JOB_ID_MAX - _SUFFIX_LEN - 1
+
+S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
+IMAGE_URI = re.compile(r"^[a-zA-Z0-9.\-]+(:\d+)?/[a-z0-9._/\-]+([:@][\w.:\-]+)?$")
+CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
+MAX_INSTANCE_COUNT = 100
+MAX_HYPERPARAMETERS = 100
+MAX_HP_KEY = 256
+MAX_HP_VALUE = 2500
+MAX_TAGS = 50
+
+# How the /train grammar (and so every error message) names each request field.
+FIELD_LABELS: dict[str, str] = {
+    "AlgorithmSpecification.TrainingImage": "image",
+    "ResourceConfig.InstanceType": "instance",
+    "ResourceConfig.InstanceCount": "count",
+    "ResourceConfig.VolumeSizeInGB": "volume",
+    "InputDataConfig": "input",
+    "OutputDataConfig.S3OutputPath": "output",
+    "RoleArn": "role",
+    "StoppingCondition.MaxRuntimeInSeconds": "max_runtime",
+    "StoppingCondition.MaxWaitTimeInSeconds": "max_wait",
+    "EnableManagedSpotTraining": "spot",
+    "CheckpointConfig.S3Uri": "checkpoint",
+    "HyperParameters": "hp",
+    "Tags": "tags",
+}
+
+
+def _example(field: str) -> str:
+    return {
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+        "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+        "output": "s3://my-bucket/runs",
+        "input": "s3://my-bucket/train",
+        "checkpoint": "s3://my-bucket/checkpoints",
+    }[field]
+
+
+class _Request(BaseModel):
+    """Base of the CreateTrainingJob request parts: SageMaker's own field names, strict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Algorithm(_Request):
+    TrainingImage: str
+    TrainingInputMode: str = "File"
+
+    @field_validator("TrainingImage")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if len(value) > 255 or not IMAGE_URI.match(value):
+            raise ValueError(f"{value!r} is not a container image URI; expected e.g. {_example('image')}")
+        return value
+
+    @field_validator("TrainingInputMode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in {"File", "Pipe", "FastFile"}:
+            raise ValueError("input mode must be File, Pipe or FastFile")
+        return value
+
+
+class Resources(_Request):
+    InstanceType: str
+    InstanceCount: int = 1
+    VolumeSizeInGB: int = 50
+
+    @field_validator("InstanceType")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if value not in TRAINING_INSTANCE_TYPES:
+            hint = "ml." + value if not value.startswith("ml.") and "ml." + value in TRAINING_INSTANCE_TYPES else None
+            did_you_mean = f" (did you mean {hint}?)" if hint else ""
+            raise ValueError(
+                f"{value!r} is not a SageMaker training instance type{did_you_mean}; "
+                "expected e.g. ml.g5.xlarge, ml.p4d.24xlarge, ml.m5.large"
+            )
+        return value
+
+    @field_validator("InstanceCount")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        if not 1 <= value <= MAX_INSTANCE_COUNT:
+            raise ValueError(f"instance count must be between 1 and {MAX_INSTANCE_COUNT}, not {value}")
+        return value
+
+    @field_validator("VolumeSizeInGB")
+    @classmethod
+    def _volume(cls, value: int) -> int:
+        if not 1 <= value <= 16384:
+            raise ValueError(f"volume size must be between 1 and 16384 GB, not {value}")
+        return value
+
+
+class S3Source(_Request):
+    S3Uri: str
+    S3DataType: str = "S3Prefix"
+    S3DataDistributionType: str = "FullyReplicated"
+
+    @field_validator("S3Uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not S3_URI.match(value):
+            raise ValueError(f"{value!r} is not an S3 URI; expected e.g. {_example('input')}")
+        return value
+
+
+class ChannelSource(_Request):
+    S3DataSource: S3Source
+
+
+class Channel(_Request):
+    ChannelName: str = "train"
+    DataSource: ChannelSource
+
+    @field_validator("ChannelName")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not CHANNEL_NAME.match(value):
+            raise ValueError(f"channel name {value!r} may use only letters, digits, '.', '-', '_' (64 at most)")
+        return value
+
+
+class Output(_Request):
+    S3OutputPath: str
+
+    @field_validator("S3OutputPath")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not S3_URI.match(value):
+            raise ValueError(f"{value!r} is not an S3 URI; expected e.g. {_example('output')}")
+        return value
+
+
+class Stopping(_Request):
+    MaxRuntimeInSeconds: int = 24 * 3600
+    MaxWaitTimeInSeconds: int | None = None
+
+    @field_validator("MaxRuntimeInSeconds", "MaxWaitTimeInSeconds")
+    @classmethod
+    def _bounds(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= MAX_RUNTIME_LIMIT:
+            raise ValueError(f"must be between 1 second and 28 days ({MAX_RUNTIME_LIMIT} s), not {value}")
+        return value
+
+
+class Checkpoint(_Request):
+    S3Uri: str
+
+    @field_validator("S3Uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not S3_URI.match(value):
+            raise ValueError(f"{value!r} is not an S3 URI; expected e.g. {_example('checkpoint')}")
+        return value
+
+
+class Tag(_Request):
+    Key: Annotated[str, Field(min_length=1, max_length=128)]
+    Value: Annotated[str, Field(max_length=256)] = ""
+
+
+class JobArgs(_Request):
+    """A validated CreateTrainingJob request, without the per-attempt ``TrainingJobName``."""
+
+    AlgorithmSpecification: Algorithm
+    RoleArn: str
+    InputDataConfig: list[Channel] = Field(default_factory=list)
+    OutputDataConfig: Output
+    ResourceConfig: Resources
+    StoppingCondition: Stopping = Field(default_factory=Stopping)
+    HyperParameters: dict[str, str] = Field(default_factory=dict)
+    EnableManagedSpotTraining: bool = False
+    CheckpointConfig: Checkpoint | None = None
+    Tags: list[Tag] = Field(default_factory=list)
+
+    @field_validator("RoleArn")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not ROLE_ARN.match(value):
+            raise ValueError(f"{value!r} is not an IAM role ARN; expected e.g. {_example('role')}")
+        return value
+
+    @field_validator("InputDataConfig")
+    @classmethod
+    def _channels(cls, value: list[Channel]) -> list[Channel]:
+        if len(value) > 20:
+            raise ValueError(f"at most 20 input channels, not {len(value)}")
+        names = [c.ChannelName for c in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"input channel {duplicates[0]!r} is given twice")
+        return value
+
+    @field_validator("HyperParameters")
+    @classmethod
+    def _hyperparameters(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_HYPERPARAMETERS:
+            raise ValueError(f"SageMaker takes at most {MAX_HYPERPARAMETERS} hyperparameters, not {len(value)}")
+        for key, item in value.items():
+            if not key or len(key) > MAX_HP_KEY:
+                raise ValueError(f"hyperparameter names must be 1 to {MAX_HP_KEY} characters ({key[:40]!r}…)")
+            if len(item) > MAX_HP_VALUE:
+                raise ValueError(f"hp.{key[:40]}: value is {len(item)} characters; SageMaker allows {MAX_HP_VALUE}")
+        return value
+
+    @field_validator("Tags")
+    @classmethod
+    def _tags(cls, value: list[Tag]) -> list[Tag]:
+        if len(value) > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags, not {len(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _spot(self) -> JobArgs:
+        stop = self.StoppingCondition
+        if self.EnableManagedSpotTraining:
+            if stop.MaxWaitTimeInSeconds is None:
+                raise ValueError("spot training needs max_wait (how long to wait for spot capacity, ≥ max_runtime)")
+            if stop.MaxWaitTimeInSeconds < stop.MaxRuntimeInSeconds:
+                raise ValueError(
+                    f"max_wait ({stop.MaxWaitTimeInSeconds} s) must be at least max_runtime "
+                    f"({stop.MaxRuntimeInSeconds} s) for spot training"
+                )
+        elif stop.MaxWaitTimeInSeconds is not None:
+            raise ValueError("max_wait applies only to spot training (spot=true)")
+        return self
+
+    @property
+    def instance_type(self) -> str:
+        return self.ResourceConfig.InstanceType
+
+    @property
+    def instance_count(self) -> int:
+        return self.ResourceConfig.InstanceCount
+
+    def to_request(self, training_job_name: str) -> dict:
+        """The CreateTrainingJob request for one attempt."""
+        request = self.model_dump(exclude_none=True)
+        # SageMaker refuses empty lists where it takes "1 or more"; absent means none.
+        for optional_list in ("InputDataConfig", "Tags"):
+            if not request.get(optional_list):
+                request.pop(optional_list, None)
+        return {"TrainingJobName": training_job_name, **request}
+
+
+def label_of(loc: tuple) -> str:
+    """The user-facing name of a JobArgs validation error location."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    for size in range(len(parts), 0, -1):
+        label = FIELD_LABELS.get(".".join(parts[:size]))
+        if label:
+            if label == "hp" and len(parts) > size:
+                return f"hp.{parts[size]}"
+            return label
+    return ".".join(parts) or "request"
+
+
+# --- the job -------------------------------------------------------------------------------
+
+
+class Owner(BaseModel):
+    """Who submitted a job: a Slack user within a Slack team (workspace)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    team_id: str
+    user_id: str
+
+    @property
+    def key(self) -> str:
+        """One string naming the owner, used as the owner index's partition key."""
+        return f"{self.team_id}:{self.user_id}"
+
+
+class SlackThread(BaseModel):
+    """Where a job's Slack thread lives: the channel and the ``ts`` of its root message."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    channel_id: str
+    thread_ts: str | None = None
+
+
+class FailureClass(StrEnum):
+    """DESIGN.md's failure classes: what the retry policy tells apart."""
+
+    CAPACITY = "capacity"  # no capacity for the instance type right now: free retry
+    QUOTA = "quota"  # the account's quota is in use: free retry
+    THROTTLING = "throttling"  # throttling or a 5xx: retry, never fail the job for it
+    UNKNOWN = "unknown"  # could not find out: leave the job, look again later
+    ALGORITHM = "algorithm"  # the training code failed: retry within the job's budget
+    USER = "user"  # bad request, role, image, zero quota: fail at once
+    STOPPED = "stopped"  # a user asked to stop
+
+
+class AttemptOutcome(StrEnum):
+    PENDING = "pending"  # name recorded, CreateTrainingJob not yet known to have succeeded
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    NOT_STARTED = "not_started"  # create was refused: the name was never used
+
+
+class Attempt(BaseModel):
+    """One SageMaker training job run for a Trainbot job."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    number: int
+    name: str  # the SageMaker training job name, <JobId>-a<number>
+    claimed_at: UtcDatetime
+    launched_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = None
+    outcome: AttemptOutcome = AttemptOutcome.PENDING
+    failure_class: FailureClass | None = None
+    reason: str = ""
+    billable_seconds: int | None = None
+
+
+class Lease(BaseModel):
+    """A launcher's claim on a queued job: only the holder may create the pending attempt
+    until ``expires_at``; after that the next launcher reconciles from the recorded name."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    token: str
+    expires_at: UtcDatetime
+
+
+class Job(BaseModel):
+    """A Trainbot job, as stored in the jobs table (attribute names are the aliases)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    job_id: str
+    status: JobStatus = Field(default=JobStatus.NEW, alias="JobStatus")
+    job_args: JobArgs
+    name: str = Field(alias="JobName")
+    owner: Owner
+    slack: SlackThread | None = None
+    priority: int = Field(default=5, ge=0, le=9)
+    retry_budget: int = Field(default=2, ge=0, le=20)
+    algorithm_failures: int = 0
+    attempts: list[Attempt] = Field(default_factory=list)
+    next_attempt_at: UtcDatetime | None = None
+    # When the job first hit a capacity/quota error in its current streak: capacity retries are
+    # free, but not forever (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS).
+    capacity_wait_since: UtcDatetime | None = None
+    lease: Lease | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = 1
+    client_token: str | None = None
+    sweep_id: str | None = None
+    preset: str | None = None
+    # Start tag for fair queueing across owners (see backend.domain.fairness).
+    queue_tag: float = 0.0
+    # notifier name -> the last history seq it delivered (the outbox; see the notifier).
+    delivered: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id(cls, value: str) -> str:
+        if not JOB_ID_PATTERN.match(value):
+            raise ValueError(f"job id {value!r} must be 1-{JOB_ID_MAX} letters, digits and dashes")
+        return value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status in QUEUED
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def last_seq(self) -> int:
+        return self.history[-1].seq if self.history else 0
+
+    def next_attempt_name(self) -> str:
+        return attempt_name(self.job_id, len(self.attempts) + 1)
+
+    def replace_attempt(self, attempt: Attempt) -> list[Attempt]:
+        """The attempts list with ``attempt`` (same number) swapped in."""
+        return [attempt if a.number == attempt.number else a for a in self.attempts]
+
+
+def attempt_name(job_id: str, number: int) -> str:
+    """The SageMaker training job name of attempt ``number`` (a fixed point: `<JobId>-a<n>`)."""
+    if not 1 <= number <= MAX_ATTEMPTS:
+        raise ValueError(f"attempt number {number} is outside 1..{MAX_ATTEMPTS}")
+    return f"{job_id}-a{number}"
+
+
+_ATTEMPT_SUFFIX = re.compile(r"^(?P<job>.+)-a(?P<n>\d{1,3})$")
+
+
+def parse_attempt_name(name: str) -> tuple[str, int] | None:
+    """``(job_id, attempt)`` from a training job name, or None if it is not one of ours."""
+    match = _ATTEMPT_SUFFIX.match(name)
+    if not match or not JOB_ID_PATTERN.match(match["job"]):
+        return None
+    return match["job"], int(match["n"])
+
+
+def slugify(name: str) -> str:
+    """A readable job-name stem safe inside a SageMaker name."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)[:_NAME_MAX].strip("-")
+    return slug or "job"
+
+
+def new_job_id(name: str, token: str | None = None) -> str:
+    """``<slug>-<6 chars>``. With a client token the suffix is derived from it, so a duplicated
+    delivery of one request yields the same id (and the store's conditional put refuses it)."""
+    if token is None:
+        suffix = secrets.token_hex(8)
+    else:
+        suffix = hashlib.sha256(token.encode()).hexdigest()
+    return f"{slugify(name)}-{_base36(int(suffix, 16), _SUFFIX_LEN)}"
+
+
+def _base36(number: int, width: int) -> str:
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits.append(alphabet[digit])
+    return "".join(reversed(digits))
+
+
+def new_job(
+    *,
+    name: str,
+    job_args: JobArgs,
+    owner: Owner,
+    now: datetime,
+    slack: SlackThread | None = None,
+    priority: int = 5,
+    retry_budget: int = 2,
+    client_token: str | None = None,
+    sweep_id: str | None = None,
+    preset: str | None = None,
+    job_id: str | None = None,
+) -> Job:
+    """A job in status New, with its first history entry."""
+    job_id = job_id or new_job_id(name, client_token)
+    return Job(
+        job_id=job_id,
+        status=JobStatus.NEW,
+        job_args=job_args,
+        name=name,
+        owner=owner,
+        slack=slack,
+        priority=priority,
+        retry_budget=retry_budget,
+        history=[HistoryEntry(seq=1, at=now, from_status=None, to_status=JobStatus.NEW, reason="submitted")],
+        created_at=now,
+        updated_at=now,
+        client_token=client_token,
+        sweep_id=sweep_id,
+        preset=preset,
+    )

@@ -1,0 +1,174 @@
+"""The retry policy: what kind of failure this is, and what to do about it.
+
+Two inputs are classified: errors from CreateTrainingJob (an error code and message) and
+finished attempts (SageMaker's ``FailureReason``, whose prefix names the cause). The decision
+then follows DESIGN.md's table; backoff is exponential with full jitter so a thousand jobs hit
+by the same capacity shortage do not come back in lockstep.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from backend.domain.model import MAX_ATTEMPTS, FailureClass, Job
+
+F = FailureClass
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+_USER_CODES = frozenset(
+    {
+        "ValidationException",
+        "AccessDeniedException",
+        "AccessDenied",
+        "ResourceNotFound",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "InvalidParameterValue",
+        "MissingParameter",
+    }
+)
+_ZERO_QUOTA = re.compile(r"\bis 0 Instances\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A failure's class and the reason to show the user."""
+
+    failure_class: FailureClass
+    reason: str
+
+
+def classify_create_error(code: str, message: str, *, instance_type: str = "", http_status: int = 0) -> Classification:
+    """Classify an error answer to CreateTrainingJob."""
+    if code == "ResourceLimitExceeded":
+        if _ZERO_QUOTA.search(message):
+            what = instance_type or "this instance type"
+            return Classification(
+                F.USER,
+                f"the account's quota for {what} training is 0 instances: request a quota increase "
+                f"for '{what} for training job usage' in AWS Service Quotas, or pick another instance type "
+                f"(SageMaker said: {message})",
+            )
+        return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}")
+    if code in _THROTTLING_CODES or http_status >= 500:
+        return Classification(F.THROTTLING, f"{code or http_status}: {message}")
+    if code in _USER_CODES or code.endswith("ValidationException"):
+        return Classification(F.USER, f"{code}: {message}")
+    # An error we have never seen: not a reason to fail a scientist's job, nor to hammer.
+    return Classification(F.UNKNOWN, f"{code or http_status}: {message}")
+
+
+def classify_failure_reason(reason: str, *, secondary_status: str = "") -> Classification:
+    """Classify a finished attempt from SageMaker's ``FailureReason`` (and secondary status)."""
+    text = reason or ""
+    if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):
+        return Classification(F.USER, text or "MaxRuntimeExceeded: the job ran longer than max_runtime")
+    prefix = text.split(":", 1)[0].strip()
+    if prefix in {"CapacityError", "InsufficientCapacityError"}:
+        return Classification(F.CAPACITY, text)
+    if prefix == "ResourceLimitExceeded":
+        return Classification(F.QUOTA, text)
+    if prefix == "AlgorithmError":
+        return Classification(F.ALGORITHM, text)
+    if prefix in {"InternalServerError", "InternalFailure"}:
+        return Classification(F.THROTTLING, text)
+    return Classification(F.USER, text or "SageMaker reported the job Failed without a reason")
+
+
+def full_jitter_delay(retry: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``retry`` (0-based): uniform in
+    ``[0, min(cap, base * 2**retry)]`` ("full jitter")."""
+    ceiling = min(cap, base * (2 ** min(retry, 62)))
+    return (rng or random).uniform(0, ceiling)
+
+
+class Action(StrEnum):
+    RETRY = "retry"
+    FAIL = "fail"
+    STOP = "stop"
+    KEEP = "keep"  # no change: the job stays as it is (due again / looked at next tick)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    failure_class: FailureClass
+    delay_seconds: float = 0.0
+    spends_budget: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The knobs (from TRAINBOT_RETRY_*): backoff base and cap, and how long free capacity
+    retries may go on before the job is failed."""
+
+    base_seconds: float = 60.0
+    max_seconds: float = 1800.0
+    capacity_max_wait_seconds: float = 24 * 3600.0
+
+    def decide(
+        self,
+        job: Job,
+        classification: Classification,
+        *,
+        now: datetime,
+        rng: random.Random | None = None,
+    ) -> Decision:
+        """What to do with ``job`` whose current attempt (or create call) failed this way."""
+        cls, reason = classification.failure_class, classification.reason
+        retries_so_far = max(0, len(job.attempts) - 1)
+        delay = full_jitter_delay(retries_so_far, base=self.base_seconds, cap=self.max_seconds, rng=rng)
+        if len(job.attempts) >= MAX_ATTEMPTS and cls in {F.CAPACITY, F.QUOTA, F.ALGORITHM}:
+            return Decision(Action.FAIL, f"gave up after {MAX_ATTEMPTS} attempts; last: {reason}", cls)
+        if cls is F.STOPPED:
+            return Decision(Action.STOP, reason or "stopped by request", cls)
+        if cls in {F.THROTTLING, F.UNKNOWN}:
+            return Decision(Action.KEEP, reason, cls)
+        if cls is F.USER:
+            return Decision(Action.FAIL, reason, cls)
+        if cls in {F.CAPACITY, F.QUOTA}:
+            since = job.capacity_wait_since or now
+            waited = (now - since).total_seconds()
+            if waited >= self.capacity_max_wait_seconds:
+                hours = self.capacity_max_wait_seconds / 3600
+                return Decision(
+                    Action.FAIL,
+                    f"no {job.job_args.instance_type} capacity for {hours:g} h (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS); "
+                    f"last: {reason}",
+                    cls,
+                )
+            return Decision(Action.RETRY, reason, cls, delay_seconds=delay)
+        # ALGORITHM: resubmit while the job's budget lasts
+        if job.algorithm_failures + 1 > job.retry_budget:
+            return Decision(
+                Action.FAIL,
+                f"algorithm error on {job.algorithm_failures + 1} attempts (retry budget {job.retry_budget}): {reason}",
+                cls,
+                spends_budget=True,
+            )
+        return Decision(Action.RETRY, reason, cls, delay_seconds=delay, spends_budget=True)
+
+
+def next_attempt_time(now: datetime, decision: Decision) -> datetime:
+    return now + timedelta(seconds=decision.delay_seconds)

@@ -1,0 +1,57 @@
+"""Typed errors of Trainbot. Adapters raise these (``raise … from exc``); entry points map them
+to a user message (the bot) or a log line and a metric (scheduled functions). Nobody branches
+on message text."""
+
+from __future__ import annotations
+
+
+class TrainbotError(Exception):
+    """Base class of every error Trainbot raises on purpose."""
+
+
+class JobNotFound(TrainbotError):
+    """No job with this id exists."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class IllegalTransition(TrainbotError):
+    """The status machine does not allow this move."""
+
+    def __init__(self, job_id: str, from_status: str, to_status: str) -> None:
+        super().__init__(f"job {job_id}: {from_status} -> {to_status} is not a legal transition")
+        self.job_id = job_id
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class NotAuthorized(TrainbotError):
+    """The caller may not do this (not allowed, or not the job's owner nor an admin)."""
+
+
+class InvalidRequest(TrainbotError):
+    """A request (command text, spec file, modal) is malformed; ``problems`` name each field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class ConfigError(TrainbotError):
+    """The deployment's configuration (environment) is missing or invalid."""
+
+
+class StoreUnavailable(TrainbotError):
+    """The job store could not be reached or answered with a server error after retries:
+    the outcome of the request is unknown, not failed."""
+
+
+class BackendUnavailable(TrainbotError):
+    """The training backend (SageMaker) was throttled or failed on its side after retries:
+    what happened is unknown, so callers must neither fail the job nor assume success."""
+
+
+class NotifierUnavailable(TrainbotError):
+    """A notification channel (Slack, SNS) could not take a message now; it stays pending."""
