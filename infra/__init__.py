@@ -1,0 +1,1 @@
+"""Infrastructure for Trainbot: deployment tooling and local stand-ins for AWS services."""
