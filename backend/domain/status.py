@@ -78,7 +78,7 @@ class HistoryEntry(BaseModel):
 
     seq: int
     at: UtcDatetime
-    from_status: JobStatus | None
+    from_status: JobStatus | None = None
     to_status: JobStatus
     reason: str = ""
 
