@@ -55,3 +55,17 @@ class BackendUnavailable(TrainbotError):
 
 class NotifierUnavailable(TrainbotError):
     """A notification channel (Slack, SNS) could not take a message now; it stays pending."""
+
+
+class CreateRefused(TrainbotError):
+    """The training backend refused to create an attempt; ``classification`` says why, in the
+    retry policy's terms (the adapter translated SageMaker's error code)."""
+
+    def __init__(self, classification) -> None:  # noqa: ANN001 - backend.domain.policy.Classification
+        super().__init__(classification.reason)
+        self.classification = classification
+
+
+class AlreadyExists(TrainbotError):
+    """An attempt with this name exists on the training backend already (a crashed earlier
+    run created it): adopt it rather than fail."""

@@ -49,6 +49,14 @@ BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
 MAX_UNPROCESSED_ROUNDS = 8
 _GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
+# Written only by the notification dispatcher, never by a job write.
+# ``Slack`` is set at registration and then only by set_thread (its root message ts).
+_WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
+# Attributes a job write removes when the new job does not carry them (optional fields, and
+# index keys that put the job into an index it must now leave).
+_REMOVABLE = frozenset(
+    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt"}
+)
 
 
 class DuplicateBatch(TrainbotError):
@@ -127,7 +135,7 @@ def _plain(value: Any) -> Any:
 
 def from_item(item: dict[str, Any]) -> Job:
     plain = {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
-    for key in (*_GSI_KEYS, "RecordType", "ExpiresAt"):
+    for key in (*_GSI_KEYS, "RecordType", "ExpiresAt", "DeliveryLease"):
         plain.pop(key, None)
     return Job.model_validate(plain)
 
@@ -160,6 +168,10 @@ class DynamoJobStore:
     @property
     def notify_targets(self) -> tuple[str, ...]:
         return self._notify_targets
+
+    def set_notify_targets(self, targets: Sequence[str]) -> None:
+        """The notifiers whose deliveries the Outbox index tracks (set once, when wiring)."""
+        self._notify_targets = tuple(targets)
 
     # --- low-level -------------------------------------------------------------------------
 
@@ -255,6 +267,7 @@ class DynamoJobStore:
                     "JobIds": {"L": [{"S": i} for i in ids]},
                     "OwnerKey": {"S": owner.key},
                     "CreatedAt": {"S": format_utc(now)},
+                    "Tally": {"M": {}},
                 },
                 ConditionExpression="attribute_not_exists(JobId)",
             )
@@ -459,17 +472,40 @@ class DynamoJobStore:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _conditional_put(self, before: Job, after: Job) -> WriteOutcome:
+    def _conditional_write(self, before: Job, after: Job) -> WriteOutcome:
+        """Write ``after`` if the stored job is still at ``before``'s status and version.
+
+        An UpdateItem, not a PutItem: it sets every attribute the job has except the
+        notifiers' delivery bookkeeping (``Delivered``, ``DeliveryLease``), which only the
+        dispatcher writes; a transition computed from an older read must not roll it back
+        (that would send a notification twice).
+        """
+        item = self._item(after)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":s": {"S": before.status.value}, ":v": {"N": str(before.version)}}
+        sets: list[str] = []
+        for i, (attribute, value) in enumerate(item.items()):
+            if attribute in _WRITER_OWNED or attribute == "JobId":
+                continue
+            names[f"#a{i}"] = attribute
+            values[f":a{i}"] = value
+            sets.append(f"#a{i} = :a{i}")
+        removes = []
+        for j, attribute in enumerate(sorted(_REMOVABLE - set(item))):
+            names[f"#r{j}"] = attribute
+            removes.append(f"#r{j}")
+        names["#status"] = "JobStatus"
+        names["#version"] = "Version"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._call(
-                "put_item",
+                "update_item",
                 TableName=self._table,
-                Item=self._item(after),
-                ConditionExpression="JobStatus = :s AND Version = :v",
-                ExpressionAttributeValues={
-                    ":s": {"S": before.status.value},
-                    ":v": {"N": str(before.version)},
-                },
+                Key={"JobId": {"S": before.job_id}},
+                UpdateExpression=expression,
+                ConditionExpression="#status = :s AND #version = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -488,14 +524,130 @@ class DynamoJobStore:
     ) -> WriteOutcome:
         """Move ``job`` (as read) to ``to_status``; raises IllegalTransition for an illegal
         move, returns LostRace if the stored job is no longer at ``job``'s status and version."""
-        return self._conditional_put(job, transition(job, to_status, at=at, reason=reason, **changes))
+        return self._conditional_write(job, transition(job, to_status, at=at, reason=reason, **changes))
 
     def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
         """Change bookkeeping fields of ``job`` (not its status), conditionally on its version."""
         if "status" in changes:
             raise ValueError("status changes go through transition()")
         after = job.model_copy(update={**changes, "updated_at": at, "version": job.version + 1})
-        return self._conditional_put(job, after)
+        return self._conditional_write(job, after)
+
+    # --- notification delivery (the outbox) -------------------------------------------------
+
+    def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
+        """Take the job's delivery lease (so two dispatchers never send the same change twice)
+        and return the job as stored, with its ``delivered`` map; None if another holds it."""
+        try:
+            answer = self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": job_id}},
+                UpdateExpression="SET DeliveryLease = :lease",
+                ConditionExpression="attribute_exists(JobId) AND (attribute_not_exists(DeliveryLease) OR DeliveryLease.#until < :now)",
+                ExpressionAttributeNames={"#until": "Until"},
+                ExpressionAttributeValues={
+                    ":lease": {"M": {"Token": {"S": token}, "Until": {"S": format_utc(until)}}},
+                    ":now": {"S": format_utc(now)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError:
+            return None
+        self.metrics.items_read += 1
+        return from_item(answer["Attributes"])
+
+    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+        """Record what was delivered and release the lease; when everything up to the job's
+        last change is delivered and the job has not changed since, leave the Outbox index."""
+        values = {":d": {"M": {k: {"N": str(v)} for k, v in delivered.items()}}, ":t": {"S": token}}
+        names = {"#token": "Token"}
+        if all_done:
+            try:
+                self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key={"JobId": {"S": job.job_id}},
+                    UpdateExpression="SET Delivered = :d REMOVE DeliveryLease, OutboxKey, OutboxSort",
+                    ConditionExpression="DeliveryLease.#token = :t AND Version = :v",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={**values, ":v": {"N": str(job.version)}},
+                )
+                return
+            except ClientError:
+                pass  # the job changed meanwhile: its new change keeps it in the outbox
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": job.job_id}},
+                UpdateExpression="SET Delivered = :d REMOVE DeliveryLease",
+                ConditionExpression="DeliveryLease.#token = :t",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError:
+            pass  # our lease expired and another dispatcher took over: it re-reads Delivered
+
+    def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
+        """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""
+        state = _decode_cursor(cursor) if cursor else {"Day": format_utc(today)[:10]}
+        day = datetime.fromisoformat(state["Day"]).date()
+        start_key = state.get("Key")
+        jobs: list[Job] = []
+        oldest = to_utc(today).date().toordinal() - max_days
+        while len(jobs) < limit and day.toordinal() >= oldest:
+            kwargs: dict[str, Any] = {
+                "IndexName": "ByDay",
+                "KeyConditionExpression": "CreatedDay = :d",
+                "ExpressionAttributeValues": {":d": {"S": day.isoformat()}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            answer = self._call("query", TableName=self._table, **kwargs)
+            self.metrics.items_read += answer.get("ScannedCount", 0)
+            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            start_key = answer.get("LastEvaluatedKey")
+            if start_key and len(jobs) >= limit:
+                return Page(jobs, _encode_cursor({"Day": day.isoformat(), "Key": start_key, "JobId": "-"}))
+            if not start_key:
+                day = day.fromordinal(day.toordinal() - 1)
+        more = day.toordinal() >= oldest
+        return Page(jobs, _encode_cursor({"Day": day.isoformat(), "JobId": "-"}) if more else None)
+
+    def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
+        """Record the job's Slack thread root (once: a second root never replaces the first)."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": job_id}},
+                UpdateExpression="SET Slack = :s",
+                ConditionExpression="attribute_exists(JobId) AND (attribute_not_exists(Slack.ThreadTs) OR Slack.ThreadTs = :null)",
+                ExpressionAttributeValues={
+                    ":s": {"M": {"ChannelId": {"S": channel_id}, "ThreadTs": {"S": thread_ts}}},
+                    ":null": {"NULL": True},
+                },
+            )
+        except ClientError:
+            pass  # a root exists already: keep it
+
+    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
+        """Count one more job of the sweep ending with ``outcome``; return the tally."""
+        answer = self._call(
+            "update_item",
+            TableName=self._table,
+            Key={"JobId": {"S": f"sweep#{sweep_id}"}},
+            UpdateExpression="ADD Tally.#o :one",
+            ConditionExpression="attribute_exists(JobId)",
+            ExpressionAttributeNames={"#o": outcome},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )
+        tally = _plain(_deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
+        return {str(k): int(v) for k, v in tally.items()}
 
     # --- small records ----------------------------------------------------------------------
 

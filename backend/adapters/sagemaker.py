@@ -1,0 +1,115 @@
+"""The training backend over SageMaker (boto3). SageMaker's vocabulary ends here: callers see
+:class:`TrainingStatus` / :class:`TrainingState`, and typed errors whose classification the
+retry policy already understands.
+
+Endpoint: boto3 reads ``AWS_ENDPOINT_URL_SAGEMAKER`` itself (the local stand-in in tests).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backend.domain.policy import classify_create_error
+from backend.domain.times import to_utc
+from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused
+from backend.ports import TrainingState, TrainingStatus
+
+_STATES = {
+    "InProgress": TrainingState.RUNNING,
+    "Stopping": TrainingState.STOPPING,
+    "Completed": TrainingState.COMPLETED,
+    "Failed": TrainingState.FAILED,
+    "Stopped": TrainingState.STOPPED,
+}
+_NOT_FOUND_MESSAGES = ("Requested resource not found", "does not exist", "not found")
+_UNKNOWN_CODES = {"ThrottlingException", "Throttling", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
+
+
+def _time(value: Any) -> datetime | None:
+    """SageMaker times: datetimes from Describe (boto3 parses them), epoch milliseconds in
+    EventBridge events."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
+    return to_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+def to_training_status(description: dict[str, Any]) -> TrainingStatus:
+    """Translate a DescribeTrainingJob answer (or an event's ``detail``, which has the same
+    fields) into the domain's terms."""
+    state = _STATES.get(description.get("TrainingJobStatus", ""), TrainingState.RUNNING)
+    secondary = description.get("SecondaryStatus", "")
+    return TrainingStatus(
+        name=description["TrainingJobName"],
+        state=state,
+        failure_reason=description.get("FailureReason", "") or "",
+        max_runtime_exceeded=secondary == "MaxRuntimeExceeded",
+        started_at=_time(description.get("TrainingStartTime")),
+        ended_at=_time(description.get("TrainingEndTime")),
+        billable_seconds=description.get("BillableTimeInSeconds"),
+        extra={"secondary_status": secondary},
+    )
+
+
+class SageMakerBackend:
+    """:class:`backend.ports.TrainingBackend` over a boto3 ``sagemaker`` client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: Counter = Counter()
+
+    def create(self, name: str, request: dict[str, Any]) -> None:
+        """CreateTrainingJob. Raises AlreadyExists (adopt), CreateRefused (classified)."""
+        self.calls["CreateTrainingJob"] += 1
+        try:
+            self._client.create_training_job(**{**request, "TrainingJobName": name})
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            if code == "ResourceInUse":
+                raise AlreadyExists(name) from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            instance_type = request.get("ResourceConfig", {}).get("InstanceType", "")
+            raise CreateRefused(
+                classify_create_error(code, message, instance_type=instance_type, http_status=status)
+            ) from exc
+        except BotoCoreError as exc:
+            # A timeout or a dropped connection: the job may or may not exist now. Classified
+            # as throttling/service, so the job stays due and the next try adopts or creates.
+            raise CreateRefused(classify_create_error("RequestTimeout", str(exc))) from exc
+
+    def describe(self, name: str) -> TrainingStatus | None:
+        """The attempt's status; None if SageMaker has no such job; BackendUnavailable if
+        SageMaker could not say (throttled, 5xx, timeout): unknown is not failed."""
+        self.calls["DescribeTrainingJob"] += 1
+        try:
+            answer = self._client.describe_training_job(TrainingJobName=name)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            if code in {"ValidationException", "ResourceNotFound"} and any(m in message for m in _NOT_FOUND_MESSAGES):
+                return None
+            raise BackendUnavailable(f"DescribeTrainingJob {name}: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"DescribeTrainingJob {name}: {exc}") from exc
+        return to_training_status(answer)
+
+    def stop(self, name: str) -> None:
+        """StopTrainingJob. A job that already ended (or never existed) needs no stop."""
+        self.calls["StopTrainingJob"] += 1
+        try:
+            self._client.stop_training_job(TrainingJobName=name)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in {"ValidationException", "ResourceNotFound"}:
+                return
+            raise BackendUnavailable(f"StopTrainingJob {name}: {error.get('Code')}: {error.get('Message')}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"StopTrainingJob {name}: {exc}") from exc

@@ -1,0 +1,68 @@
+"""The SNS notifier: one message per status change on ``NOTIFY_TOPIC_ARN``, with message
+attributes ``JobId``, ``JobStatus`` and ``Owner`` (String) for subscription filter policies,
+a readable subject and a JSON body with the job summary and the reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backend.domain.model import Job
+from backend.domain.times import format_utc
+from backend.errors import NotifierUnavailable
+
+
+def summary(job: Job, seq: int) -> dict[str, Any]:
+    """The JSON body: the job at a glance and the change being told."""
+    entry = job.history[seq - 1]
+    attempt = job.current_attempt
+    return {
+        "jobId": job.job_id,
+        "name": job.name,
+        "status": entry.to_status.value,
+        "previousStatus": entry.from_status.value if entry.from_status else None,
+        "reason": entry.reason,
+        "at": format_utc(entry.at),
+        "seq": seq,
+        "owner": {"teamId": job.owner.team_id, "userId": job.owner.user_id},
+        "instanceType": job.job_args.instance_type,
+        "instanceCount": job.job_args.instance_count,
+        "attempts": len(job.attempts),
+        "trainingJobName": attempt.name if attempt else None,
+        "failureClass": attempt.failure_class.value if attempt and attempt.failure_class else None,
+        "sweepId": job.sweep_id,
+    }
+
+
+class SnsNotifier:
+    """:class:`backend.ports.Notifier` publishing to one SNS topic."""
+
+    name = "sns"
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+        self.published = 0
+
+    def notify(self, job: Job, seq: int) -> None:
+        body = summary(job, seq)
+        subject = f"Trainbot: {job.name} is {body['status']}"
+        if body["reason"]:
+            subject += f" ({body['reason']})"
+        try:
+            self._client.publish(
+                TopicArn=self._topic_arn,
+                # SNS subjects: ASCII, no newlines, at most 100 characters.
+                Subject=subject.encode("ascii", "replace").decode().replace("\n", " ")[:100],
+                Message=json.dumps(body),
+                MessageAttributes={
+                    "JobId": {"DataType": "String", "StringValue": job.job_id},
+                    "JobStatus": {"DataType": "String", "StringValue": body["status"]},
+                    "Owner": {"DataType": "String", "StringValue": job.owner.key},
+                },
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise NotifierUnavailable(f"SNS publish failed: {exc}") from exc
+        self.published += 1

@@ -1,0 +1,111 @@
+"""The composition root: wires adapters to services once per cold start.
+
+Entry points (Lambda handlers, the CLI, local mode) call :func:`build` with settings read from
+the environment; tests call it with overrides (a fake clock, pre-built clients, fakes).
+Nothing else constructs adapters.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from backend.adapters.aws import aws_client
+from backend.adapters.dynamo_store import DynamoJobStore
+from backend.adapters.sagemaker import SageMakerBackend
+from backend.adapters.sns import SnsNotifier
+from backend.config import Settings
+from backend.domain.times import utcnow
+from backend.ports import Notifier
+from backend.services.jobs import JobService
+from backend.services.notify import Dispatcher
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Callable[[], datetime]
+    store: DynamoJobStore
+    backend: Any
+    notifiers: list[Notifier]
+    dispatcher: Dispatcher
+    jobs: JobService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def launcher(self):
+        from backend.services.launcher import Launcher, TokenBucket
+
+        if "launcher" not in self.extras:
+            self.extras["launcher"] = Launcher(
+                self.store,
+                self.backend,
+                self.dispatcher,
+                policy=self.settings.retry_policy,
+                instance_limits=self.settings.instance_limits,
+                pacer=TokenBucket(rate=self.settings.sagemaker_calls_per_second, burst=max(1.0, self.settings.sagemaker_calls_per_second)),
+                clock=self.clock,
+                rng=self.extras.get("rng") or random.Random(),
+            )
+        return self.extras["launcher"]
+
+    @property
+    def monitor(self):
+        from backend.services.launcher import TokenBucket
+        from backend.services.monitor import Monitor
+
+        if "monitor" not in self.extras:
+            self.extras["monitor"] = Monitor(
+                self.store,
+                self.backend,
+                self.dispatcher,
+                policy=self.settings.retry_policy,
+                pacer=TokenBucket(rate=self.settings.sagemaker_calls_per_second, burst=max(1.0, self.settings.sagemaker_calls_per_second)),
+                clock=self.clock,
+                rng=self.extras.get("rng") or random.Random(),
+            )
+        return self.extras["monitor"]
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    dynamodb: Any = None,
+    sagemaker: Any = None,
+    sns: Any = None,
+    notifiers: Callable[[DynamoJobStore], list[Notifier]] | None = None,
+    rng: random.Random | None = None,
+) -> Container:
+    """Wire Trainbot. Clients not given are created from the environment (boto3 honours
+    ``AWS_ENDPOINT_URL_*``). ``notifiers`` (a factory given the store) replaces the default
+    set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured."""
+    dynamodb = dynamodb or aws_client("dynamodb", region=settings.aws_region)
+    store = DynamoJobStore(dynamodb, settings.jobs_table_name)
+    if notifiers is None:
+        chosen: list[Notifier] = []
+        if settings.notify_topic_arn:
+            chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region), settings.notify_topic_arn))
+        if settings.slack_bot_token or settings.slack_secret_id:
+            chosen.append(_slack_notifier(settings, store))
+    else:
+        chosen = notifiers(store)
+    store.set_notify_targets([n.name for n in chosen])
+    backend = SageMakerBackend(sagemaker or aws_client("sagemaker", region=settings.aws_region, max_attempts=3))
+    dispatcher = Dispatcher(store, chosen, clock)
+    jobs = JobService(store, backend, dispatcher, clock=clock, is_admin=settings.is_admin)
+    container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
+    if rng is not None:
+        container.extras["rng"] = rng
+    return container
+
+
+def _slack_notifier(settings: Settings, store: DynamoJobStore) -> Notifier:
+    """The Slack notifier (thread replies, root card updates); lives with the bot because it
+    shares the bot's rendering."""
+    from bot.notifier import build_slack_notifier
+
+    return build_slack_notifier(settings, store)

@@ -1,0 +1,184 @@
+"""Job use cases the bot and the CLI call: submit, sweep, look up, list, stop, retry.
+
+Authorization of changes lives here (only a job's owner or an admin may stop or retry it), so
+every entry point enforces the same rule. Each status change goes through the store's
+conditional write; a lost race re-reads and decides again, never overwrites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from aws_lambda_powertools import Logger
+
+from backend.domain.model import AttemptOutcome, Job, JobArgs, Owner, SlackThread, new_job
+from backend.domain.status import JobStatus
+from backend.errors import BackendUnavailable, IllegalTransition, NotAuthorized, StoreUnavailable
+from backend.ports import Applied, Page, Registered, TrainingBackend
+from backend.services.notify import Dispatcher
+
+logger = Logger(service="trainbot", child=True)
+
+S = JobStatus
+_MAX_RACE_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: a Slack user of a team (or a CLI user, named the same way)."""
+
+    team_id: str
+    user_id: str
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(team_id=self.team_id, user_id=self.user_id)
+
+
+class JobService:
+    def __init__(
+        self,
+        store,
+        backend: TrainingBackend,
+        dispatcher: Dispatcher,
+        *,
+        clock: Callable[[], datetime],
+        is_admin: Callable[[str], bool] = lambda _user: False,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._is_admin = is_admin
+
+    @property
+    def store(self):
+        return self._store
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    # --- submit -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        *,
+        name: str,
+        job_args: JobArgs,
+        actor: Actor,
+        slack: SlackThread | None = None,
+        priority: int = 5,
+        retry_budget: int = 2,
+        client_token: str | None = None,
+        preset: str | None = None,
+    ) -> Registered:
+        """Register one job (idempotent on ``client_token``) and announce it."""
+        job = new_job(
+            name=name,
+            job_args=job_args,
+            owner=actor.owner,
+            now=self._clock(),
+            slack=slack,
+            priority=priority,
+            retry_budget=retry_budget,
+            client_token=client_token,
+            preset=preset,
+        )
+        registered = self._store.register(job)
+        if registered.created:
+            logger.info("job submitted", extra={"job_id": job.job_id, "owner": actor.owner.key})
+        self._dispatcher.deliver(registered.job)
+        return registered
+
+    def submit_sweep(self, jobs: Sequence[Job], sweep_id: str, on_progress=None) -> list[str]:
+        """Register a sweep's jobs in one batch (idempotent on ``sweep_id``)."""
+        ids = self._store.register_many(jobs, sweep_id, on_progress=on_progress)
+        logger.info("sweep submitted", extra={"sweep_id": sweep_id, "jobs": len(ids)})
+        return ids
+
+    def attach_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
+        self._store.set_thread(job_id, channel_id, thread_ts)
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        return self._store.get(job_id)
+
+    def list_owner(self, owner: Owner, *, limit: int = 10, cursor: str | None = None) -> Page:
+        return self._store.jobs_of_owner(owner, limit=limit, cursor=cursor)
+
+    def list_all(self, *, limit: int = 10, cursor: str | None = None) -> Page:
+        return self._store.recent_jobs(limit=limit, cursor=cursor, today=self._clock())
+
+    # --- change -------------------------------------------------------------------------------
+
+    def authorize_change(self, actor: Actor, job: Job) -> None:
+        """Only the job's owner (same team and user) or an admin may change it."""
+        if job.owner == actor.owner or self._is_admin(actor.user_id):
+            return
+        raise NotAuthorized(f"only <@{job.owner.user_id}> (the owner) or an admin may change {job.job_id}")
+
+    def stop(self, job_id: str, actor: Actor) -> Job:
+        """Stop a job: not yet launched -> Stopped at once; running -> Stopping, and
+        StopTrainingJob is sent (if SageMaker cannot be reached now, the monitor's sweep sends
+        it again). Any other status -> IllegalTransition."""
+        for _ in range(_MAX_RACE_ROUNDS):
+            job = self._store.get(job_id)
+            self.authorize_change(actor, job)
+            now = self._clock()
+            who = f"stopped by <@{actor.user_id}>"
+            if job.status in (S.NEW, S.RETRYING):
+                outcome = self._store.transition(
+                    job, S.STOPPED, at=now, reason=f"{who} before launch", lease=None, next_attempt_at=None
+                )
+                if isinstance(outcome, Applied):
+                    pending = job.current_attempt
+                    if pending is not None and pending.outcome is AttemptOutcome.PENDING:
+                        # A create may have reached SageMaker before a crash: make sure it stops.
+                        self._stop_quietly(pending.name)
+                    self._dispatcher.deliver(outcome.job)
+                    return outcome.job
+            elif job.status in (S.LAUNCHED, S.IN_PROGRESS):
+                outcome = self._store.transition(job, S.STOPPING, at=now, reason=who)
+                if isinstance(outcome, Applied):
+                    self._stop_quietly(job.current_attempt.name)
+                    self._dispatcher.deliver(outcome.job)
+                    return outcome.job
+            elif job.status is S.STOPPING:
+                self._stop_quietly(job.current_attempt.name)  # idempotent: ask again
+                return job
+            else:
+                raise IllegalTransition(job.job_id, job.status.value, S.STOPPED.value)
+        raise StoreUnavailable(f"{job_id} kept changing while stopping it; try again")
+
+    def _stop_quietly(self, name: str) -> None:
+        try:
+            self._backend.stop(name)
+        except BackendUnavailable as exc:
+            logger.warning("stop not sent; the monitor retries", extra={"attempt": name, "error": str(exc)})
+
+    def retry(self, job_id: str, actor: Actor) -> Job:
+        """Start a Failed or Stopped job again, with a fresh algorithm-error budget."""
+        for _ in range(_MAX_RACE_ROUNDS):
+            job = self._store.get(job_id)
+            self.authorize_change(actor, job)
+            if job.status not in (S.FAILED, S.STOPPED):
+                raise IllegalTransition(job.job_id, job.status.value, S.RETRYING.value)
+            now = self._clock()
+            outcome = self._store.transition(
+                job,
+                S.RETRYING,
+                at=now,
+                reason=f"retry requested by <@{actor.user_id}>",
+                next_attempt_at=now,
+                algorithm_failures=0,
+                capacity_wait_since=None,
+                lease=None,
+            )
+            if isinstance(outcome, Applied):
+                self._dispatcher.deliver(outcome.job)
+                return outcome.job
+        raise StoreUnavailable(f"{job_id} kept changing while retrying it; try again")
