@@ -23,6 +23,9 @@ os.environ.update(
         "POWERTOOLS_METRICS_NAMESPACE": "TrainbotTests",
         "POWERTOOLS_SERVICE_NAME": "trainbot",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # Keep test output readable; tests that check logs or metrics turn them back on.
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }
 )
 for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:

@@ -1,0 +1,19 @@
+"""Launcher Lambda (EventBridge schedule, every minute): one launcher tick."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from backend.handlers import runtime
+from backend.handlers.runtime import logger, metrics, time_left
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
+    report = runtime.container().launcher.run_tick(should_continue=lambda: time_left(context))
+    metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)
+    metrics.add_metric(name="JobsDue", unit=MetricUnit.Count, value=report.due)
+    for cause, count in report.by_class.items():
+        metrics.add_metric(name=f"CreateRefused_{cause}", unit=MetricUnit.Count, value=count)
+    return report.as_dict()

@@ -1,0 +1,38 @@
+"""What every Lambda entry point shares: one logger, one metrics object, and the container
+built once per cold start (lazily, so importing a handler has no side effects)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+
+from backend.bootstrap import Container, build
+from backend.config import Settings
+
+logger = Logger(service="trainbot")
+metrics = Metrics(namespace="Trainbot", service="trainbot")
+
+# Leave this much of the Lambda's time unused: stop claiming/describing and report.
+RESERVE_MS = 15_000
+
+
+_installed: Container | None = None
+
+
+def container() -> Container:
+    """The wired system for this execution environment (built from the environment on first
+    use, once per cold start)."""
+    global _installed
+    if _installed is None:
+        _installed = build(Settings.from_env())
+    return _installed
+
+
+def install(wired: Container | None) -> None:
+    """Use ``wired`` from now on (tests and local mode wire their own: a clock, stand-ins);
+    None forgets it, so the next call builds from the environment again."""
+    global _installed
+    _installed = wired
+
+
+def time_left(context) -> bool:  # noqa: ANN001 - a Lambda context
+    return context is None or context.get_remaining_time_in_millis() > RESERVE_MS

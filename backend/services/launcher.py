@@ -1,0 +1,274 @@
+"""The launcher: claims due jobs and creates their SageMaker training jobs.
+
+One tick (an EventBridge schedule, every minute):
+
+1. count instances in use per type (the Active index) and load the instance-type holds;
+2. read due jobs in launch order (the Queue index: expired claims first, then priority,
+   owner-fair tag, age);
+3. for each, unless its type is held or at its limit: **claim** it with a conditional write
+   that records the attempt's name (``<JobId>-a<n>``) and a lease, then CreateTrainingJob
+   under that name, paced by a token bucket, then move the job to Launched.
+
+Crash safety follows from the order: the name is recorded before the create, so a launcher
+that dies after the claim, or after the create, leaves a claimed job whose lease expires; the
+next tick claims it again and creates under the *same* name, and SageMaker's ``ResourceInUse``
+means "it exists: adopt it". Two launchers racing lose or win the claim's conditional write,
+so an attempt is never created twice.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
+from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
+from backend.domain.status import JobStatus
+from backend.domain.times import format_utc, parse_utc
+from backend.errors import AlreadyExists, CreateRefused, StoreUnavailable
+from backend.ports import Applied, LostRace, TrainingBackend
+from backend.services.notify import Dispatcher
+from backend.services.pacing import TokenBucket
+
+logger = Logger(service="trainbot", child=True)
+
+S = JobStatus
+F = FailureClass
+
+# Longer than the launcher's Lambda timeout, so a live launcher never loses its claim.
+LEASE = timedelta(minutes=5)
+DUE_BATCH = 200
+
+
+@dataclass
+class LaunchReport:
+    due: int = 0
+    launched: int = 0
+    adopted: int = 0
+    retrying: int = 0
+    failed: int = 0
+    kept_due: int = 0  # throttled or unknown: still due, no attempt spent
+    held: int = 0  # skipped: the instance type is held after ResourceLimitExceeded
+    at_limit: int = 0  # skipped: TRAINBOT_INSTANCE_LIMITS reached
+    lost_races: int = 0
+    stopped_early: bool = False
+    by_class: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["by_class"] = dict(self.by_class)
+        return data
+
+
+@dataclass(frozen=True)
+class _Result:
+    launched: bool = False
+    hold_until: datetime | None = None  # ResourceLimitExceeded: hold the type until then
+
+
+@dataclass(frozen=True)
+class Hold:
+    """No launches of an instance type until ``until``, or until fewer of its instances run
+    than when the hold began (one of its jobs ended and freed quota)."""
+
+    until: datetime
+    active_at_hold: int
+
+
+class Launcher:
+    def __init__(
+        self,
+        store,
+        backend: TrainingBackend,
+        dispatcher: Dispatcher,
+        *,
+        policy: RetryPolicy,
+        instance_limits: dict[str, int],
+        pacer: TokenBucket,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+        batch: int = DUE_BATCH,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._dispatcher = dispatcher
+        self._policy = policy
+        self._limits = dict(instance_limits)
+        self._pacer = pacer
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._batch = batch
+        self._token = secrets.token_hex(6)
+
+    def run_tick(self, should_continue: Callable[[], bool] = lambda: True) -> LaunchReport:
+        report = LaunchReport()
+        now = self._clock()
+        usage: Counter = Counter()
+        for active in self._store.active_jobs():
+            usage[active.job_args.instance_type] += active.job_args.instance_count
+        holds, holds_changed = self._load_holds(now, usage)
+        due = self._store.due_for_launch(now, self._batch)
+        report.due = len(due)
+        for job in due:
+            if not should_continue():
+                report.stopped_early = True
+                break
+            instance_type, count = job.job_args.instance_type, job.job_args.instance_count
+            if instance_type in holds:
+                report.held += 1
+                continue
+            limit = self._limits.get(instance_type)
+            if limit is not None and usage[instance_type] + count > limit:
+                report.at_limit += 1
+                continue
+            result = self._launch(job, report)
+            if result.launched:
+                usage[instance_type] += count
+            elif result.hold_until is not None:
+                holds[instance_type] = Hold(result.hold_until, usage[instance_type])
+                holds_changed = True
+        if holds_changed:
+            self._save_holds(holds)
+        logger.info("launcher tick", extra={"report": report.as_dict()})
+        return report
+
+    # --- one job --------------------------------------------------------------------------
+
+    def _launch(self, job: Job, report: LaunchReport) -> _Result:
+        now = self._clock()
+        attempt = job.current_attempt
+        if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:
+            if len(job.attempts) >= MAX_ATTEMPTS:
+                self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)
+                return _Result()
+            attempt = Attempt(number=len(job.attempts) + 1, name=attempt_name(job.job_id, len(job.attempts) + 1), claimed_at=now)
+            attempts = [*job.attempts, attempt]
+        else:
+            # A pending attempt: an earlier launcher claimed it and may have created it before
+            # it died (or got a lost response). Same name again: create or adopt.
+            attempts = job.attempts
+        claim = self._store.update(job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE))
+        if isinstance(claim, LostRace):
+            report.lost_races += 1
+            return _Result()
+        job = claim.job
+
+        self._pacer.acquire()
+        adopted = False
+        try:
+            self._backend.create(attempt.name, job.job_args.to_request(attempt.name))
+        except AlreadyExists:
+            adopted = True
+        except CreateRefused as refused:
+            return self._refused(job, attempt, refused.classification, report)
+        self._pacer.reward()
+
+        launched = attempt.model_copy(update={"outcome": AttemptOutcome.RUNNING, "launched_at": self._clock()})
+        reason = f"adopted existing {attempt.name}" if adopted else f"created {attempt.name}"
+        outcome = self._store.transition(
+            job,
+            S.LAUNCHED,
+            at=self._clock(),
+            reason=reason,
+            attempts=job.replace_attempt(launched),
+            lease=None,
+            next_attempt_at=None,
+        )
+        if isinstance(outcome, LostRace):
+            report.lost_races += 1
+            current = outcome.current
+            if current is not None and current.status is S.STOPPED:
+                # The user stopped the job while we were creating it: do not leave it running.
+                self._stop_orphan(attempt.name)
+            return _Result()
+        if adopted:
+            report.adopted += 1
+        else:
+            report.launched += 1
+        logger.info("launched", extra={"job_id": job.job_id, "attempt": attempt.name, "adopted": adopted})
+        self._dispatcher.deliver(outcome.job)
+        return _Result(launched=True)
+
+    def _refused(self, job: Job, attempt: Attempt, classification: Classification, report: LaunchReport) -> _Result:
+        now = self._clock()
+        cls = classification.failure_class
+        report.by_class[cls.value] += 1
+        if cls in (F.THROTTLING, F.UNKNOWN):
+            # Could not find out, or SageMaker is busy: keep the pending attempt (its name may
+            # exist after a lost response; the next try adopts it), release the claim, spend
+            # nothing, and slow down.
+            self._pacer.penalize()
+            self._store.update(job, at=now, lease=None)
+            report.kept_due += 1
+            logger.warning("create throttled; job stays due", extra={"job_id": job.job_id, "reason": classification.reason})
+            return _Result()
+        not_started = attempt.model_copy(
+            update={"outcome": AttemptOutcome.NOT_STARTED, "failure_class": cls, "reason": classification.reason, "ended_at": now}
+        )
+        attempts = job.replace_attempt(not_started)
+        decision = self._policy.decide(job, classification, now=now, rng=self._rng)
+        if decision.action is Action.RETRY:
+            changes = {
+                "attempts": attempts,
+                "lease": None,
+                "next_attempt_at": next_attempt_time(now, decision),
+                "capacity_wait_since": job.capacity_wait_since or now,
+            }
+            if job.status is S.RETRYING:
+                outcome = self._store.update(job, at=now, **changes)
+            else:
+                outcome = self._store.transition(job, S.RETRYING, at=now, reason=classification.reason, **changes)
+            report.retrying += 1
+            if isinstance(outcome, Applied):
+                self._dispatcher.deliver(outcome.job)
+            # No hammering: hold further launches of this type until the backoff passes or
+            # one of its jobs ends.
+            return _Result(hold_until=changes["next_attempt_at"] if cls in (F.QUOTA, F.CAPACITY) else None)
+        self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
+        return _Result()
+
+    def _finish(self, job: Job, status: JobStatus, reason: str, report: LaunchReport, **changes: Any) -> None:
+        outcome = self._store.transition(job, status, at=self._clock(), reason=reason, **changes)
+        if isinstance(outcome, Applied):
+            report.failed += 1
+            logger.info("job failed at launch", extra={"job_id": job.job_id, "reason": reason})
+            self._dispatcher.deliver(outcome.job)
+        else:
+            report.lost_races += 1
+
+    def _stop_orphan(self, name: str) -> None:
+        try:
+            self._backend.stop(name)
+        except Exception as exc:  # noqa: BLE001 - best effort; the monitor stops orphans it sees running
+            logger.warning("could not stop orphan", extra={"attempt": name, "error": str(exc)})
+
+    # --- holds ---------------------------------------------------------------------------------
+
+    def _load_holds(self, now: datetime, usage: Counter) -> tuple[dict[str, Hold], bool]:
+        try:
+            record = self._store.get_record("holds", "instance-types") or {}
+        except StoreUnavailable:
+            return {}, False
+        holds: dict[str, Hold] = {}
+        changed = False
+        for instance_type, raw in (record.get("Holds") or {}).items():
+            hold = Hold(parse_utc(raw["Until"]), int(raw["Active"]))
+            if now >= hold.until or usage[instance_type] < hold.active_at_hold:
+                changed = True  # the backoff passed, or one of its jobs ended: launch again
+                continue
+            holds[instance_type] = hold
+        return holds, changed
+
+    def _save_holds(self, holds: dict[str, Hold]) -> None:
+        self._store.put_record(
+            "holds",
+            "instance-types",
+            {"Holds": {t: {"Until": format_utc(h.until), "Active": h.active_at_hold} for t, h in holds.items()}},
+        )

@@ -1,0 +1,256 @@
+"""The monitor: applies what SageMaker says about attempts to their jobs.
+
+Two inputs: SageMaker's state-change events (EventBridge; they may repeat or arrive out of
+order) and a slower scheduled sweep that describes the active jobs, paced, and drains the
+notification outbox. Either way the same rule applies an observation: only a forward move of
+the attempt the observation is about, through the store's conditional write, so a duplicate or
+stale event changes nothing. A Describe that is throttled or times out means "unknown": the job
+is left as it is and looked at again on the next sweep, never failed for it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from backend.domain.model import AttemptOutcome, FailureClass, Job
+from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
+from backend.domain.status import JobStatus
+from backend.errors import BackendUnavailable, JobNotFound
+from backend.ports import Applied, LostRace, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
+from backend.services.notify import Dispatcher
+from backend.services.pacing import TokenBucket
+
+logger = Logger(service="trainbot", child=True)
+
+S = JobStatus
+F = FailureClass
+T = TrainingState
+
+# How long a Launched attempt may be unknown to SageMaker (eventual consistency right after
+# the create) before the job is requeued.
+MISSING_GRACE = timedelta(minutes=10)
+_RACE_ROUNDS = 5
+
+
+@dataclass
+class MonitorReport:
+    observed: int = 0
+    applied: int = 0
+    ignored: int = 0  # not ours, stale, duplicate, or nothing to change
+    unknown: int = 0  # Describe throttled / timed out: looked at again later
+    lost_races: int = 0
+    stops_resent: int = 0
+    stopped_early: bool = False
+    outcomes: Counter = field(default_factory=Counter)
+    notifications_sent: int = 0
+    notifications_pending: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcomes"] = dict(self.outcomes)
+        return data
+
+
+class Monitor:
+    def __init__(
+        self,
+        store,
+        backend: TrainingBackend,
+        dispatcher: Dispatcher,
+        *,
+        policy: RetryPolicy,
+        pacer: TokenBucket,
+        clock: Callable[[], datetime],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._backend = backend
+        self._dispatcher = dispatcher
+        self._policy = policy
+        self._pacer = pacer
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    # --- events -----------------------------------------------------------------------------
+
+    def observe(self, job_id: str, attempt_number: int, status: TrainingStatus, report: MonitorReport | None = None) -> MonitorReport:
+        """Apply one observation (from an event) to its job, re-reading after a lost race."""
+        report = report or MonitorReport()
+        report.observed += 1
+        for _ in range(_RACE_ROUNDS):
+            try:
+                job = self._store.get(job_id)
+            except JobNotFound:
+                report.ignored += 1
+                return report
+            if not isinstance(self._apply(job, attempt_number, status, report), LostRace):
+                return report
+            report.lost_races += 1
+        return report
+
+    # --- sweep ------------------------------------------------------------------------------
+
+    def sweep(self, should_continue: Callable[[], bool] = lambda: True) -> MonitorReport:
+        """Describe every active job's current attempt (paced) and apply what SageMaker says;
+        then deliver what the notification outbox still holds."""
+        report = MonitorReport()
+        for job in self._store.active_jobs():
+            if not should_continue():
+                report.stopped_early = True
+                break
+            attempt = job.current_attempt
+            if attempt is None:
+                continue
+            self._pacer.acquire()
+            try:
+                status = self._backend.describe(attempt.name)
+            except BackendUnavailable as exc:
+                self._pacer.penalize()
+                report.unknown += 1
+                logger.info("status unknown; looking again later", extra={"job_id": job.job_id, "error": str(exc)})
+                continue
+            self._pacer.reward()
+            report.observed += 1
+            if status is None:
+                self._missing(job, report)
+                continue
+            if job.status is S.STOPPING and status.state is T.RUNNING:
+                self._resend_stop(attempt.name, report)
+                continue
+            if isinstance(self._apply(job, attempt.number, status, report), LostRace):
+                report.lost_races += 1  # changed under us: the event path or the next sweep sees it
+        delivery = self._dispatcher.drain(should_continue=should_continue)
+        report.notifications_sent = delivery.sent
+        report.notifications_pending = delivery.pending
+        logger.info("monitor sweep", extra={"report": report.as_dict()})
+        return report
+
+    def _missing(self, job: Job, report: MonitorReport) -> None:
+        attempt = job.current_attempt
+        launched = attempt.launched_at or attempt.claimed_at
+        if self._clock() - launched < MISSING_GRACE:
+            report.ignored += 1
+            return
+        gone = attempt.model_copy(update={"outcome": AttemptOutcome.FAILED, "failure_class": F.UNKNOWN, "reason": "SageMaker has no record of it"})
+        self._write(
+            job,
+            S.RETRYING,
+            f"SageMaker has no record of {attempt.name}; trying again",
+            report,
+            attempts=job.replace_attempt(gone),
+            next_attempt_at=self._clock(),
+        )
+
+    def _resend_stop(self, name: str, report: MonitorReport) -> None:
+        self._pacer.acquire()
+        try:
+            self._backend.stop(name)
+            report.stops_resent += 1
+        except BackendUnavailable:
+            report.unknown += 1
+
+    # --- applying one observation -----------------------------------------------------------
+
+    def _apply(self, job: Job, number: int, status: TrainingStatus, report: MonitorReport) -> WriteOutcome | None:
+        attempt = next((a for a in job.attempts if a.number == number), None)
+        current = job.current_attempt
+        if attempt is None or current is None or attempt.number != current.number:
+            report.ignored += 1  # an older attempt's (late) news, or a name we never recorded
+            return None
+        if attempt.outcome in (AttemptOutcome.COMPLETED, AttemptOutcome.FAILED, AttemptOutcome.STOPPED, AttemptOutcome.NOT_STARTED):
+            report.ignored += 1  # already applied: a duplicate or out-of-order event
+            return None
+        if job.is_terminal:
+            if job.status is S.STOPPED and status.state is T.RUNNING:
+                self._resend_stop(attempt.name, report)  # created after the user stopped it
+            report.ignored += 1
+            return None
+        now = self._clock()
+
+        if job.is_queued:
+            # The launcher created this attempt but died (or lost the answer) before recording
+            # it: adopt it now, then apply the observation to the adopted job.
+            running = attempt.model_copy(update={"outcome": AttemptOutcome.RUNNING, "launched_at": now})
+            outcome = self._write(job, S.LAUNCHED, f"adopted {attempt.name}", report, attempts=job.replace_attempt(running), lease=None, next_attempt_at=None)
+            if not isinstance(outcome, Applied):
+                return outcome
+            job = outcome.job
+            attempt = running
+
+        if status.state is T.RUNNING:
+            if job.status is S.LAUNCHED:
+                started = attempt.model_copy(update={"started_at": status.started_at or now})
+                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started))
+            report.ignored += 1
+            return None
+        if status.state is T.STOPPING:
+            if job.status in (S.LAUNCHED, S.IN_PROGRESS):
+                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report)
+            report.ignored += 1
+            return None
+
+        ended = attempt.model_copy(
+            update={
+                "started_at": attempt.started_at or status.started_at,
+                "ended_at": status.ended_at or now,
+                "billable_seconds": status.billable_seconds,
+            }
+        )
+        if status.state is T.COMPLETED:
+            done = ended.model_copy(update={"outcome": AttemptOutcome.COMPLETED, "reason": "completed"})
+            return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done))
+        if status.state is T.STOPPED:
+            stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
+            why = "stopped" if job.status is S.STOPPING else "stopped outside Trainbot"
+            return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
+        return self._failed(job, ended, status, report, now)
+
+    def _failed(self, job: Job, ended, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
+        classification = classify_failure_reason(
+            status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else ""
+        )
+        failed = ended.model_copy(
+            update={"outcome": AttemptOutcome.FAILED, "failure_class": classification.failure_class, "reason": classification.reason}
+        )
+        attempts = job.replace_attempt(failed)
+        report.outcomes[classification.failure_class.value] += 1
+        if job.status is S.STOPPING:
+            # The user asked to stop; it failed first. Do not resubmit what they stopped.
+            return self._write(job, S.FAILED, classification.reason, report, attempts=attempts)
+        decision = self._policy.decide(job, classification, now=now, rng=self._rng)
+        if decision.action in (Action.RETRY, Action.KEEP):
+            # KEEP (a SageMaker-side error) for a finished attempt means: try again, for free.
+            capacity = classification.failure_class in (F.CAPACITY, F.QUOTA)
+            return self._write(
+                job,
+                S.RETRYING,
+                classification.reason,
+                report,
+                attempts=attempts,
+                next_attempt_at=next_attempt_time(now, decision),
+                algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
+                capacity_wait_since=(job.capacity_wait_since or now) if capacity else None,
+            )
+        return self._write(
+            job,
+            S.FAILED,
+            decision.reason,
+            report,
+            attempts=attempts,
+            algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
+        )
+
+    def _write(self, job: Job, to_status: JobStatus, reason: str, report: MonitorReport, **changes: Any) -> WriteOutcome:
+        outcome = self._store.transition(job, to_status, at=self._clock(), reason=reason, **changes)
+        if isinstance(outcome, Applied):
+            report.applied += 1
+            logger.info("job moved", extra={"job_id": job.job_id, "from": job.status.value, "to": to_status.value, "reason": reason})
+            self._dispatcher.deliver(outcome.job)
+        return outcome

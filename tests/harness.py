@@ -1,0 +1,180 @@
+"""A whole Trainbot back end on one machine, for lifecycle, chaos and scale tests and the
+benchmark: moto (in-process) for DynamoDB and SNS, the SageMaker stand-in over HTTP (reached by
+boto3 through ``AWS_ENDPOINT_URL_SAGEMAKER``), and the Lambda handlers declared in
+``template.yaml`` driven as AWS drives them. One simulated clock serves both Trainbot and the
+stand-in, so a test moves time instead of sleeping."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.bootstrap import build
+from backend.config import Settings
+from backend.domain.model import JobArgs
+from backend.handlers import runtime
+from backend.services.jobs import Actor
+from infra.sagemaker_standin import Faults, SageMakerStandIn
+from infra.template import create_jobs_table, create_topic, load_template
+
+ALICE = Actor(team_id="T1", user_id="UALICE")
+BOB = Actor(team_id="T1", user_id="UBOB")
+ADMIN = Actor(team_id="T1", user_id="UADMIN")
+
+
+class SimClock:
+    """Epoch seconds for the stand-in, aware datetimes for Trainbot; moved by the test."""
+
+    def __init__(self, start: float = 1_790_000_000.0) -> None:
+        self.t = start
+
+    def epoch(self) -> float:
+        return self.t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.t, tz=UTC)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@dataclass
+class FakeContext:
+    """The parts of a Lambda context our handlers and Powertools read."""
+
+    function_name: str = "trainbot-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:trainbot-test"
+    aws_request_id: str = "req-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def handler_for(logical_id: str) -> Callable[[dict, Any], Any]:
+    """The handler function `template.yaml` declares for a function resource."""
+    dotted = load_template()["Resources"][logical_id]["Properties"]["Handler"]
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def job_request(**hyperparameters: str) -> JobArgs:
+    return JobArgs.model_validate(
+        {
+            "AlgorithmSpecification": {"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest"},
+            "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
+            "OutputDataConfig": {"S3OutputPath": "s3://out-bucket/runs"},
+            "ResourceConfig": {"InstanceType": hyperparameters.pop("instance", "ml.g5.xlarge"), "InstanceCount": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": int(hyperparameters.pop("max_runtime", "3600"))},
+            "HyperParameters": hyperparameters,
+        }
+    )
+
+
+class Stack:
+    """Build inside an active ``mock_aws()``. ``env`` overrides settings variables."""
+
+    def __init__(self, *, faults: Faults | None = None, capacity: dict[str, int] | None = None, env: dict[str, str] | None = None,
+                 duration: float = 120.0, startup: float = 20.0, seed: int = 0) -> None:
+        import random
+
+        from backend.adapters.aws import aws_client
+
+        self.clock = SimClock()
+        self.sagemaker = SageMakerStandIn(
+            clock=self.clock.epoch, capacity=capacity, default_duration_seconds=duration,
+            startup_seconds=startup, stop_seconds=10.0, faults=faults or Faults(), seed=seed,
+        )
+        self.sagemaker.start()
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = self.sagemaker.url
+        self.dynamodb = aws_client("dynamodb", region="us-east-1")
+        self.sns = aws_client("sns", region="us-east-1")
+        self.sqs = aws_client("sqs", region="us-east-1")
+        create_jobs_table(self.dynamodb, "trainbot-jobs")
+        topic = create_topic(self.sns)
+        queue = self.sqs.create_queue(QueueName="notifications")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        self.queue = queue
+        variables = {
+            "JOBS_TABLE_NAME": "trainbot-jobs",
+            "NOTIFY_TOPIC_ARN": topic,
+            "TRAINBOT_ADMIN_USERS": ADMIN.user_id,
+            "TRAINBOT_SAGEMAKER_CALLS_PER_SECOND": "100000",
+            **(env or {}),
+        }
+        self.settings = Settings.from_env(variables)
+        self.container = build(self.settings, clock=self.clock.now, rng=random.Random(seed))
+        runtime.install(self.container)
+        self.launcher_handler = handler_for("LauncherFunction")
+        self.monitor_handler = handler_for("MonitorFunction")
+        self.context = FakeContext()
+        self._messages: list[dict] = []
+
+    def close(self) -> None:
+        runtime.install(None)
+        self.sagemaker.stop()
+        os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER", None)
+
+    # --- driving ------------------------------------------------------------------------------
+
+    @property
+    def jobs(self):
+        return self.container.jobs
+
+    @property
+    def store(self):
+        return self.container.store
+
+    def submit(self, name: str = "bert", actor: Actor = ALICE, **kwargs: Any):
+        args = kwargs.pop("job_args", None) or job_request(**kwargs.pop("hp", {}))
+        return self.jobs.submit(name=name, job_args=args, actor=actor, **kwargs).job
+
+    def launch(self) -> dict:
+        return self.launcher_handler(SCHEDULED, self.context)
+
+    def sweep(self) -> dict:
+        return self.monitor_handler(SCHEDULED, self.context)
+
+    def deliver_events(self) -> int:
+        events = self.sagemaker.drain_events()
+        for event in events:
+            self.monitor_handler(event, self.context)
+        return len(events)
+
+    def tick(self, seconds: float = 30.0, *, sweep: bool = False) -> None:
+        """One minute of the system's life, compressed: time passes, the launcher runs,
+        SageMaker's events reach the monitor, and (optionally) the monitor sweeps."""
+        self.clock.advance(seconds)
+        self.launch()
+        self.deliver_events()
+        if sweep:
+            self.sweep()
+
+    def run_until_settled(self, job_ids: list[str], *, max_ticks: int = 200, seconds: float = 30.0) -> list:
+        for tick in range(max_ticks):
+            jobs = self.store.get_many(job_ids)
+            if all(job.is_terminal for job in jobs):
+                return jobs
+            self.tick(seconds, sweep=tick % 4 == 3)
+        raise AssertionError(f"jobs not settled after {max_ticks} ticks: {[(j.job_id, j.status.value) for j in self.store.get_many(job_ids) if not j.is_terminal]}")
+
+    def notifications(self) -> list[dict]:
+        """Every SNS message published so far (via the subscribed SQS queue)."""
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+            batch = answer.get("Messages", [])
+            if not batch:
+                return self._messages
+            for message in batch:
+                self._messages.append({"body": json.loads(message["Body"]), "attributes": message.get("MessageAttributes", {})})
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
