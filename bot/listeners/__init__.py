@@ -1,0 +1,18 @@
+"""Bolt listeners, one module per kind of Slack request; each exposes ``register(app)``.
+
+Listeners are plain module-level functions (a test calls them with a fake ``ack``/``respond``
+and a ``context`` holding the :class:`bot.usecases.BotService` under ``"bot"``). The ack
+listener only parses and validates, within Slack's 3 seconds; the work runs in a lazy
+listener, which on Lambda is a fresh asynchronous invocation of the same function.
+"""
+
+from __future__ import annotations
+
+
+def register_all(app) -> None:  # noqa: ANN001 - slack_bolt.App
+    from bot.listeners import actions, commands, errors, views
+
+    commands.register(app)
+    actions.register(app)
+    views.register(app)
+    errors.register(app)

@@ -1,0 +1,86 @@
+"""Buttons: Stop / Retry / View logs on a job's card, Next page on a list, and the large-sweep
+confirmation. Each is acked at once; the work runs lazily and is authorized exactly like the
+matching command (the job service checks owner-or-admin for stop and retry)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from backend.domain.status import JobStatus
+from backend.errors import InvalidRequest
+from backend.services.jobs import Actor
+from bot import render
+from bot.listeners.commands import root_poster
+from bot.listeners.errors import answers_errors
+from bot.usecases import BotService
+
+
+def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+    app.action(render.STOP_ACTION)(ack=acknowledge, lazy=[stop_job])
+    app.action(render.RETRY_ACTION)(ack=acknowledge, lazy=[retry_job])
+    app.action(render.LOGS_ACTION)(acknowledge)  # a link button: Slack opens the URL itself
+    app.action(render.LIST_MORE_ACTION)(ack=acknowledge, lazy=[next_page])
+    app.action(render.SWEEP_CONFIRM_ACTION)(ack=acknowledge, lazy=[confirm_sweep])
+    app.action(render.SWEEP_CANCEL_ACTION)(ack=acknowledge, lazy=[cancel_sweep])
+
+
+def acknowledge(ack) -> None:  # noqa: ANN001
+    ack()
+
+
+def actor_of(body: dict[str, Any]) -> Actor:
+    user = body.get("user") or {}
+    team = (body.get("team") or {}).get("id") or user.get("team_id", "")
+    return Actor(team_id=team, user_id=user.get("id", ""))
+
+
+def value_of(action: dict[str, Any]) -> str:
+    return str(action.get("value") or "")
+
+
+def _say(respond, **message: Any) -> None:  # noqa: ANN001
+    respond(response_type="ephemeral", replace_original=False, **message)
+
+
+@answers_errors
+def stop_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    _say(respond, text=render.changed("stop", bot.stop(value_of(action), actor_of(body))))
+
+
+@answers_errors
+def retry_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    _say(respond, text=render.changed("retry", bot.retry(value_of(action), actor_of(body))))
+
+
+@answers_errors
+def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    try:
+        state = json.loads(value_of(action))
+        scope = "all" if state.get("scope") == "all" else "mine"
+        status = JobStatus(state["status"]) if state.get("status") else None
+        jobs, cursor = bot.list_jobs(actor_of(body), scope, status, state.get("cursor"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InvalidRequest(["that page is no longer available; run /train list again"]) from None
+    respond(replace_original=True, **render.list_page(jobs, scope=scope, status=status, cursor=cursor))
+
+
+@answers_errors
+def confirm_sweep(action: dict, body: dict, context, respond, client) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    sweep_id, actor = value_of(action), actor_of(body)
+    fields, channel = bot.take_parked_sweep(sweep_id, actor)
+    merged, specs = bot.sweep_specs(fields, merged=True)
+    name = merged.get("name", "")
+    bot.register_sweep(sweep_id, name, specs, actor, channel, post_root=root_poster(client, sweep_id))
+    respond(replace_original=True, text=render.sweep_registered(name, len(specs), sweep_id))
+
+
+@answers_errors
+def cancel_sweep(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    bot.drop_parked_sweep(value_of(action), actor_of(body))
+    respond(replace_original=True, text=render.sweep_cancelled())

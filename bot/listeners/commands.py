@@ -1,0 +1,117 @@
+"""The `/train` slash command: validate in the ack, work in the lazy listener.
+
+:func:`acknowledge` parses and validates (merging a preset is one read) and answers within
+Slack's 3 seconds: usage on bad input, help, the submit modal, or "Registering…". :func:`work`
+re-parses the same payload in the lazy invocation and does what was asked. The slash
+command's ``trigger_id`` is the idempotency key: a redelivered payload registers nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.services.jobs import Actor
+from bot import grammar, render
+from bot.grammar import EXAMPLES, BadCommand
+from bot.listeners.errors import answers_errors
+from bot.usecases import BotService, SweepRoot, sweep_id_for
+
+
+def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+    app.command("/train")(ack=acknowledge, lazy=[work])
+
+
+def actor_of(command: dict[str, Any]) -> Actor:
+    return Actor(team_id=command.get("team_id", ""), user_id=command.get("user_id", ""))
+
+
+def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    try:
+        request = grammar.parse(command.get("text", ""))
+        answer = preflight(bot, request, command, client)
+    except BadCommand as exc:
+        ack(response_type="ephemeral", text=render.problems_text(exc.problems, exc.usage))
+        return
+    ack(**answer)
+
+
+def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client) -> dict[str, Any]:  # noqa: ANN001
+    """Validate ``request`` and say what the ack answers (BadCommand if invalid)."""
+    match request:
+        case grammar.Help(unknown=unknown):
+            return {"response_type": "ephemeral", "text": render.help_text(unknown)}
+        case grammar.OpenSubmitModal():
+            # The trigger id is valid for 3 seconds only: the modal opens here, not lazily.
+            client.views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
+            return {}
+        case grammar.Submit(fields=fields):
+            return {"response_type": "ephemeral", "text": render.submitting(bot.job_spec(fields).name)}
+        case grammar.Sweep(fields=fields):
+            _, specs = bot.sweep_specs(fields)
+            name = fields.get("name", "")
+            if bot.needs_confirmation(len(specs)):
+                pending = sweep_id_for(command["trigger_id"])
+                card = render.sweep_confirm(name, len(specs), pending, bot.settings.sweep_confirm_size)
+                return {"response_type": "ephemeral", **card}
+            return {"response_type": "ephemeral", "text": render.sweep_registering(name, len(specs))}
+        case grammar.PresetSave(fields=fields):
+            # A preset holds only some fields: check their values against a complete example.
+            grammar.job_spec({**EXAMPLES, **fields}, grammar.USAGE["preset"])
+            return {}
+    return {}
+
+
+@answers_errors
+def work(command: dict[str, Any], context, respond, client, body) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    request = grammar.parse(command.get("text", ""))
+    actor = actor_of(command)
+    channel = command.get("channel_id", "")
+    token = command["trigger_id"]
+
+    def say(**message: Any) -> None:
+        respond(response_type="ephemeral", replace_original=False, **message)
+
+    match request:
+        case grammar.Submit(fields=fields):
+            registered = bot.submit(bot.job_spec(fields), actor, channel, token)
+            say(text=render.submitted(registered.job, registered.created))
+        case grammar.Sweep(fields=fields):
+            merged, specs = bot.sweep_specs(fields)
+            sweep_id = sweep_id_for(token)
+            if bot.needs_confirmation(len(specs)):
+                bot.park_sweep(sweep_id, merged, actor, channel)
+                return
+            name = merged.get("name", "")
+            bot.register_sweep(sweep_id, name, specs, actor, channel, post_root=root_poster(client, sweep_id))
+            say(text=render.sweep_registered(name, len(specs), sweep_id))
+        case grammar.Status(job_id=job_id):
+            say(**render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now()))
+        case grammar.ListJobs(scope=scope, status=status):
+            jobs, cursor = bot.list_jobs(actor, scope, status)
+            say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))
+        case grammar.Stop(job_id=job_id):
+            say(text=render.changed("stop", bot.stop(job_id, actor)))
+        case grammar.Retry(job_id=job_id):
+            say(text=render.changed("retry", bot.retry(job_id, actor)))
+        case grammar.PresetSave(name=name, fields=fields):
+            say(text=render.preset_saved(name, bot.presets.save(name, fields, actor.user_id)))
+        case grammar.PresetList():
+            say(text=render.preset_list(bot.presets.names()))
+        case grammar.PresetShow(name=name):
+            preset = bot.presets.get(name)
+            say(text=render.preset_show(preset.name, preset.fields, preset.creator))
+        case grammar.PresetDelete(name=name):
+            bot.presets.delete(name, actor.user_id)
+            say(text=render.preset_deleted(name))
+
+
+def root_poster(client, sweep_id: str):  # noqa: ANN001, ANN201
+    """Post a sweep's thread root with the bot's client; returns a function giving its ts."""
+
+    def post(root: SweepRoot) -> str:
+        card = render.sweep_root(root.name, root.owner, sweep_id, root.total)
+        return str(client.chat_postMessage(channel=root.channel, **card)["ts"])
+
+    return post

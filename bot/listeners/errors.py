@@ -1,0 +1,119 @@
+"""Typed errors to polite Slack answers: the one place that decides what a user reads when
+something did not work.
+
+:func:`message_for` maps each :mod:`backend.errors` type (and a refused Slack call) to a
+message. The ack phase's one ``@app.error`` handler uses it for the HTTP answer; lazy
+listeners (whose exceptions bolt only logs) are wrapped in :func:`answers_errors`, which sends
+the same message with ``respond`` (or as an ephemeral message when there is no response_url).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from backend.errors import (
+    ConfigError,
+    IllegalTransition,
+    InvalidRequest,
+    JobNotFound,
+    NotAuthorized,
+    NotifierUnavailable,
+    StoreUnavailable,
+    TrainbotError,
+)
+from bot import render
+from bot.grammar import BadCommand
+from bot.presets import PresetNotYours
+from bot.usecases import SweepExpired
+
+logger = Logger(service="trainbot", child=True)
+
+
+
+def message_for(exc: Exception) -> str:
+    """What the user reads for ``exc``."""
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(exc, BadCommand):
+        return render.problems_text(exc.problems, exc.usage)
+    if isinstance(exc, SweepExpired):
+        return render.sweep_expired()
+    if isinstance(exc, InvalidRequest):
+        return render.problems_text(exc.problems)
+    if isinstance(exc, JobNotFound):
+        return render.not_found(exc.job_id)
+    if isinstance(exc, PresetNotYours):
+        return render.preset_not_yours(exc.name, exc.creator)
+    if isinstance(exc, NotAuthorized):
+        return render.not_authorized("change")
+    if isinstance(exc, IllegalTransition):
+        action = "retry" if exc.to_status == "Retrying" else "stop"
+        return render.illegal(action, exc.job_id, exc.from_status)
+    if isinstance(exc, (StoreUnavailable, NotifierUnavailable, ConfigError)):
+        return render.unavailable()
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error") if exc.response is not None else ""
+        if error in ("channel_not_found", "not_in_channel"):
+            return ":speech_balloon: I can't post in this channel yet: invite me (`/invite @Trainbot`) and try again."
+        return render.oops()
+    return render.oops()
+
+
+def answers_errors(func: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a lazy listener: typed errors become a polite ephemeral answer; anything else gets
+    a generic apology and is re-raised, so bolt logs it with its traceback."""
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        try:
+            func(**kwargs)
+        except TrainbotError as exc:
+            logger.info("request refused", extra={"error": type(exc).__name__, "detail": str(exc)})
+            _tell(kwargs, message_for(exc))
+        except Exception as exc:
+            _tell(kwargs, message_for(exc))
+            raise
+
+    return wrapper
+
+
+def _tell(kwargs: dict[str, Any], text: str) -> None:
+    respond = kwargs.get("respond")
+    body = kwargs.get("body") or {}
+    if respond is not None and (body.get("response_url") or body.get("response_urls")):
+        respond(text=text, response_type="ephemeral", replace_original=False)
+        return
+    client, view = kwargs.get("client"), body.get("view") or {}
+    try:
+        channel = json.loads(view.get("private_metadata") or "{}").get("channel")
+    except ValueError:
+        channel = None
+    user = (body.get("user") or {}).get("id")
+    if client is not None and channel and user:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+
+def handle_error(error: Exception, body: dict, logger: Any) -> Any:  # noqa: ANN401
+    """The app's one error handler (ack phase): a 200 with a polite answer, so Slack shows the
+    user a message instead of "dispatch_failed"."""
+    from slack_bolt import BoltResponse
+
+    if isinstance(error, TrainbotError):
+        logger.info(f"request refused: {type(error).__name__}: {error}")
+    else:
+        logger.exception(f"listener failed: {error}")
+    text = message_for(error)
+    if body.get("type") == "view_submission":
+        payload: dict[str, Any] = {"response_action": "errors", "errors": {"name": text[:150]}}
+    else:
+        payload = {"response_type": "ephemeral", "text": text}
+    return BoltResponse(status=200, body=json.dumps(payload), headers={"content-type": "application/json"})
+
+
+def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+    app.error(handle_error)

@@ -1,0 +1,89 @@
+"""The submit modal (`/train submit` with no arguments): the same fields as the command.
+
+The ack validates and, on a mistake, answers ``response_action: errors`` so Slack shows the
+message under the field at fault; the lazy listener registers the job. The view's id is the
+idempotency key (one modal, one job, however often the submission is delivered).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from backend.services.jobs import Actor
+from bot import grammar, render
+from bot.grammar import BadCommand
+from bot.listeners.errors import answers_errors
+from bot.usecases import BotService
+
+_BLOCKS = {key for key, *_ in render.MODAL_FIELDS}
+
+
+def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+    app.view(render.SUBMIT_VIEW)(ack=acknowledge, lazy=[submit])
+
+
+def fields_of(view: dict[str, Any]) -> dict[str, str]:
+    """The modal's inputs as grammar fields (``hp`` lines become ``hp.<name>``)."""
+    fields: dict[str, str] = {}
+    problems = []
+    for block_id, inputs in (view.get("state") or {}).get("values", {}).items():
+        value = str((inputs.get("value") or {}).get("value") or "").strip()
+        if not value or block_id not in _BLOCKS:
+            continue
+        if block_id == "hp":
+            for line in value.splitlines():
+                if not line.strip():
+                    continue
+                key, eq, item = line.strip().partition("=")
+                if not eq or not key.strip():
+                    problems.append(f"hp: {line.strip()[:60]!r} is not name=value")
+                else:
+                    fields[f"hp.{key.strip()}"] = item.strip()
+        else:
+            fields[block_id] = grammar.normalize(value)
+    if problems:
+        raise BadCommand(problems)
+    return fields
+
+
+def _errors_by_block(problems: list[str]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for problem in problems:
+        label = problem.split(":", 1)[0].split(" ", 1)[0]
+        block = "hp" if label.startswith("hp.") else label if label in _BLOCKS else "name"
+        errors[block] = (errors.get(block, "") + " " + problem).strip()[:150]
+    return errors
+
+
+def actor_of(body: dict[str, Any]) -> Actor:
+    user = body.get("user") or {}
+    return Actor(team_id=(body.get("team") or {}).get("id") or user.get("team_id", ""), user_id=user.get("id", ""))
+
+
+def channel_of(view: dict[str, Any]) -> str:
+    try:
+        return str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
+    except ValueError:
+        return ""
+
+
+def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    try:
+        bot.job_spec(fields_of(view))
+    except BadCommand as exc:
+        ack(response_action="errors", errors=_errors_by_block(exc.problems))
+        return
+    ack()
+
+
+@answers_errors
+def submit(view: dict, body: dict, context, client) -> None:  # noqa: ANN001
+    bot: BotService = context["bot"]
+    actor, channel = actor_of(body), channel_of(view)
+    registered = bot.submit(bot.job_spec(fields_of(view)), actor, channel or None, f"view:{view.get('id')}")
+    if channel:
+        client.chat_postEphemeral(
+            channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created)
+        )

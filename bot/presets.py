@@ -1,0 +1,101 @@
+"""Presets: named team defaults (image, role, input, output, instance…) for `/train submit`.
+
+A preset is a small record in the jobs table, ``preset#<name>``, holding the grammar's own
+``key=value`` fields (so ``preset show`` prints exactly what a scientist would type) and who
+saved it. One index record, ``preset-index#all``, maps every name to its creator so that
+``preset list`` is one GetItem, never a Scan.
+
+Who may change a preset: anyone allowed to use Trainbot may create a new name; only its creator
+or an admin may overwrite or delete it (a team's defaults should not change under its feet).
+Fields given on the command line win over the preset's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.errors import NotAuthorized
+from bot.grammar import PRESET_NAME, USAGE, BadCommand
+
+KIND = "preset"
+INDEX_KIND = "preset-index"
+INDEX_KEY = "all"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    fields: dict[str, str]
+    creator: str
+
+
+class PresetNotFound(BadCommand):
+    """No preset has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__([f"preset: there is no preset {name!r}; `/train preset list` shows them"], USAGE["preset"])
+        self.name = name
+
+
+class PresetNotYours(NotAuthorized):
+    """Someone else's preset: only its creator or an admin may change it."""
+
+    def __init__(self, name: str, creator: str) -> None:
+        super().__init__(f"preset {name} belongs to {creator}")
+        self.name = name
+        self.creator = creator
+
+
+class PresetBook:
+    """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
+
+    def __init__(self, store, *, is_admin) -> None:  # noqa: ANN001 - DynamoJobStore, settings.is_admin
+        self._store = store
+        self._is_admin = is_admin
+
+    def get(self, name: str) -> Preset:
+        record = self._store.get_record(KIND, name)
+        if record is None:
+            raise PresetNotFound(name)
+        return Preset(name, {str(k): str(v) for k, v in record.get("Fields", {}).items()}, str(record.get("Creator", "")))
+
+    def names(self) -> dict[str, str]:
+        """Every preset's name and creator."""
+        record = self._store.get_record(INDEX_KIND, INDEX_KEY) or {}
+        return {str(k): str(v) for k, v in record.get("Names", {}).items()}
+
+    def save(self, name: str, fields: dict[str, str], user_id: str) -> bool:
+        """Create or replace preset ``name``; True if it is new. :class:`NotAuthorized` when it
+        belongs to someone else and ``user_id`` is no admin."""
+        existing = self._store.get_record(KIND, name)
+        if existing is not None:
+            self._authorize(name, str(existing.get("Creator", "")), user_id)
+        creator = str(existing.get("Creator", user_id)) if existing else user_id
+        self._store.put_record(KIND, name, {"Fields": fields, "Creator": creator, "UpdatedBy": user_id})
+        names = self.names()
+        if names.get(name) != creator:
+            names[name] = creator
+            self._store.put_record(INDEX_KIND, INDEX_KEY, {"Names": names})
+        return existing is None
+
+    def delete(self, name: str, user_id: str) -> None:
+        preset = self.get(name)
+        self._authorize(name, preset.creator, user_id)
+        self._store.delete_record(KIND, name)
+        names = self.names()
+        if names.pop(name, None) is not None:
+            self._store.put_record(INDEX_KIND, INDEX_KEY, {"Names": names})
+
+    def _authorize(self, name: str, creator: str, user_id: str) -> None:
+        if creator and creator != user_id and not self._is_admin(user_id):
+            raise PresetNotYours(name, creator)
+
+    def merged(self, fields: dict[str, str]) -> dict[str, str]:
+        """``fields`` on top of the preset they name (if any)."""
+        name = fields.get("preset")
+        if not name:
+            return dict(fields)
+        if not PRESET_NAME.match(name.lower()):
+            raise PresetNotFound(name[:40])
+        preset = self.get(name.lower())
+        return {**preset.fields, **fields, "preset": preset.name}

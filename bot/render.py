@@ -1,0 +1,469 @@
+"""Every word and Block Kit block Trainbot shows in Slack.
+
+One module for the bot's answers and the notifier's thread messages, so a job's card looks the
+same however it was produced. Text that came from a user (job names, reasons, values echoed in
+error messages) always goes through :func:`esc`, which makes ``<!channel>``, ``<@U…>`` and
+``<https://…|links>`` inert: Slack only parses markup that arrives as raw ``<``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from backend.domain.model import Attempt, Job
+from backend.domain.status import TERMINAL, JobStatus
+
+S = JobStatus
+MAX_SECTION = 2900  # Slack's section text limit is 3,000 characters
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+EMOJI = {
+    S.NEW: ":hourglass_flowing_sand:",
+    S.LAUNCHED: ":rocket:",
+    S.IN_PROGRESS: ":gear:",
+    S.RETRYING: ":repeat:",
+    S.STOPPING: ":octagonal_sign:",
+    S.COMPLETED: ":white_check_mark:",
+    S.FAILED: ":x:",
+    S.STOPPED: ":black_square_for_stop:",
+}
+
+# Button action ids: the contract between these blocks and bot.listeners.actions.
+STOP_ACTION = "job_stop"
+RETRY_ACTION = "job_retry"
+LOGS_ACTION = "job_logs"
+LIST_MORE_ACTION = "list_more"
+SWEEP_CONFIRM_ACTION = "sweep_confirm"
+SWEEP_CANCEL_ACTION = "sweep_cancel"
+SUBMIT_VIEW = "train_submit"
+
+
+def esc(text: Any, limit: int = 500) -> str:
+    """``text`` made inert for Slack mrkdwn (``& < >`` escaped) and cut to ``limit`` characters."""
+    value = str(text)
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user_id: str) -> str:
+    """A live mention for a real Slack user id; anything else is shown inert."""
+    return f"<@{user_id}>" if _SLACK_USER.match(user_id) else esc(user_id, 40)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min" if not sec or minutes >= 10 else f"{minutes} min {sec} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION]}]}
+
+
+def _button(text: str, action_id: str, value: str = "", *, style: str | None = None, url: str | None = None) -> dict:
+    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id}
+    if value:
+        button["value"] = value
+    if style:
+        button["style"] = style
+    if url:
+        button["url"] = url
+    return button
+
+
+# --- links ------------------------------------------------------------------------------------
+
+
+def console_url(region: str, training_job_name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{training_job_name}"
+
+
+def logs_url(region: str, training_job_name: str) -> str:
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        "#logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FTrainingJobs"
+        f"$3FlogStreamNameFilter$3D{training_job_name}"
+    )
+
+
+# --- the job card (thread root) ---------------------------------------------------------------
+
+
+def headline(job: Job) -> str:
+    return f"{EMOJI[job.status]} *{esc(job.name, 80)}* `{job.job_id}` is *{job.status.value}*"
+
+
+def job_card(job: Job, region: str) -> dict[str, Any]:
+    """The thread root: name, owner, instance, status, last reason, and the job's buttons."""
+    args = job.job_args
+    lines = [
+        headline(job),
+        f"Owner {mention(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
+        + (" · spot" if args.EnableManagedSpotTraining else "")
+        + f" · priority {job.priority}",
+    ]
+    blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
+    last = job.history[-1] if job.history else None
+    if last and last.reason and last.to_status is not S.NEW:
+        blocks.append(_context(esc(last.reason, 300)))
+    buttons = []
+    if job.status not in TERMINAL:
+        buttons.append(_button("Stop", STOP_ACTION, job.job_id, style="danger"))
+    if job.status in (S.FAILED, S.STOPPED):
+        buttons.append(_button("Retry", RETRY_ACTION, job.job_id, style="primary"))
+    if job.current_attempt is not None:
+        buttons.append(_button("View logs", LOGS_ACTION, job.job_id, url=logs_url(region, job.current_attempt.name)))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"job:{job.job_id}", "elements": buttons})
+    text = f"{job.name} ({job.job_id}) is {job.status.value}"
+    return {"text": esc(text, 300), "blocks": blocks}
+
+
+# --- thread replies ---------------------------------------------------------------------------
+
+
+def _attempts_at(job: Job, at: datetime) -> list[Attempt]:
+    return [a for a in job.attempts if a.claimed_at <= at]
+
+
+def thread_reply(job: Job, seq: int) -> str:
+    """The reply for status change ``seq``. Terminal replies mention the owner and say why."""
+    entry = job.history[seq - 1]
+    status = entry.to_status
+    reason = esc(entry.reason, 400) if entry.reason else ""
+    attempts = _attempts_at(job, entry.at)
+    attempt = attempts[-1] if attempts else None
+    head = f"{EMOJI[status]} *{status.value}*"
+    if status is S.NEW:
+        return f"{head}: {esc(job.name, 80)} is queued (`{job.job_id}`)"
+    if status is S.LAUNCHED:
+        return f"{head}: attempt {len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+    if status is S.IN_PROGRESS:
+        return f"{head}: training has started" + (f" ({reason})" if reason else "")
+    if status is S.STOPPING:
+        return f"{head}: " + (reason or "stop requested")
+    if status is S.RETRYING:
+        return f"{head}: {retry_line(job, seq)}"
+    owner = mention(job.owner.user_id)
+    if status is S.COMPLETED:
+        billable = attempt.billable_seconds if attempt else None
+        took = _took(attempt)
+        extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
+        return f"{head} {owner}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "")
+    if status is S.STOPPED:
+        return f"{head} {owner}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
+    # Failed
+    failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
+    return f"{head} {owner}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "")
+
+
+def retry_line(job: Job, seq: int) -> str:
+    """"attempt 3 of 5 in 8 min: CapacityError…": the next attempt, the most there will be
+    (capacity retries are free, so that number can grow), when, and why."""
+    entry = job.history[seq - 1]
+    done = len(_attempts_at(job, entry.at))
+    remaining = max(0, job.retry_budget - job.algorithm_failures)
+    line = f"attempt {done + 1} of {done + 1 + remaining}"
+    latest_retry = seq == len(job.history) or job.history[-1].seq == seq
+    if latest_retry and job.next_attempt_at is not None:
+        line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
+    if entry.reason:
+        line += f": {esc(entry.reason, 300)}"
+    return line
+
+
+def _took(attempt: Attempt | None) -> str:
+    if attempt and attempt.started_at and attempt.ended_at:
+        return duration((attempt.ended_at - attempt.started_at).total_seconds())
+    return ""
+
+
+# --- /train status ----------------------------------------------------------------------------
+
+
+def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
+    """The full picture: status, every attempt with its reason and durations, billable time,
+    and links to the SageMaker console and the CloudWatch logs."""
+    card = job_card(job, region)
+    blocks = [card["blocks"][0]]
+    rows = []
+    total_billable = 0
+    for attempt in job.attempts[-10:]:
+        started = attempt.started_at or attempt.launched_at
+        end = attempt.ended_at or (now if attempt.outcome.value in ("running", "pending") else None)
+        ran = duration((end - started).total_seconds()) if started and end else "–"
+        total_billable += attempt.billable_seconds or 0
+        why = f" · {attempt.failure_class.value}" if attempt.failure_class else ""
+        reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
+        rows.append(
+            f"*{attempt.number}.* `{attempt.name}` {attempt.outcome.value}{why} · ran {ran}"
+            + (f" · billable {duration(attempt.billable_seconds)}" if attempt.billable_seconds else "")
+            + reason
+            + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
+        )
+    if len(job.attempts) > 10:
+        rows.insert(0, f"_…{len(job.attempts) - 10} earlier attempts_")
+    blocks.append(_section("*Attempts*\n" + ("\n".join(rows) if rows else "none yet: waiting for the launcher")))
+    age = duration((now - job.created_at).total_seconds())
+    facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]
+    if job.status is S.RETRYING and job.next_attempt_at:
+        facts.append(f"next attempt in {duration(max(0.0, (job.next_attempt_at - now).total_seconds()))}")
+    facts.append(f"algorithm retries used {job.algorithm_failures} of {job.retry_budget}")
+    if job.preset:
+        facts.append(f"preset {esc(job.preset, 40)}")
+    blocks.append(_context(" · ".join(facts)))
+    history = [
+        f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({esc(h.reason, 120)})" if h.reason else "")
+        for h in job.history[-8:]
+    ]
+    blocks.append(_context("\n".join(history)))
+    blocks.extend(b for b in card["blocks"][1:] if b["type"] == "actions")
+    return {"text": card["text"], "blocks": blocks}
+
+
+# --- /train list ------------------------------------------------------------------------------
+
+
+def list_page(jobs: list[Job], *, scope: str, status: JobStatus | None, cursor: str | None) -> dict[str, Any]:
+    title = ("Your jobs" if scope == "mine" else "Everyone's jobs") + (f" ({status.value})" if status else "")
+    if not jobs:
+        return {"text": f"{title}: none", "blocks": [_section(f"*{title}*: none found")]}
+    lines = [
+        f"{EMOJI[j.status]} `{j.job_id}` *{esc(j.name, 60)}* {j.status.value} · `{j.job_args.instance_type}`"
+        + (f" · {mention(j.owner.user_id)}" if scope == "all" else "")
+        + f" · {j.created_at:%Y-%m-%d %H:%M}"
+        for j in jobs
+    ]
+    blocks = [_section(f"*{title}*, newest first\n" + "\n".join(lines))]
+    if cursor:
+        value = json.dumps({"scope": scope, "status": status.value if status else None, "cursor": cursor})
+        blocks.append({"type": "actions", "elements": [_button("Next page", LIST_MORE_ACTION, value)]})
+    return {"text": title, "blocks": blocks}
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+
+
+def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mapping[str, int] | None = None) -> dict:
+    tally = dict(tally or {})
+    ended = sum(tally.values())
+    parts = [f"{EMOJI[S(k)] if k in S._value2member_map_ else ''} {k} {v}".strip() for k, v in sorted(tally.items())]
+    status = f"{ended} of {total} ended" + (" · " + " · ".join(parts) if parts else "")
+    text = f":test_tube: Sweep *{esc(name, 80)}* by {mention(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
+    return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": [_section(text)]}
+
+
+def sweep_confirm(name: str, size: int, pending_id: str, limit: int) -> dict[str, Any]:
+    text = (
+        f"This sweep *{esc(name, 80)}* makes *{size:,} jobs* (more than {limit:,}). "
+        "Register them all?"
+    )
+    return {
+        "text": f"Confirm a sweep of {size} jobs",
+        "blocks": [
+            _section(text),
+            {
+                "type": "actions",
+                "elements": [
+                    _button(f"Register {size:,} jobs", SWEEP_CONFIRM_ACTION, pending_id, style="primary"),
+                    _button("Cancel", SWEEP_CANCEL_ACTION, pending_id),
+                ],
+            },
+        ],
+    }
+
+
+def sweep_job_reply(job: Job, seq: int) -> str:
+    hp = ", ".join(f"{esc(k, 40)}={esc(v, 40)}" for k, v in list(job.job_args.HyperParameters.items())[:6])
+    return thread_reply(job, seq) + (f"\n_{hp}_" if hp else "")
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+HELP = """*Trainbot*: SageMaker training from Slack.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+  `{submit}`
+• `/train submit`: the same as a form.
+• `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
+• `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
+• `/train stop <JobId>` · `/train retry <JobId>`
+• `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
+  Presets hold team defaults (image, role, input, output…): `/train submit preset=nlp name=x hp.lr=3e-5`."""
+
+
+def help_text(unknown: str = "") -> str:
+    from bot.grammar import SUBMIT_USAGE
+
+    intro = f"I don't know `{esc(unknown, 40)}`. Here is what I do know:\n" if unknown else ""
+    return intro + HELP.format(submit=esc(SUBMIT_USAGE))
+
+
+def problems_text(problems: Iterable[str], usage: str = "") -> str:
+    lines = "\n".join(f"• {esc(p, 400)}" for p in list(problems)[:12])
+    text = f":warning: That didn't work:\n{lines}"
+    if usage:
+        text += "\nThe right form:\n```" + esc(usage, 1500) + "```"
+    return text
+
+
+def refused_user() -> str:
+    return ":no_entry: Sorry, you are not on Trainbot's list of users (TRAINBOT_ALLOWED_USERS). Ask an admin to add you."
+
+
+def refused_team() -> str:
+    return ":no_entry: Sorry, this Trainbot serves another Slack workspace."
+
+
+def not_found(job_id: str) -> str:
+    return f":mag: There is no job `{esc(job_id, 80)}`. `/train list` shows yours."
+
+
+def not_authorized(action: str, job: Job | None = None) -> str:
+    owner = f" ({mention(job.owner.user_id)})" if job else ""
+    return f":lock: Only the job's owner{owner} or an admin may {action} it."
+
+
+def illegal(action: str, job_id: str, status: str) -> str:
+    hints = {
+        "stop": "only queued or running jobs can be stopped",
+        "retry": "only Failed or Stopped jobs can be retried",
+    }
+    return f":information_source: `{esc(job_id, 80)}` is {esc(status, 20)}: {hints.get(action, 'that is not possible now')}."
+
+
+def unavailable() -> str:
+    return ":hourglass: Trainbot could not reach its job store just now; nothing changed. Please try again in a minute."
+
+
+def oops() -> str:
+    return ":warning: Something went wrong on Trainbot's side; nothing was changed. Please try again."
+
+
+def submitting(name: str) -> str:
+    return f":inbox_tray: Registering *{esc(name, 80)}*…"
+
+
+def submitted(job: Job, created: bool) -> str:
+    verb = "Registered" if created else "Already registered"
+    return f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; its thread follows every change."
+
+
+def sweep_registering(name: str, size: int) -> str:
+    return f":inbox_tray: Registering sweep *{esc(name, 80)}* ({size:,} jobs)…"
+
+
+def sweep_registered(name: str, size: int, sweep_id: str) -> str:
+    return f":white_check_mark: Registered sweep *{esc(name, 80)}*: {size:,} jobs (`{sweep_id}`)."
+
+
+def sweep_expired() -> str:
+    return ":hourglass: That sweep confirmation expired or was already used. Run `/train sweep …` again."
+
+
+def sweep_cancelled() -> str:
+    return "Sweep cancelled; nothing was registered."
+
+
+def changed(action: str, job: Job) -> str:
+    return f"{EMOJI[job.status]} `{job.job_id}` is now *{job.status.value}* ({action} requested)."
+
+
+def preset_list(presets: Mapping[str, str]) -> str:
+    if not presets:
+        return "No presets yet. `/train preset save <name> key=value …` makes one."
+    lines = "\n".join(f"• `{esc(n, 40)}` by {mention(by)}" for n, by in sorted(presets.items()))
+    return f"*Presets*\n{lines}"
+
+
+def preset_show(name: str, fields: Mapping[str, str], creator: str) -> str:
+    body = " ".join(f"{esc(k, 60)}={esc(_quote(v), 300)}" for k, v in fields.items())
+    return f"*Preset* `{esc(name, 40)}` by {mention(creator)}\n```{body}```"
+
+
+def preset_saved(name: str, created: bool) -> str:
+    return f":floppy_disk: Preset `{esc(name, 40)}` {'saved' if created else 'updated'}."
+
+
+def preset_deleted(name: str) -> str:
+    return f":wastebasket: Preset `{esc(name, 40)}` deleted."
+
+
+def preset_missing(name: str) -> str:
+    return f":mag: There is no preset `{esc(name, 40)}`. `/train preset list` shows them."
+
+
+def preset_not_yours(name: str, creator: str) -> str:
+    return f":lock: Preset `{esc(name, 40)}` belongs to {mention(creator)}; only they or an admin may change it."
+
+
+def _quote(value: str) -> str:
+    return f'"{value}"' if (" " in value or not value) else value
+
+
+# --- the submit modal -------------------------------------------------------------------------
+
+MODAL_FIELDS = (
+    ("name", "Name", "bert-lr3", False),
+    ("preset", "Preset", "nlp (optional: team defaults)", True),
+    ("image", "Image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest", True),
+    ("instance", "Instance type", "ml.g5.xlarge", True),
+    ("count", "Instance count", "1", True),
+    ("input", "Input (S3)", "s3://data-bucket/train", True),
+    ("output", "Output (S3)", "s3://out-bucket/runs", True),
+    ("role", "Role ARN", "arn:aws:iam::123456789012:role/SageMakerRole", True),
+    ("max_runtime", "Max runtime", "1h", True),
+    ("spot", "Spot (true/false)", "false", True),
+    ("priority", "Priority (0-9)", "5", True),
+    ("retries", "Retries (algorithm errors)", "2", True),
+    ("hp", "Hyperparameters, one per line", "lr=3e-5\nepochs=3", True),
+)
+
+
+def submit_modal(channel_id: str) -> dict[str, Any]:
+    blocks = []
+    for key, label, placeholder, optional in MODAL_FIELDS:
+        element: dict[str, Any] = {
+            "type": "plain_text_input",
+            "action_id": "value",
+            "placeholder": {"type": "plain_text", "text": placeholder[:150]},
+        }
+        if key == "hp":
+            element["multiline"] = True
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": key,
+                "optional": optional,
+                "label": {"type": "plain_text", "text": label},
+                "element": element,
+            }
+        )
+    return {
+        "type": "modal",
+        "callback_id": SUBMIT_VIEW,
+        "private_metadata": json.dumps({"channel": channel_id}),
+        "title": {"type": "plain_text", "text": "Submit a training job"},
+        "submit": {"type": "plain_text", "text": "Submit"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }

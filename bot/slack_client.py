@@ -1,0 +1,53 @@
+"""The one place the bot builds its ``slack_sdk.WebClient``.
+
+Base URL from ``SLACK_API_URL`` (Slack, or the local stand-in). 429s honour ``Retry-After``, but
+only up to a bound: a notifier that slept through a long rate limit would hold up the monitor
+that called it, so past the bound the call fails and the change waits in the outbox instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.config import Settings
+from bot.secrets import slack_credentials
+
+# (retries on 429, longest Retry-After honoured, HTTP timeout) per use: a bot answer is
+# worth a short wait; a notification can always wait for the next outbox drain.
+_POLICY = {"bot": (2, 3.0, 5), "notify": (2, 5.0, 5)}
+
+
+def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = None) -> Any:
+    from slack_sdk import WebClient
+
+    retries, max_wait, timeout = _POLICY[purpose]
+    return WebClient(
+        token=token if token is not None else slack_credentials(settings).bot_token,
+        base_url=settings.slack_api_url,
+        timeout=timeout,
+        retry_handlers=[bounded_rate_limit_handler(retries, max_wait)],
+    )
+
+
+def bounded_rate_limit_handler(max_retry_count: int, max_wait_seconds: float) -> Any:
+    """slack_sdk's RateLimitErrorRetryHandler (sleeps for Retry-After), declining to retry when
+    Slack asks for a longer wait than ``max_wait_seconds``."""
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    class BoundedRateLimitErrorRetryHandler(RateLimitErrorRetryHandler):
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            return _retry_after(response) <= max_wait_seconds
+
+    return BoundedRateLimitErrorRetryHandler(max_retry_count=max_retry_count)
+
+
+def _retry_after(response: Any) -> float:
+    for key, values in (response.headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return float(values[0] if isinstance(values, list) else values)
+            except (TypeError, ValueError):
+                return 1.0
+    return 1.0
