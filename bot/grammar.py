@@ -357,12 +357,13 @@ def job_spec(fields: dict[str, str], usage: str = USAGE["submit"]) -> JobSpec:
     """Validate ``fields`` (preset already merged in) into one :class:`JobSpec`."""
     problems: list[str] = []
     request, knobs = _request(fields, problems)
-    if problems:
-        raise BadCommand(problems, usage)
     try:
         job_args = JobArgs.model_validate(request)
     except ValidationError as exc:
-        raise BadCommand(_pydantic_problems(exc), usage) from None
+        # Missing fields are named above in the grammar's words; report every other mistake too.
+        problems.extend(_pydantic_problems(exc))
+    if problems:
+        raise BadCommand(problems, usage)
     return JobSpec(job_args=job_args, preset=fields.get("preset") or None, **knobs)
 
 
@@ -486,6 +487,8 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
 def _pydantic_problems(exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
+        if error["type"] == "missing":
+            continue
         label = label_of(tuple(error["loc"]))
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(f"{label}: {message}" if label != "request" else message)

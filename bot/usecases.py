@@ -55,6 +55,11 @@ class BotService:
         self._c = container
         self.presets = PresetBook(container.store, is_admin=container.settings.is_admin)
 
+    def __deepcopy__(self, memo: dict) -> BotService:
+        # bolt deep-copies the request context for lazy listeners; the service (clients,
+        # locks) is shared, never copied.
+        return self
+
     @property
     def settings(self):
         return self._c.settings

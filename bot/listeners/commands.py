@@ -38,6 +38,7 @@ def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa:
 
 def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client) -> dict[str, Any]:  # noqa: ANN001
     """Validate ``request`` and say what the ack answers (BadCommand if invalid)."""
+    checked = validate(bot, request)
     match request:
         case grammar.Help(unknown=unknown):
             return {"response_type": "ephemeral", "text": render.help_text(unknown)}
@@ -45,27 +46,38 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
             # The trigger id is valid for 3 seconds only: the modal opens here, not lazily.
             client.views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
             return {}
-        case grammar.Submit(fields=fields):
-            return {"response_type": "ephemeral", "text": render.submitting(bot.job_spec(fields).name)}
+        case grammar.Submit():
+            return {"response_type": "ephemeral", "text": render.submitting(checked.name)}
         case grammar.Sweep(fields=fields):
-            _, specs = bot.sweep_specs(fields)
-            name = fields.get("name", "")
-            if bot.needs_confirmation(len(specs)):
+            name, size = fields.get("name", ""), len(checked)
+            if bot.needs_confirmation(size):
                 pending = sweep_id_for(command["trigger_id"])
-                card = render.sweep_confirm(name, len(specs), pending, bot.settings.sweep_confirm_size)
-                return {"response_type": "ephemeral", **card}
-            return {"response_type": "ephemeral", "text": render.sweep_registering(name, len(specs))}
+                return {"response_type": "ephemeral", **render.sweep_confirm(name, size, pending, bot.settings.sweep_confirm_size)}
+            return {"response_type": "ephemeral", "text": render.sweep_registering(name, size)}
+    return {}
+
+
+def validate(bot: BotService, request: grammar.Request) -> Any:  # noqa: ANN401
+    """The checks the ack makes (BadCommand if they fail); what they produced, if anything."""
+    match request:
+        case grammar.Submit(fields=fields):
+            return bot.job_spec(fields)
+        case grammar.Sweep(fields=fields):
+            return bot.sweep_specs(fields)[1]
         case grammar.PresetSave(fields=fields):
             # A preset holds only some fields: check their values against a complete example.
-            grammar.job_spec({**EXAMPLES, **fields}, grammar.USAGE["preset"])
-            return {}
-    return {}
+            return grammar.job_spec({**EXAMPLES, **fields}, grammar.USAGE["preset"])
+    return None
 
 
 @answers_errors
 def work(command: dict[str, Any], context, respond, client, body) -> None:  # noqa: ANN001
     bot: BotService = context["bot"]
-    request = grammar.parse(command.get("text", ""))
+    try:
+        request = grammar.parse(command.get("text", ""))
+        validate(bot, request)
+    except BadCommand:
+        return  # the ack has answered this already
     actor = actor_of(command)
     channel = command.get("channel_id", "")
     token = command["trigger_id"]

@@ -82,7 +82,11 @@ def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
 def submit(view: dict, body: dict, context, client) -> None:  # noqa: ANN001
     bot: BotService = context["bot"]
     actor, channel = actor_of(body), channel_of(view)
-    registered = bot.submit(bot.job_spec(fields_of(view)), actor, channel or None, f"view:{view.get('id')}")
+    try:
+        spec = bot.job_spec(fields_of(view))
+    except BadCommand:
+        return  # the ack has shown the errors in the modal already
+    registered = bot.submit(spec, actor, channel or None, f"view:{view.get('id')}")
     if channel:
         client.chat_postEphemeral(
             channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created)

@@ -1,0 +1,162 @@
+"""A local stand-in for the Lambda Invoke API, so lazy listeners re-enter the bot as on AWS.
+
+slack-bolt's ``LambdaLazyListenerRunner`` runs a lazy listener by calling boto3
+``lambda.invoke(FunctionName=<this function's ARN>, InvocationType="Event", Payload=event)``.
+Pointing boto3 at this server (``AWS_ENDPOINT_URL_LAMBDA``) makes that call land here:
+``POST /2015-03-31/functions/<name or ARN>/invocations`` runs the registered handler,
+in a background thread with an immediate 202 for ``X-Amz-Invocation-Type: Event`` (as Lambda
+does), or synchronously with the result as the body otherwise. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import unquote
+
+__all__ = ["LambdaStandIn", "lambda_context"]
+
+Handler = Callable[[dict[str, Any], Any], Any]
+_PREFIX = "/2015-03-31/functions/"
+
+
+def lambda_context(function_name: str, region: str = "us-east-1", account: str = "123456789012") -> Any:
+    """A context object with the attributes Lambda handlers (and bolt) read."""
+    return SimpleNamespace(
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:{region}:{account}:function:{function_name}",
+        memory_limit_in_mb=512,
+        aws_request_id=str(uuid.uuid4()),
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name="local",
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
+
+
+class LambdaStandIn:
+    """Serves the Invoke API on 127.0.0.1 for the functions registered with :meth:`add`."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._functions: dict[str, Handler] = {}
+        self._lock = threading.Condition()
+        self._running = 0
+        self.invocations: list[dict[str, Any]] = []  # name, type, status, error
+        self._server: ThreadingHTTPServer | None = None
+
+    def add(self, name: str, handler: Handler) -> None:
+        self._functions[name] = handler
+
+    def start(self) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
+        server.daemon_threads = True
+        self._server = server
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LambdaStandIn:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait_idle()
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("LambdaStandIn is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until no asynchronous invocation is running (TimeoutError otherwise)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._running == 0, timeout):
+                raise TimeoutError(f"{self._running} invocations still running after {timeout}s")
+
+    def errors(self) -> list[str]:
+        with self._lock:
+            return [i["error"] for i in self.invocations if i.get("error")]
+
+    def _resolve(self, target: str) -> tuple[str, Handler] | None:
+        name = target.rsplit(":function:", 1)[-1].split(":", 1)[0]
+        handler = self._functions.get(name)
+        return (name, handler) if handler else None
+
+    def _run(self, name: str, handler: Handler, event: Any, kind: str) -> tuple[Any, str | None]:
+        record: dict[str, Any] = {"name": name, "type": kind, "error": None}
+        try:
+            return handler(event, lambda_context(name)), None
+        except Exception:  # noqa: BLE001 - Lambda reports any handler failure; so do we
+            record["error"] = traceback.format_exc()
+            return None, record["error"]
+        finally:
+            with self._lock:
+                self.invocations.append(record)
+
+    def _invoke(self, target: str, kind: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+        found = self._resolve(target)
+        if found is None:
+            body = {"Type": "User", "message": f"Function not found: {target}"}
+            return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
+        name, handler = found
+        event = json.loads(payload or b"{}")
+        if kind == "Event":
+            with self._lock:
+                self._running += 1
+
+            def background() -> None:
+                try:
+                    self._run(name, handler, event, kind)
+                finally:
+                    with self._lock:
+                        self._running -= 1
+                        self._lock.notify_all()
+
+            threading.Thread(target=background, daemon=True).start()
+            return 202, {}, b""
+        result, error = self._run(name, handler, event, kind)
+        if error is not None:
+            return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps({"errorMessage": error}).encode()
+        return 200, {}, json.dumps(result).encode()
+
+
+def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            payload = self.rfile.read(length)
+            path = self.path.split("?", 1)[0]
+            if not (path.startswith(_PREFIX) and path.endswith("/invocations")):
+                status, headers, body = 404, {}, b'{"message": "unknown path"}'
+            else:
+                target = unquote(path[len(_PREFIX) : -len("/invocations")])
+                kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+                status, headers, body = standin._invoke(target, kind, payload)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            pass
+
+    return Handler

@@ -1,0 +1,258 @@
+"""Every `/train` command and button, signed as Slack signs them, through the handler that
+template.yaml declares, with lazy listeners re-entering it through the Lambda Invoke stand-in
+and every Slack call made by the real WebClient against the Slack stand-in."""
+
+from __future__ import annotations
+
+import json
+
+from backend.domain.status import JobStatus
+from infra.slack_signing import block_actions_body, view_submission_body
+from tests.bot_fixtures import (  # noqa: F401 - fixtures
+    ADMIN,
+    CHANNEL,
+    GOOD_SUBMIT,
+    OTHER,
+    TEAM,
+    USER,
+    answer_text,
+    bot_env,
+    slack,
+)
+
+
+def _only_job(store):
+    jobs = store.jobs_of_owner(_owner(), limit=50).jobs
+    assert len(jobs) == 1, jobs
+    return jobs[0]
+
+
+def _owner(user: str = USER):
+    from backend.domain.model import Owner
+
+    return Owner(team_id=TEAM, user_id=user)
+
+
+def _click(bot_env, action_id: str, value: str, user: str = USER) -> dict:
+    url = bot_env.slack.response_url(CHANNEL, user, message_ts="1700000000.000100")
+    return bot_env.send(block_actions_body(action_id, value, user_id=user, team_id=TEAM, channel_id=CHANNEL, response_url=url))
+
+
+def test_a_valid_submit_is_acked_registers_one_job_and_posts_its_card_as_a_thread_root(bot_env, store):
+    response = bot_env.command(GOOD_SUBMIT)
+
+    assert response["statusCode"] == 200
+    assert "Registering" in answer_text(response)
+    job = _only_job(store)
+    assert job.status is JobStatus.NEW and job.job_args.HyperParameters == {"lr": "3e-5", "epochs": "3"}
+    roots = bot_env.slack.messages(CHANNEL)
+    assert len(roots) == 1 and job.job_id in roots[0]["text"]
+    assert job.slack.thread_ts == roots[0]["ts"]
+    assert any(job.job_id in t for t in bot_env.ephemerals())
+
+
+def test_a_redelivered_submit_registers_one_job_and_posts_one_root(bot_env, store):
+    bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")
+    bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")
+
+    _only_job(store)
+    assert len(bot_env.slack.messages(CHANNEL)) == 1
+    assert any("Already registered" in t for t in bot_env.ephemerals())
+
+
+def test_a_submit_with_a_bad_value_answers_what_is_wrong_and_writes_nothing(bot_env, store):
+    response = bot_env.command(GOOD_SUBMIT.replace("ml.g5.xlarge", "g5.xlarge"))
+
+    text = answer_text(response)
+    assert "instance" in text and "did you mean ml.g5.xlarge" in text and "/train submit" in text
+    assert json.loads(response["body"])["response_type"] == "ephemeral"
+    assert store.jobs_of_owner(_owner()).jobs == []
+    assert bot_env.slack.calls == []
+
+
+def test_submit_without_arguments_opens_the_modal_and_its_submission_registers_the_job(bot_env, store):
+    bot_env.command("submit")
+    opened = bot_env.slack.calls_to("views.open")
+    assert len(opened) == 1
+    view = opened[0].params["view"]
+    assert view["callback_id"] == "train_submit"
+
+    values = {
+        "name": "bert-modal",
+        "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+        "instance": "ml.g5.xlarge",
+        "output": "s3://out-bucket/runs",
+        "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+        "hp": "lr=1e-4\nepochs=2",
+    }
+    state = {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in values.items()}
+    body = view_submission_body("train_submit", state, user_id=USER, team_id=TEAM, private_metadata=view["private_metadata"])
+    assert bot_env.send(body)["body"] == ""
+    bot_env.send(body)  # delivered twice: still one job
+
+    job = _only_job(store)
+    assert job.name == "bert-modal" and job.job_args.HyperParameters == {"lr": "1e-4", "epochs": "2"}
+
+
+def test_a_modal_submission_with_a_bad_field_shows_the_error_under_that_field(bot_env, store):
+    state = {"name": {"value": {"value": "x"}}, "instance": {"value": {"value": "ml.nope"}}}
+    response = bot_env.send(view_submission_body("train_submit", state, user_id=USER, team_id=TEAM))
+
+    answer = json.loads(response["body"])
+    assert answer["response_action"] == "errors"
+    assert "instance" in answer["errors"] and "image" in answer["errors"]
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
+def test_status_answers_a_card_with_attempts_durations_and_links(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+    job = _only_job(store)
+    bot_env.command(f"status {job.job_id}")
+
+    card = bot_env.slack.ephemerals(user=USER)[-1]
+    blob = json.dumps(card["blocks"])
+    assert job.job_id in blob and "New" in blob and "Attempts" in blob and "billable" in blob
+
+
+def test_status_of_an_unknown_job_says_so_politely(bot_env):
+    bot_env.command("status nope-123456")
+    assert "no job `nope-123456`" in bot_env.ephemerals()[-1]
+
+
+def test_list_shows_my_jobs_newest_first_and_filters_by_status(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+    bot_env.command(GOOD_SUBMIT.replace("bert-lr3", "bert-lr4"))
+    bot_env.command("list")
+    listing = json.dumps(bot_env.slack.ephemerals(user=USER)[-1]["blocks"])
+    assert listing.index("bert-lr4") < listing.index("bert-lr3")
+
+    bot_env.command("list all status=Failed")
+    assert "none found" in json.dumps(bot_env.slack.ephemerals(user=USER)[-1]["blocks"])
+
+
+def test_stop_and_retry_by_command_and_by_button_follow_the_status_machine(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+    job = _only_job(store)
+
+    bot_env.command(f"retry {job.job_id}")
+    assert "only Failed or Stopped" in bot_env.ephemerals()[-1]
+
+    _click(bot_env, "job_stop", job.job_id)
+    assert store.get(job.job_id).status is JobStatus.STOPPED
+    assert "Stopped" in bot_env.ephemerals()[-1]
+
+    bot_env.command(f"stop {job.job_id}")
+    assert "only queued or running" in bot_env.ephemerals()[-1]
+
+    _click(bot_env, "job_retry", job.job_id)
+    assert store.get(job.job_id).status is JobStatus.RETRYING
+    # Each change is a reply in the job's thread.
+    thread = bot_env.slack.thread(CHANNEL, job.slack.thread_ts)
+    assert [m["text"].split("*")[1] for m in thread[1:]] == ["Stopped", "Retrying"]
+
+
+def test_only_the_owner_or_an_admin_may_stop_a_job(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+    job = _only_job(store)
+
+    bot_env.command(f"stop {job.job_id}", user=OTHER)
+    assert "Only the job's owner" in bot_env.ephemerals(user=OTHER)[-1]
+    _click(bot_env, "job_stop", job.job_id, user=OTHER)
+    assert "Only the job's owner" in bot_env.ephemerals(user=OTHER)[-1]
+    assert store.get(job.job_id).status is JobStatus.NEW
+
+
+def test_the_view_logs_button_is_acknowledged(bot_env):
+    assert _click(bot_env, "job_logs", "some-job")["statusCode"] == 200
+
+
+def test_a_user_outside_the_allowed_list_is_refused_and_nothing_is_written(bot_env, store, monkeypatch):
+    response = bot_env.command(GOOD_SUBMIT, user="U0MALLORY")
+    assert "not on Trainbot's list" in answer_text(response)
+    assert store.jobs_of_owner(_owner("U0MALLORY")).jobs == []
+    assert bot_env.slack.calls == []
+
+    _click(bot_env, "job_stop", "whatever-123456", user="U0MALLORY")
+    assert "not on Trainbot's list" in bot_env.ephemerals(user="U0MALLORY")[-1]
+
+
+def test_a_request_from_another_workspace_is_refused(bot_env, store):
+    response = bot_env.command(GOOD_SUBMIT, team="T0EVIL")
+    assert "another Slack workspace" in answer_text(response)
+    assert bot_env.slack.calls == []
+
+
+def test_an_admin_may_stop_anyones_job(bot_env, store, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_ALLOWED_USERS", "*")
+    import bot.handler
+
+    bot.handler.reset()
+    bot_env.command(GOOD_SUBMIT)
+    job = _only_job(store)
+    bot_env.command(f"stop {job.job_id}", user=ADMIN)
+    assert store.get(job.job_id).status is JobStatus.STOPPED
+
+
+def test_help_and_unknown_subcommands_answer_the_usage(bot_env):
+    assert "/train submit" in answer_text(bot_env.command("help"))
+    unknown = answer_text(bot_env.command("launch-rockets"))
+    assert "I don't know `launch-rockets`" in unknown and "/train sweep" in unknown
+
+
+def test_a_small_sweep_registers_one_job_per_combination_under_one_root(bot_env, store):
+    bot_env.command(GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1e-5,3e-5"), trigger_id="9.9.sweep")
+
+    jobs = store.jobs_of_owner(_owner(), limit=50).jobs
+    assert sorted(j.job_args.HyperParameters["lr"] for j in jobs) == ["1e-5", "3e-5"]
+    roots = bot_env.slack.messages(CHANNEL)
+    assert len(roots) == 1 and "Sweep" in roots[0]["text"]
+    assert {j.slack.thread_ts for j in jobs} == {roots[0]["ts"]}
+
+
+def test_a_large_sweep_waits_for_its_owners_confirmation(bot_env, store):
+    text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1,2,3") .replace("hp.epochs=3", "hp.epochs=1,2")
+    response = bot_env.command(text)
+    answer = json.loads(response["body"])
+    button = answer["blocks"][1]["elements"][0]
+    assert button["action_id"] == "sweep_confirm" and "6 jobs" in answer["blocks"][0]["text"]["text"]
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+    _click(bot_env, "sweep_confirm", button["value"], user=OTHER)
+    assert store.jobs_of_owner(_owner()).jobs == []
+    _click(bot_env, "sweep_confirm", button["value"])
+    assert len(store.jobs_of_owner(_owner(), limit=50).jobs) == 6
+    _click(bot_env, "sweep_confirm", button["value"])  # a second click registers nothing more
+    assert len(store.jobs_of_owner(_owner(), limit=50).jobs) == 6
+
+
+def test_a_sweep_above_the_hard_cap_is_refused(bot_env, store):
+    text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=" + ",".join(map(str, range(30))))
+    assert "the limit is 20" in answer_text(bot_env.command(text))
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
+def test_presets_hold_team_defaults_and_only_their_creator_or_an_admin_changes_them(bot_env, store):
+    bot_env.command(
+        "preset save nlp image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
+        "role=arn:aws:iam::123456789012:role/SageMakerRole output=s3://out-bucket/runs instance=ml.g5.xlarge"
+    )
+    assert "saved" in bot_env.ephemerals()[-1]
+    bot_env.command("preset list")
+    assert "`nlp`" in bot_env.ephemerals()[-1]
+    bot_env.command("preset show nlp")
+    assert "instance=ml.g5.xlarge" in bot_env.ephemerals()[-1]
+
+    bot_env.command("submit preset=nlp name=short hp.lr=3e-5 instance=ml.p3.2xlarge")
+    job = _only_job(store)
+    assert job.preset == "nlp" and job.job_args.instance_type == "ml.p3.2xlarge"
+
+    bot_env.command("preset delete nlp", user=OTHER)
+    assert "belongs to" in bot_env.ephemerals(user=OTHER)[-1]
+    bot_env.command("preset delete nlp")
+    bot_env.command("preset list")
+    assert "No presets" in bot_env.ephemerals()[-1]
+
+
+def test_a_preset_with_a_bad_value_is_refused_in_the_ack(bot_env, store):
+    assert "role" in answer_text(bot_env.command("preset save nlp role=admin"))
+    assert store.get_record("preset", "nlp") is None
