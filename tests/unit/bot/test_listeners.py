@@ -1,0 +1,100 @@
+"""Listeners are plain functions: called here with a fake ack/respond and a fake service."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
+from bot.grammar import job_spec
+from bot.listeners import actions, commands, views
+from bot.listeners.errors import handle_error, message_for
+from tests.bot_fixtures import GOOD_SUBMIT
+from tests.conftest import make_job
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def __call__(self, *args, **kwargs) -> None:
+        if args:
+            kwargs["text"] = args[0]
+        self.calls.append(kwargs)
+
+
+class FakeBot:
+    settings = SimpleNamespace(sweep_confirm_size=100, aws_region="us-east-1")
+
+    def __init__(self, *, stop_error: Exception | None = None) -> None:
+        self.submitted: list = []
+        self.stop_error = stop_error
+
+    def job_spec(self, fields):
+        return job_spec(fields)
+
+    def submit(self, spec, actor, channel, token):
+        self.submitted.append((spec.name, actor, channel, token))
+        return SimpleNamespace(job=make_job(spec.name), created=True)
+
+    def stop(self, job_id, actor):
+        if self.stop_error:
+            raise self.stop_error
+        return make_job()
+
+
+def _command(text: str) -> dict:
+    return {"text": text, "team_id": "T1", "user_id": "U1", "channel_id": "C1", "trigger_id": "1.2.3", "response_url": "x"}
+
+
+def test_the_ack_of_a_valid_submit_says_registering_and_registers_nothing():
+    ack, bot = Recorder(), FakeBot()
+    commands.acknowledge(ack=ack, command=_command(GOOD_SUBMIT), context={"bot": bot}, client=None)
+    assert "Registering" in ack.calls[0]["text"] and ack.calls[0]["response_type"] == "ephemeral"
+    assert bot.submitted == []
+
+
+def test_the_ack_of_a_bad_submit_names_the_problem_and_shows_the_usage():
+    ack = Recorder()
+    commands.acknowledge(ack=ack, command=_command("submit name=x"), context={"bot": FakeBot()}, client=None)
+    assert "image is missing" in ack.calls[0]["text"] and "/train submit name=bert-lr3" in ack.calls[0]["text"]
+
+
+def test_the_lazy_submit_registers_with_the_trigger_id_as_its_idempotency_key():
+    respond, bot = Recorder(), FakeBot()
+    commands.work(command=_command(GOOD_SUBMIT), context={"bot": bot}, respond=respond, client=None, body={"response_url": "x"})
+    assert bot.submitted[0][0] == "bert-lr3" and bot.submitted[0][2:] == ("C1", "1.2.3")
+    assert "Registered" in respond.calls[0]["text"]
+
+
+def test_the_lazy_listener_stays_silent_about_input_the_ack_refused():
+    respond, bot = Recorder(), FakeBot()
+    commands.work(command=_command("submit name=x"), context={"bot": bot}, respond=respond, client=None, body={"response_url": "x"})
+    assert respond.calls == [] and bot.submitted == []
+
+
+def test_a_stop_button_refused_by_the_service_answers_politely():
+    respond = Recorder()
+    bot = FakeBot(stop_error=NotAuthorized("no"))
+    body = {"user": {"id": "U2", "team_id": "T1"}, "team": {"id": "T1"}, "response_url": "x"}
+    actions.stop_job(action={"value": "bert-abc123"}, body=body, context={"bot": bot}, respond=respond)
+    assert "Only the job's owner" in respond.calls[0]["text"] and respond.calls[0]["response_type"] == "ephemeral"
+
+
+def test_every_typed_error_has_its_own_polite_message():
+    assert "no job" in message_for(JobNotFound("j"))
+    assert "only Failed or Stopped" in message_for(IllegalTransition("j", "New", "Retrying"))
+    assert "only queued or running" in message_for(IllegalTransition("j", "Completed", "Stopped"))
+    assert "try again" in message_for(StoreUnavailable("x"))
+
+
+def test_the_app_error_handler_answers_200_with_an_ephemeral_message():
+    response = handle_error(StoreUnavailable("down"), {"type": "slash_command"}, SimpleNamespace(info=print, exception=print))
+    assert response.status == 200 and "ephemeral" in response.body
+
+
+def test_modal_inputs_become_grammar_fields_and_errors_land_under_their_field():
+    view = {"state": {"values": {"name": {"value": {"value": "x"}}, "hp": {"value": {"value": "lr=1\n\nepochs=2"}}}}}
+    assert views.fields_of(view) == {"name": "x", "hp.lr": "1", "hp.epochs": "2"}
+    ack = Recorder()
+    views.acknowledge(ack=ack, view=view, context={"bot": FakeBot()})
+    assert ack.calls[0]["response_action"] == "errors" and "image" in ack.calls[0]["errors"]

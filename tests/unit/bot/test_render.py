@@ -1,0 +1,64 @@
+"""Rendering: user text is inert, links point at the right consoles, replies say what and why."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from backend.domain.model import Attempt, AttemptOutcome, attempt_name
+from backend.domain.status import JobStatus, transition
+from bot import render
+from tests.conftest import T0, make_job
+
+
+def test_escaping_makes_broadcasts_mentions_and_links_inert():
+    text = render.esc("<!channel> <@U123> <https://evil|x> & co")
+    assert "<" not in text and ">" not in text and "&amp; co" in text
+
+
+def test_only_real_slack_user_ids_become_live_mentions():
+    assert render.mention("U0ALICE") == "<@U0ALICE>"
+    assert render.mention("<!channel>") == "&lt;!channel&gt;"
+
+
+def test_console_and_log_links_name_the_training_job():
+    assert render.console_url("eu-west-1", "j-a1") == "https://eu-west-1.console.aws.amazon.com/sagemaker/home?region=eu-west-1#/jobs/j-a1"
+    assert render.logs_url("us-east-1", "j-a1").endswith("$252FTrainingJobs$3FlogStreamNameFilter$3Dj-a1")
+
+
+def test_the_card_of_a_running_job_offers_stop_and_logs_and_a_failed_one_retry():
+    job = make_job(user="U0ALICE")
+    attempt = Attempt(number=1, name=attempt_name(job.job_id, 1), claimed_at=T0, outcome=AttemptOutcome.RUNNING)
+    running = transition(job, JobStatus.LAUNCHED, at=T0, attempts=[attempt])
+    actions = [e["action_id"] for e in render.job_card(running, "us-east-1")["blocks"][-1]["elements"]]
+    assert actions == [render.STOP_ACTION, render.LOGS_ACTION]
+    failed = transition(running, JobStatus.FAILED, at=T0 + timedelta(minutes=3), reason="AlgorithmError: x")
+    actions = [e["action_id"] for e in render.job_card(failed, "us-east-1")["blocks"][-1]["elements"]]
+    assert actions == [render.RETRY_ACTION, render.LOGS_ACTION]
+
+
+def test_the_status_card_lists_attempts_with_reasons_durations_billable_time_and_links():
+    job = make_job()
+    a1 = Attempt(
+        number=1, name=attempt_name(job.job_id, 1), claimed_at=T0, launched_at=T0, started_at=T0,
+        ended_at=T0 + timedelta(minutes=30), outcome=AttemptOutcome.FAILED, reason="CapacityError: none", billable_seconds=1700,
+    )
+    job = transition(job, JobStatus.LAUNCHED, at=T0, attempts=[a1])
+    blob = json.dumps(render.status_card(job, "us-east-1", T0 + timedelta(hours=1))["blocks"])
+    assert "ran 30 min" in blob and "billable 28 min" in blob and "CapacityError: none" in blob
+    assert "console.aws.amazon.com/sagemaker" in blob and "cloudwatch" in blob
+
+
+def test_durations_read_naturally():
+    assert [render.duration(s) for s in (5, 480, 3725, 200000)] == ["5 s", "8 min", "1 h 02 min", "2 d 7 h"]
+
+
+def test_problems_are_listed_escaped_with_the_right_form():
+    text = render.problems_text(["name: '<!channel>' is bad"], "/train status <JobId>")
+    assert "<!channel>" not in text and "&lt;JobId&gt;" in text
+
+
+def test_help_shows_every_command():
+    text = render.help_text()
+    for command in ("submit", "sweep", "status", "list", "stop", "retry", "preset save"):
+        assert f"/train {command}" in text or f"`{command}" in text
