@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+
 from backend.bootstrap import build
 from backend.config import Settings
 from backend.domain.model import JobArgs
@@ -84,7 +86,8 @@ class Stack:
     """Build inside an active ``mock_aws()``. ``env`` overrides settings variables."""
 
     def __init__(self, *, faults: Faults | None = None, capacity: dict[str, int] | None = None, env: dict[str, str] | None = None,
-                 duration: float = 120.0, startup: float = 20.0, seed: int = 0) -> None:
+                 duration: float = 120.0, startup: float = 20.0, seed: int = 0,
+                 sagemaker_client: Callable[[Any], Any] | None = None, sagemaker_retries: int | None = None) -> None:
         import random
 
         from backend.adapters.aws import aws_client
@@ -98,13 +101,9 @@ class Stack:
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = self.sagemaker.url
         self.dynamodb = aws_client("dynamodb", region="us-east-1")
         self.sns = aws_client("sns", region="us-east-1")
-        self.sqs = aws_client("sqs", region="us-east-1")
         create_jobs_table(self.dynamodb, "trainbot-jobs")
         topic = create_topic(self.sns)
-        queue = self.sqs.create_queue(QueueName="notifications")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
-        self.queue = queue
+        self.topic = topic
         variables = {
             "JOBS_TABLE_NAME": "trainbot-jobs",
             "NOTIFY_TOPIC_ARN": topic,
@@ -113,12 +112,21 @@ class Stack:
             **(env or {}),
         }
         self.settings = Settings.from_env(variables)
-        self.container = build(self.settings, clock=self.clock.now, rng=random.Random(seed))
+        client = None
+        if sagemaker_retries is not None:
+            from botocore.config import Config
+
+            client = boto3.client(
+                "sagemaker", region_name="us-east-1",
+                config=Config(retries={"mode": "standard", "total_max_attempts": sagemaker_retries}, max_pool_connections=32),
+            )
+        if sagemaker_client is not None:
+            client = sagemaker_client(client or aws_client("sagemaker", region="us-east-1"))
+        self.container = build(self.settings, clock=self.clock.now, rng=random.Random(seed), sagemaker=client)
         runtime.install(self.container)
         self.launcher_handler = handler_for("LauncherFunction")
         self.monitor_handler = handler_for("MonitorFunction")
         self.context = FakeContext()
-        self._messages: list[dict] = []
 
     def close(self) -> None:
         runtime.install(None)
@@ -168,13 +176,29 @@ class Stack:
             self.tick(seconds, sweep=tick % 4 == 3)
         raise AssertionError(f"jobs not settled after {max_ticks} ticks: {[(j.job_id, j.status.value) for j in self.store.get_many(job_ids) if not j.is_terminal]}")
 
+    def unsettled(self) -> int:
+        """How many jobs are not terminal: queued or active (index counts, no items read)."""
+        total = 0
+        for index, key, values in (
+            ("Queue", "QueueKey", ("ready", "waiting", "claimed")),
+            ("Active", "ActiveKey", ("active",)),
+        ):
+            for value in values:
+                answer = self.dynamodb.query(
+                    TableName=self.settings.jobs_table_name, IndexName=index, Select="COUNT",
+                    KeyConditionExpression=f"{key} = :k", ExpressionAttributeValues={":k": {"S": value}},
+                )
+                total += answer["Count"]
+        return total
+
     def notifications(self) -> list[dict]:
-        """Every SNS message published so far (via the subscribed SQS queue)."""
-        while True:
-            answer = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
-            batch = answer.get("Messages", [])
-            if not batch:
-                return self._messages
-            for message in batch:
-                self._messages.append({"body": json.loads(message["Body"]), "attributes": message.get("MessageAttributes", {})})
-                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
+        """Every SNS message published so far, as moto's SNS recorded it (reading it through
+        an SQS subscription costs moto quadratic time at chaos-test volumes)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].topics[self.topic]
+        return [
+            {"body": json.loads(message), "subject": subject, "attributes": attributes or {}}
+            for _id, message, subject, attributes, _group in topic.sent_notifications
+        ]

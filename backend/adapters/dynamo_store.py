@@ -481,17 +481,22 @@ class DynamoJobStore:
         (that would send a notification twice).
         """
         item = self._item(after)
+        old_item = self._item(before)
         names: dict[str, str] = {}
         values: dict[str, Any] = {":s": {"S": before.status.value}, ":v": {"N": str(before.version)}}
         sets: list[str] = []
         for i, (attribute, value) in enumerate(item.items()):
             if attribute in _WRITER_OWNED or attribute == "JobId":
                 continue
+            # Only what changed (a job item is a few KB; most writes touch a few attributes).
+            # Version always changes, and index keys must be written whenever they differ.
+            if old_item.get(attribute) == value and attribute != "OutboxKey":
+                continue
             names[f"#a{i}"] = attribute
             values[f":a{i}"] = value
             sets.append(f"#a{i} = :a{i}")
         removes = []
-        for j, attribute in enumerate(sorted(_REMOVABLE - set(item))):
+        for j, attribute in enumerate(sorted((_REMOVABLE & set(old_item)) - set(item))):
             names[f"#r{j}"] = attribute
             removes.append(f"#r{j}")
         names["#status"] = "JobStatus"

@@ -43,9 +43,9 @@ def test_a_job_runs_from_new_to_completed_and_each_change_is_published(stack):
     published = stack.notifications()
     assert [m["body"]["status"] for m in published] == ["New", "Launched", "InProgress", "Completed"]
     last = published[-1]["attributes"]
-    assert last["JobId"]["StringValue"] == job.job_id
-    assert last["JobStatus"]["StringValue"] == "Completed"
-    assert last["Owner"]["StringValue"] == "T1:UALICE"
+    assert last["JobId"] == {"Type": "String", "Value": job.job_id}
+    assert last["JobStatus"]["Value"] == "Completed"
+    assert last["Owner"]["Value"] == "T1:UALICE"
 
 
 def test_capacity_errors_are_retried_for_free_until_the_job_completes(stack):
