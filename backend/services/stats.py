@@ -1,0 +1,387 @@
+"""Job history that answers questions: ``/train stats``, ``trainbot stats`` and the stats chart.
+
+Two halves:
+
+- :func:`compute_stats` is pure: jobs in, a :class:`Stats` out (known answers are unit-tested
+  on generated histories). What each number means:
+
+  * the window selects jobs by *creation* time, ``since <= created_at <= until``;
+  * ``by_status``: jobs by status; for finished jobs (Completed, Failed, Stopped) that is the
+    final status, for the rest the status they are in now;
+  * ``success_rate`` = Completed / finished (None when nothing finished);
+  * retries: every attempt that was followed by another one (or, for a job in Retrying now,
+    its last ended attempt) is one retry, caused by that attempt's failure class (capacity,
+    quota, throttling, algorithm, unknown, user, stopped); a retry a user asked for after the
+    job had failed or stopped is counted as ``manual``. A retry is dated by when the attempt
+    it repeats ended;
+  * queue wait (per job): created → the launch of its first attempt SageMaker accepted
+    (``launched_at``; a capacity-refused attempt keeps the job waiting). Jobs never launched
+    have none. Run time (per attempt): ``started_at`` → ``ended_at``;
+  * median and p90 interpolate linearly between the closest ranks (numpy's default);
+  * billable instance-hours per instance type = Σ BillableTimeInSeconds × InstanceCount / 3600
+    (AWS documents BillableTimeInSeconds as wall-clock time, to be multiplied by the count);
+  * slowest-to-start instance types: by median queue wait, longest first.
+
+- :func:`collect` reads only the window: one ``ByDay`` query per day it spans (the first and
+  last with a ``CreatedAt`` bound), never a Scan, so its cost grows with the window and not
+  with the table. Owner and preset filters are applied to what those queries return.
+
+:func:`chart_png` is the one-call entry point for a chart (the local page uses it); the
+rendering itself (matplotlib) lives in :mod:`backend.services.chart`, imported only when a
+chart is drawn, so the bot's cold start does not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
+from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.times import format_utc, to_utc
+
+S = JobStatus
+DEFAULT_DAYS = 14
+MAX_DAYS = 366
+# The causes every summary shows, even at zero (DESIGN.md's failure classes that retry).
+MAIN_CAUSES = ("capacity", "quota", "algorithm", "throttling")
+CAUSE_ORDER = (*MAIN_CAUSES, "unknown", "user", "stopped", "manual")
+FINISHED_ORDER = (S.COMPLETED, S.FAILED, S.STOPPED)
+STATUS_ORDER = (*FINISHED_ORDER, S.NEW, S.RETRYING, S.LAUNCHED, S.IN_PROGRESS, S.STOPPING)
+UNFINISHED = "Unfinished"  # the chart's series for jobs not finished yet
+SLOWEST_TYPES = 5
+
+
+# --- the window -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """Jobs created in ``[since, until]`` (UTC)."""
+
+    since: datetime
+    until: datetime
+
+    @classmethod
+    def last_days(cls, days: int, now: datetime) -> Window:
+        if not 1 <= days <= MAX_DAYS:
+            raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
+        now = to_utc(now)
+        return cls(now - timedelta(days=days), now)
+
+    def __post_init__(self) -> None:
+        if to_utc(self.since) > to_utc(self.until):
+            raise ValueError("a window's start must not be after its end")
+
+    def contains(self, moment: datetime) -> bool:
+        return to_utc(self.since) <= to_utc(moment) <= to_utc(self.until)
+
+    @property
+    def days(self) -> list[date]:
+        """Every UTC day the window touches, oldest first (the ByDay partitions to read)."""
+        first, last = to_utc(self.since).date(), to_utc(self.until).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def describe(self) -> str:
+        return f"{to_utc(self.since):%Y-%m-%d %H:%M} – {to_utc(self.until):%Y-%m-%d %H:%M} UTC"
+
+
+# --- what one job contributes ----------------------------------------------------------------
+
+
+def queue_wait(job: Job) -> float | None:
+    """Seconds from creation to the launch of the first attempt SageMaker accepted."""
+    for attempt in job.attempts:
+        if attempt.launched_at is not None:
+            return max(0.0, (attempt.launched_at - job.created_at).total_seconds())
+        if attempt.started_at is not None:  # ran, but its launch time was never recorded
+            return max(0.0, (attempt.claimed_at - job.created_at).total_seconds())
+    return None
+
+
+def run_time(attempt: Attempt) -> float | None:
+    if attempt.started_at is None or attempt.ended_at is None:
+        return None
+    return max(0.0, (attempt.ended_at - attempt.started_at).total_seconds())
+
+
+def instance_hours(job: Job, attempt: Attempt) -> float:
+    return (attempt.billable_seconds or 0) * job.job_args.instance_count / 3600
+
+
+def _ended(attempt: Attempt) -> bool:
+    return attempt.ended_at is not None or attempt.outcome in (AttemptOutcome.FAILED, AttemptOutcome.NOT_STARTED)
+
+
+def retries(job: Job) -> list[tuple[str, datetime]]:
+    """``(cause, when)`` for each retry of ``job`` (see the module docstring)."""
+    manual_after = [h.at for h in job.history if h.to_status is S.RETRYING and h.from_status in (S.FAILED, S.STOPPED)]
+    out: list[tuple[str, datetime]] = []
+    for index, attempt in enumerate(job.attempts):
+        followed = index + 1 < len(job.attempts)
+        if not followed and not (job.status is S.RETRYING and _ended(attempt)):
+            continue
+        when = attempt.ended_at or attempt.claimed_at
+        next_claim = job.attempts[index + 1].claimed_at if followed else None
+        asked = any(when <= at and (next_claim is None or at <= next_claim) for at in manual_after)
+        cause = "manual" if asked else (attempt.failure_class.value if attempt.failure_class else "unknown")
+        out.append((cause, when))
+    return out
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100), linear between the closest ranks; None if empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    count: int
+    median: float | None
+    p90: float | None
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Distribution:
+        data = list(values)
+        return cls(len(data), percentile(data, 50), percentile(data, 90))
+
+
+@dataclass(frozen=True)
+class SlowType:
+    instance_type: str
+    median_wait: float
+    jobs: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``/train stats`` answers, for one window and scope."""
+
+    window: Window
+    scope: str
+    total: int
+    by_status: dict[str, int]
+    finished: int
+    completed: int
+    success_rate: float | None
+    retries_by_cause: dict[str, int]
+    queue_wait: Distribution
+    run_time: Distribution
+    instance_hours: dict[str, float]
+    slowest_to_start: list[SlowType]
+    jobs_per_day: dict[str, dict[str, int]]  # day -> Completed/Failed/Stopped/Unfinished -> count
+    retries_per_day: dict[str, dict[str, int]]  # day -> cause -> count
+    computed_at: datetime | None = None
+    retention_days: int = 0
+
+    @property
+    def total_retries(self) -> int:
+        return sum(self.retries_by_cause.values())
+
+    @property
+    def expired_before(self) -> datetime | None:
+        """With retention on: finished jobs that ended before this may have expired."""
+        if not self.retention_days:
+            return None
+        return to_utc(self.window.until) - timedelta(days=self.retention_days)
+
+    def coverage(self) -> str:
+        """What the numbers cover, in words: the window, and what retention may have removed."""
+        text = f"Jobs created {self.window.describe()}"
+        cutoff = self.expired_before
+        if cutoff is not None:
+            text += f"; finished jobs are kept {self.retention_days} days"
+            if to_utc(self.window.since) < cutoff:
+                text += f", so jobs that ended before {cutoff:%Y-%m-%d} have expired and are not counted"
+        return text
+
+
+def compute_stats(
+    jobs: Iterable[Job], window: Window, now: datetime, *, scope: str = "everyone", retention_days: int = 0
+) -> Stats:
+    """Statistics of the jobs created in ``window`` (others are ignored). Pure."""
+    now = to_utc(now)
+    chosen = [j for j in jobs if window.contains(j.created_at)]
+    day_keys = [d.isoformat() for d in window.days]
+    per_day = {d: {s.value: 0 for s in FINISHED_ORDER} | {UNFINISHED: 0} for d in day_keys}
+    retry_days: dict[str, dict[str, int]] = {d: {} for d in day_keys}
+    statuses: Counter[str] = Counter()
+    causes: Counter[str] = Counter({c: 0 for c in MAIN_CAUSES})
+    waits: list[float] = []
+    waits_by_type: dict[str, list[float]] = defaultdict(list)
+    runs: list[float] = []
+    hours: Counter[str] = Counter()
+
+    for job in chosen:
+        statuses[job.status.value] += 1
+        day = format_utc(job.created_at)[:10]
+        series = job.status.value if job.status in TERMINAL else UNFINISHED
+        per_day.setdefault(day, {})
+        per_day[day][series] = per_day[day].get(series, 0) + 1
+        wait = queue_wait(job)
+        if wait is not None:
+            waits.append(wait)
+            waits_by_type[job.job_args.instance_type].append(wait)
+        for attempt in job.attempts:
+            ran = run_time(attempt)
+            if ran is not None:
+                runs.append(ran)
+            if attempt.billable_seconds:
+                hours[job.job_args.instance_type] += instance_hours(job, attempt)
+        for cause, when in retries(job):
+            causes[cause] += 1
+            when_day = format_utc(min(max(to_utc(when), to_utc(window.since)), to_utc(window.until)))[:10]
+            bucket = retry_days.setdefault(when_day, {})
+            bucket[cause] = bucket.get(cause, 0) + 1
+
+    finished = sum(statuses[s.value] for s in FINISHED_ORDER)
+    completed = statuses[S.COMPLETED.value]
+    slow = sorted(
+        (SlowType(t, percentile(w, 50) or 0.0, len(w)) for t, w in waits_by_type.items()),
+        key=lambda s: (-s.median_wait, s.instance_type),
+    )[:SLOWEST_TYPES]
+    return Stats(
+        window=window,
+        scope=scope,
+        total=len(chosen),
+        by_status={s.value: statuses[s.value] for s in STATUS_ORDER if statuses[s.value] or s in FINISHED_ORDER},
+        finished=finished,
+        completed=completed,
+        success_rate=completed / finished if finished else None,
+        retries_by_cause={c: causes[c] for c in CAUSE_ORDER if c in causes},
+        queue_wait=Distribution.of(waits),
+        run_time=Distribution.of(runs),
+        instance_hours={t: h for t, h in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))},
+        slowest_to_start=slow,
+        jobs_per_day=per_day,
+        retries_per_day=retry_days,
+        computed_at=now,
+        retention_days=retention_days,
+    )
+
+
+# --- reading the window ---------------------------------------------------------------------
+
+
+def jobs_in_window(store: Any, window: Window) -> Iterator[Job]:  # noqa: ANN401 - the job store
+    """Jobs created in ``window``, oldest day first: one ByDay query per day (paged), the
+    first and last bounded by ``CreatedAt``, so only the window is read."""
+    since, until = format_utc(window.since), format_utc(window.until)
+    days = window.days
+    for index, day in enumerate(days):
+        yield from store.jobs_created_on(
+            day.isoformat(),
+            since=since if index == 0 else None,
+            until=until if index == len(days) - 1 else None,
+        )
+
+
+def matches(job: Job, owner: Owner | str | None, preset: str | None) -> bool:
+    """``owner``: an Owner (team and user) or a bare Slack user id."""
+    if isinstance(owner, Owner) and job.owner != owner:
+        return False
+    if isinstance(owner, str) and job.owner.user_id != owner:
+        return False
+    return preset is None or job.preset == preset
+
+
+def scope_label(owner: Owner | str | None, preset: str | None) -> str:
+    who = "everyone" if owner is None else (owner.user_id if isinstance(owner, Owner) else owner)
+    return who + (f", preset {preset}" if preset else "")
+
+
+def collect(
+    store: Any,  # noqa: ANN401 - anything with jobs_created_on (the DynamoDB job store)
+    owner: Owner | str | None,
+    days: int,
+    preset: str | None,
+    now: datetime,
+    *,
+    retention_days: int = 0,
+) -> Stats:
+    """Statistics of the last ``days`` days (jobs of ``owner`` / ``preset`` when given),
+    reading only that window."""
+    window = Window.last_days(days, now)
+    jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
+    return compute_stats(jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days)
+
+
+# --- the chart ------------------------------------------------------------------------------
+
+
+def chart_series(stats: Stats) -> dict[str, Any]:
+    """What the chart plots: jobs per day by final status, and retries per day by cause."""
+    days = sorted(stats.jobs_per_day)
+    job_series = [s.value for s in FINISHED_ORDER] + [UNFINISHED]
+    causes = [c for c in CAUSE_ORDER if c in MAIN_CAUSES or any(stats.retries_per_day.get(d, {}).get(c) for d in days)]
+    return {
+        "days": days,
+        "jobs": {name: [stats.jobs_per_day[d].get(name, 0) for d in days] for name in job_series},
+        "retries": {cause: [stats.retries_per_day.get(d, {}).get(cause, 0) for d in days] for cause in causes},
+        "title": f"Trainbot jobs · {stats.scope} · {days[0]} to {days[-1]}" if days else "Trainbot jobs",
+    }
+
+
+def render_chart(stats: Stats):  # noqa: ANN201 - backend.services.chart.Chart
+    """The chart for ``stats`` (PNG bytes and the series it plotted)."""
+    from backend.services.chart import render
+
+    return render(chart_series(stats))
+
+
+def chart_png(
+    store: Any,  # noqa: ANN401
+    *,
+    days: int = DEFAULT_DAYS,
+    now: datetime,
+    owner: Owner | str | None = None,
+    preset: str | None = None,
+) -> bytes:
+    """One call for a PNG of the last ``days`` days (the local page's ``/stats.png``)."""
+    return render_chart(collect(store, owner, days, preset, now)).png
+
+
+# --- plain text (the CLI) -------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def format_text(stats: Stats) -> str:
+    """A plain-text summary (the CLI's answer)."""
+    rate = "–" if stats.success_rate is None else f"{stats.success_rate:.0%}"
+    lines = [
+        f"Trainbot stats for {stats.scope}",
+        stats.coverage(),
+        f"jobs: {stats.total}  finished: {stats.finished}  success rate: {rate}",
+        "by status: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.items()) or "none"),
+        "retries by cause: " + ", ".join(f"{k} {v}" for k, v in stats.retries_by_cause.items()),
+        f"queue wait: median {_duration(stats.queue_wait.median)}, p90 {_duration(stats.queue_wait.p90)} "
+        f"({stats.queue_wait.count} jobs)",
+        f"run time: median {_duration(stats.run_time.median)}, p90 {_duration(stats.run_time.p90)} "
+        f"({stats.run_time.count} attempts)",
+        "instance-hours: " + (", ".join(f"{t} {h:.2f}" for t, h in stats.instance_hours.items()) or "none"),
+        "slowest to start: "
+        + (", ".join(f"{s.instance_type} {_duration(s.median_wait)} ({s.jobs})" for s in stats.slowest_to_start) or "–"),
+    ]
+    return "\n".join(lines)
