@@ -84,7 +84,7 @@ def build(
     ``AWS_ENDPOINT_URL_*``). ``notifiers`` (a factory given the store) replaces the default
     set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured."""
     dynamodb = dynamodb or aws_client("dynamodb", region=settings.aws_region)
-    store = DynamoJobStore(dynamodb, settings.jobs_table_name)
+    store = DynamoJobStore(dynamodb, settings.jobs_table_name, retention_days=settings.retention_days)
     if notifiers is None:
         chosen: list[Notifier] = []
         if settings.notify_topic_arn:

@@ -41,6 +41,9 @@ class Settings(BaseModel):
     sagemaker_calls_per_second: float = Field(default=5.0, alias="TRAINBOT_SAGEMAKER_CALLS_PER_SECOND", gt=0)
     sweep_confirm_size: int = Field(default=100, alias="TRAINBOT_SWEEP_CONFIRM_SIZE", ge=1)
     sweep_max_size: int = Field(default=2000, alias="TRAINBOT_SWEEP_MAX_SIZE", ge=1)
+    # Finished jobs expire (DynamoDB TTL on ExpiresAt) this many days after they end; 0 keeps
+    # them forever. `trainbot export` saves history before it goes.
+    retention_days: int = Field(default=0, alias="TRAINBOT_RETENTION_DAYS", ge=0, le=36500)
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
 
     @field_validator("allowed_users", "admin_users", mode="before")
