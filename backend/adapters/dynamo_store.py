@@ -110,6 +110,15 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
     return keys
 
 
+def expires_at(job: Job, retention_days: int) -> int | None:
+    """When a finished job may expire (epoch seconds, DynamoDB TTL): ``retention_days`` after
+    it reached its terminal status. None while it is not finished, or with retention off (0)."""
+    if retention_days <= 0 or not job.is_terminal:
+        return None
+    ended = job.history[-1].at if job.history else job.updated_at
+    return int(_epoch(ended)) + retention_days * 86400
+
+
 def ready_sort_key(job: Job) -> str:
     """Highest priority first, then the owner-fair tag, then age."""
     return f"{9 - job.priority}#{job.queue_tag:017.3f}#{format_utc(job.created_at)}#{job.job_id}"
@@ -154,11 +163,13 @@ class DynamoJobStore:
         *,
         notify_targets: Sequence[str] = (),
         sleep: Callable[[float], None] = time.sleep,
+        retention_days: int = 0,
     ) -> None:
         self._client = client
         self._table = table_name
         self._notify_targets = tuple(notify_targets)
         self._sleep = sleep
+        self._retention_days = retention_days
         self.metrics = StoreMetrics()
 
     @property
@@ -189,8 +200,18 @@ class DynamoJobStore:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"DynamoDB {operation} could not be reached: {exc}") from exc
 
+    @property
+    def retention_days(self) -> int:
+        return self._retention_days
+
     def _item(self, job: Job) -> dict[str, Any]:
-        return to_item(job, self._notify_targets)
+        item = to_item(job, self._notify_targets)
+        expires = expires_at(job, self._retention_days)
+        if expires is not None:
+            # DynamoDB TTL (template.yaml) deletes the item some time after this; a retried
+            # job is no longer terminal, so its next write REMOVEs the attribute again.
+            item["ExpiresAt"] = {"N": str(expires)}
+        return item
 
     # --- registration ----------------------------------------------------------------------
 
