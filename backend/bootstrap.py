@@ -96,7 +96,9 @@ def build(
     store.set_notify_targets([n.name for n in chosen])
     backend = SageMakerBackend(sagemaker or aws_client("sagemaker", region=settings.aws_region, max_attempts=3))
     dispatcher = Dispatcher(store, chosen, clock)
-    jobs = JobService(store, backend, dispatcher, clock=clock, is_admin=settings.is_admin)
+    jobs = JobService(
+        store, backend, dispatcher, clock=clock, is_admin=settings.is_admin, job_id_prefix=settings.job_id_prefix
+    )
     container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
     if rng is not None:
         container.extras["rng"] = rng

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+from backend.domain.model import JOB_ID_PREFIX
 from backend.domain.policy import RetryPolicy
 from backend.errors import ConfigError
 
@@ -41,6 +42,7 @@ class Settings(BaseModel):
     sagemaker_calls_per_second: float = Field(default=5.0, alias="TRAINBOT_SAGEMAKER_CALLS_PER_SECOND", gt=0)
     sweep_confirm_size: int = Field(default=100, alias="TRAINBOT_SWEEP_CONFIRM_SIZE", ge=1)
     sweep_max_size: int = Field(default=2000, alias="TRAINBOT_SWEEP_MAX_SIZE", ge=1)
+    job_id_prefix: str = Field(default="", alias="TRAINBOT_JOB_ID_PREFIX")
     # Finished jobs expire (DynamoDB TTL on ExpiresAt) this many days after they end; 0 keeps
     # them forever. `trainbot export` saves history before it goes.
     retention_days: int = Field(default=0, alias="TRAINBOT_RETENTION_DAYS", ge=0, le=36500)
@@ -51,6 +53,13 @@ class Settings(BaseModel):
     def _user_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
+        return value
+
+    @field_validator("job_id_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not JOB_ID_PREFIX.match(value):
+            raise ValueError("must be up to 12 lowercase letters, digits or dashes, not starting with a dash (e.g. tb-)")
         return value
 
     @field_validator("instance_limits", mode="before")

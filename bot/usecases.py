@@ -158,6 +158,7 @@ class BotService:
                 client_token=f"{sweep_id}/{index}",
                 sweep_id=sweep_id,
                 preset=spec.preset,
+                prefix=self._c.jobs.job_id_prefix,
             )
             for index, spec in enumerate(specs)
         ]

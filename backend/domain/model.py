@@ -32,6 +32,10 @@ MAX_ATTEMPTS = 999  # the attempt number must fit in the 5 characters JOB_ID_MAX
 JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
 _SUFFIX_LEN = 6
 _NAME_MAX = JOB_ID_MAX - _SUFFIX_LEN - 1
+# An optional deployment prefix on every JobId (TRAINBOT_JOB_ID_PREFIX), so IAM can scope
+# SageMaker actions to ``training-job/<prefix>*``. Lowercase because SageMaker lowercases the
+# names in its ARNs; it starts with a letter or digit as a SageMaker name must.
+JOB_ID_PREFIX = re.compile(r"^([a-z0-9][a-z0-9-]{0,11})?$")
 
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
@@ -452,21 +456,24 @@ def parse_attempt_name(name: str) -> tuple[str, int] | None:
     return match["job"], int(match["n"])
 
 
-def slugify(name: str) -> str:
+def slugify(name: str, max_len: int = _NAME_MAX) -> str:
     """A readable job-name stem safe inside a SageMaker name."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)[:_NAME_MAX].strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")
     return slug or "job"
 
 
-def new_job_id(name: str, token: str | None = None) -> str:
-    """``<slug>-<6 chars>``. With a client token the suffix is derived from it, so a duplicated
-    delivery of one request yields the same id (and the store's conditional put refuses it)."""
+def new_job_id(name: str, token: str | None = None, prefix: str = "") -> str:
+    """``<prefix><slug>-<6 chars>``. With a client token the suffix is derived from it, so a
+    duplicated delivery of one request yields the same id (and the store's conditional put
+    refuses it). The slug is shortened by the prefix's length: the id stays <= JOB_ID_MAX."""
+    if not JOB_ID_PREFIX.match(prefix):
+        raise ValueError(f"job id prefix {prefix!r} must be up to 12 lowercase letters, digits or dashes, not starting with a dash")
     if token is None:
         suffix = secrets.token_hex(8)
     else:
         suffix = hashlib.sha256(token.encode()).hexdigest()
-    return f"{slugify(name)}-{_base36(int(suffix, 16), _SUFFIX_LEN)}"
+    return f"{prefix}{slugify(name, _NAME_MAX - len(prefix))}-{_base36(int(suffix, 16), _SUFFIX_LEN)}"
 
 
 def _base36(number: int, width: int) -> str:
@@ -491,9 +498,10 @@ def new_job(
     sweep_id: str | None = None,
     preset: str | None = None,
     job_id: str | None = None,
+    prefix: str = "",
 ) -> Job:
-    """A job in status New, with its first history entry."""
-    job_id = job_id or new_job_id(name, client_token)
+    """A job in status New, with its first history entry (its id carries ``prefix``)."""
+    job_id = job_id or new_job_id(name, client_token, prefix)
     return Job(
         job_id=job_id,
         status=JobStatus.NEW,

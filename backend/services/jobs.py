@@ -46,8 +46,10 @@ class JobService:
         *,
         clock: Callable[[], datetime],
         is_admin: Callable[[str], bool] = lambda _user: False,
+        job_id_prefix: str = "",
     ) -> None:
         self._store = store
+        self._job_id_prefix = job_id_prefix
         self._backend = backend
         self._dispatcher = dispatcher
         self._clock = clock
@@ -60,6 +62,11 @@ class JobService:
     @property
     def dispatcher(self) -> Dispatcher:
         return self._dispatcher
+
+    @property
+    def job_id_prefix(self) -> str:
+        """Prepended to every new JobId (IAM scopes SageMaker to ``training-job/<prefix>*``)."""
+        return self._job_id_prefix
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -86,6 +93,7 @@ class JobService:
             retry_budget=retry_budget,
             client_token=client_token,
             preset=preset,
+            prefix=self._job_id_prefix,
         )
         registered = self._store.register(job)
         if registered.created:
