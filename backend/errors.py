@@ -57,6 +57,11 @@ class NotifierUnavailable(TrainbotError):
     """A notification channel (Slack, SNS) could not take a message now; it stays pending."""
 
 
+class NotifierRejected(TrainbotError):
+    """A notification channel refused a message for good (the bot is not in the channel, the
+    channel was archived): retrying cannot help, so it is logged and counted as handled."""
+
+
 class CreateRefused(TrainbotError):
     """The training backend refused to create an attempt; ``classification`` says why, in the
     retry policy's terms (the adapter translated SageMaker's error code)."""

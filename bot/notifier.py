@@ -25,12 +25,16 @@ from aws_lambda_powertools import Logger
 from backend.config import Settings
 from backend.domain.model import Job
 from backend.domain.status import TERMINAL, JobStatus
-from backend.errors import JobNotFound, NotifierUnavailable, StoreUnavailable
+from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
 from bot import render
 
 logger = Logger(service="trainbot", child=True)
 
 TALLIED = "tallied"
+# Slack errors that no retry can fix: the message is given up (logged), not kept forever.
+PERMANENT_ERRORS = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks", "no_permission", "account_inactive"}
+)
 _ROOT_CACHE = 1024
 
 
@@ -128,6 +132,8 @@ class SlackNotifier:
             return getattr(self._client, method)(**kwargs)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else "?"
+            if error in PERMANENT_ERRORS:
+                raise NotifierRejected(f"Slack {method} refused: {error}") from exc
             raise NotifierUnavailable(f"Slack {method} failed: {error}") from exc
         except (SlackClientError, OSError) as exc:  # URLError, timeouts, refused connections
             raise NotifierUnavailable(f"Slack {method} could not be reached: {exc}") from exc

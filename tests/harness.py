@@ -202,3 +202,27 @@ class Stack:
             {"body": json.loads(message), "subject": subject, "attributes": attributes or {}}
             for _id, message, subject, attributes, _group in topic.sent_notifications
         ]
+
+
+def seed_finished(store, count: int, *, days_ago: int = 30, batch: int = 25) -> None:
+    """Write ``count`` finished jobs straight into the table with BatchWriteItem: history
+    that hot paths must never read."""
+    from datetime import timedelta
+
+    from backend.adapters.dynamo_store import to_item
+    from backend.domain.model import Owner, new_job
+    from backend.domain.status import JobStatus
+
+    created = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(days=days_ago)
+    args = job_request()
+    owner = Owner(team_id="T1", user_id="UHIST")
+    pending = []
+    for i in range(count):
+        job = new_job(name=f"old-{i}", job_args=args, owner=owner, now=created, job_id=f"old-{i:06d}")
+        job = job.model_copy(update={"status": JobStatus.COMPLETED if i % 4 else JobStatus.FAILED})
+        pending.append({"PutRequest": {"Item": to_item(job)}})
+        if len(pending) == batch:
+            store._client.batch_write_item(RequestItems={store.table_name: pending})  # noqa: SLF001
+            pending = []
+    if pending:
+        store._client.batch_write_item(RequestItems={store.table_name: pending})  # noqa: SLF001

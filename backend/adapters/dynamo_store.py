@@ -18,6 +18,8 @@ a GSI key, so they never show up in job queries.
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import json
 import random
 import time
@@ -425,14 +427,28 @@ class DynamoJobStore:
         return self._queue_partition("claimed", limit, upto=format_utc(now) + "#~")
 
     def due_for_launch(self, now: datetime, limit: int) -> list[Job]:
+        """Jobs due for launch, in launch order (see :meth:`iter_due`)."""
+        return list(self.iter_due(now, limit))
+
+    def iter_due(self, now: datetime, limit: int, page: int = 50) -> Iterator[Job]:
         """Jobs due for launch, in launch order: expired claims first (they may already exist
-        on SageMaker), then ready and due-retrying jobs merged by priority, fair tag, age."""
+        on SageMaker), then ready and due-retrying jobs merged by priority, fair tag, age.
+        Ready jobs are read a page at a time as the caller consumes them, so a launcher that
+        stops early has not paid for the rest of the queue."""
         reconcile = self.expired_claims(now, limit)
-        rest = sorted(
-            [*self.ready_jobs(limit), *self.retrying_due(now, limit)],
-            key=launch_order,
-        )
-        return [*reconcile, *rest][:limit]
+        retrying = sorted(self.retrying_due(now, limit), key=launch_order)
+        ready = self._iter_partition("ready", min(page, limit))
+        merged = heapq.merge(retrying, ready, key=launch_order)
+        yield from itertools.islice(itertools.chain(reconcile, merged), limit)
+
+    def _iter_partition(self, partition: str, page: int) -> Iterator[Job]:
+        for answer in self._query(
+            IndexName="Queue",
+            KeyConditionExpression="QueueKey = :k",
+            ExpressionAttributeValues={":k": {"S": partition}},
+            Limit=page,
+        ):
+            yield from (from_item(item) for item in answer.get("Items", []))
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:
         """Launched / InProgress / Stopping jobs, least recently changed first."""

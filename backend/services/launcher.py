@@ -45,6 +45,8 @@ F = FailureClass
 # Longer than the launcher's Lambda timeout, so a live launcher never loses its claim.
 LEASE = timedelta(minutes=5)
 DUE_BATCH = 200
+# Stop looking further down the queue after this many jobs in a row that cannot launch.
+BLOCKED_STREAK_LIMIT = 50
 
 
 @dataclass
@@ -114,20 +116,27 @@ class Launcher:
         for active in self._store.active_jobs():
             usage[active.job_args.instance_type] += active.job_args.instance_count
         holds, holds_changed = self._load_holds(now, usage)
-        due = self._store.due_for_launch(now, self._batch)
-        report.due = len(due)
-        for job in due:
+        blocked_streak = 0
+        for job in self._store.iter_due(now, self._batch):
+            report.due += 1
             if not should_continue():
+                report.stopped_early = True
+                break
+            if blocked_streak >= BLOCKED_STREAK_LIMIT:
+                # The queue's head is all held or at its limit: the rest waits for next tick.
                 report.stopped_early = True
                 break
             instance_type, count = job.job_args.instance_type, job.job_args.instance_count
             if instance_type in holds:
                 report.held += 1
+                blocked_streak += 1
                 continue
             limit = self._limits.get(instance_type)
             if limit is not None and usage[instance_type] + count > limit:
                 report.at_limit += 1
+                blocked_streak += 1
                 continue
+            blocked_streak = 0
             result = self._launch(job, report)
             if result.launched:
                 usage[instance_type] += count

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from backend.domain.model import Job
-from backend.errors import JobNotFound, NotifierUnavailable, StoreUnavailable
+from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
 from backend.ports import Notifier
 
 logger = Logger(service="trainbot", child=True)
@@ -30,6 +30,7 @@ DELIVERY_LEASE = timedelta(seconds=60)
 class DeliveryReport:
     sent: int = 0
     pending: int = 0
+    rejected: int = 0  # refused for good (see NotifierRejected): logged, not retried
     busy: int = 0  # another dispatcher held the job's delivery lease
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -66,6 +67,15 @@ class Dispatcher:
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
                 try:
                     notifier.notify(current, seq)
+                except NotifierRejected as exc:
+                    # A poison message would sit in the outbox forever: give it up, loudly.
+                    logger.error(
+                        "notification rejected for good",
+                        extra={"job_id": current.job_id, "notifier": notifier.name, "seq": seq, "error": str(exc)},
+                    )
+                    report.rejected += 1
+                    delivered[notifier.name] = seq
+                    continue
                 except NotifierUnavailable as exc:
                     logger.warning(
                         "notification stays pending",

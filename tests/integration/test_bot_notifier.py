@@ -197,3 +197,13 @@ def test_a_sweep_shares_one_root_replies_only_when_a_job_ends_and_counts_each_en
     assert len(replies) == 2 and "grid-0" in replies[0] and "lr=3e-5" in replies[0]
     card = str(root.message(CHANNEL, ts)["blocks"])
     assert "1 of 2 ended" in card and "Completed 1" in card
+
+
+def test_a_change_slack_refuses_for_good_is_given_up_not_kept_in_the_outbox_forever(store, slack, wired):
+    job = _submit(store, wired)
+    slack.fail_next("chat.postMessage", error="not_in_channel")
+    job = _launch(store, wired, job, 1)
+    assert store.outbox_job_ids() == []  # logged and counted as handled
+    assert store.get(job.job_id).status is S.LAUNCHED
+    job = _move(store, wired, job, S.IN_PROGRESS, 2)
+    assert [t.split("*")[1] for t in _thread(slack, job)[1:]] == ["InProgress"]

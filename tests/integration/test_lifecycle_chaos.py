@@ -1,0 +1,95 @@
+"""Chaos: 200+ jobs under every fault at once, with 3 launchers and 2 monitors running
+concurrently on each tick. The invariants are what a scientist relies on: every job ends, no
+attempt is created twice, no job ever has two attempts running, capacity trouble alone never
+fails a job, algorithm errors stay within budget, and each change is announced exactly once."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from backend.domain.model import FailureClass
+from backend.domain.status import JobStatus
+from infra.sagemaker_standin import Faults
+from tests.harness import ALICE, BOB, Stack, job_request
+
+S = JobStatus
+JOBS = int(__import__("os").environ.get("CHAOS_JOBS", "200"))
+
+
+@pytest.fixture
+def chaos(moto_aws):
+    faults = Faults(
+        create_limit_exceeded_probability=0.05,
+        create_throttle_probability=0.08,
+        create_internal_error_probability=0.04,
+        create_service_unavailable_probability=0.02,
+        lost_create_response_probability=0.05,
+        describe_throttle_probability=0.1,
+        duplicate_event_probability=0.3,
+        reorder_events=True,
+    )
+    stack = Stack(faults=faults, seed=7, sagemaker_retries=1, duration=90.0, startup=15.0)
+    yield stack
+    stack.close()
+
+
+def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
+    stack = chaos
+    rng = random.Random(11)
+    kinds: dict[str, str] = {}
+    for i in range(JOBS):
+        kind = rng.choice(["plain", "plain", "capacity", "flaky", "broken"])
+        hp = {
+            "plain": {},
+            "capacity": {"trainbot_standin_outcome": "CapacityError", "trainbot_standin_outcome_attempts": "2"},
+            "flaky": {"trainbot_standin_outcome": "AlgorithmError", "trainbot_standin_outcome_attempts": "1"},
+            "broken": {"trainbot_standin_outcome": "AlgorithmError"},
+        }[kind]
+        job = stack.jobs.submit(
+            name=f"chaos-{i}", job_args=job_request(**hp), actor=ALICE if i % 3 else BOB, retry_budget=2
+        ).job
+        kinds[job.job_id] = kind
+
+    ids = list(kinds)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        for tick in range(150):
+            if stack.unsettled() == 0:
+                break
+            stack.clock.advance(30)
+            events = stack.sagemaker.drain_events()
+            half = len(events) // 2
+            runs = [pool.submit(stack.launch) for _ in range(3)]
+            runs.append(pool.submit(lambda batch=events[:half]: [stack.monitor_handler(e, stack.context) for e in batch]))
+            if tick % 5 == 4:
+                runs.append(pool.submit(stack.sweep))
+            runs.append(pool.submit(lambda batch=events[half:]: [stack.monitor_handler(e, stack.context) for e in batch]))
+            for run in runs:
+                run.result()
+        stack.sweep()  # drain the last notifications
+
+    jobs = {j.job_id: j for j in stack.store.get_many(ids)}
+    assert len(jobs) == JOBS
+    assert [j.job_id for j in jobs.values() if not j.is_terminal] == []
+
+    created = stack.sagemaker.created_names
+    assert len(created) == len(set(created)), "an attempt was created twice"
+    assert max(stack.sagemaker.max_concurrent_attempts.values()) == 1, "two attempts of one job ran at once"
+
+    for job_id, kind in kinds.items():
+        job = jobs[job_id]
+        algorithm_attempts = sum(1 for a in job.attempts if a.failure_class is FailureClass.ALGORITHM)
+        assert algorithm_attempts <= job.retry_budget + 1
+        if kind in ("plain", "capacity", "flaky"):
+            assert job.status is S.COMPLETED, (job_id, kind, [h.reason for h in job.history])
+        else:
+            assert job.status is S.FAILED and algorithm_attempts == job.retry_budget + 1
+
+    published = Counter((m["body"]["jobId"], m["body"]["seq"]) for m in stack.notifications())
+    expected = {(j.job_id, h.seq) for j in jobs.values() for h in j.history}
+    assert set(published) == expected, "a change was not announced"
+    assert max(published.values()) == 1, "a change was announced twice"
+    assert sum(1 for k in kinds.values() if k == "capacity") > JOBS // 10
