@@ -83,6 +83,7 @@ USAGE = {
     "list": "/train list [mine|all] [status=Failed]",
     "stop": "/train stop <JobId>",
     "retry": "/train retry <JobId>",
+    "stats": "/train stats [mine|all|user=@someone] [days=14] [preset=nlp]",
     "preset": (
         "/train preset save nlp image=… role=… output=s3://out-bucket/runs instance=ml.g5.xlarge\n"
         "/train preset list\n/train preset show nlp\n/train preset delete nlp"
@@ -143,6 +144,16 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Stats:
+    """How jobs went over the last ``days`` days: everyone's, mine, or one user's."""
+
+    scope: str = "all"  # "all" | "mine" | "user"
+    user_id: str | None = None  # with scope "user"
+    days: int = 14
+    preset: str | None = None
+
+
+@dataclass(frozen=True)
 class PresetSave:
     name: str
     fields: dict[str, str]
@@ -165,7 +176,7 @@ class PresetDelete:
 
 Request = (
     Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | Retry
-    | PresetSave | PresetList | PresetShow | PresetDelete
+    | PresetSave | PresetList | PresetShow | PresetDelete | Stats
 )
 
 
@@ -224,6 +235,8 @@ def parse(text: str) -> Request:
         return _parse_list(tokens(rest, USAGE["list"]))
     if verb in ("preset", "presets"):
         return _parse_preset(tokens(rest, USAGE["preset"]))
+    if verb == "stats":
+        return _parse_stats(tokens(rest, USAGE["stats"]))
     return Help(unknown=verb[:40])
 
 
@@ -255,6 +268,43 @@ def _parse_list(words: list[str]) -> ListJobs:
     if problems:
         raise BadCommand(problems, USAGE["list"])
     return ListJobs(scope, status)
+
+
+STATS_MAX_DAYS = 366  # backend.services.stats.MAX_DAYS (not imported: the ack stays light)
+# A Slack user id as typed (U123ABC) or as Slack escapes a mention (<@U123ABC|alice>).
+_USER_REF = re.compile(r"^(?:<@)?(?P<id>[UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")
+
+
+def _parse_stats(words: list[str]) -> Stats:
+    usage = USAGE["stats"]
+    scope, user_id, days, preset = "all", None, 14, None
+    problems = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        key = key.lower()
+        if not eq and key in ("mine", "all"):
+            scope, user_id = key, None
+        elif eq and key == "user":
+            match = _USER_REF.match(value.strip())
+            if match is None:
+                problems.append(f"user: {_shorten(value)!r} is not a Slack user; write user=@someone or user=U123ABC")
+            else:
+                scope, user_id = "user", match["id"]
+        elif eq and key == "days":
+            try:
+                days = _integer(value, 1, STATS_MAX_DAYS, f"days is 1 to {STATS_MAX_DAYS}")
+            except ValueError as exc:
+                problems.append(f"days: {exc}")
+        elif eq and key == "preset":
+            if not PRESET_NAME.match(value.lower()):
+                problems.append(f"preset: {_shorten(value)!r} is not a preset name")
+            else:
+                preset = value.lower()
+        else:
+            problems.append(f"{_shorten(word)!r} is not understood here")
+    if problems:
+        raise BadCommand(problems, usage)
+    return Stats(scope, user_id, days, preset)
 
 
 def _parse_preset(words: list[str]) -> Request:

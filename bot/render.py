@@ -308,6 +308,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 • `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
 • `/train stop <JobId>` · `/train retry <JobId>`
 • `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
+• `/train stats [mine|all|user=@someone] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.
   Presets hold team defaults (image, role, input, output…): `/train submit preset=nlp name=x hp.lr=3e-5`."""
 
 
@@ -418,6 +419,57 @@ def preset_not_yours(name: str, creator: str) -> str:
 
 def _quote(value: str) -> str:
     return f'"{value}"' if (" " in value or not value) else value
+
+
+# --- /train stats -----------------------------------------------------------------------------
+
+
+def stats_whose(scope: str, user_id: str | None, preset: str | None) -> str:
+    who = {"mine": "Your jobs", "all": "Everyone's jobs"}.get(scope) or f"Jobs of {mention(user_id or '')}"
+    return who + (f" with preset `{esc(preset, 40)}`" if preset else "")
+
+
+def stats_working(days: int) -> str:
+    return f":bar_chart: Working out the last {days} day{'s' if days != 1 else ''}…"
+
+
+def _hours(value: float) -> str:
+    return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
+
+
+def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int) -> dict[str, Any]:  # noqa: ANN401 - backend.services.stats.Stats
+    """The Block Kit answer to `/train stats`: what the window covers, outcomes, retries by
+    cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types."""
+    title = f"{stats_whose(scope, user_id, preset)}, last {days} day{'s' if days != 1 else ''}"
+    rate = "–" if stats.success_rate is None else f"{stats.success_rate:.0%}"
+    statuses = " · ".join(
+        f"{EMOJI.get(JobStatus(name), '')} {name} {count}" for name, count in stats.by_status.items()
+    )
+    causes = " · ".join(f"{cause} {count}" for cause, count in stats.retries_by_cause.items())
+    hours = " · ".join(f"`{t}` {_hours(h)}" for t, h in list(stats.instance_hours.items())[:8]) or "none"
+    slow = " · ".join(f"`{s.instance_type}` {duration(s.median_wait)}" for s in stats.slowest_to_start) or "–"
+    wait, run = stats.queue_wait, stats.run_time
+    fields = [
+        f"*Jobs*\n{stats.total:,} ({stats.finished:,} finished)",
+        f"*Success rate*\n{rate} of finished",
+        f"*Queue wait* (median / p90)\n{duration(wait.median)} / {duration(wait.p90)}",
+        f"*Run time* (median / p90)\n{duration(run.median)} / {duration(run.p90)}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        _section(f":bar_chart: *{title}*"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        _section(
+            f"*By status*: {statuses or 'none'}\n*Retries by cause* ({stats.total_retries:,}): {causes}\n"
+            f"*Instance-hours*: {hours}\n*Slowest to start*: {slow}"
+        ),
+        _context(esc(stats.coverage(), 600)),
+    ]
+    return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
+    who = {"mine": "my jobs", "all": "all jobs"}.get(scope) or f"jobs of {user_id}"
+    return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} days"
 
 
 # --- the submit modal -------------------------------------------------------------------------

@@ -201,3 +201,18 @@ class BotService:
 
     def retry(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.retry(job_id, actor)
+
+    # --- stats --------------------------------------------------------------------------------
+
+    def stats(self, actor: Actor, scope: str, user_id: str | None, days: int, preset: str | None):  # noqa: ANN201
+        """How the chosen jobs went over the last ``days`` days (reads only that window)."""
+        from backend.services.stats import collect
+
+        owner = actor.owner if scope == "mine" else (user_id if scope == "user" else None)
+        return collect(self._c.store, owner, days, preset, self._c.clock(), retention_days=self.settings.retention_days)
+
+    def stats_chart(self, stats) -> bytes:  # noqa: ANN001 - backend.services.stats.Stats
+        """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""
+        from backend.services.stats import render_chart
+
+        return render_chart(stats).png

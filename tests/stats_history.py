@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from backend.adapters.dynamo_store import to_item
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, attempt_name
 from backend.domain.status import HistoryEntry, JobStatus
 from tests.conftest import T0, job_args, make_job
@@ -21,6 +22,14 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 NOW = T0  # 2026-11-02 09:00 UTC
 BASE = NOW - 3 * DAY  # 2026-10-30 09:00
+
+
+def seed(dynamodb, table: str, jobs) -> None:  # noqa: ANN001
+    """Write jobs as stored items (index keys included), 25 per BatchWriteItem."""
+    jobs = list(jobs)
+    for start in range(0, len(jobs), 25):
+        chunk = jobs[start : start + 25]
+        dynamodb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": to_item(j)}} for j in chunk]})
 
 
 def attempt(
@@ -57,6 +66,7 @@ def job_with(
     instance: str = "ml.g5.xlarge",
     count: int = 1,
     user: str = "U1",
+    team: str = "T1",
     preset: str | None = None,
     history: list[tuple[JobStatus, JobStatus, datetime]] = (),
     job_id: str | None = None,
@@ -64,7 +74,7 @@ def job_with(
     """A job in ``status`` with ``attempts`` (keyword dicts for :func:`attempt`, numbered in
     order) and the extra ``history`` moves given as (from, to, at)."""
     args = job_args(ResourceConfig={"InstanceType": instance, "InstanceCount": count, "VolumeSizeInGB": 50})
-    job = make_job(name, user=user, now=created, job_args=args, preset=preset, job_id=job_id)
+    job = make_job(name, user=user, team=team, now=created, job_args=args, preset=preset, job_id=job_id)
     built = [attempt(job.job_id, i + 1, **spec) for i, spec in enumerate(attempts)]
     entries = list(job.history)
     for from_status, to_status, at in history:

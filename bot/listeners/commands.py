@@ -54,6 +54,8 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
                 pending = sweep_id_for(command["trigger_id"])
                 return {"response_type": "ephemeral", **render.sweep_confirm(name, size, pending, bot.settings.sweep_confirm_size)}
             return {"response_type": "ephemeral", "text": render.sweep_registering(name, size)}
+        case grammar.Stats(days=days):
+            return {"response_type": "ephemeral", "text": render.stats_working(days)}
     return {}
 
 
@@ -117,6 +119,19 @@ def work(command: dict[str, Any], context, respond, client, body) -> None:  # no
         case grammar.PresetDelete(name=name):
             bot.presets.delete(name, actor.user_id)
             say(text=render.preset_deleted(name))
+        case grammar.Stats(scope=scope, user_id=user_id, days=days, preset=preset):
+            stats = bot.stats(actor, scope, user_id, days, preset)
+            say(**render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days))
+            if channel:
+                # Slack's current upload flow (files.getUploadURLExternal, then
+                # completeUploadExternal), shared where the command was typed.
+                client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=command.get("thread_ts") or None,
+                    content=bot.stats_chart(stats),
+                    filename="trainbot-stats.png",
+                    title=render.stats_chart_title(scope, user_id, preset, days),
+                )
 
 
 def root_poster(client, sweep_id: str):  # noqa: ANN001, ANN201

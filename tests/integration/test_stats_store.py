@@ -10,22 +10,14 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.dynamo_store import DynamoJobStore, to_item
+from backend.adapters.dynamo_store import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
 from backend.services import export, stats
 from tests.conftest import make_job
-from tests.stats_history import DAY, EXPECTED, HOUR, MIN, NOW, known_history
+from tests.stats_history import DAY, EXPECTED, HOUR, MIN, NOW, known_history, seed
 
 S = JobStatus
-
-
-def _seed(dynamodb, table: str, jobs) -> None:
-    """Write jobs as stored items (index keys included), 25 per BatchWriteItem."""
-    jobs = list(jobs)
-    for start in range(0, len(jobs), 25):
-        chunk = jobs[start : start + 25]
-        dynamodb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": to_item(j)}} for j in chunk]})
 
 
 def _many(count: int, first: object, spacing: timedelta, prefix: str):
@@ -36,9 +28,9 @@ def test_stats_read_only_the_jobs_in_the_window_however_much_history_the_table_h
     window_start = NOW - 7 * DAY
     # 2,000 jobs from 60 to 8 days ago, 20 earlier on the window's first day (same ByDay
     # partition, before its start), and 50 inside the window.
-    _seed(dynamodb, jobs_table, _many(2000, NOW - 60 * DAY, timedelta(minutes=37), "old"))
-    _seed(dynamodb, jobs_table, _many(20, window_start - 2 * HOUR, MIN, "edge"))
-    _seed(dynamodb, jobs_table, _many(50, window_start + MIN, 3 * HOUR, "new"))
+    seed(dynamodb, jobs_table, _many(2000, NOW - 60 * DAY, timedelta(minutes=37), "old"))
+    seed(dynamodb, jobs_table, _many(20, window_start - 2 * HOUR, MIN, "edge"))
+    seed(dynamodb, jobs_table, _many(50, window_start + MIN, 3 * HOUR, "new"))
 
     store.metrics.reset()
     result = stats.collect(store, None, 7, None, NOW)
@@ -49,7 +41,7 @@ def test_stats_read_only_the_jobs_in_the_window_however_much_history_the_table_h
     assert store.metrics.calls["scan"] == 0
 
     # Half as much old history again: the same cost.
-    _seed(dynamodb, jobs_table, _many(1000, NOW - 120 * DAY, timedelta(minutes=37), "older"))
+    seed(dynamodb, jobs_table, _many(1000, NOW - 120 * DAY, timedelta(minutes=37), "older"))
     store.metrics.reset()
     assert stats.collect(store, None, 7, None, NOW).total == 50
     assert store.metrics.items_read == 50
@@ -63,9 +55,9 @@ def test_stats_read_only_the_jobs_in_the_window_however_much_history_the_table_h
 
 def test_stats_through_the_store_match_the_known_answers_and_filter_by_owner_and_preset(store, dynamodb, jobs_table):
     history = known_history()
-    _seed(dynamodb, jobs_table, history)
+    seed(dynamodb, jobs_table, history)
     extra = make_job("other", user="U2", now=NOW - 2 * HOUR, preset="nlp")
-    _seed(dynamodb, jobs_table, [extra])
+    seed(dynamodb, jobs_table, [extra])
 
     everyone = stats.collect(store, None, 7, None, NOW)
     assert everyone.total == EXPECTED["total"] + 1
@@ -82,13 +74,13 @@ def test_stats_through_the_store_match_the_known_answers_and_filter_by_owner_and
 def test_chart_png_is_one_call_from_the_store(store, dynamodb, jobs_table):
     from backend.services.chart import png_size
 
-    _seed(dynamodb, jobs_table, known_history())
+    seed(dynamodb, jobs_table, known_history())
     png = stats.chart_png(store, days=7, now=NOW)
     assert png_size(png) == (1000, 650)
 
 
 def test_export_writes_one_flat_row_per_job_created_since_as_csv_and_jsonl(store, dynamodb, jobs_table):
-    _seed(dynamodb, jobs_table, known_history())
+    seed(dynamodb, jobs_table, known_history())
 
     out = io.StringIO()
     assert export.export(store, NOW - 7 * DAY, NOW, out, "csv") == 6
