@@ -1,56 +1,624 @@
-"""The `trainbot` command. For now: `trainbot local` walks one job through the store on an
-in-process AWS stand-in (moto), so the README's run command works on a fresh machine."""
+"""The `trainbot` command: scripts' way into Trainbot, and local mode.
+
+    trainbot submit --spec job.yaml            trainbot status <JobId>
+    trainbot sweep --spec sweep.yaml --yes     trainbot list [--all] [--status Failed]
+    trainbot stop <JobId>                      trainbot retry <JobId>
+    trainbot local [--demo] [--data DIR]       (the whole Trainbot on this machine)
+
+Submits are validated exactly as the bot validates `/train` (``bot.grammar``, presets merged by
+``bot.presets``) and written through the same job service, to the table and topic given by
+``--table``/``--topic`` or ``JOBS_TABLE_NAME``/``NOTIFY_TOPIC_ARN`` (``--local``: the running
+`trainbot local`). Exit codes scripts can rely on: 0 ok, 2 usage or invalid spec, 3 no such job,
+4 not allowed (not your job, or not in a status that allows it), 5 AWS unreachable/unavailable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import importlib.util
+import json
 import os
 import sys
-from datetime import timedelta
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+OK, USAGE, NOT_FOUND, REFUSED, UNAVAILABLE = 0, 2, 3, 4, 5
+CLI_TEAM = "cli"
+PROGRESS_THRESHOLD = 50
+
+EPILOG = """\
+examples:
+  trainbot submit --spec job.yaml
+  trainbot submit name=bert-lr3 image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest \\
+      instance=ml.g5.xlarge output=s3://out-bucket/runs role=arn:aws:iam::123456789012:role/SageMakerRole hp.lr=3e-5
+  trainbot submit --spec job.yaml --name bert-lr4 --hp lr=1e-4
+  trainbot sweep --spec job.yaml --hp lr=1e-5,3e-5,1e-4 --hp batch=16,32 --yes
+  trainbot status bert-lr3-k2x9qz --json
+  trainbot list --all --status Failed
+  trainbot stop bert-lr3-k2x9qz && trainbot retry bert-lr3-k2x9qz
+  trainbot local                # the whole Trainbot on this machine, with a Slack-like page
+  trainbot local --demo         # a scripted run: exit code 0 only if every job ended as it should
+  trainbot --local list --all   # the CLI against a running `trainbot local`
+
+exit codes: 0 ok · 2 usage or invalid spec · 3 no such job · 4 not allowed (not your job,
+or its status does not allow it) · 5 AWS unreachable or unavailable
+"""
+
+SPEC_HELP = """\
+A spec is YAML with the keys of `/train submit`:
+  name: bert-lr3
+  image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest
+  instance: ml.g5.xlarge
+  count: 1
+  input: s3://data-bucket/train        # or {train: s3://…, validation: s3://…}
+  output: s3://out-bucket/runs
+  role: arn:aws:iam::123456789012:role/SageMakerRole
+  max_runtime: 1h
+  spot: false
+  priority: 5
+  retries: 2
+  preset: nlp                          # team defaults saved with /train preset save
+  hp: {lr: 3e-5, epochs: 3}            # in a sweep spec, lists: {lr: [1e-5, 3e-5]}
+  tags: {team: nlp}
+Command-line key=value words and flags override the spec's values.
+"""
 
 
-def _walk() -> int:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    from moto import mock_aws
+class CliError(Exception):
+    """An error the CLI reports with a message and an exit code."""
 
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- specs -------------------------------------------------------------------------------------
+
+
+def spec_fields(data: Any, *, sweep: bool = False) -> dict[str, str]:
+    """A YAML spec (a mapping) as the grammar's ``key=value`` fields; BadCommand if malformed."""
+    from bot.grammar import JOB_KEYS, USAGE as GRAMMAR_USAGE, BadCommand
+
+    usage = GRAMMAR_USAGE["sweep" if sweep else "submit"]
+    if not isinstance(data, dict):
+        raise BadCommand(["the spec must be a YAML mapping with keys like name, image, instance, output, role"], usage)
+    fields: dict[str, str] = {}
+    problems: list[str] = []
+
+    def scalar(key: str, value: Any) -> str | None:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int | float | str):
+            return str(value)
+        if isinstance(value, list) and sweep and key.startswith("hp."):
+            items = [scalar(key, v) for v in value]
+            return None if any(i is None for i in items) else ",".join(i for i in items if i is not None)
+        if isinstance(value, list) and key.startswith("hp."):
+            problems.append(f"{key}: a list of values is for `trainbot sweep`; submit takes one value")
+        else:
+            problems.append(f"{key}: {type(value).__name__} is not a value here (write a string or a number)")
+        return None
+
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        if key in ("hp", "hyperparameters", "tags", "tag") or (key == "input" and isinstance(value, dict)):
+            prefix = {"hp": "hp.", "hyperparameters": "hp.", "tags": "tag.", "tag": "tag.", "input": "input."}[key]
+            if not isinstance(value, dict):
+                problems.append(f"{key}: expected a mapping like {{name: value}}")
+                continue
+            for sub, item in value.items():
+                converted = scalar(f"{prefix}{sub}", item)
+                if converted is not None:
+                    fields[f"{prefix}{sub}"] = converted
+        elif key in JOB_KEYS:
+            converted = scalar(key, value)
+            if converted is not None:
+                fields[key] = converted
+        else:
+            problems.append(f"{key!r} is not a spec key; keys are {', '.join(JOB_KEYS)}, hp, tags")
+    if problems:
+        raise BadCommand(problems, usage)
+    return fields
+
+
+def load_spec(path: str, *, sweep: bool = False) -> dict[str, str]:
+    import yaml
+
+    from bot.grammar import BadCommand
+
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read the spec {path}: {exc.strerror or exc}", USAGE) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BadCommand([f"{path} is not valid YAML: {exc}".splitlines()[0]]) from exc
+    return spec_fields(data if data is not None else {}, sweep=sweep)
+
+
+def request_fields(args: argparse.Namespace, *, sweep: bool) -> dict[str, str]:
+    """The spec, then the key=value words, then the flags: later ones win."""
+    from bot import grammar
+
+    usage = grammar.USAGE["sweep" if sweep else "submit"]
+    fields: dict[str, str] = load_spec(args.spec, sweep=sweep) if args.spec else {}
+    fields.update(grammar.parse_fields(list(args.fields or []), usage))
+    flags = {
+        "name": args.name, "image": args.image, "instance": args.instance, "count": args.count,
+        "input": args.input, "output": args.output, "role": args.role, "max_runtime": args.max_runtime,
+        "max_wait": args.max_wait, "spot": args.spot, "priority": args.priority, "retries": args.retries,
+        "preset": args.preset, "volume": args.volume, "checkpoint": args.checkpoint,
+    }
+    fields.update({k: str(v) for k, v in flags.items() if v is not None})
+    for option, prefix in ((args.hp or [], "hp."), (args.tag or [], "tag.")):
+        words = []
+        for item in option:
+            key, eq, value = item.partition("=")
+            words.append(f"{prefix}{key}{eq}{value}")
+        fields.update(grammar.parse_fields(words, usage))
+    return fields
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+def apply_local_connection(path: str | None) -> dict[str, str]:
+    """Point this process at a running `trainbot local` (its connection file)."""
+    from infra.local import connection_file
+
+    file = Path(path) if path else connection_file()
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"no running `trainbot local` found ({file}); start it first", UNAVAILABLE) from exc
+    values = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+    os.environ.update({k: v for k, v in values.items() if k.isupper()})
+    return values
+
+
+def build_container(args: argparse.Namespace):
     from backend.adapters.aws import aws_client
-    from backend.adapters.dynamo_store import DynamoJobStore
-    from backend.domain.model import JobArgs, Owner, new_job
-    from backend.domain.status import JobStatus
-    from backend.domain.times import utcnow
-    from infra.template import create_jobs_table
+    from backend.bootstrap import build
+    from backend.config import Settings
 
-    with mock_aws():
-        client = aws_client("dynamodb", region="us-east-1")
-        create_jobs_table(client, "trainbot-local-jobs")
-        store = DynamoJobStore(client, "trainbot-local-jobs")
-        now = utcnow()
-        args = JobArgs.model_validate(
-            {
-                "AlgorithmSpecification": {"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest"},
-                "RoleArn": "arn:aws:iam::123456789012:role/SageMakerRole",
-                "OutputDataConfig": {"S3OutputPath": "s3://out-bucket/runs"},
-                "ResourceConfig": {"InstanceType": "ml.g5.xlarge"},
-            }
+    overrides: dict[str, Any] = {}
+    if args.table:
+        overrides["jobs_table_name"] = args.table
+    if args.topic:
+        overrides["notify_topic_arn"] = args.topic
+    if args.region:
+        overrides["aws_region"] = args.region
+    environ = dict(os.environ)
+    environ.setdefault("AWS_REGION", environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    if not (args.table or environ.get("JOBS_TABLE_NAME")):
+        raise CliError("no jobs table: pass --table NAME, set JOBS_TABLE_NAME, or use --local", USAGE)
+    settings = Settings.from_env(environ, **overrides)
+    # Fewer retries than a Lambda: a person is waiting, and "unreachable" should say so soon.
+    return build(settings, dynamodb=aws_client("dynamodb", region=settings.aws_region, max_attempts=2))
+
+
+def actor(args: argparse.Namespace):
+    from backend.services.jobs import Actor
+
+    user = args.user or os.environ.get("TRAINBOT_USER") or _os_user()
+    return Actor(team_id=CLI_TEAM, user_id=user)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli-user"
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A progress bar on stderr (a TTY redraws one line; a pipe gets a line per 10 %)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._last_decile = -1
+        self.calls = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls += 1
+        fraction = done / total if total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"{self.label} [{bar}] {done:,}/{total:,}"
+        if self.stream.isatty():
+            self.stream.write("\r" + line)
+            if done >= total:
+                self.stream.write("\n")
+        else:
+            decile = int(fraction * 10)
+            if decile != self._last_decile:
+                self.stream.write(line + "\n")
+                self._last_decile = decile
+        self.stream.flush()
+
+
+def _job_summary(job) -> dict[str, Any]:  # noqa: ANN001 - backend.domain.model.Job
+    attempt = job.current_attempt
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "status": job.status.value,
+        "owner": job.owner.key,
+        "instance": f"{job.job_args.instance_type} x {job.job_args.instance_count}",
+        "attempts": len(job.attempts),
+        "last_reason": job.history[-1].reason if job.history else "",
+        "training_job": attempt.name if attempt else None,
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+        "sweep_id": job.sweep_id,
+    }
+
+
+def _print_job(job, out: TextIO) -> None:  # noqa: ANN001
+    summary = _job_summary(job)
+    print(f"{job.job_id}  {job.name}  {job.status.value}", file=out)
+    print(f"  owner {summary['owner']} · {summary['instance']} · priority {job.priority} · retries {job.algorithm_failures}/{job.retry_budget}", file=out)
+    for attempt in job.attempts:
+        took = ""
+        if attempt.started_at and attempt.ended_at:
+            took = f" {int((attempt.ended_at - attempt.started_at).total_seconds())} s"
+        why = f" ({attempt.failure_class.value}: {attempt.reason[:80]})" if attempt.failure_class else ""
+        print(f"  attempt {attempt.number} {attempt.name}: {attempt.outcome.value}{took}{why}", file=out)
+    for entry in job.history:
+        before = entry.from_status.value if entry.from_status else "·"
+        print(f"  {entry.at.isoformat(timespec='seconds')} {before} -> {entry.to_status.value}  {entry.reason[:100]}", file=out)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
+    from backend.domain.model import SlackThread
+    from bot.usecases import BotService
+
+    fields = request_fields(args, sweep=False)
+    container = build_container(args)
+    bot = BotService(container)
+    spec = bot.job_spec(fields)
+    channel = args.channel or os.environ.get("TRAINBOT_LOCAL_CHANNEL") if args.local else args.channel
+    registered = container.jobs.submit(
+        name=spec.name,
+        job_args=spec.job_args,
+        actor=actor(args),
+        slack=SlackThread(channel_id=channel) if channel else None,
+        priority=spec.priority,
+        retry_budget=spec.retry_budget,
+        client_token=args.idempotency_key or f"cli:{uuid.uuid4()}",
+        preset=spec.preset,
+    )
+    job = registered.job
+    if args.json:
+        print(json.dumps({**_job_summary(job), "created": registered.created}), file=out)
+    else:
+        verb = "registered" if registered.created else "already registered"
+        print(f"{verb} {job.job_id} ({job.name}, {job.status.value})", file=out)
+    return OK
+
+
+def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
+    from backend.domain.model import new_job
+    from bot.usecases import BotService, sweep_id_for
+
+    fields = request_fields(args, sweep=True)
+    container = build_container(args)
+    bot = BotService(container)
+    merged, specs = bot.sweep_specs(fields)
+    size = len(specs)
+    if bot.needs_confirmation(size) and not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"this sweep has {size:,} jobs (more than {container.settings.sweep_confirm_size:,}); pass --yes to register them", USAGE)
+        answer = input(f"Register {size:,} jobs? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing registered", file=out)
+            return OK
+    who = actor(args)
+    sweep_id = sweep_id_for(args.idempotency_key or f"cli:{uuid.uuid4()}")
+    now = container.clock()
+    jobs = [
+        new_job(
+            name=spec.name,
+            job_args=spec.job_args,
+            owner=who.owner,
+            now=now,
+            priority=spec.priority,
+            retry_budget=spec.retry_budget,
+            client_token=f"{sweep_id}/{index}",
+            sweep_id=sweep_id,
+            preset=spec.preset,
         )
-        job = store.register(new_job(name="bert-lr3", job_args=args, owner=Owner(team_id="T0", user_id="U0"), now=now)).job
-        print(f"registered {job.job_id} ({job.status})")
-        for step, status in enumerate([JobStatus.LAUNCHED, JobStatus.IN_PROGRESS, JobStatus.COMPLETED], start=1):
-            job = store.transition(job, status, at=now + timedelta(seconds=step), reason="walk").job
-            print(f"  -> {job.status} (version {job.version})")
-        print(f"history: {' -> '.join(h.to_status for h in store.get(job.job_id).history)}")
-    return 0
+        for index, spec in enumerate(specs)
+    ]
+    progress = ProgressBar(f"registering {merged.get('name', 'sweep')}") if size > PROGRESS_THRESHOLD and not args.quiet else None
+    ids = container.jobs.submit_sweep(jobs, sweep_id, on_progress=progress)
+    if args.json:
+        print(json.dumps({"sweep_id": sweep_id, "jobs": ids}), file=out)
+    else:
+        print(f"registered sweep {sweep_id}: {len(ids):,} jobs ({ids[0]} … {ids[-1]})", file=out)
+    return OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="trainbot", description="Trainbot: chat-ops for SageMaker training.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("local", help="run Trainbot locally")
-    parsed = parser.parse_args(argv)
-    if parsed.command == "local":
-        return _walk()
-    return 2
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    job = build_container(args).jobs.get(_job_id(args.job_id))
+    if args.json:
+        print(json.dumps(job.model_dump(mode="json", by_alias=True)), file=out)
+    else:
+        _print_job(job, out)
+    return OK
+
+
+def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    from backend.domain.status import JobStatus
+
+    status = None
+    if args.status:
+        status = next((s for s in JobStatus if s.value.lower() == args.status.lower()), None)
+        if status is None:
+            raise CliError(f"{args.status!r} is not a status; one of {', '.join(s.value for s in JobStatus)}", USAGE)
+    container = build_container(args)
+    found = []
+    cursor = None
+    for _ in range(50):  # bounded: a status filter reads at most 50 pages
+        if args.all:
+            page = container.jobs.list_all(limit=max(args.limit, 25), cursor=cursor)
+        else:
+            page = container.jobs.list_owner(actor(args).owner, limit=max(args.limit, 25), cursor=cursor)
+        found.extend(j for j in page.jobs if status is None or j.status is status)
+        cursor = page.cursor
+        if cursor is None or len(found) >= args.limit:
+            break
+    found = found[: args.limit]
+    if args.json:
+        print(json.dumps([_job_summary(j) for j in found]), file=out)
+        return OK
+    if not found:
+        print("no jobs", file=out)
+        return OK
+    width = max(len(j.job_id) for j in found)
+    for job in found:
+        print(f"{job.job_id:<{width}}  {job.status.value:<10}  {len(job.attempts):>2} att  {job.owner.key:<20}  {job.name}", file=out)
+    return OK
+
+
+def cmd_stop(args: argparse.Namespace, out: TextIO) -> int:
+    job = build_container(args).jobs.stop(_job_id(args.job_id), actor(args))
+    print(json.dumps(_job_summary(job)) if args.json else f"{job.job_id}: {job.status.value}", file=out)
+    return OK
+
+
+def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
+    job = build_container(args).jobs.retry(_job_id(args.job_id), actor(args))
+    print(json.dumps(_job_summary(job)) if args.json else f"{job.job_id}: {job.status.value}", file=out)
+    return OK
+
+
+def _job_id(value: str) -> str:
+    from backend.domain.model import JOB_ID_PATTERN
+
+    if not JOB_ID_PATTERN.match(value):
+        raise CliError(f"{value!r} is not a job id (ids look like bert-lr3-k2x9qz)", USAGE)
+    return value
+
+
+def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("slack_bolt").setLevel(logging.ERROR)  # its token notes are about our wiring, on purpose
+    if args.demo:
+        from infra.local.demo import run_demo
+
+        result = run_demo(fast=args.fast, out=out, data_dir=Path(args.data) if args.data else None)
+        return OK if result.ok else 1
+    return run_local(args, out)
+
+
+def run_local(args: argparse.Namespace, out: TextIO) -> int:
+    import signal
+    import threading
+
+    from infra.local import LocalOptions, LocalStack
+
+    options = LocalOptions(
+        port=args.port,
+        data_dir=Path(args.data) if args.data else None,
+        chaos=args.chaos,
+        launcher_every=args.launcher_every,
+        monitor_every=args.monitor_every,
+        seed=args.seed,
+        verbose=args.verbose,
+        out=out,
+    )
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stack = LocalStack(options)
+    try:
+        stack.start()
+        print(stack.banner(), file=out, flush=True)
+        while not stopping.wait(0.5):
+            pass
+        print("\nstopping…", file=out, flush=True)
+    finally:
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopped: every server closed", file=out, flush=True)
+    return OK
+
+
+# --- the parser --------------------------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Where and who. Given before the subcommand or after it; after it, an option not given
+    must not overwrite one given before (hence SUPPRESS defaults on the subcommands)."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("where and who")
+    group.add_argument("--table", default=default, help="the jobs table (default: $JOBS_TABLE_NAME)")
+    group.add_argument("--topic", default=default, help="the notification topic ARN (default: $NOTIFY_TOPIC_ARN)")
+    group.add_argument("--region", default=default, help="AWS region (default: $AWS_REGION or us-east-1)")
+    group.add_argument("--local", action="store_true", default=argparse.SUPPRESS if suppress else False, help="use the running `trainbot local`")
+    group.add_argument("--local-file", default=default, metavar="FILE", help="its connection file (default: where `trainbot local` writes it)")
+    group.add_argument("--user", default=default, help="who you are (default: $TRAINBOT_USER or your OS user); team is 'cli'")
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="machine-readable output")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, suppress=True)
+    return common
+
+
+def _job_fields(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("fields", nargs="*", metavar="key=value", help="fields as in /train (name=… hp.lr=…)")
+    parser.add_argument("--spec", metavar="FILE", help="a YAML spec (see below); '-' reads stdin")
+    group = parser.add_argument_group("fields as flags (override the spec)")
+    for flag in ("name", "image", "instance", "count", "volume", "input", "output", "role", "max-runtime", "max-wait", "spot", "checkpoint", "priority", "retries", "preset"):
+        group.add_argument(f"--{flag}")
+    group.add_argument("--hp", action="append", metavar="NAME=VALUE", help="a hyperparameter (repeatable)")
+    group.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a tag (repeatable)")
+    parser.add_argument("--idempotency-key", help="the same key never registers twice")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="trainbot",
+        description="Trainbot: chat-ops for SageMaker training, from scripts (or the whole thing locally).",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    _add_common(parser, suppress=False)  # `trainbot --local list` as well as `trainbot list --local`
+    common = _common()
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    submit = commands.add_parser("submit", parents=[common], help="register one job", description="Register one training job.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
+    _job_fields(submit)
+    submit.add_argument("--channel", help="a Slack channel id for the job's thread")
+    submit.set_defaults(func=cmd_submit)
+
+    sweep = commands.add_parser("sweep", parents=[common], help="register a grid of jobs", description="Register one job per combination of the hp lists.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
+    _job_fields(sweep)
+    sweep.add_argument("--yes", action="store_true", help="register large sweeps without asking")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(func=cmd_sweep)
+
+    status = commands.add_parser("status", parents=[common], help="one job's status, attempts and history", epilog=EPILOG, formatter_class=formatter)
+    status.add_argument("job_id")
+    status.set_defaults(func=cmd_status)
+
+    listing = commands.add_parser("list", parents=[common], help="your jobs (or everyone's), newest first", epilog=EPILOG, formatter_class=formatter)
+    listing.add_argument("--all", action="store_true", help="everyone's jobs")
+    listing.add_argument("--status", help="only jobs in this status (e.g. Failed)")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(func=cmd_list)
+
+    stop = commands.add_parser("stop", parents=[common], help="stop a job (yours, or any if you are an admin)", epilog=EPILOG, formatter_class=formatter)
+    stop.add_argument("job_id")
+    stop.set_defaults(func=cmd_stop)
+
+    retry = commands.add_parser("retry", parents=[common], help="run a Failed or Stopped job again", epilog=EPILOG, formatter_class=formatter)
+    retry.add_argument("job_id")
+    retry.set_defaults(func=cmd_retry)
+
+    local = commands.add_parser(
+        "local",
+        help="run the whole Trainbot on this machine",
+        description="AWS (moto), SageMaker and Slack stand-ins, the bot, launcher and monitor, and a Slack-like page, on 127.0.0.1. Ctrl-C stops it all.",
+        epilog="examples:\n  trainbot local\n  trainbot local --port 0 --data ~/.trainbot --chaos\n  trainbot local --demo\n",
+        formatter_class=formatter,
+    )
+    local.add_argument("--port", type=int, default=8080, help="the page's port (default 8080; 0 = any free port)")
+    local.add_argument("--data", metavar="DIR", help="keep the jobs table in DIR between runs (default: in memory)")
+    local.add_argument("--chaos", type=float, nargs="?", const=0.5, default=0.05, metavar="LEVEL", help="fault injection, 0..1 (default 0.05; --chaos alone: 0.5)")
+    local.add_argument("--launcher-every", type=float, default=2.0, metavar="S", help="launcher schedule in seconds (default 2)")
+    local.add_argument("--monitor-every", type=float, default=5.0, metavar="S", help="monitor sweep schedule in seconds (default 5)")
+    local.add_argument("--seed", type=int, help="seed the stand-ins' randomness")
+    local.add_argument("--demo", action="store_true", help="a scripted run without a browser; exit 0 only if every job ended as it should")
+    local.add_argument("--fast", action="store_true", help="with --demo: short durations (under a minute)")
+    local.add_argument("--verbose", action="store_true", help="log the handlers' own lines too")
+    local.set_defaults(func=cmd_local)
+
+    if importlib.util.find_spec("infra.cli_stats") is not None:
+        import infra.cli_stats
+
+        infra.cli_stats.add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help is 0, a usage error 2
+        return int(exc.code or 0)
+    return run(args, out, err)
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from backend.errors import (
+        BackendUnavailable,
+        ConfigError,
+        IllegalTransition,
+        InvalidRequest,
+        JobNotFound,
+        NotAuthorized,
+        StoreUnavailable,
+    )
+
+    func: Callable[[argparse.Namespace, TextIO], int] = args.func
+    try:
+        if getattr(args, "local", False) and args.command != "local":
+            apply_local_connection(getattr(args, "local_file", None))
+        return func(args, out)
+    except CliError as exc:
+        print(f"trainbot: {exc}", file=err)
+        return exc.code
+    except InvalidRequest as exc:
+        print("trainbot: invalid request:", file=err)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=err)
+        usage = getattr(exc, "usage", "")
+        if usage:
+            print("usage (as in /train):\n  " + usage.replace("\n", "\n  "), file=err)
+        return USAGE
+    except ConfigError as exc:
+        print(f"trainbot: {exc}", file=err)
+        return USAGE
+    except JobNotFound as exc:
+        print(f"trainbot: {exc}", file=err)
+        return NOT_FOUND
+    except IllegalTransition as exc:
+        print(f"trainbot: not allowed now: {exc.job_id} is {exc.from_status}", file=err)
+        return REFUSED
+    except NotAuthorized as exc:
+        print(f"trainbot: not allowed: {exc}", file=err)
+        return REFUSED
+    except (StoreUnavailable, BackendUnavailable) as exc:
+        print(f"trainbot: AWS unavailable: {exc}", file=err)
+        return UNAVAILABLE
+    except KeyboardInterrupt:
+        print("trainbot: interrupted", file=err)
+        return 130
 
 
 if __name__ == "__main__":
