@@ -1,0 +1,123 @@
+"""`/train stats` at the unit level: grammar, the Block Kit summary, the listener's upload
+call (fake client), and the cold start that never imports the chart library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from backend.services.stats import Window, compute_stats
+from bot import grammar, render
+from bot.grammar import BadCommand
+from bot.listeners import commands
+from tests.stats_history import NOW, known_history
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stats", grammar.Stats("all", None, 14, None)),
+        ("stats mine days=30", grammar.Stats("mine", None, 30, None)),
+        ("stats user=<@U0ALICE|alice> preset=NLP", grammar.Stats("user", "U0ALICE", 14, "nlp")),
+        ("stats user=W12AB days=366 all", grammar.Stats("all", None, 366, None)),  # the last scope word wins
+    ],
+)
+def test_stats_commands_parse(text, expected):
+    assert grammar.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("stats days=0", "days: 0 is out of range"),
+        ("stats days=367", "out of range"),
+        ("stats user=bob", "is not a Slack user"),
+        ("stats preset=<!channel>", "is not a preset name"),
+        ("stats everything", "is not understood here"),
+    ],
+)
+def test_malformed_stats_commands_name_the_problem_and_show_the_usage(text, problem):
+    with pytest.raises(BadCommand) as caught:
+        grammar.parse(text)
+    assert problem in " ".join(caught.value.problems) and caught.value.usage == grammar.USAGE["stats"]
+
+
+def test_help_mentions_stats():
+    assert "/train stats" in render.help_text()
+
+
+def _stats(jobs=None, **kw):
+    return compute_stats(known_history() if jobs is None else jobs, Window.last_days(7, NOW), NOW, **kw)
+
+
+def test_the_summary_shows_every_figure_and_what_the_window_covers():
+    answer = render.stats_summary(_stats(retention_days=3), scope="user", user_id="U0ALICE", preset="nlp", days=7)
+    blob = json.dumps(answer["blocks"], ensure_ascii=False)
+    assert "Jobs of <@U0ALICE> with preset `nlp`, last 7 days" in blob
+    assert "6 (3 finished)" in blob and "67% of finished" in blob
+    assert "31 min / 1 h 36 min" in blob  # queue wait median / p90
+    assert "capacity 1 · quota 1 · algorithm 1 · throttling 1" in blob
+    assert "`ml.g5.xlarge` 2.00" in blob and "Slowest to start*: `ml.g5.2xlarge` 2 h 00 min" in blob
+    assert "kept 3 days" in blob and "have expired" in blob
+    assert answer["text"].endswith("6 jobs, success rate 67%")
+
+
+def test_an_empty_summary_has_dashes_not_errors():
+    answer = render.stats_summary(_stats([]), scope="mine", user_id=None, preset=None, days=7)
+    blob = json.dumps(answer["blocks"], ensure_ascii=False)
+    assert "Your jobs, last 7 days" in blob and "0 (0 finished)" in blob and "– of finished" in blob
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.uploads: list[dict] = []
+
+    def files_upload_v2(self, **kwargs):
+        self.uploads.append(kwargs)
+
+
+class _Bot:
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def stats(self, actor, scope, user_id, days, preset):
+        self.asked.append((actor.user_id, scope, user_id, days, preset))
+        return _stats()
+
+    def stats_chart(self, stats):
+        return b"\x89PNG-fake"
+
+
+def _command(text: str, **extra) -> dict:
+    return {"text": text, "team_id": "T1", "user_id": "U1", "channel_id": "C1", "trigger_id": "1.2.3", "response_url": "x", **extra}
+
+
+def test_the_ack_answers_at_once_and_the_lazy_listener_summarises_and_uploads_the_chart():
+    acks: list = []
+    bot = _Bot()
+    commands.acknowledge(ack=lambda **kw: acks.append(kw), command=_command("stats mine days=7"), context={"bot": bot}, client=None)
+    assert "last 7 days" in acks[0]["text"] and bot.asked == []
+
+    said: list = []
+    client = _Client()
+    command = _command("stats mine days=7", thread_ts="1700000000.000100")
+    commands.work(command=command, context={"bot": bot}, respond=lambda **kw: said.append(kw), client=client, body={"response_url": "x"})
+    assert bot.asked == [("U1", "mine", None, 7, None)]
+    assert said[0]["response_type"] == "ephemeral" and said[0]["blocks"]
+    (upload,) = client.uploads
+    assert upload["channel"] == "C1" and upload["thread_ts"] == "1700000000.000100"
+    assert upload["content"] == b"\x89PNG-fake" and upload["filename"] == "trainbot-stats.png"
+    assert upload["title"] == "Trainbot stats: my jobs, last 7 days"
+
+
+def test_the_bots_cold_start_imports_neither_the_stats_service_nor_matplotlib():
+    code = (
+        "import sys, bot.handler, bot.app, bot.listeners.commands, bot.usecases, bot.render, bot.grammar; "
+        "leaked = [m for m in ('matplotlib', 'numpy', 'backend.services.stats', 'backend.services.chart') if m in sys.modules]; "
+        "sys.exit(str(leaked) if leaked else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
