@@ -48,9 +48,24 @@ class MotoServer:
         self._server = make_server(self._host, self._port, app, threaded=False, request_handler=QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-server", daemon=True)
         self._thread.start()
+        self.reset()
         return self.url
 
+    def reset(self) -> None:
+        """Forget every resource (moto's backends live in this process; a new stack starts
+        empty, and a stopped one leaves nothing behind for the next)."""
+        import urllib.request
+
+        request = urllib.request.Request(self.url + "/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - 127.0.0.1 only
+            pass
+
     def stop(self) -> None:
+        if self._server is not None:
+            try:
+                self.reset()
+            except OSError:
+                pass  # stopping anyway
         server, self._server = self._server, None
         if server is None:
             return

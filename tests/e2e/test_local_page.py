@@ -1,0 +1,127 @@
+"""The Slack-like page of `trainbot local`, in a real headless browser (Debian's chromium,
+driven by Playwright): a typed `/train submit` shows the job's card, its thread follows the job
+to Completed, and Stop on another job's card stops it. What the page shows is checked against
+the jobs table too.
+
+Chromium is installed by the test set-up (`./dev test`); when it is missing this test fails,
+it never skips: a page nobody looked at is not tested."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from backend.domain.model import Owner
+from backend.domain.status import JobStatus
+from infra.local import TEAM_ID, LocalOptions, LocalStack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SUBMIT = (
+    "/train submit name={name} image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
+    "instance=ml.g5.xlarge output=s3://out-bucket/runs role=arn:aws:iam::123456789012:role/SageMakerRole "
+    "hp.trainbot_standin_duration={duration}"
+)
+
+
+@pytest.fixture
+def stack() -> Iterator[LocalStack]:
+    logging.getLogger("slack_bolt").setLevel(logging.ERROR)
+    options = LocalOptions(
+        port=0, chaos=0.0, launcher_every=0.5, monitor_every=2.0, events_every=0.2, startup_seconds=0.5,
+        run_seconds=2.0, stop_seconds=0.5, retry_base_seconds=1.0, retry_max_seconds=3.0, seed=1,
+        log_transitions=False, write_connection_file=False,
+    )
+    with LocalStack(options) as running:
+        yield running
+
+
+@pytest.fixture
+def page(stack):
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `./dev test` installs Debian's chromium"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(20_000)
+            tab.goto(stack.page_url)
+            yield tab
+        finally:
+            context.close()
+
+
+def _job(stack: LocalStack, name: str):
+    jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs
+    return next(j for j in jobs if j.name == name)
+
+
+def _type(page, text: str) -> None:
+    page.get_by_test_id("composer").fill(text)
+    page.get_by_test_id("composer").press("Enter")
+
+
+def test_a_typed_submit_shows_the_card_and_its_thread_reaches_completed(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, SUBMIT.format(name="page-ok", duration=1.5))
+
+    card = page.locator("[data-testid=message]", has_text="page-ok")
+    expect(card).to_be_visible()
+    expect(page.locator("[data-testid=ephemeral]", has_text="Registering")).to_be_visible()
+    expect(card).to_contain_text("is Completed", timeout=30_000)
+    card.get_by_test_id("thread-toggle").click()
+    thread = card.get_by_test_id("thread")
+    expect(thread).to_contain_text("Launched")
+    expect(thread).to_contain_text("Completed")
+    assert _job(stack, "page-ok").status is JobStatus.COMPLETED
+
+
+def test_stop_on_a_running_jobs_card_stops_it(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, SUBMIT.format(name="page-long", duration=120))
+    card = page.locator("[data-testid=message]", has_text="page-long")
+    expect(card).to_contain_text("InProgress", timeout=30_000)
+
+    card.locator("button[data-action-id=job_stop]").click()
+
+    expect(card).to_contain_text("is Stopped", timeout=30_000)
+    expect(page.locator("[data-testid=ephemeral]", has_text="Stopp")).to_be_visible()
+    assert _job(stack, "page-long").status is JobStatus.STOPPED
+
+
+def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_field(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, "/train submit")
+    modal = page.get_by_test_id("modal")
+    expect(modal).to_contain_text("Submit a training job")
+    modal.locator("#f-name").fill("page-modal")
+    modal.locator("#f-instance").fill("ml.nope")
+    modal.locator("button[type=submit]").click()
+    expect(modal.locator("[data-error=instance]")).to_contain_text("instance")
+
+    modal.locator("#f-instance").fill("ml.g5.xlarge")
+    modal.locator("#f-image").fill("123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest")
+    modal.locator("#f-output").fill("s3://out-bucket/runs")
+    modal.locator("#f-role").fill("arn:aws:iam::123456789012:role/SageMakerRole")
+    modal.locator("button[type=submit]").click()
+
+    expect(modal).to_be_hidden()
+    expect(page.locator("[data-testid=message]", has_text="page-modal")).to_be_visible()
