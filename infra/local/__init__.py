@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from infra.aws_standin import MotoServer
 from infra.lambda_standin import LambdaStandIn
 from infra.local.bot_endpoint import BotEndpoint
-from infra.local.functions import FunctionDriver, FunctionSpec, resolve_handler
+from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
 from infra.sagemaker_standin import Faults, SageMakerStandIn
 from infra.slack_standin import Faults as SlackFaults
@@ -183,6 +183,7 @@ class LocalStack:
             self.template,
             schedule_seconds=self._schedule_seconds,
             table_names={"JobsTable": TABLE_NAME},
+            refs=self._refs(),
             event_source=self.sagemaker.drain_events,
             event_poll_seconds=self.options.events_every,
             skip=("BotFunction",),
@@ -321,13 +322,12 @@ class LocalStack:
 
     def _trainbot_env(self) -> dict[str, str]:
         env: dict[str, str] = {}
-        # The template's global function environment, with its references resolved locally.
-        resolved = {"JobsTable": TABLE_NAME, "NotifyTopic": self.topic_arn}
-        for name, value in (self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}) or {}).items():
-            if isinstance(value, dict) and "Ref" in value:
-                value = resolved.get(value["Ref"], "")
-            if isinstance(value, str):
-                env[name] = value
+        # The template's global function environment, with its references resolved locally
+        # (parameters take their defaults).
+        variables = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}) or {}
+        for name, value in resolve(variables, self._refs(), self.template).items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                env[name] = str(value)
         env.update(
             {
                 "JOBS_TABLE_NAME": TABLE_NAME,
@@ -351,6 +351,17 @@ class LocalStack:
             }
         )
         return env
+
+    def _refs(self) -> dict[str, str]:
+        return {
+            "JobsTable": TABLE_NAME,
+            "NotifyTopic": self.topic_arn,
+            "AWS::StackName": STACK_NAME,
+            "AWS::Region": REGION,
+            "AWS::AccountId": "123456789012",
+            "AWS::Partition": "aws",
+            "SlackTeamId": TEAM_ID,
+        }
 
     def _set_env(self, values: dict[str, str]) -> None:
         for name, value in values.items():

@@ -74,19 +74,58 @@ def rate_seconds(expression: str) -> float | None:
     return float(match[1]) * _UNIT_SECONDS[unit]
 
 
+def resolve(value: Any, refs: dict[str, Any], template: dict[str, Any]) -> Any:
+    """``value`` with ``Ref`` / ``Fn::Sub`` resolved the way a local deployment would: resources
+    from ``refs``, parameters from their defaults (unresolvable ones become "")."""
+    if isinstance(value, list):
+        return [resolve(v, refs, template) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name in refs:
+            return refs[name]
+        return str((template.get("Parameters", {}).get(name) or {}).get("Default", ""))
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(resolve({"Ref": m[1]}, refs, template)), value["Fn::Sub"])
+    return {k: resolve(v, refs, template) for k, v in value.items()}
+
+
+def _value_matches(expected: Any, value: Any, present: bool) -> bool:
+    """One entry of a pattern's value list: a literal, or a content filter."""
+    if not isinstance(expected, dict):
+        return present and value == expected
+    if "exists" in expected:
+        return present is bool(expected["exists"])
+    if not present:
+        return False
+    text = value if isinstance(value, str) else None
+    if "prefix" in expected:
+        return text is not None and text.startswith(str(expected["prefix"]))
+    if "suffix" in expected:
+        return text is not None and text.endswith(str(expected["suffix"]))
+    if "equals-ignore-case" in expected:
+        return text is not None and text.lower() == str(expected["equals-ignore-case"]).lower()
+    if "anything-but" in expected:
+        excluded = expected["anything-but"]
+        excluded = excluded if isinstance(excluded, list) else [excluded]
+        return value not in excluded
+    logger.warning("event pattern filter %s is not supported locally; it matches nothing", expected)
+    return False
+
+
 def pattern_matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge's exact-value matching: every key of the pattern must be in the event, with
-    a value among the listed ones (nested patterns match nested objects)."""
+    """EventBridge pattern matching (literals, prefix/suffix/anything-but/exists/
+    equals-ignore-case filters, nested objects): every key of the pattern must match."""
     for key, expected in pattern.items():
-        if key not in event:
-            return False
-        value = event[key]
+        present = key in event
+        value = event.get(key)
         if isinstance(expected, dict):
             if not isinstance(value, dict) or not pattern_matches(expected, value):
                 return False
         elif isinstance(expected, list):
-            values = value if isinstance(value, list) else [value]
-            if not any(v in expected for v in values):
+            values = value if isinstance(value, list) and value else [value]
+            if not any(_value_matches(e, v, present) for e in expected for v in values):
                 return False
         elif value != expected:
             return False
@@ -139,6 +178,7 @@ class FunctionDriver:
         *,
         schedule_seconds: Callable[[FunctionSpec, float], float],
         table_names: dict[str, str],
+        refs: dict[str, Any] | None = None,
         event_source: Callable[[], list[dict[str, Any]]] | None = None,
         event_poll_seconds: float = 0.25,
         skip: Iterable[str] = (),
@@ -146,6 +186,7 @@ class FunctionDriver:
         self._template = template
         self._schedule_seconds = schedule_seconds
         self._table_names = table_names
+        self._refs = {**table_names, **(refs or {})}
         self._event_source = event_source
         self._event_poll = event_poll_seconds
         self._skip = set(skip)
@@ -173,7 +214,7 @@ class FunctionDriver:
                     self.schedules[f"{spec.logical_id}.{event_name}"] = every
                     self._spawn(f"{spec.logical_id}-{event_name}", self._every, function, every, f"{spec.name}-{event_name}")
                 elif kind in ("EventBridgeRule", "CloudWatchEvent"):
-                    self.rules.append((function, props.get("Pattern") or {}))
+                    self.rules.append((function, resolve(props.get("Pattern") or {}, self._refs, self._template)))
                 elif kind == "DynamoDB":
                     table = self._stream_table(props.get("Stream"))
                     if table is None:
