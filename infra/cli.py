@@ -185,18 +185,15 @@ def build_container(args: argparse.Namespace):
     from backend.bootstrap import build
     from backend.config import Settings
 
-    overrides: dict[str, Any] = {}
-    if args.table:
-        overrides["jobs_table_name"] = args.table
-    if args.topic:
-        overrides["notify_topic_arn"] = args.topic
-    if args.region:
-        overrides["aws_region"] = args.region
     environ = dict(os.environ)
     environ.setdefault("AWS_REGION", environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    if not (args.table or environ.get("JOBS_TABLE_NAME")):
+    # Flags win over the environment (set under the variables' own names, which Settings reads).
+    for flag, variable in (("table", "JOBS_TABLE_NAME"), ("topic", "NOTIFY_TOPIC_ARN"), ("region", "AWS_REGION")):
+        if getattr(args, flag, None):
+            environ[variable] = getattr(args, flag)
+    if not environ.get("JOBS_TABLE_NAME"):
         raise CliError("no jobs table: pass --table NAME, set JOBS_TABLE_NAME, or use --local", USAGE)
-    settings = Settings.from_env(environ, **overrides)
+    settings = Settings.from_env(environ)
     # Fewer retries than a Lambda: a person is waiting, and "unreachable" should say so soon.
     return build(settings, dynamodb=aws_client("dynamodb", region=settings.aws_region, max_attempts=2))
 
