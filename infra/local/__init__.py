@@ -285,6 +285,9 @@ class LocalStack:
             "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker.url,
             **self.aws.endpoint_env(),
+            # The stack's own Trainbot settings (job id prefix, sweep sizes …), so CLI jobs are
+            # made exactly as the bot makes them; never the Slack credentials.
+            **{k: v for k, v in self._trainbot_env().items() if k.startswith("TRAINBOT_")},
             "TRAINBOT_LOCAL_PAGE": self.page_url,
             "TRAINBOT_LOCAL_CHANNEL": CHANNEL_ID,
         }

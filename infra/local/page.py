@@ -260,40 +260,19 @@ class SlackPage:
 
 
 def stats_renderer(store_factory: Callable[[], Any]) -> Callable[[], bytes] | None:
-    """A ``/stats.png`` renderer if ``backend.services.stats`` exists (another issue writes it),
-    else None and the route is not served."""
+    """A ``/stats.png`` renderer when ``backend.services.stats`` (the stats issue) offers
+    ``chart_png(store, now=…)``; else None and the route is not served."""
     if importlib.util.find_spec("backend.services.stats") is None:
         return None
     module = importlib.import_module("backend.services.stats")
-    compute = getattr(module, "compute_stats", None)
-    chart = next((getattr(module, n) for n in ("render_chart", "chart_png", "stats_chart", "render_png", "chart") if callable(getattr(module, n, None))), None)
-    if compute is None or chart is None:
-        logger.warning("backend.services.stats has no compute_stats/chart function; /stats.png is not served")
+    chart_png = getattr(module, "chart_png", None)
+    if not callable(chart_png):
+        logger.warning("backend.services.stats has no chart_png; /stats.png is not served")
         return None
 
     def render() -> bytes:
-        stats = _call_flexibly(compute, store_factory())
-        png = chart(stats)
-        return png if isinstance(png, bytes | bytearray) else bytes(png)
+        from datetime import UTC, datetime
+
+        return bytes(chart_png(store_factory(), now=datetime.now(UTC)))
 
     return render
-
-
-def _call_flexibly(compute: Callable[..., Any], store: Any) -> Any:
-    """compute_stats(store) / compute_stats(store=…) / compute_stats(jobs=…): whichever it takes."""
-    import inspect
-    from datetime import UTC, datetime, timedelta
-
-    params = inspect.signature(compute).parameters
-    kwargs: dict[str, Any] = {}
-    now = datetime.now(UTC)
-    for name in params:
-        if name in ("store", "repository", "repo"):
-            kwargs[name] = store
-        elif name in ("now", "until", "end"):
-            kwargs[name] = now
-        elif name in ("since", "start"):
-            kwargs[name] = now - timedelta(days=7)
-    if not kwargs and params:
-        return compute(store)
-    return compute(**kwargs)

@@ -125,3 +125,19 @@ def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_fie
 
     expect(modal).to_be_hidden()
     expect(page.locator("[data-testid=message]", has_text="page-modal")).to_be_visible()
+
+
+def test_the_stats_chart_is_served_when_the_stats_service_exists(stack):
+    import importlib.util
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(stack.page_url + "stats.png", timeout=30) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, b""
+    if importlib.util.find_spec("backend.services.stats") is None:
+        assert status == 404
+    else:
+        assert status == 200 and body.startswith(b"\x89PNG")
