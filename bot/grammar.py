@@ -83,7 +83,7 @@ USAGE = {
     "list": "/train list [mine|all] [status=Failed]",
     "stop": "/train stop <JobId>",
     "retry": "/train retry <JobId>",
-    "stats": "/train stats [mine|all|user=@someone] [days=14] [preset=nlp]",
+    "stats": "/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]",
     "preset": (
         "/train preset save nlp image=… role=… output=s3://out-bucket/runs instance=ml.g5.xlarge\n"
         "/train preset list\n/train preset show nlp\n/train preset delete nlp"
@@ -271,7 +271,8 @@ def _parse_list(words: list[str]) -> ListJobs:
 
 
 STATS_MAX_DAYS = 366  # backend.services.stats.MAX_DAYS (not imported: the ack stays light)
-# A Slack user id as typed (U123ABC) or as Slack escapes a mention (<@U123ABC|alice>).
+# A Slack member id as typed (U123ABC), or a mention as Slack sends it when the command
+# escapes users (<@U123ABC|alice>); without escaping a mention arrives as plain "@alice".
 _USER_REF = re.compile(r"^(?:<@)?(?P<id>[UW][A-Z0-9]{2,20})(?:\|[^>]*)?>?$")
 
 
@@ -287,7 +288,7 @@ def _parse_stats(words: list[str]) -> Stats:
         elif eq and key == "user":
             match = _USER_REF.match(value.strip())
             if match is None:
-                problems.append(f"user: {_shorten(value)!r} is not a Slack user; write user=@someone or user=U123ABC")
+                problems.append(f"user: {_shorten(value)!r} is not a Slack member ID; write e.g. user=U0123ABCD (profile → ⋮ → Copy member ID)")
             else:
                 scope, user_id = "user", match["id"]
         elif eq and key == "days":

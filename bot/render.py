@@ -308,7 +308,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 • `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
 • `/train stop <JobId>` · `/train retry <JobId>`
 • `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
-• `/train stats [mine|all|user=@someone] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.
+• `/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.
   Presets hold team defaults (image, role, input, output…): `/train submit preset=nlp name=x hp.lr=3e-5`."""
 
 

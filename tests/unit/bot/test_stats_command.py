@@ -34,7 +34,7 @@ def test_stats_commands_parse(text, expected):
     [
         ("stats days=0", "days: 0 is out of range"),
         ("stats days=367", "out of range"),
-        ("stats user=bob", "is not a Slack user"),
+        ("stats user=bob", "is not a Slack member ID"),
         ("stats preset=<!channel>", "is not a preset name"),
         ("stats everything", "is not understood here"),
     ],
