@@ -57,7 +57,8 @@ Failures:
 The SecondaryStatus values produced are Starting, Training, Completed, Failed,
 MaxRuntimeExceeded, Stopping and Stopped. Downloading and Uploading are never produced.
 ``BillableTimeInSeconds`` and ``TrainingTimeInSeconds`` appear once a job has ended.
-Billable time is the rounded time spent in Training multiplied by InstanceCount.
+Billable time is the rounded wall-clock time spent in Training, as AWS reports it (multiply by
+InstanceCount for instance-seconds).
 ``ModelArtifacts`` appears only for Completed jobs. ``Tags`` are accepted but never
 returned.
 
@@ -1055,7 +1056,7 @@ class SageMakerStandIn:
             if job.training_start is not None:
                 seconds = max(0, int(round(job.training_end - job.training_start)))
             result["TrainingTimeInSeconds"] = seconds
-            result["BillableTimeInSeconds"] = seconds * job.instance_count
+            result["BillableTimeInSeconds"] = seconds
         if job.status == "Completed":
             output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
             result["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{job.name}/output/model.tar.gz"}

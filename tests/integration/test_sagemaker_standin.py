@@ -114,7 +114,7 @@ def test_a_created_job_runs_in_simulated_time_and_completes_with_billable_time(s
     standin.advance(1)
     job = describe(client, "job-1-a1")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Completed", "Completed")
-    assert job["BillableTimeInSeconds"] == int(DURATION) * 2
+    assert job["BillableTimeInSeconds"] == int(DURATION)  # wall-clock, not × InstanceCount (2)
     assert job["TrainingTimeInSeconds"] == int(DURATION)
     assert (job["TrainingEndTime"] - job["TrainingStartTime"]).total_seconds() == DURATION
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == \
@@ -180,7 +180,7 @@ def test_a_stopped_job_goes_through_stopping_to_stopped(standin, client):
     standin.advance(STOP)
     job = describe(client, "stop-me")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
-    assert job["BillableTimeInSeconds"] == int(10 + STOP) * 3
+    assert job["BillableTimeInSeconds"] == int(10 + STOP)  # wall-clock, not × InstanceCount (3)
     # The job's original plan (complete at STARTUP + DURATION) must not come back.
     standin.advance(DURATION)
     assert describe(client, "stop-me")["TrainingJobStatus"] == "Stopped"
@@ -456,7 +456,7 @@ def test_every_status_change_emits_an_eventbridge_shaped_state_change_event(cloc
     assert len({e["id"] for e in events}) == 3
     detail = event["detail"]
     assert detail["TrainingJobName"] == "evented"
-    assert detail["BillableTimeInSeconds"] == int(DURATION) * 2
+    assert detail["BillableTimeInSeconds"] == int(DURATION)
     # AWS sends times in events as epoch milliseconds.
     assert detail["CreationTime"] == int(clock() * 1000 - (STARTUP + DURATION) * 1000)
     assert isinstance(detail["TrainingEndTime"], int)
