@@ -21,8 +21,14 @@ def transformed(validation: Result) -> dict:
 
 
 @pytest.fixture(scope="session")
-def recorded_calls() -> dict[str, set[tuple[str, str, bool]]]:
+def recorded_calls(recording: CallRecorder) -> dict[str, set[tuple[str, str, bool]]]:
     """``{function logical id: {(service, operation, with_tags)}}`` from the scenarios."""
+    return dict(recording.calls)
+
+
+@pytest.fixture(scope="session")
+def recording() -> CallRecorder:
+    """The recorded scenarios (tests/deploy/recording.py), run once."""
     import boto3
     from moto import mock_aws
 
@@ -36,4 +42,4 @@ def recorded_calls() -> dict[str, set[tuple[str, str, bool]]]:
         topic = create_topic(boto3.client("sns", region_name="us-east-1"), "trainbot-bot-recording")
         with pytest.MonkeyPatch.context() as bot_patch:
             record_bot(recorder, bot_patch, "trainbot-bot-recording", topic)
-    return dict(recorder.calls)
+    return recorder

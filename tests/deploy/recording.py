@@ -51,6 +51,7 @@ class CallRecorder:
 
     def __init__(self) -> None:
         self.calls: dict[str, set[tuple[str, str, bool]]] = defaultdict(set)
+        self.slack_methods: set[str] = set()  # Slack Web API methods any function called
         self._lock = threading.Lock()
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
@@ -201,6 +202,7 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
             orphan = stack.submit("orphan")
             stack.tick(60.0, sweep=True)
             assert stack.store.get(orphan.job_id).status.value == "Stopped"
+            recorder.slack_methods |= {call.method for call in slack.calls}
         finally:
             stack.close()
 
@@ -298,6 +300,8 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             assert wired.store.get(job.job_id).status.value == "Launched"
             driver.command(f"stop {job.job_id}")
             click("job_retry", job.job_id)
+            driver.command("submit")  # no arguments: the submit modal
+            recorder.slack_methods |= {call.method for call in slack.calls}
         finally:
             bot.handler.reset()
             sagemaker.stop()
