@@ -969,9 +969,12 @@ class SageMakerStandIn:
         if code == RESOURCE_LIMIT_EXCEEDED:
             instance_type = instance_type or "ml.m5.xlarge"
             used = self._running_instances[instance_type]
-            # An injected limit looks like the account is exactly full.
-            return self._limit_error(instance_type, self.capacity.get(instance_type, used), used,
-                                     max(count, 1))
+            # An injected limit looks like the account is exactly full. With nothing running,
+            # "full" would read as a quota of 0 Instances, which callers rightly treat as a
+            # configuration error; an injected fault stands for a transient limit, so the
+            # limit it reports is never 0 unless capacity says so.
+            limit = self.capacity.get(instance_type, max(used, 1))
+            return self._limit_error(instance_type, limit, max(used, limit), max(count, 1))
         return _validation("Injected ValidationException (SageMaker stand-in fault injection)")
 
     @staticmethod
