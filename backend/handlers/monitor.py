@@ -3,10 +3,13 @@ sweep (active jobs and the notification outbox)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from backend.adapters.sagemaker import to_training_status
 from backend.domain.model import parse_attempt_name
+from backend.errors import StoreUnavailable
 from backend.handlers import runtime
 from backend.handlers.runtime import logger, metrics, time_left
 
@@ -27,7 +30,23 @@ def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
     else:
         report = monitor.sweep(should_continue=lambda: time_left(context))
         metrics.add_metric(name="NotificationsPending", unit=MetricUnit.Count, value=report.notifications_pending)
+        stuck = stuck_retrying(runtime.container())
+        if stuck is not None:
+            metrics.add_metric(name="JobsStuckRetrying", unit=MetricUnit.Count, value=stuck)
     metrics.add_metric(name="JobsMoved", unit=MetricUnit.Count, value=report.applied)
     for cause, count in report.outcomes.items():
         metrics.add_metric(name=f"AttemptFailed_{cause}", unit=MetricUnit.Count, value=count)
     return report.as_dict()
+
+
+def stuck_retrying(container) -> int | None:  # noqa: ANN001 - the Container
+    """Retrying jobs, due for launch, whose capacity wait ran past the max wait plus one backoff:
+    the launcher should have launched or failed them (template.yaml alarms on this). None when
+    the store cannot say."""
+    settings, now = container.settings, container.clock()
+    limit = timedelta(seconds=settings.capacity_max_wait_seconds + settings.retry_max_seconds)
+    try:
+        due = container.store.retrying_due(now, None)
+    except StoreUnavailable:
+        return None
+    return sum(1 for job in due if job.capacity_wait_since is not None and now - job.capacity_wait_since > limit)
