@@ -11,11 +11,13 @@ Scenarios:
 - launcher and monitor, through tests/harness.py's ``Stack`` (moto, the SageMaker stand-in),
   each first invoked once from a cold start wired from the environment exactly as in AWS
   (Slack credentials from the Secrets Manager secret): a job that completes (with tags), one
-  refused for capacity at create and one whose run fails for capacity (both retried), one that
-  fails its algorithm past its budget, and one stopped while running;
+  whose run fails for capacity and two competing for a quota of one (both retried, the type
+  held), one that fails its algorithm past its budget, one stopped while running whose stop
+  SageMaker missed (the sweep resends it), and one stopped while the launcher created it;
 - the bot, signed requests through its handler with lazy listeners re-entering it through the
-  Lambda Invoke stand-in: submit, status, list, a small sweep, a large sweep confirmed and one
-  cancelled, stop of a running job, retry.
+  Lambda Invoke stand-in: submit, status, list, a small sweep and its redelivery after a
+  half-finished registration, a large sweep confirmed and one cancelled, stop of a running
+  job, retry, the submit modal.
 """
 
 from __future__ import annotations
