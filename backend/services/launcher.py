@@ -32,7 +32,7 @@ from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureC
 from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
-from backend.errors import AlreadyExists, CreateRefused, StoreUnavailable
+from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable
 from backend.ports import Applied, LostRace, TrainingBackend
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
@@ -159,24 +159,35 @@ class Launcher:
                 return _Result()
             attempt = Attempt(number=len(job.attempts) + 1, name=attempt_name(job.job_id, len(job.attempts) + 1), claimed_at=now)
             attempts = [*job.attempts, attempt]
+            reconcile = False
         else:
             # A pending attempt: an earlier launcher claimed it and may have created it before
-            # it died (or got a lost response). Same name again: create or adopt.
+            # it died (or before an answer was lost). Look before creating: a refusal of the
+            # create (a quota that this very attempt now fills, say) would not prove the name
+            # unused, and taking it for "not started" would start a second attempt beside it.
             attempts = job.attempts
+            reconcile = True
         claim = self._store.update(job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE))
         if isinstance(claim, LostRace):
             report.lost_races += 1
             return _Result()
         job = claim.job
 
-        self._pacer.acquire()
         adopted = False
-        try:
-            self._backend.create(attempt.name, job.job_args.to_request(attempt.name))
-        except AlreadyExists:
-            adopted = True
-        except CreateRefused as refused:
-            return self._refused(job, attempt, refused.classification, report)
+        if reconcile:
+            self._pacer.acquire()
+            try:
+                adopted = self._backend.describe(attempt.name) is not None
+            except BackendUnavailable:
+                return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
+        if not adopted:
+            self._pacer.acquire()
+            try:
+                self._backend.create(attempt.name, job.job_args.to_request(attempt.name))
+            except AlreadyExists:
+                adopted = True
+            except CreateRefused as refused:
+                return self._refused(job, attempt, refused.classification, report)
         self._pacer.reward()
 
         launched = attempt.model_copy(update={"outcome": AttemptOutcome.RUNNING, "launched_at": self._clock()})

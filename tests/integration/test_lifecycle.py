@@ -182,3 +182,31 @@ def test_stop_and_retry_are_refused_from_other_states_and_for_other_users(stack)
     with pytest.raises(IllegalTransition):
         stack.jobs.stop(job.job_id, ALICE)
     assert stack.store.get(job.job_id).version == 2
+
+
+@pytest.fixture
+def stack_without_sdk_retries(moto_aws):
+    built = Stack(sagemaker_retries=1)  # boto3 would otherwise re-send the create itself
+    yield built
+    built.close()
+
+
+def test_an_attempt_whose_create_answer_was_lost_is_looked_up_not_taken_for_unused(stack_without_sdk_retries):
+    # The create went through but its answer was lost; the next create of that name would be
+    # refused for quota (the attempt itself fills it). Taking that refusal for "not started"
+    # would launch a second attempt beside the first.
+    stack = stack_without_sdk_retries
+    stack.sagemaker.capacity["ml.g5.xlarge"] = 1
+    stack.sagemaker.script_create(None, "LostResponse")
+    stack.sagemaker.script_create(None, "ResourceLimitExceeded")
+    job = stack.submit("lost-then-full")
+    stack.launch()
+    assert stack.store.get(job.job_id).status is S.NEW
+    stack.launch()
+    job = stack.store.get(job.job_id)
+    assert job.status is S.LAUNCHED
+    assert job.history[-1].reason == f"adopted existing {job.job_id}-a1"
+    [job] = stack.run_until_settled([job.job_id])
+    assert job.status is S.COMPLETED and len(job.attempts) == 1
+    assert stack.sagemaker.created_names == [f"{job.job_id}-a1"]
+    assert max(stack.sagemaker.max_concurrent_attempts.values()) == 1
