@@ -11,9 +11,14 @@ from backend.handlers.runtime import logger, metrics, time_left
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
-    report = runtime.container().launcher.run_tick(should_continue=lambda: time_left(context))
+    wired = runtime.container()
+    report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)
+    metrics.add_metric(name="LauncherLagSeconds", unit=MetricUnit.Seconds, value=report.max_lag_seconds)
+    runtime.add_notification_metrics(wired)
     metrics.add_metric(name="JobsDue", unit=MetricUnit.Count, value=report.due)
     for cause, count in report.by_class.items():
         metrics.add_metric(name=f"CreateRefused_{cause}", unit=MetricUnit.Count, value=count)
+        if cause in ("quota", "capacity", "throttling"):
+            metrics.add_metric(name=f"JobsRetried_{cause}", unit=MetricUnit.Count, value=count)
     return report.as_dict()

@@ -34,6 +34,12 @@ def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
         if stuck is not None:
             metrics.add_metric(name="JobsStuckRetrying", unit=MetricUnit.Count, value=stuck)
     metrics.add_metric(name="JobsMoved", unit=MetricUnit.Count, value=report.applied)
+    for status, name in (("Completed", "JobsCompleted"), ("Failed", "JobsFailed"), ("Stopped", "JobsStopped")):
+        if report.moved.get(status):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.moved[status])
+    for cause, count in report.retried.items():
+        metrics.add_metric(name=f"JobsRetried_{cause}", unit=MetricUnit.Count, value=count)
+    runtime.add_notification_metrics(runtime.container())
     for cause, count in report.outcomes.items():
         metrics.add_metric(name=f"AttemptFailed_{cause}", unit=MetricUnit.Count, value=count)
     return report.as_dict()

@@ -34,5 +34,14 @@ def install(wired: Container | None) -> None:
     _installed = wired
 
 
+def add_notification_metrics(wired: Container) -> None:
+    """Notifications sent and failed (left pending or rejected) during this invocation."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    totals = wired.dispatcher.take_totals()
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=totals.sent)
+    metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=totals.pending + totals.rejected)
+
+
 def time_left(context) -> bool:  # noqa: ANN001 - a Lambda context
     return context is None or context.get_remaining_time_in_millis() > RESERVE_MS

@@ -62,6 +62,8 @@ class LaunchReport:
     lost_races: int = 0
     stopped_early: bool = False
     by_class: Counter = field(default_factory=Counter)
+    # How long the longest-waiting job launched this tick had been due (launcher lag).
+    max_lag_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -212,6 +214,8 @@ class Launcher:
             report.adopted += 1
         else:
             report.launched += 1
+        due_since = job.next_attempt_at or job.created_at
+        report.max_lag_seconds = max(report.max_lag_seconds, (now - due_since).total_seconds())
         logger.info("launched", extra={"job_id": job.job_id, "attempt": attempt.name, "adopted": adopted})
         self._dispatcher.deliver(outcome.job)
         return _Result(launched=True)

@@ -49,12 +49,16 @@ class MonitorReport:
     stops_resent: int = 0
     stopped_early: bool = False
     outcomes: Counter = field(default_factory=Counter)
+    moved: Counter = field(default_factory=Counter)  # by the status jobs moved to
+    retried: Counter = field(default_factory=Counter)  # resubmissions, by failure class
     notifications_sent: int = 0
     notifications_pending: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcomes"] = dict(self.outcomes)
+        data["moved"] = dict(self.moved)
+        data["retried"] = dict(self.retried)
         return data
 
 
@@ -228,6 +232,7 @@ class Monitor:
         if decision.action in (Action.RETRY, Action.KEEP):
             # KEEP (a SageMaker-side error) for a finished attempt means: try again, for free.
             capacity = classification.failure_class in (F.CAPACITY, F.QUOTA)
+            report.retried[classification.failure_class.value] += 1
             return self._write(
                 job,
                 S.RETRYING,
@@ -251,6 +256,7 @@ class Monitor:
         outcome = self._store.transition(job, to_status, at=self._clock(), reason=reason, **changes)
         if isinstance(outcome, Applied):
             report.applied += 1
+            report.moved[to_status.value] += 1
             logger.info("job moved", extra={"job_id": job.job_id, "from": job.status.value, "to": to_status.value, "reason": reason})
             self._dispatcher.deliver(outcome.job)
         return outcome

@@ -42,6 +42,13 @@ class Dispatcher:
         self._store = store
         self._notifiers = list(notifiers)
         self._clock = clock
+        # Everything this dispatcher did since the last take_totals(): for the handlers' metrics.
+        self._totals = DeliveryReport()
+
+    def take_totals(self) -> DeliveryReport:
+        """What was sent, left pending and rejected since the last call (then reset)."""
+        totals, self._totals = self._totals, DeliveryReport()
+        return totals
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -50,6 +57,15 @@ class Dispatcher:
     def deliver(self, job: Job, report: DeliveryReport | None = None) -> DeliveryReport:
         """Send ``job``'s pending changes; never raises for a notifier failure."""
         report = report or DeliveryReport()
+        before = (report.sent, report.pending, report.rejected)
+        try:
+            return self._deliver(job, report)
+        finally:
+            self._totals.sent += report.sent - before[0]
+            self._totals.pending += report.pending - before[1]
+            self._totals.rejected += report.rejected - before[2]
+
+    def _deliver(self, job: Job, report: DeliveryReport) -> DeliveryReport:
         if not self._notifiers:
             return report
         now = self._clock()
