@@ -11,7 +11,12 @@ from tests.harness import Stack
 
 @pytest.fixture
 def stack(moto_aws, monkeypatch):
+    from backend.handlers.runtime import metrics
+
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    # With metrics disabled (the rest of the suite), Powertools never flushes: drop what the
+    # shared Metrics object gathered in earlier tests of this process.
+    metrics.clear_metrics()
     built = Stack()
     yield built
     built.close()
