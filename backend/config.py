@@ -92,7 +92,10 @@ class Settings(BaseModel):
         source = dict(os.environ if environ is None else environ)
         names = {f.alias for f in cls.model_fields.values() if f.alias}
         values: dict[str, Any] = {k: v for k, v in source.items() if k in names and v != ""}
-        values.update(overrides)
+        # Overrides (flags) beat the environment, whether named by field or by variable.
+        for key, value in overrides.items():
+            field = cls.model_fields.get(key)
+            values[field.alias if field is not None and field.alias else key] = value
         try:
             return cls.model_validate(values)
         except ValidationError as exc:

@@ -44,3 +44,9 @@ def test_a_wrong_deploy_fails_naming_the_variable(env, variable):
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert variable in str(info.value)
+
+
+def test_overrides_beat_the_environment_whether_named_by_field_or_variable():
+    env = {"JOBS_TABLE_NAME": "from-env", "AWS_REGION": "eu-west-1"}
+    assert Settings.from_env(env, jobs_table_name="from-flag").jobs_table_name == "from-flag"
+    assert Settings.from_env(env, AWS_REGION="us-west-2").aws_region == "us-west-2"
