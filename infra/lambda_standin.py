@@ -15,10 +15,11 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
+from infra.serving import LocalServer
 
 __all__ = ["LambdaStandIn", "lambda_context"]
 
@@ -44,28 +45,21 @@ class LambdaStandIn:
     """Serves the Invoke API on 127.0.0.1 for the functions registered with :meth:`add`."""
 
     def __init__(self, port: int = 0) -> None:
-        self._port = port
         self._functions: dict[str, Handler] = {}
         self._lock = threading.Condition()
         self._running = 0
         self.invocations: list[dict[str, Any]] = []  # name, type, status, error
-        self._server: ThreadingHTTPServer | None = None
+        self._server = LocalServer(_make_handler(self), port=port, name="lambda-standin")
 
     def add(self, name: str, handler: Handler) -> None:
         self._functions[name] = handler
 
     def start(self) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server.start()
         return self.url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> LambdaStandIn:
         self.start()
@@ -77,9 +71,7 @@ class LambdaStandIn:
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("LambdaStandIn is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Block until no asynchronous invocation is running (TimeoutError otherwise)."""

@@ -32,10 +32,12 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from infra.serving import LocalServer
 
 __all__ = [
     "Call",
@@ -182,8 +184,7 @@ class SlackStandIn:
         self._first_us = first_ts * 1_000_000
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
         self._base_url: str | None = None
         self._routes: list[tuple[str, str, RouteHandler]] = []
         self._max_events = max_events
@@ -195,24 +196,15 @@ class SlackStandIn:
         """Bind 127.0.0.1:<port>, serve in a daemon thread, return the base URL (no trailing /)."""
         if self._server is not None:
             return self.base_url
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="slack-standin", daemon=True
-        )
-        self._thread.start()
+        self._server = LocalServer(_make_handler(self), port=self._port, name="slack-standin")
+        self._base_url = f"http://127.0.0.1:{self._server.start()}"
         return self._base_url
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        server.stop()
         with self._changed:
             # Wake long-pollers so they answer (empty) instead of hanging until their timeout.
             self._changed.notify_all()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from infra.lambda_standin import lambda_context
+from infra.serving import LocalServer
 from infra.slack_signing import lambda_url_event
 
 logger = logging.getLogger("trainbot.local")
@@ -21,32 +21,18 @@ class BotEndpoint:
     def __init__(self, handler: Callable[[dict, Any], Any], function_name: str, port: int = 0) -> None:
         self._handler = handler
         self._function_name = function_name
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LocalServer(_make_handler(self), port=port, name="bot-endpoint")
 
     def start(self) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="bot-endpoint", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self.url
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the bot endpoint is not started")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
