@@ -50,3 +50,12 @@ def test_overrides_beat_the_environment_whether_named_by_field_or_variable():
     env = {"JOBS_TABLE_NAME": "from-env", "AWS_REGION": "eu-west-1"}
     assert Settings.from_env(env, jobs_table_name="from-flag").jobs_table_name == "from-flag"
     assert Settings.from_env(env, AWS_REGION="us-west-2").aws_region == "us-west-2"
+
+
+def test_every_setting_is_documented_in_the_readme_configuration_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [f.alias for f in Settings.model_fields.values() if f"`{f.alias}`" not in table]
+    assert missing == []
