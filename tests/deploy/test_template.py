@@ -146,3 +146,17 @@ def test_the_jobs_table_is_protected_and_expires_only_what_carries_expires_at():
     assert table["DeletionPolicy"] == "Retain" and table["Properties"]["DeletionProtectionEnabled"] is True
     assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
+
+
+def test_every_trainbot_metric_on_the_dashboard_is_one_a_handler_emits():
+    from pathlib import Path
+
+    body = load_template()["Resources"]
+    dashboard = next(r for r in body.values() if r["Type"] == "AWS::CloudWatch::Dashboard")
+    text = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    named = set(re.findall(r'\["(?:Trainbot|\.)", "(\w+)"', text))
+    searched = set(re.findall(r"SEARCH\('\{Trainbot,service\} (\w+)'", text))
+    handlers = "".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "backend" / "handlers").glob("*.py"))
+    assert named and searched
+    assert sorted(n for n in named if f'name="{n}"' not in handlers) == []
+    assert sorted(p for p in searched if f'name=f"{p}_' not in handlers) == []
