@@ -158,5 +158,5 @@ def test_every_trainbot_metric_on_the_dashboard_is_one_a_handler_emits():
     searched = set(re.findall(r"SEARCH\('\{Trainbot,service\} (\w+)'", text))
     handlers = "".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "backend" / "handlers").glob("*.py"))
     assert named and searched
-    assert sorted(n for n in named if f'name="{n}"' not in handlers) == []
+    assert sorted(n for n in named if f'"{n}"' not in handlers) == []
     assert sorted(p for p in searched if f'name=f"{p}_' not in handlers) == []
