@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.errors import NotAuthorized
+from backend.errors import NotAuthorized, StoreUnavailable
 from bot.grammar import PRESET_NAME, USAGE, BadCommand
 
 KIND = "preset"
@@ -46,6 +46,14 @@ class PresetNotYours(NotAuthorized):
         self.creator = creator
 
 
+class PresetBusy(StoreUnavailable):
+    """The preset kept changing while it was being saved (someone else is saving it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"preset {name} is being changed by someone else; try again")
+        self.name = name
+
+
 class PresetBook:
     """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
 
@@ -67,24 +75,29 @@ class PresetBook:
     def save(self, name: str, fields: dict[str, str], user_id: str) -> bool:
         """Create or replace preset ``name``; True if it is new. :class:`NotAuthorized` when it
         belongs to someone else and ``user_id`` is no admin."""
-        existing = self._store.get_record(KIND, name)
-        if existing is not None:
-            self._authorize(name, str(existing.get("Creator", "")), user_id)
-        creator = str(existing.get("Creator", user_id)) if existing else user_id
-        self._store.put_record(KIND, name, {"Fields": fields, "Creator": creator, "UpdatedBy": user_id})
-        names = self.names()
-        if names.get(name) != creator:
-            names[name] = creator
-            self._store.put_record(INDEX_KIND, INDEX_KEY, {"Names": names})
-        return existing is None
+        for _ in range(3):
+            existing = self._store.get_record(KIND, name)
+            if existing is not None:
+                self._authorize(name, str(existing.get("Creator", "")), user_id)
+            creator = str(existing.get("Creator", user_id)) if existing else user_id
+            attributes = {"Fields": fields, "Creator": creator, "UpdatedBy": user_id}
+            # Conditional on what was read, so two people saving one name at once cannot both
+            # become its creator.
+            written = (
+                self._store.put_record(KIND, name, attributes, only_if={"Creator": creator})
+                if existing is not None
+                else self._store.put_record(KIND, name, attributes, only_if_absent=True)
+            )
+            if written:
+                self._store.set_record_entry(INDEX_KIND, INDEX_KEY, "Names", name, creator)
+                return existing is None
+        raise PresetBusy(name)
 
     def delete(self, name: str, user_id: str) -> None:
         preset = self.get(name)
         self._authorize(name, preset.creator, user_id)
         self._store.delete_record(KIND, name)
-        names = self.names()
-        if names.pop(name, None) is not None:
-            self._store.put_record(INDEX_KIND, INDEX_KEY, {"Names": names})
+        self._store.set_record_entry(INDEX_KIND, INDEX_KEY, "Names", name, None)
 
     def _authorize(self, name: str, creator: str, user_id: str) -> None:
         if creator and creator != user_id and not self._is_admin(user_id):

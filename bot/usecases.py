@@ -140,11 +140,15 @@ class BotService:
             root = SweepRoot(channel_id, "", name, actor.user_id, len(specs))
             ts = post_root(root)
             root = SweepRoot(channel_id, ts, name, actor.user_id, len(specs))
-            self._c.store.put_record(
+            recorded = self._c.store.put_record(
                 SWEEP_ROOT,
                 sweep_id,
                 {"Channel": root.channel, "Ts": root.ts, "Name": name, "Owner": actor.user_id, "Total": root.total},
+                only_if_absent=True,
             )
+            if not recorded:
+                # A duplicate delivery posted its root first: every job goes under that one.
+                root = self.sweep_root(sweep_id) or root
         now = self._c.clock()
         jobs: list[Job] = [
             new_job(

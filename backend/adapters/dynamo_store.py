@@ -693,11 +693,53 @@ class DynamoJobStore:
 
     # --- small records ----------------------------------------------------------------------
 
-    def put_record(self, kind: str, key: str, attributes: dict[str, Any]) -> None:
-        """Write a small non-job record (``<kind>#<key>``), e.g. a preset."""
+    def put_record(
+        self, kind: str, key: str, attributes: dict[str, Any], *, only_if: dict[str, Any] | None = None, only_if_absent: bool = False
+    ) -> bool:
+        """Write a small non-job record (``<kind>#<key>``), e.g. a preset. With ``only_if_absent``
+        it is written only if there is none yet; with ``only_if`` only while the stored record
+        has those attribute values. Returns whether it was written."""
         item = {"JobId": f"{kind}#{key}", "RecordType": kind, **attributes}
         plain = json.loads(json.dumps(item), parse_float=Decimal)
-        self._call("put_item", TableName=self._table, Item={k: _serializer.serialize(v) for k, v in plain.items()})
+        request: dict[str, Any] = {"TableName": self._table, "Item": {k: _serializer.serialize(v) for k, v in plain.items()}}
+        if only_if_absent:
+            request["ConditionExpression"] = "attribute_not_exists(JobId)"
+        elif only_if:
+            request["ConditionExpression"] = " AND ".join(f"#c{i} = :c{i}" for i in range(len(only_if)))
+            request["ExpressionAttributeNames"] = {f"#c{i}": name for i, name in enumerate(only_if)}
+            request["ExpressionAttributeValues"] = {
+                f":c{i}": _serializer.serialize(value) for i, value in enumerate(only_if.values())
+            }
+        try:
+            self._call("put_item", **request)
+        except ClientError:
+            return False
+        return True
+
+    def set_record_entry(self, kind: str, key: str, map_attribute: str, entry: str, value: Any | None) -> None:
+        """Set (or, with None, remove) one entry of a map attribute of a small record, without
+        rewriting the rest: concurrent writers of different entries never lose each other's."""
+        record_key = {"JobId": {"S": f"{kind}#{key}"}}
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key=record_key,
+            UpdateExpression="SET #m = if_not_exists(#m, :empty), RecordType = :kind",
+            ExpressionAttributeNames={"#m": map_attribute},
+            ExpressionAttributeValues={":empty": {"M": {}}, ":kind": {"S": kind}},
+        )
+        names = {"#m": map_attribute, "#e": entry}
+        if value is None:
+            self._call("update_item", TableName=self._table, Key=record_key, UpdateExpression="REMOVE #m.#e", ExpressionAttributeNames=names)
+        else:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key,
+                UpdateExpression="SET #m.#e = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":v": _serializer.serialize(value)},
+            )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         answer = self._call("get_item", TableName=self._table, Key={"JobId": {"S": f"{kind}#{key}"}}, ConsistentRead=True)
