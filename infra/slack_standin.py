@@ -173,6 +173,7 @@ class SlackStandIn:
         first_ts: int = 1_700_000_000,
         max_events: int = 10_000,
         faults: Faults | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -182,6 +183,10 @@ class SlackStandIn:
         self.faults = faults or Faults()
         self._port = port
         self._first_us = first_ts * 1_000_000
+        # With a clock (local mode), message ts are real times, as Slack's are; without one
+        # (tests), a counter keeps them deterministic.
+        self._clock = clock
+        self._last_us = 0
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._server: LocalServer | None = None
@@ -462,7 +467,11 @@ class SlackStandIn:
 
     def _next_ts(self) -> str:
         self._ts_counter += 1
-        micros = self._first_us + self._ts_counter * 100
+        if self._clock is not None:
+            micros = max(int(self._clock() * 1_000_000), self._last_us + 1)
+        else:
+            micros = self._first_us + self._ts_counter * 100
+        self._last_us = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _new_id(self, prefix: str) -> str:

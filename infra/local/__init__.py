@@ -209,7 +209,9 @@ class LocalStack:
             self.slack.start()
 
     def _slack_standin(self, port: int) -> SlackStandIn:
-        return SlackStandIn(team_id=TEAM_ID, bot_user_id="U0BOT", port=port, faults=SlackFaults(seed=self.options.seed))
+        return SlackStandIn(
+            team_id=TEAM_ID, bot_user_id="U0BOT", port=port, faults=SlackFaults(seed=self.options.seed), clock=time.time
+        )
 
     def stop(self) -> None:
         """Stop everything, in dependency order; close every socket; restore the environment."""

@@ -336,3 +336,14 @@ def test_a_signed_slash_command_drives_a_bolt_app_on_lambda_against_the_standin(
 
     forged = SlackRequestHandler(app).handle(lambda_url_event(body, signed_headers("wrong", body)), context)
     assert forged["statusCode"] == 401
+
+
+def test_with_a_clock_message_ts_are_real_times_and_still_strictly_increase():
+    from slack_sdk import WebClient
+
+    with SlackStandIn(clock=lambda: 1_800_000_000.5) as standin:
+        client = WebClient(token="xoxb-t", base_url=standin.api_url)
+        first = client.chat_postMessage(channel="C1", text="a")["ts"]
+        second = client.chat_postMessage(channel="C1", text="b")["ts"]
+    assert first == "1800000000.500000"
+    assert float(second) > float(first)
