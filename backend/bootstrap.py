@@ -35,9 +35,16 @@ class Container:
     jobs: JobService
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def _pacer(self):
+        """Each scheduled function paces its own SageMaker calls (TRAINBOT_SAGEMAKER_CALLS_PER_SECOND)."""
+        from backend.services.pacing import TokenBucket
+
+        rate = self.settings.sagemaker_calls_per_second
+        return TokenBucket(rate=rate, burst=max(1.0, rate))
+
     @property
     def launcher(self):
-        from backend.services.launcher import Launcher, TokenBucket
+        from backend.services.launcher import Launcher
 
         if "launcher" not in self.extras:
             self.extras["launcher"] = Launcher(
@@ -46,7 +53,7 @@ class Container:
                 self.dispatcher,
                 policy=self.settings.retry_policy,
                 instance_limits=self.settings.instance_limits,
-                pacer=TokenBucket(rate=self.settings.sagemaker_calls_per_second, burst=max(1.0, self.settings.sagemaker_calls_per_second)),
+                pacer=self._pacer(),
                 clock=self.clock,
                 rng=self.extras.get("rng") or random.Random(),
             )
@@ -54,7 +61,6 @@ class Container:
 
     @property
     def monitor(self):
-        from backend.services.launcher import TokenBucket
         from backend.services.monitor import Monitor
 
         if "monitor" not in self.extras:
@@ -63,7 +69,7 @@ class Container:
                 self.backend,
                 self.dispatcher,
                 policy=self.settings.retry_policy,
-                pacer=TokenBucket(rate=self.settings.sagemaker_calls_per_second, burst=max(1.0, self.settings.sagemaker_calls_per_second)),
+                pacer=self._pacer(),
                 clock=self.clock,
                 rng=self.extras.get("rng") or random.Random(),
             )

@@ -6,7 +6,7 @@ and slack_sdk, and tests may implement them with fakes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -61,6 +61,8 @@ class JobRepository(Protocol):
     def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome: ...
 
     def due_for_launch(self, now: datetime, limit: int) -> list[Job]: ...
+
+    def iter_due(self, now: datetime, limit: int) -> Iterator[Job]: ...
 
     def active_jobs(self, limit: int | None = None) -> list[Job]: ...
 

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,17 +32,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class SimClock:
-    def __init__(self) -> None:
-        self.t = 1_790_000_000.0
-
-    def epoch(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, tz=UTC)
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:
@@ -85,12 +73,12 @@ class World:
         from backend.adapters.aws import aws_client
         from backend.bootstrap import build
         from backend.config import Settings
-        from infra.sagemaker_standin import Faults, SageMakerStandIn
+        from infra.sagemaker_standin import FakeClock, Faults, SageMakerStandIn
         from infra.template import create_jobs_table, create_topic
 
-        self.clock = SimClock()
+        self.clock = FakeClock(start=1_790_000_000.0)
         self.sagemaker = SageMakerStandIn(
-            clock=self.clock.epoch, default_duration_seconds=90, startup_seconds=15, stop_seconds=10, faults=faults or Faults(), seed=3
+            clock=self.clock, default_duration_seconds=90, startup_seconds=15, stop_seconds=10, faults=faults or Faults(), seed=3
         )
         self.sagemaker.start()
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = self.sagemaker.url
@@ -129,7 +117,7 @@ class World:
         launched = 0
         launcher_cpu = 0.0
         for tick in range(400):
-            self.clock.t += 30
+            self.clock.advance(30)
             start = time.thread_time()
             report = self.launcher.run_tick()
             launcher_cpu += time.thread_time() - start
@@ -146,19 +134,7 @@ class World:
 def lifecycle(endpoint: str, jobs: int, chaos: bool) -> None:
     from infra.sagemaker_standin import Faults
 
-    faults = (
-        Faults(
-            create_limit_exceeded_probability=0.05,
-            create_throttle_probability=0.08,
-            create_internal_error_probability=0.04,
-            lost_create_response_probability=0.05,
-            describe_throttle_probability=0.1,
-            duplicate_event_probability=0.3,
-            reorder_events=True,
-        )
-        if chaos
-        else None
-    )
+    faults = Faults.chaos_mix() if chaos else None
     world = World(endpoint, f"bench-{'chaos' if chaos else 'happy'}", faults)
     try:
         rng = random.Random(1)
@@ -209,7 +185,7 @@ def reads_per_tick(endpoint: str, history: int) -> None:
             client.batch_write_item(RequestItems={world.store.table_name: batch})
         world.submit(50, lambda i: {"trainbot_standin_duration": "100000"})
         world.launcher.run_tick()
-        world.clock.t += 60
+        world.clock.advance(60)
         world.sagemaker.drain_events()
         world.store.metrics.reset()
         world.launcher.run_tick()

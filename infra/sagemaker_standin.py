@@ -194,6 +194,11 @@ class FakeClock:
         with self._lock:
             return self._now
 
+    def now(self) -> datetime.datetime:
+        """The same instant as an aware UTC datetime: Trainbot's clock in tests and benchmarks,
+        so one clock moves both Trainbot and the stand-in."""
+        return datetime.datetime.fromtimestamp(self(), tz=datetime.timezone.utc)
+
     def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ValueError("a FakeClock never goes backwards")
@@ -245,6 +250,21 @@ class Faults:
     # job name -> (outcome, duration seconds or None)
     _scripted_outcomes: dict = dataclasses.field(default_factory=dict, init=False, repr=False,
                                                  compare=False)
+
+    @classmethod
+    def chaos_mix(cls) -> Faults:
+        """Every create and describe fault at once, with duplicated and reordered events: the
+        mix the chaos test and ``bench/lifecycle.py`` both run (so their figures compare)."""
+        return cls(
+            create_limit_exceeded_probability=0.05,
+            create_throttle_probability=0.08,
+            create_internal_error_probability=0.04,
+            create_service_unavailable_probability=0.02,
+            lost_create_response_probability=0.05,
+            describe_throttle_probability=0.1,
+            duplicate_event_probability=0.3,
+            reorder_events=True,
+        )
 
     def script_fault(self, operation: str, code: str, name: str | None = None,
                      times: int = 1) -> None:

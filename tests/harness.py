@@ -21,28 +21,12 @@ from backend.config import Settings
 from backend.domain.model import JobArgs
 from backend.handlers import runtime
 from backend.services.jobs import Actor
-from infra.sagemaker_standin import Faults, SageMakerStandIn
+from infra.sagemaker_standin import FakeClock, Faults, SageMakerStandIn
 from infra.template import create_jobs_table, create_topic, load_template
 
 ALICE = Actor(team_id="T1", user_id="UALICE")
 BOB = Actor(team_id="T1", user_id="UBOB")
 ADMIN = Actor(team_id="T1", user_id="UADMIN")
-
-
-class SimClock:
-    """Epoch seconds for the stand-in, aware datetimes for Trainbot; moved by the test."""
-
-    def __init__(self, start: float = 1_790_000_000.0) -> None:
-        self.t = start
-
-    def epoch(self) -> float:
-        return self.t
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.t, tz=UTC)
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @dataclass
@@ -92,9 +76,9 @@ class Stack:
 
         from backend.adapters.aws import aws_client
 
-        self.clock = SimClock()
+        self.clock = FakeClock(start=1_790_000_000.0)
         self.sagemaker = SageMakerStandIn(
-            clock=self.clock.epoch, capacity=capacity, default_duration_seconds=duration,
+            clock=self.clock, capacity=capacity, default_duration_seconds=duration,
             startup_seconds=startup, stop_seconds=10.0, faults=faults or Faults(), seed=seed,
         )
         self.sagemaker.start()

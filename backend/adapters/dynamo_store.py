@@ -633,7 +633,7 @@ class DynamoJobStore:
 
     def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
         """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""
-        state = _decode_cursor(cursor) if cursor else {"Day": format_utc(today)[:10]}
+        state = _decode_cursor(cursor, required="Day") if cursor else {"Day": format_utc(today)[:10]}
         day = datetime.fromisoformat(state["Day"]).date()
         start_key = state.get("Key")
         jobs: list[Job] = []
@@ -653,11 +653,11 @@ class DynamoJobStore:
             jobs.extend(from_item(item) for item in answer.get("Items", []))
             start_key = answer.get("LastEvaluatedKey")
             if start_key and len(jobs) >= limit:
-                return Page(jobs, _encode_cursor({"Day": day.isoformat(), "Key": start_key, "JobId": "-"}))
+                return Page(jobs, _encode_cursor({"Day": day.isoformat(), "Key": start_key}))
             if not start_key:
                 day = day.fromordinal(day.toordinal() - 1)
         more = day.toordinal() >= oldest
-        return Page(jobs, _encode_cursor({"Day": day.isoformat(), "JobId": "-"}) if more else None)
+        return Page(jobs, _encode_cursor({"Day": day.isoformat()}) if more else None)
 
     def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
         """Record the job's Slack thread root (once: a second root never replaces the first)."""
@@ -759,11 +759,12 @@ def _encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> dict[str, Any]:
+def _decode_cursor(cursor: str, *, required: str = "JobId") -> dict[str, Any]:
+    """A cursor this store handed out (``required`` names the key every such cursor has)."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, json.JSONDecodeError) as exc:
         raise ValueError("that page cursor is not one Trainbot gave out") from exc
-    if not isinstance(key, dict) or "JobId" not in key:
+    if not isinstance(key, dict) or required not in key:
         raise ValueError("that page cursor is not one Trainbot gave out")
     return key

@@ -8,7 +8,6 @@ import pytest
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, NotAuthorized
-from infra.sagemaker_standin import Faults
 from tests.harness import ADMIN, ALICE, BOB, Stack
 
 S = JobStatus

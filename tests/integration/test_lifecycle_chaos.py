@@ -22,17 +22,7 @@ JOBS = int(__import__("os").environ.get("CHAOS_JOBS", "200"))
 
 @pytest.fixture
 def chaos(moto_aws):
-    faults = Faults(
-        create_limit_exceeded_probability=0.05,
-        create_throttle_probability=0.08,
-        create_internal_error_probability=0.04,
-        create_service_unavailable_probability=0.02,
-        lost_create_response_probability=0.05,
-        describe_throttle_probability=0.1,
-        duplicate_event_probability=0.3,
-        reorder_events=True,
-    )
-    stack = Stack(faults=faults, seed=7, sagemaker_retries=1, duration=90.0, startup=15.0)
+    stack = Stack(faults=Faults.chaos_mix(), seed=7, sagemaker_retries=1, duration=90.0, startup=15.0)
     yield stack
     stack.close()
 

@@ -184,3 +184,19 @@ def test_jobs_of_an_owner_come_newest_first_in_pages(store):
     assert seen == list(reversed(ids))
     with pytest.raises(ValueError):
         store.jobs_of_owner(me, cursor="garbage!")
+
+
+def test_everyones_jobs_come_newest_first_across_days_and_a_foreign_cursor_is_refused(store):
+    ids = [store.register(make_job(f"day-{i}", user=f"U{i}", now=T0 - timedelta(days=i, minutes=i))).job.job_id for i in range(5)]
+    seen, cursor = [], None
+    for _ in range(5):
+        page = store.recent_jobs(limit=2, cursor=cursor, today=T0, max_days=10)
+        seen.extend(j.job_id for j in page.jobs)
+        cursor = page.cursor
+        if cursor is None or len(seen) == 5:
+            break
+    assert seen == ids
+    store.register(make_job("day-0b", user="U0", now=T0 - timedelta(hours=1)))
+    owner_cursor = store.jobs_of_owner(Owner(team_id="T1", user_id="U0"), limit=1).cursor
+    with pytest.raises(ValueError):
+        store.recent_jobs(cursor=owner_cursor, today=T0)
