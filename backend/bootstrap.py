@@ -114,6 +114,6 @@ def build(
 def _slack_notifier(settings: Settings, store: DynamoJobStore) -> Notifier:
     """The Slack notifier (thread replies, root card updates); lives with the bot because it
     shares the bot's rendering."""
-    from bot.notifier import build_slack_notifier
+    from backend.adapters.slack.notifier import build_slack_notifier
 
     return build_slack_notifier(settings, store)

@@ -53,8 +53,8 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _time_acks(handler, n: int) -> list[float]:
-    from infra.lambda_standin import lambda_context
-    from infra.slack_signing import lambda_url_event, signed_headers, slash_command_body
+    from infra.local.standins.lambda_invoke import lambda_context
+    from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body
 
     context = lambda_context("trainbot-bot")
     samples = []
@@ -76,8 +76,8 @@ def bench_acks(n: int) -> None:
     logging.disable(logging.WARNING)
     from moto import mock_aws
 
-    from infra.lambda_standin import LambdaStandIn
-    from infra.slack_standin import SlackStandIn
+    from infra.local.standins.lambda_invoke import LambdaStandIn
+    from infra.local.standins.slack import SlackStandIn
 
     with mock_aws(), SlackStandIn() as slack, LambdaStandIn() as lam:
         from backend.adapters.aws import aws_client

@@ -73,7 +73,7 @@ class World:
         from backend.adapters.aws import aws_client
         from backend.bootstrap import build
         from backend.config import Settings
-        from infra.sagemaker_standin import FakeClock, Faults, SageMakerStandIn
+        from infra.local.standins.sagemaker import FakeClock, Faults, SageMakerStandIn
         from infra.template import create_jobs_table, create_topic
 
         self.clock = FakeClock(start=1_790_000_000.0)
@@ -132,7 +132,7 @@ class World:
 
 
 def lifecycle(endpoint: str, jobs: int, chaos: bool) -> None:
-    from infra.sagemaker_standin import Faults
+    from infra.local.standins.sagemaker import Faults
 
     faults = Faults.chaos_mix() if chaos else None
     world = World(endpoint, f"bench-{'chaos' if chaos else 'happy'}", faults)

@@ -17,10 +17,10 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from bot import render
+from backend.adapters.slack import render
 from bot.listeners import register_all
-from bot.secrets import SlackCredentials, slack_credentials
-from bot.slack_client import web_client
+from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
+from backend.adapters.slack.client import web_client
 from bot.usecases import BotService
 
 

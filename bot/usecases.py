@@ -1,7 +1,7 @@
 """What the bot's listeners ask for, one function each, on top of the job service.
 
 Listeners stay ten-line adapters: they parse (``bot.grammar``), call one method here and render
-the result (``bot.render``). This layer adds what is the bot's own business: presets merged
+the result (``backend.adapters.slack.render``). This layer adds what is the bot's own business: presets merged
 into a submit, sweeps expanded and registered under one thread root, large sweeps parked until
 confirmed, and listing with a status filter. Idempotency keys come from Slack's payload (the
 ``trigger_id``), so a duplicated delivery registers nothing twice.

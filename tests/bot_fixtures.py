@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from infra.lambda_standin import LambdaStandIn, lambda_context
-from infra.slack_signing import lambda_url_event, signed_headers, slash_command_body
-from infra.slack_standin import SlackStandIn
+from infra.local.standins.lambda_invoke import LambdaStandIn, lambda_context
+from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body
+from infra.local.standins.slack import SlackStandIn
 
 SECRET = "e2e-signing-secret"
 TOKEN = "xoxb-e2e-token"

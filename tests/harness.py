@@ -19,9 +19,9 @@ import boto3
 from backend.bootstrap import build
 from backend.config import Settings
 from backend.domain.model import JobArgs
-from backend.handlers import runtime
+from backend.entrypoints import runtime
 from backend.services.jobs import Actor
-from infra.sagemaker_standin import FakeClock, Faults, SageMakerStandIn
+from infra.local.standins.sagemaker import FakeClock, Faults, SageMakerStandIn
 from infra.template import create_jobs_table, create_topic, load_template
 
 ALICE = Actor(team_id="T1", user_id="UALICE")

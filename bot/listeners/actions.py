@@ -10,7 +10,7 @@ from typing import Any
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest
 from backend.services.jobs import Actor
-from bot import render
+from backend.adapters.slack import render
 from bot.listeners.commands import root_poster
 from bot.listeners.errors import answers_errors
 from bot.usecases import BotService

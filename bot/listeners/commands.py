@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from backend.services.jobs import Actor
-from bot import grammar, render
+from backend.adapters.slack import render
+from bot import grammar
 from bot.grammar import EXAMPLES, BadCommand
 from bot.listeners.errors import answers_errors
 from bot.usecases import BotService, SweepRoot, sweep_id_for

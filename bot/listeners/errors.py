@@ -26,7 +26,7 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from bot import render
+from backend.adapters.slack import render
 from bot.grammar import BadCommand
 from bot.presets import PresetNotYours
 from bot.usecases import SweepExpired

@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from backend.services.jobs import Actor
-from bot import grammar, render
+from backend.adapters.slack import render
+from bot import grammar
 from bot.grammar import BadCommand
 from bot.listeners.errors import answers_errors
 from bot.usecases import BotService

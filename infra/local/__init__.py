@@ -6,7 +6,7 @@
   `template.yaml`;
 - the SageMaker stand-in on the real clock, with short durations, per-instance-type capacity
   and fault injection (``chaos``);
-- the Slack stand-in with the Slack-like page (``infra/page/``) on it;
+- the Slack stand-in with the Slack-like page (``infra/local/static/``) on it;
 - the bot behind a local Function URL (lazy listeners re-enter it through the Lambda Invoke
   stand-in), and the launcher and monitor driven by their template events: schedules seconds
   apart, SageMaker state changes delivered to the monitor as they happen;
@@ -29,14 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.aws_standin import MotoServer
-from infra.lambda_standin import LambdaStandIn
+from infra.local.standins.aws import MotoServer
+from infra.local.standins.lambda_invoke import LambdaStandIn
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
-from infra.sagemaker_standin import Faults, SageMakerStandIn
-from infra.slack_standin import Faults as SlackFaults
-from infra.slack_standin import SlackStandIn
+from infra.local.standins.sagemaker import Faults, SageMakerStandIn
+from infra.local.standins.slack import Faults as SlackFaults
+from infra.local.standins.slack import SlackStandIn
 from infra.template import create_jobs_table, create_topic, load_template
 
 logger = logging.getLogger("trainbot.local")
@@ -389,7 +389,7 @@ class LocalStack:
     def _reset_wiring() -> None:
         """Forget wired containers, as a cold start would (the environment changed)."""
         import bot.handler
-        from backend.handlers import runtime
+        from backend.entrypoints import runtime
 
         bot.handler.reset()
         runtime.install(None)

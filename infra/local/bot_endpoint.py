@@ -10,9 +10,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from infra.lambda_standin import lambda_context
-from infra.serving import LocalServer
-from infra.slack_signing import lambda_url_event
+from infra.local.standins.lambda_invoke import lambda_context
+from infra.local.standins.serving import LocalServer
+from infra.local.standins.slack_signing import lambda_url_event
 
 logger = logging.getLogger("trainbot.local")
 

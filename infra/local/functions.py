@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.lambda_standin import lambda_context
+from infra.local.standins.lambda_invoke import lambda_context
 
 logger = logging.getLogger("trainbot.local")
 

@@ -1,6 +1,6 @@
 """The Slack-like page's server side, served by the Slack stand-in (``add_route``).
 
-The page (``infra/page/``) shows one channel of the stand-in, live (it long-polls the stand-in's
+The page (``infra/local/static/``) shows one channel of the stand-in, live (it long-polls the stand-in's
 change feed). What the user does there reaches the bot as Slack would send it: a typed
 ``/train …`` becomes a slash-command body, a button click a ``block_actions`` payload, a modal's
 Submit a ``view_submission``; each is signed with the app's signing secret and POSTed to the
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.slack_signing import block_actions_body, signed_headers, slash_command_body, view_submission_body
-from infra.slack_standin import RequestInfo, SlackStandIn
+from infra.local.standins.slack_signing import block_actions_body, signed_headers, slash_command_body, view_submission_body
+from infra.local.standins.slack import RequestInfo, SlackStandIn
 
 logger = logging.getLogger("trainbot.local")
 
-PAGE_DIR = Path(__file__).resolve().parent.parent / "page"
+PAGE_DIR = Path(__file__).resolve().parent / "static"
 LONG_POLL_SECONDS = 20.0
 
 Response = tuple[int, dict[str, str], bytes | str]

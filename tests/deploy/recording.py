@@ -150,9 +150,9 @@ def _forget_cached_secrets() -> None:
 
 def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's and monitor's calls (inside an active ``mock_aws``)."""
-    from backend.handlers import runtime
-    from infra.sagemaker_standin import ALGORITHM_ERROR, CAPACITY_ERROR, HP_OUTCOME, HP_OUTCOME_ATTEMPTS, THROTTLING
-    from infra.slack_standin import SlackStandIn
+    from backend.entrypoints import runtime
+    from infra.local.standins.sagemaker import ALGORITHM_ERROR, CAPACITY_ERROR, HP_OUTCOME, HP_OUTCOME_ATTEMPTS, THROTTLING
+    from infra.local.standins.slack import SlackStandIn
     from tests.bot_fixtures import TEAM
     from tests.harness import SCHEDULED, Stack, job_request
 
@@ -243,10 +243,10 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
     from backend.bootstrap import build
     from bot.usecases import sweep_id_for
     from backend.config import Settings
-    from infra.lambda_standin import LambdaStandIn
-    from infra.sagemaker_standin import SageMakerStandIn
-    from infra.slack_signing import block_actions_body
-    from infra.slack_standin import SlackStandIn
+    from infra.local.standins.lambda_invoke import LambdaStandIn
+    from infra.local.standins.sagemaker import SageMakerStandIn
+    from infra.local.standins.slack_signing import block_actions_body
+    from infra.local.standins.slack import SlackStandIn
     from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, TEAM, USER, BotDriver, template_handler
 
     secret_id = _create_slack_secret()

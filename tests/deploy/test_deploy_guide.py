@@ -12,7 +12,7 @@ import yaml
 from infra.template import TEMPLATE_PATH, load_template
 
 ROOT = TEMPLATE_PATH.parent
-MANIFEST = ROOT / "infra" / "slack-app-manifest.yaml"
+MANIFEST = ROOT / "infra" / "deploy" / "slack-app-manifest.yaml"
 # Bot scopes each Slack Web API method needs (https://api.slack.com/methods).
 SCOPES_NEEDED = {
     "chat.postMessage": {"chat:write"},
@@ -66,7 +66,7 @@ def test_the_guides_secret_name_and_environment_names_are_the_templates():
 def test_the_commands_and_files_the_guide_names_exist():
     section = deploy_section()
     assert "python -m infra.deploy.validate" in section and (ROOT / "infra" / "deploy" / "validate.py").exists()
-    assert "`infra/slack-app-manifest.yaml`" in section and MANIFEST.exists()
+    assert "`infra/deploy/slack-app-manifest.yaml`" in section and MANIFEST.exists()
     assert "sam build" in section and "sam deploy --guided" in section
 
 
@@ -93,4 +93,4 @@ def test_the_manifest_is_where_the_guide_says_and_its_urls_are_placeholders_for_
     text = MANIFEST.read_text(encoding="utf-8")
     assert text.count("REPLACE-WITH-SlackRequestUrl") == 2
     assert "SlackRequestUrl" in load_template()["Outputs"]
-    assert Path(MANIFEST).relative_to(ROOT).as_posix() == "infra/slack-app-manifest.yaml"
+    assert Path(MANIFEST).relative_to(ROOT).as_posix() == "infra/deploy/slack-app-manifest.yaml"

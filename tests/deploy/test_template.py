@@ -131,7 +131,7 @@ def test_the_job_id_prefix_parameter_admits_exactly_what_the_settings_admit():
 
 
 def test_the_alarms_and_dashboard_read_the_namespace_and_service_the_handlers_emit(transformed):
-    from backend.handlers.runtime import metrics
+    from backend.entrypoints.runtime import metrics
 
     env = function_environment(transformed, "MonitorFunction")
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == metrics.namespace
@@ -156,7 +156,7 @@ def test_every_trainbot_metric_on_the_dashboard_is_one_a_handler_emits():
     text = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0]
     named = set(re.findall(r'\["(?:Trainbot|\.)", "(\w+)"', text))
     searched = set(re.findall(r"SEARCH\('\{Trainbot,service\} (\w+)'", text))
-    handlers = "".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "backend" / "handlers").glob("*.py"))
+    handlers = "".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "backend" / "entrypoints").glob("*.py"))
     assert named and searched
     assert sorted(n for n in named if f'"{n}"' not in handlers) == []
     assert sorted(p for p in searched if f'name=f"{p}_' not in handlers) == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from backend.domain.status import JobStatus
-from infra.slack_signing import block_actions_body, view_submission_body
+from infra.local.standins.slack_signing import block_actions_body, view_submission_body
 from tests.bot_fixtures import (  # noqa: F401 - fixtures
     ADMIN,
     CHANNEL,

@@ -10,7 +10,7 @@ from collections import Counter
 from backend.adapters.dynamo_store import from_item
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
-from infra.cli import main
+from backend.entrypoints.cli import main
 from infra.local.demo import DemoResult, _judge, scripted_jobs
 from tests.conftest import make_job
 

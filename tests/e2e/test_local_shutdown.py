@@ -51,7 +51,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
     for name in [n for n in env if n.startswith("AWS_ENDPOINT_URL")]:
         del env[name]
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "local", "--port", "0", "--chaos", "0", "--launcher-every", "0.5"],
+        [sys.executable, "-m", "backend.entrypoints.cli", "local", "--port", "0", "--chaos", "0", "--launcher-every", "0.5"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     seen = []
@@ -68,7 +68,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, str, dict[str, str]]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra.cli", "--local", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "backend.entrypoints.cli", "--local", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.slow

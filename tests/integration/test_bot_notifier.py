@@ -14,8 +14,8 @@ from backend.domain.model import Attempt, AttemptOutcome, FailureClass, SlackThr
 from backend.domain.status import JobStatus
 from backend.ports import Applied
 from backend.services.notify import Dispatcher
-from bot.notifier import build_slack_notifier
-from infra.slack_standin import SlackStandIn
+from backend.adapters.slack.notifier import build_slack_notifier
+from infra.local.standins.slack import SlackStandIn
 from tests.conftest import T0, make_job
 
 S = JobStatus

@@ -11,8 +11,8 @@ import pytest
 
 from backend.config import Settings
 from backend.errors import ConfigError
-from bot.secrets import slack_credentials
-from infra.lambda_standin import LambdaStandIn
+from backend.adapters.slack.secrets import slack_credentials
+from infra.local.standins.lambda_invoke import LambdaStandIn
 
 
 def test_credentials_come_from_the_json_secret_when_the_environment_lacks_them(moto_aws):
@@ -58,7 +58,7 @@ def test_an_unknown_function_is_not_found():
 def test_the_bot_never_calls_auth_test(store, monkeypatch):
     from backend.bootstrap import build
     from bot.app import create_app
-    from infra.slack_standin import SlackStandIn
+    from infra.local.standins.slack import SlackStandIn
 
     with SlackStandIn() as slack:
         settings = Settings(

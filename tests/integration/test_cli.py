@@ -16,8 +16,8 @@ from backend.adapters.dynamo_store import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
 from bot.presets import PresetBook
-from infra.aws_standin import MotoServer
-from infra.cli import main
+from infra.local.standins.aws import MotoServer
+from backend.entrypoints.cli import main
 from infra.template import create_jobs_table, create_topic
 
 TABLE = "trainbot-cli-jobs"

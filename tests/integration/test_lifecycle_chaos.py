@@ -13,7 +13,7 @@ import pytest
 
 from backend.domain.model import FailureClass
 from backend.domain.status import JobStatus
-from infra.sagemaker_standin import Faults
+from infra.local.standins.sagemaker import Faults
 from tests.harness import ALICE, BOB, Stack, job_request
 
 S = JobStatus

@@ -11,7 +11,7 @@ from tests.harness import Stack
 
 @pytest.fixture
 def stack(moto_aws, monkeypatch):
-    from backend.handlers.runtime import metrics
+    from backend.entrypoints.runtime import metrics
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     # With metrics disabled (the rest of the suite), Powertools never flushes: drop what the

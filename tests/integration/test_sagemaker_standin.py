@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from infra.sagemaker_standin import (
+from infra.local.standins.sagemaker import (
     ALGORITHM_ERROR,
     CAPACITY_ERROR,
     HP_DURATION,

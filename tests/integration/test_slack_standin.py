@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from infra.slack_signing import (
+from infra.local.standins.slack_signing import (
     block_actions_body,
     lambda_url_event,
     sign,
@@ -26,7 +26,7 @@ from infra.slack_signing import (
     slash_command_body,
     view_submission_body,
 )
-from infra.slack_standin import SlackStandIn
+from infra.local.standins.slack import SlackStandIn
 
 TOKEN = "xoxb-local-test"
 SECRET = "local-signing-secret"

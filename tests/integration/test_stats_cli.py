@@ -1,5 +1,5 @@
 """`trainbot stats` and `trainbot export` against the jobs table (moto): the subcommands that
-infra.cli_stats adds, run as the CLI runs them."""
+backend.entrypoints.cli.stats adds, run as the CLI runs them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from backend.domain.times import utcnow
 from backend.errors import ConfigError, InvalidRequest, StoreUnavailable
 from backend.services.chart import png_size
-from infra import cli_stats
+from backend.entrypoints.cli import stats as cli_stats
 from tests.conftest import make_job
 from tests.stats_history import HOUR, known_history, seed
 
@@ -91,10 +91,10 @@ def test_a_missing_table_is_aws_unavailable(moto_aws, monkeypatch):
 
 
 def test_the_trainbot_command_runs_them_with_its_exit_codes(history):
-    from infra import cli
+    from backend.entrypoints import cli
 
     if not hasattr(cli, "build_parser"):
-        pytest.skip("infra.cli does not add infra.cli_stats's commands yet")
+        pytest.skip("backend.entrypoints.cli does not add backend.entrypoints.cli.stats's commands yet")
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["stats", "--table", history, "--days", "7"], out=out, err=err) == 0
     assert "jobs: 7" in out.getvalue()

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from bot.grammar import BadCommand
-from infra.cli import ProgressBar, build_parser, main, spec_fields
+from backend.entrypoints.cli import ProgressBar, build_parser, main, spec_fields
 
 
 def test_a_spec_maps_to_the_grammars_fields_with_yaml_values_as_text():

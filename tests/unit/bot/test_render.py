@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from backend.domain.model import Attempt, AttemptOutcome, attempt_name
 from backend.domain.status import JobStatus, transition
-from bot import render
+from backend.adapters.slack import render
 from tests.conftest import T0, make_job
 
 

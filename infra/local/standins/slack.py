@@ -37,7 +37,7 @@ from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from infra.serving import LocalServer
+from infra.local.standins.serving import LocalServer
 
 __all__ = [
     "Call",

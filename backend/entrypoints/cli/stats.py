@@ -3,7 +3,7 @@
     trainbot stats [--all | --mine | --user U123] [--days 14] [--preset nlp] [--png out.png] [--json]
     trainbot export --since 2026-10-01 [--until …] [--format csv|jsonl] [--out jobs.csv]
 
-``infra.cli`` adds these with :func:`add_commands` and runs them: settings come from the
+``backend.entrypoints.cli`` adds these with :func:`add_commands` and runs them: settings come from the
 environment (``Settings.from_env``) with ``--table``/``--region`` (or ``--local``) on top, and
 problems are typed errors its ``run`` maps to exit codes (2 usage or config, 5 AWS
 unavailable). Both read only the days asked for, through the ``ByDay`` index; ``export``
@@ -42,7 +42,7 @@ pandas.read_csv / pandas.read_json(lines=True).
 
 def _common_parents() -> list[argparse.ArgumentParser]:
     """The CLI's shared "where and who" options (--table, --region, --local, --user, --json)."""
-    from infra import cli
+    from backend.entrypoints import cli
 
     maker = getattr(cli, "_common", None)
     return [maker()] if maker is not None else []

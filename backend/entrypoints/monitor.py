@@ -10,8 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from backend.adapters.sagemaker import to_training_status
 from backend.domain.model import parse_attempt_name
 from backend.errors import StoreUnavailable
-from backend.handlers import runtime
-from backend.handlers.runtime import logger, metrics, time_left
+from backend.entrypoints import runtime
+from backend.entrypoints.runtime import logger, metrics, time_left
 
 STATE_CHANGE = "SageMaker Training Job State Change"
 

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
-from infra.serving import LocalServer
+from infra.local.standins.serving import LocalServer
 
 __all__ = ["LambdaStandIn", "lambda_context"]
 

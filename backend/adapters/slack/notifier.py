@@ -26,7 +26,7 @@ from backend.config import Settings
 from backend.domain.model import Job
 from backend.domain.status import TERMINAL, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
-from bot import render
+from backend.adapters.slack import render
 
 logger = Logger(service="trainbot", child=True)
 
@@ -141,6 +141,6 @@ class SlackNotifier:
 
 def build_slack_notifier(settings: Settings, store: Any) -> SlackNotifier:
     """The notifier the composition root wires when a bot token (or its secret) is configured."""
-    from bot.slack_client import web_client
+    from backend.adapters.slack.client import web_client
 
     return SlackNotifier(web_client(settings, purpose="notify"), store, settings.aws_region)

@@ -553,10 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--verbose", action="store_true", help="log the handlers' own lines too")
     local.set_defaults(func=cmd_local)
 
-    if importlib.util.find_spec("infra.cli_stats") is not None:
-        import infra.cli_stats
+    if importlib.util.find_spec("backend.entrypoints.cli.stats") is not None:
+        import backend.entrypoints.cli.stats
 
-        infra.cli_stats.add_commands(commands)
+        backend.entrypoints.cli.stats.add_commands(commands)
     return parser
 
 

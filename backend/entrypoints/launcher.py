@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from backend.handlers import runtime
-from backend.handlers.runtime import logger, metrics, time_left
+from backend.entrypoints import runtime
+from backend.entrypoints.runtime import logger, metrics, time_left
 
 
 @metrics.log_metrics

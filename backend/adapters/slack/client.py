@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.config import Settings
-from bot.secrets import slack_credentials
+from backend.adapters.slack.secrets import slack_credentials
 
 # (retries on 429, longest Retry-After honoured, HTTP timeout) per use: a bot answer is
 # worth a short wait; a notification can always wait for the next outbox drain.
