@@ -324,7 +324,7 @@ class SlackThread(BaseModel):
 
 
 class FailureClass(StrEnum):
-    """DESIGN.md's failure classes: what the retry policy tells apart."""
+    """The failure classes of docs/architecture.md: what the retry policy tells apart."""
 
     CAPACITY = "capacity"  # no capacity for the instance type right now: free retry
     QUOTA = "quota"  # the account's quota is in use: free retry

@@ -2,7 +2,7 @@
 
 Two inputs are classified: errors from CreateTrainingJob (an error code and message) and
 finished attempts (SageMaker's ``FailureReason``, whose prefix names the cause). The decision
-then follows DESIGN.md's table; backoff is exponential with full jitter so a thousand jobs hit
+then follows the failure table in docs/architecture.md; backoff is exponential with full jitter so a thousand jobs hit
 by the same capacity shortage do not come back in lockstep.
 """
 

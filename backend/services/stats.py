@@ -47,7 +47,7 @@ from backend.domain.times import format_utc, to_utc
 S = JobStatus
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
-# The causes every summary shows, even at zero (DESIGN.md's failure classes that retry).
+# The causes every summary shows, even at zero (docs/architecture.md's failure classes that retry).
 MAIN_CAUSES = ("capacity", "quota", "algorithm", "throttling")
 CAUSE_ORDER = (*MAIN_CAUSES, "unknown", "user", "stopped", "manual")
 FINISHED_ORDER = (S.COMPLETED, S.FAILED, S.STOPPED)
