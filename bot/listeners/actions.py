@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from backend.adapters.slack import render
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest
-from backend.services.jobs import Actor
-from backend.adapters.slack import render
 from bot.listeners.commands import root_poster
 from bot.listeners.errors import answers_errors
+from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
@@ -27,12 +27,6 @@ def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
 
 def acknowledge(ack) -> None:  # noqa: ANN001
     ack()
-
-
-def actor_of(body: dict[str, Any]) -> Actor:
-    user = body.get("user") or {}
-    team = (body.get("team") or {}).get("id") or user.get("team_id", "")
-    return Actor(team_id=team, user_id=user.get("id", ""))
 
 
 def value_of(action: dict[str, Any]) -> str:
@@ -71,16 +65,12 @@ def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN0
 @answers_errors
 def confirm_sweep(action: dict, body: dict, context, respond, client) -> None:  # noqa: ANN001
     bot: BotService = context["bot"]
-    sweep_id, actor = value_of(action), actor_of(body)
-    fields, channel = bot.take_parked_sweep(sweep_id, actor)
-    merged, specs = bot.sweep_specs(fields, merged=True)
-    name = merged.get("name", "")
-    bot.register_sweep(sweep_id, name, specs, actor, channel, post_root=root_poster(client, sweep_id))
-    respond(replace_original=True, text=render.sweep_registered(name, len(specs), sweep_id))
+    outcome = bot.submissions.confirm_sweep(value_of(action), actor_of(body), post_root=root_poster(client))
+    respond(replace_original=True, text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
 
 
 @answers_errors
 def cancel_sweep(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
     bot: BotService = context["bot"]
-    bot.drop_parked_sweep(value_of(action), actor_of(body))
+    bot.submissions.cancel_sweep(value_of(action), actor_of(body))
     respond(replace_original=True, text=render.sweep_cancelled())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
-from bot.grammar import job_spec
+from backend.domain.spec import job_spec
 from bot.listeners import actions, commands, views
 from bot.listeners.errors import handle_error, message_for
 from tests.bot_fixtures import GOOD_SUBMIT
@@ -22,19 +22,33 @@ class Recorder:
         self.calls.append(kwargs)
 
 
-class FakeBot:
-    settings = SimpleNamespace(sweep_confirm_size=100, aws_region="us-east-1")
+class FakeSubmissions:
+    """The submit use case without a store: validates, and records what it would register."""
 
-    def __init__(self, *, stop_error: Exception | None = None) -> None:
+    sweep_confirm_size = 100
+
+    def __init__(self) -> None:
         self.submitted: list = []
-        self.stop_error = stop_error
 
-    def job_spec(self, fields):
+    def spec(self, fields):
         return job_spec(fields)
 
-    def submit(self, spec, actor, channel, token):
-        self.submitted.append((spec.name, actor, channel, token))
+    def submit(self, fields, actor, *, token, channel_id=None):
+        spec = job_spec(fields)
+        self.submitted.append((spec.name, actor, channel_id, token))
         return SimpleNamespace(job=make_job(spec.name), created=True)
+
+
+class FakeBot:
+    settings = SimpleNamespace(aws_region="us-east-1")
+
+    def __init__(self, *, stop_error: Exception | None = None) -> None:
+        self.submissions = FakeSubmissions()
+        self.stop_error = stop_error
+
+    @property
+    def submitted(self) -> list:
+        return self.submissions.submitted
 
     def stop(self, job_id, actor):
         if self.stop_error:
