@@ -9,7 +9,8 @@ with a status filter, stop, retry and the stats.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from backend.domain.model import Job
 from backend.domain.status import JobStatus
@@ -17,12 +18,17 @@ from backend.services.jobs import Actor
 from backend.services.presets import PresetBook
 from backend.services.submit import SubmitService
 
+if TYPE_CHECKING:
+    from backend.bootstrap import Container
+    from backend.config import Settings
+    from backend.services.stats import Stats
+
 LIST_PAGE = 10
 _LIST_SCAN_PAGES = 5  # with a status filter, look through at most this many pages per answer
 
 
 class BotService:
-    def __init__(self, container) -> None:  # noqa: ANN001 - backend.bootstrap.Container
+    def __init__(self, container: Container) -> None:
         self._c = container
         self.submissions: SubmitService = container.submissions
 
@@ -32,14 +38,14 @@ class BotService:
         return self
 
     @property
-    def settings(self):  # noqa: ANN201 - backend.config.Settings
+    def settings(self) -> Settings:
         return self._c.settings
 
     @property
     def presets(self) -> PresetBook:
         return self.submissions.presets
 
-    def now(self):  # noqa: ANN201 - datetime
+    def now(self) -> datetime:
         return self._c.clock()
 
     # --- read and change ----------------------------------------------------------------------
@@ -72,14 +78,14 @@ class BotService:
 
     # --- stats --------------------------------------------------------------------------------
 
-    def stats(self, actor: Actor, scope: str, user_id: str | None, days: int, preset: str | None):  # noqa: ANN201
+    def stats(self, actor: Actor, scope: str, user_id: str | None, days: int, preset: str | None) -> Stats:
         """How the chosen jobs went over the last ``days`` days (reads only that window)."""
         from backend.services.stats import collect
 
         owner = actor.owner if scope == "mine" else (user_id if scope == "user" else None)
         return collect(self._c.store, owner, days, preset, self._c.clock(), retention_days=self.settings.retention_days)
 
-    def stats_chart(self, stats) -> bytes:  # noqa: ANN001 - backend.services.stats.Stats
+    def stats_chart(self, stats: Stats) -> bytes:
         """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""
         from backend.services.stats import render_chart
 

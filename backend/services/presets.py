@@ -12,7 +12,9 @@ Fields given with the request (the command line, the modal, a CLI spec) win over
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from backend.errors import NotAuthorized, StoreUnavailable
 from backend.domain.spec import PRESET_NAME, PRESET_USAGE, BadCommand
@@ -57,7 +59,7 @@ class PresetBusy(StoreUnavailable):
 class PresetBook:
     """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
 
-    def __init__(self, store, *, is_admin) -> None:  # noqa: ANN001 - DynamoJobStore, settings.is_admin
+    def __init__(self, store: Any, *, is_admin: Callable[[str], bool]) -> None:  # store: the record API
         self._store = store
         self._is_admin = is_admin
 

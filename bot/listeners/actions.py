@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
 from backend.adapters.slack import render
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest
@@ -16,7 +19,7 @@ from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.action(render.STOP_ACTION)(ack=acknowledge, lazy=[stop_job])
     app.action(render.RETRY_ACTION)(ack=acknowledge, lazy=[retry_job])
     app.action(render.LOGS_ACTION)(acknowledge)  # a link button: Slack opens the URL itself
@@ -25,7 +28,7 @@ def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
     app.action(render.SWEEP_CANCEL_ACTION)(ack=acknowledge, lazy=[cancel_sweep])
 
 
-def acknowledge(ack) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack) -> None:
     ack()
 
 
@@ -33,24 +36,24 @@ def value_of(action: dict[str, Any]) -> str:
     return str(action.get("value") or "")
 
 
-def _say(respond, **message: Any) -> None:  # noqa: ANN001
+def _say(respond: Respond, **message: Any) -> None:
     respond(response_type="ephemeral", replace_original=False, **message)
 
 
 @answers_errors
-def stop_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def stop_job(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     _say(respond, text=render.changed("stop", bot.stop(value_of(action), actor_of(body))))
 
 
 @answers_errors
-def retry_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def retry_job(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     _say(respond, text=render.changed("retry", bot.retry(value_of(action), actor_of(body))))
 
 
 @answers_errors
-def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def next_page(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     try:
         state = json.loads(value_of(action))
@@ -63,14 +66,16 @@ def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN0
 
 
 @answers_errors
-def confirm_sweep(action: dict, body: dict, context, respond, client) -> None:  # noqa: ANN001
+def confirm_sweep(
+    action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient
+) -> None:
     bot: BotService = context["bot"]
     outcome = bot.submissions.confirm_sweep(value_of(action), actor_of(body), post_root=root_poster(client))
     respond(replace_original=True, text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
 
 
 @answers_errors
-def cancel_sweep(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def cancel_sweep(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     bot.submissions.cancel_sweep(value_of(action), actor_of(body))
     respond(replace_original=True, text=render.sweep_cancelled())

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
 from backend.adapters.slack import render
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.services.submit import SweepRoot
@@ -20,11 +23,11 @@ from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.command("/train")(ack=acknowledge, lazy=[work])
 
 
-def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     bot: BotService = context["bot"]
     try:
         request = grammar.parse(command.get("text", ""))
@@ -35,7 +38,7 @@ def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa:
     ack(**answer)
 
 
-def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client) -> dict[str, Any]:  # noqa: ANN001
+def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client: WebClient) -> dict[str, Any]:
     """Validate ``request`` and say what the ack answers (BadCommand if invalid)."""
     checked = validate(bot, request, command)
     match request:
@@ -72,7 +75,7 @@ def validate(bot: BotService, request: grammar.Request, command: dict[str, Any])
 
 
 @answers_errors
-def work(command: dict[str, Any], context, respond, client, body) -> None:  # noqa: ANN001
+def work(command: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient, body: dict[str, Any]) -> None:
     bot: BotService = context["bot"]
     try:
         request = grammar.parse(command.get("text", ""))
@@ -128,7 +131,7 @@ def work(command: dict[str, Any], context, respond, client, body) -> None:  # no
                 )
 
 
-def root_poster(client) -> Callable[[SweepRoot], str]:  # noqa: ANN001 - slack_sdk.WebClient
+def root_poster(client: WebClient) -> Callable[[SweepRoot], str]:
     """Post a sweep's thread root with the bot's client; returns a function giving its ts."""
 
     def post(root: SweepRoot) -> str:

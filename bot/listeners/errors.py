@@ -10,12 +10,13 @@ the same message with ``respond`` (or as an ephemeral message when there is no r
 from __future__ import annotations
 
 import functools
+import logging
 import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from slack_bolt import BoltResponse
+from slack_bolt import App, BoltResponse
 
 from backend.errors import (
     ConfigError,
@@ -97,7 +98,7 @@ def _tell(kwargs: dict[str, Any], text: str) -> None:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
 
 
-def handle_error(error: Exception, body: dict, logger: Any) -> Any:  # noqa: ANN401
+def handle_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
     """The app's one error handler (ack phase): a 200 with a polite answer, so Slack shows the
     user a message instead of "dispatch_failed"."""
     if isinstance(error, TrainbotError):
@@ -129,5 +130,5 @@ def _respond_quietly(response_url: str | None, text: str) -> None:
     WebhookClient(response_url, timeout=2).send(text=text, response_type="ephemeral", replace_original=False)
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.error(handle_error)

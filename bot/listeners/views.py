@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
 from bot import grammar
@@ -20,7 +23,7 @@ from bot.usecases import BotService
 _BLOCKS = {key for key, *_ in render.MODAL_FIELDS}
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.view(render.SUBMIT_VIEW)(ack=acknowledge, lazy=[submit])
 
 
@@ -64,7 +67,7 @@ def channel_of(view: dict[str, Any]) -> str:
         return ""
 
 
-def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
     bot: BotService = context["bot"]
     try:
         bot.submissions.spec(fields_of(view))
@@ -75,7 +78,7 @@ def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
 
 
 @answers_errors
-def submit(view: dict, body: dict, context, client) -> None:  # noqa: ANN001
+def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     bot: BotService = context["bot"]
     actor, channel = actor_of(body), channel_of(view)
     try:

@@ -8,9 +8,13 @@
 Submits and sweeps go through the use case the bot calls (``backend.services.submit``: the same
 validation, presets, JobId prefix and idempotency), to the table and topic given by
 ``--table``/``--topic`` or ``JOBS_TABLE_NAME``/``NOTIFY_TOPIC_ARN`` (``--local``: the running
-`trainbot local`). ``common`` holds what every subcommand shares, ``specs`` reads spec files
-and flags, ``stats`` adds `trainbot stats` and `trainbot export`. Exit codes scripts can rely on: 0 ok, 2 usage or invalid spec, 3 no such job,
-4 not allowed (not your job, or not in a status that allows it), 5 AWS unreachable/unavailable.
+`trainbot local`). Exit codes scripts can rely on: 0 ok, 2 usage or invalid spec, 3 no such
+job, 4 not allowed (not your job, or not in a status that allows it), 5 AWS
+unreachable/unavailable.
+
+Beside this module: ``common`` (what every subcommand shares: options, wiring, exit codes),
+``specs`` (spec files, words and flags as fields) and ``stats`` (`trainbot stats` and
+`trainbot export`). None of them imports this one.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from backend.entrypoints.cli import stats as stats_commands
 from backend.entrypoints.cli.common import (
@@ -39,6 +43,9 @@ from backend.entrypoints.cli.common import (
     common_parent,
 )
 from backend.entrypoints.cli.specs import request_fields
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 PROGRESS_THRESHOLD = 50
 
@@ -111,7 +118,7 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _job_summary(job) -> dict[str, Any]:  # noqa: ANN001 - backend.domain.model.Job
+def _job_summary(job: Job) -> dict[str, Any]:
     attempt = job.current_attempt
     return {
         "job_id": job.job_id,
@@ -128,7 +135,7 @@ def _job_summary(job) -> dict[str, Any]:  # noqa: ANN001 - backend.domain.model.
     }
 
 
-def _print_job(job, out: TextIO) -> None:  # noqa: ANN001
+def _print_job(job: Job, out: TextIO) -> None:
     summary = _job_summary(job)
     print(f"{job.job_id}  {job.name}  {job.status.value}", file=out)
     print(f"  owner {summary['owner']} · {summary['instance']} · priority {job.priority} · retries {job.algorithm_failures}/{job.retry_budget}", file=out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
@@ -112,3 +113,23 @@ def test_modal_inputs_become_grammar_fields_and_errors_land_under_their_field():
     ack = Recorder()
     views.acknowledge(ack=ack, view=view, context={"bot": FakeBot()})
     assert ack.calls[0]["response_action"] == "errors" and "image" in ack.calls[0]["errors"]
+
+
+def test_who_asks_is_read_alike_from_a_slash_command_a_button_and_a_modal():
+    from backend.services.jobs import Actor
+    from bot.listeners.payloads import actor_of
+
+    expected = Actor(team_id="T1", user_id="U1")
+    assert actor_of(_command("help")) == expected
+    assert actor_of({"type": "block_actions", "user": {"id": "U1", "team_id": "T1"}, "team": {"id": "T1"}}) == expected
+    assert actor_of({"type": "view_submission", "user": {"id": "U1", "team_id": "T1"}}) == expected  # no team object
+
+
+def test_a_refusal_takes_the_form_each_kind_of_request_shows():
+    from bot.listeners.errors import refusal
+
+    modal = json.loads(refusal({"type": "view_submission"}, "no").body)
+    assert modal == {"response_action": "errors", "errors": {"name": "no"}}
+    command = json.loads(refusal({"type": "slash_command"}, "no").body)
+    assert command == {"response_type": "ephemeral", "text": "no"}
+    assert refusal({"type": "block_actions"}, "no").body == ""  # said through the response_url instead
