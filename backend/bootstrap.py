@@ -75,6 +75,23 @@ class Container:
             )
         return self.extras["monitor"]
 
+    @property
+    def submissions(self):
+        """Submit and sweep (presets, prefix, idempotency): what the bot and the CLI call."""
+        from backend.services.presets import PresetBook
+        from backend.services.submit import SubmitService
+
+        if "submissions" not in self.extras:
+            self.extras["submissions"] = SubmitService(
+                self.jobs,
+                self.store,
+                PresetBook(self.store, is_admin=self.settings.is_admin),
+                clock=self.clock,
+                sweep_confirm_size=self.settings.sweep_confirm_size,
+                sweep_max_size=self.settings.sweep_max_size,
+            )
+        return self.extras["submissions"]
+
 
 def build(
     settings: Settings,

@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
 from backend.adapters.slack import render
 from bot.listeners import register_all
+from bot.listeners.errors import refusal
 from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
 from backend.adapters.slack.client import web_client
 from bot.usecases import BotService
@@ -46,32 +46,11 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:  
     def gate(context, body: dict[str, Any], next) -> Any:  # noqa: A002, ANN001 - bolt's names
         """Refuse other workspaces and users not allowed; hand listeners the bot service."""
         if settings.slack_team_id and context.team_id != settings.slack_team_id:
-            return refuse(body, render.refused_team())
+            return refusal(body, render.refused_team())
         if not context.user_id or not settings.is_allowed(context.user_id):
-            return refuse(body, render.refused_user())
+            return refusal(body, render.refused_user())
         context["bot"] = service
         return next()
 
     register_all(app)
     return app
-
-
-def refuse(body: dict[str, Any], text: str) -> BoltResponse:
-    """A polite refusal as the HTTP answer itself: nothing is read, written or posted."""
-    if body.get("type") == "view_submission":
-        payload: dict[str, Any] = {"response_action": "errors", "errors": {"name": text[:150]}}
-    elif body.get("type") == "block_actions":
-        # Slack ignores a button's HTTP body; the response_url is the only way to say no.
-        payload = {}
-        _respond_quietly(body.get("response_url"), text)
-    else:
-        payload = {"response_type": "ephemeral", "text": text}
-    return BoltResponse(status=200, body=json.dumps(payload) if payload else "", headers={"content-type": "application/json"})
-
-
-def _respond_quietly(response_url: str | None, text: str) -> None:
-    if not response_url:
-        return
-    from slack_sdk.webhook import WebhookClient
-
-    WebhookClient(response_url, timeout=2).send(text=text, response_type="ephemeral", replace_original=False)

@@ -43,6 +43,10 @@ IMAGE_URI = re.compile(r"^[a-zA-Z0-9.\-]+(:\d+)?/[a-z0-9._/\-]+([:@][\w.:\-]+)?$
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
 MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
 MAX_INSTANCE_COUNT = 100
+MAX_VOLUME_GB = 16384
+MAX_JOB_NAME = 40  # the longest job name a request may give (a sweep's "<name>-<n>" included)
+MAX_PRIORITY = 9  # priorities are 0 (lowest) to MAX_PRIORITY
+MAX_RETRY_BUDGET = 20
 MAX_HYPERPARAMETERS = 100
 MAX_HP_KEY = 256
 MAX_HP_VALUE = 2500
@@ -128,8 +132,8 @@ class Resources(_Request):
     @field_validator("VolumeSizeInGB")
     @classmethod
     def _volume(cls, value: int) -> int:
-        if not 1 <= value <= 16384:
-            raise ValueError(f"volume size must be between 1 and 16384 GB, not {value}")
+        if not 1 <= value <= MAX_VOLUME_GB:
+            raise ValueError(f"volume size must be between 1 and {MAX_VOLUME_GB} GB, not {value}")
         return value
 
 
@@ -382,8 +386,8 @@ class Job(BaseModel):
     name: str = Field(alias="JobName")
     owner: Owner
     slack: SlackThread | None = None
-    priority: int = Field(default=5, ge=0, le=9)
-    retry_budget: int = Field(default=2, ge=0, le=20)
+    priority: int = Field(default=5, ge=0, le=MAX_PRIORITY)
+    retry_budget: int = Field(default=2, ge=0, le=MAX_RETRY_BUDGET)
     algorithm_failures: int = 0
     attempts: list[Attempt] = Field(default_factory=list)
     next_attempt_at: UtcDatetime | None = None

@@ -8,8 +8,10 @@ listener, which on Lambda is a fresh asynchronous invocation of the same functio
 
 from __future__ import annotations
 
+from slack_bolt import App
 
-def register_all(app) -> None:  # noqa: ANN001 - slack_bolt.App
+
+def register_all(app: App) -> None:
     from bot.listeners import actions, commands, errors, views
 
     commands.register(app)

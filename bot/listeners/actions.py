@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from backend.adapters.slack import render
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest
-from backend.services.jobs import Actor
-from backend.adapters.slack import render
 from bot.listeners.commands import root_poster
 from bot.listeners.errors import answers_errors
+from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.action(render.STOP_ACTION)(ack=acknowledge, lazy=[stop_job])
     app.action(render.RETRY_ACTION)(ack=acknowledge, lazy=[retry_job])
     app.action(render.LOGS_ACTION)(acknowledge)  # a link button: Slack opens the URL itself
@@ -25,38 +28,32 @@ def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
     app.action(render.SWEEP_CANCEL_ACTION)(ack=acknowledge, lazy=[cancel_sweep])
 
 
-def acknowledge(ack) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack) -> None:
     ack()
-
-
-def actor_of(body: dict[str, Any]) -> Actor:
-    user = body.get("user") or {}
-    team = (body.get("team") or {}).get("id") or user.get("team_id", "")
-    return Actor(team_id=team, user_id=user.get("id", ""))
 
 
 def value_of(action: dict[str, Any]) -> str:
     return str(action.get("value") or "")
 
 
-def _say(respond, **message: Any) -> None:  # noqa: ANN001
+def _say(respond: Respond, **message: Any) -> None:
     respond(response_type="ephemeral", replace_original=False, **message)
 
 
 @answers_errors
-def stop_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def stop_job(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     _say(respond, text=render.changed("stop", bot.stop(value_of(action), actor_of(body))))
 
 
 @answers_errors
-def retry_job(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def retry_job(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     _say(respond, text=render.changed("retry", bot.retry(value_of(action), actor_of(body))))
 
 
 @answers_errors
-def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def next_page(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     try:
         state = json.loads(value_of(action))
@@ -69,18 +66,16 @@ def next_page(action: dict, body: dict, context, respond) -> None:  # noqa: ANN0
 
 
 @answers_errors
-def confirm_sweep(action: dict, body: dict, context, respond, client) -> None:  # noqa: ANN001
+def confirm_sweep(
+    action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient
+) -> None:
     bot: BotService = context["bot"]
-    sweep_id, actor = value_of(action), actor_of(body)
-    fields, channel = bot.take_parked_sweep(sweep_id, actor)
-    merged, specs = bot.sweep_specs(fields, merged=True)
-    name = merged.get("name", "")
-    bot.register_sweep(sweep_id, name, specs, actor, channel, post_root=root_poster(client, sweep_id))
-    respond(replace_original=True, text=render.sweep_registered(name, len(specs), sweep_id))
+    outcome = bot.submissions.confirm_sweep(value_of(action), actor_of(body), post_root=root_poster(client))
+    respond(replace_original=True, text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
 
 
 @answers_errors
-def cancel_sweep(action: dict, body: dict, context, respond) -> None:  # noqa: ANN001
+def cancel_sweep(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
-    bot.drop_parked_sweep(value_of(action), actor_of(body))
+    bot.submissions.cancel_sweep(value_of(action), actor_of(body))
     respond(replace_original=True, text=render.sweep_cancelled())

@@ -8,25 +8,26 @@ command's ``trigger_id`` is the idempotency key: a redelivered payload registers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from backend.services.jobs import Actor
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
 from backend.adapters.slack import render
+from backend.domain.spec import EXAMPLES, BadCommand, job_spec
+from backend.services.submit import SweepRoot
 from bot import grammar
-from bot.grammar import EXAMPLES, BadCommand
 from bot.listeners.errors import answers_errors
-from bot.usecases import BotService, SweepRoot, sweep_id_for
+from bot.listeners.payloads import actor_of
+from bot.usecases import BotService
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.command("/train")(ack=acknowledge, lazy=[work])
 
 
-def actor_of(command: dict[str, Any]) -> Actor:
-    return Actor(team_id=command.get("team_id", ""), user_id=command.get("user_id", ""))
-
-
-def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     bot: BotService = context["bot"]
     try:
         request = grammar.parse(command.get("text", ""))
@@ -37,9 +38,9 @@ def acknowledge(ack, command: dict[str, Any], context, client) -> None:  # noqa:
     ack(**answer)
 
 
-def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client) -> dict[str, Any]:  # noqa: ANN001
+def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any], client: WebClient) -> dict[str, Any]:
     """Validate ``request`` and say what the ack answers (BadCommand if invalid)."""
-    checked = validate(bot, request)
+    checked = validate(bot, request, command)
     match request:
         case grammar.Help(unknown=unknown):
             return {"response_type": "ephemeral", "text": render.help_text(unknown)}
@@ -50,35 +51,35 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
         case grammar.Submit():
             return {"response_type": "ephemeral", "text": render.submitting(checked.name)}
         case grammar.Sweep(fields=fields):
-            name, size = fields.get("name", ""), len(checked)
-            if bot.needs_confirmation(size):
-                pending = sweep_id_for(command["trigger_id"])
-                return {"response_type": "ephemeral", **render.sweep_confirm(name, size, pending, bot.settings.sweep_confirm_size)}
+            name, size = fields.get("name", ""), checked.size
+            if checked.needs_confirmation:
+                confirm = render.sweep_confirm(name, size, checked.sweep_id, bot.submissions.sweep_confirm_size)
+                return {"response_type": "ephemeral", **confirm}
             return {"response_type": "ephemeral", "text": render.sweep_registering(name, size)}
         case grammar.Stats(days=days):
             return {"response_type": "ephemeral", "text": render.stats_working(days)}
     return {}
 
 
-def validate(bot: BotService, request: grammar.Request) -> Any:  # noqa: ANN401
+def validate(bot: BotService, request: grammar.Request, command: dict[str, Any]) -> Any:  # noqa: ANN401
     """The checks the ack makes (BadCommand if they fail); what they produced, if anything."""
     match request:
         case grammar.Submit(fields=fields):
-            return bot.job_spec(fields)
+            return bot.submissions.spec(fields)
         case grammar.Sweep(fields=fields):
-            return bot.sweep_specs(fields)[1]
+            return bot.submissions.plan_sweep(fields, token=command["trigger_id"])
         case grammar.PresetSave(fields=fields):
             # A preset holds only some fields: check their values against a complete example.
-            return grammar.job_spec({**EXAMPLES, **fields}, grammar.USAGE["preset"])
+            return job_spec({**EXAMPLES, **fields}, grammar.USAGE["preset"])
     return None
 
 
 @answers_errors
-def work(command: dict[str, Any], context, respond, client, body) -> None:  # noqa: ANN001
+def work(command: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient, body: dict[str, Any]) -> None:
     bot: BotService = context["bot"]
     try:
         request = grammar.parse(command.get("text", ""))
-        validate(bot, request)
+        validate(bot, request, command)
     except BadCommand:
         return  # the ack has answered this already
     actor = actor_of(command)
@@ -90,17 +91,12 @@ def work(command: dict[str, Any], context, respond, client, body) -> None:  # no
 
     match request:
         case grammar.Submit(fields=fields):
-            registered = bot.submit(bot.job_spec(fields), actor, channel, token)
+            registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
             say(text=render.submitted(registered.job, registered.created))
         case grammar.Sweep(fields=fields):
-            merged, specs = bot.sweep_specs(fields)
-            sweep_id = sweep_id_for(token)
-            if bot.needs_confirmation(len(specs)):
-                bot.park_sweep(sweep_id, merged, actor, channel)
-                return
-            name = merged.get("name", "")
-            bot.register_sweep(sweep_id, name, specs, actor, channel, post_root=root_poster(client, sweep_id))
-            say(text=render.sweep_registered(name, len(specs), sweep_id))
+            outcome = bot.submissions.sweep(fields, actor, token=token, channel_id=channel, post_root=root_poster(client))
+            if not outcome.parked:  # a parked sweep's ack showed its confirm button already
+                say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
         case grammar.Status(job_id=job_id):
             say(**render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now()))
         case grammar.ListJobs(scope=scope, status=status):
@@ -135,11 +131,11 @@ def work(command: dict[str, Any], context, respond, client, body) -> None:  # no
                 )
 
 
-def root_poster(client, sweep_id: str):  # noqa: ANN001, ANN201
+def root_poster(client: WebClient) -> Callable[[SweepRoot], str]:
     """Post a sweep's thread root with the bot's client; returns a function giving its ts."""
 
     def post(root: SweepRoot) -> str:
-        card = render.sweep_root(root.name, root.owner, sweep_id, root.total)
+        card = render.sweep_root(root.name, root.owner, root.sweep_id, root.total)
         return str(client.chat_postMessage(channel=root.channel, **card)["ts"])
 
     return post

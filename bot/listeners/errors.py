@@ -10,11 +10,13 @@ the same message with ``respond`` (or as an ephemeral message when there is no r
 from __future__ import annotations
 
 import functools
+import logging
 import json
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from slack_bolt import App, BoltResponse
 
 from backend.errors import (
     ConfigError,
@@ -27,13 +29,11 @@ from backend.errors import (
     TrainbotError,
 )
 from backend.adapters.slack import render
-from bot.grammar import BadCommand
-from bot.presets import PresetNotYours
-from bot.usecases import SweepExpired
+from backend.domain.spec import BadCommand
+from backend.services.presets import PresetNotYours
+from backend.services.submit import SweepExpired
 
 logger = Logger(service="trainbot", child=True)
-
-
 
 def message_for(exc: Exception) -> str:
     """What the user reads for ``exc``."""
@@ -98,22 +98,37 @@ def _tell(kwargs: dict[str, Any], text: str) -> None:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
 
 
-def handle_error(error: Exception, body: dict, logger: Any) -> Any:  # noqa: ANN401
+def handle_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
     """The app's one error handler (ack phase): a 200 with a polite answer, so Slack shows the
     user a message instead of "dispatch_failed"."""
-    from slack_bolt import BoltResponse
-
     if isinstance(error, TrainbotError):
         logger.info(f"request refused: {type(error).__name__}: {error}")
     else:
         logger.exception(f"listener failed: {error}")
-    text = message_for(error)
+    return refusal(body, message_for(error))
+
+
+def refusal(body: dict[str, Any], text: str) -> BoltResponse:
+    """A polite "no" as the HTTP answer itself, in the form this kind of request shows: under
+    the modal's first field, as an ephemeral message for a command, and for a button (whose
+    HTTP body Slack ignores) through its response_url."""
     if body.get("type") == "view_submission":
         payload: dict[str, Any] = {"response_action": "errors", "errors": {"name": text[:150]}}
+    elif body.get("type") == "block_actions":
+        payload = {}
+        _respond_quietly(body.get("response_url"), text)
     else:
         payload = {"response_type": "ephemeral", "text": text}
-    return BoltResponse(status=200, body=json.dumps(payload), headers={"content-type": "application/json"})
+    return BoltResponse(status=200, body=json.dumps(payload) if payload else "", headers={"content-type": "application/json"})
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def _respond_quietly(response_url: str | None, text: str) -> None:
+    if not response_url:
+        return
+    from slack_sdk.webhook import WebhookClient
+
+    WebhookClient(response_url, timeout=2).send(text=text, response_type="ephemeral", replace_original=False)
+
+
+def register(app: App) -> None:
     app.error(handle_error)

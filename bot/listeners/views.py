@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backend.services.jobs import Actor
+from slack_bolt import Ack, App, BoltContext
+from slack_sdk import WebClient
+
 from backend.adapters.slack import render
+from backend.domain.spec import BadCommand
 from bot import grammar
-from bot.grammar import BadCommand
 from bot.listeners.errors import answers_errors
+from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 _BLOCKS = {key for key, *_ in render.MODAL_FIELDS}
 
 
-def register(app) -> None:  # noqa: ANN001 - slack_bolt.App
+def register(app: App) -> None:
     app.view(render.SUBMIT_VIEW)(ack=acknowledge, lazy=[submit])
 
 
@@ -57,11 +60,6 @@ def _errors_by_block(problems: list[str]) -> dict[str, str]:
     return errors
 
 
-def actor_of(body: dict[str, Any]) -> Actor:
-    user = body.get("user") or {}
-    return Actor(team_id=(body.get("team") or {}).get("id") or user.get("team_id", ""), user_id=user.get("id", ""))
-
-
 def channel_of(view: dict[str, Any]) -> str:
     try:
         return str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
@@ -69,10 +67,10 @@ def channel_of(view: dict[str, Any]) -> str:
         return ""
 
 
-def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
+def acknowledge(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
     bot: BotService = context["bot"]
     try:
-        bot.job_spec(fields_of(view))
+        bot.submissions.spec(fields_of(view))
     except BadCommand as exc:
         ack(response_action="errors", errors=_errors_by_block(exc.problems))
         return
@@ -80,14 +78,14 @@ def acknowledge(ack, view: dict, context) -> None:  # noqa: ANN001
 
 
 @answers_errors
-def submit(view: dict, body: dict, context, client) -> None:  # noqa: ANN001
+def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:
     bot: BotService = context["bot"]
     actor, channel = actor_of(body), channel_of(view)
     try:
-        spec = bot.job_spec(fields_of(view))
+        fields = fields_of(view)
+        registered = bot.submissions.submit(fields, actor, token=f"view:{view.get('id')}", channel_id=channel or None)
     except BadCommand:
         return  # the ack has shown the errors in the modal already
-    registered = bot.submit(spec, actor, channel or None, f"view:{view.get('id')}")
     if channel:
         client.chat_postEphemeral(
             channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created)

@@ -241,7 +241,7 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
 
     import bot.handler
     from backend.bootstrap import build
-    from bot.usecases import sweep_id_for
+    from backend.services.submit import sweep_id_for
     from backend.config import Settings
     from infra.local.standins.lambda_invoke import LambdaStandIn
     from infra.local.standins.sagemaker import SageMakerStandIn

@@ -39,8 +39,8 @@ def test_a_bad_prefix_is_refused_by_the_settings_naming_the_variable(bad):
 def test_submit_and_sweeps_register_jobs_under_the_configured_prefix(store):
     from backend.bootstrap import build
     from backend.services.jobs import Actor
-    from bot.grammar import JobSpec
-    from bot.usecases import BotService
+    from bot.grammar import parse
+    from tests.bot_fixtures import GOOD_SUBMIT
 
     settings = Settings.from_env({"JOBS_TABLE_NAME": store.table_name, "TRAINBOT_JOB_ID_PREFIX": "tb-"})
     container = build(settings, notifiers=lambda _store: [])
@@ -48,6 +48,6 @@ def test_submit_and_sweeps_register_jobs_under_the_configured_prefix(store):
     single = container.jobs.submit(name="bert lr3", job_args=job_args(), actor=actor).job
     assert single.job_id.startswith("tb-bert-lr3-")
 
-    spec = JobSpec(name="sweep-a", job_args=job_args(), priority=5, retry_budget=2, preset=None)
-    ids = BotService(container).register_sweep("sw1", "sweep", [spec, spec], actor, "C1", post_root=lambda _root: "1.0")
-    assert ids and all(i.startswith("tb-sweep-a-") for i in ids)
+    fields = {**parse(GOOD_SUBMIT).fields, "name": "sweep-a", "hp.lr": "1e-5,3e-5"}
+    outcome = container.submissions.sweep(fields, actor, token="t1", channel_id="C1", post_root=lambda _root: "1.0")
+    assert len(outcome.job_ids) == 2 and all(i.startswith("tb-sweep-a-") for i in outcome.job_ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from bot.presets import PresetBook
+from backend.services.presets import PresetBook
 
 FIELDS = {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest"}
 

@@ -15,7 +15,7 @@ from backend.adapters.aws import aws_client
 from backend.adapters.dynamo_store import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
-from bot.presets import PresetBook
+from backend.services.presets import PresetBook
 from infra.local.standins.aws import MotoServer
 from backend.entrypoints.cli import main
 from infra.template import create_jobs_table, create_topic
@@ -204,3 +204,18 @@ def test_an_unreachable_aws_exits_5(aws, monkeypatch):
 def test_a_table_that_does_not_exist_exits_5(aws):
     code, _, err = cli("--table", "no-such-table", "list")
     assert code == 5 and "ResourceNotFound" in err
+
+
+def test_submit_and_sweep_both_carry_the_deployments_job_id_prefix(aws, spec, monkeypatch):
+    # IAM and the event rule only cover `training-job/<prefix>*`: an unprefixed CLI job would be
+    # refused or never watched on AWS.
+    monkeypatch.setenv("TRAINBOT_JOB_ID_PREFIX", "tb-")
+    code, out, err = cli("submit", "--spec", spec(), "--json")
+    assert code == 0, err
+    assert json.loads(out)["job_id"].startswith("tb-cli-bert-")
+
+    code, out, err = cli("sweep", "--spec", spec(), "--hp", "lr=1e-5,3e-5", "--json")
+    assert code == 0, err
+    ids = json.loads(out)["jobs"]
+    assert len(ids) == 2 and all(job_id.startswith("tb-cli-bert-") for job_id in ids), ids
+    assert {j.job_id for j in _mine(aws)} >= set(ids)

@@ -7,8 +7,9 @@ import io
 
 import pytest
 
-from bot.grammar import BadCommand
-from backend.entrypoints.cli import ProgressBar, build_parser, main, spec_fields
+from backend.domain.spec import BadCommand
+from backend.entrypoints.cli import ProgressBar, build_parser, main
+from backend.entrypoints.cli.specs import spec_fields
 
 
 def test_a_spec_maps_to_the_grammars_fields_with_yaml_values_as_text():

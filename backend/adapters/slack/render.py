@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.domain.model import Attempt, Job
+from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, JobStatus
 
 S = JobStatus
@@ -313,10 +314,8 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 
 
 def help_text(unknown: str = "") -> str:
-    from bot.grammar import SUBMIT_USAGE
-
     intro = f"I don't know `{esc(unknown, 40)}`. Here is what I do know:\n" if unknown else ""
-    return intro + HELP.format(submit=esc(SUBMIT_USAGE))
+    return intro + HELP.format(submit=esc(SUBMIT_EXAMPLE))
 
 
 def problems_text(problems: Iterable[str], usage: str = "") -> str:

@@ -5,28 +5,48 @@
     trainbot stop <JobId>                      trainbot retry <JobId>
     trainbot local [--demo] [--data DIR]       (the whole Trainbot on this machine)
 
-Submits are validated exactly as the bot validates `/train` (``bot.grammar``, presets merged by
-``bot.presets``) and written through the same job service, to the table and topic given by
+Submits and sweeps go through the use case the bot calls (``backend.services.submit``: the same
+validation, presets, JobId prefix and idempotency), to the table and topic given by
 ``--table``/``--topic`` or ``JOBS_TABLE_NAME``/``NOTIFY_TOPIC_ARN`` (``--local``: the running
-`trainbot local`). Exit codes scripts can rely on: 0 ok, 2 usage or invalid spec, 3 no such job,
-4 not allowed (not your job, or not in a status that allows it), 5 AWS unreachable/unavailable.
+`trainbot local`). Exit codes scripts can rely on: 0 ok, 2 usage or invalid spec, 3 no such
+job, 4 not allowed (not your job, or not in a status that allows it), 5 AWS
+unreachable/unavailable.
+
+Beside this module: ``common`` (what every subcommand shares: options, wiring, exit codes),
+``specs`` (spec files, words and flags as fields) and ``stats`` (`trainbot stats` and
+`trainbot export`). None of them imports this one.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import importlib.util
 import json
 import os
 import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-OK, USAGE, NOT_FOUND, REFUSED, UNAVAILABLE = 0, 2, 3, 4, 5
-CLI_TEAM = "cli"
+from backend.entrypoints.cli import stats as stats_commands
+from backend.entrypoints.cli.common import (
+    NOT_FOUND,
+    OK,
+    REFUSED,
+    UNAVAILABLE,
+    USAGE,
+    CliError,
+    actor,
+    add_common,
+    apply_local_connection,
+    build_container,
+    common_parent,
+)
+from backend.entrypoints.cli.specs import request_fields
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
+
 PROGRESS_THRESHOLD = 50
 
 EPILOG = """\
@@ -67,151 +87,6 @@ Command-line key=value words and flags override the spec's values.
 """
 
 
-class CliError(Exception):
-    """An error the CLI reports with a message and an exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# --- specs -------------------------------------------------------------------------------------
-
-
-def spec_fields(data: Any, *, sweep: bool = False) -> dict[str, str]:
-    """A YAML spec (a mapping) as the grammar's ``key=value`` fields; BadCommand if malformed."""
-    from bot.grammar import JOB_KEYS, USAGE as GRAMMAR_USAGE, BadCommand
-
-    usage = GRAMMAR_USAGE["sweep" if sweep else "submit"]
-    if not isinstance(data, dict):
-        raise BadCommand(["the spec must be a YAML mapping with keys like name, image, instance, output, role"], usage)
-    fields: dict[str, str] = {}
-    problems: list[str] = []
-
-    def scalar(key: str, value: Any) -> str | None:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int | float | str):
-            return str(value)
-        if isinstance(value, list) and sweep and key.startswith("hp."):
-            items = [scalar(key, v) for v in value]
-            return None if any(i is None for i in items) else ",".join(i for i in items if i is not None)
-        if isinstance(value, list) and key.startswith("hp."):
-            problems.append(f"{key}: a list of values is for `trainbot sweep`; submit takes one value")
-        else:
-            problems.append(f"{key}: {type(value).__name__} is not a value here (write a string or a number)")
-        return None
-
-    for raw_key, value in data.items():
-        key = str(raw_key)
-        if key in ("hp", "hyperparameters", "tags", "tag") or (key == "input" and isinstance(value, dict)):
-            prefix = {"hp": "hp.", "hyperparameters": "hp.", "tags": "tag.", "tag": "tag.", "input": "input."}[key]
-            if not isinstance(value, dict):
-                problems.append(f"{key}: expected a mapping like {{name: value}}")
-                continue
-            for sub, item in value.items():
-                converted = scalar(f"{prefix}{sub}", item)
-                if converted is not None:
-                    fields[f"{prefix}{sub}"] = converted
-        elif key in JOB_KEYS:
-            converted = scalar(key, value)
-            if converted is not None:
-                fields[key] = converted
-        else:
-            problems.append(f"{key!r} is not a spec key; keys are {', '.join(JOB_KEYS)}, hp, tags")
-    if problems:
-        raise BadCommand(problems, usage)
-    return fields
-
-
-def load_spec(path: str, *, sweep: bool = False) -> dict[str, str]:
-    import yaml
-
-    from bot.grammar import BadCommand
-
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read the spec {path}: {exc.strerror or exc}", USAGE) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadCommand([f"{path} is not valid YAML: {exc}".splitlines()[0]]) from exc
-    return spec_fields(data if data is not None else {}, sweep=sweep)
-
-
-def request_fields(args: argparse.Namespace, *, sweep: bool) -> dict[str, str]:
-    """The spec, then the key=value words, then the flags: later ones win."""
-    from bot import grammar
-
-    usage = grammar.USAGE["sweep" if sweep else "submit"]
-    fields: dict[str, str] = load_spec(args.spec, sweep=sweep) if args.spec else {}
-    fields.update(grammar.parse_fields(list(args.fields or []), usage))
-    flags = {
-        "name": args.name, "image": args.image, "instance": args.instance, "count": args.count,
-        "input": args.input, "output": args.output, "role": args.role, "max_runtime": args.max_runtime,
-        "max_wait": args.max_wait, "spot": args.spot, "priority": args.priority, "retries": args.retries,
-        "preset": args.preset, "volume": args.volume, "checkpoint": args.checkpoint,
-    }
-    fields.update({k: str(v) for k, v in flags.items() if v is not None})
-    for option, prefix in ((args.hp or [], "hp."), (args.tag or [], "tag.")):
-        words = []
-        for item in option:
-            key, eq, value = item.partition("=")
-            words.append(f"{prefix}{key}{eq}{value}")
-        fields.update(grammar.parse_fields(words, usage))
-    return fields
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-def apply_local_connection(path: str | None) -> dict[str, str]:
-    """Point this process at a running `trainbot local` (its connection file)."""
-    from infra.local import connection_file
-
-    file = Path(path) if path else connection_file()
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CliError(f"no running `trainbot local` found ({file}); start it first", UNAVAILABLE) from exc
-    values = {k: str(v) for k, v in data.items() if isinstance(v, str)}
-    os.environ.update({k: v for k, v in values.items() if k.isupper()})
-    return values
-
-
-def build_container(args: argparse.Namespace):
-    from backend.adapters.aws import aws_client
-    from backend.bootstrap import build
-    from backend.config import Settings
-
-    environ = dict(os.environ)
-    environ.setdefault("AWS_REGION", environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    # Flags win over the environment (set under the variables' own names, which Settings reads).
-    for flag, variable in (("table", "JOBS_TABLE_NAME"), ("topic", "NOTIFY_TOPIC_ARN"), ("region", "AWS_REGION")):
-        if getattr(args, flag, None):
-            environ[variable] = getattr(args, flag)
-    if not environ.get("JOBS_TABLE_NAME"):
-        raise CliError("no jobs table: pass --table NAME, set JOBS_TABLE_NAME, or use --local", USAGE)
-    settings = Settings.from_env(environ)
-    # Fewer retries than a Lambda: a person is waiting, and "unreachable" should say so soon.
-    return build(settings, dynamodb=aws_client("dynamodb", region=settings.aws_region, max_attempts=2))
-
-
-def actor(args: argparse.Namespace):
-    from backend.services.jobs import Actor
-
-    user = args.user or os.environ.get("TRAINBOT_USER") or _os_user()
-    return Actor(team_id=CLI_TEAM, user_id=user)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli-user"
-
-
 # --- output ------------------------------------------------------------------------------------
 
 
@@ -243,7 +118,7 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _job_summary(job) -> dict[str, Any]:  # noqa: ANN001 - backend.domain.model.Job
+def _job_summary(job: Job) -> dict[str, Any]:
     attempt = job.current_attempt
     return {
         "job_id": job.job_id,
@@ -260,7 +135,7 @@ def _job_summary(job) -> dict[str, Any]:  # noqa: ANN001 - backend.domain.model.
     }
 
 
-def _print_job(job, out: TextIO) -> None:  # noqa: ANN001
+def _print_job(job: Job, out: TextIO) -> None:
     summary = _job_summary(job)
     print(f"{job.job_id}  {job.name}  {job.status.value}", file=out)
     print(f"  owner {summary['owner']} · {summary['instance']} · priority {job.priority} · retries {job.algorithm_failures}/{job.retry_budget}", file=out)
@@ -279,23 +154,11 @@ def _print_job(job, out: TextIO) -> None:  # noqa: ANN001
 
 
 def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
-    from backend.domain.model import SlackThread
-    from bot.usecases import BotService
-
     fields = request_fields(args, sweep=False)
-    container = build_container(args)
-    bot = BotService(container)
-    spec = bot.job_spec(fields)
+    submissions = build_container(args).submissions
     channel = args.channel or os.environ.get("TRAINBOT_LOCAL_CHANNEL") if args.local else args.channel
-    registered = container.jobs.submit(
-        name=spec.name,
-        job_args=spec.job_args,
-        actor=actor(args),
-        slack=SlackThread(channel_id=channel) if channel else None,
-        priority=spec.priority,
-        retry_budget=spec.retry_budget,
-        client_token=args.idempotency_key or f"cli:{uuid.uuid4()}",
-        preset=spec.preset,
+    registered = submissions.submit(
+        fields, actor(args), token=args.idempotency_key or f"cli:{uuid.uuid4()}", channel_id=channel or None
     )
     job = registered.job
     if args.json:
@@ -307,44 +170,23 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
-    from backend.domain.model import new_job
-    from bot.usecases import BotService, sweep_id_for
-
     fields = request_fields(args, sweep=True)
-    container = build_container(args)
-    bot = BotService(container)
-    merged, specs = bot.sweep_specs(fields)
-    size = len(specs)
-    if bot.needs_confirmation(size) and not args.yes:
+    submissions = build_container(args).submissions
+    plan = submissions.plan_sweep(fields, token=args.idempotency_key or f"cli:{uuid.uuid4()}")
+    if plan.needs_confirmation and not args.yes:
         if not sys.stdin.isatty():
-            raise CliError(f"this sweep has {size:,} jobs (more than {container.settings.sweep_confirm_size:,}); pass --yes to register them", USAGE)
-        answer = input(f"Register {size:,} jobs? [y/N] ").strip().lower()
+            raise CliError(f"this sweep has {plan.size:,} jobs (more than {submissions.sweep_confirm_size:,}); pass --yes to register them", USAGE)
+        answer = input(f"Register {plan.size:,} jobs? [y/N] ").strip().lower()
         if answer not in ("y", "yes"):
             print("nothing registered", file=out)
             return OK
-    who = actor(args)
-    sweep_id = sweep_id_for(args.idempotency_key or f"cli:{uuid.uuid4()}")
-    now = container.clock()
-    jobs = [
-        new_job(
-            name=spec.name,
-            job_args=spec.job_args,
-            owner=who.owner,
-            now=now,
-            priority=spec.priority,
-            retry_budget=spec.retry_budget,
-            client_token=f"{sweep_id}/{index}",
-            sweep_id=sweep_id,
-            preset=spec.preset,
-        )
-        for index, spec in enumerate(specs)
-    ]
-    progress = ProgressBar(f"registering {merged.get('name', 'sweep')}") if size > PROGRESS_THRESHOLD and not args.quiet else None
-    ids = container.jobs.submit_sweep(jobs, sweep_id, on_progress=progress)
+    progress = ProgressBar(f"registering {plan.name or 'sweep'}") if plan.size > PROGRESS_THRESHOLD and not args.quiet else None
+    outcome = submissions.register_sweep(plan, actor(args), on_progress=progress)
+    ids = outcome.job_ids
     if args.json:
-        print(json.dumps({"sweep_id": sweep_id, "jobs": ids}), file=out)
+        print(json.dumps({"sweep_id": outcome.sweep_id, "jobs": ids}), file=out)
     else:
-        print(f"registered sweep {sweep_id}: {len(ids):,} jobs ({ids[0]} … {ids[-1]})", file=out)
+        print(f"registered sweep {outcome.sweep_id}: {len(ids):,} jobs ({ids[0]} … {ids[-1]})", file=out)
     return OK
 
 
@@ -463,26 +305,6 @@ def run_local(args: argparse.Namespace, out: TextIO) -> int:
 # --- the parser --------------------------------------------------------------------------------
 
 
-def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Where and who. Given before the subcommand or after it; after it, an option not given
-    must not overwrite one given before (hence SUPPRESS defaults on the subcommands)."""
-    default: Any = argparse.SUPPRESS if suppress else None
-    group = parser.add_argument_group("where and who")
-    group.add_argument("--table", default=default, help="the jobs table (default: $JOBS_TABLE_NAME)")
-    group.add_argument("--topic", default=default, help="the notification topic ARN (default: $NOTIFY_TOPIC_ARN)")
-    group.add_argument("--region", default=default, help="AWS region (default: $AWS_REGION or us-east-1)")
-    group.add_argument("--local", action="store_true", default=argparse.SUPPRESS if suppress else False, help="use the running `trainbot local`")
-    group.add_argument("--local-file", default=default, metavar="FILE", help="its connection file (default: where `trainbot local` writes it)")
-    group.add_argument("--user", default=default, help="who you are (default: $TRAINBOT_USER or your OS user); team is 'cli'")
-    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS if suppress else False, help="machine-readable output")
-
-
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    _add_common(common, suppress=True)
-    return common
-
-
 def _job_fields(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fields", nargs="*", metavar="key=value", help="fields as in /train (name=… hp.lr=…)")
     parser.add_argument("--spec", metavar="FILE", help="a YAML spec (see below); '-' reads stdin")
@@ -502,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=formatter,
     )
-    _add_common(parser, suppress=False)  # `trainbot --local list` as well as `trainbot list --local`
-    common = _common()
+    add_common(parser, suppress=False)  # `trainbot --local list` as well as `trainbot list --local`
+    common = common_parent()
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     submit = commands.add_parser("submit", parents=[common], help="register one job", description="Register one training job.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
@@ -553,10 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--verbose", action="store_true", help="log the handlers' own lines too")
     local.set_defaults(func=cmd_local)
 
-    if importlib.util.find_spec("backend.entrypoints.cli.stats") is not None:
-        import backend.entrypoints.cli.stats
-
-        backend.entrypoints.cli.stats.add_commands(commands)
+    stats_commands.add_commands(commands)
     return parser
 
 

@@ -3,23 +3,23 @@
     trainbot stats [--all | --mine | --user U123] [--days 14] [--preset nlp] [--png out.png] [--json]
     trainbot export --since 2026-10-01 [--until …] [--format csv|jsonl] [--out jobs.csv]
 
-``backend.entrypoints.cli`` adds these with :func:`add_commands` and runs them: settings come from the
-environment (``Settings.from_env``) with ``--table``/``--region`` (or ``--local``) on top, and
-problems are typed errors its ``run`` maps to exit codes (2 usage or config, 5 AWS
-unavailable). Both read only the days asked for, through the ``ByDay`` index; ``export``
+``backend.entrypoints.cli`` adds these with :func:`add_commands` and runs them: settings come from
+the environment with ``--table``/``--region`` (or ``--local``) on top
+(:func:`backend.entrypoints.cli.common.build_container`), and problems are typed errors its
+``run`` maps to exit codes (2 usage or config, 5 AWS unavailable). Both read only the days asked for, through the ``ByDay`` index; ``export``
 streams, so months of history never sit in memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from backend.entrypoints.cli.common import build_container, common_parent, user_of
 
 STATS_EPILOG = """\
 examples:
@@ -40,18 +40,10 @@ pandas.read_csv / pandas.read_json(lines=True).
 """
 
 
-def _common_parents() -> list[argparse.ArgumentParser]:
-    """The CLI's shared "where and who" options (--table, --region, --local, --user, --json)."""
-    from backend.entrypoints import cli
-
-    maker = getattr(cli, "_common", None)
-    return [maker()] if maker is not None else []
-
-
 def add_commands(subparsers: Any) -> None:  # noqa: ANN401 - argparse's _SubParsersAction
     """Add `stats` and `export` to the `trainbot` command's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parents = _common_parents()
+    parents = [common_parent()]
 
     stats = subparsers.add_parser(
         "stats",
@@ -67,8 +59,6 @@ def add_commands(subparsers: Any) -> None:  # noqa: ANN401 - argparse's _SubPars
     stats.add_argument("--days", type=int, default=14, help="how many days back (1-366, default 14)")
     stats.add_argument("--preset", help="only jobs submitted with this preset")
     stats.add_argument("--png", metavar="FILE", help="also write the chart (jobs per day by status, retries by cause)")
-    if not parents:
-        _own_common(stats)
     stats.set_defaults(func=cmd_stats)
 
     export = subparsers.add_parser(
@@ -83,39 +73,7 @@ def add_commands(subparsers: Any) -> None:  # noqa: ANN401 - argparse's _SubPars
     export.add_argument("--until", help="YYYY-MM-DD (that whole day) or an ISO-8601 time (default: now)")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
-    if not parents:
-        _own_common(export)
     export.set_defaults(func=cmd_export)
-
-
-def _own_common(parser: argparse.ArgumentParser) -> None:
-    for flag in ("--table", "--topic", "--region", "--user"):
-        parser.add_argument(flag, default=argparse.SUPPRESS)
-    parser.add_argument("--local", nargs="?", const="", default=argparse.SUPPRESS, metavar="FILE")
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-def build_container(args: argparse.Namespace, environ: dict[str, str] | None = None):  # noqa: ANN201 - Container
-    """Trainbot wired for reading history: settings from the environment, ``--table`` and
-    ``--region`` on top; no notifiers (nothing here changes a job)."""
-    from backend.adapters.aws import aws_client
-    from backend.bootstrap import build
-    from backend.config import Settings
-
-    source = dict(os.environ if environ is None else environ)
-    source.setdefault("AWS_REGION", source.get("AWS_DEFAULT_REGION", "us-east-1"))
-    overrides: dict[str, Any] = {}
-    if getattr(args, "table", None):
-        overrides["jobs_table_name"] = args.table
-    if getattr(args, "region", None):
-        overrides["aws_region"] = args.region
-    settings = Settings.from_env(source, **overrides)  # ConfigError names JOBS_TABLE_NAME if missing
-    # Few retries: a person is waiting, and "unreachable" should say so soon.
-    dynamodb = aws_client("dynamodb", region=settings.aws_region, max_attempts=2)
-    return build(settings, dynamodb=dynamodb, notifiers=lambda _store: [])
 
 
 def _usage(message: str) -> Exception:
@@ -132,15 +90,8 @@ def _owner(args: argparse.Namespace) -> str | None:
     if getattr(args, "user", None):
         return args.user
     if getattr(args, "mine", False):
-        return os.environ.get("TRAINBOT_USER") or _os_user()
+        return user_of(args)
     return None
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli-user"
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -151,7 +102,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
     if not 1 <= args.days <= stats.MAX_DAYS:
         raise _usage(f"--days must be between 1 and {stats.MAX_DAYS}")
-    container = build_container(args)
+    container = build_container(args, notify=False)
     result = stats.collect(
         container.store,
         _owner(args),
@@ -209,7 +160,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         until_given = parse_time(args.until, end_of_day=True) if args.until else None
     except ValueError as exc:
         raise _usage(str(exc)) from exc
-    container = build_container(args)
+    container = build_container(args, notify=False)
     until = until_given or container.clock()
     if since > until:
         raise _usage("--since is after --until")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
-from bot.grammar import job_spec
+from backend.domain.spec import job_spec
 from bot.listeners import actions, commands, views
 from bot.listeners.errors import handle_error, message_for
 from tests.bot_fixtures import GOOD_SUBMIT
@@ -22,19 +23,33 @@ class Recorder:
         self.calls.append(kwargs)
 
 
-class FakeBot:
-    settings = SimpleNamespace(sweep_confirm_size=100, aws_region="us-east-1")
+class FakeSubmissions:
+    """The submit use case without a store: validates, and records what it would register."""
 
-    def __init__(self, *, stop_error: Exception | None = None) -> None:
+    sweep_confirm_size = 100
+
+    def __init__(self) -> None:
         self.submitted: list = []
-        self.stop_error = stop_error
 
-    def job_spec(self, fields):
+    def spec(self, fields):
         return job_spec(fields)
 
-    def submit(self, spec, actor, channel, token):
-        self.submitted.append((spec.name, actor, channel, token))
+    def submit(self, fields, actor, *, token, channel_id=None):
+        spec = job_spec(fields)
+        self.submitted.append((spec.name, actor, channel_id, token))
         return SimpleNamespace(job=make_job(spec.name), created=True)
+
+
+class FakeBot:
+    settings = SimpleNamespace(aws_region="us-east-1")
+
+    def __init__(self, *, stop_error: Exception | None = None) -> None:
+        self.submissions = FakeSubmissions()
+        self.stop_error = stop_error
+
+    @property
+    def submitted(self) -> list:
+        return self.submissions.submitted
 
     def stop(self, job_id, actor):
         if self.stop_error:
@@ -98,3 +113,23 @@ def test_modal_inputs_become_grammar_fields_and_errors_land_under_their_field():
     ack = Recorder()
     views.acknowledge(ack=ack, view=view, context={"bot": FakeBot()})
     assert ack.calls[0]["response_action"] == "errors" and "image" in ack.calls[0]["errors"]
+
+
+def test_who_asks_is_read_alike_from_a_slash_command_a_button_and_a_modal():
+    from backend.services.jobs import Actor
+    from bot.listeners.payloads import actor_of
+
+    expected = Actor(team_id="T1", user_id="U1")
+    assert actor_of(_command("help")) == expected
+    assert actor_of({"type": "block_actions", "user": {"id": "U1", "team_id": "T1"}, "team": {"id": "T1"}}) == expected
+    assert actor_of({"type": "view_submission", "user": {"id": "U1", "team_id": "T1"}}) == expected  # no team object
+
+
+def test_a_refusal_takes_the_form_each_kind_of_request_shows():
+    from bot.listeners.errors import refusal
+
+    modal = json.loads(refusal({"type": "view_submission"}, "no").body)
+    assert modal == {"response_action": "errors", "errors": {"name": "no"}}
+    command = json.loads(refusal({"type": "slash_command"}, "no").body)
+    assert command == {"response_type": "ephemeral", "text": "no"}
+    assert refusal({"type": "block_actions"}, "no").body == ""  # said through the response_url instead

@@ -11,8 +11,8 @@ import pytest
 
 from backend.services.stats import Window, compute_stats
 from backend.adapters.slack import render
+from backend.domain.spec import BadCommand
 from bot import grammar
-from bot.grammar import BadCommand
 from bot.listeners import commands
 from tests.stats_history import NOW, known_history
 
@@ -116,7 +116,8 @@ def test_the_ack_answers_at_once_and_the_lazy_listener_summarises_and_uploads_th
 
 def test_the_bots_cold_start_imports_neither_the_stats_service_nor_matplotlib():
     code = (
-        "import sys, bot.handler, bot.app, bot.listeners.commands, bot.usecases, backend.adapters.slack.render, bot.grammar; "
+        "import sys, bot.handler, bot.app, bot.listeners.commands, bot.usecases, backend.adapters.slack.render, bot.grammar, "
+        "backend.services.submit; "
         "leaked = [m for m in ('matplotlib', 'numpy', 'backend.services.stats', 'backend.services.chart') if m in sys.modules]; "
         "sys.exit(str(leaked) if leaked else 0)"
     )

@@ -1,4 +1,4 @@
-"""Presets: named team defaults (image, role, input, output, instance…) for `/train submit`.
+"""Presets: named team defaults (image, role, input, output, instance…) for a submit or sweep.
 
 A preset is a small record in the jobs table, ``preset#<name>``, holding the grammar's own
 ``key=value`` fields (so ``preset show`` prints exactly what a scientist would type) and who
@@ -7,15 +7,17 @@ saved it. One index record, ``preset-index#all``, maps every name to its creator
 
 Who may change a preset: anyone allowed to use Trainbot may create a new name; only its creator
 or an admin may overwrite or delete it (a team's defaults should not change under its feet).
-Fields given on the command line win over the preset's.
+Fields given with the request (the command line, the modal, a CLI spec) win over the preset's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from backend.errors import NotAuthorized, StoreUnavailable
-from bot.grammar import PRESET_NAME, USAGE, BadCommand
+from backend.domain.spec import PRESET_NAME, PRESET_USAGE, BadCommand
 
 KIND = "preset"
 INDEX_KIND = "preset-index"
@@ -33,7 +35,7 @@ class PresetNotFound(BadCommand):
     """No preset has this name."""
 
     def __init__(self, name: str) -> None:
-        super().__init__([f"preset: there is no preset {name!r}; `/train preset list` shows them"], USAGE["preset"])
+        super().__init__([f"preset: there is no preset {name!r}; `/train preset list` shows them"], PRESET_USAGE)
         self.name = name
 
 
@@ -57,7 +59,7 @@ class PresetBusy(StoreUnavailable):
 class PresetBook:
     """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
 
-    def __init__(self, store, *, is_admin) -> None:  # noqa: ANN001 - DynamoJobStore, settings.is_admin
+    def __init__(self, store: Any, *, is_admin: Callable[[str], bool]) -> None:  # store: the record API
         self._store = store
         self._is_admin = is_admin
 

@@ -1,0 +1,265 @@
+"""Submit and sweep: the one use case every entry point calls (the bot, the CLI, local mode).
+
+Fields in the `/train` grammar's words come in, however they were typed (a slash command, the
+submit modal, a CLI spec file); jobs registered through the job service come out. Here, and
+nowhere else:
+
+- the preset the fields name is merged under them (:mod:`backend.services.presets`);
+- the fields become validated specs (:mod:`backend.domain.spec`), a sweep one per combination,
+  refused above ``sweep_max_size`` before anything is expanded;
+- every JobId carries the deployment's prefix (``TRAINBOT_JOB_ID_PREFIX``: IAM and the event
+  rule only cover ``training-job/<prefix>*``);
+- idempotency comes from the caller's token (Slack's ``trigger_id``, a view id, the CLI's
+  ``--idempotency-key``): a redelivered request registers nothing new, and a sweep's id is
+  derived from its token, so its jobs' client tokens are ``<sweep id>/<index>``;
+- a sweep above ``sweep_confirm_size`` is parked until its owner confirms (the bot's button;
+  the CLI asks on its terminal or takes ``--yes`` and registers at once);
+- a sweep in a channel gets one thread root, posted once (``post_root``), under which every
+  one of its jobs is announced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from backend.domain.model import Job, SlackThread, new_job
+from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
+from backend.errors import InvalidRequest, NotAuthorized
+from backend.ports import Registered
+from backend.services.jobs import Actor, JobService
+from backend.services.presets import PresetBook
+
+PENDING_SWEEP = "pending-sweep"
+SWEEP_ROOT = "sweep-root"
+PENDING_TTL_SECONDS = 3600
+
+Progress = Callable[[int, int], None]
+
+
+class SweepExpired(InvalidRequest):
+    """A sweep confirmation whose parked request is gone (used, cancelled or expired)."""
+
+    def __init__(self) -> None:
+        super().__init__(["that sweep confirmation expired or was already used"])
+
+
+@dataclass(frozen=True)
+class SweepRoot:
+    """The message a sweep's jobs are announced under (``ts`` empty until it is posted)."""
+
+    sweep_id: str
+    channel: str
+    ts: str
+    name: str
+    owner: str
+    total: int
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep, before anything is written: its (preset-merged) fields and specs."""
+
+    sweep_id: str
+    fields: dict[str, str]
+    specs: list[JobSpec]
+    needs_confirmation: bool
+
+    @property
+    def name(self) -> str:
+        return self.fields.get("name", "")
+
+    @property
+    def size(self) -> int:
+        return len(self.specs)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What :meth:`SubmitService.sweep` did: registered ``job_ids``, or parked the sweep
+    (``parked``) until its owner confirms it."""
+
+    sweep_id: str
+    name: str
+    size: int
+    job_ids: list[str]
+    parked: bool = False
+
+
+def sweep_id_for(token: str) -> str:
+    """A sweep's id, derived from the request's token (the same on every redelivery)."""
+    return "sw-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+class SubmitService:
+    """Submit and sweep over the job service, the presets and the store's small records."""
+
+    def __init__(
+        self,
+        jobs: JobService,
+        store: Any,  # the store's record API: get_record / put_record / delete_record
+        presets: PresetBook,
+        *,
+        clock: Callable[[], datetime],
+        sweep_confirm_size: int,
+        sweep_max_size: int,
+    ) -> None:
+        self._jobs = jobs
+        self._store = store
+        self.presets = presets
+        self._clock = clock
+        self.sweep_confirm_size = sweep_confirm_size
+        self.sweep_max_size = sweep_max_size
+
+    # --- one job --------------------------------------------------------------------------------
+
+    def spec(self, fields: dict[str, str]) -> JobSpec:
+        """The validated spec of ``fields`` with their preset merged in; BadCommand (or
+        PresetNotFound) names what is wrong. Reads only the preset."""
+        return job_spec(self.presets.merged(fields))
+
+    def submit(self, fields: dict[str, str], actor: Actor, *, token: str, channel_id: str | None = None) -> Registered:
+        """Register one job (idempotent on ``token``); the notifiers announce it (in
+        ``channel_id``'s thread when given)."""
+        spec = self.spec(fields)
+        return self._jobs.submit(
+            name=spec.name,
+            job_args=spec.job_args,
+            actor=actor,
+            slack=SlackThread(channel_id=channel_id) if channel_id else None,
+            priority=spec.priority,
+            retry_budget=spec.retry_budget,
+            client_token=token,
+            preset=spec.preset,
+        )
+
+    # --- sweeps ---------------------------------------------------------------------------------
+
+    def plan_sweep(self, fields: dict[str, str], *, token: str) -> SweepPlan:
+        """Validate a sweep (its preset merged in) without writing anything; its id comes
+        from ``token``. Reads only the preset."""
+        merged = self.presets.merged(fields)
+        specs = sweep_specs(merged, self.sweep_max_size, SWEEP_USAGE)
+        return SweepPlan(sweep_id_for(token), merged, specs, len(specs) > self.sweep_confirm_size)
+
+    def sweep(
+        self,
+        fields: dict[str, str],
+        actor: Actor,
+        *,
+        token: str,
+        channel_id: str | None = None,
+        post_root: Callable[[SweepRoot], str] | None = None,
+    ) -> SweepOutcome:
+        """Plan the sweep, then register it, or park it when it needs confirmation (only in a
+        channel, where its owner can confirm it: :meth:`confirm_sweep`)."""
+        plan = self.plan_sweep(fields, token=token)
+        if plan.needs_confirmation and channel_id:
+            self.park_sweep(plan, actor, channel_id)
+            return SweepOutcome(plan.sweep_id, plan.name, plan.size, [], parked=True)
+        if plan.needs_confirmation:
+            raise InvalidRequest([f"this sweep has {plan.size:,} jobs (more than {self.sweep_confirm_size:,}): confirm it first"])
+        return self.register_sweep(plan, actor, channel_id=channel_id, post_root=post_root)
+
+    def register_sweep(
+        self,
+        plan: SweepPlan,
+        actor: Actor,
+        *,
+        channel_id: str | None = None,
+        post_root: Callable[[SweepRoot], str] | None = None,
+        on_progress: Progress | None = None,
+    ) -> SweepOutcome:
+        """Register a planned sweep's jobs in one batch (idempotent on its sweep id), under one
+        thread root when in a channel (``post_root`` posts it and returns its ts; a redelivery
+        finds the root and the batch already there)."""
+        slack = None
+        if channel_id and post_root is not None:
+            root = self._root(plan, actor, channel_id, post_root)
+            slack = SlackThread(channel_id=root.channel, thread_ts=root.ts)
+        now = self._clock()
+        jobs: list[Job] = [
+            new_job(
+                name=spec.name,
+                job_args=spec.job_args,
+                owner=actor.owner,
+                now=now,
+                slack=slack,
+                priority=spec.priority,
+                retry_budget=spec.retry_budget,
+                client_token=f"{plan.sweep_id}/{index}",
+                sweep_id=plan.sweep_id,
+                preset=spec.preset,
+                prefix=self._jobs.job_id_prefix,
+            )
+            for index, spec in enumerate(plan.specs)
+        ]
+        ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
+        self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
+        return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids)
+
+    def park_sweep(self, plan: SweepPlan, actor: Actor, channel_id: str) -> None:
+        """Keep a large sweep's (merged) fields until its owner confirms; expires in an hour."""
+        self._store.put_record(
+            PENDING_SWEEP,
+            plan.sweep_id,
+            {
+                "Fields": plan.fields,
+                "Team": actor.team_id,
+                "User": actor.user_id,
+                "Channel": channel_id,
+                # Wall-clock seconds, not the injected clock: DynamoDB's TTL reads this attribute.
+                "ExpiresAt": int(time.time()) + PENDING_TTL_SECONDS,
+            },
+        )
+
+    def confirm_sweep(self, sweep_id: str, actor: Actor, post_root: Callable[[SweepRoot], str] | None = None) -> SweepOutcome:
+        """Register a parked sweep, for its owner only; SweepExpired when it is gone (so a
+        second confirmation registers nothing more)."""
+        fields, channel = self._parked(sweep_id, actor)
+        specs = sweep_specs(fields, self.sweep_max_size, SWEEP_USAGE)
+        plan = SweepPlan(sweep_id, fields, specs, needs_confirmation=False)
+        return self.register_sweep(plan, actor, channel_id=channel, post_root=post_root)
+
+    def cancel_sweep(self, sweep_id: str, actor: Actor) -> None:
+        """Forget a parked sweep, for its owner only; SweepExpired when it is gone."""
+        self._parked(sweep_id, actor)
+        self._store.delete_record(PENDING_SWEEP, sweep_id)
+
+    def sweep_root(self, sweep_id: str) -> SweepRoot | None:
+        record = self._store.get_record(SWEEP_ROOT, sweep_id)
+        if record is None:
+            return None
+        return SweepRoot(
+            sweep_id, str(record["Channel"]), str(record["Ts"]), str(record["Name"]), str(record["Owner"]), int(record["Total"])
+        )
+
+    def _parked(self, sweep_id: str, actor: Actor) -> tuple[dict[str, str], str]:
+        """The parked sweep's fields and channel, for its owner only; SweepExpired if gone."""
+        record = self._store.get_record(PENDING_SWEEP, sweep_id)
+        if record is None or int(record.get("ExpiresAt", 0)) < time.time():
+            raise SweepExpired()
+        if (record.get("Team"), record.get("User")) != (actor.team_id, actor.user_id):
+            raise NotAuthorized("only the sweep's author may confirm it")
+        return {str(k): str(v) for k, v in record["Fields"].items()}, str(record["Channel"])
+
+    def _root(self, plan: SweepPlan, actor: Actor, channel_id: str, post_root: Callable[[SweepRoot], str]) -> SweepRoot:
+        root = self.sweep_root(plan.sweep_id)
+        if root is not None:
+            return root
+        ts = post_root(SweepRoot(plan.sweep_id, channel_id, "", plan.name, actor.user_id, plan.size))
+        root = SweepRoot(plan.sweep_id, channel_id, ts, plan.name, actor.user_id, plan.size)
+        recorded = self._store.put_record(
+            SWEEP_ROOT,
+            plan.sweep_id,
+            {"Channel": root.channel, "Ts": root.ts, "Name": root.name, "Owner": actor.user_id, "Total": root.total},
+            only_if_absent=True,
+        )
+        if not recorded:
+            # A duplicate delivery posted its root first: every job goes under that one.
+            root = self.sweep_root(plan.sweep_id) or root
+        return root
