@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from infra.local.standins.aws import MotoServer
 from infra.local.standins.lambda_invoke import LambdaStandIn
+from backend.entrypoints.cli.common import connection_file
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
@@ -50,19 +51,10 @@ CHANNEL_ID = "C0TRAIN"
 CHANNEL_NAME = "ml-training"
 USERS = [PageUser("U0YOU", "you"), PageUser("U0COLLEAGUE", "colleague"), PageUser("U0ADMIN", "admin")]
 SNAPSHOT = "jobs.jsonl"
-CONNECTION_FILE_ENV = "TRAINBOT_LOCAL_FILE"
 
 # Instances the account may run at once, per type (the stand-in refuses more with
 # ResourceLimitExceeded, which Trainbot retries): small, so capacity retries show.
 DEFAULT_CAPACITY = {"ml.p4d.24xlarge": 2, "ml.p5.48xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.xlarge": 8}
-
-
-def connection_file() -> Path:
-    """Where a running `trainbot local` tells the CLI its endpoints, table and topic."""
-    if os.environ.get(CONNECTION_FILE_ENV):
-        return Path(os.environ[CONNECTION_FILE_ENV])
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    return Path(base) / f"trainbot-local-{os.getuid()}.json"
 
 
 def chaos_faults(level: float) -> Faults:

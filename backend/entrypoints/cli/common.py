@@ -53,10 +53,20 @@ def common_parent() -> argparse.ArgumentParser:
 # --- wiring ------------------------------------------------------------------------------------
 
 
+CONNECTION_FILE_ENV = "TRAINBOT_LOCAL_FILE"
+
+
+def connection_file() -> Path:
+    """Where a running `trainbot local` tells the CLI its endpoints, table and topic (local mode
+    writes it; the CLI's ``--local`` reads it)."""
+    if os.environ.get(CONNECTION_FILE_ENV):
+        return Path(os.environ[CONNECTION_FILE_ENV])
+    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    return Path(base) / f"trainbot-local-{os.getuid()}.json"
+
+
 def apply_local_connection(path: str | None) -> dict[str, str]:
     """Point this process at a running `trainbot local` (its connection file)."""
-    from infra.local import connection_file
-
     file = Path(path) if path else connection_file()
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
