@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.dynamo_store import FAIR_SHARE_QUANTUM, from_item, to_item
+from backend.adapters.dynamo import from_item, to_item
+from backend.domain.fairness import FAIR_SHARE_QUANTUM
 from backend.domain.model import Lease, Owner
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, JobNotFound
