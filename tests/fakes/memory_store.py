@@ -100,6 +100,12 @@ class MemoryJobStore:
         self._outbox: dict[str, str] = {}  # job id -> its sort key while some change is undelivered
         self._notify_targets = tuple(notify_targets)
         self.writes = 0  # conditional job writes applied (tests may assert a path wrote nothing)
+        self._interleaved: list[Callable[[], None]] = []
+
+    def interleave(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (another actor's move) just before the next conditional job write
+        checks its condition: how a test stages a lost race at an exact point."""
+        self._interleaved.append(action)
 
     # --- wiring -----------------------------------------------------------------------------
 
@@ -195,6 +201,11 @@ class MemoryJobStore:
 
     @_atomic
     def _conditional_write(self, before: Job, after: Job) -> WriteOutcome:
+        if self._interleaved:
+            # Only those queued before this write; what an action queues waits for the next.
+            actions, self._interleaved = self._interleaved, []
+            for action in actions:
+                action()
         stored = self._jobs.get(before.job_id)
         if stored is None or stored.status is not before.status or stored.version != before.version:
             current = stored.model_copy(deep=True) if stored is not None else None
