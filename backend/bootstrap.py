@@ -11,31 +11,36 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.adapters.aws import aws_client
-from backend.adapters.dynamo_store import DynamoJobStore
+from backend.adapters.dynamo import DynamoJobStore
 from backend.adapters.sagemaker import SageMakerBackend
 from backend.adapters.sns import SnsNotifier
 from backend.config import Settings
 from backend.domain.times import utcnow
-from backend.ports import Notifier
+from backend.ports import JobStore, Notifier, TrainingBackend
 from backend.services.jobs import JobService
 from backend.services.notify import Dispatcher
+
+if TYPE_CHECKING:
+    from backend.services.launcher import Launcher
+    from backend.services.monitor import Monitor
+    from backend.services.pacing import TokenBucket
 
 
 @dataclass
 class Container:
     settings: Settings
     clock: Callable[[], datetime]
-    store: DynamoJobStore
-    backend: Any
+    store: JobStore
+    backend: TrainingBackend
     notifiers: list[Notifier]
     dispatcher: Dispatcher
     jobs: JobService
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def _pacer(self):
+    def _pacer(self) -> TokenBucket:
         """Each scheduled function paces its own SageMaker calls (TRAINBOT_SAGEMAKER_CALLS_PER_SECOND)."""
         from backend.services.pacing import TokenBucket
 
@@ -43,7 +48,7 @@ class Container:
         return TokenBucket(rate=rate, burst=max(1.0, rate))
 
     @property
-    def launcher(self):
+    def launcher(self) -> Launcher:
         from backend.services.launcher import Launcher
 
         if "launcher" not in self.extras:
@@ -60,7 +65,7 @@ class Container:
         return self.extras["launcher"]
 
     @property
-    def monitor(self):
+    def monitor(self) -> Monitor:
         from backend.services.monitor import Monitor
 
         if "monitor" not in self.extras:
@@ -100,14 +105,20 @@ def build(
     dynamodb: Any = None,
     sagemaker: Any = None,
     sns: Any = None,
-    notifiers: Callable[[DynamoJobStore], list[Notifier]] | None = None,
+    notifiers: Callable[[JobStore], list[Notifier]] | None = None,
     rng: random.Random | None = None,
+    store_override: JobStore | None = None,
 ) -> Container:
     """Wire Trainbot. Clients not given are created from the environment (boto3 honours
     ``AWS_ENDPOINT_URL_*``). ``notifiers`` (a factory given the store) replaces the default
-    set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured."""
-    dynamodb = dynamodb or aws_client("dynamodb", region=settings.aws_region)
-    store = DynamoJobStore(dynamodb, settings.jobs_table_name, retention_days=settings.retention_days)
+    set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured.
+    ``store_override`` replaces the DynamoDB store (tests pass the in-memory fake)."""
+    store: JobStore
+    if store_override is not None:
+        store = store_override
+    else:
+        dynamodb = dynamodb or aws_client("dynamodb", region=settings.aws_region)
+        store = DynamoJobStore(dynamodb, settings.jobs_table_name, retention_days=settings.retention_days)
     if notifiers is None:
         chosen: list[Notifier] = []
         if settings.notify_topic_arn:
@@ -128,7 +139,7 @@ def build(
     return container
 
 
-def _slack_notifier(settings: Settings, store: DynamoJobStore) -> Notifier:
+def _slack_notifier(settings: Settings, store: JobStore) -> Notifier:
     """The Slack notifier (thread replies, root card updates); lives with the bot because it
     shares the bot's rendering."""
     from backend.adapters.slack.notifier import build_slack_notifier

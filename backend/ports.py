@@ -6,7 +6,7 @@ and slack_sdk, and tests may implement them with fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from backend.domain.model import Job, Owner
 from backend.domain.status import JobStatus
+from backend.errors import TrainbotError
 
 
 @dataclass(frozen=True)
@@ -39,34 +40,169 @@ WriteOutcome = Applied | LostRace
 
 @dataclass(frozen=True)
 class Registered:
+    """A registration: the job as stored."""
+
     job: Job
     created: bool  # False: the client token was seen before; ``job`` is the one registered then
 
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a listing."""
+
     jobs: list[Job]
     cursor: str | None  # pass back to get the next page; None: no more
 
 
-class JobRepository(Protocol):
-    def register(self, job: Job) -> Registered: ...
+class DuplicateBatch(TrainbotError):
+    """A batch id was registered before with other jobs."""
 
-    def register_many(self, jobs: Sequence[Job], batch_id: str, on_progress: Any = None) -> list[str]: ...
+
+class JobHistory(Protocol):
+    """Jobs by creation day (the stats and the export read only this)."""
+
+    def jobs_created_on(self, day: str, *, since: str | None = None, until: str | None = None) -> Iterator[Job]:
+        """Jobs created on ``day`` (YYYY-MM-DD), optionally within [since, until] timestamps."""
+        ...
+
+
+class JobRepository(JobHistory, Protocol):
+    """Jobs: idempotent registration, reads, conditional writes and the queue's queries.
+
+    Every write of an existing job is conditional on the status *and* version the caller read:
+    a refused write is a :class:`LostRace`, never an overwrite.
+    """
+
+    def register(self, job: Job) -> Registered:
+        """Register a New job, idempotent on its id (hence on its client token); the store
+        gives it its owner's fair-share tag (:mod:`backend.domain.fairness`)."""
+        ...
+
+    def register_many(
+        self, jobs: Sequence[Job], batch_id: str, on_progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
+        """Register a sweep's jobs, idempotent on ``batch_id`` (:class:`DuplicateBatch` if the
+        id was used for other jobs); a repeat writes only the jobs that are missing."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job; :class:`backend.errors.JobNotFound` if there is none."""
+        ...
+
+    def get_many(self, job_ids: Iterable[str]) -> list[Job]:
+        """The jobs that exist among ``job_ids``, in the order asked."""
+        ...
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of ``job_ids`` exist."""
+        ...
+
+    def transition(
+        self, job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any
+    ) -> WriteOutcome:
+        """Move ``job`` (as read) to ``to_status`` (IllegalTransition if not allowed)."""
+        ...
+
+    def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
+        """Change bookkeeping fields of ``job`` (not its status)."""
+        ...
+
+    def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
+        """Record the job's Slack thread root, once (a second root never replaces the first)."""
+        ...
+
+    def ready_jobs(self, limit: int | None) -> list[Job]:
+        """New jobs no launcher holds, in launch order."""
+        ...
+
+    def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
+        """Retrying jobs (no launcher holds) whose next attempt time has come, soonest first."""
+        ...
+
+    def expired_claims(self, now: datetime, limit: int | None) -> list[Job]:
+        """Queued jobs whose launcher's lease ran out, oldest expiry first."""
+        ...
+
+    def due_for_launch(self, now: datetime, limit: int) -> list[Job]:
+        """:meth:`iter_due` as a list."""
+        ...
+
+    def iter_due(self, now: datetime, limit: int, page: int = 50) -> Iterator[Job]:
+        """Expired claims first, then ready and due Retrying jobs merged in launch order."""
+        ...
+
+    def active_jobs(self, limit: int | None = None) -> list[Job]:
+        """Launched / InProgress / Stopping jobs, least recently changed first."""
+        ...
+
+    def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
+        """A user's jobs, newest first (ValueError for a cursor this store did not give out)."""
+        ...
+
+    def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
+        """Everyone's jobs, newest first, back to ``max_days`` before ``today``."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The notification outbox and the per-job delivery lease."""
 
     def get(self, job_id: str) -> Job: ...
 
-    def transition(self, job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any) -> WriteOutcome: ...
+    def outbox_job_ids(self, limit: int | None = None) -> list[str]:
+        """Ids of jobs with a change some notifier target has not had, oldest change first."""
+        ...
 
-    def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome: ...
+    def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
+        """Take the job's delivery lease until ``until``; the job as stored, or None if another
+        dispatcher holds an unexpired lease (or the job is gone)."""
+        ...
 
-    def due_for_launch(self, now: datetime, limit: int) -> list[Job]: ...
+    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+        """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
+        job unchanged since ``job`` was read, the job leaves the outbox."""
+        ...
 
-    def iter_due(self, now: datetime, limit: int) -> Iterator[Job]: ...
 
-    def active_jobs(self, limit: int | None = None) -> list[Job]: ...
+class RecordStore(Protocol):
+    """Small ``<kind>#<key>`` records (:class:`backend.domain.records.RecordKind`)."""
 
-    def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page: ...
+    def put_record(
+        self,
+        kind: str,
+        key: str,
+        attributes: dict[str, Any],
+        *,
+        only_if: dict[str, Any] | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Write the record (conditionally); whether it was written."""
+        ...
+
+    def set_record_entry(self, kind: str, key: str, map_attribute: str, entry: str, value: Any | None) -> None:
+        """Set (None: remove) one entry of a map attribute, leaving the others alone."""
+        ...
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record's attributes; None if there is none."""
+        ...
+
+    def delete_record(self, kind: str, key: str) -> None: ...
+
+    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
+        """Count one more job of a registered sweep ending with ``outcome``; the tally."""
+        ...
+
+
+class JobStore(JobRepository, OutboxStore, RecordStore, Protocol):
+    """Everything the table holds: what the composition root wires and the bot uses."""
+
+    @property
+    def notify_targets(self) -> tuple[str, ...]: ...
+
+    def set_notify_targets(self, targets: Sequence[str]) -> None:
+        """The notifier names whose deliveries the outbox tracks (set once, when wiring)."""
+        ...
 
 
 class TrainingState(StrEnum):

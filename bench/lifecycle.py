@@ -165,7 +165,7 @@ def lifecycle(endpoint: str, jobs: int, chaos: bool) -> None:
 
 
 def reads_per_tick(endpoint: str, history: int) -> None:
-    from backend.adapters.dynamo_store import to_item
+    from backend.adapters.dynamo import to_item
     from backend.domain.model import Owner, new_job
     from backend.domain.status import JobStatus
 

@@ -81,7 +81,7 @@ def jobs_table(dynamodb) -> str:
 
 @pytest.fixture
 def store(dynamodb, jobs_table):
-    from backend.adapters.dynamo_store import DynamoJobStore
+    from backend.adapters.dynamo import DynamoJobStore
 
     return DynamoJobStore(dynamodb, jobs_table, sleep=lambda _s: None)
 

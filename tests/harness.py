@@ -193,7 +193,7 @@ def seed_finished(store, count: int, *, days_ago: int = 30, batch: int = 25) -> 
     that hot paths must never read."""
     from datetime import timedelta
 
-    from backend.adapters.dynamo_store import to_item
+    from backend.adapters.dynamo import to_item
     from backend.domain.model import Owner, new_job
     from backend.domain.status import JobStatus
 

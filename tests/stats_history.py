@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from backend.adapters.dynamo_store import to_item
+from backend.adapters.dynamo import to_item
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, attempt_name
 from backend.domain.status import HistoryEntry, JobStatus
 from tests.conftest import T0, job_args, make_job

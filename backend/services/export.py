@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from backend.domain.model import Job
 from backend.domain.times import format_utc
+from backend.ports import JobHistory
 from backend.services.stats import Window, instance_hours, jobs_in_window, queue_wait, retries, run_time
 
 FORMATS = ("csv", "jsonl")
@@ -112,6 +113,6 @@ def write(jobs: Iterable[Job], out: TextIO, fmt: str) -> int:
     return count
 
 
-def export(store: Any, since: datetime, until: datetime, out: TextIO, fmt: str) -> int:  # noqa: ANN401 - the job store
+def export(store: JobHistory, since: datetime, until: datetime, out: TextIO, fmt: str) -> int:
     """Stream the jobs created in ``[since, until]`` to ``out``; the number of rows written."""
     return write(jobs_in_window(store, Window(since, until)), out, fmt)

@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from backend.domain.model import AttemptOutcome, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.status import JobStatus
 from backend.errors import BackendUnavailable, IllegalTransition, NotAuthorized, StoreUnavailable
-from backend.ports import Applied, Page, Registered, TrainingBackend
+from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
 from backend.services.notify import Dispatcher
 
 logger = Logger(service="trainbot", child=True)
@@ -40,7 +40,7 @@ class Actor:
 class JobService:
     def __init__(
         self,
-        store,
+        store: JobRepository,
         backend: TrainingBackend,
         dispatcher: Dispatcher,
         *,
@@ -56,7 +56,7 @@ class JobService:
         self._is_admin = is_admin
 
     @property
-    def store(self):
+    def store(self) -> JobRepository:
         return self._store
 
     @property
@@ -101,7 +101,9 @@ class JobService:
         self._dispatcher.deliver(registered.job)
         return registered
 
-    def submit_sweep(self, jobs: Sequence[Job], sweep_id: str, on_progress=None) -> list[str]:
+    def submit_sweep(
+        self, jobs: Sequence[Job], sweep_id: str, on_progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
         """Register a sweep's jobs in one batch (idempotent on ``sweep_id``)."""
         ids = self._store.register_many(jobs, sweep_id, on_progress=on_progress)
         logger.info("sweep submitted", extra={"sweep_id": sweep_id, "jobs": len(ids)})

@@ -24,16 +24,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
 from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable
-from backend.ports import Applied, LostRace, TrainingBackend
+from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -44,6 +45,7 @@ F = FailureClass
 
 # Longer than the launcher's Lambda timeout, so a live launcher never loses its claim.
 LEASE = timedelta(minutes=5)
+HOLDS_KEY = "instance-types"  # the one record of held instance types
 DUE_BATCH = 200
 # Stop looking further down the queue after this many jobs in a row that cannot launch.
 BLOCKED_STREAK_LIMIT = 50
@@ -86,10 +88,15 @@ class Hold:
     active_at_hold: int
 
 
+class LaunchStore(JobRepository, RecordStore, Protocol):
+    """What the launcher needs from the store: the queue, conditional writes, and the
+    instance-type holds record."""
+
+
 class Launcher:
     def __init__(
         self,
-        store,
+        store: LaunchStore,
         backend: TrainingBackend,
         dispatcher: Dispatcher,
         *,
@@ -277,7 +284,7 @@ class Launcher:
 
     def _load_holds(self, now: datetime, usage: Counter) -> tuple[dict[str, Hold], bool]:
         try:
-            record = self._store.get_record("holds", "instance-types") or {}
+            record = self._store.get_record(RecordKind.HOLDS, HOLDS_KEY) or {}
         except StoreUnavailable:
             return {}, False
         holds: dict[str, Hold] = {}
@@ -292,7 +299,7 @@ class Launcher:
 
     def _save_holds(self, holds: dict[str, Hold]) -> None:
         self._store.put_record(
-            "holds",
-            "instance-types",
+            RecordKind.HOLDS,
+            HOLDS_KEY,
             {"Holds": {t: {"Until": format_utc(h.until), "Active": h.active_at_hold} for t, h in holds.items()}},
         )

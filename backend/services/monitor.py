@@ -23,7 +23,7 @@ from backend.domain.model import AttemptOutcome, FailureClass, Job
 from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
 from backend.domain.status import JobStatus
 from backend.errors import BackendUnavailable, JobNotFound
-from backend.ports import Applied, LostRace, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
+from backend.ports import Applied, JobRepository, LostRace, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -65,7 +65,7 @@ class MonitorReport:
 class Monitor:
     def __init__(
         self,
-        store,
+        store: JobRepository,
         backend: TrainingBackend,
         dispatcher: Dispatcher,
         *,

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 
 from backend.domain.model import Job
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.ports import Notifier
+from backend.ports import Notifier, OutboxStore
 
 logger = Logger(service="trainbot", child=True)
 
@@ -38,7 +38,7 @@ class DeliveryReport:
 class Dispatcher:
     """Delivers each job's undelivered status changes to every notifier, in order."""
 
-    def __init__(self, store, notifiers: Sequence[Notifier], clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: OutboxStore, notifiers: Sequence[Notifier], clock: Callable[[], datetime]) -> None:
         self._store = store
         self._notifiers = list(notifiers)
         self._clock = clock

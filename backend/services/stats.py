@@ -43,6 +43,7 @@ from typing import Any
 from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
 from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc, to_utc
+from backend.ports import JobHistory
 
 S = JobStatus
 DEFAULT_DAYS = 14
@@ -275,7 +276,7 @@ def compute_stats(
 # --- reading the window ---------------------------------------------------------------------
 
 
-def jobs_in_window(store: Any, window: Window) -> Iterator[Job]:  # noqa: ANN401 - the job store
+def jobs_in_window(store: JobHistory, window: Window) -> Iterator[Job]:
     """Jobs created in ``window``, oldest day first: one ByDay query per day (paged), the
     first and last bounded by ``CreatedAt``, so only the window is read."""
     since, until = format_utc(window.since), format_utc(window.until)
@@ -303,7 +304,7 @@ def scope_label(owner: Owner | str | None, preset: str | None) -> str:
 
 
 def collect(
-    store: Any,  # noqa: ANN401 - anything with jobs_created_on (the DynamoDB job store)
+    store: JobHistory,
     owner: Owner | str | None,
     days: int,
     preset: str | None,
@@ -342,7 +343,7 @@ def render_chart(stats: Stats):  # noqa: ANN201 - backend.services.chart.Chart
 
 
 def chart_png(
-    store: Any,  # noqa: ANN401
+    store: JobHistory,
     *,
     days: int = DEFAULT_DAYS,
     now: datetime,

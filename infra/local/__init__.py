@@ -252,7 +252,7 @@ class LocalStack:
         """A job store over the local table (for the demo, the stats chart and tests)."""
         if self._store is None:
             from backend.adapters.aws import aws_client
-            from backend.adapters.dynamo_store import DynamoJobStore
+            from backend.adapters.dynamo import DynamoJobStore
 
             self._store = DynamoJobStore(aws_client("dynamodb", region=REGION), TABLE_NAME)
         return self._store

@@ -7,7 +7,7 @@ import io
 import json
 from collections import Counter
 
-from backend.adapters.dynamo_store import from_item
+from backend.adapters.dynamo import from_item
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
 from backend.entrypoints.cli import main

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.adapters.aws import aws_client
-from backend.adapters.dynamo_store import DynamoJobStore
+from backend.adapters.dynamo import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
 from backend.services.presets import PresetBook

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.dynamo_store import DynamoJobStore
+from backend.adapters.dynamo import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
 from backend.services import export, stats

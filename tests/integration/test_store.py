@@ -1,17 +1,21 @@
-"""The DynamoDB job store against moto (in-process), through boto3's real API."""
+"""What is particular to the DynamoDB job store, against moto (in-process), through boto3's
+real API: the item shape and index keys, BatchWriteItem chunks and unprocessed items, a
+half-registered batch, and queries that read only what they return. The port's behaviour
+shared with the in-memory fake is in tests/contract/test_store_contract.py."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from backend.adapters.dynamo_store import FAIR_SHARE_QUANTUM, from_item, to_item
-from backend.domain.model import Lease, Owner
+from backend.adapters.dynamo import DynamoJobStore, from_item, index_keys, to_item
+from backend.domain.model import Lease
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
-from backend.errors import IllegalTransition, JobNotFound
-from backend.ports import Applied, LostRace
+from backend.errors import StoreUnavailable
+from backend.ports import Applied
 from tests.conftest import T0, make_job
 
 S = JobStatus
@@ -24,64 +28,6 @@ def test_an_item_round_trips_with_the_fixed_point_attributes(store):
     assert item["JobStatus"] == {"S": "New"}
     assert item["JobArgs"]["M"]["ResourceConfig"]["M"]["InstanceType"] == {"S": "ml.g5.xlarge"}
     assert from_item(item) == job
-
-
-def test_register_is_idempotent_on_the_client_token(store):
-    first = store.register(make_job("bert", client_token="trigger-1"))
-    again = store.register(make_job("bert", client_token="trigger-1", now=T0 + timedelta(seconds=3)))
-    assert first.created and not again.created
-    assert again.job.job_id == first.job.job_id
-    assert again.job.created_at == T0  # the stored one, not the duplicate
-    assert len(store.ready_jobs(None)) == 1
-
-
-def test_get_of_an_unknown_or_non_job_key_raises_job_not_found(store):
-    store.register(make_job("bert"))
-    with pytest.raises(JobNotFound):
-        store.get("nope-000000")
-    with pytest.raises(JobNotFound):
-        store.get("owner#T1:U1")
-
-
-def test_twenty_racing_threads_move_a_job_from_new_exactly_once(store):
-    job = store.register(make_job("race")).job
-    barrier = threading.Barrier(20)
-    outcomes: list = []
-    lock = threading.Lock()
-
-    def claim(i: int) -> None:
-        barrier.wait()
-        outcome = store.transition(job, S.LAUNCHED, at=T0, reason=f"thread {i}")
-        with lock:
-            outcomes.append(outcome)
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    winners = [o for o in outcomes if isinstance(o, Applied)]
-    losers = [o for o in outcomes if isinstance(o, LostRace)]
-    assert len(winners) == 1 and len(losers) == 19
-    stored = store.get(job.job_id)
-    assert stored.status is S.LAUNCHED and stored.version == 2
-    assert stored.history[-1].reason == winners[0].job.history[-1].reason
-    assert all(loser.current is not None and loser.current.status is S.LAUNCHED for loser in losers)
-
-
-def test_a_stale_version_loses_even_when_the_status_matches(store):
-    job = store.register(make_job("stale")).job
-    assert isinstance(store.update(job, at=T0, priority=9), Applied)
-    outcome = store.transition(job, S.LAUNCHED, at=T0)
-    assert isinstance(outcome, LostRace) and outcome.current.priority == 9
-
-
-def test_an_illegal_transition_is_refused_before_anything_is_written(store):
-    job = store.register(make_job("illegal")).job
-    with pytest.raises(IllegalTransition):
-        store.transition(job, S.COMPLETED, at=T0)
-    assert store.get(job.job_id).version == 1
 
 
 def test_a_batch_of_2000_jobs_registers_every_one_and_a_repeat_writes_nothing(store):
@@ -156,47 +102,67 @@ def test_due_and_active_queries_read_only_what_they_return_with_5000_finished_jo
     assert store.metrics.items_read == len(found) == 3
 
 
-def test_a_claimed_job_leaves_the_ready_queue_until_its_lease_expires(store):
-    job = store.register(make_job("claimed")).job
-    lease = Lease(token="launcher-1", expires_at=T0 + timedelta(minutes=5))
-    store.update(job, at=T0, lease=lease)
-    assert store.due_for_launch(T0 + timedelta(minutes=1), 10) == []
-    assert [j.job_id for j in store.due_for_launch(T0 + timedelta(minutes=6), 10)] == [job.job_id]
+def test_a_job_carries_the_index_keys_of_its_state_and_only_those(store):
+    job = make_job("keys")
+    assert index_keys(job, ["slack"]) == {
+        "OwnerId": "T1:U1",
+        "CreatedDay": "2026-11-02",
+        "QueueKey": "ready",
+        "QueueSort": f"4#{job.queue_tag:017.3f}#2026-11-02T09:00:00.000000Z#{job.job_id}",
+        "OutboxKey": "pending",
+        "OutboxSort": f"2026-11-02T09:00:00.000000Z#{job.job_id}",
+    }
+    claimed = job.model_copy(update={"lease": Lease(token="l", expires_at=T0 + timedelta(minutes=5))})
+    assert (index_keys(claimed)["QueueKey"], index_keys(claimed)["QueueSort"]) == ("claimed", f"2026-11-02T09:05:00.000000Z#{job.job_id}")
+    launched = job.model_copy(update={"status": S.LAUNCHED})
+    assert {k for k in index_keys(launched) if k.startswith(("Queue", "Active"))} == {"ActiveKey", "ActiveSort"}
 
 
-def test_one_users_big_sweep_does_not_starve_a_colleagues_later_job(store):
-    sweep = [make_job(f"sweep-{i}", user="UBIG", client_token=f"s/{i}") for i in range(200)]
-    store.register_many(sweep, "big")
-    colleague = store.register(make_job("single", user="USMALL", now=T0 + timedelta(seconds=30))).job
-    due = store.due_for_launch(T0 + timedelta(minutes=1), limit=5)
-    assert colleague.job_id in [j.job_id for j in due[:2]]
-    assert colleague.queue_tag < sweep[0].created_at.timestamp() + 2 * FAIR_SHARE_QUANTUM
+def test_a_write_that_moves_a_job_out_of_the_queue_removes_its_queue_keys(store, dynamodb):
+    job = store.register(make_job("leaves")).job
+    store.transition(job, S.LAUNCHED, at=T0)
+    item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": job.job_id}})["Item"]
+    assert "QueueKey" not in item and "QueueSort" not in item
+    assert item["ActiveKey"] == {"S": "active"}
 
 
-def test_jobs_of_an_owner_come_newest_first_in_pages(store):
-    me = Owner(team_id="T1", user_id="U1")
-    ids = [store.register(make_job(f"mine-{i}", now=T0 + timedelta(minutes=i))).job.job_id for i in range(7)]
-    store.register(make_job("theirs", user="U2"))
-    first = store.jobs_of_owner(me, limit=3)
-    second = store.jobs_of_owner(me, limit=3, cursor=first.cursor)
-    third = store.jobs_of_owner(me, limit=3, cursor=second.cursor)
-    seen = [j.job_id for page in (first, second, third) for j in page.jobs]
-    assert seen == list(reversed(ids))
-    with pytest.raises(ValueError):
-        store.jobs_of_owner(me, cursor="garbage!")
+def test_small_records_carry_their_kind_and_no_index_key(store, dynamodb):
+    store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
+    item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "preset#nlp"}})["Item"]
+    assert item == {"JobId": {"S": "preset#nlp"}, "RecordType": {"S": "preset"}, "Creator": {"S": "U1"}}
 
 
-def test_everyones_jobs_come_newest_first_across_days_and_a_foreign_cursor_is_refused(store):
-    ids = [store.register(make_job(f"day-{i}", user=f"U{i}", now=T0 - timedelta(days=i, minutes=i))).job.job_id for i in range(5)]
-    seen, cursor = [], None
-    for _ in range(5):
-        page = store.recent_jobs(limit=2, cursor=cursor, today=T0, max_days=10)
-        seen.extend(j.job_id for j in page.jobs)
-        cursor = page.cursor
-        if cursor is None or len(seen) == 5:
-            break
-    assert seen == ids
-    store.register(make_job("day-0b", user="U0", now=T0 - timedelta(hours=1)))
-    owner_cursor = store.jobs_of_owner(Owner(team_id="T1", user_id="U0"), limit=1).cursor
-    with pytest.raises(ValueError):
-        store.recent_jobs(cursor=owner_cursor, today=T0)
+class _Throttling:
+    """A DynamoDB client that, like DynamoDB under load, leaves part of a BatchWriteItem
+    unprocessed for the first ``rounds`` calls (what it does process reaches moto)."""
+
+    def __init__(self, client: Any, rounds: int) -> None:
+        self._client = client
+        self._rounds = rounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        if self._rounds <= 0:
+            return self._client.batch_write_item(RequestItems=RequestItems)
+        self._rounds -= 1
+        (table, requests), = RequestItems.items()
+        half = len(requests) // 2
+        self._client.batch_write_item(RequestItems={table: requests[:half]})
+        return {"UnprocessedItems": {table: requests[half:]}}
+
+
+def test_unprocessed_batch_items_are_sent_again_after_a_backoff(dynamodb, jobs_table):
+    sleeps: list[float] = []
+    store = DynamoJobStore(_Throttling(dynamodb, rounds=3), jobs_table, sleep=sleeps.append)
+    jobs = [make_job(f"u-{i}", client_token=f"u/{i}") for i in range(25)]
+    assert store.register_many(jobs, "throttled") == [j.job_id for j in jobs]
+    assert len(store.get_many(j.job_id for j in jobs)) == 25
+    assert len(sleeps) == 3 and all(0 <= s <= 2.0 for s in sleeps)
+
+
+def test_a_batch_dynamodb_keeps_refusing_fails_as_store_unavailable(dynamodb, jobs_table):
+    store = DynamoJobStore(_Throttling(dynamodb, rounds=100), jobs_table, sleep=lambda _s: None)
+    with pytest.raises(StoreUnavailable):
+        store.register_many([make_job(f"r-{i}", client_token=f"r/{i}") for i in range(4)], "refused")

@@ -18,19 +18,21 @@ delivered later, so a Slack outage delays messages but loses none and never bloc
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.config import Settings
 from backend.domain.model import Job
+from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
+from backend.ports import JobRepository, RecordStore
 from backend.adapters.slack import render
 
 logger = Logger(service="trainbot", child=True)
 
-TALLIED = "tallied"
+TALLIED = RecordKind.TALLIED
 # Slack errors that no retry can fix: the message is given up (logged), not kept forever.
 PERMANENT_ERRORS = frozenset(
     {"channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks", "no_permission", "account_inactive"}
@@ -38,12 +40,16 @@ PERMANENT_ERRORS = frozenset(
 _ROOT_CACHE = 1024
 
 
+class SlackNotifierStore(JobRepository, RecordStore, Protocol):
+    """What the notifier reads and writes: the job's thread root and the sweep records."""
+
+
 class SlackNotifier:
     """:class:`backend.ports.Notifier` over a ``slack_sdk.WebClient``."""
 
     name = "slack"
 
-    def __init__(self, client: Any, store: Any, region: str) -> None:
+    def __init__(self, client: Any, store: SlackNotifierStore, region: str) -> None:
         self._client = client
         self._store = store
         self._region = region
@@ -113,7 +119,7 @@ class SlackNotifier:
                 self._store.put_record(TALLIED, marker, {"ExpiresAt": int(entry.at.timestamp()) + 90 * 86400})
             else:
                 tally = self._current_tally(job.sweep_id)
-            record = self._store.get_record("sweep-root", job.sweep_id) or {}
+            record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
         total = int(record.get("Total", 0)) or sum(tally.values())
@@ -121,7 +127,7 @@ class SlackNotifier:
         self._call("chat_update", channel=channel, ts=root, text=card["text"], blocks=card["blocks"])
 
     def _current_tally(self, sweep_id: str) -> dict[str, int]:
-        record = self._store.get_record("sweep", sweep_id) or {}
+        record = self._store.get_record(RecordKind.SWEEP, sweep_id) or {}
         return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -139,7 +145,7 @@ class SlackNotifier:
             raise NotifierUnavailable(f"Slack {method} could not be reached: {exc}") from exc
 
 
-def build_slack_notifier(settings: Settings, store: Any) -> SlackNotifier:
+def build_slack_notifier(settings: Settings, store: SlackNotifierStore) -> SlackNotifier:
     """The notifier the composition root wires when a bot token (or its secret) is configured."""
     from backend.adapters.slack.client import web_client
 

@@ -1,0 +1,135 @@
+"""The item codec: a Job <-> its DynamoDB item (attribute values in DynamoDB JSON), the GSI
+keys a job carries in each state, and the opaque page cursors the store hands out.
+
+The sparse GSIs declared in `template.yaml` serve the hot paths, so no query reads more than
+it returns:
+
+- ``Queue``: ``ready`` New jobs by priority then fair-share tag; ``waiting`` Retrying jobs by
+  next attempt time; ``claimed`` jobs a launcher holds, by lease expiry.
+- ``Active``: Launched / InProgress / Stopping jobs.
+- ``Owner``: a user's jobs, newest first.  ``ByDay``: history by creation day.
+- ``Outbox``: jobs with a status change some notifier has not delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from backend.domain.model import Job
+from backend.domain.records import RecordKind
+from backend.domain.status import ACTIVE, JobStatus
+from backend.domain.times import format_utc, to_utc
+
+serializer = TypeSerializer()
+deserializer = TypeDeserializer()
+
+GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
+# Written only by the notification dispatcher, never by a job write.
+# ``Slack`` is set at registration and then only by set_thread (its root message ts).
+WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
+# Attributes a job write removes when the new job does not carry them (optional fields, and
+# index keys that put the job into an index it must now leave).
+REMOVABLE = frozenset(
+    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt"}
+)
+
+
+def to_item(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, Any]:
+    """The DynamoDB item (attribute values in DynamoDB JSON) for ``job``, with its index keys."""
+    plain = json.loads(job.model_dump_json(by_alias=True, exclude_none=True), parse_float=Decimal)
+    plain["RecordType"] = RecordKind.JOB.value
+    plain.update(index_keys(job, notify_targets))
+    return {key: serializer.serialize(value) for key, value in plain.items()}
+
+
+def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
+    """The GSI key attributes ``job`` carries now (absent attributes keep it out of an index)."""
+    keys = {
+        "OwnerId": job.owner.key,
+        "CreatedDay": format_utc(job.created_at)[:10],
+    }
+    if job.is_queued:
+        if job.lease is not None:
+            keys["QueueKey"] = "claimed"
+            keys["QueueSort"] = f"{format_utc(job.lease.expires_at)}#{job.job_id}"
+        elif job.status is JobStatus.RETRYING:
+            due = job.next_attempt_at or job.updated_at
+            keys["QueueKey"] = "waiting"
+            keys["QueueSort"] = f"{format_utc(due)}#{job.job_id}"
+        else:
+            keys["QueueKey"] = "ready"
+            keys["QueueSort"] = ready_sort_key(job)
+    if job.status in ACTIVE:
+        keys["ActiveKey"] = "active"
+        keys["ActiveSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
+    if any(job.delivered.get(target, 0) < job.last_seq for target in notify_targets):
+        keys["OutboxKey"] = "pending"
+        keys["OutboxSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
+    return keys
+
+
+def ready_sort_key(job: Job) -> str:
+    """The ready index's sort key: :func:`backend.domain.fairness.launch_order` as a string
+    (highest priority first, then the owner-fair tag, then age)."""
+    return f"{9 - job.priority}#{job.queue_tag:017.3f}#{format_utc(job.created_at)}#{job.job_id}"
+
+
+def expires_at(job: Job, retention_days: int) -> int | None:
+    """When a finished job may expire (epoch seconds, DynamoDB TTL): ``retention_days`` after
+    it reached its terminal status. None while it is not finished, or with retention off (0)."""
+    if retention_days <= 0 or not job.is_terminal:
+        return None
+    ended = job.history[-1].at if job.history else job.updated_at
+    return int(to_utc(ended).timestamp()) + retention_days * 86400
+
+
+def plain(value: Any) -> Any:
+    """A deserialized DynamoDB value as plain JSON-like Python (Decimals as int or float)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, set):
+        return [plain(v) for v in sorted(value)]
+    return value
+
+
+def from_item(item: dict[str, Any]) -> Job:
+    """The Job an item holds (index keys and the dispatcher's lease dropped)."""
+    values = {key: plain(deserializer.deserialize(value)) for key, value in item.items()}
+    for key in (*GSI_KEYS, "RecordType", "ExpiresAt", "DeliveryLease"):
+        values.pop(key, None)
+    return Job.model_validate(values)
+
+
+def record_key(kind: str, key: str) -> dict[str, Any]:
+    """The primary key of a small ``<kind>#<key>`` record."""
+    return {"JobId": {"S": f"{kind}#{key}"}}
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def decode_cursor(cursor: str, *, required: str = "JobId") -> dict[str, Any]:
+    """A cursor this store handed out (``required`` names the key every such cursor has)."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ValueError("that page cursor is not one Trainbot gave out") from exc
+    if not isinstance(key, dict) or required not in key:
+        raise ValueError("that page cursor is not one Trainbot gave out")
+    return key
+
+
+def epoch(value: datetime) -> float:
+    return to_utc(value).timestamp()

@@ -1,0 +1,237 @@
+"""Job items: idempotent registration (one job, or a sweep's batch), reads by id, and the
+conditional write every status change goes through.
+
+Every status change is an UpdateItem conditional on the status *and* version that the caller
+read, so a lost race is a typed outcome (:class:`backend.ports.LostRace`), never a double move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS
+from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
+from backend.adapters.dynamo.records import DynamoRecords
+from backend.domain import fairness
+from backend.domain.model import Job
+from backend.domain.records import RecordKind
+from backend.domain.status import JobStatus, transition
+from backend.domain.times import format_utc
+from backend.errors import JobNotFound, StoreUnavailable
+from backend.ports import Applied, DuplicateBatch, LostRace, Registered, WriteOutcome
+
+
+class DynamoJobs(DynamoRecords):
+    """Registration, reads by id and conditional writes of job items."""
+
+    # --- registration ----------------------------------------------------------------------
+
+    def register(self, job: Job) -> Registered:
+        """Register a New job. Idempotent: a job whose id exists already (same client token,
+        hence same id) is not written again; the stored one is returned."""
+        tag = fairness.first_tag(self._owner_next_tag(job.owner), job.created_at)
+        tagged = job.model_copy(update={"queue_tag": tag})
+        try:
+            self._call(
+                "put_item",
+                TableName=self._table,
+                Item=self._item(tagged),
+                ConditionExpression="attribute_not_exists(JobId)",
+            )
+        except ClientError:
+            return Registered(self.get(job.job_id), created=False)
+        self._advance_owner_clock(job.owner, fairness.next_clock(tag, 1))
+        return Registered(tagged, created=True)
+
+    def register_many(
+        self,
+        jobs: Sequence[Job],
+        batch_id: str,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Register a batch (a sweep) with BatchWriteItem, retrying unprocessed items; return
+        the batch's job ids.
+
+        Idempotent on ``batch_id``: a batch record is written first, conditionally; a repeat
+        of a finished batch writes nothing, and a repeat of one that died half-way writes only
+        the jobs that are missing (existing jobs may have moved on and are never overwritten).
+        """
+        if not jobs:
+            return []
+        owner = jobs[0].owner
+        now = jobs[0].created_at
+        batch_key = {"JobId": {"S": f"{RecordKind.SWEEP}#{batch_id}"}}
+        ids = [job.job_id for job in jobs]
+        try:
+            self._call(
+                "put_item",
+                TableName=self._table,
+                Item={
+                    **batch_key,
+                    "RecordType": {"S": RecordKind.SWEEP.value},
+                    "State": {"S": "registering"},
+                    "JobIds": {"L": [{"S": i} for i in ids]},
+                    "OwnerKey": {"S": owner.key},
+                    "CreatedAt": {"S": format_utc(now)},
+                    "Tally": {"M": {}},
+                },
+                ConditionExpression="attribute_not_exists(JobId)",
+            )
+            missing = list(jobs)
+        except ClientError:
+            record = self._call("get_item", TableName=self._table, Key=batch_key, ConsistentRead=True)["Item"]
+            if [v["S"] for v in record["JobIds"]["L"]] != ids:
+                raise DuplicateBatch(f"batch {batch_id} was registered with other jobs") from None
+            if record["State"]["S"] == "registered":
+                return ids
+            existing = self.existing_ids(ids)
+            missing = [job for job in jobs if job.job_id not in existing]
+
+        if missing:
+            first = fairness.first_tag(self._owner_next_tag(owner), now)
+            tags = fairness.batch_tags(first, len(missing))
+            tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=True)]
+            self._batch_put(tagged, on_progress, total=len(jobs), already=len(jobs) - len(missing))
+            self._advance_owner_clock(owner, fairness.next_clock(first, len(missing)))
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key=batch_key,
+            UpdateExpression="SET #s = :done",
+            ExpressionAttributeNames={"#s": "State"},
+            ExpressionAttributeValues={":done": {"S": "registered"}},
+        )
+        return ids
+
+    def _batch_put(
+        self, jobs: Sequence[Job], on_progress: Callable[[int, int], None] | None, *, total: int, already: int
+    ) -> None:
+        done = already
+        for start in range(0, len(jobs), BATCH_WRITE_SIZE):
+            chunk = jobs[start : start + BATCH_WRITE_SIZE]
+            requests = {self._table: [{"PutRequest": {"Item": self._item(job)}} for job in chunk]}
+            for round_ in range(MAX_UNPROCESSED_ROUNDS):
+                answer = self._call("batch_write_item", RequestItems=requests)
+                requests = answer.get("UnprocessedItems") or {}
+                if not requests:
+                    break
+                self._backoff(round_)
+            else:
+                raise StoreUnavailable(f"DynamoDB kept {len(requests.get(self._table, []))} items unprocessed")
+            done += len(chunk)
+            if on_progress:
+                on_progress(done, total)
+
+    # --- reads by id ------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job; :class:`JobNotFound` if there is none."""
+        if "#" in job_id:
+            raise JobNotFound(job_id)
+        answer = self._call("get_item", TableName=self._table, Key={"JobId": {"S": job_id}}, ConsistentRead=True)
+        item = answer.get("Item")
+        if item is None or item.get("RecordType", {}).get("S", RecordKind.JOB.value) != RecordKind.JOB.value:
+            raise JobNotFound(job_id)
+        self.metrics.items_read += 1
+        return from_item(item)
+
+    def get_many(self, job_ids: Iterable[str]) -> list[Job]:
+        """The jobs that exist among ``job_ids`` (BatchGetItem), in the order asked."""
+        ids = list(dict.fromkeys(job_ids))
+        found = {job.job_id: job for job in map(from_item, self._batch_get(ids))}
+        return [found[i] for i in ids if i in found]
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of ``job_ids`` exist (reads keys only)."""
+        return {item["JobId"]["S"] for item in self._batch_get(list(dict.fromkeys(job_ids)), keys_only=True)}
+
+    def _batch_get(self, ids: list[str], *, keys_only: bool = False) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(ids), BATCH_GET_SIZE):
+            keys = [{"JobId": {"S": i}} for i in ids[start : start + BATCH_GET_SIZE]]
+            request: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+            if keys_only:
+                request[self._table]["ProjectionExpression"] = "JobId"
+            for round_ in range(MAX_UNPROCESSED_ROUNDS):
+                answer = self._call("batch_get_item", RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    self.metrics.items_read += 1
+                    yield item
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._backoff(round_)
+            else:
+                raise StoreUnavailable("DynamoDB kept keys unprocessed")
+
+    # --- conditional writes -----------------------------------------------------------------
+
+    def transition(
+        self, job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any
+    ) -> WriteOutcome:
+        """Move ``job`` (as read) to ``to_status``; raises IllegalTransition for an illegal
+        move, returns LostRace if the stored job is no longer at ``job``'s status and version."""
+        return self._conditional_write(job, transition(job, to_status, at=at, reason=reason, **changes))
+
+    def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
+        """Change bookkeeping fields of ``job`` (not its status), conditionally on its version."""
+        if "status" in changes:
+            raise ValueError("status changes go through transition()")
+        after = job.model_copy(update={**changes, "updated_at": at, "version": job.version + 1})
+        return self._conditional_write(job, after)
+
+    def _conditional_write(self, before: Job, after: Job) -> WriteOutcome:
+        """Write ``after`` if the stored job is still at ``before``'s status and version.
+
+        An UpdateItem, not a PutItem: it sets every attribute the job has except the
+        notifiers' delivery bookkeeping (``Delivered``, ``DeliveryLease``), which only the
+        dispatcher writes; a transition computed from an older read must not roll it back
+        (that would send a notification twice).
+        """
+        item = self._item(after)
+        old_item = self._item(before)
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":s": {"S": before.status.value}, ":v": {"N": str(before.version)}}
+        sets: list[str] = []
+        for i, (attribute, value) in enumerate(item.items()):
+            if attribute in WRITER_OWNED or attribute == "JobId":
+                continue
+            # Only what changed (a job item is a few KB; most writes touch a few attributes).
+            # Version always changes, and index keys must be written whenever they differ.
+            if old_item.get(attribute) == value and attribute != "OutboxKey":
+                continue
+            names[f"#a{i}"] = attribute
+            values[f":a{i}"] = value
+            sets.append(f"#a{i} = :a{i}")
+        removes = []
+        for j, attribute in enumerate(sorted((REMOVABLE & set(old_item)) - set(item))):
+            names[f"#r{j}"] = attribute
+            removes.append(f"#r{j}")
+        names["#status"] = "JobStatus"
+        names["#version"] = "Version"
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": before.job_id}},
+                UpdateExpression=expression,
+                ConditionExpression="#status = :s AND #version = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            old = exc.response.get("Item")
+            current = None
+            if old:
+                try:
+                    current = from_item(old)
+                except ValidationError:
+                    current = None
+            return LostRace(before.job_id, before.status, before.version, current)
+        return Applied(after)

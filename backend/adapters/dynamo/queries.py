@@ -1,0 +1,140 @@
+"""Job queries over the sparse GSIs: the launch queue (ready, waiting, claimed), the active
+jobs, a user's jobs and the history by day, each paged with opaque cursors."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from backend.adapters.dynamo.base import DynamoTable
+from backend.adapters.dynamo.codec import decode_cursor, encode_cursor, from_item
+from backend.domain.fairness import launch_order
+from backend.domain.model import Job, Owner
+from backend.domain.times import format_utc, to_utc
+from backend.ports import Page
+
+
+class DynamoQueries(DynamoTable):
+    """The read side of :class:`backend.ports.JobRepository` over the table's indexes."""
+
+    # --- the launch queue -------------------------------------------------------------------
+
+    def _queue_partition(self, partition: str, limit: int | None, upto: str | None = None) -> list[Job]:
+        condition = "QueueKey = :k"
+        values: dict[str, Any] = {":k": {"S": partition}}
+        if upto is not None:
+            condition += " AND QueueSort <= :upto"
+            values[":upto"] = {"S": upto}
+        return self._query_jobs(limit, IndexName="Queue", KeyConditionExpression=condition, ExpressionAttributeValues=values)
+
+    def ready_jobs(self, limit: int | None) -> list[Job]:
+        """New jobs no launcher holds, highest priority first, fair across owners, then oldest."""
+        return self._queue_partition("ready", limit)
+
+    def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
+        """Retrying jobs whose next attempt time has come."""
+        return self._queue_partition("waiting", limit, upto=format_utc(now) + "#~")
+
+    def expired_claims(self, now: datetime, limit: int | None) -> list[Job]:
+        """Queued jobs whose launcher's lease ran out (it died, or is very late): to reconcile."""
+        return self._queue_partition("claimed", limit, upto=format_utc(now) + "#~")
+
+    def due_for_launch(self, now: datetime, limit: int) -> list[Job]:
+        """Jobs due for launch, in launch order (see :meth:`iter_due`)."""
+        return list(self.iter_due(now, limit))
+
+    def iter_due(self, now: datetime, limit: int, page: int = 50) -> Iterator[Job]:
+        """Jobs due for launch, in launch order: expired claims first (they may already exist
+        on SageMaker), then ready and due-retrying jobs merged by priority, fair tag, age.
+        Ready jobs are read a page at a time as the caller consumes them, so a launcher that
+        stops early has not paid for the rest of the queue."""
+        reconcile = self.expired_claims(now, limit)
+        retrying = sorted(self.retrying_due(now, limit), key=launch_order)
+        ready = self._iter_partition("ready", min(page, limit))
+        merged = heapq.merge(retrying, ready, key=launch_order)
+        yield from itertools.islice(itertools.chain(reconcile, merged), limit)
+
+    def _iter_partition(self, partition: str, page: int) -> Iterator[Job]:
+        for answer in self._query(
+            IndexName="Queue",
+            KeyConditionExpression="QueueKey = :k",
+            ExpressionAttributeValues={":k": {"S": partition}},
+            Limit=page,
+        ):
+            yield from (from_item(item) for item in answer.get("Items", []))
+
+    # --- active, owner, history -------------------------------------------------------------
+
+    def active_jobs(self, limit: int | None = None) -> list[Job]:
+        """Launched / InProgress / Stopping jobs, least recently changed first."""
+        return self._query_jobs(
+            limit,
+            IndexName="Active",
+            KeyConditionExpression="ActiveKey = :k",
+            ExpressionAttributeValues={":k": {"S": "active"}},
+        )
+
+    def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
+        """A user's jobs, newest first, ``limit`` per page."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "Owner",
+            "KeyConditionExpression": "OwnerId = :o",
+            "ExpressionAttributeValues": {":o": {"S": owner.key}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+        answer = self._call("query", TableName=self._table, **kwargs)
+        self.metrics.items_read += answer.get("ScannedCount", 0)
+        jobs = [from_item(item) for item in answer.get("Items", [])]
+        last = answer.get("LastEvaluatedKey")
+        return Page(jobs, encode_cursor(last) if last else None)
+
+    def jobs_created_on(self, day: str, *, since: str | None = None, until: str | None = None) -> Iterator[Job]:
+        """Jobs created on ``day`` (YYYY-MM-DD), optionally within [since, until] timestamps."""
+        condition = "CreatedDay = :d"
+        values: dict[str, Any] = {":d": {"S": day}}
+        if since and until:
+            condition += " AND CreatedAt BETWEEN :a AND :b"
+            values.update({":a": {"S": since}, ":b": {"S": until}})
+        elif since:
+            condition += " AND CreatedAt >= :a"
+            values[":a"] = {"S": since}
+        elif until:
+            condition += " AND CreatedAt <= :b"
+            values[":b"] = {"S": until}
+        for answer in self._query(IndexName="ByDay", KeyConditionExpression=condition, ExpressionAttributeValues=values):
+            for item in answer.get("Items", []):
+                yield from_item(item)
+
+    def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
+        """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""
+        state = decode_cursor(cursor, required="Day") if cursor else {"Day": format_utc(today)[:10]}
+        day = datetime.fromisoformat(state["Day"]).date()
+        start_key = state.get("Key")
+        jobs: list[Job] = []
+        oldest = to_utc(today).date().toordinal() - max_days
+        while len(jobs) < limit and day.toordinal() >= oldest:
+            kwargs: dict[str, Any] = {
+                "IndexName": "ByDay",
+                "KeyConditionExpression": "CreatedDay = :d",
+                "ExpressionAttributeValues": {":d": {"S": day.isoformat()}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(jobs),
+            }
+            if start_key:
+                kwargs["ExclusiveStartKey"] = start_key
+            answer = self._call("query", TableName=self._table, **kwargs)
+            self.metrics.items_read += answer.get("ScannedCount", 0)
+            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            start_key = answer.get("LastEvaluatedKey")
+            if start_key and len(jobs) >= limit:
+                return Page(jobs, encode_cursor({"Day": day.isoformat(), "Key": start_key}))
+            if not start_key:
+                day = day.fromordinal(day.toordinal() - 1)
+        more = day.toordinal() >= oldest
+        return Page(jobs, encode_cursor({"Day": day.isoformat()}) if more else None)

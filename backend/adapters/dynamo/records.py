@@ -1,0 +1,150 @@
+"""Small non-job records in the job table, keyed ``<kind>#<key>`` (kinds:
+:class:`backend.domain.records.RecordKind`): owners' fair-share clocks, sweep tallies, presets,
+launcher holds, markers; and the job's Slack thread, set once. None of them carries a GSI key,
+so they never show up in job queries."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from backend.adapters.dynamo.base import DynamoTable
+from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
+from backend.domain.model import Owner
+from backend.domain.records import RecordKind
+
+
+class DynamoRecords(DynamoTable):
+    """The :class:`backend.ports.RecordStore` part of the DynamoDB store."""
+
+    # --- generic records --------------------------------------------------------------------
+
+    def put_record(
+        self,
+        kind: str,
+        key: str,
+        attributes: dict[str, Any],
+        *,
+        only_if: dict[str, Any] | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Write a small non-job record (``<kind>#<key>``), e.g. a preset. With ``only_if_absent``
+        it is written only if there is none yet; with ``only_if`` only while the stored record
+        has those attribute values. Returns whether it was written."""
+        item = {"JobId": f"{kind}#{key}", "RecordType": str(kind), **attributes}
+        values = json.loads(json.dumps(item), parse_float=Decimal)
+        request: dict[str, Any] = {"TableName": self._table, "Item": {k: serializer.serialize(v) for k, v in values.items()}}
+        if only_if_absent:
+            request["ConditionExpression"] = "attribute_not_exists(JobId)"
+        elif only_if:
+            request["ConditionExpression"] = " AND ".join(f"#c{i} = :c{i}" for i in range(len(only_if)))
+            request["ExpressionAttributeNames"] = {f"#c{i}": name for i, name in enumerate(only_if)}
+            request["ExpressionAttributeValues"] = {
+                f":c{i}": serializer.serialize(value) for i, value in enumerate(only_if.values())
+            }
+        try:
+            self._call("put_item", **request)
+        except ClientError:
+            return False
+        return True
+
+    def set_record_entry(self, kind: str, key: str, map_attribute: str, entry: str, value: Any | None) -> None:
+        """Set (or, with None, remove) one entry of a map attribute of a small record, without
+        rewriting the rest: concurrent writers of different entries never lose each other's."""
+        key_ = record_key(kind, key)
+        self._call(
+            "update_item",
+            TableName=self._table,
+            Key=key_,
+            UpdateExpression="SET #m = if_not_exists(#m, :empty), RecordType = :kind",
+            ExpressionAttributeNames={"#m": map_attribute},
+            ExpressionAttributeValues={":empty": {"M": {}}, ":kind": {"S": str(kind)}},
+        )
+        names = {"#m": map_attribute, "#e": entry}
+        if value is None:
+            self._call("update_item", TableName=self._table, Key=key_, UpdateExpression="REMOVE #m.#e", ExpressionAttributeNames=names)
+        else:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=key_,
+                UpdateExpression="SET #m.#e = :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":v": serializer.serialize(value)},
+            )
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record's attributes (without its key and kind); None if there is none."""
+        answer = self._call("get_item", TableName=self._table, Key=record_key(kind, key), ConsistentRead=True)
+        item = answer.get("Item")
+        if not item:
+            return None
+        values = {k: plain(deserializer.deserialize(v)) for k, v in item.items()}
+        values.pop("JobId", None)
+        values.pop("RecordType", None)
+        return values
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self._call("delete_item", TableName=self._table, Key=record_key(kind, key))
+
+    # --- sweep tallies ----------------------------------------------------------------------
+
+    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
+        """Count one more job of the sweep ending with ``outcome``; return the tally."""
+        answer = self._call(
+            "update_item",
+            TableName=self._table,
+            Key=record_key(RecordKind.SWEEP, sweep_id),
+            UpdateExpression="ADD Tally.#o :one",
+            ConditionExpression="attribute_exists(JobId)",
+            ExpressionAttributeNames={"#o": outcome},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )
+        tally = plain(deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
+        return {str(k): int(v) for k, v in tally.items()}
+
+    # --- the job's Slack thread -------------------------------------------------------------
+
+    def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
+        """Record the job's Slack thread root (once: a second root never replaces the first)."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": job_id}},
+                UpdateExpression="SET Slack = :s",
+                ConditionExpression="attribute_exists(JobId) AND (attribute_not_exists(Slack.ThreadTs) OR Slack.ThreadTs = :null)",
+                ExpressionAttributeValues={
+                    ":s": {"M": {"ChannelId": {"S": channel_id}, "ThreadTs": {"S": thread_ts}}},
+                    ":null": {"NULL": True},
+                },
+            )
+        except ClientError:
+            pass  # a root exists already: keep it
+
+    # --- owners' fair-share clocks ----------------------------------------------------------
+
+    def _owner_next_tag(self, owner: Owner) -> float | None:
+        """The owner's fair-share clock (see :mod:`backend.domain.fairness`); None: none yet."""
+        answer = self._call("get_item", TableName=self._table, Key=record_key(RecordKind.OWNER, owner.key), ConsistentRead=True)
+        item = answer.get("Item")
+        return float(item["NextTag"]["N"]) if item else None
+
+    def _advance_owner_clock(self, owner: Owner, next_tag: float) -> None:
+        """Move the owner's fair-share clock forward (never back). Two registrations racing
+        may share a tag; that only ties their order, which creation time then breaks."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key(RecordKind.OWNER, owner.key),
+                UpdateExpression="SET NextTag = :t, RecordType = :r",
+                ConditionExpression="attribute_not_exists(NextTag) OR NextTag < :t",
+                ExpressionAttributeValues={":t": {"N": repr(next_tag)}, ":r": {"S": RecordKind.OWNER.value}},
+            )
+        except ClientError:
+            pass  # another registration moved it further already

@@ -1,0 +1,23 @@
+"""The kinds of small non-job records the job table holds, keyed ``<kind>#<key>``.
+
+One place names them all; since :class:`RecordKind` is a StrEnum, a caller passing the bare
+string still works, and ``f"{kind}#{key}"`` is the item's JobId (``#`` never occurs in a job id).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RecordKind(StrEnum):
+    """What a ``<kind>#<key>`` record is; also its ``RecordType`` attribute (jobs carry ``job``)."""
+
+    JOB = "job"  # the RecordType of job items (not a record kind: jobs are keyed by JobId alone)
+    OWNER = "owner"  # an owner's fair-share clock (NextTag), key: Owner.key
+    SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Tally, key: sweep id
+    SWEEP_ROOT = "sweep-root"  # a sweep's Slack summary message, key: sweep id
+    PENDING_SWEEP = "pending-sweep"  # a large sweep parked until its owner confirms it
+    TALLIED = "tallied"  # marker: one sweep job's outcome was counted once (expires)
+    PRESET = "preset"  # a named set of job fields, key: preset name
+    PRESET_INDEX = "preset-index"  # the names of all presets (one map), key: "all"
+    HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"

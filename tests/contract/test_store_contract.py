@@ -1,0 +1,376 @@
+"""The job store's contract (backend.ports.JobStore), run on the fake and on DynamoDB (moto).
+
+What a service may rely on: idempotent registration, conditional writes that turn a lost race
+into a LostRace, the queue's partitions and order (fair share included), the outbox and its
+delivery lease, the small records, and pages with cursors only the store understands.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from backend.domain.fairness import FAIR_SHARE_QUANTUM
+from backend.domain.model import Lease, Owner, SlackThread
+from backend.domain.records import RecordKind
+from backend.domain.status import JobStatus
+from backend.errors import IllegalTransition, JobNotFound
+from backend.ports import Applied, DuplicateBatch, LostRace
+from tests.conftest import T0, make_job
+
+S = JobStatus
+MINUTE = timedelta(minutes=1)
+
+
+def _launched(store, name: str, at=T0, **kwargs):
+    job = store.register(make_job(name, **kwargs)).job
+    return store.transition(job, S.LAUNCHED, at=at).job
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def test_register_is_idempotent_on_the_client_token(store):
+    first = store.register(make_job("bert", client_token="trigger-1"))
+    again = store.register(make_job("bert", client_token="trigger-1", now=T0 + timedelta(seconds=3)))
+    assert first.created and not again.created
+    assert again.job.job_id == first.job.job_id
+    assert again.job.created_at == T0  # the stored one, not the duplicate
+    assert len(store.ready_jobs(None)) == 1
+
+
+def test_get_of_an_unknown_or_non_job_key_raises_job_not_found(store):
+    store.register(make_job("bert"))
+    with pytest.raises(JobNotFound):
+        store.get("nope-000000")
+    with pytest.raises(JobNotFound):
+        store.get("owner#T1:U1")
+
+
+def test_get_many_returns_the_jobs_that_exist_in_the_order_asked(store):
+    ids = [store.register(make_job(f"m-{i}", now=T0 + timedelta(seconds=i))).job.job_id for i in range(3)]
+    asked = [ids[2], "missing-000000", ids[0], ids[2]]
+    assert [j.job_id for j in store.get_many(asked)] == [ids[2], ids[0]]
+    assert store.existing_ids(asked) == {ids[0], ids[2]}
+
+
+def test_a_batch_registers_every_job_and_a_repeat_registers_nothing_new(store):
+    jobs = [make_job(f"sweep-{i}", client_token=f"sweep-1/{i}", sweep_id="sweep-1") for i in range(30)]
+    progress: list[tuple[int, int]] = []
+    registered = store.register_many(jobs, "sweep-1", on_progress=lambda done, total: progress.append((done, total)))
+    assert registered == [job.job_id for job in jobs]
+    assert progress[-1] == (30, 30)
+    moved = store.transition(store.get(registered[0]), S.LAUNCHED, at=T0)
+    assert isinstance(moved, Applied)
+
+    assert store.register_many(jobs, "sweep-1") == registered
+    assert store.get(registered[0]).status is S.LAUNCHED  # not reset to New
+    assert len(store.ready_jobs(None)) == 29
+    assert store.register_many([], "empty") == []
+
+
+def test_a_batch_id_reused_for_other_jobs_is_refused(store):
+    store.register_many([make_job("a", client_token="x/1")], "batch")
+    with pytest.raises(DuplicateBatch):
+        store.register_many([make_job("b", client_token="x/2")], "batch")
+
+
+# --- conditional writes -------------------------------------------------------------------------
+
+
+def test_twenty_racing_threads_move_a_job_from_new_exactly_once(store):
+    job = store.register(make_job("race")).job
+    barrier = threading.Barrier(20)
+    outcomes: list = []
+    lock = threading.Lock()
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        outcome = store.transition(job, S.LAUNCHED, at=T0, reason=f"thread {i}")
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = [o for o in outcomes if isinstance(o, Applied)]
+    losers = [o for o in outcomes if isinstance(o, LostRace)]
+    assert len(winners) == 1 and len(losers) == 19
+    stored = store.get(job.job_id)
+    assert stored.status is S.LAUNCHED and stored.version == 2
+    assert stored.history[-1].reason == winners[0].job.history[-1].reason
+    assert all(loser.current is not None and loser.current.status is S.LAUNCHED for loser in losers)
+
+
+def test_a_stale_version_loses_even_when_the_status_matches(store):
+    job = store.register(make_job("stale")).job
+    assert isinstance(store.update(job, at=T0, priority=9), Applied)
+    outcome = store.transition(job, S.LAUNCHED, at=T0)
+    assert isinstance(outcome, LostRace)
+    assert (outcome.expected_status, outcome.expected_version) == (S.NEW, 1)
+    assert outcome.current.priority == 9 and outcome.current.version == 2
+
+
+def test_an_illegal_transition_is_refused_before_anything_is_written(store):
+    job = store.register(make_job("illegal")).job
+    with pytest.raises(IllegalTransition):
+        store.transition(job, S.COMPLETED, at=T0)
+    assert store.get(job.job_id).version == 1
+
+
+def test_update_refuses_a_status_change(store):
+    job = store.register(make_job("no-status")).job
+    with pytest.raises(ValueError):
+        store.update(job, at=T0, status=S.LAUNCHED)
+
+
+def test_a_write_of_a_job_that_is_gone_loses_with_nothing_current(store):
+    ghost = make_job("ghost")
+    outcome = store.transition(ghost, S.LAUNCHED, at=T0)
+    assert isinstance(outcome, LostRace) and outcome.current is None
+
+
+def test_a_job_write_keeps_the_thread_root_and_what_was_delivered(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("thread", slack=SlackThread(channel_id="C1"))).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    store.set_thread(job.job_id, "C1", "222.2")  # a second root never replaces the first
+    lease = store.acquire_delivery(job.job_id, "tok", T0, T0 + MINUTE)
+    store.finish_delivery(lease, "tok", {"slack": 1}, all_done=True)
+
+    moved = store.transition(job, S.LAUNCHED, at=T0 + MINUTE)  # computed from the first read
+    assert isinstance(moved, Applied)
+    stored = store.get(job.job_id)
+    assert stored.slack.thread_ts == "111.1"
+    assert stored.delivered == {"slack": 1}
+    assert store.outbox_job_ids() == [job.job_id]  # its new change is pending
+
+
+# --- the launch queue -----------------------------------------------------------------------------
+
+
+def test_due_jobs_come_by_priority_then_fair_tag_with_due_retries_merged_in(store):
+    ready = [store.register(make_job(f"ready-{i}", now=T0 + timedelta(seconds=i), priority=p)).job for i, p in enumerate([5, 9, 5, 1])]
+    retry_due = store.register(make_job("retry-due")).job
+    retry_due = store.transition(retry_due, S.RETRYING, at=T0, next_attempt_at=T0 + MINUTE).job
+    retry_later = store.register(make_job("retry-later")).job
+    store.transition(retry_later, S.RETRYING, at=T0, next_attempt_at=T0 + timedelta(hours=1))
+    _launched(store, "active")
+
+    due = store.due_for_launch(T0 + 5 * MINUTE, limit=100)
+    assert [j.job_id for j in due] == [ready[1].job_id, ready[0].job_id, ready[2].job_id, retry_due.job_id, ready[3].job_id]
+    assert [j.job_id for j in store.iter_due(T0 + 5 * MINUTE, 2)] == [ready[1].job_id, ready[0].job_id]
+    assert [j.job_id for j in store.retrying_due(T0 + 5 * MINUTE, None)] == [retry_due.job_id]
+    assert store.retrying_due(T0, None) == []
+    assert {j.job_id for j in store.ready_jobs(None)} == {j.job_id for j in ready}
+
+
+def test_a_claimed_job_leaves_the_ready_queue_until_its_lease_expires_then_comes_first(store):
+    job = store.register(make_job("claimed")).job
+    other = store.register(make_job("other", priority=9)).job
+    store.update(job, at=T0, lease=Lease(token="launcher-1", expires_at=T0 + 5 * MINUTE))
+    assert [j.job_id for j in store.due_for_launch(T0 + MINUTE, 10)] == [other.job_id]
+    assert store.expired_claims(T0 + MINUTE, None) == []
+    assert [j.job_id for j in store.due_for_launch(T0 + 6 * MINUTE, 10)] == [job.job_id, other.job_id]
+    assert [j.job_id for j in store.expired_claims(T0 + 6 * MINUTE, None)] == [job.job_id]
+
+
+def test_releasing_a_claim_puts_the_job_back_in_the_ready_queue(store):
+    job = store.register(make_job("released")).job
+    claimed = store.update(job, at=T0, lease=Lease(token="l", expires_at=T0 + 5 * MINUTE)).job
+    assert store.ready_jobs(None) == []
+    store.update(claimed, at=T0, lease=None)
+    assert [j.job_id for j in store.ready_jobs(None)] == [job.job_id]
+
+
+def test_one_users_big_sweep_does_not_starve_a_colleagues_later_job(store):
+    sweep = [make_job(f"sweep-{i}", user="UBIG", client_token=f"s/{i}") for i in range(60)]
+    store.register_many(sweep, "big")
+    colleague = store.register(make_job("single", user="USMALL", now=T0 + timedelta(seconds=30))).job
+    due = store.due_for_launch(T0 + MINUTE, limit=5)
+    assert colleague.job_id in [j.job_id for j in due[:2]]
+    assert colleague.queue_tag < sweep[0].created_at.timestamp() + 2 * FAIR_SHARE_QUANTUM
+    tags = [j.queue_tag for j in store.get_many(j.job_id for j in sweep)]
+    assert tags == [tags[0] + i * FAIR_SHARE_QUANTUM for i in range(60)]
+
+
+def test_an_owners_next_single_job_queues_behind_their_own_earlier_jobs(store):
+    first = store.register(make_job("one", client_token="1")).job
+    second = store.register(make_job("two", client_token="2")).job
+    assert second.queue_tag == first.queue_tag + FAIR_SHARE_QUANTUM
+    assert [j.job_id for j in store.ready_jobs(None)] == [first.job_id, second.job_id]
+
+
+# --- active, owner, history -------------------------------------------------------------------------
+
+
+def test_active_jobs_are_launched_in_progress_or_stopping_least_recently_changed_first(store):
+    a = _launched(store, "a", at=T0 + 2 * MINUTE)
+    b = _launched(store, "b", at=T0 + MINUTE)
+    c = store.transition(_launched(store, "c", at=T0), S.IN_PROGRESS, at=T0 + 3 * MINUTE).job
+    done = _launched(store, "done", at=T0)
+    store.transition(store.transition(done, S.IN_PROGRESS, at=T0).job, S.COMPLETED, at=T0)
+    store.register(make_job("queued"))
+    assert [j.job_id for j in store.active_jobs()] == [b.job_id, a.job_id, c.job_id]
+    assert [j.job_id for j in store.active_jobs(limit=1)] == [b.job_id]
+
+
+def test_jobs_of_an_owner_come_newest_first_in_pages(store):
+    me = Owner(team_id="T1", user_id="U1")
+    ids = [store.register(make_job(f"mine-{i}", now=T0 + timedelta(minutes=i))).job.job_id for i in range(7)]
+    store.register(make_job("theirs", user="U2"))
+    seen, cursor = [], None
+    for _ in range(5):
+        page = store.jobs_of_owner(me, limit=3, cursor=cursor)
+        assert len(page.jobs) <= 3
+        seen.extend(j.job_id for j in page.jobs)
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    with pytest.raises(ValueError):
+        store.jobs_of_owner(me, cursor="garbage!")
+
+
+def test_everyones_jobs_come_newest_first_across_days_and_a_foreign_cursor_is_refused(store):
+    ids = [store.register(make_job(f"day-{i}", user=f"U{i}", now=T0 - timedelta(days=i, minutes=i))).job.job_id for i in range(5)]
+    store.register(make_job("too-old", user="UOLD", now=T0 - timedelta(days=40)))
+    seen, cursor = [], None
+    for _ in range(10):
+        page = store.recent_jobs(limit=2, cursor=cursor, today=T0, max_days=10)
+        seen.extend(j.job_id for j in page.jobs)
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert seen == ids
+    store.register(make_job("day-0b", user="U0", now=T0 - timedelta(hours=1)))
+    owner_cursor = store.jobs_of_owner(Owner(team_id="T1", user_id="U0"), limit=1).cursor
+    with pytest.raises(ValueError):
+        store.recent_jobs(cursor=owner_cursor, today=T0)
+
+
+def test_jobs_created_on_a_day_within_a_window_oldest_first(store):
+    ids = [store.register(make_job(f"h-{i}", user=f"U{i}", now=T0 + timedelta(hours=i))).job.job_id for i in range(4)]
+    store.register(make_job("next-day", now=T0 + timedelta(days=1)))
+    day = T0.date().isoformat()
+    assert [j.job_id for j in store.jobs_created_on(day)] == ids
+    since, until = "2026-11-02T10:00:00", "2026-11-02T11:30:00"
+    window = [j.job_id for j in store.jobs_created_on(day, since=since, until=until)]
+    assert window == ids[1:3]
+    assert [j.job_id for j in store.jobs_created_on(day, since=since)] == ids[1:]
+    assert [j.job_id for j in store.jobs_created_on(day, until=until)] == ids[:3]
+
+
+# --- the outbox -----------------------------------------------------------------------------------
+
+
+def test_a_change_stays_in_the_outbox_until_every_target_has_it(store):
+    store.set_notify_targets(["slack", "sns"])
+    job = store.register(make_job("out")).job
+    assert store.outbox_job_ids() == [job.job_id]
+
+    current = store.acquire_delivery(job.job_id, "t1", T0, T0 + MINUTE)
+    assert current is not None and current.delivered == {}
+    store.finish_delivery(current, "t1", {"slack": 1}, all_done=False)
+    assert store.get(job.job_id).delivered == {"slack": 1}
+    assert store.outbox_job_ids() == [job.job_id]
+
+    current = store.acquire_delivery(job.job_id, "t2", T0, T0 + MINUTE)
+    store.finish_delivery(current, "t2", {"slack": 1, "sns": 1}, all_done=True)
+    assert store.outbox_job_ids() == []
+
+
+def test_the_outbox_lists_oldest_change_first(store):
+    store.set_notify_targets(["slack"])
+    later = store.register(make_job("later", now=T0 + MINUTE)).job
+    earlier = store.register(make_job("earlier", user="U2")).job
+    assert store.outbox_job_ids() == [earlier.job_id, later.job_id]
+    assert store.outbox_job_ids(limit=1) == [earlier.job_id]
+
+
+def test_a_delivery_lease_is_exclusive_until_it_expires(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("lease")).job
+    assert store.acquire_delivery(job.job_id, "a", T0, T0 + MINUTE) is not None
+    assert store.acquire_delivery(job.job_id, "b", T0 + timedelta(seconds=30), T0 + 2 * MINUTE) is None
+    assert store.acquire_delivery(job.job_id, "c", T0 + 2 * MINUTE, T0 + 3 * MINUTE) is not None
+    assert store.acquire_delivery("missing-000000", "d", T0, T0 + MINUTE) is None
+
+
+def test_a_finish_under_an_expired_lease_records_nothing(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("late")).job
+    stale = store.acquire_delivery(job.job_id, "old", T0, T0 + MINUTE)
+    store.acquire_delivery(job.job_id, "new", T0 + 2 * MINUTE, T0 + 3 * MINUTE)
+    store.finish_delivery(stale, "old", {"slack": 1}, all_done=True)
+    assert store.get(job.job_id).delivered == {}
+    assert store.outbox_job_ids() == [job.job_id]
+
+
+def test_a_job_that_changed_during_delivery_stays_in_the_outbox(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("moving")).job
+    current = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
+    store.transition(job, S.LAUNCHED, at=T0)  # a new change while seq 1 was being sent
+    store.finish_delivery(current, "t", {"slack": 1}, all_done=True)
+    assert store.get(job.job_id).delivered == {"slack": 1}
+    assert store.outbox_job_ids() == [job.job_id]
+    assert store.acquire_delivery(job.job_id, "t2", T0, T0 + MINUTE) is not None  # lease released
+
+
+# --- small records --------------------------------------------------------------------------------
+
+
+def test_a_record_written_only_if_absent_keeps_the_first_writer(store):
+    assert store.put_record(RecordKind.SWEEP_ROOT, "sw-1", {"Ts": "1.1", "Total": 2}, only_if_absent=True)
+    assert not store.put_record("sweep-root", "sw-1", {"Ts": "2.2"}, only_if_absent=True)
+    assert store.get_record("sweep-root", "sw-1") == {"Ts": "1.1", "Total": 2}
+    assert store.get_record(RecordKind.SWEEP_ROOT, "sw-2") is None
+
+
+def test_a_conditional_record_write_needs_the_stored_values(store):
+    store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1", "Fields": {"lr": "1"}})
+    assert not store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U2"}, only_if={"Creator": "U2"})
+    assert not store.put_record(RecordKind.PRESET, "none", {"Creator": "U1"}, only_if={"Creator": "U1"})
+    assert store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1", "Fields": {"lr": "2"}}, only_if={"Creator": "U1"})
+    assert store.get_record(RecordKind.PRESET, "nlp") == {"Creator": "U1", "Fields": {"lr": "2"}}
+    assert store.get_record(RecordKind.PRESET, "none") is None
+    store.delete_record(RecordKind.PRESET, "nlp")
+    assert store.get_record(RecordKind.PRESET, "nlp") is None
+
+
+def test_map_entries_of_a_record_are_set_and_removed_one_at_a_time(store):
+    store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", "U1")
+    store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "cv", "U2")
+    store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", None)
+    assert store.get_record(RecordKind.PRESET_INDEX, "all") == {"Names": {"cv": "U2"}}
+
+
+def test_numbers_in_records_read_back_as_written(store):
+    store.put_record(RecordKind.HOLDS, "instance-types", {"Holds": {"ml.p4d.24xlarge": {"Until": "x", "Active": 3}}, "Rate": 1.5})
+    assert store.get_record(RecordKind.HOLDS, "instance-types") == {
+        "Holds": {"ml.p4d.24xlarge": {"Until": "x", "Active": 3}},
+        "Rate": 1.5,
+    }
+
+
+def test_a_sweeps_tally_counts_each_outcome(store):
+    store.register_many([make_job(f"t-{i}", client_token=f"t/{i}") for i in range(3)], "tally")
+    store.bump_sweep_tally("tally", "Completed")
+    assert store.bump_sweep_tally("tally", "Completed") == {"Completed": 2}
+    assert store.bump_sweep_tally("tally", "Failed") == {"Completed": 2, "Failed": 1}
+    assert store.get_record(RecordKind.SWEEP, "tally")["Tally"] == {"Completed": 2, "Failed": 1}
+
+
+def test_records_never_show_up_as_jobs(store):
+    store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
+    store.register(make_job("real"))
+    with pytest.raises(JobNotFound):
+        store.get("preset#nlp")
+    assert len(store.ready_jobs(None)) == 1
+    assert len(store.jobs_of_owner(Owner(team_id="T1", user_id="U1")).jobs) == 1

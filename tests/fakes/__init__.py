@@ -1,0 +1,1 @@
+"""Test doubles that implement Trainbot's ports in memory (see tests/contract for the proof)."""

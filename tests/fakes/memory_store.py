@@ -1,0 +1,390 @@
+"""An in-memory job store with DynamoJobStore's semantics, for fast unit tests.
+
+It implements :class:`backend.ports.JobStore` as the DynamoDB store does, index by index:
+conditional writes on status and version (:class:`LostRace` with what is stored), claim
+leases, the queue's partitions (ready in launch order, waiting by due time, claimed by lease
+expiry), the outbox and its delivery leases (a job write never rolls back ``delivered`` or the
+Slack thread), idempotent registration by job id (hence client token) and by sweep id, the
+owners' fair-share clocks, small ``<kind>#<key>`` records and opaque page cursors.
+tests/contract/test_store_contract.py runs one suite against both stores.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import functools
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from backend.domain import fairness
+from backend.domain.model import Job, Owner, SlackThread
+from backend.domain.records import RecordKind
+from backend.domain.status import ACTIVE, JobStatus, transition
+from backend.domain.times import format_utc, to_utc
+from backend.errors import JobNotFound
+from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, WriteOutcome
+
+
+@dataclass
+class _DeliveryLease:
+    token: str
+    until: str  # format_utc, compared as DynamoDB compares the stored string
+
+
+def _normalized(value: Any) -> Any:
+    """What a value reads back as after a round trip through DynamoDB (numbers as int when
+    integral, tuples as lists)."""
+    value = json.loads(json.dumps(value))
+    return _ints(value)
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def _encode(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
+
+
+def _decode(cursor: str, required: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ValueError("that page cursor is not one Trainbot gave out") from exc
+    if not isinstance(state, dict) or required not in state:
+        raise ValueError("that page cursor is not one Trainbot gave out")
+    return state
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _atomic(method: Callable[P, R]) -> Callable[P, R]:
+    """One request at a time, as DynamoDB applies each request atomically (the race tests
+    run twenty threads against one store)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        store = args[0]
+        with store._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _created(job: Job) -> str:
+    return format_utc(job.created_at)
+
+
+class MemoryJobStore:
+    """:class:`backend.ports.JobStore` in a few dicts; each write is atomic (one lock)."""
+
+    def __init__(self, *, notify_targets: Sequence[str] = ()) -> None:
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._leases: dict[str, _DeliveryLease] = {}
+        self._outbox: dict[str, str] = {}  # job id -> its sort key while some change is undelivered
+        self._notify_targets = tuple(notify_targets)
+        self.writes = 0  # conditional job writes applied (tests may assert a path wrote nothing)
+        self._interleaved: list[Callable[[], None]] = []
+
+    def interleave(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (another actor's move) just before the next conditional job write
+        checks its condition: how a test stages a lost race at an exact point."""
+        self._interleaved.append(action)
+
+    # --- wiring -----------------------------------------------------------------------------
+
+    @property
+    def notify_targets(self) -> tuple[str, ...]:
+        return self._notify_targets
+
+    def set_notify_targets(self, targets: Sequence[str]) -> None:
+        self._notify_targets = tuple(targets)
+
+    # --- registration -----------------------------------------------------------------------
+
+    @_atomic
+    def register(self, job: Job) -> Registered:
+        if job.job_id in self._jobs:
+            return Registered(self.get(job.job_id), created=False)
+        tag = fairness.first_tag(self._owner_next_tag(job.owner), job.created_at)
+        tagged = job.model_copy(update={"queue_tag": tag})
+        self._store(tagged)
+        self._advance_owner_clock(job.owner, fairness.next_clock(tag, 1))
+        return Registered(tagged.model_copy(deep=True), created=True)
+
+    @_atomic
+    def register_many(
+        self, jobs: Sequence[Job], batch_id: str, on_progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
+        if not jobs:
+            return []
+        ids = [job.job_id for job in jobs]
+        batch = self._records.get((RecordKind.SWEEP.value, batch_id))
+        if batch is not None:
+            if batch["JobIds"] != ids:
+                raise DuplicateBatch(f"batch {batch_id} was registered with other jobs")
+            if batch["State"] == "registered":
+                return ids
+        else:
+            self._records[(RecordKind.SWEEP.value, batch_id)] = {
+                "State": "registering",
+                "JobIds": list(ids),
+                "OwnerKey": jobs[0].owner.key,
+                "CreatedAt": format_utc(jobs[0].created_at),
+                "Tally": {},
+            }
+        missing = [job for job in jobs if job.job_id not in self._jobs]
+        if missing:
+            owner = jobs[0].owner
+            first = fairness.first_tag(self._owner_next_tag(owner), jobs[0].created_at)
+            done = len(jobs) - len(missing)
+            for job, tag in zip(missing, fairness.batch_tags(first, len(missing)), strict=True):
+                self._store(job.model_copy(update={"queue_tag": tag}))
+                done += 1
+                if on_progress:
+                    on_progress(done, len(jobs))
+            self._advance_owner_clock(owner, fairness.next_clock(first, len(missing)))
+        self._records[(RecordKind.SWEEP.value, batch_id)]["State"] = "registered"
+        return ids
+
+    def _owner_next_tag(self, owner: Owner) -> float | None:
+        record = self._records.get((RecordKind.OWNER.value, owner.key))
+        return float(record["NextTag"]) if record else None
+
+    def _advance_owner_clock(self, owner: Owner, next_tag: float) -> None:
+        current = self._owner_next_tag(owner)
+        if current is None or current < next_tag:
+            self._records[(RecordKind.OWNER.value, owner.key)] = {"NextTag": next_tag}
+
+    # --- reads by id ------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job.model_copy(deep=True)
+
+    def get_many(self, job_ids: Iterable[str]) -> list[Job]:
+        return [self.get(i) for i in dict.fromkeys(job_ids) if i in self._jobs]
+
+    def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
+        return {i for i in job_ids if i in self._jobs}
+
+    # --- conditional writes -----------------------------------------------------------------
+
+    def transition(
+        self, job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any
+    ) -> WriteOutcome:
+        return self._conditional_write(job, transition(job, to_status, at=at, reason=reason, **changes))
+
+    def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
+        if "status" in changes:
+            raise ValueError("status changes go through transition()")
+        after = job.model_copy(update={**changes, "updated_at": at, "version": job.version + 1})
+        return self._conditional_write(job, after)
+
+    @_atomic
+    def _conditional_write(self, before: Job, after: Job) -> WriteOutcome:
+        if self._interleaved:
+            # Only those queued before this write; what an action queues waits for the next.
+            actions, self._interleaved = self._interleaved, []
+            for action in actions:
+                action()
+        stored = self._jobs.get(before.job_id)
+        if stored is None or stored.status is not before.status or stored.version != before.version:
+            current = stored.model_copy(deep=True) if stored is not None else None
+            return LostRace(before.job_id, before.status, before.version, current)
+        # The dispatcher's bookkeeping and the thread root are never written by a job write.
+        kept = after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack})
+        self._store(kept, outbox_view=after)
+        self.writes += 1
+        return Applied(after)
+
+    def _store(self, job: Job, outbox_view: Job | None = None) -> None:
+        """Store ``job``; it enters (or stays in) the outbox when, as the writer read it
+        (``outbox_view``), some target lacks its last change. Only finish_delivery takes it out."""
+        self._jobs[job.job_id] = job.model_copy(deep=True)
+        view = outbox_view or job
+        if any(view.delivered.get(target, 0) < view.last_seq for target in self._notify_targets):
+            self._outbox[job.job_id] = f"{format_utc(job.updated_at)}#{job.job_id}"
+
+    @_atomic
+    def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
+        stored = self._jobs.get(job_id)
+        if stored is None or (stored.slack is not None and stored.slack.thread_ts is not None):
+            return
+        slack = SlackThread(channel_id=channel_id, thread_ts=thread_ts)
+        self._jobs[job_id] = stored.model_copy(update={"slack": slack})
+
+    # --- the launch queue -------------------------------------------------------------------
+
+    def _queued(self) -> Iterator[Job]:
+        return (job for job in self._jobs.values() if job.is_queued)
+
+    def ready_jobs(self, limit: int | None) -> list[Job]:
+        ready = [j for j in self._queued() if j.lease is None and j.status is not JobStatus.RETRYING]
+        return self._copies(sorted(ready, key=fairness.launch_order), limit)
+
+    def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
+        upto = format_utc(now) + "#~"
+
+        def sort(job: Job) -> str:
+            return f"{format_utc(job.next_attempt_at or job.updated_at)}#{job.job_id}"
+
+        waiting = [j for j in self._queued() if j.lease is None and j.status is JobStatus.RETRYING and sort(j) <= upto]
+        return self._copies(sorted(waiting, key=sort), limit)
+
+    def expired_claims(self, now: datetime, limit: int | None) -> list[Job]:
+        upto = format_utc(now) + "#~"
+
+        def sort(job: Job) -> str:
+            assert job.lease is not None
+            return f"{format_utc(job.lease.expires_at)}#{job.job_id}"
+
+        claimed = [j for j in self._queued() if j.lease is not None and sort(j) <= upto]
+        return self._copies(sorted(claimed, key=sort), limit)
+
+    def due_for_launch(self, now: datetime, limit: int) -> list[Job]:
+        return list(self.iter_due(now, limit))
+
+    def iter_due(self, now: datetime, limit: int, page: int = 50) -> Iterator[Job]:
+        reconcile = self.expired_claims(now, limit)
+        retrying = sorted(self.retrying_due(now, limit), key=fairness.launch_order)
+        merged = heapq.merge(retrying, self.ready_jobs(None), key=fairness.launch_order)
+        yield from itertools.islice(itertools.chain(reconcile, merged), limit)
+
+    # --- active, owner, history -------------------------------------------------------------
+
+    def active_jobs(self, limit: int | None = None) -> list[Job]:
+        active = [j for j in self._jobs.values() if j.status in ACTIVE]
+        return self._copies(sorted(active, key=lambda j: (format_utc(j.updated_at), j.job_id)), limit)
+
+    def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
+        mine = sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: (_created(j), j.job_id), reverse=True)
+        if cursor:
+            after = _decode(cursor, "JobId")
+            mine = [j for j in mine if (_created(j), j.job_id) < (after["CreatedAt"], after["JobId"])]
+        page = mine[:limit]
+        more = len(mine) > limit
+        last = page[-1] if page else None
+        next_cursor = _encode({"JobId": last.job_id, "CreatedAt": _created(last)}) if more and last else None
+        return Page(self._copies(page, None), next_cursor)
+
+    def jobs_created_on(self, day: str, *, since: str | None = None, until: str | None = None) -> Iterator[Job]:
+        found = [
+            j
+            for j in self._jobs.values()
+            if _created(j)[:10] == day and (since is None or _created(j) >= since) and (until is None or _created(j) <= until)
+        ]
+        yield from self._copies(sorted(found, key=lambda j: (_created(j), j.job_id)), None)
+
+    def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
+        oldest = (to_utc(today) - timedelta(days=max_days)).date().isoformat()
+        newest = format_utc(today)[:10]
+        jobs = sorted(
+            (j for j in self._jobs.values() if oldest <= _created(j)[:10] <= newest),
+            key=lambda j: (_created(j), j.job_id),
+            reverse=True,
+        )
+        if cursor:
+            after = _decode(cursor, "Day")
+            jobs = [j for j in jobs if (_created(j), j.job_id) < (after["CreatedAt"], after["JobId"])]
+        page = jobs[:limit]
+        more = len(jobs) > limit
+        last = page[-1] if page else None
+        state = {"Day": _created(last)[:10], "CreatedAt": _created(last), "JobId": last.job_id} if last else None
+        return Page(self._copies(page, None), _encode(state) if more and state else None)
+
+    @staticmethod
+    def _copies(jobs: Sequence[Job], limit: int | None) -> list[Job]:
+        return [j.model_copy(deep=True) for j in (jobs[:limit] if limit is not None else jobs)]
+
+    # --- the outbox -------------------------------------------------------------------------
+
+    def outbox_job_ids(self, limit: int | None = None) -> list[str]:
+        ids = [job_id for job_id, _ in sorted(self._outbox.items(), key=lambda kv: kv[1])]
+        return ids[:limit] if limit else ids
+
+    @_atomic
+    def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
+        if job_id not in self._jobs:
+            return None
+        lease = self._leases.get(job_id)
+        if lease is not None and not lease.until < format_utc(now):
+            return None
+        self._leases[job_id] = _DeliveryLease(token, format_utc(until))
+        return self.get(job_id)
+
+    @_atomic
+    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+        lease = self._leases.get(job.job_id)
+        stored = self._jobs.get(job.job_id)
+        if lease is None or lease.token != token or stored is None:
+            return  # our lease expired and another dispatcher took over: it re-reads delivered
+        self._jobs[job.job_id] = stored.model_copy(update={"delivered": dict(delivered)})
+        del self._leases[job.job_id]
+        if all_done and stored.version == job.version:
+            self._outbox.pop(job.job_id, None)
+
+    # --- small records ----------------------------------------------------------------------
+
+    @_atomic
+    def put_record(
+        self,
+        kind: str,
+        key: str,
+        attributes: dict[str, Any],
+        *,
+        only_if: dict[str, Any] | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        address = (str(kind), key)
+        stored = self._records.get(address)
+        if only_if_absent and stored is not None:
+            return False
+        if not only_if_absent and only_if:
+            if stored is None or any(stored.get(name) != _normalized(value) for name, value in only_if.items()):
+                return False
+        self._records[address] = _normalized(attributes)
+        return True
+
+    @_atomic
+    def set_record_entry(self, kind: str, key: str, map_attribute: str, entry: str, value: Any | None) -> None:
+        record = self._records.setdefault((str(kind), key), {})
+        entries = record.setdefault(map_attribute, {})
+        if value is None:
+            entries.pop(entry, None)
+        else:
+            entries[entry] = _normalized(value)
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        record = self._records.get((str(kind), key))
+        return _normalized(record) if record is not None else None
+
+    def delete_record(self, kind: str, key: str) -> None:
+        self._records.pop((str(kind), key), None)
+
+    @_atomic
+    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
+        record = self._records.get((RecordKind.SWEEP.value, sweep_id))
+        if record is None:
+            raise LookupError(f"no sweep {sweep_id} is registered")
+        tally = record.setdefault("Tally", {})
+        tally[outcome] = tally.get(outcome, 0) + 1
+        return dict(tally)
