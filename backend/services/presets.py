@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from backend.errors import NotAuthorized, StoreUnavailable
+from backend.domain.records import RecordKind
 from backend.domain.spec import PRESET_NAME, PRESET_USAGE, BadCommand
+from backend.errors import NotAuthorized, StoreUnavailable
+from backend.ports import RecordStore
 
-KIND = "preset"
-INDEX_KIND = "preset-index"
+KIND = RecordKind.PRESET
+INDEX_KIND = RecordKind.PRESET_INDEX
 INDEX_KEY = "all"
 
 
@@ -59,7 +60,7 @@ class PresetBusy(StoreUnavailable):
 class PresetBook:
     """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
 
-    def __init__(self, store: Any, *, is_admin: Callable[[str], bool]) -> None:  # store: the record API
+    def __init__(self, store: RecordStore, *, is_admin: Callable[[str], bool]) -> None:
         self._store = store
         self._is_admin = is_admin
 

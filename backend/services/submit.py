@@ -25,17 +25,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from backend.domain.model import Job, SlackThread, new_job
+from backend.domain.records import RecordKind
 from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
 from backend.errors import InvalidRequest, NotAuthorized
-from backend.ports import Registered
+from backend.ports import RecordStore, Registered
 from backend.services.jobs import Actor, JobService
 from backend.services.presets import PresetBook
 
-PENDING_SWEEP = "pending-sweep"
-SWEEP_ROOT = "sweep-root"
+PENDING_SWEEP = RecordKind.PENDING_SWEEP
+SWEEP_ROOT = RecordKind.SWEEP_ROOT
 PENDING_TTL_SECONDS = 3600
 
 Progress = Callable[[int, int], None]
@@ -101,7 +101,7 @@ class SubmitService:
     def __init__(
         self,
         jobs: JobService,
-        store: Any,  # the store's record API: get_record / put_record / delete_record
+        store: RecordStore,
         presets: PresetBook,
         *,
         clock: Callable[[], datetime],
