@@ -8,7 +8,7 @@ import json
 
 from backend.domain.status import JobStatus
 from infra.local.standins.slack_signing import block_actions_body, view_submission_body
-from tests.bot_fixtures import (  # noqa: F401 - fixtures
+from tests.bot_fixtures import (
     ADMIN,
     CHANNEL,
     GOOD_SUBMIT,
@@ -16,8 +16,6 @@ from tests.bot_fixtures import (  # noqa: F401 - fixtures
     TEAM,
     USER,
     answer_text,
-    bot_env,
-    slack,
 )
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from infra.local.standins.slack_signing import slash_command_body
-from tests.bot_fixtures import GOOD_SUBMIT, TEAM, USER, answer_text, bot_env, slack  # noqa: F401
+from tests.bot_fixtures import GOOD_SUBMIT, TEAM, USER, answer_text
 
 _LIVE_MARKUP = re.compile(r"<[!@#]|<https?:|<mailto:")
 
@@ -30,9 +30,9 @@ def test_a_stale_signature_is_rejected_as_a_replay(bot_env, store):
 
 
 def test_a_tampered_body_is_rejected(bot_env, store):
+    from infra.local.standins.lambda_invoke import lambda_context
     from infra.local.standins.slack_signing import lambda_url_event, signed_headers
     from tests.bot_fixtures import FUNCTION, SECRET, template_handler
-    from infra.local.standins.lambda_invoke import lambda_context
 
     body = slash_command_body(text="help", user_id=USER, team_id=TEAM)
     headers = signed_headers(SECRET, body)

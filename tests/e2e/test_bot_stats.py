@@ -9,7 +9,7 @@ import json
 
 from backend.domain.times import utcnow
 from backend.services.chart import PNG_SIGNATURE, png_size
-from tests.bot_fixtures import CHANNEL, TEAM, USER, answer_text, bot_env, slack  # noqa: F401 - fixtures
+from tests.bot_fixtures import CHANNEL, TEAM, USER, answer_text
 from tests.conftest import make_job
 from tests.stats_history import HOUR, known_history, seed
 

@@ -20,14 +20,12 @@ from backend.entrypoints.cli import main
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.page import PageUser, SlackPage
 from infra.local.standins.slack_signing import view_submission_body
-from tests.bot_fixtures import (  # noqa: F401 - fixtures
+from tests.bot_fixtures import (
     CHANNEL,
     FUNCTION,
     SECRET,
     TEAM,
     USER,
-    bot_env,
-    slack,
     template_handler,
 )
 
