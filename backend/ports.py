@@ -86,7 +86,8 @@ class TrainingStatus:
     name: str
     state: TrainingState
     failure_reason: str = ""
-    max_runtime_exceeded: bool = False
+    max_runtime_exceeded: bool = False  # ended at StoppingCondition.MaxRuntimeInSeconds
+    max_wait_exceeded: bool = False  # spot: ended at StoppingCondition.MaxWaitTimeInSeconds
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None

@@ -57,7 +57,7 @@ _WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
 # Attributes a job write removes when the new job does not carry them (optional fields, and
 # index keys that put the job into an index it must now leave).
 _REMOVABLE = frozenset(
-    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt"}
+    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt"}
 )
 
 
@@ -96,6 +96,9 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
         if job.lease is not None:
             keys["QueueKey"] = "claimed"
             keys["QueueSort"] = f"{format_utc(job.lease.expires_at)}#{job.job_id}"
+        elif job.parked_at is not None:
+            keys["QueueKey"] = "parked"
+            keys["QueueSort"] = f"{job.job_args.instance_type}#{ready_sort_key(job)}"
         elif job.status is JobStatus.RETRYING:
             due = job.next_attempt_at or job.updated_at
             keys["QueueKey"] = "waiting"
@@ -449,6 +452,35 @@ class DynamoJobStore:
             Limit=page,
         ):
             yield from (from_item(item) for item in answer.get("Items", []))
+
+    def parked_types(self) -> list[str]:
+        """The instance types that have parked jobs (one small query per type, not per job)."""
+        types: list[str] = []
+        after = ""
+        while True:
+            condition, values = "QueueKey = :k", {":k": {"S": "parked"}}
+            if after:
+                condition += " AND QueueSort > :after"
+                values[":after"] = {"S": f"{after}#~"}
+            answer = self._call(
+                "query", TableName=self._table, IndexName="Queue", KeyConditionExpression=condition,
+                ExpressionAttributeValues=values, Limit=1, ProjectionExpression="QueueSort",
+            )
+            self.metrics.items_read += answer.get("ScannedCount", 0)
+            items = answer.get("Items", [])
+            if not items:
+                return types
+            after = items[0]["QueueSort"]["S"].split("#", 1)[0]
+            types.append(after)
+
+    def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
+        """Parked jobs of ``instance_type``, in launch order."""
+        return self._query_jobs(
+            limit,
+            IndexName="Queue",
+            KeyConditionExpression="QueueKey = :k AND begins_with(QueueSort, :t)",
+            ExpressionAttributeValues={":k": {"S": "parked"}, ":t": {"S": f"{instance_type}#"}},
+        )
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:
         """Launched / InProgress / Stopping jobs, least recently changed first."""

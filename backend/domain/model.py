@@ -29,6 +29,13 @@ from backend.domain.times import UtcDatetime
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_ID_MAX = 58  # 58 + len("-a999") = 63, SageMaker's limit
 MAX_ATTEMPTS = 999  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
+# A job item must stay far below DynamoDB's 400 KB item limit however often the job is retried
+# (JobArgs alone may take ~300 KB at SageMaker's own limits): only the newest attempts and
+# status changes are kept on the item. Attempt numbers and history seqs keep counting, so
+# names stay unique and the outbox stays ordered; SNS carries every change for a full record.
+ATTEMPTS_KEPT = 20
+HISTORY_KEPT = 40  # the first entry (submitted) plus the newest 39
+REASON_MAX = 500  # characters of a failure reason kept on an attempt or a history entry
 JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
 _SUFFIX_LEN = 6
 _NAME_MAX = JOB_ID_MAX - _SUFFIX_LEN - 1
@@ -391,6 +398,11 @@ class Job(BaseModel):
     # free, but not forever (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS).
     capacity_wait_since: UtcDatetime | None = None
     lease: Lease | None = None
+    # Set by the launcher when the job was due but its instance type had no room (held after
+    # ResourceLimitExceeded, or at TRAINBOT_INSTANCE_LIMITS): it then waits in the Queue index's
+    # ``parked`` partition, by instance type, so jobs of other types are never stuck behind it.
+    # Any status change or claim unparks it.
+    parked_at: UtcDatetime | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -430,12 +442,35 @@ class Job(BaseModel):
     def last_seq(self) -> int:
         return self.history[-1].seq if self.history else 0
 
+    @property
+    def attempt_count(self) -> int:
+        """How many attempts the job has had (older ones may have been compacted away)."""
+        return self.attempts[-1].number if self.attempts else 0
+
+    def entry(self, seq: int) -> HistoryEntry | None:
+        """History entry ``seq``; None if it was compacted away (see HISTORY_KEPT)."""
+        for entry in reversed(self.history):
+            if entry.seq == seq:
+                return entry
+            if entry.seq < seq:
+                break
+        return None
+
     def next_attempt_name(self) -> str:
-        return attempt_name(self.job_id, len(self.attempts) + 1)
+        return attempt_name(self.job_id, self.attempt_count + 1)
+
+    def with_attempt(self, attempt: Attempt) -> list[Attempt]:
+        """The attempts list with ``attempt`` appended, keeping the newest ATTEMPTS_KEPT."""
+        return [*self.attempts, attempt][-ATTEMPTS_KEPT:]
 
     def replace_attempt(self, attempt: Attempt) -> list[Attempt]:
         """The attempts list with ``attempt`` (same number) swapped in."""
         return [attempt if a.number == attempt.number else a for a in self.attempts]
+
+
+def clip(text: str, limit: int = REASON_MAX) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def attempt_name(job_id: str, number: int) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_pascal
 
 from backend.domain.times import UtcDatetime
@@ -82,6 +82,22 @@ class HistoryEntry(BaseModel):
     to_status: JobStatus
     reason: str = ""
 
+    @field_validator("reason")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        from backend.domain.model import clip
+
+        return clip(value)
+
+
+def compact_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The first entry (submitted) and the newest ones: HISTORY_KEPT in all."""
+    from backend.domain.model import HISTORY_KEPT
+
+    if len(history) <= HISTORY_KEPT:
+        return history
+    return [history[0], *history[-(HISTORY_KEPT - 1) :]]
+
 
 def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any) -> Job:
     """Return ``job`` moved to ``to_status`` with ``changes`` applied, a history entry appended
@@ -91,14 +107,13 @@ def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = ""
     which is what makes a move happen at most once.
     """
     check_transition(job.job_id, job.status, to_status)
-    entry = HistoryEntry(
-        seq=len(job.history) + 1, at=at, from_status=job.status, to_status=to_status, reason=reason
-    )
+    entry = HistoryEntry(seq=job.last_seq + 1, at=at, from_status=job.status, to_status=to_status, reason=reason)
     return job.model_copy(
         update={
+            "parked_at": None,
             **changes,
             "status": to_status,
-            "history": [*job.history, entry],
+            "history": compact_history([*job.history, entry]),
             "updated_at": at,
             "version": job.version + 1,
         }
