@@ -31,9 +31,21 @@ from backend.adapters.slack import render
 logger = Logger(service="trainbot", child=True)
 
 TALLIED = "tallied"
-# Slack errors that no retry can fix: the message is given up (logged), not kept forever.
+# Slack errors that no retry can fix: the message is given up (logged), not kept forever. The
+# last three answer chat.update of a root card that was deleted or is too old to edit.
 PERMANENT_ERRORS = frozenset(
-    {"channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks", "no_permission", "account_inactive"}
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "invalid_blocks",
+        "no_permission",
+        "account_inactive",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+    }
 )
 _ROOT_CACHE = 1024
 
@@ -57,7 +69,9 @@ class SlackNotifier:
         if job.sweep_id:
             self._notify_sweep_job(job, seq)
             return
-        entry = job.history[seq - 1]
+        entry = job.entry(seq)
+        if entry is None:
+            return  # compacted away (see HISTORY_KEPT): nothing left to tell
         channel = job.slack.channel_id
         root = self._root_ts(job)
         if entry.to_status is JobStatus.NEW and seq == 1:
@@ -101,8 +115,8 @@ class SlackNotifier:
             self._roots.popitem(last=False)
 
     def _notify_sweep_job(self, job: Job, seq: int) -> None:
-        entry = job.history[seq - 1]
-        if entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
+        entry = job.entry(seq)
+        if entry is None or entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
             return
         channel, root = job.slack.channel_id, job.slack.thread_ts
         self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
