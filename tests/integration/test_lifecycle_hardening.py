@@ -235,8 +235,9 @@ class DwindlingContext(FakeContext):
 
 
 def test_successive_sweeps_walk_all_active_jobs_and_still_drain_the_outbox(stack):
-    # The long-running ones are the least recently changed: every sweep starts with them.
-    long_ones = [stack.submit(f"long-{i}", hp={"trainbot_standin_duration": "100000"}) for i in range(18)]
+    # The long-running ones are the least recently changed: every sweep starts with them, and
+    # there are more of them than one sweep has time to describe.
+    long_ones = [stack.submit(f"long-{i}", hp={"trainbot_standin_duration": "100000"}) for i in range(20)]
     stack.tick(30)
     stack.tick(30)
     short_ones = [stack.submit(f"short-{i}", hp={"trainbot_standin_duration": "100"}) for i in range(3)]
@@ -247,14 +248,14 @@ def test_successive_sweeps_walk_all_active_jobs_and_still_drain_the_outbox(stack
     sns_client = stack.container.notifiers[0]._client  # noqa: SLF001 - the boto3 client the notifier was built with
     down = {"on": True}
     refuse(sns_client, "Publish", "InternalError", "SNS is down", when=lambda _p: down["on"], status=500)
-    stack.jobs.stop(long_ones[0].job_id, ALICE)
+    quiet = stack.submit("quiet")
     down["on"] = False
-    assert stack.store.outbox_job_ids() == [long_ones[0].job_id]
+    assert stack.store.outbox_job_ids() == [quiet.job_id]
 
     stack.clock.advance(600)
     stack.sagemaker.drain_events()  # the short ones completed, but the events are lost
     # Each describe takes 2 s of a sweep that starts with 50 s left.
-    for _ in range(12):
+    for _ in range(10):
         stack.monitor_handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, DwindlingContext(52_000, 2_000))
 
     assert [stack.store.get(j.job_id).status for j in short_ones] == [S.COMPLETED] * 3
