@@ -723,6 +723,42 @@ class DynamoJobStore:
         tally = _plain(_deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
         return {str(k): int(v) for k, v in tally.items()}
 
+    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
+        """Count one more job of the sweep ending with ``outcome``, once per ``marker`` (a job's
+        change): the marker record and the count are written in one transaction, so a failure
+        between them can neither count a change twice nor lose it. Returns the tally."""
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                "JobId": {"S": f"tallied#{marker}"},
+                                "RecordType": {"S": "tallied"},
+                                "ExpiresAt": {"N": str(expires_at)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(JobId)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"JobId": {"S": f"sweep#{sweep_id}"}},
+                            "UpdateExpression": "ADD Tally.#o :one",
+                            "ConditionExpression": "attribute_exists(JobId)",
+                            "ExpressionAttributeNames": {"#o": outcome},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ],
+            )
+        except ClientError:
+            pass  # counted before (the marker exists), or the sweep record is gone
+        record = self.get_record("sweep", sweep_id) or {}
+        return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
+
     # --- small records ----------------------------------------------------------------------
 
     def put_record(

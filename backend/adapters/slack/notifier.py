@@ -122,21 +122,17 @@ class SlackNotifier:
         self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
         marker = f"{job.job_id}:{seq}"
         try:
-            if self._store.get_record(TALLIED, marker) is None:
-                tally = self._store.bump_sweep_tally(job.sweep_id, entry.to_status.value)
-                self._store.put_record(TALLIED, marker, {"ExpiresAt": int(entry.at.timestamp()) + 90 * 86400})
-            else:
-                tally = self._current_tally(job.sweep_id)
+            # The marker and the count are one transaction: a failure between the two can no
+            # longer count a change twice on its redelivery.
+            tally = self._store.bump_sweep_tally_once(
+                job.sweep_id, entry.to_status.value, marker, int(entry.at.timestamp()) + 90 * 86400
+            )
             record = self._store.get_record("sweep-root", job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
         total = int(record.get("Total", 0)) or sum(tally.values())
         card = render.sweep_root(str(record.get("Name", job.name)), job.owner.user_id, job.sweep_id, total, tally)
         self._call("chat_update", channel=channel, ts=root, text=card["text"], blocks=card["blocks"])
-
-    def _current_tally(self, sweep_id: str) -> dict[str, int]:
-        record = self._store.get_record("sweep", sweep_id) or {}
-        return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         """One Web API call; every way it can fail becomes NotifierUnavailable."""
