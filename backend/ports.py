@@ -131,6 +131,14 @@ class JobRepository(JobHistory, Protocol):
         """Expired claims first, then ready and due Retrying jobs merged in launch order."""
         ...
 
+    def parked_types(self) -> list[str]:
+        """The instance types that have jobs parked by the launcher (no room for their type)."""
+        ...
+
+    def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
+        """Parked jobs of ``instance_type``, in launch order."""
+        ...
+
     def active_jobs(self, limit: int | None = None) -> list[Job]:
         """Launched / InProgress / Stopping jobs, least recently changed first."""
         ...
@@ -189,8 +197,9 @@ class RecordStore(Protocol):
 
     def delete_record(self, kind: str, key: str) -> None: ...
 
-    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
-        """Count one more job of a registered sweep ending with ``outcome``; the tally."""
+    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
+        """Count one more job of a registered sweep ending with ``outcome``, once per
+        ``marker`` (atomically with the marker); the tally."""
         ...
 
 
@@ -222,7 +231,8 @@ class TrainingStatus:
     name: str
     state: TrainingState
     failure_reason: str = ""
-    max_runtime_exceeded: bool = False
+    max_runtime_exceeded: bool = False  # ended at StoppingCondition.MaxRuntimeInSeconds
+    max_wait_exceeded: bool = False  # spot: ended at StoppingCondition.MaxWaitTimeInSeconds
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None

@@ -51,6 +51,7 @@ def to_training_status(description: dict[str, Any]) -> TrainingStatus:
         state=state,
         failure_reason=description.get("FailureReason", "") or "",
         max_runtime_exceeded=secondary == "MaxRuntimeExceeded",
+        max_wait_exceeded=secondary == "MaxWaitTimeExceeded",
         started_at=_time(description.get("TrainingStartTime")),
         ended_at=_time(description.get("TrainingEndTime")),
         billable_seconds=description.get("BillableTimeInSeconds"),

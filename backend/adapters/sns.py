@@ -16,7 +16,8 @@ from backend.errors import NotifierUnavailable
 
 def summary(job: Job, seq: int) -> dict[str, Any]:
     """The JSON body: the job at a glance and the change being told."""
-    entry = job.history[seq - 1]
+    entry = job.entry(seq)
+    assert entry is not None, "the dispatcher skips compacted entries"
     attempt = job.current_attempt
     return {
         "jobId": job.job_id,
@@ -29,7 +30,7 @@ def summary(job: Job, seq: int) -> dict[str, Any]:
         "owner": {"teamId": job.owner.team_id, "userId": job.owner.user_id},
         "instanceType": job.job_args.instance_type,
         "instanceCount": job.job_args.instance_count,
-        "attempts": len(job.attempts),
+        "attempts": job.attempt_count,
         "trainingJobName": attempt.name if attempt else None,
         "failureClass": attempt.failure_class.value if attempt and attempt.failure_class else None,
         "sweepId": job.sweep_id,

@@ -16,13 +16,14 @@ import re
 import secrets
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
+from backend.domain.bounds import ATTEMPTS_KEPT
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
-from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus
+from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, check_transition, compact_history
 from backend.domain.times import UtcDatetime
 
 # SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
@@ -395,6 +396,11 @@ class Job(BaseModel):
     # free, but not forever (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS).
     capacity_wait_since: UtcDatetime | None = None
     lease: Lease | None = None
+    # Set by the launcher when the job was due but its instance type had no room (held after
+    # ResourceLimitExceeded, or at TRAINBOT_INSTANCE_LIMITS): it then waits in the Queue index's
+    # ``parked`` partition, by instance type, so jobs of other types are never stuck behind it.
+    # Any status change or claim unparks it.
+    parked_at: UtcDatetime | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -434,8 +440,26 @@ class Job(BaseModel):
     def last_seq(self) -> int:
         return self.history[-1].seq if self.history else 0
 
+    @property
+    def attempt_count(self) -> int:
+        """How many attempts the job has had (older ones may have been compacted away)."""
+        return self.attempts[-1].number if self.attempts else 0
+
+    def entry(self, seq: int) -> HistoryEntry | None:
+        """History entry ``seq``; None if it was compacted away (see HISTORY_KEPT)."""
+        for entry in reversed(self.history):
+            if entry.seq == seq:
+                return entry
+            if entry.seq < seq:
+                break
+        return None
+
     def next_attempt_name(self) -> str:
-        return attempt_name(self.job_id, len(self.attempts) + 1)
+        return attempt_name(self.job_id, self.attempt_count + 1)
+
+    def with_attempt(self, attempt: Attempt) -> list[Attempt]:
+        """The attempts list with ``attempt`` appended, keeping the newest ATTEMPTS_KEPT."""
+        return [*self.attempts, attempt][-ATTEMPTS_KEPT:]
 
     def replace_attempt(self, attempt: Attempt) -> list[Attempt]:
         """The attempts list with ``attempt`` (same number) swapped in."""
@@ -521,4 +545,25 @@ def new_job(
         client_token=client_token,
         sweep_id=sweep_id,
         preset=preset,
+    )
+
+
+def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any) -> Job:
+    """Return ``job`` moved to ``to_status`` with ``changes`` applied, a history entry appended
+    and the version bumped; raise :class:`IllegalTransition` if the move is not allowed.
+
+    The store writes the result conditionally on ``job``'s status and version (the ones read),
+    which is what makes a move happen at most once.
+    """
+    check_transition(job.job_id, job.status, to_status)
+    entry = HistoryEntry(seq=job.last_seq + 1, at=at, from_status=job.status, to_status=to_status, reason=reason)
+    return job.model_copy(
+        update={
+            "parked_at": None,
+            **changes,
+            "status": to_status,
+            "history": compact_history([*job.history, entry]),
+            "updated_at": at,
+            "version": job.version + 1,
+        }
     )

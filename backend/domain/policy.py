@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from backend.domain.bounds import ATTEMPTS_KEPT, clip
 from backend.domain.model import MAX_ATTEMPTS, FailureClass, Job
 
 F = FailureClass
@@ -48,6 +49,11 @@ _USER_CODES = frozenset(
     }
 )
 _ZERO_QUOTA = re.compile(r"\bis 0 Instances\b", re.IGNORECASE)
+# Attempts in a row that SageMaker may fail with an internal error before the job is failed:
+# AWS documents InternalServerError as retryable, not as free forever. With the default
+# backoff (60 s doubling, 30 min cap) that is a few hours of trying.
+SERVICE_FAILURES_MAX = 8
+assert SERVICE_FAILURES_MAX <= ATTEMPTS_KEPT, "the streak is counted on the attempts the item keeps"
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,10 @@ class Classification:
 
     failure_class: FailureClass
     reason: str
+
+    def __post_init__(self) -> None:
+        # SageMaker's reasons run to 1 KB; a job item keeps many of them (see REASON_MAX).
+        object.__setattr__(self, "reason", clip(self.reason))
 
 
 def classify_create_error(code: str, message: str, *, instance_type: str = "", http_status: int = 0) -> Classification:
@@ -78,11 +88,29 @@ def classify_create_error(code: str, message: str, *, instance_type: str = "", h
     return Classification(F.UNKNOWN, f"{code or http_status}: {message}")
 
 
-def classify_failure_reason(reason: str, *, secondary_status: str = "") -> Classification:
-    """Classify a finished attempt from SageMaker's ``FailureReason`` (and secondary status)."""
+def classify_failure_reason(
+    reason: str,
+    *,
+    secondary_status: str = "",
+    max_runtime_seconds: int | None = None,
+    max_wait_seconds: int | None = None,
+) -> Classification:
+    """Classify a finished attempt from SageMaker's ``FailureReason`` (and secondary status).
+
+    SageMaker ends a job at its stopping condition as Stopped with secondary status
+    ``MaxRuntimeExceeded`` (spot: ``MaxWaitTimeExceeded``) and no FailureReason: the run did
+    not finish, and running it again would hit the same limit, so it fails, naming the limit."""
     text = reason or ""
     if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):
-        return Classification(F.USER, text or "MaxRuntimeExceeded: the job ran longer than max_runtime")
+        limit = f" ({max_runtime_seconds} s)" if max_runtime_seconds else ""
+        return Classification(F.USER, f"MaxRuntimeExceeded: the job ran longer than its max_runtime{limit}; SageMaker stopped it")
+    if secondary_status == "MaxWaitTimeExceeded" or text.startswith("MaxWaitTimeExceeded"):
+        limit = f" ({max_wait_seconds} s)" if max_wait_seconds else ""
+        return Classification(
+            F.USER,
+            f"MaxWaitTimeExceeded: the spot job did not finish within its max_wait{limit}, waiting for spot capacity included; "
+            "SageMaker stopped it",
+        )
     prefix = text.split(":", 1)[0].strip()
     if prefix in {"CapacityError", "InsufficientCapacityError"}:
         return Classification(F.CAPACITY, text)
@@ -137,13 +165,26 @@ class RetryPolicy:
     ) -> Decision:
         """What to do with ``job`` whose current attempt (or create call) failed this way."""
         cls, reason = classification.failure_class, classification.reason
-        retries_so_far = max(0, len(job.attempts) - 1)
+        retries_so_far = max(0, job.attempt_count - 1)
         delay = full_jitter_delay(retries_so_far, base=self.base_seconds, cap=self.max_seconds, rng=rng)
-        if len(job.attempts) >= MAX_ATTEMPTS and cls in {F.CAPACITY, F.QUOTA, F.ALGORITHM}:
+        if job.attempt_count >= MAX_ATTEMPTS and cls in {F.CAPACITY, F.QUOTA, F.ALGORITHM, F.THROTTLING}:
             return Decision(Action.FAIL, f"gave up after {MAX_ATTEMPTS} attempts; last: {reason}", cls)
         if cls is F.STOPPED:
             return Decision(Action.STOP, reason or "stopped by request", cls)
-        if cls in {F.THROTTLING, F.UNKNOWN}:
+        if cls is F.THROTTLING:
+            # A finished attempt that SageMaker failed with an internal error (a refused create
+            # never gets here: the launcher keeps it due). Retry with backoff, a bounded number
+            # of times in a row; it spends neither the algorithm budget nor the capacity wait.
+            streak = 1 + service_failure_streak(job)
+            if streak >= SERVICE_FAILURES_MAX:
+                return Decision(
+                    Action.FAIL,
+                    f"SageMaker failed {streak} attempts in a row with an internal error; last: {reason}",
+                    cls,
+                )
+            backoff = full_jitter_delay(streak - 1, base=self.base_seconds, cap=self.max_seconds, rng=rng)
+            return Decision(Action.RETRY, reason, cls, delay_seconds=max(backoff, self.base_seconds / 2))
+        if cls is F.UNKNOWN:
             return Decision(Action.KEEP, reason, cls)
         if cls is F.USER:
             return Decision(Action.FAIL, reason, cls)
@@ -168,6 +209,17 @@ class RetryPolicy:
                 spends_budget=True,
             )
         return Decision(Action.RETRY, reason, cls, delay_seconds=delay, spends_budget=True)
+
+
+def service_failure_streak(job: Job) -> int:
+    """How many attempts in a row before the current one SageMaker failed with an internal
+    error (THROTTLING class)."""
+    streak = 0
+    for attempt in reversed(job.attempts[:-1]):
+        if attempt.failure_class is not F.THROTTLING:
+            break
+        streak += 1
+    return streak
 
 
 def next_attempt_time(now: datetime, decision: Decision) -> datetime:

@@ -20,4 +20,5 @@ class RecordKind(StrEnum):
     TALLIED = "tallied"  # marker: one sweep job's outcome was counted once (expires)
     PRESET = "preset"  # a named set of job fields, key: preset name
     PRESET_INDEX = "preset-index"  # the names of all presets (one map), key: "all"
+    CURSOR = "cursor"  # where the monitor's sweep of the active jobs goes on next run, key: "monitor-sweep"
     HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"

@@ -7,18 +7,14 @@ a duplicated SageMaker event or a re-run after a crash can never move a job twic
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_pascal
 
+from backend.domain.bounds import HISTORY_KEPT, clip
 from backend.domain.times import UtcDatetime
 from backend.errors import IllegalTransition
-
-if TYPE_CHECKING:
-    from backend.domain.model import Job
 
 
 class JobStatus(StrEnum):
@@ -82,24 +78,14 @@ class HistoryEntry(BaseModel):
     to_status: JobStatus
     reason: str = ""
 
+    @field_validator("reason")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        return clip(value)
 
-def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any) -> Job:
-    """Return ``job`` moved to ``to_status`` with ``changes`` applied, a history entry appended
-    and the version bumped; raise :class:`IllegalTransition` if the move is not allowed.
 
-    The store writes the result conditionally on ``job``'s status and version (the ones read),
-    which is what makes a move happen at most once.
-    """
-    check_transition(job.job_id, job.status, to_status)
-    entry = HistoryEntry(
-        seq=len(job.history) + 1, at=at, from_status=job.status, to_status=to_status, reason=reason
-    )
-    return job.model_copy(
-        update={
-            **changes,
-            "status": to_status,
-            "history": [*job.history, entry],
-            "updated_at": at,
-            "version": job.version + 1,
-        }
-    )
+def compact_history(history: list[HistoryEntry]) -> list[HistoryEntry]:
+    """The first entry (submitted) and the newest ones: HISTORY_KEPT in all."""
+    if len(history) <= HISTORY_KEPT:
+        return history
+    return [history[0], *history[-(HISTORY_KEPT - 1) :]]

@@ -28,7 +28,10 @@ def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
         logger.append_keys(job_id=parsed[0])
         report = monitor.observe(*parsed, status)
     else:
-        report = monitor.sweep(should_continue=lambda: time_left(context))
+        report = monitor.sweep(
+            should_continue=lambda: time_left(context),
+            describe_while=lambda: time_left(context, runtime.RESERVE_MS + runtime.DRAIN_MS),
+        )
         metrics.add_metric(name="NotificationsPending", unit=MetricUnit.Count, value=report.notifications_pending)
         stuck = stuck_retrying(runtime.container())
         if stuck is not None:

@@ -13,6 +13,8 @@ metrics = Metrics(namespace="Trainbot", service="trainbot")
 
 # Leave this much of the Lambda's time unused: stop claiming/describing and report.
 RESERVE_MS = 15_000
+# The monitor's sweep stops describing this much earlier, so its outbox drain has time of its own.
+DRAIN_MS = 30_000
 
 
 _installed: Container | None = None
@@ -43,5 +45,5 @@ def add_notification_metrics(wired: Container) -> None:
     metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=totals.pending + totals.rejected)
 
 
-def time_left(context) -> bool:  # noqa: ANN001 - a Lambda context
-    return context is None or context.get_remaining_time_in_millis() > RESERVE_MS
+def time_left(context, reserve_ms: int = RESERVE_MS) -> bool:  # noqa: ANN001 - a Lambda context
+    return context is None or context.get_remaining_time_in_millis() > reserve_ms

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.model import AttemptOutcome, Job, JobArgs, Owner, SlackThread, new_job
+from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.status import JobStatus
 from backend.errors import BackendUnavailable, IllegalTransition, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
@@ -141,12 +141,22 @@ class JobService:
             now = self._clock()
             who = f"stopped by <@{actor.user_id}>"
             if job.status in (S.NEW, S.RETRYING):
+                pending = job.current_attempt
+                if pending is not None and pending.outcome is not AttemptOutcome.PENDING:
+                    pending = None
+                changes = {}
+                if pending is not None:
+                    # A create may be in flight: its training job is stopped below, so the
+                    # attempt is over. A later retry must start a new attempt, not adopt it.
+                    stopped = pending.model_copy(
+                        update={"outcome": AttemptOutcome.STOPPED, "failure_class": FailureClass.STOPPED, "ended_at": now, "reason": who}
+                    )
+                    changes["attempts"] = job.replace_attempt(stopped)
                 outcome = self._store.transition(
-                    job, S.STOPPED, at=now, reason=f"{who} before launch", lease=None, next_attempt_at=None
+                    job, S.STOPPED, at=now, reason=f"{who} before launch", lease=None, next_attempt_at=None, **changes
                 )
                 if isinstance(outcome, Applied):
-                    pending = job.current_attempt
-                    if pending is not None and pending.outcome is AttemptOutcome.PENDING:
+                    if pending is not None:
                         # A create may have reached SageMaker before a crash: make sure it stops.
                         self._stop_quietly(pending.name)
                     self._dispatcher.deliver(outcome.job)

@@ -18,22 +18,24 @@ so an attempt is never created twice.
 
 from __future__ import annotations
 
+import itertools
 import random
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from backend.domain.fairness import launch_order
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable
+from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
@@ -47,8 +49,9 @@ F = FailureClass
 LEASE = timedelta(minutes=5)
 HOLDS_KEY = "instance-types"  # the one record of held instance types
 DUE_BATCH = 200
-# Stop looking further down the queue after this many jobs in a row that cannot launch.
-BLOCKED_STREAK_LIMIT = 50
+# Most jobs one tick parks (one conditional write each, once per job until its type has room):
+# a long queue of one blocked type is moved aside within a tick or two.
+PARK_BATCH = 1000
 
 
 @dataclass
@@ -62,6 +65,8 @@ class LaunchReport:
     held: int = 0  # skipped: the instance type is held after ResourceLimitExceeded
     at_limit: int = 0  # skipped: TRAINBOT_INSTANCE_LIMITS reached
     lost_races: int = 0
+    parked: int = 0  # moved aside: due, but its instance type has no room (see Job.parked_at)
+    errors: int = 0  # one job's step failed (logged); the tick went on with the others
     stopped_early: bool = False
     by_class: Counter = field(default_factory=Counter)
     # How long the longest-waiting job launched this tick had been due (launcher lag).
@@ -125,28 +130,36 @@ class Launcher:
         for active in self._store.active_jobs():
             usage[active.job_args.instance_type] += active.job_args.instance_count
         holds, holds_changed = self._load_holds(now, usage)
-        blocked_streak = 0
-        for job in self._store.iter_due(now, self._batch):
+
+        def blocked(instance_type: str, count: int) -> str | None:
+            if instance_type in holds:
+                return "held"
+            limit = self._limits.get(instance_type)
+            if limit is not None and usage[instance_type] + count > limit:
+                return "at_limit"
+            return None
+
+        considered = parked = 0
+        for job in itertools.chain(self._unparked(holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)):
             report.due += 1
             if not should_continue():
                 report.stopped_early = True
                 break
-            if blocked_streak >= BLOCKED_STREAK_LIMIT:
-                # The queue's head is all held or at its limit: the rest waits for next tick.
+            instance_type, count = job.job_args.instance_type, job.job_args.instance_count
+            why = blocked(instance_type, count)
+            if why is not None:
+                # Its type has no room: park the job, so that the jobs behind it (of types that
+                # have room) are reached now and it is not read again until its type has room.
+                setattr(report, why, getattr(report, why) + 1)
+                if job.parked_at is None and parked < PARK_BATCH:
+                    parked += 1
+                    self._isolated(job, report, lambda job=job: self._park(job, report))
+                continue
+            if considered >= self._batch:
                 report.stopped_early = True
                 break
-            instance_type, count = job.job_args.instance_type, job.job_args.instance_count
-            if instance_type in holds:
-                report.held += 1
-                blocked_streak += 1
-                continue
-            limit = self._limits.get(instance_type)
-            if limit is not None and usage[instance_type] + count > limit:
-                report.at_limit += 1
-                blocked_streak += 1
-                continue
-            blocked_streak = 0
-            result = self._launch(job, report)
+            considered += 1
+            result = self._isolated(job, report, lambda job=job: self._launch(job, report))
             if result.launched:
                 usage[instance_type] += count
             elif result.hold_until is not None:
@@ -157,17 +170,44 @@ class Launcher:
         logger.info("launcher tick", extra={"report": report.as_dict()})
         return report
 
+    def _unparked(self, holds: dict[str, Hold], usage: Counter, report: LaunchReport) -> Iterator[Job]:
+        """Parked jobs whose instance type may have room again, oldest in launch order first."""
+        candidates: list[Job] = []
+        for instance_type in self._store.parked_types():
+            limit = self._limits.get(instance_type)
+            if instance_type in holds or (limit is not None and usage[instance_type] >= limit):
+                continue
+            room = self._batch if limit is None else max(1, limit - usage[instance_type])
+            candidates.extend(self._store.parked_jobs(instance_type, min(room, self._batch)))
+        yield from sorted(candidates, key=launch_order)
+
+    def _park(self, job: Job, report: LaunchReport) -> _Result:
+        if isinstance(self._store.update(job, at=self._clock(), parked_at=self._clock()), Applied):
+            report.parked += 1
+        return _Result()
+
+    def _isolated(self, job: Job, report: LaunchReport, work: Callable[[], _Result]) -> _Result:
+        """Run one job's step; a failure of that job (its item refused, a store outage on its
+        write) is logged and counted, and the tick goes on with the next job."""
+        try:
+            return work()
+        except TrainbotError as exc:
+            report.errors += 1
+            logger.error("launching one job failed; the tick goes on", extra={"job_id": job.job_id, "error": str(exc)})
+            return _Result()
+
     # --- one job --------------------------------------------------------------------------
 
     def _launch(self, job: Job, report: LaunchReport) -> _Result:
         now = self._clock()
         attempt = job.current_attempt
         if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:
-            if len(job.attempts) >= MAX_ATTEMPTS:
+            if job.attempt_count >= MAX_ATTEMPTS:
                 self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)
                 return _Result()
-            attempt = Attempt(number=len(job.attempts) + 1, name=attempt_name(job.job_id, len(job.attempts) + 1), claimed_at=now)
-            attempts = [*job.attempts, attempt]
+            number = job.attempt_count + 1
+            attempt = Attempt(number=number, name=attempt_name(job.job_id, number), claimed_at=now)
+            attempts = job.with_attempt(attempt)
             reconcile = False
         else:
             # A pending attempt: an earlier launcher claimed it and may have created it before
@@ -176,7 +216,9 @@ class Launcher:
             # unused, and taking it for "not started" would start a second attempt beside it.
             attempts = job.attempts
             reconcile = True
-        claim = self._store.update(job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE))
+        claim = self._store.update(
+            job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE), parked_at=None
+        )
         if isinstance(claim, LostRace):
             report.lost_races += 1
             return _Result()

@@ -15,15 +15,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.domain.model import AttemptOutcome, FailureClass, Job
+from backend.domain.records import RecordKind
 from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
 from backend.domain.status import JobStatus
-from backend.errors import BackendUnavailable, JobNotFound
-from backend.ports import Applied, JobRepository, LostRace, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
+from backend.domain.times import format_utc
+from backend.errors import BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
+from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -37,6 +39,17 @@ T = TrainingState
 # the create) before the job is requeued.
 MISSING_GRACE = timedelta(minutes=10)
 _RACE_ROUNDS = 5
+# Where the last sweep stopped describing (a small record): the next one starts after it.
+SWEEP_CURSOR = (RecordKind.CURSOR, "monitor-sweep")
+
+
+def _sweep_key(job: Job) -> str:
+    """The job's place in the Active index (its sort key)."""
+    return f"{format_utc(job.updated_at)}#{job.job_id}"
+
+
+class MonitorStore(JobRepository, RecordStore, Protocol):
+    """What the monitor needs from the store: jobs, conditional writes, and its sweep cursor."""
 
 
 @dataclass
@@ -46,6 +59,7 @@ class MonitorReport:
     ignored: int = 0  # not ours, stale, duplicate, or nothing to change
     unknown: int = 0  # Describe throttled / timed out: looked at again later
     lost_races: int = 0
+    errors: int = 0  # one job's step failed (logged); the sweep went on with the others
     stops_resent: int = 0
     stopped_early: bool = False
     outcomes: Counter = field(default_factory=Counter)
@@ -65,7 +79,7 @@ class MonitorReport:
 class Monitor:
     def __init__(
         self,
-        store: JobRepository,
+        store: MonitorStore,
         backend: TrainingBackend,
         dispatcher: Dispatcher,
         *,
@@ -101,46 +115,89 @@ class Monitor:
 
     # --- sweep ------------------------------------------------------------------------------
 
-    def sweep(self, should_continue: Callable[[], bool] = lambda: True) -> MonitorReport:
-        """Describe every active job's current attempt (paced) and apply what SageMaker says;
-        then deliver what the notification outbox still holds."""
+    def sweep(
+        self, should_continue: Callable[[], bool] = lambda: True, *, describe_while: Callable[[], bool] | None = None
+    ) -> MonitorReport:
+        """Describe active jobs (paced) while ``describe_while`` holds and apply what SageMaker
+        says; then deliver what the notification outbox still holds while ``should_continue``
+        holds. Give ``describe_while`` a larger reserve than ``should_continue``: the drain then
+        has time of its own however many jobs are active.
+
+        Each sweep starts after the job the previous one stopped at (a cursor record), so with
+        more active jobs than one sweep can describe, successive sweeps walk all of them; one
+        job's failure (its item refused, an illegal move) is logged and the sweep goes on."""
+        describe_while = describe_while or should_continue
         report = MonitorReport()
-        for job in self._store.active_jobs():
-            if not should_continue():
+        jobs = self._store.active_jobs()
+        cursor = self._load_cursor()
+        ahead = [job for job in jobs if _sweep_key(job) > cursor]
+        ordered = ahead + [job for job in jobs if _sweep_key(job) <= cursor]
+        last: str | None = None
+        for job in ordered:
+            if not describe_while():
                 report.stopped_early = True
                 break
-            attempt = job.current_attempt
-            if attempt is None:
-                continue
-            self._pacer.acquire()
             try:
-                status = self._backend.describe(attempt.name)
-            except BackendUnavailable as exc:
-                self._pacer.penalize()
-                report.unknown += 1
-                logger.info("status unknown; looking again later", extra={"job_id": job.job_id, "error": str(exc)})
-                continue
-            self._pacer.reward()
-            report.observed += 1
-            if status is None:
-                self._missing(job, report)
-                continue
-            if job.status is S.STOPPING and status.state is T.RUNNING:
-                self._resend_stop(attempt.name, report)
-                continue
-            if isinstance(self._apply(job, attempt.number, status, report), LostRace):
-                report.lost_races += 1  # changed under us: the event path or the next sweep sees it
+                self._sweep_one(job, report)
+            except TrainbotError as exc:
+                report.errors += 1
+                logger.error("sweeping one job failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
+            last = _sweep_key(job)
+        self._save_cursor(last if report.stopped_early and last is not None else "")
         delivery = self._dispatcher.drain(should_continue=should_continue)
         report.notifications_sent = delivery.sent
         report.notifications_pending = delivery.pending
         logger.info("monitor sweep", extra={"report": report.as_dict()})
         return report
 
+    def _sweep_one(self, job: Job, report: MonitorReport) -> None:
+        attempt = job.current_attempt
+        if attempt is None:
+            return
+        self._pacer.acquire()
+        try:
+            status = self._backend.describe(attempt.name)
+        except BackendUnavailable as exc:
+            self._pacer.penalize()
+            report.unknown += 1
+            logger.info("status unknown; looking again later", extra={"job_id": job.job_id, "error": str(exc)})
+            return
+        self._pacer.reward()
+        report.observed += 1
+        if status is None:
+            self._missing(job, report)
+            return
+        if job.status is S.STOPPING and status.state is T.RUNNING:
+            self._resend_stop(attempt.name, report)
+            return
+        if isinstance(self._apply(job, attempt.number, status, report), LostRace):
+            report.lost_races += 1  # changed under us: the event path or the next sweep sees it
+
+    def _load_cursor(self) -> str:
+        try:
+            record = self._store.get_record(*SWEEP_CURSOR) or {}
+        except StoreUnavailable:
+            return ""
+        return str(record.get("After", ""))
+
+    def _save_cursor(self, after: str) -> None:
+        try:
+            self._store.put_record(*SWEEP_CURSOR, {"After": after})
+        except StoreUnavailable:
+            pass  # the next sweep starts at the head again: late, not wrong
+
     def _missing(self, job: Job, report: MonitorReport) -> None:
         attempt = job.current_attempt
         launched = attempt.launched_at or attempt.claimed_at
         if self._clock() - launched < MISSING_GRACE:
             report.ignored += 1
+            return
+        if job.status is S.STOPPING:
+            # The user asked to stop it and SageMaker no longer knows it: it is stopped.
+            gone = attempt.model_copy(
+                update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED, "ended_at": self._clock(), "reason": "SageMaker has no record of it"}
+            )
+            self._write(job, S.STOPPED, f"stopped (SageMaker has no record of {attempt.name})", report, attempts=job.replace_attempt(gone))
             return
         gone = attempt.model_copy(update={"outcome": AttemptOutcome.FAILED, "failure_class": F.UNKNOWN, "reason": "SageMaker has no record of it"})
         self._write(
@@ -168,12 +225,15 @@ class Monitor:
         if attempt is None or current is None or attempt.number != current.number:
             report.ignored += 1  # an older attempt's (late) news, or a name we never recorded
             return None
+        if job.status is S.STOPPED and status.state is T.RUNNING:
+            # Created after the user stopped the job (its attempt may be marked stopped already).
+            self._resend_stop(attempt.name, report)
+            report.ignored += 1
+            return None
         if attempt.outcome in (AttemptOutcome.COMPLETED, AttemptOutcome.FAILED, AttemptOutcome.STOPPED, AttemptOutcome.NOT_STARTED):
             report.ignored += 1  # already applied: a duplicate or out-of-order event
             return None
         if job.is_terminal:
-            if job.status is S.STOPPED and status.state is T.RUNNING:
-                self._resend_stop(attempt.name, report)  # created after the user stopped it
             report.ignored += 1
             return None
         now = self._clock()
@@ -189,9 +249,16 @@ class Monitor:
             attempt = running
 
         if status.state is T.RUNNING:
+            # Training has started (SageMaker gives a start time): the attempt got its instances,
+            # so a capacity/quota wait is over and its clock starts afresh next time.
+            got_capacity = status.started_at is not None
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
-                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started))
+                wait = None if got_capacity else job.capacity_wait_since
+                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started), capacity_wait_since=wait)
+            if got_capacity and job.capacity_wait_since is not None:
+                started = attempt.model_copy(update={"started_at": status.started_at})
+                return self._store.update(job, at=now, attempts=job.replace_attempt(started), capacity_wait_since=None)
             report.ignored += 1
             return None
         if status.state is T.STOPPING:
@@ -210,6 +277,9 @@ class Monitor:
         if status.state is T.COMPLETED:
             done = ended.model_copy(update={"outcome": AttemptOutcome.COMPLETED, "reason": "completed"})
             return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done))
+        if status.state is T.STOPPED and job.status is not S.STOPPING and (status.max_runtime_exceeded or status.max_wait_exceeded):
+            # SageMaker ended it at its stopping condition: the run did not finish, a failure.
+            return self._failed(job, ended, status, report, now)
         if status.state is T.STOPPED:
             stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
             why = "stopped" if job.status is S.STOPPING else "stopped outside Trainbot"
@@ -217,8 +287,13 @@ class Monitor:
         return self._failed(job, ended, status, report, now)
 
     def _failed(self, job: Job, ended, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
+        stopping = job.job_args.StoppingCondition
+        secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
         classification = classify_failure_reason(
-            status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else ""
+            status.failure_reason,
+            secondary_status=secondary,
+            max_runtime_seconds=stopping.MaxRuntimeInSeconds,
+            max_wait_seconds=stopping.MaxWaitTimeInSeconds,
         )
         failed = ended.model_copy(
             update={"outcome": AttemptOutcome.FAILED, "failure_class": classification.failure_class, "reason": classification.reason}
@@ -230,9 +305,16 @@ class Monitor:
             return self._write(job, S.FAILED, classification.reason, report, attempts=attempts)
         decision = self._policy.decide(job, classification, now=now, rng=self._rng)
         if decision.action in (Action.RETRY, Action.KEEP):
-            # KEEP (a SageMaker-side error) for a finished attempt means: try again, for free.
-            capacity = classification.failure_class in (F.CAPACITY, F.QUOTA)
-            report.retried[classification.failure_class.value] += 1
+            cls = classification.failure_class
+            # The capacity clock runs through a streak of capacity/quota failures; a SageMaker
+            # internal error neither starts nor ends it; anything else ended it.
+            if cls in (F.CAPACITY, F.QUOTA):
+                wait = job.capacity_wait_since or now
+            elif cls in (F.THROTTLING, F.UNKNOWN):
+                wait = job.capacity_wait_since
+            else:
+                wait = None
+            report.retried[cls.value] += 1
             return self._write(
                 job,
                 S.RETRYING,
@@ -241,7 +323,7 @@ class Monitor:
                 attempts=attempts,
                 next_attempt_at=next_attempt_time(now, decision),
                 algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
-                capacity_wait_since=(job.capacity_wait_since or now) if capacity else None,
+                capacity_wait_since=wait,
             )
         return self._write(
             job,

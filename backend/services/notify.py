@@ -24,6 +24,10 @@ from backend.ports import Notifier, OutboxStore
 logger = Logger(service="trainbot", child=True)
 
 DELIVERY_LEASE = timedelta(seconds=60)
+# A delivery round sends no more once this little of its lease is left: one more send (a Slack
+# call with its bounded 429 waits and timeouts) and the write that records it must end before
+# the lease does, or a second dispatcher could take the lease and send the same change again.
+LEASE_MARGIN = timedelta(seconds=30)
 
 
 @dataclass
@@ -79,8 +83,15 @@ class Dispatcher:
             report.busy += 1
             return report
         delivered = dict(current.delivered)
+        send_until = now + DELIVERY_LEASE - LEASE_MARGIN
         for notifier in self._notifiers:
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
+                if current.entry(seq) is None:
+                    delivered[notifier.name] = seq  # compacted away before it could be sent
+                    continue
+                if self._clock() >= send_until:
+                    report.pending += 1  # the rest waits for the next round, under a new lease
+                    break
                 try:
                     notifier.notify(current, seq)
                 except NotifierRejected as exc:

@@ -18,7 +18,7 @@ from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, JobNotFound
 from backend.ports import Applied, DuplicateBatch, LostRace
-from tests.conftest import T0, make_job
+from tests.conftest import T0, job_args, make_job
 
 S = JobStatus
 MINUTE = timedelta(minutes=1)
@@ -359,12 +359,32 @@ def test_numbers_in_records_read_back_as_written(store):
     }
 
 
-def test_a_sweeps_tally_counts_each_outcome(store):
+def test_a_sweeps_tally_counts_each_outcome_once_per_marker(store):
     store.register_many([make_job(f"t-{i}", client_token=f"t/{i}") for i in range(3)], "tally")
-    store.bump_sweep_tally("tally", "Completed")
-    assert store.bump_sweep_tally("tally", "Completed") == {"Completed": 2}
-    assert store.bump_sweep_tally("tally", "Failed") == {"Completed": 2, "Failed": 1}
+    assert store.bump_sweep_tally_once("tally", "Completed", "t-0:3", 2_000_000_000) == {"Completed": 1}
+    assert store.bump_sweep_tally_once("tally", "Completed", "t-1:3", 2_000_000_000) == {"Completed": 2}
+    # A redelivered change (same marker) is not counted again.
+    assert store.bump_sweep_tally_once("tally", "Completed", "t-1:3", 2_000_000_000) == {"Completed": 2}
+    assert store.bump_sweep_tally_once("tally", "Failed", "t-2:3", 2_000_000_000) == {"Completed": 2, "Failed": 1}
     assert store.get_record(RecordKind.SWEEP, "tally")["Tally"] == {"Completed": 2, "Failed": 1}
+
+
+def test_a_tally_for_an_unknown_sweep_counts_nothing(store):
+    assert store.bump_sweep_tally_once("no-such-sweep", "Completed", "x:1", 2_000_000_000) == {}
+    assert store.get_record(RecordKind.SWEEP, "no-such-sweep") is None
+
+
+def test_parked_jobs_leave_the_ready_queue_and_are_found_by_type(store):
+    p4 = {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
+    store.register(make_job("p4", job_id="p4-a", job_args=job_args(ResourceConfig=p4)))
+    store.register(make_job("g5", job_id="g5-a"))
+    job = store.get("p4-a")
+    outcome = store.update(job, at=job.updated_at, parked_at=job.updated_at)
+    assert isinstance(outcome, Applied)
+    assert [j.job_id for j in store.ready_jobs(None)] == ["g5-a"]
+    assert store.parked_types() == ["ml.p4d.24xlarge"]
+    assert [j.job_id for j in store.parked_jobs("ml.p4d.24xlarge", 10)] == ["p4-a"]
+    assert store.parked_jobs("ml.g5.xlarge", 10) == []
 
 
 def test_records_never_show_up_as_jobs(store):

@@ -12,8 +12,8 @@ tests/contract/test_store_contract.py runs one suite against both stores.
 from __future__ import annotations
 
 import base64
-import heapq
 import functools
+import heapq
 import itertools
 import json
 import threading
@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from backend.domain import fairness
-from backend.domain.model import Job, Owner, SlackThread
+from backend.domain.model import Job, Owner, SlackThread, transition
 from backend.domain.records import RecordKind
-from backend.domain.status import ACTIVE, JobStatus, transition
+from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.errors import JobNotFound
 from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, WriteOutcome
@@ -238,7 +238,7 @@ class MemoryJobStore:
         return (job for job in self._jobs.values() if job.is_queued)
 
     def ready_jobs(self, limit: int | None) -> list[Job]:
-        ready = [j for j in self._queued() if j.lease is None and j.status is not JobStatus.RETRYING]
+        ready = [j for j in self._queued() if j.lease is None and j.parked_at is None and j.status is not JobStatus.RETRYING]
         return self._copies(sorted(ready, key=fairness.launch_order), limit)
 
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
@@ -247,7 +247,10 @@ class MemoryJobStore:
         def sort(job: Job) -> str:
             return f"{format_utc(job.next_attempt_at or job.updated_at)}#{job.job_id}"
 
-        waiting = [j for j in self._queued() if j.lease is None and j.status is JobStatus.RETRYING and sort(j) <= upto]
+        waiting = [
+            j for j in self._queued()
+            if j.lease is None and j.parked_at is None and j.status is JobStatus.RETRYING and sort(j) <= upto
+        ]
         return self._copies(sorted(waiting, key=sort), limit)
 
     def expired_claims(self, now: datetime, limit: int | None) -> list[Job]:
@@ -268,6 +271,16 @@ class MemoryJobStore:
         retrying = sorted(self.retrying_due(now, limit), key=fairness.launch_order)
         merged = heapq.merge(retrying, self.ready_jobs(None), key=fairness.launch_order)
         yield from itertools.islice(itertools.chain(reconcile, merged), limit)
+
+    def _parked(self) -> list[Job]:
+        parked = [j for j in self._queued() if j.lease is None and j.parked_at is not None]
+        return sorted(parked, key=lambda j: (j.job_args.instance_type, fairness.launch_order(j)))
+
+    def parked_types(self) -> list[str]:
+        return sorted({j.job_args.instance_type for j in self._parked()})
+
+    def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
+        return self._copies([j for j in self._parked() if j.job_args.instance_type == instance_type], limit)
 
     # --- active, owner, history -------------------------------------------------------------
 
@@ -381,10 +394,11 @@ class MemoryJobStore:
         self._records.pop((str(kind), key), None)
 
     @_atomic
-    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
+    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
         record = self._records.get((RecordKind.SWEEP.value, sweep_id))
-        if record is None:
-            raise LookupError(f"no sweep {sweep_id} is registered")
-        tally = record.setdefault("Tally", {})
-        tally[outcome] = tally.get(outcome, 0) + 1
-        return dict(tally)
+        counted = (RecordKind.TALLIED.value, marker) in self._records
+        if record is not None and not counted:
+            self._records[(RecordKind.TALLIED.value, marker)] = {"ExpiresAt": expires_at}
+            tally = record.setdefault("Tally", {})
+            tally[outcome] = tally.get(outcome, 0) + 1
+        return dict((record or {}).get("Tally") or {})

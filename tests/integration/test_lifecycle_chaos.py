@@ -1,7 +1,13 @@
 """Chaos: 200+ jobs under every fault at once, with 3 launchers and 2 monitors running
 concurrently on each tick. The invariants are what a scientist relies on: every job ends, no
 attempt is created twice, no job ever has two attempts running, capacity trouble alone never
-fails a job, algorithm errors stay within budget, and each change is announced exactly once."""
+fails a job, algorithm errors stay within budget, and each change is announced exactly once
+(on SNS, and as one reply in the job's Slack thread).
+
+Faults: the stand-ins' chaos mix (refused, throttled and lost creates, throttled describes,
+duplicated and reordered events), plus runs of InternalServerError attempts, jobs SageMaker
+stops at their max runtime (Stopped/MaxRuntimeExceeded), and root cards deleted from Slack
+(chat.update answers message_not_found)."""
 
 from __future__ import annotations
 
@@ -13,18 +19,28 @@ import pytest
 
 from backend.domain.model import FailureClass
 from backend.domain.status import JobStatus
+from backend.domain.model import SlackThread
 from infra.local.standins.sagemaker import Faults
+from infra.local.standins.slack import SlackStandIn
 from tests.harness import ALICE, BOB, Stack, job_request
 
 S = JobStatus
 JOBS = int(__import__("os").environ.get("CHAOS_JOBS", "200"))
 
 
+CHANNEL = "C0CHAOS"
+
+
 @pytest.fixture
 def chaos(moto_aws):
-    stack = Stack(faults=Faults.chaos_mix(), seed=7, sagemaker_retries=1, duration=90.0, startup=15.0)
-    yield stack
-    stack.close()
+    with SlackStandIn(team_id="T1") as slack:
+        stack = Stack(
+            faults=Faults.chaos_mix(), seed=7, sagemaker_retries=1, duration=90.0, startup=15.0,
+            env={"SLACK_BOT_TOKEN": "xoxb-chaos", "SLACK_SIGNING_SECRET": "chaos", "SLACK_API_URL": slack.api_url},
+        )
+        stack.slack = slack
+        yield stack
+        stack.close()
 
 
 def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
@@ -32,15 +48,18 @@ def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
     rng = random.Random(11)
     kinds: dict[str, str] = {}
     for i in range(JOBS):
-        kind = rng.choice(["plain", "plain", "capacity", "flaky", "broken"])
+        kind = rng.choice(["plain", "plain", "capacity", "flaky", "broken", "internal", "overtime"])
         hp = {
             "plain": {},
             "capacity": {"trainbot_standin_outcome": "CapacityError", "trainbot_standin_outcome_attempts": "2"},
             "flaky": {"trainbot_standin_outcome": "AlgorithmError", "trainbot_standin_outcome_attempts": "1"},
             "broken": {"trainbot_standin_outcome": "AlgorithmError"},
+            "internal": {"trainbot_standin_outcome": "InternalServerError", "trainbot_standin_outcome_attempts": "4"},
+            "overtime": {"trainbot_standin_duration": "500", "max_runtime": "120"},
         }[kind]
         job = stack.jobs.submit(
-            name=f"chaos-{i}", job_args=job_request(**hp), actor=ALICE if i % 3 else BOB, retry_budget=2
+            name=f"chaos-{i}", job_args=job_request(**hp), actor=ALICE if i % 3 else BOB, retry_budget=2,
+            slack=SlackThread(channel_id=CHANNEL),
         ).job
         kinds[job.job_id] = kind
 
@@ -50,6 +69,9 @@ def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
             if stack.unsettled() == 0:
                 break
             stack.clock.advance(30)
+            if tick % 7 == 3:
+                # Someone deletes root cards: their next updates answer message_not_found.
+                stack.slack.fail_next("chat.update", error="message_not_found", count=5)
             events = stack.sagemaker.drain_events()
             half = len(events) // 2
             runs = [pool.submit(stack.launch) for _ in range(3)]
@@ -73,13 +95,26 @@ def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
         job = jobs[job_id]
         algorithm_attempts = sum(1 for a in job.attempts if a.failure_class is FailureClass.ALGORITHM)
         assert algorithm_attempts <= job.retry_budget + 1
-        if kind in ("plain", "capacity", "flaky"):
+        if kind in ("plain", "capacity", "flaky", "internal"):
             assert job.status is S.COMPLETED, (job_id, kind, [h.reason for h in job.history])
+        elif kind == "overtime":
+            assert job.status is S.FAILED and "max_runtime (120 s)" in job.history[-1].reason, [h.reason for h in job.history]
+            assert len(job.attempts) == 1
         else:
             assert job.status is S.FAILED and algorithm_attempts == job.retry_budget + 1
+        if kind == "internal":
+            assert sum(1 for a in job.attempts if a.failure_class is FailureClass.THROTTLING) >= 4
 
     published = Counter((m["body"]["jobId"], m["body"]["seq"]) for m in stack.notifications())
     expected = {(j.job_id, h.seq) for j in jobs.values() for h in j.history}
     assert set(published) == expected, "a change was not announced"
     assert max(published.values()) == 1, "a change was announced twice"
-    assert sum(1 for k in kinds.values() if k == "capacity") > JOBS // 10
+    kind_counts = Counter(kinds.values())
+    assert min(kind_counts[k] for k in ("capacity", "internal", "overtime")) > JOBS // 20, kind_counts
+
+    # Slack: one reply per change after the root (a deleted card is given up, never re-posted).
+    for job in jobs.values():
+        assert job.slack is not None and job.slack.thread_ts, job.job_id
+        replies = stack.slack.thread(CHANNEL, job.slack.thread_ts)[1:]
+        assert len(replies) == job.last_seq - 1, (job.job_id, [m["text"][:40] for m in replies])
+    assert any(c for c in stack.slack.calls_to("chat.update")), "no card was updated"

@@ -383,15 +383,43 @@ def test_outcome_probabilities_decide_how_runs_end(standin, client):
     assert describe(client, "broken")["FailureReason"].startswith("AlgorithmError:")
 
 
-def test_a_run_longer_than_its_max_runtime_fails_with_max_runtime_exceeded(standin, client):
+def test_a_run_longer_than_its_max_runtime_is_stopped_with_max_runtime_exceeded_as_sagemaker_documents(standin, client):
+    # SageMaker's API reference lists MaxRuntimeExceeded under the Stopped status: "The job
+    # stopped because it exceeded the maximum allowed runtime".
     create(client, "slow", hyperparameters={HP_DURATION: "100"}, max_runtime=60)
     standin.advance(STARTUP + 59)
     assert describe(client, "slow")["TrainingJobStatus"] == "InProgress"
     standin.advance(1)
     job = describe(client, "slow")
-    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Failed", "MaxRuntimeExceeded")
-    assert job["FailureReason"] == "MaxRuntimeExceeded: Training job exceeded its max runtime"
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
+    assert "FailureReason" not in job
     assert job["BillableTimeInSeconds"] == 60
+
+
+def test_a_spot_job_that_outlives_its_max_wait_is_stopped_with_max_wait_time_exceeded(standin, client):
+    client.create_training_job(
+        TrainingJobName="spotty",
+        AlgorithmSpecification={"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
+                                "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/trainbot-training",
+        OutputDataConfig={"S3OutputPath": "s3://trainbot-artifacts/models/"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        StoppingCondition={"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": int(STARTUP) + 50},
+        EnableManagedSpotTraining=True,
+        HyperParameters={HP_DURATION: "80"},
+    )
+    standin.advance(STARTUP + 50)
+    job = describe(client, "spotty")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded")
+    assert job["BillableTimeInSeconds"] == 50
+
+
+def test_an_internal_server_error_outcome_fails_the_job_with_that_reason(standin, client):
+    create(client, "unlucky", hyperparameters={HP_OUTCOME: "InternalServerError"})
+    standin.advance(STARTUP)
+    job = describe(client, "unlucky")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("InternalServerError:")
 
 
 def test_max_concurrent_attempts_notices_two_attempts_of_one_job_running_at_once(standin, client):

@@ -120,7 +120,26 @@ def test_a_zero_budget_fails_on_the_first_algorithm_error():
 
 @pytest.mark.parametrize(
     ("cls", "action"),
-    [(F.USER, Action.FAIL), (F.THROTTLING, Action.KEEP), (F.UNKNOWN, Action.KEEP), (F.STOPPED, Action.STOP)],
+    [(F.USER, Action.FAIL), (F.THROTTLING, Action.RETRY), (F.UNKNOWN, Action.KEEP), (F.STOPPED, Action.STOP)],
 )
 def test_other_classes_map_to_their_action(cls, action):
     assert POLICY.decide(make_job(), Classification(cls, "r"), now=T0).action is action
+
+
+def test_an_attempt_sagemaker_failed_internally_is_retried_with_backoff_until_a_bound():
+    from backend.domain.model import Attempt, AttemptOutcome, attempt_name
+    from backend.domain.policy import SERVICE_FAILURES_MAX
+
+    job = make_job()
+    for number in range(1, SERVICE_FAILURES_MAX + 1):
+        failed = Attempt(
+            number=number, name=attempt_name(job.job_id, number), claimed_at=T0,
+            outcome=AttemptOutcome.FAILED, failure_class=F.THROTTLING,
+        )
+        job = job.model_copy(update={"attempts": job.with_attempt(failed)})
+        decision = POLICY.decide(job, Classification(F.THROTTLING, "InternalServerError: oops"), now=T0)
+        if number < SERVICE_FAILURES_MAX:
+            assert decision.action is Action.RETRY and decision.delay_seconds >= POLICY.base_seconds / 2
+            assert not decision.spends_budget
+    assert decision.action is Action.FAIL
+    assert f"{SERVICE_FAILURES_MAX} attempts in a row" in decision.reason

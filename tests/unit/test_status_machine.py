@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from backend.domain.status import ALLOWED, TERMINAL, JobStatus, check_transition, is_allowed, transition
+from backend.domain.model import transition
+from backend.domain.status import ALLOWED, TERMINAL, JobStatus, check_transition, is_allowed
 from backend.errors import IllegalTransition
 from tests.conftest import T0, make_job
 

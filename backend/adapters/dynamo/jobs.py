@@ -18,9 +18,9 @@ from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_U
 from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
 from backend.adapters.dynamo.records import DynamoRecords
 from backend.domain import fairness
-from backend.domain.model import Job
+from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
-from backend.domain.status import JobStatus, transition
+from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import JobNotFound, StoreUnavailable
 from backend.ports import Applied, DuplicateBatch, LostRace, Registered, WriteOutcome

@@ -68,6 +68,35 @@ class DynamoQueries(DynamoTable):
 
     # --- active, owner, history -------------------------------------------------------------
 
+    def parked_types(self) -> list[str]:
+        """The instance types that have parked jobs (one one-item query per type, not per job)."""
+        types: list[str] = []
+        after = ""
+        while True:
+            condition, values = "QueueKey = :k", {":k": {"S": "parked"}}
+            if after:
+                condition += " AND QueueSort > :after"
+                values[":after"] = {"S": f"{after}#~"}
+            answer = self._call(
+                "query", TableName=self._table, IndexName="Queue", KeyConditionExpression=condition,
+                ExpressionAttributeValues=values, Limit=1, ProjectionExpression="QueueSort",
+            )
+            self.metrics.items_read += answer.get("ScannedCount", 0)
+            items = answer.get("Items", [])
+            if not items:
+                return types
+            after = items[0]["QueueSort"]["S"].split("#", 1)[0]
+            types.append(after)
+
+    def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
+        """Parked jobs of ``instance_type``, in launch order."""
+        return self._query_jobs(
+            limit,
+            IndexName="Queue",
+            KeyConditionExpression="QueueKey = :k AND begins_with(QueueSort, :t)",
+            ExpressionAttributeValues={":k": {"S": "parked"}, ":t": {"S": f"{instance_type}#"}},
+        )
+
     def active_jobs(self, limit: int | None = None) -> list[Job]:
         """Launched / InProgress / Stopping jobs, least recently changed first."""
         return self._query_jobs(

@@ -15,6 +15,7 @@ from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
+from backend.errors import StoreUnavailable
 
 
 class DynamoRecords(DynamoTable):
@@ -92,20 +93,45 @@ class DynamoRecords(DynamoTable):
 
     # --- sweep tallies ----------------------------------------------------------------------
 
-    def bump_sweep_tally(self, sweep_id: str, outcome: str) -> dict[str, int]:
-        """Count one more job of the sweep ending with ``outcome``; return the tally."""
-        answer = self._call(
-            "update_item",
-            TableName=self._table,
-            Key=record_key(RecordKind.SWEEP, sweep_id),
-            UpdateExpression="ADD Tally.#o :one",
-            ConditionExpression="attribute_exists(JobId)",
-            ExpressionAttributeNames={"#o": outcome},
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="ALL_NEW",
-        )
-        tally = plain(deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
-        return {str(k): int(v) for k, v in tally.items()}
+    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
+        """Count one more job of the sweep ending with ``outcome``, once per ``marker`` (one
+        job's change): the marker record and the count are one transaction, so a failure
+        between them can neither count a change twice nor lose it. Returns the tally."""
+        try:
+            self._call(
+                "transact_write_items",
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                **record_key(RecordKind.TALLIED, marker),
+                                "RecordType": {"S": RecordKind.TALLIED.value},
+                                "ExpiresAt": {"N": str(expires_at)},
+                            },
+                            "ConditionExpression": "attribute_not_exists(JobId)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": record_key(RecordKind.SWEEP, sweep_id),
+                            "UpdateExpression": "ADD Tally.#o :one",
+                            "ConditionExpression": "attribute_exists(JobId)",
+                            "ExpressionAttributeNames": {"#o": outcome},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ],
+            )
+        except ClientError as exc:
+            reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
+            # Counted before (the marker exists) or the sweep record is gone: nothing to add.
+            # Anything else (a conflicting transaction, throttling) is "could not find out".
+            if "ConditionalCheckFailed" not in reasons:
+                raise StoreUnavailable(f"sweep tally not updated: {reasons or exc}") from exc
+        record = self.get_record(RecordKind.SWEEP, sweep_id) or {}
+        return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
 
     # --- the job's Slack thread -------------------------------------------------------------
 

@@ -33,9 +33,21 @@ from backend.adapters.slack import render
 logger = Logger(service="trainbot", child=True)
 
 TALLIED = RecordKind.TALLIED
-# Slack errors that no retry can fix: the message is given up (logged), not kept forever.
+# Slack errors that no retry can fix: the message is given up (logged), not kept forever. The
+# last three answer chat.update of a root card that was deleted or is too old to edit.
 PERMANENT_ERRORS = frozenset(
-    {"channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "invalid_blocks", "no_permission", "account_inactive"}
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "invalid_blocks",
+        "no_permission",
+        "account_inactive",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+    }
 )
 _ROOT_CACHE = 1024
 
@@ -63,7 +75,9 @@ class SlackNotifier:
         if job.sweep_id:
             self._notify_sweep_job(job, seq)
             return
-        entry = job.history[seq - 1]
+        entry = job.entry(seq)
+        if entry is None:
+            return  # compacted away (see HISTORY_KEPT): nothing left to tell
         channel = job.slack.channel_id
         root = self._root_ts(job)
         if entry.to_status is JobStatus.NEW and seq == 1:
@@ -107,28 +121,24 @@ class SlackNotifier:
             self._roots.popitem(last=False)
 
     def _notify_sweep_job(self, job: Job, seq: int) -> None:
-        entry = job.history[seq - 1]
-        if entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
+        entry = job.entry(seq)
+        if entry is None or entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
             return
         channel, root = job.slack.channel_id, job.slack.thread_ts
         self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
         marker = f"{job.job_id}:{seq}"
         try:
-            if self._store.get_record(TALLIED, marker) is None:
-                tally = self._store.bump_sweep_tally(job.sweep_id, entry.to_status.value)
-                self._store.put_record(TALLIED, marker, {"ExpiresAt": int(entry.at.timestamp()) + 90 * 86400})
-            else:
-                tally = self._current_tally(job.sweep_id)
+            # The marker and the count are one transaction: a failure between the two can no
+            # longer count a change twice on its redelivery.
+            tally = self._store.bump_sweep_tally_once(
+                job.sweep_id, entry.to_status.value, marker, int(entry.at.timestamp()) + 90 * 86400
+            )
             record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
         total = int(record.get("Total", 0)) or sum(tally.values())
         card = render.sweep_root(str(record.get("Name", job.name)), job.owner.user_id, job.sweep_id, total, tally)
         self._call("chat_update", channel=channel, ts=root, text=card["text"], blocks=card["blocks"])
-
-    def _current_tally(self, sweep_id: str) -> dict[str, int]:
-        record = self._store.get_record(RecordKind.SWEEP, sweep_id) or {}
-        return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         """One Web API call; every way it can fail becomes NotifierUnavailable."""

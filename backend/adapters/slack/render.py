@@ -148,7 +148,8 @@ def _attempts_at(job: Job, at: datetime) -> list[Attempt]:
 
 def thread_reply(job: Job, seq: int) -> str:
     """The reply for status change ``seq``. Terminal replies mention the owner and say why."""
-    entry = job.history[seq - 1]
+    entry = job.entry(seq)
+    assert entry is not None, "the dispatcher skips compacted entries"
     status = entry.to_status
     reason = esc(entry.reason, 400) if entry.reason else ""
     attempts = _attempts_at(job, entry.at)
@@ -157,7 +158,7 @@ def thread_reply(job: Job, seq: int) -> str:
     if status is S.NEW:
         return f"{head}: {esc(job.name, 80)} is queued (`{job.job_id}`)"
     if status is S.LAUNCHED:
-        return f"{head}: attempt {len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+        return f"{head}: attempt {attempt.number if attempt else len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
     if status is S.IN_PROGRESS:
         return f"{head}: training has started" + (f" ({reason})" if reason else "")
     if status is S.STOPPING:
@@ -180,11 +181,13 @@ def thread_reply(job: Job, seq: int) -> str:
 def retry_line(job: Job, seq: int) -> str:
     """"attempt 3 of 5 in 8 min: CapacityError…": the next attempt, the most there will be
     (capacity retries are free, so that number can grow), when, and why."""
-    entry = job.history[seq - 1]
-    done = len(_attempts_at(job, entry.at))
+    entry = job.entry(seq)
+    assert entry is not None, "the dispatcher skips compacted entries"
+    at = _attempts_at(job, entry.at)
+    done = at[-1].number if at else 0
     remaining = max(0, job.retry_budget - job.algorithm_failures)
     line = f"attempt {done + 1} of {done + 1 + remaining}"
-    latest_retry = seq == len(job.history) or job.history[-1].seq == seq
+    latest_retry = job.history[-1].seq == seq
     if latest_retry and job.next_attempt_at is not None:
         line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
     if entry.reason:
@@ -221,8 +224,8 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
             + reason
             + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
         )
-    if len(job.attempts) > 10:
-        rows.insert(0, f"_…{len(job.attempts) - 10} earlier attempts_")
+    if job.attempt_count > len(job.attempts[-10:]):
+        rows.insert(0, f"_…{job.attempt_count - len(job.attempts[-10:])} earlier attempts_")
     blocks.append(_section("*Attempts*\n" + ("\n".join(rows) if rows else "none yet: waiting for the launcher")))
     age = duration((now - job.created_at).total_seconds())
     facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]

@@ -47,15 +47,19 @@ Failures:
 
 * ``CapacityError``: ends Failed/Failed at the end of Starting; the job never trains.
 * ``AlgorithmError``: ends Failed/Failed halfway through the run.
+* ``InternalServerError``: ends Failed/Failed at the end of Starting with FailureReason
+  "InternalServerError: ..." (SageMaker failed the job on its side; retryable).
 * ``MaxRuntimeExceeded``: when the run would last longer than
   ``StoppingCondition.MaxRuntimeInSeconds`` (counted from the start of Training), the
-  job ends at that limit as **Failed** with SecondaryStatus ``MaxRuntimeExceeded`` and
-  FailureReason "MaxRuntimeExceeded: Training job exceeded its max runtime". Real
-  SageMaker sometimes reports Stopped/MaxRuntimeExceeded instead. We always pick Failed,
-  so that callers see a FailureReason and treat the run as unsuccessful.
+  job ends at that limit as SageMaker documents it: TrainingJobStatus **Stopped** with
+  SecondaryStatus ``MaxRuntimeExceeded`` and no FailureReason.
+* ``MaxWaitTimeExceeded`` (managed spot training only): when the job would not end within
+  ``StoppingCondition.MaxWaitTimeInSeconds`` of its creation (waiting for spot capacity
+  included), it ends then as Stopped with SecondaryStatus ``MaxWaitTimeExceeded``.
 
 The SecondaryStatus values produced are Starting, Training, Completed, Failed,
-MaxRuntimeExceeded, Stopping and Stopped. Downloading and Uploading are never produced.
+MaxRuntimeExceeded, MaxWaitTimeExceeded, Stopping and Stopped. Downloading and Uploading are
+never produced.
 ``BillableTimeInSeconds`` and ``TrainingTimeInSeconds`` appear once a job has ended.
 Billable time is the rounded wall-clock time spent in Training, as AWS reports it (multiply by
 InstanceCount for instance-seconds).
@@ -67,7 +71,7 @@ Hyperparameters that steer one job, so a local demo needs no code
 * ``trainbot_standin_duration``: run (Training) seconds, as a string such as ``"12.5"``.
   The default is ``default_duration_seconds``.
 * ``trainbot_standin_outcome``: ``Completed`` | ``CapacityError`` | ``AlgorithmError`` |
-  ``MaxRuntimeExceeded``.
+  ``InternalServerError`` | ``MaxRuntimeExceeded``.
 * ``trainbot_standin_outcome_attempts``: ``N``. The forced outcome applies only to the
   first N attempts of the job. Attempts are counted per job prefix: the name with a
   trailing ``-a<digits>`` removed, because attempt names look like ``<JobId>-a<n>``.
@@ -134,8 +138,10 @@ HP_OUTCOME_ATTEMPTS = "trainbot_standin_outcome_attempts"
 COMPLETED = "Completed"
 CAPACITY_ERROR = "CapacityError"
 ALGORITHM_ERROR = "AlgorithmError"
+INTERNAL_SERVER_ERROR = "InternalServerError"
 MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
-OUTCOMES = (COMPLETED, CAPACITY_ERROR, ALGORITHM_ERROR, MAX_RUNTIME_EXCEEDED)
+MAX_WAIT_TIME_EXCEEDED = "MaxWaitTimeExceeded"
+OUTCOMES = (COMPLETED, CAPACITY_ERROR, ALGORITHM_ERROR, INTERNAL_SERVER_ERROR, MAX_RUNTIME_EXCEEDED)
 
 # Error codes that can be injected into API calls.
 RESOURCE_LIMIT_EXCEEDED = "ResourceLimitExceeded"
@@ -154,7 +160,7 @@ CAPACITY_ERROR_REASON = ("CapacityError: Unable to provision requested ML comput
 ALGORITHM_ERROR_REASON = ('AlgorithmError: ExecuteUserScriptError: ExitCode 1 ErrorMessage '
                           '"RuntimeError: failure injected by the SageMaker stand-in" '
                           'Command "/usr/local/bin/python train.py", exit code 1')
-MAX_RUNTIME_REASON = "MaxRuntimeExceeded: Training job exceeded its max runtime"
+INTERNAL_SERVER_ERROR_REASON = "InternalServerError: We encountered an internal error. Please try again."
 NOT_FOUND_MESSAGE = "Requested resource not found."
 
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
@@ -892,8 +898,9 @@ class SageMakerStandIn:
             except ValueError:
                 raise _validation(f"Hyperparameter {HP_OUTCOME_ATTEMPTS} must be an integer >= 0, "
                                   f"got {hyper[HP_OUTCOME_ATTEMPTS]!r}")
+        max_wait = stopping.get("MaxWaitTimeInSeconds") if params.get("EnableManagedSpotTraining") else None
         return {"name": name, "instance_type": instance_type, "instance_count": count,
-                "max_runtime": max_runtime, "duration": duration, "forced": forced,
+                "max_runtime": max_runtime, "max_wait": max_wait, "duration": duration, "forced": forced,
                 "forced_attempts": forced_attempts}
 
     def _new_job(self, spec: dict, params: dict, now: float) -> _Job:
@@ -923,6 +930,9 @@ class SageMakerStandIn:
         if outcome == CAPACITY_ERROR:
             plan.append(_Transition(start, "Failed", "Failed", "Training job failed",
                                     CAPACITY_ERROR_REASON))
+        elif outcome == INTERNAL_SERVER_ERROR:
+            plan.append(_Transition(start, "Failed", "Failed", "Training job failed",
+                                    INTERNAL_SERVER_ERROR_REASON))
         else:
             plan.append(_Transition(start, "InProgress", "Training",
                                     "Training image download completed. Training in progress."))
@@ -932,16 +942,22 @@ class SageMakerStandIn:
                                                     ALGORITHM_ERROR_REASON)
             elif outcome == MAX_RUNTIME_EXCEEDED:
                 end = start + (max_runtime if max_runtime is not None else duration)
-                final = ("Failed", "MaxRuntimeExceeded", "Job exceeded the max runtime",
-                         MAX_RUNTIME_REASON)
+                final = ("Stopped", "MaxRuntimeExceeded", "Training job exceeded its max runtime", None)
             else:
                 end, final = start + duration, ("Completed", "Completed", "Training job completed",
                                                 None)
             if max_runtime is not None and end - start > max_runtime:
                 outcome = MAX_RUNTIME_EXCEEDED
                 end = start + max_runtime
-                final = ("Failed", "MaxRuntimeExceeded", "Job exceeded the max runtime",
-                         MAX_RUNTIME_REASON)
+                final = ("Stopped", "MaxRuntimeExceeded", "Training job exceeded its max runtime", None)
+            max_wait = spec["max_wait"]
+            if max_wait is not None and end - now > max_wait:
+                # Managed spot training: the whole job, waiting included, ends at max_wait.
+                outcome = MAX_WAIT_TIME_EXCEEDED
+                end = now + max_wait
+                final = ("Stopped", "MaxWaitTimeExceeded", "Training job exceeded its max wait time", None)
+                if end <= start:
+                    plan.pop()  # it never got its spot instances: no Training
             plan.append(_Transition(end, *final))
 
         job = _Job(name=name, arn=training_job_arn(name), prefix=prefix,

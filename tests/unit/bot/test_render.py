@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from backend.domain.model import Attempt, AttemptOutcome, attempt_name
-from backend.domain.status import JobStatus, transition
 from backend.adapters.slack import render
+from backend.domain.model import Attempt, AttemptOutcome, attempt_name, transition
+from backend.domain.status import JobStatus
 from tests.conftest import T0, make_job
 
 

@@ -1,0 +1,135 @@
+"""Issue 16, notifications: permanent Slack refusals of a card update are not retried (no
+thread reply posted again on every drain), and a delivery round never outlives its lease (no
+second dispatcher sends the same change). The real WebClient against the Slack stand-in, the
+real dispatcher and job store over moto."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from backend.adapters.slack.notifier import build_slack_notifier
+from backend.config import Settings
+from backend.domain.model import SlackThread
+from backend.domain.status import JobStatus
+from backend.ports import Applied
+from backend.services.notify import Dispatcher
+from infra.local.standins.slack import SlackStandIn
+from tests.conftest import T0, make_job
+
+S = JobStatus
+CHANNEL = "C0TRAIN"
+
+
+@pytest.fixture
+def slack():
+    with SlackStandIn(team_id="T1") as standin:
+        yield standin
+
+
+@pytest.fixture
+def wired(store, slack):
+    settings = Settings(JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url)
+    notifier = build_slack_notifier(settings, store)
+    store.set_notify_targets([notifier.name])
+    return Dispatcher(store, [notifier], clock=lambda: T0 + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("refusal", ["message_not_found", "cant_update_message", "edit_window_closed"])
+def test_a_root_card_slack_will_not_update_is_given_up_and_the_reply_is_posted_once(store, slack, wired, refusal):
+    job = store.register(make_job("bert", slack=SlackThread(channel_id=CHANNEL))).job
+    wired.deliver(job)
+    job = store.get(job.job_id)
+    slack.fail_next("chat.update", error=refusal, count=5)  # the card was deleted, or is too old
+
+    moved = store.transition(job, S.STOPPED, at=T0 + timedelta(minutes=1), reason="stopped by <@U1> before launch")
+    assert isinstance(moved, Applied)
+    wired.deliver(moved.job)
+    for _ in range(3):
+        wired.drain()
+
+    replies = [m["text"] for m in slack.thread(CHANNEL, job.slack.thread_ts)[1:]]
+    assert len(replies) == 1 and "Stopped" in replies[0]
+    assert store.outbox_job_ids() == []
+
+
+class SlowNotifier:
+    """A notifier whose every send takes 25 s of the shared clock; on its third send another
+    dispatcher (a drain in another Lambda) tries the same job."""
+
+    name = "slow"
+
+    def __init__(self, clock: list) -> None:
+        self._clock = clock
+        self.sent: Counter = Counter()
+        self.meanwhile = None
+        self._calls = 0
+
+    def notify(self, job, seq: int) -> None:
+        self._calls += 1
+        self._clock[0] += timedelta(seconds=25)
+        self.sent[(job.job_id, seq)] += 1
+        if self._calls == 3 and self.meanwhile is not None:
+            self.meanwhile(job.job_id)
+
+
+def test_a_delivery_round_stops_before_its_lease_ends_so_no_change_is_sent_twice(store):
+    now = [T0]
+    notifier = SlowNotifier(now)
+    store.set_notify_targets([notifier.name])
+    first = Dispatcher(store, [notifier], clock=lambda: now[0])
+    second = Dispatcher(store, [notifier], clock=lambda: now[0])
+    notifier.meanwhile = lambda job_id: second.deliver(store.get(job_id))
+
+    job = store.register(make_job("bert")).job
+    for minute, status in enumerate((S.LAUNCHED, S.IN_PROGRESS, S.STOPPING), start=1):
+        extra = {}
+        if status is S.LAUNCHED:
+            from backend.domain.model import Attempt, attempt_name
+
+            extra["attempts"] = [Attempt(number=1, name=attempt_name(job.job_id, 1), claimed_at=T0)]
+        job = store.transition(job, status, at=T0 + timedelta(minutes=minute), reason=status.value, **extra).job
+
+    for _ in range(4):
+        first.deliver(store.get(job.job_id))
+        now[0] += timedelta(seconds=90)
+
+    assert set(notifier.sent) == {(job.job_id, seq) for seq in range(1, job.last_seq + 1)}
+    assert max(notifier.sent.values()) == 1, notifier.sent
+
+
+def test_a_store_failure_while_counting_a_sweep_jobs_end_never_counts_it_twice(store, slack, wired):
+    from slack_sdk import WebClient
+
+    from tests.integration.test_lifecycle_hardening import refuse
+
+    ts = WebClient(token="xoxb-t", base_url=slack.api_url).chat_postMessage(channel=CHANNEL, text="Sweep")["ts"]
+    store.put_record("sweep-root", "sw-1", {"Channel": CHANNEL, "Ts": ts, "Name": "grid", "Owner": "U0ALICE", "Total": 1})
+    job = make_job("grid-0", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL, thread_ts=ts), sweep_id="sw-1", client_token="sw-1/0")
+    store.register_many([job], "sw-1")
+    wired.deliver(store.get(job.job_id))
+
+    # DynamoDB fails the first write that records the "counted" marker (after the count, in the
+    # old order of writes; with it, in one transaction).
+    failures = {"left": 1}
+
+    def first_marker_write(request) -> bool:
+        text = str(request)
+        if failures["left"] and "tallied#" in text:
+            failures["left"] -= 1
+            return True
+        return False
+
+    for operation in ("PutItem", "TransactWriteItems"):
+        refuse(store._client, operation, "InternalServerError", "try again", when=first_marker_write, status=500)  # noqa: SLF001
+
+    job = store.get(job.job_id)
+    moved = store.transition(job, S.STOPPED, at=T0 + timedelta(minutes=1), reason="stopped")
+    wired.deliver(moved.job)
+    assert failures["left"] == 0 and store.outbox_job_ids() == [job.job_id]
+    wired.drain()
+
+    assert store.outbox_job_ids() == []
+    assert store.get_record("sweep", "sw-1")["Tally"] == {"Stopped": 1}
