@@ -732,14 +732,14 @@ class DynamoJobStore:
                 "transact_write_items",
                 TransactItems=[
                     {
-                        "Put": {
+                        # An Update that creates the marker (the roles that deliver may update
+                        # items; none needs PutItem for this).
+                        "Update": {
                             "TableName": self._table,
-                            "Item": {
-                                "JobId": {"S": f"tallied#{marker}"},
-                                "RecordType": {"S": "tallied"},
-                                "ExpiresAt": {"N": str(expires_at)},
-                            },
+                            "Key": {"JobId": {"S": f"tallied#{marker}"}},
+                            "UpdateExpression": "SET RecordType = :r, ExpiresAt = :e",
                             "ConditionExpression": "attribute_not_exists(JobId)",
+                            "ExpressionAttributeValues": {":r": {"S": "tallied"}, ":e": {"N": str(expires_at)}},
                         }
                     },
                     {
