@@ -178,11 +178,12 @@ class Monitor:
             record = self._store.get_record(*SWEEP_CURSOR) or {}
         except StoreUnavailable:
             return ""
-        return str(record.get("After", ""))
+        return str((record.get("Position") or {}).get("After", ""))
 
     def _save_cursor(self, after: str) -> None:
         try:
-            self._store.put_record(*SWEEP_CURSOR, {"After": after})
+            # Updates, not a put: the monitor's role may update records, not put them.
+            self._store.set_record_entry(*SWEEP_CURSOR, "Position", "After", after)
         except StoreUnavailable:
             pass  # the next sweep starts at the head again: late, not wrong
 

@@ -123,7 +123,7 @@ def limited(moto_aws):
 
 def test_a_job_on_an_idle_type_launches_within_two_ticks_behind_a_long_queue_of_a_full_type(limited):
     stack = limited
-    sweep = [stack.submit(f"big-{i}", hp={"instance": "ml.p4d.24xlarge"}) for i in range(120)]
+    sweep = [stack.submit(f"big-{i}", hp={"instance": "ml.p4d.24xlarge", "max_runtime": "86400"}) for i in range(120)]
     stack.tick(30)
     # An hour later, fair share puts Bob's job after the first 60 of Alice's sweep.
     stack.clock.advance(3600)
@@ -142,6 +142,7 @@ def test_a_job_on_an_idle_type_launches_within_two_ticks_behind_a_long_queue_of_
 
     # When the running one ends, the next of the sweep launches.
     [first] = stack.run_until_settled([sweep[0].job_id], seconds=600)
+    assert first.status is S.COMPLETED
     stack.tick(30)
     assert stack.store.get(sweep[1].job_id).status in (S.LAUNCHED, S.IN_PROGRESS)
 

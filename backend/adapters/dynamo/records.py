@@ -102,14 +102,14 @@ class DynamoRecords(DynamoTable):
                 "transact_write_items",
                 TransactItems=[
                     {
-                        "Put": {
+                        # An Update that creates the marker: the roles that deliver may update
+                        # items; none needs PutItem for this.
+                        "Update": {
                             "TableName": self._table,
-                            "Item": {
-                                **record_key(RecordKind.TALLIED, marker),
-                                "RecordType": {"S": RecordKind.TALLIED.value},
-                                "ExpiresAt": {"N": str(expires_at)},
-                            },
+                            "Key": record_key(RecordKind.TALLIED, marker),
+                            "UpdateExpression": "SET RecordType = :r, ExpiresAt = :e",
                             "ConditionExpression": "attribute_not_exists(JobId)",
+                            "ExpressionAttributeValues": {":r": {"S": RecordKind.TALLIED.value}, ":e": {"N": str(expires_at)}},
                         }
                     },
                     {
