@@ -25,7 +25,6 @@ def stack():
 def _launched(stack: Stack):
     job = stack.submit("documented")
     stack.clock.advance(1.0)
-    stack.monitor_handler  # noqa: B018 - wired
     stack.launcher_handler(samples.scheduled_event(), stack.context)
     job = stack.store.get(job.job_id)
     assert job.status.value == "Launched"
