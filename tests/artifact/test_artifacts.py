@@ -152,3 +152,28 @@ def test_a_base64_encoded_function_url_body_is_read_by_the_built_bot(stack):
     body = slash_command_body(text="help", user_id=USER, team_id=TEAM, channel_id=CHANNEL)
     event = samples.function_url_event(base64.b64encode(body.encode()).decode(), signed_headers(SECRET, body), base64=True)
     assert stack.functions["BotFunction"].invoke(event)["statusCode"] == 200
+
+
+def test_the_deploy_guide_is_what_this_test_does_and_states_the_sizes_it_measured(builds, tmp_path):
+    import re
+
+    from tests.deploy.test_deploy_guide import deploy_section
+
+    section = deploy_section()
+    assert "python -m infra.deploy.requirements --check" in section and "--use-container" not in section
+    assert re.search(r"^PATH=.*3\.13.* sam build ", section, flags=re.M), "the guide's sam build, python3.13 on PATH"
+    # The build here is a plain `sam build` of template.yaml (only the output folder is ours).
+    command = artifacts.sam_build_command(artifacts.template_architecture(), tmp_path)
+    assert command[1:] == ["build", "--build-dir", str(tmp_path / "build"), "--template-file", str(artifacts.TEMPLATE_PATH)]
+    stated = {name: (float(arm), float(x86)) for name, arm, x86 in
+              re.findall(r"^\| (\w+Function) \| ([\d.]+) MB \| ([\d.]+) MB \| \d+ MB \|$", section, flags=re.M)}
+    assert set(stated) == FUNCTIONS
+    measured = {name: size / MB for name, size in builds["deployed"].sizes().items()}
+    twin = {name: size / MB for name, size in builds["runnable"].sizes().items()}
+    for name in FUNCTIONS:
+        # Within 1 MB: the README is updated when an artifact's size really changes.
+        assert abs(stated[name][0] - measured[name]) <= 1.0, (name, stated[name], measured[name])
+        if builds["runnable"] is not builds["deployed"]:
+            assert abs(stated[name][1] - twin[name]) <= 1.0, (name, stated[name], twin[name])
+        budget = re.search(rf"^\| {name} \|.*\| (\d+) MB \|$", section, flags=re.M)
+        assert budget is not None and int(budget.group(1)) == BUDGETS_MB[name]
