@@ -98,7 +98,7 @@ _bodies = st.one_of(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies, headers=_headers, encoded=st.booleans() | st.none() | st.just("yes"), sign_it=st.booleans())
 def test_any_raw_body_and_headers_never_raise_and_never_write_unless_signed(bot_env, dynamodb, jobs_table, body, headers, encoded, sign_it):
     if sign_it:
@@ -110,7 +110,7 @@ def test_any_raw_body_and_headers_never_raise_and_never_write_unless_signed(bot_
     _nothing_happened(bot_env, dynamodb, jobs_table)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=_text | st.sampled_from(["null", "[]", "1", '"x"', "{", "[{}]", "true"]))
 def test_correctly_signed_payloads_that_are_not_json_objects_never_raise(bot_env, dynamodb, jobs_table, payload):
     body = "payload=" + quote(payload, safe="")
