@@ -206,7 +206,6 @@ def _sam_build(architecture: str, where: Path, *, log: bool) -> None:
         # sam build looks for the runtime's interpreter on PATH (aws-lambda-builders).
         "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "SAM_CLI_TELEMETRY": "0",
-        "SAM_CLI_CONTEXT_DIR": str(where / "sam-context"),
     }
     command = sam_build_command(architecture, where)
     answer = subprocess.run(command, cwd=ROOT, env=env, capture_output=not log, text=True, timeout=900)

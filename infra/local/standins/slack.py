@@ -64,9 +64,10 @@ _JSON_PARAMS = ("blocks", "attachments", "metadata", "view", "files")
 
 RouteHandler = Callable[["RequestInfo"], "tuple[int, dict[str, str], bytes | str]"]
 
-# Bot-token scopes Slack documents for each method this stand-in answers ("Required scopes" on
-# https://api.slack.com/methods/<method>); a method needs any one scope of its tuple, and an
-# empty tuple means no scope (views.* need only a trigger_id; auth.test any token).
+# Bot-token scopes Slack documents for each method this stand-in answers ("Scopes" on
+# https://docs.slack.dev/reference/methods/<method>, and "Compatible API methods" on
+# https://docs.slack.dev/reference/scopes/<scope>); a method needs any one scope of its tuple,
+# and an empty tuple means no scope (views.* need only a trigger_id; auth.test any token).
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),
     "chat.postMessage": ("chat:write",),
