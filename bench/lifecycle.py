@@ -104,11 +104,11 @@ class World:
         return self.store.register_many(jobs, f"bench-{id(self)}")
 
     def events(self) -> None:
-        from backend.adapters.sagemaker import to_training_status
+        from backend.adapters.sagemaker_events import parse_state_change
         from backend.domain.model import parse_attempt_name
 
         for event in self.sagemaker.drain_events():
-            status = to_training_status(event["detail"])
+            status = parse_state_change(event)
             parsed = parse_attempt_name(status.name)
             if parsed:
                 self.monitor.observe(*parsed, status)

@@ -4,7 +4,9 @@
   answer and lazy listeners (fresh invocations of this same function) do the work.
 - No ``auth.test`` at cold start or per request: ``authorize`` answers from configuration
   (the bot token is known; the workspace is ``SLACK_TEAM_ID``).
-- Signature verification stays on (bolt's default).
+- Signature verification stays on (bolt's default), behind the handler's own check of the raw
+  event (:mod:`bot.authenticity`: signature, timestamp, body shape), which runs before bolt
+  parses anything, so what reaches this app is signed by Slack and readable.
 - A gate in front of every listener refuses other workspaces and users outside
   ``TRAINBOT_ALLOWED_USERS`` politely, before anything is read or written.
 """

@@ -136,3 +136,22 @@ def _make_in_process_moto_atomic() -> None:
 
 
 _make_in_process_moto_atomic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ARG001 - pytest's hook
+    """The artifact sizes tests/artifact measured in this run (its build writes them; with
+    xdist the workers' own output is not shown)."""
+    import time
+    from pathlib import Path
+
+    sizes = Path(__file__).resolve().parents[1] / ".aws-sam" / "artifacts" / "sizes.txt"
+    started = getattr(config, "_trainbot_started", None)
+    if sizes.exists() and started is not None and sizes.stat().st_mtime >= started:
+        terminalreporter.write_sep("-", "Lambda artifacts (sam build), unzipped")
+        terminalreporter.write(sizes.read_text(encoding="utf-8"))
+
+
+def pytest_configure(config):  # noqa: ANN001 - pytest's hook
+    import time
+
+    config._trainbot_started = time.time()  # noqa: SLF001

@@ -8,55 +8,21 @@ Endpoint: boto3 reads ``AWS_ENDPOINT_URL_SAGEMAKER`` itself (the local stand-in 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backend.adapters.sagemaker_events import training_status
 from backend.domain.policy import classify_create_error
-from backend.domain.times import to_utc
 from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused
-from backend.ports import TrainingState, TrainingStatus
+from backend.ports import TrainingStatus
 
-_STATES = {
-    "InProgress": TrainingState.RUNNING,
-    "Stopping": TrainingState.STOPPING,
-    "Completed": TrainingState.COMPLETED,
-    "Failed": TrainingState.FAILED,
-    "Stopped": TrainingState.STOPPED,
-}
 _NOT_FOUND_MESSAGES = ("Requested resource not found", "does not exist", "not found")
 _UNKNOWN_CODES = {"ThrottlingException", "Throttling", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
 
-
-def _time(value: Any) -> datetime | None:
-    """SageMaker times: datetimes from Describe (boto3 parses them), epoch milliseconds in
-    EventBridge events."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return to_utc(value)
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
-    return to_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-
-
-def to_training_status(description: dict[str, Any]) -> TrainingStatus:
-    """Translate a DescribeTrainingJob answer (or an event's ``detail``, which has the same
-    fields) into the domain's terms."""
-    state = _STATES.get(description.get("TrainingJobStatus", ""), TrainingState.RUNNING)
-    secondary = description.get("SecondaryStatus", "")
-    return TrainingStatus(
-        name=description["TrainingJobName"],
-        state=state,
-        failure_reason=description.get("FailureReason", "") or "",
-        max_runtime_exceeded=secondary == "MaxRuntimeExceeded",
-        max_wait_exceeded=secondary == "MaxWaitTimeExceeded",
-        started_at=_time(description.get("TrainingStartTime")),
-        ended_at=_time(description.get("TrainingEndTime")),
-        billable_seconds=description.get("BillableTimeInSeconds"),
-        extra={"secondary_status": secondary},
-    )
+# A DescribeTrainingJob answer and an event's ``detail`` have the same fields: one translation
+# (backend.adapters.sagemaker_events) for both, whatever form their times take.
+to_training_status = training_status
 
 
 class SageMakerBackend:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from backend.adapters.sagemaker import to_training_status
+from backend.adapters.sagemaker_events import UnparseableEvent, parse_state_change
 from backend.domain.model import parse_attempt_name
 from backend.errors import StoreUnavailable
 from backend.entrypoints import runtime
@@ -21,7 +21,14 @@ STATE_CHANGE = "SageMaker Training Job State Change"
 def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
     monitor = runtime.container().monitor
     if event.get("detail-type") == STATE_CHANGE:
-        status = to_training_status(event["detail"])
+        try:
+            status = parse_state_change(event)
+        except UnparseableEvent as exc:
+            # Retrying cannot make it readable: Lambda's retries would only carry it into the
+            # dead-letter queue. The sweep still sees the job within five minutes.
+            logger.warning("unparseable SageMaker event", extra={"reason": str(exc), "event_id": event.get("id")})
+            metrics.add_metric(name="EventsUnparseable", unit=MetricUnit.Count, value=1)
+            return {"unparseable": 1, "reason": str(exc)}
         parsed = parse_attempt_name(status.name)
         if parsed is None:
             return {"ignored": status.name}  # not a Trainbot training job

@@ -27,7 +27,7 @@ Two halves:
   with the table. Owner and preset filters are applied to what those queries return.
 
 :func:`chart_png` is the one-call entry point for a chart (the local page uses it); the
-rendering itself (matplotlib) lives in :mod:`backend.services.chart`, imported only when a
+rendering itself (pure Python, no chart library) lives in :mod:`backend.services.chart`, imported only when a
 chart is drawn, so the bot's cold start does not pay for it.
 """
 

@@ -16,7 +16,9 @@ Stages, each on what the previous one produced (no AWS call anywhere):
    only on explicit roles (parameters) and only with ``iam:PassedToService:
    sagemaker.amazonaws.com``; SageMaker actions only on ``training-job/${JobIdPrefix}*``;
    every schedule expression well-formed; a dead-letter queue on every EventBridge target and
-   an on-failure destination for every function (all of them are invoked asynchronously).
+   an on-failure destination for every function (all of them are invoked asynchronously);
+   every name derived from the stack name fits its service's limit for a stack name as long as
+   ``Metadata.Trainbot.MaxStackNameLength`` promises (and, with ``--stack-name``, for that name).
 
 ``tests/deploy`` runs :func:`validate` on the real template and on deliberately broken copies.
 """
@@ -59,6 +61,21 @@ PASSED_TO_SERVICE = "sagemaker.amazonaws.com"
 _RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$")
 _CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
+# Names CloudFormation passes on to a service, and the longest that service accepts.
+NAME_LIMITS = {
+    ("AWS::Lambda::Function", "FunctionName"): 64,
+    ("AWS::Events::Rule", "Name"): 64,
+    ("AWS::Scheduler::Schedule", "Name"): 64,
+    ("AWS::IAM::Role", "RoleName"): 64,
+    ("AWS::SQS::Queue", "QueueName"): 80,
+    ("AWS::SNS::Topic", "TopicName"): 256,
+    ("AWS::CloudWatch::Dashboard", "DashboardName"): 255,
+    ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+    ("AWS::SecretsManager::Secret", "Name"): 512,
+}
+STACK_NAME = "${AWS::StackName}"
+# CloudFormation's own rule for stack names.
+_STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -84,9 +101,10 @@ class Result:
 # --- stages --------------------------------------------------------------------------------------
 
 
-def validate(path: Path | str = TEMPLATE_PATH, *, cfn_lint: bool = True) -> Result:
+def validate(path: Path | str = TEMPLATE_PATH, *, cfn_lint: bool = True, stack_name: str | None = None) -> Result:
     """Run every stage on the template at ``path``; stages after a failed transform are skipped.
-    ``cfn_lint=False`` skips both cfn-lint passes (tests of Trainbot's own checks, for speed)."""
+    ``cfn_lint=False`` skips both cfn-lint passes (tests of Trainbot's own checks, for speed);
+    ``stack_name`` also checks the names a stack of that name would derive."""
     path = Path(path)
     result = Result()
     if cfn_lint:
@@ -103,6 +121,7 @@ def validate(path: Path | str = TEMPLATE_PATH, *, cfn_lint: bool = True) -> Resu
     result.problems += check_policies(transformed)
     result.problems += check_schedules(transformed)
     result.problems += check_failure_destinations(transformed)
+    result.problems += check_name_lengths(transformed, declared_max_stack_name(template), stack_name)
     return result
 
 
@@ -347,6 +366,60 @@ def check_failure_destinations(template: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+# --- names derived from the stack name ----------------------------------------------------------
+
+
+def declared_max_stack_name(template: dict[str, Any]) -> int | None:
+    """``Metadata.Trainbot.MaxStackNameLength``: the stack-name length the template promises."""
+    value = ((template.get("Metadata") or {}).get("Trainbot") or {}).get("MaxStackNameLength")
+    return int(value) if value is not None else None
+
+
+def derived_names(template: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+    """(where, ``Fn::Sub`` text, limit) of every limited name built from the stack name."""
+    for logical_id, resource in template.get("Resources", {}).items():
+        properties = resource.get("Properties") or {}
+        for (kind, prop), limit in NAME_LIMITS.items():
+            if resource.get("Type") != kind:
+                continue
+            value = properties.get(prop)
+            text = value.get("Fn::Sub") if isinstance(value, dict) else None
+            if isinstance(text, list):
+                text = text[0]
+            if isinstance(text, str) and STACK_NAME in text:
+                yield f"{logical_id}.{prop}", text, limit
+
+
+def max_stack_name_length(template: dict[str, Any]) -> tuple[int, str]:
+    """The longest stack name every derived name fits with, and the name that sets it."""
+    best, binding = 128, "CloudFormation's own limit"
+    for where, text, limit in derived_names(template):
+        fixed = len(text) - text.count(STACK_NAME) * len(STACK_NAME)
+        allowed = (limit - fixed) // max(1, text.count(STACK_NAME))
+        if allowed < best:
+            best, binding = allowed, f"{where} ({text!r}, at most {limit} characters)"
+    return best, binding
+
+
+def check_name_lengths(template: dict[str, Any], declared: int | None, stack_name: str | None = None) -> list[Problem]:
+    problems = []
+    longest, binding = max_stack_name_length(template)
+    for where, text, _limit in derived_names(template):
+        others = [v for v in _SUB_VARIABLE.findall(text) if v != "AWS::StackName"]
+        if others:
+            problems.append(Problem("names", where, f"{text!r} derives a name from {', '.join(others)} too: its length cannot be checked"))
+    if declared is None:
+        problems.append(Problem("names", "Metadata.Trainbot", f"MaxStackNameLength is not declared (names allow {longest}: {binding})"))
+    elif declared > longest:
+        problems.append(Problem("names", "Metadata.Trainbot", f"MaxStackNameLength {declared} is more than {binding} allows: {longest}"))
+    if stack_name is not None:
+        if not _STACK_NAME_PATTERN.match(stack_name):
+            problems.append(Problem("names", "stack name", f"{stack_name!r} is not a CloudFormation stack name (a letter, then letters, digits or dashes)"))
+        elif len(stack_name) > longest:
+            problems.append(Problem("names", "stack name", f"{stack_name!r} is {len(stack_name)} characters; {binding} allows {longest}"))
+    return problems
+
+
 # --- what the tests compare with the recorded calls ----------------------------------------------
 
 
@@ -377,14 +450,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.deploy.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", default=str(TEMPLATE_PATH), help="the SAM template (default: template.yaml)")
     parser.add_argument("--transformed", metavar="FILE", help="also write the transformed template (JSON) here")
+    parser.add_argument("--stack-name", help="also check the names a stack of this name would derive")
     args = parser.parse_args(argv)
-    result = validate(args.template)
+    result = validate(args.template, stack_name=args.stack_name)
     if args.transformed and result.transformed is not None:
         Path(args.transformed).write_text(json.dumps(result.transformed, indent=2), encoding="utf-8")
     for problem in result.problems:
         print(problem, file=sys.stderr)
     if result.ok:
-        print(f"{args.template}: OK (cfn-lint, SAM transform, cfn-lint on the result, references, least privilege, schedules, dead letters)")
+        print(f"{args.template}: OK (cfn-lint, SAM transform, cfn-lint on the result, references, least privilege, schedules, dead letters, names)")
         return 0
     print(f"{args.template}: {len(result.problems)} problem(s)", file=sys.stderr)
     return 1

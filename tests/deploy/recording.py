@@ -54,6 +54,7 @@ class CallRecorder:
     def __init__(self) -> None:
         self.calls: dict[str, set[tuple[str, str, bool]]] = defaultdict(set)
         self.slack_methods: set[str] = set()  # Slack Web API methods any function called
+        self.missing_scope: list[str] = []  # methods the Slack stand-in refused for a scope
         self._lock = threading.Lock()
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
@@ -205,6 +206,7 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
             stack.tick(60.0, sweep=True)
             assert stack.store.get(orphan.job_id).status.value == "Stopped"
             recorder.slack_methods |= {call.method for call in slack.calls}
+            recorder.missing_scope += _refused_for_scope(slack)
         finally:
             stack.close()
 
@@ -303,10 +305,17 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             driver.command(f"stop {job.job_id}")
             click("job_retry", job.job_id)
             driver.command("submit")  # no arguments: the submit modal
+            driver.command("stats days=7")  # summary, then the chart uploaded (files v2)
             recorder.slack_methods |= {call.method for call in slack.calls}
+            recorder.missing_scope += _refused_for_scope(slack)
         finally:
             bot.handler.reset()
             sagemaker.stop()
+
+
+def _refused_for_scope(slack: Any) -> list[str]:
+    """Methods the stand-in answered with missing_scope (it enforces the manifest's scopes)."""
+    return [method for method, error in slack.errors if error == "missing_scope"]
 
 
 def _actor_of(user: str, team: str) -> Any:

@@ -67,8 +67,8 @@ BROKEN_OWN_CHECKS = [
     ),
     (
         "a misspelt property of a SAM function",
-        "      ReservedConcurrentExecutions: 1\n",
-        "      ReservedConcurency: 1\n",
+        "      ReservedConcurrentExecutions: !If [ReservesLauncher,",
+        "      ReservedConcurency: !If [ReservesLauncher,",
         ["[sam-transform]", "LauncherFunction", "ReservedConcurency"],
     ),
     (

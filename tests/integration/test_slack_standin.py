@@ -260,7 +260,8 @@ def test_wait_for_returns_once_the_condition_holds(standin, client):
         standin.wait_for(lambda: False, timeout=0.1)
 
 
-def test_users_info_and_conversations_info_return_plausible_objects(client):
+def test_users_info_and_conversations_info_return_plausible_objects(standin, client):
+    standin.scopes |= {"users:read", "channels:read"}  # scopes the deployed manifest does not ask for
     user = client.users_info(user="U0ALICE")["user"]
     assert user["id"] == "U0ALICE" and user["name"] and user["real_name"] and user["tz"]
     channel = client.conversations_info(channel=CHANNEL)["channel"]
@@ -347,3 +348,26 @@ def test_with_a_clock_message_ts_are_real_times_and_still_strictly_increase():
         second = client.chat_postMessage(channel="C1", text="b")["ts"]
     assert first == "1800000000.500000"
     assert float(second) > float(first)
+
+
+def test_a_method_the_installed_scopes_do_not_cover_answers_missing_scope_as_slack_does(standin, client):
+    from slack_sdk.errors import SlackApiError
+
+    from infra.local.standins.slack import manifest_scopes
+
+    assert standin.scopes == manifest_scopes() and "files:write" in standin.scopes
+    standin.scopes = frozenset({"commands", "chat:write"})
+    with pytest.raises(SlackApiError) as refused:
+        client.files_getUploadURLExternal(filename="chart.png", length=10)
+    answer = refused.value.response.data
+    assert answer["error"] == "missing_scope" and answer["needed"] == "files:write"
+    assert answer["provided"] == "chat:write,commands"
+    assert client.chat_postMessage(channel=CHANNEL, text="still allowed")["ok"]
+    with pytest.raises(SlackApiError, match="missing_scope"):
+        client.users_info(user="U0ALICE")
+
+
+def test_every_method_the_stand_in_answers_has_its_documented_scopes():
+    from infra.local.standins import slack
+
+    assert set(slack._API_METHODS) == set(slack.METHOD_SCOPES)  # noqa: SLF001

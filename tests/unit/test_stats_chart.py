@@ -40,3 +40,46 @@ def test_png_size_refuses_what_is_not_a_png():
 
     with pytest.raises(ValueError):
         png_size(b"GIF89a....")
+
+
+def _decode(png: bytes) -> tuple[int, int, bytes]:
+    """(width, height, RGB rows) of an 8-bit RGB PNG with filter 0 rows, as chart.py writes."""
+    import struct
+    import zlib
+
+    width, height = png_size(png)
+    offset, data = 8, b""
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset : offset + 4])
+        kind = png[offset + 4 : offset + 8]
+        if kind == b"IDAT":
+            data += png[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+    raw = zlib.decompress(data)
+    stride = width * 3 + 1
+    assert all(raw[row * stride] == 0 for row in range(height))
+    return width, height, b"".join(raw[row * stride + 1 : (row + 1) * stride] for row in range(height))
+
+
+def test_each_bar_is_painted_in_its_series_colour_where_it_stands_and_taller_values_are_taller_bars():
+    from backend.services.chart import JOB_COLORS, _rgb
+
+    series = {"days": ["2026-11-01", "2026-11-02"], "jobs": {"Completed": [3, 0], "Failed": [1, 6]}, "retries": {"capacity": [0, 5]}}
+    chart = render(series)
+    width, _height, pixels = _decode(chart.png)
+
+    def colour_at(x: int, y: int) -> tuple[int, int, int]:
+        start = (y * width + x) * 3
+        return tuple(pixels[start : start + 3])
+
+    from backend.services.chart import draw
+
+    _canvas, panels = draw(series)
+    drawn = [bar for panel in panels for bar in panel.bars if bar.value]
+    assert {(bar.series, bar.day, bar.value) for bar in drawn} == {("Completed", 0, 3.0), ("Failed", 0, 1.0), ("Failed", 1, 6.0), ("capacity", 1, 5.0)}
+    for bar in drawn:
+        assert colour_at(bar.x + bar.width // 2, bar.y + bar.height // 2) == bar.color
+    heights = {(bar.series, bar.day): bar.height for bar in drawn}
+    assert abs(heights[("Failed", 1)] - 2 * heights[("Completed", 0)]) <= 1
+    assert abs(heights[("Completed", 0)] - 3 * heights[("Failed", 0)]) <= 2
+    assert _rgb(JOB_COLORS["Failed"]) == next(bar.color for bar in drawn if bar.series == "Failed")

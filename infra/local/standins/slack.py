@@ -15,9 +15,14 @@ What it provides:
 * fault injection (scheduled or probabilistic 429 / 5xx / ``ok: false`` answers, latency);
 * a call log and a channel/thread/ephemeral/file/view state API with a monotonic change-event
   feed that a web page can long-poll (``events_since(seq, timeout=...)``);
-* ``add_route`` so the local page can be served by the same server.
+* ``add_route`` so the local page can be served by the same server;
+* scopes, enforced as Slack does: a method the installed app's bot scopes do not cover answers
+  ``{"ok": false, "error": "missing_scope", "needed": …, "provided": …}``. The installed scopes
+  are by default those of the app manifest deployed (infra/deploy/slack-app-manifest.yaml), so
+  a method the bot calls without its scope in the manifest fails here as it would in Slack.
 
-Only the standard library is used, so the stand-in can run anywhere the bot's tests run.
+Only the standard library is used (and PyYAML, once, to read the manifest), so the stand-in can
+run anywhere the bot's tests run.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,6 +63,33 @@ _RECORDED_HEADERS = ("authorization", "content-type", "user-agent", "x-slack-ret
 _JSON_PARAMS = ("blocks", "attachments", "metadata", "view", "files")
 
 RouteHandler = Callable[["RequestInfo"], "tuple[int, dict[str, str], bytes | str]"]
+
+# Bot-token scopes Slack documents for each method this stand-in answers ("Scopes" on
+# https://docs.slack.dev/reference/methods/<method>, and "Compatible API methods" on
+# https://docs.slack.dev/reference/scopes/<scope>); a method needs any one scope of its tuple,
+# and an empty tuple means no scope (views.* need only a trigger_id; auth.test any token).
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "auth.test": (),
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "views.open": (),
+    "views.push": (),
+    "views.update": (),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+    "users.info": ("users:read",),
+    "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
+}
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-app-manifest.yaml"
+
+
+def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
+    """The bot scopes an app manifest asks for (what installing it grants)."""
+    import yaml
+
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
 
 
 class Call(NamedTuple):
@@ -139,9 +172,10 @@ def _server_error_name(status: int) -> str:
 
 
 class _ApiError(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **details: str) -> None:
         super().__init__(error)
         self.error = error
+        self.details = details
 
 
 class Subscription:
@@ -174,8 +208,11 @@ class SlackStandIn:
         max_events: int = 10_000,
         faults: Faults | None = None,
         clock: Callable[[], float] | None = None,
+        scopes: frozenset[str] | set[str] | None = None,
     ) -> None:
         self.team_id = team_id
+        # The bot token's scopes: the deployed manifest's unless a test installs others.
+        self.scopes: frozenset[str] = frozenset(manifest_scopes() if scopes is None else scopes)
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.app_id = app_id
@@ -246,6 +283,7 @@ class SlackStandIn:
         self._ts_counter = 0
         self._id_counter = 0
         self._calls: list[Call] = []
+        self._errors: list[tuple[str, str]] = []
         self._channels: dict[str, dict[str, Any]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._index: dict[tuple[str, str], dict[str, Any]] = {}
@@ -307,6 +345,12 @@ class SlackStandIn:
     def calls(self) -> list[Call]:
         with self._lock:
             return list(self._calls)
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        """(method, error) of every Web API call answered ``ok: false`` (faults excluded)."""
+        with self._lock:
+            return list(self._errors)
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -557,12 +601,22 @@ class SlackStandIn:
             handler = _API_METHODS.get(method)
             if handler is None:
                 raise _ApiError("unknown_method")
+            self._check_scope(method)
             with self._lock:
                 result = handler(self, params)
             body = {"ok": True, **result}
         except _ApiError as exc:
-            body = {"ok": False, "error": exc.error}
+            body = {"ok": False, "error": exc.error, **exc.details}
+            with self._lock:
+                self._errors.append((method, exc.error))
         return 200, {}, _json_bytes(body)
+
+    def _check_scope(self, method: str) -> None:
+        """Slack's answer to a token without the method's scope (``needed``: the scope to add,
+        ``provided``: the token's scopes, comma-separated)."""
+        needed = METHOD_SCOPES[method]
+        if needed and not self.scopes & set(needed):
+            raise _ApiError("missing_scope", needed=",".join(needed), provided=",".join(sorted(self.scopes)))
 
     def _handle_upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
         self._record("upload", {"file_id": file_id, "length": len(body)}, headers)

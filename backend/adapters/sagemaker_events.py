@@ -1,0 +1,108 @@
+"""SageMaker's EventBridge events, parsed: the pure half of the SageMaker adapter.
+
+``SageMaker Training Job State Change`` carries DescribeTrainingJob's fields in ``detail``, but
+its times come in whatever form the event's producer wrote: AWS documents strings of epoch
+milliseconds (``"TrainingStartTime": "1583831889050"``), other deliveries carry numbers, and
+ISO-8601 strings are valid JSON times too. :func:`event_time` accepts all of them and
+:func:`parse_state_change` turns an event into a :class:`TrainingStatus`; anything else is an
+:class:`UnparseableEvent`, which the monitor logs and counts instead of raising (a raise would
+be retried into the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.domain.times import to_utc
+from backend.ports import TrainingState, TrainingStatus
+
+STATES = {
+    "InProgress": TrainingState.RUNNING,
+    "Stopping": TrainingState.STOPPING,
+    "Completed": TrainingState.COMPLETED,
+    "Failed": TrainingState.FAILED,
+    "Stopped": TrainingState.STOPPED,
+}
+# Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
+_MILLIS_ABOVE = 1e11
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC).timestamp()
+
+
+class UnparseableEvent(ValueError):
+    """An event (or a field of one) the monitor cannot read; logged and counted, never retried."""
+
+
+def event_time(value: Any) -> datetime | None:
+    """A SageMaker time as aware UTC: a datetime, epoch seconds or milliseconds (a number or a
+    numeric string), or an ISO-8601 string. None/empty is None; anything else UnparseableEvent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return to_utc(value)
+    if isinstance(value, bool):
+        raise UnparseableEvent(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        return _epoch(float(value), value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            return _epoch(number, value)
+        try:
+            return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError as exc:
+            raise UnparseableEvent(f"not a time: {value!r}") from exc
+    raise UnparseableEvent(f"not a time: {value!r}")
+
+
+def _epoch(number: float, original: Any) -> datetime:
+    if not math.isfinite(number) or number < 0:
+        raise UnparseableEvent(f"not a time: {original!r}")
+    seconds = number / 1000 if number > _MILLIS_ABOVE else number
+    if seconds > _LATEST:
+        raise UnparseableEvent(f"not a time: {original!r}")
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def training_status(description: dict[str, Any]) -> TrainingStatus:
+    """A DescribeTrainingJob answer or an event's ``detail`` in the domain's terms; raises
+    UnparseableEvent when a field has a shape SageMaker never sends."""
+    if not isinstance(description, dict):
+        raise UnparseableEvent(f"detail is {type(description).__name__}, not an object")
+    name = description.get("TrainingJobName")
+    if not isinstance(name, str) or not name:
+        raise UnparseableEvent("no TrainingJobName")
+    secondary = description.get("SecondaryStatus") or ""
+    reason = description.get("FailureReason") or ""
+    billable = description.get("BillableTimeInSeconds")
+    if not isinstance(secondary, str) or not isinstance(reason, str):
+        raise UnparseableEvent("SecondaryStatus and FailureReason must be strings")
+    if billable is not None and (isinstance(billable, bool) or not isinstance(billable, int | float | str)):
+        raise UnparseableEvent(f"BillableTimeInSeconds is not a number: {billable!r}")
+    try:
+        billable_seconds = None if billable in (None, "") else int(float(billable))
+    except (TypeError, ValueError) as exc:
+        raise UnparseableEvent(f"BillableTimeInSeconds is not a number: {billable!r}") from exc
+    return TrainingStatus(
+        name=name,
+        state=STATES.get(str(description.get("TrainingJobStatus", "")), TrainingState.RUNNING),
+        failure_reason=reason,
+        max_runtime_exceeded=secondary == "MaxRuntimeExceeded",
+        max_wait_exceeded=secondary == "MaxWaitTimeExceeded",
+        started_at=event_time(description.get("TrainingStartTime")),
+        ended_at=event_time(description.get("TrainingEndTime")),
+        billable_seconds=billable_seconds,
+        extra={"secondary_status": secondary},
+    )
+
+
+def parse_state_change(event: Any) -> TrainingStatus:
+    """The training status a ``SageMaker Training Job State Change`` event reports."""
+    if not isinstance(event, dict):
+        raise UnparseableEvent(f"event is {type(event).__name__}, not an object")
+    return training_status(event.get("detail"))

@@ -1,0 +1,70 @@
+"""A Lambda execution environment, small: run as ``python3.13 -I -S -B lambda_runtime.py ARTIFACT
+BOTO3_DIR HANDLER`` by tests/artifact. Not imported by anything.
+
+``-I -S``: no user site, no site-packages, no PYTHONPATH, not even this script's folder on
+sys.path. Then, as Lambda's runtime does, the artifact folder (``/var/task``) goes first and the
+runtime's own boto3 (``/var/runtime``) after it: nothing of the test's virtualenv is importable.
+The handler is imported once (a cold start) and invoked for each request line on stdin, one JSON
+answer line per request on the original stdout; the handler's own output (Powertools' JSON
+logs) goes to stderr, as Lambda sends it to CloudWatch.
+
+Requests: ``{"event": …, "context": {…}}`` or ``{"probe": true}`` (where every loaded module
+came from).
+"""
+
+import importlib
+import json
+import os
+import sys
+import time
+import traceback
+
+artifact, boto3_dir, dotted = sys.argv[1:4]
+sys.path[:0] = [artifact, boto3_dir]
+
+answers = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+
+class Context:
+    def __init__(self, fields, deadline):
+        self.__dict__.update(fields)
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def probe():
+    # Every loaded module's file but this runtime's own (__main__), as Lambda's bootstrap is its own.
+    files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {"", __file__})
+    return {"sys_path": sys.path, "files": files, "executable": sys.executable, "version": list(sys.version_info[:3]),
+            "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}}
+
+
+started = time.monotonic()
+module_name, _, attribute = dotted.rpartition(".")
+try:
+    handler = getattr(importlib.import_module(module_name), attribute)
+    init_error = None
+except Exception:  # noqa: BLE001 - Lambda reports an init failure on every invocation
+    handler, init_error = None, traceback.format_exc()
+init_ms = (time.monotonic() - started) * 1000
+
+for line in sys.stdin:
+    request = json.loads(line)
+    if request.get("probe"):
+        answers.write(json.dumps(probe()) + "\n")
+        continue
+    if init_error is not None:
+        answers.write(json.dumps({"errorType": "InitError", "errorMessage": init_error}) + "\n")
+        continue
+    fields = request["context"]
+    context = Context(fields, time.monotonic() + fields.pop("timeout_seconds", 60))
+    try:
+        result = handler(request["event"], context)
+        answers.write(json.dumps({"result": result, "init_ms": init_ms}, default=str) + "\n")
+    except Exception as exc:  # noqa: BLE001 - Lambda reports any handler failure
+        answers.write(json.dumps({"errorType": type(exc).__name__, "errorMessage": traceback.format_exc()}) + "\n")
+    init_ms = 0.0
