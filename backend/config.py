@@ -101,8 +101,8 @@ class Settings(BaseModel):
         except ValidationError as exc:
             problems = []
             for error in exc.errors():
-                field = str(error["loc"][0]) if error["loc"] else "?"
-                alias = cls.model_fields[field].alias if field in cls.model_fields else field
+                name = str(error["loc"][0]) if error["loc"] else "?"
+                alias = cls.model_fields[name].alias if name in cls.model_fields else name
                 problems.append(f"{alias}: {error['msg']}")
             raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
 

@@ -66,7 +66,7 @@ class CreateRefused(TrainbotError):
     """The training backend refused to create an attempt; ``classification`` says why, in the
     retry policy's terms (the adapter translated SageMaker's error code)."""
 
-    def __init__(self, classification) -> None:  # noqa: ANN001 - backend.domain.policy.Classification
+    def __init__(self, classification) -> None:
         super().__init__(classification.reason)
         self.classification = classification
 

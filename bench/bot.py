@@ -103,7 +103,7 @@ def bench_acks(n: int) -> None:
         from slack_bolt.lazy_listener import LazyListenerRunner
 
         class Skip(LazyListenerRunner):
-            def start(self, function, request) -> None:  # noqa: ANN001
+            def start(self, function, request) -> None:
                 pass
 
         bot.handler._slack_handler().app.listener_runner.lazy_listener_runner = Skip()
@@ -111,7 +111,6 @@ def bench_acks(n: int) -> None:
 
         from slack_bolt import App
         from slack_bolt.adapter.aws_lambda import SlackRequestHandler
-
         from slack_sdk import WebClient
 
         # Its one auth.test (on the first request) goes to the stand-in, never to Slack.
@@ -123,7 +122,7 @@ def bench_acks(n: int) -> None:
         )
 
         @bare.command("/train")
-        def answer(ack) -> None:  # noqa: ANN001
+        def answer(ack) -> None:
             ack(response_type="ephemeral", text="ok")
 
         bare_handler = SlackRequestHandler(bare)

@@ -174,7 +174,7 @@ def reads_per_tick(endpoint: str, history: int) -> None:
         owner = Owner(team_id="T1", user_id="UHIST")
         args = request()
         batch = []
-        client = world.store._client  # noqa: SLF001 - bulk seeding
+        client = world.store._client
         for i in range(history):
             job = new_job(name="old", job_args=args, owner=owner, now=world.clock.now(), job_id=f"old-{i:06d}")
             batch.append({"PutRequest": {"Item": to_item(job.model_copy(update={"status": JobStatus.COMPLETED}))}})

@@ -19,14 +19,14 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
 from backend.adapters.slack import render
+from backend.adapters.slack.client import web_client
+from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
 from bot.listeners import register_all
 from bot.listeners.errors import refusal
-from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
-from backend.adapters.slack.client import web_client
 from bot.usecases import BotService
 
 
-def create_app(container, credentials: SlackCredentials | None = None) -> App:  # noqa: ANN001 - Container
+def create_app(container, credentials: SlackCredentials | None = None) -> App:
     settings = container.settings
     credentials = credentials or slack_credentials(settings)
     service = BotService(container)
@@ -45,7 +45,7 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:  
     )
 
     @app.middleware
-    def gate(context, body: dict[str, Any], next) -> Any:  # noqa: A002, ANN001 - bolt's names
+    def gate(context, body: dict[str, Any], next) -> Any:
         """Refuse other workspaces and users not allowed; hand listeners the bot service."""
         if settings.slack_team_id and context.team_id != settings.slack_team_id:
             return refusal(body, render.refused_team())

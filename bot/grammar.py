@@ -163,7 +163,7 @@ def parse(text: str) -> Request:
         return Sweep(parse_fields(tokens(rest, USAGE["sweep"]), USAGE["sweep"]))
     if verb in ("status", "stop", "retry"):
         job_id = _one_job_id(verb, tokens(rest, USAGE[verb]))
-        return {"status": Status, "stop": Stop, "retry": Retry}[verb](job_id)
+        return Status(job_id) if verb == "status" else Stop(job_id) if verb == "stop" else Retry(job_id)
     if verb == "list":
         return _parse_list(tokens(rest, USAGE["list"]))
     if verb in ("preset", "presets"):

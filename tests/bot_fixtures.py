@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from infra.local.standins.lambda_invoke import LambdaStandIn, lambda_context
-from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body
 from infra.local.standins.slack import SlackStandIn
+from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body
 
 SECRET = "e2e-signing-secret"
 TOKEN = "xoxb-e2e-token"
@@ -121,7 +121,7 @@ def bot_env(monkeypatch, jobs_table, slack) -> Iterator[BotDriver]:
         bot.handler.reset()
 
 
-def wait_until(predicate, timeout: float = 5.0):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float = 5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

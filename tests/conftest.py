@@ -97,7 +97,7 @@ def _speed_up_moto_item_size_check() -> None:
     def attribute_size(key: str, value) -> int:
         return bytesize(key) + (value.size() if type(value) is dynamo_type.DynamoType else bytesize(str(value)))
 
-    def setitem(self, key, value):  # noqa: ANN001 - mirrors moto's signature
+    def setitem(self, key, value):
         sizes = self.__dict__.setdefault("_sizes", {})
         for existing in dict.keys(self):
             if existing not in sizes:
@@ -128,7 +128,7 @@ def _make_in_process_moto_atomic() -> None:
     lock = threading.RLock()
     original = botocore_stubber.BotocoreStubber.process_request
 
-    def process_request(self, request):  # noqa: ANN001 - mirrors moto's signature
+    def process_request(self, request):
         with lock:
             return original(self, request)
 
@@ -138,10 +138,9 @@ def _make_in_process_moto_atomic() -> None:
 _make_in_process_moto_atomic()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001, ARG001 - pytest's hook
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The artifact sizes tests/artifact measured in this run (its build writes them; with
     xdist the workers' own output is not shown)."""
-    import time
     from pathlib import Path
 
     sizes = Path(__file__).resolve().parents[1] / ".aws-sam" / "artifacts" / "sizes.txt"
@@ -151,7 +150,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN0
         terminalreporter.write(sizes.read_text(encoding="utf-8"))
 
 
-def pytest_configure(config):  # noqa: ANN001 - pytest's hook
+def pytest_configure(config):
     import time
 
-    config._trainbot_started = time.time()  # noqa: SLF001
+    config._trainbot_started = time.time()

@@ -206,7 +206,7 @@ def seed_finished(store, count: int, *, days_ago: int = 30, batch: int = 25) -> 
         job = job.model_copy(update={"status": JobStatus.COMPLETED if i % 4 else JobStatus.FAILED})
         pending.append({"PutRequest": {"Item": to_item(job)}})
         if len(pending) == batch:
-            store._client.batch_write_item(RequestItems={store.table_name: pending})  # noqa: SLF001
+            store._client.batch_write_item(RequestItems={store.table_name: pending})
             pending = []
     if pending:
-        store._client.batch_write_item(RequestItems={store.table_name: pending})  # noqa: SLF001
+        store._client.batch_write_item(RequestItems={store.table_name: pending})

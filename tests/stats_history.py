@@ -24,7 +24,7 @@ NOW = T0  # 2026-11-02 09:00 UTC
 BASE = NOW - 3 * DAY  # 2026-10-30 09:00
 
 
-def seed(dynamodb, table: str, jobs) -> None:  # noqa: ANN001
+def seed(dynamodb, table: str, jobs) -> None:
     """Write jobs as stored items (index keys included), 25 per BatchWriteItem."""
     jobs = list(jobs)
     for start in range(0, len(jobs), 25):

@@ -105,4 +105,5 @@ def parse_state_change(event: Any) -> TrainingStatus:
     """The training status a ``SageMaker Training Job State Change`` event reports."""
     if not isinstance(event, dict):
         raise UnparseableEvent(f"event is {type(event).__name__}, not an object")
-    return training_status(event.get("detail"))
+    detail: Any = event.get("detail")
+    return training_status(detail)

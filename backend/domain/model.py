@@ -280,7 +280,7 @@ class JobArgs(_Request):
     def instance_count(self) -> int:
         return self.ResourceConfig.InstanceCount
 
-    def to_request(self, training_job_name: str) -> dict:
+    def to_request(self, training_job_name: str) -> dict[str, Any]:
         """The CreateTrainingJob request for one attempt."""
         request = self.model_dump(exclude_none=True)
         # SageMaker refuses empty lists where it takes "1 or more"; absent means none.
@@ -290,7 +290,7 @@ class JobArgs(_Request):
         return {"TrainingJobName": training_job_name, **request}
 
 
-def label_of(loc: tuple) -> str:
+def label_of(loc: tuple[int | str, ...]) -> str:
     """The user-facing name of a JobArgs validation error location."""
     parts = [str(p) for p in loc if not isinstance(p, int)]
     for size in range(len(parts), 0, -1):

@@ -10,7 +10,7 @@ from backend.entrypoints.runtime import logger, metrics, time_left
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
+def handler(event: dict, context) -> dict:
     wired = runtime.container()
     report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)

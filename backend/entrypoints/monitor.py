@@ -9,16 +9,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from backend.adapters.sagemaker_events import UnparseableEvent, parse_state_change
 from backend.domain.model import parse_attempt_name
-from backend.errors import StoreUnavailable
 from backend.entrypoints import runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
+from backend.errors import StoreUnavailable
 
 STATE_CHANGE = "SageMaker Training Job State Change"
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
+def handler(event: dict, context) -> dict:
     monitor = runtime.container().monitor
     if event.get("detail-type") == STATE_CHANGE:
         try:
@@ -44,9 +44,9 @@ def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
         if stuck is not None:
             metrics.add_metric(name="JobsStuckRetrying", unit=MetricUnit.Count, value=stuck)
     metrics.add_metric(name="JobsMoved", unit=MetricUnit.Count, value=report.applied)
-    for status, name in (("Completed", "JobsCompleted"), ("Failed", "JobsFailed"), ("Stopped", "JobsStopped")):
-        if report.moved.get(status):
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.moved[status])
+    for moved_to, name in (("Completed", "JobsCompleted"), ("Failed", "JobsFailed"), ("Stopped", "JobsStopped")):
+        if report.moved.get(moved_to):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=report.moved[moved_to])
     for cause, count in report.retried.items():
         metrics.add_metric(name=f"JobsRetried_{cause}", unit=MetricUnit.Count, value=count)
     runtime.add_notification_metrics(runtime.container())
@@ -55,7 +55,7 @@ def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
     return report.as_dict()
 
 
-def stuck_retrying(container) -> int | None:  # noqa: ANN001 - the Container
+def stuck_retrying(container) -> int | None:
     """Retrying jobs, due for launch, whose capacity wait ran past the max wait plus one backoff:
     the launcher should have launched or failed them (template.yaml alarms on this). None when
     the store cannot say."""

@@ -45,5 +45,5 @@ def add_notification_metrics(wired: Container) -> None:
     metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=totals.pending + totals.rejected)
 
 
-def time_left(context, reserve_ms: int = RESERVE_MS) -> bool:  # noqa: ANN001 - a Lambda context
+def time_left(context, reserve_ms: int = RESERVE_MS) -> bool:
     return context is None or context.get_remaining_time_in_millis() > reserve_ms

@@ -163,12 +163,13 @@ class JobService:
                     return outcome.job
             elif job.status in (S.LAUNCHED, S.IN_PROGRESS):
                 outcome = self._store.transition(job, S.STOPPING, at=now, reason=who)
-                if isinstance(outcome, Applied):
+                if isinstance(outcome, Applied) and job.current_attempt is not None:
                     self._stop_quietly(job.current_attempt.name)
                     self._dispatcher.deliver(outcome.job)
                     return outcome.job
             elif job.status is S.STOPPING:
-                self._stop_quietly(job.current_attempt.name)  # idempotent: ask again
+                if job.current_attempt is not None:
+                    self._stop_quietly(job.current_attempt.name)  # idempotent: ask again
                 return job
             else:
                 raise IllegalTransition(job.job_id, job.status.value, S.STOPPED.value)

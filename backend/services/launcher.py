@@ -18,6 +18,7 @@ so an attempt is never created twice.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import secrets
@@ -68,7 +69,7 @@ class LaunchReport:
     parked: int = 0  # moved aside: due, but its instance type has no room (see Job.parked_at)
     errors: int = 0  # one job's step failed (logged); the tick went on with the others
     stopped_early: bool = False
-    by_class: Counter = field(default_factory=Counter)
+    by_class: Counter[str] = field(default_factory=Counter)
     # How long the longest-waiting job launched this tick had been due (launcher lag).
     max_lag_seconds: float = 0.0
 
@@ -126,7 +127,7 @@ class Launcher:
     def run_tick(self, should_continue: Callable[[], bool] = lambda: True) -> LaunchReport:
         report = LaunchReport()
         now = self._clock()
-        usage: Counter = Counter()
+        usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
             usage[active.job_args.instance_type] += active.job_args.instance_count
         holds, holds_changed = self._load_holds(now, usage)
@@ -153,13 +154,13 @@ class Launcher:
                 setattr(report, why, getattr(report, why) + 1)
                 if job.parked_at is None and parked < PARK_BATCH:
                     parked += 1
-                    self._isolated(job, report, lambda job=job: self._park(job, report))
+                    self._isolated(job, report, functools.partial(self._park, job, report))
                 continue
             if considered >= self._batch:
                 report.stopped_early = True
                 break
             considered += 1
-            result = self._isolated(job, report, lambda job=job: self._launch(job, report))
+            result = self._isolated(job, report, functools.partial(self._launch, job, report))
             if result.launched:
                 usage[instance_type] += count
             elif result.hold_until is not None:
@@ -170,7 +171,7 @@ class Launcher:
         logger.info("launcher tick", extra={"report": report.as_dict()})
         return report
 
-    def _unparked(self, holds: dict[str, Hold], usage: Counter, report: LaunchReport) -> Iterator[Job]:
+    def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
         """Parked jobs whose instance type may have room again, oldest in launch order first."""
         candidates: list[Job] = []
         for instance_type in self._store.parked_types():
@@ -303,7 +304,9 @@ class Launcher:
                 self._dispatcher.deliver(outcome.job)
             # No hammering: hold further launches of this type until the backoff passes or
             # one of its jobs ends.
-            return _Result(hold_until=changes["next_attempt_at"] if cls in (F.QUOTA, F.CAPACITY) else None)
+            next_at = changes["next_attempt_at"]
+            hold = next_at if cls in (F.QUOTA, F.CAPACITY) and isinstance(next_at, datetime) else None
+            return _Result(hold_until=hold)
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()
 
@@ -319,12 +322,12 @@ class Launcher:
     def _stop_orphan(self, name: str) -> None:
         try:
             self._backend.stop(name)
-        except Exception as exc:  # noqa: BLE001 - best effort; the monitor stops orphans it sees running
+        except Exception as exc:
             logger.warning("could not stop orphan", extra={"attempt": name, "error": str(exc)})
 
     # --- holds ---------------------------------------------------------------------------------
 
-    def _load_holds(self, now: datetime, usage: Counter) -> tuple[dict[str, Hold], bool]:
+    def _load_holds(self, now: datetime, usage: Counter[str]) -> tuple[dict[str, Hold], bool]:
         try:
             record = self._store.get_record(RecordKind.HOLDS, HOLDS_KEY) or {}
         except StoreUnavailable:

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.model import AttemptOutcome, FailureClass, Job
-from backend.domain.records import RecordKind
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
 from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
@@ -62,9 +62,9 @@ class MonitorReport:
     errors: int = 0  # one job's step failed (logged); the sweep went on with the others
     stops_resent: int = 0
     stopped_early: bool = False
-    outcomes: Counter = field(default_factory=Counter)
-    moved: Counter = field(default_factory=Counter)  # by the status jobs moved to
-    retried: Counter = field(default_factory=Counter)  # resubmissions, by failure class
+    outcomes: Counter[str] = field(default_factory=Counter)
+    moved: Counter[str] = field(default_factory=Counter)  # by the status jobs moved to
+    retried: Counter[str] = field(default_factory=Counter)  # resubmissions, by failure class
     notifications_sent: int = 0
     notifications_pending: int = 0
 
@@ -189,6 +189,9 @@ class Monitor:
 
     def _missing(self, job: Job, report: MonitorReport) -> None:
         attempt = job.current_attempt
+        if attempt is None:  # an active job always has one; nothing to reconcile without it
+            report.ignored += 1
+            return
         launched = attempt.launched_at or attempt.claimed_at
         if self._clock() - launched < MISSING_GRACE:
             report.ignored += 1
@@ -287,7 +290,7 @@ class Monitor:
             return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
         return self._failed(job, ended, status, report, now)
 
-    def _failed(self, job: Job, ended, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
+    def _failed(self, job: Job, ended: Attempt, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
         stopping = job.job_args.StoppingCondition
         secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
         classification = classify_failure_reason(
@@ -309,6 +312,7 @@ class Monitor:
             cls = classification.failure_class
             # The capacity clock runs through a streak of capacity/quota failures; a SageMaker
             # internal error neither starts nor ends it; anything else ended it.
+            wait: datetime | None
             if cls in (F.CAPACITY, F.QUOTA):
                 wait = job.capacity_wait_since or now
             elif cls in (F.THROTTLING, F.UNKNOWN):

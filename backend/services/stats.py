@@ -44,6 +44,7 @@ from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
 from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.ports import JobHistory
+from backend.services.chart import Chart, render
 
 S = JobStatus
 DEFAULT_DAYS = 14
@@ -223,7 +224,7 @@ def compute_stats(
     waits: list[float] = []
     waits_by_type: dict[str, list[float]] = defaultdict(list)
     runs: list[float] = []
-    hours: Counter[str] = Counter()
+    hours_by_type: dict[str, float] = {}
 
     for job in chosen:
         statuses[job.status.value] += 1
@@ -240,7 +241,8 @@ def compute_stats(
             if ran is not None:
                 runs.append(ran)
             if attempt.billable_seconds:
-                hours[job.job_args.instance_type] += instance_hours(job, attempt)
+                kind = job.job_args.instance_type
+                hours_by_type[kind] = hours_by_type.get(kind, 0.0) + instance_hours(job, attempt)
         for cause, when in retries(job):
             causes[cause] += 1
             when_day = format_utc(min(max(to_utc(when), to_utc(window.since)), to_utc(window.until)))[:10]
@@ -264,7 +266,7 @@ def compute_stats(
         retries_by_cause={c: causes[c] for c in CAUSE_ORDER if c in causes},
         queue_wait=Distribution.of(waits),
         run_time=Distribution.of(runs),
-        instance_hours={t: h for t, h in sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))},
+        instance_hours={t: h for t, h in sorted(hours_by_type.items(), key=lambda kv: (-kv[1], kv[0]))},
         slowest_to_start=slow,
         jobs_per_day=per_day,
         retries_per_day=retry_days,
@@ -335,10 +337,8 @@ def chart_series(stats: Stats) -> dict[str, Any]:
     }
 
 
-def render_chart(stats: Stats):  # noqa: ANN201 - backend.services.chart.Chart
+def render_chart(stats: Stats) -> Chart:
     """The chart for ``stats`` (PNG bytes and the series it plotted)."""
-    from backend.services.chart import render
-
     return render(chart_series(stats))
 
 
@@ -351,7 +351,8 @@ def chart_png(
     preset: str | None = None,
 ) -> bytes:
     """One call for a PNG of the last ``days`` days (the local page's ``/stats.png``)."""
-    return render_chart(collect(store, owner, days, preset, now)).png
+    png: bytes = render_chart(collect(store, owner, days, preset, now)).png
+    return png
 
 
 # --- plain text (the CLI) -------------------------------------------------------------------

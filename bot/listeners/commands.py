@@ -61,7 +61,7 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
     return {}
 
 
-def validate(bot: BotService, request: grammar.Request, command: dict[str, Any]) -> Any:  # noqa: ANN401
+def validate(bot: BotService, request: grammar.Request, command: dict[str, Any]) -> Any:
     """The checks the ack makes (BadCommand if they fail); what they produced, if anything."""
     match request:
         case grammar.Submit(fields=fields):

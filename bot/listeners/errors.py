@@ -10,14 +10,16 @@ the same message with ``respond`` (or as an ephemeral message when there is no r
 from __future__ import annotations
 
 import functools
-import logging
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from slack_bolt import App, BoltResponse
 
+from backend.adapters.slack import render
+from backend.domain.spec import BadCommand
 from backend.errors import (
     ConfigError,
     IllegalTransition,
@@ -28,8 +30,6 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from backend.adapters.slack import render
-from backend.domain.spec import BadCommand
 from backend.services.presets import PresetNotYours
 from backend.services.submit import SweepExpired
 

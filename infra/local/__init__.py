@@ -29,12 +29,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from infra.local.standins.aws import MotoServer
-from infra.local.standins.lambda_invoke import LambdaStandIn
 from backend.entrypoints.cli.common import connection_file
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
+from infra.local.standins.aws import MotoServer
+from infra.local.standins.lambda_invoke import LambdaStandIn
 from infra.local.standins.sagemaker import Faults, SageMakerStandIn
 from infra.local.standins.slack import Faults as SlackFaults
 from infra.local.standins.slack import SlackStandIn
@@ -223,12 +223,12 @@ class LocalStack:
             if part is not None:
                 try:
                     part.stop()
-                except Exception:  # noqa: BLE001 - stop the rest regardless
+                except Exception:
                     logger.exception("could not stop %s", type(part).__name__)
         if self.options.data_dir is not None:
             try:
                 self.snapshot()
-            except Exception:  # noqa: BLE001 - say so, and still shut down
+            except Exception:
                 logger.exception("could not save the jobs table to %s", self.options.data_dir)
         self.aws.stop()
         self._remove_connection_file()
@@ -269,7 +269,7 @@ class LocalStack:
     def ports(self) -> list[int]:
         from urllib.parse import urlsplit
 
-        return [urlsplit(url).port for url in self.endpoints().values() if url]
+        return [port for url in self.endpoints().values() if url and (port := urlsplit(url).port) is not None]
 
     def connection(self) -> dict[str, str]:
         """What a CLI needs to use this stack: the environment of its settings and endpoints."""
@@ -468,7 +468,7 @@ class LocalStack:
         while not self._stop.wait(0.3):
             try:
                 sent = _sent_notifications(self.topic_arn)
-            except Exception:  # noqa: BLE001 - the log is a convenience
+            except Exception:
                 continue
             for _id, message, _subject, _attributes, _group in sent[seen:]:
                 try:

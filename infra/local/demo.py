@@ -136,10 +136,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, data_dir: Path | 
         last_line = ""
         while True:
             current = _demo_jobs(stack)
-            for job in current:
-                if job.name in to_stop and job.status is S.IN_PROGRESS:
-                    _command(stack, f"stop {job.job_id}", out)
-                    to_stop.discard(job.name)
+            for seen in current:
+                if seen.name in to_stop and seen.status is S.IN_PROGRESS:
+                    _command(stack, f"stop {seen.job_id}", out)
+                    to_stop.discard(seen.name)
             line = _progress_line(current, expected_total, time.monotonic() - started)
             if line != last_line:
                 print(line, file=out, flush=True)
@@ -158,6 +158,7 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, data_dir: Path | 
 
 
 def _command(stack: LocalStack, text: str, out: TextIO) -> None:
+    assert stack.page is not None, "the demo drives the local page"
     answer = stack.page.command(f"/train {text}", DEMO_USER)
     shown = text if len(text) < 70 else text[:67] + "…"
     print(f"  /train {shown}  -> HTTP {answer['status']}", file=out, flush=True)

@@ -82,7 +82,7 @@ def _items(stack) -> list[dict]:
     return [item for item in items if "JobStatus" in item]
 
 
-def _wait(predicate, timeout: float = 30.0):  # noqa: ANN001, ANN202
+def _wait(predicate, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -138,7 +138,7 @@ def test_the_built_monitor_counts_an_unparseable_event_instead_of_failing(stack)
     assert stack.functions["MonitorFunction"].invoke(event)["unparseable"] == 1
 
 
-def _epoch(value) -> float:  # noqa: ANN001
+def _epoch(value) -> float:
     from datetime import datetime
 
     if isinstance(value, datetime):

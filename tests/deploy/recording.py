@@ -69,7 +69,7 @@ class CallRecorder:
         original = botocore.client.BaseClient._make_api_call
         recorder = self
 
-        def _make_api_call(client, operation_name, api_params):  # noqa: ANN001, ANN202 - botocore's
+        def _make_api_call(client, operation_name, api_params):
             recorder.record(client.meta.service_model.service_name, operation_name, api_params)
             return original(client, operation_name, api_params)
 
@@ -243,12 +243,12 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
 
     import bot.handler
     from backend.bootstrap import build
-    from backend.services.submit import sweep_id_for
     from backend.config import Settings
+    from backend.services.submit import sweep_id_for
     from infra.local.standins.lambda_invoke import LambdaStandIn
     from infra.local.standins.sagemaker import SageMakerStandIn
-    from infra.local.standins.slack_signing import block_actions_body
     from infra.local.standins.slack import SlackStandIn
+    from infra.local.standins.slack_signing import block_actions_body
     from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, TEAM, USER, BotDriver, template_handler
 
     secret_id = _create_slack_secret()

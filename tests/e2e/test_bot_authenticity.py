@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from infra.local.standins.lambda_invoke import lambda_context
 from infra.local.standins.slack_signing import sign, signed_headers, slash_command_body
-from tests.bot_fixtures import FUNCTION, SECRET, TEAM, USER, answer_text, bot_env, slack, template_handler  # noqa: F401
+from tests.bot_fixtures import FUNCTION, SECRET, TEAM, USER, answer_text, template_handler
 from tests.fixtures import samples
 
 # The bodies issue 11 saw raise inside bolt, unsigned, before the signature was checked.

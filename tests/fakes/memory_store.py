@@ -371,9 +371,10 @@ class MemoryJobStore:
         stored = self._records.get(address)
         if only_if_absent and stored is not None:
             return False
-        if not only_if_absent and only_if:
-            if stored is None or any(stored.get(name) != _normalized(value) for name, value in only_if.items()):
-                return False
+        if not only_if_absent and only_if and (
+            stored is None or any(stored.get(name) != _normalized(value) for name, value in only_if.items())
+        ):
+            return False
         self._records[address] = _normalized(attributes)
         return True
 

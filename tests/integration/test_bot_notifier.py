@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from backend.adapters.slack.notifier import build_slack_notifier
 from backend.config import Settings
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, SlackThread, attempt_name
 from backend.domain.status import JobStatus
 from backend.ports import Applied
 from backend.services.notify import Dispatcher
-from backend.adapters.slack.notifier import build_slack_notifier
 from infra.local.standins.slack import SlackStandIn
 from tests.conftest import T0, make_job
 

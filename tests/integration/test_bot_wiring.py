@@ -9,9 +9,9 @@ import uuid
 import boto3
 import pytest
 
+from backend.adapters.slack.secrets import slack_credentials
 from backend.config import Settings
 from backend.errors import ConfigError
-from backend.adapters.slack.secrets import slack_credentials
 from infra.local.standins.lambda_invoke import LambdaStandIn
 
 

@@ -15,9 +15,9 @@ from backend.adapters.aws import aws_client
 from backend.adapters.dynamo import DynamoJobStore
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
+from backend.entrypoints.cli import main
 from backend.services.presets import PresetBook
 from infra.local.standins.aws import MotoServer
-from backend.entrypoints.cli import main
 from infra.template import create_jobs_table, create_topic
 
 TABLE = "trainbot-cli-jobs"

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from backend.domain.model import FailureClass
+from backend.domain.model import FailureClass, SlackThread
 from backend.domain.status import JobStatus
-from backend.domain.model import SlackThread
 from infra.local.standins.sagemaker import Faults
 from infra.local.standins.slack import SlackStandIn
 from tests.harness import ALICE, BOB, Stack, job_request

@@ -57,7 +57,7 @@ def refuse_writes_of(stack: Stack, job_id: str) -> None:
     """DynamoDB refuses every UpdateItem of one job's item, as it refuses an item past 400 KB
     (moto would apply such an update partially; the real service rejects it whole)."""
     refuse(
-        stack.store._client,  # noqa: SLF001 - the boto3 client the store was built with
+        stack.store._client,
         "UpdateItem",
         "ValidationException",
         "Item size has exceeded the maximum allowed size",
@@ -107,7 +107,7 @@ def test_attempts_failing_with_internal_server_error_back_off_and_end_failed_aft
     assert "internal error" in job.history[-1].reason and "InternalServerError" in job.history[-1].reason
     assert all(a.failure_class is FailureClass.THROTTLING for a in job.attempts)
     # Each retry waited: the next attempt was claimed well after the last one ended.
-    for before, after in zip(job.attempts, job.attempts[1:]):
+    for before, after in zip(job.attempts, job.attempts[1:], strict=False):
         assert (after.claimed_at - before.ended_at).total_seconds() >= 30
 
 
@@ -246,7 +246,7 @@ def test_successive_sweeps_walk_all_active_jobs_and_still_drain_the_outbox(stack
     stack.tick(30)
     assert {j.status for j in stack.store.get_many([j.job_id for j in long_ones + short_ones])} == {S.IN_PROGRESS}
     # A change whose notification could not be sent waits in the outbox.
-    sns_client = stack.container.notifiers[0]._client  # noqa: SLF001 - the boto3 client the notifier was built with
+    sns_client = stack.container.notifiers[0]._client
     down = {"on": True}
     refuse(sns_client, "Publish", "InternalError", "SNS is down", when=lambda _p: down["on"], status=500)
     quiet = stack.submit("quiet")
@@ -273,7 +273,7 @@ def test_a_stopping_job_whose_training_job_sagemaker_forgot_ends_stopped_and_the
     assert stack.store.get(forgotten.job_id).status is S.STOPPING
     name = stack.store.get(forgotten.job_id).attempts[0].name
     refuse(
-        stack.container.backend._client,  # noqa: SLF001 - the boto3 client the backend was built with
+        stack.container.backend._client,
         "DescribeTrainingJob",
         "ValidationException",
         "Requested resource not found.",

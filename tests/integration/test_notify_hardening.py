@@ -123,7 +123,7 @@ def test_a_store_failure_while_counting_a_sweep_jobs_end_never_counts_it_twice(s
         return False
 
     for operation in ("PutItem", "TransactWriteItems"):
-        refuse(store._client, operation, "InternalServerError", "try again", when=first_marker_write, status=500)  # noqa: SLF001
+        refuse(store._client, operation, "InternalServerError", "try again", when=first_marker_write, status=500)
 
     job = store.get(job.job_id)
     moved = store.transition(job, S.STOPPED, at=T0 + timedelta(minutes=1), reason="stopped")

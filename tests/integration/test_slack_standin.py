@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
+from infra.local.standins.slack import SlackStandIn
 from infra.local.standins.slack_signing import (
     block_actions_body,
     lambda_url_event,
@@ -26,7 +27,6 @@ from infra.local.standins.slack_signing import (
     slash_command_body,
     view_submission_body,
 )
-from infra.local.standins.slack import SlackStandIn
 
 TOKEN = "xoxb-local-test"
 SECRET = "local-signing-secret"
@@ -370,4 +370,4 @@ def test_a_method_the_installed_scopes_do_not_cover_answers_missing_scope_as_sla
 def test_every_method_the_stand_in_answers_has_its_documented_scopes():
     from infra.local.standins import slack
 
-    assert set(slack._API_METHODS) == set(slack.METHOD_SCOPES)  # noqa: SLF001
+    assert set(slack._API_METHODS) == set(slack.METHOD_SCOPES)

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from backend.domain.times import utcnow
-from backend.errors import ConfigError, InvalidRequest, StoreUnavailable
 from backend.entrypoints.cli import stats as cli_stats
+from backend.errors import ConfigError, InvalidRequest, StoreUnavailable
 from backend.services.chart import png_size
 from tests.conftest import make_job
 from tests.stats_history import HOUR, known_history, seed

@@ -50,7 +50,7 @@ def test_a_batch_that_died_half_way_is_completed_without_overwriting_jobs_that_m
     jobs = [make_job(f"b-{i}", client_token=f"b/{i}") for i in range(60)]
     # Simulate a crash after the first 25 jobs were written: the batch record says registering.
     store.register_many(jobs[:25], "half")
-    store._client.update_item(  # noqa: SLF001 - test sets up the crashed state
+    store._client.update_item(
         TableName=store.table_name,
         Key={"JobId": {"S": "sweep#half"}},
         UpdateExpression="SET JobIds = :ids, #s = :r",
@@ -72,7 +72,7 @@ def _seed_finished(store, count: int) -> None:
     for i in range(count):
         job = make_job(f"old-{i}", now=T0 - timedelta(days=30))
         done.append(job.model_copy(update={"status": S.COMPLETED if i % 3 else S.FAILED}))
-    store._batch_put(done, None, total=count, already=0)  # noqa: SLF001 - bulk seeding
+    store._batch_put(done, None, total=count, already=0)
 
 
 def test_due_and_active_queries_read_only_what_they_return_with_5000_finished_jobs(store):
@@ -143,7 +143,7 @@ class _Throttling:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         if self._rounds <= 0:
             return self._client.batch_write_item(RequestItems=RequestItems)
         self._rounds -= 1

@@ -9,7 +9,7 @@ import pytest
 from backend.domain.model import Owner
 from backend.services import stats
 from backend.services.stats import Window, compute_stats, percentile
-from tests.stats_history import DAY, EXPECTED, HOUR, MIN, NOW, O, S, F, job_with, known_history
+from tests.stats_history import DAY, EXPECTED, HOUR, MIN, NOW, F, O, S, job_with, known_history
 
 
 def _window(days: int = 7) -> Window:

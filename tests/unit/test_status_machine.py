@@ -49,7 +49,7 @@ def test_each_pair_is_allowed_exactly_when_the_table_says_so(from_status, to_sta
 def test_completed_is_final_and_no_status_moves_to_new():
     assert ALLOWED[S.COMPLETED] == frozenset()
     assert all(S.NEW not in targets for targets in ALLOWED.values())
-    assert TERMINAL == {S.COMPLETED, S.FAILED, S.STOPPED}
+    assert {S.COMPLETED, S.FAILED, S.STOPPED} == TERMINAL
 
 
 def test_transition_appends_history_bumps_the_version_and_applies_changes():

@@ -226,9 +226,9 @@ class DynamoJobs(DynamoRecords):
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            old = exc.response.get("Item")
+            old: Any = exc.response.get("Item")
             current = None
-            if old:
+            if isinstance(old, dict):
                 try:
                     current = from_item(old)
                 except ValidationError:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.config import Settings
 from backend.adapters.slack.secrets import slack_credentials
+from backend.config import Settings
 
 # (retries on 429, longest Retry-After honoured, HTTP timeout) per use: a bot answer is
 # worth a short wait; a notification can always wait for the next outbox drain.
@@ -35,7 +35,7 @@ def bounded_rate_limit_handler(max_retry_count: int, max_wait_seconds: float) ->
     from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
     class BoundedRateLimitErrorRetryHandler(RateLimitErrorRetryHandler):
-        def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # noqa: ANN001
+        def _can_retry(self, *, state, request, response=None, error=None) -> bool:
             if not super()._can_retry(state=state, request=request, response=response, error=error):
                 return False
             return _retry_after(response) <= max_wait_seconds

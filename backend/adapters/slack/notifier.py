@@ -22,13 +22,13 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
+from backend.adapters.slack import render
 from backend.config import Settings
 from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
 from backend.ports import JobRepository, RecordStore
-from backend.adapters.slack import render
 
 logger = Logger(service="trainbot", child=True)
 
@@ -122,7 +122,7 @@ class SlackNotifier:
 
     def _notify_sweep_job(self, job: Job, seq: int) -> None:
         entry = job.entry(seq)
-        if entry is None or entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
+        if entry is None or entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts or not job.sweep_id:
             return
         channel, root = job.slack.channel_id, job.slack.thread_ts
         self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))

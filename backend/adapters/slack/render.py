@@ -439,7 +439,7 @@ def _hours(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
 
 
-def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int) -> dict[str, Any]:  # noqa: ANN401 - backend.services.stats.Stats
+def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int) -> dict[str, Any]:
     """The Block Kit answer to `/train stats`: what the window covers, outcomes, retries by
     cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types."""
     title = f"{stats_whose(scope, user_id, preset)}, last {days} day{'s' if days != 1 else ''}"

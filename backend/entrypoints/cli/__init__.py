@@ -208,7 +208,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         if status is None:
             raise CliError(f"{args.status!r} is not a status; one of {', '.join(s.value for s in JobStatus)}", USAGE)
     container = build_container(args)
-    found = []
+    found: list[Job] = []
     cursor = None
     for _ in range(50):  # bounded: a status filter reads at most 50 pages
         if args.all:

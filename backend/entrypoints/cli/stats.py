@@ -40,7 +40,7 @@ pandas.read_csv / pandas.read_json(lines=True).
 """
 
 
-def add_commands(subparsers: Any) -> None:  # noqa: ANN401 - argparse's _SubParsersAction
+def add_commands(subparsers: Any) -> None:
     """Add `stats` and `export` to the `trainbot` command's subparsers."""
     formatter = argparse.RawDescriptionHelpFormatter
     parents = [common_parent()]
@@ -126,7 +126,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def stats_json(result: Any) -> dict[str, Any]:  # noqa: ANN401 - backend.services.stats.Stats
+def stats_json(result: Any) -> dict[str, Any]:
     data = asdict(result)
     data["window"] = {"since": result.window.since.isoformat(), "until": result.window.until.isoformat()}
     data["computed_at"] = result.computed_at.isoformat() if result.computed_at else None

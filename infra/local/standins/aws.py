@@ -58,7 +58,7 @@ class MotoServer:
         import urllib.request
 
         request = urllib.request.Request(self.url + "/moto-api/reset", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - 127.0.0.1 only
+        with urllib.request.urlopen(request, timeout=10):
             pass
 
     def stop(self) -> None:

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
+
 from infra.local.standins.serving import LocalServer
 
 __all__ = ["LambdaStandIn", "lambda_context"]
@@ -92,7 +93,7 @@ class LambdaStandIn:
         record: dict[str, Any] = {"name": name, "type": kind, "error": None}
         try:
             return handler(event, lambda_context(name)), None
-        except Exception:  # noqa: BLE001 - Lambda reports any handler failure; so do we
+        except Exception:
             record["error"] = traceback.format_exc()
             return None, record["error"]
         finally:
@@ -135,7 +136,7 @@ def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
             payload = self.rfile.read(length)
             path = self.path.split("?", 1)[0]
             if not (path.startswith(_PREFIX) and path.endswith("/invocations")):
-                status, headers, body = 404, {}, b'{"message": "unknown path"}'
+                status, headers, body = 404, dict[str, str](), b'{"message": "unknown path"}'
             else:
                 target = unquote(path[len(_PREFIX) : -len("/invocations")])
                 kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -148,7 +149,7 @@ def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

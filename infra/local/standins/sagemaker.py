@@ -122,7 +122,8 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class FakeClock:
     def now(self) -> datetime.datetime:
         """The same instant as an aware UTC datetime: Trainbot's clock in tests and benchmarks,
         so one clock moves both Trainbot and the stand-in."""
-        return datetime.datetime.fromtimestamp(self(), tz=datetime.timezone.utc)
+        return datetime.datetime.fromtimestamp(self(), tz=datetime.UTC)
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:
@@ -447,7 +448,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("SageMaker stand-in: " + format, *args)
 
 
@@ -661,7 +662,7 @@ class SageMakerStandIn:
             try:
                 params = json.loads(body.decode("utf-8")) if body else {}
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ApiError(400, "SerializationException", f"Malformed JSON body: {exc}")
+                raise ApiError(400, "SerializationException", f"Malformed JSON body: {exc}") from exc
             if not isinstance(params, dict):
                 raise ApiError(400, "SerializationException", "The request body must be a JSON object")
             return 200, self._dispatch(operation, params), None
@@ -775,7 +776,7 @@ class SageMakerStandIn:
             if offset < 0:
                 raise ValueError
         except (TypeError, ValueError):
-            raise _validation("Invalid pagination token")
+            raise _validation("Invalid pagination token") from None
         name_contains = params.get("NameContains")
         status_equals = params.get("StatusEquals")
         sort_by = params.get("SortBy", "CreationTime")
@@ -884,7 +885,7 @@ class SageMakerStandIn:
                     raise ValueError
             except ValueError:
                 raise _validation(f"Hyperparameter {HP_DURATION} must be a number of seconds "
-                                  f">= 0, got {hyper[HP_DURATION]!r}")
+                                  f">= 0, got {hyper[HP_DURATION]!r}") from None
         forced = hyper.get(HP_OUTCOME)
         if forced is not None and forced not in OUTCOMES:
             raise _validation(f"Hyperparameter {HP_OUTCOME} must be one of {', '.join(OUTCOMES)}, "
@@ -897,7 +898,7 @@ class SageMakerStandIn:
                     raise ValueError
             except ValueError:
                 raise _validation(f"Hyperparameter {HP_OUTCOME_ATTEMPTS} must be an integer >= 0, "
-                                  f"got {hyper[HP_OUTCOME_ATTEMPTS]!r}")
+                                  f"got {hyper[HP_OUTCOME_ATTEMPTS]!r}") from None
         max_wait = stopping.get("MaxWaitTimeInSeconds") if params.get("EnableManagedSpotTraining") else None
         return {"name": name, "instance_type": instance_type, "instance_count": count,
                 "max_runtime": max_runtime, "max_wait": max_wait, "duration": duration, "forced": forced,
@@ -937,6 +938,7 @@ class SageMakerStandIn:
             plan.append(_Transition(start, "InProgress", "Training",
                                     "Training image download completed. Training in progress."))
             max_runtime = spec["max_runtime"]
+            final: tuple[str, str, str, str | None]
             if outcome == ALGORITHM_ERROR:
                 end, final = start + duration / 2, ("Failed", "Failed", "Training job failed",
                                                     ALGORITHM_ERROR_REASON)
@@ -998,7 +1000,7 @@ class SageMakerStandIn:
     def _fault_error(self, code: str, instance_type: str | None, count: int) -> ApiError:
         if code == THROTTLING:
             return ApiError(400, THROTTLING, "Rate exceeded")
-        if code == INTERNAL_FAILURE or code == LOST_RESPONSE:
+        if code in (INTERNAL_FAILURE, LOST_RESPONSE):
             return ApiError(500, INTERNAL_FAILURE, "We encountered an internal error. Please try again.")
         if code == SERVICE_UNAVAILABLE:
             return ApiError(503, SERVICE_UNAVAILABLE, "Service Unavailable. Please try again later.")
@@ -1092,7 +1094,7 @@ class SageMakerStandIn:
             result["TrainingEndTime"] = job.training_end
         if job.terminal:
             seconds = 0
-            if job.training_start is not None:
+            if job.training_start is not None and job.training_end is not None:
                 seconds = max(0, int(round(job.training_end - job.training_start)))
             result["TrainingTimeInSeconds"] = seconds
             result["BillableTimeInSeconds"] = seconds
@@ -1113,7 +1115,7 @@ class SageMakerStandIn:
             for field in ("StartTime", "EndTime"):
                 if field in entry:
                     entry[field] = int(round(entry[field] * 1000))
-        when = datetime.datetime.fromtimestamp(job.last_modified, datetime.timezone.utc)
+        when = datetime.datetime.fromtimestamp(job.last_modified, datetime.UTC)
         event = {
             "version": "0",
             # From the seeded RNG, so that runs with the same seed give the same ids.

@@ -35,11 +35,12 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -181,7 +182,7 @@ class _ApiError(Exception):
 class Subscription:
     """A cursor over the stand-in's change events, for long-polling consumers."""
 
-    def __init__(self, standin: "SlackStandIn", since: int) -> None:
+    def __init__(self, standin: SlackStandIn, since: int) -> None:
         self._standin = standin
         self.seq = since
 
@@ -251,7 +252,7 @@ class SlackStandIn:
             # Wake long-pollers so they answer (empty) instead of hanging until their timeout.
             self._changed.notify_all()
 
-    def __enter__(self) -> "SlackStandIn":
+    def __enter__(self) -> SlackStandIn:
         self.start()
         return self
 

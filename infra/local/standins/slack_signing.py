@@ -15,7 +15,7 @@ import itertools
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,7 +41,7 @@ _ids = itertools.count(1)
 
 def sign(signing_secret: str, body: str, timestamp: int) -> str:
     """Slack's v0 signature: ``"v0=" + hex(HMAC-SHA256(secret, "v0:{ts}:{body}"))``."""
-    base = f"v0:{timestamp}:{body}".encode("utf-8")
+    base = f"v0:{timestamp}:{body}".encode()
     return "v0=" + hmac.new(signing_secret.encode("utf-8"), base, hashlib.sha256).hexdigest()
 
 
@@ -117,7 +117,7 @@ def block_actions_body(
     """
     action_ts = f"{time.time():.6f}"
     msg = {"type": "message", "ts": message_ts, "text": "", "blocks": [], **(message or {})}
-    payload = {
+    payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
         "api_app_id": api_app_id,
@@ -203,7 +203,7 @@ def lambda_url_event(body: str, headers: dict[str, str], path: str = "/slack/eve
     expects; the body stays plain text (``isBase64Encoded: false``) so the signature still
     matches byte for byte.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     lowered = {
         "host": "trainbot.lambda-url.local",
         "user-agent": "Slackbot 1.0 (+https://api.slack.com/robots)",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.domain.status import JobStatus
 from backend.domain.spec import BadCommand, job_spec
+from backend.domain.status import JobStatus
 from bot import grammar
 from bot.grammar import parse
 from tests.bot_fixtures import GOOD_SUBMIT

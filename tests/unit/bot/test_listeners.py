@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
 from backend.domain.spec import job_spec
+from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
 from bot.listeners import actions, commands, views
 from bot.listeners.errors import handle_error, message_for
 from tests.bot_fixtures import GOOD_SUBMIT

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from backend.services.stats import Window, compute_stats
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
+from backend.services.stats import Window, compute_stats
 from bot import grammar
 from bot.listeners import commands
 from tests.stats_history import NOW, known_history
