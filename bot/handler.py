@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from bot.authenticity import refusal
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
@@ -26,7 +28,7 @@ class _Wired:
 _wired: _Wired | None = None
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wired = _wiring()
     why = refusal(event, wired.signing_secret, time.time())
     if why is not None:

@@ -2,7 +2,8 @@
 stand-in, and a driver that signs requests as Slack does and sends them, as Lambda Function
 URL events, through the handler `template.yaml` declares for ``BotFunction``.
 
-Import what a module uses (``from tests.bot_fixtures import bot_env, slack  # noqa: F401``).
+The fixtures (``bot_env``, ``slack``) reach the e2e tests through ``tests/e2e/conftest.py``;
+constants and helpers are imported by name.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.entrypoints import runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
@@ -10,7 +13,7 @@ from backend.entrypoints.runtime import logger, metrics, time_left
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     wired = runtime.container()
     report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)

@@ -4,8 +4,10 @@ sweep (active jobs and the notification outbox)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.adapters.sagemaker_events import UnparseableEvent, parse_state_change
 from backend.domain.model import parse_attempt_name
@@ -18,7 +20,7 @@ STATE_CHANGE = "SageMaker Training Job State Change"
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context) -> dict:
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     monitor = runtime.container().monitor
     if event.get("detail-type") == STATE_CHANGE:
         try:

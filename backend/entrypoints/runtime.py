@@ -4,6 +4,7 @@ built once per cold start (lazily, so importing a handler has no side effects)."
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.bootstrap import Container, build
 from backend.config import Settings
@@ -45,5 +46,6 @@ def add_notification_metrics(wired: Container) -> None:
     metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=totals.pending + totals.rejected)
 
 
-def time_left(context, reserve_ms: int = RESERVE_MS) -> bool:
+def time_left(context: LambdaContext | None, reserve_ms: int = RESERVE_MS) -> bool:
+    """Whether the invocation has more than ``reserve_ms`` left (always, outside Lambda)."""
     return context is None or context.get_remaining_time_in_millis() > reserve_ms
