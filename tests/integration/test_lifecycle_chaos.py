@@ -111,9 +111,14 @@ def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
     kind_counts = Counter(kinds.values())
     assert min(kind_counts[k] for k in ("capacity", "internal", "overtime")) > JOBS // 20, kind_counts
 
-    # Slack: one reply per change after the root (a deleted card is given up, never re-posted).
+    # Slack: every change gets its reply; a card Slack will not update is given up, so its reply
+    # is not posted again on every drain. (A Slack answer lost to a client timeout may still
+    # make one change's reply go out twice: delivery is at least once, never lossy.)
+    extra = 0
     for job in jobs.values():
         assert job.slack is not None and job.slack.thread_ts, job.job_id
         replies = stack.slack.thread(CHANNEL, job.slack.thread_ts)[1:]
-        assert len(replies) == job.last_seq - 1, (job.job_id, [m["text"][:40] for m in replies])
-    assert any(c for c in stack.slack.calls_to("chat.update")), "no card was updated"
+        assert len(replies) >= job.last_seq - 1, (job.job_id, [m["text"][:40] for m in replies])
+        extra += len(replies) - (job.last_seq - 1)
+    assert extra <= JOBS // 40, f"{extra} thread replies were posted again"
+    assert stack.slack.calls_to("chat.update"), "no card was updated"
