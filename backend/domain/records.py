@@ -21,3 +21,4 @@ class RecordKind(StrEnum):
     PRESET = "preset"  # a named set of job fields, key: preset name
     PRESET_INDEX = "preset-index"  # the names of all presets (one map), key: "all"
     HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"
+    KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"

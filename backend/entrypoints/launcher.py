@@ -1,4 +1,5 @@
-"""Launcher Lambda (EventBridge schedule, every minute): one launcher tick."""
+"""Launcher Lambda: one launcher tick, on its EventBridge schedule (every minute) or kicked by
+a registration (start on submit, :mod:`backend.services.kick`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from backend.entrypoints import runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
+from backend.services.kick import is_kick
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
     wired = runtime.container()
+    if is_kick(event):
+        # Before reading the queue: a job registered from now on kicks a run of its own.
+        wired.kicker.consume()
     report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)
     metrics.add_metric(name="LauncherLagSeconds", unit=MetricUnit.Seconds, value=report.max_lag_seconds)

@@ -181,6 +181,11 @@ class LocalStack:
             skip=("BotFunction",),
         )
         self.driver.start()
+        # The launcher is invokable too (start on submit), sharing its reserved concurrency
+        # with its schedule, as on Lambda.
+        launcher = self.driver.functions.get("LauncherFunction")
+        if launcher is not None:
+            self.lam.add(f"{STACK_NAME}-launcher", launcher.invoke)
         if self.options.log_transitions:
             self._log_thread = threading.Thread(target=self._log_transitions, name="local-transitions", daemon=True)
             self._log_thread.start()
@@ -278,6 +283,7 @@ class LocalStack:
             "NOTIFY_TOPIC_ARN": self.topic_arn,
             "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker.url,
+            "AWS_ENDPOINT_URL_LAMBDA": self.lam.url,  # CLI submissions kick the launcher too
             **self.aws.endpoint_env(),
             # The stack's own Trainbot settings (job id prefix, sweep sizes …), so CLI jobs are
             # made exactly as the bot makes them; never the Slack credentials.
@@ -322,6 +328,9 @@ class LocalStack:
         # The template's global function environment, with its references resolved locally
         # (parameters take their defaults).
         variables = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}) or {}
+        # The bot's own variables too (this process runs the bot): e.g. the launcher it kicks.
+        bot = self.template.get("Resources", {}).get("BotFunction", {}).get("Properties", {})
+        variables = {**variables, **((bot.get("Environment") or {}).get("Variables") or {})}
         for name, value in resolve(variables, self._refs(), self.template).items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 env[name] = str(value)
