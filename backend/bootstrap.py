@@ -25,6 +25,7 @@ from backend.services.notify import Dispatcher
 
 if TYPE_CHECKING:
     from backend.services.kick import Kicker
+    from backend.services.queue import QueueView
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
@@ -96,6 +97,22 @@ class Container:
                 trigger = LambdaLaunchTrigger(client, self.settings.launcher_function, KICK_EVENT)
             self.extras["kicker"] = Kicker(self.store, trigger, clock=self.clock)
         return self.extras["kicker"]
+
+    @property
+    def queue(self) -> QueueView:
+        """The queue in launch order and why each job waits (read only)."""
+        from datetime import timedelta
+
+        from backend.services.queue import QueueView
+
+        if "queue" not in self.extras:
+            self.extras["queue"] = QueueView(
+                self.store,
+                limits=self.settings.instance_limits,
+                capacity_max_wait=timedelta(seconds=self.settings.capacity_max_wait_seconds),
+                clock=self.clock,
+            )
+        return self.extras["queue"]
 
     @property
     def submissions(self):

@@ -61,6 +61,7 @@ def main() -> None:
 
     logging.disable(logging.ERROR)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     from backend.adapters.aws import aws_client
     from infra.local import CHANNEL_ID, TEAM_ID, LocalOptions, LocalStack
     from infra.local.standins.slack_signing import signed_headers, slash_command_body
@@ -110,12 +111,14 @@ def main() -> None:
 
         sagemaker = aws_client("sagemaker", region="us-east-1")
         latencies: dict[str, float] = {}
+        registered: dict[str, float] = {}  # sent -> the job's CreatedAt (bot ack, lazy listener, register)
         deadline = time.monotonic() + rate + 60
         while len(latencies) < len(sent) and time.monotonic() < deadline:
             jobs = [j for j in stack.store.active_jobs() if j.name in sent and j.name not in latencies]
             for job in jobs:
                 created = sagemaker.describe_training_job(TrainingJobName=job.attempts[0].name)["CreationTime"]
                 latencies[job.name] = created.timestamp() - sent[job.name]
+                registered[job.name] = job.created_at.timestamp() - sent[job.name]
             time.sleep(0.5)
         runs = stack.driver.functions["LauncherFunction"].invocations
         stack.lam.wait_idle(timeout=60)
@@ -126,6 +129,11 @@ def main() -> None:
         print(
             f"submit -> CreateTrainingJob: median {statistics.median(ordered):.2f} s, p90 {_percentile(ordered, 0.9):.2f} s, "
             f"p99 {_percentile(ordered, 0.99):.2f} s, max {ordered[-1]:.2f} s"
+        )
+        parts = sorted(registered.values())
+        print(
+            f"  of which submit -> registered (ack, lazy listener, write): median {statistics.median(parts):.2f} s, "
+            f"p99 {_percentile(parts, 0.99):.2f} s"
         )
 
 

@@ -19,6 +19,8 @@ from backend.services.presets import PresetBook
 from backend.services.submit import SubmitService
 
 if TYPE_CHECKING:
+    from backend.domain.waiting import WaitReason
+    from backend.services.queue import QueuePage
     from backend.bootstrap import Container
     from backend.config import Settings
     from backend.services.stats import Stats
@@ -69,6 +71,13 @@ class BotService:
             if cursor is None or len(found) >= LIST_PAGE:
                 break
         return found, cursor
+
+    def wait_reason(self, job_id: str) -> WaitReason | None:
+        """Why a queued job waits (None: it is not queued)."""
+        return self._c.queue.reason(job_id)
+
+    def queue_page(self, instance_type: str | None, page: int) -> QueuePage:
+        return self._c.queue.page(instance_type, page)
 
     def stop(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.stop(job_id, actor)
