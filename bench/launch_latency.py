@@ -7,7 +7,8 @@ and Lambda stand-ins, the functions `template.yaml` declares) with the launcher'
 the rate the template gives it (``rate(1 minute)``: 60 s between ticks, not local mode's 2 s).
 Jobs are submitted as a user would, as signed `/train submit` requests to the bot's Function
 URL, at random moments over ``--spread`` seconds (some alone, some in bursts of up to 10 at
-once, so some land just after a tick). For each, the latency is the SageMaker stand-in's
+once, so some land just after a tick), after one unmeasured submission and one scheduled
+launcher run (on AWS both functions are warm: the schedule runs the launcher every minute). For each, the latency is the SageMaker stand-in's
 ``CreationTime`` of ``<JobId>-a1`` minus the moment the request was sent (one machine, one
 clock). Prints the median, p90, p99 and max, and how many launcher runs there were.
 
@@ -63,7 +64,8 @@ def main() -> None:
     os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     from backend.adapters.aws import aws_client
-    from infra.local import CHANNEL_ID, TEAM_ID, LocalOptions, LocalStack
+    from infra.local import CHANNEL_ID, STACK_NAME, TEAM_ID, LocalOptions, LocalStack
+    from infra.local.functions import scheduled_event
     from infra.local.standins.slack_signing import signed_headers, slash_command_body
 
     rate = _schedule_rate()
@@ -87,7 +89,7 @@ def main() -> None:
         lock = threading.Lock()
 
         def submit(i: int) -> None:
-            name, user = f"lat-{i}", f"U0USER{i % 7}"
+            name, user = (f"lat-{i}" if i >= 0 else "warm-up"), f"U0USER{i % 7}"
             body = slash_command_body(
                 text=SUBMIT.format(name=name), user_id=user, team_id=TEAM_ID, channel_id=CHANNEL_ID,
                 response_url=stack.slack.response_url(CHANNEL_ID, user),
@@ -99,6 +101,12 @@ def main() -> None:
                 assert response.status == 200
 
         print(f"launcher schedule: every {rate:g} s ({'schedule only' if args.baseline else 'start on submit + schedule'})")
+        # Warm, as on AWS, where the schedule runs the launcher every minute and the bot answers
+        # all day: one unmeasured submission and one scheduled launcher run before measuring.
+        submit(-1)
+        stack.driver.functions["LauncherFunction"].invoke(scheduled_event(f"{STACK_NAME}-launcher-tick"))
+        stack.lam.wait_idle(timeout=60)
+        sent.clear()
         started = time.monotonic()
         threads = []
         for i, at in enumerate(moments):

@@ -59,3 +59,41 @@ def test_only_the_kick_event_is_a_kick():
     assert is_kick({"trainbot": "kick"})
     assert not is_kick({"detail-type": "Scheduled Event", "source": "aws.events"})
     assert not is_kick(None)
+
+
+def _submissions(world, kicks: list[int]):
+    from backend.services.presets import PresetBook
+    from backend.services.submit import SubmitService
+
+    return SubmitService(
+        world.jobs,
+        world.store,
+        PresetBook(world.store, is_admin=lambda user: False),
+        clock=world.clock,
+        sweep_confirm_size=100,
+        sweep_max_size=2000,
+        on_queued=lambda: kicks.append(1),
+    )
+
+
+FIELDS = {
+    "name": "bert",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+    "instance": "ml.g5.xlarge",
+    "output": "s3://out-bucket/runs",
+    "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+}
+
+
+def test_a_submission_kicks_once_a_redelivery_not_at_all_and_a_sweep_once_for_all_its_jobs(world):
+    from tests.unit.services.conftest import OWNER
+
+    kicks: list[int] = []
+    submissions = _submissions(world, kicks)
+
+    submissions.submit(FIELDS, OWNER, token="t-1")
+    submissions.submit(FIELDS, OWNER, token="t-1")  # Slack's retry of the same command
+    assert len(kicks) == 1
+
+    outcome = submissions.sweep({**FIELDS, "hp.lr": "1e-5,3e-5,1e-4"}, OWNER, token="t-2")
+    assert len(outcome.job_ids) == 3 and len(kicks) == 2
