@@ -25,10 +25,10 @@ from backend.services.notify import Dispatcher
 
 if TYPE_CHECKING:
     from backend.services.kick import Kicker
-    from backend.services.queue import QueueView
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
+    from backend.services.queue import QueueView
 
 
 @dataclass

@@ -91,10 +91,11 @@ def queue_order(jobs: list[Job], now: datetime) -> list[Job]:
     (claimed ones first: a launcher is on them), then Retrying jobs not yet due, by their next
     attempt time."""
 
-    def key(job: Job) -> tuple:
+    def key(job: Job) -> tuple[bool, bool, datetime, tuple[int, float, datetime, str]]:
         claimed = job.lease is not None and job.lease.expires_at > now
         not_due = job.next_attempt_at is not None and job.next_attempt_at > now and not claimed
-        return (not claimed, not_due, job.next_attempt_at or now if not_due else now, launch_order(job))
+        due = (job.next_attempt_at or now) if not_due else now
+        return (not claimed, not_due, due, launch_order(job))
 
     return sorted(jobs, key=key)
 
@@ -104,8 +105,8 @@ def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
     now = snapshot.now
     ordered = queue_order([j for j in snapshot.queued if j.status in (JobStatus.NEW, JobStatus.RETRYING)], now)
     per_priority = Counter(j.priority for j in ordered)
-    seen_priority: Counter = Counter()
-    seen_owner: Counter = Counter()  # (priority, owner) -> jobs ahead
+    seen_priority: Counter[int] = Counter()
+    seen_owner: Counter[tuple[int, str]] = Counter()  # (priority, owner) -> jobs ahead
     reasons = []
     for order, job in enumerate(ordered, start=1):
         owner = job.owner.key

@@ -16,7 +16,7 @@ KICK_SETTLE_SECONDS = 1.0
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context) -> dict:  # noqa: ANN001 - a Lambda context
+def handler(event: dict, context) -> dict:
     wired = runtime.container()
     kicked = is_kick(event)
     if kicked:

@@ -61,7 +61,7 @@ class QueueView:
             queued[job.job_id] = job
         for job in self._store.expired_claims(FAR_FUTURE, None):
             queued[job.job_id] = job
-        usage: Counter = Counter()
+        usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
             usage[active.job_args.instance_type] += active.job_args.instance_count
         return QueueSnapshot(
@@ -88,7 +88,7 @@ class QueueView:
         start = (page - 1) * size
         return QueuePage(found[start : start + size], start, len(found), instance_type, page, pages)
 
-    def _holds(self, now: datetime, usage: Counter) -> dict[str, datetime]:
+    def _holds(self, now: datetime, usage: Counter[str]) -> dict[str, datetime]:
         """The launcher's holds still in effect: not past, and no job of the type ended since."""
         record = self._store.get_record(RecordKind.HOLDS, HOLDS_KEY) or {}
         holds = {}

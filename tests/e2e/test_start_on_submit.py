@@ -43,7 +43,7 @@ def _submit(stack: LocalStack, n: int) -> int:
         response_url=stack.slack.response_url(CHANNEL_ID, user),
     )
     request = urllib.request.Request(stack.bot.url, data=body.encode(), headers=signed_headers(stack.signing_secret, body))
-    with urllib.request.urlopen(request, timeout=120) as response:
+    with urllib.request.urlopen(request, timeout=300) as response:
         return response.status
 
 
@@ -54,7 +54,7 @@ def test_two_hundred_submits_at_once_are_all_launched_by_coalesced_kicks_one_lau
     assert statuses == [200] * JOBS
 
     # Lazy listeners register the jobs and kick; kicked launcher runs are invocations too.
-    stack.lam.wait_idle(timeout=240)
+    stack.lam.wait_idle(timeout=600)
     jobs = [j for j in stack.store.active_jobs() if j.name.startswith("burst-")]
     launched = [j for j in jobs if j.status in (JobStatus.LAUNCHED, JobStatus.IN_PROGRESS)]
     waiting = [j.job_id for j in stack.store.ready_jobs(None)]
@@ -64,7 +64,10 @@ def test_two_hundred_submits_at_once_are_all_launched_by_coalesced_kicks_one_lau
     # Every launcher run was a kick, and the kicks coalesced: far fewer runs than submissions.
     assert 1 <= launcher.invocations < JOBS // 4
     assert launcher.max_running == 1, "two launchers worked at the same time"
-    assert launcher.max_waiting <= 1, "more than one kicked launcher run was in flight"
+    # One kicked run waiting at a time; one more only if that one waited past the kick's
+    # expiry (120 s, Lambda's MaximumEventAgeInSeconds for the launcher), which a very loaded
+    # machine can cause since local runs have no 120 s timeout.
+    assert launcher.max_waiting <= 2, "kicked launcher runs piled up"
     created = Counter(stack.sagemaker.created_names)
     assert len(created) == JOBS and set(created.values()) == {1}, "a training job was created twice"
     assert all(len(j.attempts) == 1 for j in launched)
