@@ -24,9 +24,11 @@ from backend.services.jobs import JobService
 from backend.services.notify import Dispatcher
 
 if TYPE_CHECKING:
+    from backend.services.kick import Kicker
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
+    from backend.services.queue import QueueView
 
 
 @dataclass
@@ -81,6 +83,38 @@ class Container:
         return self.extras["monitor"]
 
     @property
+    def kicker(self) -> Kicker:
+        """Start on submit: asks for one launcher run when jobs are queued (coalesced), if
+        TRAINBOT_LAUNCHER_FUNCTION names the launcher; the launcher consumes the kick."""
+        from backend.services.kick import KICK_EVENT, Kicker
+
+        if "kicker" not in self.extras:
+            trigger = self.extras.get("launch_trigger")
+            if trigger is None and self.settings.launcher_function:
+                from backend.adapters.launch_trigger import LambdaLaunchTrigger
+
+                client = aws_client("lambda", region=self.settings.aws_region, max_attempts=2)
+                trigger = LambdaLaunchTrigger(client, self.settings.launcher_function, KICK_EVENT)
+            self.extras["kicker"] = Kicker(self.store, trigger, clock=self.clock)
+        return self.extras["kicker"]
+
+    @property
+    def queue(self) -> QueueView:
+        """The queue in launch order and why each job waits (read only)."""
+        from datetime import timedelta
+
+        from backend.services.queue import QueueView
+
+        if "queue" not in self.extras:
+            self.extras["queue"] = QueueView(
+                self.store,
+                limits=self.settings.instance_limits,
+                capacity_max_wait=timedelta(seconds=self.settings.capacity_max_wait_seconds),
+                clock=self.clock,
+            )
+        return self.extras["queue"]
+
+    @property
     def submissions(self):
         """Submit and sweep (presets, prefix, idempotency): what the bot and the CLI call."""
         from backend.services.presets import PresetBook
@@ -94,6 +128,7 @@ class Container:
                 clock=self.clock,
                 sweep_confirm_size=self.settings.sweep_confirm_size,
                 sweep_max_size=self.settings.sweep_max_size,
+                on_queued=self.kicker.kick,
             )
         return self.extras["submissions"]
 

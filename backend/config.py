@@ -46,6 +46,9 @@ class Settings(BaseModel):
     # Finished jobs expire (DynamoDB TTL on ExpiresAt) this many days after they end; 0 keeps
     # them forever. `trainbot export` saves history before it goes.
     retention_days: int = Field(default=0, alias="TRAINBOT_RETENTION_DAYS", ge=0, le=36500)
+    # The launcher function the bot invokes asynchronously when it registers jobs (start on
+    # submit); empty: jobs wait for the launcher's schedule.
+    launcher_function: str = Field(default="", alias="TRAINBOT_LAUNCHER_FUNCTION")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
 
     @field_validator("allowed_users", "admin_users", mode="before")

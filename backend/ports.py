@@ -253,3 +253,12 @@ class Notifier(Protocol):
     name: str
 
     def notify(self, job: Job, seq: int) -> None: ...
+
+
+class LaunchTrigger(Protocol):
+    """Starts one launcher run now, without waiting for it (on AWS: an asynchronous Invoke)."""
+
+    def start_launcher(self) -> None:
+        """Ask for one launcher run; raises :class:`backend.errors.BackendUnavailable` when the
+        request could not be made (the schedule then launches the job)."""
+        ...

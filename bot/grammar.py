@@ -41,6 +41,7 @@ USAGE = {
     "retry": "/train retry <JobId>",
     "stats": "/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]",
     "preset": PRESET_USAGE,
+    "queue": "/train queue [instance=ml.p4d.24xlarge] [page=2]",
 }
 
 
@@ -99,6 +100,14 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Queue:
+    """The queue in launch order with why each job waits, optionally for one instance type."""
+
+    instance_type: str | None = None
+    page: int = 1
+
+
+@dataclass(frozen=True)
 class PresetSave:
     name: str
     fields: dict[str, str]
@@ -121,7 +130,7 @@ class PresetDelete:
 
 Request = (
     Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | Retry
-    | PresetSave | PresetList | PresetShow | PresetDelete | Stats
+    | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue
 )
 
 
@@ -170,6 +179,8 @@ def parse(text: str) -> Request:
         return _parse_preset(tokens(rest, USAGE["preset"]))
     if verb == "stats":
         return _parse_stats(tokens(rest, USAGE["stats"]))
+    if verb == "queue":
+        return _parse_queue(tokens(rest, USAGE["queue"]))
     return Help(unknown=verb[:40])
 
 
@@ -239,6 +250,32 @@ def _parse_stats(words: list[str]) -> Stats:
     if problems:
         raise BadCommand(problems, usage)
     return Stats(scope, user_id, days, preset)
+
+
+def _parse_queue(words: list[str]) -> Queue:
+    from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+
+    usage = USAGE["queue"]
+    instance_type, page = None, 1
+    problems = []
+    for word in words:
+        key, eq, value = word.partition("=")
+        key = key.lower()
+        if eq and key == "instance":
+            if value not in TRAINING_INSTANCE_TYPES:
+                problems.append(f"instance: {shorten(value)!r} is not a SageMaker training instance type")
+            else:
+                instance_type = value
+        elif eq and key == "page":
+            try:
+                page = whole_number(value, 1, 10_000, "page is a whole number from 1")
+            except ValueError as exc:
+                problems.append(f"page: {exc}")
+        else:
+            problems.append(f"{shorten(word)!r} is not understood here")
+    if problems:
+        raise BadCommand(problems, usage)
+    return Queue(instance_type, page)
 
 
 def _parse_preset(words: list[str]) -> Request:

@@ -21,6 +21,8 @@ from backend.services.submit import SubmitService
 if TYPE_CHECKING:
     from backend.bootstrap import Container
     from backend.config import Settings
+    from backend.domain.waiting import WaitReason
+    from backend.services.queue import QueuePage
     from backend.services.stats import Stats
 
 LIST_PAGE = 10
@@ -69,6 +71,13 @@ class BotService:
             if cursor is None or len(found) >= LIST_PAGE:
                 break
         return found, cursor
+
+    def wait_reason(self, job_id: str) -> WaitReason | None:
+        """Why a queued job waits (None: it is not queued)."""
+        return self._c.queue.reason(job_id)
+
+    def queue_page(self, instance_type: str | None, page: int) -> QueuePage:
+        return self._c.queue.page(instance_type, page)
 
     def stop(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.stop(job_id, actor)

@@ -123,6 +123,7 @@ class Launcher:
         self._rng = rng or random.Random()
         self._batch = batch
         self._token = secrets.token_hex(6)
+        self._launched_to_tell: list[Job] = []
 
     def run_tick(self, should_continue: Callable[[], bool] = lambda: True) -> LaunchReport:
         report = LaunchReport()
@@ -168,6 +169,7 @@ class Launcher:
                 holds_changed = True
         if holds_changed:
             self._save_holds(holds)
+        self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})
         return report
 
@@ -196,6 +198,14 @@ class Launcher:
             report.errors += 1
             logger.error("launching one job failed; the tick goes on", extra={"job_id": job.job_id, "error": str(exc)})
             return _Result()
+
+    def _tell_launched(self) -> None:
+        """Deliver the tick's "Launched" changes after its creates, not between them: a burst's
+        last job reaches SageMaker without waiting for the Slack replies of the ones before it.
+        A launcher that dies first leaves them in the outbox; the monitor's sweep delivers them."""
+        launched, self._launched_to_tell = self._launched_to_tell, []
+        for job in launched:
+            self._dispatcher.deliver(job)
 
     # --- one job --------------------------------------------------------------------------
 
@@ -267,7 +277,7 @@ class Launcher:
         due_since = job.next_attempt_at or job.created_at
         report.max_lag_seconds = max(report.max_lag_seconds, (now - due_since).total_seconds())
         logger.info("launched", extra={"job_id": job.job_id, "attempt": attempt.name, "adopted": adopted})
-        self._dispatcher.deliver(outcome.job)
+        self._launched_to_tell.append(outcome.job)
         return _Result(launched=True)
 
     def _refused(self, job: Job, attempt: Attempt, classification: Classification, report: LaunchReport) -> _Result:

@@ -107,8 +107,11 @@ class SubmitService:
         clock: Callable[[], datetime],
         sweep_confirm_size: int,
         sweep_max_size: int,
+        on_queued: Callable[[], object] | None = None,
     ) -> None:
         self._jobs = jobs
+        # Called once jobs are registered (start on submit: backend.services.kick).
+        self._on_queued = on_queued
         self._store = store
         self.presets = presets
         self._clock = clock
@@ -126,7 +129,7 @@ class SubmitService:
         """Register one job (idempotent on ``token``); the notifiers announce it (in
         ``channel_id``'s thread when given)."""
         spec = self.spec(fields)
-        return self._jobs.submit(
+        registered = self._jobs.submit(
             name=spec.name,
             job_args=spec.job_args,
             actor=actor,
@@ -136,6 +139,9 @@ class SubmitService:
             client_token=token,
             preset=spec.preset,
         )
+        if registered.created:
+            self._queued()
+        return registered
 
     # --- sweeps ---------------------------------------------------------------------------------
 
@@ -199,8 +205,13 @@ class SubmitService:
             for index, spec in enumerate(plan.specs)
         ]
         ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
+        self._queued()  # one kick for the whole batch
         self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
         return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids)
+
+    def _queued(self) -> None:
+        if self._on_queued is not None:
+            self._on_queued()
 
     def park_sweep(self, plan: SweepPlan, actor: Actor, channel_id: str) -> None:
         """Keep a large sweep's (merged) fields until its owner confirms; expires in an hour."""

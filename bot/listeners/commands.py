@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from backend.adapters.slack import render
+from backend.adapters.slack import render, waiting
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.services.submit import SweepRoot
 from bot import grammar
@@ -98,7 +98,10 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             if not outcome.parked:  # a parked sweep's ack showed its confirm button already
                 say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
         case grammar.Status(job_id=job_id):
-            say(**render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now()))
+            card = render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now())
+            say(**waiting.with_wait_reason(card, bot.wait_reason(job_id), bot.now()))
+        case grammar.Queue(instance_type=instance_type, page=page):
+            say(**waiting.queue_page(bot.queue_page(instance_type, page), bot.now()))
         case grammar.ListJobs(scope=scope, status=status):
             jobs, cursor = bot.list_jobs(actor, scope, status)
             say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))

@@ -91,6 +91,9 @@ class LocalOptions:
     log_transitions: bool = True
     write_connection_file: bool = True
     verbose: bool = False
+    # Template parameter overrides, as `sam deploy --parameter-overrides` gives them (e.g.
+    # {"LauncherReservedConcurrency": "1"} for one launcher at a time).
+    parameters: dict[str, str] = field(default_factory=dict)
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -112,6 +115,10 @@ class LocalStack:
         self.slack = self._slack_standin(self.options.port)
         self.lam = LambdaStandIn()
         self.template = load_template()
+        for name, value in self.options.parameters.items():
+            if name not in self.template.get("Parameters", {}):
+                raise ValueError(f"template.yaml has no parameter {name!r}")
+            self.template["Parameters"][name]["Default"] = value
         self.bot: BotEndpoint | None = None
         self.page: SlackPage | None = None
         self.driver: FunctionDriver | None = None
@@ -181,6 +188,11 @@ class LocalStack:
             skip=("BotFunction",),
         )
         self.driver.start()
+        # The launcher is invokable too (start on submit), sharing its reserved concurrency
+        # with its schedule, as on Lambda.
+        launcher = self.driver.functions.get("LauncherFunction")
+        if launcher is not None:
+            self.lam.add(f"{STACK_NAME}-launcher", launcher.invoke)
         if self.options.log_transitions:
             self._log_thread = threading.Thread(target=self._log_transitions, name="local-transitions", daemon=True)
             self._log_thread.start()
@@ -278,6 +290,7 @@ class LocalStack:
             "NOTIFY_TOPIC_ARN": self.topic_arn,
             "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker.url,
+            "AWS_ENDPOINT_URL_LAMBDA": self.lam.url,  # CLI submissions kick the launcher too
             **self.aws.endpoint_env(),
             # The stack's own Trainbot settings (job id prefix, sweep sizes …), so CLI jobs are
             # made exactly as the bot makes them; never the Slack credentials.
@@ -322,6 +335,9 @@ class LocalStack:
         # The template's global function environment, with its references resolved locally
         # (parameters take their defaults).
         variables = self.template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}) or {}
+        # The bot's own variables too (this process runs the bot): e.g. the launcher it kicks.
+        bot = self.template.get("Resources", {}).get("BotFunction", {}).get("Properties", {})
+        variables = {**variables, **((bot.get("Environment") or {}).get("Variables") or {})}
         for name, value in resolve(variables, self._refs(), self.template).items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 env[name] = str(value)

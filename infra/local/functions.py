@@ -44,10 +44,23 @@ class FunctionSpec:
     logical_id: str
     handler: str
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
 
     @property
     def name(self) -> str:
         return f"trainbot-local-{self.logical_id.removesuffix('Function').lower()}"
+
+
+def _reserved(value: Any, template: dict[str, Any]) -> Any:
+    """A function's reserved concurrency: a number, or the template's optional form
+    ``!If [Condition, !Ref Parameter, !Ref AWS::NoValue]`` (the parameter's value when above 0,
+    which is what its condition tests; else none)."""
+    if isinstance(value, dict) and isinstance(value.get("Fn::If"), list) and len(value["Fn::If"]) == 3:
+        chosen = value["Fn::If"][1]
+        if isinstance(chosen, dict) and set(chosen) == {"Ref"}:
+            number = str((template.get("Parameters", {}).get(chosen["Ref"]) or {}).get("Default", ""))
+            return number if number.isdigit() and int(number) > 0 else None
+    return value
 
 
 def function_specs(template: dict[str, Any]) -> list[FunctionSpec]:
@@ -56,7 +69,15 @@ def function_specs(template: dict[str, Any]) -> list[FunctionSpec]:
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         props = resource.get("Properties", {})
-        specs.append(FunctionSpec(logical_id, props["Handler"], dict(props.get("Events") or {})))
+        reserved = _reserved(props.get("ReservedConcurrentExecutions"), template)
+        specs.append(
+            FunctionSpec(
+                logical_id,
+                props["Handler"],
+                dict(props.get("Events") or {}),
+                int(reserved) if isinstance(reserved, int | str) and str(reserved).isdigit() else None,
+            )
+        )
     return specs
 
 
@@ -148,18 +169,34 @@ def scheduled_event(rule: str) -> dict[str, Any]:
 
 class Function:
     """A handler and the failures of its invocations (a handler error is logged, counted and
-    the next invocation goes ahead, as with Lambda)."""
+    the next invocation goes ahead, as with Lambda).
+
+    ``ReservedConcurrentExecutions`` is honoured as Lambda's asynchronous invocations see it:
+    an invocation that finds the function at its limit waits (Lambda keeps a throttled event
+    in its queue and retries it) until a running one ends. ``running``/``waiting`` and their
+    maxima let tests see how many ran, and waited, at once."""
 
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
         self.handler = resolve_handler(spec.handler)
         self.invocations = 0
         self.errors = 0
-        self._lock = threading.Lock()
+        self.running = 0
+        self.max_running = 0
+        self.waiting = 0
+        self.max_waiting = 0
+        self._lock = threading.Condition()
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        limit = self.spec.reserved_concurrency
         with self._lock:
             self.invocations += 1
+            self.waiting += 1
+            self.max_waiting = max(self.max_waiting, self.waiting)
+            self._lock.wait_for(lambda: limit is None or self.running < limit)
+            self.waiting -= 1
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
         try:
             return self.handler(event, lambda_context(self.spec.name))
         except Exception:
@@ -167,6 +204,10 @@ class Function:
                 self.errors += 1
             logger.exception("%s failed on a %s event", self.spec.logical_id, event.get("detail-type", "stream"))
             return None
+        finally:
+            with self._lock:
+                self.running -= 1
+                self._lock.notify_all()
 
 
 class FunctionDriver:

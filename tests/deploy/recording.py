@@ -176,6 +176,8 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
                 runtime.install(None)
                 handler(SCHEDULED, stack.context)
             runtime.install(stack.container)
+            # Kicked by a submission (start on submit): it consumes the kick record first.
+            stack.launcher_handler({"trainbot": "kick"}, stack.context)
 
             tagged = type(job_request()).model_validate({**job_request().model_dump(exclude_none=True), "Tags": [{"Key": "team", "Value": "nlp"}]})
             jobs = [
@@ -268,6 +270,7 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
                 "TRAINBOT_SWEEP_CONFIRM_SIZE": "4",
                 "AWS_ENDPOINT_URL_LAMBDA": lam.url,
                 "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker.url,
+                "TRAINBOT_LAUNCHER_FUNCTION": "trainbot-launcher",  # start on submit
             }
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
@@ -275,6 +278,7 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
                 monkeypatch.delenv(name, raising=False)
             _forget_cached_secrets()
             lam.add(FUNCTION, lambda event, context: template_handler()(event, context))
+            lam.add("trainbot-launcher", lambda event, context: None)  # the launcher's side, not recorded
             bot.handler.reset()
             driver = BotDriver(slack, lam)
 

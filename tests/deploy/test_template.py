@@ -25,6 +25,7 @@ DEFAULTED = {
     "SLACK_BOT_TOKEN": "read from the SLACK_SECRET_ID secret",
     "SLACK_API_URL": "Slack's public Web API is the default",
     "AWS_REGION": "set by Lambda itself",
+    "TRAINBOT_LAUNCHER_FUNCTION": "only the bot starts the launcher on submit; the others register nothing",
 }
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
@@ -69,6 +70,8 @@ def _resolve(value: Any, parameters: dict[str, str]) -> str:
         return value
     if "Ref" in value:
         return parameters.get(value["Ref"], f"<{value['Ref']}>")
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: parameters.get(m[1], f"<{m[1]}>"), value["Fn::Sub"])
     raise AssertionError(f"unexpected intrinsic in an environment variable: {value}")
 
 
@@ -89,10 +92,12 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
         "sns": [{"Ref": "NotifyTopic"}],
         "secretsmanager": [{"Ref": "SlackSecret"}],
         "iam": [{"Ref": "TrainingRoleArns"}],
-        # The function, and its `live` alias (bolt re-invokes the ARN it was invoked by).
+        # The bot invokes itself (lazy listeners; bolt re-invokes the ARN it was invoked by, the
+        # `live` alias) and the launcher's `live` alias (start on submit).
         "lambda": [
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-bot"},
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-bot:live"},
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-launcher:live"},
         ],
     }
     for action, resources in allowed.items():

@@ -310,6 +310,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 • `/train submit`: the same as a form.
 • `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
 • `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
+• `/train queue [instance=…] [page=2]`: the queue in launch order, and why each job waits
 • `/train stop <JobId>` · `/train retry <JobId>`
 • `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
 • `/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.

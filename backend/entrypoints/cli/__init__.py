@@ -191,12 +191,26 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    job = build_container(args).jobs.get(_job_id(args.job_id))
+    container = build_container(args)
+    job = container.jobs.get(_job_id(args.job_id))
     if args.json:
         print(json.dumps(job.model_dump(mode="json", by_alias=True)), file=out)
     else:
         _print_job(job, out)
+        _print_wait_reason(container, job, out)
     return OK
+
+
+def _print_wait_reason(container: Any, job: Job, out: TextIO) -> None:
+    """Why a queued job waits (the same reasons as `/train status` and `/train queue`)."""
+    from backend.domain.status import QUEUED
+    from backend.domain.waiting import describe
+
+    if job.status not in QUEUED:
+        return
+    reason = container.queue.reason(job.job_id)
+    if reason is not None:
+        print("  waiting: " + "\n           ".join(describe(reason, container.clock())), file=out)
 
 
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:

@@ -13,6 +13,9 @@ _HANG_UPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, Time
 
 class QuietThreadingHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of clients (200 submits at once, a sweep's
+    # notifications) would see connection resets the real services never give.
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys

@@ -1,0 +1,44 @@
+"""Block Kit for "why is it waiting": the reason on a status card, and `/train queue`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from backend.domain.waiting import WaitReason, describe
+from backend.services.queue import QueuePage
+
+QUEUE_USAGE = "/train queue [instance=ml.p4d.24xlarge] [page=2]"
+
+
+def with_wait_reason(message: dict[str, Any], reason: WaitReason | None, now: datetime) -> dict[str, Any]:
+    """``message`` (a status card) with a "Waiting" section when the job is queued."""
+    if reason is None:
+        return message
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": "*Waiting*\n" + "\n".join(f"• {line}" for line in describe(reason, now))}}
+    blocks = list(message.get("blocks") or [])
+    blocks.insert(min(1, len(blocks)), section)
+    return {**message, "blocks": blocks}
+
+
+def queue_page(page: QueuePage, now: datetime) -> dict[str, Any]:
+    """The queue in launch order, one job a line with its reason, and how to see the next page."""
+    where = f" for `{page.instance_type}`" if page.instance_type else ""
+    if page.total == 0:
+        return {"text": f"The queue{where} is empty: nothing is waiting to launch."}
+    rows = []
+    for reason in page.reasons:
+        lines = describe(reason, now)
+        rows.append(f"*{reason.order}.* `{reason.job_id}` {reason.status.value} · <@{reason.owner.split(':', 1)[-1]}> · {reason.instance_type}×{reason.instance_count}\n      " + " · ".join(lines))
+    header = f"*Queue{where}*: {page.total} job{'s' if page.total != 1 else ''} in launch order (page {page.page} of {page.pages})"
+    footer = []
+    if page.page < page.pages:
+        more = f" instance={page.instance_type}" if page.instance_type else ""
+        footer.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"next: `/train queue{more} page={page.page + 1}`"}]})
+    text = header + "\n" + "\n".join(rows)
+    return {
+        "text": text[:3000],
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+        + [{"type": "section", "text": {"type": "mrkdwn", "text": row[:3000]}} for row in rows]
+        + footer,
+    }

@@ -1,0 +1,180 @@
+"""Why is a job waiting? Pure rules over what the launcher itself looks at.
+
+A queued job (New, or Retrying) waits for one or more of:
+
+- its **turn**: jobs ahead of it in launch order (priority, then the owner-fair tag, then age);
+  its position is counted among the jobs of its own priority;
+- **fair share**: of the jobs ahead of it at its priority, those of other owners (a colleague's
+  sweep interleaved before it) and those of its own owner (its earlier jobs hold its owner's
+  fair-share clock);
+- an instance-type **hold**: after ResourceLimitExceeded or a capacity error the launcher holds
+  the type until a time, or until one of its jobs ends;
+- the type's **limit**: instances in use against TRAINBOT_INSTANCE_LIMITS;
+- its **next attempt time** (Retrying, backing off);
+- and, for capacity/quota waits, how much of the **capacity-wait budget**
+  (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS) is left before the job fails.
+
+:func:`wait_reasons` turns a :class:`QueueSnapshot` (read by :mod:`backend.services.queue`) into
+one :class:`WaitReason` per queued job, in launch order; rendering is the adapters' job.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from backend.domain.fairness import launch_order
+from backend.domain.model import Job
+from backend.domain.status import JobStatus
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What the launcher sees at ``now``: queued jobs, instances in use, holds and limits."""
+
+    now: datetime
+    queued: list[Job]  # New and Retrying jobs, in any order
+    usage: dict[str, int] = field(default_factory=dict)  # instances in use per type
+    limits: dict[str, int] = field(default_factory=dict)  # TRAINBOT_INSTANCE_LIMITS
+    holds: dict[str, datetime] = field(default_factory=dict)  # held instance type -> until
+    capacity_max_wait: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class WaitReason:
+    """Why one queued job has not launched yet (every field the launcher's own data)."""
+
+    job_id: str
+    owner: str
+    status: JobStatus
+    instance_type: str
+    instance_count: int
+    order: int  # 1-based place in launch order over the whole queue
+    position: int  # 1-based place among queued jobs of its priority
+    same_priority: int  # queued jobs of its priority
+    priority: int
+    ahead_of_other_owners: int  # fair share: other owners' jobs ahead of it at its priority
+    ahead_of_own: int  # its owner's earlier jobs ahead of it at its priority
+    claimed: bool  # a launcher holds it right now (creating it)
+    due_at: datetime | None  # Retrying: its next attempt time (None: due now)
+    hold_until: datetime | None  # its instance type is held until then (or until a job of it ends)
+    in_use: int  # instances of its type in use
+    limit: int | None  # the type's limit (None: no limit of ours)
+    capacity_budget_left: timedelta | None  # capacity/quota waits: time left before it fails
+
+    @property
+    def at_limit(self) -> bool:
+        return self.limit is not None and self.in_use + self.instance_count > self.limit
+
+    @property
+    def causes(self) -> list[str]:
+        """The causes in effect, by name: hold, limit, backoff, queue, fair-share, launching."""
+        found = []
+        if self.claimed:
+            found.append("launching")
+        if self.hold_until is not None:
+            found.append("hold")
+        if self.at_limit:
+            found.append("limit")
+        if self.due_at is not None:
+            found.append("backoff")
+        if self.position > 1:
+            found.append("queue")
+        if self.ahead_of_other_owners:
+            found.append("fair-share")
+        return found
+
+
+def queue_order(jobs: list[Job], now: datetime) -> list[Job]:
+    """The queue in the order the launcher would take it at ``now``: due jobs by launch order
+    (claimed ones first: a launcher is on them), then Retrying jobs not yet due, by their next
+    attempt time."""
+
+    def key(job: Job) -> tuple[bool, bool, datetime, tuple[int, float, datetime, str]]:
+        claimed = job.lease is not None and job.lease.expires_at > now
+        not_due = job.next_attempt_at is not None and job.next_attempt_at > now and not claimed
+        due = (job.next_attempt_at or now) if not_due else now
+        return (not claimed, not_due, due, launch_order(job))
+
+    return sorted(jobs, key=key)
+
+
+def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
+    """One reason per queued job of ``snapshot``, in launch order."""
+    now = snapshot.now
+    ordered = queue_order([j for j in snapshot.queued if j.status in (JobStatus.NEW, JobStatus.RETRYING)], now)
+    per_priority = Counter(j.priority for j in ordered)
+    seen_priority: Counter[int] = Counter()
+    seen_owner: Counter[tuple[int, str]] = Counter()  # (priority, owner) -> jobs ahead
+    reasons = []
+    for order, job in enumerate(ordered, start=1):
+        owner = job.owner.key
+        ahead_same = seen_priority[job.priority]
+        ahead_own = seen_owner[(job.priority, owner)]
+        seen_priority[job.priority] += 1
+        seen_owner[(job.priority, owner)] += 1
+        args = job.job_args
+        hold = snapshot.holds.get(args.instance_type)
+        hold = hold if hold is not None and hold > now else None
+        due_at = job.next_attempt_at if job.next_attempt_at is not None and job.next_attempt_at > now else None
+        budget = None
+        if job.capacity_wait_since is not None:
+            budget = max(timedelta(0), snapshot.capacity_max_wait - (now - job.capacity_wait_since))
+        reasons.append(
+            WaitReason(
+                job_id=job.job_id,
+                owner=owner,
+                status=job.status,
+                instance_type=args.instance_type,
+                instance_count=args.instance_count,
+                order=order,
+                position=ahead_same + 1,
+                same_priority=per_priority[job.priority],
+                priority=job.priority,
+                ahead_of_other_owners=ahead_same - ahead_own,
+                ahead_of_own=ahead_own,
+                claimed=job.lease is not None and job.lease.expires_at > now,
+                due_at=due_at,
+                hold_until=hold,
+                in_use=snapshot.usage.get(args.instance_type, 0),
+                limit=snapshot.limits.get(args.instance_type),
+                capacity_budget_left=budget,
+            )
+        )
+    return reasons
+
+
+def _in(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 90:
+        return f"{seconds}s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def describe(reason: WaitReason, now: datetime) -> list[str]:
+    """Plain words, one cause a line, most binding first (the bot and the CLI show these)."""
+    lines = []
+    if reason.claimed:
+        lines.append("being launched now")
+    if reason.hold_until is not None:
+        lines.append(
+            f"{reason.instance_type} is held until {reason.hold_until:%H:%M:%S} UTC (in {_in(reason.hold_until - now)}) "
+            "after SageMaker refused it for capacity or quota, or until one of its jobs ends"
+        )
+    if reason.at_limit:
+        lines.append(f"{reason.instance_type}: {reason.in_use} of {reason.limit} instances in use (instance limit); needs {reason.instance_count}")
+    elif reason.limit is not None:
+        lines.append(f"{reason.instance_type}: {reason.in_use} of {reason.limit} instances in use")
+    if reason.due_at is not None:
+        lines.append(f"next attempt at {reason.due_at:%H:%M:%S} UTC (in {_in(reason.due_at - now)})")
+    if reason.capacity_budget_left is not None:
+        lines.append(f"capacity wait left before it fails: {_in(reason.capacity_budget_left)}")
+    lines.append(f"#{reason.position} of {reason.same_priority} queued at priority {reason.priority} (#{reason.order} overall)")
+    if reason.ahead_of_other_owners or reason.ahead_of_own:
+        lines.append(
+            f"fair share: {reason.ahead_of_other_owners} of other people's jobs and {reason.ahead_of_own} of its owner's own are ahead"
+        )
+    return lines

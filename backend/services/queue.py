@@ -1,0 +1,99 @@
+"""The queue as the launcher sees it, and why each queued job waits.
+
+Reads what a launcher tick reads (the Queue index's ready, waiting and claimed partitions, the
+Active index for instances in use, the instance-type holds record) plus the configured limits
+and capacity-wait budget, and hands them to :func:`backend.domain.waiting.wait_reasons`. Used
+by `/train queue`, `/train status` and `trainbot status`; it never writes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from backend.domain.records import RecordKind
+from backend.domain.times import parse_utc
+from backend.domain.waiting import QueueSnapshot, WaitReason, wait_reasons
+from backend.ports import JobRepository, RecordStore
+
+HOLDS_KEY = "instance-types"  # the launcher's holds record (backend.services.launcher.HOLDS_KEY)
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+QUEUE_PAGE = 20
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue in launch order: ``reasons`` for jobs ``start``+1 … of ``total``."""
+
+    reasons: list[WaitReason]
+    start: int
+    total: int
+    instance_type: str | None
+    page: int
+    pages: int
+
+
+class QueueStore(JobRepository, RecordStore, Protocol):
+    """What the view reads: the queue and active jobs, and the holds record."""
+
+
+class QueueView:
+    def __init__(
+        self,
+        store: QueueStore,
+        *,
+        limits: dict[str, int],
+        capacity_max_wait: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._limits = dict(limits)
+        self._capacity_max_wait = capacity_max_wait
+        self._clock = clock
+
+    def snapshot(self) -> QueueSnapshot:
+        now = self._clock()
+        queued = {j.job_id: j for j in self._store.ready_jobs(None)}
+        for job in self._store.retrying_due(FAR_FUTURE, None):
+            queued[job.job_id] = job
+        for job in self._store.expired_claims(FAR_FUTURE, None):
+            queued[job.job_id] = job
+        usage: Counter[str] = Counter()
+        for active in self._store.active_jobs():
+            usage[active.job_args.instance_type] += active.job_args.instance_count
+        return QueueSnapshot(
+            now=now,
+            queued=list(queued.values()),
+            usage=dict(usage),
+            limits=self._limits,
+            holds=self._holds(now, usage),
+            capacity_max_wait=self._capacity_max_wait,
+        )
+
+    def reasons(self, instance_type: str | None = None) -> list[WaitReason]:
+        found = wait_reasons(self.snapshot())
+        return [r for r in found if instance_type is None or r.instance_type == instance_type]
+
+    def reason(self, job_id: str) -> WaitReason | None:
+        """Why ``job_id`` waits; None when it is not queued."""
+        return next((r for r in self.reasons() if r.job_id == job_id), None)
+
+    def page(self, instance_type: str | None = None, page: int = 1, size: int = QUEUE_PAGE) -> QueuePage:
+        found = self.reasons(instance_type)
+        pages = max(1, -(-len(found) // size))
+        page = min(max(1, page), pages)
+        start = (page - 1) * size
+        return QueuePage(found[start : start + size], start, len(found), instance_type, page, pages)
+
+    def _holds(self, now: datetime, usage: Counter[str]) -> dict[str, datetime]:
+        """The launcher's holds still in effect: not past, and no job of the type ended since."""
+        record = self._store.get_record(RecordKind.HOLDS, HOLDS_KEY) or {}
+        holds = {}
+        for instance_type, raw in (record.get("Holds") or {}).items():
+            until = parse_utc(raw["Until"])
+            if now < until and usage[instance_type] >= int(raw["Active"]):
+                holds[instance_type] = until
+        return holds

@@ -1,0 +1,99 @@
+"""Start on submit: registrations kick the launcher, at most one kicked run in flight."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from backend.errors import BackendUnavailable
+from backend.services.kick import KICK_TTL, Kicker, is_kick
+
+
+class RecordingTrigger:
+    def __init__(self, fail: bool = False) -> None:
+        self.starts = 0
+        self.fail = fail
+
+    def start_launcher(self) -> None:
+        if self.fail:
+            raise BackendUnavailable("lambda is down")
+        self.starts += 1
+
+
+def test_the_first_registration_starts_the_launcher_and_the_next_ones_coalesce_until_it_consumes_the_kick(world):
+    trigger = RecordingTrigger()
+    kicker = Kicker(world.store, trigger, clock=world.clock)
+
+    asked = [kicker.kick() for _ in range(50)]
+
+    assert asked.count(True) == 1 and trigger.starts == 1
+    kicker.consume()  # the kicked launcher starts, before it reads the queue
+    assert kicker.kick() is True and trigger.starts == 2  # a job registered now gets a run of its own
+    assert kicker.kick() is False and trigger.starts == 2
+
+
+def test_a_kick_that_never_ran_expires_so_the_next_registration_asks_again(world):
+    trigger = RecordingTrigger()
+    kicker = Kicker(world.store, trigger, clock=world.clock)
+    assert kicker.kick() is True
+
+    world.clock.advance(KICK_TTL - timedelta(seconds=1))
+    assert kicker.kick() is False
+    world.clock.advance(timedelta(seconds=2))
+    assert kicker.kick() is True and trigger.starts == 2
+
+
+def test_an_invoke_that_fails_releases_the_kick_and_never_fails_the_submission(world):
+    failing = Kicker(world.store, RecordingTrigger(fail=True), clock=world.clock)
+    assert failing.kick() is False
+
+    working = RecordingTrigger()
+    assert Kicker(world.store, working, clock=world.clock).kick() is True and working.starts == 1
+
+
+def test_without_a_launcher_function_nothing_is_kicked_or_written(world):
+    assert Kicker(world.store, None, clock=world.clock).kick() is False
+    assert world.store.get_record("kick", "launcher") is None
+
+
+def test_only_the_kick_event_is_a_kick():
+    assert is_kick({"trainbot": "kick"})
+    assert not is_kick({"detail-type": "Scheduled Event", "source": "aws.events"})
+    assert not is_kick(None)
+
+
+def _submissions(world, kicks: list[int]):
+    from backend.services.presets import PresetBook
+    from backend.services.submit import SubmitService
+
+    return SubmitService(
+        world.jobs,
+        world.store,
+        PresetBook(world.store, is_admin=lambda user: False),
+        clock=world.clock,
+        sweep_confirm_size=100,
+        sweep_max_size=2000,
+        on_queued=lambda: kicks.append(1),
+    )
+
+
+FIELDS = {
+    "name": "bert",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+    "instance": "ml.g5.xlarge",
+    "output": "s3://out-bucket/runs",
+    "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+}
+
+
+def test_a_submission_kicks_once_a_redelivery_not_at_all_and_a_sweep_once_for_all_its_jobs(world):
+    from tests.unit.services.conftest import OWNER
+
+    kicks: list[int] = []
+    submissions = _submissions(world, kicks)
+
+    submissions.submit(FIELDS, OWNER, token="t-1")
+    submissions.submit(FIELDS, OWNER, token="t-1")  # Slack's retry of the same command
+    assert len(kicks) == 1
+
+    outcome = submissions.sweep({**FIELDS, "hp.lr": "1e-5,3e-5,1e-4"}, OWNER, token="t-2")
+    assert len(outcome.job_ids) == 3 and len(kicks) == 2
