@@ -40,6 +40,10 @@ class QueueStore(JobRepository, RecordStore, Protocol):
     """What the view reads: the queue and active jobs, and the holds record."""
 
 
+# The most parked jobs of one type the view reads (a page of the queue shows far fewer).
+PARKED_READ_LIMIT = 2000
+
+
 class QueueView:
     def __init__(
         self,
@@ -61,6 +65,10 @@ class QueueView:
             queued[job.job_id] = job
         for job in self._store.expired_claims(FAR_FUTURE, None):
             queued[job.job_id] = job
+        # Jobs the launcher parked (their type had no room) wait too, in their own partition.
+        for instance_type in self._store.parked_types():
+            for job in self._store.parked_jobs(instance_type, PARKED_READ_LIMIT):
+                queued[job.job_id] = job
         usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
             usage[active.job_args.instance_type] += active.job_args.instance_count
