@@ -135,6 +135,7 @@ class SubmitService:
             retry_budget=spec.retry_budget,
             client_token=token,
             preset=spec.preset,
+            notify=spec.notify,
         )
 
     # --- sweeps ---------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ class SubmitService:
                 sweep_id=plan.sweep_id,
                 preset=spec.preset,
                 prefix=self._jobs.job_id_prefix,
+                notify=spec.notify,
             )
             for index, spec in enumerate(plan.specs)
         ]

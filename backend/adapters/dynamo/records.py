@@ -15,6 +15,7 @@ from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
+from backend.ports import SweepEnd
 
 
 class DynamoRecords(DynamoTable):
@@ -106,6 +107,52 @@ class DynamoRecords(DynamoTable):
         )
         tally = plain(deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
         return {str(k): int(v) for k, v in tally.items()}
+
+    def count_sweep_end(self, sweep_id: str, job_id: str, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        """Count one sweep job's end, once: the job id joins the record's ``Counted`` set in the
+        same conditional write that bumps the tally (no separate marker item to write or read)."""
+        expression = "ADD Tally.#o :one, Counted :member"
+        values: dict[str, Any] = {":one": {"N": "1"}, ":member": {"SS": [job_id]}, ":id": {"S": job_id}}
+        if failure is not None:
+            expression += " SET Failures = list_append(if_not_exists(Failures, :empty), :failure)"
+            values[":empty"] = {"L": []}
+            values[":failure"] = {"L": [{"S": failure}]}
+        try:
+            answer = self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key(RecordKind.SWEEP, sweep_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(JobId) AND NOT contains(Counted, :id)",
+                ExpressionAttributeNames={"#o": outcome},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError:
+            return None
+        record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
+        return SweepEnd(
+            tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
+            failures=[str(f) for f in record.get("Failures") or []],
+            digested=int(record.get("Digested", 0)),
+            final=bool(int(record.get("Final", 0))),
+        )
+
+    def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
+        condition = "#a = :expected" if expected else "attribute_not_exists(#a) OR #a = :expected"
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key(RecordKind.SWEEP, sweep_id),
+                UpdateExpression="SET #a = :new",
+                ConditionExpression=f"attribute_exists(JobId) AND ({condition})",
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues={":expected": {"N": str(expected)}, ":new": {"N": str(new)}},
+            )
+        except ClientError:
+            return False
+        return True
 
     # --- the job's Slack thread -------------------------------------------------------------
 
