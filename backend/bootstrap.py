@@ -124,7 +124,7 @@ def build(
         if settings.notify_topic_arn:
             chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region), settings.notify_topic_arn))
         if settings.slack_bot_token or settings.slack_secret_id:
-            chosen.extend(_slack_notifiers(settings, store))
+            chosen.extend(_slack_notifiers(settings, store, clock))
     else:
         chosen = notifiers(store)
     store.set_notify_targets([n.name for n in chosen])
@@ -139,9 +139,9 @@ def build(
     return container
 
 
-def _slack_notifiers(settings: Settings, store: JobStore) -> list[Notifier]:
+def _slack_notifiers(settings: Settings, store: JobStore, clock: Callable[[], datetime]) -> list[Notifier]:
     """The Slack notifiers (thread replies and root cards, card updates); they live with the
     bot because they share the bot's rendering."""
     from backend.adapters.slack.notifier import build_slack_notifiers
 
-    return build_slack_notifiers(settings, store)
+    return build_slack_notifiers(settings, store, clock=clock)

@@ -32,6 +32,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -321,16 +322,21 @@ class SlackCardNotifier:
         self._calls.update(job.slack.channel_id, root, render.job_card(job, self._region))
 
 
-def build_slack_notifiers(settings: Settings, store: SlackNotifierStore) -> list[Any]:
+def build_slack_notifiers(
+    settings: Settings, store: SlackNotifierStore, *, clock: Callable[[], datetime] | None = None
+) -> list[Any]:
     """The notifiers the composition root wires when a bot token (or its secret) is
-    configured: replies first, then the card (the dispatcher delivers in this order)."""
+    configured: replies first, then the card (the dispatcher delivers in this order). Pacing
+    runs on ``clock`` (Trainbot's clock; real time by default)."""
     from backend.adapters.slack.client import web_client
 
-    calls = SlackCalls(web_client(settings, purpose="notify"), SlackPacer())
+    pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic)
+    calls = SlackCalls(web_client(settings, purpose="notify"), pacer)
     replies = SlackNotifier(calls, store, settings.aws_region)
     return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
 
 
 def build_slack_notifier(settings: Settings, store: SlackNotifierStore) -> SlackNotifier:
     """Only the replies notifier (tests that look at one part)."""
-    return build_slack_notifiers(settings, store)[0]
+    notifier: SlackNotifier = build_slack_notifiers(settings, store)[0]
+    return notifier
