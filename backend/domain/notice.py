@@ -86,6 +86,9 @@ def pending_seqs(job: Job, targets: Sequence[str]) -> range:
 
 def is_urgent(job: Job, targets: Sequence[str]) -> bool:
     """Whether ``job`` has a pending change to deliver now rather than with a later round."""
+    if job.slack is not None and job.slack.channel_id and not job.slack.thread_ts and not job.sweep_id:
+        # Its root card could not be posted when it was announced: post it soon, not in a day.
+        return bool(pending_seqs(job, targets))
     kept = {entry.seq: entry.to_status for entry in job.history}
     for seq in pending_seqs(job, targets):
         status = kept.get(seq)
