@@ -411,9 +411,14 @@ def not_found(job_id: str) -> str:
     return f":mag: There is no job `{esc(job_id, 80)}`. `/train list` shows yours."
 
 
-def not_authorized(action: str, job: Job | None = None) -> str:
-    owner = f" ({mention(job.owner.user_id)})" if job else ""
-    return f":lock: Only the job's owner{owner} or an admin may {action} it."
+def not_authorized(why: str = "") -> str:
+    """A refusal that tells the truth about who may do what: ``why`` is the refusing use
+    case's own sentence ("only the sweep's author may confirm it", "only <@U…> (the owner) or
+    an admin may change …"); a person it names stays a (silent, ephemeral) mention."""
+    if not why:
+        return ":lock: You may not do that."
+    text = re.sub(r"&lt;@([UW][A-Z0-9]{2,20})&gt;", r"<@\1>", esc(why, 300))
+    return f":lock: {text[:1].upper()}{text[1:].rstrip('.')}."
 
 
 def illegal(action: str, job_id: str, status: str) -> str:
