@@ -209,9 +209,10 @@ class RecordStore(Protocol):
         """Count one more job of a registered sweep ending with ``outcome``; the tally."""
         ...
 
-    def count_sweep_end(self, sweep_id: str, job_id: str, outcome: str, failure: str | None = None) -> SweepEnd | None:
-        """Count ``job_id``'s end once (one conditional write: a repeat counts nothing and
-        returns None); a failure's line joins the sweep's failure list."""
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        """Count the end of the sweep's job number ``member`` once (one conditional write on a
+        small per-sweep record: a repeat counts nothing and returns None); a failure's line
+        joins the sweep's failure list."""
         ...
 
     def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:

@@ -381,22 +381,23 @@ def test_records_never_show_up_as_jobs(store):
 
 def test_a_sweep_job_end_is_counted_once_in_one_write_with_its_failure_line(store):
     store.register_many([make_job(f"c-{i}", client_token=f"c/{i}") for i in range(3)], "count")
-    first = store.count_sweep_end("count", "c-1", "Completed")
+    first = store.count_sweep_end("count", 1, "Completed")
     assert first is not None and first.tally == {"Completed": 1} and first.failures == []
-    assert store.count_sweep_end("count", "c-1", "Completed") is None  # a redelivery counts nothing
-    failed = store.count_sweep_end("count", "c-2", "Failed", "c-2 Failed: boom")
+    assert store.count_sweep_end("count", 1, "Completed") is None  # a redelivery counts nothing
+    failed = store.count_sweep_end("count", 2, "Failed", "c-2 Failed: boom")
     assert failed.tally == {"Completed": 1, "Failed": 1} and failed.failures == ["c-2 Failed: boom"]
     assert failed.digested == 0 and not failed.final
-    assert store.count_sweep_end("no-such-sweep", "c-1", "Completed") is None
+    assert store.count_sweep_end("count", 2, "Failed", "again") is None
 
 
 def test_a_sweep_mark_moves_once_from_what_its_writer_saw(store):
     store.register_many([make_job("m-0", client_token="m/0")], "marks")
+    store.count_sweep_end("marks", 1, "Failed", "m-1 Failed")
     assert store.claim_sweep_mark("marks", "Digested", 0, 10)
     assert not store.claim_sweep_mark("marks", "Digested", 0, 10)  # another writer saw 0 too: refused
     assert store.claim_sweep_mark("marks", "Digested", 10, 20)
     assert store.claim_sweep_mark("marks", "Final", 0, 1) and not store.claim_sweep_mark("marks", "Final", 0, 1)
-    ended = store.count_sweep_end("marks", "m-0", "Completed")
+    ended = store.count_sweep_end("marks", 0, "Completed")
     assert ended.digested == 20 and ended.final
 
 

@@ -401,15 +401,16 @@ class MemoryJobStore:
         self._records.pop((str(kind), key), None)
 
     @_atomic
-    def count_sweep_end(self, sweep_id: str, job_id: str, outcome: str, failure: str | None = None) -> SweepEnd | None:
-        record = self._records.get((RecordKind.SWEEP.value, sweep_id))
-        if record is None or job_id in record.setdefault("Counted", []):
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        record = self._records.setdefault((RecordKind.SWEEP_ENDS.value, sweep_id), {"Tally": {}})
+        counted = record.setdefault("Counted", [])
+        if member in counted:
             return None
-        record["Counted"].append(job_id)
-        tally = record.setdefault("Tally", {})
+        counted.append(member)
+        tally = record["Tally"]
         tally[outcome] = tally.get(outcome, 0) + 1
         if failure is not None:
-            record.setdefault("Failures", []).append(failure)
+            record.setdefault("Failures", []).append(failure[:160])
         return SweepEnd(
             tally=dict(tally),
             failures=list(record.get("Failures", [])),
@@ -419,7 +420,7 @@ class MemoryJobStore:
 
     @_atomic
     def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
-        record = self._records.get((RecordKind.SWEEP.value, sweep_id))
+        record = self._records.get((RecordKind.SWEEP_ENDS.value, sweep_id))
         if record is None or int(record.get(attribute, 0)) != expected:
             return False
         record[attribute] = new

@@ -15,7 +15,11 @@ from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
+from backend.errors import StoreUnavailable
 from backend.ports import SweepEnd
+
+
+MAX_FAILURE_LINE = 160  # a failed sweep job's line in the digest list (the record stays small)
 
 
 class DynamoRecords(DynamoTable):
@@ -108,28 +112,50 @@ class DynamoRecords(DynamoTable):
         tally = plain(deserializer.deserialize(answer["Attributes"].get("Tally", {"M": {}})))
         return {str(k): int(v) for k, v in tally.items()}
 
-    def count_sweep_end(self, sweep_id: str, job_id: str, outcome: str, failure: str | None = None) -> SweepEnd | None:
-        """Count one sweep job's end, once: the job id joins the record's ``Counted`` set in the
-        same conditional write that bumps the tally (no separate marker item to write or read)."""
-        expression = "ADD Tally.#o :one, Counted :member"
-        values: dict[str, Any] = {":one": {"N": "1"}, ":member": {"SS": [job_id]}, ":id": {"S": job_id}}
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        """Count one sweep job's end, once: its index joins the ``Counted`` number set in the same
+        conditional write that bumps the tally. The record is its own small item (not the
+        sweep's batch record with every job id), so the write stays cheap."""
+        expression = "ADD Tally.#o :one, Counted :member SET RecordType = :kind"
+        values: dict[str, Any] = {
+            ":one": {"N": "1"}, ":member": {"NS": [str(member)]}, ":n": {"N": str(member)}, ":kind": {"S": RecordKind.SWEEP_ENDS.value},
+        }
         if failure is not None:
-            expression += " SET Failures = list_append(if_not_exists(Failures, :empty), :failure)"
-            values[":empty"] = {"L": []}
-            values[":failure"] = {"L": [{"S": failure}]}
-        try:
-            answer = self._call(
-                "update_item",
-                TableName=self._table,
-                Key=record_key(RecordKind.SWEEP, sweep_id),
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(JobId) AND NOT contains(Counted, :id)",
-                ExpressionAttributeNames={"#o": outcome},
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError:
-            return None
+            expression += ", Failures = list_append(if_not_exists(Failures, :none), :failure)"
+            values[":none"] = {"L": []}
+            values[":failure"] = {"L": [{"S": failure[:MAX_FAILURE_LINE]}]}
+        key = record_key(RecordKind.SWEEP_ENDS, sweep_id)
+        for _ in range(3):
+            try:
+                answer = self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(Tally) AND NOT contains(Counted, :n)",
+                    ExpressionAttributeNames={"#o": outcome},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                break
+            except ClientError as exc:
+                old = exc.response.get("Item")
+                if old and "Tally" in old:
+                    if str(member) in old.get("Counted", {}).get("NS", []):
+                        return None  # counted before: a redelivery
+                    continue  # created meanwhile by another end: count again
+            try:  # the sweep's first end: create the record (once), then count
+                self._call(
+                    "put_item",
+                    TableName=self._table,
+                    Item={**key, "RecordType": {"S": RecordKind.SWEEP_ENDS.value}, "Tally": {"M": {}}},
+                    ConditionExpression="attribute_not_exists(JobId)",
+                )
+            except ClientError:
+                pass  # another end created it
+        else:
+            raise StoreUnavailable(f"sweep {sweep_id}: its end count kept changing")
         record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
         return SweepEnd(
             tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
@@ -144,7 +170,7 @@ class DynamoRecords(DynamoTable):
             self._call(
                 "update_item",
                 TableName=self._table,
-                Key=record_key(RecordKind.SWEEP, sweep_id),
+                Key=record_key(RecordKind.SWEEP_ENDS, sweep_id),
                 UpdateExpression="SET #a = :new",
                 ConditionExpression=f"attribute_exists(JobId) AND ({condition})",
                 ExpressionAttributeNames={"#a": attribute},

@@ -257,7 +257,7 @@ class SlackNotifier:
         if entry.to_status is not JobStatus.COMPLETED:
             failure = render.sweep_failure_line(job, entry.seq)
         try:
-            counted = self._store.count_sweep_end(job.sweep_id, job.job_id, entry.to_status.value, failure)
+            counted = self._store.count_sweep_end(job.sweep_id, _sweep_index(job), entry.to_status.value, failure)
             if counted is None:
                 return  # counted before (a redelivery): its card and messages were sent then
             record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
@@ -297,6 +297,15 @@ class SlackNotifier:
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
             raise
+
+
+def _sweep_index(job: Job) -> int:
+    """The job's number within its sweep (its client token is ``<sweep id>/<index>``)."""
+    token = job.client_token or ""
+    tail = token.rsplit("/", 1)[-1]
+    if token.startswith(f"{job.sweep_id}/") and tail.isdigit():
+        return int(tail)
+    raise NotifierRejected(f"{job.job_id} has no index in sweep {job.sweep_id}")
 
 
 class SlackCardNotifier:
