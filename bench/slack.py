@@ -12,7 +12,7 @@ was asked:
   notification outbox is empty (and the wall time the run took);
 - DynamoDB items written and read per job, everything included (bot, launcher, monitor).
 
-Usage: ``.venv/bin/python bench/slack.py [--jobs 2000] [--capacity 200] [--failing 0]``
+Usage: ``.venv/bin/python bench/slack.py [--jobs 2000] [--capacity 200] [--failing 0|<jobs>]``
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--capacity", type=int, default=200, help="concurrent ml.g5.xlarge instances SageMaker gives")
-    parser.add_argument("--failing", type=int, default=0, help="how many of the jobs fail (AlgorithmError, no retries)")
+    parser.add_argument("--failing", type=int, default=0, help="0, or --jobs: every job fails (AlgorithmError, no retries)")
     args = parser.parse_args()
 
     import logging
@@ -48,16 +48,14 @@ def main() -> None:
     from tests.bot_fixtures import CHANNEL, USER
     from tests.slack_world import SlackWorld
 
-    succeed = args.jobs - args.failing
     with mock_aws(), SlackWorld(capacity=args.capacity) as world:
-        outcomes = ",".join(["ok"] * (1 if succeed else 0) + ([ALGORITHM_ERROR] if args.failing else []))
-        # One hp dimension of size jobs (or jobs/2 × 2 with failures): names stay short.
-        if args.failing and succeed:
-            if args.failing != succeed:
-                raise SystemExit("--failing must be 0, half of --jobs, or all of them")
-            grid = f"hp.i={','.join(str(i) for i in range(succeed))} hp.{HP_OUTCOME}={outcomes}"
-        else:
-            grid = f"hp.i={','.join(str(i) for i in range(args.jobs))}" + (f" hp.{HP_OUTCOME}={ALGORITHM_ERROR}" if args.failing else "")
+        # Two hp dimensions (a × b = jobs): a command stays under Slack's 4,000 characters.
+        a = next(d for d in range(int(args.jobs**0.5), 0, -1) if args.jobs % d == 0)
+        grid = f"hp.a={','.join(str(i) for i in range(a))} hp.b={','.join(str(i) for i in range(args.jobs // a))}"
+        if args.failing:
+            if args.failing != args.jobs:
+                raise SystemExit("--failing is 0 or all of --jobs")
+            grid += f" hp.{HP_OUTCOME}={ALGORITHM_ERROR}"
         text = (
             "sweep name=big image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest instance=ml.g5.xlarge "
             "output=s3://out-bucket/runs role=arn:aws:iam::123456789012:role/SageMakerRole max_runtime=1h retries=0 " + grid
@@ -66,6 +64,8 @@ def main() -> None:
         started = world.stack.clock()
         world.command(text)
         ids = world.job_ids()
+        if len(ids) != args.jobs:
+            raise SystemExit(f"the sweep registered {len(ids)} jobs: {world.bot.ephemerals()[-1:]}")
         registered = time.perf_counter() - wall
         jobs = world.settle(ids, max_ticks=5000)
         drained = world.stack.clock() - started
