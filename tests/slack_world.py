@@ -118,8 +118,12 @@ class SlackWorld:
 
     # --- driving --------------------------------------------------------------------------
 
-    def command(self, text: str) -> dict:
-        return self.bot.command(text)
+    def command(self, text: str, *, timeout: float = 600.0) -> dict:
+        """A signed ``/train`` command through the bot's handler; waits for its lazy listener
+        (registering a 2,000-job sweep in moto takes a while)."""
+        response = self.bot.command(text, settle=False)
+        self.bot.settle(timeout)
+        return response
 
     def job_ids(self) -> list[str]:
         """Every job in the table (the tests' and benchmark's own view: a scan)."""
