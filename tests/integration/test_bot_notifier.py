@@ -253,3 +253,14 @@ def test_a_sweep_with_notify_all_replies_for_each_job_without_mentions(store, sl
     replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
     assert len(replies) == 3 and "grid-0" in replies[0] and "grid-1" in replies[1]
     assert slack.traffic()["mentions"] == {"U0ALICE": 1}  # the summary only
+
+
+def test_a_sweep_summary_slack_refused_once_is_posted_when_the_change_is_delivered_again(store, slack, wired):
+    ts, jobs = _sweep(store, slack, wired, 1)
+    slack.fail_next("chat.postMessage", status=503)  # the summary cannot be posted now
+    job = _finish(store, wired, jobs[0])
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [job.job_id]
+    wired.drain()
+    replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies) == 1 and "<@U0ALICE>" in replies[0]
+    assert store.outbox_job_ids() == []

@@ -44,7 +44,7 @@ from backend.domain.model import Job, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.ports import JobRepository, RecordStore
+from backend.ports import JobRepository, RecordStore, SweepEnd
 
 logger = Logger(service="trainbot", child=True)
 
@@ -258,8 +258,11 @@ class SlackNotifier:
             failure = render.sweep_failure_line(job, entry.seq)
         try:
             counted = self._store.count_sweep_end(job.sweep_id, _sweep_index(job), entry.to_status.value, failure)
+            redelivered = counted is None
             if counted is None:
-                return  # counted before (a redelivery): its card and messages were sent then
+                # Counted before (a redelivery): only an ending whose summary did not go out
+                # has anything left to do.
+                counted = self._sweep_ends(job.sweep_id)
             record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
@@ -267,6 +270,8 @@ class SlackNotifier:
         name, owner = str(record.get("Name", job.name)), str(record.get("Owner", job.owner.user_id))
         ended = sum(counted.tally.values())
         finished = ended >= total
+        if redelivered and (not finished or counted.final):
+            return
         if notice.sweep_digests(job.notify) and not finished:
             self._digest(job.sweep_id, channel, root, counted.failures, counted.digested)
         card_key = f"{channel}/{root}"
@@ -286,6 +291,15 @@ class SlackNotifier:
             except NotifierUnavailable:
                 self._store.claim_sweep_mark(job.sweep_id, "Final", 1, 0)  # the next redelivery posts it
                 raise
+
+    def _sweep_ends(self, sweep_id: str) -> SweepEnd:
+        record = self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}
+        return SweepEnd(
+            tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
+            failures=[str(f) for f in record.get("Failures") or []],
+            digested=int(record.get("Digested", 0)),
+            final=bool(int(record.get("Final", 0))),
+        )
 
     def _digest(self, sweep_id: str, channel: str, root: str, failures: list[str], digested: int) -> None:
         """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes)."""
