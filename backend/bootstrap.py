@@ -159,7 +159,7 @@ def build(
         if settings.notify_topic_arn:
             chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region), settings.notify_topic_arn))
         if settings.slack_bot_token or settings.slack_secret_id:
-            chosen.append(_slack_notifier(settings, store))
+            chosen.extend(_slack_notifiers(settings, store, clock))
     else:
         chosen = notifiers(store)
     store.set_notify_targets([n.name for n in chosen])
@@ -174,9 +174,9 @@ def build(
     return container
 
 
-def _slack_notifier(settings: Settings, store: JobStore) -> Notifier:
-    """The Slack notifier (thread replies, root card updates); lives with the bot because it
-    shares the bot's rendering."""
-    from backend.adapters.slack.notifier import build_slack_notifier
+def _slack_notifiers(settings: Settings, store: JobStore, clock: Callable[[], datetime]) -> list[Notifier]:
+    """The Slack notifiers (thread replies and root cards, card updates); they live with the
+    bot because they share the bot's rendering."""
+    from backend.adapters.slack.notifier import build_slack_notifiers
 
-    return build_slack_notifier(settings, store)
+    return build_slack_notifiers(settings, store, clock=clock)

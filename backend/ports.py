@@ -157,8 +157,14 @@ class OutboxStore(Protocol):
 
     def get(self, job_id: str) -> Job: ...
 
-    def outbox_job_ids(self, limit: int | None = None) -> list[str]:
-        """Ids of jobs with a change some notifier target has not had, oldest change first."""
+    def outbox_job_ids(self, limit: int | None = None, *, due_by: datetime | None = None) -> list[str]:
+        """Ids of jobs with a change some notifier target has not had, soonest due first
+        (:func:`backend.domain.notice.delivery_due`); with ``due_by``, only those due by then."""
+        ...
+
+    def holds_delivery(self, job: Job) -> bool:
+        """Whether this process's transition that wrote ``job`` (as it is) also took the job's
+        delivery lease (token ``v<version>``): its writer delivers without a write to take it."""
         ...
 
     def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
@@ -170,6 +176,16 @@ class OutboxStore(Protocol):
         """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
         job unchanged since ``job`` was read, the job leaves the outbox."""
         ...
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """A sweep's record right after one of its jobs was counted as ended."""
+
+    tally: dict[str, int]  # outcome -> jobs
+    failures: list[str]  # "name: reason" of every failed job, in the order they were counted
+    digested: int  # how many of ``failures`` a digest reply has told already
+    final: bool  # the final summary was claimed already
 
 
 class RecordStore(Protocol):
@@ -200,6 +216,17 @@ class RecordStore(Protocol):
     def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
         """Count one more job of a registered sweep ending with ``outcome``, once per
         ``marker`` (atomically with the marker); the tally."""
+        ...
+
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        """Count the end of the sweep's job number ``member`` once (one conditional write on a
+        small per-sweep record: a repeat counts nothing and returns None); a failure's line
+        joins the sweep's failure list."""
+        ...
+
+    def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
+        """Move a counter of the sweep record (``Digested``, ``Final``) from ``expected`` to
+        ``new``; False if another writer moved it first (so a digest is posted once)."""
         ...
 
 

@@ -376,6 +376,14 @@ class Lease(BaseModel):
     expires_at: UtcDatetime
 
 
+class NotifyMode(StrEnum):
+    """The ``notify=`` option: who hears what in Slack (:mod:`backend.domain.notice`)."""
+
+    ALL = "all"
+    FAILURES = "failures"
+    END = "end"
+
+
 class Job(BaseModel):
     """A Trainbot job, as stored in the jobs table (attribute names are the aliases)."""
 
@@ -408,6 +416,8 @@ class Job(BaseModel):
     client_token: str | None = None
     sweep_id: str | None = None
     preset: str | None = None
+    # Who hears what in Slack (backend.domain.notice); None: the team default.
+    notify: NotifyMode | None = None
     # Start tag for fair queueing across owners (see backend.domain.fairness).
     queue_tag: float = 0.0
     # notifier name -> the last history seq it delivered (the outbox; see the notifier).
@@ -527,6 +537,7 @@ def new_job(
     preset: str | None = None,
     job_id: str | None = None,
     prefix: str = "",
+    notify: NotifyMode | None = None,
 ) -> Job:
     """A job in status New, with its first history entry (its id carries ``prefix``)."""
     job_id = job_id or new_job_id(name, client_token, prefix)
@@ -545,6 +556,7 @@ def new_job(
         client_token=client_token,
         sweep_id=sweep_id,
         preset=preset,
+        notify=notify,
     )
 
 

@@ -16,6 +16,7 @@ class RecordKind(StrEnum):
     OWNER = "owner"  # an owner's fair-share clock (NextTag), key: Owner.key
     SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Tally, key: sweep id
     SWEEP_ROOT = "sweep-root"  # a sweep's Slack summary message, key: sweep id
+    SWEEP_ENDS = "sweep-ends"  # a sweep's ended jobs as Slack counts them (small: not the batch), key: sweep id
     PENDING_SWEEP = "pending-sweep"  # a large sweep parked until its owner confirms it
     TALLIED = "tallied"  # marker: one sweep job's outcome was counted once (expires)
     PRESET = "preset"  # a named set of job fields, key: preset name

@@ -30,6 +30,7 @@ from backend.domain.model import (
     JobArgs,
     label_of,
 )
+from backend.domain.notice import NotifyMode
 from backend.errors import InvalidRequest
 
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
@@ -56,6 +57,7 @@ JOB_KEYS = (
     "checkpoint",
     "priority",
     "retries",
+    "notify",
 )
 PREFIX_KEYS = ("hp.", "input.", "tag.")
 REQUIRED = ("name", "image", "instance", "output", "role")
@@ -74,6 +76,7 @@ EXAMPLES = {
     "checkpoint": "s3://out-bucket/checkpoints",
     "priority": "5",
     "retries": "2",
+    "notify": "failures",
     "preset": "nlp",
 }
 
@@ -109,6 +112,7 @@ class JobSpec:
     retry_budget: int = 2
     preset: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)  # a sweep's combination
+    notify: NotifyMode | None = None  # who hears what in Slack (backend.domain.notice)
 
 
 # --- fields ------------------------------------------------------------------------------------
@@ -239,6 +243,7 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
                 retry_budget=spec.retry_budget,
                 preset=spec.preset,
                 hyperparameters={k[3:]: v for k, v in chosen.items()},
+                notify=spec.notify,
             )
         )
     return specs
@@ -308,6 +313,8 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             knobs["retry_budget"] = attempt(
                 key, lambda v: whole_number(v, 0, MAX_RETRY_BUDGET, f"retries is 0 to {MAX_RETRY_BUDGET}")
             )
+        elif key == "notify":
+            knobs["notify"] = attempt(key, _notify_mode)
         elif key == "input" or key.startswith("input."):
             channel = "train" if key == "input" else key[len("input.") :]
             channels.append({"ChannelName": channel, "DataSource": {"S3DataSource": {"S3Uri": value}}})
@@ -328,6 +335,13 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
         request["Tags"] = tags
     knobs = {k: v for k, v in knobs.items() if v is not None}
     return request, knobs
+
+
+def _notify_mode(value: str) -> NotifyMode:
+    try:
+        return NotifyMode(value.strip().lower())
+    except ValueError:
+        raise ValueError(f"notify is {', '.join(m.value for m in NotifyMode)}") from None
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:

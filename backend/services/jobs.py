@@ -14,6 +14,7 @@ from datetime import datetime
 from aws_lambda_powertools import Logger
 
 from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
+from backend.domain.notice import NotifyMode
 from backend.domain.status import JobStatus
 from backend.errors import BackendUnavailable, IllegalTransition, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
@@ -81,6 +82,7 @@ class JobService:
         retry_budget: int = 2,
         client_token: str | None = None,
         preset: str | None = None,
+        notify: NotifyMode | None = None,
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it."""
         job = new_job(
@@ -94,7 +96,11 @@ class JobService:
             client_token=client_token,
             preset=preset,
             prefix=self._job_id_prefix,
+            notify=notify,
         )
+        if not self._store.existing_ids([job.job_id]):
+            # The Slack root card is posted first, so the registration records its thread.
+            job = self._dispatcher.announce(job)
         registered = self._store.register(job)
         if registered.created:
             logger.info("job submitted", extra={"job_id": job.job_id, "owner": actor.owner.key})

@@ -1,15 +1,28 @@
 """Notification dispatch through the outbox on the job item.
 
-Each status change is a history entry with a sequence number; each notifier (Slack, SNS) has
-a "delivered up to" number on the item. After a transition the writer calls
-:meth:`Dispatcher.deliver`; whatever a notifier could not take (Slack down, SNS throttled)
-stays pending and the monitor's sweep drains the ``Outbox`` index later. A notifier outage
-therefore never blocks or undoes a transition and loses nothing. A delivery lease on the item
-keeps two dispatchers (an inline one and a drain) from sending the same change twice.
+Each status change is a history entry with a sequence number; each notifier target (SNS, the
+Slack replies, the Slack card) has a "delivered up to" number on the item, so every part of a
+delivery is recorded separately: a refused card update never makes a reply be posted again.
+
+Delivery rounds, and what they cost (:mod:`backend.domain.notice` has the rules):
+
+- an *urgent* change (Retrying, an end, anything with ``notify=all``) is delivered by the
+  writer of the transition at once. Its transition write took the job's delivery lease itself
+  (:meth:`backend.ports.OutboxStore.holds_delivery`), so the round costs one write: the
+  delivered marks (which also take the job out of the ``Outbox`` index);
+- any other change is *deferred*: told with the next urgent one, or by the drain once the job
+  has been quiet a while. Notifiers whose effect is idempotent (``eager``: the Slack card) get
+  the newest change at once anyway, with no write;
+- the monitor's sweep drains what is due (a writer that crashed, a notifier that was down, a
+  quiet job's deferred changes): it takes the lease with a write, delivers, records.
+
+A round stops sending once little of its lease is left (``LEASE_MARGIN``), so a long
+``Retry-After`` can never let a second dispatcher send the same change again.
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,13 +30,14 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
+from backend.domain import notice
 from backend.domain.model import Job
-from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
+from backend.errors import NotifierRejected, NotifierUnavailable, StoreUnavailable
 from backend.ports import Notifier, OutboxStore
 
 logger = Logger(service="trainbot", child=True)
 
-DELIVERY_LEASE = timedelta(seconds=60)
+DELIVERY_LEASE = notice.DELIVERY_LEASE
 # A delivery round sends no more once this little of its lease is left: one more send (a Slack
 # call with its bounded 429 waits and timeouts) and the write that records it must end before
 # the lease does, or a second dispatcher could take the lease and send the same change again.
@@ -36,6 +50,7 @@ class DeliveryReport:
     pending: int = 0
     rejected: int = 0  # refused for good (see NotifierRejected): logged, not retried
     busy: int = 0  # another dispatcher held the job's delivery lease
+    deferred: int = 0  # rounds left for later (nothing urgent): see backend.domain.notice
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -58,32 +73,71 @@ class Dispatcher:
     def targets(self) -> tuple[str, ...]:
         return tuple(n.name for n in self._notifiers)
 
+    def announce(self, job: Job) -> Job:
+        """Before a new job is registered: notifiers that can tell of it now (the Slack root
+        card) do, and the job comes back with what they recorded (its thread, seq 1 delivered),
+        so the registration writes it all at once. Failures leave the job as it was: the
+        change is then delivered after registration, as any other."""
+        for notifier in self._notifiers:
+            announce = getattr(notifier, "announce", None)
+            if announce is None:
+                continue
+            try:
+                job = announce(job)
+            except (NotifierUnavailable, NotifierRejected) as exc:
+                logger.warning("announcement deferred", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
+        return job
+
     def deliver(self, job: Job, report: DeliveryReport | None = None) -> DeliveryReport:
-        """Send ``job``'s pending changes; never raises for a notifier failure."""
-        report = report or DeliveryReport()
+        """Right after a write of ``job``: deliver its pending changes if one is urgent, else
+        only refresh what is idempotent. Never raises for a notifier failure."""
+        return self._counted(report or DeliveryReport(), lambda r: self._deliver(job, r))
+
+    def _counted(self, report: DeliveryReport, run: Callable[[DeliveryReport], DeliveryReport]) -> DeliveryReport:
         before = (report.sent, report.pending, report.rejected)
         try:
-            return self._deliver(job, report)
+            return run(report)
         finally:
             self._totals.sent += report.sent - before[0]
             self._totals.pending += report.pending - before[1]
             self._totals.rejected += report.rejected - before[2]
 
     def _deliver(self, job: Job, report: DeliveryReport) -> DeliveryReport:
-        if not self._notifiers:
+        if not self._notifiers or not notice.pending_seqs(job, self.targets):
             return report
         now = self._clock()
-        token = secrets.token_hex(8)
-        try:
-            current = self._store.acquire_delivery(job.job_id, token, now, now + DELIVERY_LEASE)
-        except StoreUnavailable:
-            report.pending += 1
+        if not notice.is_urgent(job, self.targets):
+            self._refresh_eagerly(job)
+            report.deferred += 1
             return report
-        if current is None:
-            report.busy += 1
-            return report
+        if self._store.holds_delivery(job):
+            current, token = job, f"v{job.version}"
+        else:
+            token = secrets.token_hex(8)
+            try:
+                taken = self._store.acquire_delivery(job.job_id, token, now, now + DELIVERY_LEASE)
+            except StoreUnavailable:
+                report.pending += 1
+                return report
+            if taken is None:
+                report.busy += 1
+                return report
+            current = taken
+        self._send(current, token, now + DELIVERY_LEASE - LEASE_MARGIN, report)
+        return report
+
+    def _refresh_eagerly(self, job: Job) -> None:
+        """Idempotent notifiers (the card) show the newest change now; nothing is recorded, so
+        the round that later delivers the change sends it again (harmlessly)."""
+        for notifier in self._notifiers:
+            if getattr(notifier, "eager", False) and job.delivered.get(notifier.name, 0) < job.last_seq:
+                try:
+                    notifier.notify(job, job.last_seq)
+                except (NotifierUnavailable, NotifierRejected) as exc:
+                    logger.info("eager refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
+
+    def _send(self, current: Job, token: str, send_until: datetime, report: DeliveryReport) -> None:
         delivered = dict(current.delivered)
-        send_until = now + DELIVERY_LEASE - LEASE_MARGIN
         for notifier in self._notifiers:
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
                 if current.entry(seq) is None:
@@ -120,16 +174,29 @@ class Dispatcher:
             # Sent but not recorded: the lease expires and the change may be sent once more,
             # which beats losing it.
             report.pending += 1
-        return report
 
-    def drain(self, limit: int = 100, *, should_continue: Callable[[], bool] = lambda: True) -> DeliveryReport:
-        """Deliver what the outbox still holds (the monitor's sweep calls this)."""
+    def drain(self, limit: int = 500, *, should_continue: Callable[[], bool] = lambda: True) -> DeliveryReport:
+        """Deliver what the outbox holds that is due (the monitor's sweep calls this): for each
+        job, take its lease (the write that also reads it), deliver, record."""
         report = DeliveryReport()
-        for job_id in self._store.outbox_job_ids(limit):
+        if not self._notifiers:
+            return report
+        for job_id in self._store.outbox_job_ids(limit, due_by=self._clock()):
             if not should_continue():
                 break
-            try:
-                self.deliver(self._store.get(job_id), report)
-            except JobNotFound:
-                continue
+            self._counted(report, functools.partial(self._drain_one, job_id))
+        return report
+
+    def _drain_one(self, job_id: str, report: DeliveryReport) -> DeliveryReport:
+        now = self._clock()
+        token = secrets.token_hex(8)
+        try:
+            current = self._store.acquire_delivery(job_id, token, now, now + DELIVERY_LEASE)
+        except StoreUnavailable:
+            report.pending += 1
+            return report
+        if current is None:
+            report.busy += 1  # another dispatcher holds it (or the job is gone)
+            return report
+        self._send(current, token, now + DELIVERY_LEASE - LEASE_MARGIN, report)
         return report

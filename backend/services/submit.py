@@ -138,6 +138,7 @@ class SubmitService:
             retry_budget=spec.retry_budget,
             client_token=token,
             preset=spec.preset,
+            notify=spec.notify,
         )
         if registered.created:
             self._queued()
@@ -201,6 +202,7 @@ class SubmitService:
                 sweep_id=plan.sweep_id,
                 preset=spec.preset,
                 prefix=self._jobs.job_id_prefix,
+                notify=spec.notify,
             )
             for index, spec in enumerate(plan.specs)
         ]

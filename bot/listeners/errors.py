@@ -50,7 +50,7 @@ def message_for(exc: Exception) -> str:
     if isinstance(exc, PresetNotYours):
         return render.preset_not_yours(exc.name, exc.creator)
     if isinstance(exc, NotAuthorized):
-        return render.not_authorized("change")
+        return render.not_authorized(str(exc))
     if isinstance(exc, IllegalTransition):
         action = "retry" if exc.to_status == "Retrying" else "stop"
         return render.illegal(action, exc.job_id, exc.from_status)

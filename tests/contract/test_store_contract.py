@@ -394,3 +394,61 @@ def test_records_never_show_up_as_jobs(store):
         store.get("preset#nlp")
     assert len(store.ready_jobs(None)) == 1
     assert len(store.jobs_of_owner(Owner(team_id="T1", user_id="U1")).jobs) == 1
+
+
+# --- issue 12: delivery bookkeeping folded into the writes that happen anyway --------------------
+
+
+def test_a_sweep_job_end_is_counted_once_in_one_write_with_its_failure_line(store):
+    store.register_many([make_job(f"c-{i}", client_token=f"c/{i}") for i in range(3)], "count")
+    first = store.count_sweep_end("count", 1, "Completed")
+    assert first is not None and first.tally == {"Completed": 1} and first.failures == []
+    assert store.count_sweep_end("count", 1, "Completed") is None  # a redelivery counts nothing
+    failed = store.count_sweep_end("count", 2, "Failed", "c-2 Failed: boom")
+    assert failed.tally == {"Completed": 1, "Failed": 1} and failed.failures == ["c-2 Failed: boom"]
+    assert failed.digested == 0 and not failed.final
+    assert store.count_sweep_end("count", 2, "Failed", "again") is None
+
+
+def test_a_sweep_mark_moves_once_from_what_its_writer_saw(store):
+    store.register_many([make_job("m-0", client_token="m/0")], "marks")
+    store.count_sweep_end("marks", 1, "Failed", "m-1 Failed")
+    assert store.claim_sweep_mark("marks", "Digested", 0, 10)
+    assert not store.claim_sweep_mark("marks", "Digested", 0, 10)  # another writer saw 0 too: refused
+    assert store.claim_sweep_mark("marks", "Digested", 10, 20)
+    assert store.claim_sweep_mark("marks", "Final", 0, 1) and not store.claim_sweep_mark("marks", "Final", 0, 1)
+    ended = store.count_sweep_end("marks", 0, "Completed")
+    assert ended.digested == 20 and ended.final
+
+
+def test_an_urgent_transition_takes_the_delivery_lease_in_its_own_write(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("fold")).job
+    assert not store.holds_delivery(job)
+    launched = store.transition(job, S.LAUNCHED, at=T0 + MINUTE).job
+    assert not store.holds_delivery(launched)  # nothing urgent: no lease, it waits
+    assert store.acquire_delivery(job.job_id, "drain", T0 + MINUTE, T0 + 2 * MINUTE) is not None  # so a drain may
+    store.finish_delivery(store.get(job.job_id), "drain", {"slack": 2}, all_done=True)
+    ended = store.transition(launched, S.FAILED, at=T0 + 3 * MINUTE, reason="boom").job
+    assert store.holds_delivery(ended) and not store.holds_delivery(ended)  # asked once
+    assert store.acquire_delivery(job.job_id, "other", T0 + 3 * MINUTE, T0 + 4 * MINUTE) is None  # the writer's
+    store.finish_delivery(ended, f"v{ended.version}", {"slack": ended.last_seq}, all_done=True)
+    assert store.outbox_job_ids() == []
+
+
+def test_an_urgent_transition_leaves_a_live_drain_lease_alone(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("busy")).job
+    assert store.acquire_delivery(job.job_id, "drain", T0, T0 + 5 * MINUTE) is not None
+    outcome = store.transition(job, S.STOPPED, at=T0 + MINUTE, reason="stopped")
+    assert isinstance(outcome, Applied) and store.get(job.job_id).status is S.STOPPED
+    assert not store.holds_delivery(outcome.job)  # the drain delivers it
+
+
+def test_the_outbox_lists_what_is_due_by_a_time(store):
+    store.set_notify_targets(["slack"])
+    queued = store.register(make_job("waits")).job
+    ended = store.transition(store.register(make_job("ended")).job, S.STOPPED, at=T0, reason="stopped").job
+    assert store.outbox_job_ids(due_by=T0) == []
+    assert store.outbox_job_ids(due_by=T0 + 2 * MINUTE) == [ended.job_id]  # once its writer's lease is over
+    assert store.outbox_job_ids(due_by=T0 + timedelta(days=2)) == [ended.job_id, queued.job_id]

@@ -17,7 +17,7 @@ Scenarios:
 - the bot, signed requests through its handler with lazy listeners re-entering it through the
   Lambda Invoke stand-in: submit, status, list, a small sweep and its redelivery after a
   half-finished registration, a large sweep confirmed and one cancelled, stop of a running
-  job, retry, the submit modal.
+  job, stop of a queued job (an ending the bot announces itself), retry, the submit modal.
 """
 
 from __future__ import annotations
@@ -304,6 +304,9 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
                 answer = json.loads(driver.command(large)["body"])
                 button = answer["blocks"][1]["elements"][0] if confirm else answer["blocks"][1]["elements"][1]
                 click(button["action_id"], button["value"])
+            # Stopping a queued job ends it: an urgent change the bot delivers itself (SNS too).
+            queued = next(j for j in wired.store.jobs_of_owner(_actor_of(USER, TEAM).owner, limit=50).jobs if j.sweep_id)
+            driver.command(f"stop {queued.job_id}")
             wired.launcher.run_tick()
             assert wired.store.get(job.job_id).status.value == "Launched"
             driver.command(f"stop {job.job_id}")

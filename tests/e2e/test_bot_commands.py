@@ -154,9 +154,9 @@ def test_only_the_owner_or_an_admin_may_stop_a_job(bot_env, store):
     job = _only_job(store)
 
     bot_env.command(f"stop {job.job_id}", user=OTHER)
-    assert "Only the job's owner" in bot_env.ephemerals(user=OTHER)[-1]
+    assert f"Only <@{USER}> (the owner) or an admin may change {job.job_id}" in bot_env.ephemerals(user=OTHER)[-1]
     _click(bot_env, "job_stop", job.job_id, user=OTHER)
-    assert "Only the job's owner" in bot_env.ephemerals(user=OTHER)[-1]
+    assert "(the owner) or an admin may change" in bot_env.ephemerals(user=OTHER)[-1]
     assert store.get(job.job_id).status is JobStatus.NEW
 
 
@@ -217,6 +217,8 @@ def test_a_large_sweep_waits_for_its_owners_confirmation(bot_env, store):
 
     _click(bot_env, "sweep_confirm", button["value"], user=OTHER)
     assert store.jobs_of_owner(_owner()).jobs == []
+    # The truth about who may: the sweep's author only (not "the owner or an admin").
+    assert "Only the sweep's author may confirm it" in bot_env.ephemerals(user=OTHER)[-1]
     _click(bot_env, "sweep_confirm", button["value"])
     assert len(store.jobs_of_owner(_owner(), limit=50).jobs) == 6
     _click(bot_env, "sweep_confirm", button["value"])  # a second click registers nothing more

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from backend.domain import fairness
+from backend.domain import fairness, notice
 from backend.domain.model import Job, Owner, SlackThread, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.errors import JobNotFound
-from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, WriteOutcome
+from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, SweepEnd, WriteOutcome
 
 
 @dataclass
@@ -97,6 +97,7 @@ class MemoryJobStore:
         self._jobs: dict[str, Job] = {}
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
         self._leases: dict[str, _DeliveryLease] = {}
+        self._folded: dict[str, int] = {}  # job id -> version whose transition took its lease
         self._outbox: dict[str, str] = {}  # job id -> its sort key while some change is undelivered
         self._notify_targets = tuple(notify_targets)
         self.writes = 0  # conditional job writes applied (tests may assert a path wrote nothing)
@@ -191,7 +192,24 @@ class MemoryJobStore:
     def transition(
         self, job: Job, to_status: JobStatus, *, at: datetime, reason: str = "", **changes: Any
     ) -> WriteOutcome:
-        return self._conditional_write(job, transition(job, to_status, at=at, reason=reason, **changes))
+        after = transition(job, to_status, at=at, reason=reason, **changes)
+        outcome = self._conditional_write(job, after)
+        if isinstance(outcome, Applied) and self._notify_targets and notice.is_urgent(after, self._notify_targets):
+            self._fold_lease(after)
+        return outcome
+
+    @_atomic
+    def _fold_lease(self, after: Job) -> None:
+        """The delivery lease the DynamoDB store takes in the transition write itself (if no
+        other dispatcher holds a live one)."""
+        lease = self._leases.get(after.job_id)
+        if lease is not None and not lease.until < format_utc(after.updated_at):
+            return
+        self._leases[after.job_id] = _DeliveryLease(f"v{after.version}", format_utc(after.updated_at + notice.DELIVERY_LEASE))
+        self._folded[after.job_id] = after.version
+
+    def holds_delivery(self, job: Job) -> bool:
+        return self._folded.pop(job.job_id, None) == job.version
 
     def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
         if "status" in changes:
@@ -221,8 +239,9 @@ class MemoryJobStore:
         (``outbox_view``), some target lacks its last change. Only finish_delivery takes it out."""
         self._jobs[job.job_id] = job.model_copy(deep=True)
         view = outbox_view or job
-        if any(view.delivered.get(target, 0) < view.last_seq for target in self._notify_targets):
-            self._outbox[job.job_id] = f"{format_utc(job.updated_at)}#{job.job_id}"
+        due = notice.delivery_due(view, self._notify_targets)
+        if due is not None:
+            self._outbox[job.job_id] = f"{format_utc(due)}#{job.job_id}"
 
     @_atomic
     def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
@@ -330,8 +349,9 @@ class MemoryJobStore:
 
     # --- the outbox -------------------------------------------------------------------------
 
-    def outbox_job_ids(self, limit: int | None = None) -> list[str]:
-        ids = [job_id for job_id, _ in sorted(self._outbox.items(), key=lambda kv: kv[1])]
+    def outbox_job_ids(self, limit: int | None = None, *, due_by: datetime | None = None) -> list[str]:
+        upto = format_utc(due_by) + "#~" if due_by is not None else None
+        ids = [job_id for job_id, sort in sorted(self._outbox.items(), key=lambda kv: kv[1]) if upto is None or sort <= upto]
         return ids[:limit] if limit else ids
 
     @_atomic
@@ -393,6 +413,32 @@ class MemoryJobStore:
 
     def delete_record(self, kind: str, key: str) -> None:
         self._records.pop((str(kind), key), None)
+
+    @_atomic
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        record = self._records.setdefault((RecordKind.SWEEP_ENDS.value, sweep_id), {"Tally": {}})
+        counted = record.setdefault("Counted", [])
+        if member in counted:
+            return None
+        counted.append(member)
+        tally = record["Tally"]
+        tally[outcome] = tally.get(outcome, 0) + 1
+        if failure is not None:
+            record.setdefault("Failures", []).append(failure[:160])
+        return SweepEnd(
+            tally=dict(tally),
+            failures=list(record.get("Failures", [])),
+            digested=int(record.get("Digested", 0)),
+            final=bool(record.get("Final", 0)),
+        )
+
+    @_atomic
+    def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
+        record = self._records.get((RecordKind.SWEEP_ENDS.value, sweep_id))
+        if record is None or int(record.get(attribute, 0)) != expected:
+            return False
+        record[attribute] = new
+        return True
 
     @_atomic
     def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:

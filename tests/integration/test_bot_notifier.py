@@ -1,6 +1,7 @@
-"""The Slack notifier tells a job's story in its thread: the real WebClient against the Slack
-stand-in, the real dispatcher and job store over moto. Covers each terminal state, retries,
-sweeps, 429s with Retry-After, and a Slack outage that delays but loses nothing."""
+"""The Slack notifiers tell a job's story as a team wants it (backend.domain.notice): the real
+WebClient against the Slack stand-in, the real dispatcher and job store over moto. Covers the
+announcement, each ending, retries, notify=, sweeps, 429s with Retry-After, permanent refusals
+and a Slack outage that delays but loses nothing."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.slack.notifier import build_slack_notifier
+from backend.adapters.slack.notifier import build_slack_notifiers
 from backend.config import Settings
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, SlackThread, attempt_name
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, NotifyMode, SlackThread, attempt_name
 from backend.domain.status import JobStatus
 from backend.ports import Applied
 from backend.services.notify import Dispatcher
@@ -31,13 +32,14 @@ def slack():
 @pytest.fixture
 def wired(store, slack):
     settings = Settings(JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url)
-    notifier = build_slack_notifier(settings, store)
-    store.set_notify_targets([notifier.name])
-    return Dispatcher(store, [notifier], clock=lambda: T0 + timedelta(hours=1))
+    notifiers = build_slack_notifiers(settings, store)
+    store.set_notify_targets([n.name for n in notifiers])
+    return Dispatcher(store, notifiers, clock=lambda: T0 + timedelta(hours=1))
 
 
 def _submit(store, dispatcher, **kwargs):
-    job = store.register(make_job("bert-lr3", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL), **kwargs)).job
+    job = dispatcher.announce(make_job("bert-lr3", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL), **kwargs))
+    job = store.register(job).job
     dispatcher.deliver(job)
     return store.get(job.job_id)
 
@@ -69,27 +71,39 @@ def _thread(slack, job):
     return [m["text"] for m in slack.thread(CHANNEL, job.slack.thread_ts)]
 
 
-def test_a_submitted_job_gets_one_root_card_and_its_ts_is_stored(store, slack, wired):
+def _heads(slack, job):
+    return [t.split("*")[1] for t in _thread(slack, job)[1:]]
+
+
+def test_a_submitted_job_gets_one_root_card_recorded_by_its_registration_and_no_mention(store, slack, wired):
     job = _submit(store, wired)
     wired.deliver(job)  # delivered again: nothing new
 
     roots = slack.messages(CHANNEL)
     assert len(roots) == 1 and job.slack.thread_ts == roots[0]["ts"]
-    assert "bert-lr3" in roots[0]["text"] and "<@U0ALICE>" in roots[0]["blocks"][0]["text"]["text"]
+    assert job.delivered == {"slack": 1, "slack-card": 1}  # written by the registration itself
+    assert "bert-lr3" in roots[0]["text"] and "U0ALICE" in roots[0]["blocks"][0]["text"]["text"]
+    assert slack.traffic()["mentions"] == {}  # the owner is mentioned when the job ends
 
 
-def test_the_story_of_a_completed_job_is_told_in_its_thread_and_the_card_shows_the_end(store, slack, wired):
-    job = _submit(store, wired)
+@pytest.mark.parametrize(
+    ("notify", "replies"),
+    [(None, ["Completed"]), (NotifyMode.ALL, ["Launched", "InProgress", "Completed"]), (NotifyMode.FAILURES, []), (NotifyMode.END, ["Completed"])],
+)
+def test_a_completed_job_is_told_as_its_notify_option_asks_and_the_card_shows_every_state(store, slack, wired, notify, replies):
+    job = _submit(store, wired, notify=notify)
     job = _launch(store, wired, job, 1)
+    assert "Launched" in slack.message(CHANNEL, job.slack.thread_ts)["text"]  # the card, at once
     job = _move(store, wired, job, S.IN_PROGRESS, 2)
+    assert "InProgress" in slack.message(CHANNEL, job.slack.thread_ts)["text"]
     job = _move(store, wired, job, S.COMPLETED, 62, attempts=_end(job, AttemptOutcome.COMPLETED, 62, billable_seconds=3500))
 
-    thread = _thread(slack, job)
-    assert [t.split("*")[1] for t in thread[1:]] == ["Launched", "InProgress", "Completed"]
-    assert "<@U0ALICE>" in thread[-1] and "billable 58 min" in thread[-1]
-    root = slack.message(CHANNEL, job.slack.thread_ts)
-    assert "Completed" in root["text"] and root["edited"] >= 1
-    assert all(m.get("thread_ts") == job.slack.thread_ts for m in slack.thread(CHANNEL, job.slack.thread_ts)[1:])
+    assert _heads(slack, job) == replies
+    if replies:
+        assert "<@U0ALICE>" in _thread(slack, job)[-1] and "billable 58 min" in _thread(slack, job)[-1]
+    assert slack.traffic()["mentions"] == ({"U0ALICE": 1} if replies else {})
+    assert "Completed" in slack.message(CHANNEL, job.slack.thread_ts)["text"]
+    assert store.outbox_job_ids() == []
 
 
 def test_a_failed_job_ends_with_a_mention_its_failure_class_and_sagemakers_reason(store, slack, wired):
@@ -105,7 +119,7 @@ def test_a_failed_job_ends_with_a_mention_its_failure_class_and_sagemakers_reaso
     assert "Retry" in str(root["blocks"]) and "View logs" in str(root["blocks"])
 
 
-def test_a_retry_reply_says_which_attempt_of_how_many_when_and_why(store, slack, wired):
+def test_a_retry_reply_says_which_attempt_of_how_many_when_and_why_without_a_mention(store, slack, wired):
     job = _submit(store, wired, retry_budget=4)
     job = _launch(store, wired, job, 0)
     reason = "CapacityError: Unable to provision requested ML compute capacity"
@@ -115,26 +129,31 @@ def test_a_retry_reply_says_which_attempt_of_how_many_when_and_why(store, slack,
     )
 
     assert "attempt 2 of 5 in 8 min: CapacityError" in _thread(slack, job)[-1]
+    assert slack.traffic()["mentions"] == {}
 
 
-def test_a_stopped_job_says_who_stopped_it(store, slack, wired):
+def test_a_stopped_job_names_who_stopped_it_with_a_real_mention(store, slack, wired):
     job = _submit(store, wired)
     job = _launch(store, wired, job, 1)
-    job = _move(store, wired, job, S.STOPPING, 5, reason="stopped by <@U0ALICE>")
-    job = _move(store, wired, job, S.STOPPED, 6, reason="stopped by <@U0ALICE>", attempts=_end(job, AttemptOutcome.STOPPED, 6))
+    job = _move(store, wired, job, S.STOPPING, 5, reason="stopped by <@U0BOB>")
+    job = _move(store, wired, job, S.STOPPED, 6, reason="stopped by <@U0BOB>", attempts=_end(job, AttemptOutcome.STOPPED, 6))
 
     thread = _thread(slack, job)
-    assert thread[-2].startswith(":octagonal_sign: *Stopping*")
+    assert len(thread) == 2  # the card's "Stopping" needs no reply
     assert thread[-1].startswith(":black_square_for_stop: *Stopped* <@U0ALICE>")
-    # The reason is our own text, but it is rendered inert like any other reason.
-    assert "&lt;@U0ALICE&gt;" in thread[-1]
+    assert thread[-1].endswith("was stopped: stopped by <@U0BOB>")  # a mention people see as one
 
 
-def test_user_text_in_a_job_name_is_never_live_markup(store, slack, wired):
-    job = store.register(make_job("<!channel> <https://evil|x>", slack=SlackThread(channel_id=CHANNEL))).job
-    wired.deliver(job)
-    root = slack.messages(CHANNEL)[0]
-    assert "<!channel>" not in str(root) and "<https://evil" not in str(root)
+def test_user_text_in_a_job_name_or_a_reason_is_never_live_markup(store, slack, wired):
+    job = wired.announce(make_job("<!channel> <https://evil|x>", slack=SlackThread(channel_id=CHANNEL)))
+    job = store.register(job).job
+    job = _launch(store, wired, job, 1)
+    reason = "AlgorithmError: see <https://evil|here> <!here> stopped by <@U0EVE>"
+    attempts = _end(job, AttemptOutcome.FAILED, 3, failure_class=FailureClass.ALGORITHM, reason=reason)
+    job = _move(store, wired, job, S.FAILED, 3, reason=reason, attempts=attempts)
+    everything = str(slack.messages(CHANNEL)) + str(slack.thread(CHANNEL, job.slack.thread_ts))
+    assert "<!channel>" not in everything and "<https://evil" not in everything and "<!here>" not in everything
+    assert "<@U0EVE>" not in everything  # only a reason Trainbot wrote itself may name someone
 
 
 def test_a_429_is_retried_after_the_time_slack_asks_for(store, slack, wired):
@@ -146,20 +165,20 @@ def test_a_429_is_retried_after_the_time_slack_asks_for(store, slack, wired):
     assert job.slack.thread_ts and len(slack.calls_to("chat.postMessage")) == 2
 
 
-def test_a_long_rate_limit_leaves_the_change_pending_instead_of_blocking(store, slack, wired):
-    slack.fail_next("chat.postMessage", status=429, retry_after=120)
+def test_a_long_rate_limit_leaves_the_root_card_pending_instead_of_blocking(store, slack, wired):
+    slack.fail_next("chat.postMessage", status=429, retry_after=120, count=2)
     started = time.monotonic()
-    job = store.register(make_job("bert", slack=SlackThread(channel_id=CHANNEL))).job
-    report = wired.deliver(job)
+    job = _submit(store, wired)
 
-    assert time.monotonic() - started < 5 and report.pending == 1
+    assert time.monotonic() - started < 5 and job.slack.thread_ts is None
     assert store.outbox_job_ids() == [job.job_id]
-    assert wired.drain().sent == 1 and store.outbox_job_ids() == []
+    assert wired.drain().sent == 2 and store.outbox_job_ids() == []
+    assert store.get(job.job_id).slack.thread_ts == slack.messages(CHANNEL)[0]["ts"]
 
 
 def test_a_slack_outage_delays_the_story_but_loses_nothing_and_never_blocks_the_job(store, slack, wired):
-    job = _submit(store, wired)
-    slack.fail_next("*", status=503, count=3)  # Slack is down for the next three changes
+    job = _submit(store, wired, notify=NotifyMode.ALL)
+    slack.fail_next("*", status=503, count=6)  # Slack is down for the next three changes (reply and card each)
     job = _launch(store, wired, job, 1)
     job = _move(store, wired, job, S.IN_PROGRESS, 2)
     job = _move(store, wired, job, S.COMPLETED, 3, attempts=_end(job, AttemptOutcome.COMPLETED, 3))
@@ -167,43 +186,81 @@ def test_a_slack_outage_delays_the_story_but_loses_nothing_and_never_blocks_the_
     assert slack.thread(CHANNEL, job.slack.thread_ts)[1:] == []
 
     wired.drain()  # Slack is back: the outbox drain tells the whole story, in order
-    assert [t.split("*")[1] for t in _thread(slack, job)[1:]] == ["Launched", "InProgress", "Completed"]
+    assert _heads(slack, job) == ["Launched", "InProgress", "Completed"]
+    assert "Completed" in slack.message(CHANNEL, job.slack.thread_ts)["text"]
     assert store.outbox_job_ids() == []
 
 
-def test_a_sweep_shares_one_root_replies_only_when_a_job_ends_and_counts_each_end_once(store, slack, wired):
+def test_a_card_slack_will_not_update_is_given_up_and_its_reply_is_posted_once(store, slack, wired):
+    job = _submit(store, wired)
+    slack.fail_next("chat.update", error="message_not_found", count=9)  # the card was deleted
+    job = _launch(store, wired, job, 1)
+    job = _move(store, wired, job, S.STOPPED, 2, reason="stopped by <@U0ALICE>", attempts=_end(job, AttemptOutcome.STOPPED, 2))
+    for _ in range(3):
+        wired.drain()
+    assert _heads(slack, job) == ["Stopped"]
+    assert store.outbox_job_ids() == []
+
+
+def test_a_reply_slack_refuses_for_good_is_given_up_not_kept_in_the_outbox_forever(store, slack, wired):
+    job = _submit(store, wired)
+    job = _launch(store, wired, job, 1)
+    slack.fail_next("chat.postMessage", error="not_in_channel")
+    job = _move(store, wired, job, S.FAILED, 2, reason="AlgorithmError: x", attempts=_end(job, AttemptOutcome.FAILED, 2))
+    assert store.outbox_job_ids() == []  # logged and counted as handled
+    assert slack.thread(CHANNEL, job.slack.thread_ts)[1:] == []
+
+
+def _sweep(store, slack, wired, size, notify=None):
     from slack_sdk import WebClient
 
-    root = slack  # the sweep root is posted by the bot's listener; here, directly
-
     ts = WebClient(token="xoxb-t", base_url=slack.api_url).chat_postMessage(channel=CHANNEL, text="Sweep")["ts"]
-    store.put_record("sweep-root", "sw-1", {"Channel": CHANNEL, "Ts": ts, "Name": "grid", "Owner": "U0ALICE", "Total": 2})
+    store.put_record("sweep-root", "sw-1", {"Channel": CHANNEL, "Ts": ts, "Name": "grid", "Owner": "U0ALICE", "Total": size})
     jobs = [
-        make_job(f"grid-{i}", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL, thread_ts=ts), sweep_id="sw-1", client_token=f"sw-1/{i}")
-        for i in range(2)
+        make_job(f"grid-{i}", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL, thread_ts=ts), sweep_id="sw-1", client_token=f"sw-1/{i}", notify=notify)
+        for i in range(size)
     ]
     store.register_many(jobs, "sw-1")
-    for job in jobs:
-        wired.deliver(store.get(job.job_id))
-    assert slack.thread(CHANNEL, ts)[1:] == []
-
-    job = _launch(store, wired, store.get(jobs[0].job_id), 1)
-    job = _move(store, wired, job, S.COMPLETED, 5, attempts=_end(job, AttemptOutcome.COMPLETED, 5))
-    # Redelivering the same change (a lost delivery record) must not count it twice.
-    notifier = wired._notifiers[0]
-    notifier.notify(job, job.last_seq)
-
-    replies = [m["text"] for m in root.thread(CHANNEL, ts)[1:]]
-    assert len(replies) == 2 and "grid-0" in replies[0] and "lr=3e-5" in replies[0]
-    card = str(root.message(CHANNEL, ts)["blocks"])
-    assert "1 of 2 ended" in card and "Completed 1" in card
+    return ts, [store.get(job.job_id) for job in jobs]
 
 
-def test_a_change_slack_refuses_for_good_is_given_up_not_kept_in_the_outbox_forever(store, slack, wired):
-    job = _submit(store, wired)
-    slack.fail_next("chat.postMessage", error="not_in_channel")
+def _finish(store, wired, job, outcome=AttemptOutcome.COMPLETED, status=S.COMPLETED, minute=5):
     job = _launch(store, wired, job, 1)
-    assert store.outbox_job_ids() == []  # logged and counted as handled
-    assert store.get(job.job_id).status is S.LAUNCHED
-    job = _move(store, wired, job, S.IN_PROGRESS, 2)
-    assert [t.split("*")[1] for t in _thread(slack, job)[1:]] == ["InProgress"]
+    fields = {"failure_class": FailureClass.ALGORITHM, "reason": "AlgorithmError: boom"} if status is S.FAILED else {}
+    return _move(store, wired, job, status, minute, reason=fields.get("reason", ""), attempts=_end(job, outcome, minute, **fields))
+
+
+def test_a_sweep_replies_only_once_it_ends_counts_each_end_once_and_mentions_its_owner_once(store, slack, wired):
+    ts, jobs = _sweep(store, slack, wired, 2)
+    first = _finish(store, wired, jobs[0])
+    # Redelivering the same change (a lost delivery record) must not count it twice.
+    wired._notifiers[0].notify(first, first.last_seq)
+    assert slack.thread(CHANNEL, ts)[1:] == []
+    assert "1 of 2 ended" in str(slack.message(CHANNEL, ts)["blocks"])
+
+    _finish(store, wired, jobs[1], AttemptOutcome.FAILED, S.FAILED, minute=6)
+    replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies) == 1 and "<@U0ALICE>" in replies[0] and "Completed 1" in replies[0] and "grid-1" in replies[0]
+    card = str(slack.message(CHANNEL, ts)["blocks"])
+    assert "2 of 2 ended" in card and "Failed 1" in card
+    assert slack.traffic()["mentions"] == {"U0ALICE": 1}
+
+
+def test_a_sweep_with_notify_all_replies_for_each_job_without_mentions(store, slack, wired):
+    ts, jobs = _sweep(store, slack, wired, 2, notify=NotifyMode.ALL)
+    for job in jobs:
+        _finish(store, wired, job)
+    replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies) == 3 and "grid-0" in replies[0] and "grid-1" in replies[1]
+    assert slack.traffic()["mentions"] == {"U0ALICE": 1}  # the summary only
+
+
+def test_a_sweep_summary_slack_refused_once_is_posted_when_the_change_is_delivered_again(store, slack, wired):
+    ts, jobs = _sweep(store, slack, wired, 1)
+    slack.fail_next("chat.postMessage", status=503)  # the summary cannot be posted now
+    job = _finish(store, wired, jobs[0])
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [job.job_id]
+    wired.drain()
+    replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies) == 1 and "<@U0ALICE>" in replies[0]
+    assert store.outbox_job_ids() == []

@@ -110,7 +110,8 @@ def test_a_job_carries_the_index_keys_of_its_state_and_only_those(store):
         "QueueKey": "ready",
         "QueueSort": f"4#{job.queue_tag:017.3f}#2026-11-02T09:00:00.000000Z#{job.job_id}",
         "OutboxKey": "pending",
-        "OutboxSort": f"2026-11-02T09:00:00.000000Z#{job.job_id}",
+        # A queued job's "New" waits to be told when it starts or ends (backend.domain.notice).
+        "OutboxSort": f"2026-11-03T09:00:00.000000Z#{job.job_id}",
     }
     claimed = job.model_copy(update={"lease": Lease(token="l", expires_at=T0 + timedelta(minutes=5))})
     assert (index_keys(claimed)["QueueKey"], index_keys(claimed)["QueueSort"]) == ("claimed", f"2026-11-02T09:05:00.000000Z#{job.job_id}")

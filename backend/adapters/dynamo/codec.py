@@ -8,7 +8,7 @@ it returns:
   next attempt time; ``claimed`` jobs a launcher holds, by lease expiry.
 - ``Active``: Launched / InProgress / Stopping jobs.
 - ``Owner``: a user's jobs, newest first.  ``ByDay``: history by creation day.
-- ``Outbox``: jobs with a status change some notifier has not delivered.
+- ``Outbox``: jobs with a status change some notifier has not delivered, by when it is due.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from backend.domain import notice
 from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
@@ -74,9 +75,12 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
     if job.status in ACTIVE:
         keys["ActiveKey"] = "active"
         keys["ActiveSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
-    if any(job.delivered.get(target, 0) < job.last_seq for target in notify_targets):
+    deliver_by = notice.delivery_due(job, notify_targets)
+    if deliver_by is not None:
+        # Sorted by when the drain may take it (backend.domain.notice): an urgent change once
+        # its writer's delivery lease has run out, others once the job has been quiet a while.
         keys["OutboxKey"] = "pending"
-        keys["OutboxSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
+        keys["OutboxSort"] = f"{format_utc(deliver_by)}#{job.job_id}"
     return keys
 
 

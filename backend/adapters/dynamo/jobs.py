@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS
 from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
+from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
-from backend.domain import fairness
+from backend.domain import fairness, notice
 from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
@@ -175,7 +176,13 @@ class DynamoJobs(DynamoRecords):
     ) -> WriteOutcome:
         """Move ``job`` (as read) to ``to_status``; raises IllegalTransition for an illegal
         move, returns LostRace if the stored job is no longer at ``job``'s status and version."""
-        return self._conditional_write(job, transition(job, to_status, at=at, reason=reason, **changes))
+        after = transition(job, to_status, at=at, reason=reason, **changes)
+        lease = None
+        if self._notify_targets and notice.is_urgent(after, self._notify_targets):
+            # The delivery lease, folded into the transition write: its writer delivers the
+            # change at once (backend.services.notify) with no write of its own to take it.
+            lease = DeliveryLease(f"v{after.version}", after.updated_at + notice.DELIVERY_LEASE)
+        return self._conditional_write(job, after, lease)
 
     def update(self, job: Job, *, at: datetime, **changes: Any) -> WriteOutcome:
         """Change bookkeeping fields of ``job`` (not its status), conditionally on its version."""
@@ -184,7 +191,7 @@ class DynamoJobs(DynamoRecords):
         after = job.model_copy(update={**changes, "updated_at": at, "version": job.version + 1})
         return self._conditional_write(job, after)
 
-    def _conditional_write(self, before: Job, after: Job) -> WriteOutcome:
+    def _conditional_write(self, before: Job, after: Job, lease: DeliveryLease | None = None) -> WriteOutcome:
         """Write ``after`` if the stored job is still at ``before``'s status and version.
 
         An UpdateItem, not a PutItem: it sets every attribute the job has except the
@@ -213,6 +220,14 @@ class DynamoJobs(DynamoRecords):
             removes.append(f"#r{j}")
         names["#status"] = "JobStatus"
         names["#version"] = "Version"
+        condition = "#status = :s AND #version = :v"
+        if lease is not None:
+            # Taken only if no other dispatcher holds a live one (a drain mid-delivery).
+            sets.append("DeliveryLease = :lease")
+            names["#until"] = "Until"
+            values[":lease"] = {"M": {"Token": {"S": lease.token}, "Until": {"S": format_utc(lease.until)}}}
+            values[":now"] = {"S": format_utc(after.updated_at)}
+            condition += " AND (attribute_not_exists(DeliveryLease) OR DeliveryLease.#until < :now)"
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._call(
@@ -220,7 +235,7 @@ class DynamoJobs(DynamoRecords):
                 TableName=self._table,
                 Key={"JobId": {"S": before.job_id}},
                 UpdateExpression=expression,
-                ConditionExpression="#status = :s AND #version = :v",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -233,5 +248,11 @@ class DynamoJobs(DynamoRecords):
                     current = from_item(old)
                 except ValidationError:
                     current = None
+            if lease is not None and current is not None and (current.status, current.version) == (before.status, before.version):
+                # Refused only for the live lease of another dispatcher: move the job without
+                # it (that dispatcher, or the drain, delivers the change). Rare: one more write.
+                return self._conditional_write(before, after)
             return LostRace(before.job_id, before.status, before.version, current)
+        if lease is not None:
+            remember_lease(self, after.job_id, after.version)
         return Applied(after)

@@ -1,9 +1,14 @@
 """The notification outbox: jobs with an undelivered status change (the sparse ``Outbox``
-index), and the per-job delivery lease that keeps two dispatchers from sending one change twice."""
+index, sorted by when each is due: :func:`backend.domain.notice.delivery_due`), and the per-job
+delivery lease that keeps two dispatchers from sending one change twice. A transition with an
+urgent change takes the lease in its own write (:meth:`DynamoJobs.transition`); only the
+outbox drain takes one with a write of its own (:meth:`acquire_delivery`)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
+from typing import NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -13,16 +18,43 @@ from backend.domain.model import Job
 from backend.domain.times import format_utc
 
 
+class DeliveryLease(NamedTuple):
+    token: str
+    until: datetime
+
+
+_LEASES_KEPT = 1024
+
+
+def remember_lease(table: DynamoTable, job_id: str, version: int) -> None:
+    """``table``'s process took ``job_id``'s delivery lease in its write of ``version``."""
+    leases: OrderedDict[str, int] = table.__dict__.setdefault("_folded_leases", OrderedDict())
+    leases[job_id] = version
+    while len(leases) > _LEASES_KEPT:
+        leases.popitem(last=False)
+
+
 class DynamoOutbox(DynamoTable):
     """The :class:`backend.ports.OutboxStore` part of the DynamoDB store."""
 
-    def outbox_job_ids(self, limit: int | None = None) -> list[str]:
-        """Ids of jobs with undelivered notifications, oldest change first."""
+    def holds_delivery(self, job: Job) -> bool:
+        """Whether this process's write of ``job`` (as it is now) took its delivery lease, whose
+        token is then ``v<version>``; asked once (the answer is forgotten)."""
+        leases: OrderedDict[str, int] = self.__dict__.setdefault("_folded_leases", OrderedDict())
+        return leases.pop(job.job_id, None) == job.version
+
+    def outbox_job_ids(self, limit: int | None = None, *, due_by: datetime | None = None) -> list[str]:
+        """Ids of jobs with undelivered notifications, soonest due first (with ``due_by``: only
+        those due by then)."""
         ids: list[str] = []
+        condition, values = "OutboxKey = :k", {":k": {"S": "pending"}}
+        if due_by is not None:
+            condition += " AND OutboxSort <= :due"
+            values[":due"] = {"S": format_utc(due_by) + "#~"}
         for answer in self._query(
             IndexName="Outbox",
-            KeyConditionExpression="OutboxKey = :k",
-            ExpressionAttributeValues={":k": {"S": "pending"}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             **({"Limit": limit} if limit else {}),
         ):
             ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))

@@ -16,6 +16,9 @@ from backend.adapters.dynamo.codec import deserializer, plain, record_key, seria
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
 from backend.errors import StoreUnavailable
+from backend.ports import SweepEnd
+
+MAX_FAILURE_LINE = 160  # a failed sweep job's line in the digest list (the record stays small)
 
 
 class DynamoRecords(DynamoTable):
@@ -132,6 +135,74 @@ class DynamoRecords(DynamoTable):
                 raise StoreUnavailable(f"sweep tally not updated: {reasons or exc}") from exc
         record = self.get_record(RecordKind.SWEEP, sweep_id) or {}
         return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
+
+    def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
+        """Count one sweep job's end, once: its index joins the ``Counted`` number set in the same
+        conditional write that bumps the tally. The record is its own small item (not the
+        sweep's batch record with every job id), so the write stays cheap."""
+        expression = "ADD Tally.#o :one, Counted :member SET RecordType = :kind"
+        values: dict[str, Any] = {
+            ":one": {"N": "1"}, ":member": {"NS": [str(member)]}, ":n": {"N": str(member)}, ":kind": {"S": RecordKind.SWEEP_ENDS.value},
+        }
+        if failure is not None:
+            expression += ", Failures = list_append(if_not_exists(Failures, :none), :failure)"
+            values[":none"] = {"L": []}
+            values[":failure"] = {"L": [{"S": failure[:MAX_FAILURE_LINE]}]}
+        key = record_key(RecordKind.SWEEP_ENDS, sweep_id)
+        for _ in range(3):
+            try:
+                answer = self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(Tally) AND NOT contains(Counted, :n)",
+                    ExpressionAttributeNames={"#o": outcome},
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                break
+            except ClientError as exc:
+                old = exc.response.get("Item")
+                if old and "Tally" in old:
+                    if str(member) in old.get("Counted", {}).get("NS", []):
+                        return None  # counted before: a redelivery
+                    continue  # created meanwhile by another end: count again
+            try:  # the sweep's first end: create the record (once), then count
+                self._call(
+                    "put_item",
+                    TableName=self._table,
+                    Item={**key, "RecordType": {"S": RecordKind.SWEEP_ENDS.value}, "Tally": {"M": {}}},
+                    ConditionExpression="attribute_not_exists(JobId)",
+                )
+            except ClientError:
+                pass  # another end created it
+        else:
+            raise StoreUnavailable(f"sweep {sweep_id}: its end count kept changing")
+        record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
+        return SweepEnd(
+            tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
+            failures=[str(f) for f in record.get("Failures") or []],
+            digested=int(record.get("Digested", 0)),
+            final=bool(int(record.get("Final", 0))),
+        )
+
+    def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
+        condition = "#a = :expected" if expected else "attribute_not_exists(#a) OR #a = :expected"
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key(RecordKind.SWEEP_ENDS, sweep_id),
+                UpdateExpression="SET #a = :new",
+                ConditionExpression=f"attribute_exists(JobId) AND ({condition})",
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues={":expected": {"N": str(expected)}, ":new": {"N": str(new)}},
+            )
+        except ClientError:
+            return False
+        return True
 
     # --- the job's Slack thread -------------------------------------------------------------
 

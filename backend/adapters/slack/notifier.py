@@ -1,38 +1,53 @@
-"""The Slack notifier: a job's story, told in its own Slack thread.
+"""The Slack notifiers: a job's story in its own Slack thread, told as a team would want it
+(:mod:`backend.domain.notice` decides who hears what), within Slack's rate limits.
 
-It implements the ``Notifier`` port (``name`` and ``notify(job, seq)``) the dispatcher calls for
-every undelivered status change, in order:
+Two :class:`backend.ports.Notifier` targets, so the dispatcher records each part of a delivery
+separately and a refused card update never makes a reply be posted again:
 
-- seq 1 (submitted): post the job's root card with ``chat.postMessage`` and store its ``ts``
-  (``store.set_thread``); a job that already has a root (a redelivery) posts nothing.
-- later changes: a reply in the thread (``thread_ts`` = the root) and, for the newest change,
-  ``chat.update`` of the root card, so the card always shows the latest status.
-- sweep jobs share the sweep's root: only terminal changes get a reply, and the sweep root's
-  tally is counted (once per change) and re-rendered.
+- ``slack`` (:class:`SlackNotifier`): the job's root card, when the job is announced (before it
+  is registered, so its thread ``ts`` is stored by the registration itself: no extra write),
+  and thread replies, only for the changes the policy asks for; the owner is @-mentioned once,
+  by the reply that ends the job. Sweep jobs share the sweep's root: each end is counted once
+  (one conditional write), failures are grouped into digest replies, and the job that ends the
+  sweep posts its one final summary, which mentions the owner.
+- ``slack-card`` (:class:`SlackCardNotifier`): ``chat.update`` of the root card with the
+  job's latest state. Idempotent, so it is also sent eagerly for changes whose delivery round
+  is deferred (see :mod:`backend.services.notify`), and coalesced: only the newest change of a
+  round is rendered; intermediate states are skipped.
 
-Anything Slack cannot take now (``ok: false``, a 429 the retry handler gave up on, a 5xx, a
-connection error) raises :class:`NotifierUnavailable`: the change stays in the outbox and is
-delivered later, so a Slack outage delays messages but loses none and never blocks a job.
+Pacing (:class:`SlackPacer`): at most one message per second per channel with a short burst,
+and ``chat.update`` kept under the app-wide Tier 3 budget, both per process; Slack's own 429
+answers (``Retry-After``) are the limit across processes. A wait longer than the bound turns
+into :class:`NotifierUnavailable`: the change stays in the outbox, no Lambda sleeps for long.
+
+Figures (https://api.slack.com/docs/rate-limits): "Posting messages: 1 per second, short bursts
+>1 allowed" (chat.postMessage, special tier: "generally allows posting one message per second
+per channel, while also maintaining a workspace-wide limit"); chat.update is Tier 3, "50+ per
+minute"; a rate-limited call answers HTTP 429 with ``Retry-After`` (seconds).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.adapters.slack import render
 from backend.config import Settings
-from backend.domain.model import Job
+from backend.domain import notice
+from backend.domain.model import Job, SlackThread
 from backend.domain.records import RecordKind
-from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.ports import JobRepository, RecordStore
+from backend.ports import JobRepository, RecordStore, SweepEnd
 
 logger = Logger(service="trainbot", child=True)
 
-TALLIED = RecordKind.TALLIED
 # Slack errors that no retry can fix: the message is given up (logged), not kept forever. The
 # last three answer chat.update of a root card that was deleted or is too old to edit.
 PERMANENT_ERRORS = frozenset(
@@ -51,51 +66,160 @@ PERMANENT_ERRORS = frozenset(
 )
 _ROOT_CACHE = 1024
 
+# Per process: posts per channel (1 per second, a burst of 3), card updates app-wide (Tier 3 is
+# "50+ per minute": we keep to 40, leaving room for the bot's own updates) and the same card at
+# most once per SAME_CARD_SECONDS (a sweep card with a live tally stays under 20 a minute).
+POSTS_PER_SECOND = 1.0
+POST_BURST = 3
+UPDATES_PER_MINUTE = 40
+SAME_CARD_SECONDS = 5.0
+MAX_PACING_WAIT = 2.0  # longer than this and the change waits in the outbox instead
+
+
+def entry_of(job: Job, seq: int) -> HistoryEntry | None:
+    """History entry ``seq`` (None if it is not kept)."""
+    for entry in reversed(job.history):
+        if entry.seq == seq:
+            return entry
+    return None
+
 
 class SlackNotifierStore(JobRepository, RecordStore, Protocol):
-    """What the notifier reads and writes: the job's thread root and the sweep records."""
+    """What the notifiers read and write: the job's thread root and the sweep records."""
+
+
+class SlackPacer:
+    """Keeps this process's Slack calls inside Slack's documented limits (see the module
+    docstring): a token bucket per channel for posts, a sliding minute for updates, and a
+    minimum interval per updated message."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._updates: deque[float] = deque()
+        self._card_at: OrderedDict[str, float] = OrderedDict()
+
+    def before_post(self, channel: str) -> None:
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(channel, (float(POST_BURST), now))
+            tokens = min(float(POST_BURST), tokens + (now - at) * POSTS_PER_SECOND)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / POSTS_PER_SECOND
+            if wait > MAX_PACING_WAIT:
+                raise NotifierUnavailable(f"channel {channel} is at Slack's posting pace")
+            self._buckets[channel] = (tokens - 1 + wait * POSTS_PER_SECOND, now + wait)
+        if wait:
+            self._sleep(wait)
+
+    def card_due(self, key: str) -> bool:
+        """Whether message ``key`` may be updated now (not within SAME_CARD_SECONDS)."""
+        with self._lock:
+            last = self._card_at.get(key)
+            return last is None or self._clock() - last >= SAME_CARD_SECONDS
+
+    def before_update(self, key: str) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._updates and now - self._updates[0] >= 60:
+                self._updates.popleft()
+            if len(self._updates) >= UPDATES_PER_MINUTE:
+                raise NotifierUnavailable("chat.update is at its per-minute budget")
+            self._updates.append(now)
+            self._card_at[key] = now
+            self._card_at.move_to_end(key)
+            while len(self._card_at) > _ROOT_CACHE:
+                self._card_at.popitem(last=False)
+
+
+class SlackCalls:
+    """One Web API call, paced; every way it can fail becomes NotifierUnavailable (or
+    NotifierRejected, for what no retry can fix)."""
+
+    def __init__(self, client: Any, pacer: SlackPacer) -> None:
+        self._client = client
+        self.pacer = pacer
+
+    def post(self, channel: str, **kwargs: Any) -> Any:
+        self.pacer.before_post(channel)
+        return self._call("chat_postMessage", channel=channel, **kwargs)
+
+    def update(self, channel: str, ts: str, card: dict[str, Any]) -> None:
+        self.pacer.before_update(f"{channel}/{ts}")
+        self._call("chat_update", channel=channel, ts=ts, text=card["text"], blocks=card["blocks"])
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        try:
+            return getattr(self._client, method)(**kwargs)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else "?"
+            if error in PERMANENT_ERRORS:
+                raise NotifierRejected(f"Slack {method} refused: {error}") from exc
+            raise NotifierUnavailable(f"Slack {method} failed: {error}") from exc
+        except (SlackClientError, OSError) as exc:  # URLError, timeouts, refused connections
+            raise NotifierUnavailable(f"Slack {method} could not be reached: {exc}") from exc
 
 
 class SlackNotifier:
-    """:class:`backend.ports.Notifier` over a ``slack_sdk.WebClient``."""
+    """Root cards, thread replies and sweep summaries (target ``slack``)."""
 
     name = "slack"
+    eager = False
 
-    def __init__(self, client: Any, store: SlackNotifierStore, region: str) -> None:
-        self._client = client
+    def __init__(self, calls: SlackCalls, store: SlackNotifierStore, region: str) -> None:
+        self._calls = calls
         self._store = store
         self._region = region
-        # Roots this process posted: the dispatcher hands us the job as read before seq 1 was
-        # delivered, so later seqs of the same delivery round would not see the new ts.
+        # Roots this process posted, for a job whose stored item does not show its ts yet.
         self._roots: OrderedDict[str, str] = OrderedDict()
+
+    # --- before registration ---------------------------------------------------------------
+
+    def announce(self, job: Job) -> Job:
+        """Post a new single job's root card before it is registered; the job, with its thread
+        ts and seq 1 delivered, is what gets registered (one write for both). A sweep job or a
+        job outside Slack is returned as it is."""
+        if job.slack is None or not job.slack.channel_id or job.sweep_id or job.slack.thread_ts:
+            return job
+        card = render.job_card(job, self._region)
+        answer = self._calls.post(job.slack.channel_id, text=card["text"], blocks=card["blocks"])
+        ts = str(answer["ts"])
+        self._remember(job.job_id, ts)
+        delivered = {**job.delivered, self.name: 1, SlackCardNotifier.name: 1}
+        return job.model_copy(update={"slack": SlackThread(channel_id=job.slack.channel_id, thread_ts=ts), "delivered": delivered})
+
+    # --- a change ----------------------------------------------------------------------------
 
     def notify(self, job: Job, seq: int) -> None:
         if job.slack is None or not job.slack.channel_id:
             return  # submitted outside Slack (CLI): nothing to tell here
-        if job.sweep_id:
-            self._notify_sweep_job(job, seq)
-            return
-        entry = job.entry(seq)
+        entry = entry_of(job, seq)
         if entry is None:
-            return  # compacted away (see HISTORY_KEPT): nothing left to tell
+            return  # no longer kept: nothing left to tell
+        if job.sweep_id:
+            self._notify_sweep_job(job, entry)
+            return
         channel = job.slack.channel_id
-        root = self._root_ts(job)
+        root = self.root_ts(job)
         if entry.to_status is JobStatus.NEW and seq == 1:
             if root is None:
                 self._post_root(job, channel)
             return
+        if not notice.wants_reply(job.notify, entry.to_status):
+            return
         if root is None:
-            # The root could not be posted (seq 1 is delivered first, so this is a job that
-            # had its root removed); start a thread now rather than lose the story.
+            # The root could not be posted when the job was announced: start a thread now
+            # rather than lose the story.
             root = self._post_root(job, channel)
-        self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.thread_reply(job, seq))
-        if seq == job.last_seq:
-            card = render.job_card(job, self._region)
-            self._call("chat_update", channel=channel, ts=root, text=card["text"], blocks=card["blocks"])
+        mention = notice.mentions_owner(job.notify, entry.to_status)
+        self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention))
 
     def _post_root(self, job: Job, channel: str) -> str:
         card = render.job_card(job, self._region)
-        answer = self._call("chat_postMessage", channel=channel, text=card["text"], blocks=card["blocks"])
+        answer = self._calls.post(channel, text=card["text"], blocks=card["blocks"])
         ts = str(answer["ts"])
         self._remember(job.job_id, ts)
         try:
@@ -104,7 +228,7 @@ class SlackNotifier:
             raise NotifierUnavailable(f"root posted but not recorded: {exc}") from exc
         return ts
 
-    def _root_ts(self, job: Job) -> str | None:
+    def root_ts(self, job: Job) -> str | None:
         if job.slack and job.slack.thread_ts:
             return job.slack.thread_ts
         if job.job_id in self._roots:
@@ -120,43 +244,122 @@ class SlackNotifier:
         while len(self._roots) > _ROOT_CACHE:
             self._roots.popitem(last=False)
 
-    def _notify_sweep_job(self, job: Job, seq: int) -> None:
-        entry = job.entry(seq)
-        if entry is None or entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts or not job.sweep_id:
+    # --- sweeps ------------------------------------------------------------------------------
+
+    def _notify_sweep_job(self, job: Job, entry: HistoryEntry) -> None:
+        if entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
             return
+        assert job.sweep_id is not None
         channel, root = job.slack.channel_id, job.slack.thread_ts
-        self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
-        marker = f"{job.job_id}:{seq}"
+        if notice.sweep_job_reply(job.notify):
+            self._calls.post(channel, thread_ts=root, text=render.sweep_job_reply(job, entry.seq))
+        failure = None
+        if entry.to_status is not JobStatus.COMPLETED:
+            failure = render.sweep_failure_line(job, entry.seq)
         try:
-            # The marker and the count are one transaction: a failure between the two can no
-            # longer count a change twice on its redelivery.
-            tally = self._store.bump_sweep_tally_once(
-                job.sweep_id, entry.to_status.value, marker, int(entry.at.timestamp()) + 90 * 86400
-            )
+            counted = self._store.count_sweep_end(job.sweep_id, _sweep_index(job), entry.to_status.value, failure)
+            redelivered = counted is None
+            if counted is None:
+                # Counted before (a redelivery): only an ending whose summary did not go out
+                # has anything left to do.
+                counted = self._sweep_ends(job.sweep_id)
             record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
-        total = int(record.get("Total", 0)) or sum(tally.values())
-        card = render.sweep_root(str(record.get("Name", job.name)), job.owner.user_id, job.sweep_id, total, tally)
-        self._call("chat_update", channel=channel, ts=root, text=card["text"], blocks=card["blocks"])
+        total = int(record.get("Total", 0)) or sum(counted.tally.values())
+        name, owner = str(record.get("Name", job.name)), str(record.get("Owner", job.owner.user_id))
+        ended = sum(counted.tally.values())
+        finished = ended >= total
+        if redelivered and (not finished or counted.final):
+            return
+        if notice.sweep_digests(job.notify) and not finished:
+            self._digest(job.sweep_id, channel, root, counted.failures, counted.digested)
+        card_key = f"{channel}/{root}"
+        if finished or self._calls.pacer.card_due(card_key):
+            card = render.sweep_root(name, owner, job.sweep_id, total, counted.tally)
+            try:
+                self._calls.update(channel, root, card)
+            except NotifierUnavailable:
+                if finished:
+                    raise
+                # An intermediate tally: the next end (or the final one) shows a newer one.
+        if finished and self._store.claim_sweep_mark(job.sweep_id, "Final", 0, 1):
+            failures = counted.failures[counted.digested :] if notice.sweep_digests(job.notify) else counted.failures
+            text = render.sweep_summary(name, owner, total, counted.tally, failures)
+            try:
+                self._calls.post(channel, thread_ts=root, text=text)
+            except NotifierUnavailable:
+                self._store.claim_sweep_mark(job.sweep_id, "Final", 1, 0)  # the next redelivery posts it
+                raise
 
-    def _call(self, method: str, **kwargs: Any) -> Any:
-        """One Web API call; every way it can fail becomes NotifierUnavailable."""
-        from slack_sdk.errors import SlackApiError, SlackClientError
+    def _sweep_ends(self, sweep_id: str) -> SweepEnd:
+        record = self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}
+        return SweepEnd(
+            tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
+            failures=[str(f) for f in record.get("Failures") or []],
+            digested=int(record.get("Digested", 0)),
+            final=bool(int(record.get("Final", 0))),
+        )
 
+    def _digest(self, sweep_id: str, channel: str, root: str, failures: list[str], digested: int) -> None:
+        """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes)."""
+        upto = len(failures) - len(failures) % notice.DIGEST_EVERY
+        if upto <= digested or not self._store.claim_sweep_mark(sweep_id, "Digested", digested, upto):
+            return
         try:
-            return getattr(self._client, method)(**kwargs)
-        except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else "?"
-            if error in PERMANENT_ERRORS:
-                raise NotifierRejected(f"Slack {method} refused: {error}") from exc
-            raise NotifierUnavailable(f"Slack {method} failed: {error}") from exc
-        except (SlackClientError, OSError) as exc:  # URLError, timeouts, refused connections
-            raise NotifierUnavailable(f"Slack {method} could not be reached: {exc}") from exc
+            self._calls.post(channel, thread_ts=root, text=render.sweep_digest(failures[digested:upto], upto))
+        except NotifierUnavailable:
+            self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
+            raise
+
+
+def _sweep_index(job: Job) -> int:
+    """The job's number within its sweep (its client token is ``<sweep id>/<index>``)."""
+    token = job.client_token or ""
+    tail = token.rsplit("/", 1)[-1]
+    if token.startswith(f"{job.sweep_id}/") and tail.isdigit():
+        return int(tail)
+    raise NotifierRejected(f"{job.job_id} has no index in sweep {job.sweep_id}")
+
+
+class SlackCardNotifier:
+    """``chat.update`` of a single job's root card with its latest state (target
+    ``slack-card``): idempotent, so safe to send eagerly, and coalesced to the newest change."""
+
+    name = "slack-card"
+    eager = True
+
+    def __init__(self, calls: SlackCalls, roots: SlackNotifier, region: str) -> None:
+        self._calls = calls
+        self._roots = roots
+        self._region = region
+
+    def notify(self, job: Job, seq: int) -> None:
+        if job.slack is None or not job.slack.channel_id or job.sweep_id:
+            return
+        if seq < job.last_seq:
+            return  # coalesced: the newest change's card shows this one's outcome too
+        root = self._roots.root_ts(job)
+        if root is None:
+            raise NotifierUnavailable("the job's root card is not posted yet")
+        self._calls.update(job.slack.channel_id, root, render.job_card(job, self._region))
+
+
+def build_slack_notifiers(
+    settings: Settings, store: SlackNotifierStore, *, clock: Callable[[], datetime] | None = None
+) -> list[Any]:
+    """The notifiers the composition root wires when a bot token (or its secret) is
+    configured: replies first, then the card (the dispatcher delivers in this order). Pacing
+    runs on ``clock`` (Trainbot's clock; real time by default)."""
+    from backend.adapters.slack.client import web_client
+
+    pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic)
+    calls = SlackCalls(web_client(settings, purpose="notify"), pacer)
+    replies = SlackNotifier(calls, store, settings.aws_region)
+    return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
 
 
 def build_slack_notifier(settings: Settings, store: SlackNotifierStore) -> SlackNotifier:
-    """The notifier the composition root wires when a bot token (or its secret) is configured."""
-    from backend.adapters.slack.client import web_client
-
-    return SlackNotifier(web_client(settings, purpose="notify"), store, settings.aws_region)
+    """Only the replies notifier (tests that look at one part)."""
+    notifier: SlackNotifier = build_slack_notifiers(settings, store)[0]
+    return notifier

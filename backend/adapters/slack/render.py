@@ -16,7 +16,7 @@ from typing import Any
 
 from backend.domain.model import Attempt, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
-from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
 S = JobStatus
 MAX_SECTION = 2900  # Slack's section text limit is 3,000 characters
@@ -54,6 +54,16 @@ def esc(text: Any, limit: int = 500) -> str:
 def mention(user_id: str) -> str:
     """A live mention for a real Slack user id; anything else is shown inert."""
     return f"<@{user_id}>" if _SLACK_USER.match(user_id) else esc(user_id, 40)
+
+
+# Reasons Trainbot writes itself name a person ("stopped by <@U0ALICE>"): that one mention stays
+# live; everything else in a reason (SageMaker's text, anything a user typed) is made inert.
+_OUR_MENTION = re.compile(r"^(stopped by|retry requested by) &lt;@([UW][A-Z0-9]{2,20})&gt;")
+
+
+def reason_text(reason: str, limit: int = 400) -> str:
+    """A history reason for mrkdwn: inert, except the person Trainbot's own reasons name."""
+    return _OUR_MENTION.sub(lambda m: f"{m.group(1)} <@{m.group(2)}>", esc(reason, limit))
 
 
 def duration(seconds: float | None) -> str:
@@ -118,14 +128,16 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     args = job.job_args
     lines = [
         headline(job),
-        f"Owner {mention(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
+        # The owner by name, not as a mention: a posted card would notify them; they are
+        # mentioned once, when the job ends (backend.domain.notice).
+        f"Owner {owner_name(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
         + (" · spot" if args.EnableManagedSpotTraining else "")
         + f" · priority {job.priority}",
     ]
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
-        blocks.append(_context(esc(last.reason, 300)))
+        blocks.append(_context(reason_text(last.reason, 300)))
     buttons = []
     if job.status not in TERMINAL:
         buttons.append(_button("Stop", STOP_ACTION, job.job_id, style="danger"))
@@ -146,12 +158,23 @@ def _attempts_at(job: Job, at: datetime) -> list[Attempt]:
     return [a for a in job.attempts if a.claimed_at <= at]
 
 
-def thread_reply(job: Job, seq: int) -> str:
-    """The reply for status change ``seq``. Terminal replies mention the owner and say why."""
+def _entry(job: Job, seq: int) -> HistoryEntry:
     entry = job.entry(seq)
     assert entry is not None, "the dispatcher skips compacted entries"
+    return entry
+
+
+def owner_name(user_id: str) -> str:
+    """A user shown without notifying them (Slack has no silent mention): the id, inert."""
+    return f"`{esc(user_id, 40)}`"
+
+
+def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
+    """The reply for status change ``seq``. Terminal replies say why and (``mention_owner``) name
+    the owner with a live mention."""
+    entry = _entry(job, seq)
     status = entry.to_status
-    reason = esc(entry.reason, 400) if entry.reason else ""
+    reason = reason_text(entry.reason) if entry.reason else ""
     attempts = _attempts_at(job, entry.at)
     attempt = attempts[-1] if attempts else None
     head = f"{EMOJI[status]} *{status.value}*"
@@ -165,17 +188,18 @@ def thread_reply(job: Job, seq: int) -> str:
         return f"{head}: " + (reason or "stop requested")
     if status is S.RETRYING:
         return f"{head}: {retry_line(job, seq)}"
-    owner = mention(job.owner.user_id)
+    owner = mention(job.owner.user_id) if mention_owner else ""
+    head = f"{head} {owner}".rstrip()
     if status is S.COMPLETED:
         billable = attempt.billable_seconds if attempt else None
         took = _took(attempt)
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
-        return f"{head} {owner}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "")
+        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "")
     if status is S.STOPPED:
-        return f"{head} {owner}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
+        return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
-    return f"{head} {owner}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "")
+    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "")
 
 
 def retry_line(job: Job, seq: int) -> str:
@@ -191,7 +215,7 @@ def retry_line(job: Job, seq: int) -> str:
     if latest_retry and job.next_attempt_at is not None:
         line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
     if entry.reason:
-        line += f": {esc(entry.reason, 300)}"
+        line += f": {reason_text(entry.reason, 300)}"
     return line
 
 
@@ -210,12 +234,11 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     card = job_card(job, region)
     blocks = [card["blocks"][0]]
     rows = []
-    total_billable = 0
+    total_billable = sum(a.billable_seconds or 0 for a in job.attempts)
     for attempt in job.attempts[-10:]:
         started = attempt.started_at or attempt.launched_at
         end = attempt.ended_at or (now if attempt.outcome.value in ("running", "pending") else None)
         ran = duration((end - started).total_seconds()) if started and end else "–"
-        total_billable += attempt.billable_seconds or 0
         why = f" · {attempt.failure_class.value}" if attempt.failure_class else ""
         reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
         rows.append(
@@ -224,9 +247,7 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
             + reason
             + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
         )
-    if job.attempt_count > len(job.attempts[-10:]):
-        rows.insert(0, f"_…{job.attempt_count - len(job.attempts[-10:])} earlier attempts_")
-    blocks.append(_section("*Attempts*\n" + ("\n".join(rows) if rows else "none yet: waiting for the launcher")))
+    blocks.append(_section(_newest_rows(rows, job.attempt_count)))
     age = duration((now - job.created_at).total_seconds())
     facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]
     if job.status is S.RETRYING and job.next_attempt_at:
@@ -245,6 +266,24 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
 
 
 # --- /train list ------------------------------------------------------------------------------
+
+
+def _newest_rows(rows: list[str], total: int) -> str:
+    """The attempts section: as many of the newest rows as fit whole (a row is never cut, so
+    no link or entity is broken), oldest first, with a note of how many earlier ones are left
+    out."""
+    kept: list[str] = []
+    room = MAX_SECTION - 80
+    for row in reversed(rows):
+        if len(row) + 1 > room:
+            break
+        kept.insert(0, row)
+        room -= len(row) + 1
+    if not rows:
+        return "*Attempts*\nnone yet: waiting for the launcher"
+    left_out = total - len(kept)
+    note = [f"_…{left_out} earlier attempt{'s' if left_out != 1 else ''}_"] if left_out else []
+    return "*Attempts*\n" + "\n".join(note + kept)
 
 
 def list_page(jobs: list[Job], *, scope: str, status: JobStatus | None, cursor: str | None) -> dict[str, Any]:
@@ -272,7 +311,7 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     ended = sum(tally.values())
     parts = [f"{EMOJI[S(k)] if k in S._value2member_map_ else ''} {k} {v}".strip() for k, v in sorted(tally.items())]
     status = f"{ended} of {total} ended" + (" · " + " · ".join(parts) if parts else "")
-    text = f":test_tube: Sweep *{esc(name, 80)}* by {mention(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
+    text = f":test_tube: Sweep *{esc(name, 80)}* by {owner_name(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
     return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": [_section(text)]}
 
 
@@ -296,16 +335,49 @@ def sweep_confirm(name: str, size: int, pending_id: str, limit: int) -> dict[str
     }
 
 
+def _hp(job: Job) -> str:
+    return ", ".join(f"{esc(k, 40)}={esc(v, 40)}" for k, v in list(job.job_args.HyperParameters.items())[:6])
+
+
 def sweep_job_reply(job: Job, seq: int) -> str:
-    hp = ", ".join(f"{esc(k, 40)}={esc(v, 40)}" for k, v in list(job.job_args.HyperParameters.items())[:6])
-    return thread_reply(job, seq) + (f"\n_{hp}_" if hp else "")
+    """One ended sweep job (``notify=all``): no mention, the sweep's summary has it."""
+    hp = _hp(job)
+    return thread_reply(job, seq, mention_owner=False) + (f"\n_{hp}_" if hp else "")
+
+
+def sweep_failure_line(job: Job, seq: int) -> str:
+    """A failed (or stopped) sweep job as one digest line: name, status, hyperparameters, why."""
+    entry = _entry(job, seq)
+    hp = _hp(job)
+    reason = reason_text(entry.reason, 200) if entry.reason else ""
+    return f"*{esc(job.name, 80)}* {entry.to_status.value}" + (f" ({hp})" if hp else "") + (f": {reason}" if reason else "")
+
+
+def sweep_digest(lines: list[str], upto: int) -> str:
+    """A reply grouping failures ``upto - len(lines) + 1`` to ``upto`` of a sweep."""
+    first = upto - len(lines) + 1
+    return f":warning: Failures {first}–{upto} of this sweep:\n" + "\n".join(f"• {line}" for line in lines)
+
+
+def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int], failures: list[str]) -> str:
+    """The sweep's one final reply: it mentions the owner, once."""
+    parts = " · ".join(f"{k} {v}" for k, v in sorted(tally.items()))
+    failed = total - int(tally.get(S.COMPLETED.value, 0))
+    head = ":white_check_mark:" if not failed else ":warning:"
+    text = f"{head} {mention(owner_id)}: sweep *{esc(name, 80)}* has ended: {total} jobs · {parts}"
+    if failures:
+        shown = failures[:20]
+        text += "\n" + "\n".join(f"• {line}" for line in shown)
+        if len(failures) > len(shown):
+            text += f"\n_…and {len(failures) - len(shown)} more_"
+    return text
 
 
 # --- answers ----------------------------------------------------------------------------------
 
 
 HELP = """*Trainbot*: SageMaker training from Slack.
-• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
   `{submit}`
 • `/train submit`: the same as a form.
 • `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
@@ -319,7 +391,9 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 
 def help_text(unknown: str = "") -> str:
     intro = f"I don't know `{esc(unknown, 40)}`. Here is what I do know:\n" if unknown else ""
-    return intro + HELP.format(submit=esc(SUBMIT_EXAMPLE))
+    # Every ``<`` and ``>`` of the help is text (``<JobId>`` is a placeholder, not a link), so
+    # the whole of it is escaped; the backticks are balanced per line (tests/unit/slack).
+    return intro + esc(HELP.format(submit=SUBMIT_EXAMPLE), 4000)
 
 
 def problems_text(problems: Iterable[str], usage: str = "") -> str:
@@ -342,9 +416,14 @@ def not_found(job_id: str) -> str:
     return f":mag: There is no job `{esc(job_id, 80)}`. `/train list` shows yours."
 
 
-def not_authorized(action: str, job: Job | None = None) -> str:
-    owner = f" ({mention(job.owner.user_id)})" if job else ""
-    return f":lock: Only the job's owner{owner} or an admin may {action} it."
+def not_authorized(why: str = "") -> str:
+    """A refusal that tells the truth about who may do what: ``why`` is the refusing use
+    case's own sentence ("only the sweep's author may confirm it", "only <@U…> (the owner) or
+    an admin may change …"); a person it names stays a (silent, ephemeral) mention."""
+    if not why:
+        return ":lock: You may not do that."
+    text = re.sub(r"&lt;@([UW][A-Z0-9]{2,20})&gt;", r"<@\1>", esc(why, 300))
+    return f":lock: {text[:1].upper()}{text[1:].rstrip('.')}."
 
 
 def illegal(action: str, job_id: str, status: str) -> str:

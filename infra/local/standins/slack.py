@@ -13,6 +13,11 @@ What it provides:
   (HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``);
 * ``response_url`` endpoints, so bolt's ``respond()`` has somewhere to POST;
 * fault injection (scheduled or probabilistic 429 / 5xx / ``ok: false`` answers, latency);
+* Slack's documented rate limits (:class:`RateLimits`, on by default): ``chat.postMessage``
+  about one message per second per channel with short bursts, ``chat.update`` Tier 3 (50 a
+  minute for the app), each answered past its limit with HTTP 429 and ``Retry-After``; and
+  what a test wants to know of them: messages posted, mentions, peak posts per channel per
+  window, updates per message per minute, 429s answered (:meth:`SlackStandIn.traffic`);
 * a call log and a channel/thread/ephemeral/file/view state API with a monotonic change-event
   feed that a web page can long-poll (``events_since(seq, timeout=...)``);
 * ``add_route`` so the local page can be served by the same server;
@@ -30,7 +35,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import random
+import re
 import threading
 import time
 import traceback
@@ -49,6 +56,7 @@ from infra.local.standins.serving import LocalServer
 __all__ = [
     "Call",
     "Faults",
+    "RateLimits",
     "RequestInfo",
     "SlackStandIn",
     "Subscription",
@@ -91,6 +99,28 @@ def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
 
     manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
     return frozenset(manifest["oauth_config"]["scopes"]["bot"])
+
+
+@dataclass
+class RateLimits:
+    """Slack's documented limits, as this stand-in enforces them.
+
+    From https://api.slack.com/docs/rate-limits: "Posting messages: 1 per second. Short bursts
+    >1 allowed" and, for the special tier of ``chat.postMessage``, "generally allows posting one
+    message per second per channel, while also maintaining a workspace-wide limit"; Tier 3
+    methods (``chat.update``) "50+ per minute"; past a limit Slack answers "HTTP 429 Too Many
+    Requests" with a ``Retry-After`` header of seconds to wait. Slack does not publish the
+    burst size; ``post_burst`` is a token bucket's depth.
+    """
+
+    posts_per_second: float = 1.0  # per channel (chat.postMessage, chat.postEphemeral excluded)
+    post_burst: int = 4
+    tier3_per_minute: int = 50  # app-wide, per Tier 3 method (chat.update)
+    enabled: bool = True
+
+
+_TIER3 = ("chat.update",)
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 class Call(NamedTuple):
@@ -168,6 +198,17 @@ class Faults:
         return None
 
 
+def _peak(times: list[float], window: float) -> int:
+    """The most of ``times`` (sorted or not) within any ``window`` seconds."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def _server_error_name(status: int) -> str:
     return {503: "service_unavailable", 504: "request_timeout"}.get(status, "internal_error")
 
@@ -210,6 +251,8 @@ class SlackStandIn:
         faults: Faults | None = None,
         clock: Callable[[], float] | None = None,
         scopes: frozenset[str] | set[str] | None = None,
+        limits: RateLimits | None = None,
+        limit_clock: Callable[[], float] | None = None,
     ) -> None:
         self.team_id = team_id
         # The bot token's scopes: the deployed manifest's unless a test installs others.
@@ -219,6 +262,10 @@ class SlackStandIn:
         self.app_id = app_id
         self.team_name = team_name
         self.faults = faults or Faults()
+        self.limits = limits or RateLimits()
+        # Rate limits and the traffic record are judged on this clock (seconds): a test's
+        # simulated clock, or real time.
+        self._limit_clock = limit_clock or clock or time.monotonic
         self._port = port
         self._first_us = first_ts * 1_000_000
         # With a clock (local mode), message ts are real times, as Slack's are; without one
@@ -297,6 +344,10 @@ class SlackStandIn:
         self._scheduled: list[_ScheduledFault] = []
         self._events: deque[dict[str, Any]] = deque(maxlen=self._max_events)
         self._seq = 0
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._tier3: dict[str, deque[float]] = {}
+        self._traffic: list[tuple[float, str, str, str, str, frozenset[str]]] = []  # (t, method, channel, ts, thread, mentions)
+        self._limited: dict[str, int] = {}
 
     # ------------------------------------------------------------------ fault injection
 
@@ -591,11 +642,86 @@ class SlackStandIn:
         headers = {"Retry-After": str(retry_after)} if status == 429 else {}
         return status, headers, _json_bytes({"ok": False, "error": error})
 
+    # ------------------------------------------------------------------ rate limits
+
+    def _rate_limited(self, method: str, params: dict[str, Any]) -> int | None:
+        """Seconds to wait (the 429's Retry-After) if this call is over a limit; else None,
+        and the call is counted against its limits."""
+        if not self.limits.enabled:
+            return None
+        now = self._limit_clock()
+        with self._lock:
+            if method == "chat.postMessage" and params.get("channel"):
+                channel = str(params["channel"])
+                depth = float(self.limits.post_burst)
+                tokens, at = self._buckets.get(channel, (depth, now))
+                tokens = min(depth, tokens + (now - at) * self.limits.posts_per_second)
+                if tokens < 1:
+                    self._buckets[channel] = (tokens, now)
+                    return self._limit(method, (1 - tokens) / self.limits.posts_per_second)
+                self._buckets[channel] = (tokens - 1, now)
+            elif method in _TIER3:
+                window = self._tier3.setdefault(method, deque())
+                while window and now - window[0] >= 60:
+                    window.popleft()
+                if len(window) >= self.limits.tier3_per_minute:
+                    return self._limit(method, 60 - (now - window[0]))
+                window.append(now)
+        return None
+
+    def _limit(self, method: str, wait: float) -> int:
+        self._limited[method] = self._limited.get(method, 0) + 1
+        return max(1, math.ceil(wait))
+
+    def _note_traffic(self, method: str, params: dict[str, Any], result: dict[str, Any]) -> None:
+        if method not in ("chat.postMessage", "chat.update"):
+            return
+        text = json.dumps([params.get("text"), params.get("blocks")]) if method == "chat.postMessage" else ""
+        mentioned = frozenset(_MENTION.findall(text))
+        thread = str(params.get("thread_ts") or "")
+        self._traffic.append((self._limit_clock(), method, str(result.get("channel")), str(result.get("ts")), thread, mentioned))
+
+    def traffic(self, window: float = 10.0) -> dict[str, Any]:
+        """What Slack's users and limits saw: messages posted (and per channel), @-mentions
+        per user (a posted message mentioning someone notifies them once; an edit does not),
+        the most posts in one channel within ``window`` seconds, the most updates of one
+        message and of the whole app within a minute, and the 429s answered per method."""
+        with self._lock:
+            traffic = list(self._traffic)
+            limited = dict(self._limited)
+        posts = [t for t in traffic if t[1] == "chat.postMessage"]
+        updates = [t for t in traffic if t[1] == "chat.update"]
+        per_channel: dict[str, list[float]] = {}
+        for t in posts:
+            per_channel.setdefault(t[2], []).append(t[0])
+        per_message: dict[tuple[str, str], list[float]] = {}
+        for t in updates:
+            per_message.setdefault((t[2], t[3]), []).append(t[0])
+        mentions: dict[str, int] = {}
+        for t in posts:
+            for user in t[5]:
+                mentions[user] = mentions.get(user, 0) + 1
+        return {
+            "messages": len(posts),
+            "messages_per_channel": {c: len(v) for c, v in per_channel.items()},
+            "mentions": mentions,
+            "peak_posts_per_channel": max((_peak(v, window) for v in per_channel.values()), default=0),
+            "peak_updates_per_message_per_minute": max((_peak(v, 60.0) for v in per_message.values()), default=0),
+            "peak_updates_per_minute": _peak([t[0] for t in updates], 60.0),
+            "updates": len(updates),
+            "rate_limited": limited,
+            "first_at": traffic[0][0] if traffic else None,
+            "last_at": traffic[-1][0] if traffic else None,
+        }
+
     def _handle_api(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict, bytes]:
         self._record(method, params, headers)
         faulted = self._fault_response(method, probabilistic=True)
         if faulted is not None:
             return faulted
+        wait = self._rate_limited(method, params)
+        if wait is not None:
+            return 429, {"Retry-After": str(wait)}, _json_bytes({"ok": False, "error": "ratelimited"})
         try:
             if not _token(params, headers):
                 raise _ApiError("not_authed")
@@ -605,6 +731,7 @@ class SlackStandIn:
             self._check_scope(method)
             with self._lock:
                 result = handler(self, params)
+                self._note_traffic(method, params, result)
             body = {"ok": True, **result}
         except _ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.details}

@@ -89,10 +89,11 @@ def test_the_lazy_listener_stays_silent_about_input_the_ack_refused():
 
 def test_a_stop_button_refused_by_the_service_answers_politely():
     respond = Recorder()
-    bot = FakeBot(stop_error=NotAuthorized("no"))
+    bot = FakeBot(stop_error=NotAuthorized("only <@U0ALICE> (the owner) or an admin may change bert-abc123"))
     body = {"user": {"id": "U2", "team_id": "T1"}, "team": {"id": "T1"}, "response_url": "x"}
     actions.stop_job(action={"value": "bert-abc123"}, body=body, context={"bot": bot}, respond=respond)
-    assert "Only the job's owner" in respond.calls[0]["text"] and respond.calls[0]["response_type"] == "ephemeral"
+    assert respond.calls[0]["text"] == ":lock: Only <@U0ALICE> (the owner) or an admin may change bert-abc123."
+    assert respond.calls[0]["response_type"] == "ephemeral"
 
 
 def test_every_typed_error_has_its_own_polite_message():

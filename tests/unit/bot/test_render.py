@@ -62,3 +62,53 @@ def test_help_shows_every_command():
     text = render.help_text()
     for command in ("submit", "sweep", "status", "list", "stop", "retry", "preset save"):
         assert f"/train {command}" in text or f"`{command}" in text
+
+
+# --- issue 12: rendering that tells the truth -----------------------------------------------------
+
+
+def test_help_renders_as_written_on_the_page_no_placeholder_becomes_a_link_and_code_spans_close():
+    from tests.mrkdwn import mrkdwn
+
+    page = mrkdwn(render.help_text())
+    assert "<a href" not in page  # <JobId>, <name>, <value> are text, not links
+    for placeholder in ("JobId", "name", "value", "channel"):
+        assert f"&lt;{placeholder}&gt;" in page
+    assert "`" not in page  # every backtick opened a code span that closed
+    assert "<code>/train status &lt;JobId&gt;</code>" in page
+    assert "<code>. Quote" not in page and "Quote values with spaces.</code>" not in page  # prose is not code
+
+
+def test_a_card_with_many_long_attempts_keeps_the_newest_whole():
+    job = make_job()
+    attempts = [
+        Attempt(
+            number=n, name=attempt_name(job.job_id, n), claimed_at=T0, launched_at=T0, started_at=T0,
+            ended_at=T0 + timedelta(minutes=5), outcome=AttemptOutcome.FAILED, reason=f"CapacityError: {'x' * 180} #{n}",
+        )
+        for n in range(1, 41)
+    ]
+    job = transition(job, JobStatus.LAUNCHED, at=T0, attempts=attempts)
+    section = render.status_card(job, "us-east-1", T0 + timedelta(hours=1))["blocks"][1]["text"]["text"]
+    assert len(section) <= render.MAX_SECTION
+    assert f"*40.* `{attempt_name(job.job_id, 40)}`" in section and "#40 · <" in section  # the newest, whole
+    rows = [line for line in section.split("\n") if line.startswith("*")][1:]
+    assert all(row.endswith("|logs>") for row in rows)  # no row (and no link) cut in the middle
+    kept = len(rows)
+    assert f"_…{40 - kept} earlier attempts_" in section
+
+
+def test_a_reason_trainbot_wrote_names_who_stopped_the_job_with_a_live_mention_and_nothing_else_is_live():
+    assert render.reason_text("stopped by <@U0ALICE> before launch") == "stopped by <@U0ALICE> before launch"
+    assert render.reason_text("AlgorithmError: stopped by <@U0EVE>") == "AlgorithmError: stopped by &lt;@U0EVE&gt;"
+    assert render.reason_text("stopped by <@U0ALICE> <!channel>") == "stopped by <@U0ALICE> &lt;!channel&gt;"
+
+
+def test_the_root_card_shows_its_owner_without_notifying_them():
+    card = json.dumps(render.job_card(make_job(user="U0ALICE"), "us-east-1"))
+    assert "U0ALICE" in card and "<@U0ALICE>" not in card
+
+
+def test_a_refusal_repeats_the_use_cases_own_words():
+    assert render.not_authorized("only the sweep's author may confirm it") == ":lock: Only the sweep's author may confirm it."
+    assert "<@U0ALICE>" in render.not_authorized("only <@U0ALICE> (the owner) or an admin may change x-1")

@@ -31,4 +31,7 @@ def test_build_wires_the_given_store_and_notifiers_into_the_services():
     registered = container.jobs.submit(name="bert", job_args=job_args(), actor=OWNER, client_token="t-1")
     assert container.store is store and store.notify_targets == (recorder.name,)
     assert store.get(registered.job.job_id).status is JobStatus.NEW
-    assert recorder.sent == [(registered.job.job_id, 1, JobStatus.NEW)]
+    # "New" alone waits to be told with the next change that matters (backend.domain.notice).
+    assert recorder.sent == []
+    container.jobs.stop(registered.job.job_id, OWNER)
+    assert recorder.sent == [(registered.job.job_id, 1, JobStatus.NEW), (registered.job.job_id, 2, JobStatus.STOPPED)]

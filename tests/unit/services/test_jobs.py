@@ -28,7 +28,8 @@ def test_submit_is_idempotent_on_the_client_token_and_announces_once(world: Worl
     first = world.jobs.submit(name="bert", job_args=job_args(), actor=OWNER, client_token="slack-trigger-1")
     again = world.jobs.submit(name="bert", job_args=job_args(), actor=OWNER, client_token="slack-trigger-1")
     assert first.created and not again.created and again.job.job_id == first.job.job_id
-    assert world.notifier.sent == [(first.job.job_id, 1, S.NEW)]
+    world.jobs.stop(first.job.job_id, OWNER)  # an end: the round that tells "New" too
+    assert world.notifier.sent == [(first.job.job_id, 1, S.NEW), (first.job.job_id, 2, S.STOPPED)]
 
 
 @pytest.mark.parametrize("intruder", [COLLEAGUE, OTHER_TEAM], ids=["colleague", "same-user-other-team"])

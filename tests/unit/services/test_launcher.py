@@ -29,7 +29,9 @@ def test_a_due_job_is_created_under_its_attempt_name_and_launched(world: World):
     assert report.launched == 1 and world.backend.created == [f"{job.job_id}-a1"]
     assert stored.status is S.LAUNCHED and stored.lease is None
     assert stored.current_attempt.outcome is AttemptOutcome.RUNNING
-    assert world.notifier.statuses(job.job_id) == [S.NEW, S.LAUNCHED]
+    # Nothing urgent yet: "New" and "Launched" wait for the next round (backend.domain.notice).
+    assert world.notifier.statuses(job.job_id) == []
+    assert world.store.outbox_job_ids() == [job.job_id]
 
 
 def test_a_quota_refusal_retries_for_free_after_a_backoff_and_holds_the_type(world: World):

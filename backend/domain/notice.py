@@ -1,0 +1,112 @@
+"""Who hears what about a job: the notification policy a team would choose.
+
+The root card always shows the latest state (it is updated, never re-posted). Thread replies
+are for what a person acts on or wants to know; the owner is @-mentioned once, when the job
+ends. A sweep has one card with a live tally, failures grouped into digest replies, and one
+final summary that mentions its owner. ``notify=`` (per job or sweep) moves the line:
+
+- ``all``: a reply for every change (a sweep: one per job that ends), mention at the end;
+- (unset) the team default: replies for Retrying, Failed, Stopped and Completed;
+- ``failures``: replies only for Retrying, Failed and Stopped (a success is on the card only);
+- ``end``: one reply when the job ends (a sweep: only the final summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from backend.domain.model import Job, NotifyMode
+from backend.domain.status import TERMINAL, JobStatus
+
+__all__ = ["NotifyMode"]  # re-exported: the option's values live with the job model
+
+S = JobStatus
+
+
+_DEFAULT_REPLIES = frozenset({S.RETRYING, S.FAILED, S.STOPPED, S.COMPLETED})
+_FAILURE_REPLIES = frozenset({S.RETRYING, S.FAILED, S.STOPPED})
+# A sweep's failure digest is posted for every this many failed jobs (the rest are in the
+# final summary).
+DIGEST_EVERY = 10
+
+
+def wants_reply(mode: NotifyMode | None, status: JobStatus) -> bool:
+    """Whether a single job's change to ``status`` gets a thread reply."""
+    if status is S.NEW:
+        return False  # the root card is the announcement
+    if mode is NotifyMode.ALL:
+        return True
+    if mode is NotifyMode.FAILURES:
+        return status in _FAILURE_REPLIES
+    if mode is NotifyMode.END:
+        return status in TERMINAL
+    return status in _DEFAULT_REPLIES
+
+
+def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
+    """Whether that reply @-mentions the owner: only the one that ends the job."""
+    return status in TERMINAL and wants_reply(mode, status)
+
+
+def sweep_job_reply(mode: NotifyMode | None) -> bool:
+    """Whether each ended job of a sweep gets its own reply (only with ``notify=all``)."""
+    return mode is NotifyMode.ALL
+
+
+def sweep_digests(mode: NotifyMode | None) -> bool:
+    """Whether a sweep's failures are grouped into digest replies (not with ``end``)."""
+    return mode is not NotifyMode.END
+
+
+# --- when a change must be delivered -------------------------------------------------------------
+#
+# Each delivery round costs one write (the delivered marks), so rounds are coalesced: a change
+# someone acts on (Retrying, an end) or asked to hear about (``notify=all``) is *urgent* and
+# delivered by its writer at once, holding a delivery lease folded into the transition write
+# itself; any other change (New, Launched, InProgress, Stopping) waits to be told with the next
+# urgent one, or by the outbox drain once the job has been quiet for COALESCE (a job still
+# queued waits up to QUEUED_HOLD: a 2,000-job sweep's "New" changes are told when each job
+# starts or ends, not 2,000 at once). Idempotent effects (the root card's ``chat.update``) are
+# sent eagerly and need no mark, so Slack users see every state at once all the same.
+
+DELIVERY_LEASE = timedelta(seconds=60)
+COALESCE = timedelta(minutes=5)
+QUEUED_HOLD = timedelta(days=1)
+_URGENT = frozenset({S.RETRYING}) | TERMINAL
+
+
+def pending_seqs(job: Job, targets: Sequence[str]) -> range:
+    """The changes some target has not had yet."""
+    if not targets:
+        return range(0)
+    first = min(job.delivered.get(target, 0) for target in targets) + 1
+    return range(first, job.last_seq + 1)
+
+
+def is_urgent(job: Job, targets: Sequence[str]) -> bool:
+    """Whether ``job`` has a pending change to deliver now rather than with a later round."""
+    if job.slack is not None and job.slack.channel_id and not job.slack.thread_ts and not job.sweep_id:
+        # Its root card could not be posted when it was announced: post it soon, not in a day.
+        return bool(pending_seqs(job, targets))
+    kept = {entry.seq: entry.to_status for entry in job.history}
+    for seq in pending_seqs(job, targets):
+        status = kept.get(seq)
+        if status is None:
+            continue
+        if status in _URGENT or (job.notify is NotifyMode.ALL and status is not S.NEW):
+            return True
+    return False
+
+
+def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
+    """When the outbox drain may deliver ``job``'s pending changes (None: nothing pending).
+    Urgent: once its writer's lease has run out; otherwise after COALESCE of quiet (a queued
+    job: QUEUED_HOLD after it was submitted)."""
+    if not pending_seqs(job, targets):
+        return None
+    if is_urgent(job, targets):
+        return job.updated_at + DELIVERY_LEASE
+    if job.status is S.NEW:
+        return job.created_at + QUEUED_HOLD
+    return job.updated_at + COALESCE
