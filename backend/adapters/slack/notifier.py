@@ -111,10 +111,17 @@ class SlackNotifier:
         if entry.to_status not in TERMINAL or not job.slack or not job.slack.thread_ts:
             return
         channel, root = job.slack.channel_id, job.slack.thread_ts
-        self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
         marker = f"{job.job_id}:{seq}"
         try:
-            if self._store.get_record(TALLIED, marker) is None:
+            # The marker is written after the reply and the tally: a change that has one was
+            # told already, and a redelivery of it only re-renders the root card.
+            told = self._store.get_record(TALLIED, marker) is not None
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"sweep tally not read: {exc}") from exc
+        if not told:
+            self._call("chat_postMessage", channel=channel, thread_ts=root, text=render.sweep_job_reply(job, seq))
+        try:
+            if not told:
                 tally = self._store.bump_sweep_tally(job.sweep_id, entry.to_status.value)
                 self._store.put_record(TALLIED, marker, {"ExpiresAt": int(entry.at.timestamp()) + 90 * 86400})
             else:
