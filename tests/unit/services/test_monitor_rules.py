@@ -1,0 +1,204 @@
+"""The monitor's rules in detail: what it records about each attempt (times, billable seconds,
+reasons), which observations it ignores, how it adopts an attempt the launcher did not record,
+and what its report tells an operator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from backend.domain.model import AttemptOutcome, FailureClass
+from backend.domain.status import JobStatus
+from backend.ports import TrainingState, TrainingStatus
+from backend.services.monitor import MonitorReport
+from tests.conftest import T0
+from tests.unit.services.conftest import OWNER, World
+
+S = JobStatus
+T = TrainingState
+F = FailureClass
+
+
+def _status(name: str, state: TrainingState, **kwargs) -> TrainingStatus:
+    return TrainingStatus(name=name, state=state, **kwargs)
+
+
+def test_a_completed_attempt_records_sagemakers_times_and_billable_seconds(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    started, ended = T0 + timedelta(minutes=2), T0 + timedelta(minutes=30)
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING, started_at=started))
+    world.clock.advance(timedelta(hours=1))
+    report = world.monitor().observe(job.job_id, 1, _status(name, T.COMPLETED, ended_at=ended, billable_seconds=1680))
+    attempt = world.store.get(job.job_id).current_attempt
+    assert (attempt.started_at, attempt.ended_at, attempt.billable_seconds) == (started, ended, 1680)
+    assert attempt.outcome is AttemptOutcome.COMPLETED and attempt.reason == "completed"
+    assert world.store.get(job.job_id).history[-1].reason == "completed"
+    assert report.applied == 1 and report.moved == {"Completed": 1} and report.observed == 1
+
+
+def test_times_sagemaker_did_not_give_are_taken_from_the_monitors_clock(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.clock.advance(timedelta(minutes=3))
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING))
+    assert world.store.get(job.job_id).current_attempt.started_at == world.clock()
+    first_look = world.clock()
+    world.clock.advance(timedelta(minutes=5))
+    world.monitor().observe(job.job_id, 1, _status(name, T.FAILED, failure_reason="ClientError: x", started_at=T0))
+    attempt = world.store.get(job.job_id).current_attempt
+    assert attempt.started_at == first_look and attempt.ended_at == world.clock()  # the start it recorded stands
+
+
+def test_an_attempt_that_ends_before_the_monitor_saw_it_run_takes_sagemakers_start(world: World):
+    job = world.launched()
+    started = T0 + timedelta(minutes=1)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.COMPLETED, started_at=started))
+    assert world.store.get(job.job_id).current_attempt.started_at == started
+
+
+def test_a_running_job_seen_running_again_changes_nothing(world: World):
+    job = world.launched()
+    running = _status(f"{job.job_id}-a1", T.RUNNING)
+    world.monitor().observe(job.job_id, 1, running)
+    version = world.store.get(job.job_id).version
+    report = world.monitor().observe(job.job_id, 1, running)
+    assert report.ignored == 1 and report.applied == 0 and world.store.get(job.job_id).version == version
+
+
+def test_a_stop_requested_outside_trainbot_is_followed_and_ends_stopped_outside_trainbot(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.monitor().observe(job.job_id, 1, _status(name, T.STOPPING))
+    stopping = world.store.get(job.job_id)
+    assert stopping.status is S.STOPPING and stopping.history[-1].reason == "stopping (requested outside Trainbot)"
+    assert world.monitor().observe(job.job_id, 1, _status(name, T.STOPPING)).ignored == 1
+
+    other = world.launched("other", user="U2")
+    world.monitor().observe(other.job_id, 1, _status(f"{other.job_id}-a1", T.STOPPED))
+    stopped = world.store.get(other.job_id)
+    assert stopped.status is S.STOPPED and stopped.history[-1].reason == "stopped outside Trainbot"
+    attempt = stopped.current_attempt
+    assert attempt.outcome is AttemptOutcome.STOPPED and attempt.failure_class is F.STOPPED
+
+
+def test_a_stop_asked_in_trainbot_ends_stopped(world: World):
+    job = world.launched()
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED))
+    assert world.store.get(job.job_id).history[-1].reason == "stopped"
+
+
+def test_an_attempt_the_launcher_did_not_record_is_adopted_from_its_first_event(world: World):
+    job = world.submit()
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    assert world.store.get(job.job_id).status is S.NEW
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.lease is None and stored.next_attempt_at is None
+    assert [h.reason for h in stored.history][-2:] == [f"adopted {job.job_id}-a1", "training"]
+    assert stored.current_attempt.outcome is AttemptOutcome.RUNNING and stored.current_attempt.launched_at == world.clock()
+    assert report.applied == 2 and report.moved == {"Launched": 1, "InProgress": 1}
+
+
+def test_an_event_for_a_job_that_does_not_exist_is_ignored(world: World):
+    report = world.monitor().observe("nobody-abc123", 1, _status("nobody-abc123-a1", T.RUNNING))
+    assert report.ignored == 1 and report.observed == 1 and report.applied == 0
+
+
+def test_an_event_for_a_job_without_attempts_is_ignored(world: World):
+    job = world.submit()
+    assert world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING)).ignored == 1
+    assert world.store.get(job.job_id).status is S.NEW
+
+
+def test_an_older_attempts_late_news_is_ignored(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.launcher().run_tick()
+    version = world.store.get(job.job_id).version
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.COMPLETED))
+    assert report.ignored == 1 and world.store.get(job.job_id).version == version
+
+
+def test_failures_are_counted_by_class_and_resubmissions_by_class(world: World):
+    job = world.launched(retry_budget=2)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    assert report.outcomes == {"algorithm": 1} and report.retried == {"algorithm": 1} and report.moved == {"Retrying": 1}
+    other = world.launched("other", user="U2")
+    report = world.monitor().observe(other.job_id, 1, _status(f"{other.job_id}-a1", T.FAILED, failure_reason="ClientError: x"))
+    assert report.outcomes == {"user": 1} and report.retried == {} and report.moved == {"Failed": 1}
+    failed = world.store.get(other.job_id)
+    assert failed.algorithm_failures == 0 and failed.current_attempt.failure_class is F.USER
+    assert failed.current_attempt.reason == "ClientError: x" and failed.history[-1].reason == "ClientError: x"
+
+
+def test_the_last_algorithm_error_is_counted_in_the_failed_job(world: World):
+    job = world.launched(retry_budget=0)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    failed = world.store.get(job.job_id)
+    assert failed.status is S.FAILED and failed.algorithm_failures == 1
+    assert failed.history[-1].reason == "algorithm error on 1 attempts (retry budget 0): AlgorithmError: x"
+
+
+def test_a_resubmission_after_an_internal_error_waits_its_backoff(world: World):
+    job = world.launched()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="InternalServerError: x"))
+    stored = world.store.get(job.job_id)
+    assert world.clock() <= stored.next_attempt_at <= world.clock() + timedelta(seconds=60)
+    assert stored.current_attempt.failure_class is F.THROTTLING
+
+
+def test_the_sweep_reports_what_it_could_not_see_and_sends_pending_notifications(world: World):
+    first = world.launched("first")
+    world.launched("second", user="U2")
+    world.backend.unavailable = True
+    report = world.monitor().sweep()
+    assert report.unknown == 2 and report.observed == 0 and report.applied == 0
+    world.backend.unavailable = False
+    world.backend.finish(f"{first.job_id}-a1", T.COMPLETED)
+    report = world.monitor().sweep()
+    assert report.observed == 2 and report.applied == 2 and report.moved == {"Completed": 1, "InProgress": 1}
+    assert report.notifications_pending == 0
+
+
+def test_an_interrupted_sweep_says_so(world: World):
+    world.launched("first")
+    world.launched("second", user="U2")
+    calls = iter([True, False, False])
+    report = world.monitor().sweep(should_continue=lambda: next(calls, False))
+    assert report.stopped_early and report.observed == 1
+
+
+def test_the_sweep_report_reads_as_a_flat_dict():
+    report = MonitorReport(applied=1)
+    report.outcomes["capacity"] += 1
+    report.moved["Retrying"] += 1
+    report.retried["capacity"] += 1
+    data = report.as_dict()
+    assert data["applied"] == 1
+    assert (data["outcomes"], data["moved"], data["retried"]) == ({"capacity": 1}, {"Retrying": 1}, {"capacity": 1})
+    assert all(type(data[k]) is dict for k in ("outcomes", "moved", "retried"))
+
+
+def test_an_event_that_keeps_losing_races_gives_up_after_five_rounds(world: World):
+    job = world.launched()
+
+    def bump() -> None:
+        world.store.update(world.store.get(job.job_id), at=world.clock(), priority=6)
+        world.store.interleave(bump)
+
+    world.store.interleave(bump)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    assert report.lost_races == 5 and report.applied == 0
