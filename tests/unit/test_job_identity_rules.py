@@ -211,3 +211,19 @@ def test_launch_order_is_priority_then_tag_then_age_then_id():
     older = make_job("d", priority=5, now=T0 - timedelta(minutes=1)).model_copy(update={"queue_tag": 20.0})
     assert sorted([late, early, urgent, older], key=fairness.launch_order) == [urgent, early, older, late]
     assert fairness.launch_order(urgent) == (0, 99.0, urgent.created_at, urgent.job_id)
+
+
+def test_a_slug_is_cut_after_leading_separators_are_dropped():
+    assert slugify("!abc", max_len=3) == "abc"
+
+
+def test_the_clock_is_aware_utc_now():
+    from backend.domain.times import utcnow
+
+    before = datetime.now(UTC)
+    now = utcnow()
+    assert now.tzinfo is UTC and before <= now <= datetime.now(UTC)
+
+
+def test_an_owner_without_a_clock_starts_at_now_even_at_the_epoch():
+    assert fairness.first_tag(None, datetime(1970, 1, 1, tzinfo=UTC)) == 0.0

@@ -194,3 +194,13 @@ def test_throttling_and_stops_are_not_failures_even_at_the_last_attempt():
 
 def test_the_defaults_are_the_documented_ones():
     assert RetryPolicy() == RetryPolicy(base_seconds=60.0, max_seconds=1800.0, capacity_max_wait_seconds=86400.0)
+
+
+def test_an_error_without_a_code_or_status_says_status_zero():
+    assert classify_create_error("", "m") == Classification(F.UNKNOWN, "0: m")
+
+
+def test_a_capacity_give_up_keeps_its_failure_class():
+    job = make_job().model_copy(update={"capacity_wait_since": T0})
+    decision = POLICY.decide(job, Classification(F.CAPACITY, "c"), now=T0 + timedelta(hours=2))
+    assert decision.action is Action.FAIL and decision.failure_class is F.CAPACITY and not decision.spends_budget

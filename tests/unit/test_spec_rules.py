@@ -152,3 +152,40 @@ def test_a_sweep_without_a_name_is_refused_for_its_name_with_the_sweep_usage():
     fields = {k: v for k, v in BASE.items() if k != "name"}
     refused = _refusal(lambda: sweep_specs({**fields, "hp.lr": "1,2"}, max_size=10, usage="u"))
     assert refused.problems == ["name is missing: e.g. name=bert-lr3"] and refused.usage == "u"
+
+
+def test_volume_checkpoint_and_the_lowest_count_priority_and_retries_map_to_their_fields():
+    spec = job_spec({**BASE, "volume": "100", "checkpoint": "s3://out-bucket/ckpt", "count": "1", "priority": "0", "retries": "0"})
+    request = spec.job_args.to_request("grid-a1")
+    assert request["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100}
+    assert request["CheckpointConfig"] == {"S3Uri": "s3://out-bucket/ckpt"}
+    assert (spec.priority, spec.retry_budget) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("volume", "0", "volume: 0 is out of range; volume is 1 to 16384 GB"),
+        ("volume", "16385", "volume: 16385 is out of range; volume is 1 to 16384 GB"),
+        ("volume", "big", "volume: 'big' is not a whole number; volume is 1 to 16384 GB"),
+        ("priority", "10", "priority: 10 is out of range; priority is 0 (lowest) to 9 (highest)"),
+        ("retries", "21", "retries: 21 is out of range; retries is 0 to 20"),
+        ("count", "101", "count: 101 is out of range; count is 1 to 100"),
+        ("max_runtime", "soon", "max_runtime: 'soon' is not a duration; write e.g. 1h, 90m, 1h30m or 3600 (seconds)"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_saying_the_range(field, value, problem):
+    assert _refusal(lambda: job_spec({**BASE, field: value})).problems == [problem]
+
+
+def test_a_duration_may_be_twenty_characters_long_and_no_longer():
+    from backend.domain.spec import duration
+
+    assert duration("0" * 19 + "1") == 1
+    with pytest.raises(ValueError):
+        duration("0" * 20 + "1")
+
+
+def test_every_malformed_word_is_reported_even_after_a_repeated_key():
+    refused = _refusal(lambda: parse_fields(["name=a", "name=b", "oops"], "u"))
+    assert refused.problems == ["name is given twice", "'oops' is not key=value"]
