@@ -59,10 +59,34 @@ GROUPS: dict[str, list[str]] = {
 TARGET = 0.85
 TARGET_GROUPS = ("domain", "launcher", "monitor", "jobs")
 
-# Survivors judged equivalent: (mangled function, the mutated line as mutmut writes it,
-# stripped) -> why no test can tell the mutant from the original. Keyed by the line, not the
-# mutant's number, so the list survives renumbering when other code in the function changes.
-EQUIVALENT: dict[tuple[str, str], str] = {}
+# Survivors judged equivalent: (mangled function, the original line, the mutated line, both
+# stripped as in mutmut's diff) -> why no test can tell the mutant from the original. Keyed by
+# the lines, not the mutant's number, so the list survives renumbering when other code in the
+# function changes.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", None)}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", )}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", "XXXX")}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x_sweep_specs', 'base_name = fields.get("name", "")', 'base_name = fields.get("name", None)'): 'None and "" are both falsy: a nameless sweep makes nameless specs either way (refused for the name)',
+    ('backend.domain.spec.x_sweep_specs', 'base_name = fields.get("name", "")', 'base_name = fields.get("name", )'): 'None and "" are both falsy: a nameless sweep makes nameless specs either way (refused for the name)',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, strict=None))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, ))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, strict=False))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_is_known_key', 'if key.startswith(prefix) and len(key) > len(prefix):', 'if key.startswith(prefix) and len(key) >= len(prefix):'): 'a key that is only the prefix leaves an empty rest, which neither name pattern matches ({1,…})',
+    ('backend.domain.model.x_new_job', 'status=JobStatus.NEW,', ''): "JobStatus.NEW is Job.status's default",
+    ('backend.domain.model.x_new_job', 'history=[HistoryEntry(seq=1, at=now, from_status=None, to_status=JobStatus.NEW, reason="submitted")],', 'history=[HistoryEntry(seq=1, at=now, to_status=JobStatus.NEW, reason="submitted")],'): "from_status=None is HistoryEntry's default",
+    ('backend.domain.model.x_new_job_id', 'suffix = secrets.token_hex(8)', 'suffix = secrets.token_hex(None)'): 'the random suffix is reduced to 6 base-36 digits: any number of random bytes gives the same distribution of ids',
+    ('backend.domain.model.x_new_job_id', 'suffix = secrets.token_hex(8)', 'suffix = secrets.token_hex(9)'): 'the random suffix is reduced to 6 base-36 digits: any number of random bytes gives the same distribution of ids',
+    ('backend.domain.model.xǁJobArgsǁto_request', 'request.pop(optional_list, None)', 'request.pop(optional_list, )'): 'model_dump always holds InputDataConfig and Tags (list defaults), so pop never misses',
+    ('backend.domain.policy.x_classify_failure_reason', 'def classify_failure_reason(reason: str, *, secondary_status: str = "") -> Classification:', 'def classify_failure_reason(reason: str, *, secondary_status: str = "XXXX") -> Classification:'): "no caller's secondary status is 'XXXX'; the default only stands for 'none given'",
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("XXMaxRuntimeExceededXX"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("maxruntimeexceeded"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MAXRUNTIMEEXCEEDED"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'prefix = text.split(":", 1)[0].strip()', 'prefix = text.split(":", )[0].strip()'): "only the part before the first ':' is used, however often the rest is split",
+    ('backend.domain.policy.x_classify_failure_reason', 'prefix = text.split(":", 1)[0].strip()', 'prefix = text.split(":", 2)[0].strip()'): "only the part before the first ':' is used, however often the rest is split",
+    ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("XXZXX", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
+    ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("z", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
+}
 
 DETECTED = {"killed", "timeout", "caught by type check"}
 UNDETECTED = {"survived", "no tests", "suspicious", "segfault"}
@@ -206,7 +230,7 @@ def tally(patterns: list[str], results: dict[str, tuple[str, str]], *, with_line
         if status in UNDETECTED:
             if with_lines:
                 old, new = _diff_line(name, source)
-                why = EQUIVALENT.get((name.partition("__mutmut_")[0], new))
+                why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
                 if why is not None:
                     equivalent.append((name, why))
                     continue
