@@ -219,7 +219,7 @@ def _diff_line(name: str, source: str) -> tuple[str, str]:
     return (" / ".join(minus), " / ".join(plus))
 
 
-def tally(patterns: list[str], results: dict[str, tuple[str, str]], *, with_lines: bool = True) -> Tally:
+def tally(patterns: list[str], results: dict[str, tuple[str, str]]) -> Tally:
     counts: Counter = Counter()
     survivors: list[str] = []
     equivalent: list[tuple[str, str]] = []
@@ -228,15 +228,12 @@ def tally(patterns: list[str], results: dict[str, tuple[str, str]], *, with_line
             continue
         counts[status] += 1
         if status in UNDETECTED:
-            if with_lines:
-                old, new = _diff_line(name, source)
-                why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
-                if why is not None:
-                    equivalent.append((name, why))
-                    continue
-                survivors.append(f"{name} [{status}]\n        - {old}\n        + {new}")
-            else:
-                survivors.append(f"{name} [{status}]")
+            old, new = _diff_line(name, source)
+            why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
+            if why is not None:
+                equivalent.append((name, why))
+                continue
+            survivors.append(f"{name} [{status}]\n        - {old}\n        + {new}")
     return Tally(counts, survivors, equivalent)
 
 
@@ -247,7 +244,7 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     print(f"{'group':<14} {'mutants':>8} {'killed':>7} {'survived':>9} {'no tests':>9} {'equiv.':>7} {'score':>7} {'w/o eq.':>8} {'time':>8}")
     details: list[tuple[str, Tally]] = []
     for group in groups:
-        t = tally(GROUPS[group], results, with_lines=show_survivors)
+        t = tally(GROUPS[group], results)
         details.append((group, t))
         took = f"{timings[group]:.0f} s" if group in timings else "-"
         print(
