@@ -17,7 +17,7 @@ from backend.ports import TrainingState
 from backend.services.launcher import BLOCKED_STREAK_LIMIT, HOLDS_KEY, LEASE, Launcher, LaunchReport
 from backend.services.pacing import TokenBucket
 from tests.conftest import job_args
-from tests.unit.services.conftest import OWNER, POLICY, World
+from tests.unit.services.conftest import COLLEAGUE, OWNER, POLICY, World
 
 S = JobStatus
 F = FailureClass
@@ -240,3 +240,105 @@ def test_jobs_of_another_type_launch_while_one_type_is_held(world: World):
     report = world.launcher().run_tick()
     assert report.held == 1 and report.launched == 1
     assert world.store.get(small.job_id).status is S.LAUNCHED and world.store.get(more_big.job_id).status is S.NEW
+
+
+def test_a_user_error_at_create_records_the_refused_attempt_and_releases_the_claim(world: World):
+    job = world.submit()
+    world.clock.advance(timedelta(seconds=5))
+    world.backend.refuse_next(F.USER, "ValidationException: bad role")
+    world.launcher().run_tick()
+    failed = world.store.get(job.job_id)
+    assert failed.status is S.FAILED and failed.lease is None
+    [attempt] = failed.attempts
+    assert (attempt.name, attempt.outcome, attempt.failure_class) == (f"{job.job_id}-a1", AttemptOutcome.NOT_STARTED, F.USER)
+    assert attempt.reason == "ValidationException: bad role" and attempt.ended_at == world.clock()
+
+
+def test_a_job_failed_at_the_attempt_cap_keeps_its_attempts(world: World):
+    job = world.submit()
+    attempts = [
+        Attempt(number=n, name=f"{job.job_id}-a{n}", claimed_at=world.clock(), outcome=AttemptOutcome.NOT_STARTED)
+        for n in range(1, MAX_ATTEMPTS + 1)
+    ]
+    world.store.update(world.store.get(job.job_id), at=world.clock(), attempts=attempts)
+    world.launcher().run_tick()
+    assert len(world.store.get(job.job_id).attempts) == MAX_ATTEMPTS
+
+
+def test_a_quota_refusal_tells_the_user_sagemakers_words_and_stamps_the_write(world: World):
+    job = world.submit()
+    world.clock.advance(timedelta(seconds=5))
+    world.backend.refuse_next(F.QUOTA, "ResourceLimitExceeded: quota in use")
+    world.launcher().run_tick()
+    retrying = world.store.get(job.job_id)
+    assert retrying.history[-1].reason == "ResourceLimitExceeded: quota in use"
+    assert retrying.updated_at == world.clock() and retrying.current_attempt.ended_at == world.clock()
+    world.clock.now = retrying.next_attempt_at
+    world.backend.refuse_next(F.QUOTA, "ResourceLimitExceeded: still")
+    world.launcher().run_tick()
+    assert world.store.get(job.job_id).updated_at == world.clock()
+
+
+def test_a_throttled_create_stamps_the_release_of_the_claim(world: World):
+    job = world.submit()
+    world.clock.advance(timedelta(seconds=5))
+    world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()
+    stored = world.store.get(job.job_id)
+    assert stored.updated_at == world.clock() and stored.lease is None
+
+
+def test_the_tick_report_counts_every_job_of_the_tick(world: World):
+    for i in range(2):
+        world.submit(f"user-error-{i}", user=f"UA{i}")
+    for _ in range(2):
+        world.backend.refuse_next(F.USER, "ValidationException: bad role")
+    report = world.launcher().run_tick()
+    assert report.failed == 2 and report.by_class == {"user": 2}
+
+    for i in range(2):
+        world.submit(f"throttled-{i}", user=f"UB{i}")
+    for _ in range(2):
+        world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    report = world.launcher().run_tick()
+    assert report.kept_due == 2 and report.by_class == {"throttling": 2}
+    world.launcher().run_tick()  # clear them
+
+    for i in range(2):
+        world.submit(f"quota-{i}", job_args=_args(f"ml.g5.{['2xlarge', '4xlarge'][i]}"), user=f"UC{i}")
+    for _ in range(2):
+        world.backend.refuse_next(F.QUOTA, "ResourceLimitExceeded: busy")
+    assert world.launcher().run_tick().retrying == 2
+
+
+def test_two_jobs_stopped_during_their_failing_creates_are_two_lost_races(world: World):
+    first, second = world.submit("j0"), world.submit("j1", user="U2")  # launched in this order
+    for _ in range(2):
+        world.backend.refuse_next(F.USER, "ValidationException: bad role")
+    # The tick's writes: claim j0, fail j0, claim j1, fail j1. Each owner stops their job
+    # between its claim and the launcher's recording of its failure.
+    def before_failing_first() -> None:
+        world.jobs.stop(first.job_id, OWNER)
+        world.store.interleave(lambda: world.store.interleave(lambda: world.jobs.stop(second.job_id, COLLEAGUE)))
+
+    world.store.interleave(lambda: world.store.interleave(before_failing_first))
+    report = world.launcher().run_tick()
+    assert report.lost_races == 2 and report.failed == 0
+    assert world.store.get(first.job_id).status is S.STOPPED and world.store.get(second.job_id).status is S.STOPPED
+
+
+def test_the_backoff_is_reproducible_from_the_launchers_random_source():
+    def next_attempt(seed: int):
+        import random
+
+        world = World()
+        job = world.submit()
+        world.backend.refuse_next(F.QUOTA, "ResourceLimitExceeded: busy")
+        Launcher(
+            world.store, world.backend, world.dispatcher, policy=POLICY, instance_limits={}, pacer=world.pacer(),
+            clock=world.clock, rng=random.Random(seed),
+        ).run_tick()
+        return world.store.get(job.job_id).next_attempt_at
+
+    assert next_attempt(11) == next_attempt(11)
+    assert next_attempt(11) != next_attempt(12)
