@@ -137,3 +137,32 @@ def test_a_retry_that_keeps_losing_races_gives_up_with_store_unavailable(world: 
     world.store.interleave(bump)
     with pytest.raises(StoreUnavailable, match="kept changing while retrying it"):
         world.jobs.retry(job.job_id, OWNER)
+
+
+def test_stopping_a_retrying_job_stops_it_at_once_without_a_stop_for_its_ended_attempt(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, world.backend.finish(f"{job.job_id}-a1", TrainingState.FAILED, "AlgorithmError: x"))
+    assert world.store.get(job.job_id).status is S.RETRYING
+    stopped = world.jobs.stop(job.job_id, OWNER)
+    assert stopped.status is S.STOPPED and world.backend.stops == []
+    assert world.store.due_for_launch(world.clock() + timedelta(days=1), 10) == []
+
+
+def test_stopping_a_job_whose_create_may_be_in_flight_stops_that_attempt_too(world: World):
+    from backend.domain.model import FailureClass
+
+    job = world.submit()
+    world.backend.refuse_next(FailureClass.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()  # attempt 1 is named; SageMaker may or may not have it
+    stopped = world.jobs.stop(job.job_id, OWNER)
+    assert stopped.status is S.STOPPED and world.backend.stops == [f"{job.job_id}-a1"]
+
+
+def test_stopping_a_job_in_progress_asks_sagemaker_to_stop_it(world: World):
+    job = world.launched()
+    world.monitor().sweep()
+    assert world.store.get(job.job_id).status is S.IN_PROGRESS
+    stopping = world.jobs.stop(job.job_id, OWNER)
+    assert stopping.status is S.STOPPING and stopping.history[-1].reason == "stopped by <@U1>"
+    assert world.backend.stops == [f"{job.job_id}-a1"]
+    assert world.notifier.statuses(job.job_id)[-1] is S.STOPPING

@@ -202,3 +202,88 @@ def test_an_event_that_keeps_losing_races_gives_up_after_five_rounds(world: Worl
     world.store.interleave(bump)
     report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
     assert report.lost_races == 5 and report.applied == 0
+
+
+def test_a_run_past_max_runtime_is_told_as_such(world: World):
+    job = world.launched(retry_budget=5)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, max_runtime_exceeded=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED
+    assert stored.history[-1].reason == "MaxRuntimeExceeded: the job ran longer than max_runtime"
+
+
+def test_a_job_being_stopped_whose_attempt_fails_ends_failed_with_sagemakers_reason(world: World):
+    job = world.launched(retry_budget=5)
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: interrupted"))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED and stored.history[-1].reason == "AlgorithmError: interrupted"
+    assert stored.current_attempt.outcome is AttemptOutcome.FAILED and stored.current_attempt.failure_class is F.ALGORITHM
+    assert stored.algorithm_failures == 0 and world.store.due_for_launch(world.clock(), 10) == []
+
+
+def test_a_quota_lost_at_run_time_starts_the_capacity_wait(world: World):
+    job = world.launched(retry_budget=0)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="ResourceLimitExceeded: quota"))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.RETRYING and stored.capacity_wait_since == world.clock()
+
+
+def test_a_job_in_progress_stopped_outside_trainbot_moves_to_stopping(world: World):
+    job = world.launched()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPING))
+    assert world.store.get(job.job_id).status is S.STOPPING
+
+
+def test_one_sweep_counts_every_move_and_failure_it_applies(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}", retry_budget=2) for i in range(4)]
+    for job in jobs[:2]:
+        world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    for job in jobs[2:]:
+        world.backend.finish(f"{job.job_id}-a1", T.FAILED, "AlgorithmError: x")
+    report = world.monitor().sweep()
+    assert report.moved == {"Completed": 2, "Retrying": 2} and report.applied == 4 and report.observed == 4
+    assert report.outcomes == {"algorithm": 2} and report.retried == {"algorithm": 2}
+
+
+def test_observations_add_to_the_report_they_are_given(world: World):
+    job = world.launched()
+    report = MonitorReport(observed=3, applied=1)
+    same = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING), report)
+    assert same is report and (report.observed, report.applied) == (4, 2)
+
+
+def test_an_active_job_without_an_attempt_does_not_stop_the_sweep(world: World):
+    odd = world.store.transition(world.submit("odd"), S.LAUNCHED, at=world.clock()).job  # launched, no attempt
+    world.clock.advance(timedelta(seconds=1))
+    job = world.launched("normal", user="U2")
+    report = world.monitor().sweep()
+    assert world.store.get(job.job_id).status is S.IN_PROGRESS and report.observed == 1
+    assert world.store.get(odd.job_id).status is S.LAUNCHED
+
+
+def test_a_stopped_jobs_late_stop_event_sends_no_second_stop(world: World):
+    job = world.submit()
+    world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()  # attempt 1 named, not created
+    world.jobs.stop(job.job_id, OWNER)
+    stops = list(world.backend.stops)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED))
+    assert report.ignored == 1 and world.backend.stops == stops and report.stops_resent == 0
+
+
+def test_an_unreachable_sagemaker_slows_the_sweep_down(world: World):
+    from backend.services.monitor import Monitor
+    from backend.services.pacing import TokenBucket
+    from tests.unit.services.conftest import POLICY
+
+    world.launched()
+    pacer = TokenBucket(rate=8, burst=100, monotonic=world.clock.monotonic, sleep=world.clock.sleep)
+    monitor = Monitor(world.store, world.backend, world.dispatcher, policy=POLICY, pacer=pacer, clock=world.clock)
+    world.backend.unavailable = True
+    monitor.sweep()
+    assert pacer.rate == 4
+    world.backend.unavailable = False
+    monitor.sweep()
+    assert pacer.rate == pytest.approx(4.4)
