@@ -314,16 +314,19 @@ def run_spot() -> bool:
                 continue
             target.write_text(source.replace(original, mutated), encoding="utf-8")
             started = time.monotonic()
-            code = subprocess.call(
-                [_python(), "-m", "pytest", "-x", "-q", "-o", "addopts=", "-p", "no:cacheprovider", *SPOT_TESTS],
+            run = subprocess.run(
+                [_python(), "-m", "pytest", "-x", "-q", "-rf", "-o", "addopts=", "-p", "no:cacheprovider", *SPOT_TESTS],
                 cwd=copy,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
             )
             target.write_text(source, encoding="utf-8")
-            killed = code != 0
+            killed = run.returncode != 0
             survived += not killed
             print(f"  {'killed  ' if killed else 'SURVIVED'} {what} ({time.monotonic() - started:.0f} s)")
+            for line in run.stdout.splitlines():
+                if line.startswith(("FAILED ", "ERROR ")):
+                    print(f"           by {line.split(' ', 1)[1].split(' - ')[0]}")
     print(f"spot mutations: {len(SPOT_MUTATIONS) - survived}/{len(SPOT_MUTATIONS)} killed")
     return survived == 0
 
