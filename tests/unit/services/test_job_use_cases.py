@@ -166,3 +166,45 @@ def test_stopping_a_job_in_progress_asks_sagemaker_to_stop_it(world: World):
     assert stopping.status is S.STOPPING and stopping.history[-1].reason == "stopped by <@U1>"
     assert world.backend.stops == [f"{job.job_id}-a1"]
     assert world.notifier.statuses(job.job_id)[-1] is S.STOPPING
+
+
+def test_listings_come_in_pages_of_ten_by_default_and_page_on(world: World):
+    for i in range(12):
+        world.jobs.submit(name=f"m{i}", job_args=job_args(), actor=OWNER)
+    first = world.jobs.list_all()
+    assert len(first.jobs) == 10 and first.cursor is not None
+    rest = world.jobs.list_all(cursor=first.cursor)
+    assert len(rest.jobs) == 2 and not {j.job_id for j in rest.jobs} & {j.job_id for j in first.jobs}
+    assert len(world.jobs.list_owner(OWNER.owner).jobs) == 10
+
+
+def test_two_sweeps_are_registered_under_their_own_ids(world: World):
+    from backend.domain.records import RecordKind
+
+    first = [make_job(f"a-{i}", now=world.clock(), client_token=f"a/{i}") for i in range(2)]
+    second = [make_job(f"b-{i}", now=world.clock(), client_token=f"b/{i}") for i in range(2)]
+    assert world.jobs.submit_sweep(first, "sw-a") == [j.job_id for j in first]
+    assert world.jobs.submit_sweep(second, "sw-b") == [j.job_id for j in second]
+    assert world.store.get_record(RecordKind.SWEEP, "sw-b")["JobIds"] == [j.job_id for j in second]
+
+
+def test_a_stop_that_keeps_losing_races_says_so(world: World):
+    job = world.submit()
+
+    def bump() -> None:
+        world.store.update(world.store.get(job.job_id), at=world.clock(), priority=6)
+        world.store.interleave(bump)
+
+    world.store.interleave(bump)
+    with pytest.raises(StoreUnavailable, match=f"{job.job_id} kept changing while stopping it; try again"):
+        world.jobs.stop(job.job_id, OWNER)
+
+
+def test_a_job_stopped_while_claimed_keeps_no_claim_and_no_due_time(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, world.backend.finish(f"{job.job_id}-a1", TrainingState.FAILED, "AlgorithmError: x"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.backend.during_create = lambda _name: world.jobs.stop(job.job_id, OWNER)  # mid-launch
+    world.launcher().run_tick()
+    stopped = world.store.get(job.job_id)
+    assert stopped.status is S.STOPPED and stopped.lease is None and stopped.next_attempt_at is None

@@ -287,3 +287,124 @@ def test_an_unreachable_sagemaker_slows_the_sweep_down(world: World):
     world.backend.unavailable = False
     monitor.sweep()
     assert pacer.rate == pytest.approx(4.4)
+
+
+def test_the_backoff_is_reproducible_from_the_monitors_random_source():
+    import random
+
+    from backend.services.monitor import Monitor
+    from tests.unit.services.conftest import POLICY
+
+    def next_attempt(seed: int):
+        world = World()
+        job = world.launched()
+        monitor = Monitor(
+            world.store, world.backend, world.dispatcher, policy=POLICY, pacer=world.pacer(), clock=world.clock,
+            rng=random.Random(seed),
+        )
+        monitor.observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+        return world.store.get(job.job_id).next_attempt_at
+
+    assert next_attempt(11) == next_attempt(11)
+    assert next_attempt(11) != next_attempt(12)
+
+
+def test_each_ignored_observation_adds_one_to_the_report_it_is_given(world: World):
+    def ignored_by(job_id: str, number: int, status: TrainingStatus) -> int:
+        report = MonitorReport(ignored=5)
+        world.monitor().observe(job_id, number, status, report)
+        return report.ignored
+
+    assert ignored_by("nobody-abc123", 1, _status("nobody-abc123-a1", T.RUNNING)) == 6  # no such job
+    done = world.launched("done")
+    world.monitor().observe(done.job_id, 1, _status(f"{done.job_id}-a1", T.COMPLETED))
+    assert ignored_by(done.job_id, 1, _status(f"{done.job_id}-a1", T.COMPLETED)) == 6  # already applied
+    assert ignored_by(done.job_id, 9, _status(f"{done.job_id}-a9", T.COMPLETED)) == 6  # not its attempt
+    running = world.launched("running", user="U2")
+    world.monitor().observe(running.job_id, 1, _status(f"{running.job_id}-a1", T.RUNNING))
+    assert ignored_by(running.job_id, 1, _status(f"{running.job_id}-a1", T.RUNNING)) == 6  # nothing new
+    world.monitor().observe(running.job_id, 1, _status(f"{running.job_id}-a1", T.STOPPING))
+    assert ignored_by(running.job_id, 1, _status(f"{running.job_id}-a1", T.STOPPING)) == 6  # stopping already
+    early = world.submit("early")
+    world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()
+    world.jobs.stop(early.job_id, OWNER)
+    assert ignored_by(early.job_id, 1, _status(f"{early.job_id}-a1", T.STOPPED)) == 6  # the job has ended
+
+
+def test_a_sweep_goes_on_past_a_job_sagemaker_does_not_know_yet(world: World):
+    missing = world.launched("missing")
+    del world.backend.jobs[f"{missing.job_id}-a1"]
+    world.clock.advance(timedelta(seconds=1))
+    other = world.launched("other", user="U2")
+    again = world.launched("again", user="U3")
+    del world.backend.jobs[f"{again.job_id}-a1"]
+    report = world.monitor().sweep()
+    assert world.store.get(other.job_id).status is S.IN_PROGRESS
+    assert report.ignored == 2 and report.observed == 3
+
+
+def test_the_first_event_of_an_unrecorded_attempt_may_be_a_stop(world: World):
+    job = world.submit()
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.STOPPING and stored.current_attempt.outcome is AttemptOutcome.RUNNING
+
+
+def test_an_adopted_retry_is_no_longer_due(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.RUNNING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.next_attempt_at is None and stored.lease is None
+
+
+def test_a_sweep_counts_each_lost_race(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}") for i in range(2)]
+
+    def bump(job_id: str) -> None:
+        world.store.update(world.store.get(job_id), at=world.clock(), priority=6)
+
+    # Before each of the sweep's two writes, someone else changes that job.
+    world.store.interleave(lambda: (bump(jobs[0].job_id), world.store.interleave(lambda: bump(jobs[1].job_id))))
+    report = world.monitor().sweep()
+    assert report.lost_races == 2 and report.applied == 0
+
+
+def test_the_sweep_reports_the_notifications_it_delivered_late(world: World):
+    from backend.errors import NotifierUnavailable
+
+    job = world.launched()
+    original = world.notifier.notify
+
+    def down(_job, _seq):
+        raise NotifierUnavailable("Slack is down")
+
+    world.notifier.notify = down  # type: ignore[method-assign]
+    world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    world.monitor().observe(job.job_id, 1, world.backend.describe(f"{job.job_id}-a1"))
+    world.notifier.notify = original  # type: ignore[method-assign]
+    report = world.monitor().sweep()
+    assert report.notifications_sent == 1 and report.notifications_pending == 0
+    assert world.notifier.statuses(job.job_id)[-1] is S.COMPLETED
