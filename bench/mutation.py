@@ -86,6 +86,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.domain.policy.x_classify_failure_reason', 'prefix = text.split(":", 1)[0].strip()', 'prefix = text.split(":", 2)[0].strip()'): "only the part before the first ':' is used, however often the rest is split",
     ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("XXZXX", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
     ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("z", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
+    ('backend.services.monitor.xǁMonitorǁ_apply', 'if attempt is None or current is None or attempt.number != current.number:', 'if attempt is None or current is None and attempt.number != current.number:'): 'an older attempt always has ended (a new one starts only after it), so the next guard ignores its news just the same',
+    ('backend.services.monitor.xǁMonitorǁ_failed', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else ""', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else "XXXX"'): "any secondary status other than MaxRuntimeExceeded means 'none' to the classifier",
+    ('backend.services.jobs.xǁJobServiceǁretry', 'lease=None, / )', ')'): 'no Failed or Stopped job holds a claim: every move to them clears it (tested), so clearing it again changes nothing',
+    ('backend.services.launcher.xǁLauncherǁ_launch', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, )'): "writing the job's own attempts back is the same as not writing them",
 }
 
 DETECTED = {"killed", "timeout", "caught by type check"}
