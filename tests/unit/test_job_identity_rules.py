@@ -25,7 +25,7 @@ from backend.domain.model import (
     slugify,
 )
 from backend.domain.status import HistoryEntry, JobStatus
-from backend.domain.times import format_utc, parse_utc, to_utc
+from backend.domain.times import format_utc, parse_utc, to_utc, utcnow
 from tests.conftest import T0, job_args, make_job
 
 # --- job ids ---------------------------------------------------------------------------------
@@ -218,8 +218,6 @@ def test_a_slug_is_cut_after_leading_separators_are_dropped():
 
 
 def test_the_clock_is_aware_utc_now():
-    from backend.domain.times import utcnow
-
     before = datetime.now(UTC)
     now = utcnow()
     assert now.tzinfo is UTC and before <= now <= datetime.now(UTC)

@@ -11,6 +11,7 @@ from backend.domain.spec import (
     SWEEP_USAGE,
     BadCommand,
     boolean,
+    duration,
     is_known_key,
     job_spec,
     parse_fields,
@@ -179,8 +180,6 @@ def test_a_number_out_of_its_range_is_refused_saying_the_range(field, value, pro
 
 
 def test_a_duration_may_be_twenty_characters_long_and_no_longer():
-    from backend.domain.spec import duration
-
     assert duration("0" * 19 + "1") == 1
     with pytest.raises(ValueError):
         duration("0" * 20 + "1")

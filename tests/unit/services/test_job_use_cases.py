@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from backend.domain.model import SlackThread
+from backend.domain.model import FailureClass, SlackThread
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, StoreUnavailable
 from backend.ports import TrainingState
@@ -149,8 +150,6 @@ def test_stopping_a_retrying_job_stops_it_at_once_without_a_stop_for_its_ended_a
 
 
 def test_stopping_a_job_whose_create_may_be_in_flight_stops_that_attempt_too(world: World):
-    from backend.domain.model import FailureClass
-
     job = world.submit()
     world.backend.refuse_next(FailureClass.THROTTLING, "ThrottlingException")
     world.launcher().run_tick()  # attempt 1 is named; SageMaker may or may not have it
@@ -179,8 +178,6 @@ def test_listings_come_in_pages_of_ten_by_default_and_page_on(world: World):
 
 
 def test_two_sweeps_are_registered_under_their_own_ids(world: World):
-    from backend.domain.records import RecordKind
-
     first = [make_job(f"a-{i}", now=world.clock(), client_token=f"a/{i}") for i in range(2)]
     second = [make_job(f"b-{i}", now=world.clock(), client_token=f"b/{i}") for i in range(2)]
     assert world.jobs.submit_sweep(first, "sw-a") == [j.job_id for j in first]

@@ -5,6 +5,7 @@ and throttling slows the launcher down."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -329,8 +330,6 @@ def test_two_jobs_stopped_during_their_failing_creates_are_two_lost_races(world:
 
 def test_the_backoff_is_reproducible_from_the_launchers_random_source():
     def next_attempt(seed: int):
-        import random
-
         world = World()
         job = world.submit()
         world.backend.refuse_next(F.QUOTA, "ResourceLimitExceeded: busy")

@@ -4,16 +4,19 @@ and what its report tells an operator."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
 
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
+from backend.errors import NotifierUnavailable
 from backend.ports import TrainingState, TrainingStatus
-from backend.services.monitor import MonitorReport
+from backend.services.monitor import Monitor, MonitorReport
+from backend.services.pacing import TokenBucket
 from tests.conftest import T0
-from tests.unit.services.conftest import OWNER, World
+from tests.unit.services.conftest import OWNER, POLICY, World
 
 S = JobStatus
 T = TrainingState
@@ -274,10 +277,6 @@ def test_a_stopped_jobs_late_stop_event_sends_no_second_stop(world: World):
 
 
 def test_an_unreachable_sagemaker_slows_the_sweep_down(world: World):
-    from backend.services.monitor import Monitor
-    from backend.services.pacing import TokenBucket
-    from tests.unit.services.conftest import POLICY
-
     world.launched()
     pacer = TokenBucket(rate=8, burst=100, monotonic=world.clock.monotonic, sleep=world.clock.sleep)
     monitor = Monitor(world.store, world.backend, world.dispatcher, policy=POLICY, pacer=pacer, clock=world.clock)
@@ -290,11 +289,6 @@ def test_an_unreachable_sagemaker_slows_the_sweep_down(world: World):
 
 
 def test_the_backoff_is_reproducible_from_the_monitors_random_source():
-    import random
-
-    from backend.services.monitor import Monitor
-    from tests.unit.services.conftest import POLICY
-
     def next_attempt(seed: int):
         world = World()
         job = world.launched()
@@ -393,8 +387,6 @@ def test_a_sweep_counts_each_lost_race(world: World):
 
 
 def test_the_sweep_reports_the_notifications_it_delivered_late(world: World):
-    from backend.errors import NotifierUnavailable
-
     job = world.launched()
     original = world.notifier.notify
 
