@@ -90,6 +90,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.services.monitor.xǁMonitorǁ_failed', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else ""', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else "XXXX"'): "any secondary status other than MaxRuntimeExceeded means 'none' to the classifier",
     ('backend.services.jobs.xǁJobServiceǁretry', 'lease=None, / )', ')'): 'no Failed or Stopped job holds a claim: every move to them clears it (tested), so clearing it again changes nothing',
     ('backend.services.launcher.xǁLauncherǁ_launch', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, )'): "writing the job's own attempts back is the same as not writing them",
+    ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"XX-{2,}XX", "-", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
+    ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"-{2,}", "XX-XX", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
 }
 
 DETECTED = {"killed", "timeout", "caught by type check"}

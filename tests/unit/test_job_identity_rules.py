@@ -225,3 +225,8 @@ def test_the_clock_is_aware_utc_now():
 
 def test_an_owner_without_a_clock_starts_at_now_even_at_the_epoch():
     assert fairness.first_tag(None, datetime(1970, 1, 1, tzinfo=UTC)) == 0.0
+
+
+@pytest.mark.parametrize(("name", "slug"), [("XL model", "XL-model"), ("BOX", "BOX"), ("x--y", "x-y")])
+def test_letters_at_either_end_of_a_name_are_kept(name, slug):
+    assert slugify(name) == slug

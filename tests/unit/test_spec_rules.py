@@ -156,6 +156,7 @@ def test_a_sweep_without_a_name_is_refused_for_its_name_with_the_sweep_usage():
 
 
 def test_volume_checkpoint_and_the_lowest_count_priority_and_retries_map_to_their_fields():
+    assert job_spec({**BASE, "volume": "1"}).job_args.ResourceConfig.VolumeSizeInGB == 1
     spec = job_spec({**BASE, "volume": "100", "checkpoint": "s3://out-bucket/ckpt", "count": "1", "priority": "0", "retries": "0"})
     request = spec.job_args.to_request("grid-a1")
     assert request["ResourceConfig"] == {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100}
