@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from backend.services.presets import PresetBook
+from backend.services.presets import PresetBook, PresetNotYours
 
 FIELDS = {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest"}
 
@@ -36,7 +36,8 @@ def test_two_people_saving_one_new_preset_at_once_do_not_both_become_its_creator
     assert creator in {"UALICE", "UBOB"}
     loser = "UBOB" if creator == "UALICE" else "UALICE"
     outcome_of_loser = results[0] if loser == "UALICE" else results[1]
-    assert isinstance(outcome_of_loser, Exception)  # told it is someone else's, not silently taken over
+    # Told it is someone else's (the exact refusal, not any error), not silently taken over.
+    assert type(outcome_of_loser) is PresetNotYours and outcome_of_loser.creator == creator
     assert book.names() == {"nlp": creator}
 
 

@@ -180,7 +180,10 @@ def test_stop_and_retry_are_refused_from_other_states_and_for_other_users(stack)
     assert stack.jobs.stop(job.job_id, ADMIN).status is S.STOPPED
     with pytest.raises(IllegalTransition):
         stack.jobs.stop(job.job_id, ALICE)
-    assert stack.store.get(job.job_id).version == 2
+    with pytest.raises(NotAuthorized):  # Stopped may be retried, but only by its owner or an admin
+        stack.jobs.retry(job.job_id, BOB)
+    stored = stack.store.get(job.job_id)
+    assert stored.status is S.STOPPED and stored.version == 2
 
 
 @pytest.fixture

@@ -1,0 +1,364 @@
+"""Mutation testing of the core rules: would the fast tests notice a broken rule?
+
+Runs mutmut (pinned in pyproject's ``mutate`` extra; ``./dev mutate`` installs it) over the
+domain (``backend/domain``), the launcher, the monitor, the job service and the authorization
+checks, judged by the fast unit tests (``tests/unit``: the in-memory fake store, no I/O). The
+configuration is ``[tool.mutmut]`` in pyproject.toml: what is mutated, which tests judge, and
+that logging lines are not mutated (what a log line says is not a rule). Prints, per group and
+per module: mutants, killed, survived, the score, how long it took, and every survivor with
+its one-line diff. Survivors judged equivalent (no test can tell them from the original; see
+``EQUIVALENT``) are listed apart with the reason, and a second score leaves them out.
+
+mutmut 3 mutates only code inside functions. Rules that live in module-level tables (the
+status machine's ``ALLOWED``) and statements it does not delete are covered by ``--spot``: the
+hand-written mutations of issue 17, each applied to a copy of the source and run against the
+same tests; every one must be killed.
+
+Not part of the default suite (minutes, not seconds). Usage::
+
+    ./dev mutate                       # every group, one mutmut run per group
+    ./dev mutate domain launcher       # some groups
+    ./dev mutate --spot                # only the hand-written spot mutations
+    ./dev mutate --report              # print the last run's results without running
+
+Results stay in ``mutants/`` (git-ignored); mutmut reuses them for unchanged functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What each group mutates, as mutmut mutant-name globs (module, then x_<function> or
+# xǁ<Class>ǁ<method>).
+GROUPS: dict[str, list[str]] = {
+    "domain": ["backend.domain.*"],
+    "launcher": ["backend.services.launcher.*"],
+    "monitor": ["backend.services.monitor.*"],
+    "jobs": ["backend.services.jobs.*"],
+    "authorization": [
+        "backend.services.jobs.xǁJobServiceǁauthorize_change__mutmut_*",
+        "backend.config.xǁSettingsǁis_allowed__mutmut_*",
+        "backend.config.xǁSettingsǁis_admin__mutmut_*",
+        "backend.services.presets.xǁPresetBookǁ_authorize__mutmut_*",
+    ],
+}
+# The issue's target: at least this score on each of these groups.
+TARGET = 0.85
+TARGET_GROUPS = ("domain", "launcher", "monitor", "jobs")
+
+# Survivors judged equivalent: (mangled function, the original line, the mutated line, both
+# stripped as in mutmut's diff) -> why no test can tell the mutant from the original. Keyed by
+# the lines, not the mutant's number, so the list survives renumbering when other code in the
+# function changes.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", None)}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", )}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x__request', 'knobs: dict[str, Any] = {"name": fields.get("name", "")}', 'knobs: dict[str, Any] = {"name": fields.get("name", "XXXX")}'): 'a missing name is reported as a problem before any JobSpec is built, so the default is never read',
+    ('backend.domain.spec.x_sweep_specs', 'base_name = fields.get("name", "")', 'base_name = fields.get("name", None)'): 'None and "" are both falsy: a nameless sweep makes nameless specs either way (refused for the name)',
+    ('backend.domain.spec.x_sweep_specs', 'base_name = fields.get("name", "")', 'base_name = fields.get("name", )'): 'None and "" are both falsy: a nameless sweep makes nameless specs either way (refused for the name)',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, strict=None))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, ))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_sweep_specs', 'chosen = dict(zip(keys, combination, strict=True))', 'chosen = dict(zip(keys, combination, strict=False))'): 'keys and each combination come from the same grid, so they always have the same length',
+    ('backend.domain.spec.x_is_known_key', 'if key.startswith(prefix) and len(key) > len(prefix):', 'if key.startswith(prefix) and len(key) >= len(prefix):'): 'a key that is only the prefix leaves an empty rest, which neither name pattern matches ({1,…})',
+    ('backend.domain.model.x_new_job', 'status=JobStatus.NEW,', ''): "JobStatus.NEW is Job.status's default",
+    ('backend.domain.model.x_new_job', 'history=[HistoryEntry(seq=1, at=now, from_status=None, to_status=JobStatus.NEW, reason="submitted")],', 'history=[HistoryEntry(seq=1, at=now, to_status=JobStatus.NEW, reason="submitted")],'): "from_status=None is HistoryEntry's default",
+    ('backend.domain.model.x_new_job_id', 'suffix = secrets.token_hex(8)', 'suffix = secrets.token_hex(None)'): 'the random suffix is reduced to 6 base-36 digits: any number of random bytes gives the same distribution of ids',
+    ('backend.domain.model.x_new_job_id', 'suffix = secrets.token_hex(8)', 'suffix = secrets.token_hex(9)'): 'the random suffix is reduced to 6 base-36 digits: any number of random bytes gives the same distribution of ids',
+    ('backend.domain.model.xǁJobArgsǁto_request', 'request.pop(optional_list, None)', 'request.pop(optional_list, )'): 'model_dump always holds InputDataConfig and Tags (list defaults), so pop never misses',
+    ('backend.domain.policy.x_classify_failure_reason', 'def classify_failure_reason(reason: str, *, secondary_status: str = "") -> Classification:', 'def classify_failure_reason(reason: str, *, secondary_status: str = "XXXX") -> Classification:'): "no caller's secondary status is 'XXXX'; the default only stands for 'none given'",
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("XXMaxRuntimeExceededXX"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("maxruntimeexceeded"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):', 'if secondary_status == "MaxRuntimeExceeded" or text.startswith("MAXRUNTIMEEXCEEDED"):'): 'a MaxRuntimeExceeded reason not caught here falls through to the last rule, which gives the same class (user) and the same reason',
+    ('backend.domain.policy.x_classify_failure_reason', 'prefix = text.split(":", 1)[0].strip()', 'prefix = text.split(":", )[0].strip()'): "only the part before the first ':' is used, however often the rest is split",
+    ('backend.domain.policy.x_classify_failure_reason', 'prefix = text.split(":", 1)[0].strip()', 'prefix = text.split(":", 2)[0].strip()'): "only the part before the first ':' is used, however often the rest is split",
+    ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("XXZXX", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
+    ('backend.domain.times.x_parse_utc', 'return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))', 'return to_utc(datetime.fromisoformat(text.replace("z", "+00:00")))'): "datetime.fromisoformat reads a trailing 'Z' itself since Python 3.11 (the oldest Trainbot runs on)",
+    ('backend.services.monitor.xǁMonitorǁ_apply', 'if attempt is None or current is None or attempt.number != current.number:', 'if attempt is None or current is None and attempt.number != current.number:'): 'an older attempt always has ended (a new one starts only after it), so the next guard ignores its news just the same',
+    ('backend.services.monitor.xǁMonitorǁ_failed', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else ""', 'status.failure_reason, secondary_status="MaxRuntimeExceeded" if status.max_runtime_exceeded else "XXXX"'): "any secondary status other than MaxRuntimeExceeded means 'none' to the classifier",
+    ('backend.services.jobs.xǁJobServiceǁretry', 'lease=None, / )', ')'): 'no Failed or Stopped job holds a claim: every move to them clears it (tested), so clearing it again changes nothing',
+    ('backend.services.launcher.xǁLauncherǁ_launch', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, )'): "writing the job's own attempts back is the same as not writing them",
+    ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"XX-{2,}XX", "-", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
+    ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"-{2,}", "XX-XX", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
+}
+
+DETECTED = {"killed", "timeout", "caught by type check"}
+UNDETECTED = {"survived", "no tests", "suspicious", "segfault"}
+
+# The hand-written mutations of issue 17 that mutmut cannot make (module-level tables,
+# deleted statements) or that the issue names: (file, original text, mutated text, what breaks).
+SPOT_MUTATIONS: list[tuple[str, str, str, str]] = [
+    (
+        "backend/services/jobs.py",
+        "            self.authorize_change(actor, job)\n            if job.status not in (S.FAILED, S.STOPPED):",
+        "            if job.status not in (S.FAILED, S.STOPPED):",
+        "retry() no longer checks who asks (a non-owner retries someone's job)",
+    ),
+    (
+        "backend/services/jobs.py",
+        "            self.authorize_change(actor, job)\n            now = self._clock()\n            who =",
+        "            now = self._clock()\n            who =",
+        "stop() no longer checks who asks",
+    ),
+    (
+        "backend/services/launcher.py",
+        "usage[instance_type] + count > limit:",
+        "usage[instance_type] + count > limit + 1:",
+        "the instance limit is off by one",
+    ),
+    (
+        "backend/services/monitor.py",
+        "capacity_wait_since=(job.capacity_wait_since or now) if capacity else None,",
+        "capacity_wait_since=None,",
+        "the run-time capacity wait never starts (a job losing capacity forever is never failed)",
+    ),
+    (
+        "backend/services/monitor.py",
+        "MISSING_GRACE = timedelta(minutes=10)",
+        "MISSING_GRACE = timedelta(0)",
+        "no grace before re-queuing a job SageMaker does not know yet",
+    ),
+    (
+        "backend/services/monitor.py",
+        "        if job.status is S.STOPPING:\n            # The user asked to stop; it failed first.",
+        "        if False:\n            # The user asked to stop; it failed first.",
+        "a job being stopped whose attempt fails is resubmitted",
+    ),
+    (
+        "backend/domain/status.py",
+        "S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED}),",
+        "S.STOPPING: frozenset({S.STOPPED, S.FAILED}),",
+        "Stopping -> Completed dropped from the status table",
+    ),
+    (
+        "backend/domain/status.py",
+        "S.FAILED: frozenset({S.RETRYING}),",
+        "S.FAILED: frozenset(),",
+        "Failed -> Retrying dropped from the status table (no /train retry of a failed job)",
+    ),
+    (
+        "backend/services/launcher.py",
+        "                self._stop_orphan(attempt.name)\n",
+        "                pass\n",
+        "the launcher no longer stops the training job of a job stopped during its create",
+    ),
+    (
+        "backend/services/monitor.py",
+        "if attempt.outcome in (AttemptOutcome.COMPLETED, AttemptOutcome.FAILED, AttemptOutcome.STOPPED, AttemptOutcome.NOT_STARTED):",
+        "if attempt.outcome in (AttemptOutcome.COMPLETED, AttemptOutcome.STOPPED, AttemptOutcome.NOT_STARTED):",
+        "the duplicate-event guard ignores Failed (a repeated failure event is applied twice)",
+    ),
+    (
+        "backend/domain/policy.py",
+        "if job.algorithm_failures + 1 > job.retry_budget:",
+        "if job.algorithm_failures + 1 > job.retry_budget + 1:",
+        "the algorithm-error budget is off by one",
+    ),
+]
+SPOT_TESTS = ["tests/unit/services", "tests/unit/test_policy.py", "tests/unit/test_status_machine.py"]
+
+
+@dataclass
+class Tally:
+    counts: Counter
+    survivors: list[str]
+    equivalent: list[tuple[str, str]]
+
+    @property
+    def total(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in DETECTED | UNDETECTED)
+
+    @property
+    def killed(self) -> int:
+        return sum(self.counts[s] for s in DETECTED)
+
+    def score(self, *, without_equivalent: bool = False) -> float:
+        total = self.total - (len(self.equivalent) if without_equivalent else 0)
+        return self.killed / total if total else 1.0
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def _mutmut(*args: str) -> int:
+    return subprocess.call([_python(), "-m", "mutmut", *args], cwd=ROOT)
+
+
+def _results() -> dict[str, tuple[str, str]]:
+    """Every mutant mutmut has a result for: name -> (status, the source file)."""
+    from mutmut.stats import status_by_exit_code
+
+    found: dict[str, tuple[str, str]] = {}
+    for meta in (ROOT / "mutants").rglob("*.py.meta"):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        source = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
+        for name, code in data.get("exit_code_by_key", {}).items():
+            found[name] = (status_by_exit_code[code], source)
+    return found
+
+
+def _diff_line(name: str, source: str) -> tuple[str, str]:
+    """(the original line, the mutated line), stripped, from mutmut's diff of ``name``."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        diff = get_diff_for_mutant(name, path=source)
+    finally:
+        os.chdir(cwd)
+    minus = [line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    plus = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return (" / ".join(minus), " / ".join(plus))
+
+
+def tally(patterns: list[str], results: dict[str, tuple[str, str]]) -> Tally:
+    counts: Counter = Counter()
+    survivors: list[str] = []
+    equivalent: list[tuple[str, str]] = []
+    for name, (status, source) in sorted(results.items()):
+        if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        counts[status] += 1
+        if status in UNDETECTED:
+            old, new = _diff_line(name, source)
+            why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
+            if why is not None:
+                equivalent.append((name, why))
+                continue
+            survivors.append(f"{name} [{status}]\n        - {old}\n        + {new}")
+    return Tally(counts, survivors, equivalent)
+
+
+def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True) -> bool:
+    results = _results()
+    ok = True
+    print()
+    print(f"{'group':<14} {'mutants':>8} {'killed':>7} {'survived':>9} {'no tests':>9} {'equiv.':>7} {'score':>7} {'w/o eq.':>8} {'time':>8}")
+    details: list[tuple[str, Tally]] = []
+    for group in groups:
+        t = tally(GROUPS[group], results)
+        details.append((group, t))
+        took = f"{timings[group]:.0f} s" if group in timings else "-"
+        print(
+            f"{group:<14} {t.total:>8} {t.killed:>7} {t.counts['survived']:>9} {t.counts['no tests']:>9} "
+            f"{len(t.equivalent):>7} {t.score():>7.1%} {t.score(without_equivalent=True):>8.1%} {took:>8}"
+        )
+        if group in TARGET_GROUPS and t.score(without_equivalent=True) < TARGET:
+            ok = False
+    if timings:
+        print(f"total time: {sum(timings.values()):.0f} s")
+    # Per module, so a weak file stands out.
+    print()
+    by_module: dict[str, Counter] = {}
+    for name, (status, _source) in results.items():
+        if any(fnmatch.fnmatchcase(name, p) for g in groups for p in GROUPS[g]):
+            module = name.split(".x_")[0].split(".xǁ")[0]
+            by_module.setdefault(module, Counter())[status] += 1
+    for module, counts in sorted(by_module.items()):
+        total = sum(n for s, n in counts.items() if s in DETECTED | UNDETECTED)
+        killed = sum(counts[s] for s in DETECTED)
+        print(f"  {module:<36} {killed:>4}/{total:<4} {killed / total if total else 1:.1%}")
+    if show_survivors:
+        for group, t in details:
+            if t.survivors:
+                print(f"\n{group}: {len(t.survivors)} survivors")
+                for line in t.survivors:
+                    print(f"  {line}")
+            if t.equivalent:
+                print(f"\n{group}: {len(t.equivalent)} judged equivalent")
+                for name, why in t.equivalent:
+                    print(f"  {name}: {why}")
+    print()
+    print(f"target {TARGET:.0%} on {', '.join(TARGET_GROUPS)}: {'met' if ok else 'NOT met'}")
+    return ok
+
+
+def run_groups(groups: list[str], max_children: int | None) -> dict[str, float]:
+    timings: dict[str, float] = {}
+    extra = ["--max-children", str(max_children)] if max_children else []
+    for group in groups:
+        print(f"==> mutmut run: {group}", flush=True)
+        started = time.monotonic()
+        code = _mutmut("run", *extra, *GROUPS[group])
+        timings[group] = time.monotonic() - started
+        if code != 0:
+            print(f"mutmut run failed for {group} (exit {code})", file=sys.stderr)
+            sys.exit(code)
+    return timings
+
+
+def run_spot() -> bool:
+    """Apply each hand-written mutation to a copy of the source; the unit tests must fail."""
+    print("==> spot mutations (issue 17), each against " + " ".join(SPOT_TESTS))
+    survived = 0
+    with tempfile.TemporaryDirectory(prefix="trainbot-spot-") as tmp:
+        copy = Path(tmp)
+        for part in ("backend", "bot", "infra", "tests", "docs"):
+            shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for part in ("template.yaml", "README.md", "pyproject.toml"):
+            shutil.copy(ROOT / part, copy / part)
+        for path, original, mutated, what in SPOT_MUTATIONS:
+            target = copy / path
+            source = (ROOT / path).read_text(encoding="utf-8")
+            if source.count(original) != 1:
+                print(f"  ?  {what}: the original text is not (once) in {path}; update SPOT_MUTATIONS")
+                survived += 1
+                continue
+            target.write_text(source.replace(original, mutated), encoding="utf-8")
+            started = time.monotonic()
+            run = subprocess.run(
+                [_python(), "-m", "pytest", "-x", "-q", "-rf", "-o", "addopts=", "-p", "no:cacheprovider", *SPOT_TESTS],
+                cwd=copy,
+                capture_output=True,
+                text=True,
+            )
+            target.write_text(source, encoding="utf-8")
+            killed = run.returncode != 0
+            survived += not killed
+            print(f"  {'killed  ' if killed else 'SURVIVED'} {what} ({time.monotonic() - started:.0f} s)")
+            for line in run.stdout.splitlines():
+                if line.startswith(("FAILED ", "ERROR ")):
+                    print(f"           by {line.split(' ', 1)[1].split(' - ')[0]}")
+    print(f"spot mutations: {len(SPOT_MUTATIONS) - survived}/{len(SPOT_MUTATIONS)} killed")
+    return survived == 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("groups", nargs="*", help=f"groups to run: {', '.join(GROUPS)} (default: all)")
+    parser.add_argument("--spot", action="store_true", help="run only the hand-written spot mutations")
+    parser.add_argument("--report", action="store_true", help="print the last results without running")
+    parser.add_argument("--max-children", type=int, default=None, help="parallel mutants (mutmut's default: CPUs)")
+    parser.add_argument("--no-survivors", action="store_true", help="print the table only")
+    args = parser.parse_args()
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
+        sys.exit("mutmut is not installed: run ./dev mutate (it installs the 'mutate' extra)")
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    if args.spot:
+        sys.exit(0 if run_spot() else 1)
+    groups = args.groups or list(GROUPS)
+    timings = {} if args.report else run_groups(groups, args.max_children)
+    ok = report(groups, timings, show_survivors=not args.no_survivors)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""The monitor's rules in detail: what it records about each attempt (times, billable seconds,
+reasons), which observations it ignores, how it adopts an attempt the launcher did not record,
+and what its report tells an operator."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from backend.domain.model import AttemptOutcome, FailureClass
+from backend.domain.status import JobStatus
+from backend.errors import NotifierUnavailable
+from backend.ports import TrainingState, TrainingStatus
+from backend.services.monitor import Monitor, MonitorReport
+from backend.services.pacing import TokenBucket
+from tests.conftest import T0
+from tests.unit.services.conftest import OWNER, POLICY, World
+
+S = JobStatus
+T = TrainingState
+F = FailureClass
+
+
+def _status(name: str, state: TrainingState, **kwargs) -> TrainingStatus:
+    return TrainingStatus(name=name, state=state, **kwargs)
+
+
+def test_a_completed_attempt_records_sagemakers_times_and_billable_seconds(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    started, ended = T0 + timedelta(minutes=2), T0 + timedelta(minutes=30)
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING, started_at=started))
+    world.clock.advance(timedelta(hours=1))
+    report = world.monitor().observe(job.job_id, 1, _status(name, T.COMPLETED, ended_at=ended, billable_seconds=1680))
+    attempt = world.store.get(job.job_id).current_attempt
+    assert (attempt.started_at, attempt.ended_at, attempt.billable_seconds) == (started, ended, 1680)
+    assert attempt.outcome is AttemptOutcome.COMPLETED and attempt.reason == "completed"
+    assert world.store.get(job.job_id).history[-1].reason == "completed"
+    assert report.applied == 1 and report.moved == {"Completed": 1} and report.observed == 1
+
+
+def test_times_sagemaker_did_not_give_are_taken_from_the_monitors_clock(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.clock.advance(timedelta(minutes=3))
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING))
+    assert world.store.get(job.job_id).current_attempt.started_at == world.clock()
+    first_look = world.clock()
+    world.clock.advance(timedelta(minutes=5))
+    world.monitor().observe(job.job_id, 1, _status(name, T.FAILED, failure_reason="ClientError: x", started_at=T0))
+    attempt = world.store.get(job.job_id).current_attempt
+    assert attempt.started_at == first_look and attempt.ended_at == world.clock()  # the start it recorded stands
+
+
+def test_an_attempt_that_ends_before_the_monitor_saw_it_run_takes_sagemakers_start(world: World):
+    job = world.launched()
+    started = T0 + timedelta(minutes=1)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.COMPLETED, started_at=started))
+    assert world.store.get(job.job_id).current_attempt.started_at == started
+
+
+def test_a_running_job_seen_running_again_changes_nothing(world: World):
+    job = world.launched()
+    running = _status(f"{job.job_id}-a1", T.RUNNING)
+    world.monitor().observe(job.job_id, 1, running)
+    version = world.store.get(job.job_id).version
+    report = world.monitor().observe(job.job_id, 1, running)
+    assert report.ignored == 1 and report.applied == 0 and world.store.get(job.job_id).version == version
+
+
+def test_a_stop_requested_outside_trainbot_is_followed_and_ends_stopped_outside_trainbot(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.monitor().observe(job.job_id, 1, _status(name, T.STOPPING))
+    stopping = world.store.get(job.job_id)
+    assert stopping.status is S.STOPPING and stopping.history[-1].reason == "stopping (requested outside Trainbot)"
+    assert world.monitor().observe(job.job_id, 1, _status(name, T.STOPPING)).ignored == 1
+
+    other = world.launched("other", user="U2")
+    world.monitor().observe(other.job_id, 1, _status(f"{other.job_id}-a1", T.STOPPED))
+    stopped = world.store.get(other.job_id)
+    assert stopped.status is S.STOPPED and stopped.history[-1].reason == "stopped outside Trainbot"
+    attempt = stopped.current_attempt
+    assert attempt.outcome is AttemptOutcome.STOPPED and attempt.failure_class is F.STOPPED
+
+
+def test_a_stop_asked_in_trainbot_ends_stopped(world: World):
+    job = world.launched()
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED))
+    assert world.store.get(job.job_id).history[-1].reason == "stopped"
+
+
+def test_an_attempt_the_launcher_did_not_record_is_adopted_from_its_first_event(world: World):
+    job = world.submit()
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    assert world.store.get(job.job_id).status is S.NEW
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.lease is None and stored.next_attempt_at is None
+    assert [h.reason for h in stored.history][-2:] == [f"adopted {job.job_id}-a1", "training"]
+    assert stored.current_attempt.outcome is AttemptOutcome.RUNNING and stored.current_attempt.launched_at == world.clock()
+    assert report.applied == 2 and report.moved == {"Launched": 1, "InProgress": 1}
+
+
+def test_an_event_for_a_job_that_does_not_exist_is_ignored(world: World):
+    report = world.monitor().observe("nobody-abc123", 1, _status("nobody-abc123-a1", T.RUNNING))
+    assert report.ignored == 1 and report.observed == 1 and report.applied == 0
+
+
+def test_an_event_for_a_job_without_attempts_is_ignored(world: World):
+    job = world.submit()
+    assert world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING)).ignored == 1
+    assert world.store.get(job.job_id).status is S.NEW
+
+
+def test_an_older_attempts_late_news_is_ignored(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.launcher().run_tick()
+    version = world.store.get(job.job_id).version
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.COMPLETED))
+    assert report.ignored == 1 and world.store.get(job.job_id).version == version
+
+
+def test_failures_are_counted_by_class_and_resubmissions_by_class(world: World):
+    job = world.launched(retry_budget=2)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    assert report.outcomes == {"algorithm": 1} and report.retried == {"algorithm": 1} and report.moved == {"Retrying": 1}
+    other = world.launched("other", user="U2")
+    report = world.monitor().observe(other.job_id, 1, _status(f"{other.job_id}-a1", T.FAILED, failure_reason="ClientError: x"))
+    assert report.outcomes == {"user": 1} and report.retried == {} and report.moved == {"Failed": 1}
+    failed = world.store.get(other.job_id)
+    assert failed.algorithm_failures == 0 and failed.current_attempt.failure_class is F.USER
+    assert failed.current_attempt.reason == "ClientError: x" and failed.history[-1].reason == "ClientError: x"
+
+
+def test_the_last_algorithm_error_is_counted_in_the_failed_job(world: World):
+    job = world.launched(retry_budget=0)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    failed = world.store.get(job.job_id)
+    assert failed.status is S.FAILED and failed.algorithm_failures == 1
+    assert failed.history[-1].reason == "algorithm error on 1 attempts (retry budget 0): AlgorithmError: x"
+
+
+def test_a_resubmission_after_an_internal_error_waits_its_backoff(world: World):
+    job = world.launched()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="InternalServerError: x"))
+    stored = world.store.get(job.job_id)
+    assert world.clock() <= stored.next_attempt_at <= world.clock() + timedelta(seconds=60)
+    assert stored.current_attempt.failure_class is F.THROTTLING
+
+
+def test_the_sweep_reports_what_it_could_not_see_and_sends_pending_notifications(world: World):
+    first = world.launched("first")
+    world.launched("second", user="U2")
+    world.backend.unavailable = True
+    report = world.monitor().sweep()
+    assert report.unknown == 2 and report.observed == 0 and report.applied == 0
+    world.backend.unavailable = False
+    world.backend.finish(f"{first.job_id}-a1", T.COMPLETED)
+    report = world.monitor().sweep()
+    assert report.observed == 2 and report.applied == 2 and report.moved == {"Completed": 1, "InProgress": 1}
+    assert report.notifications_pending == 0
+
+
+def test_an_interrupted_sweep_says_so(world: World):
+    world.launched("first")
+    world.launched("second", user="U2")
+    calls = iter([True, False, False])
+    report = world.monitor().sweep(should_continue=lambda: next(calls, False))
+    assert report.stopped_early and report.observed == 1
+
+
+def test_the_sweep_report_reads_as_a_flat_dict():
+    report = MonitorReport(applied=1)
+    report.outcomes["capacity"] += 1
+    report.moved["Retrying"] += 1
+    report.retried["capacity"] += 1
+    data = report.as_dict()
+    assert data["applied"] == 1
+    assert (data["outcomes"], data["moved"], data["retried"]) == ({"capacity": 1}, {"Retrying": 1}, {"capacity": 1})
+    assert all(type(data[k]) is dict for k in ("outcomes", "moved", "retried"))
+
+
+def test_an_event_that_keeps_losing_races_gives_up_after_five_rounds(world: World):
+    job = world.launched()
+
+    def bump() -> None:
+        world.store.update(world.store.get(job.job_id), at=world.clock(), priority=6)
+        world.store.interleave(bump)
+
+    world.store.interleave(bump)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    assert report.lost_races == 5 and report.applied == 0
+
+
+def test_a_run_past_max_runtime_is_told_as_such(world: World):
+    job = world.launched(retry_budget=5)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, max_runtime_exceeded=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED
+    assert stored.history[-1].reason == "MaxRuntimeExceeded: the job ran longer than its max_runtime (3600 s); SageMaker stopped it"
+
+
+def test_a_job_being_stopped_whose_attempt_fails_ends_failed_with_sagemakers_reason(world: World):
+    job = world.launched(retry_budget=5)
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: interrupted"))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED and stored.history[-1].reason == "AlgorithmError: interrupted"
+    assert stored.current_attempt.outcome is AttemptOutcome.FAILED and stored.current_attempt.failure_class is F.ALGORITHM
+    assert stored.algorithm_failures == 0 and world.store.due_for_launch(world.clock(), 10) == []
+
+
+def test_a_quota_lost_at_run_time_starts_the_capacity_wait(world: World):
+    job = world.launched(retry_budget=0)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="ResourceLimitExceeded: quota"))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.RETRYING and stored.capacity_wait_since == world.clock()
+
+
+def test_a_job_in_progress_stopped_outside_trainbot_moves_to_stopping(world: World):
+    job = world.launched()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPING))
+    assert world.store.get(job.job_id).status is S.STOPPING
+
+
+def test_one_sweep_counts_every_move_and_failure_it_applies(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}", retry_budget=2) for i in range(4)]
+    for job in jobs[:2]:
+        world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    for job in jobs[2:]:
+        world.backend.finish(f"{job.job_id}-a1", T.FAILED, "AlgorithmError: x")
+    report = world.monitor().sweep()
+    assert report.moved == {"Completed": 2, "Retrying": 2} and report.applied == 4 and report.observed == 4
+    assert report.outcomes == {"algorithm": 2} and report.retried == {"algorithm": 2}
+
+
+def test_observations_add_to_the_report_they_are_given(world: World):
+    job = world.launched()
+    report = MonitorReport(observed=3, applied=1)
+    same = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING), report)
+    assert same is report and (report.observed, report.applied) == (4, 2)
+
+
+def test_an_active_job_without_an_attempt_does_not_stop_the_sweep(world: World):
+    odd = world.store.transition(world.submit("odd"), S.LAUNCHED, at=world.clock()).job  # launched, no attempt
+    world.clock.advance(timedelta(seconds=1))
+    job = world.launched("normal", user="U2")
+    report = world.monitor().sweep()
+    assert world.store.get(job.job_id).status is S.IN_PROGRESS and report.observed == 1
+    assert world.store.get(odd.job_id).status is S.LAUNCHED
+
+
+def test_a_stopped_jobs_late_stop_event_sends_no_second_stop(world: World):
+    job = world.submit()
+    world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()  # attempt 1 named, not created
+    world.jobs.stop(job.job_id, OWNER)
+    stops = list(world.backend.stops)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED))
+    assert report.ignored == 1 and world.backend.stops == stops and report.stops_resent == 0
+
+
+def test_an_unreachable_sagemaker_slows_the_sweep_down(world: World):
+    world.launched()
+    pacer = TokenBucket(rate=8, burst=100, monotonic=world.clock.monotonic, sleep=world.clock.sleep)
+    monitor = Monitor(world.store, world.backend, world.dispatcher, policy=POLICY, pacer=pacer, clock=world.clock)
+    world.backend.unavailable = True
+    monitor.sweep()
+    assert pacer.rate == 4
+    world.backend.unavailable = False
+    monitor.sweep()
+    assert pacer.rate == pytest.approx(4.4)
+
+
+def test_the_backoff_is_reproducible_from_the_monitors_random_source():
+    def next_attempt(seed: int):
+        world = World()
+        job = world.launched()
+        monitor = Monitor(
+            world.store, world.backend, world.dispatcher, policy=POLICY, pacer=world.pacer(), clock=world.clock,
+            rng=random.Random(seed),
+        )
+        monitor.observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+        return world.store.get(job.job_id).next_attempt_at
+
+    assert next_attempt(11) == next_attempt(11)
+    assert next_attempt(11) != next_attempt(12)
+
+
+def test_each_ignored_observation_adds_one_to_the_report_it_is_given(world: World):
+    def ignored_by(job_id: str, number: int, status: TrainingStatus) -> int:
+        report = MonitorReport(ignored=5)
+        world.monitor().observe(job_id, number, status, report)
+        return report.ignored
+
+    assert ignored_by("nobody-abc123", 1, _status("nobody-abc123-a1", T.RUNNING)) == 6  # no such job
+    done = world.launched("done")
+    world.monitor().observe(done.job_id, 1, _status(f"{done.job_id}-a1", T.COMPLETED))
+    assert ignored_by(done.job_id, 1, _status(f"{done.job_id}-a1", T.COMPLETED)) == 6  # already applied
+    assert ignored_by(done.job_id, 9, _status(f"{done.job_id}-a9", T.COMPLETED)) == 6  # not its attempt
+    running = world.launched("running", user="U2")
+    world.monitor().observe(running.job_id, 1, _status(f"{running.job_id}-a1", T.RUNNING))
+    assert ignored_by(running.job_id, 1, _status(f"{running.job_id}-a1", T.RUNNING)) == 6  # nothing new
+    world.monitor().observe(running.job_id, 1, _status(f"{running.job_id}-a1", T.STOPPING))
+    assert ignored_by(running.job_id, 1, _status(f"{running.job_id}-a1", T.STOPPING)) == 6  # stopping already
+    early = world.submit("early")
+    world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
+    world.launcher().run_tick()
+    world.jobs.stop(early.job_id, OWNER)
+    assert ignored_by(early.job_id, 1, _status(f"{early.job_id}-a1", T.STOPPED)) == 6  # the job has ended
+
+
+def test_a_sweep_goes_on_past_a_job_sagemaker_does_not_know_yet(world: World):
+    missing = world.launched("missing")
+    del world.backend.jobs[f"{missing.job_id}-a1"]
+    world.clock.advance(timedelta(seconds=1))
+    other = world.launched("other", user="U2")
+    again = world.launched("again", user="U3")
+    del world.backend.jobs[f"{again.job_id}-a1"]
+    report = world.monitor().sweep()
+    assert world.store.get(other.job_id).status is S.IN_PROGRESS
+    assert report.ignored == 2 and report.observed == 3
+
+
+def test_the_first_event_of_an_unrecorded_attempt_may_be_a_stop(world: World):
+    job = world.submit()
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.STOPPING and stored.current_attempt.outcome is AttemptOutcome.RUNNING
+
+
+def test_an_adopted_retry_is_no_longer_due(world: World):
+    job = world.launched(retry_budget=2)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.RUNNING))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.next_attempt_at is None and stored.lease is None
+
+
+def test_a_sweep_counts_each_lost_race(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}") for i in range(2)]
+
+    def bump(job_id: str) -> None:
+        world.store.update(world.store.get(job_id), at=world.clock(), priority=6)
+
+    # Before each of the sweep's two writes, someone else changes that job.
+    world.store.interleave(lambda: (bump(jobs[0].job_id), world.store.interleave(lambda: bump(jobs[1].job_id))))
+    report = world.monitor().sweep()
+    assert report.lost_races == 2 and report.applied == 0
+
+
+def test_the_sweep_reports_the_notifications_it_delivered_late(world: World):
+    job = world.launched()
+    original = world.notifier.notify
+
+    def down(_job, _seq):
+        raise NotifierUnavailable("Slack is down")
+
+    world.notifier.notify = down  # type: ignore[method-assign]
+    world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    world.monitor().observe(job.job_id, 1, world.backend.describe(f"{job.job_id}-a1"))
+    world.notifier.notify = original  # type: ignore[method-assign]
+    world.clock.advance(timedelta(minutes=10))  # past the writer's lease and the quiet time
+    report = world.monitor().sweep()
+    # Quiet changes wait for an urgent one (backend.domain.notice): New, Launched and the end go together.
+    assert report.notifications_sent == 3 and report.notifications_pending == 0
+    assert world.notifier.statuses(job.job_id)[-1] is S.COMPLETED
