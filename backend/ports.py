@@ -213,11 +213,6 @@ class RecordStore(Protocol):
 
     def delete_record(self, kind: str, key: str) -> None: ...
 
-    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
-        """Count one more job of a registered sweep ending with ``outcome``, once per
-        ``marker`` (atomically with the marker); the tally."""
-        ...
-
     def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
         """Count the end of the sweep's job number ``member`` once (one conditional write on a
         small per-sweep record: a repeat counts nothing and returns None); a failure's line

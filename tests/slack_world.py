@@ -96,9 +96,13 @@ class SlackWorld:
         from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
         import bot.handler
+        from backend.adapters.slack.secrets import slack_credentials
         from bot.app import create_app
 
-        bot.handler._handler = SlackRequestHandler(create_app(self.stack.container))
+        credentials = slack_credentials(self.stack.container.settings)
+        bot.handler._wired = bot.handler._Wired(
+            SlackRequestHandler(create_app(self.stack.container, credentials)), credentials.signing_secret
+        )
 
     def __enter__(self) -> SlackWorld:
         return self

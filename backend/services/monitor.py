@@ -143,7 +143,9 @@ class Monitor:
                 report.errors += 1
                 logger.error("sweeping one job failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
             last = _sweep_key(job)
-        self._save_cursor(last if report.stopped_early and last is not None else "")
+        after = last if report.stopped_early and last is not None else ""
+        if after != cursor:  # an unchanged cursor (every sweep that walks them all) costs no write
+            self._save_cursor(after)
         delivery = self._dispatcher.drain(should_continue=should_continue)
         report.notifications_sent = delivery.sent
         report.notifications_pending = delivery.pending

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import threading
@@ -142,6 +143,9 @@ def function_environment(transformed: dict[str, Any], logical_id: str, resources
                 value = parameters[target]
             else:
                 raise AssertionError(f"{logical_id}: {name} refers to {target}, which the artifact test does not create")
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            known = {"AWS::StackName": parameters.get("AWS::StackName", "trainbot"), **parameters, **resources}
+            value = re.sub(r"\$\{([^}]+)\}", lambda m, known=known: str(known.get(m[1], m[0])), value["Fn::Sub"])
         if not isinstance(value, str | int | float):
             raise AssertionError(f"{logical_id}: {name} is {value!r}, which the artifact test cannot resolve")
         resolved[name] = str(value)

@@ -359,21 +359,6 @@ def test_numbers_in_records_read_back_as_written(store):
     }
 
 
-def test_a_sweeps_tally_counts_each_outcome_once_per_marker(store):
-    store.register_many([make_job(f"t-{i}", client_token=f"t/{i}") for i in range(3)], "tally")
-    assert store.bump_sweep_tally_once("tally", "Completed", "t-0:3", 2_000_000_000) == {"Completed": 1}
-    assert store.bump_sweep_tally_once("tally", "Completed", "t-1:3", 2_000_000_000) == {"Completed": 2}
-    # A redelivered change (same marker) is not counted again.
-    assert store.bump_sweep_tally_once("tally", "Completed", "t-1:3", 2_000_000_000) == {"Completed": 2}
-    assert store.bump_sweep_tally_once("tally", "Failed", "t-2:3", 2_000_000_000) == {"Completed": 2, "Failed": 1}
-    assert store.get_record(RecordKind.SWEEP, "tally")["Tally"] == {"Completed": 2, "Failed": 1}
-
-
-def test_a_tally_for_an_unknown_sweep_counts_nothing(store):
-    assert store.bump_sweep_tally_once("no-such-sweep", "Completed", "x:1", 2_000_000_000) == {}
-    assert store.get_record(RecordKind.SWEEP, "no-such-sweep") is None
-
-
 def test_parked_jobs_leave_the_ready_queue_and_are_found_by_type(store):
     p4 = {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}
     store.register(make_job("p4", job_id="p4-a", job_args=job_args(ResourceConfig=p4)))

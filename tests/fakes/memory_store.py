@@ -439,13 +439,3 @@ class MemoryJobStore:
             return False
         record[attribute] = new
         return True
-
-    @_atomic
-    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
-        record = self._records.get((RecordKind.SWEEP.value, sweep_id))
-        counted = (RecordKind.TALLIED.value, marker) in self._records
-        if record is not None and not counted:
-            self._records[(RecordKind.TALLIED.value, marker)] = {"ExpiresAt": expires_at}
-            tally = record.setdefault("Tally", {})
-            tally[outcome] = tally.get(outcome, 0) + 1
-        return dict((record or {}).get("Tally") or {})

@@ -96,46 +96,6 @@ class DynamoRecords(DynamoTable):
 
     # --- sweep tallies ----------------------------------------------------------------------
 
-    def bump_sweep_tally_once(self, sweep_id: str, outcome: str, marker: str, expires_at: int) -> dict[str, int]:
-        """Count one more job of the sweep ending with ``outcome``, once per ``marker`` (one
-        job's change): the marker record and the count are one transaction, so a failure
-        between them can neither count a change twice nor lose it. Returns the tally."""
-        try:
-            self._call(
-                "transact_write_items",
-                TransactItems=[
-                    {
-                        # An Update that creates the marker: the roles that deliver may update
-                        # items; none needs PutItem for this.
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": record_key(RecordKind.TALLIED, marker),
-                            "UpdateExpression": "SET RecordType = :r, ExpiresAt = :e",
-                            "ConditionExpression": "attribute_not_exists(JobId)",
-                            "ExpressionAttributeValues": {":r": {"S": RecordKind.TALLIED.value}, ":e": {"N": str(expires_at)}},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": record_key(RecordKind.SWEEP, sweep_id),
-                            "UpdateExpression": "ADD Tally.#o :one",
-                            "ConditionExpression": "attribute_exists(JobId)",
-                            "ExpressionAttributeNames": {"#o": outcome},
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ],
-            )
-        except ClientError as exc:
-            reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", [])]
-            # Counted before (the marker exists) or the sweep record is gone: nothing to add.
-            # Anything else (a conflicting transaction, throttling) is "could not find out".
-            if "ConditionalCheckFailed" not in reasons:
-                raise StoreUnavailable(f"sweep tally not updated: {reasons or exc}") from exc
-        record = self.get_record(RecordKind.SWEEP, sweep_id) or {}
-        return {str(k): int(v) for k, v in (record.get("Tally") or {}).items()}
-
     def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:
         """Count one sweep job's end, once: its index joins the ``Counted`` number set in the same
         conditional write that bumps the tally. The record is its own small item (not the
