@@ -416,6 +416,9 @@ def test_an_urgent_transition_takes_the_delivery_lease_in_its_own_write(store):
     store.finish_delivery(store.get(job.job_id), "drain", {"slack": 2}, all_done=True)
     ended = store.transition(launched, S.FAILED, at=T0 + 3 * MINUTE, reason="boom").job
     assert store.holds_delivery(ended) and not store.holds_delivery(ended)  # asked once
+    # Its holder delivers from what is stored: the drain sent change 2 after this writer read
+    # the job, and sending it again would be a duplicate.
+    assert ended.delivered == {"slack": 2}
     assert store.acquire_delivery(job.job_id, "other", T0 + 3 * MINUTE, T0 + 4 * MINUTE) is None  # the writer's
     store.finish_delivery(ended, f"v{ended.version}", {"slack": ended.last_seq}, all_done=True)
     assert store.outbox_job_ids() == []

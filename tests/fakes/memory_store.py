@@ -195,18 +195,21 @@ class MemoryJobStore:
         after = transition(job, to_status, at=at, reason=reason, **changes)
         outcome = self._conditional_write(job, after)
         if isinstance(outcome, Applied) and self._notify_targets and notice.is_urgent(after, self._notify_targets):
-            self._fold_lease(after)
+            return self._fold_lease(outcome)
         return outcome
 
     @_atomic
-    def _fold_lease(self, after: Job) -> None:
+    def _fold_lease(self, outcome: Applied) -> Applied:
         """The delivery lease the DynamoDB store takes in the transition write itself (if no
-        other dispatcher holds a live one)."""
+        other dispatcher holds a live one); its holder gets the delivery marks as stored."""
+        after = outcome.job
         lease = self._leases.get(after.job_id)
         if lease is not None and not lease.until < format_utc(after.updated_at):
-            return
+            return outcome
         self._leases[after.job_id] = _DeliveryLease(f"v{after.version}", format_utc(after.updated_at + notice.DELIVERY_LEASE))
         self._folded[after.job_id] = after.version
+        stored = self._jobs[after.job_id]
+        return Applied(after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack or after.slack}))
 
     def holds_delivery(self, job: Job) -> bool:
         return self._folded.pop(job.job_id, None) == job.version

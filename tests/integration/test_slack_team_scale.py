@@ -50,6 +50,9 @@ def test_a_happy_path_job_posts_at_most_3_messages_mentions_its_owner_once_and_c
     assert statuses == ["New", "Launched", "InProgress", "Completed"]
 
 
+SWEEP_OVERHEAD_WRITES = 8
+
+
 def test_a_120_job_sweep_that_succeeds_posts_at_most_6_messages_and_stays_inside_slacks_limits(world):
     ids = _sweep(world, 12, 10)
     jobs = world.settle(ids)
@@ -64,8 +67,10 @@ def test_a_120_job_sweep_that_succeeds_posts_at_most_6_messages_and_stays_inside
     assert "120 of 120 ended" in str(root["blocks"])
     summary = world.slack.thread(CHANNEL, root["ts"])[-1]["text"]
     assert f"<@{USER}>" in summary and "Completed 120" in summary
-    per_job = world.counter.total_writes / len(ids)
-    assert per_job <= 7.1, dict(world.counter.writes)
+    # Seven writes per job (registration, claim, launch, two status changes, the delivery marks:
+    # docs/architecture.md explains the floor) plus a few for the sweep itself, whatever its
+    # size (its record, the kick, the digest and final-summary marks): 7.004 per job at 2,000.
+    assert world.counter.total_writes <= 7 * len(ids) + SWEEP_OVERHEAD_WRITES, dict(world.counter.writes)
 
 
 def test_a_sweeps_failures_are_grouped_into_digests_and_named_in_its_summary(world):

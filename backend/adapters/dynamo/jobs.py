@@ -230,7 +230,7 @@ class DynamoJobs(DynamoRecords):
             condition += " AND (attribute_not_exists(DeliveryLease) OR DeliveryLease.#until < :now)"
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self._call(
+            answer = self._call(
                 "update_item",
                 TableName=self._table,
                 Key={"JobId": {"S": before.job_id}},
@@ -239,6 +239,9 @@ class DynamoJobs(DynamoRecords):
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                # The lease's holder delivers from this write's answer: what a drain delivered
+                # between our read and this write must not be sent again (a free return value).
+                **({"ReturnValues": "ALL_NEW"} if lease is not None else {}),
             )
         except ClientError as exc:
             old: Any = exc.response.get("Item")
@@ -255,4 +258,6 @@ class DynamoJobs(DynamoRecords):
             return LostRace(before.job_id, before.status, before.version, current)
         if lease is not None:
             remember_lease(self, after.job_id, after.version)
+            stored = from_item(answer["Attributes"])
+            after = after.model_copy(update={"delivered": stored.delivered, "slack": stored.slack or after.slack})
         return Applied(after)
