@@ -120,8 +120,8 @@ SPOT_MUTATIONS: list[tuple[str, str, str, str]] = [
     ),
     (
         "backend/services/monitor.py",
-        "capacity_wait_since=(job.capacity_wait_since or now) if capacity else None,",
-        "capacity_wait_since=None,",
+        "            if cls in (F.CAPACITY, F.QUOTA):\n                wait = job.capacity_wait_since or now",
+        "            if cls in (F.CAPACITY, F.QUOTA):\n                wait = None",
         "the run-time capacity wait never starts (a job losing capacity forever is never failed)",
     ),
     (
