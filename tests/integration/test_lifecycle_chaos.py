@@ -45,25 +45,27 @@ def chaos(moto_aws):
         stack.close()
 
 
-def outbox_pending(stack: Stack) -> int:
-    answer = stack.dynamodb.query(
-        TableName=stack.settings.jobs_table_name, IndexName="Outbox", Select="COUNT",
-        KeyConditionExpression="OutboxKey = :k", ExpressionAttributeValues={":k": {"S": "pending"}},
-    )
-    return int(answer["Count"])
+def undelivered(stack: Stack) -> list[tuple[str, dict[str, int], int]]:
+    """Jobs with a change a reply or SNS has not had yet. The card is left out: it shows only
+    the newest state, and catches up at Slack's app-wide chat.update pace (40 a minute)."""
+    left = stack.store.get_many(stack.store.outbox_job_ids())
+    return [
+        (job.job_id, job.delivered, job.last_seq)
+        for job in left
+        if any(job.delivered.get(target, 0) < job.last_seq for target in ("sns", "slack"))
+    ]
 
 
-def drain_outbox(stack: Stack, wall_seconds: float = 90.0) -> None:
-    """Sweep until every change is delivered. Slack's pace is real time (the notifier keeps to
-    it by the wall clock), so between sweeps a second passes; the fake clock moves on so that
-    delivery leases and Retry-After waits expire."""
+def drain_outbox(stack: Stack, wall_seconds: float = 60.0) -> None:
+    """Sweep until every reply and announcement is out. Slack's pace is real time (the notifier
+    keeps to it by the wall clock), so a second passes between sweeps; the fake clock moves on
+    so that delivery leases and Retry-After waits expire."""
     deadline = time.monotonic() + wall_seconds
-    while outbox_pending(stack) and time.monotonic() < deadline:
+    while undelivered(stack) and time.monotonic() < deadline:
         stack.clock.advance(30)
         stack.sweep()
         time.sleep(1.0)
-    left = stack.store.get_many(stack.store.outbox_job_ids())
-    assert left == [], [(j.job_id, j.last_seq, j.delivered, j.status.value) for j in left[:10]]
+    assert undelivered(stack) == []
 
 
 def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
