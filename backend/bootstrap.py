@@ -168,7 +168,9 @@ class Container:
         from backend.services.budget import Approvals
 
         if "approvals" not in self.extras:
-            self.extras["approvals"] = Approvals(self.store, self.dispatcher, is_admin=self.settings.is_admin, clock=self.clock)
+            self.extras["approvals"] = Approvals(
+                self.store, self.dispatcher, is_admin=self.settings.is_admin, clock=self.clock, records=self.store
+            )
         return self.extras["approvals"]
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -33,7 +32,7 @@ from backend.domain.model import Attempt, Job, JobArgs
 from backend.domain.records import RecordKind
 from backend.domain.status import HistoryEntry, JobStatus, compact_history
 from backend.errors import InvalidRequest, NotAuthorized, StoreUnavailable
-from backend.ports import Applied, JobRepository, UsageStore
+from backend.ports import Applied, JobRepository, RecordStore, UsageStore
 from backend.services.notify import Dispatcher
 
 logger = Logger(service="trainbot", child=True)
@@ -207,8 +206,10 @@ class Approvals:
         *,
         is_admin: Callable[[str], bool],
         clock: Callable[[], datetime],
+        records: RecordStore,
     ) -> None:
         self._store = store
+        self._records = records
         self._dispatcher = dispatcher
         self._is_admin = is_admin
         self._clock = clock
@@ -218,8 +219,34 @@ class Approvals:
             raise NotAuthorized("only an admin may approve or reject held jobs")
 
     def approve(self, job_id: str, user_id: str) -> Decision:
-        """Release a held job to the launch queue (audited: ``approved by <@admin>``)."""
+        """Release a held job to the launch queue (audited: ``approved by <@admin>``); for a
+        sweep's job, every held job of the sweep (one card stands for the sweep)."""
         self._authorize(user_id)
+        decision = self._approve_one(job_id, user_id)
+        if decision.changed:
+            for sibling in self._siblings(decision.job):
+                self._approve_one(sibling, user_id)
+        return decision
+
+    def reject(self, job_id: str, user_id: str, reason: str) -> Decision:
+        """Stop a held job with the admin's reason (its thread says who and why); for a
+        sweep's job, every held job of the sweep."""
+        self._authorize(user_id)
+        why = " ".join(reason.split())[:300] or "no reason given"
+        decision = self._reject_one(job_id, user_id, why)
+        if decision.changed:
+            for sibling in self._siblings(decision.job):
+                self._reject_one(sibling, user_id, why)
+        return decision
+
+    def _siblings(self, job: Job) -> list[str]:
+        """The other jobs of ``job``'s sweep (from the sweep's batch record), if any."""
+        if not job.sweep_id:
+            return []
+        record = self._records.get_record(RecordKind.SWEEP, job.sweep_id) or {}
+        return [str(i) for i in record.get("JobIds") or [] if i != job.job_id]
+
+    def _approve_one(self, job_id: str, user_id: str) -> Decision:
         for _ in range(_RACE_ROUNDS):
             job = self._store.get(job_id)
             if not job.is_held or job.approval is None:
@@ -234,10 +261,7 @@ class Approvals:
                 return Decision(outcome.job, changed=True)
         raise StoreUnavailable(f"{job_id} kept changing while approving it; try again")
 
-    def reject(self, job_id: str, user_id: str, reason: str) -> Decision:
-        """Stop a held job with the admin's reason (its thread says who and why)."""
-        self._authorize(user_id)
-        why = " ".join(reason.split())[:300] or "no reason given"
+    def _reject_one(self, job_id: str, user_id: str, why: str) -> Decision:
         for _ in range(_RACE_ROUNDS):
             job = self._store.get(job_id)
             if not job.is_held or job.approval is None:

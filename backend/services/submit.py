@@ -32,8 +32,8 @@ from backend.domain.records import RecordKind
 from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
 from backend.errors import InvalidRequest, NotAuthorized
 from backend.ports import RecordStore, Registered
-from backend.services.jobs import Actor, JobService
 from backend.services.budget import Assessment, CostGuard
+from backend.services.jobs import Actor, JobService
 from backend.services.presets import PresetBook
 
 PENDING_SWEEP = RecordKind.PENDING_SWEEP
