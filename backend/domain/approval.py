@@ -57,7 +57,7 @@ def approval_reasons(rules: ApprovalRules, *, instance_hours: float, instance_ty
     needs approval (empty: it does not)."""
     reasons = []
     if rules.instance_hours and instance_hours > rules.instance_hours:
-        reasons.append(f"{instance_hours:,.1f} instance-hours is more than {rules.instance_hours:,.0f}")
+        reasons.append(f"{instance_hours:,.1f} instance-hours is more than {rules.instance_hours:,g}")
     listed = sorted(set(instance_types) & set(rules.instance_types))
     if listed:
         reasons.append(f"{', '.join(listed)} needs approval")

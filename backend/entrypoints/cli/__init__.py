@@ -153,9 +153,40 @@ def _print_job(job: Job, out: TextIO) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 
+def _print_estimate(submissions: Any, specs: list[Any], args: argparse.Namespace, out: TextIO, *, sweep: bool) -> int:
+    """``--dry-run``: what the submission may cost and what the cost guard would do; writes nothing."""
+    from backend.domain.cost import describe
+
+    jobs = [spec.job_args for spec in specs]
+    est = submissions.estimate(jobs)
+    assessment = submissions.assess(jobs, actor(args), sweep=sweep)  # OverBudget: refused (exit 4)
+    held = assessment.approval.reasons if assessment is not None and assessment.approval is not None else []
+    if args.json:
+        data = {
+            "jobs": est.jobs, "instance_hours": round(est.instance_hours, 3), "by_type": est.by_type,
+            "money": None if est.money is None else round(est.money, 2), "currency": est.currency,
+            "prices_as_of": est.as_of, "needs_approval": held,
+        }
+        if assessment is not None and assessment.budget is not None:
+            data["budget"] = {"team": assessment.budget.team, "week": assessment.budget.week,
+                              "used_hours": round(assessment.budget.used_hours, 3), "budget_hours": assessment.budget.budget_hours}
+        print(json.dumps(data), file=out)
+        return OK
+    print(f"dry run, nothing registered: {describe(est)}", file=out)
+    for kind, hours in sorted(est.by_type.items()):
+        print(f"  {kind}: {hours:,.2f} instance-hours", file=out)
+    if assessment is not None and assessment.budget is not None:
+        print(f"  budget: {assessment.budget.text()}", file=out)
+    if held:
+        print("  would wait for an admin's approval: " + "; ".join(held), file=out)
+    return OK
+
+
 def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     fields = request_fields(args, sweep=False)
     submissions = build_container(args).submissions
+    if args.dry_run:
+        return _print_estimate(submissions, [submissions.spec(fields)], args, out, sweep=False)
     channel = args.channel or os.environ.get("TRAINBOT_LOCAL_CHANNEL") if args.local else args.channel
     registered = submissions.submit(
         fields, actor(args), token=args.idempotency_key or f"cli:{uuid.uuid4()}", channel_id=channel or None
@@ -166,6 +197,8 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     else:
         verb = "registered" if registered.created else "already registered"
         print(f"{verb} {job.job_id} ({job.name}, {job.status.value})", file=out)
+        if job.is_held:
+            print("  waiting for an admin's approval: " + "; ".join(job.approval.reasons if job.approval else []), file=out)
     return OK
 
 
@@ -173,6 +206,8 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     fields = request_fields(args, sweep=True)
     submissions = build_container(args).submissions
     plan = submissions.plan_sweep(fields, token=args.idempotency_key or f"cli:{uuid.uuid4()}")
+    if args.dry_run:
+        return _print_estimate(submissions, plan.specs, args, out, sweep=True)
     if plan.needs_confirmation and not args.yes:
         if not sys.stdin.isatty():
             raise CliError(f"this sweep has {plan.size:,} jobs (more than {submissions.sweep_confirm_size:,}); pass --yes to register them", USAGE)
@@ -345,12 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", parents=[common], help="register one job", description="Register one training job.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
     _job_fields(submit)
     submit.add_argument("--channel", help="a Slack channel id for the job's thread")
+    submit.add_argument("--dry-run", action="store_true", help="validate and show the estimate (and any approval or budget refusal); register nothing")
     submit.set_defaults(func=cmd_submit)
 
     sweep = commands.add_parser("sweep", parents=[common], help="register a grid of jobs", description="Register one job per combination of the hp lists.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
     _job_fields(sweep)
     sweep.add_argument("--yes", action="store_true", help="register large sweeps without asking")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and show the sweep's estimate; register nothing")
     sweep.set_defaults(func=cmd_sweep)
 
     status = commands.add_parser("status", parents=[common], help="one job's status, attempts and history", epilog=EPILOG, formatter_class=formatter)
@@ -414,6 +451,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         NotAuthorized,
         StoreUnavailable,
     )
+    from backend.services.budget import OverBudget
 
     func: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
@@ -423,6 +461,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except CliError as exc:
         print(f"trainbot: {exc}", file=err)
         return exc.code
+    except OverBudget as exc:
+        print("trainbot: refused: " + "; ".join(exc.problems), file=err)
+        return REFUSED
     except InvalidRequest as exc:
         print("trainbot: invalid request:", file=err)
         for problem in exc.problems:

@@ -1,0 +1,50 @@
+"""`trainbot submit --dry-run` / `trainbot sweep --dry-run` (issue 14): the estimate and what
+the cost guard would do, against moto's server; nothing is registered."""
+
+from __future__ import annotations
+
+import json
+
+from backend.domain.cost import iso_week
+from backend.domain.times import utcnow
+from tests.integration.test_cli import _mine, cli
+
+
+def test_a_dry_run_shows_the_estimate_and_registers_nothing(aws, spec):
+    code, out, err = cli("submit", "--spec", spec(), "count=2", "max_runtime=3h", "--dry-run")
+
+    assert code == 0, err
+    # 2 instances x 3 h of ml.g5.xlarge at the repo's $1.408 an hour
+    assert "≤ 6.00 instance-hours" in out and "$8.45" in out and "ml.g5.xlarge: 6.00 instance-hours" in out
+    assert _mine(aws) == []
+
+
+def test_a_sweeps_dry_run_sums_its_jobs_and_says_it_would_wait_for_approval(aws, spec, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_APPROVAL_SWEEP_SIZE", "4")
+    code, out, err = cli("sweep", "--spec", spec(), "--hp", "lr=1e-5,3e-5,1e-4", "--hp", "batch=16,32", "--dry-run", "--json")
+
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["jobs"] == 6 and answer["instance_hours"] == 6.0 and answer["money"] == 8.45
+    assert answer["needs_approval"] == ["a sweep of 6 jobs is more than 4"]
+    assert _mine(aws) == []
+
+
+def test_a_dry_run_past_the_budget_is_refused_with_the_numbers(aws, spec, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_TEAM_BUDGETS", "*=10")
+    aws.add_usage(f"alice#{iso_week(utcnow())}", "tb-old-a1", 9 * 3600)
+
+    code, out, err = cli("submit", "--spec", spec(), "max_runtime=2h", "--dry-run")
+
+    assert code == 4
+    assert "over the weekly budget" in err and "9.00 of 10.0" in err and "1.00 left" in err
+
+
+def test_a_held_submission_says_so_and_is_registered_held(aws, spec, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_APPROVAL_INSTANCE_HOURS", "0.5")
+    code, out, err = cli("submit", "--spec", spec())
+
+    assert code == 0, err
+    assert "waiting for an admin's approval: 1.0 instance-hours is more than 0.5" in out
+    [job] = _mine(aws)
+    assert job.is_held
