@@ -157,3 +157,7 @@ class Settings(BaseModel):
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.admin_users
+
+    def team_of(self, user_id: str) -> str:
+        """The user's team (TRAINBOT_USER_TEAMS); a user in no team is a team of one."""
+        return self.user_teams.get(user_id, user_id)

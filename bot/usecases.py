@@ -121,7 +121,16 @@ class BotService:
         from backend.services.stats import collect
 
         owner = actor.owner if scope == "mine" else (user_id if scope == "user" else None)
-        return collect(self._c.store, owner, days, preset, self._c.clock(), retention_days=self.settings.retention_days)
+        return collect(
+            self._c.store,
+            owner,
+            days,
+            preset,
+            self._c.clock(),
+            retention_days=self.settings.retention_days,
+            prices=self._c.cost_guard.prices,
+            team_of=self.settings.team_of,
+        )
 
     def stats_chart(self, stats: Stats) -> bytes:
         """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""

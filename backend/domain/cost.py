@@ -11,13 +11,13 @@ see :mod:`backend.services.budget`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from backend.domain.model import JobArgs
+from backend.domain.model import Job, JobArgs
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 
@@ -120,3 +120,84 @@ def iso_week(at: datetime) -> str:
     """The ISO week ``at`` falls in, e.g. ``2026-W48`` (budgets are per week, Monday to Sunday, UTC)."""
     year, week, _ = at.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+# --- spend: what ran, by user, team and instance type ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpendLine:
+    """Billed instance-hours of one user, team or instance type, and their price (None: a type
+    without a price is among them)."""
+
+    name: str
+    instance_hours: float
+    money: float | None
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What the jobs of a window billed (``BillableTimeInSeconds x InstanceCount``), priced."""
+
+    by_user: list[SpendLine]
+    by_team: list[SpendLine]
+    by_type: list[SpendLine]
+    per_day: dict[str, dict[str, float]]  # day (attempt end) -> instance type -> instance-hours
+    instance_hours: float
+    money: float | None
+    currency: str
+    unpriced: list[str]
+
+    def text(self) -> str:
+        total = f"{hours_text(self.instance_hours)} instance-hours"
+        if self.money is not None:
+            total += f" ≈ {money_text(self.money, self.currency)}"
+        return total
+
+
+def _lines(hours: dict[str, float], money: dict[str, float | None]) -> list[SpendLine]:
+    ordered = sorted(hours.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [SpendLine(name, value, money[name]) for name, value in ordered]
+
+
+def spend(
+    jobs: Iterable[Job],
+    prices: PriceTable | None = None,
+    *,
+    team_of: Callable[[str], str] = lambda user: user,
+    day_of: Callable[[datetime], str] = lambda at: at.date().isoformat(),
+) -> Spend:
+    """The billed spend of ``jobs``' attempts (pure). ``team_of`` names a user's team;
+    ``day_of`` buckets an attempt by when it ended (the stats clamp it into their window)."""
+    prices = prices if prices is not None else repo_prices()
+    hours: dict[str, dict[str, float]] = {"user": {}, "team": {}, "type": {}}
+    money: dict[str, dict[str, float | None]] = {"user": {}, "team": {}, "type": {}}
+    per_day: dict[str, dict[str, float]] = {}
+    for job in jobs:
+        kind = job.job_args.instance_type
+        price = prices.price(kind)
+        for attempt in job.attempts:
+            if not attempt.billable_seconds:
+                continue
+            used = attempt.billable_seconds * job.job_args.instance_count / 3600
+            cost = None if price is None else used * price
+            for group, name in (("user", job.owner.user_id), ("team", team_of(job.owner.user_id)), ("type", kind)):
+                hours[group][name] = hours[group].get(name, 0.0) + used
+                before = money[group].get(name, 0.0)
+                money[group][name] = None if before is None or cost is None else before + cost
+            if attempt.ended_at is not None:
+                day = per_day.setdefault(day_of(attempt.ended_at), {})
+                day[kind] = day.get(kind, 0.0) + used
+    by_type = _lines(hours["type"], money["type"])
+    unpriced = sorted(line.name for line in by_type if line.money is None)
+    total_money = None if unpriced else sum(line.money or 0.0 for line in by_type)
+    return Spend(
+        by_user=_lines(hours["user"], money["user"]),
+        by_team=_lines(hours["team"], money["team"]),
+        by_type=by_type,
+        per_day=per_day,
+        instance_hours=sum(hours["type"].values()),
+        money=total_money,
+        currency=prices.currency,
+        unpriced=unpriced,
+    )

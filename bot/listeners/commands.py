@@ -127,7 +127,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(text=render.preset_deleted(name))
         case grammar.Stats(scope=scope, user_id=user_id, days=days, preset=preset):
             stats = bot.stats(actor, scope, user_id, days, preset)
-            say(**render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days))
+            summary = render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days)
+            say(**render.with_budget(summary, bot.budget(actor, None)))
             if channel:
                 # Slack's current upload flow (files.getUploadURLExternal, then
                 # completeUploadExternal), shared where the command was typed.

@@ -181,3 +181,30 @@ def test_in_approve_mode_a_submission_past_the_budget_is_held_for_an_admin(monke
     assert job.is_held and "over the weekly budget" in job.approval.reasons[0]
     assert len(bot_env.slack.messages(ADMIN)) == 1
     assert store.get_record(RecordKind.USAGE, f"{USER}#{iso_week(utcnow())}") is None  # estimates are not usage
+
+
+def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(monkeypatch, bot_env, dynamodb, jobs_table, store):
+    from tests.stats_history import DAY, MIN, job_with, seed
+
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", f"{USER}=nlp,{OTHER}=vision")
+    monkeypatch.setenv("TRAINBOT_TEAM_BUDGETS", "nlp=40")
+    now = utcnow()
+    base = now - 2 * DAY
+    run = dict(claimed=base + MIN, launched=base + 2 * MIN, started=base + 3 * MIN, ended=base + 63 * MIN)
+    seed(dynamodb, jobs_table, [
+        job_with("a", base, JobStatus.COMPLETED, [{**run, "billable": 3600}], count=2, user=USER, team=TEAM),
+        job_with("b", base, JobStatus.COMPLETED, [{**run, "billable": 1800}], instance="ml.p4d.24xlarge", user=OTHER, team=TEAM),
+    ])
+    store.add_usage(f"nlp#{iso_week(now)}", "tb-a-a1", 10 * 3600)
+
+    bot_env.command("stats all days=7")
+
+    answers = [m for m in bot_env.slack.ephemerals(user=USER) if m.get("blocks")]
+    summary = json.dumps(answers[-1]["blocks"], ensure_ascii=False)
+    # 2 x 1 h of ml.g5.xlarge at $1.408, 0.5 h of ml.p4d.24xlarge at $37.688 (the repo's table)
+    assert "*Spend* (billed): 2.50 instance-hours ≈ $21.66" in summary
+    assert f"<@{USER}> 2.00 h ($2.82) · <@{OTHER}> 0.50 h ($18.84)" in summary
+    assert "`nlp` 2.00 h ($2.82) · `vision` 0.50 h ($18.84)" in summary
+    assert "`ml.g5.xlarge` 2.00 h ($2.82) · `ml.p4d.24xlarge` 0.50 h ($18.84)" in summary
+    assert "Team `nlp`" in summary and "10.0 instance-hours used of 40.0" in summary
+    assert len(bot_env.slack.files) == 1

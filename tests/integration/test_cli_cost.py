@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from backend.domain.cost import iso_week
 from backend.domain.times import utcnow
 from tests.integration.test_cli import _mine, cli
@@ -48,3 +50,29 @@ def test_a_held_submission_says_so_and_is_registered_held(aws, spec, monkeypatch
     assert "waiting for an admin's approval: 1.0 instance-hours is more than 0.5" in out
     [job] = _mine(aws)
     assert job.is_held
+
+
+def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(aws, monkeypatch):
+    from backend.domain.status import JobStatus
+    from tests.stats_history import DAY, MIN, job_with
+
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", "alice=nlp,bob=nlp")
+    monkeypatch.setenv("TRAINBOT_TEAM_BUDGETS", "nlp=20")
+    now = utcnow()
+    base = now - DAY
+    run = dict(claimed=base + MIN, launched=base + 2 * MIN, started=base + 3 * MIN, ended=base + 63 * MIN)
+    aws.register(job_with("a", base, JobStatus.COMPLETED, [{**run, "billable": 3600}], count=3, user="alice", team="cli"))
+    aws.register(job_with("b", base, JobStatus.COMPLETED, [{**run, "billable": 3600}], instance="ml.m5.large", user="bob", team="cli"))
+    aws.add_usage(f"nlp#{iso_week(now)}", "tb-a-a1", 4 * 3600)
+
+    code, out, err = cli("stats", "--all", "--days", "3")
+    assert code == 0, err
+    assert "spend: 4.00 instance-hours ≈ $4.34" in out  # 3 h x $1.408 + 1 h x $0.115
+    assert "by user: alice 3.00 h $4.22, bob 1.00 h $0.12" in out
+    assert "by team: nlp 4.00 h $4.34" in out
+    assert "this week: team `nlp` used 4.00 of 20.0 instance-hours" in out
+
+    code, out, err = cli("stats", "--all", "--days", "3", "--json")
+    answer = json.loads(out)
+    assert answer["spend"]["by_type"][0] == {"name": "ml.g5.xlarge", "instance_hours": 3.0, "money": pytest.approx(4.224)}
+    assert answer["budget"]["team"] == "nlp" and answer["budget"]["budget_hours"] == 20.0

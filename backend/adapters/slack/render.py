@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.domain.approval import ApprovalState
-from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours
+from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
 from backend.domain.model import Attempt, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
@@ -564,7 +564,35 @@ def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | 
         ),
         _context(esc(stats.coverage(), 600)),
     ]
+    spent = getattr(stats, "spend", None)
+    if spent is not None and spent.instance_hours:
+        blocks.insert(-1, _section(spend_text(spent)))
     return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def spend_text(spent: Any) -> str:
+    """Billed spend of the window by user, team and instance type (top 8 each)."""
+
+    def row(lines: Any, name: Any) -> str:
+        return " · ".join(
+            f"{name(line.name)} {hours_text(line.instance_hours)} h"
+            + (f" ({money_text(line.money, spent.currency)})" if line.money is not None else "")
+            for line in lines[:8]
+        )
+
+    return (
+        f"*Spend* (billed): {esc(spent.text(), 100)}\n*By user*: {row(spent.by_user, mention)}\n"
+        f"*By team*: {row(spent.by_team, lambda n: f'`{esc(n, 40)}`')}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
+    )
+
+
+def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
+    """A stats answer with the asker's team's week against its budget (None: no budgets)."""
+    if check is None:
+        return summary
+    blocks = list(summary["blocks"])
+    blocks.insert(-1, _section(budget_text(check)))
+    return {**summary, "blocks": blocks}
 
 
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
