@@ -104,10 +104,6 @@ class BotService:
         week = iso_week(self.now())
         return BudgetCheck(team, week, budgets.used_hours(team, week), budgets.budget_of(team))
 
-    def sweep_jobs(self, job_ids: list[str]) -> list[Job]:
-        """A sweep's jobs (BatchGetItem), for its estimate and approval card."""
-        return self._c.jobs.store.get_many(job_ids)
-
     def approve(self, job_id: str, actor: Actor) -> Decision:
         return self._c.approvals.approve(job_id, actor.user_id)
 

@@ -91,6 +91,7 @@ class SweepOutcome:
     job_ids: list[str]
     parked: bool = False
     held: bool = False  # registered, waiting for an admin's approval (backend.services.budget)
+    estimate: Estimate | None = None  # what its jobs may bill (backend.domain.cost)
 
 
 def sweep_id_for(token: str) -> str:
@@ -230,7 +231,8 @@ class SubmitService:
         if approval is None:
             self._queued()  # one kick for the whole batch
         self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
-        return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids, held=approval is not None)
+        est = assessment.estimate if assessment is not None else self.estimate(spec.job_args for spec in plan.specs)
+        return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids, held=approval is not None, estimate=est)
 
     def _queued(self) -> None:
         if self._on_queued is not None:

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from backend.adapters.slack import render
+from backend.domain.cost import Estimate
 from backend.domain.model import Job
 from backend.errors import NotAuthorized
 from bot.listeners.errors import answers_errors, message_for
@@ -38,14 +39,14 @@ def acknowledge(ack: Ack) -> None:
     ack()
 
 
-def request_approval(bot: BotService, client: WebClient, jobs: list[Job]) -> None:
+def request_approval(bot: BotService, client: WebClient, jobs: list[Job], estimate: Estimate | None = None) -> None:
     """Send each admin the approval card of a held submission (one card: a job, or a sweep's
-    first job standing for all of them). A card Slack refuses is logged: the job stays held and
-    `/train status` shows it waiting."""
+    first job standing for all of them, with the sweep's ``estimate``). A card Slack refuses is
+    logged: the job stays held and `/train status` shows it waiting."""
     held = [job for job in jobs if job.is_held]
     if not held:
         return
-    card = render.approval_request(held[0], bot.estimate(held))
+    card = render.approval_request(held[0], estimate or bot.estimate(held))
     for admin in sorted(bot.settings.admin_users):
         try:
             client.chat_postMessage(channel=admin, **card)

@@ -144,10 +144,10 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
 def sweep_registered(bot: BotService, client: WebClient, outcome: SweepOutcome, say: Callable[..., object]) -> None:
     """Tell the owner a sweep is registered, with its estimate; a held sweep's approval card
     goes to the admins (approving it approves each of its jobs)."""
-    jobs = bot.sweep_jobs(outcome.job_ids)
-    say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id, bot.estimate(jobs), outcome.held))
-    if outcome.held:
-        approvals.request_approval(bot, client, jobs)
+    say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id, outcome.estimate, outcome.held))
+    if outcome.held and outcome.job_ids:
+        # One card for the sweep: its first job stands for all (a decision applies to each).
+        approvals.request_approval(bot, client, [bot.get(outcome.job_ids[0])], outcome.estimate)
 
 
 def root_poster(client: WebClient) -> Callable[[SweepRoot], str]:

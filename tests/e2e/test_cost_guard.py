@@ -208,3 +208,21 @@ def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(monkeypatch
     assert "`ml.g5.xlarge` 2.00 h ($2.82) · `ml.p4d.24xlarge` 0.50 h ($18.84)" in summary
     assert "Team `nlp`" in summary and "10.0 instance-hours used of 40.0" in summary
     assert len(bot_env.slack.files) == 1
+
+
+def test_a_held_sweep_gets_one_card_and_approving_it_releases_every_job(monkeypatch, bot_env, store):
+    monkeypatch.setenv("TRAINBOT_APPROVAL_SWEEP_SIZE", "2")
+    bot_env.command(GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1e-5,3e-5,1e-4"))
+
+    jobs = store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=50).jobs
+    assert len(jobs) == 3 and all(job.is_held for job in jobs)
+    answer = next(t for t in bot_env.ephemerals() if "Registered sweep" in t)
+    assert "≤ 3.00 instance-hours over 3 jobs" in answer and "wait for an admin" in answer
+    [card] = bot_env.slack.messages(ADMIN)
+    assert "a sweep of 3 jobs is more than 2" in json.dumps(card["blocks"]) and "every job of sweep" in json.dumps(card["blocks"])
+    value = [b for b in card["blocks"] if b["type"] == "actions"][0]["elements"][0]["value"]
+
+    _press(bot_env, "job_approve", value, user=ADMIN)
+
+    after = store.get_many([job.job_id for job in jobs])
+    assert all(job.approval.state is ApprovalState.APPROVED and not job.is_held for job in after)
