@@ -117,6 +117,15 @@ class Settings(BaseModel):
             raise ValueError("amounts must not be negative")
         return value
 
+    @field_validator("instance_prices", "approval_instance_types")
+    @classmethod
+    def _known_types(cls, value: Any) -> Any:
+        # A typo here would silently price nothing or hold nothing: a guard must fail loudly.
+        unknown = sorted(set(value) - TRAINING_INSTANCE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown instance type(s): {', '.join(unknown)}")
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:

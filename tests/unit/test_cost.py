@@ -75,6 +75,10 @@ def test_budgets_and_teams_parse_from_json_or_pairs_and_bad_values_name_the_vari
         Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_TEAM_BUDGETS": "nlp"})
     with pytest.raises(ConfigError, match="TRAINBOT_TEAM_BUDGETS"):
         Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_TEAM_BUDGETS": "nlp=-1"})
+    with pytest.raises(ConfigError, match="TRAINBOT_APPROVAL_INSTANCE_TYPES: .*p5.48xlarge"):
+        Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_APPROVAL_INSTANCE_TYPES": "p5.48xlarge"})
+    with pytest.raises(ConfigError, match="TRAINBOT_INSTANCE_PRICES"):
+        Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_INSTANCE_PRICES": "ml.g5.huge=3"})
     with pytest.raises(ConfigError, match="TRAINBOT_BUDGET_MODE"):
         Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_BUDGET_MODE": "warn"})
 
