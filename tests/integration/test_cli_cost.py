@@ -76,3 +76,23 @@ def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(aws, monkey
     answer = json.loads(out)
     assert answer["spend"]["by_type"][0] == {"name": "ml.g5.xlarge", "instance_hours": 3.0, "money": pytest.approx(4.224)}
     assert answer["budget"]["team"] == "nlp" and answer["budget"]["budget_hours"] == 20.0
+
+
+def test_an_admin_approves_or_rejects_from_the_cli_and_anyone_else_is_refused(aws, spec, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_APPROVAL_INSTANCE_TYPES", "ml.g5.xlarge")
+    cli("submit", "--spec", spec(), "--name", "one")
+    cli("submit", "--spec", spec(), "--name", "two")
+    one, two = sorted(_mine(aws), key=lambda job: job.name)
+    assert one.is_held and two.is_held
+
+    code, _, err = cli("approve", one.job_id, user="alice")
+    assert code == 4 and "only an admin" in err and aws.get(one.job_id).is_held
+
+    code, out, _ = cli("approve", one.job_id, user="boss")
+    assert code == 0 and f"{one.job_id}: approved (New)" in out and not aws.get(one.job_id).is_held
+    code, out, _ = cli("approve", one.job_id, user="boss")
+    assert code == 4 and "nothing changed (New, approval approved)" in out
+
+    code, out, _ = cli("reject", two.job_id, "--reason", "too big this week", user="boss")
+    job = aws.get(two.job_id)
+    assert code == 0 and job.status.value == "Stopped" and job.history[-1].reason == "rejected by <@boss>: too big this week"

@@ -293,6 +293,26 @@ def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def cmd_approve(args: argparse.Namespace, out: TextIO) -> int:
+    """An admin's decision on a held job (the approval card's buttons, for scripts and jobs
+    submitted from the CLI): exit 0 when it changed the job, 4 when there was nothing to decide."""
+    approvals = build_container(args).approvals
+    who = actor(args).user_id
+    if args.command == "approve":
+        decision = approvals.approve(_job_id(args.job_id), who)
+    else:
+        decision = approvals.reject(_job_id(args.job_id), who, args.reason)
+    job = decision.job
+    if args.json:
+        print(json.dumps({**_job_summary(job), "changed": decision.changed}), file=out)
+    elif decision.changed:
+        print(f"{job.job_id}: {args.command}d ({job.status.value})", file=out)
+    else:
+        approval = job.approval.state.value if job.approval else "not held"
+        print(f"{job.job_id}: nothing changed ({job.status.value}, approval {approval})", file=out)
+    return OK if decision.changed else REFUSED
+
+
 def _job_id(value: str) -> str:
     from backend.domain.model import JOB_ID_PATTERN
 
@@ -407,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", parents=[common], help="run a Failed or Stopped job again", epilog=EPILOG, formatter_class=formatter)
     retry.add_argument("job_id")
     retry.set_defaults(func=cmd_retry)
+
+    approve = commands.add_parser("approve", parents=[common], help="release a job held for approval (admins)", epilog=EPILOG, formatter_class=formatter)
+    approve.add_argument("job_id")
+    approve.set_defaults(func=cmd_approve)
+    reject = commands.add_parser("reject", parents=[common], help="stop a job held for approval, with a reason (admins)", epilog=EPILOG, formatter_class=formatter)
+    reject.add_argument("job_id")
+    reject.add_argument("--reason", required=True, help="what the owner reads in the job's thread")
+    reject.set_defaults(func=cmd_approve)
 
     local = commands.add_parser(
         "local",
