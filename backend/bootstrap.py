@@ -24,6 +24,7 @@ from backend.services.jobs import JobService
 from backend.services.notify import Dispatcher
 
 if TYPE_CHECKING:
+    from backend.services.budget import Approvals, Budgets, CostGuard
     from backend.services.kick import Kicker
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
@@ -79,6 +80,7 @@ class Container:
                 pacer=self._pacer(),
                 clock=self.clock,
                 rng=self.extras.get("rng") or random.Random(),
+                on_attempt_end=self.budgets.record_attempt if self.budgets is not None else None,
             )
         return self.extras["monitor"]
 
@@ -129,8 +131,47 @@ class Container:
                 sweep_confirm_size=self.settings.sweep_confirm_size,
                 sweep_max_size=self.settings.sweep_max_size,
                 on_queued=self.kicker.kick,
+                guard=self.cost_guard,
             )
         return self.extras["submissions"]
+
+    @property
+    def budgets(self) -> Budgets | None:
+        """Weekly team budgets (TRAINBOT_TEAM_BUDGETS); None when none is configured."""
+        from backend.services.budget import Budgets
+
+        if "budgets" not in self.extras:
+            s = self.settings
+            self.extras["budgets"] = (
+                Budgets(self.store, budgets=s.team_budgets, user_teams=s.user_teams, clock=self.clock) if s.team_budgets else None
+            )
+        return self.extras["budgets"]
+
+    @property
+    def cost_guard(self) -> CostGuard:
+        """Estimates (the repo's prices, TRAINBOT_INSTANCE_PRICES over them), approval rules, budgets."""
+        from backend.domain.approval import ApprovalRules
+        from backend.domain.cost import repo_prices
+        from backend.services.budget import CostGuard
+
+        if "cost_guard" not in self.extras:
+            s = self.settings
+            rules = ApprovalRules(s.approval_instance_hours, s.approval_instance_types, s.approval_sweep_size)
+            self.extras["cost_guard"] = CostGuard(
+                repo_prices().overridden(s.instance_prices), rules, self.budgets, budget_mode=s.budget_mode
+            )
+        return self.extras["cost_guard"]
+
+    @property
+    def approvals(self) -> Approvals:
+        """Admins' approve/reject of held jobs."""
+        from backend.services.budget import Approvals
+
+        if "approvals" not in self.extras:
+            self.extras["approvals"] = Approvals(
+                self.store, self.dispatcher, is_admin=self.settings.is_admin, clock=self.clock, records=self.store
+            )
+        return self.extras["approvals"]
 
 
 def build(

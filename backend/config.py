@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -50,8 +50,17 @@ class Settings(BaseModel):
     # submit); empty: jobs wait for the launcher's schedule.
     launcher_function: str = Field(default="", alias="TRAINBOT_LAUNCHER_FUNCTION")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    # The cost guard (backend.domain.cost, backend.services.budget): prices over the repo's
+    # table, approval thresholds (0 / empty: off), weekly instance-hour budgets per team.
+    instance_prices: dict[str, float] = Field(default_factory=dict, alias="TRAINBOT_INSTANCE_PRICES")
+    approval_instance_hours: float = Field(default=0.0, alias="TRAINBOT_APPROVAL_INSTANCE_HOURS", ge=0)
+    approval_instance_types: frozenset[str] = Field(default=frozenset(), alias="TRAINBOT_APPROVAL_INSTANCE_TYPES")
+    approval_sweep_size: int = Field(default=0, alias="TRAINBOT_APPROVAL_SWEEP_SIZE", ge=0)
+    team_budgets: dict[str, float] = Field(default_factory=dict, alias="TRAINBOT_TEAM_BUDGETS")
+    user_teams: dict[str, str] = Field(default_factory=dict, alias="TRAINBOT_USER_TEAMS")
+    budget_mode: Literal["refuse", "approve"] = Field(default="refuse", alias="TRAINBOT_BUDGET_MODE")
 
-    @field_validator("allowed_users", "admin_users", mode="before")
+    @field_validator("allowed_users", "admin_users", "approval_instance_types", mode="before")
     @classmethod
     def _user_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -77,6 +86,41 @@ class Settings(BaseModel):
                 raise ValueError(f'must be JSON like {{"ml.p4d.24xlarge": 4}} ({exc.msg})') from exc
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object like {"ml.p4d.24xlarge": 4}')
+        unknown = sorted(set(value) - TRAINING_INSTANCE_TYPES)
+        if unknown:
+            raise ValueError(f"unknown instance type(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("instance_prices", "team_budgets", "user_teams", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        # JSON ({"nlp": 500}) or the shorter ``nlp=500,vision=200`` a template parameter takes.
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return {}
+            if text.startswith("{"):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f'must be JSON like {{"nlp": 500}} or nlp=500,vision=200 ({exc.msg})') from exc
+            pairs = [part.split("=", 1) for part in text.replace(";", ",").split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError('must be JSON like {"nlp": 500} or nlp=500,vision=200')
+            return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("instance_prices", "team_budgets")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(amount < 0 for amount in value.values()):
+            raise ValueError("amounts must not be negative")
+        return value
+
+    @field_validator("instance_prices", "approval_instance_types")
+    @classmethod
+    def _known_types(cls, value: Any) -> Any:
+        # A typo here would silently price nothing or hold nothing: a guard must fail loudly.
         unknown = sorted(set(value) - TRAINING_INSTANCE_TYPES)
         if unknown:
             raise ValueError(f"unknown instance type(s): {', '.join(unknown)}")
@@ -122,3 +166,7 @@ class Settings(BaseModel):
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.admin_users
+
+    def team_of(self, user_id: str) -> str:
+        """The user's team (TRAINBOT_USER_TEAMS); a user in no team is a team of one."""
+        return self.user_teams.get(user_id, user_id)

@@ -225,7 +225,18 @@ class RecordStore(Protocol):
         ...
 
 
-class JobStore(JobRepository, OutboxStore, RecordStore, Protocol):
+class UsageStore(Protocol):
+    """Weekly usage records (``usage#<team>#<week>``, :mod:`backend.services.budget`)."""
+
+    def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
+        """Add ``seconds`` to usage record ``key`` once per ``attempt`` name, in one conditional
+        write; False if that attempt was counted before (a duplicated event)."""
+        ...
+
+
+class JobStore(JobRepository, OutboxStore, RecordStore, UsageStore, Protocol):
     """Everything the table holds: what the composition root wires and the bot uses."""
 
     @property

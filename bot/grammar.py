@@ -42,6 +42,7 @@ USAGE = {
     "stats": "/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]",
     "preset": PRESET_USAGE,
     "queue": "/train queue [instance=ml.p4d.24xlarge] [page=2]",
+    "budget": "/train budget [team=nlp]",
 }
 
 
@@ -108,6 +109,13 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A team's instance-hours this week against its budget (default: the asker's team)."""
+
+    team: str | None = None
+
+
+@dataclass(frozen=True)
 class PresetSave:
     name: str
     fields: dict[str, str]
@@ -130,7 +138,7 @@ class PresetDelete:
 
 Request = (
     Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | Retry
-    | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue
+    | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue | Budget
 )
 
 
@@ -181,7 +189,21 @@ def parse(text: str) -> Request:
         return _parse_stats(tokens(rest, USAGE["stats"]))
     if verb == "queue":
         return _parse_queue(tokens(rest, USAGE["queue"]))
+    if verb == "budget":
+        return _parse_budget(tokens(rest, USAGE["budget"]))
     return Help(unknown=verb[:40])
+
+
+_TEAM = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _parse_budget(words: list[str]) -> Budget:
+    if not words:
+        return Budget()
+    key, _, value = words[0].partition("=")
+    if len(words) != 1 or key.lower() != "team" or not _TEAM.match(value):
+        raise BadCommand(["budget takes at most team=<name> (letters, digits, . _ -)"], USAGE["budget"])
+    return Budget(team=value)
 
 
 def _one_job_id(verb: str, words: list[str]) -> str:

@@ -12,8 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from backend.domain.cost import Estimate
 from backend.domain.model import Job
 from backend.domain.status import JobStatus
+from backend.services.budget import BudgetCheck, Decision
 from backend.services.jobs import Actor
 from backend.services.presets import PresetBook
 from backend.services.submit import SubmitService
@@ -85,6 +87,29 @@ class BotService:
     def retry(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.retry(job_id, actor)
 
+    # --- the cost guard (issue 14) ---------------------------------------------------------------
+
+    def estimate(self, jobs: list[Job]) -> Estimate:
+        return self.submissions.estimate(job.job_args for job in jobs)
+
+    def budget(self, actor: Actor, team: str | None) -> BudgetCheck | None:
+        """A team's week against its budget (default: the asker's); None: budgets are off."""
+        budgets = self._c.budgets
+        if budgets is None:
+            return None
+        if team is None:
+            return budgets.check(actor.user_id)
+        from backend.domain.cost import iso_week
+
+        week = iso_week(self.now())
+        return BudgetCheck(team, week, budgets.used_hours(team, week), budgets.budget_of(team))
+
+    def approve(self, job_id: str, actor: Actor) -> Decision:
+        return self._c.approvals.approve(job_id, actor.user_id)
+
+    def reject(self, job_id: str, actor: Actor, reason: str) -> Decision:
+        return self._c.approvals.reject(job_id, actor.user_id, reason)
+
     # --- stats --------------------------------------------------------------------------------
 
     def stats(self, actor: Actor, scope: str, user_id: str | None, days: int, preset: str | None) -> Stats:
@@ -92,7 +117,16 @@ class BotService:
         from backend.services.stats import collect
 
         owner = actor.owner if scope == "mine" else (user_id if scope == "user" else None)
-        return collect(self._c.store, owner, days, preset, self._c.clock(), retention_days=self.settings.retention_days)
+        return collect(
+            self._c.store,
+            owner,
+            days,
+            preset,
+            self._c.clock(),
+            retention_days=self.settings.retention_days,
+            prices=self._c.cost_guard.prices,
+            team_of=self.settings.team_of,
+        )
 
     def stats_chart(self, stats: Stats) -> bytes:
         """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""

@@ -164,7 +164,7 @@ class Stack:
         """How many jobs are not terminal: queued or active (index counts, no items read)."""
         total = 0
         for index, key, values in (
-            ("Queue", "QueueKey", ("ready", "waiting", "claimed", "parked")),
+            ("Queue", "QueueKey", ("ready", "waiting", "claimed", "parked", "held")),
             ("Active", "ActiveKey", ("active",)),
         ):
             for value in values:

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
+from backend.domain.approval import Approval, ApprovalState
 from backend.domain.bounds import ATTEMPTS_KEPT
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
 from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, check_transition, compact_history
@@ -422,6 +423,8 @@ class Job(BaseModel):
     queue_tag: float = 0.0
     # notifier name -> the last history seq it delivered (the outbox; see the notifier).
     delivered: dict[str, int] = Field(default_factory=dict)
+    # An approval hold (backend.domain.approval): pending keeps a New job out of the launch queue.
+    approval: Approval | None = None
 
     @field_validator("job_id")
     @classmethod
@@ -441,6 +444,11 @@ class Job(BaseModel):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def is_held(self) -> bool:
+        """Waiting for an admin's approval: never launched until approved."""
+        return self.status is JobStatus.NEW and self.approval is not None and self.approval.state is ApprovalState.PENDING
 
     @property
     def current_attempt(self) -> Attempt | None:
@@ -538,8 +546,10 @@ def new_job(
     job_id: str | None = None,
     prefix: str = "",
     notify: NotifyMode | None = None,
+    approval: Approval | None = None,
 ) -> Job:
-    """A job in status New, with its first history entry (its id carries ``prefix``)."""
+    """A job in status New, with its first history entry (its id carries ``prefix``); with a
+    pending ``approval`` it is held until an admin approves it."""
     job_id = job_id or new_job_id(name, client_token, prefix)
     return Job(
         job_id=job_id,
@@ -557,6 +567,7 @@ def new_job(
         sweep_id=sweep_id,
         preset=preset,
         notify=notify,
+        approval=approval,
     )
 
 

@@ -23,4 +23,5 @@ class RecordKind(StrEnum):
     PRESET_INDEX = "preset-index"  # the names of all presets (one map), key: "all"
     CURSOR = "cursor"  # where the monitor's sweep of the active jobs goes on next run, key: "monitor-sweep"
     HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"
+    USAGE = "usage"  # a team's billed instance-seconds in one ISO week (Seconds, Counted attempts), key: "<team>#<week>"
     KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"

@@ -26,6 +26,7 @@ CAUSE_COLORS = {
     "stopped": "#424242",
     "manual": "#1565c0",
 }
+TYPE_COLORS = ("#00838f", "#8e24aa", "#f4511e", "#3949ab", "#7cb342", "#6d4c41", "#c0ca33", "#5e35b1")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_TICKS = 16
 _FALLBACK_COLOR = "#607d8b"
@@ -143,28 +144,37 @@ def render(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, 
     """Draw ``series`` (see :func:`backend.services.stats.chart_series`) as a PNG of
     ``width`` x ``height`` inches at ``dpi``."""
     days: list[str] = list(series["days"])
-    canvas, (jobs, retries) = draw(series, width=width, height=height, dpi=dpi)
-    return Chart(
-        png=canvas.png(),
-        series={"days": days, "jobs": _read_back(jobs, days), "retries": _read_back(retries, days)},
-    )
+    canvas, panels = draw(series, width=width, height=height, dpi=dpi)
+    read = {"days": days, "jobs": _read_back(panels[0], days), "retries": _read_back(panels[1], days)}
+    if len(panels) > 2:
+        read["hours"] = _read_back(panels[2], days)
+    return Chart(png=canvas.png(), series=read)
 
 
-def draw(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, dpi: int = 100) -> tuple[Canvas, tuple[Panel, Panel]]:
-    """The raster and its two panels (with the bars drawn in them)."""
+def draw(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, dpi: int = 100) -> tuple[Canvas, tuple[Panel, ...]]:
+    """The raster and its panels (with the bars drawn in them): jobs, retries, and billed
+    instance-hours by type when ``series`` has ``hours`` (three shorter panels, same size)."""
     days: list[str] = list(series["days"])
+    hours = series.get("hours")
+    count = 3 if hours else 2
     canvas = Canvas(round(width * dpi), round(height * dpi))
     canvas.text(16, 12, str(series.get("title", "Trainbot jobs")), scale=2)
     left, right, top, bottom = 80, 16, 52, 62
     gap = 36
-    panel_height = (canvas.height - top - bottom - gap) // 2
+    panel_height = (canvas.height - top - bottom - gap * (count - 1)) // count
     plot_width = canvas.width - left - right
     jobs = Panel("Jobs per day by final status", "jobs created", left, top, plot_width, panel_height)
     retries = Panel("Retries per day by cause", "retries", left, top + panel_height + gap, plot_width, panel_height)
     _stacked(canvas, jobs, days, series["jobs"], JOB_COLORS)
     _stacked(canvas, retries, days, series["retries"], CAUSE_COLORS)
-    _x_ticks(canvas, retries, days)
-    return canvas, (jobs, retries)
+    panels: tuple[Panel, ...] = (jobs, retries)
+    if hours:
+        spent = Panel("Billed instance-hours per day by instance type", "inst-hours", left, top + 2 * (panel_height + gap), plot_width, panel_height)
+        colors = {kind: TYPE_COLORS[i % len(TYPE_COLORS)] for i, kind in enumerate(hours)}
+        _stacked(canvas, spent, days, hours, colors)
+        panels = (jobs, retries, spent)
+    _x_ticks(canvas, panels[-1], days)
+    return canvas, panels
 
 
 def _stacked(canvas: Canvas, panel: Panel, days: list[str], values: dict[str, list[float]], colors: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from backend.domain.approval import Approval
 from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.notice import NotifyMode
 from backend.domain.status import JobStatus
@@ -83,8 +84,10 @@ class JobService:
         client_token: str | None = None,
         preset: str | None = None,
         notify: NotifyMode | None = None,
+        approval: Approval | None = None,
     ) -> Registered:
-        """Register one job (idempotent on ``client_token``) and announce it."""
+        """Register one job (idempotent on ``client_token``) and announce it; a pending
+        ``approval`` registers it held (backend.domain.approval)."""
         job = new_job(
             name=name,
             job_args=job_args,
@@ -97,6 +100,7 @@ class JobService:
             preset=preset,
             prefix=self._job_id_prefix,
             notify=notify,
+            approval=approval,
         )
         if not self._store.existing_ids([job.job_id]):
             # The Slack root card is posted first, so the registration records its thread.

@@ -143,6 +143,8 @@ class Launcher:
 
         considered = parked = 0
         for job in itertools.chain(self._unparked(holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)):
+            if job.is_held:
+                continue  # waiting for an admin's approval (its index keeps it out; never launch it)
             report.due += 1
             if not should_continue():
                 report.stopped_early = True

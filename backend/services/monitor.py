@@ -26,6 +26,7 @@ from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
+from backend.services.budget import attempt_ended
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -87,8 +88,11 @@ class Monitor:
         pacer: TokenBucket,
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
+        on_attempt_end: Callable[[Job, Attempt], object] | None = None,
     ) -> None:
         self._store = store
+        # Counts an ended attempt's billable time against its team's week (backend.services.budget).
+        self._on_attempt_end = on_attempt_end
         self._backend = backend
         self._dispatcher = dispatcher
         self._policy = policy
@@ -341,11 +345,22 @@ class Monitor:
             algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
         )
 
+    def _count_usage(self, before: Job, after: Job) -> None:
+        if self._on_attempt_end is None:
+            return
+        ended = attempt_ended(before, after)
+        if ended is not None:
+            try:
+                self._on_attempt_end(after, ended)
+            except StoreUnavailable as exc:  # the job moved; its usage is lost, not the move
+                logger.warning("usage not counted", extra={"job_id": after.job_id, "error": str(exc)})
+
     def _write(self, job: Job, to_status: JobStatus, reason: str, report: MonitorReport, **changes: Any) -> WriteOutcome:
         outcome = self._store.transition(job, to_status, at=self._clock(), reason=reason, **changes)
         if isinstance(outcome, Applied):
             report.applied += 1
             report.moved[to_status.value] += 1
             logger.info("job moved", extra={"job_id": job.job_id, "from": job.status.value, "to": to_status.value, "reason": reason})
+            self._count_usage(job, outcome.job)
             self._dispatcher.deliver(outcome.job)
         return outcome

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from backend.domain.cost import PriceTable, Spend, SpendLine, hours_text, money_text, spend
 from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
 from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc, to_utc
@@ -187,6 +188,8 @@ class Stats:
     retries_per_day: dict[str, dict[str, int]]  # day -> cause -> count
     computed_at: datetime | None = None
     retention_days: int = 0
+    # Billed spend by user, team and instance type, priced (backend.domain.cost.spend).
+    spend: Spend | None = None
 
     @property
     def total_retries(self) -> int:
@@ -211,9 +214,18 @@ class Stats:
 
 
 def compute_stats(
-    jobs: Iterable[Job], window: Window, now: datetime, *, scope: str = "everyone", retention_days: int = 0
+    jobs: Iterable[Job],
+    window: Window,
+    now: datetime,
+    *,
+    scope: str = "everyone",
+    retention_days: int = 0,
+    prices: PriceTable | None = None,
+    team_of: Callable[[str], str] | None = None,
 ) -> Stats:
-    """Statistics of the jobs created in ``window`` (others are ignored). Pure."""
+    """Statistics of the jobs created in ``window`` (others are ignored). Pure. Spend is priced
+    with ``prices`` (default: the repo's table) and grouped by ``team_of`` (default: no teams,
+    each user their own)."""
     now = to_utc(now)
     chosen = [j for j in jobs if window.contains(j.created_at)]
     day_keys = [d.isoformat() for d in window.days]
@@ -272,6 +284,12 @@ def compute_stats(
         retries_per_day=retry_days,
         computed_at=now,
         retention_days=retention_days,
+        spend=spend(
+            chosen,
+            prices,
+            team_of=team_of or (lambda user: user),
+            day_of=lambda at: format_utc(min(max(to_utc(at), to_utc(window.since)), to_utc(window.until)))[:10],
+        ),
     )
 
 
@@ -313,12 +331,16 @@ def collect(
     now: datetime,
     *,
     retention_days: int = 0,
+    prices: PriceTable | None = None,
+    team_of: Callable[[str], str] | None = None,
 ) -> Stats:
     """Statistics of the last ``days`` days (jobs of ``owner`` / ``preset`` when given),
     reading only that window."""
     window = Window.last_days(days, now)
     jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
-    return compute_stats(jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days)
+    return compute_stats(
+        jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days, prices=prices, team_of=team_of
+    )
 
 
 # --- the chart ------------------------------------------------------------------------------
@@ -329,12 +351,17 @@ def chart_series(stats: Stats) -> dict[str, Any]:
     days = sorted(stats.jobs_per_day)
     job_series = [s.value for s in FINISHED_ORDER] + [UNFINISHED]
     causes = [c for c in CAUSE_ORDER if c in MAIN_CAUSES or any(stats.retries_per_day.get(d, {}).get(c) for d in days)]
-    return {
+    series: dict[str, Any] = {
         "days": days,
         "jobs": {name: [stats.jobs_per_day[d].get(name, 0) for d in days] for name in job_series},
         "retries": {cause: [stats.retries_per_day.get(d, {}).get(cause, 0) for d in days] for cause in causes},
         "title": f"Trainbot jobs · {stats.scope} · {days[0]} to {days[-1]}" if days else "Trainbot jobs",
     }
+    if stats.spend is not None and stats.spend.per_day:
+        # A third panel: billed instance-hours per day (attempt end) by instance type.
+        kinds = [line.name for line in stats.spend.by_type]
+        series["hours"] = {k: [round(stats.spend.per_day.get(d, {}).get(k, 0.0), 3) for d in days] for k in kinds}
+    return series
 
 
 def render_chart(stats: Stats) -> Chart:
@@ -386,4 +413,12 @@ def format_text(stats: Stats) -> str:
         "slowest to start: "
         + (", ".join(f"{s.instance_type} {_duration(s.median_wait)} ({s.jobs})" for s in stats.slowest_to_start) or "–"),
     ]
+    if stats.spend is not None and stats.spend.instance_hours:
+        lines.append(f"spend: {stats.spend.text()}")
+        for label, group in (("by user", stats.spend.by_user), ("by team", stats.spend.by_team), ("by type", stats.spend.by_type)):
+            lines.append(f"  {label}: " + ", ".join(spend_line(line, stats.spend.currency) for line in group[:10]))
     return "\n".join(lines)
+
+
+def spend_line(line: SpendLine, currency: str) -> str:
+    return f"{line.name} {hours_text(line.instance_hours)} h" + (f" {money_text(line.money, currency)}" if line.money is not None else "")

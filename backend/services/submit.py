@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.domain.model import Job, SlackThread, new_job
+from backend.domain.cost import Estimate, estimate
+from backend.domain.model import Job, JobArgs, SlackThread, new_job
 from backend.domain.records import RecordKind
 from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
 from backend.errors import InvalidRequest, NotAuthorized
 from backend.ports import RecordStore, Registered
+from backend.services.budget import Assessment, CostGuard
 from backend.services.jobs import Actor, JobService
 from backend.services.presets import PresetBook
 
@@ -88,6 +90,8 @@ class SweepOutcome:
     size: int
     job_ids: list[str]
     parked: bool = False
+    held: bool = False  # registered, waiting for an admin's approval (backend.services.budget)
+    estimate: Estimate | None = None  # what its jobs may bill (backend.domain.cost)
 
 
 def sweep_id_for(token: str) -> str:
@@ -108,8 +112,11 @@ class SubmitService:
         sweep_confirm_size: int,
         sweep_max_size: int,
         on_queued: Callable[[], object] | None = None,
+        guard: CostGuard | None = None,
     ) -> None:
         self._jobs = jobs
+        # Estimates, approval holds and budgets (issue 14); None: no guard (plain estimates).
+        self.guard = guard
         # Called once jobs are registered (start on submit: backend.services.kick).
         self._on_queued = on_queued
         self._store = store
@@ -125,10 +132,20 @@ class SubmitService:
         PresetNotFound) names what is wrong. Reads only the preset."""
         return job_spec(self.presets.merged(fields))
 
+    def estimate(self, jobs: Iterable[JobArgs]) -> Estimate:
+        """The cost estimate of running ``jobs`` (backend.domain.cost), with the configured prices."""
+        return self.guard.estimate(jobs) if self.guard is not None else estimate(jobs)
+
+    def assess(self, jobs: Sequence[JobArgs], actor: Actor, *, sweep: bool = False) -> Assessment | None:
+        """The cost guard's view of a submission (OverBudget if refused); None without a guard."""
+        return self.guard.assess(jobs, actor.user_id, sweep=sweep) if self.guard is not None else None
+
     def submit(self, fields: dict[str, str], actor: Actor, *, token: str, channel_id: str | None = None) -> Registered:
         """Register one job (idempotent on ``token``); the notifiers announce it (in
-        ``channel_id``'s thread when given)."""
+        ``channel_id``'s thread when given). Over an approval threshold it is registered held;
+        over its team's budget it is refused (OverBudget) or held, as configured."""
         spec = self.spec(fields)
+        assessment = self.assess([spec.job_args], actor)
         registered = self._jobs.submit(
             name=spec.name,
             job_args=spec.job_args,
@@ -139,8 +156,9 @@ class SubmitService:
             client_token=token,
             preset=spec.preset,
             notify=spec.notify,
+            approval=assessment.approval if assessment is not None else None,
         )
-        if registered.created:
+        if registered.created and not registered.job.is_held:
             self._queued()
         return registered
 
@@ -184,6 +202,8 @@ class SubmitService:
         """Register a planned sweep's jobs in one batch (idempotent on its sweep id), under one
         thread root when in a channel (``post_root`` posts it and returns its ts; a redelivery
         finds the root and the batch already there)."""
+        assessment = self.assess([spec.job_args for spec in plan.specs], actor, sweep=True)
+        approval = assessment.approval if assessment is not None else None
         slack = None
         if channel_id and post_root is not None:
             root = self._root(plan, actor, channel_id, post_root)
@@ -203,13 +223,16 @@ class SubmitService:
                 preset=spec.preset,
                 prefix=self._jobs.job_id_prefix,
                 notify=spec.notify,
+                approval=approval,
             )
             for index, spec in enumerate(plan.specs)
         ]
         ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
-        self._queued()  # one kick for the whole batch
+        if approval is None:
+            self._queued()  # one kick for the whole batch
         self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
-        return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids)
+        est = assessment.estimate if assessment is not None else self.estimate(spec.job_args for spec in plan.specs)
+        return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids, held=approval is not None, estimate=est)
 
     def _queued(self) -> None:
         if self._on_queued is not None:

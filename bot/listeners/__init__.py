@@ -12,9 +12,10 @@ from slack_bolt import App
 
 
 def register_all(app: App) -> None:
-    from bot.listeners import actions, commands, errors, views
+    from bot.listeners import actions, approvals, commands, errors, views
 
     commands.register(app)
     actions.register(app)
     views.register(app)
+    approvals.register(app)
     errors.register(app)

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from backend.adapters.slack import render
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest
-from bot.listeners.commands import root_poster
+from bot.listeners.commands import root_poster, sweep_registered
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
@@ -71,7 +71,7 @@ def confirm_sweep(
 ) -> None:
     bot: BotService = context["bot"]
     outcome = bot.submissions.confirm_sweep(value_of(action), actor_of(body), post_root=root_poster(client))
-    respond(replace_original=True, text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
+    sweep_registered(bot, client, outcome, lambda **message: respond(replace_original=True, **message))
 
 
 @answers_errors

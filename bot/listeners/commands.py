@@ -16,8 +16,9 @@ from slack_sdk import WebClient
 
 from backend.adapters.slack import render, waiting
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
-from backend.services.submit import SweepRoot
+from backend.services.submit import SweepOutcome, SweepRoot
 from bot import grammar
+from bot.listeners import approvals
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
@@ -92,11 +93,16 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
     match request:
         case grammar.Submit(fields=fields):
             registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
-            say(text=render.submitted(registered.job, registered.created))
+            say(text=render.submitted(registered.job, registered.created, bot.estimate([registered.job])))
+            if registered.created:
+                approvals.request_approval(bot, client, [registered.job])
         case grammar.Sweep(fields=fields):
             outcome = bot.submissions.sweep(fields, actor, token=token, channel_id=channel, post_root=root_poster(client))
             if not outcome.parked:  # a parked sweep's ack showed its confirm button already
-                say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id))
+                sweep_registered(bot, client, outcome, say)
+        case grammar.Budget(team=team):
+            check = bot.budget(actor, team)
+            say(text=render.budget_text(check) if check is not None else render.no_budgets())
         case grammar.Status(job_id=job_id):
             card = render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now())
             say(**waiting.with_wait_reason(card, bot.wait_reason(job_id), bot.now()))
@@ -121,7 +127,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(text=render.preset_deleted(name))
         case grammar.Stats(scope=scope, user_id=user_id, days=days, preset=preset):
             stats = bot.stats(actor, scope, user_id, days, preset)
-            say(**render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days))
+            summary = render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days)
+            say(**render.with_budget(summary, bot.budget(actor, None)))
             if channel:
                 # Slack's current upload flow (files.getUploadURLExternal, then
                 # completeUploadExternal), shared where the command was typed.
@@ -132,6 +139,15 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
                     filename="trainbot-stats.png",
                     title=render.stats_chart_title(scope, user_id, preset, days),
                 )
+
+
+def sweep_registered(bot: BotService, client: WebClient, outcome: SweepOutcome, say: Callable[..., object]) -> None:
+    """Tell the owner a sweep is registered, with its estimate; a held sweep's approval card
+    goes to the admins (approving it approves each of its jobs)."""
+    say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id, outcome.estimate, outcome.held))
+    if outcome.held and outcome.job_ids:
+        # One card for the sweep: its first job stands for all (a decision applies to each).
+        approvals.request_approval(bot, client, [bot.get(outcome.job_ids[0])], outcome.estimate)
 
 
 def root_poster(client: WebClient) -> Callable[[SweepRoot], str]:

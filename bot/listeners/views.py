@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
 from bot import grammar
+from bot.listeners.approvals import request_approval
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
@@ -88,5 +89,7 @@ def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, cli
         return  # the ack has shown the errors in the modal already
     if channel:
         client.chat_postEphemeral(
-            channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created)
+            channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created, bot.estimate([registered.job]))
         )
+    if registered.created:
+        request_approval(bot, client, [registered.job])

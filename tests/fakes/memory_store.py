@@ -257,7 +257,8 @@ class MemoryJobStore:
     # --- the launch queue -------------------------------------------------------------------
 
     def _queued(self) -> Iterator[Job]:
-        return (job for job in self._jobs.values() if job.is_queued)
+        # A held job (waiting for approval) sits in the Queue index's ``held`` partition only.
+        return (job for job in self._jobs.values() if job.is_queued and not job.is_held)
 
     def ready_jobs(self, limit: int | None) -> list[Job]:
         ready = [j for j in self._queued() if j.lease is None and j.parked_at is None and j.status is not JobStatus.RETRYING]
@@ -416,6 +417,15 @@ class MemoryJobStore:
 
     def delete_record(self, kind: str, key: str) -> None:
         self._records.pop((str(kind), key), None)
+
+    @_atomic
+    def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
+        record = self._records.setdefault((RecordKind.USAGE.value, key), {"Seconds": 0, "Counted": []})
+        if attempt in record["Counted"]:
+            return False
+        record["Counted"].append(attempt)
+        record["Seconds"] += int(seconds)
+        return True
 
     @_atomic
     def count_sweep_end(self, sweep_id: str, member: int, outcome: str, failure: str | None = None) -> SweepEnd | None:

@@ -14,10 +14,11 @@ from backend.adapters.dynamo.codec import from_item, index_keys, to_item
 from backend.adapters.dynamo.jobs import DynamoJobs
 from backend.adapters.dynamo.outbox import DynamoOutbox
 from backend.adapters.dynamo.queries import DynamoQueries
+from backend.adapters.dynamo.usage import DynamoUsage
 from backend.ports import DuplicateBatch
 
 __all__ = ["DuplicateBatch", "DynamoJobStore", "StoreMetrics", "from_item", "index_keys", "to_item"]
 
 
-class DynamoJobStore(DynamoJobs, DynamoQueries, DynamoOutbox):
+class DynamoJobStore(DynamoJobs, DynamoQueries, DynamoOutbox, DynamoUsage):
     """The job repository, outbox and record store (:mod:`backend.ports`) over one table."""

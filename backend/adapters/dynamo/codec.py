@@ -56,7 +56,11 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
         "OwnerId": job.owner.key,
         "CreatedDay": format_utc(job.created_at)[:10],
     }
-    if job.is_queued:
+    if job.is_held:
+        # Waiting for an admin (backend.domain.approval): its own partition, never ``ready``.
+        keys["QueueKey"] = "held"
+        keys["QueueSort"] = f"{format_utc(job.created_at)}#{job.job_id}"
+    elif job.is_queued:
         if job.lease is not None:
             keys["QueueKey"] = "claimed"
             keys["QueueSort"] = f"{format_utc(job.lease.expires_at)}#{job.job_id}"

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from backend.domain.approval import ApprovalState
+from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
 from backend.domain.model import Attempt, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
@@ -41,6 +43,9 @@ LIST_MORE_ACTION = "list_more"
 SWEEP_CONFIRM_ACTION = "sweep_confirm"
 SWEEP_CANCEL_ACTION = "sweep_cancel"
 SUBMIT_VIEW = "train_submit"
+APPROVE_ACTION = "job_approve"
+REJECT_ACTION = "job_reject"
+REJECT_VIEW = "job_reject_reason"
 
 
 def esc(text: Any, limit: int = 500) -> str:
@@ -58,7 +63,7 @@ def mention(user_id: str) -> str:
 
 # Reasons Trainbot writes itself name a person ("stopped by <@U0ALICE>"): that one mention stays
 # live; everything else in a reason (SageMaker's text, anything a user typed) is made inert.
-_OUR_MENTION = re.compile(r"^(stopped by|retry requested by) &lt;@([UW][A-Z0-9]{2,20})&gt;")
+_OUR_MENTION = re.compile(r"^(stopped by|retry requested by|approved by|rejected by) &lt;@([UW][A-Z0-9]{2,20})&gt;")
 
 
 def reason_text(reason: str, limit: int = 400) -> str:
@@ -132,8 +137,10 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
         # mentioned once, when the job ends (backend.domain.notice).
         f"Owner {owner_name(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
         + (" · spot" if args.EnableManagedSpotTraining else "")
-        + f" · priority {job.priority}",
+        + f" · priority {job.priority}"
+        + f" · ≤ {hours_text(job_instance_hours(args))} instance-hours",
     ]
+    lines.extend(approval_lines(job))
     blocks: list[dict[str, Any]] = [_section("\n".join(lines))]
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
@@ -386,6 +393,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
 • `/train stop <JobId>` · `/train retry <JobId>`
 • `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
 • `/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.
+• `/train budget [team=nlp]`: your team's instance-hours this week against its budget.
   Presets hold team defaults (image, role, input, output…): `/train submit preset=nlp name=x hp.lr=3e-5`."""
 
 
@@ -446,17 +454,27 @@ def submitting(name: str) -> str:
     return f":inbox_tray: Registering *{esc(name, 80)}*…"
 
 
-def submitted(job: Job, created: bool) -> str:
+def submitted(job: Job, created: bool, estimate: Estimate | None = None) -> str:
     verb = "Registered" if created else "Already registered"
-    return f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; its thread follows every change."
+    text = f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; its thread follows every change."
+    if estimate is not None:
+        text += f"\nEstimate: {describe(estimate)}."
+    if job.is_held:
+        text += "\n" + held_text(job)
+    return text
 
 
 def sweep_registering(name: str, size: int) -> str:
     return f":inbox_tray: Registering sweep *{esc(name, 80)}* ({size:,} jobs)…"
 
 
-def sweep_registered(name: str, size: int, sweep_id: str) -> str:
-    return f":white_check_mark: Registered sweep *{esc(name, 80)}*: {size:,} jobs (`{sweep_id}`)."
+def sweep_registered(name: str, size: int, sweep_id: str, estimate: Estimate | None = None, held: bool = False) -> str:
+    text = f":white_check_mark: Registered sweep *{esc(name, 80)}*: {size:,} jobs (`{sweep_id}`)."
+    if estimate is not None:
+        text += f"\nEstimate: {describe(estimate)}."
+    if held:
+        text += "\n:lock: Its jobs wait for an admin's approval before any is launched."
+    return text
 
 
 def sweep_expired() -> str:
@@ -546,7 +564,35 @@ def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | 
         ),
         _context(esc(stats.coverage(), 600)),
     ]
+    spent = getattr(stats, "spend", None)
+    if spent is not None and spent.instance_hours:
+        blocks.insert(-1, _section(spend_text(spent)))
     return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def spend_text(spent: Any) -> str:
+    """Billed spend of the window by user, team and instance type (top 8 each)."""
+
+    def row(lines: Any, name: Any) -> str:
+        return " · ".join(
+            f"{name(line.name)} {hours_text(line.instance_hours)} h"
+            + (f" ({money_text(line.money, spent.currency)})" if line.money is not None else "")
+            for line in lines[:8]
+        )
+
+    return (
+        f"*Spend* (billed): {esc(spent.text(), 100)}\n*By user*: {row(spent.by_user, mention)}\n"
+        f"*By team*: {row(spent.by_team, lambda n: f'`{esc(n, 40)}`')}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
+    )
+
+
+def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
+    """A stats answer with the asker's team's week against its budget (None: no budgets)."""
+    if check is None:
+        return summary
+    blocks = list(summary["blocks"])
+    blocks.insert(-1, _section(budget_text(check)))
+    return {**summary, "blocks": blocks}
 
 
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
@@ -601,3 +647,101 @@ def submit_modal(channel_id: str) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
     }
+
+
+# --- the cost guard: approvals and budgets ------------------------------------------------------
+
+
+def approval_lines(job: Job) -> list[str]:
+    """The card's lines about an approval hold: waiting (and why), or who decided."""
+    approval = job.approval
+    if approval is None:
+        return []
+    if approval.state is ApprovalState.PENDING:
+        return [held_text(job)] if job.is_held else []
+    who = mention(approval.decided_by or "")
+    if approval.state is ApprovalState.APPROVED:
+        return [f":unlock: Approved by {who}"]
+    return [f":no_entry: Rejected by {who}: {esc(approval.note, 300)}"]
+
+
+def held_text(job: Job) -> str:
+    why = "; ".join(esc(r, 200) for r in (job.approval.reasons if job.approval else []))
+    return ":lock: Waiting for an admin's approval" + (f" ({why})" if why else "") + "; it will not be launched before."
+
+
+def approval_request(job: Job, estimate: Estimate) -> dict[str, Any]:
+    """The card admins get for a held job: what it is, what it may cost, why it is held, and
+    Approve / Reject (the value is only the job id: the listener checks who presses)."""
+    args = job.job_args
+    lines = [
+        f":lock: *Approval needed*: *{esc(job.name, 80)}* `{job.job_id}` by {mention(job.owner.user_id)}",
+        f"`{args.instance_type}` × {args.instance_count} · max run time {duration(args.StoppingCondition.MaxRuntimeInSeconds)}"
+        + f" · {describe(estimate)}",
+    ]
+    if job.approval and job.approval.reasons:
+        lines.append("Why: " + "; ".join(esc(r, 200) for r in job.approval.reasons))
+    if job.sweep_id:
+        lines.append(f"Approve or reject applies to every job of sweep `{esc(job.sweep_id, 40)}` ({estimate.jobs:,} jobs).")
+    buttons = [
+        _button("Approve", APPROVE_ACTION, job.job_id, style="primary"),
+        _button("Reject", REJECT_ACTION, job.job_id, style="danger"),
+    ]
+    return {
+        "text": esc(f"Approval needed: {job.name} ({job.job_id})", 300),
+        "blocks": [_section("\n".join(lines)), {"type": "actions", "block_id": f"approve:{job.job_id}", "elements": buttons}],
+    }
+
+
+def reject_modal(job_id: str, channel_id: str = "") -> dict[str, Any]:
+    """The modal a Reject press opens: the reason goes to the owner's thread and the history
+    (``channel_id``: where the card was, for answers)."""
+    return {
+        "type": "modal",
+        "callback_id": REJECT_VIEW,
+        "private_metadata": json.dumps({"job_id": job_id, "channel": channel_id}),
+        "title": {"type": "plain_text", "text": "Reject a job"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": {"type": "plain_text", "text": f"Why is {job_id[:60]} rejected?"},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 300},
+            }
+        ],
+    }
+
+
+def decided(action: str, job: Job, changed: bool) -> str:
+    """The admin's answer after pressing Approve or Reject."""
+    if changed:
+        if action == "approve":
+            return f":unlock: Approved `{job.job_id}`: it is queued for launch."
+        return f":no_entry: Rejected `{job.job_id}`: it is stopped, and its owner told why."
+    approval = job.approval
+    if approval is not None and approval.state is not ApprovalState.PENDING:
+        verb = "approved" if approval.state is ApprovalState.APPROVED else "rejected"
+        return f"Nothing changed: `{job.job_id}` was already {verb} by {mention(approval.decided_by or '')}."
+    return f"Nothing changed: `{job.job_id}` is *{job.status.value}* and not waiting for approval."
+
+
+def approved_reply(job: Job, admin: str) -> str:
+    """The owner's thread, once an admin approved their job."""
+    return f":unlock: Approved by {mention(admin)}: *{esc(job.name, 80)}* is queued for launch {mention(job.owner.user_id)}"
+
+
+def no_budgets() -> str:
+    return ":money_with_wings: No budgets are configured (TeamBudgets / TRAINBOT_TEAM_BUDGETS)."
+
+
+def budget_text(check: Any) -> str:
+    """`/train budget`: the team's usage this ISO week against its budget (from billed time)."""
+    used, budget = check.used_hours, check.budget_hours
+    head = f":money_with_wings: *Team `{esc(check.team, 60)}`*, week {check.week}: {hours_text(used)} instance-hours used"
+    if budget is None:
+        return head + " (no budget set)."
+    left = max(0.0, budget - used)
+    share = f" ({used / budget:.0%})" if budget else ""
+    return head + f" of {hours_text(budget)}{share}; {hours_text(left)} left. Counted from billed time of attempts that ended."

@@ -153,9 +153,40 @@ def _print_job(job: Job, out: TextIO) -> None:
 # --- commands ----------------------------------------------------------------------------------
 
 
+def _print_estimate(submissions: Any, specs: list[Any], args: argparse.Namespace, out: TextIO, *, sweep: bool) -> int:
+    """``--dry-run``: what the submission may cost and what the cost guard would do; writes nothing."""
+    from backend.domain.cost import describe
+
+    jobs = [spec.job_args for spec in specs]
+    est = submissions.estimate(jobs)
+    assessment = submissions.assess(jobs, actor(args), sweep=sweep)  # OverBudget: refused (exit 4)
+    held = assessment.approval.reasons if assessment is not None and assessment.approval is not None else []
+    if args.json:
+        data = {
+            "jobs": est.jobs, "instance_hours": round(est.instance_hours, 3), "by_type": est.by_type,
+            "money": None if est.money is None else round(est.money, 2), "currency": est.currency,
+            "prices_as_of": est.as_of, "needs_approval": held,
+        }
+        if assessment is not None and assessment.budget is not None:
+            data["budget"] = {"team": assessment.budget.team, "week": assessment.budget.week,
+                              "used_hours": round(assessment.budget.used_hours, 3), "budget_hours": assessment.budget.budget_hours}
+        print(json.dumps(data), file=out)
+        return OK
+    print(f"dry run, nothing registered: {describe(est)}", file=out)
+    for kind, hours in sorted(est.by_type.items()):
+        print(f"  {kind}: {hours:,.2f} instance-hours", file=out)
+    if assessment is not None and assessment.budget is not None:
+        print(f"  budget: {assessment.budget.text()}", file=out)
+    if held:
+        print("  would wait for an admin's approval: " + "; ".join(held), file=out)
+    return OK
+
+
 def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     fields = request_fields(args, sweep=False)
     submissions = build_container(args).submissions
+    if args.dry_run:
+        return _print_estimate(submissions, [submissions.spec(fields)], args, out, sweep=False)
     channel = args.channel or os.environ.get("TRAINBOT_LOCAL_CHANNEL") if args.local else args.channel
     registered = submissions.submit(
         fields, actor(args), token=args.idempotency_key or f"cli:{uuid.uuid4()}", channel_id=channel or None
@@ -166,6 +197,8 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
     else:
         verb = "registered" if registered.created else "already registered"
         print(f"{verb} {job.job_id} ({job.name}, {job.status.value})", file=out)
+        if job.is_held:
+            print("  waiting for an admin's approval: " + "; ".join(job.approval.reasons if job.approval else []), file=out)
     return OK
 
 
@@ -173,6 +206,8 @@ def cmd_sweep(args: argparse.Namespace, out: TextIO) -> int:
     fields = request_fields(args, sweep=True)
     submissions = build_container(args).submissions
     plan = submissions.plan_sweep(fields, token=args.idempotency_key or f"cli:{uuid.uuid4()}")
+    if args.dry_run:
+        return _print_estimate(submissions, plan.specs, args, out, sweep=True)
     if plan.needs_confirmation and not args.yes:
         if not sys.stdin.isatty():
             raise CliError(f"this sweep has {plan.size:,} jobs (more than {submissions.sweep_confirm_size:,}); pass --yes to register them", USAGE)
@@ -256,6 +291,26 @@ def cmd_retry(args: argparse.Namespace, out: TextIO) -> int:
     job = build_container(args).jobs.retry(_job_id(args.job_id), actor(args))
     print(json.dumps(_job_summary(job)) if args.json else f"{job.job_id}: {job.status.value}", file=out)
     return OK
+
+
+def cmd_approve(args: argparse.Namespace, out: TextIO) -> int:
+    """An admin's decision on a held job (the approval card's buttons, for scripts and jobs
+    submitted from the CLI): exit 0 when it changed the job, 4 when there was nothing to decide."""
+    approvals = build_container(args).approvals
+    who = actor(args).user_id
+    if args.command == "approve":
+        decision = approvals.approve(_job_id(args.job_id), who)
+    else:
+        decision = approvals.reject(_job_id(args.job_id), who, args.reason)
+    job = decision.job
+    if args.json:
+        print(json.dumps({**_job_summary(job), "changed": decision.changed}), file=out)
+    elif decision.changed:
+        print(f"{job.job_id}: {args.command}d ({job.status.value})", file=out)
+    else:
+        approval = job.approval.state.value if job.approval else "not held"
+        print(f"{job.job_id}: nothing changed ({job.status.value}, approval {approval})", file=out)
+    return OK if decision.changed else REFUSED
 
 
 def _job_id(value: str) -> str:
@@ -345,12 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", parents=[common], help="register one job", description="Register one training job.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
     _job_fields(submit)
     submit.add_argument("--channel", help="a Slack channel id for the job's thread")
+    submit.add_argument("--dry-run", action="store_true", help="validate and show the estimate (and any approval or budget refusal); register nothing")
     submit.set_defaults(func=cmd_submit)
 
     sweep = commands.add_parser("sweep", parents=[common], help="register a grid of jobs", description="Register one job per combination of the hp lists.", epilog=SPEC_HELP + "\n" + EPILOG, formatter_class=formatter)
     _job_fields(sweep)
     sweep.add_argument("--yes", action="store_true", help="register large sweeps without asking")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--dry-run", action="store_true", help="validate and show the sweep's estimate; register nothing")
     sweep.set_defaults(func=cmd_sweep)
 
     status = commands.add_parser("status", parents=[common], help="one job's status, attempts and history", epilog=EPILOG, formatter_class=formatter)
@@ -370,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", parents=[common], help="run a Failed or Stopped job again", epilog=EPILOG, formatter_class=formatter)
     retry.add_argument("job_id")
     retry.set_defaults(func=cmd_retry)
+
+    approve = commands.add_parser("approve", parents=[common], help="release a job held for approval (admins)", epilog=EPILOG, formatter_class=formatter)
+    approve.add_argument("job_id")
+    approve.set_defaults(func=cmd_approve)
+    reject = commands.add_parser("reject", parents=[common], help="stop a job held for approval, with a reason (admins)", epilog=EPILOG, formatter_class=formatter)
+    reject.add_argument("job_id")
+    reject.add_argument("--reason", required=True, help="what the owner reads in the job's thread")
+    reject.set_defaults(func=cmd_approve)
 
     local = commands.add_parser(
         "local",
@@ -414,6 +479,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         NotAuthorized,
         StoreUnavailable,
     )
+    from backend.services.budget import OverBudget
 
     func: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
@@ -423,6 +489,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except CliError as exc:
         print(f"trainbot: {exc}", file=err)
         return exc.code
+    except OverBudget as exc:
+        print("trainbot: refused: " + "; ".join(exc.problems), file=err)
+        return REFUSED
     except InvalidRequest as exc:
         print("trainbot: invalid request:", file=err)
         for problem in exc.problems:

@@ -110,6 +110,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         args.preset,
         container.clock(),
         retention_days=container.settings.retention_days,
+        prices=container.cost_guard.prices,
+        team_of=container.settings.team_of,
     )
     if args.png:
         chart = stats.render_chart(result)
@@ -117,13 +119,26 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
             Path(args.png).write_bytes(chart.png)
         except OSError as exc:
             raise _usage(f"cannot write {args.png}: {exc.strerror or exc}") from exc
+    budget = _budget(container, args)
     if getattr(args, "json", False):
-        print(json.dumps(stats_json(result)), file=out)
+        data = stats_json(result)
+        if budget is not None:
+            data["budget"] = asdict(budget)
+        print(json.dumps(data), file=out)
     else:
         print(stats.format_text(result), file=out)
+        if budget is not None:
+            print(f"this week: {budget.text()}", file=out)
         if args.png:
             print(f"chart written to {args.png}", file=out)
     return 0
+
+
+def _budget(container: Any, args: argparse.Namespace) -> Any:
+    """The week's usage against the budget of the asker's team (None: budgets are off)."""
+    if container.budgets is None:
+        return None
+    return container.budgets.check(user_of(args))
 
 
 def stats_json(result: Any) -> dict[str, Any]:

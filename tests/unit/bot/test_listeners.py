@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+from backend.domain.cost import estimate
 from backend.domain.spec import job_spec
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
 from bot.listeners import actions, commands, views
@@ -50,6 +51,9 @@ class FakeBot:
     @property
     def submitted(self) -> list:
         return self.submissions.submitted
+
+    def estimate(self, jobs):
+        return estimate(job.job_args for job in jobs)
 
     def stop(self, job_id, actor):
         if self.stop_error:

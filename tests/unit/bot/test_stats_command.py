@@ -91,6 +91,9 @@ class _Bot:
     def stats_chart(self, stats):
         return b"\x89PNG-fake"
 
+    def budget(self, actor, team):
+        return None  # budgets off
+
 
 def _command(text: str, **extra) -> dict:
     return {"text": text, "team_id": "T1", "user_id": "U1", "channel_id": "C1", "trigger_id": "1.2.3", "response_url": "x", **extra}
