@@ -50,6 +50,9 @@ class Settings(BaseModel):
     # submit); empty: jobs wait for the launcher's schedule.
     launcher_function: str = Field(default="", alias="TRAINBOT_LAUNCHER_FUNCTION")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    # Stall warning for jobs that do not set stall_alert: seconds without a new log line before
+    # the thread is told once (0: off). Failure forensics read the training jobs' CloudWatch log.
+    stall_alert_seconds: int = Field(default=0, alias="TRAINBOT_STALL_ALERT_SECONDS", ge=0, le=28 * 24 * 3600)
 
     @field_validator("allowed_users", "admin_users", mode="before")
     @classmethod
