@@ -21,11 +21,11 @@ CHANNEL = "C0TRAIN"
 HOSTILE_TAIL = "\n".join(
     [
         "epoch 3 step 1200 loss=0.4211",
+        *[f"Traceback line {n}" for n in range(40)],
         "<!channel> the data loader is broken, ping @here and <@U0BOSS>",
         "see <https://evil.example/steal|the fix> or http://evil.example/x",
         "``` breaking out of the code block",
-        "x" * 1200,  # one enormous line
-        *[f"Traceback line {n}" for n in range(40)],
+        "x" * 1200,  # one enormous line, cut at LINE_CHARS
         'RuntimeError: CUDA error: out of memory & "<b>bad</b>"',
     ]
 )
@@ -66,7 +66,7 @@ def test_a_failing_job_shows_its_log_tail_escaped_and_bounded_in_the_thread_and_
     assert "failed (algorithm)" in reply and "exit code 1" in reply
     # The tail: its last line is there, escaped; the budget cut the older ones.
     assert "RuntimeError: CUDA error: out of memory &amp; \"&lt;b&gt;bad&lt;/b&gt;\"" in reply
-    assert "Traceback line 39" in reply and "epoch 3 step 1200" not in reply
+    assert "Traceback line 39" in reply and "epoch 3 step 1200" not in reply and "x" * 300 not in reply
     block = reply.split("```", 1)[1].rsplit("```", 1)[0]
     assert len(block.encode()) <= TAIL_BYTES + 200 and len(block.splitlines()) <= 21
     # Never able to mention or link: no raw markup, no @here, no auto-linkable URL.
