@@ -192,7 +192,7 @@ def log_tail_text(attempt: Attempt, region: str, *, max_lines: int = TAIL_LINES,
     if tail.state is TailState.READ:
         text = tail.text(max_lines=max_lines, max_bytes=max_bytes)
         parts.append(f"last lines of `{esc(attempt.name, 70)}` ({link}):")
-        return " · ".join(parts[:-1] + [parts[-1]]) + "\n```" + esc(text, max_bytes + 200) + "```"
+        return " · ".join(parts) + "\n```" + esc(text, max_bytes + 200) + "```"
     why = {
         TailState.MISSING: "no log stream: the container never started",
         TailState.EMPTY: "the log is empty",
@@ -453,7 +453,8 @@ def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int]
 
 
 HELP = """*Trainbot*: SageMaker training from Slack.
-• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+  Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.
 • `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
