@@ -35,6 +35,7 @@ class Pacer(Protocol):
     def penalize(self) -> None: ...
     def reward(self) -> None: ...
 
+
 # The most streams one DescribeLogStreams returns; a training job has one per instance (<= 100).
 _STREAMS_PAGE = 50
 
@@ -63,7 +64,9 @@ class CloudWatchTrainingLogs:
         for stream in read:
             name = stream["logStreamName"]
             try:
-                events = self._call("get_log_events", logGroupName=self._group, logStreamName=name, startFromHead=False, limit=lines)["events"]
+                events = self._call("get_log_events", logGroupName=self._group, logStreamName=name, startFromHead=False, limit=lines)[
+                    "events"
+                ]
             except BackendUnavailable as exc:
                 if not hosts:
                     return LogTail(state=TailState.UNREADABLE, note=str(exc)[:200], more_hosts=len(rest))

@@ -76,7 +76,9 @@ class Forensics:
             return attempts
         tail = self._read_tail(failed.name)
         return [
-            a.model_copy(update={"log_tail": tail}) if a.number == failed.number else (a.model_copy(update={"log_tail": None}) if a.log_tail else a)
+            a.model_copy(update={"log_tail": tail})
+            if a.number == failed.number
+            else (a.model_copy(update={"log_tail": None}) if a.log_tail else a)
             for a in attempts
         ]
 
@@ -112,7 +114,9 @@ class Forensics:
         try:
             last = self._logs.last_line_at(attempt.name)
         except BackendUnavailable as exc:
-            logger.info("could not tell when the job last logged; looking again next sweep", extra={"job_id": job.job_id, "error": str(exc)})
+            logger.info(
+                "could not tell when the job last logged; looking again next sweep", extra={"job_id": job.job_id, "error": str(exc)}
+            )
             return False
         since = last or attempt.started_at
         if since is None:

@@ -58,14 +58,16 @@ def _spot_args(**hyperparameters: str) -> JobArgs:
 
 
 def test_a_failing_job_shows_its_log_tail_escaped_and_bounded_in_the_thread_and_sns(stack, slack):
-    job = stack.submit("bert", slack=SlackThread(channel_id=CHANNEL), retry_budget=0, hp={HP_OUTCOME: ALGORITHM_ERROR, HP_LOG: HOSTILE_TAIL})
+    job = stack.submit(
+        "bert", slack=SlackThread(channel_id=CHANNEL), retry_budget=0, hp={HP_OUTCOME: ALGORITHM_ERROR, HP_LOG: HOSTILE_TAIL}
+    )
     [failed] = stack.run_until_settled([job.job_id])
     assert failed.status.value == "Failed"
 
     reply = _replies(slack, job)[-1]
     assert "failed (algorithm)" in reply and "exit code 1" in reply
     # The tail: its last line is there, escaped; the budget cut the older ones.
-    assert "RuntimeError: CUDA error: out of memory &amp; \"&lt;b&gt;bad&lt;/b&gt;\"" in reply
+    assert 'RuntimeError: CUDA error: out of memory &amp; "&lt;b&gt;bad&lt;/b&gt;"' in reply
     assert "Traceback line 39" in reply and "epoch 3 step 1200" not in reply and "x" * 300 not in reply
     block = reply.split("```", 1)[1].rsplit("```", 1)[0]
     assert len(block.encode()) <= TAIL_BYTES + 200 and len(block.splitlines()) <= 21
@@ -128,7 +130,9 @@ def test_a_capacity_failure_reads_no_log(stack, slack):
 
 
 def test_a_spot_job_gets_one_checkpoint_location_that_every_attempt_resumes_from(stack, slack):
-    job = stack.submit("spotty", slack=SlackThread(channel_id=CHANNEL), job_args=_spot_args(**{HP_OUTCOME: SPOT_INTERRUPTED, HP_OUTCOME_ATTEMPTS: "2"}))
+    job = stack.submit(
+        "spotty", slack=SlackThread(channel_id=CHANNEL), job_args=_spot_args(**{HP_OUTCOME: SPOT_INTERRUPTED, HP_OUTCOME_ATTEMPTS: "2"})
+    )
     expected = f"s3://out-bucket/runs/{job.job_id}/checkpoints"
     assert job.job_args.CheckpointConfig is not None and job.job_args.CheckpointConfig.S3Uri == expected
 
@@ -147,7 +151,10 @@ def test_a_spot_job_gets_one_checkpoint_location_that_every_attempt_resumes_from
 
 def test_a_spot_interruption_is_retried_for_free_even_with_no_retry_budget(stack, slack):
     job = stack.submit(
-        "spotty", slack=SlackThread(channel_id=CHANNEL), retry_budget=0, job_args=_spot_args(**{HP_OUTCOME: SPOT_INTERRUPTED, HP_OUTCOME_ATTEMPTS: "1"})
+        "spotty",
+        slack=SlackThread(channel_id=CHANNEL),
+        retry_budget=0,
+        job_args=_spot_args(**{HP_OUTCOME: SPOT_INTERRUPTED, HP_OUTCOME_ATTEMPTS: "1"}),
     )
     [done] = stack.run_until_settled([job.job_id], max_ticks=2000, seconds=120.0)
     assert done.status.value == "Completed" and done.attempts[0].failure_class.value == "capacity"
@@ -167,7 +174,10 @@ def test_the_card_says_in_plain_words_why_a_job_failed(stack, slack):
 
 def test_a_silent_running_job_gets_exactly_one_stall_warning_and_a_later_line_clears_it(stack, slack):
     job = stack.submit(
-        "hung", slack=SlackThread(channel_id=CHANNEL), stall_alert_seconds=45 * 60, hp={"trainbot_standin_duration": "20000", "max_runtime": "86400", HP_LOG_STALL: "300"}
+        "hung",
+        slack=SlackThread(channel_id=CHANNEL),
+        stall_alert_seconds=45 * 60,
+        hp={"trainbot_standin_duration": "20000", "max_runtime": "86400", HP_LOG_STALL: "300"},
     )
     for _ in range(40):  # 40 ticks of 2 minutes, a sweep each time: silent from minute ~5 on
         stack.tick(120.0, sweep=True)
@@ -186,7 +196,11 @@ def test_a_silent_running_job_gets_exactly_one_stall_warning_and_a_later_line_cl
 
 
 def test_no_stall_warning_without_stall_alert(stack, slack):
-    job = stack.submit("hung", slack=SlackThread(channel_id=CHANNEL), hp={"trainbot_standin_duration": "20000", "max_runtime": "86400", HP_LOG_STALL: "300"})
+    job = stack.submit(
+        "hung",
+        slack=SlackThread(channel_id=CHANNEL),
+        hp={"trainbot_standin_duration": "20000", "max_runtime": "86400", HP_LOG_STALL: "300"},
+    )
     for _ in range(40):
         stack.tick(120.0, sweep=True)
     assert not [r for r in _replies(slack, job) if "no log line" in r]

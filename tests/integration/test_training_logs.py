@@ -46,7 +46,9 @@ def _create(client, name: str, *, count: int = 1, **hyperparameters: str) -> Non
 
 @pytest.fixture
 def standin(logs):
-    with SageMakerStandIn(clock=FakeClock(start=float(int(datetime.now(UTC).timestamp()))), logs_client=logs, startup_seconds=5.0) as running:
+    with SageMakerStandIn(
+        clock=FakeClock(start=float(int(datetime.now(UTC).timestamp()))), logs_client=logs, startup_seconds=5.0
+    ) as running:
         yield running
 
 
@@ -57,14 +59,19 @@ def sagemaker(standin):
 
 def test_the_standin_writes_one_stream_per_host_named_as_sagemaker_documents(standin, sagemaker, logs):
     sample = load("cloudwatch_training_job_logs.json")
-    _create(sagemaker, "tb-ddp-a1", count=2, **{HP_OUTCOME: ALGORITHM_ERROR, HP_DURATION: "600", HP_LOG: "boom\nRuntimeError: NCCL timeout"})
+    _create(
+        sagemaker, "tb-ddp-a1", count=2, **{HP_OUTCOME: ALGORITHM_ERROR, HP_DURATION: "600", HP_LOG: "boom\nRuntimeError: NCCL timeout"}
+    )
     standin.advance(5 + 300)
 
     assert sample["logGroupName"] == LOG_GROUP
     streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix="tb-ddp-a1/")["logStreams"]
     for documented in sample["DescribeLogStreams"]["logStreams"]:
         assert _STREAM.match(documented["logStreamName"])
-    assert [(m["job"], m["host"]) for m in (_STREAM.match(s["logStreamName"]) for s in streams) if m] == [("tb-ddp-a1", "1"), ("tb-ddp-a1", "2")]
+    assert [(m["job"], m["host"]) for m in (_STREAM.match(s["logStreamName"]) for s in streams) if m] == [
+        ("tb-ddp-a1", "1"),
+        ("tb-ddp-a1", "2"),
+    ]
     assert set(sample["DescribeLogStreams"]["logStreams"][0]) >= {"logStreamName", "lastEventTimestamp"}
     assert all("lastEventTimestamp" in s for s in streams)
     last = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=streams[0]["logStreamName"], startFromHead=False, limit=2)["events"]
@@ -142,4 +149,6 @@ def test_the_standin_refuses_a_spot_job_whose_max_wait_is_missing_or_shorter_tha
             sagemaker.create_training_job(TrainingJobName=f"spot-{n}", StoppingCondition=stopping, **base)
         assert refused.value.response["Error"]["Code"] == "ValidationException"
         assert "MaxWaitTimeInSeconds" in refused.value.response["Error"]["Message"]
-    sagemaker.create_training_job(TrainingJobName="spot-ok", StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}, **base)
+    sagemaker.create_training_job(
+        TrainingJobName="spot-ok", StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 3600}, **base
+    )

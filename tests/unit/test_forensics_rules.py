@@ -74,13 +74,22 @@ def test_every_failure_class_a_person_acts_on_has_its_plain_words(failure_class,
 
 def test_the_cards_last_line_says_which_failure_in_plain_words():
     job = make_job(retry_budget=0)
-    attempt = Attempt(number=1, name=f"{job.job_id}-a1", claimed_at=T0, outcome=AttemptOutcome.FAILED, failure_class=F.USER, reason="MaxRuntimeExceeded: …")
+    attempt = Attempt(
+        number=1,
+        name=f"{job.job_id}-a1",
+        claimed_at=T0,
+        outcome=AttemptOutcome.FAILED,
+        failure_class=F.USER,
+        reason="MaxRuntimeExceeded: …",
+    )
     job = transition(job, JobStatus.LAUNCHED, at=T0, attempts=[attempt])
     job = transition(job, JobStatus.FAILED, at=T0 + timedelta(hours=1), reason="MaxRuntimeExceeded: …")
     card = render.job_card(job, "us-east-1")
     assert card["blocks"][-1]["type"] == "context" and "run-time limit" in card["blocks"][-1]["elements"][0]["text"]
-    # A running job's card has no such line.
+    # A running job's card has no such line; one stopped before it was launched says who.
     assert "run-time limit" not in str(render.job_card(make_job(), "us-east-1"))
+    stopped = transition(make_job(), JobStatus.STOPPED, at=T0, reason="stopped by <@U1> before launch")
+    assert "Stopped by someone" in render.job_card(stopped, "us-east-1")["blocks"][-1]["elements"][0]["text"]
 
 
 def test_a_log_line_can_never_mention_link_or_close_the_code_block():

@@ -174,7 +174,10 @@ def failure_verdict(job: Job) -> str:
     """The plain-words failure class of a job that failed, is stopped, or waits to retry."""
     if job.status not in (S.FAILED, S.STOPPED, S.RETRYING):
         return ""
-    return esc(plain_failure(job.current_attempt), 300)
+    words = plain_failure(job.current_attempt)
+    if not words and job.status is S.STOPPED:
+        words = "Stopped by someone."  # before it was ever launched
+    return esc(words, 300)
 
 
 # --- failure forensics ------------------------------------------------------------------------
