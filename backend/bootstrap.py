@@ -25,11 +25,15 @@ from backend.services.notify import Dispatcher
 
 if TYPE_CHECKING:
     from backend.services.budget import Approvals, Budgets, CostGuard
+    from backend.services.forensics import Forensics
     from backend.services.kick import Kicker
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
     from backend.services.queue import QueueView
+
+
+LOGS_CALLS_PER_SECOND = 5.0
 
 
 @dataclass
@@ -81,8 +85,33 @@ class Container:
                 clock=self.clock,
                 rng=self.extras.get("rng") or random.Random(),
                 on_attempt_end=self.budgets.record_attempt if self.budgets is not None else None,
+                forensics=self.forensics,
             )
         return self.extras["monitor"]
+
+    @property
+    def forensics(self) -> Forensics:
+        """Log tails of failed attempts and stall warnings (CloudWatch Logs, paced)."""
+        from backend.adapters.logs import CloudWatchTrainingLogs
+        from backend.services.forensics import Forensics
+        from backend.services.pacing import TokenBucket
+
+        if "forensics" not in self.extras:
+            logs = self.extras.get("logs")
+            if logs is None:
+                # CloudWatch Logs' read quotas are per account and shared with everyone reading
+                # logs: a few calls a second is plenty for failures and stall checks.
+                client = aws_client("logs", region=self.settings.aws_region, max_attempts=3)
+                logs = CloudWatchTrainingLogs(client, TokenBucket(rate=LOGS_CALLS_PER_SECOND, burst=LOGS_CALLS_PER_SECOND))
+            stall = next((n for n in self.notifiers if callable(getattr(n, "stalled", None))), None)
+            self.extras["forensics"] = Forensics(
+                self.store,
+                logs,
+                clock=self.clock,
+                stall_notifier=stall,  # type: ignore[arg-type]  # it has stalled(), checked above
+                stall_default_seconds=self.settings.stall_alert_seconds,
+            )
+        return self.extras["forensics"]
 
     @property
     def kicker(self) -> Kicker:

@@ -12,6 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from backend.domain.logtail import LogTail
 from backend.domain.model import Job, Owner
 from backend.domain.status import JobStatus
 from backend.errors import TrainbotError
@@ -266,6 +267,7 @@ class TrainingStatus:
     failure_reason: str = ""
     max_runtime_exceeded: bool = False  # ended at StoppingCondition.MaxRuntimeInSeconds
     max_wait_exceeded: bool = False  # spot: ended at StoppingCondition.MaxWaitTimeInSeconds
+    spot_interrupted: bool = False  # spot: SageMaker reported the instances interrupted (reclaimed)
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None
@@ -278,6 +280,25 @@ class TrainingBackend(Protocol):
     def describe(self, name: str) -> TrainingStatus | None: ...
 
     def stop(self, name: str) -> None: ...
+
+
+class TrainingLogs(Protocol):
+    """A training job's log (CloudWatch Logs): paced, bounded reads."""
+
+    def tail(self, training_job_name: str) -> LogTail:
+        """The end of each host's log, cut to the stored budget; never raises (a read that
+        failed is a tail in state ``unreadable``)."""
+        ...
+
+    def last_line_at(self, training_job_name: str) -> datetime | None:
+        """When the job last wrote a line (None: none yet); BackendUnavailable if unknown."""
+        ...
+
+
+class StallNotifier(Protocol):
+    """Tells a job's thread, once per silence, that it has written no log line for a while."""
+
+    def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None: ...
 
 
 class Notifier(Protocol):

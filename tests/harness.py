@@ -71,15 +71,21 @@ class Stack:
 
     def __init__(self, *, faults: Faults | None = None, capacity: dict[str, int] | None = None, env: dict[str, str] | None = None,
                  duration: float = 120.0, startup: float = 20.0, seed: int = 0,
-                 sagemaker_client: Callable[[Any], Any] | None = None, sagemaker_retries: int | None = None) -> None:
+                 sagemaker_client: Callable[[Any], Any] | None = None, sagemaker_retries: int | None = None,
+                 logs: bool = False) -> None:
         import random
+        import time
 
         from backend.adapters.aws import aws_client
 
-        self.clock = FakeClock(start=1_790_000_000.0)
+        # With ``logs`` the stand-in writes its jobs' CloudWatch logs (moto): the simulated clock
+        # then starts at the real time, since CloudWatch refuses events older than 14 days.
+        self.clock = FakeClock(start=float(int(time.time())) if logs else 1_790_000_000.0)
+        self.logs = aws_client("logs", region="us-east-1") if logs else None
         self.sagemaker = SageMakerStandIn(
             clock=self.clock, capacity=capacity, default_duration_seconds=duration,
             startup_seconds=startup, stop_seconds=10.0, faults=faults or Faults(), seed=seed,
+            logs_client=self.logs,
         )
         self.sagemaker.start()
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = self.sagemaker.url

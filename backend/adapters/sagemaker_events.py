@@ -94,11 +94,19 @@ def training_status(description: dict[str, Any]) -> TrainingStatus:
         failure_reason=reason,
         max_runtime_exceeded=secondary == "MaxRuntimeExceeded",
         max_wait_exceeded=secondary == "MaxWaitTimeExceeded",
+        spot_interrupted=secondary == "Interrupted" or _was_interrupted(description.get("SecondaryStatusTransitions")),
         started_at=event_time(description.get("TrainingStartTime")),
         ended_at=event_time(description.get("TrainingEndTime")),
         billable_seconds=billable_seconds,
         extra={"secondary_status": secondary},
     )
+
+
+def _was_interrupted(transitions: Any) -> bool:
+    """Whether SageMaker's secondary status history shows a spot interruption."""
+    if not isinstance(transitions, list):
+        return False
+    return any(isinstance(t, dict) and t.get("Status") == "Interrupted" for t in transitions)
 
 
 def parse_state_change(event: Any) -> TrainingStatus:

@@ -5,11 +5,15 @@ a readable subject and a JSON body with the job summary and the reason."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backend.domain.forensics import exit_code
+from backend.domain.logtail import SNS_TAIL_BYTES, SNS_TAIL_LINES
 from backend.domain.model import Job
+from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import NotifierUnavailable
 
@@ -34,6 +38,25 @@ def summary(job: Job, seq: int) -> dict[str, Any]:
         "trainingJobName": attempt.name if attempt else None,
         "failureClass": attempt.failure_class.value if attempt and attempt.failure_class else None,
         "sweepId": job.sweep_id,
+        **_forensics(job, entry.to_status, entry.at),
+    }
+
+
+def _forensics(job: Job, status: JobStatus, at: datetime) -> dict[str, Any]:
+    """For a failure that points at the container: the exit code and a short tail of the log
+    (lines already made inert when read; SNS subscribers include e-mail and chat relays)."""
+    if status not in (JobStatus.FAILED, JobStatus.RETRYING):
+        return {}
+    attempts = [a for a in job.attempts if a.claimed_at <= at]
+    attempt = attempts[-1] if attempts else None
+    if attempt is None or attempt.log_tail is None:
+        return {}
+    tail = attempt.log_tail
+    return {
+        "exitCode": exit_code(attempt.reason) or None,
+        "logState": tail.state.value,
+        "logTail": tail.text(max_lines=SNS_TAIL_LINES, max_bytes=SNS_TAIL_BYTES),
+        "logStream": tail.hosts[0].stream if tail.hosts else None,
     }
 
 

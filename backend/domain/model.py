@@ -24,6 +24,7 @@ from pydantic.alias_generators import to_pascal
 from backend.domain.approval import Approval, ApprovalState
 from backend.domain.bounds import ATTEMPTS_KEPT
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+from backend.domain.logtail import LogTail
 from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, check_transition, compact_history
 from backend.domain.times import UtcDatetime
 
@@ -365,6 +366,9 @@ class Attempt(BaseModel):
     failure_class: FailureClass | None = None
     reason: str = ""
     billable_seconds: int | None = None
+    # The end of its CloudWatch log, read when it failed in its container (only the newest failed
+    # attempt keeps one: see backend.domain.logtail).
+    log_tail: LogTail | None = None
 
 
 class Lease(BaseModel):
@@ -425,6 +429,11 @@ class Job(BaseModel):
     delivered: dict[str, int] = Field(default_factory=dict)
     # An approval hold (backend.domain.approval): pending keeps a New job out of the launch queue.
     approval: Approval | None = None
+    # Stall warning (stall_alert=45m): seconds without a new log line before the thread is told;
+    # None: the team default (TRAINBOT_STALL_ALERT_SECONDS), 0: off. ``stall_warned_at`` is the
+    # time of the last log line a warning was given for: one warning per silence.
+    stall_alert_seconds: int | None = None
+    stall_warned_at: UtcDatetime | None = None
 
     @field_validator("job_id")
     @classmethod
@@ -531,6 +540,16 @@ def _base36(number: int, width: int) -> str:
     return "".join(reversed(digits))
 
 
+def spot_checkpoint(job_args: JobArgs, job_id: str) -> JobArgs:
+    """A spot job without a checkpoint location gets one per job (not per attempt) under its
+    output path, beside the attempts' ``<JobId>-a<n>/`` output folders, so every attempt after
+    an interruption or a capacity retry resumes from the same checkpoints."""
+    if not job_args.EnableManagedSpotTraining or job_args.CheckpointConfig is not None:
+        return job_args
+    uri = f"{job_args.OutputDataConfig.S3OutputPath.rstrip('/')}/{job_id}/checkpoints"
+    return job_args.model_copy(update={"CheckpointConfig": Checkpoint(S3Uri=uri)})
+
+
 def new_job(
     *,
     name: str,
@@ -547,6 +566,7 @@ def new_job(
     prefix: str = "",
     notify: NotifyMode | None = None,
     approval: Approval | None = None,
+    stall_alert_seconds: int | None = None,
 ) -> Job:
     """A job in status New, with its first history entry (its id carries ``prefix``); with a
     pending ``approval`` it is held until an admin approves it."""
@@ -554,7 +574,8 @@ def new_job(
     return Job(
         job_id=job_id,
         status=JobStatus.NEW,
-        job_args=job_args,
+        job_args=spot_checkpoint(job_args, job_id),
+        stall_alert_seconds=stall_alert_seconds,
         name=name,
         owner=owner,
         slack=slack,

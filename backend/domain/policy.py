@@ -94,13 +94,27 @@ def classify_failure_reason(
     secondary_status: str = "",
     max_runtime_seconds: int | None = None,
     max_wait_seconds: int | None = None,
+    spot_interrupted: bool = False,
 ) -> Classification:
     """Classify a finished attempt from SageMaker's ``FailureReason`` (and secondary status).
 
     SageMaker ends a job at its stopping condition as Stopped with secondary status
     ``MaxRuntimeExceeded`` (spot: ``MaxWaitTimeExceeded``) and no FailureReason: the run did
-    not finish, and running it again would hit the same limit, so it fails, naming the limit."""
+    not finish, and running it again would hit the same limit, so it fails, naming the limit.
+
+    A spot job whose instances were interrupted (SecondaryStatus ``Interrupted`` on its way) and
+    that then ran out of its max wait or failed for capacity lost its capacity, not its code:
+    capacity, a free retry that resumes from the job's checkpoints."""
     text = reason or ""
+    prefix = text.split(":", 1)[0].strip()
+    if spot_interrupted and (
+        secondary_status == "MaxWaitTimeExceeded" or text.startswith("MaxWaitTimeExceeded") or prefix in {"CapacityError", "InsufficientCapacityError", ""}
+    ):
+        return Classification(
+            F.CAPACITY,
+            "spot interruption: EC2 took the spot instances back and no spot capacity returned within max_wait"
+            + (f" (SageMaker said: {text})" if text else ""),
+        )
     if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):
         limit = f" ({max_runtime_seconds} s)" if max_runtime_seconds else ""
         return Classification(F.USER, f"MaxRuntimeExceeded: the job ran longer than its max_runtime{limit}; SageMaker stopped it")
@@ -111,7 +125,6 @@ def classify_failure_reason(
             f"MaxWaitTimeExceeded: the spot job did not finish within its max_wait{limit}, waiting for spot capacity included; "
             "SageMaker stopped it",
         )
-    prefix = text.split(":", 1)[0].strip()
     if prefix in {"CapacityError", "InsufficientCapacityError"}:
         return Classification(F.CAPACITY, text)
     if prefix == "ResourceLimitExceeded":

@@ -58,6 +58,7 @@ JOB_KEYS = (
     "priority",
     "retries",
     "notify",
+    "stall_alert",
 )
 PREFIX_KEYS = ("hp.", "input.", "tag.")
 REQUIRED = ("name", "image", "instance", "output", "role")
@@ -78,6 +79,7 @@ EXAMPLES = {
     "retries": "2",
     "notify": "failures",
     "preset": "nlp",
+    "stall_alert": "45m",
 }
 
 # The right forms, in the `/train` grammar's words (the CLI shows them too, "as in /train").
@@ -113,6 +115,7 @@ class JobSpec:
     preset: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)  # a sweep's combination
     notify: NotifyMode | None = None  # who hears what in Slack (backend.domain.notice)
+    stall_alert_seconds: int | None = None  # warn after this long without a log line (0: off)
 
 
 # --- fields ------------------------------------------------------------------------------------
@@ -244,6 +247,7 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
                 preset=spec.preset,
                 hyperparameters={k[3:]: v for k, v in chosen.items()},
                 notify=spec.notify,
+                stall_alert_seconds=spec.stall_alert_seconds,
             )
         )
     return specs
@@ -315,6 +319,8 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             )
         elif key == "notify":
             knobs["notify"] = attempt(key, _notify_mode)
+        elif key == "stall_alert":
+            knobs["stall_alert_seconds"] = attempt(key, _stall_alert)
         elif key == "input" or key.startswith("input."):
             channel = "train" if key == "input" else key[len("input.") :]
             channels.append({"ChannelName": channel, "DataSource": {"S3DataSource": {"S3Uri": value}}})
@@ -335,6 +341,17 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
         request["Tags"] = tags
     knobs = {k: v for k, v in knobs.items() if v is not None}
     return request, knobs
+
+
+def _stall_alert(value: str) -> int:
+    """``stall_alert=45m``: warn once when the job writes no log line for that long; 0 or
+    ``off`` turns the team default off for this job."""
+    if value.strip().lower() in ("off", "0"):
+        return 0
+    seconds = duration(value)
+    if seconds < 60:
+        raise ValueError("stall_alert is at least 1m (or off)")
+    return seconds
 
 
 def _notify_mode(value: str) -> NotifyMode:

@@ -85,6 +85,7 @@ class JobService:
         preset: str | None = None,
         notify: NotifyMode | None = None,
         approval: Approval | None = None,
+        stall_alert_seconds: int | None = None,
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it; a pending
         ``approval`` registers it held (backend.domain.approval)."""
@@ -101,6 +102,7 @@ class JobService:
             prefix=self._job_id_prefix,
             notify=notify,
             approval=approval,
+            stall_alert_seconds=stall_alert_seconds,
         )
         if not self._store.existing_ids([job.job_id]):
             # The Slack root card is posted first, so the registration records its thread.

@@ -27,6 +27,7 @@ from backend.domain.times import format_utc
 from backend.errors import BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
 from backend.services.budget import attempt_ended
+from backend.services.forensics import Forensics
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -68,6 +69,7 @@ class MonitorReport:
     retried: Counter[str] = field(default_factory=Counter)  # resubmissions, by failure class
     notifications_sent: int = 0
     notifications_pending: int = 0
+    stall_warnings: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,7 +91,9 @@ class Monitor:
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
         on_attempt_end: Callable[[Job, Attempt], object] | None = None,
+        forensics: Forensics | None = None,
     ) -> None:
+        self._forensics = forensics
         self._store = store
         # Counts an ended attempt's billable time against its team's week (backend.services.budget).
         self._on_attempt_end = on_attempt_end
@@ -132,6 +136,8 @@ class Monitor:
         job's failure (its item refused, an illegal move) is logged and the sweep goes on."""
         describe_while = describe_while or should_continue
         report = MonitorReport()
+        if self._forensics is not None:
+            self._forensics.new_sweep()
         jobs = self._store.active_jobs()
         cursor = self._load_cursor()
         ahead = [job for job in jobs if _sweep_key(job) > cursor]
@@ -176,8 +182,17 @@ class Monitor:
         if job.status is S.STOPPING and status.state is T.RUNNING:
             self._resend_stop(attempt.name, report)
             return
-        if isinstance(self._apply(job, attempt.number, status, report), LostRace):
+        outcome = self._apply(job, attempt.number, status, report)
+        if isinstance(outcome, LostRace):
             report.lost_races += 1  # changed under us: the event path or the next sweep sees it
+        elif (
+            outcome is None
+            and status.state is T.RUNNING
+            and job.status is S.IN_PROGRESS
+            and self._forensics is not None
+            and self._forensics.check_stall(job, attempt)
+        ):
+            report.stall_warnings += 1
 
     def _load_cursor(self) -> str:
         try:
@@ -304,11 +319,14 @@ class Monitor:
             secondary_status=secondary,
             max_runtime_seconds=stopping.MaxRuntimeInSeconds,
             max_wait_seconds=stopping.MaxWaitTimeInSeconds,
+            spot_interrupted=status.spot_interrupted,
         )
         failed = ended.model_copy(
             update={"outcome": AttemptOutcome.FAILED, "failure_class": classification.failure_class, "reason": classification.reason}
         )
         attempts = job.replace_attempt(failed)
+        if self._forensics is not None:
+            attempts = self._forensics.with_tail(job, failed, attempts, status.failure_reason)
         report.outcomes[classification.failure_class.value] += 1
         if job.status is S.STOPPING:
             # The user asked to stop; it failed first. Do not resubmit what they stopped.

@@ -157,6 +157,7 @@ class SubmitService:
             preset=spec.preset,
             notify=spec.notify,
             approval=assessment.approval if assessment is not None else None,
+            stall_alert_seconds=spec.stall_alert_seconds,
         )
         if registered.created and not registered.job.is_held:
             self._queued()
@@ -224,6 +225,7 @@ class SubmitService:
                 prefix=self._jobs.job_id_prefix,
                 notify=spec.notify,
                 approval=approval,
+                stall_alert_seconds=spec.stall_alert_seconds,
             )
             for index, spec in enumerate(plan.specs)
         ]

@@ -147,6 +147,9 @@ class LocalStack:
 
         create_jobs_table(aws_client("dynamodb", region=REGION), TABLE_NAME, self.template)
         self.topic_arn = create_topic(aws_client("sns", region=REGION), TOPIC_NAME)
+        # The SageMaker stand-in writes its jobs' logs to moto's CloudWatch Logs, where the
+        # monitor reads a failed job's tail and a silent job's last line.
+        self.sagemaker.logs_client = aws_client("logs", region=REGION)
         restored = self._restore()
 
         self.sagemaker.start()

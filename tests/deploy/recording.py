@@ -12,7 +12,8 @@ Scenarios:
   each first invoked once from a cold start wired from the environment exactly as in AWS
   (Slack credentials from the Secrets Manager secret): a job that completes (with tags), one
   whose run fails for capacity and two competing for a quota of one (both retried, the type
-  held), one that fails its algorithm past its budget, one stopped while running whose stop
+  held), one that fails its algorithm past its budget (the monitor reads its log's tail from
+  the CloudWatch Logs the stand-in wrote), one stopped while running whose stop
   SageMaker missed (the sweep resends it), and one stopped while the launcher created it;
 - the bot, signed requests through its handler with lazy listeners re-entering it through the
   Lambda Invoke stand-in: submit, status, list, a small sweep and its redelivery after a
@@ -161,7 +162,8 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
     with SlackStandIn(team_id=TEAM, bot_user_id="U0BOT") as slack:
         env = {"SLACK_SECRET_ID": SECRET_NAME, "SLACK_API_URL": slack.api_url, "TRAINBOT_JOB_ID_PREFIX": "tb-"}
         holder: dict[str, Any] = {}
-        stack = Stack(env=env, duration=120.0, startup=20.0, capacity={"ml.m5.large": 1}, sagemaker_client=lambda client: _StopDuringCreate(client, holder))
+        stack = Stack(env=env, duration=120.0, startup=20.0, capacity={"ml.m5.large": 1}, sagemaker_client=lambda client: _StopDuringCreate(client, holder),
+                      logs=True)
         holder["stack"] = stack
         try:
             # Cold starts, wired from the environment as in AWS (secret, clients, notifiers).

@@ -92,6 +92,11 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
         "sns": [{"Ref": "NotifyTopic"}],
         "secretsmanager": [{"Ref": "SlackSecret"}],
         "iam": [{"Ref": "TrainingRoleArns"}],
+        # Failure forensics and stall warnings: SageMaker's training log group, nothing else.
+        "logs": [
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/TrainingJobs"},
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/TrainingJobs:log-stream:*"},
+        ],
         # The bot invokes itself (lazy listeners; bolt re-invokes the ARN it was invoked by, the
         # `live` alias) and the launcher's `live` alias (start on submit).
         "lambda": [

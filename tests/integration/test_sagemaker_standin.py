@@ -404,7 +404,7 @@ def test_a_spot_job_that_outlives_its_max_wait_is_stopped_with_max_wait_time_exc
         RoleArn="arn:aws:iam::123456789012:role/trainbot-training",
         OutputDataConfig={"S3OutputPath": "s3://trainbot-artifacts/models/"},
         ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
-        StoppingCondition={"MaxRuntimeInSeconds": 100, "MaxWaitTimeInSeconds": int(STARTUP) + 50},
+        StoppingCondition={"MaxRuntimeInSeconds": int(STARTUP) + 50, "MaxWaitTimeInSeconds": int(STARTUP) + 50},
         EnableManagedSpotTraining=True,
         HyperParameters={HP_DURATION: "80"},
     )

@@ -215,7 +215,16 @@ class SlackNotifier:
             # rather than lose the story.
             root = self._post_root(job, channel)
         mention = notice.mentions_owner(job.notify, entry.to_status)
-        self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention))
+        self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention, region=self._region))
+
+    def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None:
+        """A stall warning in the job's thread (:class:`backend.ports.StallNotifier`)."""
+        if job.slack is None or not job.slack.channel_id:
+            return
+        root = self.root_ts(job)
+        if root is None:
+            return  # no thread to warn in (the card was never posted): the warning is advice
+        self._calls.post(job.slack.channel_id, thread_ts=root, text=render.stall_warning(job, last_line_at, silent_seconds))
 
     def _post_root(self, job: Job, channel: str) -> str:
         card = render.job_card(job, self._region)

@@ -16,6 +16,8 @@ from typing import Any
 
 from backend.domain.approval import ApprovalState
 from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
+from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
+from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
 from backend.domain.model import Attempt, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
@@ -121,6 +123,19 @@ def logs_url(region: str, training_job_name: str) -> str:
     )
 
 
+def stream_console_url(region: str, stream: str) -> str:
+    """The CloudWatch console page of one training log stream (the console's ``$25``-escaped
+    fragment: ``/`` is ``$252F``)."""
+
+    def quote(text: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_." else f"$25{ord(c):02X}" for c in text)
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{quote(LOG_GROUP)}/log-events/{quote(stream)}"
+    )
+
+
 # --- the job card (thread root) ---------------------------------------------------------------
 
 
@@ -146,6 +161,7 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
     buttons = []
+    verdict = failure_verdict(job)
     if job.status not in TERMINAL:
         buttons.append(_button("Stop", STOP_ACTION, job.job_id, style="danger"))
     if job.status in (S.FAILED, S.STOPPED):
@@ -154,8 +170,63 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
         buttons.append(_button("View logs", LOGS_ACTION, job.job_id, url=logs_url(region, job.current_attempt.name)))
     if buttons:
         blocks.append({"type": "actions", "block_id": f"job:{job.job_id}", "elements": buttons})
+    if verdict:
+        # The card's last line: which kind of failure, in plain words (backend.domain.forensics).
+        blocks.append(_context(verdict))
     text = f"{job.name} ({job.job_id}) is {job.status.value}"
     return {"text": esc(text, 300), "blocks": blocks}
+
+
+def failure_verdict(job: Job) -> str:
+    """The plain-words failure class of a job that failed, is stopped, or waits to retry."""
+    if job.status not in (S.FAILED, S.STOPPED, S.RETRYING):
+        return ""
+    words = plain_failure(job.current_attempt)
+    if not words and job.status is S.STOPPED:
+        words = "Stopped by someone."  # before it was ever launched
+    return esc(words, 300)
+
+
+# --- failure forensics ------------------------------------------------------------------------
+
+
+def log_tail_text(attempt: Attempt, region: str, *, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
+    """The failed attempt's exit code, the end of its log (escaped, in a code block, within the
+    budget) and the console link; empty when the failure did not point at the container."""
+    tail = attempt.log_tail
+    if tail is None:
+        return ""
+    code = exit_code(attempt.reason)
+    parts = [f"exit code {esc(code, 12)}"] if code else []
+    link = f"<{_logs_link(tail, region, attempt.name)}|the log in CloudWatch>"
+    if tail.state is TailState.READ:
+        text = tail.text(max_lines=max_lines, max_bytes=max_bytes)
+        parts.append(f"last lines of `{esc(attempt.name, 70)}` ({link}):")
+        return " · ".join(parts) + "\n```" + esc(text, max_bytes + 200) + "```"
+    why = {
+        TailState.MISSING: "no log stream: the container never started",
+        TailState.EMPTY: "the log is empty",
+        TailState.UNREADABLE: "the log could not be read just now",
+    }[tail.state]
+    parts.append(f"{why} ({link})")
+    return " · ".join(parts)
+
+
+def _logs_link(tail: LogTail, region: str, training_job_name: str) -> str:
+    if tail.hosts:
+        return stream_console_url(region, tail.hosts[0].stream)
+    return logs_url(region, training_job_name)
+
+
+def stall_warning(job: Job, last_line_at: datetime, silent_seconds: float) -> str:
+    """The one warning a silent running job's thread gets."""
+    attempt = job.current_attempt
+    name = attempt.name if attempt else job.job_id
+    return (
+        f":warning: *{esc(job.name, 80)}* has written no log line for {duration(silent_seconds)} "
+        f"(last at {last_line_at:%H:%M} UTC; stall_alert {duration(float(job.stall_alert_seconds or 0) or silent_seconds)}). "
+        f"It is still running: check `{esc(name, 70)}` for a hung step, or stop it."
+    )
 
 
 # --- thread replies ---------------------------------------------------------------------------
@@ -176,7 +247,7 @@ def owner_name(user_id: str) -> str:
     return f"`{esc(user_id, 40)}`"
 
 
-def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
+def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str = "") -> str:
     """The reply for status change ``seq``. Terminal replies say why and (``mention_owner``) name
     the owner with a live mention."""
     entry = _entry(job, seq)
@@ -194,7 +265,7 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
     if status is S.STOPPING:
         return f"{head}: " + (reason or "stop requested")
     if status is S.RETRYING:
-        return f"{head}: {retry_line(job, seq)}"
+        return f"{head}: {retry_line(job, seq)}" + _with_tail(attempt, region)
     owner = mention(job.owner.user_id) if mention_owner else ""
     head = f"{head} {owner}".rstrip()
     if status is S.COMPLETED:
@@ -206,7 +277,12 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
         return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
-    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "")
+    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _with_tail(attempt, region)
+
+
+def _with_tail(attempt: Attempt | None, region: str) -> str:
+    text = log_tail_text(attempt, region) if attempt is not None and region else ""
+    return "\n" + text if text else ""
 
 
 def retry_line(job: Job, seq: int) -> str:
@@ -223,6 +299,9 @@ def retry_line(job: Job, seq: int) -> str:
         line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
     if entry.reason:
         line += f": {reason_text(entry.reason, 300)}"
+    checkpoint = job.job_args.CheckpointConfig
+    if job.job_args.EnableManagedSpotTraining and checkpoint is not None:
+        line += f"\nattempt {done + 1} resumes from checkpoints at `{esc(checkpoint.S3Uri, 300)}`"
     return line
 
 
@@ -384,7 +463,8 @@ def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int]
 
 
 HELP = """*Trainbot*: SageMaker training from Slack.
-• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+  Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.
 • `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.

@@ -17,7 +17,7 @@ from typing import Any
 
 # The services local mode points at moto. boto3 reads AWS_ENDPOINT_URL_<service id>, the id
 # upper-cased with spaces as underscores ("Secrets Manager" -> SECRETS_MANAGER).
-SERVICES = ("DYNAMODB", "DYNAMODB_STREAMS", "SNS", "SQS", "SECRETS_MANAGER")
+SERVICES = ("DYNAMODB", "DYNAMODB_STREAMS", "SNS", "SQS", "SECRETS_MANAGER", "CLOUDWATCH_LOGS")
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",

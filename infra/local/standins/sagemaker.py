@@ -79,6 +79,25 @@ Hyperparameters that steer one job, so a local demo needs no code
   example ``{"trainbot_standin_outcome": "CapacityError",
   "trainbot_standin_outcome_attempts": "2"}`` fails twice with CapacityError and then
   completes.
+* ``trainbot_standin_log``: the last lines a failing job writes to its log (lines separated by
+  ``\n``; default: a short Python traceback). Written only with a ``logs_client`` (below).
+* ``trainbot_standin_log_stall``: seconds into Training after which the job writes no more log
+  lines (it keeps running): what a hung data loader looks like.
+
+``SpotInterrupted`` (an outcome, managed spot training only): the spot instances are reclaimed
+halfway through the run (SecondaryStatus ``Interrupted``, as SageMaker documents it) and never
+come back, so the job ends Stopped/MaxWaitTimeExceeded at its max wait.
+
+CloudWatch Logs
+---------------
+With ``logs_client`` (a boto3 ``logs`` client: moto in tests and local mode) the stand-in writes
+each job's log as SageMaker does: log group ``/aws/sagemaker/TrainingJobs``, one stream per host
+named ``<training-job-name>/algo-<n>-<epoch seconds>``
+(https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html; a sample is in
+tests/fixtures/cloudwatch_training_job_logs.json). While a job trains every host writes a line
+every ``log_interval_seconds`` of simulated time (written lazily, like everything else); a job
+that ends Failed writes its scripted tail on host 1 and a last line on the others. Event
+timestamps are the simulated clock's: CloudWatch (and moto) refuse events older than 14 days.
 
 The order in which an outcome is chosen: ``Faults.script_outcome(name)``, then the
 hyperparameters above, then ``Faults.capacity_error_probability`` /
@@ -142,7 +161,15 @@ ALGORITHM_ERROR = "AlgorithmError"
 INTERNAL_SERVER_ERROR = "InternalServerError"
 MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
 MAX_WAIT_TIME_EXCEEDED = "MaxWaitTimeExceeded"
-OUTCOMES = (COMPLETED, CAPACITY_ERROR, ALGORITHM_ERROR, INTERNAL_SERVER_ERROR, MAX_RUNTIME_EXCEEDED)
+SPOT_INTERRUPTED = "SpotInterrupted"
+OUTCOMES = (COMPLETED, CAPACITY_ERROR, ALGORITHM_ERROR, INTERNAL_SERVER_ERROR, MAX_RUNTIME_EXCEEDED, SPOT_INTERRUPTED)
+HP_LOG = "trainbot_standin_log"
+HP_LOG_STALL = "trainbot_standin_log_stall"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+DEFAULT_FAILURE_LOG = ("Traceback (most recent call last):\n"
+                       '  File "/opt/ml/code/train.py", line 42, in <module>\n'
+                       "    main()\n"
+                       "RuntimeError: failure injected by the SageMaker stand-in")
 
 # Error codes that can be injected into API calls.
 RESOURCE_LIMIT_EXCEEDED = "ResourceLimitExceeded"
@@ -366,6 +393,10 @@ class _Job:
     training_end: float | None = None
     last_modified: float = 0.0
     transitions: list = dataclasses.field(default_factory=list)
+    log_streams: list = dataclasses.field(default_factory=list)  # one per host, once Training
+    logged_until: float = 0.0  # progress lines are written up to here
+    log_stall_after: float | None = None  # seconds into Training after which no line comes
+    log_tail: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -470,8 +501,13 @@ class SageMakerStandIn:
                  seed: int | None = 0,
                  on_event: Callable[[dict], Any] | None = None,
                  host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0,
+                 logs_client: Any = None,
+                 log_interval_seconds: float = 60.0) -> None:
         self.clock = clock
+        self.logs_client = logs_client
+        self.log_interval_seconds = float(log_interval_seconds)
+        self._log_group_ready = False
         self.capacity: dict[str, int] = dict(capacity or {})
         self.default_duration_seconds = float(default_duration_seconds)
         self.startup_seconds = float(startup_seconds)
@@ -874,6 +910,13 @@ class SageMakerStandIn:
             raise _validation("1 validation error detected: Value at "
                               "'stoppingCondition.maxRuntimeInSeconds' failed to satisfy "
                               "constraint: Member must have value greater than or equal to 1")
+        if params.get("EnableManagedSpotTraining"):
+            # SageMaker's answer to a spot request whose max wait is missing or shorter than its
+            # max runtime (1 day when not given).
+            max_wait_given = stopping.get("MaxWaitTimeInSeconds")
+            if not isinstance(max_wait_given, int) or max_wait_given < (max_runtime or 86400):
+                raise _validation("Invalid MaxWaitTimeInSeconds. It must be present and be greater than "
+                                  "or equal to MaxRuntimeInSeconds")
         hyper = params.get("HyperParameters") or {}
         if not isinstance(hyper, dict) or not all(isinstance(v, str) for v in hyper.values()):
             raise _validation("HyperParameters must map strings to strings")
@@ -900,9 +943,18 @@ class SageMakerStandIn:
                 raise _validation(f"Hyperparameter {HP_OUTCOME_ATTEMPTS} must be an integer >= 0, "
                                   f"got {hyper[HP_OUTCOME_ATTEMPTS]!r}") from None
         max_wait = stopping.get("MaxWaitTimeInSeconds") if params.get("EnableManagedSpotTraining") else None
+        stall = None
+        if HP_LOG_STALL in hyper:
+            try:
+                stall = float(hyper[HP_LOG_STALL])
+                if not stall >= 0:
+                    raise ValueError
+            except ValueError:
+                raise _validation(f"Hyperparameter {HP_LOG_STALL} must be a number of seconds >= 0") from None
         return {"name": name, "instance_type": instance_type, "instance_count": count,
                 "max_runtime": max_runtime, "max_wait": max_wait, "duration": duration, "forced": forced,
-                "forced_attempts": forced_attempts}
+                "forced_attempts": forced_attempts, "log_tail": hyper.get(HP_LOG, DEFAULT_FAILURE_LOG),
+                "log_stall": stall}
 
     def _new_job(self, spec: dict, params: dict, now: float) -> _Job:
         """Create a job and fix its timeline. Call this with the lock held."""
@@ -942,18 +994,27 @@ class SageMakerStandIn:
             if outcome == ALGORITHM_ERROR:
                 end, final = start + duration / 2, ("Failed", "Failed", "Training job failed",
                                                     ALGORITHM_ERROR_REASON)
+            elif outcome == SPOT_INTERRUPTED:
+                # Reclaimed halfway; without spot capacity again it waits until max_wait.
+                plan.append(_Transition(start + duration / 2, "InProgress", "Interrupted",
+                                        "Training job interrupted: the spot instances were reclaimed"))
+                if spec["max_wait"] is not None:
+                    end = max(now + spec["max_wait"], start + duration / 2)
+                    final = ("Stopped", "MaxWaitTimeExceeded", "Training job exceeded its max wait time", None)
+                else:
+                    end, final = start + duration / 2, ("Failed", "Failed", "Training job failed", CAPACITY_ERROR_REASON)
             elif outcome == MAX_RUNTIME_EXCEEDED:
                 end = start + (max_runtime if max_runtime is not None else duration)
                 final = ("Stopped", "MaxRuntimeExceeded", "Training job exceeded its max runtime", None)
             else:
                 end, final = start + duration, ("Completed", "Completed", "Training job completed",
                                                 None)
-            if max_runtime is not None and end - start > max_runtime:
+            if outcome != SPOT_INTERRUPTED and max_runtime is not None and end - start > max_runtime:
                 outcome = MAX_RUNTIME_EXCEEDED
                 end = start + max_runtime
                 final = ("Stopped", "MaxRuntimeExceeded", "Training job exceeded its max runtime", None)
             max_wait = spec["max_wait"]
-            if max_wait is not None and end - now > max_wait:
+            if outcome != SPOT_INTERRUPTED and max_wait is not None and end - now > max_wait:
                 # Managed spot training: the whole job, waiting included, ends at max_wait.
                 outcome = MAX_WAIT_TIME_EXCEEDED
                 end = now + max_wait
@@ -965,7 +1026,8 @@ class SageMakerStandIn:
         job = _Job(name=name, arn=training_job_arn(name), prefix=prefix,
                    request=copy.deepcopy(params), instance_type=spec["instance_type"],
                    instance_count=spec["instance_count"], created_at=now, outcome=outcome,
-                   plan=plan, last_modified=now)
+                   plan=plan, last_modified=now, log_stall_after=spec["log_stall"],
+                   log_tail=spec["log_tail"])
         self._jobs[name] = job
         self._active[name] = job
         self._created_names.append(name)
@@ -1040,11 +1102,16 @@ class SageMakerStandIn:
         for _, _, job, transition in due:
             job.plan.popleft()
             self._apply(job, transition)
+        if self.logs_client is not None:
+            for job in list(self._active.values()):
+                self._write_progress(job, now)
         return len(due)
 
     def _advance_job(self, job: _Job, now: float) -> None:
         while job.plan and job.plan[0].at <= now:
             self._apply(job, job.plan.popleft())
+        if self.logs_client is not None and not job.terminal:
+            self._write_progress(job, now)
 
     def _apply(self, job: _Job, transition: _Transition) -> None:
         at = transition.at
@@ -1053,8 +1120,12 @@ class SageMakerStandIn:
         entry = {"Status": transition.secondary, "StartTime": at,
                  "StatusMessage": transition.failure_reason or transition.message}
         job.transitions.append(entry)
+        if self.logs_client is not None:
+            self._write_progress(job, at)
         if transition.secondary == "Training":
             job.training_start = at
+            if self.logs_client is not None:
+                self._open_streams(job, at)
         job.status, job.secondary, job.last_modified = transition.status, transition.secondary, at
         if transition.failure_reason:
             job.failure_reason = transition.failure_reason
@@ -1064,7 +1135,78 @@ class SageMakerStandIn:
             self._active.pop(job.name, None)
             self._running_instances[job.instance_type] -= job.instance_count
             self._active_by_prefix[job.prefix] -= 1
+            if self.logs_client is not None and job.status == "Failed":
+                self._write_failure_tail(job, at)
         self._emit(job)
+
+    # ------------------------------------------------------------------ CloudWatch Logs
+
+    def log_line(self, name: str, message: str, host: int = 1) -> None:
+        """Write one line to host ``host``'s stream of job ``name`` now (a test's "the job logs
+        again"). The job must have started Training."""
+        with self._lock:
+            job = self._jobs[name]
+            self._put(job.log_streams[host - 1], [(self.clock(), message)])
+
+    def _open_streams(self, job: _Job, at: float) -> None:
+        if not self._log_group_ready:
+            try:
+                self.logs_client.create_log_group(logGroupName=LOG_GROUP)
+            except Exception as exc:  # already there (another stand-in, a restart): fine
+                if "ResourceAlreadyExists" not in str(exc):
+                    logger.warning("SageMaker stand-in: log group not created: %s", exc)
+            self._log_group_ready = True
+        for host in range(1, job.instance_count + 1):
+            stream = f"{job.name}/algo-{host}-{int(at)}"
+            try:
+                self.logs_client.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+            except Exception as exc:
+                logger.warning("SageMaker stand-in: log stream %s not created: %s", stream, exc)
+            job.log_streams.append(stream)
+        job.logged_until = at
+        for host, stream in enumerate(job.log_streams, start=1):
+            self._put(stream, [(at, f"algo-{host}: training started ({job.instance_type})")])
+
+    def _write_progress(self, job: _Job, now: float) -> None:
+        """Progress lines every log_interval_seconds of Training up to ``now`` (at most 20 a
+        stream per call: a long jump in simulated time skips the older ones)."""
+        if not job.log_streams or job.training_start is None or job.secondary != "Training":
+            return
+        until = now
+        if job.log_stall_after is not None:
+            until = min(until, job.training_start + job.log_stall_after)
+        interval = self.log_interval_seconds
+        times = []
+        at = job.logged_until + interval
+        while at <= until:
+            times.append(at)
+            at += interval
+        if not times:
+            return
+        job.logged_until = times[-1]
+        start = job.training_start
+        for host, stream in enumerate(job.log_streams, start=1):
+            lines = [(t, f"algo-{host}: step {int((t - start) // interval)} loss={1.0 / (1 + (t - start) / 600):.4f}")
+                     for t in times[-20:]]
+            self._put(stream, lines)
+
+    def _write_failure_tail(self, job: _Job, at: float) -> None:
+        if not job.log_streams:
+            return  # it never trained: SageMaker has no log for it either
+        self._put(job.log_streams[0], [(at, line) for line in job.log_tail.split("\n")])
+        for host, stream in enumerate(job.log_streams[1:], start=2):
+            self._put(stream, [(at, f"algo-{host}: worker exiting: algo-1 failed")])
+
+    def _put(self, stream: str, lines: list[tuple[float, str]]) -> None:
+        events = [{"timestamp": int(t * 1000), "message": message or " "} for t, message in lines]
+        try:
+            answer = self.logs_client.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
+        except Exception as exc:  # a log that cannot be written must never break a job
+            logger.warning("SageMaker stand-in: log events for %s not written: %s", stream, exc)
+            return
+        if answer.get("rejectedLogEventsInfo"):
+            logger.warning("SageMaker stand-in: CloudWatch refused log events for %s: %s (older than 14 days?)",
+                           stream, answer["rejectedLogEventsInfo"])
 
     def _describe(self, job: _Job) -> dict:
         request = job.request
