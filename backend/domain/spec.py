@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from backend.domain.instance_types import instance_list_problems
 from backend.domain.model import (
     MAX_INSTANCE_COUNT,
     MAX_JOB_NAME,
@@ -113,6 +114,8 @@ class JobSpec:
     preset: str | None = None
     hyperparameters: dict[str, str] = field(default_factory=dict)  # a sweep's combination
     notify: NotifyMode | None = None  # who hears what in Slack (backend.domain.notice)
+    # ``instance=a,b``: the types after the first choice (backend.domain.instance_types).
+    fallback_types: tuple[str, ...] = ()
 
 
 # --- fields ------------------------------------------------------------------------------------
@@ -244,6 +247,7 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
                 preset=spec.preset,
                 hyperparameters={k[3:]: v for k, v in chosen.items()},
                 notify=spec.notify,
+                fallback_types=spec.fallback_types,
             )
         )
     return specs
@@ -288,7 +292,12 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
         elif key == "output" and value:
             request["OutputDataConfig"] = {"S3OutputPath": value}
         elif key == "instance" and value:
-            resources["InstanceType"] = value
+            types = [part.strip() for part in value.split(",")]
+            resources["InstanceType"] = types[0]
+            if len(types) > 1:
+                # A fallback list; the model checks the first type itself (with its hints).
+                problems.extend(instance_list_problems(types, first_checked=True))
+                knobs["fallback_types"] = tuple(types[1:])
         elif key == "count":
             resources["InstanceCount"] = attempt(
                 key, lambda v: whole_number(v, 1, MAX_INSTANCE_COUNT, f"count is 1 to {MAX_INSTANCE_COUNT}")

@@ -83,6 +83,7 @@ class JobService:
         client_token: str | None = None,
         preset: str | None = None,
         notify: NotifyMode | None = None,
+        fallback_types: tuple[str, ...] = (),
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it."""
         job = new_job(
@@ -97,6 +98,7 @@ class JobService:
             preset=preset,
             prefix=self._job_id_prefix,
             notify=notify,
+            fallback_types=fallback_types,
         )
         if not self._store.existing_ids([job.job_id]):
             # The Slack root card is posted first, so the registration records its thread.

@@ -139,6 +139,7 @@ class SubmitService:
             client_token=token,
             preset=spec.preset,
             notify=spec.notify,
+            fallback_types=spec.fallback_types,
         )
         if registered.created:
             self._queued()
@@ -203,6 +204,7 @@ class SubmitService:
                 preset=spec.preset,
                 prefix=self._jobs.job_id_prefix,
                 notify=spec.notify,
+                fallback_types=spec.fallback_types,
             )
             for index, spec in enumerate(plan.specs)
         ]

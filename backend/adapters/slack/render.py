@@ -130,7 +130,8 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
         headline(job),
         # The owner by name, not as a mention: a posted card would notify them; they are
         # mentioned once, when the job ends (backend.domain.notice).
-        f"Owner {owner_name(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
+        f"Owner {owner_name(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
+        + (f" (of {', '.join(f'`{t}`' for t in job.instance_choices)})" if job.fallback_types else "")
         + (" · spot" if args.EnableManagedSpotTraining else "")
         + f" · priority {job.priority}",
     ]
@@ -138,6 +139,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
+    if job.is_queued and job.waiting:
+        # Why it waits, as the launcher last recorded it (backend.domain.waiting).
+        blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
     buttons = []
     if job.status not in TERMINAL:
         buttons.append(_button("Stop", STOP_ACTION, job.job_id, style="danger"))
@@ -181,7 +185,11 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
     if status is S.NEW:
         return f"{head}: {esc(job.name, 80)} is queued (`{job.job_id}`)"
     if status is S.LAUNCHED:
-        return f"{head}: attempt {attempt.number if attempt else len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+        line = f"{head}: attempt {attempt.number if attempt else len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+        if job.fallback_types:
+            # Which type it runs on, and why it changed: the launcher's reason says both.
+            line = f"{head}: attempt {attempt.number if attempt else len(attempts)}: {reason or 'on ' + job.instance_type_of(attempt)}"
+        return line
     if status is S.IN_PROGRESS:
         return f"{head}: training has started" + (f" ({reason})" if reason else "")
     if status is S.STOPPING:
