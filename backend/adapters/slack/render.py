@@ -195,19 +195,26 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True) -> str:
     if status is S.STOPPING:
         return f"{head}: " + (reason or "stop requested")
     if status is S.RETRYING:
-        return f"{head}: {retry_line(job, seq)}"
+        return f"{head}: {retry_line(job, seq)}" + _ran_on(job, attempt)
     owner = mention(job.owner.user_id) if mention_owner else ""
     head = f"{head} {owner}".rstrip()
     if status is S.COMPLETED:
         billable = attempt.billable_seconds if attempt else None
         took = _took(attempt)
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
-        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "")
+        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
     if status is S.STOPPED:
-        return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
+        return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
-    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "")
+    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
+
+
+def _ran_on(job: Job, attempt: Attempt | None) -> str:
+    """For a job with a fallback list: the type the attempt that just ended ran on."""
+    if not job.fallback_types or attempt is None or attempt.launched_at is None:
+        return ""
+    return f" (attempt {attempt.number} ran on `{job.instance_type_of(attempt)}`)"
 
 
 def retry_line(job: Job, seq: int) -> str:
