@@ -342,7 +342,7 @@ class Launcher:
                 # held, and the next attempt passes over it); no hammering, it is another type.
                 next_at = now
                 others = ", ".join(t for t in job.instance_choices if t != refused_type)
-                reason = f"{refused_type} refused: {reason}; the next attempt may use {others}"
+                reason = f"{refused_type} refused, the next attempt may use {others}: {reason}"
             changes = {
                 "attempts": attempts,
                 "lease": None,

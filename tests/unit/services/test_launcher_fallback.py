@@ -52,7 +52,7 @@ def test_a_quota_refusal_on_the_first_type_sends_the_next_attempt_to_the_next_ty
     # Another type may have room: no backoff for the job, but the refused type is held.
     assert refused.next_attempt_at == world.clock()
     assert P5 in world.store.get_record(RecordKind.HOLDS, HOLDS_KEY)["Holds"]
-    assert f"{P5} refused" in refused.history[-1].reason and P4D in refused.history[-1].reason
+    assert refused.history[-1].reason == f"{P5} refused, the next attempt may use {P4D}: ResourceLimitExceeded: quota in use"
     assert refused.attempts[0].instance_type == P5 and refused.attempts[0].outcome is AttemptOutcome.NOT_STARTED
 
     report = world.launcher().run_tick()
