@@ -328,6 +328,11 @@ class Launcher:
             report.kept_due += 1
             logger.warning("create throttled; job stays due", extra={"job_id": job.job_id, "reason": classification.reason})
             return _Result()
+        if classification.zero_quota and len(job.instance_choices) > 1:
+            # No quota at all for this type, but the job lists others: a quota refusal like
+            # any other (the type is held, the next attempt passes over it), not a failure.
+            classification = Classification(F.QUOTA, classification.reason)
+            cls = F.QUOTA
         not_started = attempt.model_copy(
             update={"outcome": AttemptOutcome.NOT_STARTED, "failure_class": cls, "reason": classification.reason, "ended_at": now}
         )

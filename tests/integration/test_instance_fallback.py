@@ -124,3 +124,13 @@ def test_a_queued_jobs_card_says_why_it_waits_and_is_updated_once_per_change_not
         assert done.status.value == "Completed" and done.waiting is None
         final = json.dumps(world.slack.message(*card_key)["blocks"], ensure_ascii=False)
         assert "waiting:" not in final
+
+
+def test_a_type_the_account_has_no_quota_for_is_passed_over_not_fatal(world):
+    world.stack.sagemaker.capacity[P5] = 0  # ResourceLimitExceeded: "... is 0 Instances"
+    fallback = _submit(world, "fb", f"{P5},{P4D}")
+    [job] = world.settle([fallback])
+
+    assert job.status.value == "Completed"
+    assert [(a.instance_type, a.outcome.value) for a in job.attempts] == [(P5, "not_started"), (P4D, "completed")]
+    assert "quota for ml.p5.48xlarge training is 0 instances" in job.attempts[0].reason

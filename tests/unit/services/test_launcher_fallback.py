@@ -216,3 +216,22 @@ def test_a_changed_wait_reason_is_written_and_shown_once_per_change(world: World
     world.launcher().run_tick()
     assert world.store.get(two.job_id).waiting == f"waiting: {P5} is at its limit of 2 instances in use"
     assert world.store.writes - writes == 1 and len(card.sent) - refreshed == 1
+
+
+def test_a_zero_quota_on_the_first_type_falls_back_instead_of_failing_the_job(world: World):
+    from backend.domain.policy import classify_create_error
+    from backend.errors import CreateRefused
+
+    zero = "The account-level service limit 'ml.p5.48xlarge for training job usage' is 0 Instances, with current utilization of 0 Instances"
+    fb = _fallback_job(world)
+    plain = world.submit("plain", job_args=_args(P5))
+    for _ in range(2):
+        world.backend.refusals.append(CreateRefused(classify_create_error("ResourceLimitExceeded", zero, instance_type=P5)))
+    world.launcher().run_tick()
+    assert world.store.get(fb.job_id).status is S.RETRYING
+    assert world.store.get(plain.job_id).status is S.NEW  # p5 is held: it is not tried again this tick
+
+    world.clock.advance(timedelta(seconds=POLICY.max_seconds + 1))
+    world.launcher().run_tick()
+    assert world.store.get(fb.job_id).running_instance_type == P4D
+    assert world.store.get(plain.job_id).status is S.FAILED  # one type only: a zero quota fails it, as before
