@@ -258,6 +258,7 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
         rows.append(
             f"*{attempt.number}.* `{attempt.name}` {attempt.outcome.value}{why} · ran {ran}"
+            + (f" · on `{job.instance_type_of(attempt)}`" if job.fallback_types else "")
             + (f" · billable {duration(attempt.billable_seconds)}" if attempt.billable_seconds else "")
             + reason
             + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
@@ -575,7 +576,7 @@ MODAL_FIELDS = (
     ("name", "Name", "bert-lr3", False),
     ("preset", "Preset", "nlp (optional: team defaults)", True),
     ("image", "Image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest", True),
-    ("instance", "Instance type", "ml.g5.xlarge", True),
+    ("instance", "Instance type (or a fallback list, first choice first)", "ml.p5.48xlarge,ml.p4d.24xlarge", True),
     ("count", "Instance count", "1", True),
     ("input", "Input (S3)", "s3://data-bucket/train", True),
     ("output", "Output (S3)", "s3://out-bucket/runs", True),
