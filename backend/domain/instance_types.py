@@ -292,4 +292,5 @@ def choose_instance_type(choices: list[str], has_room: Callable[[str], bool], av
     So a job goes back to its first choice as soon as that type has room again."""
     open_types = [t for t in choices if has_room(t)]
     preferred = [t for t in open_types if t != avoid]
-    return (preferred or open_types or [None])[0]
+    found = preferred or open_types
+    return found[0] if found else None

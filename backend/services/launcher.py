@@ -144,6 +144,9 @@ class Launcher:
                 return "at_limit"
             return None
 
+        def has_room(blocks: Callable[[str], str | None], instance_type: str) -> bool:
+            return blocks(instance_type) is None
+
         considered = parked = 0
         for job in itertools.chain(self._unparked(holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)):
             report.due += 1
@@ -152,7 +155,8 @@ class Launcher:
                 break
             count = job.job_args.instance_count
             choices = _choices(job)
-            instance_type = choose_instance_type(choices, lambda t: blocked(t, count) is None, avoid=_refused_type(job))
+            blocks = functools.partial(blocked, count=count)
+            instance_type = choose_instance_type(choices, functools.partial(has_room, blocks), avoid=_refused_type(job))
             if instance_type is None:
                 # No type of its list has room: park the job, so that the jobs behind it (of
                 # types that have room) are reached now and it is not read again until one of
@@ -171,7 +175,7 @@ class Launcher:
                 report.stopped_early = True
                 break
             considered += 1
-            switch = _switch_note(job, instance_type, lambda t: blocked(t, count), holds)
+            switch = _switch_note(job, instance_type, blocks, holds)
             result = self._isolated(job, report, functools.partial(self._launch, job, report, instance_type, switch))
             if result.launched:
                 usage[instance_type] += count
