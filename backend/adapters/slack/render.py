@@ -139,6 +139,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
+    if job.status is S.RETRYING and job.next_attempt_at is not None:
+        # A time, not a countdown: the card stays true without being updated.
+        blocks.append(_context(f":hourglass_flowing_sand: next attempt at {job.next_attempt_at:%H:%M:%S} UTC"))
     if job.is_queued and job.waiting:
         # Why it waits, as the launcher last recorded it (backend.domain.waiting).
         blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
