@@ -133,11 +133,12 @@ class JobRepository(JobHistory, Protocol):
         ...
 
     def parked_types(self) -> list[str]:
-        """The instance types that have jobs parked by the launcher (no room for their type)."""
+        """The park keys (``Job.park_key``: a job's instance types, comma-joined) that have
+        jobs parked by the launcher (no room for any of their types)."""
         ...
 
     def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
-        """Parked jobs of ``instance_type``, in launch order."""
+        """Parked jobs of park key ``instance_type`` (one of :meth:`parked_types`), in launch order."""
         ...
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:

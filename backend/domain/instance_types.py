@@ -1,9 +1,16 @@
-"""SageMaker training instance types, as listed by the CreateTrainingJob API model.
+"""SageMaker training instance types, as listed by the CreateTrainingJob API model, and the
+rules of an instance-type fallback list (``instance=ml.p5.48xlarge,ml.p4d.24xlarge``).
 
-Generated from botocore's `TrainingInstanceType` enum so that the domain does not load
-botocore's 20 MB service model at import time; `tests/unit/test_instance_types.py` fails
+The list is generated from botocore's `TrainingInstanceType` enum so that the domain does not
+load botocore's 20 MB service model at import time; `tests/unit/test_instance_types.py` fails
 when botocore learns a type this list lacks, so the copy cannot silently drift.
+
+A fallback list keeps one request: the same image, count, volume and everything else, only
+the type changes between attempts. So every type of a list must be able to run the same
+training image: all of one accelerator family (:func:`accelerator_family`), no type twice.
 """
+
+from collections.abc import Callable
 
 TRAINING_INSTANCE_TYPES: frozenset[str] = frozenset(
     {
@@ -234,3 +241,56 @@ TRAINING_INSTANCE_TYPES: frozenset[str] = frozenset(
         "ml.trn2.48xlarge",
     }
 )
+
+
+# The most types one job may list (its first choice included).
+MAX_INSTANCE_CHOICES = 4
+
+
+def accelerator_family(instance_type: str) -> str:
+    """What a training image must be built for to run on ``instance_type``: ``nvidia`` (CUDA
+    on x86), ``nvidia-arm`` (CUDA on Grace, arm64), ``neuron`` (AWS Trainium) or ``cpu``."""
+    kind = instance_type.removeprefix("ml.").split(".", 1)[0]
+    if kind.startswith(("trn", "inf")):
+        return "neuron"
+    if kind.startswith("p6e-gb"):
+        return "nvidia-arm"
+    if kind.startswith(("p", "g")):
+        return "nvidia"
+    return "cpu"
+
+
+def instance_list_problems(types: list[str], *, first_checked: bool = False) -> list[str]:
+    """What is wrong with ``types`` as one job's instance list (first choice first), in the
+    ``/train`` grammar's words; empty when it is fine. ``first_checked``: the first type is
+    validated elsewhere (the request model), so it is not named again here."""
+    problems = []
+    unknown = [t for t in types if t not in TRAINING_INSTANCE_TYPES]
+    for instance_type in unknown[1:] if first_checked and unknown[:1] == types[:1] else unknown:
+        problems.append(f"instance: {instance_type!r} is not a SageMaker training instance type; expected e.g. ml.p4d.24xlarge")
+    if len(types) > MAX_INSTANCE_CHOICES:
+        problems.append(f"instance: at most {MAX_INSTANCE_CHOICES} types in a fallback list, not {len(types)}")
+    twice = sorted({t for t in types if types.count(t) > 1})
+    if twice:
+        problems.append(f"instance: {twice[0]} is listed twice")
+    families = {t: accelerator_family(t) for t in types if t not in unknown}
+    if len(set(families.values())) > 1:
+        first = types[0] if types[0] in families else next(iter(families))
+        other = next(t for t, f in families.items() if f != families[first])
+        problems.append(
+            f"instance: {first} ({families[first]}) and {other} ({families[other]}) cannot run the same training image; "
+            "a fallback list keeps one image and one count, so list types of one kind"
+        )
+    return problems
+
+
+def choose_instance_type(choices: list[str], has_room: Callable[[str], bool], avoid: str | None = None) -> str | None:
+    """The type the next attempt uses: the most preferred of ``choices`` that has room (not
+    held, under its limit), passing over ``avoid`` (the type whose capacity or quota error
+    ended the previous attempt) while another has room. None: no type has room, the job waits.
+
+    So a job goes back to its first choice as soon as that type has room again."""
+    open_types = [t for t in choices if has_room(t)]
+    preferred = [t for t in open_types if t != avoid]
+    found = preferred or open_types
+    return found[0] if found else None

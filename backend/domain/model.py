@@ -23,7 +23,7 @@ from pydantic.alias_generators import to_pascal
 
 from backend.domain.approval import Approval, ApprovalState
 from backend.domain.bounds import ATTEMPTS_KEPT
-from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
+from backend.domain.instance_types import TRAINING_INSTANCE_TYPES, instance_list_problems
 from backend.domain.logtail import LogTail
 from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, check_transition, compact_history
 from backend.domain.times import UtcDatetime
@@ -282,9 +282,12 @@ class JobArgs(_Request):
     def instance_count(self) -> int:
         return self.ResourceConfig.InstanceCount
 
-    def to_request(self, training_job_name: str) -> dict[str, Any]:
-        """The CreateTrainingJob request for one attempt."""
+    def to_request(self, training_job_name: str, instance_type: str | None = None) -> dict[str, Any]:
+        """The CreateTrainingJob request for one attempt (on ``instance_type``: a fallback
+        type of the job's list; by default the first choice)."""
         request = self.model_dump(exclude_none=True)
+        if instance_type is not None:
+            request["ResourceConfig"]["InstanceType"] = instance_type
         # SageMaker refuses empty lists where it takes "1 or more"; absent means none.
         for optional_list in ("InputDataConfig", "Tags"):
             if not request.get(optional_list):
@@ -369,6 +372,9 @@ class Attempt(BaseModel):
     # The end of its CloudWatch log, read when it failed in its container (only the newest failed
     # attempt keeps one: see backend.domain.logtail).
     log_tail: LogTail | None = None
+    # The instance type this attempt runs on (a job with fallback types may change it between
+    # attempts); None on attempts recorded before fallback existed: the job's first choice.
+    instance_type: str | None = None
 
 
 class Lease(BaseModel):
@@ -434,6 +440,14 @@ class Job(BaseModel):
     # time of the last log line a warning was given for: one warning per silence.
     stall_alert_seconds: int | None = None
     stall_warned_at: UtcDatetime | None = None
+    # ``instance=a,b,c``: the types after the first choice (``job_args``' own), in order of
+    # preference, that an attempt may use when the ones before it are refused for capacity or
+    # quota (backend.domain.instance_types.choose_instance_type).
+    # (None when it has none, so an ordinary job's item carries no such attribute.)
+    fallback_types: list[str] | None = None
+    # Why the launcher last left this queued job waiting (its types held or at their limit),
+    # written only when it changes; the card shows it. Cleared by any status change.
+    waiting: str | None = None
 
     @field_validator("job_id")
     @classmethod
@@ -441,6 +455,13 @@ class Job(BaseModel):
         if not JOB_ID_PATTERN.match(value):
             raise ValueError(f"job id {value!r} must be 1-{JOB_ID_MAX} letters, digits and dashes")
         return value
+
+    @model_validator(mode="after")
+    def _fallbacks(self) -> Job:
+        problems = instance_list_problems(self.instance_choices) if self.fallback_types else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def is_terminal(self) -> bool:
@@ -480,6 +501,29 @@ class Job(BaseModel):
             if entry.seq < seq:
                 break
         return None
+
+    @property
+    def instance_choices(self) -> list[str]:
+        """Its instance types in order of preference: the first choice, then its fallbacks."""
+        return [self.job_args.instance_type, *(self.fallback_types or ())]
+
+    @property
+    def park_key(self) -> str:
+        """What the launcher parks it under (the Queue index's ``parked`` partition): its
+        types, comma-joined, so it is read again as soon as *any* of them has room."""
+        return ",".join(self.instance_choices)
+
+    def instance_type_of(self, attempt: Attempt | None) -> str:
+        """The type ``attempt`` runs on (the first choice when it predates fallback or when
+        there is no attempt)."""
+        if attempt is not None and attempt.instance_type:
+            return attempt.instance_type
+        return self.job_args.instance_type
+
+    @property
+    def running_instance_type(self) -> str:
+        """The type its current attempt uses (what it counts against while active)."""
+        return self.instance_type_of(self.current_attempt)
 
     def next_attempt_name(self) -> str:
         return attempt_name(self.job_id, self.attempt_count + 1)
@@ -567,6 +611,7 @@ def new_job(
     notify: NotifyMode | None = None,
     approval: Approval | None = None,
     stall_alert_seconds: int | None = None,
+    fallback_types: list[str] | tuple[str, ...] = (),
 ) -> Job:
     """A job in status New, with its first history entry (its id carries ``prefix``); with a
     pending ``approval`` it is held until an admin approves it."""
@@ -589,6 +634,7 @@ def new_job(
         preset=preset,
         notify=notify,
         approval=approval,
+        fallback_types=list(fallback_types) or None,
     )
 
 
@@ -604,6 +650,7 @@ def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = ""
     return job.model_copy(
         update={
             "parked_at": None,
+            "waiting": None,
             **changes,
             "status": to_status,
             "history": compact_history([*job.history, entry]),

@@ -44,6 +44,23 @@ def wants_reply(mode: NotifyMode | None, status: JobStatus) -> bool:
     return status in _DEFAULT_REPLIES
 
 
+def tells_type_change(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` launched an attempt on another instance type than the attempt
+    before it (a first attempt: than its first choice), which a job with a fallback list
+    (``instance=a,b``) says in its thread, whatever ``notify=`` asks (not per sweep job)."""
+    if not job.fallback_types or job.sweep_id:
+        return False
+    entry = job.entry(seq)
+    if entry is None or entry.to_status is not S.LAUNCHED:
+        return False
+    attempts = [a for a in job.attempts if a.claimed_at <= entry.at]
+    if not attempts:
+        return False
+    before = [a for a in job.attempts if a.number < attempts[-1].number]
+    previous = job.instance_type_of(before[-1]) if before else job.job_args.instance_type
+    return job.instance_type_of(attempts[-1]) != previous
+
+
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
     """Whether that reply @-mentions the owner: only the one that ends the job."""
     return status in TERMINAL and wants_reply(mode, status)
@@ -95,6 +112,8 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
         if status is None:
             continue
         if status in _URGENT or (job.notify is NotifyMode.ALL and status is not S.NEW):
+            return True
+        if status is S.LAUNCHED and tells_type_change(job, seq):
             return True
     return False
 

@@ -62,6 +62,9 @@ class Classification:
 
     failure_class: FailureClass
     reason: str
+    # ResourceLimitExceeded for a quota of 0 instances: a user error for one type, but a job
+    # with other types in its list (instance=a,b) falls back instead of failing.
+    zero_quota: bool = False
 
     def __post_init__(self) -> None:
         # SageMaker's reasons run to 1 KB; a job item keeps many of them (see REASON_MAX).
@@ -78,6 +81,7 @@ def classify_create_error(code: str, message: str, *, instance_type: str = "", h
                 f"the account's quota for {what} training is 0 instances: request a quota increase "
                 f"for '{what} for training job usage' in AWS Service Quotas, or pick another instance type "
                 f"(SageMaker said: {message})",
+                zero_quota=True,
             )
         return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}")
     if code in _THROTTLING_CODES or http_status >= 500:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from backend.domain.instance_types import instance_list_problems
 from backend.domain.model import (
     MAX_INSTANCE_COUNT,
     MAX_JOB_NAME,
@@ -116,6 +117,8 @@ class JobSpec:
     hyperparameters: dict[str, str] = field(default_factory=dict)  # a sweep's combination
     notify: NotifyMode | None = None  # who hears what in Slack (backend.domain.notice)
     stall_alert_seconds: int | None = None  # warn after this long without a log line (0: off)
+    # ``instance=a,b``: the types after the first choice (backend.domain.instance_types).
+    fallback_types: tuple[str, ...] = ()
 
 
 # --- fields ------------------------------------------------------------------------------------
@@ -248,6 +251,7 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
                 hyperparameters={k[3:]: v for k, v in chosen.items()},
                 notify=spec.notify,
                 stall_alert_seconds=spec.stall_alert_seconds,
+                fallback_types=spec.fallback_types,
             )
         )
     return specs
@@ -292,7 +296,12 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
         elif key == "output" and value:
             request["OutputDataConfig"] = {"S3OutputPath": value}
         elif key == "instance" and value:
-            resources["InstanceType"] = value
+            types = [part.strip() for part in value.split(",")]
+            resources["InstanceType"] = types[0]
+            if len(types) > 1:
+                # A fallback list; the model checks the first type itself (with its hints).
+                problems.extend(instance_list_problems(types, first_checked=True))
+                knobs["fallback_types"] = tuple(types[1:])
         elif key == "count":
             resources["InstanceCount"] = attempt(
                 key, lambda v: whole_number(v, 1, MAX_INSTANCE_COUNT, f"count is 1 to {MAX_INSTANCE_COUNT}")

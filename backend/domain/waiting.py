@@ -16,6 +16,11 @@ A queued job (New, or Retrying) waits for one or more of:
 
 :func:`wait_reasons` turns a :class:`QueueSnapshot` (read by :mod:`backend.services.queue`) into
 one :class:`WaitReason` per queued job, in launch order; rendering is the adapters' job.
+
+The launcher also records, on the job item, why it parked a job (:func:`waiting_text`: its
+types held or at their limit), so the job's card shows it. That text holds no countdown and no
+queue position, which change every tick: it changes only when the cause does, so the item is
+written and the card updated once per real change, within Slack's card-update budget.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class WaitReason:
     in_use: int  # instances of its type in use
     limit: int | None  # the type's limit (None: no limit of ours)
     capacity_budget_left: timedelta | None  # capacity/quota waits: time left before it fails
+    fallback_types: tuple[str, ...] = ()  # ``instance=a,b``: the types it may also run on
 
     @property
     def at_limit(self) -> bool:
@@ -140,6 +146,7 @@ def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
                 in_use=snapshot.usage.get(args.instance_type, 0),
                 limit=snapshot.limits.get(args.instance_type),
                 capacity_budget_left=budget,
+                fallback_types=tuple(job.fallback_types or ()),
             )
         )
     return reasons
@@ -172,9 +179,25 @@ def describe(reason: WaitReason, now: datetime) -> list[str]:
         lines.append(f"next attempt at {reason.due_at:%H:%M:%S} UTC (in {_in(reason.due_at - now)})")
     if reason.capacity_budget_left is not None:
         lines.append(f"capacity wait left before it fails: {_in(reason.capacity_budget_left)}")
+    if reason.fallback_types:
+        lines.append(f"may also run on {', '.join(reason.fallback_types)} (fallback)")
     lines.append(f"#{reason.position} of {reason.same_priority} queued at priority {reason.priority} (#{reason.order} overall)")
     if reason.ahead_of_other_owners or reason.ahead_of_own:
         lines.append(
             f"fair share: {reason.ahead_of_other_owners} of other people's jobs and {reason.ahead_of_own} of its owner's own are ahead"
         )
     return lines
+
+
+def waiting_text(types: list[tuple[str, datetime | None, int | None]]) -> str:
+    """Why the launcher left a job waiting, for its card: each of its types (first choice
+    first) with its hold's end or its limit. ``types``: (type, held until, limit) for each."""
+    parts = []
+    for instance_type, held_until, limit in types:
+        if held_until is not None:
+            parts.append(f"{instance_type} is held until {held_until:%H:%M:%S} UTC after a capacity or quota refusal (or until one of its jobs ends)")
+        elif limit is not None:
+            parts.append(f"{instance_type} is at its limit of {limit} instances in use")
+        else:
+            parts.append(f"{instance_type} has no room")
+    return "waiting: " + "; ".join(parts)

@@ -86,6 +86,7 @@ class JobService:
         notify: NotifyMode | None = None,
         approval: Approval | None = None,
         stall_alert_seconds: int | None = None,
+        fallback_types: tuple[str, ...] = (),
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it; a pending
         ``approval`` registers it held (backend.domain.approval)."""
@@ -103,6 +104,7 @@ class JobService:
             notify=notify,
             approval=approval,
             stall_alert_seconds=stall_alert_seconds,
+            fallback_types=fallback_types,
         )
         if not self._store.existing_ids([job.job_id]):
             # The Slack root card is posted first, so the registration records its thread.

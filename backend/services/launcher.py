@@ -31,11 +31,13 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
+from backend.domain.instance_types import choose_instance_type
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
+from backend.domain.waiting import waiting_text
 from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend
 from backend.services.notify import Dispatcher
@@ -130,7 +132,8 @@ class Launcher:
         now = self._clock()
         usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
-            usage[active.job_args.instance_type] += active.job_args.instance_count
+            # Counted against the type its attempt runs on (a fallback type, maybe).
+            usage[active.running_instance_type] += active.job_args.instance_count
         holds, holds_changed = self._load_holds(now, usage)
 
         def blocked(instance_type: str, count: int) -> str | None:
@@ -141,6 +144,9 @@ class Launcher:
                 return "at_limit"
             return None
 
+        def has_room(blocks: Callable[[str], str | None], instance_type: str) -> bool:
+            return blocks(instance_type) is None
+
         considered = parked = 0
         for job in itertools.chain(self._unparked(holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)):
             if job.is_held:
@@ -149,21 +155,30 @@ class Launcher:
             if not should_continue():
                 report.stopped_early = True
                 break
-            instance_type, count = job.job_args.instance_type, job.job_args.instance_count
-            why = blocked(instance_type, count)
-            if why is not None:
-                # Its type has no room: park the job, so that the jobs behind it (of types that
-                # have room) are reached now and it is not read again until its type has room.
+            count = job.job_args.instance_count
+            choices = _choices(job)
+            blocks = functools.partial(blocked, count=count)
+            instance_type = choose_instance_type(choices, functools.partial(has_room, blocks), avoid=_refused_type(job))
+            if instance_type is None:
+                # No type of its list has room: park the job, so that the jobs behind it (of
+                # types that have room) are reached now and it is not read again until one of
+                # its types has room. Why it waits goes on the item (and its card) with the
+                # park write, or with a write of its own only when the reason changed.
+                why = blocked(choices[0], count) or "held"
                 setattr(report, why, getattr(report, why) + 1)
+                waits = waiting_text([(t, holds[t].until if t in holds else None, self._limits.get(t)) for t in choices])
                 if job.parked_at is None and parked < PARK_BATCH:
                     parked += 1
-                    self._isolated(job, report, functools.partial(self._park, job, report))
+                    self._isolated(job, report, functools.partial(self._park, job, report, waits))
+                elif job.parked_at is not None and job.waiting != waits:
+                    self._isolated(job, report, functools.partial(self._record_wait, job, waits))
                 continue
             if considered >= self._batch:
                 report.stopped_early = True
                 break
             considered += 1
-            result = self._isolated(job, report, functools.partial(self._launch, job, report))
+            switch = _switch_note(job, instance_type, blocks, holds)
+            result = self._isolated(job, report, functools.partial(self._launch, job, report, instance_type, switch))
             if result.launched:
                 usage[instance_type] += count
             elif result.hold_until is not None:
@@ -178,17 +193,32 @@ class Launcher:
     def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
         """Parked jobs whose instance type may have room again, oldest in launch order first."""
         candidates: list[Job] = []
-        for instance_type in self._store.parked_types():
-            limit = self._limits.get(instance_type)
-            if instance_type in holds or (limit is not None and usage[instance_type] >= limit):
-                continue
-            room = self._batch if limit is None else max(1, limit - usage[instance_type])
-            candidates.extend(self._store.parked_jobs(instance_type, min(room, self._batch)))
+        for park_key in self._store.parked_types():
+            # A park key lists the jobs' types (first choice first): read them again as soon
+            # as any of those types has room.
+            rooms = []
+            for instance_type in park_key.split(","):
+                limit = self._limits.get(instance_type)
+                if instance_type in holds or (limit is not None and usage[instance_type] >= limit):
+                    continue
+                rooms.append(self._batch if limit is None else max(1, limit - usage[instance_type]))
+            if rooms:
+                candidates.extend(self._store.parked_jobs(park_key, min(sum(rooms), self._batch)))
         yield from sorted(candidates, key=launch_order)
 
-    def _park(self, job: Job, report: LaunchReport) -> _Result:
-        if isinstance(self._store.update(job, at=self._clock(), parked_at=self._clock()), Applied):
+    def _park(self, job: Job, report: LaunchReport, waits: str) -> _Result:
+        outcome = self._store.update(job, at=self._clock(), parked_at=self._clock(), waiting=waits)
+        if isinstance(outcome, Applied):
             report.parked += 1
+            self._dispatcher.refresh(outcome.job)
+        return _Result()
+
+    def _record_wait(self, job: Job, waits: str) -> _Result:
+        """A parked job read again whose reason to wait changed (another type now blocks it,
+        a hold moved): one write and one card refresh per change, never one per tick."""
+        outcome = self._store.update(job, at=self._clock(), waiting=waits)
+        if isinstance(outcome, Applied):
+            self._dispatcher.refresh(outcome.job)
         return _Result()
 
     def _isolated(self, job: Job, report: LaunchReport, work: Callable[[], _Result]) -> _Result:
@@ -211,7 +241,7 @@ class Launcher:
 
     # --- one job --------------------------------------------------------------------------
 
-    def _launch(self, job: Job, report: LaunchReport) -> _Result:
+    def _launch(self, job: Job, report: LaunchReport, instance_type: str, switch: str) -> _Result:
         now = self._clock()
         attempt = job.current_attempt
         if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:
@@ -219,7 +249,14 @@ class Launcher:
                 self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)
                 return _Result()
             number = job.attempt_count + 1
-            attempt = Attempt(number=number, name=attempt_name(job.job_id, number), claimed_at=now)
+            # The type is part of the claim: a launcher that takes this attempt over after a
+            # crash creates (or adopts) it on the very same type, under the same name.
+            attempt = Attempt(
+                number=number,
+                name=attempt_name(job.job_id, number),
+                claimed_at=now,
+                instance_type=instance_type if job.fallback_types else None,
+            )
             attempts = job.with_attempt(attempt)
             reconcile = False
         else:
@@ -230,7 +267,7 @@ class Launcher:
             attempts = job.attempts
             reconcile = True
         claim = self._store.update(
-            job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE), parked_at=None
+            job, at=now, attempts=attempts, lease=Lease(token=self._token, expires_at=now + LEASE), parked_at=None, waiting=None
         )
         if isinstance(claim, LostRace):
             report.lost_races += 1
@@ -247,7 +284,7 @@ class Launcher:
         if not adopted:
             self._pacer.acquire()
             try:
-                self._backend.create(attempt.name, job.job_args.to_request(attempt.name))
+                self._backend.create(attempt.name, job.job_args.to_request(attempt.name, job.instance_type_of(attempt)))
             except AlreadyExists:
                 adopted = True
             except CreateRefused as refused:
@@ -256,6 +293,8 @@ class Launcher:
 
         launched = attempt.model_copy(update={"outcome": AttemptOutcome.RUNNING, "launched_at": self._clock()})
         reason = f"adopted existing {attempt.name}" if adopted else f"created {attempt.name}"
+        if job.fallback_types:
+            reason += f" on {job.instance_type_of(attempt)}" + (f" ({switch})" if switch else "")
         outcome = self._store.transition(
             job,
             S.LAUNCHED,
@@ -295,30 +334,43 @@ class Launcher:
             report.kept_due += 1
             logger.warning("create throttled; job stays due", extra={"job_id": job.job_id, "reason": classification.reason})
             return _Result()
+        if classification.zero_quota and len(job.instance_choices) > 1:
+            # No quota at all for this type, but the job lists others: a quota refusal like
+            # any other (the type is held, the next attempt passes over it), not a failure.
+            classification = Classification(F.QUOTA, classification.reason)
+            cls = F.QUOTA
         not_started = attempt.model_copy(
             update={"outcome": AttemptOutcome.NOT_STARTED, "failure_class": cls, "reason": classification.reason, "ended_at": now}
         )
         attempts = job.replace_attempt(not_started)
         decision = self._policy.decide(job, classification, now=now, rng=self._rng)
         if decision.action is Action.RETRY:
+            next_at = next_attempt_time(now, decision)
+            refused_type = job.instance_type_of(attempt)
+            reason = classification.reason
+            if cls in (F.QUOTA, F.CAPACITY) and len(job.instance_choices) > 1:
+                # Another type of its list may have room: try it at once (the refused type is
+                # held, and the next attempt passes over it); no hammering, it is another type.
+                next_at = now
+                others = ", ".join(t for t in job.instance_choices if t != refused_type)
+                reason = f"{refused_type} refused, the next attempt may use {others}: {reason}"
             changes = {
                 "attempts": attempts,
                 "lease": None,
-                "next_attempt_at": next_attempt_time(now, decision),
+                "next_attempt_at": next_at,
                 "capacity_wait_since": job.capacity_wait_since or now,
             }
             if job.status is S.RETRYING:
                 outcome = self._store.update(job, at=now, **changes)
             else:
-                outcome = self._store.transition(job, S.RETRYING, at=now, reason=classification.reason, **changes)
+                outcome = self._store.transition(job, S.RETRYING, at=now, reason=reason, **changes)
             report.retrying += 1
             if isinstance(outcome, Applied):
                 self._dispatcher.deliver(outcome.job)
             # No hammering: hold further launches of this type until the backoff passes or
             # one of its jobs ends.
-            next_at = changes["next_attempt_at"]
-            hold = next_at if cls in (F.QUOTA, F.CAPACITY) and isinstance(next_at, datetime) else None
-            return _Result(hold_until=hold)
+            hold = next_attempt_time(now, decision) if cls in (F.QUOTA, F.CAPACITY) else None
+            return _Result(hold_until=hold if isinstance(hold, datetime) else None)
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()
 
@@ -360,3 +412,49 @@ class Launcher:
             HOLDS_KEY,
             {"Holds": {t: {"Until": format_utc(h.until), "Active": h.active_at_hold} for t, h in holds.items()}},
         )
+
+
+# --- instance-type fallback ------------------------------------------------------------------------
+
+
+def _choices(job: Job) -> list[str]:
+    """The types the job's next claim may use: a pending attempt keeps the type it was claimed
+    on (it may exist already: never create it again on another type); else its whole list."""
+    attempt = job.current_attempt
+    if attempt is not None and attempt.outcome is AttemptOutcome.PENDING:
+        return [job.instance_type_of(attempt)]
+    return job.instance_choices
+
+
+def _refused_type(job: Job) -> str | None:
+    """The type a capacity or quota error ended the last attempt on (the next one passes over
+    it while another type of the list has room)."""
+    attempt = job.current_attempt
+    if attempt is None or attempt.failure_class not in (F.CAPACITY, F.QUOTA):
+        return None
+    return job.instance_type_of(attempt)
+
+
+def _switch_note(job: Job, instance_type: str, blocked: Callable[[str], str | None], holds: dict[str, Hold]) -> str:
+    """Why the attempt runs on ``instance_type`` when that is not its previous attempt's type
+    (or, for a first attempt, not its first choice): what the thread says about the change."""
+    if not job.fallback_types:
+        return ""
+    previous = job.current_attempt
+    before = job.instance_type_of(previous)
+    if instance_type == before:
+        return ""
+    first = job.instance_choices[0]
+    if instance_type == first:
+        return f"back to its first choice: {first} has room again"
+    passed = job.instance_choices[: job.instance_choices.index(instance_type)]
+    why = []
+    for other in passed:
+        cause = blocked(other)
+        if cause == "held":
+            why.append(f"{other} is held until {format_utc(holds[other].until)} after a capacity or quota refusal")
+        elif cause == "at_limit":
+            why.append(f"{other} is at its instance limit")
+        elif other == _refused_type(job):
+            why.append(f"{other} ran out of capacity or quota on attempt {previous.number if previous else 0}")
+    return "fallback: " + ("; ".join(why) if why else f"{before} was refused")

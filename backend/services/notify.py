@@ -126,6 +126,18 @@ class Dispatcher:
         self._send(current, token, now + DELIVERY_LEASE - LEASE_MARGIN, report)
         return report
 
+    def refresh(self, job: Job) -> None:
+        """After a write that changed what a job's card shows but not its status (why it
+        waits): idempotent notifiers (the card) show it now, within their own pacing; nothing
+        is recorded. Never raises for a notifier failure (the card catches up with the next
+        change)."""
+        for notifier in self._notifiers:
+            if getattr(notifier, "eager", False):
+                try:
+                    notifier.notify(job, job.last_seq)
+                except (NotifierUnavailable, NotifierRejected) as exc:
+                    logger.info("card refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
+
     def _refresh_eagerly(self, job: Job) -> None:
         """Idempotent notifiers (the card) show the newest change now; nothing is recorded, so
         the round that later delivers the change sends it again (harmlessly)."""

@@ -71,7 +71,7 @@ class QueueView:
                 queued[job.job_id] = job
         usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
-            usage[active.job_args.instance_type] += active.job_args.instance_count
+            usage[active.running_instance_type] += active.job_args.instance_count
         return QueueSnapshot(
             now=now,
             queued=list(queued.values()),
@@ -83,7 +83,7 @@ class QueueView:
 
     def reasons(self, instance_type: str | None = None) -> list[WaitReason]:
         found = wait_reasons(self.snapshot())
-        return [r for r in found if instance_type is None or r.instance_type == instance_type]
+        return [r for r in found if instance_type is None or instance_type in (r.instance_type, *r.fallback_types)]
 
     def reason(self, job_id: str) -> WaitReason | None:
         """Why ``job_id`` waits; None when it is not queued."""

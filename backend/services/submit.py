@@ -158,6 +158,7 @@ class SubmitService:
             notify=spec.notify,
             approval=assessment.approval if assessment is not None else None,
             stall_alert_seconds=spec.stall_alert_seconds,
+            fallback_types=spec.fallback_types,
         )
         if registered.created and not registered.job.is_held:
             self._queued()
@@ -226,6 +227,7 @@ class SubmitService:
                 notify=spec.notify,
                 approval=approval,
                 stall_alert_seconds=spec.stall_alert_seconds,
+                fallback_types=spec.fallback_types,
             )
             for index, spec in enumerate(plan.specs)
         ]

@@ -453,7 +453,7 @@ class LocalStack:
             attempt = job.current_attempt
             if attempt is None:
                 continue
-            request = json.dumps(job.job_args.to_request(attempt.name)).encode()
+            request = json.dumps(job.job_args.to_request(attempt.name, job.instance_type_of(attempt))).encode()
             status, answer, _code = self.sagemaker.handle("SageMaker.CreateTrainingJob", request)
             if status != 200:
                 logger.warning("could not resume %s: %s", attempt.name, answer.get("message"))

@@ -297,13 +297,13 @@ class MemoryJobStore:
 
     def _parked(self) -> list[Job]:
         parked = [j for j in self._queued() if j.lease is None and j.parked_at is not None]
-        return sorted(parked, key=lambda j: (j.job_args.instance_type, fairness.launch_order(j)))
+        return sorted(parked, key=lambda j: (j.park_key, fairness.launch_order(j)))
 
     def parked_types(self) -> list[str]:
-        return sorted({j.job_args.instance_type for j in self._parked()})
+        return sorted({j.park_key for j in self._parked()})
 
     def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
-        return self._copies([j for j in self._parked() if j.job_args.instance_type == instance_type], limit)
+        return self._copies([j for j in self._parked() if j.park_key == instance_type], limit)
 
     # --- active, owner, history -------------------------------------------------------------
 

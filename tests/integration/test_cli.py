@@ -219,3 +219,21 @@ def test_submit_and_sweep_both_carry_the_deployments_job_id_prefix(aws, spec, mo
     ids = json.loads(out)["jobs"]
     assert len(ids) == 2 and all(job_id.startswith("tb-cli-bert-") for job_id in ids), ids
     assert {j.job_id for j in _mine(aws)} >= set(ids)
+
+
+def test_an_instance_fallback_list_is_taken_as_a_flag_or_a_yaml_list_and_refused_when_it_cannot_fit(aws, spec):
+    code, _, err = cli("submit", "--spec", spec(), "--instance", "ml.p5.48xlarge,ml.p4d.24xlarge", "--name", "cli-flag")
+    assert code == 0, err
+    listed = spec(GOOD.replace("instance: ml.g5.xlarge", "instance: [ml.p5.48xlarge, ml.p4d.24xlarge]").replace("cli-bert", "cli-yaml"), "list.yaml")
+    code, _, err = cli("submit", "--spec", listed)
+    assert code == 0, err
+    jobs = {job.name: job for job in _mine(aws)}
+    assert {name: job.instance_choices for name, job in jobs.items()} == {
+        "cli-flag": ["ml.p5.48xlarge", "ml.p4d.24xlarge"],
+        "cli-yaml": ["ml.p5.48xlarge", "ml.p4d.24xlarge"],
+    }
+    code, out, _ = cli("status", jobs["cli-flag"].job_id)
+    assert code == 0 and "ml.p5.48xlarge x 1 (of ml.p5.48xlarge,ml.p4d.24xlarge)" in out
+
+    code, _, err = cli("submit", "--spec", spec(), "--instance", "ml.p5.48xlarge,ml.trn1.32xlarge")
+    assert code == 2 and "cannot run the same training image" in err

@@ -50,6 +50,7 @@ def test_a_zero_quota_names_the_instance_type_or_says_this_instance_type():
         "the account's quota for ml.p5.48xlarge training is 0 instances: request a quota increase for "
         "'ml.p5.48xlarge for training job usage' in AWS Service Quotas, or pick another instance type "
         f"(SageMaker said: {ZERO})",
+        zero_quota=True,
     )
     unnamed = classify_create_error("ResourceLimitExceeded", ZERO.upper())  # the message's case does not matter
     assert unnamed.failure_class is F.USER

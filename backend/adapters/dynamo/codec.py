@@ -38,7 +38,7 @@ WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
 # Attributes a job write removes when the new job does not carry them (optional fields, and
 # index keys that put the job into an index it must now leave).
 REMOVABLE = frozenset(
-    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt"}
+    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt", "Waiting"}
 )
 
 
@@ -68,7 +68,7 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
             # Set aside by the launcher while its instance type has no room: out of the ready
             # queue, grouped by type, so a blocked type never stands in front of an idle one.
             keys["QueueKey"] = "parked"
-            keys["QueueSort"] = f"{job.job_args.instance_type}#{ready_sort_key(job)}"
+            keys["QueueSort"] = f"{job.park_key}#{ready_sort_key(job)}"
         elif job.status is JobStatus.RETRYING:
             due = job.next_attempt_at or job.updated_at
             keys["QueueKey"] = "waiting"

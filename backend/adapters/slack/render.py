@@ -150,7 +150,8 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
         headline(job),
         # The owner by name, not as a mention: a posted card would notify them; they are
         # mentioned once, when the job ends (backend.domain.notice).
-        f"Owner {owner_name(job.owner.user_id)} · `{args.instance_type}` × {args.instance_count}"
+        f"Owner {owner_name(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
+        + (f" (of {', '.join(f'`{t}`' for t in job.instance_choices)})" if job.fallback_types else "")
         + (" · spot" if args.EnableManagedSpotTraining else "")
         + f" · priority {job.priority}"
         + f" · ≤ {hours_text(job_instance_hours(args))} instance-hours",
@@ -160,6 +161,12 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
+    if job.status is S.RETRYING and job.next_attempt_at is not None:
+        # A time, not a countdown: the card stays true without being updated.
+        blocks.append(_context(f":hourglass_flowing_sand: next attempt at {job.next_attempt_at:%H:%M:%S} UTC"))
+    if job.is_queued and job.waiting:
+        # Why it waits, as the launcher last recorded it (backend.domain.waiting).
+        blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
     buttons = []
     verdict = failure_verdict(job)
     if job.status not in TERMINAL:
@@ -259,30 +266,41 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     if status is S.NEW:
         return f"{head}: {esc(job.name, 80)} is queued (`{job.job_id}`)"
     if status is S.LAUNCHED:
-        return f"{head}: attempt {attempt.number if attempt else len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+        line = f"{head}: attempt {attempt.number if attempt else len(attempts)} created as `{attempt.name if attempt else job.job_id}`"
+        if job.fallback_types:
+            # Which type it runs on, and why it changed: the launcher's reason says both.
+            line = f"{head}: attempt {attempt.number if attempt else len(attempts)}: {reason or 'on ' + job.instance_type_of(attempt)}"
+        return line
     if status is S.IN_PROGRESS:
         return f"{head}: training has started" + (f" ({reason})" if reason else "")
     if status is S.STOPPING:
         return f"{head}: " + (reason or "stop requested")
     if status is S.RETRYING:
-        return f"{head}: {retry_line(job, seq)}" + _with_tail(attempt, region)
+        return f"{head}: {retry_line(job, seq)}" + _ran_on(job, attempt) + _with_tail(attempt, region)
     owner = mention(job.owner.user_id) if mention_owner else ""
     head = f"{head} {owner}".rstrip()
     if status is S.COMPLETED:
         billable = attempt.billable_seconds if attempt else None
         took = _took(attempt)
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
-        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "")
+        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
     if status is S.STOPPED:
-        return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "")
+        return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
-    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _with_tail(attempt, region)
+    return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
 
 
 def _with_tail(attempt: Attempt | None, region: str) -> str:
     text = log_tail_text(attempt, region) if attempt is not None and region else ""
     return "\n" + text if text else ""
+
+
+def _ran_on(job: Job, attempt: Attempt | None) -> str:
+    """For a job with a fallback list: the type the attempt that just ended ran on."""
+    if not job.fallback_types or attempt is None or attempt.launched_at is None:
+        return ""
+    return f" (attempt {attempt.number} ran on `{job.instance_type_of(attempt)}`)"
 
 
 def retry_line(job: Job, seq: int) -> str:
@@ -329,6 +347,7 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
         rows.append(
             f"*{attempt.number}.* `{attempt.name}` {attempt.outcome.value}{why} · ran {ran}"
+            + (f" · on `{job.instance_type_of(attempt)}`" if job.fallback_types else "")
             + (f" · billable {duration(attempt.billable_seconds)}" if attempt.billable_seconds else "")
             + reason
             + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
@@ -686,7 +705,7 @@ MODAL_FIELDS = (
     ("name", "Name", "bert-lr3", False),
     ("preset", "Preset", "nlp (optional: team defaults)", True),
     ("image", "Image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest", True),
-    ("instance", "Instance type", "ml.g5.xlarge", True),
+    ("instance", "Instance type (or a fallback list, first choice first)", "ml.p5.48xlarge,ml.p4d.24xlarge", True),
     ("count", "Instance count", "1", True),
     ("input", "Input (S3)", "s3://data-bucket/train", True),
     ("output", "Output (S3)", "s3://out-bucket/runs", True),

@@ -125,7 +125,8 @@ def _job_summary(job: Job) -> dict[str, Any]:
         "name": job.name,
         "status": job.status.value,
         "owner": job.owner.key,
-        "instance": f"{job.job_args.instance_type} x {job.job_args.instance_count}",
+        "instance": f"{job.running_instance_type} x {job.job_args.instance_count}",
+        "instance_types": job.instance_choices,
         "attempts": len(job.attempts),
         "last_reason": job.history[-1].reason if job.history else "",
         "training_job": attempt.name if attempt else None,
@@ -138,13 +139,15 @@ def _job_summary(job: Job) -> dict[str, Any]:
 def _print_job(job: Job, out: TextIO) -> None:
     summary = _job_summary(job)
     print(f"{job.job_id}  {job.name}  {job.status.value}", file=out)
-    print(f"  owner {summary['owner']} · {summary['instance']} · priority {job.priority} · retries {job.algorithm_failures}/{job.retry_budget}", file=out)
+    fallback = f" (of {','.join(job.instance_choices)})" if job.fallback_types else ""
+    print(f"  owner {summary['owner']} · {summary['instance']}{fallback} · priority {job.priority} · retries {job.algorithm_failures}/{job.retry_budget}", file=out)
     for attempt in job.attempts:
         took = ""
         if attempt.started_at and attempt.ended_at:
             took = f" {int((attempt.ended_at - attempt.started_at).total_seconds())} s"
         why = f" ({attempt.failure_class.value}: {attempt.reason[:80]})" if attempt.failure_class else ""
-        print(f"  attempt {attempt.number} {attempt.name}: {attempt.outcome.value}{took}{why}", file=out)
+        on = f" on {job.instance_type_of(attempt)}" if job.fallback_types else ""
+        print(f"  attempt {attempt.number} {attempt.name}{on}: {attempt.outcome.value}{took}{why}", file=out)
     for entry in job.history:
         before = entry.from_status.value if entry.from_status else "·"
         print(f"  {entry.at.isoformat(timespec='seconds')} {before} -> {entry.to_status.value}  {entry.reason[:100]}", file=out)

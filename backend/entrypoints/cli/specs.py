@@ -28,7 +28,8 @@ def spec_fields(data: Any, *, sweep: bool = False) -> dict[str, str]:
             return "true" if value else "false"
         if isinstance(value, int | float | str):
             return str(value)
-        if isinstance(value, list) and sweep and key.startswith("hp."):
+        if isinstance(value, list) and (key == "instance" or (sweep and key.startswith("hp."))):
+            # A sweep's hp list, or an instance-type fallback list (first choice first).
             items = [scalar(key, v) for v in value]
             return None if any(i is None for i in items) else ",".join(i for i in items if i is not None)
         if isinstance(value, list) and key.startswith("hp."):

@@ -112,3 +112,17 @@ def test_the_root_card_shows_its_owner_without_notifying_them():
 def test_a_refusal_repeats_the_use_cases_own_words():
     assert render.not_authorized("only the sweep's author may confirm it") == ":lock: Only the sweep's author may confirm it."
     assert "<@U0ALICE>" in render.not_authorized("only <@U0ALICE> (the owner) or an admin may change x-1")
+
+
+def test_a_queued_jobs_card_says_why_it_waits_with_times_not_countdowns_and_drops_it_once_launched():
+    job = make_job(user="U0ALICE").model_copy(update={"waiting": "waiting: ml.g5.xlarge is at its limit of 4 instances in use"})
+    text = json.dumps(render.job_card(job, "us-east-1")["blocks"])
+    assert "waiting: ml.g5.xlarge is at its limit of 4 instances in use" in text
+
+    retrying = transition(job, JobStatus.RETRYING, at=T0, reason="ResourceLimitExceeded: quota", next_attempt_at=T0 + timedelta(minutes=3))
+    text = json.dumps(render.job_card(retrying, "us-east-1")["blocks"])
+    assert f"next attempt at {(T0 + timedelta(minutes=3)):%H:%M:%S} UTC" in text
+    assert "waiting:" not in text  # a status change clears the launcher's reason
+
+    launched = transition(retrying, JobStatus.LAUNCHED, at=T0, reason="created", next_attempt_at=None)
+    assert "hourglass" not in json.dumps(render.job_card(launched, "us-east-1")["blocks"])
