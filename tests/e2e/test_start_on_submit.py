@@ -61,7 +61,11 @@ def test_two_hundred_submits_at_once_are_all_launched_by_coalesced_kicks_one_lau
     launched = [j for j in jobs if j.status in (JobStatus.LAUNCHED, JobStatus.IN_PROGRESS)]
     waiting = [j.job_id for j in stack.store.ready_jobs(None)]
 
-    assert len(launched) == JOBS, f"{len(launched)} of {JOBS} launched; {len(waiting)} still queued"
+    if len(launched) != JOBS:  # say where the others are: registered at all? in which state?
+        errors = [e.strip().splitlines()[-1] for e in stack.lam.errors()]
+        said = [m["text"][:120] for m in stack.slack.ephemerals() if "burst-" not in m["text"]][:5]
+        states = Counter(j.status.value for j in jobs)
+        raise AssertionError(f"{len(launched)} of {JOBS} launched; {len(waiting)} still queued; active {states}; invocation errors {errors[:5]}; other answers {said}")
     assert stack.driver.schedules["LauncherFunction.EveryMinute"] == 3600.0
     # Every launcher run was a kick, and the kicks coalesced: far fewer runs than submissions.
     assert 1 <= launcher.invocations < JOBS // 4
