@@ -11,7 +11,7 @@ import pytest
 
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
-from backend.errors import NotifierUnavailable
+from backend.errors import NotifierUnavailable, StoreUnavailable
 from backend.ports import TrainingState, TrainingStatus
 from backend.services.monitor import Monitor, MonitorReport
 from backend.services.pacing import TokenBucket
@@ -528,3 +528,21 @@ def test_a_stopped_jobs_attempt_seen_running_is_stopped_again_and_counted_as_ign
     world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING), report)
     assert world.backend.stops == [name] and report.stops_resent == 1
     assert report.ignored == 6 and report.applied == 0 and world.store.get(job.job_id).status is S.STOPPED
+
+
+def test_a_sweep_counts_each_job_whose_write_failed_and_goes_on_with_the_others(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}") for i in range(3)]
+    for job in jobs:
+        world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    refused = {jobs[0].job_id, jobs[2].job_id}
+    transition = world.store.transition
+
+    def refusing(job, to_status, **kwargs):
+        if job.job_id in refused:
+            raise StoreUnavailable("the item was refused")
+        return transition(job, to_status, **kwargs)
+
+    world.store.transition = refusing  # type: ignore[method-assign]
+    report = world.monitor().sweep()
+    assert report.errors == 2 and report.applied == 1 and report.moved == {"Completed": 1}
+    assert [world.store.get(job.job_id).status for job in jobs] == [S.LAUNCHED, S.COMPLETED, S.LAUNCHED]
