@@ -11,11 +11,11 @@ import pytest
 
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
-from backend.errors import NotifierUnavailable
+from backend.errors import NotifierUnavailable, StoreUnavailable
 from backend.ports import TrainingState, TrainingStatus
 from backend.services.monitor import Monitor, MonitorReport
 from backend.services.pacing import TokenBucket
-from tests.conftest import T0
+from tests.conftest import T0, job_args
 from tests.unit.services.conftest import OWNER, POLICY, World
 
 S = JobStatus
@@ -402,3 +402,147 @@ def test_the_sweep_reports_the_notifications_it_delivered_late(world: World):
     # Quiet changes wait for an urgent one (backend.domain.notice): New, Launched and the end go together.
     assert report.notifications_sent == 3 and report.notifications_pending == 0
     assert world.notifier.statuses(job.job_id)[-1] is S.COMPLETED
+
+
+def test_a_job_being_stopped_that_sagemaker_no_longer_knows_ends_stopped(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.jobs.stop(job.job_id, OWNER)
+    del world.backend.jobs[name]
+    world.clock.advance(timedelta(hours=1))  # past the grace for a create SageMaker has not shown yet
+    report = world.monitor().sweep()
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.STOPPED and stored.history[-1].reason == f"stopped (SageMaker has no record of {name})"
+    attempt = stored.current_attempt
+    assert (attempt.outcome, attempt.failure_class) == (AttemptOutcome.STOPPED, F.STOPPED)
+    assert attempt.ended_at == world.clock() and attempt.reason == "SageMaker has no record of it"
+    assert report.moved == {"Stopped": 1} and report.applied == 1
+    assert world.notifier.statuses(job.job_id)[-1] is S.STOPPED
+
+
+def test_a_run_sagemaker_stopped_at_its_max_runtime_fails_naming_the_limit(world: World):
+    job = world.launched(retry_budget=5)
+    report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_runtime_exceeded=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED  # running it again would hit the same limit
+    assert stored.history[-1].reason == "MaxRuntimeExceeded: the job ran longer than its max_runtime (3600 s); SageMaker stopped it"
+    attempt = stored.current_attempt
+    assert (attempt.outcome, attempt.failure_class) == (AttemptOutcome.FAILED, F.USER) and attempt.ended_at == world.clock()
+    assert report.outcomes == {"user": 1} and report.moved == {"Failed": 1}
+
+
+def test_a_job_being_stopped_that_sagemaker_ends_at_its_max_runtime_ends_stopped(world: World):
+    job = world.launched(retry_budget=5)
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_runtime_exceeded=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.STOPPED and stored.history[-1].reason == "stopped"
+
+
+def test_a_spot_run_past_its_max_wait_fails_naming_the_limit(world: World):
+    spot = job_args(StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}, EnableManagedSpotTraining=True)
+    job = world.launched(retry_budget=5, job_args=spot)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_wait_exceeded=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED and stored.current_attempt.failure_class is F.USER
+    assert stored.history[-1].reason == (
+        "MaxWaitTimeExceeded: the spot job did not finish within its max_wait (7200 s), waiting for spot capacity included; "
+        "SageMaker stopped it"
+    )
+
+
+def _waiting_for_capacity(world: World):
+    """A job whose first attempt lost its capacity, relaunched: attempt 2 is Launched and the
+    capacity clock runs since the first failure."""
+    job = world.launched(retry_budget=0)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="CapacityError: no ml.g5.xlarge"))
+    since = world.store.get(job.job_id).capacity_wait_since
+    assert since == world.clock()
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.launcher().run_tick()
+    world.clock.advance(timedelta(minutes=1))
+    relaunched = world.store.get(job.job_id)
+    assert relaunched.status is S.LAUNCHED and relaunched.current_attempt.number == 2 and relaunched.capacity_wait_since == since
+    return relaunched, since
+
+
+def test_a_job_running_without_a_start_time_from_sagemaker_keeps_its_capacity_clock(world: World):
+    job, since = _waiting_for_capacity(world)
+    name = f"{job.job_id}-a2"
+    world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING))  # not yet given instances
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since == since
+    version = stored.version
+    report = world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING))
+    assert report.ignored == 1 and world.store.get(job.job_id).version == version
+    assert world.store.get(job.job_id).capacity_wait_since == since
+
+
+def test_sagemakers_start_time_ends_the_capacity_wait_of_a_launched_job(world: World):
+    job, _ = _waiting_for_capacity(world)
+    started = world.clock() - timedelta(seconds=20)
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.RUNNING, started_at=started))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since is None
+    assert stored.current_attempt.started_at == started
+
+
+def test_sagemakers_start_time_ends_the_capacity_wait_of_a_job_already_in_progress(world: World):
+    job, _ = _waiting_for_capacity(world)
+    name = f"{job.job_id}-a2"
+    world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING))
+    world.clock.advance(timedelta(minutes=5))
+    started = world.clock() - timedelta(seconds=30)
+    report = world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING, started_at=started))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since is None
+    assert stored.current_attempt.started_at == started and stored.current_attempt.outcome is AttemptOutcome.RUNNING
+    assert stored.updated_at == world.clock() and stored.history[-1].to_status is S.IN_PROGRESS  # no new move
+    assert report.ignored == 0
+
+
+def test_a_sagemaker_internal_error_neither_starts_nor_ends_the_capacity_wait(world: World):
+    job, since = _waiting_for_capacity(world)
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.FAILED, failure_reason="InternalServerError: x"))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.RETRYING and stored.current_attempt.failure_class is F.THROTTLING
+    assert stored.capacity_wait_since == since
+
+
+def test_a_stopped_jobs_attempt_seen_running_is_stopped_again_and_counted_as_ignored(world: World):
+    job = world.submit()
+
+    class Crash(Exception):
+        """The launcher dies right after its create went through."""
+
+    def crash(_name: str) -> None:
+        raise Crash()
+
+    world.backend.during_create = crash
+    with pytest.raises(Crash):
+        world.launcher().run_tick()
+    world.jobs.stop(job.job_id, OWNER)  # stopped before launch, as far as Trainbot knows
+    name = f"{job.job_id}-a1"
+    world.backend.stops.clear()
+    report = MonitorReport(ignored=5)
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING), report)
+    assert world.backend.stops == [name] and report.stops_resent == 1
+    assert report.ignored == 6 and report.applied == 0 and world.store.get(job.job_id).status is S.STOPPED
+
+
+def test_a_sweep_counts_each_job_whose_write_failed_and_goes_on_with_the_others(world: World):
+    jobs = [world.launched(f"j{i}", user=f"U{i}") for i in range(3)]
+    for job in jobs:
+        world.backend.finish(f"{job.job_id}-a1", T.COMPLETED)
+    refused = {jobs[0].job_id, jobs[2].job_id}
+    transition = world.store.transition
+
+    def refusing(job, to_status, **kwargs):
+        if job.job_id in refused:
+            raise StoreUnavailable("the item was refused")
+        return transition(job, to_status, **kwargs)
+
+    world.store.transition = refusing  # type: ignore[method-assign]
+    report = world.monitor().sweep()
+    assert report.errors == 2 and report.applied == 1 and report.moved == {"Completed": 1}
+    assert [world.store.get(job.job_id).status for job in jobs] == [S.LAUNCHED, S.COMPLETED, S.LAUNCHED]
