@@ -28,9 +28,9 @@ S = JobStatus
 JOBS = int(__import__("os").environ.get("CHAOS_JOBS", "200"))
 
 
-# A team's jobs come from several channels; Slack paces posts per channel (about one a second),
+# A team's jobs come from many channels; Slack paces posts per channel (about one a second),
 # so 200 jobs' replies in a single channel would take Slack itself ten minutes to accept.
-CHANNELS = [f"C0CHAOS{n}" for n in range(8)]
+CHANNELS = [f"C0CHAOS{n}" for n in range(25)]
 
 
 @pytest.fixture
