@@ -27,6 +27,22 @@ def _status(name: str, state: TrainingState, **kwargs) -> TrainingStatus:
     return TrainingStatus(name=name, state=state, **kwargs)
 
 
+
+class _LauncherCrash(Exception):
+    """The launcher dies right after its create went through."""
+
+
+def _launcher_dies_after_its_create(world: World) -> None:
+    """One launcher tick whose process dies once SageMaker has the attempt, before Trainbot
+    records it."""
+
+    def crash(_name: str) -> None:
+        raise _LauncherCrash()
+
+    world.backend.during_create = crash
+    with pytest.raises(_LauncherCrash):
+        world.launcher().run_tick()
+
 def test_a_completed_attempt_records_sagemakers_times_and_billable_seconds(world: World):
     job = world.launched()
     name = f"{job.job_id}-a1"
@@ -96,15 +112,7 @@ def test_a_stop_asked_in_trainbot_ends_stopped(world: World):
 def test_an_attempt_the_launcher_did_not_record_is_adopted_from_its_first_event(world: World):
     job = world.submit()
 
-    class Crash(Exception):
-        """The launcher dies right after its create went through."""
-
-    def crash(_name: str) -> None:
-        raise Crash()
-
-    world.backend.during_create = crash
-    with pytest.raises(Crash):
-        world.launcher().run_tick()
+    _launcher_dies_after_its_create(world)
     assert world.store.get(job.job_id).status is S.NEW
     report = world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.RUNNING))
     stored = world.store.get(job.job_id)
@@ -341,15 +349,7 @@ def test_a_sweep_goes_on_past_a_job_sagemaker_does_not_know_yet(world: World):
 def test_the_first_event_of_an_unrecorded_attempt_may_be_a_stop(world: World):
     job = world.submit()
 
-    class Crash(Exception):
-        """The launcher dies right after its create went through."""
-
-    def crash(_name: str) -> None:
-        raise Crash()
-
-    world.backend.during_create = crash
-    with pytest.raises(Crash):
-        world.launcher().run_tick()
+    _launcher_dies_after_its_create(world)
     world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPING))
     stored = world.store.get(job.job_id)
     assert stored.status is S.STOPPING and stored.current_attempt.outcome is AttemptOutcome.RUNNING
@@ -360,15 +360,7 @@ def test_an_adopted_retry_is_no_longer_due(world: World):
     world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.FAILED, failure_reason="AlgorithmError: x"))
     world.clock.now = world.store.get(job.job_id).next_attempt_at
 
-    class Crash(Exception):
-        """The launcher dies right after its create went through."""
-
-    def crash(_name: str) -> None:
-        raise Crash()
-
-    world.backend.during_create = crash
-    with pytest.raises(Crash):
-        world.launcher().run_tick()
+    _launcher_dies_after_its_create(world)
     world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.RUNNING))
     stored = world.store.get(job.job_id)
     assert stored.status is S.IN_PROGRESS and stored.next_attempt_at is None and stored.lease is None
@@ -512,15 +504,7 @@ def test_a_sagemaker_internal_error_neither_starts_nor_ends_the_capacity_wait(wo
 def test_a_stopped_jobs_attempt_seen_running_is_stopped_again_and_counted_as_ignored(world: World):
     job = world.submit()
 
-    class Crash(Exception):
-        """The launcher dies right after its create went through."""
-
-    def crash(_name: str) -> None:
-        raise Crash()
-
-    world.backend.during_create = crash
-    with pytest.raises(Crash):
-        world.launcher().run_tick()
+    _launcher_dies_after_its_create(world)
     world.jobs.stop(job.job_id, OWNER)  # stopped before launch, as far as Trainbot knows
     name = f"{job.job_id}-a1"
     world.backend.stops.clear()
