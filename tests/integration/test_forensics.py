@@ -12,7 +12,6 @@ import pytest
 from backend.domain.logtail import SNS_TAIL_BYTES, TAIL_BYTES
 from backend.domain.model import JobArgs, SlackThread
 from infra.local.standins.sagemaker import ALGORITHM_ERROR, HP_LOG, HP_LOG_STALL, HP_OUTCOME, HP_OUTCOME_ATTEMPTS, SPOT_INTERRUPTED
-from infra.local.standins.slack import SlackStandIn
 from tests.harness import Stack, job_request
 
 CHANNEL = "C0TRAIN"
@@ -29,12 +28,6 @@ HOSTILE_TAIL = "\n".join(
         'RuntimeError: CUDA error: out of memory & "<b>bad</b>"',
     ]
 )
-
-
-@pytest.fixture
-def slack():
-    with SlackStandIn(team_id="T1") as standin:
-        yield standin
 
 
 @pytest.fixture

@@ -16,17 +16,10 @@ from backend.domain.model import SlackThread
 from backend.domain.status import JobStatus
 from backend.ports import Applied
 from backend.services.notify import Dispatcher
-from infra.local.standins.slack import SlackStandIn
 from tests.conftest import T0, make_job
 
 S = JobStatus
 CHANNEL = "C0TRAIN"
-
-
-@pytest.fixture
-def slack():
-    with SlackStandIn(team_id="T1") as standin:
-        yield standin
 
 
 @pytest.fixture
