@@ -8,6 +8,7 @@ Nothing else constructs adapters.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -207,6 +208,7 @@ def build(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], object] = time.sleep,
     dynamodb: Any = None,
     sagemaker: Any = None,
     sns: Any = None,
@@ -217,7 +219,9 @@ def build(
     """Wire Trainbot. Clients not given are created from the environment (boto3 honours
     ``AWS_ENDPOINT_URL_*``). ``notifiers`` (a factory given the store) replaces the default
     set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured.
-    ``store_override`` replaces the DynamoDB store (tests pass the in-memory fake)."""
+    ``store_override`` replaces the DynamoDB store (tests pass the in-memory fake). ``sleep``
+    waits on ``clock`` (Slack pacing): a simulated clock comes with its own, which moves it, or
+    a wait on it would never end."""
     store: JobStore
     if store_override is not None:
         store = store_override
@@ -229,7 +233,7 @@ def build(
         if settings.notify_topic_arn:
             chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region), settings.notify_topic_arn))
         if settings.slack_bot_token or settings.slack_secret_id:
-            chosen.extend(_slack_notifiers(settings, store, clock))
+            chosen.extend(_slack_notifiers(settings, store, clock, sleep))
     else:
         chosen = notifiers(store)
     store.set_notify_targets([n.name for n in chosen])
@@ -244,9 +248,11 @@ def build(
     return container
 
 
-def _slack_notifiers(settings: Settings, store: JobStore, clock: Callable[[], datetime]) -> list[Notifier]:
+def _slack_notifiers(
+    settings: Settings, store: JobStore, clock: Callable[[], datetime], sleep: Callable[[float], object]
+) -> list[Notifier]:
     """The Slack notifiers (thread replies and root cards, card updates); they live with the
     bot because they share the bot's rendering."""
     from backend.adapters.slack.notifier import build_slack_notifiers
 
-    return build_slack_notifiers(settings, store, clock=clock)
+    return build_slack_notifiers(settings, store, clock=clock, sleep=sleep)

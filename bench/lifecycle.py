@@ -88,7 +88,7 @@ class World:
         settings = Settings.from_env(
             {"JOBS_TABLE_NAME": name, "NOTIFY_TOPIC_ARN": topic, "TRAINBOT_SAGEMAKER_CALLS_PER_SECOND": "1000000"}
         )
-        self.container = build(settings, clock=self.clock.now, rng=random.Random(5))
+        self.container = build(settings, clock=self.clock.now, sleep=self.clock.advance, rng=random.Random(5))
         self.store = self.container.store
         self.launcher = self.container.launcher
         self.monitor = self.container.monitor

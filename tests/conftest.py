@@ -137,6 +137,11 @@ def _make_in_process_moto_atomic() -> None:
 
 _make_in_process_moto_atomic()
 
+# moto's DynamoDB answers are written as JSON directly (same bytes; see the module).
+from infra.local.standins import moto_fast  # noqa: E402
+
+moto_fast.install()
+
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The artifact sizes tests/artifact measured in this run (its build writes them; with

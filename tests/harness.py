@@ -112,7 +112,10 @@ class Stack:
             )
         if sagemaker_client is not None:
             client = sagemaker_client(client or aws_client("sagemaker", region="us-east-1"))
-        self.container = build(self.settings, clock=self.clock.now, rng=random.Random(seed), sagemaker=client)
+        # Slack pacing waits on the simulated clock too: its waits move it (a real sleep would not).
+        self.container = build(
+            self.settings, clock=self.clock.now, sleep=self.clock.advance, rng=random.Random(seed), sagemaker=client
+        )
         runtime.install(self.container)
         self.launcher_handler = handler_for("LauncherFunction")
         self.monitor_handler = handler_for("MonitorFunction")

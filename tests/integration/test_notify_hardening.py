@@ -93,3 +93,28 @@ def test_a_delivery_round_stops_before_its_lease_ends_so_no_change_is_sent_twice
 
     assert set(notifier.sent) == {(job.job_id, seq) for seq in range(1, job.last_seq + 1)}
     assert max(notifier.sent.values()) == 1, notifier.sent
+
+
+def test_slack_pacing_on_a_simulated_clock_waits_on_that_clock_and_slack_never_answers_429(store):
+    """Slack judges its limits on the same simulated clock (as it would on real time): ten
+    jobs registered at once in one channel get their cards posted, about one a second past the
+    burst, the waits moving the clock instead of sleeping, and Slack never refuses one."""
+    from backend.adapters.slack.notifier import POST_BURST, build_slack_notifiers
+    from infra.local.standins.sagemaker import FakeClock
+    from infra.local.standins.slack import SlackStandIn
+
+    clock = FakeClock(start=T0.timestamp())
+    with SlackStandIn(team_id="T1", limit_clock=clock) as standin:
+        settings = Settings(
+            JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=standin.api_url
+        )
+        notifiers = build_slack_notifiers(settings, store, clock=clock.now, sleep=clock.advance)
+        store.set_notify_targets([n.name for n in notifiers])
+        dispatcher = Dispatcher(store, notifiers, clock=clock.now)
+        for n in range(10):
+            dispatcher.deliver(store.register(make_job(f"bert-{n}", slack=SlackThread(channel_id=CHANNEL))).job)
+
+        posts = standin.calls_to("chat.postMessage")
+        assert len(posts) == 10
+        assert standin.traffic()["rate_limited"] == {}
+        assert clock() - T0.timestamp() == pytest.approx(10 - POST_BURST, abs=1.0)

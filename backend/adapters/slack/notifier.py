@@ -93,7 +93,7 @@ class SlackPacer:
     docstring): a token bucket per channel for posts, a sliding minute for updates, and a
     minimum interval per updated message."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], object] = time.sleep) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -355,14 +355,19 @@ class SlackCardNotifier:
 
 
 def build_slack_notifiers(
-    settings: Settings, store: SlackNotifierStore, *, clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    store: SlackNotifierStore,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> list[Any]:
     """The notifiers the composition root wires when a bot token (or its secret) is
     configured: replies first, then the card (the dispatcher delivers in this order). Pacing
-    runs on ``clock`` (Trainbot's clock; real time by default)."""
+    runs on ``clock`` (Trainbot's clock; real time by default) and waits with ``sleep``, which
+    must move that clock (time.sleep for real time; a simulated clock's own advance)."""
     from backend.adapters.slack.client import web_client
 
-    pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic)
+    pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic, sleep=sleep)
     calls = SlackCalls(web_client(settings, purpose="notify"), pacer)
     replies = SlackNotifier(calls, store, settings.aws_region)
     return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
