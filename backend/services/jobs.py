@@ -87,9 +87,11 @@ class JobService:
         approval: Approval | None = None,
         stall_alert_seconds: int | None = None,
         fallback_types: tuple[str, ...] = (),
+        on_registered: Callable[[Registered], object] | None = None,
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it; a pending
-        ``approval`` registers it held (backend.domain.approval)."""
+        ``approval`` registers it held (backend.domain.approval). ``on_registered`` runs right
+        after the registration, before the notifiers (start on submit does not wait for Slack)."""
         job = new_job(
             name=name,
             job_args=job_args,
@@ -112,6 +114,8 @@ class JobService:
         registered = self._store.register(job)
         if registered.created:
             logger.info("job submitted", extra={"job_id": job.job_id, "owner": actor.owner.key})
+        if on_registered is not None:
+            on_registered(registered)
         self._dispatcher.deliver(registered.job)
         return registered
 

@@ -159,9 +159,8 @@ class SubmitService:
             approval=assessment.approval if assessment is not None else None,
             stall_alert_seconds=spec.stall_alert_seconds,
             fallback_types=spec.fallback_types,
+            on_registered=self._queued_if_new,
         )
-        if registered.created and not registered.job.is_held:
-            self._queued()
         return registered
 
     # --- sweeps ---------------------------------------------------------------------------------
@@ -241,6 +240,10 @@ class SubmitService:
     def _queued(self) -> None:
         if self._on_queued is not None:
             self._on_queued()
+
+    def _queued_if_new(self, registered: Registered) -> None:
+        if registered.created and not registered.job.is_held:
+            self._queued()
 
     def park_sweep(self, plan: SweepPlan, actor: Actor, channel_id: str) -> None:
         """Keep a large sweep's (merged) fields until its owner confirms; expires in an hour."""

@@ -118,3 +118,34 @@ def test_slack_pacing_on_a_simulated_clock_waits_on_that_clock_and_slack_never_a
         assert len(posts) == 10
         assert standin.traffic()["rate_limited"] == {}
         assert clock() - T0.timestamp() == pytest.approx(10 - POST_BURST, abs=1.0)
+
+
+def test_a_registration_never_waits_for_slacks_pace_its_card_follows(store):
+    """Ten jobs submitted at once in one channel: each is registered (and its launch asked
+    for) at the moment it was submitted; root cards past the channel's burst are posted after
+    registration, paced, and every job gets its card in the end."""
+    from backend.adapters.slack.notifier import build_slack_notifiers
+    from backend.services.jobs import Actor, JobService
+    from infra.local.standins.sagemaker import FakeClock
+    from infra.local.standins.slack import SlackStandIn
+    from tests.conftest import job_args
+
+    clock = FakeClock(start=T0.timestamp())
+    with SlackStandIn(team_id="T1", limit_clock=clock) as standin:
+        settings = Settings(
+            JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=standin.api_url
+        )
+        notifiers = build_slack_notifiers(settings, store, clock=clock.now, sleep=clock.advance)
+        store.set_notify_targets([n.name for n in notifiers])
+        jobs = JobService(store, None, Dispatcher(store, notifiers, clock=clock.now), clock=clock.now, is_admin=lambda user: False)
+        waited: list[float] = []
+        for n in range(10):
+            submitted_at = clock()
+            jobs.submit(
+                name=f"bert-{n}", job_args=job_args(), actor=Actor(team_id="T1", user_id="U1"),
+                slack=SlackThread(channel_id=CHANNEL), on_registered=lambda _r, t=submitted_at: waited.append(clock() - t),
+            )
+
+        assert waited == [0.0] * 10
+        roots = [m for m in standin.calls_to("chat.postMessage") if not m.params.get("thread_ts")]
+        assert len(roots) == 10 and standin.traffic()["rate_limited"] == {}

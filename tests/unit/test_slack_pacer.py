@@ -58,3 +58,14 @@ def test_card_updates_keep_to_the_app_wide_minute_budget(clock):
     clock.advance(60)
     pacer.before_update("C1/next")
     assert pacer.card_due("C1/0")
+
+
+def test_a_post_that_may_not_wait_is_refused_without_taking_a_turn(clock):
+    pacer = SlackPacer(clock=clock, sleep=clock.advance)
+    for _ in range(POST_BURST):
+        pacer.before_post("C1", max_wait=0.0)
+    with pytest.raises(NotifierUnavailable):
+        pacer.before_post("C1", max_wait=0.0)
+    assert clock() == 1_000.0  # nothing slept
+    clock.advance(1.0)
+    pacer.before_post("C1", max_wait=0.0)  # the refused call took no token: one is there a second later

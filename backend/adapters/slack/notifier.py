@@ -101,13 +101,15 @@ class SlackPacer:
         self._updates: deque[float] = deque()
         self._card_at: OrderedDict[str, float] = OrderedDict()
 
-    def before_post(self, channel: str) -> None:
+    def before_post(self, channel: str, max_wait: float = MAX_PACING_WAIT) -> None:
+        """Take a post's turn in ``channel``, sleeping for it up to ``max_wait`` seconds;
+        NotifierUnavailable (and no turn taken) if it would be longer."""
         with self._lock:
             now = self._clock()
             tokens, at = self._buckets.get(channel, (float(POST_BURST), now))
             tokens = min(float(POST_BURST), tokens + (now - at) * POSTS_PER_SECOND)
             wait = 0.0 if tokens >= 1 else (1 - tokens) / POSTS_PER_SECOND
-            if wait > MAX_PACING_WAIT:
+            if wait > max_wait:
                 raise NotifierUnavailable(f"channel {channel} is at Slack's posting pace")
             self._buckets[channel] = (tokens - 1 + wait * POSTS_PER_SECOND, now + wait)
         if wait:
@@ -141,8 +143,8 @@ class SlackCalls:
         self._client = client
         self.pacer = pacer
 
-    def post(self, channel: str, **kwargs: Any) -> Any:
-        self.pacer.before_post(channel)
+    def post(self, channel: str, *, max_wait: float = MAX_PACING_WAIT, **kwargs: Any) -> Any:
+        self.pacer.before_post(channel, max_wait)
         return self._call("chat_postMessage", channel=channel, **kwargs)
 
     def update(self, channel: str, ts: str, card: dict[str, Any]) -> None:
@@ -181,11 +183,14 @@ class SlackNotifier:
     def announce(self, job: Job) -> Job:
         """Post a new single job's root card before it is registered; the job, with its thread
         ts and seq 1 delivered, is what gets registered (one write for both). A sweep job or a
-        job outside Slack is returned as it is."""
+        job outside Slack is returned as it is; NotifierUnavailable if the channel is at its
+        posting pace (the card then goes out after registration)."""
         if job.slack is None or not job.slack.channel_id or job.sweep_id or job.slack.thread_ts:
             return job
         card = render.job_card(job, self._region)
-        answer = self._calls.post(job.slack.channel_id, text=card["text"], blocks=card["blocks"])
+        # Never a pacing wait here: the registration (and the launch it starts) waits for this
+        # post. A channel at its pace gets the card from the delivery after registration.
+        answer = self._calls.post(job.slack.channel_id, max_wait=0.0, text=card["text"], blocks=card["blocks"])
         ts = str(answer["ts"])
         self._remember(job.job_id, ts)
         delivered = {**job.delivered, self.name: 1, SlackCardNotifier.name: 1}

@@ -40,6 +40,10 @@ class MotoServer:
         from moto.server import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import WSGIRequestHandler, make_server
 
+        from infra.local.standins import moto_fast
+
+        moto_fast.install()  # the same answers, without moto's per-attribute shape walk
+
         class QuietHandler(WSGIRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 pass  # one line per request would drown local mode's own log

@@ -97,3 +97,19 @@ def test_a_submission_kicks_once_a_redelivery_not_at_all_and_a_sweep_once_for_al
 
     outcome = submissions.sweep({**FIELDS, "hp.lr": "1e-5,3e-5,1e-4"}, OWNER, token="t-2")
     assert len(outcome.job_ids) == 3 and len(kicks) == 2
+
+
+def test_a_submission_kicks_the_launcher_before_its_change_goes_to_the_notifiers(world):
+    """Start on submit does not wait for Slack: the launcher is asked for right after the
+    registration, before the notifiers (whose posts Slack may pace) are handed the change."""
+    from tests.unit.services.conftest import OWNER
+
+    world.notifier.eager = True  # as the Slack card is: it is shown the new job right away
+    seen_at_kick: list[int] = []
+    submissions = _submissions(world, [])
+    submissions._on_queued = lambda: seen_at_kick.append(len(world.notifier.sent))
+
+    registered = submissions.submit(FIELDS, OWNER, token="t-1")
+
+    assert seen_at_kick == [0]
+    assert world.notifier.statuses(registered.job.job_id)  # and then the notifiers had it
