@@ -32,7 +32,8 @@ def summary(job: Job, seq: int) -> dict[str, Any]:
         "at": format_utc(entry.at),
         "seq": seq,
         "owner": {"teamId": job.owner.team_id, "userId": job.owner.user_id},
-        "instanceType": job.job_args.instance_type,
+        "instanceType": job.running_instance_type,  # the current attempt's (a fallback type, maybe)
+        "requestedInstanceTypes": job.instance_choices,
         "instanceCount": job.job_args.instance_count,
         "attempts": job.attempt_count,
         "trainingJobName": attempt.name if attempt else None,

@@ -174,11 +174,11 @@ def spend(
     money: dict[str, dict[str, float | None]] = {"user": {}, "team": {}, "type": {}}
     per_day: dict[str, dict[str, float]] = {}
     for job in jobs:
-        kind = job.job_args.instance_type
-        price = prices.price(kind)
         for attempt in job.attempts:
             if not attempt.billable_seconds:
                 continue
+            kind = job.instance_type_of(attempt)  # a fallback attempt is billed at its own type's price
+            price = prices.price(kind)
             used = attempt.billable_seconds * job.job_args.instance_count / 3600
             cost = None if price is None else used * price
             for group, name in (("user", job.owner.user_id), ("team", team_of(job.owner.user_id)), ("type", kind)):

@@ -247,13 +247,14 @@ def compute_stats(
         wait = queue_wait(job)
         if wait is not None:
             waits.append(wait)
-            waits_by_type[job.job_args.instance_type].append(wait)
+            # The type the job started on (a fallback type, maybe).
+            waits_by_type[job.instance_type_of(job.attempts[0] if job.attempts else None)].append(wait)
         for attempt in job.attempts:
             ran = run_time(attempt)
             if ran is not None:
                 runs.append(ran)
             if attempt.billable_seconds:
-                kind = job.job_args.instance_type
+                kind = job.instance_type_of(attempt)
                 hours_by_type[kind] = hours_by_type.get(kind, 0.0) + instance_hours(job, attempt)
         for cause, when in retries(job):
             causes[cause] += 1

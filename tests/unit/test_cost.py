@@ -171,3 +171,31 @@ def test_an_attempt_that_ended_outside_the_window_is_charted_on_its_edge():
     window = stats.Window(T0, late - timedelta(days=1))
     result = stats.compute_stats([job.model_copy(update={"created_at": T0})], window, late, prices=PRICES)
     assert result.spend is not None and list(result.spend.per_day) == [(late - timedelta(days=1)).date().isoformat()]
+
+
+def test_a_fallback_attempt_counts_and_is_priced_under_the_type_it_ran_on():
+    """``instance=ml.g5.xlarge,ml.p4d.24xlarge`` (types only for the price table's sake): the
+    first attempt ran on the first choice, the second on the fallback; spend, the stats' hours
+    and the SNS summary each name the type an attempt really used."""
+    from backend.adapters.sns import summary
+
+    job = make_job("fb", user="U1", job_args=_args("ml.g5.xlarge"), now=T0).model_copy(update={"fallback_types": ("ml.p4d.24xlarge",)})
+    first = Attempt(number=1, name=f"{job.job_id}-a1", claimed_at=T0 + timedelta(minutes=10), ended_at=T0 + timedelta(hours=1),
+                    billable_seconds=3600, outcome=AttemptOutcome.FAILED, instance_type="ml.g5.xlarge")
+    second = Attempt(number=2, name=f"{job.job_id}-a2", claimed_at=T0 + timedelta(hours=1), ended_at=T0 + timedelta(hours=2),
+                     billable_seconds=1800, outcome=AttemptOutcome.COMPLETED, instance_type="ml.p4d.24xlarge")
+    ran = job.model_copy(update={"attempts": [first, second]})
+
+    result = spend([ran], PRICES)
+    assert [(line.name, line.instance_hours, line.money) for line in result.by_type] == [
+        ("ml.g5.xlarge", 1.0, 1.5), ("ml.p4d.24xlarge", 0.5, 20.0),
+    ]
+    assert result.money == 21.5
+
+    window = stats.Window(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    computed = stats.compute_stats([ran], window, T0 + timedelta(days=1))
+    assert computed.instance_hours == {"ml.g5.xlarge": 1.0, "ml.p4d.24xlarge": 0.5}
+
+    body = summary(ran, ran.last_seq)
+    assert body["instanceType"] == "ml.p4d.24xlarge"
+    assert body["requestedInstanceTypes"] == ["ml.g5.xlarge", "ml.p4d.24xlarge"]
