@@ -47,6 +47,20 @@ class QueueSnapshot:
 
 
 @dataclass(frozen=True)
+class TypeRoom:
+    """One of a job's fallback types as the launcher sees it: held, or how many of its
+    instances are in use against its limit."""
+
+    instance_type: str
+    hold_until: datetime | None
+    in_use: int
+    limit: int | None
+
+    def has_room(self, count: int) -> bool:
+        return self.hold_until is None and (self.limit is None or self.in_use + count <= self.limit)
+
+
+@dataclass(frozen=True)
 class WaitReason:
     """Why one queued job has not launched yet (every field the launcher's own data)."""
 
@@ -68,10 +82,19 @@ class WaitReason:
     limit: int | None  # the type's limit (None: no limit of ours)
     capacity_budget_left: timedelta | None  # capacity/quota waits: time left before it fails
     fallback_types: tuple[str, ...] = ()  # ``instance=a,b``: the types it may also run on
+    fallback_rooms: tuple[TypeRoom, ...] = ()  # those types, as the launcher sees them
 
     @property
     def at_limit(self) -> bool:
         return self.limit is not None and self.in_use + self.instance_count > self.limit
+
+    @property
+    def fallback_with_room(self) -> str | None:
+        """The first fallback type with room when its first choice has none: the type it
+        launches on at its turn (its first choice's hold or limit does not hold it back)."""
+        if self.hold_until is None and not self.at_limit:
+            return None
+        return next((room.instance_type for room in self.fallback_rooms if room.has_room(self.instance_count)), None)
 
     @property
     def causes(self) -> list[str]:
@@ -79,9 +102,10 @@ class WaitReason:
         found = []
         if self.claimed:
             found.append("launching")
-        if self.hold_until is not None:
+        blocked_everywhere = self.fallback_with_room is None
+        if self.hold_until is not None and blocked_everywhere:
             found.append("hold")
-        if self.at_limit:
+        if self.at_limit and blocked_everywhere:
             found.append("limit")
         if self.due_at is not None:
             found.append("backoff")
@@ -121,9 +145,11 @@ def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
         seen_priority[job.priority] += 1
         seen_owner[(job.priority, owner)] += 1
         args = job.job_args
-        hold = snapshot.holds.get(args.instance_type)
-        hold = hold if hold is not None and hold > now else None
+        hold = _held(snapshot, args.instance_type)
         due_at = job.next_attempt_at if job.next_attempt_at is not None and job.next_attempt_at > now else None
+        rooms = tuple(
+            TypeRoom(t, _held(snapshot, t), snapshot.usage.get(t, 0), snapshot.limits.get(t)) for t in job.fallback_types or ()
+        )
         budget = None
         if job.capacity_wait_since is not None:
             budget = max(timedelta(0), snapshot.capacity_max_wait - (now - job.capacity_wait_since))
@@ -147,9 +173,15 @@ def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
                 limit=snapshot.limits.get(args.instance_type),
                 capacity_budget_left=budget,
                 fallback_types=tuple(job.fallback_types or ()),
+                fallback_rooms=rooms,
             )
         )
     return reasons
+
+
+def _held(snapshot: QueueSnapshot, instance_type: str) -> datetime | None:
+    hold = snapshot.holds.get(instance_type)
+    return hold if hold is not None and hold > snapshot.now else None
 
 
 def _in(delta: timedelta) -> str:
@@ -181,6 +213,15 @@ def describe(reason: WaitReason, now: datetime) -> list[str]:
         lines.append(f"capacity wait left before it fails: {_in(reason.capacity_budget_left)}")
     if reason.fallback_types:
         lines.append(f"may also run on {', '.join(reason.fallback_types)} (fallback)")
+    switch_to = reason.fallback_with_room
+    if switch_to is not None:
+        lines.append(f"{switch_to} has room: it launches there at its turn")
+    elif reason.hold_until is not None or reason.at_limit:
+        for room in reason.fallback_rooms:
+            if room.hold_until is not None:
+                lines.append(f"{room.instance_type} is held too, until {room.hold_until:%H:%M:%S} UTC (in {_in(room.hold_until - now)})")
+            elif room.limit is not None:
+                lines.append(f"{room.instance_type}: {room.in_use} of {room.limit} instances in use (instance limit)")
     lines.append(f"#{reason.position} of {reason.same_priority} queued at priority {reason.priority} (#{reason.order} overall)")
     if reason.ahead_of_other_owners or reason.ahead_of_own:
         lines.append(

@@ -75,3 +75,51 @@ def test_a_long_reason_is_cut_to_its_limit_with_an_ellipsis_and_a_short_one_is_k
     assert clip("x" * (REASON_MAX + 1)) == "x" * (REASON_MAX - 1) + "…"
     assert clip("abcdef", 4) == "abc…" and len(clip("abcdef", 4)) == 4
     assert clip("abcd", 4) == "abcd"
+
+
+def test_a_fallback_with_room_is_where_it_launches_and_the_first_choices_hold_is_no_cause():
+    from backend.domain.waiting import TypeRoom
+
+    reason = _reason(
+        hold_until=NOW + timedelta(minutes=5), fallback_types=("ml.p4d.24xlarge",),
+        fallback_rooms=(TypeRoom("ml.p4d.24xlarge", None, 2, 8),),
+    )
+    assert reason.fallback_with_room == "ml.p4d.24xlarge" and "hold" not in reason.causes
+    assert describe(reason, NOW)[1:3] == [
+        "may also run on ml.p4d.24xlarge (fallback)",
+        "ml.p4d.24xlarge has room: it launches there at its turn",
+    ]
+
+
+def test_fallbacks_without_room_are_each_told_why_and_the_hold_stays_a_cause():
+    from backend.domain.waiting import TypeRoom
+
+    reason = _reason(
+        in_use=8, limit=8, fallback_types=("ml.p4d.24xlarge", "ml.p4de.24xlarge"),
+        fallback_rooms=(
+            TypeRoom("ml.p4d.24xlarge", NOW + timedelta(seconds=30), 0, None),
+            TypeRoom("ml.p4de.24xlarge", None, 7, 8),  # 7 + the job's 2 > 8
+        ),
+    )
+    assert reason.fallback_with_room is None and "limit" in reason.causes
+    assert describe(reason, NOW)[:4] == [
+        "ml.p5.48xlarge: 8 of 8 instances in use (instance limit); needs 2",
+        "may also run on ml.p4d.24xlarge, ml.p4de.24xlarge (fallback)",
+        "ml.p4d.24xlarge is held too, until 12:00:30 UTC (in 30s)",
+        "ml.p4de.24xlarge: 7 of 8 instances in use (instance limit)",
+    ]
+
+
+def test_the_queue_snapshot_judges_each_of_a_jobs_types():
+    from backend.domain.waiting import QueueSnapshot, wait_reasons
+    from tests.conftest import job_args, make_job
+
+    args = job_args(ResourceConfig={"InstanceType": "ml.p5.48xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50})
+    job = make_job("fb", job_args=args, now=NOW - timedelta(minutes=1), fallback_types=["ml.p4d.24xlarge"])
+    held = {"ml.p5.48xlarge": NOW + timedelta(minutes=5)}
+
+    free = wait_reasons(QueueSnapshot(now=NOW, queued=[job], holds=held))[0]
+    assert free.fallback_with_room == "ml.p4d.24xlarge" and free.causes == []
+    full = wait_reasons(QueueSnapshot(now=NOW, queued=[job], holds=held, usage={"ml.p4d.24xlarge": 4}, limits={"ml.p4d.24xlarge": 4}))[0]
+    assert full.fallback_with_room is None and full.causes == ["hold"]
+    assert full.fallback_rooms[0].in_use == 4
