@@ -313,7 +313,8 @@ class Notifier(Protocol):
 class LaunchTrigger(Protocol):
     """Starts one launcher run now, without waiting for it (on AWS: an asynchronous Invoke)."""
 
-    def start_launcher(self) -> None:
-        """Ask for one launcher run; raises :class:`backend.errors.BackendUnavailable` when the
-        request could not be made (the schedule then launches the job)."""
+    def start_launcher(self, job_id: str | None = None) -> None:
+        """Ask for one launcher run (for ``job_id``, the job whose registration asked);
+        raises :class:`backend.errors.BackendUnavailable` when the request could not be made
+        (the schedule then launches the job)."""
         ...

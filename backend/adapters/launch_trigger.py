@@ -22,10 +22,11 @@ class LambdaLaunchTrigger:
     def __init__(self, client: Any, function_name: str, payload: dict[str, Any]) -> None:
         self._client = client
         self._function = function_name
-        self._payload = json.dumps(payload).encode()
+        self._payload = dict(payload)
 
-    def start_launcher(self) -> None:
+    def start_launcher(self, job_id: str | None = None) -> None:
+        payload = {**self._payload, "jobId": job_id} if job_id else self._payload
         try:
-            self._client.invoke(FunctionName=self._function, InvocationType="Event", Payload=self._payload)
+            self._client.invoke(FunctionName=self._function, InvocationType="Event", Payload=json.dumps(payload).encode())
         except (ClientError, BotoCoreError) as exc:
             raise BackendUnavailable(f"could not invoke {self._function}: {exc}") from exc

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.entrypoints import runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
-from backend.services.kick import is_kick
+from backend.services.kick import is_kick, kicked_for
 
 KICK_SETTLE_SECONDS = 1.0
 
@@ -25,9 +25,10 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         # Before reading the queue: a job registered from now on kicks a run of its own.
         wired.kicker.consume()
     report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
-    if kicked and report.due == 0 and time_left(context):
+    if kicked and report.due == 0 and time_left(context) and wired.launcher.may_be_unseen(kicked_for(event)):
         # The Queue index is eventually consistent: the job that kicked us may not show in it
-        # yet. One more look a moment later, rather than leaving it to the schedule.
+        # yet. One more look a moment later, rather than leaving it to the schedule (not when
+        # an earlier run launched it already: then there is nothing to wait for).
         time.sleep(KICK_SETTLE_SECONDS)
         report = wired.launcher.run_tick(should_continue=lambda: time_left(context))
     metrics.add_metric(name="JobsLaunched", unit=MetricUnit.Count, value=report.launched + report.adopted)

@@ -45,6 +45,12 @@ def is_kick(event: object) -> bool:
     return isinstance(event, dict) and event.get("trainbot") == "kick"
 
 
+def kicked_for(event: dict[str, object]) -> str | None:
+    """The job whose registration asked for this kicked run (None: not said)."""
+    job_id = event.get("jobId")
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
 class Kicker:
     """Asks for one launcher run after jobs are queued, at most one in flight at a time."""
 
@@ -53,8 +59,9 @@ class Kicker:
         self._trigger = trigger
         self._clock = clock
 
-    def kick(self) -> bool:
+    def kick(self, job_id: str | None = None) -> bool:
         """Ask for a launcher run unless one is already in flight; whether this call asked.
+        ``job_id``: the job just registered (the run looks at it if its queue read is empty).
         Never raises: the job is registered already and the schedule will launch it."""
         if self._trigger is None:
             return False
@@ -64,7 +71,7 @@ class Kicker:
         except StoreUnavailable:
             return False
         try:
-            self._trigger.start_launcher()
+            self._trigger.start_launcher(job_id)
         except BackendUnavailable as exc:
             logger.warning("could not start the launcher; its schedule will", extra={"error": str(exc)})
             self.consume()  # nothing in flight: let the next submission try again

@@ -38,7 +38,7 @@ from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import waiting_text
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, StoreUnavailable, TrainbotError
+from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, JobNotFound, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
@@ -189,6 +189,19 @@ class Launcher:
         self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})
         return report
+
+    def may_be_unseen(self, job_id: str | None) -> bool:
+        """Whether ``job_id`` (the job a kicked run was asked for, None: not said) may still be
+        waiting to show in the Queue index: registered, never claimed, not parked. A run whose
+        queue read came back empty looks once more only then: if an earlier run launched it,
+        there is nothing to wait for. Could not find out: assume it may be."""
+        if job_id is None:
+            return True
+        try:
+            job = self._store.get(job_id)
+        except (JobNotFound, StoreUnavailable):
+            return True
+        return job.status is S.NEW and not job.attempts and job.lease is None and job.parked_at is None and not job.is_held
 
     def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
         """Parked jobs whose instance type may have room again, oldest in launch order first."""

@@ -111,7 +111,7 @@ class SubmitService:
         clock: Callable[[], datetime],
         sweep_confirm_size: int,
         sweep_max_size: int,
-        on_queued: Callable[[], object] | None = None,
+        on_queued: Callable[[str], object] | None = None,
         guard: CostGuard | None = None,
     ) -> None:
         self._jobs = jobs
@@ -231,19 +231,19 @@ class SubmitService:
             for index, spec in enumerate(plan.specs)
         ]
         ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
-        if approval is None:
-            self._queued()  # one kick for the whole batch
+        if approval is None and ids:
+            self._queued(ids[-1])  # one kick for the whole batch
         self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
         est = assessment.estimate if assessment is not None else self.estimate(spec.job_args for spec in plan.specs)
         return SweepOutcome(plan.sweep_id, plan.name, plan.size, ids, held=approval is not None, estimate=est)
 
-    def _queued(self) -> None:
+    def _queued(self, job_id: str) -> None:
         if self._on_queued is not None:
-            self._on_queued()
+            self._on_queued(job_id)
 
     def _queued_if_new(self, registered: Registered) -> None:
         if registered.created and not registered.job.is_held:
-            self._queued()
+            self._queued(registered.job.job_id)
 
     def park_sweep(self, plan: SweepPlan, actor: Actor, channel_id: str) -> None:
         """Keep a large sweep's (merged) fields until its owner confirms; expires in an hour."""

@@ -12,11 +12,13 @@ class RecordingTrigger:
     def __init__(self, fail: bool = False) -> None:
         self.starts = 0
         self.fail = fail
+        self.job_ids: list[str | None] = []
 
-    def start_launcher(self) -> None:
+    def start_launcher(self, job_id: str | None = None) -> None:
         if self.fail:
             raise BackendUnavailable("lambda is down")
         self.starts += 1
+        self.job_ids.append(job_id)
 
 
 def test_the_first_registration_starts_the_launcher_and_the_next_ones_coalesce_until_it_consumes_the_kick(world):
@@ -61,7 +63,7 @@ def test_only_the_kick_event_is_a_kick():
     assert not is_kick(None)
 
 
-def _submissions(world, kicks: list[int]):
+def _submissions(world, kicks: list[str]):
     from backend.services.presets import PresetBook
     from backend.services.submit import SubmitService
 
@@ -72,7 +74,7 @@ def _submissions(world, kicks: list[int]):
         clock=world.clock,
         sweep_confirm_size=100,
         sweep_max_size=2000,
-        on_queued=lambda: kicks.append(1),
+        on_queued=kicks.append,
     )
 
 
@@ -88,15 +90,15 @@ FIELDS = {
 def test_a_submission_kicks_once_a_redelivery_not_at_all_and_a_sweep_once_for_all_its_jobs(world):
     from tests.unit.services.conftest import OWNER
 
-    kicks: list[int] = []
+    kicks: list[str] = []
     submissions = _submissions(world, kicks)
 
-    submissions.submit(FIELDS, OWNER, token="t-1")
+    first = submissions.submit(FIELDS, OWNER, token="t-1")
     submissions.submit(FIELDS, OWNER, token="t-1")  # Slack's retry of the same command
-    assert len(kicks) == 1
+    assert kicks == [first.job.job_id]  # the kick names the job it is for
 
     outcome = submissions.sweep({**FIELDS, "hp.lr": "1e-5,3e-5,1e-4"}, OWNER, token="t-2")
-    assert len(outcome.job_ids) == 3 and len(kicks) == 2
+    assert len(outcome.job_ids) == 3 and kicks[1:] == [outcome.job_ids[-1]]
 
 
 def test_a_submission_kicks_the_launcher_before_its_change_goes_to_the_notifiers(world):
@@ -107,9 +109,40 @@ def test_a_submission_kicks_the_launcher_before_its_change_goes_to_the_notifiers
     world.notifier.eager = True  # as the Slack card is: it is shown the new job right away
     seen_at_kick: list[int] = []
     submissions = _submissions(world, [])
-    submissions._on_queued = lambda: seen_at_kick.append(len(world.notifier.sent))
+    submissions._on_queued = lambda _job_id: seen_at_kick.append(len(world.notifier.sent))
 
     registered = submissions.submit(FIELDS, OWNER, token="t-1")
 
     assert seen_at_kick == [0]
     assert world.notifier.statuses(registered.job.job_id)  # and then the notifiers had it
+
+
+def test_a_kicked_run_looks_again_only_for_a_job_that_may_not_show_in_the_queue_yet(world):
+    """launcher.may_be_unseen: after an empty queue read, a kicked run waits a moment and reads
+    again only if the job it was asked for is still New, unclaimed and not parked; a job an
+    earlier run launched (or one the store cannot say) is judged as the words say."""
+    launcher = world.launcher()
+    job = world.submit("bert")
+    assert launcher.may_be_unseen(job.job_id) is True  # registered, not launched yet
+    assert launcher.may_be_unseen(None) is True  # an old kick that names no job
+    assert launcher.may_be_unseen("nobody-0000") is True  # not readable (yet): look again
+
+    launcher.run_tick()
+    assert world.store.get(job.job_id).attempts
+    assert launcher.may_be_unseen(job.job_id) is False  # an earlier run launched it
+
+    world.instance_limits["ml.g5.xlarge"] = 0
+    parked = world.submit("parked")
+    world.launcher().run_tick()
+    assert world.store.get(parked.job_id).parked_at is not None
+    assert launcher.may_be_unseen(parked.job_id) is False  # seen and parked: its type has no room
+
+
+def test_the_kick_event_names_the_job_and_an_event_without_one_is_still_a_kick(world):
+    from backend.services.kick import kicked_for
+
+    trigger = RecordingTrigger()
+    assert Kicker(world.store, trigger, clock=world.clock).kick("bert-123") is True
+    assert trigger.job_ids == ["bert-123"]
+    assert kicked_for({"trainbot": "kick", "jobId": "bert-123"}) == "bert-123"
+    assert kicked_for({"trainbot": "kick"}) is None and kicked_for({"trainbot": "kick", "jobId": 7}) is None
