@@ -7,6 +7,8 @@ and slack_sdk, and tests may implement them with fakes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -308,6 +310,26 @@ class Notifier(Protocol):
     name: str
 
     def notify(self, job: Job, seq: int) -> None: ...
+
+
+# Whether notifiers may wait for a rate limit (Slack's posting pace) in this call. A caller that
+# holds something scarce while it notifies (the launcher, its one slot) says no: what would
+# have to wait stays in the outbox, and a later delivery or the sweep sends it.
+_may_wait: ContextVar[bool] = ContextVar("trainbot_notify_may_wait", default=True)
+
+
+def notify_may_wait() -> bool:
+    return _may_wait.get()
+
+
+@contextmanager
+def notify_without_waiting() -> Iterator[None]:
+    """Within this block (this thread), notifiers never wait for a rate limit."""
+    token = _may_wait.set(False)
+    try:
+        yield
+    finally:
+        _may_wait.reset(token)
 
 
 class LaunchTrigger(Protocol):

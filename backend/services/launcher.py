@@ -39,7 +39,7 @@ from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import waiting_text
 from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, JobNotFound, StoreUnavailable, TrainbotError
-from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend
+from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, notify_without_waiting
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 
@@ -246,11 +246,15 @@ class Launcher:
 
     def _tell_launched(self) -> None:
         """Deliver the tick's "Launched" changes after its creates, not between them: a burst's
-        last job reaches SageMaker without waiting for the Slack replies of the ones before it.
-        A launcher that dies first leaves them in the outbox; the monitor's sweep delivers them."""
+        last job reaches SageMaker without waiting for the Slack replies of the ones before it,
+        and without waiting for Slack's pace at all. A launcher that dies first, or a post that
+        would have to wait, leaves them in the outbox; the monitor's sweep delivers them."""
         launched, self._launched_to_tell = self._launched_to_tell, []
-        for job in launched:
-            self._dispatcher.deliver(job)
+        # Never waiting for Slack's pace: the launcher's one slot is held meanwhile (a kicked
+        # run waits for it). What would wait stays in the outbox for the next delivery.
+        with notify_without_waiting():
+            for job in launched:
+                self._dispatcher.deliver(job)
 
     # --- one job --------------------------------------------------------------------------
 

@@ -149,3 +149,73 @@ def test_a_registration_never_waits_for_slacks_pace_its_card_follows(store):
         assert waited == [0.0] * 10
         roots = [m for m in standin.calls_to("chat.postMessage") if not m.params.get("thread_ts")]
         assert len(roots) == 10 and standin.traffic()["rate_limited"] == {}
+
+
+def test_without_waiting_a_post_past_the_channels_pace_stays_in_the_outbox_until_a_later_delivery(store):
+    """What the launcher does with its "Launched" deliveries: six jobs' root cards in one
+    channel; the burst goes out, the rest would have to wait and stay pending (nothing slept),
+    and a later delivery that may wait sends them."""
+    from backend.adapters.slack.notifier import POST_BURST, build_slack_notifiers
+    from backend.ports import notify_without_waiting
+    from infra.local.standins.sagemaker import FakeClock
+    from infra.local.standins.slack import SlackStandIn
+
+    clock = FakeClock(start=T0.timestamp())
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    with SlackStandIn(team_id="T1", limit_clock=clock) as standin:
+        settings = Settings(
+            JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=standin.api_url
+        )
+        notifiers = build_slack_notifiers(settings, store, clock=clock.now, sleep=sleep)
+        store.set_notify_targets([n.name for n in notifiers])
+        dispatcher = Dispatcher(store, notifiers, clock=clock.now)
+        jobs = [store.register(make_job(f"bert-{n}", slack=SlackThread(channel_id=CHANNEL))).job for n in range(6)]
+
+        with notify_without_waiting():
+            for job in jobs:
+                dispatcher.deliver(job)
+        assert len(standin.calls_to("chat.postMessage")) == POST_BURST and slept == []
+        assert len(store.outbox_job_ids()) == 6 - POST_BURST
+
+        for _ in range(6):
+            clock.advance(60)  # the outbox's retry time
+            dispatcher.drain()
+        assert len(standin.calls_to("chat.postMessage")) == 6
+        assert store.outbox_job_ids() == [] and standin.traffic()["rate_limited"] == {}
+
+
+def test_without_waiting_a_429_is_not_slept_through_and_the_change_stays_pending(store):
+    """Slack answers 429 (other posters share the channel's limit): a delivery that may wait
+    sleeps the Retry-After and succeeds; one that may not (the launcher's) fails at once and
+    leaves the change in the outbox."""
+    import time
+
+    from backend.adapters.slack.notifier import build_slack_notifiers
+    from backend.ports import notify_without_waiting
+    from infra.local.standins.slack import SlackStandIn
+
+    with SlackStandIn(team_id="T1") as standin:
+        settings = Settings(
+            JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=standin.api_url
+        )
+        notifiers = build_slack_notifiers(settings, store)
+        store.set_notify_targets([n.name for n in notifiers])
+        dispatcher = Dispatcher(store, notifiers, clock=lambda: T0 + timedelta(hours=1))
+        first, second = (store.register(make_job(f"bert-{n}", slack=SlackThread(channel_id=CHANNEL))).job for n in range(2))
+
+        standin.fail_next("chat.postMessage", status=429, retry_after=1)
+        started = time.monotonic()
+        with notify_without_waiting():
+            dispatcher.deliver(first)
+        assert time.monotonic() - started < 0.9
+        assert len(standin.calls_to("chat.postMessage")) == 1 and first.job_id in store.outbox_job_ids()
+
+        standin.fail_next("chat.postMessage", status=429, retry_after=1)
+        dispatcher.deliver(second)
+        assert len(standin.calls_to("chat.postMessage")) == 3  # the 429, then its retry a second later
+        assert second.job_id not in store.outbox_job_ids()

@@ -11,6 +11,7 @@ from typing import Any
 
 from backend.adapters.slack.secrets import slack_credentials
 from backend.config import Settings
+from backend.ports import notify_may_wait
 
 # (retries on 429, longest Retry-After honoured, HTTP timeout) per use: a bot answer is
 # worth a short wait; a notification can always wait for the next outbox drain.
@@ -31,11 +32,14 @@ def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = 
 
 def bounded_rate_limit_handler(max_retry_count: int, max_wait_seconds: float) -> Any:
     """slack_sdk's RateLimitErrorRetryHandler (sleeps for Retry-After), declining to retry when
-    Slack asks for a longer wait than ``max_wait_seconds``."""
+    Slack asks for a longer wait than ``max_wait_seconds``, or when the caller may not wait at
+    all (backend.ports.notify_without_waiting: the launcher's deliveries)."""
     from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
     class BoundedRateLimitErrorRetryHandler(RateLimitErrorRetryHandler):
         def _can_retry(self, *, state, request, response=None, error=None) -> bool:
+            if not notify_may_wait():
+                return False
             if not super()._can_retry(state=state, request=request, response=response, error=error):
                 return False
             return _retry_after(response) <= max_wait_seconds

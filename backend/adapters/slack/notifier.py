@@ -44,7 +44,7 @@ from backend.domain.model import Job, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.ports import JobRepository, RecordStore, SweepEnd
+from backend.ports import JobRepository, RecordStore, SweepEnd, notify_may_wait
 
 logger = Logger(service="trainbot", child=True)
 
@@ -144,7 +144,7 @@ class SlackCalls:
         self.pacer = pacer
 
     def post(self, channel: str, *, max_wait: float = MAX_PACING_WAIT, **kwargs: Any) -> Any:
-        self.pacer.before_post(channel, max_wait)
+        self.pacer.before_post(channel, max_wait if notify_may_wait() else 0.0)
         return self._call("chat_postMessage", channel=channel, **kwargs)
 
     def update(self, channel: str, ts: str, card: dict[str, Any]) -> None:

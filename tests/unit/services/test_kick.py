@@ -146,3 +146,26 @@ def test_the_kick_event_names_the_job_and_an_event_without_one_is_still_a_kick(w
     assert trigger.job_ids == ["bert-123"]
     assert kicked_for({"trainbot": "kick", "jobId": "bert-123"}) == "bert-123"
     assert kicked_for({"trainbot": "kick"}) is None and kicked_for({"trainbot": "kick", "jobId": 7}) is None
+
+
+def test_the_launcher_tells_of_its_launches_without_waiting_for_a_rate_limit(world):
+    """The launcher holds its one slot while it delivers "Launched": notifiers are told not to
+    wait for a rate limit there (what would wait stays in the outbox); the bot's deliveries may."""
+    from backend.ports import notify_may_wait
+    from tests.conftest import job_args
+    from tests.unit.services.conftest import OWNER
+
+    seen: list[tuple[str, bool]] = []
+    world.notifier.eager = True
+    original = world.notifier.notify
+
+    def notify(job, seq):
+        seen.append((job.history[seq - 1].to_status.value, notify_may_wait()))
+        original(job, seq)
+
+    world.notifier.notify = notify
+    world.jobs.submit(name="bert", job_args=job_args(), actor=OWNER)
+    world.launcher().run_tick()
+
+    assert ("New", True) in seen and ("Launched", False) in seen
+    assert notify_may_wait() is True  # only within the launcher's delivery
