@@ -294,7 +294,9 @@ class Monitor:
 
         ended = attempt.model_copy(
             update={
-                "started_at": attempt.started_at or status.started_at,
+                # SageMaker's own start time wins over ours: ours may be when a late "Starting"
+                # event was read (events come out of order), even after the attempt ended.
+                "started_at": status.started_at or attempt.started_at,
                 "ended_at": status.ended_at or now,
                 "billable_seconds": status.billable_seconds,
             }

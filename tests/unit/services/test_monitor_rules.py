@@ -65,9 +65,23 @@ def test_times_sagemaker_did_not_give_are_taken_from_the_monitors_clock(world: W
     assert world.store.get(job.job_id).current_attempt.started_at == world.clock()
     first_look = world.clock()
     world.clock.advance(timedelta(minutes=5))
-    world.monitor().observe(job.job_id, 1, _status(name, T.FAILED, failure_reason="ClientError: x", started_at=T0))
+    world.monitor().observe(job.job_id, 1, _status(name, T.FAILED, failure_reason="ClientError: x"))
     attempt = world.store.get(job.job_id).current_attempt
     assert attempt.started_at == first_look and attempt.ended_at == world.clock()  # the start it recorded stands
+
+
+def test_sagemakers_start_time_replaces_the_monitors_guess_when_it_comes(world: World):
+    """Events come out of order: a "Starting" event (no TrainingStartTime) read after the
+    attempt ended gave the attempt the monitor's clock as its start, after its end. When
+    SageMaker says when training started, that time is kept."""
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.clock.advance(timedelta(minutes=3))
+    world.monitor().observe(job.job_id, 1, _status(name, T.RUNNING))  # late, read at T0+3m
+    started, ended = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    world.monitor().observe(job.job_id, 1, _status(name, T.COMPLETED, started_at=started, ended_at=ended))
+    attempt = world.store.get(job.job_id).current_attempt
+    assert (attempt.started_at, attempt.ended_at) == (started, ended)
 
 
 def test_an_attempt_that_ends_before_the_monitor_saw_it_run_takes_sagemakers_start(world: World):
