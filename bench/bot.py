@@ -26,18 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-os.environ.update(
-    {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-    }
-)
-for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
-    del os.environ[_name]
+from bench._offline import offline_aws_env  # noqa: E402
+
+offline_aws_env()
 
 SECRET = "bench-secret"
 SUBMIT = (
@@ -106,7 +97,7 @@ def bench_acks(n: int) -> None:
             def start(self, function, request) -> None:
                 pass
 
-        bot.handler._slack_handler().app.listener_runner.lazy_listener_runner = Skip()
+        bot.handler._wiring().slack_handler.app.listener_runner.lazy_listener_runner = Skip()
         ours_no_invoke = _time_acks(bot.handler.handler, n)
 
         from slack_bolt import App
