@@ -33,7 +33,7 @@ from aws_lambda_powertools import Logger
 from backend.domain import notice
 from backend.domain.model import Job
 from backend.errors import NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.ports import Notifier, OutboxStore, notify_without_waiting
+from backend.ports import Notifier, OutboxStore
 
 logger = Logger(service="trainbot", child=True)
 
@@ -77,17 +77,15 @@ class Dispatcher:
         """Before a new job is registered: notifiers that can tell of it now (the Slack root
         card) do, and the job comes back with what they recorded (its thread, seq 1 delivered),
         so the registration writes it all at once. Failures leave the job as it was: the
-        change is then delivered after registration, as any other. Never waiting for a rate
-        limit: the registration (and the launch it asks for) waits for this."""
-        with notify_without_waiting():
-            for notifier in self._notifiers:
-                announce = getattr(notifier, "announce", None)
-                if announce is None:
-                    continue
-                try:
-                    job = announce(job)
-                except (NotifierUnavailable, NotifierRejected) as exc:
-                    logger.warning("announcement deferred", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
+        change is then delivered after registration, as any other."""
+        for notifier in self._notifiers:
+            announce = getattr(notifier, "announce", None)
+            if announce is None:
+                continue
+            try:
+                job = announce(job)
+            except (NotifierUnavailable, NotifierRejected) as exc:
+                logger.warning("announcement deferred", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
         return job
 
     def deliver(self, job: Job, report: DeliveryReport | None = None) -> DeliveryReport:

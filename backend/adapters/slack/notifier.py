@@ -143,8 +143,8 @@ class SlackCalls:
         self._client = client
         self.pacer = pacer
 
-    def post(self, channel: str, **kwargs: Any) -> Any:
-        self.pacer.before_post(channel, MAX_PACING_WAIT if notify_may_wait() else 0.0)
+    def post(self, channel: str, *, max_wait: float = MAX_PACING_WAIT, **kwargs: Any) -> Any:
+        self.pacer.before_post(channel, max_wait if notify_may_wait() else 0.0)
         return self._call("chat_postMessage", channel=channel, **kwargs)
 
     def update(self, channel: str, ts: str, card: dict[str, Any]) -> None:
@@ -183,13 +183,15 @@ class SlackNotifier:
     def announce(self, job: Job) -> Job:
         """Post a new single job's root card before it is registered; the job, with its thread
         ts and seq 1 delivered, is what gets registered (one write for both). A sweep job or a
-        job outside Slack is returned as it is. The dispatcher announces without waiting, so a
-        channel at its posting pace raises NotifierUnavailable (the card goes out after
-        registration)."""
+        job outside Slack is returned as it is; NotifierUnavailable if the channel is at its
+        posting pace (the card then goes out after registration)."""
         if job.slack is None or not job.slack.channel_id or job.sweep_id or job.slack.thread_ts:
             return job
         card = render.job_card(job, self._region)
-        answer = self._calls.post(job.slack.channel_id, text=card["text"], blocks=card["blocks"])
+        # Never a pacing wait here: the registration (and the launch it starts) waits for this
+        # post. A channel at its pace gets the card from the delivery after registration. (Not
+        # notify_without_waiting: a 429's short Retry-After is still worth waiting for here.)
+        answer = self._calls.post(job.slack.channel_id, max_wait=0.0, text=card["text"], blocks=card["blocks"])
         ts = str(answer["ts"])
         self._remember(job.job_id, ts)
         delivered = {**job.delivered, self.name: 1, SlackCardNotifier.name: 1}
