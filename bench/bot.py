@@ -30,7 +30,7 @@ from bench._offline import offline_aws_env  # noqa: E402
 
 offline_aws_env()
 
-SECRET = "bench-secret"
+SECRET = "c9f0f895fb98ab9159f51fd0297e236d"  # shaped like a real one (the bot refuses placeholders)
 SUBMIT = (
     "submit name=bert-lr3 image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
     "instance=ml.g5.xlarge input=s3://data-bucket/train output=s3://out-bucket/runs "

@@ -26,30 +26,69 @@ MAX_AGE_SECONDS = 5 * 60
 _MAX_TIMESTAMP_DIGITS = 12
 
 
+def unsigned_refusal(event: Any, now: float) -> str | None:
+    """Why ``event`` must be refused with a 401 before any secret is known: not shaped like a
+    Function URL event, no signature, a timestamp that is not a fresh number. The handler asks
+    this first, so a request nobody signed costs no wiring and no secret fetch."""
+    return _unsigned(event, now)[0]
+
+
 def refusal(event: Any, signing_secret: str, now: float) -> str | None:
     """Why ``event`` must be refused with a 401, or None when it is authentic and well-formed."""
-    if not isinstance(event, Mapping):
-        return "not an event"
-    headers = _headers(event.get("headers"))
-    if headers is None:
-        return "no headers"
-    body = _body(event)
-    if body is None:
-        return "not a Function URL event with a text body"
-    timestamp = headers.get("x-slack-request-timestamp")
-    signature = headers.get("x-slack-signature")
-    if not timestamp or not signature:
-        return "unsigned"
-    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
-        return "timestamp is not a number"
-    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
-        return "stale timestamp"
+    why, timestamp, signature, body, content_type = _unsigned(event, now)
+    if why is not None:
+        return why
     if not signing_secret or not signature.isascii():
         return "bad signature"
     expected = "v0=" + hmac.new(signing_secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         return "bad signature"
-    return _malformed(body, headers.get("content-type", ""))
+    return _malformed(body, content_type)
+
+
+def _unsigned(event: Any, now: float) -> tuple[str | None, str, str, str, str]:
+    """(why refused or None, timestamp, signature, body, content type)."""
+    if not isinstance(event, Mapping):
+        return "not an event", "", "", "", ""
+    headers = _headers(event.get("headers"))
+    if headers is None:
+        return "no headers", "", "", "", ""
+    timestamp = headers.get("x-slack-request-timestamp") or ""
+    signature = headers.get("x-slack-signature") or ""
+    if not timestamp or not signature:
+        return "unsigned", "", "", "", ""
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
+        return "timestamp is not a number", "", "", "", ""
+    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+        return "stale timestamp", "", "", "", ""
+    body = _body(event)
+    if body is None:
+        return "not a Function URL event with a UTF-8 text body", "", "", "", ""
+    return None, timestamp, signature, body, headers.get("content-type", "")
+
+
+# Values a template, a guide or a test has shipped in place of the real secret: a request signed
+# with one of these proves nothing, since anyone can read them.
+_PLACEHOLDERS = ("replace", "changeme", "change-me", "change_me", "placeholder", "example", "todo", "xxxx", "secret")
+MIN_SECRET_LENGTH = 32  # Slack's signing secrets are 32 hex characters
+
+
+def unusable_secret(signing_secret: str, bot_token: str) -> str | None:
+    """Why the bot must not act with these credentials (it answers 503 until they are real), or
+    None. A placeholder, empty or short signing secret would let anyone sign requests; a bot token
+    that is not a bot token means the operator has not finished the deploy guide's step 3."""
+    lowered = signing_secret.strip().lower()
+    if not lowered:
+        return "the signing secret is empty"
+    if any(word in lowered for word in _PLACEHOLDERS):
+        return "the signing secret is a placeholder"
+    if len(lowered) < MIN_SECRET_LENGTH:
+        return f"the signing secret is shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(lowered)) < 8:
+        return "the signing secret is not random"
+    if not bot_token.startswith("xoxb-") or any(word in bot_token.lower() for word in _PLACEHOLDERS[:5]):
+        return "the bot token is not a Slack bot token (xoxb-…)"
+    return None
 
 
 def _headers(raw: Any) -> dict[str, str] | None:
@@ -81,6 +120,10 @@ def _body(event: Mapping[str, Any]) -> str | None:
             return base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             return None
+    try:
+        body.encode("utf-8")  # a lone surrogate cannot be signed, nor read by bolt
+    except UnicodeEncodeError:
+        return None
     return body
 
 

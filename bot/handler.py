@@ -1,9 +1,15 @@
 """The bot's Lambda entry (``bot.handler.handler`` in template.yaml): a Function URL event in,
-bolt's answer out. Wiring happens once per cold start, on the first event.
+bolt's answer out. Wiring happens once per cold start, on the first signed event.
 
-Authenticity comes first: the raw event's Slack signature, timestamp and body shape are checked
-(:mod:`bot.authenticity`) before bolt parses anything, so an unsigned, stale or malformed
-request is a plain 401 that reads and writes nothing, and never an exception.
+Authenticity comes first, in two steps so that refusing costs as little as possible:
+1. before anything is wired or any secret fetched, a request with no signature, a timestamp that
+   is not a fresh number, or a body that is not UTF-8 text is a plain 401 (:mod:`bot.authenticity`);
+2. the credentials must be real: until the operator has put Slack's signing secret and bot token
+   into the stack's secret (a fresh deploy holds a generated value and a placeholder token), every
+   request is a 503 that says so, counted as ``BotNotConfigured`` (alarmed in template.yaml).
+   The secret is read again (Powertools caches it for 5 minutes) until it is real, so filling it
+   in needs no redeploy;
+3. then the signature, and the body's shape, are checked before bolt parses anything.
 """
 
 from __future__ import annotations
@@ -14,9 +20,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bot.authenticity import refusal
+from bot.authenticity import refusal, unsigned_refusal, unusable_secret
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
+NOT_CONFIGURED = {
+    "statusCode": 503,
+    "body": "Trainbot is not configured yet: its Slack signing secret and bot token are not set "
+    "(README, Deploy, step 3). Nothing was done.",
+    "headers": {"content-type": "text/plain"},
+}
 
 
 @dataclass(frozen=True)
@@ -26,10 +38,17 @@ class _Wired:
 
 
 _wired: _Wired | None = None
+_container: Any = None  # backend.bootstrap.Container, kept while the secret is not yet real
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    why = unsigned_refusal(event, time.time())
+    if why is not None:
+        _log_refusal(why)
+        return dict(UNAUTHORIZED)
     wired = _wiring()
+    if wired is None:
+        return dict(NOT_CONFIGURED)
     why = refusal(event, wired.signing_secret, time.time())
     if why is not None:
         _log_refusal(why)
@@ -37,20 +56,43 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return wired.slack_handler.handle(event, context)
 
 
-def _wiring() -> _Wired:
-    global _wired
+def _wiring() -> _Wired | None:
+    """The wired app, or None (after logging and counting why) while the credentials are not real."""
+    global _wired, _container
     if _wired is None:
-        from slack_bolt.adapter.aws_lambda import SlackRequestHandler
-
         from backend.adapters.slack.secrets import slack_credentials
         from backend.bootstrap import build
         from backend.config import Settings
+        from backend.errors import ConfigError
+
+        try:
+            if _container is None:
+                _container = build(Settings.from_env())
+            credentials = slack_credentials(_container.settings)
+        except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
+            _refuse_unconfigured(str(exc))
+            return None
+        problem = unusable_secret(credentials.signing_secret, credentials.bot_token)
+        if problem is not None:
+            _refuse_unconfigured(problem)
+            return None
+        from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
         from bot.app import create_app
 
-        container = build(Settings.from_env())
-        credentials = slack_credentials(container.settings)
-        _wired = _Wired(SlackRequestHandler(create_app(container, credentials)), credentials.signing_secret)
+        _wired = _Wired(SlackRequestHandler(create_app(_container, credentials)), credentials.signing_secret)
+        _container = None
     return _wired
+
+
+def _refuse_unconfigured(problem: str) -> None:
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    Logger(service="trainbot", child=True).error("request refused (503): not configured", extra={"reason": problem})
+    metrics = Metrics(namespace="Trainbot", service="trainbot")
+    metrics.add_metric(name="BotNotConfigured", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
 
 
 def _log_refusal(why: str) -> None:
@@ -62,5 +104,6 @@ def _log_refusal(why: str) -> None:
 
 def reset() -> None:
     """Forget the wiring, as a new cold start would (tests and local mode change the env)."""
-    global _wired
+    global _wired, _container
     _wired = None
+    _container = None

@@ -21,7 +21,7 @@ from infra.local.standins.lambda_invoke import LambdaStandIn, lambda_context
 from infra.local.standins.slack import SlackStandIn
 from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body
 
-SECRET = "e2e-signing-secret"
+SECRET = "8f14e45fceea167a5a36dedd4bea2543"  # shaped like a real one: 32 hex characters
 TOKEN = "xoxb-e2e-token"
 TEAM = "T0LOCAL"
 CHANNEL = "C0TRAIN"

@@ -52,8 +52,8 @@ def test_the_guides_secret_name_and_environment_names_are_the_templates():
     assert template["Resources"]["SlackSecret"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}/slack"}
     assert '--secret-id "<stack name>/slack"' in section
     assert '{"signing_secret": ' in section and '"bot_token": ' in section
-    placeholder = template["Resources"]["SlackSecret"]["Properties"]["SecretString"]
-    assert set(yaml.safe_load(placeholder)) == {"signing_secret", "bot_token"}
+    generated = template["Resources"]["SlackSecret"]["Properties"]["GenerateSecretString"]
+    assert set(yaml.safe_load(generated["SecretStringTemplate"])) | {generated["GenerateStringKey"]} == {"signing_secret", "bot_token"}
     environment = template["Globals"]["Function"]["Environment"]["Variables"]
     for variable in re.findall(r"`((?:TRAINBOT|SLACK)_[A-Z_]+)`", section):
         assert variable in environment, variable
