@@ -1,0 +1,33 @@
+"""Schedules for the simulator, as Hypothesis strategies: lists of steps that shrink to the
+shortest schedule that still breaks an invariant. A step is a plain tuple, so a failing
+schedule prints as Python that a regression test pastes as it is."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from tests.sim.sagemaker import OUTCOMES
+from tests.sim.world import OUTAGES
+
+_job = st.integers(min_value=0, max_value=7)
+_user = st.sampled_from(["stop", "retry", "approve", "reject"])
+_inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "launcher", "drain"])
+fault = st.one_of(
+    st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
+    st.tuples(st.just("user"), _inside, _job),
+)
+faults = st.lists(fault, max_size=6).map(tuple)
+
+step = st.one_of(
+    st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"])),
+    st.tuples(_user, _job),
+    st.tuples(st.just("launcher"), faults),
+    st.tuples(st.just("launchers2"), faults),
+    st.tuples(st.just("monitor"), faults),
+    st.tuples(st.just("event"), st.integers(min_value=0, max_value=3), faults),
+    st.tuples(st.just("replay"), st.integers(min_value=0, max_value=20)),
+    st.tuples(st.just("sagemaker"), _job, st.sampled_from(OUTCOMES)),
+    st.tuples(st.just("wait"), st.sampled_from([30, 90, 400, 3700])),
+    st.tuples(st.just("outage"), st.sampled_from(sorted(OUTAGES))),
+)
+schedules = st.lists(step, min_size=1, max_size=40)

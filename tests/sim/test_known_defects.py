@@ -1,0 +1,39 @@
+"""The defects the outside review reproduced (issue 21), each as the schedule the simulator
+shrank it to: every one failed on the code of its day and is kept so it stays fixed. A schedule
+is exactly what ``SimWorld().run`` plays, step by step, with the invariants checked throughout."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sim.world import SimWorld
+
+KNOWN = {
+    # A user's stop and then retry land inside the launcher's CreateTrainingJob (after its
+    # claim): -a1 was created for a job that had moved on, and the next tick created -a2.
+    "stop and retry between claim and create": [
+        ("submit", "single"),
+        ("launcher", ("ok", ("user", "stop+retry", 0))),
+        ("launcher", ()),
+    ],
+    # More instances than the type's limit allows: parked for ever, never told.
+    "a job that can never fit its instance limit": [("submit", "too_big")],
+    # CreateTrainingJob answers 500 on every try: retried every tick for ever, silently.
+    "a create that fails on every try": [("outage", "sagemaker.create"), ("submit", "single")],
+    # DescribeTrainingJob refused for good (AccessDenied): InProgress for ever, holding its slot.
+    "a describe refused for good": [
+        ("outage", "eventbridge"),
+        ("submit", "single"),
+        ("launcher", ()),
+        ("outage", "sagemaker.describe"),
+    ],
+    # An admin rejects a held job; its owner retries it: it launched.
+    "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
+    # A held job stopped by its owner, then retried: it launched without an approval.
+    "a held job stopped and retried by its owner": [("submit", "held"), ("stop", 0), ("retry", 0)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_the_reviews_defect_stays_fixed(name):
+    SimWorld().run(KNOWN[name])

@@ -1,0 +1,444 @@
+"""The simulated world: Trainbot's real services (job service, approvals, launcher, monitor,
+dispatcher) over the in-memory store, the simulated SageMaker and a recording notifier, on one
+clock. A schedule is a list of steps; :meth:`SimWorld.run` plays it and checks the invariants
+after every step and, after letting the world settle, at the end.
+
+Faults are decided per port call: each function run (a launcher tick, a monitor sweep) carries
+a fault plan consumed call by call — a throttle before the effect, a 500 after the effect took
+place, a crash before or after it (the Lambda run killed between two calls), a call slower
+than any lease, or another actor's move (a user's stop, retry, approval) landing in the middle
+of the call. Nothing here sleeps or reads the real clock; a schedule replays exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from backend.domain.approval import Approval, ApprovalState
+from backend.domain.model import FailureClass, Job
+from backend.domain.policy import Classification, RetryPolicy
+from backend.domain.status import JobStatus
+from backend.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    CreateRefused,
+    NotifierRejected,
+    NotifierUnavailable,
+    StoreUnavailable,
+    TrainbotError,
+)
+from backend.ports import TrainingStatus
+from backend.services.budget import Approvals
+from backend.services.jobs import Actor, JobService
+from backend.services.launcher import Launcher
+from backend.services.monitor import Monitor
+from backend.services.notify import Dispatcher
+from backend.services.pacing import TokenBucket
+from tests.conftest import job_args, make_job
+from tests.fakes.memory_store import MemoryJobStore
+from tests.sim.sagemaker import SimSageMaker
+
+S = JobStatus
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+ADMIN = "UADMIN"
+OWNER = Actor(team_id="T1", user_id="U1")
+POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
+LIMITS = {"ml.p4d.24xlarge": 2}
+SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) and a delivery lease (60 s)
+SETTLE_ROUND = timedelta(minutes=5)
+SETTLE_ROUNDS = 60  # five simulated hours: past the capacity max wait (1 h) and every backoff
+
+
+class SimCrash(BaseException):
+    """The Lambda run was killed here (BaseException: no ``except Exception`` in our code sees it)."""
+
+
+class InvariantViolated(AssertionError):
+    pass
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+Fault = str | tuple[str, str, int]  # "ok" | "throttle" | "lost" | "crash" | "crash_after" | "slow" | ("user", action, job)
+
+
+class FaultPlan:
+    def __init__(self, plan: Sequence[Fault] = ()) -> None:
+        self._plan = list(plan)
+
+    def next(self) -> Fault:
+        return self._plan.pop(0) if self._plan else "ok"
+
+
+@dataclass
+class Call:
+    """One port call: what to run, and how to fail it transiently."""
+
+    port: str
+    effect: Callable[[], Any]
+    transient: Callable[[], BaseException]
+
+
+# --- the world ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+    mono: float = 0.0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+        self.mono += delta.total_seconds()
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def sleep(self, seconds: float) -> None:
+        self.mono += seconds
+
+
+class RecordingSink:
+    """A notifier (backend.ports.Notifier) that records every (job, seq) it was asked to send."""
+
+    def __init__(self, world: SimWorld, name: str) -> None:
+        self.world = world
+        self.name = name
+        self.sent: Counter[tuple[str, int]] = Counter()
+
+    def notify(self, job: Job, seq: int) -> None:
+        def effect() -> None:
+            self.sent[(job.job_id, seq)] += 1
+
+        self.world.call(Call(f"{self.name}.notify", effect, lambda: NotifierUnavailable("429 Too Many Requests")), job_id=job.job_id)
+
+
+class FaultyBackend:
+    """backend.ports.TrainingBackend over the simulated SageMaker, each call through the faults."""
+
+    def __init__(self, world: SimWorld) -> None:
+        self.world = world
+        self.sm = world.sagemaker
+
+    def create(self, name: str, request: dict[str, Any]) -> None:
+        def effect() -> None:
+            if not self.sm.create(name, request, self.world.clock()):
+                raise AlreadyExists(name)
+
+        self.world.call(
+            Call("sagemaker.create", effect, lambda: CreateRefused(Classification(FailureClass.THROTTLING, "ThrottlingException: Rate exceeded")))
+        )
+
+    def describe(self, name: str) -> TrainingStatus | None:
+        return self.world.call(Call("sagemaker.describe", lambda: self.sm.describe(name), lambda: BackendUnavailable("ThrottlingException")))
+
+    def stop(self, name: str) -> None:
+        self.world.call(Call("sagemaker.stop", lambda: self.sm.stop(name), lambda: BackendUnavailable("ThrottlingException")))
+
+
+_STORE_WRITES = frozenset(
+    {"register", "register_many", "update", "transition", "set_thread", "acquire_delivery", "finish_delivery", "put_record",
+     "set_record_entry", "add_usage", "count_sweep_end", "claim_sweep_mark"}
+)
+
+
+class FaultyStore:
+    """The in-memory store, each write through the faults (reads pass: a read that fails is a
+    run that fails, which the crash faults already cover)."""
+
+    def __init__(self, world: SimWorld, store: MemoryJobStore) -> None:
+        self._world = world
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name not in _STORE_WRITES:
+            return attr
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            job = args[0] if args and isinstance(args[0], Job) else None
+            return self._world.call(
+                Call(f"store.{name}", lambda: attr(*args, **kwargs), lambda: StoreUnavailable("ProvisionedThroughputExceeded")),
+                job_id=job.job_id if job is not None else (args[0] if args and isinstance(args[0], str) else None),
+            )
+
+        return write
+
+
+OUTAGES: dict[str, Callable[[], BaseException]] = {
+    "sagemaker.create": lambda: CreateRefused(Classification(FailureClass.UNKNOWN, "InternalFailure: An internal error occurred (500)")),
+    "sagemaker.describe": lambda: BackendUnavailable("DescribeTrainingJob: AccessDeniedException: not authorized to perform sagemaker:DescribeTrainingJob"),
+    "slack.notify": lambda: NotifierUnavailable("500 Internal Server Error"),
+    "sns.notify": lambda: NotifierRejected("AuthorizationError: not authorized to perform SNS:Publish"),
+    # The state-change rule delivers nothing (disabled, or its target refused): only the
+    # monitor's sweep (DescribeTrainingJob) learns what happened.
+    "eventbridge": lambda: RuntimeError("no events"),
+}
+
+
+@dataclass
+class Violation:
+    step: int
+    what: str
+
+
+@dataclass
+class SimWorld:
+    seed: int = 0
+    clock: Clock = field(default_factory=Clock)
+    sagemaker: SimSageMaker = field(default_factory=SimSageMaker)
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.raw_store = MemoryJobStore()
+        self.store = FaultyStore(self, self.raw_store)
+        self.backend = FaultyBackend(self)
+        self.slack = RecordingSink(self, "slack")
+        self.sns = RecordingSink(self, "sns")
+        self.raw_store.set_notify_targets([self.slack.name, self.sns.name])
+        self.dispatcher = Dispatcher(self.store, [self.slack, self.sns], self.clock)  # type: ignore[arg-type]
+        self.jobs = JobService(self.store, self.backend, self.dispatcher, clock=self.clock, is_admin=lambda u: u == ADMIN)  # type: ignore[arg-type]
+        self.approvals = Approvals(self.store, self.dispatcher, is_admin=lambda u: u == ADMIN, clock=self.clock, records=self.store)  # type: ignore[arg-type]
+        self.job_ids: list[str] = []
+        self._plans: list[FaultPlan] = []
+        self.delivery_doubts: set[str] = set()  # jobs whose delivery record may be lost (a send may repeat, with its key)
+        self.stopped_by_user: set[str] = set()
+        self.delivered_events: list[int] = []
+        self.outages: dict[str, Callable[[], BaseException]] = {}
+
+    # --- ports ------------------------------------------------------------------------------
+
+    def call(self, call: Call, job_id: str | None = None) -> Any:
+        if call.port in self.outages:
+            # A lasting outage (every call answers 500) or a permanent refusal (AccessDenied):
+            # it outlives faults and users, and the settling that ends a schedule.
+            raise self.outages[call.port]()
+        fault = self._plans[-1].next() if self._plans else "ok"
+        if fault != "ok":
+            self.log.append(f"  {call.port}: {fault}")
+        if isinstance(fault, tuple):
+            _, action, index = fault
+            with self.plan(()):
+                self.user(action, index)
+            return call.effect()
+        if fault == "throttle":
+            raise call.transient()
+        if fault == "crash":
+            raise SimCrash(call.port)
+        if fault == "slow":
+            self.clock.advance(SLOW)
+            return call.effect()
+        result = call.effect()
+        if fault in ("lost", "crash_after"):
+            if job_id is not None and (call.port.startswith("store.") or call.port.endswith(".notify")):
+                self.delivery_doubts.add(job_id)
+            if fault == "crash_after":
+                raise SimCrash(call.port)
+            raise call.transient()
+        return result
+
+    @contextmanager
+    def plan(self, faults: Sequence[Fault]) -> Iterator[None]:
+        self._plans.append(FaultPlan(faults))
+        try:
+            yield
+        finally:
+            self._plans.pop()
+
+    def pacer(self) -> TokenBucket:
+        return TokenBucket(rate=1000, burst=1000, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
+
+    # --- actors -----------------------------------------------------------------------------
+
+    def job(self, index: int) -> str | None:
+        return self.job_ids[index % len(self.job_ids)] if self.job_ids else None
+
+    def submit(self, kind: str) -> None:
+        n = len(self.job_ids)
+        kwargs: dict[str, Any] = {}
+        args: dict[str, Any] = {}
+        if kind == "fallback":
+            kwargs["fallback_types"] = ["ml.g5.2xlarge", "ml.g5.4xlarge"]
+        elif kind == "spot":
+            args = {"EnableManagedSpotTraining": True, "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}}
+        elif kind == "held":
+            kwargs["approval"] = Approval(state=ApprovalState.PENDING, reasons=["ml.p4d.24xlarge needs approval"])
+            args = {"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}}
+        elif kind == "too_big":  # more instances than its type's limit allows: can never run
+            args = {"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 4, "VolumeSizeInGB": 50}}
+        job = make_job(f"j{n}", now=self.clock(), job_args=job_args(**args), client_token=f"tok-{self.seed}-{n}", **kwargs)
+        try:
+            registered = self.store.register(job)
+        except TrainbotError:
+            return  # the user is told to try again; nothing was registered, or the retry finds it
+        if registered.job.job_id not in self.job_ids:
+            self.job_ids.append(registered.job.job_id)
+        self.dispatcher.deliver(registered.job)
+
+    def user(self, action: str, index: int) -> None:
+        job_id = self.job(index)
+        if job_id is None:
+            return
+        if "+" in action:  # several moves of one user, back to back (a stop, then a retry)
+            for one in action.split("+"):
+                self.user(one, index)
+            return
+        try:
+            if action == "stop":
+                self.jobs.stop(job_id, OWNER)
+                self.stopped_by_user.add(job_id)
+            elif action == "retry":
+                self.jobs.retry(job_id, OWNER)
+                self.stopped_by_user.discard(job_id)
+            elif action == "approve":
+                self.approvals.approve(job_id, ADMIN)
+            elif action == "reject":
+                self.approvals.reject(job_id, ADMIN, "too expensive")
+            elif action == "launcher":  # a second launcher run, inside the first one's call
+                self.launcher()
+            elif action == "drain":  # the monitor's outbox drain, inside another run's call
+                self.dispatcher.drain()
+        except TrainbotError:
+            pass  # the user reads a polite answer (not allowed now, busy, try again)
+
+    # --- functions --------------------------------------------------------------------------
+
+    def run_function(self, name: str, faults: Sequence[Fault], body: Callable[[], Any]) -> None:
+        with self.plan(faults):
+            try:
+                body()
+            except SimCrash:
+                self.log.append(f"  {name}: killed")
+            except TrainbotError as exc:
+                self.log.append(f"  {name}: failed ({type(exc).__name__}); Lambda retries it later")
+            except Exception as exc:  # noqa: BLE001 - an unexpected exception is what the simulator is looking for
+                raise InvariantViolated(f"{name} raised {type(exc).__name__}: {exc}") from exc
+
+    def launcher(self, faults: Sequence[Fault] = ()) -> None:
+        launcher = Launcher(
+            self.store, self.backend, self.dispatcher, policy=POLICY, instance_limits=LIMITS,  # type: ignore[arg-type]
+            pacer=self.pacer(), clock=self.clock, rng=self.rng,
+        )
+        self.run_function("launcher", faults, launcher.run_tick)
+
+    def monitor(self, faults: Sequence[Fault] = ()) -> None:
+        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng)  # type: ignore[arg-type]
+        self.run_function("monitor", faults, monitor.sweep)
+
+    def event(self, index: int, faults: Sequence[Fault] = (), *, replay: bool = False) -> None:
+        """Deliver one SageMaker event: the ``index``-th still pending (0: in order), or, with
+        ``replay``, one already delivered again (a duplicate, or a late one)."""
+        if replay:
+            if not self.delivered_events:
+                return
+            number = self.delivered_events[index % len(self.delivered_events)]
+        else:
+            pending = [i for i in range(len(self.sagemaker.bus)) if i not in set(self.delivered_events)]
+            if not pending:
+                return
+            number = pending[index % len(pending)]
+            self.delivered_events.append(number)
+        event = self.sagemaker.bus[number]
+        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng)  # type: ignore[arg-type]
+        self.run_function("monitor(event)", faults, lambda: monitor.observe(event.job_id, event.attempt, event.status))
+
+    def progress(self, index: int, outcome: str) -> None:
+        job_id = self.job(index)
+        if job_id is None:
+            return
+        names = [n for n, s in self.sagemaker.jobs.items() if n.startswith(job_id + "-a") and s.ended_at is None]
+        for name in names[-1:]:
+            self.sagemaker.progress(name, outcome, self.clock())
+
+    # --- the schedule -----------------------------------------------------------------------
+
+    def step(self, step: tuple[Any, ...]) -> None:
+        kind = step[0]
+        if kind == "submit":
+            self.submit(step[1])
+        elif kind in ("stop", "retry", "approve", "reject"):
+            self.user(kind, step[1])
+        elif kind == "launcher":
+            self.launcher(step[1])
+        elif kind == "launchers2":  # two launcher runs at once: the second runs inside the first's calls
+            self.launcher((*step[1], ("user", "launcher", 0)))
+        elif kind == "monitor":
+            self.monitor(step[1])
+        elif kind == "event":
+            self.event(step[1], step[2])
+        elif kind == "replay":
+            self.event(step[1], (), replay=True)
+        elif kind == "sagemaker":
+            self.progress(step[1], step[2])
+        elif kind == "outage":
+            self.outages[step[1]] = OUTAGES[step[1]]
+        elif kind == "wait":
+            self.clock.advance(timedelta(seconds=step[1]))
+        else:
+            raise ValueError(f"unknown step {step!r}")
+
+    def run(self, schedule: Sequence[tuple[Any, ...]]) -> None:
+        for number, step in enumerate(schedule):
+            self.log.append(f"{number}: {step!r}")
+            self.step(step)
+            self.check_always(number)
+        self.settle()
+        self.check_at_rest()
+
+    def settle(self) -> None:
+        """No more faults and no more users: SageMaker finishes what runs, every event arrives
+        in order, the launcher and the monitor run on their schedules."""
+        for _ in range(SETTLE_ROUNDS):
+            self.clock.advance(SETTLE_ROUND)
+            for name, status in list(self.sagemaker.jobs.items()):
+                if status.ended_at is None:
+                    self.sagemaker.progress(name, "complete", self.clock())
+            while len(self.delivered_events) < len(self.sagemaker.bus) and "eventbridge" not in self.outages:
+                self.event(0)
+            self.launcher()
+            self.monitor()
+            self.check_always(-1)
+
+    # --- invariants -------------------------------------------------------------------------
+
+    def check_always(self, step: int) -> None:
+        for job_id in self.job_ids:
+            live = self.sagemaker.live(job_id)
+            if len(live) > 1:
+                self._violated(step, f"1: {job_id} has {len(live)} live training jobs: {live}")
+            job = self.raw_store.get(job_id)
+            if live and (job.is_held or (job.approval is not None and job.approval.state is ApprovalState.REJECTED)):
+                self._violated(step, f"1: {job_id} is held or rejected but {live} runs")
+        for sink in (self.slack, self.sns):
+            for (job_id, seq), count in sink.sent.items():
+                if count > 1 and job_id not in self.delivery_doubts:
+                    self._violated(step, f"4: {sink.name} told {job_id} change {seq} {count} times")
+
+    def check_at_rest(self) -> None:
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            live = self.sagemaker.live(job_id)
+            if job.status is S.STOPPED and live:
+                self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")
+            if not job.is_terminal and not job.is_held:
+                self._violated(-1, f"3: {job_id} is still {job.status.value} after {SETTLE_ROUNDS * SETTLE_ROUND} of quiet")
+            for sink in (self.slack, self.sns):
+                # A job still queued (held) tells of its New with its next change, or after a
+                # day (backend.domain.notice.QUEUED_HOLD): not a lost notification.
+                down = f"{sink.name}.notify" in self.outages and isinstance(self.outages[f"{sink.name}.notify"](), NotifierUnavailable)
+                if job.delivered.get(sink.name, 0) < job.last_seq and not job.is_held and not down:
+                    self._violated(-1, f"4: {job_id}'s change {job.last_seq} never reached {sink.name}")
+
+    def _violated(self, step: int, what: str) -> None:
+        trail = "\n".join(self.log[-60:])
+        raise InvariantViolated(f"invariant {what} (step {step})\n--- schedule log (last lines) ---\n{trail}")
