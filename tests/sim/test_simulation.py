@@ -36,3 +36,30 @@ def test_no_schedule_of_users_functions_and_faults_breaks_an_invariant(shard, re
     except AssertionError as exc:
         exc.add_note(f"simulation seed {shard_seed} (replay: ./dev sim --seed {base or 0})")
         raise
+
+
+MOTO_EXAMPLES = max(1, EXAMPLES // 15)  # DynamoDB on moto is ~30x slower per schedule than the fake store
+
+
+def test_the_same_schedules_hold_on_dynamodb_on_moto(dynamodb):
+    """A share of the schedules against the DynamoDB store on moto (the real conditional writes,
+    indexes and outbox), so a difference between the fake and the real store cannot hide."""
+    import uuid
+
+    from hypothesis import strategies as st
+
+    from backend.adapters.dynamo import DynamoJobStore
+    from infra.template import create_jobs_table
+
+    def store():
+        name = f"sim-{uuid.uuid4().hex[:8]}"
+        create_jobs_table(dynamodb, name)
+        return DynamoJobStore(dynamodb, name, sleep=lambda _s: None)
+
+    @seed(7)
+    @settings(max_examples=MOTO_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(schedule=schedules.filter(lambda s: len(s) <= 15), world_seed=st.integers(0, 1000))
+    def explore(schedule, world_seed):
+        SimWorld(seed=world_seed, store_factory=store).run(schedule)
+
+    explore()

@@ -198,9 +198,11 @@ class SimWorld:
     sagemaker: SimSageMaker = field(default_factory=SimSageMaker)
     log: list[str] = field(default_factory=list)
 
+    store_factory: Callable[[], Any] | None = None  # default: the in-memory store
+
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
-        self.raw_store = MemoryJobStore()
+        self.raw_store = self.store_factory() if self.store_factory is not None else MemoryJobStore()
         self.store = FaultyStore(self, self.raw_store)
         self.backend = FaultyBackend(self)
         self.slack = RecordingSink(self, "slack")
@@ -417,8 +419,8 @@ class SimWorld:
             if len(live) > 1:
                 self._violated(step, f"1: {job_id} has {len(live)} live training jobs: {live}")
             job = self.raw_store.get(job_id)
-            if live and (job.is_held or (job.approval is not None and job.approval.state is ApprovalState.REJECTED)):
-                self._violated(step, f"1: {job_id} is held or rejected but {live} runs")
+            if live and job.approval is not None and job.approval.state is not ApprovalState.APPROVED:
+                self._violated(step, f"1: {job_id} was never approved ({job.approval.state.value}) but {live} runs")
         for sink in (self.slack, self.sns):
             for (job_id, seq), count in sink.sent.items():
                 if count > 1 and job_id not in self.delivery_doubts:
