@@ -323,9 +323,11 @@ class Launcher:
         )
         if isinstance(outcome, LostRace):
             report.lost_races += 1
-            current = outcome.current
-            if current is not None and current.status is S.STOPPED:
-                # The user stopped the job while we were creating it: do not leave it running.
+            if not _watches(outcome.current, attempt.name):
+                # Whoever won left this attempt nobody's live one: a user's stop (maybe followed
+                # by a retry, whose next claim starts a new attempt) whose StopTrainingJob ran
+                # before our create. Nothing would ever watch or stop it: stop it now. Left
+                # alone only when the job still runs (or will adopt) this very attempt.
                 self._stop_orphan(attempt.name)
             return _Result()
         if adopted:
@@ -429,6 +431,13 @@ class Launcher:
             HOLDS_KEY,
             {"Holds": {t: {"Until": format_utc(h.until), "Active": h.active_at_hold} for t, h in holds.items()}},
         )
+
+
+def _watches(current: Job | None, name: str) -> bool:
+    """Whether the stored job (None: gone or unreadable) has attempt ``name`` as its current,
+    live one: another launcher adopted it, or will reconcile it."""
+    attempt = current.current_attempt if current is not None else None
+    return attempt is not None and attempt.name == name and attempt.outcome in (AttemptOutcome.PENDING, AttemptOutcome.RUNNING)
 
 
 # --- instance-type fallback ------------------------------------------------------------------------
