@@ -48,7 +48,11 @@ _USER_CODES = frozenset(
         "MissingParameter",
     }
 )
-_ZERO_QUOTA = re.compile(r"\bis 0 Instances\b", re.IGNORECASE)
+# SageMaker's ResourceLimitExceeded: "The account-level service limit '<type> for training job
+# usage' is 2 Instances, with current utilization of 0 Instances and a request delta of 4
+# Instances." The limit is the account's quota; the delta is what this create asks for.
+_QUOTA_LIMIT = re.compile(r"\bis (\d+) Instances\b", re.IGNORECASE)
+_REQUEST_DELTA = re.compile(r"\brequest delta of (\d+) Instances\b", re.IGNORECASE)
 # Attempts in a row that SageMaker may fail with an internal error before the job is failed:
 # AWS documents InternalServerError as retryable, not as free forever. With the default
 # backoff (60 s doubling, 30 min cap) that is a few hours of trying.
@@ -62,8 +66,9 @@ class Classification:
 
     failure_class: FailureClass
     reason: str
-    # ResourceLimitExceeded for a quota of 0 instances: a user error for one type, but a job
-    # with other types in its list (instance=a,b) falls back instead of failing.
+    # ResourceLimitExceeded for a quota that can never fit the request (0 instances, or fewer
+    # than the request asks for): a user error for one type, but a job with other types in its
+    # list (instance=a,b) falls back instead of failing.
     zero_quota: bool = False
 
     def __post_init__(self) -> None:
@@ -74,11 +79,16 @@ class Classification:
 def classify_create_error(code: str, message: str, *, instance_type: str = "", http_status: int = 0) -> Classification:
     """Classify an error answer to CreateTrainingJob."""
     if code == "ResourceLimitExceeded":
-        if _ZERO_QUOTA.search(message):
+        limit, delta = _QUOTA_LIMIT.search(message), _REQUEST_DELTA.search(message)
+        quota = int(limit.group(1)) if limit else None
+        asked = int(delta.group(1)) if delta else None
+        if quota == 0 or (quota is not None and asked is not None and asked > quota):
+            # No wait can help: even with nothing else running the quota is below the request.
             what = instance_type or "this instance type"
+            size = "0 instances" if quota == 0 else f"{quota} instances, fewer than the {asked} this job asks for"
             return Classification(
                 F.USER,
-                f"the account's quota for {what} training is 0 instances: request a quota increase "
+                f"the account's quota for {what} training is {size}: request a quota increase "
                 f"for '{what} for training job usage' in AWS Service Quotas, or pick another instance type "
                 f"(SageMaker said: {message})",
                 zero_quota=True,
