@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
-from backend.domain.instance_types import choose_instance_type
+from backend.domain.instance_types import choose_instance_type, over_instance_limits
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
 from backend.domain.records import RecordKind
@@ -157,6 +157,11 @@ class Launcher:
                 break
             count = job.job_args.instance_count
             choices = _choices(job)
+            too_big = None if _pending(job) else over_instance_limits(job.instance_choices, count, self._limits)
+            if too_big is not None:
+                # Parking it would wait for ever, and take the slot a job that fits would get.
+                self._isolated(job, report, functools.partial(self._too_big, job, report, too_big))
+                continue
             blocks = functools.partial(blocked, count=count)
             instance_type = choose_instance_type(choices, functools.partial(has_room, blocks), avoid=_refused_type(job))
             if instance_type is None:
@@ -224,6 +229,11 @@ class Launcher:
         if isinstance(outcome, Applied):
             report.parked += 1
             self._dispatcher.refresh(outcome.job)
+        return _Result()
+
+    def _too_big(self, job: Job, report: LaunchReport, reason: str) -> _Result:
+        """A job no type of its list could ever run under the instance limits: failed now."""
+        self._finish(job, S.FAILED, reason, report, lease=None, parked_at=None, waiting=None, next_attempt_at=None)
         return _Result()
 
     def _record_wait(self, job: Job, waits: str) -> _Result:
@@ -443,12 +453,17 @@ def _watches(current: Job | None, name: str) -> bool:
 # --- instance-type fallback ------------------------------------------------------------------------
 
 
+def _pending(job: Job) -> bool:
+    """Whether the job's current attempt was claimed and may exist already (to reconcile)."""
+    attempt = job.current_attempt
+    return attempt is not None and attempt.outcome is AttemptOutcome.PENDING
+
+
 def _choices(job: Job) -> list[str]:
     """The types the job's next claim may use: a pending attempt keeps the type it was claimed
     on (it may exist already: never create it again on another type); else its whole list."""
-    attempt = job.current_attempt
-    if attempt is not None and attempt.outcome is AttemptOutcome.PENDING:
-        return [job.instance_type_of(attempt)]
+    if _pending(job):
+        return [job.instance_type_of(job.current_attempt)]
     return job.instance_choices
 
 
