@@ -36,6 +36,19 @@ _THROTTLING_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+# Of the codes above, those where SageMaker failed on its side (or the answer was lost): unlike
+# a rate limit, the create may have happened, and if it goes on, something is wrong with it.
+_SERVICE_ERROR_CODES = frozenset(
+    {
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 _USER_CODES = frozenset(
     {
         "ValidationException",
@@ -58,6 +71,10 @@ _REQUEST_DELTA = re.compile(r"\brequest delta of (\d+) Instances\b", re.IGNORECA
 # backoff (60 s doubling, 30 min cap) that is a few hours of trying.
 SERVICE_FAILURES_MAX = 8
 assert SERVICE_FAILURES_MAX <= ATTEMPTS_KEPT, "the streak is counted on the attempts the item keeps"
+# CreateTrainingJob calls in a row for one attempt that SageMaker answered with a service error
+# (or an error we do not know) before the launcher gives up on it: then, if DescribeTrainingJob
+# says the name does not exist, the job fails; with the backoff, a few hours of trying.
+CREATE_SERVICE_ERRORS_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,9 @@ class Classification:
     # than the request asks for): a user error for one type, but a job with other types in its
     # list (instance=a,b) falls back instead of failing.
     zero_quota: bool = False
+    # A create answered with a service error (5xx, internal failure, timeout), not a rate limit:
+    # its outcome is unknown, and the launcher counts these in a row (CREATE_SERVICE_ERRORS_MAX).
+    service_error: bool = False
 
     def __post_init__(self) -> None:
         # SageMaker's reasons run to 1 KB; a job item keeps many of them (see REASON_MAX).
@@ -95,7 +115,8 @@ def classify_create_error(code: str, message: str, *, instance_type: str = "", h
             )
         return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}")
     if code in _THROTTLING_CODES or http_status >= 500:
-        return Classification(F.THROTTLING, f"{code or http_status}: {message}")
+        service_error = code in _SERVICE_ERROR_CODES or http_status >= 500
+        return Classification(F.THROTTLING, f"{code or http_status}: {message}", service_error=service_error)
     if code in _USER_CODES or code.endswith("ValidationException"):
         return Classification(F.USER, f"{code}: {message}")
     # An error we have never seen: not a reason to fail a scientist's job, nor to hammer.

@@ -33,7 +33,14 @@ from aws_lambda_powertools import Logger
 from backend.domain.fairness import launch_order
 from backend.domain.instance_types import choose_instance_type, over_instance_limits
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
-from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
+from backend.domain.policy import (
+    CREATE_SERVICE_ERRORS_MAX,
+    Action,
+    Classification,
+    RetryPolicy,
+    full_jitter_delay,
+    next_attempt_time,
+)
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
@@ -126,9 +133,11 @@ class Launcher:
         self._batch = batch
         self._token = secrets.token_hex(6)
         self._launched_to_tell: list[Job] = []
+        self._slowed_this_tick = False
 
     def run_tick(self, should_continue: Callable[[], bool] = lambda: True) -> LaunchReport:
         report = LaunchReport()
+        self._slowed_this_tick = False
         now = self._clock()
         usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
@@ -308,6 +317,18 @@ class Launcher:
                 adopted = self._backend.describe(attempt.name) is not None
             except BackendUnavailable:
                 return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
+        if not adopted and (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
+            # SageMaker failed this attempt's creates too many times in a row, and the Describe
+            # just now says the name does not exist: give up, with the last reason.
+            not_started = attempt.model_copy(
+                update={"outcome": AttemptOutcome.NOT_STARTED, "failure_class": F.THROTTLING, "ended_at": self._clock()}
+            )
+            reason = (
+                f"SageMaker answered {attempt.create_errors} creates of {attempt.name} in a row with a service error "
+                f"and it does not exist; last: {attempt.reason}"
+            )
+            self._finish(job, S.FAILED, reason, report, attempts=job.replace_attempt(not_started), lease=None, next_attempt_at=None)
+            return _Result()
         if not adopted:
             self._pacer.acquire()
             try:
@@ -354,15 +375,16 @@ class Launcher:
         now = self._clock()
         cls = classification.failure_class
         report.by_class[cls.value] += 1
-        if cls in (F.THROTTLING, F.UNKNOWN):
-            # Could not find out, or SageMaker is busy: keep the pending attempt (its name may
-            # exist after a lost response; the next try adopts it), release the claim, spend
-            # nothing, and slow down.
-            self._pacer.penalize()
+        if cls is F.THROTTLING and not classification.service_error:
+            # SageMaker is busy (a rate limit: nothing was created): keep the pending attempt,
+            # release the claim, spend nothing, and slow down.
+            self._slow_down()
             self._store.update(job, at=now, lease=None)
             report.kept_due += 1
             logger.warning("create throttled; job stays due", extra={"job_id": job.job_id, "reason": classification.reason})
             return _Result()
+        if cls in (F.THROTTLING, F.UNKNOWN):
+            return self._outcome_unknown(job, attempt, classification, report)
         if classification.zero_quota and len(job.instance_choices) > 1:
             # No quota at all for this type, but the job lists others: a quota refusal like
             # any other (the type is held, the next attempt passes over it), not a failure.
@@ -402,6 +424,44 @@ class Launcher:
             return _Result(hold_until=hold if isinstance(hold, datetime) else None)
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()
+
+    def _outcome_unknown(self, job: Job, attempt: Attempt, classification: Classification, report: LaunchReport) -> _Result:
+        """A create (or the Describe before it) that SageMaker answered with a service error or
+        an error we do not know: could not find out, which is not a failure. The pending attempt
+        is kept (its name may exist: the next try Describes it first and adopts it), the job
+        backs off (Retrying, no attempt spent, its waiting reason on the card), and the errors
+        in a row are counted on the attempt: past CREATE_SERVICE_ERRORS_MAX, the next try fails
+        the job if the Describe says the name does not exist (see :meth:`_launch`)."""
+        now = self._clock()
+        self._slow_down()
+        streak = (attempt.create_errors or 0) + 1
+        counted = attempt.model_copy(update={"create_errors": streak, "reason": classification.reason})
+        delay = full_jitter_delay(streak - 1, base=self._policy.base_seconds, cap=self._policy.max_seconds, rng=self._rng)
+        next_at = now + timedelta(seconds=max(delay, self._policy.base_seconds / 2))
+        waits = (
+            f"waiting: SageMaker could not say whether {attempt.name} was created "
+            f"({streak} service error{'s' if streak > 1 else ''} in a row; last: {classification.reason}); trying again after a backoff"
+        )
+        changes = {"attempts": job.replace_attempt(counted), "lease": None, "next_attempt_at": next_at, "waiting": waits}
+        if job.status is S.RETRYING:
+            outcome = self._store.update(job, at=now, **changes)
+        else:
+            outcome = self._store.transition(job, S.RETRYING, at=now, reason=waits.removeprefix("waiting: "), **changes)
+        report.kept_due += 1
+        if isinstance(outcome, Applied):
+            self._dispatcher.deliver(outcome.job)
+        logger.warning(
+            "create outcome unknown; job backs off",
+            extra={"job_id": job.job_id, "attempt": attempt.name, "in_a_row": streak, "reason": classification.reason},
+        )
+        return _Result()
+
+    def _slow_down(self) -> None:
+        """Halve the shared SageMaker call rate, once per tick: one job whose creates keep
+        failing must not starve the others (and a burst of errors is one signal, not many)."""
+        if not self._slowed_this_tick:
+            self._slowed_this_tick = True
+            self._pacer.penalize()
 
     def _finish(self, job: Job, status: JobStatus, reason: str, report: LaunchReport, **changes: Any) -> None:
         outcome = self._store.transition(job, status, at=self._clock(), reason=reason, **changes)

@@ -91,10 +91,10 @@ def test_a_quota_in_use_retries_with_sagemakers_words():
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("", 500, Classification(F.THROTTLING, "500: m")),
+        ("", 500, Classification(F.THROTTLING, "500: m", service_error=True)),
         ("", 499, Classification(F.UNKNOWN, "499: m")),
         ("Throttling", 400, Classification(F.THROTTLING, "Throttling: m")),
-        ("RequestTimeout", 0, Classification(F.THROTTLING, "RequestTimeout: m")),
+        ("RequestTimeout", 0, Classification(F.THROTTLING, "RequestTimeout: m", service_error=True)),
         ("CustomValidationException", 400, Classification(F.USER, "CustomValidationException: m")),
         ("MissingParameter", 400, Classification(F.USER, "MissingParameter: m")),
         ("SomethingNew", 0, Classification(F.UNKNOWN, "SomethingNew: m")),
