@@ -45,7 +45,15 @@ from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import waiting_text
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, JobNotFound, StoreUnavailable, TrainbotError
+from backend.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    CreateRefused,
+    JobNotFound,
+    StoreUnavailable,
+    TrainbotError,
+    UnreadableItem,
+)
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, notify_without_waiting
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
@@ -215,6 +223,8 @@ class Launcher:
             job = self._store.get(job_id)
         except (JobNotFound, StoreUnavailable):
             return True
+        except UnreadableItem:
+            return False  # this version could never launch it: nothing to look again for
         return job.status is S.NEW and not job.attempts and job.lease is None and job.parked_at is None and not job.is_held
 
     def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
@@ -488,7 +498,13 @@ class Launcher:
         holds: dict[str, Hold] = {}
         changed = False
         for instance_type, raw in (record.get("Holds") or {}).items():
-            hold = Hold(parse_utc(raw["Until"]), int(raw["Active"]))
+            try:
+                hold = Hold(parse_utc(raw["Until"]), int(raw["Active"]))
+            except (KeyError, TypeError, ValueError):
+                # A hold this version cannot read (a newer one's shape): costs only itself.
+                logger.error("unreadable instance-type hold dropped", extra={"instance_type": instance_type, "hold": str(raw)})
+                changed = True
+                continue
             if now >= hold.until or usage[instance_type] < hold.active_at_hold:
                 changed = True  # the backoff passed, or one of its jobs ended: launch again
                 continue
