@@ -162,6 +162,7 @@ class Container:
                 sweep_max_size=self.settings.sweep_max_size,
                 on_queued=self.kicker.kick,
                 guard=self.cost_guard,
+                instance_limits=self.settings.instance_limits,
             )
         return self.extras["submissions"]
 

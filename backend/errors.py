@@ -43,6 +43,15 @@ class ConfigError(TrainbotError):
     """The deployment's configuration (environment) is missing or invalid."""
 
 
+class UnreadableItem(TrainbotError):
+    """A stored item this version cannot decode (written by a newer version, or before a
+    rollback): it costs only itself; readers that walk many items skip and count it."""
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        super().__init__(f"item {key!r} cannot be read by this version" + (f": {detail}" if detail else ""))
+        self.key = key
+
+
 class StoreUnavailable(TrainbotError):
     """The job store could not be reached or answered with a server error after retries:
     the outcome of the request is unknown, not failed."""

@@ -294,3 +294,17 @@ def choose_instance_type(choices: list[str], has_room: Callable[[str], bool], av
     preferred = [t for t in open_types if t != avoid]
     found = preferred or open_types
     return found[0] if found else None
+
+
+def over_instance_limits(choices: list[str], count: int, limits: dict[str, int]) -> str | None:
+    """Why a job of ``count`` instances on ``choices`` can never run under ``limits``
+    (TRAINBOT_INSTANCE_LIMITS: most instances of a type in use at once), naming each limit and
+    the request; None when some type of the list could fit (a type without a limit always can).
+    A limit of 0 pauses its type (an operator drains it): its jobs wait, they are not failed."""
+    if not choices or any(not limits.get(t) or count <= limits[t] for t in choices):
+        return None
+    named = ", ".join(f"{t} allows {limits[t]}" for t in choices)
+    return (
+        f"count {count} can never run: TRAINBOT_INSTANCE_LIMITS {named} "
+        "instances in use at once; ask for fewer instances or another instance type"
+    )

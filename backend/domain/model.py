@@ -375,6 +375,9 @@ class Attempt(BaseModel):
     # The instance type this attempt runs on (a job with fallback types may change it between
     # attempts); None on attempts recorded before fallback existed: the job's first choice.
     instance_type: str | None = None
+    # CreateTrainingJob calls in a row for this (pending) attempt whose outcome SageMaker left
+    # unknown (a service error, an error we do not know); None: none. Bounded by the launcher.
+    create_errors: int | None = None
 
 
 class Lease(BaseModel):

@@ -36,6 +36,19 @@ _THROTTLING_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+# Of the codes above, those where SageMaker failed on its side (or the answer was lost): unlike
+# a rate limit, the create may have happened, and if it goes on, something is wrong with it.
+_SERVICE_ERROR_CODES = frozenset(
+    {
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
 _USER_CODES = frozenset(
     {
         "ValidationException",
@@ -48,12 +61,20 @@ _USER_CODES = frozenset(
         "MissingParameter",
     }
 )
-_ZERO_QUOTA = re.compile(r"\bis 0 Instances\b", re.IGNORECASE)
+# SageMaker's ResourceLimitExceeded: "The account-level service limit '<type> for training job
+# usage' is 2 Instances, with current utilization of 0 Instances and a request delta of 4
+# Instances." The limit is the account's quota; the delta is what this create asks for.
+_QUOTA_LIMIT = re.compile(r"\bis (\d+) Instances\b", re.IGNORECASE)
+_REQUEST_DELTA = re.compile(r"\brequest delta of (\d+) Instances\b", re.IGNORECASE)
 # Attempts in a row that SageMaker may fail with an internal error before the job is failed:
 # AWS documents InternalServerError as retryable, not as free forever. With the default
 # backoff (60 s doubling, 30 min cap) that is a few hours of trying.
 SERVICE_FAILURES_MAX = 8
 assert SERVICE_FAILURES_MAX <= ATTEMPTS_KEPT, "the streak is counted on the attempts the item keeps"
+# CreateTrainingJob calls in a row for one attempt that SageMaker answered with a service error
+# (or an error we do not know) before the launcher gives up on it: then, if DescribeTrainingJob
+# says the name does not exist, the job fails; with the backoff, a few hours of trying.
+CREATE_SERVICE_ERRORS_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -62,9 +83,13 @@ class Classification:
 
     failure_class: FailureClass
     reason: str
-    # ResourceLimitExceeded for a quota of 0 instances: a user error for one type, but a job
-    # with other types in its list (instance=a,b) falls back instead of failing.
+    # ResourceLimitExceeded for a quota that can never fit the request (0 instances, or fewer
+    # than the request asks for): a user error for one type, but a job with other types in its
+    # list (instance=a,b) falls back instead of failing.
     zero_quota: bool = False
+    # A create answered with a service error (5xx, internal failure, timeout), not a rate limit:
+    # its outcome is unknown, and the launcher counts these in a row (CREATE_SERVICE_ERRORS_MAX).
+    service_error: bool = False
 
     def __post_init__(self) -> None:
         # SageMaker's reasons run to 1 KB; a job item keeps many of them (see REASON_MAX).
@@ -74,18 +99,24 @@ class Classification:
 def classify_create_error(code: str, message: str, *, instance_type: str = "", http_status: int = 0) -> Classification:
     """Classify an error answer to CreateTrainingJob."""
     if code == "ResourceLimitExceeded":
-        if _ZERO_QUOTA.search(message):
+        limit, delta = _QUOTA_LIMIT.search(message), _REQUEST_DELTA.search(message)
+        quota = int(limit.group(1)) if limit else None
+        asked = int(delta.group(1)) if delta else None
+        if quota == 0 or (quota is not None and asked is not None and asked > quota):
+            # No wait can help: even with nothing else running the quota is below the request.
             what = instance_type or "this instance type"
+            size = "0 instances" if quota == 0 else f"{quota} instances, fewer than the {asked} this job asks for"
             return Classification(
                 F.USER,
-                f"the account's quota for {what} training is 0 instances: request a quota increase "
+                f"the account's quota for {what} training is {size}: request a quota increase "
                 f"for '{what} for training job usage' in AWS Service Quotas, or pick another instance type "
                 f"(SageMaker said: {message})",
                 zero_quota=True,
             )
         return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}")
     if code in _THROTTLING_CODES or http_status >= 500:
-        return Classification(F.THROTTLING, f"{code or http_status}: {message}")
+        service_error = code in _SERVICE_ERROR_CODES or http_status >= 500
+        return Classification(F.THROTTLING, f"{code or http_status}: {message}", service_error=service_error)
     if code in _USER_CODES or code.endswith("ValidationException"):
         return Classification(F.USER, f"{code}: {message}")
     # An error we have never seen: not a reason to fail a scientist's job, nor to hammer.

@@ -31,14 +31,29 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
-from backend.domain.instance_types import choose_instance_type
+from backend.domain.instance_types import choose_instance_type, over_instance_limits
 from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
-from backend.domain.policy import Action, Classification, RetryPolicy, next_attempt_time
+from backend.domain.policy import (
+    CREATE_SERVICE_ERRORS_MAX,
+    Action,
+    Classification,
+    RetryPolicy,
+    full_jitter_delay,
+    next_attempt_time,
+)
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import waiting_text
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused, JobNotFound, StoreUnavailable, TrainbotError
+from backend.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    CreateRefused,
+    JobNotFound,
+    StoreUnavailable,
+    TrainbotError,
+    UnreadableItem,
+)
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, notify_without_waiting
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
@@ -126,9 +141,11 @@ class Launcher:
         self._batch = batch
         self._token = secrets.token_hex(6)
         self._launched_to_tell: list[Job] = []
+        self._slowed_this_tick = False
 
     def run_tick(self, should_continue: Callable[[], bool] = lambda: True) -> LaunchReport:
         report = LaunchReport()
+        self._slowed_this_tick = False
         now = self._clock()
         usage: Counter[str] = Counter()
         for active in self._store.active_jobs():
@@ -157,6 +174,11 @@ class Launcher:
                 break
             count = job.job_args.instance_count
             choices = _choices(job)
+            too_big = None if _pending(job) else over_instance_limits(job.instance_choices, count, self._limits)
+            if too_big is not None:
+                # Parking it would wait for ever, and take the slot a job that fits would get.
+                self._isolated(job, report, functools.partial(self._too_big, job, report, too_big))
+                continue
             blocks = functools.partial(blocked, count=count)
             instance_type = choose_instance_type(choices, functools.partial(has_room, blocks), avoid=_refused_type(job))
             if instance_type is None:
@@ -201,6 +223,8 @@ class Launcher:
             job = self._store.get(job_id)
         except (JobNotFound, StoreUnavailable):
             return True
+        except UnreadableItem:
+            return False  # this version could never launch it: nothing to look again for
         return job.status is S.NEW and not job.attempts and job.lease is None and job.parked_at is None and not job.is_held
 
     def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
@@ -224,6 +248,11 @@ class Launcher:
         if isinstance(outcome, Applied):
             report.parked += 1
             self._dispatcher.refresh(outcome.job)
+        return _Result()
+
+    def _too_big(self, job: Job, report: LaunchReport, reason: str) -> _Result:
+        """A job no type of its list could ever run under the instance limits: failed now."""
+        self._finish(job, S.FAILED, reason, report, lease=None, parked_at=None, waiting=None, next_attempt_at=None)
         return _Result()
 
     def _record_wait(self, job: Job, waits: str) -> _Result:
@@ -298,6 +327,18 @@ class Launcher:
                 adopted = self._backend.describe(attempt.name) is not None
             except BackendUnavailable:
                 return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
+        if not adopted and (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
+            # SageMaker failed this attempt's creates too many times in a row, and the Describe
+            # just now says the name does not exist: give up, with the last reason.
+            not_started = attempt.model_copy(
+                update={"outcome": AttemptOutcome.NOT_STARTED, "failure_class": F.THROTTLING, "ended_at": self._clock()}
+            )
+            reason = (
+                f"SageMaker answered {attempt.create_errors} creates of {attempt.name} in a row with a service error "
+                f"and it does not exist; last: {attempt.reason}"
+            )
+            self._finish(job, S.FAILED, reason, report, attempts=job.replace_attempt(not_started), lease=None, next_attempt_at=None)
+            return _Result()
         if not adopted:
             self._pacer.acquire()
             try:
@@ -323,9 +364,11 @@ class Launcher:
         )
         if isinstance(outcome, LostRace):
             report.lost_races += 1
-            current = outcome.current
-            if current is not None and current.status is S.STOPPED:
-                # The user stopped the job while we were creating it: do not leave it running.
+            if not _watches(outcome.current, attempt.name):
+                # Whoever won left this attempt nobody's live one: a user's stop (maybe followed
+                # by a retry, whose next claim starts a new attempt) whose StopTrainingJob ran
+                # before our create. Nothing would ever watch or stop it: stop it now. Left
+                # alone only when the job still runs (or will adopt) this very attempt.
                 self._stop_orphan(attempt.name)
             return _Result()
         if adopted:
@@ -342,15 +385,16 @@ class Launcher:
         now = self._clock()
         cls = classification.failure_class
         report.by_class[cls.value] += 1
-        if cls in (F.THROTTLING, F.UNKNOWN):
-            # Could not find out, or SageMaker is busy: keep the pending attempt (its name may
-            # exist after a lost response; the next try adopts it), release the claim, spend
-            # nothing, and slow down.
-            self._pacer.penalize()
+        if cls is F.THROTTLING and not classification.service_error:
+            # SageMaker is busy (a rate limit: nothing was created): keep the pending attempt,
+            # release the claim, spend nothing, and slow down.
+            self._slow_down()
             self._store.update(job, at=now, lease=None)
             report.kept_due += 1
             logger.warning("create throttled; job stays due", extra={"job_id": job.job_id, "reason": classification.reason})
             return _Result()
+        if cls in (F.THROTTLING, F.UNKNOWN):
+            return self._outcome_unknown(job, attempt, classification, report)
         if classification.zero_quota and len(job.instance_choices) > 1:
             # No quota at all for this type, but the job lists others: a quota refusal like
             # any other (the type is held, the next attempt passes over it), not a failure.
@@ -391,6 +435,44 @@ class Launcher:
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()
 
+    def _outcome_unknown(self, job: Job, attempt: Attempt, classification: Classification, report: LaunchReport) -> _Result:
+        """A create (or the Describe before it) that SageMaker answered with a service error or
+        an error we do not know: could not find out, which is not a failure. The pending attempt
+        is kept (its name may exist: the next try Describes it first and adopts it), the job
+        backs off (Retrying, no attempt spent, its waiting reason on the card), and the errors
+        in a row are counted on the attempt: past CREATE_SERVICE_ERRORS_MAX, the next try fails
+        the job if the Describe says the name does not exist (see :meth:`_launch`)."""
+        now = self._clock()
+        self._slow_down()
+        streak = (attempt.create_errors or 0) + 1
+        counted = attempt.model_copy(update={"create_errors": streak, "reason": classification.reason})
+        delay = full_jitter_delay(streak - 1, base=self._policy.base_seconds, cap=self._policy.max_seconds, rng=self._rng)
+        next_at = now + timedelta(seconds=max(delay, self._policy.base_seconds / 2))
+        waits = (
+            f"waiting: SageMaker could not say whether {attempt.name} was created "
+            f"({streak} service error{'s' if streak > 1 else ''} in a row; last: {classification.reason}); trying again after a backoff"
+        )
+        changes = {"attempts": job.replace_attempt(counted), "lease": None, "next_attempt_at": next_at, "waiting": waits}
+        if job.status is S.RETRYING:
+            outcome = self._store.update(job, at=now, **changes)
+        else:
+            outcome = self._store.transition(job, S.RETRYING, at=now, reason=waits.removeprefix("waiting: "), **changes)
+        report.kept_due += 1
+        if isinstance(outcome, Applied):
+            self._dispatcher.deliver(outcome.job)
+        logger.warning(
+            "create outcome unknown; job backs off",
+            extra={"job_id": job.job_id, "attempt": attempt.name, "in_a_row": streak, "reason": classification.reason},
+        )
+        return _Result()
+
+    def _slow_down(self) -> None:
+        """Halve the shared SageMaker call rate, once per tick: one job whose creates keep
+        failing must not starve the others (and a burst of errors is one signal, not many)."""
+        if not self._slowed_this_tick:
+            self._slowed_this_tick = True
+            self._pacer.penalize()
+
     def _finish(self, job: Job, status: JobStatus, reason: str, report: LaunchReport, **changes: Any) -> None:
         outcome = self._store.transition(job, status, at=self._clock(), reason=reason, **changes)
         if isinstance(outcome, Applied):
@@ -416,7 +498,13 @@ class Launcher:
         holds: dict[str, Hold] = {}
         changed = False
         for instance_type, raw in (record.get("Holds") or {}).items():
-            hold = Hold(parse_utc(raw["Until"]), int(raw["Active"]))
+            try:
+                hold = Hold(parse_utc(raw["Until"]), int(raw["Active"]))
+            except (KeyError, TypeError, ValueError):
+                # A hold this version cannot read (a newer one's shape): costs only itself.
+                logger.error("unreadable instance-type hold dropped", extra={"instance_type": instance_type, "hold": str(raw)})
+                changed = True
+                continue
             if now >= hold.until or usage[instance_type] < hold.active_at_hold:
                 changed = True  # the backoff passed, or one of its jobs ended: launch again
                 continue
@@ -431,15 +519,27 @@ class Launcher:
         )
 
 
+def _watches(current: Job | None, name: str) -> bool:
+    """Whether the stored job (None: gone or unreadable) has attempt ``name`` as its current,
+    live one: another launcher adopted it, or will reconcile it."""
+    attempt = current.current_attempt if current is not None else None
+    return attempt is not None and attempt.name == name and attempt.outcome in (AttemptOutcome.PENDING, AttemptOutcome.RUNNING)
+
+
 # --- instance-type fallback ------------------------------------------------------------------------
+
+
+def _pending(job: Job) -> bool:
+    """Whether the job's current attempt was claimed and may exist already (to reconcile)."""
+    attempt = job.current_attempt
+    return attempt is not None and attempt.outcome is AttemptOutcome.PENDING
 
 
 def _choices(job: Job) -> list[str]:
     """The types the job's next claim may use: a pending attempt keeps the type it was claimed
     on (it may exist already: never create it again on another type); else its whole list."""
-    attempt = job.current_attempt
-    if attempt is not None and attempt.outcome is AttemptOutcome.PENDING:
-        return [job.instance_type_of(attempt)]
+    if _pending(job):
+        return [job.instance_type_of(job.current_attempt)]
     return job.instance_choices
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from backend.domain.cost import Estimate, estimate
+from backend.domain.instance_types import over_instance_limits
 from backend.domain.model import Job, JobArgs, SlackThread, new_job
 from backend.domain.records import RecordKind
 from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
@@ -113,8 +114,12 @@ class SubmitService:
         sweep_max_size: int,
         on_queued: Callable[[str], object] | None = None,
         guard: CostGuard | None = None,
+        instance_limits: dict[str, int] | None = None,
     ) -> None:
         self._jobs = jobs
+        # TRAINBOT_INSTANCE_LIMITS: a job that no type of its list could ever fit is refused
+        # here, not parked by the launcher for ever.
+        self._limits = dict(instance_limits or {})
         # Estimates, approval holds and budgets (issue 14); None: no guard (plain estimates).
         self.guard = guard
         # Called once jobs are registered (start on submit: backend.services.kick).
@@ -130,7 +135,20 @@ class SubmitService:
     def spec(self, fields: dict[str, str]) -> JobSpec:
         """The validated spec of ``fields`` with their preset merged in; BadCommand (or
         PresetNotFound) names what is wrong. Reads only the preset."""
-        return job_spec(self.presets.merged(fields))
+        spec = job_spec(self.presets.merged(fields))
+        self._check_limits([spec])
+        return spec
+
+    def _check_limits(self, specs: Sequence[JobSpec]) -> None:
+        """InvalidRequest for specs whose instance count no type of their list could ever run."""
+        problems = []
+        for spec in specs:
+            choices = [spec.job_args.instance_type, *spec.fallback_types]
+            problem = over_instance_limits(choices, spec.job_args.instance_count, self._limits)
+            if problem is not None and problem not in problems:
+                problems.append(problem)
+        if problems:
+            raise InvalidRequest(problems)
 
     def estimate(self, jobs: Iterable[JobArgs]) -> Estimate:
         """The cost estimate of running ``jobs`` (backend.domain.cost), with the configured prices."""
@@ -170,6 +188,7 @@ class SubmitService:
         from ``token``. Reads only the preset."""
         merged = self.presets.merged(fields)
         specs = sweep_specs(merged, self.sweep_max_size, SWEEP_USAGE)
+        self._check_limits(specs)
         return SweepPlan(sweep_id_for(token), merged, specs, len(specs) > self.sweep_confirm_size)
 
     def sweep(

@@ -27,7 +27,7 @@ from backend.domain.model import Job, Owner, SlackThread, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
-from backend.errors import JobNotFound
+from backend.errors import JobNotFound, UnreadableItem
 from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, SweepEnd, WriteOutcome
 
 
@@ -102,6 +102,19 @@ class MemoryJobStore:
         self._notify_targets = tuple(notify_targets)
         self.writes = 0  # conditional job writes applied (tests may assert a path wrote nothing)
         self._interleaved: list[Callable[[], None]] = []
+        # Items this version cannot decode (see plant_unreadable): job id -> index partition.
+        self._unreadable: dict[str, str] = {}
+        self.unreadable_items = 0  # skipped by listings (DynamoJobStore: metrics.unreadable_items)
+
+    def plant_unreadable(self, job_id: str, partition: str) -> None:
+        """Store an item this version cannot decode (a status a newer version wrote, say) in
+        index partition ``partition`` (ready, waiting, claimed, parked or active), as
+        DynamoJobStore reads one: listings of that partition skip and count it, get raises
+        UnreadableItem."""
+        self._unreadable[job_id] = partition
+
+    def _skip_unreadable(self, partition: str) -> None:
+        self.unreadable_items += sum(1 for p in self._unreadable.values() if p == partition)
 
     def interleave(self, action: Callable[[], None]) -> None:
         """Run ``action`` (another actor's move) just before the next conditional job write
@@ -176,6 +189,8 @@ class MemoryJobStore:
     # --- reads by id ------------------------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
+        if job_id in self._unreadable:
+            raise UnreadableItem(job_id)
         job = self._jobs.get(job_id)
         if job is None:
             raise JobNotFound(job_id)
@@ -261,11 +276,13 @@ class MemoryJobStore:
         return (job for job in self._jobs.values() if job.is_queued and not job.is_held)
 
     def ready_jobs(self, limit: int | None) -> list[Job]:
+        self._skip_unreadable("ready")
         ready = [j for j in self._queued() if j.lease is None and j.parked_at is None and j.status is not JobStatus.RETRYING]
         return self._copies(sorted(ready, key=fairness.launch_order), limit)
 
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         upto = format_utc(now) + "#~"
+        self._skip_unreadable("waiting")
 
         def sort(job: Job) -> str:
             return f"{format_utc(job.next_attempt_at or job.updated_at)}#{job.job_id}"
@@ -278,6 +295,7 @@ class MemoryJobStore:
 
     def expired_claims(self, now: datetime, limit: int | None) -> list[Job]:
         upto = format_utc(now) + "#~"
+        self._skip_unreadable("claimed")
 
         def sort(job: Job) -> str:
             assert job.lease is not None
@@ -303,11 +321,13 @@ class MemoryJobStore:
         return sorted({j.park_key for j in self._parked()})
 
     def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
+        self._skip_unreadable("parked")
         return self._copies([j for j in self._parked() if j.park_key == instance_type], limit)
 
     # --- active, owner, history -------------------------------------------------------------
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:
+        self._skip_unreadable("active")
         active = [j for j in self._jobs.values() if j.status in ACTIVE]
         return self._copies(sorted(active, key=lambda j: (format_utc(j.updated_at), j.job_id)), limit)
 

@@ -57,6 +57,30 @@ def test_a_zero_quota_names_the_instance_type_or_says_this_instance_type():
     assert unnamed.reason.startswith("the account's quota for this instance type training is 0 instances")
 
 
+def test_a_quota_smaller_than_the_request_fails_at_once_naming_the_quota_and_the_request():
+    message = (
+        "The account-level service limit 'ml.p4d.24xlarge for training job usage' is 2 Instances, with current "
+        "utilization of 0 Instances and a request delta of 4 Instances. Please use AWS Service Quotas to request "
+        "an increase for this quota."
+    )
+    refused = classify_create_error("ResourceLimitExceeded", message, instance_type="ml.p4d.24xlarge")
+    assert refused.failure_class is F.USER and refused.zero_quota
+    assert refused.reason.startswith(
+        "the account's quota for ml.p4d.24xlarge training is 2 instances, fewer than the 4 this job asks for: "
+        "request a quota increase for 'ml.p4d.24xlarge for training job usage' in AWS Service Quotas"
+    )
+    assert POLICY.decide(make_job(), refused, now=T0).action is Action.FAIL
+
+
+def test_a_quota_the_request_fits_once_others_finish_retries():
+    message = (
+        "The account-level service limit 'ml.p4d.24xlarge for training job usage' is 4 Instances, with current "
+        "utilization of 4 Instances and a request delta of 4 Instances. Please use AWS Service Quotas to request "
+        "an increase for this quota."
+    )
+    assert classify_create_error("ResourceLimitExceeded", message).failure_class is F.QUOTA
+
+
 def test_a_quota_in_use_retries_with_sagemakers_words():
     assert classify_create_error("ResourceLimitExceeded", "is 4 Instances") == Classification(
         F.QUOTA, "ResourceLimitExceeded: is 4 Instances"
@@ -67,10 +91,10 @@ def test_a_quota_in_use_retries_with_sagemakers_words():
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("", 500, Classification(F.THROTTLING, "500: m")),
+        ("", 500, Classification(F.THROTTLING, "500: m", service_error=True)),
         ("", 499, Classification(F.UNKNOWN, "499: m")),
         ("Throttling", 400, Classification(F.THROTTLING, "Throttling: m")),
-        ("RequestTimeout", 0, Classification(F.THROTTLING, "RequestTimeout: m")),
+        ("RequestTimeout", 0, Classification(F.THROTTLING, "RequestTimeout: m", service_error=True)),
         ("CustomValidationException", 400, Classification(F.USER, "CustomValidationException: m")),
         ("MissingParameter", 400, Classification(F.USER, "MissingParameter: m")),
         ("SomethingNew", 0, Classification(F.UNKNOWN, "SomethingNew: m")),

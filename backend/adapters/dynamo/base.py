@@ -6,15 +6,18 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.adapters.dynamo.codec import expires_at, from_item, to_item
 from backend.domain.model import Job
-from backend.errors import StoreUnavailable
+from backend.errors import StoreUnavailable, UnreadableItem
+
+logger = Logger(service="trainbot", child=True)
 
 BATCH_WRITE_SIZE = 25
 BATCH_GET_SIZE = 100
@@ -28,10 +31,13 @@ class StoreMetrics:
 
     calls: Counter[str] = field(default_factory=Counter)
     items_read: int = 0
+    # Job items a listing skipped because this version cannot decode them (UnreadableItem).
+    unreadable_items: int = 0
 
     def reset(self) -> None:
         self.calls.clear()
         self.items_read = 0
+        self.unreadable_items = 0
 
 
 class DynamoTable:
@@ -109,10 +115,20 @@ class DynamoTable:
                 return
             kwargs["ExclusiveStartKey"] = last
 
+    def _readable(self, items: Iterable[dict[str, Any]]) -> Iterator[Job]:
+        """The jobs ``items`` hold, skipping (logged and counted) those this version cannot
+        decode: one bad item costs only itself, never the listing (a launcher tick, a sweep)."""
+        for item in items:
+            try:
+                yield from_item(item)
+            except UnreadableItem as exc:
+                self.metrics.unreadable_items += 1
+                logger.error("unreadable job item skipped", extra={"job_id": exc.key, "error": str(exc)})
+
     def _query_jobs(self, limit: int | None, **kwargs: Any) -> list[Job]:
         jobs: list[Job] = []
         for answer in self._query(**({"Limit": limit} if limit else {}), **kwargs):
-            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            jobs.extend(self._readable(answer.get("Items", [])))
             if limit is not None and len(jobs) >= limit:
                 return jobs[:limit]
             if limit is not None:

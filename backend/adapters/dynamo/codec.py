@@ -21,12 +21,14 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic import ValidationError
 
 from backend.domain import notice
 from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
+from backend.errors import UnreadableItem
 
 serializer = TypeSerializer()
 deserializer = TypeDeserializer()
@@ -117,11 +119,19 @@ def plain(value: Any) -> Any:
 
 
 def from_item(item: dict[str, Any]) -> Job:
-    """The Job an item holds (index keys and the dispatcher's lease dropped)."""
-    values = {key: plain(deserializer.deserialize(value)) for key, value in item.items()}
+    """The Job an item holds (index keys and the dispatcher's lease dropped); UnreadableItem
+    when this version cannot decode it (a status or field type a newer version wrote)."""
+    try:
+        values = {key: plain(deserializer.deserialize(value)) for key, value in item.items()}
+    except (TypeError, ValueError) as exc:
+        raise UnreadableItem(str(item.get("JobId", {}).get("S", "?")), str(exc)) from exc
     for key in (*GSI_KEYS, "RecordType", "ExpiresAt", "DeliveryLease"):
         values.pop(key, None)
-    return Job.model_validate(values)
+    try:
+        return Job.model_validate(values)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise UnreadableItem(str(values.get("JobId", "?")), errors) from exc
 
 
 def record_key(kind: str, key: str) -> dict[str, Any]:

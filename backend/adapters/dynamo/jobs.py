@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS
 from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
@@ -23,7 +22,7 @@ from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
-from backend.errors import JobNotFound, StoreUnavailable
+from backend.errors import JobNotFound, StoreUnavailable, UnreadableItem
 from backend.ports import Applied, DuplicateBatch, LostRace, Registered, WriteOutcome
 
 
@@ -144,7 +143,7 @@ class DynamoJobs(DynamoRecords):
     def get_many(self, job_ids: Iterable[str]) -> list[Job]:
         """The jobs that exist among ``job_ids`` (BatchGetItem), in the order asked."""
         ids = list(dict.fromkeys(job_ids))
-        found = {job.job_id: job for job in map(from_item, self._batch_get(ids))}
+        found = {job.job_id: job for job in self._readable(self._batch_get(ids))}
         return [found[i] for i in ids if i in found]
 
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
@@ -249,7 +248,7 @@ class DynamoJobs(DynamoRecords):
             if isinstance(old, dict):
                 try:
                     current = from_item(old)
-                except ValidationError:
+                except UnreadableItem:
                     current = None
             if lease is not None and current is not None and (current.status, current.version) == (before.status, before.version):
                 # Refused only for the live lease of another dispatcher: move the job without

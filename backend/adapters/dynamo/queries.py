@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.adapters.dynamo.base import DynamoTable
-from backend.adapters.dynamo.codec import decode_cursor, encode_cursor, from_item
+from backend.adapters.dynamo.codec import decode_cursor, encode_cursor
 from backend.domain.fairness import launch_order
 from backend.domain.model import Job, Owner
 from backend.domain.times import format_utc, to_utc
@@ -64,7 +64,7 @@ class DynamoQueries(DynamoTable):
             ExpressionAttributeValues={":k": {"S": partition}},
             Limit=page,
         ):
-            yield from (from_item(item) for item in answer.get("Items", []))
+            yield from self._readable(answer.get("Items", []))
 
     # --- active, owner, history -------------------------------------------------------------
 
@@ -119,7 +119,7 @@ class DynamoQueries(DynamoTable):
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
         answer = self._call("query", TableName=self._table, **kwargs)
         self.metrics.items_read += answer.get("ScannedCount", 0)
-        jobs = [from_item(item) for item in answer.get("Items", [])]
+        jobs = list(self._readable(answer.get("Items", [])))
         last = answer.get("LastEvaluatedKey")
         return Page(jobs, encode_cursor(last) if last else None)
 
@@ -137,8 +137,7 @@ class DynamoQueries(DynamoTable):
             condition += " AND CreatedAt <= :b"
             values[":b"] = {"S": until}
         for answer in self._query(IndexName="ByDay", KeyConditionExpression=condition, ExpressionAttributeValues=values):
-            for item in answer.get("Items", []):
-                yield from_item(item)
+            yield from self._readable(answer.get("Items", []))
 
     def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
         """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""
@@ -159,7 +158,7 @@ class DynamoQueries(DynamoTable):
                 kwargs["ExclusiveStartKey"] = start_key
             answer = self._call("query", TableName=self._table, **kwargs)
             self.metrics.items_read += answer.get("ScannedCount", 0)
-            jobs.extend(from_item(item) for item in answer.get("Items", []))
+            jobs.extend(self._readable(answer.get("Items", [])))
             start_key = answer.get("LastEvaluatedKey")
             if start_key and len(jobs) >= limit:
                 return Page(jobs, encode_cursor({"Day": day.isoformat(), "Key": start_key}))

@@ -171,6 +171,44 @@ def test_a_job_stopped_while_its_create_was_in_flight_has_its_training_job_stopp
     assert name in world.backend.stops  # no orphan left running
 
 
+def test_a_job_stopped_and_retried_while_its_create_was_in_flight_has_the_orphan_attempt_stopped(world: World):
+    job = world.submit()
+    name = f"{job.job_id}-a1"
+
+    def user_stops_then_retries(_name: str) -> None:
+        # The user's stop ran before the create reached SageMaker: its StopTrainingJob found nothing.
+        world.backend.unavailable = True
+        world.jobs.stop(job.job_id, OWNER)
+        world.backend.unavailable = False
+        world.jobs.retry(job.job_id, OWNER)
+
+    world.backend.during_create = user_stops_then_retries
+    report = world.launcher().run_tick()
+    assert report.lost_races == 1 and report.launched == 0
+    assert world.store.get(job.job_id).status is S.RETRYING
+    assert name in world.backend.stops  # -a1 is nobody's attempt any more: not left running
+
+    world.launcher().run_tick()  # the retry is a new attempt; -a1 is never created or adopted again
+    stored = world.store.get(job.job_id)
+    assert world.backend.created == [name, f"{job.job_id}-a2"]
+    assert stored.status is S.LAUNCHED and stored.current_attempt.name == f"{job.job_id}-a2"
+
+
+def test_a_launch_that_loses_its_race_to_a_launcher_that_adopted_the_attempt_does_not_stop_it(world: World):
+    job = world.submit()
+
+    def another_launcher_adopts(_name: str) -> None:
+        # This launcher's lease ran out mid-create; another one reconciled and adopted -a1.
+        stored = world.store.get(job.job_id)
+        attempt = stored.current_attempt.model_copy(update={"outcome": AttemptOutcome.RUNNING, "launched_at": world.clock()})
+        world.store.transition(stored, S.LAUNCHED, at=world.clock(), reason="adopted", attempts=stored.replace_attempt(attempt), lease=None)
+
+    world.backend.during_create = another_launcher_adopts
+    report = world.launcher().run_tick()
+    assert report.lost_races == 1
+    assert world.backend.stops == [] and world.store.get(job.job_id).current_attempt.name == f"{job.job_id}-a1"
+
+
 def test_two_launchers_never_create_one_attempt_twice(world: World):
     job = world.submit()
     first, second = world.launcher(), world.launcher()

@@ -235,3 +235,46 @@ def test_a_zero_quota_on_the_first_type_falls_back_instead_of_failing_the_job(wo
     world.launcher().run_tick()
     assert world.store.get(fb.job_id).running_instance_type == P4D
     assert world.store.get(plain.job_id).status is S.FAILED  # one type only: a zero quota fails it, as before
+
+
+# --- a job larger than its types' instance limits -----------------------------------------------
+
+
+def test_a_job_asking_for_more_instances_than_its_types_limit_fails_at_once_and_a_job_that_fits_launches(world: World):
+    world.instance_limits[P4D] = 2
+    too_big = world.submit("big", job_args=_args(P4D, count=4))
+    fits = world.submit("fits", job_args=_args(P4D, count=2), user="U2")
+    report = world.launcher().run_tick()
+
+    failed = world.store.get(too_big.job_id)
+    assert failed.status is S.FAILED and failed.parked_at is None
+    assert failed.history[-1].reason == (
+        f"count 4 can never run: TRAINBOT_INSTANCE_LIMITS {P4D} allows 2 instances in use at once; "
+        "ask for fewer instances or another instance type"
+    )
+    assert report.failed == 1 and report.launched == 1 and world.store.get(fits.job_id).status is S.LAUNCHED
+
+
+def test_a_job_parked_before_its_limit_was_known_to_be_too_small_fails_when_read_again(world: World):
+    world.instance_limits[P4D] = 8
+    running = world.launched("running", job_args=_args(P4D, count=8))
+    parked = world.submit("big", job_args=_args(P4D, count=4), user="U2")
+    world.launcher().run_tick()
+    assert world.store.get(parked.job_id).parked_at is not None
+
+    world.instance_limits[P4D] = 2  # a redeploy lowered the limit below its request
+    _end(world, running, TrainingState.COMPLETED)
+    world.launcher().run_tick()
+    assert world.store.get(parked.job_id).status is S.FAILED
+
+
+def test_a_fallback_list_fails_for_its_size_only_when_no_type_of_it_could_ever_fit(world: World):
+    world.instance_limits.update({P5: 2, P4D: 4})
+    fits_second = _fallback_job(world, "fits-second", count=4)
+    fits_none = _fallback_job(world, "fits-none", count=8, user="U2")
+    world.launcher().run_tick()
+
+    assert world.store.get(fits_second.job_id).running_instance_type == P4D
+    failed = world.store.get(fits_none.job_id)
+    assert failed.status is S.FAILED
+    assert f"{P5} allows 2, {P4D} allows 4" in failed.history[-1].reason

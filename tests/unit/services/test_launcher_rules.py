@@ -66,7 +66,7 @@ def test_a_create_answered_already_exists_is_adopted(world: World):
     assert world.store.get(job.job_id).history[-1].reason == f"adopted existing {job.job_id}-a1"
 
 
-def test_a_reconcile_that_cannot_look_keeps_the_job_due_and_slows_down(world: World):
+def test_a_reconcile_that_cannot_look_keeps_the_pending_attempt_backs_off_and_slows_down(world: World):
     job = world.submit()
     world.backend.refuse_next(F.THROTTLING, "ThrottlingException")
     launcher = world.launcher()
@@ -76,8 +76,12 @@ def test_a_reconcile_that_cannot_look_keeps_the_job_due_and_slows_down(world: Wo
     second = launcher.run_tick()  # the pending attempt must be looked up first: SageMaker is down
     world.backend.unavailable = False
     assert second.kept_due == 1 and second.by_class == {"unknown": 1}
-    assert world.store.get(job.job_id).status is S.NEW and world.backend.created == []
-    assert launcher.run_tick().launched == 1
+    waiting = world.store.get(job.job_id)
+    assert waiting.status is S.RETRYING and world.backend.created == []
+    assert [a.outcome for a in waiting.attempts] == [AttemptOutcome.PENDING]
+    assert launcher.run_tick().launched == 0  # backing off, not every tick
+    world.clock.advance(timedelta(seconds=POLICY.max_seconds))
+    assert launcher.run_tick().launched == 1 and world.backend.created == [f"{job.job_id}-a1"]
 
 
 def test_throttling_halves_the_launchers_pace(world: World):
@@ -331,3 +335,76 @@ def test_the_backoff_is_reproducible_from_the_launchers_random_source():
 
     assert next_attempt(11) == next_attempt(11)
     assert next_attempt(11) != next_attempt(12)
+
+
+# --- creates whose outcome SageMaker keeps leaving unknown --------------------------------------
+
+
+def _service_error(world: World, times: int = 1) -> None:
+    from backend.domain.policy import Classification
+    from backend.errors import CreateRefused
+
+    for _ in range(times):
+        world.backend.refusals.append(CreateRefused(Classification(F.THROTTLING, "500: InternalFailure", service_error=True)))
+
+
+def test_a_create_answered_500_every_time_backs_off_says_why_and_fails_after_a_bounded_run(world: World):
+    from backend.domain.policy import CREATE_SERVICE_ERRORS_MAX
+
+    job = world.submit()
+    _service_error(world, times=100)
+    launcher = world.launcher()
+    launcher.run_tick()
+    waiting = world.store.get(job.job_id)
+    assert waiting.status is S.RETRYING and waiting.next_attempt_at > world.clock()
+    assert waiting.waiting.startswith(f"waiting: SageMaker could not say whether {job.job_id}-a1 was created (1 service error")
+    assert [a.outcome for a in waiting.attempts] == [AttemptOutcome.PENDING]  # no attempt spent
+    launcher.run_tick()
+    assert len(world.backend.refusals) == 99  # backing off: not tried again every tick
+
+    ticks = 0
+    while world.store.get(job.job_id).status is S.RETRYING and ticks < 100:
+        world.clock.advance(timedelta(seconds=POLICY.max_seconds))
+        launcher.run_tick()
+        ticks += 1
+    failed = world.store.get(job.job_id)
+    assert failed.status is S.FAILED and 100 - len(world.backend.refusals) == CREATE_SERVICE_ERRORS_MAX
+    assert failed.history[-1].reason == (
+        f"SageMaker answered {CREATE_SERVICE_ERRORS_MAX} creates of {job.job_id}-a1 in a row with a service error "
+        "and it does not exist; last: 500: InternalFailure"
+    )
+    assert world.backend.created == []
+
+
+def test_an_attempt_that_exists_after_a_run_of_500s_is_adopted_not_failed(world: World):
+    from backend.domain.policy import CREATE_SERVICE_ERRORS_MAX
+
+    job = world.submit()
+    _service_error(world, times=CREATE_SERVICE_ERRORS_MAX)
+    launcher = world.launcher()
+    for _ in range(CREATE_SERVICE_ERRORS_MAX):
+        launcher.run_tick()
+        world.clock.advance(timedelta(seconds=POLICY.max_seconds))
+    # The last create's answer was lost, but SageMaker did create it.
+    world.backend.jobs[f"{job.job_id}-a1"] = _running(f"{job.job_id}-a1")
+    report = launcher.run_tick()
+    assert report.adopted == 1 and world.store.get(job.job_id).status is S.LAUNCHED
+
+
+def test_creates_failing_for_several_jobs_slow_the_shared_pace_once_per_tick(world: World):
+    pacer = TokenBucket(rate=8, burst=100, monotonic=world.clock.monotonic, sleep=world.clock.sleep)
+    launcher = Launcher(world.store, world.backend, world.dispatcher, policy=POLICY, instance_limits={}, pacer=pacer, clock=world.clock)
+    world.submit("a")
+    world.submit("b", user="U2")
+    fine = world.submit("c", user="U3")
+    _service_error(world, times=2)
+    report = launcher.run_tick()
+    assert report.kept_due == 2 and pacer.penalties == 1  # halved once, then the launch won a little back
+    assert pacer.rate == pytest.approx(4.4)
+    assert world.store.get(fine.job_id).status is S.LAUNCHED
+
+
+def _running(name: str):
+    from backend.ports import TrainingStatus
+
+    return TrainingStatus(name=name, state=TrainingState.RUNNING)
