@@ -375,6 +375,9 @@ class Attempt(BaseModel):
     # The instance type this attempt runs on (a job with fallback types may change it between
     # attempts); None on attempts recorded before fallback existed: the job's first choice.
     instance_type: str | None = None
+    # True when SageMaker reported the attempt Stopping without Trainbot asking (its own stopping
+    # condition, or a stop from the console): its end, not a user's stop, then decides.
+    stopping_outside: bool | None = None
 
 
 class Lease(BaseModel):

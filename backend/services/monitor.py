@@ -50,6 +50,11 @@ def _sweep_key(job: Job) -> str:
     return f"{format_utc(job.updated_at)}#{job.job_id}"
 
 
+def _stop_asked(job: Job, attempt: Attempt) -> bool:
+    """Whether Trainbot asked to stop this attempt (a user's stop), not SageMaker on its own."""
+    return job.status is S.STOPPING and not attempt.stopping_outside
+
+
 class MonitorStore(JobRepository, RecordStore, Protocol):
     """What the monitor needs from the store: jobs, conditional writes, and its sweep cursor."""
 
@@ -274,21 +279,23 @@ class Monitor:
             attempt = running
 
         if status.state is T.RUNNING:
-            # Training has started (SageMaker gives a start time): the attempt got its instances,
-            # so a capacity/quota wait is over and its clock starts afresh next time.
-            got_capacity = status.started_at is not None
+            # A start does not end a capacity wait: spot instances can be taken back again and
+            # again, so the capacity clock runs from the first capacity wait until an attempt
+            # ends some other way (see _failed). SageMaker's start time replaces our guess.
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
-                wait = None if got_capacity else job.capacity_wait_since
-                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started), capacity_wait_since=wait)
-            if got_capacity and job.capacity_wait_since is not None:
+                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started))
+            if status.started_at is not None and job.capacity_wait_since is not None and attempt.started_at != status.started_at:
                 started = attempt.model_copy(update={"started_at": status.started_at})
-                return self._store.update(job, at=now, attempts=job.replace_attempt(started), capacity_wait_since=None)
+                return self._store.update(job, at=now, attempts=job.replace_attempt(started))
             report.ignored += 1
             return None
         if status.state is T.STOPPING:
             if job.status in (S.LAUNCHED, S.IN_PROGRESS):
-                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report)
+                # SageMaker stops a job at its own stopping condition through Stopping too: mark
+                # the attempt, so its end (MaxRuntimeExceeded, MaxWaitTimeExceeded) decides.
+                outside = attempt.model_copy(update={"stopping_outside": True})
+                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report, attempts=job.replace_attempt(outside))
             report.ignored += 1
             return None
 
@@ -304,12 +311,12 @@ class Monitor:
         if status.state is T.COMPLETED:
             done = ended.model_copy(update={"outcome": AttemptOutcome.COMPLETED, "reason": "completed"})
             return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done))
-        if status.state is T.STOPPED and job.status is not S.STOPPING and (status.max_runtime_exceeded or status.max_wait_exceeded):
+        if status.state is T.STOPPED and not _stop_asked(job, attempt) and (status.max_runtime_exceeded or status.max_wait_exceeded):
             # SageMaker ended it at its stopping condition: the run did not finish, a failure.
             return self._failed(job, ended, status, report, now)
         if status.state is T.STOPPED:
             stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
-            why = "stopped" if job.status is S.STOPPING else "stopped outside Trainbot"
+            why = "stopped" if _stop_asked(job, attempt) else "stopped outside Trainbot"
             return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
         return self._failed(job, ended, status, report, now)
 
@@ -330,7 +337,7 @@ class Monitor:
         if self._forensics is not None:
             attempts = self._forensics.with_tail(job, failed, attempts, status.failure_reason)
         report.outcomes[classification.failure_class.value] += 1
-        if job.status is S.STOPPING:
+        if _stop_asked(job, ended):
             # The user asked to stop; it failed first. Do not resubmit what they stopped.
             return self._write(job, S.FAILED, classification.reason, report, attempts=attempts)
         decision = self._policy.decide(job, classification, now=now, rng=self._rng)
