@@ -231,14 +231,22 @@ class RetryPolicy:
         return Decision(Action.RETRY, reason, cls, delay_seconds=delay, spends_budget=True)
 
 
+# Attempts that got the job no further: lost to capacity or quota before or while running.
+_NO_PROGRESS = frozenset({F.CAPACITY, F.QUOTA})
+
+
 def service_failure_streak(job: Job) -> int:
-    """How many attempts in a row before the current one SageMaker failed with an internal
-    error (THROTTLING class)."""
+    """How many attempts before the current one SageMaker failed with an internal error
+    (THROTTLING class) since the job last made progress. Attempts lost to capacity or quota in
+    between are no progress: they neither count nor end the streak (else internal errors
+    alternating with capacity losses would be retried for ever). Any other end (an algorithm
+    error, a stop, a run that ended otherwise) is progress and ends it."""
     streak = 0
     for attempt in reversed(job.attempts[:-1]):
-        if attempt.failure_class is not F.THROTTLING:
+        if attempt.failure_class is F.THROTTLING:
+            streak += 1
+        elif attempt.failure_class not in _NO_PROGRESS:
             break
-        streak += 1
     return streak
 
 
