@@ -179,3 +179,11 @@ def test_an_algorithm_error_between_internal_errors_ends_the_streak():
         job = _ended(job, number, cls)
     # Before the current attempt (6): attempt 4, past the capacity loss (5), up to the algorithm error (3).
     assert service_failure_streak(job) == 1
+
+
+def test_a_failure_reason_naming_max_runtime_is_told_in_trainbots_words_with_the_limit():
+    """What a person reads when SageMaker's FailureReason (not its secondary status) names the
+    limit: Trainbot's sentence with the job's own max_runtime, not SageMaker's raw text."""
+    told = classify_failure_reason("MaxRuntimeExceeded: Training job runtime exceeded MaxRuntimeInSeconds", max_runtime_seconds=3600)
+    assert told.failure_class is F.USER
+    assert told.reason == "MaxRuntimeExceeded: the job ran longer than its max_runtime (3600 s); SageMaker stopped it"

@@ -607,3 +607,19 @@ def test_a_users_stop_of_an_interrupted_spot_job_still_ends_stopped(world: World
     world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_wait_exceeded=True, spot_interrupted=True))
     stored = world.store.get(job.job_id)
     assert stored.status is S.STOPPED and stored.history[-1].reason == "stopped"
+
+
+def test_a_late_running_event_of_an_older_attempt_of_a_stopped_job_sends_no_stop(world: World):
+    """Attempt 1 lost its capacity, attempt 2 was stopped by its owner. A late "running" event
+    for attempt 1 is old news: no StopTrainingJob goes out again."""
+    job = world.launched(retry_budget=0)
+    first = f"{job.job_id}-a1"
+    world.monitor().observe(job.job_id, 1, _status(first, T.FAILED, failure_reason="CapacityError: no ml.g5.xlarge"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.launcher().run_tick()
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.STOPPED))
+    assert world.store.get(job.job_id).status is S.STOPPED
+    stops = list(world.backend.stops)
+    report = world.monitor().observe(job.job_id, 1, _status(first, T.RUNNING))
+    assert world.backend.stops == stops and report.stops_resent == 0 and report.ignored == 1
