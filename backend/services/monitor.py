@@ -148,12 +148,13 @@ class Monitor:
         ahead = [job for job in jobs if _sweep_key(job) > cursor]
         ordered = ahead + [job for job in jobs if _sweep_key(job) <= cursor]
         last: str | None = None
+        silent: list[tuple[Job, Attempt]] = []  # running jobs whose log silence may be checked
         for job in ordered:
             if not describe_while():
                 report.stopped_early = True
                 break
             try:
-                self._sweep_one(job, report)
+                self._sweep_one(job, report, silent)
             except TrainbotError as exc:
                 report.errors += 1
                 logger.error("sweeping one job failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
@@ -161,13 +162,14 @@ class Monitor:
         after = last if report.stopped_early and last is not None else ""
         if after != cursor:  # an unchanged cursor (every sweep that walks them all) costs no write
             self._save_cursor(after)
+        self._check_stalls(silent, report)
         delivery = self._dispatcher.drain(should_continue=should_continue)
         report.notifications_sent = delivery.sent
         report.notifications_pending = delivery.pending
         logger.info("monitor sweep", extra={"report": report.as_dict()})
         return report
 
-    def _sweep_one(self, job: Job, report: MonitorReport) -> None:
+    def _sweep_one(self, job: Job, report: MonitorReport, silent: list[tuple[Job, Attempt]]) -> None:
         attempt = job.current_attempt
         if attempt is None:
             return
@@ -190,26 +192,44 @@ class Monitor:
         outcome = self._apply(job, attempt.number, status, report)
         if isinstance(outcome, LostRace):
             report.lost_races += 1  # changed under us: the event path or the next sweep sees it
-        elif (
-            outcome is None
-            and status.state is T.RUNNING
-            and job.status is S.IN_PROGRESS
-            and self._forensics is not None
-            and self._forensics.check_stall(job, attempt)
-        ):
-            report.stall_warnings += 1
+        elif outcome is None and status.state is T.RUNNING and job.status is S.IN_PROGRESS:
+            silent.append((job, attempt))
 
-    def _load_cursor(self) -> str:
+    def _check_stalls(self, silent: list[tuple[Job, Attempt]], report: MonitorReport) -> None:
+        """Stall checks are bounded per sweep: they start after the job the last sweep's checks
+        stopped at (its own cursor entry), so every running job is checked in turn."""
+        if self._forensics is None or not silent:
+            return
+        cursor = self._load_cursor("StallAfter")
+        silent.sort(key=lambda pair: pair[0].job_id)
+        ordered = [p for p in silent if p[0].job_id > cursor] + [p for p in silent if p[0].job_id <= cursor]
+        after = ""
+        for job, attempt in ordered:
+            if not self._forensics.can_check_stall():
+                break
+            try:
+                if self._forensics.check_stall(job, attempt):
+                    report.stall_warnings += 1
+            except TrainbotError as exc:
+                report.errors += 1
+                logger.error("stall check failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
+            after = job.job_id
+        else:
+            after = ""  # all checked: the next sweep starts at the head
+        if after != cursor:
+            self._save_cursor(after, "StallAfter")
+
+    def _load_cursor(self, entry: str = "After") -> str:
         try:
             record = self._store.get_record(*SWEEP_CURSOR) or {}
         except StoreUnavailable:
             return ""
-        return str((record.get("Position") or {}).get("After", ""))
+        return str((record.get("Position") or {}).get(entry, ""))
 
-    def _save_cursor(self, after: str) -> None:
+    def _save_cursor(self, after: str, entry: str = "After") -> None:
         try:
             # Updates, not a put: the monitor's role may update records, not put them.
-            self._store.set_record_entry(*SWEEP_CURSOR, "Position", "After", after)
+            self._store.set_record_entry(*SWEEP_CURSOR, "Position", entry, after)
         except StoreUnavailable:
             pass  # the next sweep starts at the head again: late, not wrong
 
