@@ -378,6 +378,9 @@ class Attempt(BaseModel):
     # CreateTrainingJob calls in a row for this (pending) attempt whose outcome SageMaker left
     # unknown (a service error, an error we do not know); None: none. Bounded by the launcher.
     create_errors: int | None = None
+    # True when SageMaker reported the attempt Stopping without Trainbot asking (its own stopping
+    # condition, or a stop from the console): its end, not a user's stop, then decides.
+    stopping_outside: bool | None = None
 
 
 class Lease(BaseModel):

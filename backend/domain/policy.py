@@ -133,32 +133,35 @@ def classify_failure_reason(
 ) -> Classification:
     """Classify a finished attempt from SageMaker's ``FailureReason`` (and secondary status).
 
-    SageMaker ends a job at its stopping condition as Stopped with secondary status
-    ``MaxRuntimeExceeded`` (spot: ``MaxWaitTimeExceeded``) and no FailureReason: the run did
-    not finish, and running it again would hit the same limit, so it fails, naming the limit.
+    SageMaker ends a job at its stopping condition (Stopping, then Stopped) with the secondary
+    status naming the condition (API_DescribeTrainingJob, "SecondaryStatus"; sample in
+    tests/fixtures/sagemaker_describe_spot_max_runtime.json):
 
-    A spot job whose instances were interrupted (SecondaryStatus ``Interrupted`` on its way) and
-    that then ran out of its max wait or failed for capacity lost its capacity, not its code:
-    capacity, a free retry that resumes from the job's checkpoints."""
+    - ``MaxRuntimeExceeded``: the job ran out of its own time. Running it again would hit the
+      same limit, so it fails, naming the limit, whether or not spot interruptions came first.
+    - ``MaxWaitTimeExceeded`` (spot only): the job's max wait, its runtime plus the time spent
+      waiting for spot capacity, ran out while its runtime had not. It waited for capacity too
+      long: capacity, a free retry bounded by the capacity wait.
+
+    ``Interrupted`` is an InProgress secondary status (the spot instances were taken back; the
+    job resumes when capacity returns). An interrupted spot job that then failed for capacity,
+    or without a reason, lost its capacity, not its code: capacity too."""
     text = reason or ""
     prefix = text.split(":", 1)[0].strip()
-    if spot_interrupted and (
-        secondary_status == "MaxWaitTimeExceeded" or text.startswith("MaxWaitTimeExceeded") or prefix in {"CapacityError", "InsufficientCapacityError", ""}
-    ):
-        return Classification(
-            F.CAPACITY,
-            "spot interruption: EC2 took the spot instances back and no spot capacity returned within max_wait"
-            + (f" (SageMaker said: {text})" if text else ""),
-        )
     if secondary_status == "MaxRuntimeExceeded" or text.startswith("MaxRuntimeExceeded"):
         limit = f" ({max_runtime_seconds} s)" if max_runtime_seconds else ""
         return Classification(F.USER, f"MaxRuntimeExceeded: the job ran longer than its max_runtime{limit}; SageMaker stopped it")
     if secondary_status == "MaxWaitTimeExceeded" or text.startswith("MaxWaitTimeExceeded"):
         limit = f" ({max_wait_seconds} s)" if max_wait_seconds else ""
+        interrupted = "spot interruption: EC2 took the spot instances back and " if spot_interrupted else ""
         return Classification(
-            F.USER,
-            f"MaxWaitTimeExceeded: the spot job did not finish within its max_wait{limit}, waiting for spot capacity included; "
-            "SageMaker stopped it",
+            F.CAPACITY,
+            f"MaxWaitTimeExceeded: {interrupted}no spot capacity let the job finish within its max_wait{limit}; SageMaker stopped it",
+        )
+    if spot_interrupted and prefix in {"CapacityError", "InsufficientCapacityError", ""}:
+        return Classification(
+            F.CAPACITY,
+            "spot interruption: EC2 took the spot instances back" + (f" (SageMaker said: {text})" if text else ""),
         )
     if prefix in {"CapacityError", "InsufficientCapacityError"}:
         return Classification(F.CAPACITY, text)
@@ -259,14 +262,22 @@ class RetryPolicy:
         return Decision(Action.RETRY, reason, cls, delay_seconds=delay, spends_budget=True)
 
 
+# Attempts that got the job no further: lost to capacity or quota before or while running.
+_NO_PROGRESS = frozenset({F.CAPACITY, F.QUOTA})
+
+
 def service_failure_streak(job: Job) -> int:
-    """How many attempts in a row before the current one SageMaker failed with an internal
-    error (THROTTLING class)."""
+    """How many attempts before the current one SageMaker failed with an internal error
+    (THROTTLING class) since the job last made progress. Attempts lost to capacity or quota in
+    between are no progress: they neither count nor end the streak (else internal errors
+    alternating with capacity losses would be retried for ever). Any other end (an algorithm
+    error, a stop, a run that ended otherwise) is progress and ends it."""
     streak = 0
     for attempt in reversed(job.attempts[:-1]):
-        if attempt.failure_class is not F.THROTTLING:
+        if attempt.failure_class is F.THROTTLING:
+            streak += 1
+        elif attempt.failure_class not in _NO_PROGRESS:
             break
-        streak += 1
     return streak
 
 

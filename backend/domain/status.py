@@ -48,7 +48,9 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     S.IN_PROGRESS: frozenset({S.RETRYING, S.STOPPING, S.COMPLETED, S.FAILED, S.STOPPED}),
     S.RETRYING: frozenset({S.LAUNCHED, S.FAILED, S.STOPPED}),
     # A stop request can lose the race against the job's own end: it then ends as it ended.
-    S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED}),
+    # Retrying: SageMaker itself stopped it (Stopping, then Stopped with MaxWaitTimeExceeded:
+    # a spot job out of capacity), a free retry; never for a stop Trainbot asked for.
+    S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED, S.RETRYING}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset({S.RETRYING}),
     S.STOPPED: frozenset({S.RETRYING}),

@@ -13,7 +13,8 @@ DescribeLogStreams plus one GetLogEvents per host, at most 4 hosts, paced by the
 
 **Stall warning** (``stall_alert=45m`` on a job, or the team default
 TRAINBOT_STALL_ALERT_SECONDS): the monitor's sweep asks, for at most STALL_CHECKS_PER_SWEEP
-running jobs with an alert set, when the job last wrote a line (one DescribeLogStreams). Silent
+running jobs with an alert set (starting after the job the last sweep's checks stopped at, so
+all of them are checked in turn), when the job last wrote a line (one DescribeLogStreams). Silent
 for longer than the alert: one conditional write records the time of that last line
 (``StallWarnedAt``), and only the writer that won posts the warning, so a silence is told once
 however many sweeps see it. A later line is a new "last line": when that one goes quiet, a new
@@ -99,6 +100,10 @@ class Forensics:
 
     def new_sweep(self) -> None:
         self._stall_checks_left = self._stall_checks_per_sweep
+
+    def can_check_stall(self) -> bool:
+        """Whether this sweep has stall checks left (STALL_CHECKS_PER_SWEEP)."""
+        return self._stall_checks_left > 0
 
     def stall_seconds(self, job: Job) -> int:
         return self._stall_default if job.stall_alert_seconds is None else job.stall_alert_seconds

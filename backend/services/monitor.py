@@ -50,6 +50,11 @@ def _sweep_key(job: Job) -> str:
     return f"{format_utc(job.updated_at)}#{job.job_id}"
 
 
+def _stop_asked(job: Job, attempt: Attempt) -> bool:
+    """Whether Trainbot asked to stop this attempt (a user's stop), not SageMaker on its own."""
+    return job.status is S.STOPPING and not attempt.stopping_outside
+
+
 class MonitorStore(JobRepository, RecordStore, Protocol):
     """What the monitor needs from the store: jobs, conditional writes, and its sweep cursor."""
 
@@ -143,12 +148,13 @@ class Monitor:
         ahead = [job for job in jobs if _sweep_key(job) > cursor]
         ordered = ahead + [job for job in jobs if _sweep_key(job) <= cursor]
         last: str | None = None
+        silent: list[tuple[Job, Attempt]] = []  # running jobs whose log silence may be checked
         for job in ordered:
             if not describe_while():
                 report.stopped_early = True
                 break
             try:
-                self._sweep_one(job, report)
+                self._sweep_one(job, report, silent)
             except TrainbotError as exc:
                 report.errors += 1
                 logger.error("sweeping one job failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
@@ -156,13 +162,14 @@ class Monitor:
         after = last if report.stopped_early and last is not None else ""
         if after != cursor:  # an unchanged cursor (every sweep that walks them all) costs no write
             self._save_cursor(after)
+        self._check_stalls(silent, report)
         delivery = self._dispatcher.drain(should_continue=should_continue)
         report.notifications_sent = delivery.sent
         report.notifications_pending = delivery.pending
         logger.info("monitor sweep", extra={"report": report.as_dict()})
         return report
 
-    def _sweep_one(self, job: Job, report: MonitorReport) -> None:
+    def _sweep_one(self, job: Job, report: MonitorReport, silent: list[tuple[Job, Attempt]]) -> None:
         attempt = job.current_attempt
         if attempt is None:
             return
@@ -185,26 +192,44 @@ class Monitor:
         outcome = self._apply(job, attempt.number, status, report)
         if isinstance(outcome, LostRace):
             report.lost_races += 1  # changed under us: the event path or the next sweep sees it
-        elif (
-            outcome is None
-            and status.state is T.RUNNING
-            and job.status is S.IN_PROGRESS
-            and self._forensics is not None
-            and self._forensics.check_stall(job, attempt)
-        ):
-            report.stall_warnings += 1
+        elif outcome is None and status.state is T.RUNNING and job.status is S.IN_PROGRESS:
+            silent.append((job, attempt))
 
-    def _load_cursor(self) -> str:
+    def _check_stalls(self, silent: list[tuple[Job, Attempt]], report: MonitorReport) -> None:
+        """Stall checks are bounded per sweep: they start after the job the last sweep's checks
+        stopped at (its own cursor entry), so every running job is checked in turn."""
+        if self._forensics is None or not silent:
+            return
+        cursor = self._load_cursor("StallAfter")
+        silent.sort(key=lambda pair: pair[0].job_id)
+        ordered = [p for p in silent if p[0].job_id > cursor] + [p for p in silent if p[0].job_id <= cursor]
+        after = ""
+        for job, attempt in ordered:
+            if not self._forensics.can_check_stall():
+                break
+            try:
+                if self._forensics.check_stall(job, attempt):
+                    report.stall_warnings += 1
+            except TrainbotError as exc:
+                report.errors += 1
+                logger.error("stall check failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
+            after = job.job_id
+        else:
+            after = ""  # all checked: the next sweep starts at the head
+        if after != cursor:
+            self._save_cursor(after, "StallAfter")
+
+    def _load_cursor(self, entry: str = "After") -> str:
         try:
             record = self._store.get_record(*SWEEP_CURSOR) or {}
         except StoreUnavailable:
             return ""
-        return str((record.get("Position") or {}).get("After", ""))
+        return str((record.get("Position") or {}).get(entry, ""))
 
-    def _save_cursor(self, after: str) -> None:
+    def _save_cursor(self, after: str, entry: str = "After") -> None:
         try:
             # Updates, not a put: the monitor's role may update records, not put them.
-            self._store.set_record_entry(*SWEEP_CURSOR, "Position", "After", after)
+            self._store.set_record_entry(*SWEEP_CURSOR, "Position", entry, after)
         except StoreUnavailable:
             pass  # the next sweep starts at the head again: late, not wrong
 
@@ -274,21 +299,23 @@ class Monitor:
             attempt = running
 
         if status.state is T.RUNNING:
-            # Training has started (SageMaker gives a start time): the attempt got its instances,
-            # so a capacity/quota wait is over and its clock starts afresh next time.
-            got_capacity = status.started_at is not None
+            # A start does not end a capacity wait: spot instances can be taken back again and
+            # again, so the capacity clock runs from the first capacity wait until an attempt
+            # ends some other way (see _failed). SageMaker's start time replaces our guess.
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
-                wait = None if got_capacity else job.capacity_wait_since
-                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started), capacity_wait_since=wait)
-            if got_capacity and job.capacity_wait_since is not None:
+                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started))
+            if status.started_at is not None and job.capacity_wait_since is not None and attempt.started_at != status.started_at:
                 started = attempt.model_copy(update={"started_at": status.started_at})
-                return self._store.update(job, at=now, attempts=job.replace_attempt(started), capacity_wait_since=None)
+                return self._store.update(job, at=now, attempts=job.replace_attempt(started))
             report.ignored += 1
             return None
         if status.state is T.STOPPING:
             if job.status in (S.LAUNCHED, S.IN_PROGRESS):
-                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report)
+                # SageMaker stops a job at its own stopping condition through Stopping too: mark
+                # the attempt, so its end (MaxRuntimeExceeded, MaxWaitTimeExceeded) decides.
+                outside = attempt.model_copy(update={"stopping_outside": True})
+                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report, attempts=job.replace_attempt(outside))
             report.ignored += 1
             return None
 
@@ -304,12 +331,12 @@ class Monitor:
         if status.state is T.COMPLETED:
             done = ended.model_copy(update={"outcome": AttemptOutcome.COMPLETED, "reason": "completed"})
             return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done))
-        if status.state is T.STOPPED and job.status is not S.STOPPING and (status.max_runtime_exceeded or status.max_wait_exceeded):
+        if status.state is T.STOPPED and not _stop_asked(job, attempt) and (status.max_runtime_exceeded or status.max_wait_exceeded):
             # SageMaker ended it at its stopping condition: the run did not finish, a failure.
             return self._failed(job, ended, status, report, now)
         if status.state is T.STOPPED:
             stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
-            why = "stopped" if job.status is S.STOPPING else "stopped outside Trainbot"
+            why = "stopped" if _stop_asked(job, attempt) else "stopped outside Trainbot"
             return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
         return self._failed(job, ended, status, report, now)
 
@@ -330,7 +357,7 @@ class Monitor:
         if self._forensics is not None:
             attempts = self._forensics.with_tail(job, failed, attempts, status.failure_reason)
         report.outcomes[classification.failure_class.value] += 1
-        if job.status is S.STOPPING:
+        if _stop_asked(job, ended):
             # The user asked to stop; it failed first. Do not resubmit what they stopped.
             return self._write(job, S.FAILED, classification.reason, report, attempts=attempts)
         decision = self._policy.decide(job, classification, now=now, rng=self._rng)

@@ -48,8 +48,12 @@ def test_a_spot_job_keeps_the_checkpoint_it_named_and_an_on_demand_job_gets_none
 def test_a_spot_interruption_that_runs_out_of_max_wait_is_capacity_not_the_users_fault():
     interrupted = classify_failure_reason("", secondary_status="MaxWaitTimeExceeded", max_wait_seconds=7200, spot_interrupted=True)
     assert interrupted.failure_class is F.CAPACITY and "spot interruption" in interrupted.reason
-    # Without an interruption the run is simply longer than max_wait: the user's limit.
-    assert classify_failure_reason("", secondary_status="MaxWaitTimeExceeded", max_wait_seconds=7200).failure_class is F.USER
+    # Without an interruption too: max_wait is at least max_runtime, so the run did not run out
+    # of its own time, it waited for spot capacity too long (bounded by the capacity wait).
+    assert classify_failure_reason("", secondary_status="MaxWaitTimeExceeded", max_wait_seconds=7200).failure_class is F.CAPACITY
+    # Interrupted, then out of its own max runtime: the user's limit, not capacity.
+    ran_out = classify_failure_reason("", secondary_status="MaxRuntimeExceeded", max_runtime_seconds=3600, spot_interrupted=True)
+    assert ran_out.failure_class is F.USER
     # An interrupted job whose code then failed is still the code's failure.
     code = classify_failure_reason("AlgorithmError: ExitCode 1", spot_interrupted=True)
     assert code.failure_class is F.ALGORITHM

@@ -143,3 +143,47 @@ def test_an_attempt_sagemaker_failed_internally_is_retried_with_backoff_until_a_
             assert not decision.spends_budget
     assert decision.action is Action.FAIL
     assert f"{SERVICE_FAILURES_MAX} attempts in a row" in decision.reason
+
+
+def _ended(job, number: int, cls: F):
+    from backend.domain.model import Attempt, AttemptOutcome, attempt_name
+
+    failed = Attempt(number=number, name=attempt_name(job.job_id, number), claimed_at=T0, outcome=AttemptOutcome.FAILED, failure_class=cls)
+    return job.model_copy(update={"attempts": job.with_attempt(failed)})
+
+
+def test_capacity_losses_between_internal_errors_do_not_restart_the_internal_error_streak():
+    """The streak counts internal errors since the job last made progress; a capacity or quota
+    loss got the job no further, so internal errors alternating with them still end the job."""
+    from backend.domain.policy import SERVICE_FAILURES_MAX, service_failure_streak
+
+    job, number, internal = make_job(), 0, 0
+    while internal < SERVICE_FAILURES_MAX:
+        number += 1
+        job = _ended(job, number, F.THROTTLING)
+        internal += 1
+        decision = POLICY.decide(job, Classification(F.THROTTLING, "InternalServerError: oops"), now=T0)
+        if internal < SERVICE_FAILURES_MAX:
+            assert decision.action is Action.RETRY
+            number += 1
+            job = _ended(job, number, F.CAPACITY if number % 4 else F.QUOTA)
+    assert service_failure_streak(job) == SERVICE_FAILURES_MAX - 1
+    assert decision.action is Action.FAIL and f"{SERVICE_FAILURES_MAX} attempts in a row" in decision.reason
+
+
+def test_an_algorithm_error_between_internal_errors_ends_the_streak():
+    from backend.domain.policy import service_failure_streak
+
+    job = make_job()
+    for number, cls in enumerate([F.THROTTLING, F.THROTTLING, F.ALGORITHM, F.THROTTLING, F.CAPACITY, F.THROTTLING], start=1):
+        job = _ended(job, number, cls)
+    # Before the current attempt (6): attempt 4, past the capacity loss (5), up to the algorithm error (3).
+    assert service_failure_streak(job) == 1
+
+
+def test_a_failure_reason_naming_max_runtime_is_told_in_trainbots_words_with_the_limit():
+    """What a person reads when SageMaker's FailureReason (not its secondary status) names the
+    limit: Trainbot's sentence with the job's own max_runtime, not SageMaker's raw text."""
+    told = classify_failure_reason("MaxRuntimeExceeded: Training job runtime exceeded MaxRuntimeInSeconds", max_runtime_seconds=3600)
+    assert told.failure_class is F.USER
+    assert told.reason == "MaxRuntimeExceeded: the job ran longer than its max_runtime (3600 s); SageMaker stopped it"

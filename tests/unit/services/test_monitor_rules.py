@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from backend.adapters.sagemaker_events import training_status
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
 from backend.errors import NotifierUnavailable, StoreUnavailable
@@ -16,6 +17,7 @@ from backend.ports import TrainingState, TrainingStatus
 from backend.services.monitor import Monitor, MonitorReport
 from backend.services.pacing import TokenBucket
 from tests.conftest import T0, job_args
+from tests.fixtures import samples
 from tests.unit.services.conftest import OWNER, POLICY, World
 
 S = JobStatus
@@ -445,15 +447,17 @@ def test_a_job_being_stopped_that_sagemaker_ends_at_its_max_runtime_ends_stopped
     assert stored.status is S.STOPPED and stored.history[-1].reason == "stopped"
 
 
-def test_a_spot_run_past_its_max_wait_fails_naming_the_limit(world: World):
+def test_a_spot_run_past_its_max_wait_waited_too_long_for_capacity_and_is_retried_free(world: World):
+    """AWS: Stopped with MaxWaitTimeExceeded while the runtime had not run out: the time spent
+    waiting for spot capacity ate the max wait. Capacity, bounded by the capacity wait."""
     spot = job_args(StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}, EnableManagedSpotTraining=True)
-    job = world.launched(retry_budget=5, job_args=spot)
+    job = world.launched(retry_budget=0, job_args=spot)
     world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_wait_exceeded=True))
     stored = world.store.get(job.job_id)
-    assert stored.status is S.FAILED and stored.current_attempt.failure_class is F.USER
+    assert stored.status is S.RETRYING and stored.current_attempt.failure_class is F.CAPACITY
+    assert stored.capacity_wait_since == world.clock() and stored.algorithm_failures == 0
     assert stored.history[-1].reason == (
-        "MaxWaitTimeExceeded: the spot job did not finish within its max_wait (7200 s), waiting for spot capacity included; "
-        "SageMaker stopped it"
+        "MaxWaitTimeExceeded: no spot capacity let the job finish within its max_wait (7200 s); SageMaker stopped it"
     )
 
 
@@ -484,27 +488,31 @@ def test_a_job_running_without_a_start_time_from_sagemaker_keeps_its_capacity_cl
     assert world.store.get(job.job_id).capacity_wait_since == since
 
 
-def test_sagemakers_start_time_ends_the_capacity_wait_of_a_launched_job(world: World):
-    job, _ = _waiting_for_capacity(world)
+def test_sagemakers_start_time_does_not_restart_the_capacity_clock_of_a_launched_job(world: World):
+    """Spot instances can be taken back after every start: the capacity clock runs from the
+    first capacity wait, or interruptions would be retried for free for ever."""
+    job, since = _waiting_for_capacity(world)
     started = world.clock() - timedelta(seconds=20)
     world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.RUNNING, started_at=started))
     stored = world.store.get(job.job_id)
-    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since is None
+    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since == since
     assert stored.current_attempt.started_at == started
 
 
-def test_sagemakers_start_time_ends_the_capacity_wait_of_a_job_already_in_progress(world: World):
-    job, _ = _waiting_for_capacity(world)
+def test_sagemakers_start_time_is_recorded_once_for_a_job_already_in_progress(world: World):
+    job, since = _waiting_for_capacity(world)
     name = f"{job.job_id}-a2"
     world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING))
     world.clock.advance(timedelta(minutes=5))
     started = world.clock() - timedelta(seconds=30)
     report = world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING, started_at=started))
     stored = world.store.get(job.job_id)
-    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since is None
+    assert stored.status is S.IN_PROGRESS and stored.capacity_wait_since == since
     assert stored.current_attempt.started_at == started and stored.current_attempt.outcome is AttemptOutcome.RUNNING
     assert stored.updated_at == world.clock() and stored.history[-1].to_status is S.IN_PROGRESS  # no new move
     assert report.ignored == 0
+    again = world.monitor().observe(job.job_id, 2, _status(name, T.RUNNING, started_at=started))
+    assert again.ignored == 1 and world.store.get(job.job_id).version == stored.version
 
 
 def test_a_sagemaker_internal_error_neither_starts_nor_ends_the_capacity_wait(world: World):
@@ -544,3 +552,74 @@ def test_a_sweep_counts_each_job_whose_write_failed_and_goes_on_with_the_others(
     report = world.monitor().sweep()
     assert report.errors == 2 and report.applied == 1 and report.moved == {"Completed": 1}
     assert [world.store.get(job.job_id).status for job in jobs] == [S.LAUNCHED, S.COMPLETED, S.LAUNCHED]
+
+
+def _spot(world: World, **kwargs):
+    spot = job_args(StoppingCondition={"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}, EnableManagedSpotTraining=True)
+    return world.launched(retry_budget=0, job_args=spot, **kwargs)
+
+
+def test_an_interrupted_spot_job_stopped_at_its_max_runtime_fails_naming_the_limit(world: World):
+    """AWS's sequence: InProgress (Interrupted on the way), Stopping, then Stopped with
+    MaxRuntimeExceeded and no FailureReason. The job ran out of its own time: not capacity."""
+    description = samples.load("sagemaker_describe_spot_max_runtime.json")
+    job = _spot(world)
+    name = f"{job.job_id}-a1"
+    description["TrainingJobName"] = name
+    monitor = world.monitor()
+    monitor.observe(job.job_id, 1, _status(name, T.RUNNING, started_at=world.clock()))
+    stopping = training_status({**description, "TrainingJobStatus": "Stopping", "SecondaryStatus": "Stopping"})
+    monitor.observe(job.job_id, 1, stopping)
+    assert world.store.get(job.job_id).status is S.STOPPING
+    report = monitor.observe(job.job_id, 1, training_status(description))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.FAILED and stored.current_attempt.failure_class is F.USER
+    assert stored.history[-1].reason == "MaxRuntimeExceeded: the job ran longer than its max_runtime (3600 s); SageMaker stopped it"
+    assert report.retried == {} and world.store.due_for_launch(world.clock() + timedelta(days=1), 10) == []
+
+
+def test_spot_interruptions_are_retried_free_until_the_capacity_wait_from_the_first_one_runs_out(world: World):
+    """Each attempt starts, is interrupted and ends MaxWaitTimeExceeded: free retries, but the
+    capacity clock (POLICY: 1 h) runs from the first one, through the starts in between."""
+    job = _spot(world)
+    first_wait = None
+    for number in range(1, 10):
+        name = f"{job.job_id}-a{number}"
+        world.monitor().observe(job.job_id, number, _status(name, T.RUNNING, started_at=world.clock()))
+        world.clock.advance(timedelta(minutes=20))
+        interrupted = _status(name, T.STOPPED, max_wait_exceeded=True, spot_interrupted=True)
+        world.monitor().observe(job.job_id, number, interrupted)
+        stored = world.store.get(job.job_id)
+        first_wait = first_wait or stored.capacity_wait_since
+        if stored.status is not S.RETRYING:
+            break
+        assert stored.capacity_wait_since == first_wait
+        world.clock.now = stored.next_attempt_at
+        world.launcher().run_tick()
+    assert stored.status is S.FAILED and stored.algorithm_failures == 0
+    assert stored.history[-1].reason.startswith("no ml.") and "capacity for 1 h" in stored.history[-1].reason
+    assert number <= 4
+
+
+def test_a_users_stop_of_an_interrupted_spot_job_still_ends_stopped(world: World):
+    job = _spot(world)
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 1, _status(f"{job.job_id}-a1", T.STOPPED, max_wait_exceeded=True, spot_interrupted=True))
+    stored = world.store.get(job.job_id)
+    assert stored.status is S.STOPPED and stored.history[-1].reason == "stopped"
+
+
+def test_a_late_running_event_of_an_older_attempt_of_a_stopped_job_sends_no_stop(world: World):
+    """Attempt 1 lost its capacity, attempt 2 was stopped by its owner. A late "running" event
+    for attempt 1 is old news: no StopTrainingJob goes out again."""
+    job = world.launched(retry_budget=0)
+    first = f"{job.job_id}-a1"
+    world.monitor().observe(job.job_id, 1, _status(first, T.FAILED, failure_reason="CapacityError: no ml.g5.xlarge"))
+    world.clock.now = world.store.get(job.job_id).next_attempt_at
+    world.launcher().run_tick()
+    world.jobs.stop(job.job_id, OWNER)
+    world.monitor().observe(job.job_id, 2, _status(f"{job.job_id}-a2", T.STOPPED))
+    assert world.store.get(job.job_id).status is S.STOPPED
+    stops = list(world.backend.stops)
+    report = world.monitor().observe(job.job_id, 1, _status(first, T.RUNNING))
+    assert world.backend.stops == stops and report.stops_resent == 0 and report.ignored == 1
