@@ -88,6 +88,12 @@ def sweep_digests(mode: NotifyMode | None) -> bool:
 # sent eagerly and need no mark, so Slack users see every state at once all the same.
 
 DELIVERY_LEASE = timedelta(seconds=60)
+# The longest one notifier call may take (its clients' timeouts and bounded retries: SNS at most
+# 4 attempts of 5 + 10 s, a Slack call 3 tries of 5 s and 5 s waits). A delivery lease that ran
+# out less than this ago may still have its holder's last send in flight, so no other dispatcher
+# (nor a transition's writer) takes it over before then: a send slower than the lease is never
+# made again by a second dispatcher while the first one's is still under way.
+SEND_BOUND = timedelta(minutes=2)
 COALESCE = timedelta(minutes=5)
 QUEUED_HOLD = timedelta(days=1)
 _URGENT = frozenset({S.RETRYING}) | TERMINAL
