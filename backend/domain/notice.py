@@ -99,6 +99,19 @@ QUEUED_HOLD = timedelta(days=1)
 _URGENT = frozenset({S.RETRYING}) | TERMINAL
 
 
+# A round that failed (a notifier unavailable) leaves its job due again after this, doubling
+# with how long the change has waited (up to RETRY_MAX): a sink that keeps failing for some
+# jobs costs a few writes an hour each, and never stands in front of a later job's change.
+RETRY_MIN = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=1)
+
+
+def retry_due(job: Job, now: datetime) -> datetime:
+    """When the drain tries again after a failed round at ``now`` (``job`` as it was read)."""
+    waited = max(now - job.updated_at, timedelta(0))
+    return now + min(RETRY_MAX, max(RETRY_MIN, waited))
+
+
 def pending_seqs(job: Job, targets: Sequence[str]) -> range:
     """The changes some target has not had yet."""
     if not targets:
@@ -126,12 +139,12 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
 
 def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
     """When the outbox drain may deliver ``job``'s pending changes (None: nothing pending).
-    Urgent: once its writer's lease has run out; otherwise after COALESCE of quiet (a queued
+    Urgent: once its writer's lease may be taken over (SEND_BOUND after it ran out); otherwise after COALESCE of quiet (a queued
     job: QUEUED_HOLD after it was submitted)."""
     if not pending_seqs(job, targets):
         return None
     if is_urgent(job, targets):
-        return job.updated_at + DELIVERY_LEASE
+        return job.updated_at + DELIVERY_LEASE + SEND_BOUND
     if job.status is S.NEW:
         return job.created_at + QUEUED_HOLD
     return job.updated_at + COALESCE

@@ -49,6 +49,10 @@ SEND_BOUND = notice.SEND_BOUND
 LEASE_MARGIN = timedelta(seconds=30)
 
 
+# A drain stops after this many rounds that failed (each cost two writes: lease and marks).
+FAILED_ROUNDS_PER_DRAIN = 25
+
+
 def takeover_point(now: datetime) -> datetime:
     """A lease that ran out before this may be taken: its holder's last send is over."""
     return now - SEND_BOUND
@@ -158,8 +162,11 @@ class Dispatcher:
                 except (NotifierUnavailable, NotifierRejected) as exc:
                     logger.info("eager refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
 
-    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport) -> None:
+    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport) -> bool:
+        """One round under the lease ``token``; whether a notifier failed (the job then backs
+        off: :func:`backend.domain.notice.retry_due`)."""
         delivered = dict(current.delivered)
+        failed = False
         for notifier in self._notifiers:
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
                 if current.entry(seq) is None:
@@ -176,7 +183,7 @@ class Dispatcher:
                         held = False
                     if not held:
                         report.pending += 1
-                        return
+                        return failed
                     lease_until = extended
                 try:
                     notifier.notify(current, seq)
@@ -196,27 +203,37 @@ class Dispatcher:
                     )
                     report.failures[notifier.name] = report.failures.get(notifier.name, 0) + 1
                     report.pending += 1
+                    failed = True
                     break
                 delivered[notifier.name] = seq
                 report.sent += 1
         all_done = all(delivered.get(n.name, 0) >= current.last_seq for n in self._notifiers)
+        # A failed round moves its outbox entry back, so the drain reads what is due first and a
+        # job whose notifier keeps failing never stands in front of a later job's change.
+        retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None
         try:
-            self._store.finish_delivery(current, token, delivered, all_done=all_done)
+            self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at)
         except StoreUnavailable:
             # Sent but not recorded: the lease expires and the change may be sent once more,
             # which beats losing it.
             report.pending += 1
+        return failed
 
     def drain(self, limit: int = 500, *, should_continue: Callable[[], bool] = lambda: True) -> DeliveryReport:
         """Deliver what the outbox holds that is due (the monitor's sweep calls this): for each
-        job, take its lease (the write that also reads it), deliver, record."""
+        job, take its lease (the write that also reads it), deliver, record. After
+        FAILED_ROUNDS_PER_DRAIN failed rounds the rest waits for the next run: a notifier that
+        is down costs a bounded number of writes per run, not two per job in the outbox."""
         report = DeliveryReport()
         if not self._notifiers:
             return report
+        failed_rounds = 0
         for job_id in self._store.outbox_job_ids(limit, due_by=self._clock()):
-            if not should_continue():
+            if not should_continue() or failed_rounds >= FAILED_ROUNDS_PER_DRAIN:
                 break
+            before = sum(report.failures.values())
             self._counted(report, functools.partial(self._drain_one, job_id))
+            failed_rounds += sum(report.failures.values()) > before
         return report
 
     def _drain_one(self, job_id: str, report: DeliveryReport) -> DeliveryReport:

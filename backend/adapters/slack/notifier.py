@@ -62,6 +62,17 @@ PERMANENT_ERRORS = frozenset(
         "message_not_found",
         "cant_update_message",
         "edit_window_closed",
+        # Posting is not allowed there (admin restrictions, read-only or thread-only channels,
+        # a locked thread) or the content can never be sent: retrying changes nothing.
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "cannot_reply_to_message",
+        "thread_locked",
+        "invalid_blocks_format",
+        "no_text",
+        "too_many_attachments",
     }
 )
 _ROOT_CACHE = 1024
