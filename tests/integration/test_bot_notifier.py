@@ -10,7 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.slack.notifier import build_slack_notifiers
+from backend.adapters.slack.client import web_client
+from backend.adapters.slack.notifier import SlackCalls, SlackNotifier, SlackPacer, build_slack_notifiers
 from backend.config import Settings
 from backend.domain import notice
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, NotifyMode, SlackThread, attempt_name
@@ -278,4 +279,37 @@ def test_a_sweep_summary_slack_refused_once_is_posted_when_the_change_is_deliver
     wired.drain()
     replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
     assert len(replies) == 1 and "<@U0ALICE>" in replies[0]
+    assert store.outbox_job_ids() == []
+
+
+class Crash(Exception):
+    """The Lambda dies (a timeout, an out-of-memory kill) at the point a test chooses."""
+
+
+def test_a_sweep_summary_claimed_by_a_delivery_that_crashed_before_posting_it_is_posted_by_a_later_one(store, slack, now):
+    settings = Settings(JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url)
+    replies = SlackNotifier(SlackCalls(web_client(settings, purpose="notify"), SlackPacer()), store, settings.aws_region, now=now)
+    store.set_notify_targets([replies.name])
+    wired = Dispatcher(store, [replies], clock=now)
+    ts, jobs = _sweep(store, slack, wired, 1)
+
+    claim = store.claim_sweep_mark
+
+    def claim_then_crash(sweep_id, attribute, expected, new):
+        claim(sweep_id, attribute, expected, new)
+        store.claim_sweep_mark = claim
+        raise Crash("died between claiming the summary and posting it")
+
+    store.claim_sweep_mark = claim_then_crash
+    with pytest.raises(Crash):
+        _finish(store, wired, jobs[0])
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [jobs[0].job_id]
+
+    wired.drain()  # the claim still holds: nothing is posted twice, the change stays pending
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [jobs[0].job_id]
+    now.after_backoff()  # the claim has run out
+    wired.drain()
+    wired.drain()
+    replies_posted = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies_posted) == 1 and "<@U0ALICE>" in replies_posted[0]
     assert store.outbox_job_ids() == []
