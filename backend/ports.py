@@ -173,12 +173,21 @@ class OutboxStore(Protocol):
 
     def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
         """Take the job's delivery lease until ``until``; the job as stored, or None if another
-        dispatcher holds an unexpired lease (or the job is gone)."""
+        dispatcher holds a lease that ran out at or after ``now`` (or the job is gone). The
+        dispatcher passes ``now`` minus :data:`backend.domain.notice.SEND_BOUND`."""
         ...
 
-    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+    def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
+        """Mid-round: record ``delivered`` and extend the lease to ``until``, in one write
+        conditional on the lease still being ``token``'s; False if it is not (stop sending)."""
+        ...
+
+    def finish_delivery(
+        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+    ) -> None:
         """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
-        job unchanged since ``job`` was read, the job leaves the outbox."""
+        job unchanged since ``job`` was read, the job leaves the outbox. With ``retry_at`` (a
+        round that left changes pending after a failure) the job's outbox entry is due then."""
         ...
 
 

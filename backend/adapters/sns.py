@@ -1,6 +1,11 @@
 """The SNS notifier: one message per status change on ``NOTIFY_TOPIC_ARN``, with message
 attributes ``JobId``, ``JobStatus`` and ``Owner`` (String) for subscription filter policies,
-a readable subject and a JSON body with the job summary and the reason."""
+a readable subject and a JSON body with the job summary and the reason.
+
+Each message also carries ``dedupKey`` = ``<JobId>#<seq>`` (attribute and body): the outbox
+sends a change once, but a publish that succeeded and whose answer was lost is sent again, and
+a subscriber recognises that duplicate by its key. On a FIFO topic (``.fifo``) the key is the
+``MessageDeduplicationId`` (SNS drops the repeat itself) and the job id the message group."""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ from backend.domain.times import format_utc
 from backend.errors import NotifierUnavailable
 
 
+def dedup_key(job: Job, seq: int) -> str:
+    """The same for every publish of change ``seq`` of ``job``, and for nothing else."""
+    return f"{job.job_id}#{seq}"
+
+
 def summary(job: Job, seq: int) -> dict[str, Any]:
     """The JSON body: the job at a glance and the change being told."""
     entry = job.entry(seq)
@@ -31,6 +41,7 @@ def summary(job: Job, seq: int) -> dict[str, Any]:
         "reason": entry.reason,
         "at": format_utc(entry.at),
         "seq": seq,
+        "dedupKey": dedup_key(job, seq),
         "owner": {"teamId": job.owner.team_id, "userId": job.owner.user_id},
         "instanceType": job.running_instance_type,  # the current attempt's (a fallback type, maybe)
         "requestedInstanceTypes": job.instance_choices,
@@ -76,6 +87,9 @@ class SnsNotifier:
         subject = f"Trainbot: {job.name} is {body['status']}"
         if body["reason"]:
             subject += f" ({body['reason']})"
+        fifo: dict[str, str] = {}
+        if self._topic_arn.endswith(".fifo"):
+            fifo = {"MessageDeduplicationId": body["dedupKey"], "MessageGroupId": job.job_id}
         try:
             self._client.publish(
                 TopicArn=self._topic_arn,
@@ -86,7 +100,9 @@ class SnsNotifier:
                     "JobId": {"DataType": "String", "StringValue": job.job_id},
                     "JobStatus": {"DataType": "String", "StringValue": body["status"]},
                     "Owner": {"DataType": "String", "StringValue": job.owner.key},
+                    "dedupKey": {"DataType": "String", "StringValue": body["dedupKey"]},
                 },
+                **fifo,
             )
         except (ClientError, BotoCoreError) as exc:
             raise NotifierUnavailable(f"SNS publish failed: {exc}") from exc

@@ -88,9 +88,28 @@ def sweep_digests(mode: NotifyMode | None) -> bool:
 # sent eagerly and need no mark, so Slack users see every state at once all the same.
 
 DELIVERY_LEASE = timedelta(seconds=60)
+# The longest one notifier call may take (its clients' timeouts and bounded retries: SNS at most
+# 4 attempts of 5 + 10 s, a Slack call 3 tries of 5 s and 5 s waits). A delivery lease that ran
+# out less than this ago may still have its holder's last send in flight, so no other dispatcher
+# (nor a transition's writer) takes it over before then: a send slower than the lease is never
+# made again by a second dispatcher while the first one's is still under way.
+SEND_BOUND = timedelta(minutes=2)
 COALESCE = timedelta(minutes=5)
 QUEUED_HOLD = timedelta(days=1)
 _URGENT = frozenset({S.RETRYING}) | TERMINAL
+
+
+# A round that failed (a notifier unavailable) leaves its job due again after this, doubling
+# with how long the change has waited (up to RETRY_MAX): a sink that keeps failing for some
+# jobs costs a few writes an hour each, and never stands in front of a later job's change.
+RETRY_MIN = timedelta(minutes=5)
+RETRY_MAX = timedelta(hours=1)
+
+
+def retry_due(job: Job, now: datetime) -> datetime:
+    """When the drain tries again after a failed round at ``now`` (``job`` as it was read)."""
+    waited = max(now - job.updated_at, timedelta(0))
+    return now + min(RETRY_MAX, max(RETRY_MIN, waited))
 
 
 def pending_seqs(job: Job, targets: Sequence[str]) -> range:
@@ -120,12 +139,12 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
 
 def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
     """When the outbox drain may deliver ``job``'s pending changes (None: nothing pending).
-    Urgent: once its writer's lease has run out; otherwise after COALESCE of quiet (a queued
+    Urgent: once its writer's lease may be taken over (SEND_BOUND after it ran out); otherwise after COALESCE of quiet (a queued
     job: QUEUED_HOLD after it was submitted)."""
     if not pending_seqs(job, targets):
         return None
     if is_urgent(job, targets):
-        return job.updated_at + DELIVERY_LEASE
+        return job.updated_at + DELIVERY_LEASE + SEND_BOUND
     if job.status is S.NEW:
         return job.created_at + QUEUED_HOLD
     return job.updated_at + COALESCE

@@ -16,8 +16,13 @@ Delivery rounds, and what they cost (:mod:`backend.domain.notice` has the rules)
 - the monitor's sweep drains what is due (a writer that crashed, a notifier that was down, a
   quiet job's deferred changes): it takes the lease with a write, delivers, records.
 
-A round stops sending once little of its lease is left (``LEASE_MARGIN``), so a long
-``Retry-After`` can never let a second dispatcher send the same change again.
+Each change reaches each notifier once: a round starts a send only with ``LEASE_MARGIN`` of
+its lease left, and when less is left it first records what it sent so far and extends the
+lease in one conditional write on its token (:meth:`backend.ports.OutboxStore.extend_delivery`);
+a lost lease ends the round. Nobody takes over a lease until ``notice.SEND_BOUND`` after it ran
+out, so a send slower than the lease (a publish with its retries) is never made a second time
+while it is still under way. A duplicate no lease can prevent (a send that succeeded but whose
+answer was lost) carries the same ``<JobId>#<seq>`` key (SNS: ``dedupKey``).
 """
 
 from __future__ import annotations
@@ -38,10 +43,19 @@ from backend.ports import Notifier, OutboxStore
 logger = Logger(service="trainbot", child=True)
 
 DELIVERY_LEASE = notice.DELIVERY_LEASE
-# A delivery round sends no more once this little of its lease is left: one more send (a Slack
-# call with its bounded 429 waits and timeouts) and the write that records it must end before
-# the lease does, or a second dispatcher could take the lease and send the same change again.
+SEND_BOUND = notice.SEND_BOUND
+# A delivery round starts no send with less than this of its lease left without extending the
+# lease first: the write that records a send must land before anyone may take the lease over.
 LEASE_MARGIN = timedelta(seconds=30)
+
+
+# A drain stops after this many rounds that failed (each cost two writes: lease and marks).
+FAILED_ROUNDS_PER_DRAIN = 25
+
+
+def takeover_point(now: datetime) -> datetime:
+    """A lease that ran out before this may be taken: its holder's last send is over."""
+    return now - SEND_BOUND
 
 
 @dataclass
@@ -115,7 +129,7 @@ class Dispatcher:
         else:
             token = secrets.token_hex(8)
             try:
-                taken = self._store.acquire_delivery(job.job_id, token, now, now + DELIVERY_LEASE)
+                taken = self._store.acquire_delivery(job.job_id, token, takeover_point(now), now + DELIVERY_LEASE)
             except StoreUnavailable:
                 report.pending += 1
                 return report
@@ -123,7 +137,7 @@ class Dispatcher:
                 report.busy += 1
                 return report
             current = taken
-        self._send(current, token, now + DELIVERY_LEASE - LEASE_MARGIN, report)
+        self._send(current, token, now + DELIVERY_LEASE, report)
         return report
 
     def refresh(self, job: Job) -> None:
@@ -148,16 +162,29 @@ class Dispatcher:
                 except (NotifierUnavailable, NotifierRejected) as exc:
                     logger.info("eager refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
 
-    def _send(self, current: Job, token: str, send_until: datetime, report: DeliveryReport) -> None:
+    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport) -> bool:
+        """One round under the lease ``token``; whether a notifier failed (the job then backs
+        off: :func:`backend.domain.notice.retry_due`)."""
         delivered = dict(current.delivered)
+        failed = False
         for notifier in self._notifiers:
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
                 if current.entry(seq) is None:
                     delivered[notifier.name] = seq  # compacted away before it could be sent
                     continue
-                if self._clock() >= send_until:
-                    report.pending += 1  # the rest waits for the next round, under a new lease
-                    break
+                now = self._clock()
+                if now >= lease_until - LEASE_MARGIN:
+                    # Record what was sent and extend the lease before the next send; a lease
+                    # lost meanwhile (taken over after SEND_BOUND) ends the round.
+                    extended = now + DELIVERY_LEASE
+                    try:
+                        held = self._store.extend_delivery(current, token, delivered, extended)
+                    except StoreUnavailable:
+                        held = False
+                    if not held:
+                        report.pending += 1
+                        return failed
+                    lease_until = extended
                 try:
                     notifier.notify(current, seq)
                 except NotifierRejected as exc:
@@ -176,39 +203,49 @@ class Dispatcher:
                     )
                     report.failures[notifier.name] = report.failures.get(notifier.name, 0) + 1
                     report.pending += 1
+                    failed = True
                     break
                 delivered[notifier.name] = seq
                 report.sent += 1
         all_done = all(delivered.get(n.name, 0) >= current.last_seq for n in self._notifiers)
+        # A failed round moves its outbox entry back, so the drain reads what is due first and a
+        # job whose notifier keeps failing never stands in front of a later job's change.
+        retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None
         try:
-            self._store.finish_delivery(current, token, delivered, all_done=all_done)
+            self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at)
         except StoreUnavailable:
             # Sent but not recorded: the lease expires and the change may be sent once more,
             # which beats losing it.
             report.pending += 1
+        return failed
 
     def drain(self, limit: int = 500, *, should_continue: Callable[[], bool] = lambda: True) -> DeliveryReport:
         """Deliver what the outbox holds that is due (the monitor's sweep calls this): for each
-        job, take its lease (the write that also reads it), deliver, record."""
+        job, take its lease (the write that also reads it), deliver, record. After
+        FAILED_ROUNDS_PER_DRAIN failed rounds the rest waits for the next run: a notifier that
+        is down costs a bounded number of writes per run, not two per job in the outbox."""
         report = DeliveryReport()
         if not self._notifiers:
             return report
+        failed_rounds = 0
         for job_id in self._store.outbox_job_ids(limit, due_by=self._clock()):
-            if not should_continue():
+            if not should_continue() or failed_rounds >= FAILED_ROUNDS_PER_DRAIN:
                 break
+            before = sum(report.failures.values())
             self._counted(report, functools.partial(self._drain_one, job_id))
+            failed_rounds += sum(report.failures.values()) > before
         return report
 
     def _drain_one(self, job_id: str, report: DeliveryReport) -> DeliveryReport:
         now = self._clock()
         token = secrets.token_hex(8)
         try:
-            current = self._store.acquire_delivery(job_id, token, now, now + DELIVERY_LEASE)
+            current = self._store.acquire_delivery(job_id, token, takeover_point(now), now + DELIVERY_LEASE)
         except StoreUnavailable:
             report.pending += 1
             return report
         if current is None:
             report.busy += 1  # another dispatcher holds it (or the job is gone)
             return report
-        self._send(current, token, now + DELIVERY_LEASE - LEASE_MARGIN, report)
+        self._send(current, token, now + DELIVERY_LEASE, report)
         return report

@@ -438,5 +438,33 @@ def test_the_outbox_lists_what_is_due_by_a_time(store):
     queued = store.register(make_job("waits")).job
     ended = store.transition(store.register(make_job("ended")).job, S.STOPPED, at=T0, reason="stopped").job
     assert store.outbox_job_ids(due_by=T0) == []
-    assert store.outbox_job_ids(due_by=T0 + 2 * MINUTE) == [ended.job_id]  # once its writer's lease is over
+    assert store.outbox_job_ids(due_by=T0 + MINUTE) == []  # its writer's lease may have a send under way
+    assert store.outbox_job_ids(due_by=T0 + 3 * MINUTE) == [ended.job_id]  # once it may be taken over
     assert store.outbox_job_ids(due_by=T0 + timedelta(days=2)) == [ended.job_id, queued.job_id]
+
+
+# --- delivery rounds that outlast their lease, and failing ones that back off ---------------------
+
+
+def test_a_delivery_lease_is_extended_with_the_progress_so_far_only_by_its_holder(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("long")).job
+    current = store.acquire_delivery(job.job_id, "a", T0, T0 + MINUTE)
+    assert store.extend_delivery(current, "a", {"slack": 1}, T0 + 3 * MINUTE)
+    assert store.get(job.job_id).delivered == {"slack": 1}
+    assert store.acquire_delivery(job.job_id, "b", T0 + 2 * MINUTE, T0 + 4 * MINUTE) is None  # extended
+    taken = store.acquire_delivery(job.job_id, "b", T0 + 4 * MINUTE, T0 + 5 * MINUTE)
+    assert taken is not None and taken.delivered == {"slack": 1}
+    assert not store.extend_delivery(current, "a", {"slack": 2}, T0 + 9 * MINUTE)  # lost: stop sending
+    assert store.get(job.job_id).delivered == {"slack": 1}
+
+
+def test_a_round_that_failed_leaves_its_job_in_the_outbox_due_at_its_retry_time(store):
+    store.set_notify_targets(["slack"])
+    ended = store.transition(store.register(make_job("fails")).job, S.STOPPED, at=T0, reason="stopped").job
+    current = store.acquire_delivery(ended.job_id, "t", T0 + 2 * MINUTE, T0 + 3 * MINUTE)
+    store.finish_delivery(current, "t", {"slack": 1}, all_done=False, retry_at=T0 + 10 * MINUTE)
+    assert store.get(ended.job_id).delivered == {"slack": 1}
+    assert store.outbox_job_ids(due_by=T0 + 9 * MINUTE) == []
+    assert store.outbox_job_ids(due_by=T0 + 10 * MINUTE) == [ended.job_id]
+    assert store.acquire_delivery(ended.job_id, "t2", T0 + 10 * MINUTE, T0 + 11 * MINUTE) is not None  # released

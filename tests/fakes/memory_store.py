@@ -101,6 +101,7 @@ class MemoryJobStore:
         self._outbox: dict[str, str] = {}  # job id -> its sort key while some change is undelivered
         self._notify_targets = tuple(notify_targets)
         self.writes = 0  # conditional job writes applied (tests may assert a path wrote nothing)
+        self.delivery_writes = 0  # the outbox's own writes: lease taken or refused, extended, finished
         self._interleaved: list[Callable[[], None]] = []
         # Items this version cannot decode (see plant_unreadable): job id -> index partition.
         self._unreadable: dict[str, str] = {}
@@ -219,7 +220,7 @@ class MemoryJobStore:
         other dispatcher holds a live one); its holder gets the delivery marks as stored."""
         after = outcome.job
         lease = self._leases.get(after.job_id)
-        if lease is not None and not lease.until < format_utc(after.updated_at):
+        if lease is not None and not lease.until < format_utc(after.updated_at - notice.SEND_BOUND):
             return outcome
         self._leases[after.job_id] = _DeliveryLease(f"v{after.version}", format_utc(after.updated_at + notice.DELIVERY_LEASE))
         self._folded[after.job_id] = after.version
@@ -383,21 +384,38 @@ class MemoryJobStore:
         if job_id not in self._jobs:
             return None
         lease = self._leases.get(job_id)
+        self.delivery_writes += 1  # taken or refused, the conditional write is paid for
         if lease is not None and not lease.until < format_utc(now):
             return None
         self._leases[job_id] = _DeliveryLease(token, format_utc(until))
         return self.get(job_id)
 
     @_atomic
-    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+    def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
+        lease = self._leases.get(job.job_id)
+        stored = self._jobs.get(job.job_id)
+        if lease is None or lease.token != token or stored is None:
+            return False
+        self.delivery_writes += 1
+        self._jobs[job.job_id] = stored.model_copy(update={"delivered": dict(delivered)})
+        lease.until = format_utc(until)
+        return True
+
+    @_atomic
+    def finish_delivery(
+        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+    ) -> None:
         lease = self._leases.get(job.job_id)
         stored = self._jobs.get(job.job_id)
         if lease is None or lease.token != token or stored is None:
             return  # our lease expired and another dispatcher took over: it re-reads delivered
+        self.delivery_writes += 1
         self._jobs[job.job_id] = stored.model_copy(update={"delivered": dict(delivered)})
         del self._leases[job.job_id]
         if all_done and stored.version == job.version:
             self._outbox.pop(job.job_id, None)
+        elif retry_at is not None and not all_done and stored.version == job.version:
+            self._outbox[job.job_id] = f"{format_utc(retry_at)}#{job.job_id}"
 
     # --- small records ----------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from backend.adapters.slack.notifier import build_slack_notifiers
+from backend.adapters.slack.client import web_client
+from backend.adapters.slack.notifier import SlackCalls, SlackNotifier, SlackPacer, build_slack_notifiers
 from backend.config import Settings
+from backend.domain import notice
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, NotifyMode, SlackThread, attempt_name
 from backend.domain.status import JobStatus
 from backend.ports import Applied
@@ -22,12 +24,30 @@ S = JobStatus
 CHANNEL = "C0TRAIN"
 
 
+class Now:
+    """The dispatcher's clock; a test moves it past a failed round's backoff."""
+
+    def __init__(self) -> None:
+        self.at = T0 + timedelta(hours=1)
+
+    def __call__(self):
+        return self.at
+
+    def after_backoff(self) -> None:
+        self.at += notice.RETRY_MAX
+
+
 @pytest.fixture
-def wired(store, slack):
+def now():
+    return Now()
+
+
+@pytest.fixture
+def wired(store, slack, now):
     settings = Settings(JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url)
     notifiers = build_slack_notifiers(settings, store)
     store.set_notify_targets([n.name for n in notifiers])
-    return Dispatcher(store, notifiers, clock=lambda: T0 + timedelta(hours=1))
+    return Dispatcher(store, notifiers, clock=now)
 
 
 def _submit(store, dispatcher, **kwargs):
@@ -158,18 +178,19 @@ def test_a_429_is_retried_after_the_time_slack_asks_for(store, slack, wired):
     assert job.slack.thread_ts and len(slack.calls_to("chat.postMessage")) == 2
 
 
-def test_a_long_rate_limit_leaves_the_root_card_pending_instead_of_blocking(store, slack, wired):
+def test_a_long_rate_limit_leaves_the_root_card_pending_instead_of_blocking(store, slack, wired, now):
     slack.fail_next("chat.postMessage", status=429, retry_after=120, count=2)
     started = time.monotonic()
     job = _submit(store, wired)
 
     assert time.monotonic() - started < 5 and job.slack.thread_ts is None
     assert store.outbox_job_ids() == [job.job_id]
+    now.after_backoff()  # the failed round backed off (backend.domain.notice.retry_due)
     assert wired.drain().sent == 2 and store.outbox_job_ids() == []
     assert store.get(job.job_id).slack.thread_ts == slack.messages(CHANNEL)[0]["ts"]
 
 
-def test_a_slack_outage_delays_the_story_but_loses_nothing_and_never_blocks_the_job(store, slack, wired):
+def test_a_slack_outage_delays_the_story_but_loses_nothing_and_never_blocks_the_job(store, slack, wired, now):
     job = _submit(store, wired, notify=NotifyMode.ALL)
     slack.fail_next("*", status=503, count=6)  # Slack is down for the next three changes (reply and card each)
     job = _launch(store, wired, job, 1)
@@ -178,6 +199,7 @@ def test_a_slack_outage_delays_the_story_but_loses_nothing_and_never_blocks_the_
     assert job.status is S.COMPLETED and store.outbox_job_ids() == [job.job_id]
     assert slack.thread(CHANNEL, job.slack.thread_ts)[1:] == []
 
+    now.after_backoff()  # the failed round backed off (backend.domain.notice.retry_due)
     wired.drain()  # Slack is back: the outbox drain tells the whole story, in order
     assert _heads(slack, job) == ["Launched", "InProgress", "Completed"]
     assert "Completed" in slack.message(CHANNEL, job.slack.thread_ts)["text"]
@@ -248,12 +270,46 @@ def test_a_sweep_with_notify_all_replies_for_each_job_without_mentions(store, sl
     assert slack.traffic()["mentions"] == {"U0ALICE": 1}  # the summary only
 
 
-def test_a_sweep_summary_slack_refused_once_is_posted_when_the_change_is_delivered_again(store, slack, wired):
+def test_a_sweep_summary_slack_refused_once_is_posted_when_the_change_is_delivered_again(store, slack, wired, now):
     ts, jobs = _sweep(store, slack, wired, 1)
     slack.fail_next("chat.postMessage", status=503)  # the summary cannot be posted now
     job = _finish(store, wired, jobs[0])
     assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [job.job_id]
+    now.after_backoff()  # the failed round backed off (backend.domain.notice.retry_due)
     wired.drain()
     replies = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
     assert len(replies) == 1 and "<@U0ALICE>" in replies[0]
+    assert store.outbox_job_ids() == []
+
+
+class Crash(Exception):
+    """The Lambda dies (a timeout, an out-of-memory kill) at the point a test chooses."""
+
+
+def test_a_sweep_summary_claimed_by_a_delivery_that_crashed_before_posting_it_is_posted_by_a_later_one(store, slack, now):
+    settings = Settings(JOBS_TABLE_NAME=store.table_name, SLACK_BOT_TOKEN="xoxb-t", SLACK_SIGNING_SECRET="s", SLACK_API_URL=slack.api_url)
+    replies = SlackNotifier(SlackCalls(web_client(settings, purpose="notify"), SlackPacer()), store, settings.aws_region, now=now)
+    store.set_notify_targets([replies.name])
+    wired = Dispatcher(store, [replies], clock=now)
+    ts, jobs = _sweep(store, slack, wired, 1)
+
+    claim = store.claim_sweep_mark
+
+    def claim_then_crash(sweep_id, attribute, expected, new):
+        claim(sweep_id, attribute, expected, new)
+        store.claim_sweep_mark = claim
+        raise Crash("died between claiming the summary and posting it")
+
+    store.claim_sweep_mark = claim_then_crash
+    with pytest.raises(Crash):
+        _finish(store, wired, jobs[0])
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [jobs[0].job_id]
+
+    wired.drain()  # the claim still holds: nothing is posted twice, the change stays pending
+    assert slack.thread(CHANNEL, ts)[1:] == [] and store.outbox_job_ids() == [jobs[0].job_id]
+    now.after_backoff()  # the claim has run out
+    wired.drain()
+    wired.drain()
+    replies_posted = [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+    assert len(replies_posted) == 1 and "<@U0ALICE>" in replies_posted[0]
     assert store.outbox_job_ids() == []

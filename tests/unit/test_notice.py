@@ -47,7 +47,7 @@ def test_quiet_changes_wait_and_an_ending_is_delivered_at_once():
 
     ended = transition(transition(launched, S.IN_PROGRESS, at=T0 + timedelta(minutes=2)), S.COMPLETED, at=T0 + timedelta(minutes=3))
     assert notice.is_urgent(ended, targets)
-    assert notice.delivery_due(ended, targets) == T0 + timedelta(minutes=3) + notice.DELIVERY_LEASE
+    assert notice.delivery_due(ended, targets) == T0 + timedelta(minutes=3) + notice.DELIVERY_LEASE + notice.SEND_BOUND
     done = ended.model_copy(update={"delivered": {"sns": ended.last_seq, "slack": ended.last_seq}})
     assert notice.delivery_due(done, targets) is None
 

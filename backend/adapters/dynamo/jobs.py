@@ -225,7 +225,8 @@ class DynamoJobs(DynamoRecords):
             sets.append("DeliveryLease = :lease")
             names["#until"] = "Until"
             values[":lease"] = {"M": {"Token": {"S": lease.token}, "Until": {"S": format_utc(lease.until)}}}
-            values[":now"] = {"S": format_utc(after.updated_at)}
+            # Not before SEND_BOUND after it ran out: its holder's last send may be under way.
+            values[":now"] = {"S": format_utc(after.updated_at - notice.SEND_BOUND)}
             condition += " AND (attribute_not_exists(DeliveryLease) OR DeliveryLease.#until < :now)"
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:

@@ -84,9 +84,32 @@ class DynamoOutbox(DynamoTable):
         self.metrics.items_read += 1
         return from_item(answer["Attributes"])
 
-    def finish_delivery(self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool) -> None:
+    def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
+        """Record what was delivered so far and extend the lease, if it is still ``token``'s."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key={"JobId": {"S": job.job_id}},
+                UpdateExpression="SET Delivered = :d, DeliveryLease.#until = :u",
+                ConditionExpression="DeliveryLease.#token = :t",
+                ExpressionAttributeNames={"#token": "Token", "#until": "Until"},
+                ExpressionAttributeValues={
+                    ":d": {"M": {k: {"N": str(v)} for k, v in delivered.items()}},
+                    ":t": {"S": token},
+                    ":u": {"S": format_utc(until)},
+                },
+            )
+        except ClientError:
+            return False  # taken over: the new holder re-reads Delivered
+        return True
+
+    def finish_delivery(
+        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+    ) -> None:
         """Record what was delivered and release the lease; when everything up to the job's
-        last change is delivered and the job has not changed since, leave the Outbox index."""
+        last change is delivered and the job has not changed since, leave the Outbox index;
+        with ``retry_at``, stay in it due then (a failing delivery backs off)."""
         values = {":d": {"M": {k: {"N": str(v)} for k, v in delivered.items()}}, ":t": {"S": token}}
         names = {"#token": "Token"}
         if all_done:
@@ -103,6 +126,25 @@ class DynamoOutbox(DynamoTable):
                 return
             except ClientError:
                 pass  # the job changed meanwhile: its new change keeps it in the outbox
+        elif retry_at is not None:
+            try:
+                self._call(
+                    "update_item",
+                    TableName=self._table,
+                    Key={"JobId": {"S": job.job_id}},
+                    UpdateExpression="SET Delivered = :d, OutboxKey = :pending, OutboxSort = :due REMOVE DeliveryLease",
+                    ConditionExpression="DeliveryLease.#token = :t AND Version = :v",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={
+                        **values,
+                        ":v": {"N": str(job.version)},
+                        ":pending": {"S": "pending"},
+                        ":due": {"S": f"{format_utc(retry_at)}#{job.job_id}"},
+                    },
+                )
+                return
+            except ClientError:
+                pass  # the job changed meanwhile: its new change's due time stands
         try:
             self._call(
                 "update_item",

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
@@ -62,9 +62,23 @@ PERMANENT_ERRORS = frozenset(
         "message_not_found",
         "cant_update_message",
         "edit_window_closed",
+        # Posting is not allowed there (admin restrictions, read-only or thread-only channels,
+        # a locked thread) or the content can never be sent: retrying changes nothing.
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "cannot_reply_to_message",
+        "thread_locked",
+        "invalid_blocks_format",
+        "no_text",
+        "too_many_attachments",
     }
 )
 _ROOT_CACHE = 1024
+# How long a delivery's claim on posting a sweep's summary holds (a Slack post with its bounded
+# retries takes far less); after that a redelivery may take it over and post it.
+SUMMARY_CLAIM_SECONDS = 300
 
 # Per process: posts per channel (1 per second, a burst of 3), card updates app-wide (Tier 3 is
 # "50+ per minute": we keep to 40, leaving room for the bot's own updates) and the same card at
@@ -171,10 +185,13 @@ class SlackNotifier:
     name = "slack"
     eager = False
 
-    def __init__(self, calls: SlackCalls, store: SlackNotifierStore, region: str) -> None:
+    def __init__(
+        self, calls: SlackCalls, store: SlackNotifierStore, region: str, *, now: Callable[[], datetime] | None = None
+    ) -> None:
         self._calls = calls
         self._store = store
         self._region = region
+        self._now = now or (lambda: datetime.now(UTC))
         # Roots this process posted, for a job whose stored item does not show its ts yet.
         self._roots: OrderedDict[str, str] = OrderedDict()
 
@@ -298,14 +315,33 @@ class SlackNotifier:
                 if finished:
                     raise
                 # An intermediate tally: the next end (or the final one) shows a newer one.
-        if finished and self._store.claim_sweep_mark(job.sweep_id, "Final", 0, 1):
+        if finished:
             failures = counted.failures[counted.digested :] if notice.sweep_digests(job.notify) else counted.failures
-            text = render.sweep_summary(name, owner, total, counted.tally, failures)
-            try:
-                self._calls.post(channel, thread_ts=root, text=text)
-            except NotifierUnavailable:
-                self._store.claim_sweep_mark(job.sweep_id, "Final", 1, 0)  # the next redelivery posts it
-                raise
+            self._post_summary(job.sweep_id, channel, root, render.sweep_summary(name, owner, total, counted.tally, failures))
+
+    def _post_summary(self, sweep_id: str, channel: str, root: str, text: str) -> None:
+        """Post the sweep's final summary once. The ``Final`` mark is 0 (not posted), 1
+        (posted) or, while one delivery posts it, minus the epoch second its claim runs out:
+        a crash between the claim and the post leaves a claim that a later redelivery of the
+        change (the change stays undelivered: NotifierUnavailable) takes over once it expires."""
+        try:
+            mark = int((self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}).get("Final", 0))
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"sweep summary state unknown: {exc}") from exc
+        if mark == 1:
+            return
+        now = int(self._now().timestamp())
+        if mark < 0 and -mark >= now:
+            raise NotifierUnavailable(f"sweep {sweep_id}'s summary is being posted by another delivery")
+        claim = -(now + SUMMARY_CLAIM_SECONDS)
+        if not self._store.claim_sweep_mark(sweep_id, "Final", mark, claim):
+            raise NotifierUnavailable(f"sweep {sweep_id}'s summary was claimed meanwhile")
+        try:
+            self._calls.post(channel, thread_ts=root, text=text)
+        except NotifierUnavailable:
+            self._store.claim_sweep_mark(sweep_id, "Final", claim, 0)  # the next redelivery posts it
+            raise
+        self._store.claim_sweep_mark(sweep_id, "Final", claim, 1)
 
     def _sweep_ends(self, sweep_id: str) -> SweepEnd:
         record = self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}
@@ -313,7 +349,7 @@ class SlackNotifier:
             tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
             failures=[str(f) for f in record.get("Failures") or []],
             digested=int(record.get("Digested", 0)),
-            final=bool(int(record.get("Final", 0))),
+            final=int(record.get("Final", 0)) == 1,  # posted (a claim is negative: see _post_summary)
         )
 
     def _digest(self, sweep_id: str, channel: str, root: str, failures: list[str], digested: int) -> None:
@@ -375,7 +411,7 @@ def build_slack_notifiers(
 
     pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic, sleep=sleep)
     calls = SlackCalls(web_client(settings, purpose="notify"), pacer)
-    replies = SlackNotifier(calls, store, settings.aws_region)
+    replies = SlackNotifier(calls, store, settings.aws_region, now=clock)
     return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
 
 
