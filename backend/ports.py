@@ -239,6 +239,17 @@ class UsageStore(Protocol):
         write; False if that attempt was counted before (a duplicated event)."""
         ...
 
+    def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:
+        """Reserve ``seconds`` on usage record ``key`` under ``tokens`` in one conditional write:
+        only if the record's committed seconds (billed + reserved) plus ``seconds`` stay within
+        ``limit`` (None: no limit). True when reserved (now, or before: a repeat of
+        ``tokens[0]``), False when it does not fit; of two racing for the last room, one wins."""
+        ...
+
+    def release(self, key: str, token: str, seconds: int) -> bool:
+        """Give back ``token``'s ``seconds`` on usage record ``key`` once; False if not held."""
+        ...
+
 
 class JobStore(JobRepository, OutboxStore, RecordStore, UsageStore, Protocol):
     """Everything the table holds: what the composition root wires and the bot uses."""
