@@ -31,6 +31,7 @@ class RejectedByAdmin(InvalidRequest):
     """A retry of a job an admin rejected: held means held until an admin decides, and they did."""
 
     def __init__(self, job_id: str, admin: str, note: str) -> None:
+        self.job_id, self.admin, self.note = job_id, admin, note
         why = f": {note}" if note else ""
         super().__init__(
             [f"{job_id} was rejected by <@{admin}>{why}. A retry cannot undo an admin's decision: "

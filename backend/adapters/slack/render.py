@@ -511,6 +511,15 @@ def problems_text(problems: Iterable[str], usage: str = "") -> str:
     return text
 
 
+def retry_rejected(job_id: str, admin: str, note: str) -> str:
+    """A retry of a job an admin rejected (issue 22): held means held until an admin decides."""
+    why = f": _{esc(note, 300)}_" if note else ""
+    return (
+        f":no_entry: `{esc(job_id, 100)}` was rejected by <@{esc(admin, 40)}>{why}. A retry cannot undo an admin's "
+        "decision: submit a changed job, or ask an admin."
+    )
+
+
 def refused_user() -> str:
     return ":no_entry: Sorry, you are not on Trainbot's list of users (TRAINBOT_ALLOWED_USERS). Ask an admin to add you."
 
