@@ -118,6 +118,10 @@ class JobRepository(JobHistory, Protocol):
         """New jobs no launcher holds, in launch order."""
         ...
 
+    def held_jobs(self, limit: int | None) -> list[Job]:
+        """Jobs waiting for an admin's approval (the Queue index's ``held`` partition), oldest first."""
+        ...
+
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         """Retrying jobs (no launcher holds) whose next attempt time has come, soonest first."""
         ...

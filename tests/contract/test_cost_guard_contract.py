@@ -76,3 +76,12 @@ def test_of_two_reservations_racing_for_the_last_hours_exactly_one_wins(store):
         store.reserve(key, [f"tb-first.{round_}"], 10 * 3600, 50 * 3600)
         assert sorted(race(key)) == [False, True]
         assert store.get_record(RecordKind.USAGE, key)["Committed"] == 50 * 3600
+
+
+def test_held_jobs_are_listed_apart_oldest_first(store):
+    pending = Approval(state=ApprovalState.PENDING, reasons=["big"])
+    first = store.register(make_job("held1", approval=pending)).job
+    second = store.register(make_job("held2", approval=pending, now=T0.replace(minute=5))).job
+    store.register(make_job("plain"))
+
+    assert [j.job_id for j in store.held_jobs(None)] == [first.job_id, second.job_id]

@@ -301,3 +301,14 @@ def test_retrying_a_job_stopped_while_held_holds_it_again_and_asks_the_admins_ag
     job = store.get(held.job_id)
     assert job.status is JobStatus.RETRYING and job.is_held
     assert len(guarded.slack.messages(ADMIN)) == 2  # a new approval card
+
+
+def test_the_queue_lists_what_waits_for_an_admins_approval(guarded, store):
+    guarded.command(P5_SUBMIT)
+    held = _only_job(store)
+
+    guarded.command("queue")
+
+    answer = guarded.ephemerals()[-1]
+    assert "Waiting for an admin's approval*: 1 job" in answer and held.job_id in answer
+    assert "ml.p5.48xlarge needs approval" in answer

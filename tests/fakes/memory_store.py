@@ -264,6 +264,10 @@ class MemoryJobStore:
         ready = [j for j in self._queued() if j.lease is None and j.parked_at is None and j.status is not JobStatus.RETRYING]
         return self._copies(sorted(ready, key=fairness.launch_order), limit)
 
+    def held_jobs(self, limit: int | None) -> list[Job]:
+        held = [j for j in self._jobs.values() if j.is_held]
+        return self._copies(sorted(held, key=lambda j: (format_utc(j.created_at), j.job_id)), limit)
+
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         upto = format_utc(now) + "#~"
 
