@@ -200,7 +200,13 @@ class Container:
 
         if "approvals" not in self.extras:
             self.extras["approvals"] = Approvals(
-                self.store, self.dispatcher, is_admin=self.settings.is_admin, clock=self.clock, records=self.store
+                self.store,
+                self.dispatcher,
+                is_admin=self.settings.is_admin,
+                clock=self.clock,
+                records=self.store,
+                budgets=self.budgets,
+                on_approved=self.kicker.kick,
             )
         return self.extras["approvals"]
 
@@ -244,6 +250,8 @@ def build(
         store, backend, dispatcher, clock=clock, is_admin=settings.is_admin, job_id_prefix=settings.job_id_prefix
     )
     container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
+    # Lazily: a retry reserves its budget again, a stop gives it back (backend.services.budget).
+    jobs.use_budget(lambda held: container.cost_guard.admit(held), lambda job: container.budgets and container.budgets.release(job))
     if rng is not None:
         container.extras["rng"] = rng
     return container

@@ -118,6 +118,10 @@ class JobRepository(JobHistory, Protocol):
         """New jobs no launcher holds, in launch order."""
         ...
 
+    def held_jobs(self, limit: int | None) -> list[Job]:
+        """Jobs waiting for an admin's approval (the Queue index's ``held`` partition), oldest first."""
+        ...
+
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         """Retrying jobs (no launcher holds) whose next attempt time has come, soonest first."""
         ...
@@ -246,6 +250,17 @@ class UsageStore(Protocol):
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
         """Add ``seconds`` to usage record ``key`` once per ``attempt`` name, in one conditional
         write; False if that attempt was counted before (a duplicated event)."""
+        ...
+
+    def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:
+        """Reserve ``seconds`` on usage record ``key`` under ``tokens`` in one conditional write:
+        only if the record's committed seconds (billed + reserved) plus ``seconds`` stay within
+        ``limit`` (None: no limit). True when reserved (now, or before: a repeat of
+        ``tokens[0]``), False when it does not fit; of two racing for the last room, one wins."""
+        ...
+
+    def release(self, key: str, token: str, seconds: int) -> bool:
+        """Give back ``token``'s ``seconds`` on usage record ``key`` once; False if not held."""
         ...
 
 

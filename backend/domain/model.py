@@ -454,6 +454,9 @@ class Job(BaseModel):
     # Why the launcher last left this queued job waiting (its types held or at their limit),
     # written only when it changes; the card shows it. Cleared by any status change.
     waiting: str | None = None
+    # The budget reservation this job holds (backend.services.budget): ``<usage key>|<token>``,
+    # on the ``usage#<team>#<week>`` record of the week it was accepted in; None: it holds none.
+    reservation: str | None = None
 
     @field_validator("job_id")
     @classmethod
@@ -483,8 +486,9 @@ class Job(BaseModel):
 
     @property
     def is_held(self) -> bool:
-        """Waiting for an admin's approval: never launched until approved."""
-        return self.status is JobStatus.NEW and self.approval is not None and self.approval.state is ApprovalState.PENDING
+        """Waiting for an admin's approval: never launched until approved. ``Retrying`` too: a
+        job stopped while held and retried by its owner waits for the admins again."""
+        return self.status in (JobStatus.NEW, JobStatus.RETRYING) and self.approval is not None and self.approval.state is ApprovalState.PENDING
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -1,6 +1,12 @@
 """The cost guard: estimates, weekly team budgets and admin approvals (issue 14).
 
-- :class:`Budgets` counts what actually ran: when the monitor sees an attempt end, its
+- :class:`Budgets` bounds what is *committed* (issue 22): a job accepted (or approved, or
+  retried by hand) reserves its estimate (max runtime x instances) on its team's week with one
+  conditional UpdateItem (``Committed <= budget - asked``: of two submissions racing for the
+  last hours exactly one wins); when the job ends its reservation is released and the billed
+  time of its attempts stays as usage. So billed + reserved (``Committed``) never exceeds the
+  budget, save what an admin approved past it. :func:`committed_hours` reads it.
+- :class:`Budgets` also counts what actually ran: when the monitor sees an attempt end, its
   ``BillableTimeInSeconds x InstanceCount`` is added to the small record
   ``usage#<team>#<iso week>`` in one UpdateItem that also adds the attempt's name to the
   record's set of counted attempts, conditional on the name not being in it: a duplicated or
@@ -27,7 +33,7 @@ from datetime import datetime
 from aws_lambda_powertools import Logger
 
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
-from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week
+from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
 from backend.domain.model import Attempt, Job, JobArgs
 from backend.domain.records import RecordKind
 from backend.domain.status import HistoryEntry, JobStatus, compact_history
@@ -48,31 +54,58 @@ class OverBudget(InvalidRequest):
 # --- budgets -----------------------------------------------------------------------------------
 
 
+def committed_hours(store: UsageStore, team: str, week: str) -> float:
+    """Instance-hours ``team`` has committed in ``week``: billed by attempts that ended plus
+    reserved by accepted jobs that have not ended (the record's ``Committed``). The invariant
+    the cost guard keeps: this never exceeds the team's budget, save what admins approved."""
+    record = store.get_record(USAGE, f"{team}#{week}") or {}
+    committed = record.get("Committed")
+    if committed is None:  # a record from before reservations: only billed time
+        committed = record.get("Seconds", 0)
+    return float(committed) / 3600
+
+
+def reservation_seconds(job: Job) -> int:
+    """What one job reserves: its estimate (max runtime x instances), in instance-seconds."""
+    return round(job_instance_hours(job.job_args) * 3600)
+
+
 @dataclass(frozen=True)
 class BudgetCheck:
-    """A team's week: what it used (from what ran), its budget, and what is asked for now."""
+    """A team's week: what it used (billed), what accepted jobs hold reserved, its budget, and
+    what is asked for now."""
 
     team: str
     week: str
     used_hours: float
     budget_hours: float | None  # None: the team has no budget
     asked_hours: float = 0.0
+    reserved_hours: float = 0.0
+
+    @property
+    def committed_hours(self) -> float:
+        return self.used_hours + self.reserved_hours
+
+    @property
+    def left_hours(self) -> float | None:
+        return None if self.budget_hours is None else max(0.0, self.budget_hours - self.committed_hours)
 
     @property
     def over(self) -> bool:
-        return self.budget_hours is not None and self.used_hours + self.asked_hours > self.budget_hours
+        return self.budget_hours is not None and self.committed_hours + self.asked_hours > self.budget_hours
 
     def text(self) -> str:
+        split = f"{hours_text(self.used_hours)} used, {hours_text(self.reserved_hours)} reserved"
         if self.budget_hours is None:
-            return f"team `{self.team}` used {hours_text(self.used_hours)} instance-hours in {self.week} (no budget)"
+            return f"team `{self.team}` has {hours_text(self.committed_hours)} instance-hours committed in {self.week} ({split}; no budget)"
         return (
-            f"team `{self.team}` used {hours_text(self.used_hours)} of {hours_text(self.budget_hours)} "
-            f"instance-hours in {self.week}"
+            f"team `{self.team}` has {hours_text(self.committed_hours)} of {hours_text(self.budget_hours)} "
+            f"instance-hours committed in {self.week} ({split})"
         )
 
 
 class Budgets:
-    """Weekly instance-hour budgets, counted from billable time."""
+    """Weekly instance-hour budgets: reservations of accepted jobs plus billed time."""
 
     def __init__(
         self,
@@ -96,16 +129,50 @@ class Budgets:
 
     def used_hours(self, team: str, week: str) -> float:
         """Instance-hours the team's attempts billed in ``week`` (one GetItem)."""
-        record = self._store.get_record(USAGE, f"{team}#{week}")
-        return float((record or {}).get("Seconds", 0)) / 3600
+        return self.week_of(team, week).used_hours
+
+    def week_of(self, team: str, week: str, asked_hours: float = 0.0) -> BudgetCheck:
+        """The team's week: billed and reserved hours against its budget (one GetItem)."""
+        record = self._store.get_record(USAGE, f"{team}#{week}") or {}
+        used = float(record.get("Seconds", 0)) / 3600
+        reserved = float(record.get("Reserved", 0)) / 3600
+        return BudgetCheck(team, week, used, self.budget_of(team), asked_hours, reserved)
 
     def check(self, user_id: str, asked_hours: float = 0.0) -> BudgetCheck:
-        team = self.team_of(user_id)
-        week = iso_week(self._clock())
-        return BudgetCheck(team, week, self.used_hours(team, week), self.budget_of(team), asked_hours)
+        return self.week_of(self.team_of(user_id), iso_week(self._clock()), asked_hours)
+
+    def reserve(self, jobs: Sequence[Job], *, seq: int | None = None, force: bool = False) -> list[Job] | None:
+        """Reserve ``jobs``' estimates (one owner's) on this week's record in one conditional
+        write; the jobs carrying their reservation, or None when they do not fit the budget.
+        ``seq``: the history entry the reservation is made with (default each job's next), so
+        a repeat of the same decision reserves nothing more. ``force``: an admin's approval,
+        which commits past the budget."""
+        if not jobs:
+            return []
+        team = self.team_of(jobs[0].owner.user_id)
+        key = f"{team}#{iso_week(self._clock())}"
+        tokens = [f"{job.job_id}.{seq if seq is not None else job.last_seq + 1}" for job in jobs]
+        seconds = sum(reservation_seconds(job) for job in jobs)
+        budget = None if force else self.budget_of(team)
+        limit = None if budget is None else int(budget * 3600)
+        if not self._store.reserve(key, tokens, seconds, limit):
+            return None
+        logger.info("budget reserved", extra={"team": team, "jobs": len(jobs), "instance_seconds": seconds})
+        return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]
+
+    def release(self, job: Job) -> bool:
+        """Give back what ``job`` reserved (once: a repeat releases nothing)."""
+        if not job.reservation:
+            return False
+        key, _, token = job.reservation.rpartition("|")
+        released = self._store.release(key, token, reservation_seconds(job))
+        if released:
+            logger.info("budget released", extra={"job_id": job.job_id, "key": key})
+        return released
 
     def record_attempt(self, job: Job, attempt: Attempt) -> bool:
-        """Count an ended attempt's billable instance-seconds once; whether it was counted now."""
+        """Count an ended attempt's billable instance-seconds once; whether it was counted now.
+        A job that ended with it gives back its reservation (billed time replaces it)."""
         if attempt.billable_seconds is None or attempt.ended_at is None:
             return False
         seconds = attempt.billable_seconds * job.job_args.instance_count
@@ -113,7 +180,14 @@ class Budgets:
         counted = self._store.add_usage(f"{team}#{iso_week(attempt.ended_at)}", attempt.name, seconds)
         if counted:
             logger.info("usage counted", extra={"job_id": job.job_id, "team": team, "instance_seconds": seconds})
+        if job.is_terminal:
+            self.release(job)
         return counted
+
+    def job_changed(self, job: Job) -> None:
+        """After any applied write: a job that ended gives back its reservation."""
+        if job.is_terminal:
+            self.release(job)
 
 
 def attempt_ended(before: Job, after: Job) -> Attempt | None:
@@ -172,16 +246,31 @@ class CostGuard:
         if self.budgets is not None:
             check = self.budgets.check(user_id, est.instance_hours)
             if check.over:
-                assert check.budget_hours is not None
-                numbers = (
-                    f"this asks for up to {hours_text(est.instance_hours)} instance-hours; {check.text()} "
-                    f"({hours_text(max(0.0, check.budget_hours - check.used_hours))} left)"
-                )
-                if self.budget_mode != "approve":
-                    raise OverBudget([f"over the weekly budget: {numbers}. Ask an admin, or try a smaller run."])
-                reasons.append(f"over the weekly budget: {numbers}")
+                reasons.append(self.over_budget(check))
         approval = Approval(state=ApprovalState.PENDING, reasons=reasons) if reasons else None
         return Assessment(est, approval, check)
+
+    def over_budget(self, check: BudgetCheck) -> str:
+        """The reason a submission past its team's week is held; raises :class:`OverBudget`
+        with the numbers in refuse mode."""
+        numbers = f"this asks for up to {hours_text(check.asked_hours)} instance-hours; {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
+        if self.budget_mode != "approve":
+            raise OverBudget([f"over the weekly budget: {numbers}. Ask an admin, or try a smaller run."])
+        return f"over the weekly budget: {numbers}"
+
+    def admit(self, jobs: Sequence[Job]) -> list[Job]:
+        """Reserve the budget of ``jobs`` about to be registered (one owner's, not held): the
+        jobs carrying their reservation; when they do not fit (another submission took the
+        room since :meth:`assess`), OverBudget in refuse mode, else the jobs held for an admin."""
+        if self.budgets is None or not jobs or any(job.is_held for job in jobs):
+            return list(jobs)
+        reserved = self.budgets.reserve(jobs)
+        if reserved is not None:
+            return reserved
+        asked = sum(reservation_seconds(job) for job in jobs) / 3600
+        reason = self.over_budget(self.budgets.check(jobs[0].owner.user_id, asked))
+        approval = Approval(state=ApprovalState.PENDING, reasons=[reason])
+        return [job.model_copy(update={"approval": approval}) for job in jobs]
 
 
 # --- approvals --------------------------------------------------------------------------------
@@ -197,7 +286,13 @@ class Decision:
 
 
 class Approvals:
-    """Approve or reject held jobs: admins only, one conditional write each."""
+    """Approve or reject held jobs: admins only, one conditional write each.
+
+    Idempotent and resumable (issue 22): one card stands for a sweep, so a press goes over every
+    job of the sweep that is still held, whatever happened to the card's own job (stopped by its
+    owner, decided by an earlier press that crashed midway). An approval reserves the job's
+    estimate on its team's week (an admin's decision: even past the budget) and kicks the
+    launcher, so the job does not wait for the schedule."""
 
     def __init__(
         self,
@@ -207,12 +302,17 @@ class Approvals:
         is_admin: Callable[[str], bool],
         clock: Callable[[], datetime],
         records: RecordStore,
+        budgets: Budgets | None = None,
+        on_approved: Callable[[str], object] | None = None,
     ) -> None:
         self._store = store
         self._records = records
         self._dispatcher = dispatcher
         self._is_admin = is_admin
         self._clock = clock
+        self._budgets = budgets
+        # Start on approval: the launcher is kicked (backend.services.kick), like on submit.
+        self._on_approved = on_approved
 
     def _authorize(self, user_id: str) -> None:
         if not self._is_admin(user_id):
@@ -223,10 +323,14 @@ class Approvals:
         sweep's job, every held job of the sweep (one card stands for the sweep)."""
         self._authorize(user_id)
         decision = self._approve_one(job_id, user_id)
-        if decision.changed:
+        released = [decision.job.job_id] if decision.changed else []
+        if self._stands_for_sweep(decision.job):
             for sibling in self._siblings(decision.job):
-                self._approve_one(sibling, user_id)
-        return decision
+                if self._approve_one(sibling, user_id).changed:
+                    released.append(sibling)
+        if released and self._on_approved is not None:
+            self._on_approved(released[-1])  # one kick for the whole sweep
+        return Decision(decision.job, changed=bool(released))
 
     def reject(self, job_id: str, user_id: str, reason: str) -> Decision:
         """Stop a held job with the admin's reason (its thread says who and why); for a
@@ -234,10 +338,18 @@ class Approvals:
         self._authorize(user_id)
         why = " ".join(reason.split())[:300] or "no reason given"
         decision = self._reject_one(job_id, user_id, why)
-        if decision.changed:
+        changed = decision.changed
+        if self._stands_for_sweep(decision.job):
             for sibling in self._siblings(decision.job):
-                self._reject_one(sibling, user_id, why)
-        return decision
+                changed = self._reject_one(sibling, user_id, why).changed or changed
+        return Decision(decision.job, changed=changed)
+
+    @staticmethod
+    def _stands_for_sweep(job: Job) -> bool:
+        """Whether a press on ``job``'s card goes on to its sweep: whenever the job was held at
+        some point and no admin rejected it, so a stopped card job or an interrupted press
+        never leaves the rest of the sweep held for ever (each sibling's own state decides)."""
+        return bool(job.sweep_id) and job.approval is not None and job.approval.state is not ApprovalState.REJECTED
 
     def _siblings(self, job: Job) -> list[str]:
         """The other jobs of ``job``'s sweep (from the sweep's batch record), if any."""
@@ -254,11 +366,19 @@ class Approvals:
             now = self._clock()
             decided = job.approval.model_copy(update={"state": ApprovalState.APPROVED, "decided_by": user_id, "decided_at": now})
             entry = HistoryEntry(seq=job.last_seq + 1, at=now, from_status=job.status, to_status=job.status, reason=f"approved by <@{user_id}>")
-            outcome = self._store.update(job, at=now, approval=decided, history=compact_history([*job.history, entry]))
+            reserved = job
+            if self._budgets is not None:
+                # Same token for the same read: two admins pressing at once reserve once.
+                reserved = (self._budgets.reserve([job], force=True) or [job])[0]
+            outcome = self._store.update(
+                job, at=now, approval=decided, history=compact_history([*job.history, entry]), reservation=reserved.reservation
+            )
             if isinstance(outcome, Applied):
                 logger.info("job approved", extra={"job_id": job_id, "admin": user_id})
                 self._dispatcher.deliver(outcome.job)
                 return Decision(outcome.job, changed=True)
+            if self._budgets is not None and reserved.reservation and self._store.get(job_id).reservation != reserved.reservation:
+                self._budgets.release(reserved)  # the job moved on without this reservation
         raise StoreUnavailable(f"{job_id} kept changing while approving it; try again")
 
     def _reject_one(self, job_id: str, user_id: str, why: str) -> Decision:
@@ -273,6 +393,8 @@ class Approvals:
             outcome = self._store.transition(job, JobStatus.STOPPED, at=now, reason=f"rejected by <@{user_id}>: {why}", approval=decided)
             if isinstance(outcome, Applied):
                 logger.info("job rejected", extra={"job_id": job_id, "admin": user_id})
+                if self._budgets is not None:
+                    self._budgets.release(outcome.job)
                 self._dispatcher.deliver(outcome.job)
                 return Decision(outcome.job, changed=True)
         raise StoreUnavailable(f"{job_id} kept changing while rejecting it; try again")

@@ -13,11 +13,11 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.approval import Approval
+from backend.domain.approval import Approval, ApprovalState
 from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.notice import NotifyMode
 from backend.domain.status import JobStatus
-from backend.errors import BackendUnavailable, IllegalTransition, NotAuthorized, StoreUnavailable
+from backend.errors import BackendUnavailable, IllegalTransition, InvalidRequest, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
 from backend.services.notify import Dispatcher
 
@@ -25,6 +25,18 @@ logger = Logger(service="trainbot", child=True)
 
 S = JobStatus
 _MAX_RACE_ROUNDS = 8
+
+
+class RejectedByAdmin(InvalidRequest):
+    """A retry of a job an admin rejected: held means held until an admin decides, and they did."""
+
+    def __init__(self, job_id: str, admin: str, note: str) -> None:
+        self.job_id, self.admin, self.note = job_id, admin, note
+        why = f": {note}" if note else ""
+        super().__init__(
+            [f"{job_id} was rejected by <@{admin}>{why}. A retry cannot undo an admin's decision: "
+             "submit a changed job, or ask an admin."]
+        )
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class JobService:
         self._dispatcher = dispatcher
         self._clock = clock
         self._is_admin = is_admin
+        self._admit: Callable[[Sequence[Job]], list[Job]] | None = None
+        self._release: Callable[[Job], object] | None = None
 
     @property
     def store(self) -> JobRepository:
@@ -88,6 +102,7 @@ class JobService:
         stall_alert_seconds: int | None = None,
         fallback_types: tuple[str, ...] = (),
         on_registered: Callable[[Registered], object] | None = None,
+        admit: Callable[[Sequence[Job]], list[Job]] | None = None,
     ) -> Registered:
         """Register one job (idempotent on ``client_token``) and announce it; a pending
         ``approval`` registers it held (backend.domain.approval). ``on_registered`` runs right
@@ -109,6 +124,10 @@ class JobService:
             fallback_types=fallback_types,
         )
         if not self._store.existing_ids([job.job_id]):
+            if admit is not None:
+                # The cost guard reserves its budget (or holds it, or refuses: OverBudget);
+                # a redelivered request finds the job registered and reserves nothing more.
+                [job] = admit([job])
             # The Slack root card is posted first, so the registration records its thread.
             job = self._dispatcher.announce(job)
         registered = self._store.register(job)
@@ -174,6 +193,8 @@ class JobService:
                     job, S.STOPPED, at=now, reason=f"{who} before launch", lease=None, next_attempt_at=None, **changes
                 )
                 if isinstance(outcome, Applied):
+                    if self._release is not None:
+                        self._release(outcome.job)  # never launched again: its reservation goes back
                     if pending is not None:
                         # A create may have reached SageMaker before a crash: make sure it stops.
                         self._stop_quietly(pending.name)
@@ -199,25 +220,56 @@ class JobService:
         except BackendUnavailable as exc:
             logger.warning("stop not sent; the monitor retries", extra={"attempt": name, "error": str(exc)})
 
+    def use_budget(self, admit: Callable[[Sequence[Job]], list[Job]], release: Callable[[Job], object]) -> None:
+        """Wire the cost guard in (backend.services.budget): a retry reserves its budget again
+        (``admit``: reserved, held, or OverBudget), and a job stopped here gives it back."""
+        self._admit = admit
+        self._release = release
+
     def retry(self, job_id: str, actor: Actor) -> Job:
-        """Start a Failed or Stopped job again, with a fresh algorithm-error budget."""
+        """Start a Failed or Stopped job again, with a fresh algorithm-error budget.
+
+        Held means held until an admin decides (issue 22): a job an admin rejected is not
+        retried (:class:`RejectedByAdmin`, with who and why); a job stopped while it waited for
+        approval goes back to waiting (held, ``Retrying``) and the admins are asked again.
+        Otherwise the retry reserves the job's estimate on its team's week like a submission:
+        over the budget it is refused (OverBudget) or held, per ``TRAINBOT_BUDGET_MODE``."""
         for _ in range(_MAX_RACE_ROUNDS):
             job = self._store.get(job_id)
             self.authorize_change(actor, job)
             if job.status not in (S.FAILED, S.STOPPED):
                 raise IllegalTransition(job.job_id, job.status.value, S.RETRYING.value)
+            approval = job.approval
+            if approval is not None and approval.state is ApprovalState.REJECTED:
+                raise RejectedByAdmin(job.job_id, approval.decided_by or "an admin", approval.note)
             now = self._clock()
+            reason = f"retry requested by <@{actor.user_id}>"
+            admitted = job
+            if approval is not None and approval.state is ApprovalState.PENDING:
+                reason += "; waiting for an admin's approval again"
+            elif self._admit is not None:
+                [admitted] = self._admit([job])
+                if admitted.approval is not None and admitted.approval.state is ApprovalState.PENDING:
+                    reason += "; over the weekly budget, waiting for an admin's approval"
             outcome = self._store.transition(
                 job,
                 S.RETRYING,
                 at=now,
-                reason=f"retry requested by <@{actor.user_id}>",
+                reason=reason,
                 next_attempt_at=now,
                 algorithm_failures=0,
                 capacity_wait_since=None,
                 lease=None,
+                approval=admitted.approval,
+                reservation=admitted.reservation,
             )
             if isinstance(outcome, Applied):
                 self._dispatcher.deliver(outcome.job)
                 return outcome.job
+            self._give_back(admitted, job_id)
         raise StoreUnavailable(f"{job_id} kept changing while retrying it; try again")
+
+    def _give_back(self, admitted: Job, job_id: str) -> None:
+        """A lost race after reserving: release the reservation unless the winner holds it."""
+        if self._release is not None and admitted.reservation and self._store.get(job_id).reservation != admitted.reservation:
+            self._release(admitted)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.times import parse_utc
 from backend.domain.waiting import QueueSnapshot, WaitReason, wait_reasons
@@ -22,6 +23,7 @@ from backend.ports import JobRepository, RecordStore
 HOLDS_KEY = "instance-types"  # the launcher's holds record (backend.services.launcher.HOLDS_KEY)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 QUEUE_PAGE = 20
+HELD_SHOWN = 10  # held jobs listed under the queue (the rest are counted)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class QueuePage:
     instance_type: str | None
     page: int
     pages: int
+    # Waiting for an admin's approval (issue 22): not in the launch order, listed apart.
+    held: tuple[Job, ...] = ()
+    held_total: int = 0
 
 
 class QueueStore(JobRepository, RecordStore, Protocol):
@@ -94,7 +99,8 @@ class QueueView:
         pages = max(1, -(-len(found) // size))
         page = min(max(1, page), pages)
         start = (page - 1) * size
-        return QueuePage(found[start : start + size], start, len(found), instance_type, page, pages)
+        held = [j for j in self._store.held_jobs(None) if instance_type is None or instance_type in j.instance_choices]
+        return QueuePage(found[start : start + size], start, len(found), instance_type, page, pages, tuple(held[:HELD_SHOWN]), len(held))
 
     def _holds(self, now: datetime, usage: Counter[str]) -> dict[str, datetime]:
         """The launcher's holds still in effect: not past, and no job of the type ended since."""

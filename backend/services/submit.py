@@ -178,6 +178,7 @@ class SubmitService:
             stall_alert_seconds=spec.stall_alert_seconds,
             fallback_types=spec.fallback_types,
             on_registered=self._queued_if_new,
+            admit=self.guard.admit if self.guard is not None else None,
         )
         return registered
 
@@ -249,6 +250,9 @@ class SubmitService:
             )
             for index, spec in enumerate(plan.specs)
         ]
+        if self.guard is not None and not self._jobs.store.existing_ids([jobs[0].job_id]):
+            jobs = self.guard.admit(jobs)  # reserve the sweep's budget in one write (or hold it)
+            approval = jobs[0].approval if jobs and jobs[0].is_held else approval
         ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
         if approval is None and ids:
             self._queued(ids[-1])  # one kick for the whole batch

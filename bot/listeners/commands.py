@@ -114,7 +114,10 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.Stop(job_id=job_id):
             say(text=render.changed("stop", bot.stop(job_id, actor)))
         case grammar.Retry(job_id=job_id):
-            say(text=render.changed("retry", bot.retry(job_id, actor)))
+            retried = bot.retry(job_id, actor)
+            say(text=render.changed("retry", retried))
+            if retried.is_held:  # stopped while held, or over the budget: the admins decide again
+                approvals.request_approval(bot, client, [retried])
         case grammar.PresetSave(name=name, fields=fields):
             say(text=render.preset_saved(name, bot.presets.save(name, fields, actor.user_id)))
         case grammar.PresetList():

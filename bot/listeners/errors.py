@@ -30,6 +30,7 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
+from backend.services.jobs import RejectedByAdmin
 from backend.services.presets import PresetNotYours
 from backend.services.submit import SweepExpired
 
@@ -43,6 +44,8 @@ def message_for(exc: Exception) -> str:
         return render.problems_text(exc.problems, exc.usage)
     if isinstance(exc, SweepExpired):
         return render.sweep_expired()
+    if isinstance(exc, RejectedByAdmin):
+        return render.retry_rejected(exc.job_id, exc.admin, exc.note)
     if isinstance(exc, InvalidRequest):
         return render.problems_text(exc.problems)
     if isinstance(exc, JobNotFound):

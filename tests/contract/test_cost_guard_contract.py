@@ -30,3 +30,58 @@ def test_usage_adds_each_attempt_once(store):
     record = store.get_record(RecordKind.USAGE, "nlp#2026-W45")
     assert record["Seconds"] == 660 and sorted(record["Counted"]) == ["tb-a-a1", "tb-b-a1"]
     assert store.get_record(RecordKind.USAGE, "nlp#2026-W46") is None
+
+
+def test_a_reservation_fits_the_limit_or_is_refused_and_a_repeat_reserves_nothing_more(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a.1"], 40 * 3600, 50 * 3600) is True
+    assert store.reserve("nlp#2026-W45", ["tb-a.1"], 40 * 3600, 50 * 3600) is True  # a repeat: held already
+    assert store.reserve("nlp#2026-W45", ["tb-b.1"], 40 * 3600, 50 * 3600) is False
+    assert store.reserve("nlp#2026-W46", ["tb-c.1"], 60 * 3600, 50 * 3600) is False  # more than the budget
+    record = store.get_record(RecordKind.USAGE, "nlp#2026-W45")
+    assert record["Reserved"] == 40 * 3600 and record["Committed"] == 40 * 3600 and list(record["Holding"]) == ["tb-a.1"]
+
+
+def test_billed_time_counts_against_the_room_and_a_release_gives_back_once(store):
+    store.reserve("nlp#2026-W45", ["tb-a.1", "tb-b.1"], 20 * 3600, 50 * 3600)
+    store.add_usage("nlp#2026-W45", "tb-a-a1", 25 * 3600)
+    assert store.reserve("nlp#2026-W45", ["tb-c.1"], 10 * 3600, 50 * 3600) is False  # 45 committed
+
+    assert store.release("nlp#2026-W45", "tb-a.1", 10 * 3600) is True
+    assert store.release("nlp#2026-W45", "tb-a.1", 10 * 3600) is False
+    assert store.reserve("nlp#2026-W45", ["tb-c.1"], 10 * 3600, 50 * 3600) is True
+    record = store.get_record(RecordKind.USAGE, "nlp#2026-W45")
+    assert record["Seconds"] == 25 * 3600 and record["Reserved"] == 20 * 3600 and record["Committed"] == 45 * 3600
+
+
+def test_of_two_reservations_racing_for_the_last_hours_exactly_one_wins(store):
+    import threading
+
+    def race(key: str) -> list[bool]:
+        barrier = threading.Barrier(2)
+        results: list[bool] = []
+
+        def take(token: str) -> None:
+            barrier.wait()
+            results.append(store.reserve(key, [token], 40 * 3600, 50 * 3600))
+
+        threads = [threading.Thread(target=take, args=(f"tb-{who}.1",)) for who in ("alice", "bob")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        return results
+
+    for round_ in range(5):
+        key = f"nlp#2026-W4{round_}"
+        store.reserve(key, [f"tb-first.{round_}"], 10 * 3600, 50 * 3600)
+        assert sorted(race(key)) == [False, True]
+        assert store.get_record(RecordKind.USAGE, key)["Committed"] == 50 * 3600
+
+
+def test_held_jobs_are_listed_apart_oldest_first(store):
+    pending = Approval(state=ApprovalState.PENDING, reasons=["big"])
+    first = store.register(make_job("held1", approval=pending)).job
+    second = store.register(make_job("held2", approval=pending, now=T0.replace(minute=5))).job
+    store.register(make_job("plain"))
+
+    assert [j.job_id for j in store.held_jobs(None)] == [first.job_id, second.job_id]

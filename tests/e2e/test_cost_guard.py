@@ -226,3 +226,89 @@ def test_a_held_sweep_gets_one_card_and_approving_it_releases_every_job(monkeypa
 
     after = store.get_many([job.job_id for job in jobs])
     assert all(job.approval.state is ApprovalState.APPROVED and not job.is_held for job in after)
+
+
+SUBMIT_40H = GOOD_SUBMIT.replace("max_runtime=1h", "max_runtime=40h")
+
+
+def test_five_40h_jobs_under_a_50h_week_only_the_first_is_accepted_and_budget_says_used_reserved_left(monkeypatch, bot_env, store):
+    monkeypatch.setenv("TRAINBOT_TEAM_BUDGETS", "nlp=50")
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", f"{USER}=nlp")
+
+    for i in range(5):
+        bot_env.command(SUBMIT_40H.replace("name=bert-lr3", f"name=bert-{i}"))
+
+    [job] = store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=50).jobs
+    assert job.name == "bert-0" and job.reservation
+    refusals = [t for t in bot_env.ephemerals() if "over the weekly budget" in t]
+    assert len(refusals) == 4
+    assert "40.0 of 50.0 instance-hours committed" in refusals[0] and "0.00 used, 40.0 reserved" in refusals[0]
+    assert "10.0 left" in refusals[0]
+    record = store.get_record(RecordKind.USAGE, f"nlp#{iso_week(utcnow())}")
+    assert record["Committed"] == 40 * 3600 <= 50 * 3600
+
+    bot_env.command("budget")
+    answer = bot_env.ephemerals()[-1]
+    assert "0.00 instance-hours used of 50.0" in answer and "40.0 reserved" in answer and "10.0 left" in answer
+
+
+def test_in_approve_mode_the_second_40h_job_is_held_for_an_admin_and_reserves_once_approved(monkeypatch, bot_env, store):
+    monkeypatch.setenv("TRAINBOT_TEAM_BUDGETS", "nlp=50")
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", f"{USER}=nlp")
+    monkeypatch.setenv("TRAINBOT_BUDGET_MODE", "approve")
+
+    bot_env.command(SUBMIT_40H.replace("name=bert-lr3", "name=bert-0"))
+    bot_env.command(SUBMIT_40H.replace("name=bert-lr3", "name=bert-1"))
+
+    jobs = {j.name: j for j in store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=50).jobs}
+    assert not jobs["bert-0"].is_held and jobs["bert-0"].reservation
+    second = jobs["bert-1"]
+    assert second.is_held and second.reservation is None and "over the weekly budget" in second.approval.reasons[0]
+    assert any("Waiting for an admin's approval" in t for t in bot_env.ephemerals())
+    [card] = bot_env.slack.messages(ADMIN)
+    assert second.job_id in json.dumps(card["blocks"])
+    assert store.get_record(RecordKind.USAGE, f"nlp#{iso_week(utcnow())}")["Committed"] == 40 * 3600
+
+    _press(bot_env, "job_approve", second.job_id, user=ADMIN)
+    assert store.get(second.job_id).reservation
+    # The admin decided past the budget: it is committed, and /train budget says so.
+    assert store.get_record(RecordKind.USAGE, f"nlp#{iso_week(utcnow())}")["Committed"] == 80 * 3600
+
+
+def test_retrying_a_rejected_job_is_refused_with_who_rejected_it(guarded, store):
+    guarded.command(P5_SUBMIT)
+    held = _only_job(store)
+    _press(guarded, "job_reject", held.job_id, user=ADMIN)
+    [opened] = guarded.slack.calls_to("views.open")
+    view = opened.params["view"]
+    state = {"reason": {"value": {"type": "plain_text_input", "value": "not this week"}}}
+    guarded.send(view_submission_body(view["callback_id"], state, user_id=ADMIN, team_id=TEAM, private_metadata=view["private_metadata"]))
+
+    guarded.command(f"retry {held.job_id}")
+
+    assert store.get(held.job_id).status is JobStatus.STOPPED
+    assert any(f"rejected by <@{ADMIN}>: _not this week_" in t and "cannot undo" in t for t in guarded.ephemerals())
+
+
+def test_retrying_a_job_stopped_while_held_holds_it_again_and_asks_the_admins_again(guarded, store):
+    guarded.command(P5_SUBMIT)
+    held = _only_job(store)
+    guarded.command(f"stop {held.job_id}")
+    assert len(guarded.slack.messages(ADMIN)) == 1
+
+    guarded.command(f"retry {held.job_id}")
+
+    job = store.get(held.job_id)
+    assert job.status is JobStatus.RETRYING and job.is_held
+    assert len(guarded.slack.messages(ADMIN)) == 2  # a new approval card
+
+
+def test_the_queue_lists_what_waits_for_an_admins_approval(guarded, store):
+    guarded.command(P5_SUBMIT)
+    held = _only_job(store)
+
+    guarded.command("queue")
+
+    answer = guarded.ephemerals()[-1]
+    assert "Waiting for an admin's approval*: 1 job" in answer and held.job_id in answer
+    assert "ml.p5.48xlarge needs approval" in answer

@@ -281,6 +281,10 @@ class MemoryJobStore:
         ready = [j for j in self._queued() if j.lease is None and j.parked_at is None and j.status is not JobStatus.RETRYING]
         return self._copies(sorted(ready, key=fairness.launch_order), limit)
 
+    def held_jobs(self, limit: int | None) -> list[Job]:
+        held = [j for j in self._jobs.values() if j.is_held]
+        return self._copies(sorted(held, key=lambda j: (format_utc(j.created_at), j.job_id)), limit)
+
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         upto = format_utc(now) + "#~"
         self._skip_unreadable("waiting")
@@ -459,10 +463,41 @@ class MemoryJobStore:
     @_atomic
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
         record = self._records.setdefault((RecordKind.USAGE.value, key), {"Seconds": 0, "Counted": []})
+        record.setdefault("Counted", [])
         if attempt in record["Counted"]:
             return False
         record["Counted"].append(attempt)
-        record["Seconds"] += int(seconds)
+        record["Seconds"] = record.get("Seconds", 0) + int(seconds)
+        record["Committed"] = record.get("Committed", 0) + int(seconds)
+        return True
+
+    @_atomic
+    def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:
+        if not tokens:
+            return True
+        if limit is not None and seconds > limit:
+            return False
+        record = self._records.get((RecordKind.USAGE.value, key), {})
+        if tokens[0] in record.get("Holding", ()):
+            return True
+        if limit is not None and "Committed" in record and record["Committed"] > limit - int(seconds):
+            return False
+        record = self._records.setdefault((RecordKind.USAGE.value, key), record)
+        record["Reserved"] = record.get("Reserved", 0) + int(seconds)
+        record["Committed"] = record.get("Committed", 0) + int(seconds)
+        record["Holding"] = sorted({*record.get("Holding", ()), *tokens})
+        return True
+
+    @_atomic
+    def release(self, key: str, token: str, seconds: int) -> bool:
+        record = self._records.get((RecordKind.USAGE.value, key))
+        if record is None or token not in record.get("Holding", ()):
+            return False
+        record["Reserved"] -= int(seconds)
+        record["Committed"] -= int(seconds)
+        record["Holding"] = [t for t in record["Holding"] if t != token]
+        if not record["Holding"]:
+            del record["Holding"]  # DynamoDB drops an emptied set
         return True
 
     @_atomic

@@ -70,7 +70,7 @@ def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(aws, monkey
     assert "spend: 4.00 instance-hours ≈ $4.34" in out  # 3 h x $1.408 + 1 h x $0.115
     assert "by user: alice 3.00 h $4.22, bob 1.00 h $0.12" in out
     assert "by team: nlp 4.00 h $4.34" in out
-    assert "this week: team `nlp` used 4.00 of 20.0 instance-hours" in out
+    assert "this week: team `nlp` has 4.00 of 20.0 instance-hours committed" in out
 
     code, out, err = cli("stats", "--all", "--days", "3", "--json")
     answer = json.loads(out)

@@ -34,6 +34,10 @@ class DynamoQueries(DynamoTable):
         """New jobs no launcher holds, highest priority first, fair across owners, then oldest."""
         return self._queue_partition("ready", limit)
 
+    def held_jobs(self, limit: int | None) -> list[Job]:
+        """Jobs waiting for an admin's approval, oldest first (never read by a launcher)."""
+        return self._queue_partition("held", limit)
+
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         """Retrying jobs whose next attempt time has come."""
         return self._queue_partition("waiting", limit, upto=format_utc(now) + "#~")

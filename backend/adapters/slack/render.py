@@ -511,6 +511,15 @@ def problems_text(problems: Iterable[str], usage: str = "") -> str:
     return text
 
 
+def retry_rejected(job_id: str, admin: str, note: str) -> str:
+    """A retry of a job an admin rejected (issue 22): held means held until an admin decides."""
+    why = f": _{esc(note, 300)}_" if note else ""
+    return (
+        f":no_entry: `{esc(job_id, 100)}` was rejected by <@{esc(admin, 40)}>{why}. A retry cannot undo an admin's "
+        "decision: submit a changed job, or ask an admin."
+    )
+
+
 def refused_user() -> str:
     return ":no_entry: Sorry, you are not on Trainbot's list of users (TRAINBOT_ALLOWED_USERS). Ask an admin to add you."
 
@@ -836,11 +845,16 @@ def no_budgets() -> str:
 
 
 def budget_text(check: Any) -> str:
-    """`/train budget`: the team's usage this ISO week against its budget (from billed time)."""
+    """`/train budget`: the team's week against its budget: used (billed time of attempts that
+    ended), reserved (estimates of accepted jobs not ended yet) and what is left."""
     used, budget = check.used_hours, check.budget_hours
+    reserved = getattr(check, "reserved_hours", 0.0)
     head = f":money_with_wings: *Team `{esc(check.team, 60)}`*, week {check.week}: {hours_text(used)} instance-hours used"
     if budget is None:
-        return head + " (no budget set)."
-    left = max(0.0, budget - used)
+        return head + f", {hours_text(reserved)} reserved (no budget set)."
+    left = max(0.0, budget - used - reserved)
     share = f" ({used / budget:.0%})" if budget else ""
-    return head + f" of {hours_text(budget)}{share}; {hours_text(left)} left. Counted from billed time of attempts that ended."
+    return (
+        head + f" of {hours_text(budget)}{share}, {hours_text(reserved)} reserved by jobs not ended yet; "
+        f"{hours_text(left)} left. Used is billed time of attempts that ended; reserved, each accepted job's max run time x instances."
+    )

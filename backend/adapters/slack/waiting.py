@@ -24,6 +24,10 @@ def with_wait_reason(message: dict[str, Any], reason: WaitReason | None, now: da
 def queue_page(page: QueuePage, now: datetime) -> dict[str, Any]:
     """The queue in launch order, one job a line with its reason, and how to see the next page."""
     where = f" for `{page.instance_type}`" if page.instance_type else ""
+    held = _held_rows(page)
+    if page.total == 0 and held:
+        text = f"Nothing{where} is waiting to launch.\n" + held
+        return {"text": text[:3000], "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]}
     if page.total == 0:
         return {"text": f"The queue{where} is empty: nothing is waiting to launch."}
     rows = []
@@ -35,10 +39,24 @@ def queue_page(page: QueuePage, now: datetime) -> dict[str, Any]:
     if page.page < page.pages:
         more = f" instance={page.instance_type}" if page.instance_type else ""
         footer.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"next: `/train queue{more} page={page.page + 1}`"}]})
-    text = header + "\n" + "\n".join(rows)
+    text = header + "\n" + "\n".join(rows) + ("\n" + held if held else "")
     return {
         "text": text[:3000],
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
         + [{"type": "section", "text": {"type": "mrkdwn", "text": row[:3000]}} for row in rows]
+        + ([{"type": "section", "text": {"type": "mrkdwn", "text": held[:3000]}}] if held else [])
         + footer,
     }
+
+
+def _held_rows(page: QueuePage) -> str:
+    """The jobs waiting for an admin's approval (issue 22), oldest first; '' when none."""
+    if not page.held_total:
+        return ""
+    lines = [f"*Waiting for an admin's approval*: {page.held_total} job{'s' if page.held_total != 1 else ''}"]
+    for job in page.held:
+        why = "; ".join(job.approval.reasons) if job.approval is not None else ""
+        lines.append(f"• `{job.job_id}` · <@{job.owner.user_id}> · {job.job_args.instance_type}×{job.job_args.instance_count} · {why[:200]}")
+    if page.held_total > len(page.held):
+        lines.append(f"… and {page.held_total - len(page.held)} more")
+    return "\n".join(lines)
