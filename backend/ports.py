@@ -235,8 +235,9 @@ class UsageStore(Protocol):
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
-        """Add ``seconds`` to usage record ``key`` once per ``attempt`` name, in one conditional
-        write; False if that attempt was counted before (a duplicated event)."""
+        """Add ``seconds`` to usage record ``key`` once per ``attempt`` name (a mark of the
+        attempt's own, written with the addition); False if that attempt was counted before (a
+        duplicated event). The record does not grow with the attempts it counts."""
         ...
 
 

@@ -2,9 +2,9 @@
 
 - :class:`Budgets` counts what actually ran: when the monitor sees an attempt end, its
   ``BillableTimeInSeconds x InstanceCount`` is added to the small record
-  ``usage#<team>#<iso week>`` in one UpdateItem that also adds the attempt's name to the
-  record's set of counted attempts, conditional on the name not being in it: a duplicated or
-  reordered SageMaker event never counts twice. Reading a team's week is one GetItem.
+  ``usage#<team>#<iso week>`` in one transaction that also marks the attempt counted
+  (``counted#<attempt>``, conditional on no mark): a duplicated or reordered SageMaker event
+  never counts twice, and the record stays small. Reading a team's week is one GetItem.
 - :class:`CostGuard` assesses a submission before anything is written: its estimate
   (:mod:`backend.domain.cost`), whether it needs an admin (:mod:`backend.domain.approval`) and
   whether it fits the team's week; over budget it is refused with the numbers
