@@ -286,6 +286,13 @@ class TrainingBackend(Protocol):
     def stop(self, name: str) -> None: ...
 
 
+class PriceSource(Protocol):
+    """List prices (AWS's Price List API): on-demand price per instance-hour by training
+    instance type in a region; BackendUnavailable when it cannot answer."""
+
+    def training_prices(self, region: str) -> dict[str, float]: ...
+
+
 class TrainingLogs(Protocol):
     """A training job's log (CloudWatch Logs): paced, bounded reads."""
 

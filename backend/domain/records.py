@@ -25,4 +25,5 @@ class RecordKind(StrEnum):
     HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"
     USAGE = "usage"  # a team's billed instance-seconds in one ISO week (Seconds), key: "<team>#<week>"
     COUNTED = "counted"  # marker: one attempt's billed time was added to its team's week (expires), key: attempt name
+    PRICES = "prices"  # list prices fetched daily from AWS's Price List API (List.latest: On, Prices), key: region
     KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"

@@ -144,16 +144,21 @@ class CostGuard:
 
     def __init__(
         self,
-        prices: PriceTable,
+        prices: PriceTable | Callable[[], PriceTable],
         rules: ApprovalRules,
         budgets: Budgets | None,
         *,
         budget_mode: str = "refuse",
     ) -> None:
-        self.prices = prices
+        # A callable is asked each time (the price book: list prices refreshed daily).
+        self._prices = prices
         self.rules = rules
         self.budgets = budgets
         self.budget_mode = budget_mode
+
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices if isinstance(self._prices, PriceTable) else self._prices()
 
     def estimate(self, jobs: Iterable[JobArgs]) -> Estimate:
         return estimate(jobs, self.prices)
