@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
+    from backend.services.prices import PriceBook
     from backend.services.queue import QueueView
 
 
@@ -179,18 +180,40 @@ class Container:
         return self.extras["budgets"]
 
     @property
-    def cost_guard(self) -> CostGuard:
-        """Estimates (the repo's prices, TRAINBOT_INSTANCE_PRICES over them), approval rules, budgets."""
-        from backend.domain.approval import ApprovalRules
+    def price_book(self) -> PriceBook:
+        """The prices estimates use: the daily list prices (TRAINBOT_PRICE_LIST) or the
+        built-in table, TRAINBOT_INSTANCE_PRICES over either."""
         from backend.domain.cost import repo_prices
+        from backend.services.prices import PriceBook
+
+        if "price_book" not in self.extras:
+            s = self.settings
+            source = self.extras.get("price_source")
+            if source is None and s.price_list:
+                from backend.adapters.pricing import PriceList, endpoint_region
+
+                source = PriceList(aws_client("pricing", region=endpoint_region(s.aws_region), max_attempts=3))
+            self.extras["price_book"] = PriceBook(
+                self.store,
+                region=s.aws_region,
+                builtin=repo_prices(),
+                overrides=s.instance_prices,
+                clock=self.clock,
+                source=source if s.price_list else None,
+                use_list_prices=s.price_list,
+            )
+        return self.extras["price_book"]
+
+    @property
+    def cost_guard(self) -> CostGuard:
+        """Estimates (the price book's table), approval rules, budgets."""
+        from backend.domain.approval import ApprovalRules
         from backend.services.budget import CostGuard
 
         if "cost_guard" not in self.extras:
             s = self.settings
             rules = ApprovalRules(s.approval_instance_hours, s.approval_instance_types, s.approval_sweep_size)
-            self.extras["cost_guard"] = CostGuard(
-                repo_prices().overridden(s.instance_prices), rules, self.budgets, budget_mode=s.budget_mode
-            )
+            self.extras["cost_guard"] = CostGuard(self.price_book.table, rules, self.budgets, budget_mode=s.budget_mode)
         return self.extras["cost_guard"]
 
     @property

@@ -59,6 +59,9 @@ class Settings(BaseModel):
     team_budgets: dict[str, float] = Field(default_factory=dict, alias="TRAINBOT_TEAM_BUDGETS")
     user_teams: dict[str, str] = Field(default_factory=dict, alias="TRAINBOT_USER_TEAMS")
     budget_mode: Literal["refuse", "approve"] = Field(default="refuse", alias="TRAINBOT_BUDGET_MODE")
+    # Estimates use AWS's list prices, fetched daily by the monitor into prices#<region>
+    # (backend.services.prices); off: the built-in table only (no Price List calls, no reads).
+    price_list: bool = Field(default=False, alias="TRAINBOT_PRICE_LIST")
     # Stall warning for jobs that do not set stall_alert: seconds without a new log line before
     # the thread is told once (0: off). Failure forensics read the training jobs' CloudWatch log.
     stall_alert_seconds: int = Field(default=0, alias="TRAINBOT_STALL_ALERT_SECONDS", ge=0, le=28 * 24 * 3600)

@@ -248,8 +248,9 @@ class UsageStore(Protocol):
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
-        """Add ``seconds`` to usage record ``key`` once per ``attempt`` name, in one conditional
-        write; False if that attempt was counted before (a duplicated event)."""
+        """Add ``seconds`` to usage record ``key`` once per ``attempt`` name (a mark of the
+        attempt's own, written with the addition); False if that attempt was counted before (a
+        duplicated event). The record does not grow with the attempts it counts."""
         ...
 
     def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:
@@ -307,6 +308,13 @@ class TrainingBackend(Protocol):
     def describe(self, name: str) -> TrainingStatus | None: ...
 
     def stop(self, name: str) -> None: ...
+
+
+class PriceSource(Protocol):
+    """List prices (AWS's Price List API): on-demand price per instance-hour by training
+    instance type in a region; BackendUnavailable when it cannot answer."""
+
+    def training_prices(self, region: str) -> dict[str, float]: ...
 
 
 class TrainingLogs(Protocol):

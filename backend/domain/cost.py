@@ -1,7 +1,9 @@
 """What a submission may cost: instance-hours, and money where a price is known.
 
-Pure: no I/O beyond reading the price table kept next to this module (``prices.json``, with
-its source and date; never the network). The estimate is an upper bound: a job is billed at
+Pure: no I/O beyond reading the built-in price table kept next to this module (``prices.json``,
+with its source and date: the offline fallback). List prices come from AWS's Price List API,
+fetched daily into a record (:mod:`backend.services.prices`); every estimate says which
+source and date its prices are from. The estimate is an upper bound: a job is billed at
 most ``InstanceCount x MaxRuntimeInSeconds`` per attempt (spot's ``MaxWaitTimeInSeconds``
 includes waiting, which is not billed), and a sweep is the sum of its jobs. Retries are not
 in it: usage against a budget is counted from what actually ran (``BillableTimeInSeconds``),
@@ -22,34 +24,53 @@ from backend.domain.model import Job, JobArgs
 PRICES_FILE = Path(__file__).with_name("prices.json")
 
 
+# Where a price came from, as an estimate says it.
+LIST_PRICE = "list"  # AWS's Price List API, fetched daily into the record prices#<region>
+BUILT_IN = "built-in"  # prices.json, the offline fallback
+
+
 @dataclass(frozen=True)
 class PriceTable:
-    """Price per instance-hour by instance type, and where the numbers come from."""
+    """Price per instance-hour by instance type, and where the numbers come from: AWS's list
+    prices of a day, or the built-in table of a month; ``overrides`` (configuration) win."""
 
     prices: Mapping[str, float] = field(default_factory=dict)
     currency: str = "USD"
     source: str = ""
     as_of: str = ""
+    kind: str = BUILT_IN
+    overrides: frozenset[str] = frozenset()
 
     def price(self, instance_type: str) -> float | None:
         return self.prices.get(instance_type)
+
+    def origin(self, instance_type: str) -> str:
+        """Which source (and its date) the price of ``instance_type`` is from."""
+        if instance_type in self.overrides:
+            return "price override"
+        what = "list price" if self.kind == LIST_PRICE else "built-in table"
+        return f"{what} of {self.as_of}" if self.as_of else what
 
     def overridden(self, overrides: Mapping[str, float]) -> PriceTable:
         """This table with ``overrides`` (configuration) taking precedence."""
         if not overrides:
             return self
-        return PriceTable({**self.prices, **overrides}, self.currency, self.source + " (with configured overrides)", self.as_of)
+        return PriceTable(
+            {**self.prices, **overrides}, self.currency, self.source, self.as_of, self.kind, self.overrides | frozenset(overrides)
+        )
 
 
 @cache
 def repo_prices() -> PriceTable:
-    """The price table kept in the repository (read once per process)."""
+    """The built-in price table kept in the repository (read once per process): the fallback
+    when no list prices were fetched."""
     data = json.loads(PRICES_FILE.read_text())
     return PriceTable(
         prices={str(k): float(v) for k, v in data["prices"].items()},
         currency=str(data.get("currency", "USD")),
         source=str(data.get("source", "")),
         as_of=str(data.get("as_of", "")),
+        kind=BUILT_IN,
     )
 
 
@@ -69,6 +90,7 @@ class Estimate:
     currency: str
     unpriced: tuple[str, ...] = ()  # the instance types the table has no price for
     as_of: str = ""
+    sources: tuple[str, ...] = ()  # where the prices used came from ("list price of 2026-12-07", …)
 
     def __add__(self, other: Estimate) -> Estimate:
         by_type = dict(self.by_type)
@@ -76,7 +98,10 @@ class Estimate:
             by_type[kind] = by_type.get(kind, 0.0) + hours
         money = None if self.money is None or other.money is None else self.money + other.money
         unpriced = tuple(sorted(set(self.unpriced) | set(other.unpriced)))
-        return Estimate(self.jobs + other.jobs, self.instance_hours + other.instance_hours, by_type, money, self.currency, unpriced, self.as_of)
+        sources = tuple(sorted(set(self.sources) | set(other.sources)))
+        return Estimate(
+            self.jobs + other.jobs, self.instance_hours + other.instance_hours, by_type, money, self.currency, unpriced, self.as_of, sources
+        )
 
 
 def estimate(jobs: Iterable[JobArgs], prices: PriceTable | None = None) -> Estimate:
@@ -89,7 +114,8 @@ def estimate(jobs: Iterable[JobArgs], prices: PriceTable | None = None) -> Estim
         by_type[args.instance_type] = by_type.get(args.instance_type, 0.0) + job_instance_hours(args)
     unpriced = tuple(sorted(t for t in by_type if prices.price(t) is None))
     money = None if unpriced else sum(hours * (prices.price(t) or 0.0) for t, hours in by_type.items())
-    return Estimate(count, sum(by_type.values()), by_type, money, prices.currency, unpriced, prices.as_of)
+    sources = tuple(sorted({prices.origin(t) for t in by_type if prices.price(t) is not None}))
+    return Estimate(count, sum(by_type.values()), by_type, money, prices.currency, unpriced, prices.as_of, sources)
 
 
 def hours_text(hours: float) -> str:
@@ -102,12 +128,14 @@ def money_text(amount: float, currency: str = "USD") -> str:
 
 
 def describe(est: Estimate) -> str:
-    """One line for people: ``≤ 48.0 instance-hours (≈ $1,809 at list prices of 2025-01)``."""
+    """One line for people, saying where its prices came from:
+    ``≤ 48.0 instance-hours (≤ $1,809 by list price of 2026-12-07)``, ``… by price override``,
+    ``… by built-in table of 2025-01``."""
     text = f"≤ {hours_text(est.instance_hours)} instance-hours"
     if est.jobs > 1:
         text += f" over {est.jobs:,} jobs"
     if est.money is not None:
-        text += f" (≤ {money_text(est.money, est.currency)} at list prices" + (f" of {est.as_of})" if est.as_of else ")")
+        text += f" (≤ {money_text(est.money, est.currency)}" + (f" by {' and '.join(est.sources)})" if est.sources else ")")
     elif est.unpriced:
         text += f" (no price configured for {', '.join(est.unpriced)})"
     return text

@@ -23,5 +23,7 @@ class RecordKind(StrEnum):
     PRESET_INDEX = "preset-index"  # the names of all presets (one map), key: "all"
     CURSOR = "cursor"  # where the monitor's sweep of the active jobs goes on next run, key: "monitor-sweep"
     HOLDS = "holds"  # instance types the launcher holds back (quota/capacity), key: "instance-types"
-    USAGE = "usage"  # a team's billed instance-seconds in one ISO week (Seconds, Counted attempts), key: "<team>#<week>"
+    USAGE = "usage"  # a team's billed instance-seconds in one ISO week (Seconds), key: "<team>#<week>"
+    COUNTED = "counted"  # marker: one attempt's billed time was added to its team's week (expires), key: attempt name
+    PRICES = "prices"  # list prices fetched daily from AWS's Price List API (List.latest: On, Prices), key: region
     KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"

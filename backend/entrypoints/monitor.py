@@ -42,6 +42,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
             describe_while=lambda: time_left(context, runtime.RESERVE_MS + runtime.DRAIN_MS),
         )
         metrics.add_metric(name="NotificationsPending", unit=MetricUnit.Count, value=report.notifications_pending)
+        runtime.container().price_book.refresh()  # at most once a day: list prices for estimates
         stuck = stuck_retrying(runtime.container())
         if stuck is not None:
             metrics.add_metric(name="JobsStuckRetrying", unit=MetricUnit.Count, value=stuck)

@@ -8,9 +8,9 @@
   budget, save what an admin approved past it. :func:`committed_hours` reads it.
 - :class:`Budgets` also counts what actually ran: when the monitor sees an attempt end, its
   ``BillableTimeInSeconds x InstanceCount`` is added to the small record
-  ``usage#<team>#<iso week>`` in one UpdateItem that also adds the attempt's name to the
-  record's set of counted attempts, conditional on the name not being in it: a duplicated or
-  reordered SageMaker event never counts twice. Reading a team's week is one GetItem.
+  ``usage#<team>#<iso week>`` in one transaction that also marks the attempt counted
+  (``counted#<attempt>``, conditional on no mark): a duplicated or reordered SageMaker event
+  never counts twice, and the record stays small. Reading a team's week is one GetItem.
 - :class:`CostGuard` assesses a submission before anything is written: its estimate
   (:mod:`backend.domain.cost`), whether it needs an admin (:mod:`backend.domain.approval`) and
   whether it fits the team's week; over budget it is refused with the numbers
@@ -218,16 +218,21 @@ class CostGuard:
 
     def __init__(
         self,
-        prices: PriceTable,
+        prices: PriceTable | Callable[[], PriceTable],
         rules: ApprovalRules,
         budgets: Budgets | None,
         *,
         budget_mode: str = "refuse",
     ) -> None:
-        self.prices = prices
+        # A callable is asked each time (the price book: list prices refreshed daily).
+        self._prices = prices
         self.rules = rules
         self.budgets = budgets
         self.budget_mode = budget_mode
+
+    @property
+    def prices(self) -> PriceTable:
+        return self._prices if isinstance(self._prices, PriceTable) else self._prices()
 
     def estimate(self, jobs: Iterable[JobArgs]) -> Estimate:
         return estimate(jobs, self.prices)

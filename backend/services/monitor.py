@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -43,6 +43,21 @@ MISSING_GRACE = timedelta(minutes=10)
 _RACE_ROUNDS = 5
 # Where the last sweep stopped describing (a small record): the next one starts after it.
 SWEEP_CURSOR = (RecordKind.CURSOR, "monitor-sweep")
+
+
+_ENDED = (T.COMPLETED, T.FAILED, T.STOPPED)
+
+
+def _ends_now(job: Job, number: int) -> bool:
+    """Whether an end observation of attempt ``number`` would end it now (it is the job's
+    current attempt, not ended yet): a duplicate or stale event costs no Describe."""
+    current = job.current_attempt
+    return (
+        not job.is_terminal
+        and current is not None
+        and current.number == number
+        and current.outcome not in (AttemptOutcome.COMPLETED, AttemptOutcome.FAILED, AttemptOutcome.STOPPED, AttemptOutcome.NOT_STARTED)
+    )
 
 
 def _sweep_key(job: Job) -> str:
@@ -115,16 +130,35 @@ class Monitor:
         """Apply one observation (from an event) to its job, re-reading after a lost race."""
         report = report or MonitorReport()
         report.observed += 1
+        described = False
         for _ in range(_RACE_ROUNDS):
             try:
                 job = self._store.get(job_id)
             except JobNotFound:
                 report.ignored += 1
                 return report
+            if not described and status.state in _ENDED and status.billable_seconds is None and _ends_now(job, attempt_number):
+                described = True
+                try:
+                    status = self._with_billable_time(status)
+                except BackendUnavailable as exc:
+                    # Leave it as it is: the sweep describes active jobs, billable time and all.
+                    report.unknown += 1
+                    logger.info("billable time unknown; left to the sweep", extra={"job_id": job_id, "error": str(exc)})
+                    return report
             if not isinstance(self._apply(job, attempt_number, status, report), LostRace):
                 return report
             report.lost_races += 1
         return report
+
+    def _with_billable_time(self, status: TrainingStatus) -> TrainingStatus:
+        """An end event as AWS documents it has no ``BillableTimeInSeconds``: the attempt's
+        Describe has it (one call per attempt, made only when the event ends the attempt)."""
+        self._pacer.acquire()
+        described = self._backend.describe(status.name)
+        if described is None or described.billable_seconds is None:
+            return status
+        return replace(status, billable_seconds=described.billable_seconds)
 
     # --- sweep ------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ Stages, each on what the previous one produced (no AWS call anywhere):
    the SAM-aware pass lets through are caught;
 4. **Trainbot's own checks** on the transformed template: every ``Ref``/``GetAtt``/``Sub``
    variable resolves; no ``*`` (or wildcard) action, no ``NotAction``/``NotResource``, no
-   ``Resource: "*"`` in any IAM policy; only allow-listed managed policies; ``iam:PassRole``
+   ``Resource: "*"`` in any IAM policy (but for a statement of actions that have no resource
+   types, ``pricing:GetProducts``); only allow-listed managed policies; ``iam:PassRole``
    only on explicit roles (parameters) and only with ``iam:PassedToService:
    sagemaker.amazonaws.com``; SageMaker actions only on ``training-job/${JobIdPrefix}*``;
    every schedule expression well-formed; a dead-letter queue on every EventBridge target and
@@ -272,6 +273,11 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+# Actions AWS defines with no resource types (the Service Authorization Reference lists none
+# for them): a policy can only name them with Resource "*". A statement of these alone may.
+RESOURCE_STAR_ONLY = frozenset({"pricing:GetProducts"})
+
+
 def check_policies(template: dict[str, Any]) -> list[Problem]:
     problems = []
 
@@ -297,7 +303,7 @@ def check_policies(template: dict[str, Any]) -> list[Problem]:
             if kind != "identity" or statement.get("Effect") != "Allow":
                 continue
             resources = as_list(statement.get("Resource"))
-            if "*" in resources:
+            if "*" in resources and not (actions and set(actions) <= RESOURCE_STAR_ONLY):
                 bad(at, f"Resource '*' for {', '.join(actions)}: scope it to this stack's resources")
             if "iam:PassRole" in actions:
                 problems.extend(_check_pass_role(at, statement, resources))

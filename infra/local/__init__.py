@@ -35,6 +35,7 @@ from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve
 from infra.local.page import PageUser, SlackPage, stats_renderer
 from infra.local.standins.aws import MotoServer
 from infra.local.standins.lambda_invoke import LambdaStandIn
+from infra.local.standins.pricing import PriceListStandIn
 from infra.local.standins.sagemaker import Faults, SageMakerStandIn
 from infra.local.standins.slack import Faults as SlackFaults
 from infra.local.standins.slack import SlackStandIn
@@ -92,9 +93,51 @@ class LocalOptions:
     write_connection_file: bool = True
     verbose: bool = False
     # Template parameter overrides, as `sam deploy --parameter-overrides` gives them (e.g.
-    # {"LauncherReservedConcurrency": "1"} for one launcher at a time).
+    # {"LauncherReservedConcurrency": "1"} for one launcher at a time). The cost guard's
+    # (TeamBudgets, ApprovalInstanceHours, …) reach every function's environment this way:
+    # see :func:`cost_guard_parameters` for `trainbot local`'s options.
     parameters: dict[str, str] = field(default_factory=dict)
     out: TextIO = field(default_factory=lambda: sys.stdout)
+
+
+# The page's users are one team, so a `--budget local=…` is theirs; the page's own user
+# ("you") is an admin with the admin user, so the approval DM can be answered in the browser.
+LOCAL_TEAM = "local"
+LOCAL_USER_TEAMS = ",".join(f"{user.user_id}={LOCAL_TEAM}" for user in USERS)
+LOCAL_ADMINS = "U0ADMIN,U0YOU"
+
+
+def cost_guard_parameters(
+    *,
+    budgets: list[str] | None = None,
+    approve_over: float | None = None,
+    approve_types: list[str] | None = None,
+    approve_sweeps: int | None = None,
+    budget_mode: str | None = None,
+) -> dict[str, str]:
+    """Template parameters for the cost guard from `trainbot local`'s options: ``budgets`` as
+    ``team=hours`` (``*`` for everyone else), approvals above ``approve_over`` instance-hours,
+    on ``approve_types``, for sweeps over ``approve_sweeps`` jobs."""
+    parameters: dict[str, str] = {}
+    if budgets:
+        for budget in budgets:
+            team, sep, hours = budget.partition("=")
+            try:
+                ok = bool(sep and team.strip()) and float(hours) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"--budget {budget!r}: expected team=hours, e.g. {LOCAL_TEAM}=5")
+        parameters["TeamBudgets"] = ",".join(b.strip() for b in budgets)
+    if approve_over is not None:
+        parameters["ApprovalInstanceHours"] = f"{approve_over:g}"
+    if approve_types:
+        parameters["ApprovalInstanceTypes"] = ",".join(approve_types)
+    if approve_sweeps is not None:
+        parameters["ApprovalSweepSize"] = str(approve_sweeps)
+    if budget_mode is not None:
+        parameters["BudgetMode"] = budget_mode
+    return parameters
 
 
 class LocalStack:
@@ -114,7 +157,12 @@ class LocalStack:
         )
         self.slack = self._slack_standin(self.options.port)
         self.lam = LambdaStandIn()
+        self.prices = PriceListStandIn()  # the monitor's daily list prices (TRAINBOT_PRICE_LIST)
         self.template = load_template()
+        # Local defaults a deploy would set by parameter: one team for the page's users and
+        # the page's user an admin; options (`parameters`) win.
+        self.template["Parameters"]["UserTeams"]["Default"] = LOCAL_USER_TEAMS
+        self.template["Parameters"]["AdminUsers"]["Default"] = os.environ.get("TRAINBOT_ADMIN_USERS") or LOCAL_ADMINS
         for name, value in self.options.parameters.items():
             if name not in self.template.get("Parameters", {}):
                 raise ValueError(f"template.yaml has no parameter {name!r}")
@@ -153,6 +201,7 @@ class LocalStack:
         restored = self._restore()
 
         self.sagemaker.start()
+        self.prices.start()
         self._start_page_server()
         self.slack.add_channel(CHANNEL_ID, CHANNEL_NAME)
         for user in USERS:
@@ -234,7 +283,7 @@ class LocalStack:
             self.lam.wait_idle(timeout=5)
         except TimeoutError:
             logger.warning("lazy listeners still running at shutdown")
-        for part in (self.bot, self.lam, self.slack, self.sagemaker):
+        for part in (self.bot, self.lam, self.slack, self.sagemaker, self.prices):
             if part is not None:
                 try:
                     part.stop()
@@ -279,6 +328,7 @@ class LocalStack:
             "aws": self.aws.url,
             "sagemaker": self.sagemaker.url,
             "lambda": self.lam.url,
+            "prices": self.prices.url if self._started else "",
         }
 
     def ports(self) -> list[int]:
@@ -355,8 +405,8 @@ class LocalStack:
                 "SLACK_SECRET_ID": "",
                 "AWS_ENDPOINT_URL_SAGEMAKER": self.sagemaker.url,
                 "AWS_ENDPOINT_URL_LAMBDA": self.lam.url,
+                "AWS_ENDPOINT_URL_PRICING": self.prices.url,
                 "AWS_LAMBDA_FUNCTION_NAME": f"{STACK_NAME}-bot",
-                "TRAINBOT_ADMIN_USERS": os.environ.get("TRAINBOT_ADMIN_USERS") or "U0ADMIN",
                 "TRAINBOT_RETRY_BASE_SECONDS": f"{self.options.retry_base_seconds:g}",
                 "TRAINBOT_RETRY_MAX_SECONDS": f"{self.options.retry_max_seconds:g}",
                 "TRAINBOT_CAPACITY_MAX_WAIT_SECONDS": os.environ.get("TRAINBOT_CAPACITY_MAX_WAIT_SECONDS") or "900",

@@ -153,14 +153,17 @@ def _forget_cached_secrets() -> None:
 def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's and monitor's calls (inside an active ``mock_aws``)."""
     from backend.entrypoints import runtime
+    from infra.local.standins.pricing import PriceListStandIn
     from infra.local.standins.sagemaker import ALGORITHM_ERROR, CAPACITY_ERROR, HP_OUTCOME, HP_OUTCOME_ATTEMPTS, THROTTLING
     from infra.local.standins.slack import SlackStandIn
     from tests.bot_fixtures import TEAM
     from tests.harness import SCHEDULED, Stack, job_request
 
     _create_slack_secret()
+    price_list = PriceListStandIn()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", price_list.start())
     with SlackStandIn(team_id=TEAM, bot_user_id="U0BOT") as slack:
-        env = {"SLACK_SECRET_ID": SECRET_NAME, "SLACK_API_URL": slack.api_url, "TRAINBOT_JOB_ID_PREFIX": "tb-"}
+        env = {"SLACK_SECRET_ID": SECRET_NAME, "SLACK_API_URL": slack.api_url, "TRAINBOT_JOB_ID_PREFIX": "tb-", "TRAINBOT_PRICE_LIST": "on"}
         holder: dict[str, Any] = {}
         stack = Stack(env=env, duration=120.0, startup=20.0, capacity={"ml.m5.large": 1}, sagemaker_client=lambda client: _StopDuringCreate(client, holder),
                       logs=True)
@@ -213,6 +216,7 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
             recorder.missing_scope += _refused_for_scope(slack)
         finally:
             stack.close()
+            price_list.stop()
 
 
 class _StopDuringCreate:

@@ -92,6 +92,8 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
         "sns": [{"Ref": "NotifyTopic"}],
         "secretsmanager": [{"Ref": "SlackSecret"}],
         "iam": [{"Ref": "TrainingRoleArns"}],
+        # The Price List API has no resources to name (AWS requires "*"); it reads no data of ours.
+        "pricing": ["*"],
         # Failure forensics and stall warnings: SageMaker's training log group, nothing else.
         "logs": [
             {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/TrainingJobs"},

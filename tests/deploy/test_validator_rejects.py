@@ -54,6 +54,12 @@ BROKEN_OWN_CHECKS = [
         ["[least-privilege]", "wildcard action 'sagemaker:*'"],
     ),
     (
+        "another action beside pricing:GetProducts on every resource",
+        "                - pricing:GetProducts\n",
+        "                - pricing:GetProducts\n                - sns:Publish\n",
+        ["[least-privilege]", "Resource '*' for pricing:GetProducts, sns:Publish"],
+    ),
+    (
         "PassRole without its condition",
         PASS_ROLE_CONDITION,
         "",

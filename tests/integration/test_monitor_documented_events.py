@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from moto import mock_aws
 
+from backend.domain.cost import iso_week
 from tests.fixtures import samples
 from tests.harness import Stack
 
@@ -77,3 +78,35 @@ def test_an_event_without_a_detail_object_is_counted_not_raised(stack):
     event = samples.sagemaker_state_change()
     event["detail"] = "not an object"
     assert stack.monitor_handler(event, stack.context)["unparseable"] == 1
+
+
+@pytest.fixture
+def budget_stack():
+    with mock_aws():
+        stack = Stack(duration=60.0, startup=5.0, env={"TRAINBOT_TEAM_BUDGETS": "*=100"})
+        try:
+            yield stack
+        finally:
+            stack.close()
+
+
+def test_a_documented_end_event_has_no_billable_time_so_one_describe_per_attempt_supplies_it(budget_stack):
+    stack = budget_stack
+    job = _launched(stack)
+    stack.clock.advance(120.0)  # SageMaker has ended the attempt; its Describe bills 60 s
+    stack.sagemaker.drain_events()  # only AWS's documented event reaches the monitor
+    name = job.current_attempt.name
+    event = samples.sagemaker_state_change(TrainingJobName=name)
+    assert "BillableTimeInSeconds" not in event["detail"]  # as AWS documents it
+    describes = stack.sagemaker.calls["DescribeTrainingJob"]
+
+    stack.monitor_handler(event, stack.context)
+    stack.monitor_handler(event, stack.context)  # EventBridge delivers at least once
+    stack.sweep()  # the job ended: the sweep describes it no more
+
+    done = stack.store.get(job.job_id)
+    assert done.status.value == "Completed"
+    assert done.current_attempt.billable_seconds == 60
+    assert stack.sagemaker.calls["DescribeTrainingJob"] == describes + 1
+    week = iso_week(done.current_attempt.ended_at)
+    assert stack.container.budgets.used_hours(job.owner.user_id, week) == pytest.approx(60 / 3600)

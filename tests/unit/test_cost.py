@@ -10,7 +10,7 @@ import pytest
 
 from backend.config import Settings
 from backend.domain.approval import Approval, ApprovalRules, approval_reasons
-from backend.domain.cost import PRICES_FILE, PriceTable, describe, estimate, iso_week, repo_prices, spend
+from backend.domain.cost import LIST_PRICE, PRICES_FILE, PriceTable, describe, estimate, iso_week, repo_prices, spend
 from backend.domain.model import Attempt, AttemptOutcome
 from backend.errors import ConfigError
 from backend.services import stats
@@ -36,7 +36,19 @@ def test_an_estimate_is_count_times_max_runtime_and_a_sweep_is_the_sum():
     assert sweep.jobs == 3 and sweep.instance_hours == 4.0
     assert sweep.by_type == {"ml.g5.xlarge": 3.0, "ml.p4d.24xlarge": 1.0}
     assert sweep.money == pytest.approx(3 * 1.5 + 40.0)
-    assert describe(sweep) == "≤ 4.00 instance-hours over 3 jobs (≤ $44.50 at list prices of 2026-01)"
+    assert describe(sweep) == "≤ 4.00 instance-hours over 3 jobs (≤ $44.50 by built-in table of 2026-01)"
+
+
+def test_an_estimate_says_which_source_and_date_each_of_its_prices_came_from():
+    listed = PriceTable({"ml.g5.xlarge": 1.5, "ml.p4d.24xlarge": 40.0}, "USD", "Price List API", "2026-12-07", kind=LIST_PRICE)
+    assert describe(estimate([_args()], listed)) == "≤ 1.00 instance-hours (≤ $1.50 by list price of 2026-12-07)"
+
+    overridden = listed.overridden({"ml.p4d.24xlarge": 30.0})
+    mixed = estimate([_args(), _args("ml.p4d.24xlarge")], overridden)
+    assert mixed.money == 31.5
+    assert describe(mixed).endswith("(≤ $31.50 by list price of 2026-12-07 and price override)")
+    assert describe(estimate([_args("ml.p4d.24xlarge")], overridden)).endswith("(≤ $30.00 by price override)")
+    assert describe(estimate([_args()], repo_prices())).endswith(f"by built-in table of {repo_prices().as_of})")
 
 
 def test_a_type_without_a_price_gets_hours_but_no_money():

@@ -1,13 +1,16 @@
 """Weekly usage records (``usage#<team>#<iso week>``): billed instance-seconds, counted once per
-attempt, and the instance-seconds reserved by accepted jobs (:mod:`backend.services.budget`).
+attempt by a small mark of the attempt's own (``counted#<attempt name>``, expiring, so the
+record stays the same size however many attempts a team's week counts), and the
+instance-seconds reserved by accepted jobs (:mod:`backend.services.budget`).
 
-Record fields: ``Seconds`` (billed), ``Counted`` (attempt names billed), ``Reserved``
-(instance-seconds held by accepted jobs not yet ended), ``Holding`` (their reservation tokens)
-and ``Committed`` (= ``Seconds`` + ``Reserved``, kept by every write, so the budget condition
-is one comparison: DynamoDB conditions have no arithmetic)."""
+Record fields: ``Seconds`` (billed), ``Reserved`` (instance-seconds held by accepted jobs not
+yet ended), ``Holding`` (their reservation tokens) and ``Committed`` (= ``Seconds`` +
+``Reserved``, kept by every write, so the budget condition is one comparison: DynamoDB
+conditions have no arithmetic)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
@@ -15,6 +18,12 @@ from botocore.exceptions import ClientError
 from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import record_key
 from backend.domain.records import RecordKind
+from backend.errors import StoreUnavailable
+
+# A mark only has to outlive the ways an attempt's end can be counted again (EventBridge's
+# redeliveries within 24 hours, a monitor retrying its count); a month is ample.
+MARK_SECONDS = 35 * 24 * 3600
+_CONFLICT_ROUNDS = 6
 
 
 def _refused(exc: ClientError) -> bool:
@@ -25,29 +34,47 @@ class DynamoUsage(DynamoTable):
     """The :class:`backend.ports.UsageStore` part of the DynamoDB store."""
 
     def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
-        """One UpdateItem: ADD the seconds and the attempt's name to the record's ``Counted``
-        string set, only if the name is not in it yet (a repeat is refused by the condition, so
-        a duplicated SageMaker event counts nothing). The set holds one name per attempt of the
-        team's week (about 40 bytes each: ~9,000 attempts a week fit in DynamoDB's 400 KB)."""
-        try:
-            self._call(
-                "update_item",
-                TableName=self._table,
-                Key=record_key(RecordKind.USAGE, key),
-                UpdateExpression="ADD Seconds :s, Committed :s, Counted :names SET RecordType = :kind",
-                ConditionExpression="NOT contains(Counted, :name)",
-                ExpressionAttributeValues={
-                    ":s": {"N": str(int(seconds))},
-                    ":names": {"SS": [attempt]},
-                    ":name": {"S": attempt},
-                    ":kind": {"S": RecordKind.USAGE.value},
-                },
-            )
-        except ClientError as exc:
-            if _refused(exc):
-                return False
-            raise
-        return True
+        """One TransactWriteItems: create the attempt's mark (only if it has none) and ADD the
+        seconds to the usage record, both or neither; False when the attempt was counted before
+        (a duplicated SageMaker event, a retried count). Both writes are UpdateItems: the
+        monitor's role may update records, not put them."""
+        items = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": record_key(RecordKind.COUNTED, attempt),
+                    "UpdateExpression": "SET RecordType = :kind, ExpiresAt = :expires, UsageKey = :key",
+                    "ConditionExpression": "attribute_not_exists(JobId)",
+                    "ExpressionAttributeValues": {
+                        ":kind": {"S": RecordKind.COUNTED.value},
+                        ":expires": {"N": str(int(time.time()) + MARK_SECONDS)},
+                        ":key": {"S": key},
+                    },
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": record_key(RecordKind.USAGE, key),
+                    "UpdateExpression": "ADD Seconds :s, Committed :s SET RecordType = :kind",
+                    "ExpressionAttributeValues": {":s": {"N": str(int(seconds))}, ":kind": {"S": RecordKind.USAGE.value}},
+                }
+            },
+        ]
+        for round_ in range(_CONFLICT_ROUNDS):
+            try:
+                self._call("transact_write_items", TransactItems=items)
+            except ClientError as exc:
+                codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" not in codes:
+                    raise StoreUnavailable(f"DynamoDB TransactWriteItems failed: {codes or exc}") from exc
+                # Another count of the same team's week is in flight: wait and try again.
+                self._backoff(round_)
+                continue
+            return True
+        raise StoreUnavailable(f"usage of {attempt} not counted: its week's record kept conflicting")
 
     def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:
         """One UpdateItem: ADD ``seconds`` to ``Reserved`` and ``Committed`` and ``tokens`` to

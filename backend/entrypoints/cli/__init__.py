@@ -337,13 +337,19 @@ def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
     return run_local(args, out)
 
 
-def run_local(args: argparse.Namespace, out: TextIO) -> int:
-    import signal
-    import threading
+def local_options(args: argparse.Namespace, out: TextIO):
+    """`trainbot local`'s options as the stack's; ValueError names a malformed one."""
+    from infra.local import LocalOptions, cost_guard_parameters
 
-    from infra.local import LocalOptions, LocalStack
-
-    options = LocalOptions(
+    parameters = cost_guard_parameters(
+        budgets=args.budget,
+        approve_over=args.approve_over,
+        approve_types=args.approve_type,
+        approve_sweeps=args.approve_sweeps,
+        budget_mode=args.budget_mode,
+    )
+    return LocalOptions(
+        parameters=parameters,
         port=args.port,
         data_dir=Path(args.data) if args.data else None,
         chaos=args.chaos,
@@ -353,6 +359,19 @@ def run_local(args: argparse.Namespace, out: TextIO) -> int:
         verbose=args.verbose,
         out=out,
     )
+
+
+def run_local(args: argparse.Namespace, out: TextIO) -> int:
+    import signal
+    import threading
+
+    from infra.local import LocalStack
+
+    try:
+        options = local_options(args, out)
+    except ValueError as exc:
+        print(f"trainbot local: {exc}", file=sys.stderr)
+        return USAGE
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -443,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         "local",
         help="run the whole Trainbot on this machine",
         description="AWS (moto), SageMaker and Slack stand-ins, the bot, launcher and monitor, and a Slack-like page, on 127.0.0.1. Ctrl-C stops it all.",
-        epilog="examples:\n  trainbot local\n  trainbot local --port 0 --data ~/.trainbot --chaos\n  trainbot local --demo\n",
+        epilog="examples:\n  trainbot local\n  trainbot local --port 0 --data ~/.trainbot --chaos\n  trainbot local --budget local=5 --approve-over 2 --chaos 0\n  trainbot local --demo\n",
         formatter_class=formatter,
     )
     local.add_argument("--port", type=int, default=8080, help="the page's port (default 8080; 0 = any free port)")
@@ -455,6 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--demo", action="store_true", help="a scripted run without a browser; exit 0 only if every job ended as it should")
     local.add_argument("--fast", action="store_true", help="with --demo: short durations (under a minute)")
     local.add_argument("--verbose", action="store_true", help="log the handlers' own lines too")
+    guard = local.add_argument_group(
+        "cost guard (the page's users are team 'local'; 'you' and 'admin' are admins)"
+    )
+    guard.add_argument("--budget", action="append", metavar="TEAM=HOURS", help="a weekly budget in instance-hours, e.g. local=5 or '*=5' (repeatable)")
+    guard.add_argument("--budget-mode", choices=["refuse", "approve"], help="past the budget: refuse (default) or hold for an admin")
+    guard.add_argument("--approve-over", type=float, metavar="HOURS", help="hold submissions estimated above this many instance-hours for an admin")
+    guard.add_argument("--approve-type", action="append", metavar="TYPE", help="an instance type that always needs approval (repeatable)")
+    guard.add_argument("--approve-sweeps", type=int, metavar="N", help="hold sweeps of more than N jobs for an admin")
     local.set_defaults(func=cmd_local)
 
     stats_commands.add_commands(commands)
