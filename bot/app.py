@@ -23,6 +23,7 @@ from backend.adapters.slack.client import web_client
 from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
 from bot.listeners import register_all
 from bot.listeners.errors import refusal
+from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
@@ -46,10 +47,15 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:
 
     @app.middleware
     def gate(context, body: dict[str, Any], next) -> Any:
-        """Refuse other workspaces and users not allowed; hand listeners the bot service."""
-        if settings.slack_team_id and context.team_id != settings.slack_team_id:
+        """Refuse other workspaces and users not allowed; hand listeners the bot service.
+
+        The identity checked is the one listeners act as (:func:`actor_of`: the payload's team
+        and user), never bolt's ``context.team_id``, which for a modal is the installing team:
+        a job must never be registered for an owner the gate did not check."""
+        actor = actor_of(body)
+        if settings.slack_team_id and actor.team_id != settings.slack_team_id:
             return refusal(body, render.refused_team())
-        if not context.user_id or not settings.is_allowed(context.user_id):
+        if not actor.user_id or not settings.is_allowed(actor.user_id):
             return refusal(body, render.refused_user())
         context["bot"] = service
         return next()
