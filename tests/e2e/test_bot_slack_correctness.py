@@ -6,9 +6,14 @@ render and short enough to read. Every request goes through the template's bot h
 from __future__ import annotations
 
 import json
+import time
+from types import SimpleNamespace
 
-from infra.local.standins.slack_signing import view_submission_body
-from tests.bot_fixtures import CHANNEL, GOOD_SUBMIT, TEAM, USER
+import pytest
+
+from infra.local.standins.lambda_invoke import lambda_context
+from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body, view_submission_body
+from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, USER, template_handler
 
 OTHER_TEAM = "T0OTHER"
 MODAL_VALUES = {
@@ -58,3 +63,109 @@ def test_a_modal_from_our_team_registers_a_job_its_owner_can_stop(bot_env, dynam
     bot_env.command(f"stop {job['JobId']['S']}")
     assert any("stop" in text.lower() for text in bot_env.ephemerals())
     assert _jobs(dynamodb, jobs_table)[0]["JobStatus"]["S"] in ("Stopping", "Stopped")
+
+
+# --- 2. Slack's retries and replays ------------------------------------------------------------
+
+
+def _command_event(bot_env, text: str, **extra_headers: str) -> dict:
+    url = bot_env.slack.response_url(CHANNEL, USER)
+    body = slash_command_body(text=text, user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=url)
+    return lambda_url_event(body, {**signed_headers(SECRET, body), **extra_headers})
+
+
+def _deliver(bot_env, event: dict) -> dict:
+    response = template_handler()(json.loads(json.dumps(event)), lambda_context(FUNCTION))
+    bot_env.settle()
+    return response
+
+
+def _uploads(bot_env) -> int:
+    return len(bot_env.slack.calls_to("files.completeUploadExternal"))
+
+
+def test_a_replayed_stats_request_within_the_window_uploads_one_chart_and_answers_once(bot_env):
+    event = _command_event(bot_env, "stats")
+    assert _deliver(bot_env, event)["statusCode"] == 200
+    answers = len(bot_env.ephemerals())
+    assert _uploads(bot_env) == 1
+    assert _deliver(bot_env, event)["statusCode"] == 200
+    assert _uploads(bot_env) == 1
+    assert len(bot_env.ephemerals()) == answers
+
+
+def test_a_delivery_slack_retries_is_acknowledged_without_running_anything_again(bot_env):
+    event = _command_event(bot_env, "stats")
+    _deliver(bot_env, event)
+    invocations = len(bot_env.lam.invocations)
+    retried = json.loads(json.dumps(event))
+    retried["headers"].update(signed_headers(SECRET, retried["body"]), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    response = _deliver(bot_env, retried)
+    assert response["statusCode"] == 200 and not response["body"]
+    assert len(bot_env.lam.invocations) == invocations
+    assert _uploads(bot_env) == 1
+
+
+# --- 3. a failed lazy run fails the invocation -------------------------------------------------
+
+
+def test_a_lazy_listener_that_fails_fails_its_invocation_and_the_user_is_told(bot_env):
+    bot_env.slack.fail_next("files.completeUploadExternal", error="internal_error", count=5)
+    bot_env.command("stats", settle=False)
+    bot_env.lam.wait_idle()
+    errors = bot_env.lam.errors()
+    assert len(errors) == 1 and "LazyListenerFailed" in errors[0]
+    assert any("went wrong" in text.lower() or "sorry" in text.lower() for text in bot_env.ephemerals())
+
+
+def test_after_a_failed_lazy_run_lambdas_retry_of_it_does_the_work(bot_env):
+    captured: list[dict] = []
+    bot_env.lam.add(FUNCTION, lambda event, context: captured.append(event))
+    bot_env.slack.fail_next("files.completeUploadExternal", error="internal_error")
+    bot_env.command("stats")
+    (lazy,) = captured
+    with pytest.raises(Exception) as raised:
+        template_handler()(json.loads(json.dumps(lazy)), lambda_context(FUNCTION))
+    assert type(raised.value).__name__ == "LazyListenerFailed"
+    tried = _uploads(bot_env)
+    template_handler()(json.loads(json.dumps(lazy)), lambda_context(FUNCTION))  # Lambda's retry
+    assert _uploads(bot_env) == tried + 1
+
+
+# --- 4. our own lazy invocations, authenticated our way ---------------------------------------
+
+
+def _captured_lazy_submit(bot_env) -> dict:
+    captured: list[dict] = []
+    bot_env.lam.add(FUNCTION, lambda event, context: captured.append(event))
+    assert bot_env.command(GOOD_SUBMIT)["statusCode"] == 200
+    (lazy,) = captured
+    return lazy
+
+
+def test_a_lazy_invocation_lambda_delivers_ten_minutes_late_still_registers_the_job(bot_env, dynamodb, jobs_table, monkeypatch):
+    lazy = _captured_lazy_submit(bot_env)
+    later = time.time() + 10 * 60
+    monkeypatch.setattr("bot.handler.time", SimpleNamespace(time=lambda: later))
+    response = template_handler()(lazy, lambda_context(FUNCTION))
+    assert response["statusCode"] == 200
+    assert len(_jobs(dynamodb, jobs_table)) == 1
+
+
+def test_a_forged_or_altered_lazy_invocation_is_refused_and_runs_nothing(bot_env, dynamodb, jobs_table):
+    lazy = _captured_lazy_submit(bot_env)
+    altered = json.loads(json.dumps(lazy))
+    altered["body"] = altered["body"].replace("bert-lr3", "evil-job")
+    altered["headers"].update(signed_headers(SECRET, altered["body"]))  # even re-signed as Slack
+    unsigned = json.loads(json.dumps(lazy))
+    unsigned["headers"] = {k: v for k, v in unsigned["headers"].items() if k != "x-trainbot-lazy-signature"}
+    for event in (altered, unsigned):
+        assert template_handler()(event, lambda_context(FUNCTION))["statusCode"] == 401
+    assert _jobs(dynamodb, jobs_table) == []
+
+
+def test_a_slack_signed_request_claiming_to_be_lazy_cannot_skip_the_ack(bot_env, dynamodb, jobs_table):
+    event = _command_event(bot_env, GOOD_SUBMIT, **{"x-slack-bolt-lazy-only": "1", "x-slack-bolt-lazy-function-name": "work"})
+    assert template_handler()(event, lambda_context(FUNCTION))["statusCode"] == 401
+    bot_env.settle()
+    assert _jobs(dynamodb, jobs_table) == []
