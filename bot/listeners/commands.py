@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from backend.adapters.slack import render, waiting
+from backend.adapters.slack.client import within_ack
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.services.submit import SweepOutcome, SweepRoot
 from bot import grammar
@@ -47,7 +48,7 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
             return {"response_type": "ephemeral", "text": render.help_text(unknown)}
         case grammar.OpenSubmitModal():
             # The trigger id is valid for 3 seconds only: the modal opens here, not lazily.
-            client.views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
+            within_ack(client).views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
             return {}
         case grammar.Submit():
             return {"response_type": "ephemeral", "text": render.submitting(checked.name)}

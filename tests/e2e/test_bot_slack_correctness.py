@@ -13,7 +13,7 @@ import pytest
 
 from infra.local.standins.lambda_invoke import lambda_context
 from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body, view_submission_body
-from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, USER, template_handler
+from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, USER, answer_text, template_handler
 
 OTHER_TEAM = "T0OTHER"
 MODAL_VALUES = {
@@ -169,3 +169,14 @@ def test_a_slack_signed_request_claiming_to_be_lazy_cannot_skip_the_ack(bot_env,
     assert template_handler()(event, lambda_context(FUNCTION))["statusCode"] == 401
     bot_env.settle()
     assert _jobs(dynamodb, jobs_table) == []
+
+
+# --- 5. nothing inside the ack waits past Slack's window ---------------------------------------
+
+
+def test_a_rate_limited_views_open_in_the_ack_is_not_retried(bot_env):
+    bot_env.slack.fail_next("views.open", status=429, retry_after=3, count=2)
+    response = bot_env.command("submit")
+    assert response["statusCode"] == 200
+    assert len(bot_env.slack.calls_to("views.open")) == 1
+    assert answer_text(response)  # the user reads why no modal opened
