@@ -180,3 +180,41 @@ def test_a_rate_limited_views_open_in_the_ack_is_not_retried(bot_env):
     assert response["statusCode"] == 200
     assert len(bot_env.slack.calls_to("views.open")) == 1
     assert answer_text(response)  # the user reads why no modal opened
+
+
+# --- 7. owners: validated at every entry, escaped at every render -------------------------------
+
+
+def test_queue_shows_a_slack_owner_as_a_mention_and_a_hostile_owner_inert(bot_env, store):
+    from backend.bootstrap import build
+    from backend.config import Settings
+    from backend.services.jobs import Actor
+    from bot import grammar
+
+    bot_env.command(GOOD_SUBMIT)
+    fields = grammar.parse(GOOD_SUBMIT).fields  # type: ignore[union-attr]
+    container = build(Settings.from_env())
+    # An owner no entry point accepts any more, as older CLI versions recorded it.
+    container.submissions.submit(fields, Actor(team_id="cli", user_id="<!here>|<https://evil.example|x>"), token="old-cli")
+
+    bot_env.command("queue")
+    answer = bot_env.slack.ephemerals(user=USER)[-1]
+    shown = answer["text"] + json.dumps(answer["blocks"])
+    assert f"<@{USER}>" in shown
+    assert "<!here>" not in shown and "<https://evil" not in shown and "&lt;!here&gt;" in shown
+
+
+def test_the_cli_refuses_a_user_that_is_not_a_member_id_or_a_login_name(bot_env, dynamodb, jobs_table, tmp_path):
+    import io
+
+    from backend.entrypoints.cli import main
+
+    spec = tmp_path / "job.yaml"
+    spec.write_text("\n".join(f"{k}: {v}" for k, v in MODAL_VALUES.items()) + "\n")
+    for user in ("<!here>", "x|<https://evil.example|y>", "a b", "&amp;"):
+        err = io.StringIO()
+        assert main(["--user", user, "submit", "--spec", str(spec)], out=io.StringIO(), err=err) == 2, user
+        assert "member id" in err.getvalue()
+    assert _jobs(dynamodb, jobs_table) == []
+    assert main(["--user", "alice.smith", "submit", "--spec", str(spec)], out=io.StringIO(), err=io.StringIO()) == 0
+    assert len(_jobs(dynamodb, jobs_table)) == 1
