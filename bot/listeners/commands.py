@@ -89,7 +89,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
     token = command["trigger_id"]
 
     def say(**message: Any) -> None:
-        respond(response_type="ephemeral", replace_original=False, **message)
+        # Slack recommends at most 4,000 characters: a longer answer is summarized.
+        respond(response_type="ephemeral", replace_original=False, **render.fit_answer(message))
 
     match request:
         case grammar.Submit(fields=fields):

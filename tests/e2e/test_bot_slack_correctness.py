@@ -6,6 +6,7 @@ render and short enough to read. Every request goes through the template's bot h
 from __future__ import annotations
 
 import json
+import re
 import time
 from types import SimpleNamespace
 
@@ -218,3 +219,63 @@ def test_the_cli_refuses_a_user_that_is_not_a_member_id_or_a_login_name(bot_env,
     assert _jobs(dynamodb, jobs_table) == []
     assert main(["--user", "alice.smith", "submit", "--spec", str(spec)], out=io.StringIO(), err=io.StringIO()) == 0
     assert len(_jobs(dynamodb, jobs_table)) == 1
+
+
+# --- 9. code blocks that stay closed, cuts that never break an escape, answers that fit ---------
+
+
+def _live_code_fences(text: str) -> int:
+    return text.count("```")
+
+
+def test_preset_show_keeps_a_value_with_backticks_inside_its_code_block(bot_env):
+    bot_env.command("preset save fence image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest hp.note=a````b")
+    bot_env.command("preset show fence")
+    shown = bot_env.ephemerals()[-1]
+    assert _live_code_fences(shown) == 2 and shown.endswith("```")
+
+
+def _rewrite_job(dynamodb, jobs_table, change) -> str:
+    from backend.adapters.dynamo.codec import from_item, to_item
+
+    (item,) = _jobs(dynamodb, jobs_table)
+    job = change(from_item(item))
+    dynamodb.put_item(TableName=jobs_table, Item=to_item(job))
+    return job.job_id
+
+
+def _long_story(job):
+    from datetime import timedelta
+
+    from backend.domain.model import Attempt, AttemptOutcome
+    from backend.domain.status import HistoryEntry, JobStatus
+
+    at = job.created_at
+    hostile = "AlgorithmError: " + "&<>" * 30
+    attempts = [
+        Attempt(number=n, name=f"{job.job_id}-a{n}", claimed_at=at, outcome=AttemptOutcome.FAILED, reason=hostile)
+        for n in range(1, 11)
+    ]
+    moves = [JobStatus.LAUNCHED, JobStatus.RETRYING] * 10
+    history = [job.history[0]] + [
+        HistoryEntry(seq=i + 2, at=at + timedelta(minutes=i), to_status=to, reason=f"{hostile} #{i + 2}") for i, to in enumerate(moves)
+    ]
+    return job.model_copy(update={"attempts": attempts, "history": history, "version": job.version + 1})
+
+
+def test_a_long_status_card_keeps_the_newest_history_whole_and_fits_slacks_guidance(bot_env, dynamodb, jobs_table):
+    bot_env.command(GOOD_SUBMIT)
+    job_id = _rewrite_job(dynamodb, jobs_table, _long_story)
+    bot_env.command(f"status {job_id}")
+    answer = bot_env.slack.ephemerals(user=USER)[-1]
+    texts = [answer.get("text") or ""] + [
+        (b.get("text") or {}).get("text") or " ".join(e["text"] for e in b.get("elements") or [] if isinstance(e.get("text"), str))
+        for b in answer["blocks"]
+        if b["type"] != "actions"
+    ]
+    assert sum(len(t) for t in texts) <= 4000
+    history = next(t for t in texts if "Retrying" in t and "#21" in t)
+    for text in texts:
+        assert not re.search(r"&(?!amp;|lt;|gt;)", text), text  # no escape cut in two
+        assert text.count("<") == text.count(">")  # no link cut in two
+    assert history
