@@ -253,8 +253,7 @@ def _long_story(job):
     at = job.created_at
     hostile = "AlgorithmError: " + "&<>" * 30
     attempts = [
-        Attempt(number=n, name=f"{job.job_id}-a{n}", claimed_at=at, outcome=AttemptOutcome.FAILED, reason=hostile)
-        for n in range(1, 11)
+        Attempt(number=n, name=f"{job.job_id}-a{n}", claimed_at=at, outcome=AttemptOutcome.FAILED, reason=hostile) for n in range(1, 11)
     ]
     moves = [JobStatus.LAUNCHED, JobStatus.RETRYING] * 10
     history = [job.history[0]] + [
