@@ -95,7 +95,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
     match request:
         case grammar.Submit(fields=fields):
             registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
-            say(text=render.submitted(registered.job, registered.created, bot.estimate([registered.job])))
+            job = bot.get(registered.job.job_id)  # as delivered: its thread, if one could be started
+            say(text=render.submitted(job, registered.created, bot.estimate([job])))
             if registered.created:
                 approvals.request_approval(bot, client, [registered.job])
         case grammar.Sweep(fields=fields):

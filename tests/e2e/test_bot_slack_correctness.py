@@ -278,3 +278,23 @@ def test_a_long_status_card_keeps_the_newest_history_whole_and_fits_slacks_guida
         assert not re.search(r"&(?!amp;|lt;|gt;)", text), text  # no escape cut in two
         assert text.count("<") == text.count(">")  # no link cut in two
     assert history
+
+
+# --- 10. no promise of a thread the bot cannot post -------------------------------------------
+
+
+def test_a_submit_from_a_dm_the_bot_cannot_post_to_promises_no_thread(bot_env, dynamodb, jobs_table):
+    dm = "D0PRIVATE"
+    url = bot_env.slack.response_url(dm, USER)
+    # What Slack answers a bot posting into a DM it is not part of.
+    bot_env.slack.fail_next("chat.postMessage", error="channel_not_found", count=10)
+    bot_env.send(slash_command_body(text=GOOD_SUBMIT, user_id=USER, team_id=TEAM, channel_id=dm, response_url=url))
+    (job,) = _jobs(dynamodb, jobs_table)
+    answer = bot_env.ephemerals()[-1]
+    assert "Registered" in answer and "thread follows" not in answer
+    assert f"/train status {job['JobId']['S']}" in answer
+
+
+def test_a_submit_in_a_channel_still_points_at_its_thread(bot_env):
+    bot_env.command(GOOD_SUBMIT)
+    assert "its thread follows every change" in bot_env.ephemerals()[-1]

@@ -632,7 +632,12 @@ def submitting(name: str) -> str:
 
 def submitted(job: Job, created: bool, estimate: Estimate | None = None) -> str:
     verb = "Registered" if created else "Already registered"
-    text = f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; its thread follows every change."
+    if job.slack is not None and job.slack.thread_ts:
+        follow = "its thread follows every change."
+    else:
+        # No root was posted (a DM or channel the bot cannot post in): promise no thread.
+        follow = f"I can't post its thread here, so `/train status {job.job_id}` shows how it goes."
+    text = f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; {follow}"
     if estimate is not None:
         text += f"\nEstimate: {describe(estimate)}."
     if job.is_held:
