@@ -4,9 +4,11 @@
   answer and lazy listeners (fresh invocations of this same function) do the work.
 - No ``auth.test`` at cold start or per request: ``authorize`` answers from configuration
   (the bot token is known; the workspace is ``SLACK_TEAM_ID``).
-- Signature verification stays on (bolt's default), behind the handler's own check of the raw
-  event (:mod:`bot.authenticity`: signature, timestamp, body shape), which runs before bolt
-  parses anything, so what reaches this app is signed by Slack and readable.
+- Signature verification stays on, behind the handler's own check of the raw event
+  (:mod:`bot.authenticity`: signature, timestamp, body shape), which runs before bolt parses
+  anything, so what reaches this app is signed by Slack and readable. It is bolt's check, except
+  that a lazy self-invocation is verified by our own HMAC (it may arrive after Slack's
+  five-minute window, and bolt's check would drop it silently).
 - A gate in front of every listener refuses other workspaces and users outside
   ``TRAINBOT_ALLOWED_USERS`` politely, before anything is read or written.
 """
@@ -15,14 +17,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.middleware.request_verification import RequestVerification
 
 from backend.adapters.slack import render
 from backend.adapters.slack.client import web_client
 from backend.adapters.slack.secrets import SlackCredentials, slack_credentials
+from bot.authenticity import lazy_key, lazy_refusal
 from bot.listeners import register_all
 from bot.listeners.errors import refusal
+from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 
@@ -42,14 +47,31 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:
         process_before_response=True,
         # url_verification is for the Events API, which Trainbot does not subscribe to.
         url_verification_enabled=False,
+        request_verification_enabled=False,  # verify_request below: bolt's, or ours for lazy runs
     )
+    slack_check = RequestVerification(credentials.signing_secret)
+    own_key = lazy_key(credentials.signing_secret)
+
+    @app.middleware
+    def verify_request(req: BoltRequest, resp: BoltResponse, next) -> Any:
+        if req.lazy_only:
+            event = req.context.get("lambda_request") or {}
+            if lazy_refusal(event, own_key) is None:
+                return next()
+            return BoltResponse(status=401, body="")
+        return slack_check.process(req=req, resp=resp, next=next)
 
     @app.middleware
     def gate(context, body: dict[str, Any], next) -> Any:
-        """Refuse other workspaces and users not allowed; hand listeners the bot service."""
-        if settings.slack_team_id and context.team_id != settings.slack_team_id:
+        """Refuse other workspaces and users not allowed; hand listeners the bot service.
+
+        The identity checked is the one listeners act as (:func:`actor_of`: the payload's team
+        and user), never bolt's ``context.team_id``, which for a modal is the installing team:
+        a job must never be registered for an owner the gate did not check."""
+        actor = actor_of(body)
+        if settings.slack_team_id and actor.team_id != settings.slack_team_id:
             return refusal(body, render.refused_team())
-        if not context.user_id or not settings.is_allowed(context.user_id):
+        if not actor.user_id or not settings.is_allowed(actor.user_id):
             return refusal(body, render.refused_user())
         context["bot"] = service
         return next()

@@ -9,6 +9,13 @@ I/O, never raises; :func:`refusal` returns why a request is refused, or None.
 - the timestamp is decimal digits, within five minutes of now (replays are refused);
 - the body is what bolt expects: UTF-8 text (base64-decoded when the event says so); a JSON
   object, or a form whose ``payload`` field, when present, is a JSON object.
+
+Our own lazy self-invocations (bolt re-sends the Slack request to this function with
+``x-slack-bolt-lazy-only``) are authenticated our way, not by Slack's timestamp rule: Lambda may
+deliver them late (the template allows an hour), after the user was told "Registering…". When
+bolt self-invokes, :func:`sign_lazy` adds an HMAC over the request and the lazy function's name
+with a key derived from the signing secret; :func:`lazy_refusal` accepts such an event whatever
+its age and refuses any event that claims to be lazy without that HMAC.
 """
 
 from __future__ import annotations
@@ -26,11 +33,58 @@ MAX_AGE_SECONDS = 5 * 60
 _MAX_TIMESTAMP_DIGITS = 12
 
 
+LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"
+LAZY_FUNCTION_HEADER = "x-slack-bolt-lazy-function-name"
+LAZY_SIGNATURE_HEADER = "x-trainbot-lazy-signature"
+
+
 def unsigned_refusal(event: Any, now: float) -> str | None:
     """Why ``event`` must be refused with a 401 before any secret is known: not shaped like a
-    Function URL event, no signature, a timestamp that is not a fresh number. The handler asks
-    this first, so a request nobody signed costs no wiring and no secret fetch."""
-    return _unsigned(event, now)[0]
+    Function URL event, no signature, a timestamp that is not a fresh number (a lazy
+    self-invocation's may be old: its own HMAC is checked once the secret is known). The handler
+    asks this first, so a request nobody signed costs no wiring and no secret fetch."""
+    return _unsigned(event, now, allow_stale=is_lazy(event))[0]
+
+
+def is_lazy(event: Any) -> bool:
+    """Whether ``event`` claims to be one of bolt's lazy self-invocations."""
+    headers = _headers(event.get("headers")) if isinstance(event, Mapping) else None
+    return bool(headers and (LAZY_ONLY_HEADER in headers or LAZY_SIGNATURE_HEADER in headers))
+
+
+def lazy_key(signing_secret: str) -> bytes:
+    """The key of our self-invocations' HMAC: derived from, never equal to, the signing secret."""
+    return hmac.new(signing_secret.encode(), b"trainbot lazy self-invocation v1", hashlib.sha256).digest()
+
+
+def sign_lazy(event: dict[str, Any], key: bytes) -> None:
+    """Add our HMAC to a lazy self-invocation ``event`` (its headers already name the function)."""
+    event["headers"][LAZY_SIGNATURE_HEADER] = _lazy_mac(event, key)
+
+
+def lazy_refusal(event: Any, key: bytes) -> str | None:
+    """Why a lazy self-invocation must be refused with a 401 (no or a wrong HMAC, a body bolt
+    could not read), or None. Its age does not matter: we signed it."""
+    why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)
+    if why is not None:
+        return why
+    signature = (_headers(event.get("headers")) or {}).get(LAZY_SIGNATURE_HEADER, "")
+    if not signature.isascii() or not hmac.compare_digest(_lazy_mac(event, key), signature):
+        return "bad lazy signature"
+    return _malformed(body, content_type)
+
+
+def _lazy_mac(event: Mapping[str, Any], key: bytes) -> str:
+    headers = _headers(event.get("headers")) or {}
+    signed = [
+        headers.get(LAZY_ONLY_HEADER, ""),
+        headers.get(LAZY_FUNCTION_HEADER, ""),
+        headers.get("x-slack-request-timestamp", ""),
+        headers.get("x-slack-signature", ""),
+        bool(event.get("isBase64Encoded")),
+        str(event.get("body") or ""),
+    ]
+    return "v1=" + hmac.new(key, json.dumps(signed).encode(), hashlib.sha256).hexdigest()
 
 
 def refusal(event: Any, signing_secret: str, now: float) -> str | None:
@@ -46,7 +100,7 @@ def refusal(event: Any, signing_secret: str, now: float) -> str | None:
     return _malformed(body, content_type)
 
 
-def _unsigned(event: Any, now: float) -> tuple[str | None, str, str, str, str]:
+def _unsigned(event: Any, now: float, *, allow_stale: bool = False) -> tuple[str | None, str, str, str, str]:
     """(why refused or None, timestamp, signature, body, content type)."""
     if not isinstance(event, Mapping):
         return "not an event", "", "", "", ""
@@ -59,7 +113,7 @@ def _unsigned(event: Any, now: float) -> tuple[str | None, str, str, str, str]:
         return "unsigned", "", "", "", ""
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
         return "timestamp is not a number", "", "", "", ""
-    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
+    if not allow_stale and abs(now - int(timestamp)) > MAX_AGE_SECONDS:
         return "stale timestamp", "", "", "", ""
     body = _body(event)
     if body is None:

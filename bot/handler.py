@@ -9,7 +9,14 @@ Authenticity comes first, in two steps so that refusing costs as little as possi
    request is a 503 that says so, counted as ``BotNotConfigured`` (alarmed in template.yaml).
    The secret is read again (Powertools caches it for 5 minutes) until it is real, so filling it
    in needs no redeploy;
-3. then the signature, and the body's shape, are checked before bolt parses anything.
+3. then the signature, and the body's shape, are checked before bolt parses anything; our own
+   lazy self-invocations are checked by our HMAC instead of Slack's timestamp rule, since Lambda
+   may deliver them late (:mod:`bot.lazy`);
+4. a delivery Slack retries (``X-Slack-Retry-Num``: the first one is being or was handled) is
+   acknowledged without running anything again.
+
+A lazy listener that fails makes the invocation fail (bolt would only log it), counted as
+``LazyListenerFailed``, so Lambda retries it and the dead-letter queue and alarms see it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from bot.authenticity import refusal, unsigned_refusal, unusable_secret
+from bot.authenticity import is_lazy, lazy_key, lazy_refusal, refusal, unsigned_refusal, unusable_secret
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
 NOT_CONFIGURED = {
@@ -35,6 +42,11 @@ NOT_CONFIGURED = {
 class _Wired:
     slack_handler: Any  # slack_bolt.adapter.aws_lambda.SlackRequestHandler
     signing_secret: str
+    lazy_runner: Any  # bot.lazy.SignedLazyRunner
+
+    @property
+    def lazy_key(self) -> bytes:
+        return lazy_key(self.signing_secret)
 
 
 _wired: _Wired | None = None
@@ -49,11 +61,31 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     wired = _wiring()
     if wired is None:
         return dict(NOT_CONFIGURED)
-    why = refusal(event, wired.signing_secret, time.time())
+    lazy = is_lazy(event)
+    why = lazy_refusal(event, wired.lazy_key) if lazy else refusal(event, wired.signing_secret, time.time())
     if why is not None:
         _log_refusal(why)
         return dict(UNAUTHORIZED)
-    return wired.slack_handler.handle(event, context)
+    if not lazy and _header(event, "x-slack-retry-num"):
+        # Slack retries a delivery it thinks failed (no 200 within 3 s), even while the first is
+        # still running: that one acks and starts the work; this one must not do either again.
+        _count("SlackRetryAcknowledged")
+        return {"statusCode": 200, "body": "", "headers": {}}
+    response = wired.slack_handler.handle(event, context)
+    failure = wired.lazy_runner.take_failure() if lazy else None
+    if failure is not None:
+        from bot.lazy import LazyListenerFailed
+
+        _count("LazyListenerFailed")
+        raise LazyListenerFailed(f"lazy listener {_header(event, 'x-slack-bolt-lazy-function-name')} failed") from failure
+    return response
+
+
+def _header(event: dict[str, Any], name: str) -> str:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value[0] if isinstance(value, list) and value else value)
+    return ""
 
 
 def _wiring() -> _Wired | None:
@@ -76,22 +108,38 @@ def _wiring() -> _Wired | None:
         if problem is not None:
             _refuse_unconfigured(problem)
             return None
-        from slack_bolt.adapter.aws_lambda import SlackRequestHandler
-
-        from bot.app import create_app
-
-        _wired = _Wired(SlackRequestHandler(create_app(_container, credentials)), credentials.signing_secret)
+        _wired = wire(_container, credentials)
         _container = None
     return _wired
 
 
+def wire(container: Any, credentials: Any) -> _Wired:
+    """The bolt app behind its Lambda adapter, with our lazy runner (:mod:`bot.lazy`); local
+    stacks that share a container with other functions wire the bot with this too."""
+    from slack_bolt.adapter.aws_lambda import SlackRequestHandler
+
+    from bot.app import create_app
+    from bot.lazy import SignedLazyRunner
+
+    slack_handler = SlackRequestHandler(create_app(container, credentials))
+    runner = SignedLazyRunner(slack_handler.logger, lazy_key(credentials.signing_secret), container.store)
+    slack_handler.app.listener_runner.lazy_listener_runner = runner
+    return _Wired(slack_handler, credentials.signing_secret, runner)
+
+
 def _refuse_unconfigured(problem: str) -> None:
-    from aws_lambda_powertools import Logger, Metrics
-    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools import Logger
 
     Logger(service="trainbot", child=True).error("request refused (503): not configured", extra={"reason": problem})
+    _count("BotNotConfigured")
+
+
+def _count(name: str) -> None:
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
     metrics = Metrics(namespace="Trainbot", service="trainbot")
-    metrics.add_metric(name="BotNotConfigured", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
 
 

@@ -93,16 +93,11 @@ class SlackWorld:
     def _install_bot(self) -> None:
         """The bot's template handler, wired (as a cold start would be) with the same
         container as the launcher and monitor, so all three share the simulated clock."""
-        from slack_bolt.adapter.aws_lambda import SlackRequestHandler
-
         import bot.handler
         from backend.adapters.slack.secrets import slack_credentials
-        from bot.app import create_app
 
         credentials = slack_credentials(self.stack.container.settings)
-        bot.handler._wired = bot.handler._Wired(
-            SlackRequestHandler(create_app(self.stack.container, credentials)), credentials.signing_secret
-        )
+        bot.handler._wired = bot.handler.wire(self.stack.container, credentials)
 
     def __enter__(self) -> SlackWorld:
         return self

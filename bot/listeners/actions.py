@@ -37,7 +37,7 @@ def value_of(action: dict[str, Any]) -> str:
 
 
 def _say(respond: Respond, **message: Any) -> None:
-    respond(response_type="ephemeral", replace_original=False, **message)
+    respond(response_type="ephemeral", replace_original=False, **render.fit_answer(message))
 
 
 @answers_errors
@@ -62,7 +62,7 @@ def next_page(action: dict[str, Any], body: dict[str, Any], context: BoltContext
         jobs, cursor = bot.list_jobs(actor_of(body), scope, status, state.get("cursor"))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise InvalidRequest(["that page is no longer available; run /train list again"]) from None
-    respond(replace_original=True, **render.list_page(jobs, scope=scope, status=status, cursor=cursor))
+    respond(replace_original=True, **render.fit_answer(render.list_page(jobs, scope=scope, status=status, cursor=cursor)))
 
 
 @answers_errors

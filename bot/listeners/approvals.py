@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from backend.adapters.slack import render
+from backend.adapters.slack.client import within_ack
 from backend.domain.cost import Estimate
 from backend.domain.model import Job
 from backend.errors import NotAuthorized
@@ -80,7 +81,7 @@ def open_reject_modal(ack: Ack, action: dict[str, Any], body: dict[str, Any], co
         _tell(client, body, message_for(NotAuthorized("only an admin may approve or reject held jobs")))
         return
     channel = str((body.get("channel") or {}).get("id") or "")
-    client.views_open(trigger_id=body["trigger_id"], view=render.reject_modal(_job_id(action), channel))
+    within_ack(client).views_open(trigger_id=body["trigger_id"], view=render.reject_modal(_job_id(action), channel))
 
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
@@ -93,7 +94,7 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
     channel = (body.get("channel") or {}).get("id")
     user = (body.get("user") or {}).get("id")
     if channel and user:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        within_ack(client).chat_postEphemeral(channel=channel, user=user, text=text)
 
 
 @answers_errors

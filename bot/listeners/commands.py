@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from backend.adapters.slack import render, waiting
+from backend.adapters.slack.client import within_ack
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.services.submit import SweepOutcome, SweepRoot
 from bot import grammar
@@ -47,7 +48,7 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
             return {"response_type": "ephemeral", "text": render.help_text(unknown)}
         case grammar.OpenSubmitModal():
             # The trigger id is valid for 3 seconds only: the modal opens here, not lazily.
-            client.views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
+            within_ack(client).views_open(trigger_id=command["trigger_id"], view=render.submit_modal(command.get("channel_id", "")))
             return {}
         case grammar.Submit():
             return {"response_type": "ephemeral", "text": render.submitting(checked.name)}
@@ -88,12 +89,14 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
     token = command["trigger_id"]
 
     def say(**message: Any) -> None:
-        respond(response_type="ephemeral", replace_original=False, **message)
+        # Slack recommends at most 4,000 characters: a longer answer is summarized.
+        respond(response_type="ephemeral", replace_original=False, **render.fit_answer(message))
 
     match request:
         case grammar.Submit(fields=fields):
             registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
-            say(text=render.submitted(registered.job, registered.created, bot.estimate([registered.job])))
+            job = bot.get(registered.job.job_id)  # as delivered: its thread, if one could be started
+            say(text=render.submitted(job, registered.created, bot.estimate([job])))
             if registered.created:
                 approvals.request_approval(bot, client, [registered.job])
         case grammar.Sweep(fields=fields):

@@ -89,7 +89,7 @@ def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, cli
         return  # the ack has shown the errors in the modal already
     if channel:
         client.chat_postEphemeral(
-            channel=channel, user=actor.user_id, text=render.submitted(registered.job, registered.created, bot.estimate([registered.job]))
+            channel=channel, user=actor.user_id, text=render.submitted(bot.get(registered.job.job_id), registered.created, bot.estimate([registered.job]))
         )
     if registered.created:
         request_approval(bot, client, [registered.job])

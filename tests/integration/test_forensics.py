@@ -198,3 +198,12 @@ def test_no_stall_warning_without_stall_alert(stack, slack):
         stack.tick(120.0, sweep=True)
     assert not [r for r in _replies(slack, job) if "no log line" in r]
     assert stack.container.forensics.stall_checks == 0
+
+
+def test_a_log_line_of_four_backticks_cannot_close_the_code_block(stack, slack):
+    tail = "\n".join(["step 1", "````", "`" * 7, "RuntimeError: boom `"])
+    job = stack.submit("fence", slack=SlackThread(channel_id=CHANNEL), retry_budget=0, hp={HP_OUTCOME: ALGORITHM_ERROR, HP_LOG: tail})
+    stack.run_until_settled([job.job_id])
+    reply = _replies(slack, job)[-1]
+    assert reply.count("```") == 2 and reply.endswith("```")
+    assert "RuntimeError: boom" in reply.split("```", 1)[1]

@@ -30,6 +30,18 @@ def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = 
     )
 
 
+ACK_TIMEOUT_SECONDS = 2
+
+
+def within_ack(client: Any) -> Any:
+    """A copy of ``client`` for calls made inside an ack (``views.open`` with a trigger id):
+    Slack's 3-second window leaves no room to sleep for a Retry-After or to retry a connection,
+    so it has no retry handlers and a short timeout; a refused call fails at once."""
+    from slack_sdk import WebClient
+
+    return WebClient(token=client.token, base_url=client.base_url, timeout=ACK_TIMEOUT_SECONDS, retry_handlers=[])
+
+
 def bounded_rate_limit_handler(max_retry_count: int, max_wait_seconds: float) -> Any:
     """slack_sdk's RateLimitErrorRetryHandler (sleeps for Retry-After), declining to retry when
     Slack asks for a longer wait than ``max_wait_seconds``, or when the caller may not wait at

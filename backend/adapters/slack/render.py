@@ -90,11 +90,88 @@ def duration(seconds: float | None) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION)}}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, MAX_SECTION)}]}
+
+
+_OPEN_ENTITY = re.compile(r"&[a-z]{0,4}$|<[^>]*$")
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` (already mrkdwn) within ``limit`` characters: cut at a line when one is near,
+    never inside an escape (``&amp;``) or a ``<link|label>``, and marked with "…"."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    line = head.rfind("\n")
+    if line > limit * 3 // 4:
+        head = head[:line]
+    head = _OPEN_ENTITY.sub("", head)
+    if head.count("```") % 2:
+        head = head[: head.rfind("```")]  # never leave a code block open: it would swallow the rest
+    return head + "…"
+
+
+MAX_ANSWER = 4000  # Slack: "For best results, limit the number of characters in the text field to 4,000"
+
+
+def fit_answer(message: dict[str, Any], limit: int = MAX_ANSWER) -> dict[str, Any]:
+    """``message`` summarized to about ``limit`` characters of text: its ``text`` cut at a line,
+    and of its blocks, in order, those that fit (the last one that does not is cut, whole lines
+    only), then a note of what was left out; buttons are always kept."""
+    fitted = dict(message)
+    if isinstance(message.get("text"), str):
+        fitted["text"] = cut(message["text"], limit)
+    blocks = message.get("blocks")
+    if not blocks:
+        return fitted
+    room, kept, left_out = limit, [], 0
+    for block in blocks:
+        size = len(json.dumps(block))
+        if block.get("type") == "actions" or size <= room:
+            kept.append(block)
+            room -= size if block.get("type") != "actions" else 0
+            continue
+        text = _mrkdwn_of(block)
+        if text is not None and room > 300 and not left_out:
+            kept.append(_section(cut(text, room - 150)) if block["type"] == "section" else _context(cut(text, room - 150)))
+            room = 0
+        left_out += 1
+    if left_out:
+        note = _context("_…more than fits in one message: `/train list` or `/train status <job>` show the rest_")
+        actions = [i for i, b in enumerate(kept) if b.get("type") == "actions"]
+        kept.insert(actions[0] if actions else len(kept), note)
+    fitted["blocks"] = kept
+    return fitted
+
+
+def _mrkdwn_of(block: dict[str, Any]) -> str | None:
+    if block.get("type") == "section" and isinstance((block.get("text") or {}).get("text"), str) and not block.get("fields"):
+        return str(block["text"]["text"])
+    elements = block.get("elements") or []
+    if block.get("type") == "context" and len(elements) == 1 and isinstance(elements[0].get("text"), str):
+        return str(elements[0]["text"])
+    return None
+
+
+def code_block(text: str, limit: int = 3000) -> str:
+    """``text`` as an inert mrkdwn code block. Slack has no escape for a backtick, so a
+    zero-width space follows each one: no run of them can close the block early."""
+    return "```" + esc(text, limit).replace("`", "`\u200b") + "```"
+
+
+def _fit_newest(lines: list[str], room: int) -> list[str]:
+    """As many of the newest ``lines`` as fit whole in ``room`` characters, oldest first."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        if len(line) + 1 > room:
+            break
+        kept.insert(0, line)
+        room -= len(line) + 1
+    return kept
 
 
 def _button(text: str, action_id: str, value: str = "", *, style: str | None = None, url: str | None = None) -> dict:
@@ -209,7 +286,7 @@ def log_tail_text(attempt: Attempt, region: str, *, max_lines: int = TAIL_LINES,
     if tail.state is TailState.READ:
         text = tail.text(max_lines=max_lines, max_bytes=max_bytes)
         parts.append(f"last lines of `{esc(attempt.name, 70)}` ({link}):")
-        return " · ".join(parts) + "\n```" + esc(text, max_bytes + 200) + "```"
+        return " · ".join(parts) + "\n" + code_block(text, max_bytes + 200)
     why = {
         TailState.MISSING: "no log stream: the container never started",
         TailState.EMPTY: "the log is empty",
@@ -352,7 +429,9 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
             + reason
             + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
         )
-    blocks.append(_section(_newest_rows(rows, job.attempt_count)))
+    # Within Slack's 4,000-character guidance: the header, then the newest attempts and the
+    # newest history entries, each in its own share.
+    blocks.append(_section(_newest_rows(rows, job.attempt_count, room=STATUS_SHARE)))
     age = duration((now - job.created_at).total_seconds())
     facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]
     if job.status is S.RETRYING and job.next_attempt_at:
@@ -365,7 +444,8 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({esc(h.reason, 120)})" if h.reason else "")
         for h in job.history[-8:]
     ]
-    blocks.append(_context("\n".join(history)))
+    # The newest entries that fit whole: a cut line could break an escape and lose the latest.
+    blocks.append(_context("\n".join(_fit_newest(history, STATUS_SHARE))))
     blocks.extend(b for b in card["blocks"][1:] if b["type"] == "actions")
     return {"text": card["text"], "blocks": blocks}
 
@@ -373,17 +453,14 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
 # --- /train list ------------------------------------------------------------------------------
 
 
-def _newest_rows(rows: list[str], total: int) -> str:
+STATUS_SHARE = 1400  # characters of a status card for its attempts, and as many for its history
+
+
+def _newest_rows(rows: list[str], total: int, room: int = MAX_SECTION - 80) -> str:
     """The attempts section: as many of the newest rows as fit whole (a row is never cut, so
     no link or entity is broken), oldest first, with a note of how many earlier ones are left
     out."""
-    kept: list[str] = []
-    room = MAX_SECTION - 80
-    for row in reversed(rows):
-        if len(row) + 1 > room:
-            break
-        kept.insert(0, row)
-        room -= len(row) + 1
+    kept = _fit_newest(rows, room)
     if not rows:
         return "*Attempts*\nnone yet: waiting for the launcher"
     left_out = total - len(kept)
@@ -507,7 +584,7 @@ def problems_text(problems: Iterable[str], usage: str = "") -> str:
     lines = "\n".join(f"• {esc(p, 400)}" for p in list(problems)[:12])
     text = f":warning: That didn't work:\n{lines}"
     if usage:
-        text += "\nThe right form:\n```" + esc(usage, 1500) + "```"
+        text += "\nThe right form:\n" + code_block(usage, 1500)
     return text
 
 
@@ -564,7 +641,12 @@ def submitting(name: str) -> str:
 
 def submitted(job: Job, created: bool, estimate: Estimate | None = None) -> str:
     verb = "Registered" if created else "Already registered"
-    text = f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; its thread follows every change."
+    if job.slack is not None and job.slack.thread_ts:
+        follow = "its thread follows every change."
+    else:
+        # No root was posted (a DM or channel the bot cannot post in): promise no thread.
+        follow = f"I can't post its thread here, so `/train status {job.job_id}` shows how it goes."
+    text = f":white_check_mark: {verb} *{esc(job.name, 80)}* as `{job.job_id}`; {follow}"
     if estimate is not None:
         text += f"\nEstimate: {describe(estimate)}."
     if job.is_held:
@@ -605,8 +687,8 @@ def preset_list(presets: Mapping[str, str]) -> str:
 
 
 def preset_show(name: str, fields: Mapping[str, str], creator: str) -> str:
-    body = " ".join(f"{esc(k, 60)}={esc(_quote(v), 300)}" for k, v in fields.items())
-    return f"*Preset* `{esc(name, 40)}` by {mention(creator)}\n```{body}```"
+    body = " ".join(f"{k[:60]}={_quote(v)[:300]}" for k, v in fields.items())
+    return f"*Preset* `{esc(name, 40)}` by {mention(creator)}\n{code_block(body)}"
 
 
 def preset_saved(name: str, created: bool) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from backend.adapters.slack.render import esc, mention
 from backend.domain.waiting import WaitReason, describe
 from backend.services.queue import QueuePage
 
@@ -33,7 +34,11 @@ def queue_page(page: QueuePage, now: datetime) -> dict[str, Any]:
     rows = []
     for reason in page.reasons:
         lines = describe(reason, now)
-        rows.append(f"*{reason.order}.* `{reason.job_id}` {reason.status.value} · <@{reason.owner.split(':', 1)[-1]}> · {reason.instance_type}×{reason.instance_count}\n      " + " · ".join(lines))
+        # The owner is whatever the entry point recorded (a CLI user too): shown through
+        # render.mention, live only for a Slack user id, inert otherwise.
+        owner = mention(reason.owner.split(":", 1)[-1])
+        head = f"*{reason.order}.* `{esc(reason.job_id, 120)}` {reason.status.value} · {owner} · {esc(reason.instance_type, 40)}×{reason.instance_count}"
+        rows.append(head + "\n      " + " · ".join(lines))
     header = f"*Queue{where}*: {page.total} job{'s' if page.total != 1 else ''} in launch order (page {page.page} of {page.pages})"
     footer = []
     if page.page < page.pages:

@@ -7,6 +7,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,9 +102,18 @@ def build_container(args: argparse.Namespace, *, notify: bool = True) -> Contain
     return build(settings, dynamodb=dynamodb, notifiers=lambda _store: [])
 
 
+# A Slack member id (U0123ABCD) or a plain login name: the owner of a CLI-made job is shown in
+# Slack answers, so it may not carry markup (``<!here>``, a link, ``&``, spaces).
+_CLI_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def user_of(args: argparse.Namespace) -> str:
-    """Who runs the command: ``--user``, $TRAINBOT_USER or the OS user."""
-    return getattr(args, "user", None) or os.environ.get("TRAINBOT_USER") or _os_user()
+    """Who runs the command: ``--user``, $TRAINBOT_USER or the OS user (CliError if it is not
+    a Slack member id or a plain login name)."""
+    user = getattr(args, "user", None) or os.environ.get("TRAINBOT_USER") or _os_user()
+    if not _CLI_USER.match(user):
+        raise CliError(f"--user {user[:40]!r} is not a Slack member id (U0123ABCD) or a login name", USAGE)
+    return user
 
 
 def actor(args: argparse.Namespace) -> Actor:

@@ -55,6 +55,10 @@ class FakeBot:
     def estimate(self, jobs):
         return estimate(job.job_args for job in jobs)
 
+    def get(self, job_id):
+        """The job as stored after its registration (the listener re-reads it for its thread)."""
+        return make_job(self.submitted[-1][0])
+
     def stop(self, job_id, actor):
         if self.stop_error:
             raise self.stop_error

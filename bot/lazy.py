@@ -1,0 +1,104 @@
+"""Bolt's lazy listeners on Lambda, made safe to deliver late, twice, or to fail.
+
+bolt runs a lazy listener by invoking this same function again (``InvocationType=Event``) with
+the Slack request and ``x-slack-bolt-lazy-only``; :class:`SignedLazyRunner` replaces bolt's
+``LambdaLazyListenerRunner`` so that:
+
+- each self-invocation carries our HMAC (:func:`bot.authenticity.sign_lazy`): the handler
+  accepts it by that, however late Lambda delivers it, and refuses a forged one;
+- the work runs once per Slack request and lazy function: a conditional put of a
+  ``lazy#<key>`` record (with a TTL) claims it, the key being the hash of the request body,
+  which Slack makes unique per request (trigger_id, action_ts) and which its retries and any
+  replay repeat. A claim is released when the work fails, so Lambda's own retry can redo it;
+- a failure is kept (bolt would only log one line) and the handler raises it, so Lambda's
+  retries, the dead-letter queue and the BotErrors alarm see it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from slack_bolt.adapter.aws_lambda.lazy_listener_runner import LambdaLazyListenerRunner
+from slack_bolt.kwargs_injection import build_required_kwargs
+from slack_bolt.request import BoltRequest
+from slack_bolt.util.utils import get_arg_names_of_callable
+
+from bot.authenticity import sign_lazy
+
+logger = Logger(service="trainbot", child=True)
+
+LAZY_RECORD_KIND = "lazy"
+CLAIM_TTL_SECONDS = 2 * 60 * 60  # past Lambda's one-hour event age and Slack's retries
+
+
+class LazyListenerFailed(Exception):
+    """A lazy listener raised: the invocation fails so Lambda retries it and alarms count it."""
+
+
+def request_key(body: str) -> str:
+    """The idempotency key of a Slack request: its body's hash (a retry or replay repeats the
+    body; two distinct Slack requests never share one: each carries its trigger_id or action_ts)."""
+    return hashlib.sha256(body.encode()).hexdigest()[:40]
+
+
+class SignedLazyRunner(LambdaLazyListenerRunner):
+    """bolt's Lambda lazy runner, signing its self-invocations and running each once."""
+
+    def __init__(self, logger_: Any, key: bytes, records: Any, lambda_client: Any = None) -> None:
+        super().__init__(logger_, lambda_client)
+        self._key = key
+        self._records = records
+        self._local = threading.local()
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        if self.lambda_client is None:
+            import boto3
+
+            self.lambda_client = boto3.client("lambda")
+        event: dict[str, Any] = dict(request.context["lambda_request"])
+        event["headers"] = dict(
+            event["headers"],
+            **{
+                "x-slack-bolt-lazy-only": "1",
+                "x-slack-bolt-lazy-function-name": str(request.lazy_function_name),
+            },
+        )
+        event["method"] = "NONE"
+        sign_lazy(event, self._key)
+        import json
+
+        self.lambda_client.invoke(
+            FunctionName=request.context["aws_lambda_invoked_function_arn"], InvocationType="Event", Payload=json.dumps(event)
+        )
+
+    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
+        claim = f"{request_key(request.raw_body)}:{request.lazy_function_name}"
+        claimed = self._records.put_record(
+            LAZY_RECORD_KIND, claim, {"ExpiresAt": int(time.time()) + CLAIM_TTL_SECONDS}, only_if_absent=True
+        )
+        if not claimed:
+            logger.info("lazy work already done for this request: skipped", extra={"claim": claim})
+            return
+        kwargs = build_required_kwargs(
+            logger=self.logger,
+            required_arg_names=get_arg_names_of_callable(function),
+            request=request,
+            response=None,
+            this_func=function,
+        )
+        try:
+            function(**kwargs)
+        except Exception as exc:
+            self._records.delete_record(LAZY_RECORD_KIND, claim)
+            self._local.failure = exc
+
+    def take_failure(self) -> BaseException | None:
+        """The exception the last lazy run in this thread raised (then forgotten), if any."""
+        failure = getattr(self._local, "failure", None)
+        self._local.failure = None
+        return failure
