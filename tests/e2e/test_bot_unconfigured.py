@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities import parameters
 from infra.local.standins.lambda_invoke import lambda_context
 from infra.local.standins.slack_signing import signed_headers, slash_command_body
 from infra.template import load_template
-from tests.bot_fixtures import FUNCTION, GOOD_SUBMIT, SECRET, TEAM, TOKEN, USER, answer_text, template_handler
+from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, TOKEN, USER, answer_text, template_handler
 from tests.fixtures import samples
 
 
@@ -50,8 +50,8 @@ def secret_env(bot_env, monkeypatch):
     parameters.clear_caches()
 
 
-def _signed_submit(secret: str) -> dict:
-    body = slash_command_body(text=GOOD_SUBMIT, user_id=USER, team_id=TEAM)
+def _signed_submit(secret: str, response_url: str | None = None) -> dict:
+    body = slash_command_body(text=GOOD_SUBMIT, user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=response_url)
     return samples.function_url_event(body, signed_headers(secret, body))
 
 
@@ -96,7 +96,7 @@ def test_the_bot_works_as_soon_as_the_operator_puts_the_real_secret_without_a_re
     secret_env(_generated_secret())
     assert template_handler()(_signed_submit(SECRET), lambda_context(FUNCTION))["statusCode"] == 503
     secret_env({"signing_secret": SECRET, "bot_token": TOKEN})
-    response = template_handler()(_signed_submit(SECRET), lambda_context(FUNCTION))
+    response = template_handler()(_signed_submit(SECRET, bot_env.slack.response_url(CHANNEL, USER)), lambda_context(FUNCTION))
     assert response["statusCode"] == 200
     bot_env.settle()
     jobs = dynamodb.scan(TableName=jobs_table, FilterExpression="attribute_exists(JobStatus)")["Items"]
