@@ -70,7 +70,7 @@ def cold_runs(function, event: dict, runs: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
-def import_profile(function, event: dict, logs: Path, top: int = 25) -> str:
+def import_profile(function, event: dict, logs: Path, top: int = 60) -> str:
     """The slowest imports (cumulative microseconds) of one cold start, from ``-X importtime``."""
     fresh = function.cold(python_flags=("-X", "importtime"), logs=logs)
     try:
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", type=Path, help="a `sam build` output folder (default: build this machine's twin)")
     parser.add_argument("--importtime", metavar="SCENARIO", help="print the slowest imports of one scenario and exit")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO", help="bot-help bot-submit launcher monitor (default: all)")
     args = parser.parse_args()
 
     from tests.artifact.stack import artifact_stack
@@ -148,6 +149,8 @@ def measure(args: argparse.Namespace, built: artifacts.Build, stack, tmp: Path) 
     print("  modules without bytecode: " + ", ".join(f"{name} {count}" for name, count in missing.items()))
     figures = {}
     for key, (label, function, event, bare_label, baseline) in scenarios.items():
+        if args.only and key not in args.only:
+            continue
         ours, theirs = cold_runs(function, event, args.runs), cold_runs(baseline, event, args.runs)
         figures[key] = ours[0]
         print(f"  {label:<26} {ours[0]:7.0f} ({ours[1]:5.0f})   {bare_label:<28} {theirs[0]:7.0f} ({theirs[1]:5.0f})"

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from bot.authenticity import refusal, unsigned_refusal, unusable_secret
+
+if TYPE_CHECKING:  # a type only: importing Powertools costs a cold start about 100 ms
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
 NOT_CONFIGURED = {
@@ -67,7 +68,9 @@ def _wiring() -> _Wired | None:
 
         try:
             if _container is None:
-                _container = build(Settings.from_env())
+                settings = Settings.from_env()
+                _container = build(settings, **{service: _LazyClient(service, settings.aws_region)
+                                                for service in ("dynamodb", "sagemaker", "sns")})
             credentials = slack_credentials(_container.settings)
         except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
             _refuse_unconfigured(str(exc))
@@ -83,6 +86,23 @@ def _wiring() -> _Wired | None:
         _wired = _Wired(SlackRequestHandler(create_app(_container, credentials)), credentials.signing_secret)
         _container = None
     return _wired
+
+
+class _LazyClient:
+    """A boto3 client made on its first use. The ack of most requests touches no table, topic or
+    training job, and each client costs a cold start tens of milliseconds of CPU (its service
+    model is read and parsed), so none is made before a listener calls it."""
+
+    def __init__(self, service: str, region: str) -> None:
+        self._service, self._region, self._client = service, region, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from backend.adapters.aws import aws_client
+
+            max_attempts = 3 if self._service == "sagemaker" else 4  # as backend.bootstrap.build
+            self._client = aws_client(self._service, region=self._region, max_attempts=max_attempts)
+        return getattr(self._client, name)
 
 
 def _refuse_unconfigured(problem: str) -> None:
