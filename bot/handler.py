@@ -69,8 +69,9 @@ def _wiring() -> _Wired | None:
         try:
             if _container is None:
                 settings = Settings.from_env()
-                _container = build(settings, **{service: _LazyClient(service, settings.aws_region)
-                                                for service in ("dynamodb", "sagemaker", "sns")})
+                region = settings.aws_region
+                _container = build(settings, dynamodb=_LazyClient("dynamodb", region),
+                                   sagemaker=_LazyClient("sagemaker", region), sns=_LazyClient("sns", region))
             credentials = slack_credentials(_container.settings)
         except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
             _refuse_unconfigured(str(exc))

@@ -10,10 +10,11 @@ logs) goes to stderr, as Lambda sends it to CloudWatch.
 
 Requests: ``{"event": …, "context": {…}}`` (answered with the result, and the wall and CPU
 milliseconds of the invocation and, on the first, of the import before it) or ``{"probe": true}`` (where every loaded module
-came from).
+came from, and which of the artifact's were compiled from source rather than loaded from bytecode).
 """
 
 import importlib
+import importlib.machinery
 import json
 import os
 import sys
@@ -37,11 +38,26 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+# Every module compiled from source instead of loaded from its .pyc (the artifact test wants none
+# of the artifact's: /var/task is read-only, a compile there is paid again by every cold start).
+compiled_from_source = []
+_source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+
+
+def _recording_source_to_code(self, data, path, *args, **kwargs):
+    compiled_from_source.append(str(path))
+    return _source_to_code(self, data, path, *args, **kwargs)
+
+
+importlib.machinery.SourceFileLoader.source_to_code = _recording_source_to_code
+
+
 def probe():
     # Every loaded module's file but this runtime's own (__main__), as Lambda's bootstrap is its own.
     files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {"", __file__})
     return {"sys_path": sys.path, "files": files, "executable": sys.executable, "version": list(sys.version_info[:3]),
-            "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site}}
+            "flags": {"isolated": sys.flags.isolated, "no_site": sys.flags.no_site},
+            "compiled_from_source": [p for p in compiled_from_source if p.startswith(artifact)]}
 
 
 # CPU time (this process's, user + system) as well as wall time: on a shared machine the wall
