@@ -14,6 +14,7 @@ Authenticity comes first, in two steps so that refusing costs as little as possi
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,26 @@ class _LazyClient:
         return getattr(self._client, name)
 
 
+def _preload() -> None:
+    """Import what the first signed request wires, without wiring it: no secret read, no client
+    made, so a SnapStart snapshot holds code only and its restores still refuse unsigned requests
+    before anything is fetched."""
+    import random
+
+    import slack_bolt.adapter.aws_lambda  # noqa: F401
+    from aws_lambda_powertools.utilities import parameters  # noqa: F401
+
+    import backend.bootstrap  # noqa: F401
+    import bot.app  # noqa: F401
+
+    try:
+        from snapshot_restore_py import register_after_restore  # in Lambda's Python runtimes
+    except ImportError:  # not a Lambda runtime (tests, local mode)
+        return
+    # Every environment restored from one snapshot would share the random module's state.
+    register_after_restore(random.seed)
+
+
 def _refuse_unconfigured(problem: str) -> None:
     from aws_lambda_powertools import Logger, Metrics
     from aws_lambda_powertools.metrics import MetricUnit
@@ -128,3 +149,10 @@ def reset() -> None:
     global _wired, _container
     _wired = None
     _container = None
+
+
+# Lambda sets AWS_LAMBDA_INITIALIZATION_TYPE; "snap-start" while it initializes a version to
+# snapshot. The imports then cost nothing at a restore; on-demand they stay on the first signed
+# request, so an unsigned one is refused at the cost of this module only.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    _preload()

@@ -66,6 +66,25 @@ def test_the_built_bot_imports_its_modules_from_bytecode_and_compiles_none(stack
     assert probe["compiled_from_source"] == [], probe["compiled_from_source"][:5]
 
 
+def test_under_snapstart_the_built_bot_imports_its_wiring_at_init_and_still_refuses_before_reading_the_secret(stack):
+    # What the snapshot holds: the modules of the wiring, imported while Lambda initializes the
+    # version (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start); an unsigned request is still refused first.
+    bot = stack.functions["BotFunction"]
+    snap = bot.cold(environment={**bot.environment, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    on_demand = bot.cold()
+    try:
+        artifact = str(bot.artifact)
+        preloaded = set(snap.probe()["files"])
+        for module in ("bot/app.py", "backend/bootstrap.py", "slack_bolt/adapter/aws_lambda/handler.py"):
+            assert f"{artifact}/{module}" in preloaded
+            assert f"{artifact}/{module}" not in on_demand.probe()["files"]
+        assert snap.invoke(samples.function_url_event("command=%2Ftrain&text=help", {}))["statusCode"] == 401
+        assert "/train submit" in answer_text(snap.invoke(_signed("help")))
+    finally:
+        snap.close()
+        on_demand.close()
+
+
 def test_each_artifact_runs_in_an_isolated_python313_that_sees_only_the_artifact_and_its_boto3(stack):
     # The interpreter's own lib/ (its standard library), as Lambda's runtime has /var/lang/lib.
     stdlib = artifacts.find_python().resolve().parent.parent / "lib"
