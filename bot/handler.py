@@ -120,7 +120,7 @@ def _preload() -> None:
     import bot.app  # noqa: F401
 
     try:
-        from snapshot_restore_py import register_after_restore  # in Lambda's Python runtimes
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]  # only in Lambda's runtimes
     except ImportError:  # not a Lambda runtime (tests, local mode)
         return
     # Every environment restored from one snapshot would share the random module's state.
