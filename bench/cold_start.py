@@ -48,6 +48,8 @@ MEMORY_SIZES = (512, 1024, 1536, 1769)
 
 def baseline_artifact(artifact: Path, where: Path) -> Path:
     """``artifact``'s packages (links) plus the baseline handlers, compiled like the artifact."""
+    if where.exists():
+        return where
     where.mkdir(parents=True)
     for entry in artifact.iterdir():
         (where / entry.name).symlink_to(entry)
