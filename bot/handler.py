@@ -21,13 +21,15 @@ A lazy listener that fails makes the invocation fail (bolt would only log it), c
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from bot.authenticity import is_lazy, lazy_key, lazy_refusal, refusal, unsigned_refusal, unusable_secret
+
+if TYPE_CHECKING:  # a type only: importing Powertools costs a cold start about 100 ms
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
 NOT_CONFIGURED = {
@@ -99,7 +101,10 @@ def _wiring() -> _Wired | None:
 
         try:
             if _container is None:
-                _container = build(Settings.from_env())
+                settings = Settings.from_env()
+                region = settings.aws_region
+                _container = build(settings, dynamodb=_LazyClient("dynamodb", region),
+                                   sagemaker=_LazyClient("sagemaker", region), sns=_LazyClient("sns", region))
             credentials = slack_credentials(_container.settings)
         except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
             _refuse_unconfigured(str(exc))
@@ -125,6 +130,43 @@ def wire(container: Any, credentials: Any) -> _Wired:
     runner = SignedLazyRunner(slack_handler.logger, lazy_key(credentials.signing_secret), container.store)
     slack_handler.app.listener_runner.lazy_listener_runner = runner
     return _Wired(slack_handler, credentials.signing_secret, runner)
+
+
+class _LazyClient:
+    """A boto3 client made on its first use. The ack of most requests touches no table, topic or
+    training job, and each client costs a cold start tens of milliseconds of CPU (its service
+    model is read and parsed), so none is made before a listener calls it."""
+
+    def __init__(self, service: str, region: str) -> None:
+        self._service, self._region, self._client = service, region, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            from backend.adapters.aws import aws_client
+
+            max_attempts = 3 if self._service == "sagemaker" else 4  # as backend.bootstrap.build
+            self._client = aws_client(self._service, region=self._region, max_attempts=max_attempts)
+        return getattr(self._client, name)
+
+
+def _preload() -> None:
+    """Import what the first signed request wires, without wiring it: no secret read, no client
+    made, so a SnapStart snapshot holds code only and its restores still refuse unsigned requests
+    before anything is fetched."""
+    import random
+
+    import slack_bolt.adapter.aws_lambda  # noqa: F401
+    from aws_lambda_powertools.utilities import parameters  # noqa: F401
+
+    import backend.bootstrap  # noqa: F401
+    import bot.app  # noqa: F401
+
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-not-found]  # only in Lambda's runtimes
+    except ImportError:  # not a Lambda runtime (tests, local mode)
+        return
+    # Every environment restored from one snapshot would share the random module's state.
+    register_after_restore(random.seed)
 
 
 def _refuse_unconfigured(problem: str) -> None:
@@ -155,3 +197,10 @@ def reset() -> None:
     global _wired, _container
     _wired = None
     _container = None
+
+
+# Lambda sets AWS_LAMBDA_INITIALIZATION_TYPE; "snap-start" while it initializes a version to
+# snapshot. The imports then cost nothing at a restore; on-demand they stay on the first signed
+# request, so an unsigned one is refused at the cost of this module only.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    _preload()

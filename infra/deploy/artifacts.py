@@ -3,6 +3,7 @@
     python -m infra.deploy.artifacts                 # build arm64 (as deployed), print sizes, check budgets
     python -m infra.deploy.artifacts --arch x86_64   # the twin this machine can run
     python -m infra.deploy.artifacts --print-python  # the python3.13 `sam build` needs (or exit 1)
+    python -m infra.deploy.artifacts --compile .aws-sam/build   # the deploy guide's step after `sam build`
 
 `sam build` (the AWS SAM CLI from pyproject's ``sam`` dependency group, in ``.venv-sam``; no
 container) reads each function's ``CodeUri`` folder (infra/deploy/functions/<name>: links to
@@ -15,6 +16,14 @@ The template says arm64; a machine of another architecture cannot run those whee
 artifact test also builds a *twin*: the same template with ``Architectures: [x86_64]``, built
 from the same sources, and runs that, while the arm64 build's sizes are checked against the
 budgets. Builds are cached under ``.aws-sam/artifacts/`` by a hash of everything they read.
+
+After `sam build`, every module of every function is compiled to bytecode by the runtime's own
+interpreter (:func:`compile_bytecode`): Lambda's ``/var/task`` is read-only, so an artifact
+without ``__pycache__`` compiles every module it imports on every cold start (most of the bot's
+first request). The ``.pyc`` files are *unchecked-hash* ones: SAM zips every file with a 1980
+timestamp, so timestamp-validated ``.pyc`` files would never match their source and be
+recompiled; an unchecked-hash ``.pyc`` is used as is, which is right for a deployment package
+nobody edits in place (`sam build` makes a new one from source each time).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import argparse
 import fcntl
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -143,9 +153,10 @@ def twin_template(architecture: str) -> str:
 
 def source_hash(architecture: str) -> str:
     """Everything a build reads: the template, the requirements, every source file, the SAM CLI
-    version and the architecture."""
+    version, the architecture and this module (the steps after `sam build`)."""
     digest = hashlib.sha256()
     digest.update(f"{architecture}\n{sam_version()}\n".encode())
+    digest.update(Path(__file__).read_bytes())  # how it is built (e.g. the bytecode step) is an input too
     digest.update(TEMPLATE_PATH.read_bytes())
     for path in sorted(FUNCTIONS_DIR.glob("*/requirements.txt")):
         digest.update(path.read_bytes())
@@ -178,6 +189,7 @@ def build(architecture: str, *, log: bool = False) -> Build:
             shutil.rmtree(where, ignore_errors=True)
             where.mkdir(parents=True)
             _sam_build(architecture, where, log=log)
+            compile_bytecode(where / "build")
             done.write_text(key)
             for stale in CACHE.iterdir():
                 if stale.is_dir() and stale.name.startswith(f"{architecture}-") and stale.name != key:
@@ -211,6 +223,42 @@ def _sam_build(architecture: str, where: Path, *, log: bool) -> None:
     answer = subprocess.run(command, cwd=ROOT, env=env, capture_output=not log, text=True, timeout=900)
     if answer.returncode != 0:
         raise RuntimeError(f"`{' '.join(command)}` failed ({answer.returncode}):\n{answer.stdout}\n{answer.stderr}")
+
+
+def compile_bytecode(build_dir: Path, python: Path | None = None) -> None:
+    """Compile every ``.py`` under ``build_dir`` (a `sam build` output) for the runtime's Python,
+    unoptimized (Lambda runs ``python`` without ``-O``) and unchecked-hash (see the module doc)."""
+    python = python or find_python()
+    command = [str(python), "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+               "-o", "0", str(build_dir)]
+    answer = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # compileall exits 1 when any file fails; a package's stray file for another Python version
+    # (none today) must not pass silently.
+    if answer.returncode != 0:
+        raise RuntimeError(f"`{' '.join(command)}` failed ({answer.returncode}):\n{answer.stdout}\n{answer.stderr}")
+
+
+_CHECK_BYTECODE = """
+import importlib.util, json, pathlib, sys
+root, missing = pathlib.Path(sys.argv[1]), []
+for source in sorted(root.rglob("*.py")):
+    compiled = source.parent / "__pycache__" / (source.stem + "." + sys.implementation.cache_tag + ".pyc")
+    header = compiled.read_bytes()[:16] if compiled.exists() else b""
+    # PEP 552: magic, flags (0b01: hash-based, not checked), the source's hash (keyed by the magic).
+    if (header[:4] != importlib.util.MAGIC_NUMBER or int.from_bytes(header[4:8], "little") != 0b01
+            or header[8:16] != importlib.util.source_hash(source.read_bytes())):
+        missing.append(str(source.relative_to(root)))
+print(json.dumps(missing))
+"""
+
+
+def modules_without_bytecode(function_dir: Path, python: Path | None = None) -> list[str]:
+    """The ``.py`` files of a built function with no valid unchecked-hash ``.pyc`` for the
+    runtime's Python (checked by that interpreter: the magic number and the hash are its own)."""
+    python = python or find_python()
+    answer = subprocess.run([str(python), "-I", "-c", _CHECK_BYTECODE, str(function_dir)],
+                            capture_output=True, text=True, timeout=300, check=True)
+    return list(json.loads(answer.stdout))
 
 
 def tree_size(path: Path) -> int:
@@ -248,8 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=["arm64", "x86_64"], help="default: the template's")
     parser.add_argument("--print-python", action="store_true", help="print the runtime's interpreter and exit")
     parser.add_argument("--print-boto3-pin", action="store_true", help="print the project's boto3 pin and exit")
+    parser.add_argument("--compile", metavar="BUILD_DIR", type=Path,
+                        help="compile a `sam build` output's modules to bytecode for the runtime, and exit")
     args = parser.parse_args(argv)
     try:
+        if args.compile:
+            compile_bytecode(args.compile)
+            functions = [p for p in sorted(args.compile.iterdir()) if p.is_dir()]
+            stale = {p.name: len(modules_without_bytecode(p)) for p in functions}
+            for name, count in stale.items():
+                print(f"{name}: compiled for {template_runtime()}" + (f"; {count} modules without bytecode" if count else ""))
+            return 1 if any(stale.values()) else 0
         if args.print_python:
             print(find_python())
             return 0

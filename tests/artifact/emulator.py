@@ -17,7 +17,7 @@ import selectors
 import subprocess
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class DeployedFunction:
     boto3_dir: Path
     logs: Path
     timeout_seconds: float = 60.0
+    python_flags: tuple[str, ...] = ()  # e.g. ("-X", "importtime") to see what a cold start imports
     invocations: list[dict[str, Any]] = field(default_factory=list)
     _idle: list[_Worker] = field(default_factory=list)
     _all: list[_Worker] = field(default_factory=list)
@@ -56,7 +57,7 @@ class DeployedFunction:
     @property
     def command(self) -> list[str]:
         # -B: /var/task is read-only on Lambda; nothing may write into the artifact.
-        return [str(self.python), "-I", "-S", "-B", str(RUNNER), str(self.artifact), str(self.boto3_dir), self.handler]
+        return [str(self.python), "-I", "-S", "-B", *self.python_flags, str(RUNNER), str(self.artifact), str(self.boto3_dir), self.handler]
 
     def _start(self) -> _Worker:
         log = self.logs / f"{self.name}-{len(self._all)}.log"
@@ -109,6 +110,10 @@ class DeployedFunction:
         if "errorType" in answer:
             raise InvocationFailed(f"{self.name}: {answer['errorType']}\n{answer['errorMessage']}")
         return answer["result"]
+
+    def cold(self, **changes: Any) -> DeployedFunction:
+        """The same function with no execution environment yet: its next invocation is a cold start."""
+        return replace(self, **changes, invocations=[], _idle=[], _all=[], _lock=threading.Lock())
 
     def probe(self) -> dict[str, Any]:
         return self._request({"probe": True})

@@ -46,6 +46,45 @@ def test_sam_build_makes_each_function_within_its_budget_from_source_and_its_own
     assert compiled and all("aarch64" in name for name in compiled), compiled
 
 
+def test_every_module_of_every_artifact_ships_bytecode_for_python313_valid_without_its_timestamps(builds):
+    # /var/task is read-only and SAM zips files with a 1980 timestamp: only an unchecked-hash
+    # .pyc of the runtime's own magic number, next to each module, spares a cold start compiling it.
+    for built in {b.architecture: b for b in builds.values()}.values():
+        for name, path in built.functions.items():
+            modules = list(path.rglob("*.py"))
+            assert len(modules) > 100, (name, len(modules))
+            assert artifacts.modules_without_bytecode(path) == [], f"{name} ({built.architecture})"
+
+
+def test_the_built_bot_imports_its_modules_from_bytecode_and_compiles_none(stack):
+    # A first request wires the bot (most of its imports); none of them was compiled on import.
+    assert stack.functions["BotFunction"].invoke(_signed("help"))["statusCode"] == 200
+    probe = stack.functions["BotFunction"].probe()
+    artifact = str(stack.functions["BotFunction"].artifact)
+    loaded = [f for f in probe["files"] if f.startswith(artifact) and f.endswith(".py")]
+    assert any(f.endswith("bot/handler.py") for f in loaded)
+    assert probe["compiled_from_source"] == [], probe["compiled_from_source"][:5]
+
+
+def test_under_snapstart_the_built_bot_imports_its_wiring_at_init_and_still_refuses_before_reading_the_secret(stack):
+    # What the snapshot holds: the modules of the wiring, imported while Lambda initializes the
+    # version (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start); an unsigned request is still refused first.
+    bot = stack.functions["BotFunction"]
+    snap = bot.cold(environment={**bot.environment, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    on_demand = bot.cold()
+    try:
+        artifact = str(bot.artifact)
+        preloaded = set(snap.probe()["files"])
+        for module in ("bot/app.py", "backend/bootstrap.py", "slack_bolt/adapter/aws_lambda/handler.py"):
+            assert f"{artifact}/{module}" in preloaded
+            assert f"{artifact}/{module}" not in on_demand.probe()["files"]
+        assert snap.invoke(samples.function_url_event("command=%2Ftrain&text=help", {}))["statusCode"] == 401
+        assert "/train submit" in answer_text(snap.invoke(_signed("help")))
+    finally:
+        snap.close()
+        on_demand.close()
+
+
 def test_each_artifact_runs_in_an_isolated_python313_that_sees_only_the_artifact_and_its_boto3(stack):
     # The interpreter's own lib/ (its standard library), as Lambda's runtime has /var/lang/lib.
     stdlib = artifacts.find_python().resolve().parent.parent / "lib"
@@ -162,6 +201,9 @@ def test_the_deploy_guide_is_what_this_test_does_and_states_the_sizes_it_measure
     section = deploy_section()
     assert "python -m infra.deploy.requirements --check" in section and "--use-container" not in section
     assert re.search(r"^PATH=.*3\.13.* sam build ", section, flags=re.M), "the guide's sam build, python3.13 on PATH"
+    # Then the bytecode step this build runs too (artifacts.build calls the same compile_bytecode).
+    assert re.search(r"sam build .*\n(?:#.*\n)*python -m infra\.deploy\.artifacts --compile \.aws-sam/build\b.*\n(?:.*\n)*?sam deploy",
+                     section), "the guide compiles the build's bytecode between sam build and sam deploy"
     # The build here is a plain `sam build` of template.yaml (only the output folder is ours).
     command = artifacts.sam_build_command(artifacts.template_architecture(), tmp_path)
     assert command[1:] == ["build", "--build-dir", str(tmp_path / "build"), "--template-file", str(artifacts.TEMPLATE_PATH)]
