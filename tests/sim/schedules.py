@@ -14,7 +14,7 @@ _user = st.sampled_from(["stop", "retry", "approve", "reject"])
 _inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "launcher", "drain"])
 fault = st.one_of(
     st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
-    st.tuples(st.just("user"), _inside, _job),
+    st.tuples(st.sampled_from(["user", "user", "slow"]), _inside, _job),
 )
 faults = st.lists(fault, max_size=6).map(tuple)
 

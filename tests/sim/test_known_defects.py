@@ -31,6 +31,15 @@ KNOWN = {
     "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
     # A held job stopped by its owner, then retried: it launched without an approval.
     "a held job stopped and retried by its owner": [("submit", "held"), ("stop", 0), ("retry", 0)],
+    # A Completed change's first send outlasts the 60 s delivery lease while the outbox drain
+    # runs: the drain took the lease over and sent the change again.
+    "a send slower than the delivery lease": [
+        ("submit", "single"),
+        ("launcher", ()),
+        ("sagemaker", 0, "complete"),
+        ("event", 0, ()),
+        ("event", 0, ("ok", ("slow", "drain", 0))),
+    ],
 }
 
 

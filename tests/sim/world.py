@@ -51,6 +51,9 @@ OWNER = Actor(team_id="T1", user_id="U1")
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 LIMITS = {"ml.p4d.24xlarge": 2}
 SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) and a delivery lease (60 s)
+# A send to Slack or SNS is bounded by its client's timeouts and retries (under
+# backend.domain.notice.SEND_BOUND): slower than a delivery lease, never slower than that.
+SLOW_SEND = timedelta(seconds=100)
 SETTLE_ROUND = timedelta(minutes=5)
 SETTLE_ROUNDS = 60  # five simulated hours: past the capacity max wait (1 h) and every backoff
 
@@ -65,7 +68,8 @@ class InvariantViolated(AssertionError):
 
 # --- faults -----------------------------------------------------------------------------------
 
-Fault = str | tuple[str, str, int]  # "ok" | "throttle" | "lost" | "crash" | "crash_after" | "slow" | ("user", action, job)
+# "ok" | "throttle" | "lost" | "crash" | "crash_after" | "slow" | ("user" or "slow", action, job)
+Fault = str | tuple[str, str, int]
 
 
 class FaultPlan:
@@ -229,7 +233,11 @@ class SimWorld:
         if fault != "ok":
             self.log.append(f"  {call.port}: {fault}")
         if isinstance(fault, tuple):
-            _, action, index = fault
+            # Another actor moves while this call is in flight; ("slow", …): the call also
+            # outlasts every lease, so the other actor may take over what this run holds.
+            how, action, index = fault
+            if how == "slow":
+                self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
@@ -238,7 +246,7 @@ class SimWorld:
         if fault == "crash":
             raise SimCrash(call.port)
         if fault == "slow":
-            self.clock.advance(SLOW)
+            self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
             return call.effect()
         result = call.effect()
         if fault in ("lost", "crash_after"):
