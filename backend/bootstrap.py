@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from backend.adapters.aws import aws_client
 from backend.adapters.dynamo import DynamoJobStore
 from backend.adapters.sagemaker import SageMakerBackend
-from backend.adapters.sns import SnsNotifier
+from backend.adapters.sns import SNS_MAX_ATTEMPTS, SnsNotifier
 from backend.config import Settings
 from backend.domain.times import utcnow
 from backend.ports import JobStore, Notifier, TrainingBackend
@@ -261,7 +261,7 @@ def build(
     if notifiers is None:
         chosen: list[Notifier] = []
         if settings.notify_topic_arn:
-            chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region), settings.notify_topic_arn))
+            chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region, max_attempts=SNS_MAX_ATTEMPTS), settings.notify_topic_arn))
         if settings.slack_bot_token or settings.slack_secret_id:
             chosen.extend(_slack_notifiers(settings, store, clock, sleep))
     else:
