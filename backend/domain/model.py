@@ -381,6 +381,10 @@ class Attempt(BaseModel):
     # True when SageMaker reported the attempt Stopping without Trainbot asking (its own stopping
     # condition, or a stop from the console): its end, not a user's stop, then decides.
     stopping_outside: bool | None = None
+    # Sweeps in a row whose Describe of this attempt SageMaker refused for good (AccessDenied),
+    # and when the first of them was; None: none. The monitor fails the job once it persists.
+    describe_refusals: int | None = None
+    describe_refused_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):
