@@ -62,6 +62,11 @@ class BackendUnavailable(TrainbotError):
     what happened is unknown, so callers must neither fail the job nor assume success."""
 
 
+class BackendRefused(TrainbotError):
+    """The training backend refused a request for good (AccessDenied, a malformed request):
+    asking again cannot help, though what happened to the job is still unknown."""
+
+
 class NotifierUnavailable(TrainbotError):
     """A notification channel (Slack, SNS) could not take a message now; it stays pending."""
 

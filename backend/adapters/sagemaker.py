@@ -14,11 +14,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.adapters.sagemaker_events import training_status
 from backend.domain.policy import classify_create_error
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused
+from backend.errors import AlreadyExists, BackendRefused, BackendUnavailable, CreateRefused
 from backend.ports import TrainingStatus
 
 _NOT_FOUND_MESSAGES = ("Requested resource not found", "does not exist", "not found")
 _UNKNOWN_CODES = {"ThrottlingException", "Throttling", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
+# Describe errors that asking again cannot cure (a missing permission, a request SageMaker calls
+# malformed); a ValidationException that says "not found" is not one of them: the job is missing.
+_REFUSED_CODES = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation", "ValidationException"}
 
 # A DescribeTrainingJob answer and an event's ``detail`` have the same fields: one translation
 # (backend.adapters.sagemaker_events) for both, whatever form their times take.
@@ -54,7 +57,8 @@ class SageMakerBackend:
 
     def describe(self, name: str) -> TrainingStatus | None:
         """The attempt's status; None if SageMaker has no such job; BackendUnavailable if
-        SageMaker could not say (throttled, 5xx, timeout): unknown is not failed."""
+        SageMaker could not say (throttled, 5xx, timeout): unknown is not failed; BackendRefused
+        if SageMaker will not say (AccessDenied, a ValidationException other than not-found)."""
         self.calls["DescribeTrainingJob"] += 1
         try:
             answer = self._client.describe_training_job(TrainingJobName=name)
@@ -63,6 +67,8 @@ class SageMakerBackend:
             code, message = error.get("Code", ""), error.get("Message", "")
             if code in {"ValidationException", "ResourceNotFound"} and any(m in message for m in _NOT_FOUND_MESSAGES):
                 return None
+            if code in _REFUSED_CODES:
+                raise BackendRefused(f"{code}: {message}") from exc
             raise BackendUnavailable(f"DescribeTrainingJob {name}: {code}: {message}") from exc
         except BotoCoreError as exc:
             raise BackendUnavailable(f"DescribeTrainingJob {name}: {exc}") from exc

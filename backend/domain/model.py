@@ -25,7 +25,7 @@ from backend.domain.approval import Approval, ApprovalState
 from backend.domain.bounds import ATTEMPTS_KEPT
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES, instance_list_problems
 from backend.domain.logtail import LogTail
-from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, check_transition, compact_history
+from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, compact_history, move_entry, note_entry
 from backend.domain.times import UtcDatetime
 
 # SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
@@ -381,6 +381,10 @@ class Attempt(BaseModel):
     # True when SageMaker reported the attempt Stopping without Trainbot asking (its own stopping
     # condition, or a stop from the console): its end, not a user's stop, then decides.
     stopping_outside: bool | None = None
+    # Sweeps in a row whose Describe of this attempt SageMaker refused for good (AccessDenied),
+    # and when the first of them was; None: none. The monitor fails the job once it persists.
+    describe_refusals: int | None = None
+    describe_refused_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):
@@ -655,8 +659,7 @@ def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = ""
     The store writes the result conditionally on ``job``'s status and version (the ones read),
     which is what makes a move happen at most once.
     """
-    check_transition(job.job_id, job.status, to_status)
-    entry = HistoryEntry(seq=job.last_seq + 1, at=at, from_status=job.status, to_status=to_status, reason=reason)
+    entry = move_entry(job.job_id, job.last_seq + 1, at, job.status, to_status, reason)
     return job.model_copy(
         update={
             "parked_at": None,
@@ -668,3 +671,9 @@ def transition(job: Job, to_status: JobStatus, *, at: datetime, reason: str = ""
             "version": job.version + 1,
         }
     )
+
+
+def note(job: Job, *, at: datetime, reason: str) -> list[HistoryEntry]:
+    """``job``'s history with a note appended (something happened; its status did not move):
+    the ``history`` change of a plain (non-transition) write."""
+    return compact_history([*job.history, note_entry(job.last_seq + 1, at, job.status, reason)])

@@ -34,9 +34,9 @@ from aws_lambda_powertools import Logger
 
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
-from backend.domain.model import Attempt, Job, JobArgs
+from backend.domain.model import Attempt, Job, JobArgs, note
 from backend.domain.records import RecordKind
-from backend.domain.status import HistoryEntry, JobStatus, compact_history
+from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, RecordStore, UsageStore
 from backend.services.notify import Dispatcher
@@ -370,13 +370,12 @@ class Approvals:
                 return Decision(job, changed=False)
             now = self._clock()
             decided = job.approval.model_copy(update={"state": ApprovalState.APPROVED, "decided_by": user_id, "decided_at": now})
-            entry = HistoryEntry(seq=job.last_seq + 1, at=now, from_status=job.status, to_status=job.status, reason=f"approved by <@{user_id}>")
             reserved = job
             if self._budgets is not None:
                 # Same token for the same read: two admins pressing at once reserve once.
                 reserved = (self._budgets.reserve([job], force=True) or [job])[0]
             outcome = self._store.update(
-                job, at=now, approval=decided, history=compact_history([*job.history, entry]), reservation=reserved.reservation
+                job, at=now, approval=decided, history=note(job, at=now, reason=f"approved by <@{user_id}>"), reservation=reserved.reservation
             )
             if isinstance(outcome, Applied):
                 logger.info("job approved", extra={"job_id": job_id, "admin": user_id})

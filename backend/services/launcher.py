@@ -47,6 +47,7 @@ from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import waiting_text
 from backend.errors import (
     AlreadyExists,
+    BackendRefused,
     BackendUnavailable,
     CreateRefused,
     JobNotFound,
@@ -325,7 +326,7 @@ class Launcher:
             self._pacer.acquire()
             try:
                 adopted = self._backend.describe(attempt.name) is not None
-            except BackendUnavailable:
+            except (BackendUnavailable, BackendRefused):  # either way, whether it exists is unknown
                 return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
         if not adopted and (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
             # SageMaker failed this attempt's creates too many times in a row, and the Describe

@@ -5,7 +5,8 @@ order) and a slower scheduled sweep that describes the active jobs, paced, and d
 notification outbox. Either way the same rule applies an observation: only a forward move of
 the attempt the observation is about, through the store's conditional write, so a duplicate or
 stale event changes nothing. A Describe that is throttled or times out means "unknown": the job
-is left as it is and looked at again on the next sweep, never failed for it.
+is left as it is and looked at again on the next sweep, never failed for it. A Describe refused
+for good (AccessDenied) is counted on the attempt and fails the job only once it persists.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, 
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
-from backend.errors import BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
+from backend.errors import BackendRefused, BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
 from backend.services.budget import attempt_ended
 from backend.services.forensics import Forensics
@@ -40,6 +41,11 @@ T = TrainingState
 # How long a Launched attempt may be unknown to SageMaker (eventual consistency right after
 # the create) before the job is requeued.
 MISSING_GRACE = timedelta(minutes=10)
+# A Describe refused for good (AccessDenied) fails the job only once it persists this many
+# sweeps in a row AND this long: a permission fixed within minutes costs nothing, and a job
+# nobody may look at does not hold its instance slot for ever.
+REFUSALS_MAX = 3
+REFUSAL_GRACE = timedelta(minutes=15)
 _RACE_ROUNDS = 5
 # Where the last sweep stopped describing (a small record): the next one starts after it.
 SWEEP_CURSOR = (RecordKind.CURSOR, "monitor-sweep")
@@ -80,6 +86,7 @@ class MonitorReport:
     applied: int = 0
     ignored: int = 0  # not ours, stale, duplicate, or nothing to change
     unknown: int = 0  # Describe throttled / timed out: looked at again later
+    refused: int = 0  # Describe refused for good (AccessDenied): counted, failed once it persists
     lost_races: int = 0
     errors: int = 0  # one job's step failed (logged); the sweep went on with the others
     stops_resent: int = 0
@@ -141,7 +148,7 @@ class Monitor:
                 described = True
                 try:
                     status = self._with_billable_time(status)
-                except BackendUnavailable as exc:
+                except (BackendUnavailable, BackendRefused) as exc:
                     # Leave it as it is: the sweep describes active jobs, billable time and all.
                     report.unknown += 1
                     logger.info("billable time unknown; left to the sweep", extra={"job_id": job_id, "error": str(exc)})
@@ -215,8 +222,20 @@ class Monitor:
             report.unknown += 1
             logger.info("status unknown; looking again later", extra={"job_id": job.job_id, "error": str(exc)})
             return
+        except BackendRefused as exc:
+            self._refused(job, attempt, exc, report)
+            return
         self._pacer.reward()
         report.observed += 1
+        if attempt.describe_refusals:
+            # SageMaker answers again: the refusals did not persist; start counting afresh.
+            counted_afresh = attempt.model_copy(update={"describe_refusals": None, "describe_refused_at": None})
+            cleared = self._store.update(job, at=self._clock(), attempts=job.replace_attempt(counted_afresh))
+            if isinstance(cleared, LostRace):
+                report.lost_races += 1
+                return
+            job = cleared.job
+            attempt = job.current_attempt or attempt
         if status is None:
             self._missing(job, report)
             return
@@ -293,12 +312,43 @@ class Monitor:
             next_attempt_at=self._clock(),
         )
 
+    def _refused(self, job: Job, attempt: Attempt, exc: BackendRefused, report: MonitorReport) -> None:
+        """SageMaker refused to describe the attempt for good: still unknown, not failed, until it
+        persists (REFUSALS_MAX sweeps and REFUSAL_GRACE); then the job is Failed with the reason,
+        freeing its slot, and StopTrainingJob is sent for it (best-effort: it may run on)."""
+        report.refused += 1
+        now = self._clock()
+        refusals = (attempt.describe_refusals or 0) + 1
+        since = attempt.describe_refused_at or now
+        logger.warning("describe refused", extra={"job_id": job.job_id, "refusals": refusals, "error": str(exc)})
+        if refusals < REFUSALS_MAX or now - since < REFUSAL_GRACE:
+            counted = attempt.model_copy(update={"describe_refusals": refusals, "describe_refused_at": since})
+            if isinstance(self._store.update(job, at=now, attempts=job.replace_attempt(counted)), LostRace):
+                report.lost_races += 1
+            return
+        reason = f"Trainbot may not describe {attempt.name}: {exc}; check the monitor role's sagemaker:DescribeTrainingJob permission"
+        failed = attempt.model_copy(
+            update={
+                "outcome": AttemptOutcome.FAILED,
+                "failure_class": F.UNKNOWN,
+                "ended_at": now,
+                "reason": reason,
+                "describe_refusals": refusals,
+                "describe_refused_at": since,
+            }
+        )
+        outcome = self._write(job, S.FAILED, reason, report, attempts=job.replace_attempt(failed))
+        if isinstance(outcome, LostRace):
+            report.lost_races += 1
+            return
+        self._resend_stop(attempt.name, report)
+
     def _resend_stop(self, name: str, report: MonitorReport) -> None:
         self._pacer.acquire()
         try:
             self._backend.stop(name)
             report.stops_resent += 1
-        except BackendUnavailable:
+        except (BackendUnavailable, BackendRefused):
             report.unknown += 1
 
     # --- applying one observation -----------------------------------------------------------

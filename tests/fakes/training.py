@@ -9,7 +9,7 @@ from typing import Any
 
 from backend.domain.model import FailureClass
 from backend.domain.policy import Classification
-from backend.errors import AlreadyExists, BackendUnavailable, CreateRefused
+from backend.errors import AlreadyExists, BackendRefused, BackendUnavailable, CreateRefused
 from backend.ports import TrainingState, TrainingStatus
 
 
@@ -23,6 +23,7 @@ class FakeTrainingBackend:
         self.stops: list[str] = []  # names StopTrainingJob was sent for
         self.refusals: list[Exception] = []
         self.unavailable = False  # every call raises BackendUnavailable
+        self.describe_refused = False  # every Describe raises BackendRefused (AccessDenied)
         self.during_create: Callable[[str], None] | None = None  # runs after a create succeeded
 
     def refuse_next(self, failure_class: FailureClass, reason: str = "refused") -> None:
@@ -45,6 +46,8 @@ class FakeTrainingBackend:
     def describe(self, name: str) -> TrainingStatus | None:
         if self.unavailable:
             raise BackendUnavailable("SageMaker cannot be reached")
+        if self.describe_refused:
+            raise BackendRefused("AccessDeniedException: not authorized to perform sagemaker:DescribeTrainingJob")
         return self.jobs.get(name)
 
     def stop(self, name: str) -> None:

@@ -26,6 +26,7 @@ from backend.domain.policy import Classification, RetryPolicy
 from backend.domain.status import JobStatus
 from backend.errors import (
     AlreadyExists,
+    BackendRefused,
     BackendUnavailable,
     CreateRefused,
     NotifierRejected,
@@ -180,7 +181,7 @@ class FaultyStore:
 
 OUTAGES: dict[str, Callable[[], BaseException]] = {
     "sagemaker.create": lambda: CreateRefused(Classification(FailureClass.UNKNOWN, "InternalFailure: An internal error occurred (500)")),
-    "sagemaker.describe": lambda: BackendUnavailable("DescribeTrainingJob: AccessDeniedException: not authorized to perform sagemaker:DescribeTrainingJob"),
+    "sagemaker.describe": lambda: BackendRefused("AccessDeniedException: not authorized to perform sagemaker:DescribeTrainingJob"),
     "slack.notify": lambda: NotifierUnavailable("500 Internal Server Error"),
     "sns.notify": lambda: NotifierRejected("AuthorizationError: not authorized to perform SNS:Publish"),
     # The state-change rule delivers nothing (disabled, or its target refused): only the

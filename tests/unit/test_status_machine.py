@@ -7,7 +7,17 @@ import itertools
 import pytest
 
 from backend.domain.model import transition
-from backend.domain.status import ALLOWED, TERMINAL, JobStatus, check_transition, is_allowed
+from backend.domain.status import (
+    ALLOWED,
+    TERMINAL,
+    EntryKind,
+    HistoryEntry,
+    JobStatus,
+    check_transition,
+    is_allowed,
+    move_entry,
+    note_entry,
+)
 from backend.errors import IllegalTransition
 from tests.conftest import T0, make_job
 
@@ -72,3 +82,23 @@ def test_an_illegal_transition_raises_and_changes_nothing():
     with pytest.raises(IllegalTransition):
         transition(job, S.COMPLETED, at=T0)
     assert job.status is S.NEW and job.version == 1
+
+
+def test_the_status_module_refuses_a_same_status_move_entry():
+    for status in JobStatus:
+        with pytest.raises(IllegalTransition):
+            move_entry("job-1", 2, T0, status, status, "approved")
+        with pytest.raises(ValueError, match="not a status move"):
+            HistoryEntry(seq=2, at=T0, from_status=status, to_status=status)
+
+
+def test_a_note_records_an_event_without_moving_the_job():
+    entry = note_entry(2, T0, S.NEW, "approved by <@UADMIN>")
+    assert entry.is_note and entry.from_status is entry.to_status is S.NEW
+    with pytest.raises(ValueError, match="moves nothing"):
+        HistoryEntry(seq=2, at=T0, from_status=S.NEW, to_status=S.LAUNCHED, kind=EntryKind.NOTE)
+
+
+def test_an_approval_stored_as_a_same_status_move_before_notes_existed_reads_as_a_note():
+    stored = {"Seq": 2, "At": "2026-01-05T09:00:00Z", "FromStatus": "New", "ToStatus": "New", "Reason": "approved by <@UADMIN>"}
+    assert HistoryEntry.model_validate(stored).is_note

@@ -231,6 +231,8 @@ class SlackNotifier:
             if root is None:
                 self._post_root(job, channel)
             return
+        if entry.is_note:
+            return  # moves nothing; its maker answers the thread itself (the bot's "approved" reply)
         if not notice.wants_reply(job.notify, entry.to_status) and not notice.tells_type_change(job, seq):
             return
         if root is None:

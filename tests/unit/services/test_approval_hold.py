@@ -41,3 +41,43 @@ def test_once_approved_it_launches(world: World):
     world.launcher().run_tick()
 
     assert world.backend.created == [f"{held.job_id}-a1"]
+
+
+def test_approving_notes_it_in_the_history_without_a_same_status_move(world: World):
+    held = _held(world)
+    approvals = Approvals(world.store, world.dispatcher, is_admin=lambda u: u == ADMIN, clock=world.clock, records=world.store)
+    approvals.approve(held.job_id, ADMIN)
+    approvals.approve(held.job_id, ADMIN)  # a second press changes nothing
+
+    history = world.store.get(held.job_id).history
+    assert [e for e in history if e.from_status is e.to_status and not e.is_note] == []
+    assert [(e.reason, e.to_status) for e in history if e.is_note] == [(f"approved by <@{ADMIN}>", JobStatus.NEW)]
+
+
+class _Posts:
+    """SlackCalls' post, recorded (the thread replies a notifier sends)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def post(self, channel: str, **kwargs) -> dict:
+        self.texts.append(kwargs.get("text", ""))
+        return {"ts": "1.0"}
+
+
+def test_the_approval_note_adds_no_thread_reply_to_the_bots_one_approved_reply(world: World):
+    from backend.adapters.slack.notifier import SlackNotifier
+    from backend.domain.model import SlackThread
+    from tests.unit.services.conftest import OWNER
+
+    held = world.submit("big", slack=SlackThread(channel_id="C1", thread_ts="1.0"),
+                        approval=Approval(state=ApprovalState.PENDING, reasons=["ml.p5.48xlarge needs approval"]))
+    world.jobs.stop(held.job_id, OWNER)
+    world.jobs.retry(held.job_id, OWNER)  # Retrying, and held again
+    assert world.store.get(held.job_id).is_held
+    Approvals(world.store, world.dispatcher, is_admin=lambda u: u == ADMIN, clock=world.clock, records=world.store).approve(held.job_id, ADMIN)
+
+    approved = world.store.get(held.job_id)
+    posts = _Posts()
+    SlackNotifier(posts, world.store, "us-east-1").notify(approved, approved.last_seq)  # type: ignore[arg-type]
+    assert posts.texts == []  # the bot's listener posts the one "Approved by" reply
