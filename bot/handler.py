@@ -144,7 +144,7 @@ class _LazyClient:
         if self._client is None:
             from backend.adapters.aws import aws_client
 
-            max_attempts = 3 if self._service in ("sagemaker", "sns") else 4  # as backend.bootstrap.build
+            max_attempts = {"sagemaker": 3, "sns": 2}.get(self._service, 4)  # as backend.bootstrap.build
             self._client = aws_client(self._service, region=self._region, max_attempts=max_attempts)
         return getattr(self._client, name)
 

@@ -72,10 +72,11 @@ def _forensics(job: Job, status: JobStatus, at: datetime) -> dict[str, Any]:
     }
 
 
-# Attempts per publish (botocore standard mode): with the client's 5 s connect and 10 s read
-# timeouts and backoff, a publish ends within backend.domain.notice.SEND_BOUND, so no second
-# dispatcher takes over its delivery lease while it may still succeed (tests/unit/test_send_bound.py).
-SNS_MAX_ATTEMPTS = 3
+# Retries per publish after the first try (botocore's ``max_attempts`` config: 3 tries in all):
+# with the client's 5 s connect and 10 s read timeouts and backoff, a publish ends within
+# backend.domain.notice.SEND_BOUND, so no second dispatcher takes over its delivery lease while
+# it may still succeed (tests/unit/test_send_bound.py).
+SNS_MAX_ATTEMPTS = 2
 
 
 class SnsNotifier:
