@@ -8,7 +8,6 @@ delivery lease, the small records, and pages with cursors only the store underst
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -20,7 +19,7 @@ from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, JobNotFound
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace
 from tests.conftest import T0, job_args, make_job
-from tests.fakes.memory_store import MemoryJobStore
+from tests.store_spies import clock_moves, job_writes
 
 S = JobStatus
 MINUTE = timedelta(minutes=1)
@@ -79,42 +78,9 @@ def test_a_batch_id_reused_for_other_jobs_is_refused(store):
         store.register_many([make_job("b", client_token="x/2")], "batch")
 
 
-def _job_writes(store) -> Counter[str]:
-    """How often each job item is written (put) from now on, counted where the write happens:
-    the fake's one store step, DynamoDB's PutItem and BatchWriteItem requests."""
-    writes: Counter[str] = Counter()
-    if isinstance(store, MemoryJobStore):
-        write = store._store
-
-        def counted(job, outbox_view=None):
-            writes[job.job_id] += 1
-            write(job, outbox_view)
-
-        store._store = counted
-        return writes
-
-    def count(params, **_kwargs):
-        items = [params["Item"]] if "Item" in params else [
-            r["PutRequest"]["Item"] for rs in params.get("RequestItems", {}).values() for r in rs if "PutRequest" in r
-        ]
-        writes.update(i["JobId"]["S"] for i in items if "JobStatus" in i)
-
-    for operation in ("PutItem", "BatchWriteItem"):
-        store._client.meta.events.register(f"provide-client-params.dynamodb.{operation}", count)
-    return writes
-
-
-def _clock_moves(store) -> list[float]:
-    """The owner fair-share clock advances the store asks for from now on."""
-    moves: list[float] = []
-    advance = store._advance_owner_clock
-    store._advance_owner_clock = lambda owner, tag: (moves.append(tag), advance(owner, tag))[1]
-    return moves
-
-
 def test_a_repeat_of_a_batch_being_registered_writes_no_job_and_moves_no_clock(store):
     jobs = [make_job(f"busy-{i}", client_token=f"busy/{i}", sweep_id="busy") for i in range(30)]
-    writes, moves = _job_writes(store), _clock_moves(store)
+    writes, moves = job_writes(store), clock_moves(store)
     refused: list[Exception] = []
 
     def repeat_once(done: int, total: int) -> None:
@@ -145,7 +111,7 @@ def test_a_batch_whose_writer_died_is_finished_by_a_later_repeat_writing_only_th
         store.register_many(jobs, "dead")
 
     later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + MINUTE}) for j in jobs]
-    writes, moves = _job_writes(store), _clock_moves(store)
+    writes, moves = job_writes(store), clock_moves(store)
     assert store.register_many(later, "dead") == [j.job_id for j in jobs]
     assert set(writes) == {j.job_id for j in jobs} - written and set(writes.values()) == {1}
     assert len(moves) == 1
