@@ -253,6 +253,26 @@ def test_presets_hold_team_defaults_and_only_their_creator_or_an_admin_changes_t
     assert "No presets" in bot_env.ephemerals()[-1]
 
 
+def test_a_preset_named_after_a_team_is_saved_and_deleted_only_by_an_admin(bot_env, store, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", f"{USER}=nlp,{OTHER}=vision")
+    save = (
+        "preset save nlp image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
+        "role=arn:aws:iam::123456789012:role/SageMakerRole output=s3://out-bucket/runs"
+    )
+    bot_env.command(save)
+    assert "only an admin" in bot_env.ephemerals()[-1]
+    assert store.get_record("preset", "nlp") is None
+    assert "nlp" not in (store.get_record("preset-index", "all") or {}).get("Names", {})
+
+    bot_env.command(save, user=ADMIN)
+    assert "saved" in bot_env.ephemerals(user=ADMIN)[-1]
+    bot_env.command("preset delete nlp")
+    assert "only an admin" in bot_env.ephemerals()[-1]
+    assert store.get_record("preset", "nlp") is not None
+    bot_env.command("preset delete nlp", user=ADMIN)
+    assert store.get_record("preset", "nlp") is None
+
+
 def test_a_preset_with_a_bad_value_is_refused_in_the_ack(bot_env, store):
     assert "role" in answer_text(bot_env.command("preset save nlp role=admin"))
     assert store.get_record("preset", "nlp") is None
