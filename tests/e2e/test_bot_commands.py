@@ -225,6 +225,36 @@ def test_a_large_sweep_waits_for_its_owners_confirmation(bot_env, store):
     assert len(store.jobs_of_owner(_owner(), limit=50).jobs) == 6
 
 
+def test_a_submit_whose_registration_fails_leaves_no_card_and_its_retry_posts_exactly_one(bot_env, store, monkeypatch):
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    call = BaseClient._make_api_call
+    failed: list[str] = []
+
+    def throttled_once(self, operation, params):
+        # DynamoDB throttles the job's registration once, after boto3's own retries.
+        if operation == "PutItem" and "JobStatus" in params.get("Item", {}) and not failed:
+            failed.append(params["Item"]["JobId"]["S"])
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, operation)
+        return call(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttled_once)
+
+    bot_env.command(GOOD_SUBMIT, trigger_id="333.444.retried")
+    assert failed
+    assert store.jobs_of_owner(_owner()).jobs == []
+    assert bot_env.slack.messages(CHANNEL) == []  # no Stop button for a job that does not exist
+
+    bot_env.command(GOOD_SUBMIT, trigger_id="333.444.retried")  # the same request again
+    job = _only_job(store)
+    assert job.job_id == failed[0]
+    roots = bot_env.slack.messages(CHANNEL)
+    assert len(roots) == 1 and job.job_id in roots[0]["text"]
+    assert job.slack.thread_ts == roots[0]["ts"]
+
+
 def test_a_sweep_above_the_hard_cap_is_refused(bot_env, store):
     text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=" + ",".join(map(str, range(30))))
     assert "the limit is 20" in answer_text(bot_env.command(text))
