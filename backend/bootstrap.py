@@ -157,7 +157,11 @@ class Container:
             self.extras["submissions"] = SubmitService(
                 self.jobs,
                 self.store,
-                PresetBook(self.store, is_admin=self.settings.is_admin),
+                PresetBook(
+                    self.store,
+                    is_admin=self.settings.is_admin,
+                    teams={*self.settings.user_teams.values(), *self.settings.team_budgets},
+                ),
                 clock=self.clock,
                 sweep_confirm_size=self.settings.sweep_confirm_size,
                 sweep_max_size=self.settings.sweep_max_size,

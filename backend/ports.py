@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -61,6 +61,19 @@ class DuplicateBatch(TrainbotError):
     """A batch id was registered before with other jobs."""
 
 
+class BatchBusy(TrainbotError):
+    """Another registration of this batch holds its lease (it is being registered now)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id} is being registered")
+        self.batch_id = batch_id
+
+
+# How long a batch's registration holds it: longer than any Trainbot function may run
+# (template.yaml: at most 120 s), so a later repeat takes it over only from a dead writer.
+BATCH_LEASE = timedelta(minutes=5)
+
+
 class JobHistory(Protocol):
     """Jobs by creation day (the stats and the export read only this)."""
 
@@ -85,7 +98,10 @@ class JobRepository(JobHistory, Protocol):
         self, jobs: Sequence[Job], batch_id: str, on_progress: Callable[[int, int], None] | None = None
     ) -> list[str]:
         """Register a sweep's jobs, idempotent on ``batch_id`` (:class:`DuplicateBatch` if the
-        id was used for other jobs); a repeat writes only the jobs that are missing."""
+        id was used for other jobs). The registration holds the batch for :data:`BATCH_LEASE`
+        (from the jobs' ``created_at``): a repeat meanwhile writes nothing (:class:`BatchBusy`);
+        a repeat after a writer died takes the batch over and writes only the missing jobs,
+        never an existing one, and moves the owner's fair-share clock only for those."""
         ...
 
     def get(self, job_id: str) -> Job:

@@ -123,20 +123,38 @@ class JobService:
             stall_alert_seconds=stall_alert_seconds,
             fallback_types=fallback_types,
         )
+        announced = None
         if not self._store.existing_ids([job.job_id]):
             if admit is not None:
                 # The cost guard reserves its budget (or holds it, or refuses: OverBudget);
                 # a redelivered request finds the job registered and reserves nothing more.
                 [job] = admit([job])
             # The Slack root card is posted first, so the registration records its thread.
-            job = self._dispatcher.announce(job)
-        registered = self._store.register(job)
+            job = announced = self._dispatcher.announce(job)
+        try:
+            registered = self._store.register(job)
+        except StoreUnavailable:
+            if announced is not None:
+                self._withdraw_if_unregistered(announced)
+            raise
         if registered.created:
             logger.info("job submitted", extra={"job_id": job.job_id, "owner": actor.owner.key})
         if on_registered is not None:
             on_registered(registered)
         self._dispatcher.deliver(registered.job)
         return registered
+
+    def _withdraw_if_unregistered(self, job: Job) -> None:
+        """The registration failed (outcome unknown): take the announced card back if the job
+        is surely not stored, so no card names a job that does not exist and the user's retry
+        (same token, same id) posts the only one. If even that cannot be read, the card stays:
+        the write may have gone through, and then the card is the job's thread."""
+        try:
+            stored = bool(self._store.existing_ids([job.job_id]))
+        except StoreUnavailable:
+            return
+        if not stored:
+            self._dispatcher.withdraw(job)
 
     def submit_sweep(
         self, jobs: Sequence[Job], sweep_id: str, on_progress: Callable[[int, int], None] | None = None

@@ -102,6 +102,19 @@ class Dispatcher:
                 logger.warning("announcement deferred", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
         return job
 
+    def withdraw(self, job: Job) -> None:
+        """Take back what :meth:`announce` posted for ``job`` when it was not registered after
+        all. Best effort: a notifier that cannot is logged (its card then names a job that does
+        not exist, as before this existed)."""
+        for notifier in self._notifiers:
+            withdraw = getattr(notifier, "withdraw", None)
+            if withdraw is None:
+                continue
+            try:
+                withdraw(job)
+            except (NotifierUnavailable, NotifierRejected) as exc:
+                logger.warning("announcement not withdrawn", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
+
     def deliver(self, job: Job, report: DeliveryReport | None = None) -> DeliveryReport:
         """Right after a write of ``job``: deliver its pending changes if one is urgent, else
         only refresh what is idempotent. Never raises for a notifier failure."""

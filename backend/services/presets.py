@@ -7,12 +7,14 @@ saved it. One index record, ``preset-index#all``, maps every name to its creator
 
 Who may change a preset: anyone allowed to use Trainbot may create a new name; only its creator
 or an admin may overwrite or delete it (a team's defaults should not change under its feet).
+A preset named after a team (TRAINBOT_USER_TEAMS, TRAINBOT_TEAM_BUDGETS) is that team's
+defaults, whose image and role everyone using it runs with: only an admin saves or deletes one.
 Fields given with the request (the command line, the modal, a CLI spec) win over the preset's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from backend.domain.records import RecordKind
@@ -49,6 +51,14 @@ class PresetNotYours(NotAuthorized):
         self.creator = creator
 
 
+class TeamPresetNeedsAdmin(NotAuthorized):
+    """A preset named after a team: only an admin may save or delete it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"preset {name} holds team {name}'s defaults: only an admin may save or delete it")
+        self.name = name
+
+
 class PresetBusy(StoreUnavailable):
     """The preset kept changing while it was being saved (someone else is saving it)."""
 
@@ -60,9 +70,10 @@ class PresetBusy(StoreUnavailable):
 class PresetBook:
     """Presets over the store's small-record API (``put_record`` / ``get_record``)."""
 
-    def __init__(self, store: RecordStore, *, is_admin: Callable[[str], bool]) -> None:
+    def __init__(self, store: RecordStore, *, is_admin: Callable[[str], bool], teams: Iterable[str] = ()) -> None:
         self._store = store
         self._is_admin = is_admin
+        self._teams = {team.lower() for team in teams}
 
     def get(self, name: str) -> Preset:
         record = self._store.get_record(KIND, name)
@@ -77,7 +88,8 @@ class PresetBook:
 
     def save(self, name: str, fields: dict[str, str], user_id: str) -> bool:
         """Create or replace preset ``name``; True if it is new. :class:`NotAuthorized` when it
-        belongs to someone else and ``user_id`` is no admin."""
+        belongs to someone else and ``user_id`` is no admin (or is a team's and they are none)."""
+        self._authorize_team(name, user_id)
         for _ in range(3):
             existing = self._store.get_record(KIND, name)
             if existing is not None:
@@ -97,10 +109,15 @@ class PresetBook:
         raise PresetBusy(name)
 
     def delete(self, name: str, user_id: str) -> None:
+        self._authorize_team(name, user_id)
         preset = self.get(name)
         self._authorize(name, preset.creator, user_id)
         self._store.delete_record(KIND, name)
         self._store.set_record_entry(INDEX_KIND, INDEX_KEY, "Names", name, None)
+
+    def _authorize_team(self, name: str, user_id: str) -> None:
+        if name.lower() in self._teams and not self._is_admin(user_id):
+            raise TeamPresetNeedsAdmin(name)
 
     def _authorize(self, name: str, creator: str, user_id: str) -> None:
         if creator and creator != user_id and not self._is_admin(user_id):

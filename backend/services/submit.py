@@ -32,7 +32,7 @@ from backend.domain.model import Job, JobArgs, SlackThread, new_job
 from backend.domain.records import RecordKind
 from backend.domain.spec import SWEEP_USAGE, JobSpec, job_spec, sweep_specs
 from backend.errors import InvalidRequest, NotAuthorized
-from backend.ports import RecordStore, Registered
+from backend.ports import BATCH_LEASE, BatchBusy, RecordStore, Registered
 from backend.services.budget import Assessment, CostGuard
 from backend.services.jobs import Actor, JobService
 from backend.services.presets import PresetBook
@@ -40,6 +40,9 @@ from backend.services.presets import PresetBook
 PENDING_SWEEP = RecordKind.PENDING_SWEEP
 SWEEP_ROOT = RecordKind.SWEEP_ROOT
 PENDING_TTL_SECONDS = 3600
+# How long a confirmation holds its parked sweep: as long as the store holds a batch being
+# registered, so a press after a crashed confirmation finds both free and finishes it.
+CONFIRM_LEASE_SECONDS = int(BATCH_LEASE.total_seconds())
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +52,14 @@ class SweepExpired(InvalidRequest):
 
     def __init__(self) -> None:
         super().__init__(["that sweep confirmation expired or was already used"])
+
+
+class SweepAlreadyConfirmed(InvalidRequest):
+    """A second confirmation (a double click, Slack's retry) of a sweep that is registered or
+    being registered: it changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(["that sweep is already registered or being registered"])
 
 
 @dataclass(frozen=True)
@@ -253,7 +264,10 @@ class SubmitService:
         if self.guard is not None and not self._jobs.store.existing_ids([jobs[0].job_id]):
             jobs = self.guard.admit(jobs)  # reserve the sweep's budget in one write (or hold it)
             approval = jobs[0].approval if jobs and jobs[0].is_held else approval
-        ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
+        try:
+            ids = self._jobs.submit_sweep(jobs, plan.sweep_id, on_progress=on_progress)
+        except BatchBusy:
+            raise SweepAlreadyConfirmed() from None
         if approval is None and ids:
             self._queued(ids[-1])  # one kick for the whole batch
         self._store.delete_record(PENDING_SWEEP, plan.sweep_id)
@@ -284,16 +298,21 @@ class SubmitService:
         )
 
     def confirm_sweep(self, sweep_id: str, actor: Actor, post_root: Callable[[SweepRoot], str] | None = None) -> SweepOutcome:
-        """Register a parked sweep, for its owner only; SweepExpired when it is gone (so a
-        second confirmation registers nothing more)."""
-        fields, channel = self._parked(sweep_id, actor)
+        """Register a parked sweep, for its owner only. The confirmation first claims the parked
+        record (a conditional write holding it for CONFIRM_LEASE_SECONDS), so a second one
+        meanwhile posts and writes nothing (SweepAlreadyConfirmed), while a press after a
+        crashed one finishes it; SweepExpired when it is gone."""
+        fields, channel = self._claim(sweep_id, actor)
         specs = sweep_specs(fields, self.sweep_max_size, SWEEP_USAGE)
         plan = SweepPlan(sweep_id, fields, specs, needs_confirmation=False)
         return self.register_sweep(plan, actor, channel_id=channel, post_root=post_root)
 
     def cancel_sweep(self, sweep_id: str, actor: Actor) -> None:
-        """Forget a parked sweep, for its owner only; SweepExpired when it is gone."""
-        self._parked(sweep_id, actor)
+        """Forget a parked sweep, for its owner only; SweepExpired when it is gone,
+        SweepAlreadyConfirmed while a confirmation registers it."""
+        record = self._parked_record(sweep_id, actor)
+        if self._claimed(record):
+            raise SweepAlreadyConfirmed()
         self._store.delete_record(PENDING_SWEEP, sweep_id)
 
     def sweep_root(self, sweep_id: str) -> SweepRoot | None:
@@ -304,14 +323,36 @@ class SubmitService:
             sweep_id, str(record["Channel"]), str(record["Ts"]), str(record["Name"]), str(record["Owner"]), int(record["Total"])
         )
 
-    def _parked(self, sweep_id: str, actor: Actor) -> tuple[dict[str, str], str]:
-        """The parked sweep's fields and channel, for its owner only; SweepExpired if gone."""
+    def _parked_record(self, sweep_id: str, actor: Actor) -> dict[str, object]:
+        """The parked sweep's record, for its owner only; SweepExpired if gone (or
+        SweepAlreadyConfirmed when it is gone because it was registered)."""
         record = self._store.get_record(PENDING_SWEEP, sweep_id)
         if record is None or int(record.get("ExpiresAt", 0)) < time.time():
+            if self._store.get_record(RecordKind.SWEEP, sweep_id) is not None:
+                raise SweepAlreadyConfirmed()
             raise SweepExpired()
         if (record.get("Team"), record.get("User")) != (actor.team_id, actor.user_id):
             raise NotAuthorized("only the sweep's author may confirm it")
-        return {str(k): str(v) for k, v in record["Fields"].items()}, str(record["Channel"])
+        return record
+
+    def _claimed(self, record: dict[str, object]) -> bool:
+        until = record.get("ClaimedUntil")
+        return until is not None and float(str(until)) > self._clock().timestamp()
+
+    def _claim(self, sweep_id: str, actor: Actor) -> tuple[dict[str, str], str]:
+        """Claim the parked sweep for this confirmation; its fields and channel."""
+        record = self._parked_record(sweep_id, actor)
+        if self._claimed(record):
+            raise SweepAlreadyConfirmed()
+        until = int(self._clock().timestamp()) + CONFIRM_LEASE_SECONDS
+        # Conditional on the claim as read (None: never claimed): of two presses, one wins.
+        if not self._store.put_record(
+            PENDING_SWEEP, sweep_id, {**record, "ClaimedUntil": until}, only_if={"ClaimedUntil": record.get("ClaimedUntil")}
+        ):
+            raise SweepAlreadyConfirmed()
+        fields = record["Fields"]
+        assert isinstance(fields, dict)
+        return {str(k): str(v) for k, v in fields.items()}, str(record["Channel"])
 
     def _root(self, plan: SweepPlan, actor: Actor, channel_id: str, post_root: Callable[[SweepRoot], str]) -> SweepRoot:
         root = self.sweep_root(plan.sweep_id)

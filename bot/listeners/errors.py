@@ -32,7 +32,7 @@ from backend.errors import (
 )
 from backend.services.jobs import RejectedByAdmin
 from backend.services.presets import PresetNotYours
-from backend.services.submit import SweepExpired
+from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
 logger = Logger(service="trainbot", child=True)
 
@@ -44,6 +44,8 @@ def message_for(exc: Exception) -> str:
         return render.problems_text(exc.problems, exc.usage)
     if isinstance(exc, SweepExpired):
         return render.sweep_expired()
+    if isinstance(exc, SweepAlreadyConfirmed):
+        return render.sweep_already_confirmed()
     if isinstance(exc, RejectedByAdmin):
         return render.retry_rejected(exc.job_id, exc.admin, exc.note)
     if isinstance(exc, InvalidRequest):

@@ -17,8 +17,9 @@ from backend.domain.model import Lease, Owner, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, JobNotFound
-from backend.ports import Applied, DuplicateBatch, LostRace
+from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace
 from tests.conftest import T0, job_args, make_job
+from tests.store_spies import clock_moves, job_writes
 
 S = JobStatus
 MINUTE = timedelta(minutes=1)
@@ -75,6 +76,46 @@ def test_a_batch_id_reused_for_other_jobs_is_refused(store):
     store.register_many([make_job("a", client_token="x/1")], "batch")
     with pytest.raises(DuplicateBatch):
         store.register_many([make_job("b", client_token="x/2")], "batch")
+
+
+def test_a_repeat_of_a_batch_being_registered_writes_no_job_and_moves_no_clock(store):
+    jobs = [make_job(f"busy-{i}", client_token=f"busy/{i}", sweep_id="busy") for i in range(30)]
+    writes, moves = job_writes(store), clock_moves(store)
+    refused: list[Exception] = []
+
+    def repeat_once(done: int, total: int) -> None:
+        if not refused:  # a retried request registers the same batch while the first writes it
+            with pytest.raises(BatchBusy) as busy:
+                store.register_many(jobs, "busy")
+            refused.append(busy.value)
+
+    assert store.register_many(jobs, "busy", on_progress=repeat_once) == [j.job_id for j in jobs]
+    assert refused
+    assert set(writes) == {j.job_id for j in jobs} and set(writes.values()) == {1}
+    assert len(moves) == 1
+    assert store.register_many(jobs, "busy") == [j.job_id for j in jobs]  # finished: a repeat is a no-op
+    assert set(writes.values()) == {1} and len(moves) == 1
+
+
+def test_a_batch_whose_writer_died_is_finished_by_a_later_repeat_writing_only_the_missing_jobs(store):
+    jobs = [make_job(f"dead-{i}", client_token=f"dead/{i}", sweep_id="dead") for i in range(30)]
+
+    def die(done: int, total: int) -> None:
+        raise RuntimeError("the writer's function timed out")
+
+    with pytest.raises(RuntimeError):
+        store.register_many(jobs, "dead", on_progress=die)
+    written = store.existing_ids(j.job_id for j in jobs)
+    assert 0 < len(written) < len(jobs)
+    with pytest.raises(BatchBusy):  # within the lease the writer may still be running
+        store.register_many(jobs, "dead")
+
+    later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + MINUTE}) for j in jobs]
+    writes, moves = job_writes(store), clock_moves(store)
+    assert store.register_many(later, "dead") == [j.job_id for j in jobs]
+    assert set(writes) == {j.job_id for j in jobs} - written and set(writes.values()) == {1}
+    assert len(moves) == 1
+    assert len(store.ready_jobs(None)) == len(jobs)
 
 
 # --- conditional writes -------------------------------------------------------------------------

@@ -225,6 +225,36 @@ def test_a_large_sweep_waits_for_its_owners_confirmation(bot_env, store):
     assert len(store.jobs_of_owner(_owner(), limit=50).jobs) == 6
 
 
+def test_a_submit_whose_registration_fails_leaves_no_card_and_its_retry_posts_exactly_one(bot_env, store, monkeypatch):
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    call = BaseClient._make_api_call
+    failed: list[str] = []
+
+    def throttled_once(self, operation, params):
+        # DynamoDB throttles the job's registration once, after boto3's own retries.
+        if operation == "PutItem" and "JobStatus" in params.get("Item", {}) and not failed:
+            failed.append(params["Item"]["JobId"]["S"])
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, operation)
+        return call(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttled_once)
+
+    bot_env.command(GOOD_SUBMIT, trigger_id="333.444.retried")
+    assert failed
+    assert store.jobs_of_owner(_owner()).jobs == []
+    assert bot_env.slack.messages(CHANNEL) == []  # no Stop button for a job that does not exist
+
+    bot_env.command(GOOD_SUBMIT, trigger_id="333.444.retried")  # the same request again
+    job = _only_job(store)
+    assert job.job_id == failed[0]
+    roots = bot_env.slack.messages(CHANNEL)
+    assert len(roots) == 1 and job.job_id in roots[0]["text"]
+    assert job.slack.thread_ts == roots[0]["ts"]
+
+
 def test_a_sweep_above_the_hard_cap_is_refused(bot_env, store):
     text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=" + ",".join(map(str, range(30))))
     assert "the limit is 20" in answer_text(bot_env.command(text))
@@ -251,6 +281,26 @@ def test_presets_hold_team_defaults_and_only_their_creator_or_an_admin_changes_t
     bot_env.command("preset delete nlp")
     bot_env.command("preset list")
     assert "No presets" in bot_env.ephemerals()[-1]
+
+
+def test_a_preset_named_after_a_team_is_saved_and_deleted_only_by_an_admin(bot_env, store, monkeypatch):
+    monkeypatch.setenv("TRAINBOT_USER_TEAMS", f"{USER}=nlp,{OTHER}=vision")
+    save = (
+        "preset save nlp image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
+        "role=arn:aws:iam::123456789012:role/SageMakerRole output=s3://out-bucket/runs"
+    )
+    bot_env.command(save)
+    assert "only an admin" in bot_env.ephemerals()[-1]
+    assert store.get_record("preset", "nlp") is None
+    assert "nlp" not in (store.get_record("preset-index", "all") or {}).get("Names", {})
+
+    bot_env.command(save, user=ADMIN)
+    assert "saved" in bot_env.ephemerals(user=ADMIN)[-1]
+    bot_env.command("preset delete nlp")
+    assert "only an admin" in bot_env.ephemerals()[-1]
+    assert store.get_record("preset", "nlp") is not None
+    bot_env.command("preset delete nlp", user=ADMIN)
+    assert store.get_record("preset", "nlp") is None
 
 
 def test_a_preset_with_a_bad_value_is_refused_in_the_ack(bot_env, store):

@@ -28,7 +28,7 @@ from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.errors import JobNotFound, UnreadableItem
-from backend.ports import Applied, DuplicateBatch, LostRace, Page, Registered, SweepEnd, WriteOutcome
+from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace, Page, Registered, SweepEnd, WriteOutcome
 
 
 @dataclass
@@ -151,14 +151,21 @@ class MemoryJobStore:
             return []
         ids = [job.job_id for job in jobs]
         batch = self._records.get((RecordKind.SWEEP.value, batch_id))
+        until = format_utc(jobs[0].created_at + BATCH_LEASE)
         if batch is not None:
             if batch["JobIds"] != ids:
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs")
             if batch["State"] == "registered":
                 return ids
+            # Held by a live registration (a repeat from its own progress callback, here):
+            # only a dead writer's batch is taken over, as DynamoJobStore does.
+            if "Until" in batch and batch["Until"] > format_utc(jobs[0].created_at):
+                raise BatchBusy(batch_id)
+            batch["Until"] = until
         else:
             self._records[(RecordKind.SWEEP.value, batch_id)] = {
                 "State": "registering",
+                "Until": until,
                 "JobIds": list(ids),
                 "OwnerKey": jobs[0].owner.key,
                 "CreatedAt": format_utc(jobs[0].created_at),

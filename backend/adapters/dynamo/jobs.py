@@ -23,7 +23,7 @@ from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import JobNotFound, StoreUnavailable, UnreadableItem
-from backend.ports import Applied, DuplicateBatch, LostRace, Registered, WriteOutcome
+from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace, Registered, WriteOutcome
 
 
 class DynamoJobs(DynamoRecords):
@@ -57,9 +57,11 @@ class DynamoJobs(DynamoRecords):
         """Register a batch (a sweep) with BatchWriteItem, retrying unprocessed items; return
         the batch's job ids.
 
-        Idempotent on ``batch_id``: a batch record is written first, conditionally; a repeat
-        of a finished batch writes nothing, and a repeat of one that died half-way writes only
-        the jobs that are missing (existing jobs may have moved on and are never overwritten).
+        Idempotent on ``batch_id``: a batch record is written first, conditionally, holding the
+        batch for BATCH_LEASE; a repeat of a finished batch writes nothing, a repeat while the
+        lease holds raises BatchBusy (the writer's puts are unconditional), and a repeat of one
+        whose writer died half-way takes the lease over and writes only the jobs that are
+        missing (existing jobs may have moved on and are never overwritten).
         """
         if not jobs:
             return []
@@ -67,6 +69,7 @@ class DynamoJobs(DynamoRecords):
         now = jobs[0].created_at
         batch_key = {"JobId": {"S": f"{RecordKind.SWEEP}#{batch_id}"}}
         ids = [job.job_id for job in jobs]
+        until = {"S": format_utc(now + BATCH_LEASE)}
         try:
             self._call(
                 "put_item",
@@ -75,6 +78,7 @@ class DynamoJobs(DynamoRecords):
                     **batch_key,
                     "RecordType": {"S": RecordKind.SWEEP.value},
                     "State": {"S": "registering"},
+                    "Until": until,
                     "JobIds": {"L": [{"S": i} for i in ids]},
                     "OwnerKey": {"S": owner.key},
                     "CreatedAt": {"S": format_utc(now)},
@@ -89,6 +93,7 @@ class DynamoJobs(DynamoRecords):
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs") from None
             if record["State"]["S"] == "registered":
                 return ids
+            self._take_over(batch_key, batch_id, record.get("Until"), until, now)
             existing = self.existing_ids(ids)
             missing = [job for job in jobs if job.job_id not in existing]
 
@@ -107,6 +112,26 @@ class DynamoJobs(DynamoRecords):
             ExpressionAttributeValues={":done": {"S": "registered"}},
         )
         return ids
+
+    def _take_over(self, batch_key: dict[str, Any], batch_id: str, held: Any, until: dict[str, str], now: datetime) -> None:
+        """Take a batch whose registration did not finish, only once its writer's lease ran out
+        (BatchBusy while it holds it): its writer's unconditional batch puts must never race
+        ours, and the owner's clock must move once. Conditional on the lease as read, so of two
+        repeats only one takes it."""
+        if held is not None and held["S"] > format_utc(now):
+            raise BatchBusy(batch_id)
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=batch_key,
+                UpdateExpression="SET #u = :until",
+                ConditionExpression="#s = :registering AND " + ("#u = :held" if held is not None else "attribute_not_exists(#u)"),
+                ExpressionAttributeNames={"#u": "Until", "#s": "State"},
+                ExpressionAttributeValues={":until": until, ":registering": {"S": "registering"}, **({":held": held} if held is not None else {})},
+            )
+        except ClientError:
+            raise BatchBusy(batch_id) from None
 
     def _batch_put(
         self, jobs: Sequence[Job], on_progress: Callable[[int, int], None] | None, *, total: int, already: int

@@ -37,18 +37,22 @@ class DynamoRecords(DynamoTable):
     ) -> bool:
         """Write a small non-job record (``<kind>#<key>``), e.g. a preset. With ``only_if_absent``
         it is written only if there is none yet; with ``only_if`` only while the stored record
-        has those attribute values. Returns whether it was written."""
+        has those attribute values (None: lacks the attribute). Returns whether it was written."""
         item = {"JobId": f"{kind}#{key}", "RecordType": str(kind), **attributes}
         values = json.loads(json.dumps(item), parse_float=Decimal)
         request: dict[str, Any] = {"TableName": self._table, "Item": {k: serializer.serialize(v) for k, v in values.items()}}
         if only_if_absent:
             request["ConditionExpression"] = "attribute_not_exists(JobId)"
         elif only_if:
-            request["ConditionExpression"] = " AND ".join(f"#c{i} = :c{i}" for i in range(len(only_if)))
+            # A None value: the stored record has no such attribute (it must exist, though).
+            request["ConditionExpression"] = " AND ".join(
+                ["attribute_exists(JobId)"]
+                + [f"attribute_not_exists(#c{i})" if v is None else f"#c{i} = :c{i}" for i, v in enumerate(only_if.values())]
+            )
             request["ExpressionAttributeNames"] = {f"#c{i}": name for i, name in enumerate(only_if)}
-            request["ExpressionAttributeValues"] = {
-                f":c{i}": serializer.serialize(value) for i, value in enumerate(only_if.values())
-            }
+            values = {f":c{i}": serializer.serialize(value) for i, value in enumerate(only_if.values()) if value is not None}
+            if values:
+                request["ExpressionAttributeValues"] = values
         try:
             self._call("put_item", **request)
         except ClientError:

@@ -165,6 +165,9 @@ class SlackCalls:
         self.pacer.before_update(f"{channel}/{ts}")
         self._call("chat_update", channel=channel, ts=ts, text=card["text"], blocks=card["blocks"])
 
+    def delete(self, channel: str, ts: str) -> None:
+        self._call("chat_delete", channel=channel, ts=ts)
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -213,6 +216,15 @@ class SlackNotifier:
         self._remember(job.job_id, ts)
         delivered = {**job.delivered, self.name: 1, SlackCardNotifier.name: 1}
         return job.model_copy(update={"slack": SlackThread(channel_id=job.slack.channel_id, thread_ts=ts), "delivered": delivered})
+
+    def withdraw(self, job: Job) -> None:
+        """Delete the root card :meth:`announce` posted for a job whose registration failed:
+        no Stop button may stay in the channel for a job that does not exist (a retry of the
+        same request announces it again)."""
+        if job.slack is None or not job.slack.channel_id or not job.slack.thread_ts or job.sweep_id:
+            return
+        self._roots.pop(job.job_id, None)
+        self._calls.delete(job.slack.channel_id, job.slack.thread_ts)
 
     # --- a change ----------------------------------------------------------------------------
 

@@ -671,6 +671,10 @@ def sweep_expired() -> str:
     return ":hourglass: That sweep confirmation expired or was already used. Run `/train sweep …` again."
 
 
+def sweep_already_confirmed() -> str:
+    return ":white_check_mark: That sweep is already registered (or being registered); its jobs are announced in its thread."
+
+
 def sweep_cancelled() -> str:
     return "Sweep cancelled; nothing was registered."
 

@@ -7,7 +7,7 @@ production, without a Slack workspace and without any network beyond 127.0.0.1.
 
 What it provides:
 
-* the Web API methods Trainbot uses (``auth.test``, ``chat.postMessage``, ``chat.update``,
+* the Web API methods Trainbot uses (``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``,
   ``chat.postEphemeral``, ``views.open|push|update``, the files v2 upload trio,
   ``users.info``, ``conversations.info``), answering with Slack's envelope
   (HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``);
@@ -81,6 +81,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "auth.test": (),
     "chat.postMessage": ("chat:write",),
     "chat.update": ("chat:write",),
+    "chat.delete": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "views.open": (),
     "views.push": (),
@@ -883,6 +884,19 @@ class SlackStandIn:
         self._emit("update", channel=channel, ts=ts, thread_ts=msg["thread_ts"], message=msg)
         return {"channel": channel, "ts": ts, "text": msg["text"], "message": _api_message(msg)}
 
+    def _chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        if not channel:
+            raise _ApiError("channel_not_found")
+        msg = self._index.get((channel, ts or ""))
+        if msg is None:
+            raise _ApiError("message_not_found")
+        if msg.get("bot_id") != self.bot_id:
+            raise _ApiError("cant_delete_message")  # a bot token deletes only its own messages
+        self._delete_message(channel, str(ts))
+        self._emit("delete", channel=channel, ts=ts)
+        return {"channel": channel, "ts": ts}
+
     def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel, user = params.get("channel"), params.get("user")
         if not channel:
@@ -1018,6 +1032,7 @@ _API_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]
     "auth.test": SlackStandIn._auth_test,
     "chat.postMessage": SlackStandIn._chat_post_message,
     "chat.update": SlackStandIn._chat_update,
+    "chat.delete": SlackStandIn._chat_delete,
     "chat.postEphemeral": SlackStandIn._chat_post_ephemeral,
     "views.open": SlackStandIn._views_open,
     "views.push": SlackStandIn._views_push,
