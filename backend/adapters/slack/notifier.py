@@ -231,7 +231,7 @@ class SlackNotifier:
             if root is None:
                 self._post_root(job, channel)
             return
-        if not notice.wants_reply(job.notify, entry.to_status) and not notice.tells_type_change(job, seq):
+        if not notice.replies_to(job, seq):
             return
         if root is None:
             # The root could not be posted when the job was announced: start a thread now

@@ -18,7 +18,7 @@ from backend.domain.approval import ApprovalState
 from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
-from backend.domain.model import Attempt, Job
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
@@ -238,7 +238,10 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
-    if job.status is S.RETRYING and job.next_attempt_at is not None:
+    waiting_for_capacity = capacity_line(job)
+    if waiting_for_capacity:
+        blocks.append(_context(waiting_for_capacity))
+    elif job.status is S.RETRYING and job.next_attempt_at is not None:
         # A time, not a countdown: the card stays true without being updated.
         blocks.append(_context(f":hourglass_flowing_sand: next attempt at {job.next_attempt_at:%H:%M:%S} UTC"))
     if job.is_queued and job.waiting:
@@ -261,10 +264,62 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     return {"text": esc(text, 300), "blocks": blocks}
 
 
+_CAPACITY = (FailureClass.CAPACITY, FailureClass.QUOTA)
+
+
+def _refused_for_capacity(job: Job) -> list[Attempt]:
+    """The attempts of its current capacity wait: the latest ones in a row (but one still
+    being tried) that found no capacity or quota."""
+    if job.capacity_wait_since is None:
+        return []
+    refused: list[Attempt] = []
+    for attempt in reversed(job.attempts):
+        if attempt.outcome in (AttemptOutcome.PENDING, AttemptOutcome.RUNNING) and not refused:
+            continue
+        if attempt.failure_class not in _CAPACITY:
+            break
+        refused.append(attempt)
+    return refused[::-1]
+
+
+def _types_tried(job: Job, attempts: list[Attempt]) -> str:
+    """The types those attempts ran on, in the job's order of preference."""
+    tried = {job.instance_type_of(a) for a in attempts}
+    return ", ".join(f"`{t}`" for t in job.instance_choices if t in tried)
+
+
+def capacity_line(job: Job) -> str:
+    """While a job waits for capacity (its retries are not told in the thread: see
+    backend.domain.notice), one card line that changes with each attempt: the types tried, the
+    attempts, how long it has waited, and what happens next."""
+    if job.status in TERMINAL:
+        return ""
+    refused = _refused_for_capacity(job)
+    if not refused or job.capacity_wait_since is None:
+        return ""
+    since = job.capacity_wait_since
+    waited = duration(max(0.0, (job.updated_at - since).total_seconds()))
+    count = len(refused)
+    line = (
+        f":hourglass_flowing_sand: No capacity yet on {_types_tried(job, refused)}: "
+        f"{count} attempt{'s' if count != 1 else ''} since {since:%H:%M} UTC ({waited})"
+    )
+    if job.status is S.RETRYING and job.next_attempt_at is not None:
+        line += f" · next attempt at {job.next_attempt_at:%H:%M:%S} UTC"
+    elif job.status in (S.LAUNCHED, S.IN_PROGRESS) and job.current_attempt is not None:
+        line += f" · now trying `{job.running_instance_type}` (attempt {job.current_attempt.number})"
+    return line + " · retries for capacity are free"
+
+
 def failure_verdict(job: Job) -> str:
     """The plain-words failure class of a job that failed, is stopped, or waits to retry."""
     if job.status not in (S.FAILED, S.STOPPED, S.RETRYING):
         return ""
+    attempt = job.current_attempt
+    if job.status is S.FAILED and attempt is not None and attempt.failure_class in _CAPACITY:
+        # Its wait ran out: nothing is waiting any more, and the owner decides what next.
+        tried = _types_tried(job, [a for a in job.attempts if a.failure_class in _CAPACITY])
+        return f"No capacity on {tried}: Trainbot stopped waiting. Retry later, or list more instance types (instance=a,b)."
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
@@ -381,14 +436,17 @@ def _ran_on(job: Job, attempt: Attempt | None) -> str:
 
 
 def retry_line(job: Job, seq: int) -> str:
-    """"attempt 3 of 5 in 8 min: CapacityError…": the next attempt, the most there will be
-    (capacity retries are free, so that number can grow), when, and why."""
+    """"attempt 3 (algorithm retry 2 of 3) in 8 min: AlgorithmError…": the next attempt, the
+    algorithm retries it spends of the job's budget, when, and why."""
     entry = job.entry(seq)
     assert entry is not None, "the dispatcher skips compacted entries"
     at = _attempts_at(job, entry.at)
     done = at[-1].number if at else 0
-    remaining = max(0, job.retry_budget - job.algorithm_failures)
-    line = f"attempt {done + 1} of {done + 1 + remaining}"
+    line = f"attempt {done + 1}"
+    if at and at[-1].failure_class is FailureClass.ALGORITHM:
+        # Only algorithm errors spend the budget (capacity retries are free: no "of N" that grows).
+        used = min(job.retry_budget, sum(1 for a in at if a.failure_class is FailureClass.ALGORITHM))
+        line += f" (algorithm retry {used} of {job.retry_budget})"
     latest_retry = job.history[-1].seq == seq
     if latest_retry and job.next_attempt_at is not None:
         line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
