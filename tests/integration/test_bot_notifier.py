@@ -145,6 +145,18 @@ def test_a_retry_reply_says_which_attempt_and_retry_of_the_budget_when_and_why_w
     assert slack.traffic()["mentions"] == {}
 
 
+def test_a_job_an_admin_stopped_tells_its_owner_who_on_the_card_and_in_the_thread(store, slack, wired):
+    job = _submit(store, wired)
+    job = _launch(store, wired, job, 1)
+    job = _move(store, wired, job, S.STOPPING, 5, reason="stopped by <@U0ADMIN>")
+    # SageMaker reports the stop; the monitor ends the job "as asked", in its own word.
+    job = _move(store, wired, job, S.STOPPED, 6, reason="stopped", attempts=_end(job, AttemptOutcome.STOPPED, 6, failure_class=FailureClass.STOPPED))
+
+    assert _thread(slack, job)[-1] == ":black_square_for_stop: *Stopped* <@U0ALICE>: *bert-lr3* was stopped: stopped by <@U0ADMIN>"
+    card = slack.message(CHANNEL, job.slack.thread_ts)["blocks"]
+    assert card[-1]["elements"][0]["text"] == "Stopped by <@U0ADMIN>."
+
+
 def test_a_retry_for_capacity_is_on_the_card_not_in_the_thread(store, slack, wired):
     job = _submit(store, wired, retry_budget=4)
     job = _launch(store, wired, job, 0)

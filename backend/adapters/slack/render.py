@@ -320,10 +320,29 @@ def failure_verdict(job: Job) -> str:
         # Its wait ran out: nothing is waiting any more, and the owner decides what next.
         tried = _types_tried(job, [a for a in job.attempts if a.failure_class in _CAPACITY])
         return f"No capacity on {tried}: Trainbot stopped waiting. Retry later, or list more instance types (instance=a,b)."
+    if job.status is S.STOPPED:
+        who = stopped_by(job)
+        if who:
+            return f"Stopped by {who}."
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
     return esc(words, 300)
+
+
+_STOPPED_BY = re.compile(r"^stopped by <@([UW][A-Z0-9]{2,20})>")
+
+
+def stopped_by(job: Job) -> str:
+    """Who asked to stop the job (a mention), from the reason Trainbot wrote on its Stopping or
+    Stopped entry; empty when it was stopped outside Trainbot."""
+    for entry in reversed(job.history):
+        if entry.to_status not in (S.STOPPING, S.STOPPED):
+            break
+        match = _STOPPED_BY.match(entry.reason or "")
+        if match:
+            return mention(match.group(1))
+    return ""
 
 
 # --- failure forensics ------------------------------------------------------------------------
@@ -417,6 +436,10 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
         return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
     if status is S.STOPPED:
+        who = stopped_by(job)
+        if who and not _STOPPED_BY.match(entry.reason or ""):
+            # The monitor ends it "as asked": the Stopping entry before says who asked.
+            reason = f"stopped by {who}"
         return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
@@ -466,6 +489,24 @@ def _took(attempt: Attempt | None) -> str:
 
 # --- /train status ----------------------------------------------------------------------------
 
+OUTCOME_WORDS = {
+    AttemptOutcome.PENDING: "being created",
+    AttemptOutcome.RUNNING: "running",
+    AttemptOutcome.COMPLETED: "completed",
+    AttemptOutcome.FAILED: "failed",
+    AttemptOutcome.STOPPED: "stopped",
+    AttemptOutcome.NOT_STARTED: "refused by SageMaker, never created",
+}
+FAILURE_WORDS = {
+    FailureClass.CAPACITY: "no capacity",
+    FailureClass.QUOTA: "quota in use",
+    FailureClass.THROTTLING: "SageMaker error",
+    FailureClass.UNKNOWN: "outcome unknown",
+    FailureClass.ALGORITHM: "training code failed",
+    FailureClass.USER: "bad configuration",
+    FailureClass.STOPPED: "stopped on request",
+}
+
 
 def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     """The full picture: status, every attempt with its reason and durations, billable time,
@@ -478,14 +519,16 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         started = attempt.started_at or attempt.launched_at
         end = attempt.ended_at or (now if attempt.outcome.value in ("running", "pending") else None)
         ran = duration((end - started).total_seconds()) if started and end else "–"
-        why = f" · {attempt.failure_class.value}" if attempt.failure_class else ""
+        why = f" · {FAILURE_WORDS[attempt.failure_class]}" if attempt.failure_class else ""
         reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
+        created = attempt.outcome is not AttemptOutcome.NOT_STARTED
         rows.append(
-            f"*{attempt.number}.* `{attempt.name}` {attempt.outcome.value}{why} · ran {ran}"
+            f"*{attempt.number}.* `{attempt.name}` {OUTCOME_WORDS[attempt.outcome]}{why} · ran {ran}"
             + (f" · on `{job.instance_type_of(attempt)}`" if job.fallback_types else "")
             + (f" · billable {duration(attempt.billable_seconds)}" if attempt.billable_seconds else "")
             + reason
-            + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
+            # SageMaker has no page nor log for an attempt it refused to create.
+            + (f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>" if created else "")
         )
     # Within Slack's 4,000-character guidance: the header, then the newest attempts and the
     # newest history entries, each in its own share.
@@ -494,7 +537,8 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]
     if job.status is S.RETRYING and job.next_attempt_at:
         facts.append(f"next attempt in {duration(max(0.0, (job.next_attempt_at - now).total_seconds()))}")
-    facts.append(f"algorithm retries used {job.algorithm_failures} of {job.retry_budget}")
+    # N algorithm errors spent N retries, but the one that exhausted the budget retried nothing.
+    facts.append(f"algorithm retries used {min(job.algorithm_failures, job.retry_budget)} of {job.retry_budget}")
     if job.preset:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
