@@ -192,7 +192,10 @@ def test_an_admin_may_stop_anyones_job(bot_env, store, monkeypatch):
 
 
 def test_help_and_unknown_subcommands_answer_the_usage(bot_env):
-    assert "/train submit" in answer_text(bot_env.command("help"))
+    help_answer = answer_text(bot_env.command("help"))
+    assert "/train submit" in help_answer
+    for told in ("`instance=ml.p5.48xlarge,ml.p4d.24xlarge`", "`volume` (GB of storage per instance)", "`checkpoint` (`s3://…`"):
+        assert told in help_answer  # issue 24: fallback lists, volume and checkpoint are told
     unknown = answer_text(bot_env.command("launch-rockets"))
     assert "I don't know `launch-rockets`" in unknown and "/train sweep" in unknown
 

@@ -661,7 +661,7 @@ def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int]
 
 
 HELP = """*Trainbot*: SageMaker training from Slack.
-• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance` (a fallback list `instance=ml.p5.48xlarge,ml.p4d.24xlarge`: first choice first, the next one with room when SageMaker has no capacity), `count`, `volume` (GB of storage per instance), `checkpoint` (`s3://…`: where /opt/ml/checkpoints is saved, resumed by every attempt), `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
   Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.
