@@ -9,6 +9,11 @@ final summary that mentions its owner. ``notify=`` (per job or sweep) moves the 
 - (unset) the team default: replies for Retrying, Failed, Stopped and Completed;
 - ``failures``: replies only for Retrying, Failed and Stopped (a success is on the card only);
 - ``end``: one reply when the job ends (a sweep: only the final summary).
+
+A retry for capacity or quota (and, with a fallback list, the launch on another type that
+follows it) is nobody's to act on: Trainbot waits and retries for free. It is on the card, in
+one line that changes, not in the thread (but for ``notify=all``): a job with no capacity
+anywhere would otherwise post two replies a minute until its wait runs out.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from backend.domain.model import Job, NotifyMode
+from backend.domain.model import FailureClass, Job, NotifyMode
 from backend.domain.status import TERMINAL, JobStatus
 
 __all__ = ["NotifyMode"]  # re-exported: the option's values live with the job model
@@ -44,21 +49,28 @@ def wants_reply(mode: NotifyMode | None, status: JobStatus) -> bool:
     return status in _DEFAULT_REPLIES
 
 
-def tells_type_change(job: Job, seq: int) -> bool:
-    """Whether change ``seq`` launched an attempt on another instance type than the attempt
-    before it (a first attempt: than its first choice), which a job with a fallback list
-    (``instance=a,b``) says in its thread, whatever ``notify=`` asks (not per sweep job)."""
-    if not job.fallback_types or job.sweep_id:
-        return False
+def replies_to(job: Job, seq: int) -> bool:
+    """Whether a single job's change ``seq`` gets a thread reply: :func:`wants_reply`, but a
+    retry for capacity or quota is told on the card only (unless ``notify=all``)."""
     entry = job.entry(seq)
-    if entry is None or entry.to_status is not S.LAUNCHED:
+    if entry is None or not wants_reply(job.notify, entry.to_status):
         return False
-    attempts = [a for a in job.attempts if a.claimed_at <= entry.at]
-    if not attempts:
+    if entry.to_status is S.RETRYING and job.notify is not NotifyMode.ALL:
+        return not waits_for_capacity(job, seq)
+    return True
+
+
+_CAPACITY = frozenset({FailureClass.CAPACITY, FailureClass.QUOTA})
+
+
+def waits_for_capacity(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is a retry because the attempt before it found no capacity or
+    quota (a free retry: the job waits for room, on any of its types)."""
+    entry = job.entry(seq)
+    if entry is None or entry.to_status is not S.RETRYING:
         return False
-    before = [a for a in job.attempts if a.number < attempts[-1].number]
-    previous = job.instance_type_of(before[-1]) if before else job.job_args.instance_type
-    return job.instance_type_of(attempts[-1]) != previous
+    ended = [a for a in job.attempts if a.claimed_at <= entry.at]
+    return bool(ended) and ended[-1].failure_class in _CAPACITY
 
 
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
@@ -131,8 +143,6 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
         if status is None:
             continue
         if status in _URGENT or (job.notify is NotifyMode.ALL and status is not S.NEW):
-            return True
-        if status is S.LAUNCHED and tells_type_change(job, seq):
             return True
     return False
 

@@ -243,11 +243,11 @@ class RetryPolicy:
             since = job.capacity_wait_since or now
             waited = (now - since).total_seconds()
             if waited >= self.capacity_max_wait_seconds:
-                hours = self.capacity_max_wait_seconds / 3600
+                # In the owner's words: every type it tried and how long, not the setting's name.
+                tried = " or ".join(dict.fromkeys(job.instance_type_of(a) for a in job.attempts) or [job.job_args.instance_type])
                 return Decision(
                     Action.FAIL,
-                    f"no {job.job_args.instance_type} capacity for {hours:g} h (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS); "
-                    f"last: {reason}",
+                    f"no capacity on {tried} for {_wait_words(self.capacity_max_wait_seconds)}: Trainbot stopped waiting; last: {reason}",
                     cls,
                 )
             return Decision(Action.RETRY, reason, cls, delay_seconds=delay)
@@ -260,6 +260,11 @@ class RetryPolicy:
                 spends_budget=True,
             )
         return Decision(Action.RETRY, reason, cls, delay_seconds=delay, spends_budget=True)
+
+
+def _wait_words(seconds: float) -> str:
+    """A capacity wait as a person says it: "15 min", "1 h", "1.5 h"."""
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
 
 
 # Attempts that got the job no further: lost to capacity or quota before or while running.

@@ -192,7 +192,10 @@ def test_an_admin_may_stop_anyones_job(bot_env, store, monkeypatch):
 
 
 def test_help_and_unknown_subcommands_answer_the_usage(bot_env):
-    assert "/train submit" in answer_text(bot_env.command("help"))
+    help_answer = answer_text(bot_env.command("help"))
+    assert "/train submit" in help_answer
+    for told in ("`instance=ml.p5.48xlarge,ml.p4d.24xlarge`", "`volume` (GB of storage per instance)", "`checkpoint` (`s3://…`"):
+        assert told in help_answer  # issue 24: fallback lists, volume and checkpoint are told
     unknown = answer_text(bot_env.command("launch-rockets"))
     assert "I don't know `launch-rockets`" in unknown and "/train sweep" in unknown
 
@@ -306,3 +309,35 @@ def test_a_preset_named_after_a_team_is_saved_and_deleted_only_by_an_admin(bot_e
 def test_a_preset_with_a_bad_value_is_refused_in_the_ack(bot_env, store):
     assert "role" in answer_text(bot_env.command("preset save nlp role=admin"))
     assert store.get_record("preset", "nlp") is None
+
+
+# --- issue 24: honest words ------------------------------------------------------------------------
+
+
+def test_status_counts_retries_not_errors_says_attempts_in_words_and_links_only_what_sagemaker_created(bot_env, store):
+    from datetime import timedelta
+
+    from backend.domain.model import Attempt, AttemptOutcome, FailureClass, attempt_name
+
+    bot_env.command(GOOD_SUBMIT + " retries=2")
+    job = _only_job(store)
+    at = job.created_at
+
+    def ended(n: int, outcome: AttemptOutcome, cls: FailureClass, reason: str) -> Attempt:
+        return Attempt(number=n, name=attempt_name(job.job_id, n), claimed_at=at + timedelta(minutes=n), ended_at=at + timedelta(minutes=n),
+                       outcome=outcome, failure_class=cls, reason=reason)
+
+    attempts = [ended(1, AttemptOutcome.NOT_STARTED, FailureClass.QUOTA, "ResourceLimitExceeded: busy")]
+    attempts += [ended(n, AttemptOutcome.FAILED, FailureClass.ALGORITHM, "AlgorithmError: boom") for n in (2, 3, 4)]
+    store.transition(job, JobStatus.FAILED, at=at + timedelta(minutes=5), reason="algorithm error on 3 attempts (retry budget 2): AlgorithmError: boom",
+                     attempts=attempts, algorithm_failures=3)
+    bot_env.command(f"status {job.job_id}")
+
+    blocks = bot_env.slack.ephemerals(user=USER)[-1]["blocks"]
+    blob, attempts_text = json.dumps(blocks), blocks[1]["text"]["text"]
+    assert "algorithm retries used 2 of 2" in blob  # 3 attempts failed: the first and 2 retries
+    assert f"*1.* `{job.job_id}-a1` refused by SageMaker, never created · quota in use · ran –: ResourceLimitExceeded: busy\n" in attempts_text
+    assert f"*2.* `{job.job_id}-a2` failed · training code failed · ran" in attempts_text
+    assert "not_started" not in blob
+    assert f"jobs/{job.job_id}-a1|" not in blob and f"$3D{job.job_id}-a1|" not in blob  # no page nor log for it
+    assert f"jobs/{job.job_id}-a2|console>" in blob and f"$3D{job.job_id}-a2|logs>" in blob

@@ -132,17 +132,44 @@ def test_a_failed_job_ends_with_a_mention_its_failure_class_and_sagemakers_reaso
     assert "Retry" in str(root["blocks"]) and "View logs" in str(root["blocks"])
 
 
-def test_a_retry_reply_says_which_attempt_of_how_many_when_and_why_without_a_mention(store, slack, wired):
+def test_a_retry_reply_says_which_attempt_and_retry_of_the_budget_when_and_why_without_a_mention(store, slack, wired):
+    job = _submit(store, wired, retry_budget=4)
+    job = _launch(store, wired, job, 0)
+    reason = "AlgorithmError: ExecuteUserScriptError: ExitCode 1"
+    attempts = _end(job, AttemptOutcome.FAILED, 2, failure_class=FailureClass.ALGORITHM, reason=reason)
+    job = _move(
+        store, wired, job, S.RETRYING, 2, reason=reason, attempts=attempts, algorithm_failures=1, next_attempt_at=T0 + timedelta(minutes=10)
+    )
+
+    assert "*Retrying*: attempt 2 (algorithm retry 1 of 4) in 8 min: AlgorithmError" in _thread(slack, job)[-1]
+    assert slack.traffic()["mentions"] == {}
+
+
+def test_a_job_an_admin_stopped_tells_its_owner_who_on_the_card_and_in_the_thread(store, slack, wired):
+    job = _submit(store, wired)
+    job = _launch(store, wired, job, 1)
+    job = _move(store, wired, job, S.STOPPING, 5, reason="stopped by <@U0ADMIN>")
+    # SageMaker reports the stop; the monitor ends the job "as asked", in its own word.
+    job = _move(store, wired, job, S.STOPPED, 6, reason="stopped", attempts=_end(job, AttemptOutcome.STOPPED, 6, failure_class=FailureClass.STOPPED))
+
+    assert _thread(slack, job)[-1] == ":black_square_for_stop: *Stopped* <@U0ALICE>: *bert-lr3* was stopped: stopped by <@U0ADMIN>"
+    card = slack.message(CHANNEL, job.slack.thread_ts)["blocks"]
+    assert card[-1]["elements"][0]["text"] == "Stopped by <@U0ADMIN>."
+
+
+def test_a_retry_for_capacity_is_on_the_card_not_in_the_thread(store, slack, wired):
     job = _submit(store, wired, retry_budget=4)
     job = _launch(store, wired, job, 0)
     reason = "CapacityError: Unable to provision requested ML compute capacity"
     attempts = _end(job, AttemptOutcome.FAILED, 2, failure_class=FailureClass.CAPACITY, reason=reason)
     job = _move(
-        store, wired, job, S.RETRYING, 2, reason=reason, attempts=attempts, algorithm_failures=1, next_attempt_at=T0 + timedelta(minutes=10)
+        store, wired, job, S.RETRYING, 2, reason=reason, attempts=attempts, capacity_wait_since=T0 + timedelta(minutes=2),
+        next_attempt_at=T0 + timedelta(minutes=10),
     )
 
-    assert "attempt 2 of 5 in 8 min: CapacityError" in _thread(slack, job)[-1]
-    assert slack.traffic()["mentions"] == {}
+    assert len(_thread(slack, job)) == 1  # the card alone: no reply
+    card = str(slack.message(CHANNEL, job.slack.thread_ts)["blocks"])
+    assert f"No capacity yet on `ml.g5.xlarge`: 1 attempt since {T0 + timedelta(minutes=2):%H:%M} UTC" in card
 
 
 def test_a_stopped_job_names_who_stopped_it_with_a_real_mention(store, slack, wired):

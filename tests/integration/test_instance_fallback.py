@@ -60,12 +60,11 @@ def test_a_job_refused_on_its_first_type_runs_on_the_next_and_its_thread_says_wh
     with pytest.raises(Exception, match="ValidationException|ResourceNotFound|not found"):
         _created_type(f"{fallback}-a1")  # the refused attempt was never created
 
-    replies = _replies(world, job)
-    retrying, launched, completed = replies
-    assert "Retrying" in retrying and f"{P5} refused, the next attempt may use {P4D}: ResourceLimitExceeded" in retrying
-    assert "Launched" in launched and f"created `{fallback}-a2`".replace("`", "") in launched.replace("`", "")
-    assert f"on {P4D} (fallback: {P5} is held until" in launched
-    assert "Completed" in completed and f"attempt 2 ran on `{P4D}`" in completed
+    # The quota refusal and the switch of type are nobody's to act on: the thread has the end only.
+    [completed] = _replies(world, job)
+    assert completed.startswith(":white_check_mark: *Completed* <@U0ALICE>: *fb* finished (") and completed.endswith(
+        f" (attempt 2 ran on `{P4D}`)"
+    )
     # The card shows the type it runs on and its list.
     card = world.slack.message(CHANNEL, job.slack.thread_ts)
     assert f"`{P4D}` × 1 (of `{P5}`, `{P4D}`)" in card["blocks"][0]["text"]["text"]
@@ -84,9 +83,10 @@ def test_the_next_attempt_goes_back_to_the_first_choice_once_it_frees(world):
         (P5, "completed"),  # the blocker has ended: back to the first choice
     ]
     assert _created_type(f"{fallback}-a3") == P5
-    launches = [r for r in _replies(world, job) if "Launched" in r]
-    assert len(launches) == 2  # one per change of type, none for an unchanged one
-    assert f"on {P5} (back to its first choice: {P5} has room again)" in launches[1]
+    # The algorithm error is told (it spends the budget); the changes of type are on the card only.
+    retrying, completed = _replies(world, job)
+    assert retrying.startswith(":repeat: *Retrying*: attempt 3 (algorithm retry 1 of 1) in ")
+    assert completed.startswith(":white_check_mark: *Completed*") and completed.endswith(f" (attempt 3 ran on `{P5}`)")
 
 
 def test_a_queued_jobs_card_says_why_it_waits_and_is_updated_once_per_change_not_per_tick():
@@ -134,3 +134,44 @@ def test_a_type_the_account_has_no_quota_for_is_passed_over_not_fatal(world):
     assert job.status.value == "Completed"
     assert [(a.instance_type, a.outcome.value) for a in job.attempts] == [(P5, "not_started"), (P4D, "completed")]
     assert "quota for ml.p5.48xlarge training is 0 instances" in job.attempts[0].reason
+
+
+# --- issue 24: capacity retries on the card, not in the thread ------------------------------------
+
+
+def test_a_fallback_job_with_no_capacity_anywhere_keeps_its_retries_on_the_card_and_its_thread_to_the_end():
+    from moto import mock_aws
+
+    from infra.local.standins.sagemaker import CAPACITY_ERROR
+
+    with mock_aws(), SlackWorld(env={"TRAINBOT_CAPACITY_MAX_WAIT_SECONDS": "900"}) as world:
+        job_id = _submit(world, "nocap", f"{P5},{P4D}", f"hp.{HP_OUTCOME}={CAPACITY_ERROR}")
+        card_key = None
+        retrying_cards = []
+        for _ in range(200):
+            world.stack.tick(30.0, sweep=False)
+            [job] = world.stack.store.get_many([job_id])
+            card_key = (CHANNEL, job.slack.thread_ts)
+            if job.status.value == "Retrying":
+                retrying_cards.append(json.dumps(world.slack.message(*card_key)["blocks"], ensure_ascii=False))
+            if job.status.value == "Failed":
+                break
+        [job] = world.settle([job_id])
+
+        # Six attempts, switching type each time, and a reply only when it ended.
+        assert [a.instance_type for a in job.attempts] == [P5, P4D, P5, P4D, P5, P4D]
+        assert _replies(world, job) == [
+            f":x: *Failed* <@U0ALICE>: *nocap* failed (capacity): no capacity on {P5} or {P4D} for 15 min: Trainbot stopped "
+            "waiting; last: CapacityError: Unable to provision requested ML compute capacity. Please retry using a different "
+            f"ML instance type. (attempt 6 ran on `{P4D}`)"
+        ]
+        # While it waited, one card line said how it went (updated with each attempt).
+        assert f"No capacity yet on `{P5}`, `{P4D}`: 5 attempts since " in retrying_cards[-1]
+        assert " · next attempt at " in retrying_cards[-1] and " · retries for capacity are free" in retrying_cards[-1]
+        assert "No capacity yet on `ml.p5.48xlarge`: 1 attempt since " in retrying_cards[0]
+        # Once it failed, the card says what happened, in the owner's words, every type tried.
+        final = json.dumps(world.slack.message(*card_key)["blocks"], ensure_ascii=False)
+        assert (
+            f"No capacity on `{P5}`, `{P4D}`: Trainbot stopped waiting. Retry later, or list more instance types (instance=a,b)."
+        ) in final
+        assert "the retry is free" not in final and "TRAINBOT_" not in final and "No capacity yet" not in final

@@ -100,7 +100,7 @@ def test_capacity_retries_give_up_after_the_max_wait_with_a_clear_reason():
     job = make_job().model_copy(update={"capacity_wait_since": T0})
     decision = POLICY.decide(job, Classification(F.QUOTA, "ResourceLimitExceeded: busy"), now=T0 + timedelta(hours=1))
     assert decision.action is Action.FAIL
-    assert "no ml.g5.xlarge capacity for 1 h" in decision.reason
+    assert "no capacity on ml.g5.xlarge for 1 h" in decision.reason
 
 
 def test_algorithm_errors_spend_the_budget_then_fail():

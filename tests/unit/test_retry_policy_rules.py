@@ -186,17 +186,17 @@ def test_capacity_retries_go_on_until_exactly_the_max_wait(waited, action):
     assert decision.action is action and not decision.spends_budget
     if action is Action.FAIL:
         assert decision.reason == (
-            "no ml.g5.xlarge capacity for 1 h (TRAINBOT_CAPACITY_MAX_WAIT_SECONDS); last: ResourceLimitExceeded: busy"
+            "no capacity on ml.g5.xlarge for 1 h: Trainbot stopped waiting; last: ResourceLimitExceeded: busy"
         )
 
 
-def test_the_capacity_wait_starts_now_for_a_job_that_has_not_waited_and_is_told_in_hours():
+def test_the_capacity_wait_starts_now_for_a_job_that_has_not_waited_and_is_told_in_minutes_or_hours():
     policy = RetryPolicy(capacity_max_wait_seconds=0)
     decision = policy.decide(make_job(), Classification(F.CAPACITY, "c"), now=T0)
-    assert decision.action is Action.FAIL and "capacity for 0 h" in decision.reason
+    assert decision.action is Action.FAIL and "no capacity on ml.g5.xlarge for 0 min" in decision.reason
     half = RetryPolicy(capacity_max_wait_seconds=5400)
     job = make_job().model_copy(update={"capacity_wait_since": T0})
-    assert "capacity for 1.5 h" in half.decide(job, Classification(F.CAPACITY, "c"), now=T0 + timedelta(hours=2)).reason
+    assert "for 1.5 h: Trainbot stopped waiting" in half.decide(job, Classification(F.CAPACITY, "c"), now=T0 + timedelta(hours=2)).reason
 
 
 @pytest.mark.parametrize("cls", [F.CAPACITY, F.QUOTA, F.ALGORITHM])

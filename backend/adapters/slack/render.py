@@ -18,7 +18,7 @@ from backend.domain.approval import ApprovalState
 from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
-from backend.domain.model import Attempt, Job
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
 from backend.domain.spec import SUBMIT_EXAMPLE
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
@@ -238,7 +238,10 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     last = job.history[-1] if job.history else None
     if last and last.reason and last.to_status is not S.NEW:
         blocks.append(_context(reason_text(last.reason, 300)))
-    if job.status is S.RETRYING and job.next_attempt_at is not None:
+    waiting_for_capacity = capacity_line(job)
+    if waiting_for_capacity:
+        blocks.append(_context(waiting_for_capacity))
+    elif job.status is S.RETRYING and job.next_attempt_at is not None:
         # A time, not a countdown: the card stays true without being updated.
         blocks.append(_context(f":hourglass_flowing_sand: next attempt at {job.next_attempt_at:%H:%M:%S} UTC"))
     if job.is_queued and job.waiting:
@@ -261,14 +264,85 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     return {"text": esc(text, 300), "blocks": blocks}
 
 
+_CAPACITY = (FailureClass.CAPACITY, FailureClass.QUOTA)
+
+
+def _refused_for_capacity(job: Job) -> list[Attempt]:
+    """The attempts of its current capacity wait: the latest ones in a row (but one still
+    being tried) that found no capacity or quota."""
+    if job.capacity_wait_since is None:
+        return []
+    refused: list[Attempt] = []
+    for attempt in reversed(job.attempts):
+        if attempt.outcome in (AttemptOutcome.PENDING, AttemptOutcome.RUNNING) and not refused:
+            continue
+        if attempt.failure_class not in _CAPACITY:
+            break
+        refused.append(attempt)
+    return refused[::-1]
+
+
+def _types_tried(job: Job, attempts: list[Attempt]) -> str:
+    """The types those attempts ran on, in the job's order of preference."""
+    tried = {job.instance_type_of(a) for a in attempts}
+    return ", ".join(f"`{t}`" for t in job.instance_choices if t in tried)
+
+
+def capacity_line(job: Job) -> str:
+    """While a job waits for capacity (its retries are not told in the thread: see
+    backend.domain.notice), one card line that changes with each attempt: the types tried, the
+    attempts, how long it has waited, and what happens next."""
+    if job.status in TERMINAL:
+        return ""
+    refused = _refused_for_capacity(job)
+    if not refused or job.capacity_wait_since is None:
+        return ""
+    since = job.capacity_wait_since
+    waited = duration(max(0.0, (job.updated_at - since).total_seconds()))
+    count = len(refused)
+    line = (
+        f":hourglass_flowing_sand: No capacity yet on {_types_tried(job, refused)}: "
+        f"{count} attempt{'s' if count != 1 else ''} since {since:%H:%M} UTC ({waited})"
+    )
+    if job.status is S.RETRYING and job.next_attempt_at is not None:
+        line += f" · next attempt at {job.next_attempt_at:%H:%M:%S} UTC"
+    elif job.status in (S.LAUNCHED, S.IN_PROGRESS) and job.current_attempt is not None:
+        line += f" · now trying `{job.running_instance_type}` (attempt {job.current_attempt.number})"
+    return line + " · retries for capacity are free"
+
+
 def failure_verdict(job: Job) -> str:
     """The plain-words failure class of a job that failed, is stopped, or waits to retry."""
     if job.status not in (S.FAILED, S.STOPPED, S.RETRYING):
         return ""
+    attempt = job.current_attempt
+    if job.status is S.FAILED and attempt is not None and attempt.failure_class in _CAPACITY:
+        # Its wait ran out: nothing is waiting any more, and the owner decides what next.
+        tried = _types_tried(job, [a for a in job.attempts if a.failure_class in _CAPACITY])
+        return f"No capacity on {tried}: Trainbot stopped waiting. Retry later, or list more instance types (instance=a,b)."
+    if job.status is S.STOPPED:
+        who = stopped_by(job)
+        if who:
+            return f"Stopped by {who}."
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
     return esc(words, 300)
+
+
+_STOPPED_BY = re.compile(r"^stopped by <@([UW][A-Z0-9]{2,20})>")
+
+
+def stopped_by(job: Job) -> str:
+    """Who asked to stop the job (a mention), from the reason Trainbot wrote on its Stopping or
+    Stopped entry; empty when it was stopped outside Trainbot."""
+    for entry in reversed(job.history):
+        if entry.to_status not in (S.STOPPING, S.STOPPED):
+            break
+        match = _STOPPED_BY.match(entry.reason or "")
+        if match:
+            return mention(match.group(1))
+    return ""
 
 
 # --- failure forensics ------------------------------------------------------------------------
@@ -362,6 +436,10 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
         return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
     if status is S.STOPPED:
+        who = stopped_by(job)
+        if who and not _STOPPED_BY.match(entry.reason or ""):
+            # The monitor ends it "as asked": the Stopping entry before says who asked.
+            reason = f"stopped by {who}"
         return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
@@ -381,14 +459,17 @@ def _ran_on(job: Job, attempt: Attempt | None) -> str:
 
 
 def retry_line(job: Job, seq: int) -> str:
-    """"attempt 3 of 5 in 8 min: CapacityError…": the next attempt, the most there will be
-    (capacity retries are free, so that number can grow), when, and why."""
+    """"attempt 3 (algorithm retry 2 of 3) in 8 min: AlgorithmError…": the next attempt, the
+    algorithm retries it spends of the job's budget, when, and why."""
     entry = job.entry(seq)
     assert entry is not None, "the dispatcher skips compacted entries"
     at = _attempts_at(job, entry.at)
     done = at[-1].number if at else 0
-    remaining = max(0, job.retry_budget - job.algorithm_failures)
-    line = f"attempt {done + 1} of {done + 1 + remaining}"
+    line = f"attempt {done + 1}"
+    if at and at[-1].failure_class is FailureClass.ALGORITHM:
+        # Only algorithm errors spend the budget (capacity retries are free: no "of N" that grows).
+        used = min(job.retry_budget, sum(1 for a in at if a.failure_class is FailureClass.ALGORITHM))
+        line += f" (algorithm retry {used} of {job.retry_budget})"
     latest_retry = job.history[-1].seq == seq
     if latest_retry and job.next_attempt_at is not None:
         line += f" in {duration(max(0.0, (job.next_attempt_at - entry.at).total_seconds()))}"
@@ -408,6 +489,24 @@ def _took(attempt: Attempt | None) -> str:
 
 # --- /train status ----------------------------------------------------------------------------
 
+OUTCOME_WORDS = {
+    AttemptOutcome.PENDING: "being created",
+    AttemptOutcome.RUNNING: "running",
+    AttemptOutcome.COMPLETED: "completed",
+    AttemptOutcome.FAILED: "failed",
+    AttemptOutcome.STOPPED: "stopped",
+    AttemptOutcome.NOT_STARTED: "refused by SageMaker, never created",
+}
+FAILURE_WORDS = {
+    FailureClass.CAPACITY: "no capacity",
+    FailureClass.QUOTA: "quota in use",
+    FailureClass.THROTTLING: "SageMaker error",
+    FailureClass.UNKNOWN: "outcome unknown",
+    FailureClass.ALGORITHM: "training code failed",
+    FailureClass.USER: "bad configuration",
+    FailureClass.STOPPED: "stopped on request",
+}
+
 
 def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     """The full picture: status, every attempt with its reason and durations, billable time,
@@ -420,14 +519,16 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         started = attempt.started_at or attempt.launched_at
         end = attempt.ended_at or (now if attempt.outcome.value in ("running", "pending") else None)
         ran = duration((end - started).total_seconds()) if started and end else "–"
-        why = f" · {attempt.failure_class.value}" if attempt.failure_class else ""
+        why = f" · {FAILURE_WORDS[attempt.failure_class]}" if attempt.failure_class else ""
         reason = f": {esc(attempt.reason, 200)}" if attempt.reason else ""
+        created = attempt.outcome is not AttemptOutcome.NOT_STARTED
         rows.append(
-            f"*{attempt.number}.* `{attempt.name}` {attempt.outcome.value}{why} · ran {ran}"
+            f"*{attempt.number}.* `{attempt.name}` {OUTCOME_WORDS[attempt.outcome]}{why} · ran {ran}"
             + (f" · on `{job.instance_type_of(attempt)}`" if job.fallback_types else "")
             + (f" · billable {duration(attempt.billable_seconds)}" if attempt.billable_seconds else "")
             + reason
-            + f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>"
+            # SageMaker has no page nor log for an attempt it refused to create.
+            + (f" · <{console_url(region, attempt.name)}|console> · <{logs_url(region, attempt.name)}|logs>" if created else "")
         )
     # Within Slack's 4,000-character guidance: the header, then the newest attempts and the
     # newest history entries, each in its own share.
@@ -436,7 +537,8 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     facts = [f"submitted {age} ago", f"billable {duration(total_billable) if total_billable else '–'}"]
     if job.status is S.RETRYING and job.next_attempt_at:
         facts.append(f"next attempt in {duration(max(0.0, (job.next_attempt_at - now).total_seconds()))}")
-    facts.append(f"algorithm retries used {job.algorithm_failures} of {job.retry_budget}")
+    # N algorithm errors spent N retries, but the one that exhausted the budget retried nothing.
+    facts.append(f"algorithm retries used {min(job.algorithm_failures, job.retry_budget)} of {job.retry_budget}")
     if job.preset:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
@@ -559,7 +661,7 @@ def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int]
 
 
 HELP = """*Trainbot*: SageMaker training from Slack.
-• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance`, `count`, `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
+• `/train submit key=value …`: one job. Keys: `name`, `image`, `instance` (a fallback list `instance=ml.p5.48xlarge,ml.p4d.24xlarge`: first choice first, the next one with room when SageMaker has no capacity), `count`, `volume` (GB of storage per instance), `checkpoint` (`s3://…`: where /opt/ml/checkpoints is saved, resumed by every attempt), `input` (or `input.<channel>`), `output`, `role`, `max_runtime` (`1h`, `90m`, `3600`), `spot` (true/false, with `max_wait`), `priority` (0-9), `retries`, `notify` (all, failures or end: which changes get a thread reply), `stall_alert` (`45m`: one warning when the job writes no log line that long; `off`), `hp.<name>=<value>`, `preset=<name>`. Quote values with spaces.
   Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.

@@ -126,3 +126,10 @@ def test_a_queued_jobs_card_says_why_it_waits_with_times_not_countdowns_and_drop
 
     launched = transition(retrying, JobStatus.LAUNCHED, at=T0, reason="created", next_attempt_at=None)
     assert "hourglass" not in json.dumps(render.job_card(launched, "us-east-1")["blocks"])
+
+
+def test_help_tells_fallback_lists_volume_and_checkpoint():
+    text = render.help_text()
+    assert "`instance` (a fallback list `instance=ml.p5.48xlarge,ml.p4d.24xlarge`: first choice first, the next one with room when SageMaker has no capacity)" in text
+    assert "`volume` (GB of storage per instance)" in text
+    assert "`checkpoint` (`s3://…`: where /opt/ml/checkpoints is saved, resumed by every attempt)" in text

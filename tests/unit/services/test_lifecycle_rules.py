@@ -41,7 +41,7 @@ def test_a_job_that_keeps_losing_capacity_at_run_time_is_failed_once_the_capacit
     stored = world.store.get(job.job_id)
     assert stored.status is S.FAILED
     assert (world.clock() - started).total_seconds() >= POLICY.capacity_max_wait_seconds
-    assert "no ml.g5.xlarge capacity for 1 h" in stored.history[-1].reason
+    assert "no capacity on ml.g5.xlarge for 1 h" in stored.history[-1].reason
     assert stored.algorithm_failures == 0  # capacity never spends the budget
     assert world.notifier.statuses(job.job_id)[-1] is S.FAILED
 

@@ -597,7 +597,7 @@ def test_spot_interruptions_are_retried_free_until_the_capacity_wait_from_the_fi
         world.clock.now = stored.next_attempt_at
         world.launcher().run_tick()
     assert stored.status is S.FAILED and stored.algorithm_failures == 0
-    assert stored.history[-1].reason.startswith("no ml.") and "capacity for 1 h" in stored.history[-1].reason
+    assert stored.history[-1].reason.startswith("no capacity on ml.") and " for 1 h: " in stored.history[-1].reason
     assert number <= 4
 
 
