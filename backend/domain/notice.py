@@ -61,6 +61,16 @@ def tells_type_change(job: Job, seq: int) -> bool:
     return job.instance_type_of(attempts[-1]) != previous
 
 
+def tells_off_plan(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is the start of an attempt created on a training plan that
+    SageMaker runs elsewhere (``Attempt.off_plan``): its thread is told, whatever ``notify=``."""
+    entry = job.entry(seq)
+    if entry is None or entry.to_status is not S.IN_PROGRESS:
+        return False
+    attempts = [a for a in job.attempts if a.claimed_at <= entry.at]
+    return bool(attempts and attempts[-1].off_plan)
+
+
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
     """Whether that reply @-mentions the owner: only the one that ends the job."""
     return status in TERMINAL and wants_reply(mode, status)

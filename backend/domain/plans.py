@@ -76,6 +76,12 @@ class PlanVerdict:
     action: Literal["launch", "wait", "refuse"]
     reason: str = ""
     arn: str = ""
+    full: bool = False  # waits because the plan's reserved instances are all in use
+
+    def on_demand(self, fallback: bool) -> bool:
+        """Whether a job with ``plan_fallback=ondemand`` (``fallback``) runs on-demand instead:
+        when the plan refuses it (ended, or it never fits) or is full; never before its start."""
+        return fallback and (self.action == "refuse" or self.full)
 
 
 def parse_team_plans(text: str) -> dict[str, str]:
@@ -153,7 +159,7 @@ def launch_verdict(
         return PlanVerdict("wait", f"waiting: plan `{name}` {start}")
     if plan.free(own_in_use) < count:
         used = max(plan.in_use, own_in_use)
-        return PlanVerdict("wait", f"waiting: plan `{name}` is full ({used} of {plan.total} {plan.instance_type} in use)")
+        return PlanVerdict("wait", f"waiting: plan `{name}` is full ({used} of {plan.total} {plan.instance_type} in use)", full=True)
     return PlanVerdict("launch", arn=plan.arn)
 
 

@@ -99,3 +99,21 @@ def test_the_plan_board_round_trips_through_its_record_and_arns_name_their_plan(
     assert PlanBoard.from_record({"Plans": {}}) is None
     assert plan_of_arn(ARN) == "p5-dec"
     assert plan_of_arn(None) is None
+
+
+def test_the_adapter_reads_plans_as_sagemaker_documents_them() -> None:
+    from backend.adapters.sagemaker_events import training_status
+    from backend.adapters.sagemaker_plans import to_plan
+    from tests.fixtures import samples
+
+    documented = samples.load("sagemaker_training_plans.json")
+    scheduled = to_plan(documented["DescribeTrainingPlan"])
+    assert scheduled is not None
+    assert (scheduled.state, scheduled.instance_type, scheduled.total) == (PlanState.SCHEDULED, "ml.p5.48xlarge", 2)
+    assert scheduled.start == datetime(2025, 12, 2, 9, 0, tzinfo=UTC)
+    listed = [to_plan(s) for s in documented["ListTrainingPlans"]["TrainingPlanSummaries"]]
+    assert listed[0] is not None and (listed[0].state, listed[0].in_use) == (PlanState.ACTIVE, 3)
+    assert listed[1] is None  # a HyperPod-only plan: no training job can use it
+    status = training_status({"TrainingJobName": "tb-x-a1", "TrainingJobStatus": "InProgress", "ResourceConfig": documented["DescribeTrainingJob.ResourceConfig"]})
+    assert status.training_plan == "p5-dec"
+    assert training_status({"TrainingJobName": "tb-x-a1", "TrainingJobStatus": "InProgress"}).training_plan is None
