@@ -96,6 +96,15 @@ class PlanBook:
             logger.warning("training plans could not be read; using the last known", extra={"error": str(exc)})
             return (board.plans if board is not None else None), False
 
+    def _describe(self, name: str) -> TrainingPlan | None:
+        if self._source is None:
+            return None
+        try:
+            return self._source.plan(name)
+        except BackendUnavailable as exc:
+            logger.warning("training plan could not be described", extra={"plan": name, "error": str(exc)})
+            return None
+
     def _publish(self, board: PlanBoard) -> None:
         try:
             self._store.put_record(RecordKind.PLANS, BOARD_KEY, board.to_record())
@@ -115,6 +124,7 @@ class PlanGate:
         self._plans: dict[str, TrainingPlan] | None = None
         self._read = False
         self._fetched_now = False
+        self._described: set[str] = set()
 
     def _load(self) -> dict[str, TrainingPlan] | None:
         if not self._read:
@@ -129,6 +139,13 @@ class PlanGate:
         if plans is None:
             self._waiting[name] += 1
             return PlanVerdict("wait", "waiting: Trainbot could not read the training plans from SageMaker yet")
+        if name not in plans and name not in self._described:
+            # Not in the list (bought since it was read, or beyond its pages): ask for it by
+            # name once this tick before refusing the job.
+            self._described.add(name)
+            found = self._book._describe(name)
+            if found is not None:
+                plans[name] = found
         args = job.job_args
         verdict = launch_verdict(
             plans.get(name),
