@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from backend.services.launcher import Launcher
     from backend.services.monitor import Monitor
     from backend.services.pacing import TokenBucket
+    from backend.services.plans import PlanBook
     from backend.services.prices import PriceBook
     from backend.services.queue import QueueView
 
@@ -70,8 +71,25 @@ class Container:
                 pacer=self._pacer(),
                 clock=self.clock,
                 rng=self.extras.get("rng") or random.Random(),
+                plans=self.plans,
             )
         return self.extras["launcher"]
+
+    @property
+    def plans(self) -> PlanBook:
+        """Training plans: team defaults (TRAINBOT_TEAM_PLANS), the cached board, the launcher's
+        gate; SageMaker's ListTrainingPlans (or ``extras["plan_source"]``, a fake) behind it."""
+        from backend.adapters.sagemaker_plans import SageMakerTrainingPlans
+        from backend.services.plans import PlanBook
+
+        if "plans" not in self.extras:
+            source = self.extras.get("plan_source")
+            if source is None and self.extras.get("sagemaker_client") is not None:
+                source = SageMakerTrainingPlans(self.extras["sagemaker_client"])
+            self.extras["plans"] = PlanBook(
+                self.store, source, clock=self.clock, team_plans=self.settings.team_plans, team_of=self.settings.team_of
+            )
+        return self.extras["plans"]
 
     @property
     def monitor(self) -> Monitor:
@@ -168,6 +186,7 @@ class Container:
                 on_queued=self.kicker.kick,
                 guard=self.cost_guard,
                 instance_limits=self.settings.instance_limits,
+                plans=self.plans,
             )
         return self.extras["submissions"]
 
@@ -271,7 +290,8 @@ def build(
     else:
         chosen = notifiers(store)
     store.set_notify_targets([n.name for n in chosen])
-    backend = SageMakerBackend(sagemaker or aws_client("sagemaker", region=settings.aws_region, max_attempts=3))
+    sagemaker = sagemaker or aws_client("sagemaker", region=settings.aws_region, max_attempts=3)
+    backend = SageMakerBackend(sagemaker)
     dispatcher = Dispatcher(store, chosen, clock)
     jobs = JobService(
         store, backend, dispatcher, clock=clock, is_admin=settings.is_admin, job_id_prefix=settings.job_id_prefix
@@ -279,6 +299,7 @@ def build(
     container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
     # Lazily: a retry reserves its budget again, a stop gives it back (backend.services.budget).
     jobs.use_budget(lambda held: container.cost_guard.admit(held), lambda job: container.budgets and container.budgets.release(job))
+    container.extras["sagemaker_client"] = sagemaker  # training plans read through it too
     if rng is not None:
         container.extras["rng"] = rng
     return container

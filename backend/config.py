@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
 from backend.domain.model import JOB_ID_PREFIX
+from backend.domain.plans import parse_team_plans
 from backend.domain.policy import RetryPolicy
 from backend.errors import ConfigError
 
@@ -58,6 +59,9 @@ class Settings(BaseModel):
     approval_sweep_size: int = Field(default=0, alias="TRAINBOT_APPROVAL_SWEEP_SIZE", ge=0)
     team_budgets: dict[str, float] = Field(default_factory=dict, alias="TRAINBOT_TEAM_BUDGETS")
     user_teams: dict[str, str] = Field(default_factory=dict, alias="TRAINBOT_USER_TEAMS")
+    # Each team's default training plan (backend.domain.plans): ``nlp=p5-dec,vision=p4-q1``;
+    # a job of that team (TRAINBOT_USER_TEAMS) without ``plan=`` runs on it.
+    team_plans: dict[str, str] = Field(default_factory=dict, alias="TRAINBOT_TEAM_PLANS")
     budget_mode: Literal["refuse", "approve"] = Field(default="refuse", alias="TRAINBOT_BUDGET_MODE")
     # Estimates use AWS's list prices, fetched daily by the monitor into prices#<region>
     # (backend.services.prices); off: the built-in table only (no Price List calls, no reads).
@@ -72,6 +76,11 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.replace(";", ",").split(",") if part.strip())
         return value
+
+    @field_validator("team_plans", mode="before")
+    @classmethod
+    def _team_plans(cls, value: Any) -> Any:
+        return parse_team_plans(value) if isinstance(value, str) else value
 
     @field_validator("job_id_prefix")
     @classmethod

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from backend.domain.logtail import LogTail
 from backend.domain.model import Job, Owner
+from backend.domain.plans import TrainingPlan
 from backend.domain.status import JobStatus
 from backend.errors import TrainbotError
 
@@ -315,6 +316,9 @@ class TrainingStatus:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None
+    # The training plan the job runs on (its ResourceConfig's plan, by name): "" when SageMaker
+    # showed its resources and they name no plan (on-demand); None when it did not say.
+    training_plan: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -324,6 +328,19 @@ class TrainingBackend(Protocol):
     def describe(self, name: str) -> TrainingStatus | None: ...
 
     def stop(self, name: str) -> None: ...
+
+
+class TrainingPlans(Protocol):
+    """The account's training plans (reserved capacity; backend.domain.plans), read through
+    SageMaker's ListTrainingPlans / DescribeTrainingPlan; BackendUnavailable when it cannot say."""
+
+    def plans(self) -> list[TrainingPlan]:
+        """Every plan training jobs can use, in the account and region."""
+        ...
+
+    def plan(self, name: str) -> TrainingPlan | None:
+        """One plan by name; None if there is no such plan."""
+        ...
 
 
 class PriceSource(Protocol):

@@ -43,6 +43,7 @@ USAGE = {
     "preset": PRESET_USAGE,
     "queue": "/train queue [instance=ml.p4d.24xlarge] [page=2]",
     "budget": "/train budget [team=nlp]",
+    "plans": "/train plans",
 }
 
 
@@ -101,6 +102,11 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Plans:
+    """The team's training plans (reserved capacity): window, type, in use, jobs waiting."""
+
+
+@dataclass(frozen=True)
 class Queue:
     """The queue in launch order with why each job waits, optionally for one instance type."""
 
@@ -138,7 +144,7 @@ class PresetDelete:
 
 Request = (
     Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | Retry
-    | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue | Budget
+    | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue | Budget | Plans
 )
 
 
@@ -191,6 +197,10 @@ def parse(text: str) -> Request:
         return _parse_queue(tokens(rest, USAGE["queue"]))
     if verb == "budget":
         return _parse_budget(tokens(rest, USAGE["budget"]))
+    if verb == "plans":
+        if rest:
+            raise BadCommand([f"/train plans takes no arguments, not {rest[:40]!r}"], USAGE["plans"])
+        return Plans()
     return Help(unknown=verb[:40])
 
 

@@ -81,6 +81,13 @@ class BotService:
     def queue_page(self, instance_type: str | None, page: int) -> QueuePage:
         return self._c.queue.page(instance_type, page)
 
+    def plans_text(self, actor: Actor) -> str:
+        """``/train plans``: the plans as the launcher last read them, the team's first."""
+        from backend.adapters.slack.plans_view import plans_text
+
+        book = self._c.plans
+        return plans_text(book.board(), book.team_plan_names(actor.user_id), self.now())
+
     def stop(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.stop(job_id, actor)
 

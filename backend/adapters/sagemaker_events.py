@@ -15,6 +15,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.domain.plans import plan_of_arn
 from backend.domain.times import to_utc
 from backend.ports import TrainingState, TrainingStatus
 
@@ -98,8 +99,16 @@ def training_status(description: dict[str, Any]) -> TrainingStatus:
         started_at=event_time(description.get("TrainingStartTime")),
         ended_at=event_time(description.get("TrainingEndTime")),
         billable_seconds=billable_seconds,
+        training_plan=_training_plan(description.get("ResourceConfig")),
         extra={"secondary_status": secondary},
     )
+
+
+def _training_plan(resources: Any) -> str | None:
+    """The plan ``ResourceConfig.TrainingPlanArn`` names ("" none; None: no ResourceConfig)."""
+    if not isinstance(resources, dict):
+        return None
+    return plan_of_arn(resources.get("TrainingPlanArn")) or ""
 
 
 def _was_interrupted(transitions: Any) -> bool:

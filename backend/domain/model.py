@@ -282,12 +282,17 @@ class JobArgs(_Request):
     def instance_count(self) -> int:
         return self.ResourceConfig.InstanceCount
 
-    def to_request(self, training_job_name: str, instance_type: str | None = None) -> dict[str, Any]:
+    def to_request(
+        self, training_job_name: str, instance_type: str | None = None, *, training_plan_arn: str | None = None
+    ) -> dict[str, Any]:
         """The CreateTrainingJob request for one attempt (on ``instance_type``: a fallback
-        type of the job's list; by default the first choice)."""
+        type of the job's list; by default the first choice; on a training plan's reserved
+        capacity when ``training_plan_arn`` is given)."""
         request = self.model_dump(exclude_none=True)
         if instance_type is not None:
             request["ResourceConfig"]["InstanceType"] = instance_type
+        if training_plan_arn:
+            request["ResourceConfig"]["TrainingPlanArn"] = training_plan_arn
         # SageMaker refuses empty lists where it takes "1 or more"; absent means none.
         for optional_list in ("InputDataConfig", "Tags"):
             if not request.get(optional_list):
@@ -385,6 +390,11 @@ class Attempt(BaseModel):
     # and when the first of them was; None: none. The monitor fails the job once it persists.
     describe_refusals: int | None = None
     describe_refused_at: UtcDatetime | None = None
+    # The training plan this attempt was created on (its create named the plan's ARN); None:
+    # on-demand. ``off_plan``: SageMaker's Describe said it runs on no plan, or another (the
+    # thread was told once).
+    plan: str | None = None
+    off_plan: bool | None = None
 
 
 class Lease(BaseModel):
@@ -461,6 +471,12 @@ class Job(BaseModel):
     # The budget reservation this job holds (backend.services.budget): ``<usage key>|<token>``,
     # on the ``usage#<team>#<week>`` record of the week it was accepted in; None: it holds none.
     reservation: str | None = None
+    # ``plan=``, or the team's default plan (TRAINBOT_TEAM_PLANS): the training plan whose
+    # reserved capacity the job runs on (backend.domain.plans); None: on-demand.
+    # ``plan_fallback``: True (``plan_fallback=ondemand``) runs it on-demand when the plan is
+    # full or ended instead of waiting or failing.
+    plan: str | None = None
+    plan_fallback: bool | None = None
 
     @field_validator("job_id")
     @classmethod
@@ -626,6 +642,8 @@ def new_job(
     approval: Approval | None = None,
     stall_alert_seconds: int | None = None,
     fallback_types: list[str] | tuple[str, ...] = (),
+    plan: str | None = None,
+    plan_fallback: bool = False,
 ) -> Job:
     """A job in status New, with its first history entry (its id carries ``prefix``); with a
     pending ``approval`` it is held until an admin approves it."""
@@ -649,6 +667,8 @@ def new_job(
         notify=notify,
         approval=approval,
         fallback_types=list(fallback_types) or None,
+        plan=plan,
+        plan_fallback=True if plan and plan_fallback else None,
     )
 
 

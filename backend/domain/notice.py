@@ -73,6 +73,16 @@ def waits_for_capacity(job: Job, seq: int) -> bool:
     return bool(ended) and ended[-1].failure_class in _CAPACITY
 
 
+def tells_off_plan(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is the start of an attempt created on a training plan that
+    SageMaker runs elsewhere (``Attempt.off_plan``): its thread is told, whatever ``notify=``."""
+    entry = job.entry(seq)
+    if entry is None or entry.to_status is not S.IN_PROGRESS:
+        return False
+    attempts = [a for a in job.attempts if a.claimed_at <= entry.at]
+    return bool(attempts and attempts[-1].off_plan)
+
+
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
     """Whether that reply @-mentions the owner: only the one that ends the job."""
     return status in TERMINAL and wants_reply(mode, status)

@@ -32,6 +32,7 @@ from backend.domain.model import (
     label_of,
 )
 from backend.domain.notice import NotifyMode
+from backend.domain.plans import FALLBACK_ONDEMAND, NO_PLAN, plan_name_problem
 from backend.errors import InvalidRequest
 
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
@@ -60,6 +61,8 @@ JOB_KEYS = (
     "retries",
     "notify",
     "stall_alert",
+    "plan",
+    "plan_fallback",
 )
 PREFIX_KEYS = ("hp.", "input.", "tag.")
 REQUIRED = ("name", "image", "instance", "output", "role")
@@ -81,6 +84,8 @@ EXAMPLES = {
     "notify": "failures",
     "preset": "nlp",
     "stall_alert": "45m",
+    "plan": "p5-dec",
+    "plan_fallback": "ondemand",
 }
 
 # The right forms, in the `/train` grammar's words (the CLI shows them too, "as in /train").
@@ -119,6 +124,10 @@ class JobSpec:
     stall_alert_seconds: int | None = None  # warn after this long without a log line (0: off)
     # ``instance=a,b``: the types after the first choice (backend.domain.instance_types).
     fallback_types: tuple[str, ...] = ()
+    # ``plan=p5-dec``: run on that training plan's reserved capacity (backend.domain.plans);
+    # None: the team's default plan, if any; ``plan=none``: on-demand even if the team has one.
+    plan: str | None = None
+    plan_fallback: bool = False  # ``plan_fallback=ondemand``: on-demand when the plan is full or ended
 
 
 # --- fields ------------------------------------------------------------------------------------
@@ -252,6 +261,8 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
                 notify=spec.notify,
                 stall_alert_seconds=spec.stall_alert_seconds,
                 fallback_types=spec.fallback_types,
+                plan=spec.plan,
+                plan_fallback=spec.plan_fallback,
             )
         )
     return specs
@@ -330,6 +341,17 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             knobs["notify"] = attempt(key, _notify_mode)
         elif key == "stall_alert":
             knobs["stall_alert_seconds"] = attempt(key, _stall_alert)
+        elif key == "plan":
+            problem = None if value.strip().lower() == NO_PLAN else plan_name_problem(value.strip())
+            if problem:
+                problems.append(f"plan: {problem}")
+            else:
+                knobs["plan"] = value.strip()
+        elif key == "plan_fallback":
+            if value.strip().lower() not in (FALLBACK_ONDEMAND, "none"):
+                problems.append(f"plan_fallback: {shorten(value)!r} is not {FALLBACK_ONDEMAND} or none")
+            else:
+                knobs["plan_fallback"] = value.strip().lower() == FALLBACK_ONDEMAND
         elif key == "input" or key.startswith("input."):
             channel = "train" if key == "input" else key[len("input.") :]
             channels.append({"ChannelName": channel, "DataSource": {"S3DataSource": {"S3Uri": value}}})
@@ -337,6 +359,8 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             hyper[key[3:]] = value
         elif key.startswith("tag."):
             tags.append({"Key": key[4:], "Value": value})
+    if knobs.get("fallback_types") and knobs.get("plan") and knobs["plan"].lower() != NO_PLAN:
+        problems.append("plan: a job on a training plan runs on the plan's instance type; give one instance=, not a list")
     if resources.get("InstanceType"):
         request["ResourceConfig"] = {k: v for k, v in resources.items() if v is not None}
     stopping = {k: v for k, v in stopping.items() if v is not None}

@@ -101,6 +101,8 @@ class JobService:
         approval: Approval | None = None,
         stall_alert_seconds: int | None = None,
         fallback_types: tuple[str, ...] = (),
+        plan: str | None = None,
+        plan_fallback: bool = False,
         on_registered: Callable[[Registered], object] | None = None,
         admit: Callable[[Sequence[Job]], list[Job]] | None = None,
     ) -> Registered:
@@ -122,6 +124,8 @@ class JobService:
             approval=approval,
             stall_alert_seconds=stall_alert_seconds,
             fallback_types=fallback_types,
+            plan=plan,
+            plan_fallback=plan_fallback,
         )
         announced = None
         if not self._store.existing_ids([job.job_id]):

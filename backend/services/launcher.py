@@ -58,6 +58,7 @@ from backend.errors import (
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, notify_without_waiting
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
+from backend.services.plans import PlanBook, PlanGate
 
 logger = Logger(service="trainbot", child=True)
 
@@ -85,6 +86,7 @@ class LaunchReport:
     at_limit: int = 0  # skipped: TRAINBOT_INSTANCE_LIMITS reached
     lost_races: int = 0
     parked: int = 0  # moved aside: due, but its instance type has no room (see Job.parked_at)
+    plan_waits: int = 0  # skipped: its training plan has not started or is full
     errors: int = 0  # one job's step failed (logged); the tick went on with the others
     stopped_early: bool = False
     by_class: Counter[str] = field(default_factory=Counter)
@@ -130,7 +132,9 @@ class Launcher:
         clock: Callable[[], datetime],
         rng: random.Random | None = None,
         batch: int = DUE_BATCH,
+        plans: PlanBook | None = None,
     ) -> None:
+        self._plans = plans
         self._store = store
         self._backend = backend
         self._dispatcher = dispatcher
@@ -149,9 +153,13 @@ class Launcher:
         self._slowed_this_tick = False
         now = self._clock()
         usage: Counter[str] = Counter()
-        for active in self._store.active_jobs():
+        running = self._store.active_jobs()
+        for active in running:
+            if active.current_attempt is not None and active.current_attempt.plan:
+                continue  # on a training plan's reserved capacity, not the on-demand limits
             # Counted against the type its attempt runs on (a fallback type, maybe).
             usage[active.running_instance_type] += active.job_args.instance_count
+        gate = self._plans.gate(now, running) if self._plans is not None else None
         holds, holds_changed = self._load_holds(now, usage)
 
         def blocked(instance_type: str, count: int) -> str | None:
@@ -175,12 +183,19 @@ class Launcher:
                 break
             count = job.job_args.instance_count
             choices = _choices(job)
-            too_big = None if _pending(job) else over_instance_limits(job.instance_choices, count, self._limits)
+            plan_arn, plan_note = None, ""
+            if gate is not None:
+                step = self._plan_step(job, gate, report)
+                if step is None:
+                    continue  # waits for its plan, or was refused
+                plan_arn, plan_note = step
+            too_big = None if _pending(job) or plan_arn else over_instance_limits(job.instance_choices, count, self._limits)
             if too_big is not None:
                 # Parking it would wait for ever, and take the slot a job that fits would get.
                 self._isolated(job, report, functools.partial(self._too_big, job, report, too_big))
                 continue
-            blocks = functools.partial(blocked, count=count)
+            # On a plan, the plan's reserved capacity is the room (the gate checked it).
+            blocks = functools.partial(blocked, count=count) if not plan_arn else (lambda _type: None)
             instance_type = choose_instance_type(choices, functools.partial(has_room, blocks), avoid=_refused_type(job))
             if instance_type is None:
                 # No type of its list has room: park the job, so that the jobs behind it (of
@@ -201,14 +216,20 @@ class Launcher:
                 break
             considered += 1
             switch = _switch_note(job, instance_type, blocks, holds)
-            result = self._isolated(job, report, functools.partial(self._launch, job, report, instance_type, switch))
-            if result.launched:
+            result = self._isolated(
+                job, report, functools.partial(self._launch, job, report, instance_type, switch, plan_arn, plan_note)
+            )
+            if result.launched and plan_arn and gate is not None and job.plan:
+                gate.launched(job.plan, count)
+            elif result.launched:
                 usage[instance_type] += count
             elif result.hold_until is not None:
                 holds[instance_type] = Hold(result.hold_until, usage[instance_type])
                 holds_changed = True
         if holds_changed:
             self._save_holds(holds)
+        if gate is not None:
+            gate.finish()
         self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})
         return report
@@ -243,6 +264,35 @@ class Launcher:
             if rooms:
                 candidates.extend(self._store.parked_jobs(park_key, min(sum(rooms), self._batch)))
         yield from sorted(candidates, key=launch_order)
+
+    def _plan_step(self, job: Job, gate: PlanGate, report: LaunchReport) -> tuple[str | None, str] | None:
+        """A job's training plan before its instance type is chosen: (the plan's ARN to create
+        on, or None: on-demand; a note for the thread), or None when it does not launch now
+        (it waits for its plan, reason on its card, or it was refused and failed)."""
+        attempt = job.current_attempt
+        if _pending(job) and attempt is not None:
+            # Claimed before (it may exist): create or adopt it on what it was claimed on.
+            if not attempt.plan:
+                return None, ""
+            arn = gate.arn_of(attempt.plan)
+            if arn is None:  # its plan is unknown right now: never re-create it on-demand
+                report.plan_waits += 1
+                return None
+            return arn, ""
+        if not job.plan:
+            return None, ""
+        verdict = gate.decide(job)
+        if verdict.on_demand(bool(job.plan_fallback)):
+            return None, f"on-demand (plan_fallback): {verdict.reason.removeprefix('waiting: ')}"
+        if verdict.action == "wait":
+            report.plan_waits += 1
+            if job.waiting != verdict.reason:
+                self._isolated(job, report, functools.partial(self._record_wait, job, verdict.reason))
+            return None
+        if verdict.action == "refuse":
+            self._isolated(job, report, functools.partial(self._too_big, job, report, verdict.reason))
+            return None
+        return verdict.arn, ""
 
     def _park(self, job: Job, report: LaunchReport, waits: str) -> _Result:
         outcome = self._store.update(job, at=self._clock(), parked_at=self._clock(), waiting=waits)
@@ -288,7 +338,9 @@ class Launcher:
 
     # --- one job --------------------------------------------------------------------------
 
-    def _launch(self, job: Job, report: LaunchReport, instance_type: str, switch: str) -> _Result:
+    def _launch(
+        self, job: Job, report: LaunchReport, instance_type: str, switch: str, plan_arn: str | None = None, plan_note: str = ""
+    ) -> _Result:
         now = self._clock()
         attempt = job.current_attempt
         if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:
@@ -303,6 +355,7 @@ class Launcher:
                 name=attempt_name(job.job_id, number),
                 claimed_at=now,
                 instance_type=instance_type if job.fallback_types else None,
+                plan=job.plan if plan_arn else None,
             )
             attempts = job.with_attempt(attempt)
             reconcile = False
@@ -343,7 +396,8 @@ class Launcher:
         if not adopted:
             self._pacer.acquire()
             try:
-                self._backend.create(attempt.name, job.job_args.to_request(attempt.name, job.instance_type_of(attempt)))
+                request = job.job_args.to_request(attempt.name, job.instance_type_of(attempt), training_plan_arn=plan_arn)
+                self._backend.create(attempt.name, request)
             except AlreadyExists:
                 adopted = True
             except CreateRefused as refused:
@@ -354,6 +408,10 @@ class Launcher:
         reason = f"adopted existing {attempt.name}" if adopted else f"created {attempt.name}"
         if job.fallback_types:
             reason += f" on {job.instance_type_of(attempt)}" + (f" ({switch})" if switch else "")
+        if attempt.plan:
+            reason += f" on plan `{attempt.plan}`"
+        elif plan_note:
+            reason += f" {plan_note}"
         outcome = self._store.transition(
             job,
             S.LAUNCHED,

@@ -388,7 +388,14 @@ class Monitor:
             # ends some other way (see _failed). SageMaker's start time replaces our guess.
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
-                return self._write(job, S.IN_PROGRESS, "training", report, attempts=job.replace_attempt(started))
+                reason = "training"
+                if attempt.plan and status.training_plan is not None and status.training_plan != attempt.plan:
+                    # Created on a plan, yet SageMaker runs it elsewhere: the thread hears it
+                    # at once (backend.domain.notice.tells_off_plan), whatever notify= says.
+                    started = started.model_copy(update={"off_plan": True})
+                    where = f"on plan `{status.training_plan}`" if status.training_plan else "on on-demand capacity"
+                    reason = f"training, but not on plan `{attempt.plan}`: SageMaker runs it {where}"
+                return self._write(job, S.IN_PROGRESS, reason, report, attempts=job.replace_attempt(started))
             if status.started_at is not None and job.capacity_wait_since is not None and attempt.started_at != status.started_at:
                 started = attempt.model_copy(update={"started_at": status.started_at})
                 return self._store.update(job, at=now, attempts=job.replace_attempt(started))

@@ -20,6 +20,7 @@ nowhere else:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,7 @@ from backend.errors import InvalidRequest, NotAuthorized
 from backend.ports import BATCH_LEASE, BatchBusy, RecordStore, Registered
 from backend.services.budget import Assessment, CostGuard
 from backend.services.jobs import Actor, JobService
+from backend.services.plans import PlanBook
 from backend.services.presets import PresetBook
 
 PENDING_SWEEP = RecordKind.PENDING_SWEEP
@@ -126,8 +128,12 @@ class SubmitService:
         on_queued: Callable[[str], object] | None = None,
         guard: CostGuard | None = None,
         instance_limits: dict[str, int] | None = None,
+        plans: PlanBook | None = None,
     ) -> None:
         self._jobs = jobs
+        # Training plans (backend.services.plans): the team default, and a job that can never
+        # run on its plan refused here rather than failed by the launcher.
+        self._plans = plans
         # TRAINBOT_INSTANCE_LIMITS: a job that no type of its list could ever fit is refused
         # here, not parked by the launcher for ever.
         self._limits = dict(instance_limits or {})
@@ -173,7 +179,7 @@ class SubmitService:
         """Register one job (idempotent on ``token``); the notifiers announce it (in
         ``channel_id``'s thread when given). Over an approval threshold it is registered held;
         over its team's budget it is refused (OverBudget) or held, as configured."""
-        spec = self.spec(fields)
+        spec = self.on_plan(self.spec(fields), actor)
         assessment = self.assess([spec.job_args], actor)
         registered = self._jobs.submit(
             name=spec.name,
@@ -188,12 +194,30 @@ class SubmitService:
             approval=assessment.approval if assessment is not None else None,
             stall_alert_seconds=spec.stall_alert_seconds,
             fallback_types=spec.fallback_types,
+            plan=spec.plan,
+            plan_fallback=spec.plan_fallback,
             on_registered=self._queued_if_new,
             admit=self.guard.admit if self.guard is not None else None,
         )
         return registered
 
     # --- sweeps ---------------------------------------------------------------------------------
+
+    def on_plan(self, spec: JobSpec, actor: Actor) -> JobSpec:
+        """``spec`` with the plan it runs on (``plan=``, or its team's default; ``plan=none``:
+        none); InvalidRequest when it can never run on that plan (another instance type, a max
+        runtime past the plan's end…), as far as the launcher's last read of the plans says."""
+        if self._plans is None:
+            return spec
+        plan = self._plans.plan_for(spec.plan, actor.user_id)
+        if plan is not None:
+            args = spec.job_args
+            if spec.fallback_types:
+                raise InvalidRequest([f"plan `{plan}` runs on one instance type; give one instance=, not a list"])
+            problems = self._plans.submit_problems(plan, args.instance_type, args.instance_count, args.StoppingCondition.MaxRuntimeInSeconds)
+            if problems and not spec.plan_fallback:
+                raise InvalidRequest(problems)
+        return dataclasses.replace(spec, plan=plan)
 
     def plan_sweep(self, fields: dict[str, str], *, token: str) -> SweepPlan:
         """Validate a sweep (its preset merged in) without writing anything; its id comes
@@ -234,6 +258,7 @@ class SubmitService:
         """Register a planned sweep's jobs in one batch (idempotent on its sweep id), under one
         thread root when in a channel (``post_root`` posts it and returns its ts; a redelivery
         finds the root and the batch already there)."""
+        plan = dataclasses.replace(plan, specs=[self.on_plan(spec, actor) for spec in plan.specs])
         assessment = self.assess([spec.job_args for spec in plan.specs], actor, sweep=True)
         approval = assessment.approval if assessment is not None else None
         slack = None
@@ -258,6 +283,8 @@ class SubmitService:
                 approval=approval,
                 stall_alert_seconds=spec.stall_alert_seconds,
                 fallback_types=spec.fallback_types,
+                plan=spec.plan,
+                plan_fallback=spec.plan_fallback,
             )
             for index, spec in enumerate(plan.specs)
         ]

@@ -111,6 +111,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(**waiting.with_wait_reason(card, bot.wait_reason(job_id), bot.now()))
         case grammar.Queue(instance_type=instance_type, page=page):
             say(**waiting.queue_page(bot.queue_page(instance_type, page), bot.now()))
+        case grammar.Plans():
+            say(text=bot.plans_text(actor))
         case grammar.ListJobs(scope=scope, status=status):
             jobs, cursor = bot.list_jobs(actor, scope, status)
             say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))

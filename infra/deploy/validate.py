@@ -275,7 +275,10 @@ def as_list(value: Any) -> list[Any]:
 
 # Actions AWS defines with no resource types (the Service Authorization Reference lists none
 # for them): a policy can only name them with Resource "*". A statement of these alone may.
-RESOURCE_STAR_ONLY = frozenset({"pricing:GetProducts"})
+RESOURCE_STAR_ONLY = frozenset({"pricing:GetProducts", "sagemaker:ListTrainingPlans"})
+# Read-only plan actions on the account's training plans (any name: plans are bought outside the stack).
+TRAINING_PLAN_READS = frozenset({"sagemaker:DescribeTrainingPlan"})
+TRAINING_PLAN_RESOURCE_SUFFIX = ":training-plan/*"
 
 
 def check_policies(template: dict[str, Any]) -> list[Problem]:
@@ -307,8 +310,13 @@ def check_policies(template: dict[str, Any]) -> list[Problem]:
                 bad(at, f"Resource '*' for {', '.join(actions)}: scope it to this stack's resources")
             if "iam:PassRole" in actions:
                 problems.extend(_check_pass_role(at, statement, resources))
-            sagemaker = [a for a in actions if a.startswith("sagemaker:")]
-            if sagemaker:
+            sagemaker = [a for a in actions if a.startswith("sagemaker:") and a not in RESOURCE_STAR_ONLY]
+            if sagemaker and set(sagemaker) <= TRAINING_PLAN_READS:
+                for resource in resources:
+                    text = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
+                    if not (isinstance(text, str) and text.endswith(TRAINING_PLAN_RESOURCE_SUFFIX)):
+                        bad(at, f"{', '.join(sagemaker)} on {json.dumps(resource)}: only training-plan/* is allowed")
+            elif sagemaker:
                 for resource in resources:
                     text = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
                     if not (isinstance(text, str) and text.endswith(SAGEMAKER_RESOURCE_SUFFIX)):

@@ -155,6 +155,11 @@ class LocalStack:
             faults=chaos_faults(self.options.chaos),
             seed=self.options.seed,
         )
+        # A demo training plan (reserved capacity): scheduled now, active two minutes after
+        # local mode starts, for a day; `/train submit … instance=ml.g5.xlarge plan=demo-plan`
+        # waits for its start, then runs on it (`/train plans` shows it once a job asked).
+        started = time.time()
+        self.sagemaker.plans.add("demo-plan", "ml.g5.xlarge", 2, started + 120, started + 86400)
         self.slack = self._slack_standin(self.options.port)
         self.lam = LambdaStandIn()
         self.prices = PriceListStandIn()  # the monitor's daily list prices (TRAINBOT_PRICE_LIST)

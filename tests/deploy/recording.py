@@ -197,6 +197,15 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
             assert [job.status.value for job in settled] == ["Completed", "Completed", "Failed", "Completed", "Completed"]
             assert any(attempt.failure_class == "quota" for job in settled for attempt in job.attempts)
 
+            # A job on a training plan (reserved capacity): the launcher lists the plans (once a
+            # minute) and describes one the list lacks before refusing its job.
+            now = stack.clock()
+            stack.sagemaker.plans.add("p5-dec", "ml.p5.48xlarge", 1, now, now + 86400)
+            on_plan = stack.submit("on-plan", job_args=job_request(instance="ml.p5.48xlarge"), plan="p5-dec")
+            unknown = stack.submit("no-plan", plan="gone")
+            settled = stack.run_until_settled([on_plan.job_id, unknown.job_id], seconds=60.0)
+            assert [job.status.value for job in settled] == ["Completed", "Failed"]
+
             # Stopped while running: the bot's stop (not recorded here) leaves it Stopping; the
             # monitor's events and sweep finish it (and resend the stop if SageMaker missed it).
             running = stack.submit("stopped", hp={"trainbot_standin_duration": "3600"})

@@ -245,7 +245,7 @@ class SlackNotifier:
             return
         if entry.is_note:
             return  # moves nothing; its maker answers the thread itself (the bot's "approved" reply)
-        if not notice.replies_to(job, seq):
+        if not notice.replies_to(job, seq) and not notice.tells_off_plan(job, seq):
             return
         if root is None:
             # The root could not be posted when the job was announced: start a thread now

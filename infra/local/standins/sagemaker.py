@@ -23,7 +23,8 @@ Success is HTTP 200 with a JSON body. Client errors are HTTP 400 with
 ``{"__type": code, "message": ...}`` and an ``x-amzn-ErrorType`` header; server faults
 are HTTP 500 ``InternalFailure`` or 503 ``ServiceUnavailable``. Times in responses are
 epoch seconds (floats), which botocore turns into datetimes. SigV4 signatures are not
-checked. Supported operations: CreateTrainingJob, DescribeTrainingJob,
+checked. Supported operations: CreateTrainingJob, DescribeTrainingJob, DescribeTrainingPlan and
+ListTrainingPlans (training plans: infra/local/standins/sagemaker_plans.py),
 StopTrainingJob and ListTrainingJobs.
 
 Simulated time
@@ -143,6 +144,8 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+from infra.local.standins.sagemaker_plans import PlanDesk, PlanRefused, PlanUse
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +400,8 @@ class _Job:
     logged_until: float = 0.0  # progress lines are written up to here
     log_stall_after: float | None = None  # seconds into Training after which no line comes
     log_tail: str = ""
+    training_plan: str | None = None  # the plan it runs on (ResourceConfig.TrainingPlanArn)
+    ready_at: float = 0.0  # when its plan's capacity is (or was) free for it
 
     @property
     def terminal(self) -> bool:
@@ -541,6 +546,16 @@ class SageMakerStandIn:
             "StopTrainingJob": self._stop_training_job,
             "ListTrainingJobs": self._list_training_jobs,
         }
+        # Training plans (reserved capacity): infra.local.standins.sagemaker_plans.
+        self.plans = PlanDesk()
+        self._operations.update(self.plans.operations(self.clock, self._plan_uses, _validation,
+                                                      lambda m: ApiError(400, "ResourceNotFound", m)))
+
+    def _plan_uses(self) -> list[PlanUse]:
+        """The active jobs on training plans: instances from ready_at until their end."""
+        with self._lock:
+            return [PlanUse(j.training_plan, j.instance_count, j.ready_at, j.plan[-1].at if j.plan else self.clock())
+                    for j in self._active.values() if j.training_plan]
 
     # ----------------------------------------------------------------- server lifecycle
 
@@ -747,10 +762,21 @@ class SageMakerStandIn:
                                "Training job names must be unique within an AWS account and "
                                "region, and a training job with this name already exists "
                                f"({training_job_arn(name)})")
-            limit = self.capacity.get(spec["instance_type"])
-            used = self._running_instances[spec["instance_type"]]
-            if limit is not None and used + spec["instance_count"] > limit:
-                raise self._limit_error(spec["instance_type"], limit, used, spec["instance_count"])
+            plan_arn = params["ResourceConfig"].get("TrainingPlanArn")
+            if plan_arn:
+                # On a training plan: its reserved capacity, not the account's limits.
+                try:
+                    plan = self.plans.admit(plan_arn, spec["instance_type"], spec["instance_count"], now)
+                except PlanRefused as refused:
+                    raise _validation(str(refused)) from None
+                spec["plan"] = plan.name
+                spec["ready_at"] = self.plans.ready_at(plan, spec["instance_count"], self._plan_uses(), now)
+                spec["plan_end"] = plan.end
+            else:
+                limit = self.capacity.get(spec["instance_type"])
+                used = self._running_instances[spec["instance_type"]]
+                if limit is not None and used + spec["instance_count"] > limit:
+                    raise self._limit_error(spec["instance_type"], limit, used, spec["instance_count"])
             job = self._new_job(spec, params, now)
             if fault == LOST_RESPONSE:
                 raise ApiError(500, INTERNAL_FAILURE,
@@ -977,10 +1003,16 @@ class SageMakerStandIn:
         if duration is None:
             duration = self.default_duration_seconds
 
-        start = now + self.startup_seconds
+        # A job queued on a training plan starts once the plan's capacity is free for it.
+        ready_at = spec.get("ready_at", now)
+        start = ready_at + self.startup_seconds
         plan: collections.deque[_Transition] = collections.deque()
-        plan.append(_Transition(now, "InProgress", "Starting", "Launching requested ML instances"))
-        if outcome == CAPACITY_ERROR:
+        waiting = "Waiting for capacity in training plan" if ready_at > now else "Launching requested ML instances"
+        plan.append(_Transition(now, "InProgress", "Starting", waiting))
+        if spec.get("plan") and ready_at >= spec["plan_end"]:
+            plan.append(_Transition(spec["plan_end"], "Failed", "Failed", "Training job failed",
+                                    "CapacityError: The training plan ended before capacity for this job became available."))
+        elif outcome == CAPACITY_ERROR:
             plan.append(_Transition(start, "Failed", "Failed", "Training job failed",
                                     CAPACITY_ERROR_REASON))
         elif outcome == INTERNAL_SERVER_ERROR:
@@ -1027,7 +1059,7 @@ class SageMakerStandIn:
                    request=copy.deepcopy(params), instance_type=spec["instance_type"],
                    instance_count=spec["instance_count"], created_at=now, outcome=outcome,
                    plan=plan, last_modified=now, log_stall_after=spec["log_stall"],
-                   log_tail=spec["log_tail"])
+                   log_tail=spec["log_tail"], training_plan=spec.get("plan"), ready_at=ready_at)
         self._jobs[name] = job
         self._active[name] = job
         self._created_names.append(name)
