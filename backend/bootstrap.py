@@ -275,6 +275,9 @@ def build(
     container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
     # Lazily: a retry reserves its budget again, a stop gives it back (backend.services.budget).
     jobs.use_budget(lambda held: container.cost_guard.admit(held), lambda job: container.budgets and container.budgets.release(job))
+    # Whoever ends a job (the launcher failing it, the monitor, a stop, a reject), its
+    # reservation goes back then: every ending write passes through the dispatcher.
+    dispatcher.on_end(lambda job: container.budgets and container.budgets.release(job))
     if rng is not None:
         container.extras["rng"] = rng
     return container

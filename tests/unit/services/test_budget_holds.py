@@ -11,10 +11,11 @@ import pytest
 
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
-from backend.domain.model import Attempt, AttemptOutcome
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import StoreUnavailable
+from backend.ports import TrainingState
 from backend.services.budget import Approvals, Budgets, CostGuard, OverBudget, committed_hours
 from backend.services.jobs import RejectedByAdmin
 from tests.conftest import job_args, make_job
@@ -201,3 +202,34 @@ def test_an_approval_reserves_the_jobs_estimate_once_however_often_it_is_pressed
     assert world.store.get(held.job_id).reservation
     # An admin's decision commits even past the budget (40 of 10): say so, never hide it.
     assert committed_hours(world.store, "U1", _week(world)) == 40
+
+
+# --- reservations given back wherever a job ends (issue 22 leftovers) ---------------------------
+
+
+def test_a_job_the_launcher_fails_without_a_billed_attempt_gives_its_reservation_back(world: World):
+    budgets = _budgets(world)
+    world.dispatcher.on_end(budgets.release)  # as bootstrap wires it
+    [job] = _wire(world, budgets).admit([make_job("a", job_args=HOURS_40, now=world.clock())])
+    world.store.register(job)
+    assert committed_hours(world.store, "U1", _week(world)) == 40
+    world.backend.refuse_next(FailureClass.USER, "ValidationException: bad role")
+
+    world.launcher().run_tick()
+
+    assert world.store.get(job.job_id).status is JobStatus.FAILED
+    assert committed_hours(world.store, "U1", _week(world)) == 0
+
+
+def test_a_job_the_monitor_ends_without_billed_time_gives_its_reservation_back(world: World):
+    budgets = _budgets(world)
+    world.dispatcher.on_end(budgets.release)
+    [job] = _wire(world, budgets).admit([make_job("a", job_args=HOURS_40, now=world.clock())])
+    world.store.register(job)
+    world.launcher().run_tick()
+    world.backend.finish(f"{job.job_id}-a1", TrainingState.FAILED, "ClientError: Cannot pull the image")
+
+    world.monitor().sweep()
+
+    assert world.store.get(job.job_id).status is JobStatus.FAILED
+    assert committed_hours(world.store, "U1", _week(world)) == 0
