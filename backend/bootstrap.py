@@ -88,6 +88,8 @@ class Container:
                 rng=self.extras.get("rng") or random.Random(),
                 on_attempt_end=self.budgets.record_attempt if self.budgets is not None else None,
                 forensics=self.forensics,
+                readmit=self.cost_guard.readmit if self.budgets is not None else None,
+                release=self.budgets.release if self.budgets is not None else None,
             )
         return self.extras["monitor"]
 
