@@ -334,7 +334,7 @@ class SimWorld:
                 self.log.append(f"  {name}: killed")
             except TrainbotError as exc:
                 self.log.append(f"  {name}: failed ({type(exc).__name__}); Lambda retries it later")
-            except Exception as exc:  # noqa: BLE001 - an unexpected exception is what the simulator is looking for
+            except Exception as exc:
                 raise InvariantViolated(f"{name} raised {type(exc).__name__}: {exc}") from exc
 
     def launcher(self, faults: Sequence[Fault] = ()) -> None:
