@@ -106,6 +106,8 @@ class Container:
                 rng=self.extras.get("rng") or random.Random(),
                 on_attempt_end=self.budgets.record_attempt if self.budgets is not None else None,
                 forensics=self.forensics,
+                readmit=self.cost_guard.readmit if self.budgets is not None else None,
+                release=self.budgets.release if self.budgets is not None else None,
             )
         return self.extras["monitor"]
 
@@ -300,6 +302,9 @@ def build(
     # Lazily: a retry reserves its budget again, a stop gives it back (backend.services.budget).
     jobs.use_budget(lambda held: container.cost_guard.admit(held), lambda job: container.budgets and container.budgets.release(job))
     container.extras["sagemaker_client"] = sagemaker  # training plans read through it too
+    # Whoever ends a job (the launcher failing it, the monitor, a stop, a reject), its
+    # reservation goes back then: every ending write passes through the dispatcher.
+    dispatcher.on_end(lambda job: container.budgets and container.budgets.release(job))
     if rng is not None:
         container.extras["rng"] = rng
     return container

@@ -141,12 +141,15 @@ class Budgets:
     def check(self, user_id: str, asked_hours: float = 0.0) -> BudgetCheck:
         return self.week_of(self.team_of(user_id), iso_week(self._clock()), asked_hours)
 
-    def reserve(self, jobs: Sequence[Job], *, seq: int | None = None, force: bool = False) -> list[Job] | None:
+    def reserve(
+        self, jobs: Sequence[Job], *, seq: int | None = None, force: bool = False, spent_seconds: int = 0
+    ) -> list[Job] | None:
         """Reserve ``jobs``' estimates (one owner's) on this week's record in one conditional
         write; the jobs carrying their reservation, or None when they do not fit the budget.
         ``seq``: the history entry the reservation is made with (default each job's next), so
         a repeat of the same decision reserves nothing more. ``force``: an admin's approval,
-        which commits past the budget."""
+        which commits past the budget. ``spent_seconds``: billed time about to be counted on the
+        same week (an automatic retry's failed attempt), which must fit with the reservation."""
         if not jobs:
             return []
         team = self.team_of(jobs[0].owner.user_id)
@@ -154,7 +157,7 @@ class Budgets:
         tokens = [f"{job.job_id}.{seq if seq is not None else job.last_seq + 1}" for job in jobs]
         seconds = sum(reservation_seconds(job) for job in jobs)
         budget = None if force else self.budget_of(team)
-        limit = None if budget is None else int(budget * 3600)
+        limit = None if budget is None else int(budget * 3600) - spent_seconds
         if not self._store.reserve(key, tokens, seconds, limit):
             return None
         logger.info("budget reserved", extra={"team": team, "jobs": len(jobs), "instance_seconds": seconds})
@@ -276,6 +279,25 @@ class CostGuard:
         reason = self.over_budget(self.budgets.check(jobs[0].owner.user_id, asked))
         approval = Approval(state=ApprovalState.PENDING, reasons=[reason])
         return [job.model_copy(update={"approval": approval}) for job in jobs]
+
+
+    def readmit(self, job: Job, billed_seconds: int) -> Job:
+        """An automatic retry of a job whose failed attempt billed ``billed_seconds``
+        (instance-seconds, counted right after the retry's write): the job's reservation is
+        renewed for the next attempt (the old one given back, a new one taken with the billed
+        time counted against the budget), so committed never passes the budget however often
+        a job retries. When the next attempt does not fit, the retry is held for an admin
+        (whatever ``TRAINBOT_BUDGET_MODE``: failing a running job's retry is not the owner's
+        call to have avoided)."""
+        if self.budgets is None or not job.reservation:
+            return job
+        self.budgets.release(job)
+        renewed = self.budgets.reserve([job], spent_seconds=billed_seconds)
+        if renewed is not None:
+            return renewed[0]
+        check = self.budgets.check(job.owner.user_id, (reservation_seconds(job) + billed_seconds) / 3600)
+        reason = f"over the weekly budget for another attempt: {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
+        return job.model_copy(update={"reservation": None, "approval": Approval(state=ApprovalState.PENDING, reasons=[reason])})
 
 
 # --- approvals --------------------------------------------------------------------------------

@@ -119,8 +119,14 @@ class Monitor:
         rng: random.Random | None = None,
         on_attempt_end: Callable[[Job, Attempt], object] | None = None,
         forensics: Forensics | None = None,
+        readmit: Callable[[Job, int], Job] | None = None,
+        release: Callable[[Job], object] | None = None,
     ) -> None:
         self._forensics = forensics
+        # Renews a retrying job's reservation for its next attempt, or holds the retry
+        # (backend.services.budget.CostGuard.readmit).
+        self._readmit = readmit
+        self._release = release
         self._store = store
         # Counts an ended attempt's billable time against its team's week (backend.services.budget).
         self._on_attempt_end = on_attempt_end
@@ -464,7 +470,14 @@ class Monitor:
             else:
                 wait = None
             report.retried[cls.value] += 1
-            return self._write(
+            budget: dict[str, Any] = {}
+            renewed = job
+            if self._readmit is not None and ended.billable_seconds:
+                # The failed attempt's billed time is counted on top of the reservation: the
+                # next attempt reserves again, or waits for an admin.
+                renewed = self._readmit(job, ended.billable_seconds * job.job_args.instance_count)
+                budget = {"reservation": renewed.reservation, "approval": renewed.approval}
+            outcome = self._write(
                 job,
                 S.RETRYING,
                 classification.reason,
@@ -473,7 +486,11 @@ class Monitor:
                 next_attempt_at=next_attempt_time(now, decision),
                 algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
                 capacity_wait_since=wait,
+                **budget,
             )
+            if renewed.reservation != job.reservation and renewed.reservation and not isinstance(outcome, Applied):
+                self._give_back(renewed)
+            return outcome
         return self._write(
             job,
             S.FAILED,
@@ -482,6 +499,17 @@ class Monitor:
             attempts=attempts,
             algorithm_failures=job.algorithm_failures + (1 if decision.spends_budget else 0),
         )
+
+    def _give_back(self, renewed: Job) -> None:
+        """A retry's write lost its race after renewing: give the new reservation back unless
+        the job as it now is holds it."""
+        if self._release is None:
+            return
+        try:
+            if self._store.get(renewed.job_id).reservation != renewed.reservation:
+                self._release(renewed)
+        except (JobNotFound, StoreUnavailable) as exc:
+            logger.warning("renewed reservation kept", extra={"job_id": renewed.job_id, "error": str(exc)})
 
     def _count_usage(self, before: Job, after: Job) -> None:
         if self._on_attempt_end is None:

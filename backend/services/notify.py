@@ -77,6 +77,23 @@ class Dispatcher:
         self._clock = clock
         # Everything this dispatcher did since the last take_totals(): for the handlers' metrics.
         self._totals = DeliveryReport()
+        self._on_end: list[Callable[[Job], object]] = []
+
+    def on_end(self, callback: Callable[[Job], object]) -> None:
+        """Call ``callback`` with every job that reached a terminal status, whoever wrote it
+        (launcher, monitor, job service, an admin's reject): every writer hands its write to
+        :meth:`deliver`, and the drain delivers what a crashed writer left. The callback must
+        be idempotent (a budget's release is: its reservation token is given back once)."""
+        self._on_end.append(callback)
+
+    def _ended(self, job: Job) -> None:
+        if not job.is_terminal:
+            return
+        for callback in self._on_end:
+            try:
+                callback(job)
+            except StoreUnavailable as exc:  # the change's delivery must not wait for it
+                logger.warning("end hook failed", extra={"job_id": job.job_id, "error": str(exc)})
 
     def take_totals(self) -> DeliveryReport:
         """What was sent, left pending and rejected since the last call (then reset)."""
@@ -118,6 +135,7 @@ class Dispatcher:
     def deliver(self, job: Job, report: DeliveryReport | None = None) -> DeliveryReport:
         """Right after a write of ``job``: deliver its pending changes if one is urgent, else
         only refresh what is idempotent. Never raises for a notifier failure."""
+        self._ended(job)
         return self._counted(report or DeliveryReport(), lambda r: self._deliver(job, r))
 
     def _counted(self, report: DeliveryReport, run: Callable[[DeliveryReport], DeliveryReport]) -> DeliveryReport:
@@ -260,5 +278,6 @@ class Dispatcher:
         if current is None:
             report.busy += 1  # another dispatcher holds it (or the job is gone)
             return report
+        self._ended(current)  # its writer may have crashed before handing it to deliver()
         self._send(current, token, now + DELIVERY_LEASE, report)
         return report

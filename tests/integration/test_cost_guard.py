@@ -13,7 +13,7 @@ from backend.domain.cost import iso_week
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import NotAuthorized
-from backend.services.budget import OverBudget
+from backend.services.budget import OverBudget, committed_hours
 from tests.harness import ADMIN, ALICE, BOB, Stack
 
 FIELDS = {
@@ -145,3 +145,19 @@ def test_a_budget_check_is_one_get_item_never_a_scan_or_query(stack):
     assert "2.00 instance-hours" in str(refused.value.problems) and "0.00 of 1.00" in str(refused.value.problems)
     spent = {op: n - before.get(op, 0) for op, n in calls.items() if n != before.get(op, 0)}
     assert spent == {"get_item": 1}  # the usage record; nothing registered, nothing scanned
+
+
+BUDGET = {"TRAINBOT_TEAM_BUDGETS": "nlp=10", "TRAINBOT_USER_TEAMS": "UALICE=nlp"}
+
+
+@pytest.mark.parametrize("stack", [BUDGET], indirect=True)
+def test_a_job_whose_create_is_refused_for_good_gives_its_reservation_back(stack):
+    job = _submit(stack, instance="ml.g5.xlarge", max_runtime="2h")
+    week = iso_week(stack.clock.now())
+    assert committed_hours(stack.store, "nlp", week) == pytest.approx(2)
+    stack.sagemaker.script_create(None, "ValidationException")
+
+    stack.launch()
+
+    assert stack.store.get(job.job_id).status is JobStatus.FAILED
+    assert committed_hours(stack.store, "nlp", week) == 0

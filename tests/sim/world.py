@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.domain.approval import Approval, ApprovalState
+from backend.domain.approval import Approval, ApprovalRules, ApprovalState
+from backend.domain.cost import iso_week, repo_prices
 from backend.domain.model import FailureClass, Job
 from backend.domain.policy import Classification, RetryPolicy
 from backend.domain.status import JobStatus
@@ -35,7 +36,7 @@ from backend.errors import (
     TrainbotError,
 )
 from backend.ports import TrainingStatus
-from backend.services.budget import Approvals
+from backend.services.budget import Approvals, Budgets, CostGuard, committed_hours, reservation_seconds
 from backend.services.jobs import Actor, JobService
 from backend.services.launcher import Launcher
 from backend.services.monitor import Monitor
@@ -49,6 +50,7 @@ S = JobStatus
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ADMIN = "UADMIN"
 OWNER = Actor(team_id="T1", user_id="U1")
+BUDGET_HOURS = 4.0  # the team's weekly instance-hours (invariant 6): a few of the sim's 1 h jobs
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 LIMITS = {"ml.p4d.24xlarge": 2}
 SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) and a delivery lease (60 s)
@@ -215,7 +217,15 @@ class SimWorld:
         self.raw_store.set_notify_targets([self.slack.name, self.sns.name])
         self.dispatcher = Dispatcher(self.store, [self.slack, self.sns], self.clock)  # type: ignore[arg-type]
         self.jobs = JobService(self.store, self.backend, self.dispatcher, clock=self.clock, is_admin=lambda u: u == ADMIN)  # type: ignore[arg-type]
-        self.approvals = Approvals(self.store, self.dispatcher, is_admin=lambda u: u == ADMIN, clock=self.clock, records=self.store)  # type: ignore[arg-type]
+        # A weekly budget, wired as backend.bootstrap wires it (invariant 6).
+        self.budgets = Budgets(self.store, budgets={"*": BUDGET_HOURS}, user_teams={}, clock=self.clock)  # type: ignore[arg-type]
+        self.guard = CostGuard(repo_prices(), ApprovalRules(), self.budgets, budget_mode="approve")
+        self.jobs.use_budget(self.guard.admit, self.budgets.release)
+        self.dispatcher.on_end(self.budgets.release)
+        self.budget_hooks: dict[str, Any] = {
+            "on_attempt_end": self.budgets.record_attempt, "readmit": self.guard.readmit, "release": self.budgets.release,
+        }
+        self.approvals = Approvals(self.store, self.dispatcher, is_admin=lambda u: u == ADMIN, clock=self.clock, records=self.store, budgets=self.budgets)  # type: ignore[arg-type]
         self.job_ids: list[str] = []
         self._plans: list[FaultPlan] = []
         self.delivery_doubts: set[str] = set()  # jobs whose delivery record may be lost (a send may repeat, with its key)
@@ -289,6 +299,7 @@ class SimWorld:
             args = {"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 4, "VolumeSizeInGB": 50}}
         job = make_job(f"j{n}", now=self.clock(), job_args=job_args(**args), client_token=f"tok-{self.seed}-{n}", **kwargs)
         try:
+            [job] = self.guard.admit([job])
             registered = self.store.register(job)
         except TrainbotError:
             return  # the user is told to try again; nothing was registered, or the retry finds it
@@ -343,7 +354,7 @@ class SimWorld:
         self.run_function("launcher", faults, launcher.run_tick)
 
     def monitor(self, faults: Sequence[Fault] = ()) -> None:
-        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng)  # type: ignore[arg-type]
+        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng, **self.budget_hooks)  # type: ignore[arg-type]
         self.run_function("monitor", faults, monitor.sweep)
 
     def event(self, index: int, faults: Sequence[Fault] = (), *, replay: bool = False) -> None:
@@ -360,7 +371,7 @@ class SimWorld:
             number = pending[index % len(pending)]
             self.delivered_events.append(number)
         event = self.sagemaker.bus[number]
-        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng)  # type: ignore[arg-type]
+        monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng, **self.budget_hooks)  # type: ignore[arg-type]
         self.run_function("monitor(event)", faults, lambda: monitor.observe(event.job_id, event.attempt, event.status))
 
     def progress(self, index: int, outcome: str) -> None:
@@ -430,10 +441,26 @@ class SimWorld:
             job = self.raw_store.get(job_id)
             if live and job.approval is not None and job.approval.state is not ApprovalState.APPROVED:
                 self._violated(step, f"1: {job_id} was never approved ({job.approval.state.value}) but {live} runs")
+        self._check_budget(step)
         for sink in (self.slack, self.sns):
             for (job_id, seq), count in sink.sent.items():
                 if count > 1 and job_id not in self.delivery_doubts:
                     self._violated(step, f"4: {sink.name} told {job_id} change {seq} {count} times")
+
+    def _check_budget(self, step: int) -> None:
+        """6: committed (billed + reserved) never exceeds the week's budget, save what admins
+        approved past it (each approval may commit one more estimate)."""
+        week = iso_week(self.clock())
+        approved = 0
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            decisions = sum(1 for entry in job.history if entry.reason.startswith("approved by"))
+            if job.approval is not None and job.approval.state is ApprovalState.APPROVED:
+                decisions = max(decisions, 1)
+            approved += decisions * reservation_seconds(job)
+        committed = committed_hours(self.raw_store, OWNER.user_id, week)
+        if committed > BUDGET_HOURS + approved / 3600 + 1e-9:
+            self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {BUDGET_HOURS} (+{approved / 3600:.2f} approved)")
 
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:

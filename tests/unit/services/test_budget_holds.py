@@ -5,20 +5,23 @@ and an approval kicks the launcher."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
-from backend.domain.model import Attempt, AttemptOutcome
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import StoreUnavailable
+from backend.ports import TrainingState
 from backend.services.budget import Approvals, Budgets, CostGuard, OverBudget, committed_hours
 from backend.services.jobs import RejectedByAdmin
+from backend.services.monitor import Monitor
 from tests.conftest import job_args, make_job
-from tests.unit.services.conftest import ADMIN, OWNER, World
+from tests.unit.services.conftest import ADMIN, OWNER, POLICY, World
 
 HOURS_40 = job_args(StoppingCondition={"MaxRuntimeInSeconds": 40 * 3600})
 
@@ -201,3 +204,88 @@ def test_an_approval_reserves_the_jobs_estimate_once_however_often_it_is_pressed
     assert world.store.get(held.job_id).reservation
     # An admin's decision commits even past the budget (40 of 10): say so, never hide it.
     assert committed_hours(world.store, "U1", _week(world)) == 40
+
+
+# --- reservations given back wherever a job ends (issue 22 leftovers) ---------------------------
+
+
+def test_a_job_the_launcher_fails_without_a_billed_attempt_gives_its_reservation_back(world: World):
+    budgets = _budgets(world)
+    world.dispatcher.on_end(budgets.release)  # as bootstrap wires it
+    [job] = _wire(world, budgets).admit([make_job("a", job_args=HOURS_40, now=world.clock())])
+    world.store.register(job)
+    assert committed_hours(world.store, "U1", _week(world)) == 40
+    world.backend.refuse_next(FailureClass.USER, "ValidationException: bad role")
+
+    world.launcher().run_tick()
+
+    assert world.store.get(job.job_id).status is JobStatus.FAILED
+    assert committed_hours(world.store, "U1", _week(world)) == 0
+
+
+def test_a_job_the_monitor_ends_without_billed_time_gives_its_reservation_back(world: World):
+    budgets = _budgets(world)
+    world.dispatcher.on_end(budgets.release)
+    [job] = _wire(world, budgets).admit([make_job("a", job_args=HOURS_40, now=world.clock())])
+    world.store.register(job)
+    world.launcher().run_tick()
+    world.backend.finish(f"{job.job_id}-a1", TrainingState.FAILED, "ClientError: Cannot pull the image")
+
+    world.monitor().sweep()
+
+    assert world.store.get(job.job_id).status is JobStatus.FAILED
+    assert committed_hours(world.store, "U1", _week(world)) == 0
+
+
+def _retrying_world(world: World, budget: float) -> tuple[Budgets, Monitor, str]:
+    """A 40 h job launched under ``budget``, and a monitor counting usage and renewing retries
+    as bootstrap wires it."""
+    budgets = _budgets(world, budget=budget)
+    guard = _wire(world, budgets)
+    world.dispatcher.on_end(budgets.release)
+    [job] = guard.admit([make_job("a", job_args=HOURS_40, now=world.clock())])
+    world.store.register(job)
+    world.launcher().run_tick()
+    monitor = Monitor(
+        world.store, world.backend, world.dispatcher, policy=POLICY, pacer=world.pacer(), clock=world.clock,
+        on_attempt_end=budgets.record_attempt, readmit=guard.readmit, release=budgets.release,
+    )
+    return budgets, monitor, job.job_id
+
+
+def _algorithm_error(world: World, name: str, billed_hours: int) -> None:
+    world.clock.advance(timedelta(hours=billed_hours))
+    status = world.backend.finish(name, TrainingState.FAILED, "AlgorithmError: ExitCode 1", ended_at=world.clock())
+    world.backend.jobs[name] = replace(status, billable_seconds=billed_hours * 3600)
+
+
+def test_an_automatic_retry_that_would_pass_the_budget_is_held_for_an_admin(world: World):
+    _, monitor, job_id = _retrying_world(world, budget=50)
+
+    _algorithm_error(world, f"{job_id}-a1", billed_hours=30)
+    monitor.sweep()
+
+    job = world.store.get(job_id)
+    assert job.status is JobStatus.RETRYING and job.is_held and "over the weekly budget" in job.approval.reasons[0]
+    # 30 h billed, the 40 h reservation given back: another 40 h attempt does not fit in 50.
+    assert committed_hours(world.store, "U1", _week(world)) == 30
+    world.clock.advance(timedelta(hours=1))
+    world.launcher().run_tick()
+    assert world.backend.created == [f"{job_id}-a1"]
+
+
+def test_an_automatic_retry_that_fits_reserves_its_next_attempt_and_never_passes_the_budget(world: World):
+    _, monitor, job_id = _retrying_world(world, budget=100)
+
+    _algorithm_error(world, f"{job_id}-a1", billed_hours=30)
+    monitor.sweep()
+    assert committed_hours(world.store, "U1", _week(world)) == 70  # 30 billed + 40 for attempt 2
+    world.clock.advance(timedelta(hours=1))
+    world.launcher().run_tick()
+    _algorithm_error(world, f"{job_id}-a2", billed_hours=40)
+    monitor.sweep()
+
+    job = world.store.get(job_id)
+    # 70 billed: a third 40 h attempt would pass 100, so it waits for an admin.
+    assert job.status is JobStatus.RETRYING and job.is_held
+    assert committed_hours(world.store, "U1", _week(world)) == 70
