@@ -156,7 +156,9 @@ class Dispatcher:
             report.deferred += 1
             return report
         if self._store.holds_delivery(job):
-            current, token = job, f"v{job.version}"
+            # The lease was taken by the transition write itself, and runs from that write, not
+            # from now: whatever the writer did in between (a slow store call) came off it.
+            current, token, until = job, f"v{job.version}", job.updated_at + DELIVERY_LEASE
         else:
             token = secrets.token_hex(8)
             try:
@@ -167,8 +169,8 @@ class Dispatcher:
             if taken is None:
                 report.busy += 1
                 return report
-            current = taken
-        self._send(current, token, now + DELIVERY_LEASE, report)
+            current, until = taken, now + DELIVERY_LEASE
+        self._send(current, token, until, report)
         return report
 
     def refresh(self, job: Job) -> None:
