@@ -118,8 +118,12 @@ def main() -> None:
 
         def ack(name: str) -> float:
             body = slash_command_body(
-                text=SUBMIT, user_id=USER, team_id=TEAM, channel_id=CHANNEL,
-                response_url=slack.response_url(CHANNEL, USER), trigger_id=f"{uuid.uuid4().hex}",
+                text=SUBMIT,
+                user_id=USER,
+                team_id=TEAM,
+                channel_id=CHANNEL,
+                response_url=slack.response_url(CHANNEL, USER),
+                trigger_id=f"{uuid.uuid4().hex}",
             )
             event = lambda_url_event(body, signed_headers(SECRET, body))
             started = time.perf_counter()
@@ -155,8 +159,10 @@ def main() -> None:
     print(f"  {'':<30}{'median':>9}{'p90':>9}")
     print(f"  {'trainbot (bot.handler)':<30}{percentile(ours, 0.5):9.2f}{percentile(ours, 0.9):9.2f}")
     print(f"  {'bare bolt, ack + lazy':<30}{percentile(theirs, 0.5):9.2f}{percentile(theirs, 0.9):9.2f}")
-    print(f"  {'ratio':<30}{percentile(ours, 0.5) / percentile(theirs, 0.5):8.2f}x"
-          f"{percentile(ours, 0.9) / percentile(theirs, 0.9):8.2f}x   (targets 1.5x, 3x)")
+    print(
+        f"  {'ratio':<30}{percentile(ours, 0.5) / percentile(theirs, 0.5):8.2f}x"
+        f"{percentile(ours, 0.9) / percentile(theirs, 0.9):8.2f}x   (targets 1.5x, 3x)"
+    )
 
 
 if __name__ == "__main__":

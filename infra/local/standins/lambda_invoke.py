@@ -100,9 +100,7 @@ class LambdaStandIn:
             with self._lock:
                 self.invocations.append(record)
 
-    def _invoke(
-        self, target: str, kind: str, payload: bytes
-    ) -> tuple[int, dict[str, str], bytes, Callable[[], None] | None]:
+    def _invoke(self, target: str, kind: str, payload: bytes) -> tuple[int, dict[str, str], bytes, Callable[[], None] | None]:
         """The answer (status, headers, body) and what to start once it is sent, if anything."""
         found = self._resolve(target)
         if found is None:
