@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from backend.adapters.aws import aws_client
+from backend.adapters.aws import LazyClient
 from backend.adapters.dynamo import DynamoJobStore
 from backend.adapters.sagemaker import SageMakerBackend
 from backend.adapters.sns import SNS_MAX_ATTEMPTS, SnsNotifier
@@ -123,7 +123,7 @@ class Container:
             if logs is None:
                 # CloudWatch Logs' read quotas are per account and shared with everyone reading
                 # logs: a few calls a second is plenty for failures and stall checks.
-                client = aws_client("logs", region=self.settings.aws_region, max_attempts=3)
+                client = LazyClient("logs", region=self.settings.aws_region, max_attempts=3)
                 logs = CloudWatchTrainingLogs(client, TokenBucket(rate=LOGS_CALLS_PER_SECOND, burst=LOGS_CALLS_PER_SECOND))
             stall = next((n for n in self.notifiers if callable(getattr(n, "stalled", None))), None)
             self.extras["forensics"] = Forensics(
@@ -146,7 +146,7 @@ class Container:
             if trigger is None and self.settings.launcher_function:
                 from backend.adapters.launch_trigger import LambdaLaunchTrigger
 
-                client = aws_client("lambda", region=self.settings.aws_region, max_attempts=2)
+                client = LazyClient("lambda", region=self.settings.aws_region, max_attempts=2)
                 trigger = LambdaLaunchTrigger(client, self.settings.launcher_function, KICK_EVENT)
             self.extras["kicker"] = Kicker(self.store, trigger, clock=self.clock)
         return self.extras["kicker"]
@@ -217,7 +217,7 @@ class Container:
             if source is None and s.price_list:
                 from backend.adapters.pricing import PriceList, endpoint_region
 
-                source = PriceList(aws_client("pricing", region=endpoint_region(s.aws_region), max_attempts=3))
+                source = PriceList(LazyClient("pricing", region=endpoint_region(s.aws_region), max_attempts=3))
             self.extras["price_book"] = PriceBook(
                 self.store,
                 region=s.aws_region,
@@ -272,7 +272,8 @@ def build(
     store_override: JobStore | None = None,
 ) -> Container:
     """Wire Trainbot. Clients not given are created from the environment (boto3 honours
-    ``AWS_ENDPOINT_URL_*``). ``notifiers`` (a factory given the store) replaces the default
+    ``AWS_ENDPOINT_URL_*``) on their first use (:class:`LazyClient`): every entry point's cold
+    start pays only for the clients its invocation calls. ``notifiers`` (a factory given the store) replaces the default
     set: SNS when ``NOTIFY_TOPIC_ARN`` is set, Slack when a bot token or secret is configured.
     ``store_override`` replaces the DynamoDB store (tests pass the in-memory fake). ``sleep``
     waits on ``clock`` (Slack pacing): a simulated clock comes with its own, which moves it, or
@@ -281,23 +282,21 @@ def build(
     if store_override is not None:
         store = store_override
     else:
-        dynamodb = dynamodb or aws_client("dynamodb", region=settings.aws_region)
+        dynamodb = dynamodb or LazyClient("dynamodb", region=settings.aws_region)
         store = DynamoJobStore(dynamodb, settings.jobs_table_name, retention_days=settings.retention_days)
     if notifiers is None:
         chosen: list[Notifier] = []
         if settings.notify_topic_arn:
-            chosen.append(SnsNotifier(sns or aws_client("sns", region=settings.aws_region, max_attempts=SNS_MAX_ATTEMPTS), settings.notify_topic_arn))
+            chosen.append(SnsNotifier(sns or LazyClient("sns", region=settings.aws_region, max_attempts=SNS_MAX_ATTEMPTS), settings.notify_topic_arn))
         if settings.slack_bot_token or settings.slack_secret_id:
             chosen.extend(_slack_notifiers(settings, store, clock, sleep))
     else:
         chosen = notifiers(store)
     store.set_notify_targets([n.name for n in chosen])
-    sagemaker = sagemaker or aws_client("sagemaker", region=settings.aws_region, max_attempts=3)
+    sagemaker = sagemaker or LazyClient("sagemaker", region=settings.aws_region, max_attempts=3)
     backend = SageMakerBackend(sagemaker)
     dispatcher = Dispatcher(store, chosen, clock)
-    jobs = JobService(
-        store, backend, dispatcher, clock=clock, is_admin=settings.is_admin, job_id_prefix=settings.job_id_prefix
-    )
+    jobs = JobService(store, backend, dispatcher, clock=clock, is_admin=settings.is_admin, job_id_prefix=settings.job_id_prefix)
     container = Container(settings, clock, store, backend, chosen, dispatcher, jobs)
     # Lazily: a retry reserves its budget again, a stop gives it back (backend.services.budget).
     jobs.use_budget(lambda held: container.cost_guard.admit(held), lambda job: container.budgets and container.budgets.release(job))

@@ -1,6 +1,7 @@
 """Benchmark the cold starts of the built Lambda functions against bare baselines.
 
-    TRAINBOT_SAM_VENV=… .venv/bin/python bench/cold_start.py [--runs 5] [--build DIR] [--importtime NAME]
+    TRAINBOT_SAM_VENV=… .venv/bin/python bench/cold_start.py [--runs 5] [--build DIR]
+        [--importtime NAME | --profile NAME] [--only NAME …]
 
 What `sam build` made (``python -m infra.deploy.artifacts``, this machine's architecture; or
 ``--build`` a `sam build` output folder, e.g. one without bytecode to compare) runs as
@@ -54,8 +55,18 @@ def baseline_artifact(artifact: Path, where: Path) -> Path:
     for entry in artifact.iterdir():
         (where / entry.name).symlink_to(entry)
     shutil.copy(Path(__file__).with_name("cold_start_baselines.py"), where / "cold_start_baselines.py")
-    subprocess.run([str(artifacts.find_python()), "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-                    str(where / "cold_start_baselines.py")], check=True)
+    subprocess.run(
+        [
+            str(artifacts.find_python()),
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(where / "cold_start_baselines.py"),
+        ],
+        check=True,
+    )
     return where
 
 
@@ -92,13 +103,31 @@ def import_profile(function, event: dict, logs: Path, top: int = 60) -> str:
     return "\n".join(f"  {cumulative / 1000:8.1f} ms  {'  ' * depth}{name}" for cumulative, depth, name in rows[:top])
 
 
+def cpu_profile(function, event: dict, where: Path, top: int = 50) -> str:
+    """Where one cold start (import + first invocation) spends its time, from cProfile."""
+    import io
+    import pstats
+
+    out = where / f"{function.name}.prof"
+    fresh = function.cold(python_flags=("-m", "cProfile", "-o", str(out)))
+    try:
+        fresh.invoke(event)
+    finally:
+        fresh.close()
+    text = io.StringIO()
+    pstats.Stats(str(out), stream=text).sort_stats("cumulative").print_stats(top)
+    return text.getvalue()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", type=Path, help="a `sam build` output folder (default: build this machine's twin)")
     parser.add_argument("--importtime", metavar="SCENARIO", help="print the slowest imports of one scenario and exit")
-    parser.add_argument("--only", nargs="+", metavar="SCENARIO",
-                        help="bot-help bot-submit bot-help-restored launcher monitor (default: all)")
+    parser.add_argument("--profile", metavar="SCENARIO", help="print one scenario's cProfile (cumulative) and exit")
+    parser.add_argument(
+        "--only", nargs="+", metavar="SCENARIO", help="bot-help bot-submit bot-help-restored launcher monitor (default: all)"
+    )
     args = parser.parse_args()
 
     from tests.artifact.stack import artifact_stack
@@ -131,31 +160,42 @@ def measure(args: argparse.Namespace, built: artifacts.Build, stack, tmp: Path) 
 
     def bare(function, handler: str):
         where = baseline_artifact(function.artifact, tmp / f"baseline-{function.logical_id}-{handler}")
-        return function.cold(artifact=where, handler=f"cold_start_baselines.{handler}",
-                             environment={**function.environment, **bare_env, "LAMBDA_TASK_ROOT": str(where)})
+        return function.cold(
+            artifact=where,
+            handler=f"cold_start_baselines.{handler}",
+            environment={**function.environment, **bare_env, "LAMBDA_TASK_ROOT": str(where)},
+        )
 
     scheduled = samples.scheduled_event()
     snap_start = {**bot.environment, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}
     scenarios = {
         "bot-help": ("bot, first /train help", bot, signed("help"), "bare bolt, ack", bare(bot, "bolt_ack")),
-        "bot-submit": ("bot, first /train submit", bot, signed(GOOD_SUBMIT), "bare bolt, ack + lazy",
-                       bare(bot, "bolt_lazy")),
+        "bot-submit": ("bot, first /train submit", bot, signed(GOOD_SUBMIT), "bare bolt, ack + lazy", bare(bot, "bolt_lazy")),
         # As a SnapStart restore: the init (with the preload bot/handler.py does then) is in the
         # snapshot, so only the first invocation counts; Lambda's restore itself is not in it.
-        "bot-help-restored": ("bot, /train help, restored", bot.cold(environment=snap_start), signed("help"),
-                              "bare bolt, ack", bare(bot, "bolt_ack")),
-        "launcher": ("launcher, first run", launcher, scheduled, "bare boto3 client, 1st call",
-                     bare(launcher, "boto3_call")),
-        "monitor": ("monitor, first sweep", monitor, scheduled, "bare boto3 client, 1st call",
-                    bare(monitor, "boto3_call")),
+        "bot-help-restored": (
+            "bot, /train help, restored",
+            bot.cold(environment=snap_start),
+            signed("help"),
+            "bare bolt, ack",
+            bare(bot, "bolt_ack"),
+        ),
+        "launcher": ("launcher, first run", launcher, scheduled, "bare boto3 client, 1st call", bare(launcher, "boto3_call")),
+        "monitor": ("monitor, first sweep", monitor, scheduled, "bare boto3 client, 1st call", bare(monitor, "boto3_call")),
     }
     if args.importtime:
         _, function, event, _, _ = scenarios[args.importtime]
         print(import_profile(function, event, tmp / "importtime"))
         return
+    if args.profile:
+        _, function, event, _, _ = scenarios[args.profile]
+        print(cpu_profile(function, event, tmp))
+        return
 
-    print(f"cold start: import + first invocation, CPU ms (wall ms), median of {args.runs} fresh isolated "
-          f"python3.13 processes; artifact {built.directory}")
+    print(
+        f"cold start: import + first invocation, CPU ms (wall ms), median of {args.runs} fresh isolated "
+        f"python3.13 processes; artifact {built.directory}"
+    )
     missing = {name: len(artifacts.modules_without_bytecode(path)) for name, path in built.functions.items()}
     print("  modules without bytecode: " + ", ".join(f"{name} {count}" for name, count in missing.items()))
     figures = {}
@@ -165,13 +205,14 @@ def measure(args: argparse.Namespace, built: artifacts.Build, stack, tmp: Path) 
         ours = cold_runs(function, event, args.runs, with_init=key != "bot-help-restored")
         theirs = cold_runs(baseline, event, args.runs)
         figures[key] = ours[0]
-        print(f"  {label:<26} {ours[0]:7.0f} ({ours[1]:5.0f})   {bare_label:<28} {theirs[0]:7.0f} ({theirs[1]:5.0f})"
-              f"   ratio {ours[0] / theirs[0]:5.2f}x")
+        print(
+            f"  {label:<26} {ours[0]:7.0f} ({ours[1]:5.0f})   {bare_label:<28} {theirs[0]:7.0f} ({theirs[1]:5.0f})"
+            f"   ratio {ours[0] / theirs[0]:5.2f}x"
+        )
     print("estimated wall time on Lambda (CPU ms * 1769 / memory MB):")
     print("  " + " " * 26 + "".join(f"{memory:>9} MB" for memory in MEMORY_SIZES))
     for key, cpu in figures.items():
         print(f"  {scenarios[key][0]:<26}" + "".join(f"{cpu * ONE_VCPU_MB / memory:>9.0f} ms" for memory in MEMORY_SIZES))
-
 
 
 if __name__ == "__main__":

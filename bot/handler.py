@@ -101,10 +101,7 @@ def _wiring() -> _Wired | None:
 
         try:
             if _container is None:
-                settings = Settings.from_env()
-                region = settings.aws_region
-                _container = build(settings, dynamodb=_LazyClient("dynamodb", region),
-                                   sagemaker=_LazyClient("sagemaker", region), sns=_LazyClient("sns", region))
+                _container = build(Settings.from_env())  # its clients are made on first use
             credentials = slack_credentials(_container.settings)
         except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
             _refuse_unconfigured(str(exc))
@@ -127,26 +124,11 @@ def wire(container: Any, credentials: Any) -> _Wired:
     from bot.lazy import SignedLazyRunner
 
     slack_handler = SlackRequestHandler(create_app(container, credentials))
-    runner = SignedLazyRunner(slack_handler.logger, lazy_key(credentials.signing_secret), container.store)
+    runner = SignedLazyRunner(
+        slack_handler.logger, lazy_key(credentials.signing_secret), container.store, region=container.settings.aws_region
+    )
     slack_handler.app.listener_runner.lazy_listener_runner = runner
     return _Wired(slack_handler, credentials.signing_secret, runner)
-
-
-class _LazyClient:
-    """A boto3 client made on its first use. The ack of most requests touches no table, topic or
-    training job, and each client costs a cold start tens of milliseconds of CPU (its service
-    model is read and parsed), so none is made before a listener calls it."""
-
-    def __init__(self, service: str, region: str) -> None:
-        self._service, self._region, self._client = service, region, None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._client is None:
-            from backend.adapters.aws import aws_client
-
-            max_attempts = {"sagemaker": 3, "sns": 2}.get(self._service, 4)  # as backend.bootstrap.build
-            self._client = aws_client(self._service, region=self._region, max_attempts=max_attempts)
-        return getattr(self._client, name)
 
 
 def _preload() -> None:

@@ -49,17 +49,19 @@ def request_key(body: str) -> str:
 class SignedLazyRunner(LambdaLazyListenerRunner):
     """bolt's Lambda lazy runner, signing its self-invocations and running each once."""
 
-    def __init__(self, logger_: Any, key: bytes, records: Any, lambda_client: Any = None) -> None:
+    def __init__(self, logger_: Any, key: bytes, records: Any, lambda_client: Any = None, *, region: str) -> None:
         super().__init__(logger_, lambda_client)
+        self._region = region
         self._key = key
         self._records = records
         self._local = threading.local()
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        if self.lambda_client is None:
-            import boto3
+        if self.lambda_client is None:  # bolt's default, but from the shared session
+            from backend.adapters.aws import aws_client
 
-            self.lambda_client = boto3.client("lambda")
+            # Within the ack: a failed Invoke is retried once or twice, never for long.
+            self.lambda_client = aws_client("lambda", region=self._region, max_attempts=3)
         event: dict[str, Any] = dict(request.context["lambda_request"])
         event["headers"] = dict(
             event["headers"],

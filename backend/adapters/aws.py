@@ -1,27 +1,61 @@
-"""boto3 clients, configured once: standard retry mode, bounded timeouts.
+"""boto3 clients, configured once: standard retry mode, bounded timeouts, one shared session.
 
 Endpoints are never set here: boto3 reads ``AWS_ENDPOINT_URL_<SERVICE>`` itself, which is how
 tests and local mode point Trainbot at moto and the SageMaker stand-in.
+
+Every client comes from one boto3 session: a session loads and parses botocore's endpoint and
+partition data, its credentials and config files once, and a client of its own would make each
+client pay for that again at a cold start. Sessions are not thread-safe, so clients are made
+under a lock (the clients themselves are).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
 
 def aws_client(service: str, *, region: str, max_attempts: int = 4, read_timeout: float = 10.0, **config: Any) -> Any:
     """A boto3 client for ``service`` with standard retries (jittered, throttling-aware)."""
-    return boto3.session.Session().client(
-        service,
-        region_name=region,
-        config=Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=5,
-            read_timeout=read_timeout,
-            max_pool_connections=32,
-            **config,
-        ),
+    global _session
+    settings = Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=32,
+        **config,
     )
+    with _lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, region_name=region, config=settings)
+
+
+class LazyClient:
+    """A client made by :func:`aws_client` on its first use. Each costs a cold start tens of
+    milliseconds of CPU (its service model is read and parsed), and most invocations use one
+    or two of those the composition root wires: a bot ack touches none, an idle launcher tick
+    only the table."""
+
+    def __init__(self, service: str, **options: Any) -> None:
+        self._service, self._options = service, options
+        self._client: Any = None
+        self._making = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        if client is None:
+            with self._making:
+                if self._client is None:
+                    self._client = aws_client(self._service, **self._options)
+                client = self._client
+        return getattr(client, name)
+
+    def __repr__(self) -> str:
+        return f"LazyClient({self._service!r}, made={self._client is not None})"

@@ -21,8 +21,8 @@ from tests.fixtures import samples
 FUNCTIONS = {"BotFunction", "LauncherFunction", "MonitorFunction"}
 
 
-def _signed(text: str) -> dict:
-    body = slash_command_body(text=text, user_id=USER, team_id=TEAM, channel_id=CHANNEL)
+def _signed(text: str, response_url: str = "") -> dict:
+    body = slash_command_body(text=text, user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=response_url)
     return samples.function_url_event(body, signed_headers(SECRET, body))
 
 
@@ -136,7 +136,8 @@ def test_one_job_from_submit_to_completed_through_the_built_bot_launcher_and_mon
 
     # Submit: the ack answers at once; the lazy listener (bolt invokes the bot's own ARN
     # through the Lambda stand-in) registers the job and posts its card.
-    ack = bot.invoke(_signed(GOOD_SUBMIT))
+    # A real submit carries a response_url: the lazy listener answers the submitter there.
+    ack = bot.invoke(_signed(GOOD_SUBMIT, stack.slack.response_url(CHANNEL, USER)))
     assert ack["statusCode"] == 200, ack
     (item,) = _wait(lambda: _items(stack))
     stack.lam.wait_idle(30)

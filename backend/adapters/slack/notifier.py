@@ -188,9 +188,7 @@ class SlackNotifier:
     name = "slack"
     eager = False
 
-    def __init__(
-        self, calls: SlackCalls, store: SlackNotifierStore, region: str, *, now: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, calls: SlackCalls, store: SlackNotifierStore, region: str, *, now: Callable[[], datetime] | None = None) -> None:
         self._calls = calls
         self._store = store
         self._region = region
@@ -421,10 +419,10 @@ def build_slack_notifiers(
     configured: replies first, then the card (the dispatcher delivers in this order). Pacing
     runs on ``clock`` (Trainbot's clock; real time by default) and waits with ``sleep``, which
     must move that clock (time.sleep for real time; a simulated clock's own advance)."""
-    from backend.adapters.slack.client import web_client
+    from backend.adapters.slack.client import LazyWebClient
 
     pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic, sleep=sleep)
-    calls = SlackCalls(web_client(settings, purpose="notify"), pacer)
+    calls = SlackCalls(LazyWebClient(settings, purpose="notify"), pacer)
     replies = SlackNotifier(calls, store, settings.aws_region, now=clock)
     return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
 

@@ -100,11 +100,12 @@ class LambdaStandIn:
             with self._lock:
                 self.invocations.append(record)
 
-    def _invoke(self, target: str, kind: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _invoke(self, target: str, kind: str, payload: bytes) -> tuple[int, dict[str, str], bytes, Callable[[], None] | None]:
+        """The answer (status, headers, body) and what to start once it is sent, if anything."""
         found = self._resolve(target)
         if found is None:
             body = {"Type": "User", "message": f"Function not found: {target}"}
-            return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
+            return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode(), None
         name, handler = found
         event = json.loads(payload or b"{}")
         if kind == "Event":
@@ -119,12 +120,14 @@ class LambdaStandIn:
                         self._running -= 1
                         self._lock.notify_all()
 
-            threading.Thread(target=background, daemon=True).start()
-            return 202, {}, b""
+            # Started once the 202 is on the wire, as Lambda queues an Event invocation and
+            # answers before running it: started earlier, the work (in this process, under the
+            # GIL) would hold up the caller's answer, which on Lambda it never shares a CPU with.
+            return 202, {}, b"", threading.Thread(target=background, daemon=True).start
         result, error = self._run(name, handler, event, kind)
         if error is not None:
-            return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps({"errorMessage": error}).encode()
-        return 200, {}, json.dumps(result).encode()
+            return 200, {"X-Amz-Function-Error": "Unhandled"}, json.dumps({"errorMessage": error}).encode(), None
+        return 200, {}, json.dumps(result).encode(), None
 
 
 def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
@@ -135,12 +138,13 @@ def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             payload = self.rfile.read(length)
             path = self.path.split("?", 1)[0]
+            then: Callable[[], None] | None = None
             if not (path.startswith(_PREFIX) and path.endswith("/invocations")):
                 status, headers, body = 404, dict[str, str](), b'{"message": "unknown path"}'
             else:
                 target = unquote(path[len(_PREFIX) : -len("/invocations")])
                 kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-                status, headers, body = standin._invoke(target, kind, payload)
+                status, headers, body, then = standin._invoke(target, kind, payload)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -148,6 +152,9 @@ def _make_handler(standin: LambdaStandIn) -> type[BaseHTTPRequestHandler]:
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
+            self.wfile.flush()
+            if then is not None:
+                then()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
