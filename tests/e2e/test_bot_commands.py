@@ -49,6 +49,33 @@ def test_a_valid_submit_is_acked_registers_one_job_and_posts_its_card_as_a_threa
     assert any(job.job_id in t for t in bot_env.ephemerals())
 
 
+def test_a_submit_leaves_one_answer_its_registered_in_place_of_registering(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+
+    job = _only_job(store)
+    assert bot_env.ephemerals() == [
+        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its thread follows every change.\n"
+        "Estimate: ≤ 1.00 instance-hours (≤ $1.41 by built-in table of 2025-01)."
+    ]
+
+
+def test_a_cancelled_sweep_confirmation_shows_its_estimate_then_only_that_nothing_was_registered(bot_env, store):
+    text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1,2,3").replace("hp.epochs=3", "hp.epochs=1,2")
+    bot_env.command(text)
+    [confirm] = bot_env.slack.ephemerals(user=USER)
+    assert confirm["blocks"][0]["text"]["text"] == (
+        "This sweep *bert-lr3* makes *6 jobs* (more than 4).\n"
+        "Estimate: ≤ 6.00 instance-hours over 6 jobs (≤ $8.45 by built-in table of 2025-01).\nRegister them all?"
+    )
+    cancel = confirm["blocks"][1]["elements"][1]
+    url = bot_env.slack.response_url(CHANNEL, USER, message_ts=confirm["ts"])
+    bot_env.send(block_actions_body("sweep_cancel", cancel["value"], user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=url))
+
+    [answer] = bot_env.slack.ephemerals(user=USER)
+    assert (answer["text"], answer["blocks"]) == ("Sweep cancelled: nothing was registered.", [])
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
 def test_a_redelivered_submit_registers_one_job_and_posts_one_root(bot_env, store):
     bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")
     bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")

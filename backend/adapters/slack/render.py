@@ -599,11 +599,11 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": [_section(text)]}
 
 
-def sweep_confirm(name: str, size: int, pending_id: str, limit: int) -> dict[str, Any]:
-    text = (
-        f"This sweep *{esc(name, 80)}* makes *{size:,} jobs* (more than {limit:,}). "
-        "Register them all?"
-    )
+def sweep_confirm(name: str, size: int, pending_id: str, limit: int, estimate: Estimate | None = None) -> dict[str, Any]:
+    text = f"This sweep *{esc(name, 80)}* makes *{size:,} jobs* (more than {limit:,})."
+    if estimate is not None:
+        text += f"\nEstimate: {describe(estimate)}."
+    text += "\nRegister them all?"
     return {
         "text": f"Confirm a sweep of {size} jobs",
         "blocks": [
@@ -778,7 +778,7 @@ def sweep_already_confirmed() -> str:
 
 
 def sweep_cancelled() -> str:
-    return "Sweep cancelled; nothing was registered."
+    return "Sweep cancelled: nothing was registered."
 
 
 def changed(action: str, job: Job) -> str:
