@@ -129,6 +129,66 @@ def test_a_modal_submission_with_a_bad_field_shows_the_error_under_that_field(bo
     assert store.jobs_of_owner(_owner()).jobs == []
 
 
+MODAL_JOB = {
+    "name": "bert-spot",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+    "instance": "ml.p4d.24xlarge, ml.g5.xlarge",
+    "output": "s3://out-bucket/runs",
+    "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+    "max_runtime": "1h",
+    "spot": "true",
+}
+
+
+def _submit_form(bot_env, values: dict[str, str]) -> dict:
+    state = {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in values.items()}
+    body = view_submission_body("train_submit", state, user_id=USER, team_id=TEAM, private_metadata=json.dumps({"channel": CHANNEL}))
+    response = bot_env.send(body)
+    return json.loads(response["body"]) if response["body"] else {}
+
+
+def test_the_submit_form_offers_every_field_of_the_command_marks_the_required_ones_and_gives_hints(bot_env):
+    bot_env.command("submit")
+    view = bot_env.slack.calls_to("views.open")[0].params["view"]
+    blocks = {b["block_id"]: b for b in view["blocks"]}
+
+    assert set(blocks) >= {"max_wait", "checkpoint", "volume", "stall_alert", "notify", "spot", "instance"}
+    assert {k for k, b in blocks.items() if not b["optional"]} == {"name", "image", "instance", "output", "role"}
+    assert all("placeholder" not in b["element"] for b in blocks.values())
+    assert blocks["max_wait"]["hint"]["text"] == (
+        "Spot only: how long to wait for spot capacity, run time included; at least Max runtime."
+    )
+
+
+def test_the_submit_form_sends_a_spot_job_with_max_wait_checkpoint_volume_stall_alert_and_fallbacks(bot_env, store):
+    extra = {"max_wait": "2h", "checkpoint": "s3://out-bucket/ckpt", "volume": "200", "stall_alert": "45m"}
+    assert _submit_form(bot_env, {**MODAL_JOB, **extra}) == {}
+
+    job = _only_job(store)
+    args = job.job_args
+    assert args.EnableManagedSpotTraining is True
+    assert (args.StoppingCondition.MaxRuntimeInSeconds, args.StoppingCondition.MaxWaitTimeInSeconds) == (3600, 7200)
+    assert args.CheckpointConfig.S3Uri == "s3://out-bucket/ckpt" and args.ResourceConfig.VolumeSizeInGB == 200
+    assert args.ResourceConfig.InstanceType == "ml.p4d.24xlarge" and list(job.fallback_types) == ["ml.g5.xlarge"]
+    assert job.stall_alert_seconds == 2700
+
+
+def test_the_submit_form_answers_mistakes_under_their_own_fields_in_the_forms_words(bot_env, store):
+    answer = _submit_form(bot_env, {**MODAL_JOB, "image": "", "volume": "0", "stall_alert": "10s"})
+
+    assert answer["response_action"] == "errors"
+    assert answer["errors"] == {
+        "image": "Image is required.",
+        "volume": "0 is out of range; volume is 1 to 16384 GB",
+        "stall_alert": "“Stall alert” is at least 1m (or off)",
+    }
+    spot = _submit_form(bot_env, MODAL_JOB)
+    assert spot["errors"] == {
+        "max_wait": "Spot training needs “Max wait (spot)” (how long to wait for spot capacity, ≥ “Max runtime”)"
+    }
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
 def test_status_answers_a_card_with_attempts_durations_and_links(bot_env, store):
     bot_env.command(GOOD_SUBMIT)
     job = _only_job(store)

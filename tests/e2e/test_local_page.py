@@ -128,15 +128,23 @@ def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_fie
     _type(page, "/train submit")
     modal = page.get_by_test_id("modal")
     expect(modal).to_contain_text("Submit a training job")
+    expect(modal.locator("label[for=f-image]")).to_have_text("Image")  # required: no "(optional)"
+    expect(modal.locator("label[for=f-max_wait]")).to_have_text("Max wait (spot) (optional)")
+    expect(modal.locator("[data-hint=max_wait]")).to_have_text(
+        "Spot only: how long to wait for spot capacity, run time included; at least Max runtime."
+    )
+    assert modal.locator("#f-image").get_attribute("placeholder") == ""
     modal.locator("#f-name").fill("page-modal")
-    modal.locator("#f-instance").fill("ml.nope")
-    modal.locator("button[type=submit]").click()
-    expect(modal.locator("[data-error=instance]")).to_contain_text("instance")
-
     modal.locator("#f-instance").fill("ml.g5.xlarge")
     modal.locator("#f-image").fill("123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest")
     modal.locator("#f-output").fill("s3://out-bucket/runs")
     modal.locator("#f-role").fill("arn:aws:iam::123456789012:role/SageMakerRole")
+    modal.locator("#f-spot").fill("true")
+    modal.locator("#f-max_runtime").fill("1h")
+    modal.locator("button[type=submit]").click()
+    expect(modal.locator("[data-error=max_wait]")).to_contain_text("Spot training needs “Max wait (spot)”")
+
+    modal.locator("#f-max_wait").fill("2h")
     modal.locator("button[type=submit]").click()
 
     expect(modal).to_be_hidden()

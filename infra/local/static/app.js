@@ -294,7 +294,10 @@ function showModal(view) {
       const label = document.createElement("label");
       label.htmlFor = id;
       label.innerHTML = textObject(block.label) + (block.optional ? ' <span style="font-weight:400;color:#888">(optional)</span>' : "");
+      // Slack refuses to send a form with a required (not optional) input empty.
+      field.required = !block.optional;
       dialog.append(label, field);
+      if (block.hint) dialog.insertAdjacentHTML("beforeend", `<div class="hint" data-hint="${esc(block.block_id)}" style="color:#888;font-size:12px">${textObject(block.hint)}</div>`);
       dialog.insertAdjacentHTML("beforeend", `<div class="error" data-error="${esc(block.block_id)}"></div>`);
     } else {
       dialog.appendChild(renderBlocks([block], { ts: "" }));
