@@ -70,10 +70,20 @@ class BotDriver:
             self.settle()
         return response
 
-    def command(self, text: str, *, user: str = USER, team: str = TEAM, trigger_id: str | None = None, **kw: Any) -> dict:
-        url = self.slack.response_url(CHANNEL, user)
+    def command(
+        self, text: str, *, user: str = USER, team: str = TEAM, trigger_id: str | None = None, settle: bool = True, **kw: Any
+    ) -> dict:
+        # Slack shows the ack's answer first; the bot's later answers on the same URL follow it
+        # (and a ``replace_original`` replaces it).
+        url = self.slack.response_url(CHANNEL, user, awaits_ack=True)
         body = slash_command_body(text=text, user_id=user, team_id=team, channel_id=CHANNEL, response_url=url, trigger_id=trigger_id)
-        return self.send(body, **kw)
+        response = self.send(body, settle=False, **kw)
+        body_text = response.get("body") or ""
+        answer = json.loads(body_text) if response.get("statusCode") == 200 and body_text.startswith("{") else None
+        self.slack.show_ack(url, answer)
+        if settle:
+            self.settle()
+        return response
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until every lazy invocation has finished; fail on any that crashed."""

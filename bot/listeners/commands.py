@@ -55,7 +55,8 @@ def preflight(bot: BotService, request: grammar.Request, command: dict[str, Any]
         case grammar.Sweep(fields=fields):
             name, size = fields.get("name", ""), checked.size
             if checked.needs_confirmation:
-                confirm = render.sweep_confirm(name, size, checked.sweep_id, bot.submissions.sweep_confirm_size)
+                estimate = bot.submissions.estimate(spec.job_args for spec in checked.specs)
+                confirm = render.sweep_confirm(name, size, checked.sweep_id, bot.submissions.sweep_confirm_size, estimate)
                 return {"response_type": "ephemeral", **confirm}
             return {"response_type": "ephemeral", "text": render.sweep_registering(name, size)}
         case grammar.Stats(days=days):
@@ -92,17 +93,21 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         # Slack recommends at most 4,000 characters: a longer answer is summarized.
         respond(response_type="ephemeral", replace_original=False, **render.fit_answer(message))
 
+    def replace(**message: Any) -> None:
+        # The answer that ends what the ack's "Registering…" began takes its place: one message.
+        respond(response_type="ephemeral", replace_original=True, **render.fit_answer(message))
+
     match request:
         case grammar.Submit(fields=fields):
             registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
             job = bot.get(registered.job.job_id)  # as delivered: its thread, if one could be started
-            say(text=render.submitted(job, registered.created, bot.estimate([job])))
+            replace(text=render.submitted(job, registered.created, bot.estimate([job])))
             if registered.created:
                 approvals.request_approval(bot, client, [registered.job])
         case grammar.Sweep(fields=fields):
             outcome = bot.submissions.sweep(fields, actor, token=token, channel_id=channel, post_root=root_poster(client))
             if not outcome.parked:  # a parked sweep's ack showed its confirm button already
-                sweep_registered(bot, client, outcome, say)
+                sweep_registered(bot, client, outcome, replace)
         case grammar.Budget(team=team):
             check = bot.budget(actor, team)
             say(text=render.budget_text(check) if check is not None else render.no_budgets())

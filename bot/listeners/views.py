@@ -8,6 +8,7 @@ idempotency key (one modal, one job, however often the submission is delivered).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -52,12 +53,37 @@ def fields_of(view: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
+_LABELS = {key: label for key, label, *_ in render.MODAL_FIELDS}
+_MISSING = re.compile(r"^(\w+) is missing: ")
+_LABELLED = re.compile(r"^(\w+)(?:\.[\w.-]+)?: (.*)$", re.S)
+# Keys that are command syntax, not English words ("spot", "volume" read well as they are).
+_KEY = re.compile(r"\b(" + "|".join(sorted((k for k in _LABELS if "_" in k), key=len, reverse=True)) + r")\b")
+
+
+def _in_form_words(message: str) -> str:
+    """A problem told in command syntax, in the form's words: ``max_wait`` is "Max wait
+    (spot)", ``hp.<name>=<value>`` a line of Hyperparameters, no ``key=value`` examples."""
+    message = re.sub(r"\be\.g\. hp\.\S+", "e.g. a line lr=1e-5", message)
+    message = re.sub(r"\b(\w+)=(true|false)\b", lambda m: f"{_LABELS.get(m[1], m[1])} {m[2]}", message)
+    message = _KEY.sub(lambda m: f"“{_LABELS[m[1]]}”", message)
+    return message[:1].upper() + message[1:]
+
+
 def _errors_by_block(problems: list[str]) -> dict[str, str]:
+    """Each problem under the field it is about (``response_action: errors`` is keyed by
+    block id), in the form's words. A problem naming no field goes under the first field it
+    mentions, else under Name."""
     errors: dict[str, str] = {}
     for problem in problems:
-        label = problem.split(":", 1)[0].split(" ", 1)[0]
-        block = "hp" if label.startswith("hp.") else label if label in _BLOCKS else "name"
-        errors[block] = (errors.get(block, "") + " " + problem).strip()[:150]
+        missing, labelled = _MISSING.match(problem), _LABELLED.match(problem)
+        if missing and missing[1] in _LABELS:
+            block, text = missing[1], f"{_LABELS[missing[1]]} is required."
+        elif labelled and labelled[1] in _LABELS:
+            block, text = labelled[1], _in_form_words(labelled[2])
+        else:
+            mentioned = _KEY.search(problem)
+            block, text = (mentioned[1] if mentioned else "name"), _in_form_words(problem)
+        errors[block] = (errors.get(block, "") + " " + text).strip()[:150]
     return errors
 
 

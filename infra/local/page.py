@@ -88,22 +88,24 @@ class SlackPage:
             self._ephemeral(user_id, f"`{command or text}` is not a command here; type `/train help`.")
             return {"status": 404, "answer": None}
         user = self._user(user_id)
+        # One response_url for the ack's answer and the bot's later ones, as Slack gives it:
+        # a later ``replace_original`` replaces the ack's "Registering…".
+        response_url = self.slack.response_url(self.channel_id, user.user_id, awaits_ack=True)
         body = slash_command_body(
             command="/train",
             text=rest.strip(),
             user_id=user.user_id,
             team_id=self.slack.team_id,
             channel_id=self.channel_id,
-            response_url=self.slack.response_url(self.channel_id, user.user_id),
+            response_url=response_url,
             user_name=user.name,
             channel_name=self.channel_name,
             api_app_id=self.slack.app_id,
         )
         status, answer = self._send(body)
-        if status == 200 and answer and (answer.get("text") or answer.get("blocks")):
-            # Slack shows a slash command's ack body to the user who typed it.
-            self._respond(self.slack.response_url(self.channel_id, user.user_id), answer)
-        elif status != 200:
+        # Slack shows a slash command's ack body to the user who typed it.
+        self.slack.show_ack(response_url, answer if status == 200 else None)
+        if status != 200:
             self._ephemeral(user.user_id, f":warning: the bot answered HTTP {status}")
         return {"status": status, "answer": answer}
 

@@ -49,6 +49,33 @@ def test_a_valid_submit_is_acked_registers_one_job_and_posts_its_card_as_a_threa
     assert any(job.job_id in t for t in bot_env.ephemerals())
 
 
+def test_a_submit_leaves_one_answer_its_registered_in_place_of_registering(bot_env, store):
+    bot_env.command(GOOD_SUBMIT)
+
+    job = _only_job(store)
+    assert bot_env.ephemerals() == [
+        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its thread follows every change.\n"
+        "Estimate: ≤ 1.00 instance-hours (≤ $1.41 by built-in table of 2025-01)."
+    ]
+
+
+def test_a_cancelled_sweep_confirmation_shows_its_estimate_then_only_that_nothing_was_registered(bot_env, store):
+    text = GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1,2,3").replace("hp.epochs=3", "hp.epochs=1,2")
+    bot_env.command(text)
+    [confirm] = bot_env.slack.ephemerals(user=USER)
+    assert confirm["blocks"][0]["text"]["text"] == (
+        "This sweep *bert-lr3* makes *6 jobs* (more than 4).\n"
+        "Estimate: ≤ 6.00 instance-hours over 6 jobs (≤ $8.45 by built-in table of 2025-01).\nRegister them all?"
+    )
+    cancel = confirm["blocks"][1]["elements"][1]
+    url = bot_env.slack.response_url(CHANNEL, USER, message_ts=confirm["ts"])
+    bot_env.send(block_actions_body("sweep_cancel", cancel["value"], user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=url))
+
+    [answer] = bot_env.slack.ephemerals(user=USER)
+    assert (answer["text"], answer["blocks"]) == ("Sweep cancelled: nothing was registered.", [])
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
 def test_a_redelivered_submit_registers_one_job_and_posts_one_root(bot_env, store):
     bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")
     bot_env.command(GOOD_SUBMIT, trigger_id="111.222.same")
@@ -99,6 +126,66 @@ def test_a_modal_submission_with_a_bad_field_shows_the_error_under_that_field(bo
     answer = json.loads(response["body"])
     assert answer["response_action"] == "errors"
     assert "instance" in answer["errors"] and "image" in answer["errors"]
+    assert store.jobs_of_owner(_owner()).jobs == []
+
+
+MODAL_JOB = {
+    "name": "bert-spot",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest",
+    "instance": "ml.p4d.24xlarge, ml.g5.xlarge",
+    "output": "s3://out-bucket/runs",
+    "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+    "max_runtime": "1h",
+    "spot": "true",
+}
+
+
+def _submit_form(bot_env, values: dict[str, str]) -> dict:
+    state = {k: {"value": {"type": "plain_text_input", "value": v}} for k, v in values.items()}
+    body = view_submission_body("train_submit", state, user_id=USER, team_id=TEAM, private_metadata=json.dumps({"channel": CHANNEL}))
+    response = bot_env.send(body)
+    return json.loads(response["body"]) if response["body"] else {}
+
+
+def test_the_submit_form_offers_every_field_of_the_command_marks_the_required_ones_and_gives_hints(bot_env):
+    bot_env.command("submit")
+    view = bot_env.slack.calls_to("views.open")[0].params["view"]
+    blocks = {b["block_id"]: b for b in view["blocks"]}
+
+    assert set(blocks) >= {"max_wait", "checkpoint", "volume", "stall_alert", "notify", "spot", "instance"}
+    assert {k for k, b in blocks.items() if not b["optional"]} == {"name", "image", "instance", "output", "role"}
+    assert all("placeholder" not in b["element"] for b in blocks.values())
+    assert blocks["max_wait"]["hint"]["text"] == (
+        "Spot only: how long to wait for spot capacity, run time included; at least Max runtime."
+    )
+
+
+def test_the_submit_form_sends_a_spot_job_with_max_wait_checkpoint_volume_stall_alert_and_fallbacks(bot_env, store):
+    extra = {"max_wait": "2h", "checkpoint": "s3://out-bucket/ckpt", "volume": "200", "stall_alert": "45m"}
+    assert _submit_form(bot_env, {**MODAL_JOB, **extra}) == {}
+
+    job = _only_job(store)
+    args = job.job_args
+    assert args.EnableManagedSpotTraining is True
+    assert (args.StoppingCondition.MaxRuntimeInSeconds, args.StoppingCondition.MaxWaitTimeInSeconds) == (3600, 7200)
+    assert args.CheckpointConfig.S3Uri == "s3://out-bucket/ckpt" and args.ResourceConfig.VolumeSizeInGB == 200
+    assert args.ResourceConfig.InstanceType == "ml.p4d.24xlarge" and list(job.fallback_types) == ["ml.g5.xlarge"]
+    assert job.stall_alert_seconds == 2700
+
+
+def test_the_submit_form_answers_mistakes_under_their_own_fields_in_the_forms_words(bot_env, store):
+    answer = _submit_form(bot_env, {**MODAL_JOB, "image": "", "volume": "0", "stall_alert": "10s"})
+
+    assert answer["response_action"] == "errors"
+    assert answer["errors"] == {
+        "image": "Image is required.",
+        "volume": "0 is out of range; volume is 1 to 16384 GB",
+        "stall_alert": "“Stall alert” is at least 1m (or off)",
+    }
+    spot = _submit_form(bot_env, MODAL_JOB)
+    assert spot["errors"] == {
+        "max_wait": "Spot training needs “Max wait (spot)” (how long to wait for spot capacity, ≥ “Max runtime”)"
+    }
     assert store.jobs_of_owner(_owner()).jobs == []
 
 

@@ -83,12 +83,29 @@ def test_a_typed_submit_shows_the_card_and_its_thread_reaches_completed(stack, p
 
     card = page.locator("[data-testid=message]", has_text="page-ok")
     expect(card).to_be_visible()
-    expect(page.locator("[data-testid=ephemeral]", has_text="Registering")).to_be_visible()
+    # One answer: "Registered" takes the place of the ack's "Registering…" (replace_original).
+    expect(page.locator("[data-testid=ephemeral]", has_text="✅ Registered page-ok as")).to_be_visible()
+    expect(page.locator("[data-testid=ephemeral]")).to_have_count(1)
     expect(card).to_contain_text("is Completed", timeout=30_000)
     card.get_by_test_id("thread-toggle").click()
     thread = card.get_by_test_id("thread")
     expect(thread).to_contain_text("Completed")  # the one reply a happy path gets (backend.domain.notice)
     assert _job(stack, "page-ok").status is JobStatus.COMPLETED
+
+
+def test_code_is_shown_as_typed_and_the_bots_emoji_as_slack_shows_them(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, "/train help")
+    help_answer = page.locator("[data-testid=ephemeral]", has_text="SageMaker training from Slack")
+    expect(help_answer.locator("code", has_text="role=arn:aws:iam::123456789012:role/SageMakerRole")).to_have_count(1)
+    assert "☁" not in help_answer.inner_text()
+    _type(page, "/train budget")
+    expect(page.locator("[data-testid=ephemeral]", has_text="💸 No budgets are configured")).to_be_visible()
+    # The renderer itself: no emoji or bold inside code, bold around it, unknown names as typed.
+    assert page.evaluate("fmt('*Team `a:lock:b`* :bar_chart: :no_such_emoji: ```arn:aws:iam::1```')") == (
+        "<b>Team <code>a:lock:b</code></b> 📊 :no_such_emoji: <pre>arn:aws:iam::1</pre>"
+    )
 
 
 def test_stop_on_a_running_jobs_card_stops_it(stack, page):
@@ -111,15 +128,23 @@ def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_fie
     _type(page, "/train submit")
     modal = page.get_by_test_id("modal")
     expect(modal).to_contain_text("Submit a training job")
+    expect(modal.locator("label[for=f-image]")).to_have_text("Image")  # required: no "(optional)"
+    expect(modal.locator("label[for=f-max_wait]")).to_have_text("Max wait (spot) (optional)")
+    expect(modal.locator("[data-hint=max_wait]")).to_have_text(
+        "Spot only: how long to wait for spot capacity, run time included; at least Max runtime."
+    )
+    assert modal.locator("#f-image").get_attribute("placeholder") == ""
     modal.locator("#f-name").fill("page-modal")
-    modal.locator("#f-instance").fill("ml.nope")
-    modal.locator("button[type=submit]").click()
-    expect(modal.locator("[data-error=instance]")).to_contain_text("instance")
-
     modal.locator("#f-instance").fill("ml.g5.xlarge")
     modal.locator("#f-image").fill("123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest")
     modal.locator("#f-output").fill("s3://out-bucket/runs")
     modal.locator("#f-role").fill("arn:aws:iam::123456789012:role/SageMakerRole")
+    modal.locator("#f-spot").fill("true")
+    modal.locator("#f-max_runtime").fill("1h")
+    modal.locator("button[type=submit]").click()
+    expect(modal.locator("[data-error=max_wait]")).to_contain_text("Spot training needs “Max wait (spot)”")
+
+    modal.locator("#f-max_wait").fill("2h")
     modal.locator("button[type=submit]").click()
 
     expect(modal).to_be_hidden()

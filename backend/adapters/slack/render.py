@@ -599,11 +599,11 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": [_section(text)]}
 
 
-def sweep_confirm(name: str, size: int, pending_id: str, limit: int) -> dict[str, Any]:
-    text = (
-        f"This sweep *{esc(name, 80)}* makes *{size:,} jobs* (more than {limit:,}). "
-        "Register them all?"
-    )
+def sweep_confirm(name: str, size: int, pending_id: str, limit: int, estimate: Estimate | None = None) -> dict[str, Any]:
+    text = f"This sweep *{esc(name, 80)}* makes *{size:,} jobs* (more than {limit:,})."
+    if estimate is not None:
+        text += f"\nEstimate: {describe(estimate)}."
+    text += "\nRegister them all?"
     return {
         "text": f"Confirm a sweep of {size} jobs",
         "blocks": [
@@ -778,7 +778,7 @@ def sweep_already_confirmed() -> str:
 
 
 def sweep_cancelled() -> str:
-    return "Sweep cancelled; nothing was registered."
+    return "Sweep cancelled: nothing was registered."
 
 
 def changed(action: str, job: Job) -> str:
@@ -898,31 +898,36 @@ def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days:
 
 # --- the submit modal -------------------------------------------------------------------------
 
+# Every field the command takes, in the form's words. Each: block id (the grammar's key), label,
+# hint (grey text under the input: guidance that cannot be mistaken for a filled-in value, so no
+# placeholders), optional. The command's required keys are required here (``optional: False``):
+# Slack then refuses an empty one itself, and marks every other field "(optional)".
 MODAL_FIELDS = (
-    ("name", "Name", "bert-lr3", False),
-    ("preset", "Preset", "nlp (optional: team defaults)", True),
-    ("image", "Image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest", True),
-    ("instance", "Instance type (or a fallback list, first choice first)", "ml.p5.48xlarge,ml.p4d.24xlarge", True),
-    ("count", "Instance count", "1", True),
-    ("input", "Input (S3)", "s3://data-bucket/train", True),
-    ("output", "Output (S3)", "s3://out-bucket/runs", True),
-    ("role", "Role ARN", "arn:aws:iam::123456789012:role/SageMakerRole", True),
-    ("max_runtime", "Max runtime", "1h", True),
-    ("spot", "Spot (true/false)", "false", True),
-    ("priority", "Priority (0-9)", "5", True),
-    ("retries", "Retries (algorithm errors)", "2", True),
-    ("hp", "Hyperparameters, one per line", "lr=3e-5\nepochs=3", True),
+    ("name", "Name", "Letters, digits, '.', '-' or '_'; the job id starts with it.", False),
+    ("preset", "Preset", "A team preset's name: its values fill the optional fields you leave empty.", True),
+    ("image", "Image", "The training container's ECR image URI.", False),
+    ("instance", "Instance type", "A SageMaker training type such as ml.g5.xlarge, or a fallback list, first choice first: ml.p5.48xlarge,ml.p4d.24xlarge (at most 4).", False),
+    ("count", "Instance count", "How many instances; 1 when empty.", True),
+    ("volume", "Volume (GB per instance)", "Storage per instance; SageMaker's default when empty.", True),
+    ("input", "Input (S3)", "The S3 URI of the training data (channel \"train\").", True),
+    ("output", "Output (S3)", "The S3 URI under which the model and checkpoints are saved.", False),
+    ("role", "Role ARN", "The SageMaker execution role the job runs as.", False),
+    ("max_runtime", "Max runtime", "How long one attempt may run: 1h, 90m, 1h30m or seconds.", True),
+    ("spot", "Spot", "true for managed spot training (cheaper, may be interrupted); needs Max wait.", True),
+    ("max_wait", "Max wait (spot)", "Spot only: how long to wait for spot capacity, run time included; at least Max runtime.", True),
+    ("checkpoint", "Checkpoint (S3)", "Where /opt/ml/checkpoints is saved; every attempt resumes from it. Empty: under Output.", True),
+    ("priority", "Priority", "0 (lowest) to 9 (highest).", True),
+    ("retries", "Retries", "How often an algorithm error is retried (0 to 10); 2 when empty.", True),
+    ("notify", "Thread replies", "all, failures or end: which changes get a reply in the job's thread.", True),
+    ("stall_alert", "Stall alert", "Warn once when the job writes no log line this long (45m), or off.", True),
+    ("hp", "Hyperparameters", "One name=value per line.", True),
 )
 
 
 def submit_modal(channel_id: str) -> dict[str, Any]:
     blocks = []
-    for key, label, placeholder, optional in MODAL_FIELDS:
-        element: dict[str, Any] = {
-            "type": "plain_text_input",
-            "action_id": "value",
-            "placeholder": {"type": "plain_text", "text": placeholder[:150]},
-        }
+    for key, label, hint, optional in MODAL_FIELDS:
+        element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value"}
         if key == "hp":
             element["multiline"] = True
         blocks.append(
@@ -932,6 +937,7 @@ def submit_modal(channel_id: str) -> dict[str, Any]:
                 "optional": optional,
                 "label": {"type": "plain_text", "text": label},
                 "element": element,
+                "hint": {"type": "plain_text", "text": hint[:2000]},
             }
         )
     return {

@@ -535,17 +535,43 @@ class SlackStandIn:
     # ------------------------------------------------------------------ response_url
 
     def response_url(
-        self, channel: str, user: str, *, message_ts: str | None = None, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        *,
+        message_ts: str | None = None,
+        thread_ts: str | None = None,
+        awaits_ack: bool = False,
     ) -> str:
         """A URL that accepts ``respond()`` POSTs on behalf of ``user`` in ``channel``.
 
         ``message_ts`` names the original message (as for a button click) that
-        ``replace_original`` / ``delete_original`` act on.
+        ``replace_original`` / ``delete_original`` act on. ``awaits_ack``: a slash command's
+        URL, whose original is the ack's answer: Slack shows that answer first, so what the
+        app POSTs here waits until :meth:`show_ack` has shown it (a lazy listener may be faster
+        than the HTTP answer), and ``replace_original`` then replaces it.
         """
         with self._lock:
             rid = self._new_id("R")
-            self._respond_urls[rid] = {"channel": channel, "user": user, "original": message_ts, "thread_ts": thread_ts}
+            self._respond_urls[rid] = {
+                "channel": channel, "user": user, "original": message_ts, "thread_ts": thread_ts,
+                "waiting": [] if awaits_ack else None,
+            }
         return f"{self.base_url}/respond/{rid}"
+
+    def show_ack(self, url: str, answer: dict[str, Any] | None) -> None:
+        """Show a slash command's ack body (if it has text or blocks) as the message ``url``'s
+        responses act on, then apply what the app POSTed there meanwhile, in order."""
+        rid = url.rstrip("/").rsplit("/", 1)[-1]
+        with self._lock:
+            target = self._respond_urls.get(rid)
+            if target is None:
+                return
+            waiting, target["waiting"] = target.get("waiting") or [], None
+            if answer and (answer.get("text") or answer.get("blocks")):
+                self._apply_response(target, {"response_type": "ephemeral", **answer})
+            for payload in waiting:
+                self._apply_response(target, payload)
 
     # ------------------------------------------------------------------ routes
 
@@ -782,7 +808,10 @@ class SlackStandIn:
             target = self._respond_urls.get(rid)
             if target is None:
                 return 404, {"Content-Type": "application/json"}, _json_bytes({"ok": False, "error": "expired_url"})
-            self._apply_response(target, payload)
+            if target.get("waiting") is not None:
+                target["waiting"].append(payload)
+            else:
+                self._apply_response(target, payload)
         return 200, {"Content-Type": "application/json"}, _json_bytes({"ok": True})
 
     def _apply_response(self, target: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -798,10 +827,10 @@ class SlackStandIn:
                 (m for m in self._ephemerals if m["ts"] == original and m["channel"] == channel), None
             )
             if msg is not None:
-                if "text" in payload:
-                    msg["text"] = payload["text"] or ""
-                if "blocks" in payload:
-                    msg["blocks"] = _maybe_json(payload["blocks"]) or []
+                # The new message replaces the whole original: a text-only answer drops the
+                # original's blocks (a confirmation's buttons go with its question).
+                msg["text"] = payload.get("text") or ""
+                msg["blocks"] = _maybe_json(payload.get("blocks")) or []
                 msg["edited"] += 1
                 self._emit("update", channel=channel, ts=original, thread_ts=msg["thread_ts"], message=msg)
                 return

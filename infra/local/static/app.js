@@ -4,12 +4,14 @@
 // and /page/view, whose server side signs them as Slack does and sends them to the bot.
 "use strict";
 
+// Every shortcode the bot writes (tests/unit/test_page_emoji.py keeps this list complete).
+// Slack shows a shortcode it does not know as typed, and never one inside code: nor does this.
 const EMOJI = {
   hourglass_flowing_sand: "⏳", hourglass: "⌛", rocket: "🚀", gear: "⚙️", repeat: "🔁",
   octagonal_sign: "🛑", white_check_mark: "✅", x: "❌", black_square_for_stop: "⏹️",
-  warning: "⚠️", inbox_tray: "📥", information_source: "ℹ️", lock: "🔒", mag: "🔍",
-  no_entry: "⛔", test_tube: "🧪", wastebasket: "🗑️", floppy_disk: "💾", aws: "☁️",
-  tada: "🎉", thumbsup: "👍", eyes: "👀",
+  warning: "⚠️", inbox_tray: "📥", information_source: "ℹ️", lock: "🔒", unlock: "🔓", mag: "🔍",
+  no_entry: "⛔", test_tube: "🧪", wastebasket: "🗑️", floppy_disk: "💾", bar_chart: "📊",
+  money_with_wings: "💸", speech_balloon: "💬", tada: "🎉", thumbsup: "👍", eyes: "👀",
 };
 
 const state = {
@@ -31,15 +33,18 @@ function userName(id) {
 }
 
 // Slack mrkdwn, well enough: *bold* _italic_ ~strike~ `code` ```pre``` <url|label> <@U…> :emoji:
+// Code is shown as typed: no bold, italics or emoji inside it (an ARN's `:aws:` stays text).
 function fmt(text) {
+  const codes = [];
+  const keep = (html) => "\u0000" + (codes.push(html) - 1) + "\u0000";
   let s = esc(decode(text));
-  s = s.replace(/```([\s\S]*?)```/g, (_, c) => "<pre>" + c + "</pre>");
-  s = s.replace(/`([^`\n]+)`/g, "<code>$1</code>");
+  s = s.replace(/```([\s\S]*?)```/g, (_, c) => keep("<pre>" + c + "</pre>"));
+  s = s.replace(/`([^`\n]+)`/g, (_, c) => keep("<code>" + c + "</code>"));
   s = s.replace(/(^|[\s(>])\*([^*\n]+)\*/g, "$1<b>$2</b>");
   s = s.replace(/(^|[\s(>])_([^_\n]+)_/g, "$1<i>$2</i>");
   s = s.replace(/(^|[\s(>])~([^~\n]+)~/g, "$1<s>$2</s>");
   s = s.replace(/:([a-z0-9_+\-]+):/g, (all, name) => EMOJI[name] || all);
-  return s.replace(/\n/g, "<br>");
+  return s.replace(/\u0000(\d+)\u0000/g, (_, i) => codes[Number(i)]).replace(/\n/g, "<br>");
 }
 function markup(inner) {
   if (inner.startsWith("@")) return `<span class="mention">@${esc(userName(inner.slice(1).split("|")[0]))}</span>`;
@@ -289,7 +294,10 @@ function showModal(view) {
       const label = document.createElement("label");
       label.htmlFor = id;
       label.innerHTML = textObject(block.label) + (block.optional ? ' <span style="font-weight:400;color:#888">(optional)</span>' : "");
+      // Slack refuses to send a form with a required (not optional) input empty.
+      field.required = !block.optional;
       dialog.append(label, field);
+      if (block.hint) dialog.insertAdjacentHTML("beforeend", `<div class="hint" data-hint="${esc(block.block_id)}" style="color:#888;font-size:12px">${textObject(block.hint)}</div>`);
       dialog.insertAdjacentHTML("beforeend", `<div class="error" data-error="${esc(block.block_id)}"></div>`);
     } else {
       dialog.appendChild(renderBlocks([block], { ts: "" }));
