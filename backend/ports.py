@@ -315,6 +315,10 @@ class TrainingStatus:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     billable_seconds: int | None = None
+    # The job's defined metrics as the backend last read them from its log (name -> value) and
+    # where the trained model was written (an S3 URI; a completed attempt's only).
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    model_artifact: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -508,6 +508,11 @@ class Job(BaseModel):
     # The budget reservation this job holds (backend.services.budget): ``<usage key>|<token>``,
     # on the ``usage#<team>#<week>`` record of the week it was accepted in; None: it holds none.
     reservation: str | None = None
+    # When its attempt completed: its defined metrics' final values (metric name -> value, from
+    # the training backend's last read of the log) and where the trained model was written (an
+    # S3 URI). None until then, so a job without them carries no such attributes.
+    final_metrics: dict[str, float] | None = None
+    model_artifact: str | None = None
 
     @field_validator("job_id")
     @classmethod

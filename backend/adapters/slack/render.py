@@ -434,7 +434,7 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
         billable = attempt.billable_seconds if attempt else None
         took = _took(attempt)
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
-        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
+        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt) + _results(job)
     if status is S.STOPPED:
         who = stopped_by(job)
         if who and not _STOPPED_BY.match(entry.reason or ""):
@@ -444,6 +444,28 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
     return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
+
+
+def metrics_text(metrics: Mapping[str, float] | None, limit: int = 8) -> str:
+    """``name value · …``: a job's metric values, the first ``limit`` by name."""
+    items = sorted((metrics or {}).items())
+    shown = " · ".join(f"{esc(name, 40)} {number(value)}" for name, value in items[:limit])
+    return shown + (f" · …{len(items) - limit} more" if len(items) > limit else "")
+
+
+def number(value: float) -> str:
+    """A metric value, short: 4 significant digits."""
+    return f"{value:.4g}"
+
+
+def _results(job: Job) -> str:
+    """A completed job's final metrics and where its model is."""
+    lines = []
+    if job.final_metrics:
+        lines.append(f"Final metrics: {metrics_text(job.final_metrics)}")
+    if job.model_artifact:
+        lines.append(f"Model: `{esc(job.model_artifact, 300)}`")
+    return "".join("\n" + line for line in lines)
 
 
 def _with_tail(attempt: Attempt | None, region: str) -> str:

@@ -999,6 +999,7 @@ class SageMakerStandIn:
                     raise _validation(f"1 validation error detected: Value at 'algorithmSpecification."
                                       f"metricDefinitions.{index}.member.{member}' failed to satisfy constraint: "
                                       f"Member must have length between 1 and {limit} and match pattern .+")
+            assert isinstance(metric, str) and isinstance(regex, str)  # checked just above
             try:
                 compiled = re.compile(regex)
             except re.error:
