@@ -87,7 +87,6 @@ EXAMPLES = {
     "notify": "failures",
     "preset": "nlp",
     "stall_alert": "45m",
-    "objective": "max:accuracy",
 }
 
 # The right forms, in the `/train` grammar's words (the CLI shows them too, "as in /train").

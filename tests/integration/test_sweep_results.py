@@ -73,3 +73,85 @@ def test_a_documented_end_event_costs_one_describe_which_brings_billable_time_me
     assert done.status.value == "Completed" and done.current_attempt.billable_seconds == 600
     assert done.final_metrics == {"accuracy": 0.5}
     assert done.model_artifact == f"s3://out-bucket/runs/{attempt}/output/model.tar.gz"
+
+
+# --- a sweep, through the bot's handler and the monitor's ------------------------------------------
+
+from tests.bot_fixtures import GOOD_SUBMIT, OTHER, TEAM, USER, bot_env  # noqa: E402
+from infra.local.standins.slack_signing import block_actions_body  # noqa: E402
+
+__all__ = ["bot_env"]
+
+STEER = "trainbot_standin_metric_accuracy"
+SWEEP = (
+    GOOD_SUBMIT.replace("submit name=bert-lr3", "sweep name=grid")
+    + f" hp.{STEER}=0.71,0.93,0.85 metric.accuracy='accuracy=([0-9.]+)' objective=max:accuracy"
+)
+
+
+@pytest.fixture
+def world(bot_env, jobs_table, slack):
+    env = {"JOBS_TABLE_NAME": jobs_table, "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack.api_url}
+    built = Stack(env=env, duration=600.0, startup=20.0)
+    yield bot_env, built
+    built.close()
+
+
+def _sweep_jobs(stack):
+    from backend.domain.model import Owner
+
+    jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=50).jobs
+    assert len(jobs) == 3
+    return jobs
+
+
+def _root(slack):
+    [root] = slack.messages(CHANNEL)
+    return root
+
+
+def test_the_sweeps_summary_ranks_its_jobs_by_the_objective_with_only_the_hyperparameters_that_vary(world, slack):
+    bot, stack = world
+    bot.command(SWEEP, trigger_id="7.7.sweep")
+    jobs = _sweep_jobs(stack)
+    stack.tick(60)
+    assert "Stop sweep" in str(_root(slack)["blocks"])  # while it runs
+
+    stack.run_until_settled([j.job_id for j in jobs])
+
+    root = _root(slack)
+    assert "Stop sweep" not in str(root["blocks"])  # it has ended
+    [summary] = [m["text"] for m in root["replies"] if "has ended" in m["text"]]
+    assert "best first by highest `accuracy`" in summary
+    rows = summary.splitlines()[2:]
+    assert [r.split(" · ")[1] for r in rows] == [f"{STEER}=0.93", f"{STEER}=0.85", f"{STEER}=0.71"]
+    assert all(r.endswith(("accuracy 0.93", "accuracy 0.85", "accuracy 0.71")) and " · Completed · 10 min · " in r for r in rows)
+    assert "lr=" not in summary and "epochs=" not in summary  # the same for every job: not a column
+
+
+def test_a_long_sweeps_summary_keeps_to_slacks_4000_characters_and_says_how_many_it_left_out(world, slack, monkeypatch):
+    bot, stack = world
+    monkeypatch.setenv("TRAINBOT_SWEEP_MAX_SIZE", "40")  # read at the bot's cold start: the first command
+    values = ",".join(f"0.{n:02d}{'0' * 36}" for n in range(10, 50))  # 40 long rows: not all fit
+    long_hp = "v" * 150  # the same for every job: not a column
+    bot.command(
+        GOOD_SUBMIT.replace("submit name=bert-lr3", "sweep name=wide")
+        + f" hp.{STEER}={values} hp.note={long_hp} metric.accuracy='accuracy=([0-9.]+)' objective=min:accuracy",
+        trigger_id="7.7.wide",
+    )
+    # 40 jobs: over the confirmation size, so confirm it as its owner would.
+    from backend.services.submit import sweep_id_for
+
+    url = slack.response_url(CHANNEL, USER, message_ts="1700000000.000100")
+    bot.send(block_actions_body("sweep_confirm", sweep_id_for("7.7.wide"), user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=url))
+    from backend.domain.model import Owner
+
+    jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=50).jobs
+    assert len(jobs) == 40
+    stack.run_until_settled([j.job_id for j in jobs])
+
+    [summary] = [m["text"] for m in _root(slack)["replies"] if "has ended" in m["text"]]
+    assert len(summary) <= 4000
+    rows = [r for r in summary.splitlines() if r[:1].isdigit()]
+    assert 0 < len(rows) < 40 and summary.endswith(f"_…and {40 - len(rows)} more_")
+    assert rows[0].startswith("1. ") and rows[0].endswith("accuracy 0.1")  # min: lowest first
