@@ -77,8 +77,8 @@ def test_a_documented_end_event_costs_one_describe_which_brings_billable_time_me
 
 # --- a sweep, through the bot's handler and the monitor's ------------------------------------------
 
-from tests.bot_fixtures import GOOD_SUBMIT, OTHER, TEAM, USER, bot_env  # noqa: E402
 from infra.local.standins.slack_signing import block_actions_body  # noqa: E402
+from tests.bot_fixtures import GOOD_SUBMIT, OTHER, TEAM, USER, bot_env  # noqa: E402
 
 __all__ = ["bot_env"]
 
@@ -155,3 +155,41 @@ def test_a_long_sweeps_summary_keeps_to_slacks_4000_characters_and_says_how_many
     rows = [r for r in summary.splitlines() if r[:1].isdigit()]
     assert 0 < len(rows) < 40 and summary.endswith(f"_…and {40 - len(rows)} more_")
     assert rows[0].startswith("1. ") and rows[0].endswith("accuracy 0.1")  # min: lowest first
+
+
+def test_stop_sw_and_the_stop_sweep_button_stop_every_unfinished_job_of_the_sweep_for_its_owner_only(world, slack):
+    from backend.services.submit import sweep_id_for
+
+    bot, stack = world
+    bot.command(SWEEP, trigger_id="7.7.stop")
+    sweep_id = sweep_id_for("7.7.stop")
+    jobs = _sweep_jobs(stack)
+    stack.tick(60)
+
+    bot.command(f"stop {sweep_id}", user=OTHER)
+    assert "(the owner) or an admin may change" in bot.ephemerals(user=OTHER)[-1]
+    assert all(not j.is_terminal and j.status.value != "Stopping" for j in stack.store.get_many([j.job_id for j in jobs]))
+
+    bot.command(f"stop {sweep_id}")
+    assert "3 jobs stopped" in bot.ephemerals()[-1]
+    stack.tick(60)
+    assert {j.status.value for j in stack.store.get_many([j.job_id for j in jobs])} == {"Stopped"}
+
+    url = slack.response_url(CHANNEL, USER, message_ts=_root(slack)["ts"])
+    bot.send(block_actions_body("sweep_stop", sweep_id, user_id=USER, team_id=TEAM, channel_id=CHANNEL, response_url=url))
+    assert "0 jobs stopped; 3 had ended already" in bot.ephemerals()[-1]
+
+
+def test_status_shows_a_jobs_hyperparameters_final_metrics_and_model(world, slack):
+    import json
+
+    bot, stack = world
+    bot.command(SWEEP, trigger_id="7.7.status")
+    jobs = _sweep_jobs(stack)
+    stack.run_until_settled([j.job_id for j in jobs])
+    best = next(j for j in jobs if j.job_args.HyperParameters[STEER] == "0.93")
+
+    bot.command(f"status {best.job_id}")
+    blob = json.dumps(slack.ephemerals(user=USER)[-1]["blocks"])
+    assert "*Hyperparameters*: lr=3e-5, epochs=3, " in blob and f"{STEER}=0.93" in blob
+    assert "*Final metrics*: accuracy 0.93" in blob and "/output/model.tar.gz" in blob

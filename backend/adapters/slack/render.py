@@ -770,7 +770,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
   Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.
-• `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
+• `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination. `metric.<name>=<regex>` (submit too) reads a metric from the log as SageMaker does (the regex's first group); `objective=max:<name>` (or `min:`) ranks the sweep's final results table. `/train stop sw-…` stops a whole sweep.
 • `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
 • `/train queue [instance=…] [page=2]`: the queue in launch order, and why each job waits
 • `/train stop <JobId>` · `/train retry <JobId>`
