@@ -319,6 +319,10 @@ class TrainingStatus:
     # The training plan the job runs on (its ResourceConfig's plan, by name): "" when SageMaker
     # showed its resources and they name no plan (on-demand); None when it did not say.
     training_plan: str | None = None
+    # The job's defined metrics as the backend last read them from its log (name -> value) and
+    # where the trained model was written (an S3 URI; a completed attempt's only).
+    final_metrics: dict[str, float] = field(default_factory=dict)
+    model_artifact: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

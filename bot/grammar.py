@@ -28,6 +28,9 @@ from backend.domain.spec import (
 )
 from backend.domain.status import JobStatus
 
+# A sweep's id (backend.services.submit.sweep_id_for): no job id has 16 characters after its
+# last dash, so the two never collide.
+SWEEP_ID = re.compile(r"^sw-[0-9a-f]{16}$")
 MAX_TEXT = 8000  # Slack caps a command at 4,000 characters; anything longer is not from Slack
 # Slack clients turn typed quotes into typographic ones; the grammar means the plain ones.
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'"})
@@ -37,7 +40,7 @@ USAGE = {
     "sweep": SWEEP_USAGE,
     "status": "/train status <JobId>",
     "list": "/train list [mine|all] [status=Failed]",
-    "stop": "/train stop <JobId>",
+    "stop": "/train stop <JobId>   (or a sweep's id, sw-…: every job of it that has not ended)",
     "retry": "/train retry <JobId>",
     "stats": "/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]",
     "preset": PRESET_USAGE,
@@ -84,6 +87,13 @@ class ListJobs:
 @dataclass(frozen=True)
 class Stop:
     job_id: str
+
+
+@dataclass(frozen=True)
+class StopSweep:
+    """``/train stop sw-…``: stop every job of the sweep that has not ended."""
+
+    sweep_id: str
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,7 @@ class PresetDelete:
 
 
 Request = (
-    Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | Retry
+    Help | OpenSubmitModal | Submit | Sweep | Status | ListJobs | Stop | StopSweep | Retry
     | PresetSave | PresetList | PresetShow | PresetDelete | Stats | Queue | Budget | Plans
 )
 
@@ -186,6 +196,8 @@ def parse(text: str) -> Request:
         return Sweep(parse_fields(tokens(rest, USAGE["sweep"]), USAGE["sweep"]))
     if verb in ("status", "stop", "retry"):
         job_id = _one_job_id(verb, tokens(rest, USAGE[verb]))
+        if verb == "stop" and SWEEP_ID.match(job_id):
+            return StopSweep(job_id)
         return Status(job_id) if verb == "status" else Stop(job_id) if verb == "stop" else Retry(job_id)
     if verb == "list":
         return _parse_list(tokens(rest, USAGE["list"]))

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from backend.domain.cost import Estimate
 from backend.domain.model import Job
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.errors import JobNotFound
 from backend.services.budget import BudgetCheck, Decision
 from backend.services.jobs import Actor
 from backend.services.presets import PresetBook
@@ -90,6 +92,14 @@ class BotService:
 
     def stop(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.stop(job_id, actor)
+
+    def stop_sweep(self, sweep_id: str, actor: Actor) -> tuple[int, int]:
+        """Stop every unfinished job of the sweep (owner or admin); (stopped, already ended).
+        JobNotFound when there is no such sweep."""
+        record = self._c.store.get_record(RecordKind.SWEEP, sweep_id)
+        if record is None:
+            raise JobNotFound(sweep_id)
+        return self._c.jobs.stop_many([str(i) for i in record.get("JobIds") or []], actor)
 
     def retry(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.retry(job_id, actor)

@@ -12,6 +12,7 @@ be retried into the dead-letter queue).
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +101,8 @@ def training_status(description: dict[str, Any]) -> TrainingStatus:
         ended_at=event_time(description.get("TrainingEndTime")),
         billable_seconds=billable_seconds,
         training_plan=_training_plan(description.get("ResourceConfig")),
+        final_metrics=_final_metrics(description.get("FinalMetricDataList")),
+        model_artifact=_model_artifact(description.get("ModelArtifacts")),
         extra={"secondary_status": secondary},
     )
 
@@ -109,6 +112,37 @@ def _training_plan(resources: Any) -> str | None:
     if not isinstance(resources, dict):
         return None
     return plan_of_arn(resources.get("TrainingPlanArn")) or ""
+
+
+_S3_URI = re.compile(r"^s3://[^/\s]+/\S*$")
+
+
+def _final_metrics(data: Any) -> dict[str, float]:
+    """``FinalMetricDataList`` (MetricData: MetricName, Value, Timestamp) as name -> value; an
+    entry of another shape, or a value that is not a finite number, is left out (a metric
+    nobody can rank by is no reason to drop the status it came with)."""
+    if not isinstance(data, list):
+        return {}
+    metrics: dict[str, float] = {}
+    for datum in data:
+        if not isinstance(datum, dict):
+            continue
+        name, value = datum.get("MetricName"), datum.get("Value")
+        if not isinstance(name, str) or not name or isinstance(value, bool) or not isinstance(value, int | float | str):
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if math.isfinite(number):
+            metrics[name[:255]] = number
+    return metrics
+
+
+def _model_artifact(artifacts: Any) -> str | None:
+    """``ModelArtifacts.S3ModelArtifacts``: where the trained model was written."""
+    uri = artifacts.get("S3ModelArtifacts") if isinstance(artifacts, dict) else None
+    return uri if isinstance(uri, str) and len(uri) <= 1024 and _S3_URI.match(uri) else None
 
 
 def _was_interrupted(transitions: Any) -> bool:

@@ -54,10 +54,16 @@ MAX_HYPERPARAMETERS = 100
 MAX_HP_KEY = 256
 MAX_HP_VALUE = 2500
 MAX_TAGS = 50
+# AlgorithmSpecification.MetricDefinitions (SageMaker API Reference, MetricDefinition): at most
+# 40 definitions; Name 1-255 characters, Regex 1-500, each of pattern ``.+``.
+MAX_METRIC_DEFINITIONS = 40
+MAX_METRIC_NAME = 255
+MAX_METRIC_REGEX = 500
 
 # How the /train grammar (and so every error message) names each request field.
 FIELD_LABELS: dict[str, str] = {
     "AlgorithmSpecification.TrainingImage": "image",
+    "AlgorithmSpecification.MetricDefinitions": "metric",
     "ResourceConfig.InstanceType": "instance",
     "ResourceConfig.InstanceCount": "count",
     "ResourceConfig.VolumeSizeInGB": "volume",
@@ -89,9 +95,37 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MetricDefinition(_Request):
+    """A metric SageMaker reads from the training log: the first group of ``Regex``'s match."""
+
+    Name: str
+    Regex: str
+
+    @field_validator("Name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not 1 <= len(value) <= MAX_METRIC_NAME or not re.fullmatch(r".+", value):
+            raise ValueError(f"metric names are 1 to {MAX_METRIC_NAME} characters on one line ({value[:40]!r})")
+        return value
+
+    @field_validator("Regex")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        if not 1 <= len(value) <= MAX_METRIC_REGEX or not re.fullmatch(r".+", value):
+            raise ValueError(f"a metric regex is 1 to {MAX_METRIC_REGEX} characters on one line, not {len(value)}")
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value[:60]!r} is not a regular expression: {exc}") from None
+        if compiled.groups < 1:
+            raise ValueError(f"{value[:60]!r} needs a group around the value, e.g. loss=([0-9.]+)")
+        return value
+
+
 class Algorithm(_Request):
     TrainingImage: str
     TrainingInputMode: str = "File"
+    MetricDefinitions: list[MetricDefinition] | None = None
 
     @field_validator("TrainingImage")
     @classmethod
@@ -105,6 +139,19 @@ class Algorithm(_Request):
     def _mode(cls, value: str) -> str:
         if value not in {"File", "Pipe", "FastFile"}:
             raise ValueError("input mode must be File, Pipe or FastFile")
+        return value
+
+    @field_validator("MetricDefinitions")
+    @classmethod
+    def _metrics(cls, value: list[MetricDefinition] | None) -> list[MetricDefinition] | None:
+        if not value:
+            return None  # absent means none: SageMaker's request has no empty list
+        if len(value) > MAX_METRIC_DEFINITIONS:
+            raise ValueError(f"SageMaker takes at most {MAX_METRIC_DEFINITIONS} metric definitions, not {len(value)}")
+        names = [m.Name for m in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"metric {twice[0]!r} is defined twice")
         return value
 
 
@@ -477,6 +524,11 @@ class Job(BaseModel):
     # full or ended instead of waiting or failing.
     plan: str | None = None
     plan_fallback: bool | None = None
+    # When its attempt completed: its defined metrics' final values (metric name -> value, from
+    # the training backend's last read of the log) and where the trained model was written (an
+    # S3 URI). None until then, so a job without them carries no such attributes.
+    final_metrics: dict[str, float] | None = None
+    model_artifact: str | None = None
 
     @field_validator("job_id")
     @classmethod

@@ -29,6 +29,7 @@ from backend.domain.model import (
     MAX_RETRY_BUDGET,
     MAX_VOLUME_GB,
     JobArgs,
+    MetricDefinition,
     label_of,
 )
 from backend.domain.notice import NotifyMode
@@ -39,6 +40,10 @@ PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _HP_KEY = re.compile(r"^[A-Za-z0-9_.:/\-]{1,256}$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+# A metric's name as SageMaker's MetricDefinition takes it (1-255 characters of ``.+``); in the
+# grammar it is the key's tail, so it cannot hold an ``=``.
+_METRIC_KEY = re.compile(r"^[^=\r\n]{1,255}$")
+_OBJECTIVE = re.compile(r"^(?P<goal>min|max):(?P<metric>.+)$", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+)([dhms]?)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}
 
@@ -63,8 +68,9 @@ JOB_KEYS = (
     "stall_alert",
     "plan",
     "plan_fallback",
+    "objective",
 )
-PREFIX_KEYS = ("hp.", "input.", "tag.")
+PREFIX_KEYS = ("hp.", "input.", "tag.", "metric.")
 REQUIRED = ("name", "image", "instance", "output", "role")
 EXAMPLES = {
     "name": "bert-lr3",
@@ -95,7 +101,10 @@ SUBMIT_EXAMPLE = (
     "role=arn:aws:iam::123456789012:role/SageMakerRole max_runtime=1h hp.lr=3e-5 hp.epochs=3"
 )
 SUBMIT_USAGE = SUBMIT_EXAMPLE + "\n/train submit preset=nlp name=bert-lr3 hp.lr=3e-5"
-SWEEP_USAGE = "/train sweep preset=nlp name=bert-grid hp.lr=1e-5,3e-5,1e-4 hp.batch=16,32"
+SWEEP_USAGE = (
+    "/train sweep preset=nlp name=bert-grid hp.lr=1e-5,3e-5,1e-4 hp.batch=16,32\n"
+    "/train sweep preset=nlp name=bert-grid hp.lr=1e-5,3e-5 metric.accuracy='accuracy=([0-9.]+)' objective=max:accuracy"
+)
 PRESET_USAGE = (
     "/train preset save nlp image=… role=… output=s3://out-bucket/runs instance=ml.g5.xlarge\n"
     "/train preset list\n/train preset show nlp\n/train preset delete nlp"
@@ -108,6 +117,26 @@ class BadCommand(InvalidRequest):
     def __init__(self, problems: list[str], usage: str = "") -> None:
         super().__init__(problems)
         self.usage = usage
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``objective=min:<metric>`` / ``max:<metric>``: what ranks a sweep's jobs."""
+
+    metric: str
+    maximize: bool
+
+    @property
+    def text(self) -> str:
+        return f"{'max' if self.maximize else 'min'}:{self.metric}"
+
+
+def parse_objective(value: str) -> Objective:
+    """An objective's text as an :class:`Objective`; ValueError otherwise."""
+    match = _OBJECTIVE.match(value.strip())
+    if match is None:
+        raise ValueError(f"{shorten(value)!r} is not an objective; write min:<metric> or max:<metric>, e.g. max:accuracy")
+    return Objective(match["metric"], match["goal"].lower() == "max")
 
 
 @dataclass(frozen=True)
@@ -144,7 +173,9 @@ def parse_fields(words: list[str], usage: str) -> dict[str, str]:
             problems.append(f"{shorten(word)!r} is not key=value")
             continue
         if not is_known_key(key):
-            problems.append(f"{shorten(key)!r} is not a key; keys are {', '.join(JOB_KEYS)}, hp.<name>, input.<channel>")
+            problems.append(
+                f"{shorten(key)!r} is not a key; keys are {', '.join(JOB_KEYS)}, hp.<name>, input.<channel>, metric.<name>"
+            )
             continue
         if key in fields:
             problems.append(f"{key} is given twice")
@@ -161,7 +192,8 @@ def is_known_key(key: str) -> bool:
     for prefix in PREFIX_KEYS:
         if key.startswith(prefix) and len(key) > len(prefix):
             rest = key[len(prefix) :]
-            return bool((_TAG_KEY if prefix == "tag." else _HP_KEY).match(rest))
+            pattern = _TAG_KEY if prefix == "tag." else _METRIC_KEY if prefix == "metric." else _HP_KEY
+            return bool(pattern.match(rest))
     return False
 
 
@@ -211,6 +243,8 @@ def shorten(text: str, limit: int = 60) -> str:
 def job_spec(fields: dict[str, str], usage: str = SUBMIT_USAGE) -> JobSpec:
     """Validate ``fields`` (preset already merged in) into one :class:`JobSpec`."""
     problems: list[str] = []
+    if fields.get("objective"):
+        problems.append("objective: an objective ranks a sweep's jobs; use it with /train sweep")
     request, knobs = _request(fields, problems)
     try:
         job_args = JobArgs.model_validate(request)
@@ -242,6 +276,8 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
             raise BadCommand([f"{key} lists a value twice"], usage)
         if any(v == "" for v in values):
             raise BadCommand([f"{key} has an empty value in its list"], usage)
+    sweep_objective(fields, usage)
+    fields = {k: v for k, v in fields.items() if k != "objective"}
     base_name = fields.get("name", "")
     width = len(str(size))
     keys = list(grid)
@@ -268,6 +304,23 @@ def sweep_specs(fields: dict[str, str], max_size: int, usage: str = SWEEP_USAGE)
     return specs
 
 
+def sweep_objective(fields: dict[str, str], usage: str = SWEEP_USAGE) -> Objective | None:
+    """The sweep's ``objective=`` (None without one); BadCommand unless it names one of the
+    sweep's ``metric.<name>`` definitions."""
+    value = fields.get("objective", "")
+    if not value:
+        return None
+    try:
+        objective = parse_objective(value)
+    except ValueError as exc:
+        raise BadCommand([f"objective: {exc}"], usage) from None
+    defined = [k[len("metric.") :] for k in fields if k.startswith("metric.")]
+    if objective.metric not in defined:
+        hint = f"defined: {', '.join(defined)}" if defined else "define it with metric.<name>=<regex>"
+        raise BadCommand([f"objective: {shorten(objective.metric)!r} is not a defined metric ({hint})"], usage)
+    return objective
+
+
 def _sweep_values(value: str) -> list[str]:
     return [part.strip() for part in value.split(",")]
 
@@ -291,6 +344,7 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
     channels: list[dict[str, Any]] = []
     hyper: dict[str, str] = {}
     tags: list[dict[str, str]] = []
+    metrics: list[dict[str, str]] = []
 
     def attempt(key: str, convert: Callable[[str], _T]) -> _T | None:
         try:
@@ -359,8 +413,18 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             hyper[key[3:]] = value
         elif key.startswith("tag."):
             tags.append({"Key": key[4:], "Value": value})
+        elif key.startswith("metric."):
+            metric = {"Name": key[len("metric.") :], "Regex": value}
+            try:
+                MetricDefinition.model_validate(metric)
+            except ValidationError as exc:
+                problems.extend(f"{key}: {str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors())
+            else:
+                metrics.append(metric)
     if knobs.get("fallback_types") and knobs.get("plan") and knobs["plan"].lower() != NO_PLAN:
         problems.append("plan: a job on a training plan runs on the plan's instance type; give one instance=, not a list")
+    if metrics and "AlgorithmSpecification" in request:
+        request["AlgorithmSpecification"]["MetricDefinitions"] = metrics
     if resources.get("InstanceType"):
         request["ResourceConfig"] = {k: v for k, v in resources.items() if v is not None}
     stopping = {k: v for k, v in stopping.items() if v is not None}

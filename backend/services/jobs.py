@@ -190,6 +190,25 @@ class JobService:
             return
         raise NotAuthorized(f"only <@{job.owner.user_id}> (the owner) or an admin may change {job.job_id}")
 
+    def stop_many(self, job_ids: Sequence[str], actor: Actor) -> tuple[int, int]:
+        """Stop each of ``job_ids`` that has not ended (a sweep's), each as :meth:`stop` does:
+        (how many were stopped or are stopping, how many had ended already). Authorized on
+        every job before any is stopped, so a refusal stops none."""
+        jobs = self._store.get_many(job_ids)
+        for job in jobs:
+            self.authorize_change(actor, job)
+        stopped = ended = 0
+        for job in jobs:
+            if job.is_terminal:
+                ended += 1
+                continue
+            try:
+                self.stop(job.job_id, actor)
+                stopped += 1
+            except IllegalTransition:
+                ended += 1  # it ended meanwhile
+        return stopped, ended
+
     def stop(self, job_id: str, actor: Actor) -> Job:
         """Stop a job: not yet launched -> Stopped at once; running -> Stopping, and
         StopTrainingJob is sent (if SageMaker cannot be reached now, the monitor's sweep sends

@@ -66,6 +66,16 @@ def _ends_now(job: Job, number: int) -> bool:
     )
 
 
+def _lacks_end_facts(job: Job, status: TrainingStatus) -> bool:
+    """Whether an end observation lacks what the attempt's end records: billable time, and for
+    a completed one its model artifact and (when the job defines metrics) their values."""
+    if status.billable_seconds is None:
+        return True
+    if status.state is not T.COMPLETED:
+        return False
+    return status.model_artifact is None or (bool(job.job_args.AlgorithmSpecification.MetricDefinitions) and not status.final_metrics)
+
+
 def _sweep_key(job: Job) -> str:
     """The job's place in the Active index (its sort key)."""
     return f"{format_utc(job.updated_at)}#{job.job_id}"
@@ -150,10 +160,10 @@ class Monitor:
             except JobNotFound:
                 report.ignored += 1
                 return report
-            if not described and status.state in _ENDED and status.billable_seconds is None and _ends_now(job, attempt_number):
+            if not described and status.state in _ENDED and _lacks_end_facts(job, status) and _ends_now(job, attempt_number):
                 described = True
                 try:
-                    status = self._with_billable_time(status)
+                    status = self._with_end_facts(status)
                 except (BackendUnavailable, BackendRefused) as exc:
                     # Leave it as it is: the sweep describes active jobs, billable time and all.
                     report.unknown += 1
@@ -164,14 +174,20 @@ class Monitor:
             report.lost_races += 1
         return report
 
-    def _with_billable_time(self, status: TrainingStatus) -> TrainingStatus:
-        """An end event as AWS documents it has no ``BillableTimeInSeconds``: the attempt's
-        Describe has it (one call per attempt, made only when the event ends the attempt)."""
+    def _with_end_facts(self, status: TrainingStatus) -> TrainingStatus:
+        """An end event as AWS documents it has no ``BillableTimeInSeconds``, final metrics or
+        model artifacts: the attempt's Describe has them all (one call per attempt, made only
+        when the event ends the attempt)."""
         self._pacer.acquire()
         described = self._backend.describe(status.name)
-        if described is None or described.billable_seconds is None:
+        if described is None:
             return status
-        return replace(status, billable_seconds=described.billable_seconds)
+        return replace(
+            status,
+            billable_seconds=status.billable_seconds if status.billable_seconds is not None else described.billable_seconds,
+            final_metrics=status.final_metrics or described.final_metrics,
+            model_artifact=status.model_artifact or described.model_artifact,
+        )
 
     # --- sweep ------------------------------------------------------------------------------
 
@@ -427,7 +443,12 @@ class Monitor:
         )
         if status.state is T.COMPLETED:
             done = ended.model_copy(update={"outcome": AttemptOutcome.COMPLETED, "reason": "completed"})
-            return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done))
+            results: dict[str, Any] = {}
+            if status.final_metrics:
+                results["final_metrics"] = dict(status.final_metrics)
+            if status.model_artifact:
+                results["model_artifact"] = status.model_artifact
+            return self._write(job, S.COMPLETED, "completed", report, attempts=job.replace_attempt(done), **results)
         if status.state is T.STOPPED and not _stop_asked(job, attempt) and (status.max_runtime_exceeded or status.max_wait_exceeded):
             # SageMaker ended it at its stopping condition: the run did not finish, a failure.
             return self._failed(job, ended, status, report, now)

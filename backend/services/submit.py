@@ -390,7 +390,15 @@ class SubmitService:
         recorded = self._store.put_record(
             SWEEP_ROOT,
             plan.sweep_id,
-            {"Channel": root.channel, "Ts": root.ts, "Name": root.name, "Owner": actor.user_id, "Total": root.total},
+            {
+                "Channel": root.channel,
+                "Ts": root.ts,
+                "Name": root.name,
+                "Owner": actor.user_id,
+                "Total": root.total,
+                # What the final summary ranks the jobs by (objective=max:<metric>), if anything.
+                **({"Objective": plan.fields["objective"]} if plan.fields.get("objective") else {}),
+            },
             only_if_absent=True,
         )
         if not recorded:

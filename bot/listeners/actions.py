@@ -22,6 +22,7 @@ from bot.usecases import BotService
 def register(app: App) -> None:
     app.action(render.STOP_ACTION)(ack=acknowledge, lazy=[stop_job])
     app.action(render.RETRY_ACTION)(ack=acknowledge, lazy=[retry_job])
+    app.action(render.STOP_SWEEP_ACTION)(ack=acknowledge, lazy=[stop_sweep])
     app.action(render.LOGS_ACTION)(acknowledge)  # a link button: Slack opens the URL itself
     app.action(render.LIST_MORE_ACTION)(ack=acknowledge, lazy=[next_page])
     app.action(render.SWEEP_CONFIRM_ACTION)(ack=acknowledge, lazy=[confirm_sweep])
@@ -44,6 +45,13 @@ def _say(respond: Respond, **message: Any) -> None:
 def stop_job(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
     bot: BotService = context["bot"]
     _say(respond, text=render.changed("stop", bot.stop(value_of(action), actor_of(body))))
+
+
+@answers_errors
+def stop_sweep(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    bot: BotService = context["bot"]
+    sweep_id = value_of(action)
+    _say(respond, text=render.sweep_stopped(sweep_id, *bot.stop_sweep(sweep_id, actor_of(body))))
 
 
 @answers_errors

@@ -123,6 +123,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))
         case grammar.Stop(job_id=job_id):
             say(text=render.changed("stop", bot.stop(job_id, actor)))
+        case grammar.StopSweep(sweep_id=sweep_id):
+            say(text=render.sweep_stopped(sweep_id, *bot.stop_sweep(sweep_id, actor)))
         case grammar.Retry(job_id=job_id):
             retried = bot.retry(job_id, actor)
             say(text=render.changed("retry", retried))

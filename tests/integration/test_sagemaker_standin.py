@@ -558,3 +558,52 @@ def test_a_clean_stop_frees_the_port_and_cuts_kept_alive_connections(clock):
     with first:
         assert first.port == port
         assert describe(make_client(first), "before-stop")["TrainingJobStatus"] == "InProgress"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metric_definitions_give_final_metric_data_and_model_artifacts_shaped_as_documented(standin, client):
+    from tests.fixtures.samples import load
+
+    documented = load("sagemaker_describe_final_metrics.json")
+    definitions = [{"Name": "accuracy", "Regex": r"accuracy=([0-9.]+)"}, {"Name": "never", "Regex": r"nowhere=(\d+)"}]
+    client.create_training_job(
+        TrainingJobName="metrics-a1",
+        AlgorithmSpecification={"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
+                                "TrainingInputMode": "File", "MetricDefinitions": definitions},
+        RoleArn="arn:aws:iam::123456789012:role/trainbot-training",
+        OutputDataConfig={"S3OutputPath": "s3://trainbot-artifacts/models"},
+        ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        HyperParameters={"trainbot_standin_metric_accuracy": "0.9137"},
+    )
+    standin.advance(STARTUP + DURATION + 1)
+    job = describe(client, "metrics-a1")
+
+    assert job["AlgorithmSpecification"]["MetricDefinitions"] == definitions  # echoed
+    [datum] = job["FinalMetricDataList"]  # "never" matched no line: SageMaker has no value for it
+    assert set(datum) == set(documented["FinalMetricDataList"][0])
+    assert datum["MetricName"] == "accuracy" and datum["Value"] == pytest.approx(0.9137)  # the last match
+    assert datum["Timestamp"] == job["TrainingEndTime"]
+    assert set(job["ModelArtifacts"]) == set(documented["ModelArtifacts"])
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == "s3://trainbot-artifacts/models/metrics-a1/output/model.tar.gz"
+
+
+def test_metric_definitions_are_validated_as_sagemaker_documents_them(client):
+    def attempt(definitions):
+        with pytest.raises(ClientError) as excinfo:
+            client.create_training_job(
+                TrainingJobName="bad-metrics",
+                AlgorithmSpecification={"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
+                                        "TrainingInputMode": "File", "MetricDefinitions": definitions},
+                RoleArn="arn:aws:iam::123456789012:role/trainbot-training",
+                OutputDataConfig={"S3OutputPath": "s3://trainbot-artifacts/models"},
+                ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                StoppingCondition={"MaxRuntimeInSeconds": 3600},
+            )
+        return error_of(excinfo)
+
+    assert attempt([{"Name": f"m{i}", "Regex": r"m=(\d)"} for i in range(41)])[1] == VALIDATION
+    assert "between 1 and 500" in attempt([{"Name": "m", "Regex": "x" * 501}])[2]
+    assert "between 1 and 255" in attempt([{"Name": "n" * 256, "Regex": r"m=(\d)"}])[2]

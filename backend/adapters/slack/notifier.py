@@ -42,6 +42,7 @@ from backend.config import Settings
 from backend.domain import notice
 from backend.domain.model import Job, SlackThread
 from backend.domain.records import RecordKind
+from backend.domain.spec import Objective, parse_objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
 from backend.ports import JobRepository, RecordStore, SweepEnd, notify_may_wait
@@ -329,7 +330,23 @@ class SlackNotifier:
                 # An intermediate tally: the next end (or the final one) shows a newer one.
         if finished:
             failures = counted.failures[counted.digested :] if notice.sweep_digests(job.notify) else counted.failures
-            self._post_summary(job.sweep_id, channel, root, render.sweep_summary(name, owner, total, counted.tally, failures))
+            results, objective = self._results(job.sweep_id, record)
+            summary = render.sweep_summary(name, owner, total, counted.tally, failures, results, objective)
+            self._post_summary(job.sweep_id, channel, root, summary)
+
+    def _results(self, sweep_id: str, root: dict[str, Any]) -> tuple[list[Job], Objective | None]:
+        """The sweep's jobs (from its batch record: read once, when it has ended) and the
+        objective its author ranks them by (on its root record)."""
+        try:
+            batch = self._store.get_record(RecordKind.SWEEP, sweep_id) or {}
+            jobs = self._store.get_many([str(i) for i in batch.get("JobIds") or []])
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"sweep results not read: {exc}") from exc
+        try:
+            objective = parse_objective(str(root["Objective"])) if root.get("Objective") else None
+        except ValueError:
+            objective = None
+        return jobs, objective
 
     def _post_summary(self, sweep_id: str, channel: str, root: str, text: str) -> None:
         """Post the sweep's final summary once. The ``Final`` mark is 0 (not posted), 1

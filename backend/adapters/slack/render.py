@@ -19,7 +19,7 @@ from backend.domain.cost import Estimate, describe, hours_text, job_instance_hou
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
-from backend.domain.spec import SUBMIT_EXAMPLE
+from backend.domain.spec import SUBMIT_EXAMPLE, Objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
 S = JobStatus
@@ -39,6 +39,7 @@ EMOJI = {
 
 # Button action ids: the contract between these blocks and bot.listeners.actions.
 STOP_ACTION = "job_stop"
+STOP_SWEEP_ACTION = "sweep_stop"
 RETRY_ACTION = "job_retry"
 LOGS_ACTION = "job_logs"
 LIST_MORE_ACTION = "list_more"
@@ -434,7 +435,7 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
         billable = attempt.billable_seconds if attempt else None
         took = _took(attempt)
         extra = " · ".join(p for p in (f"took {took}" if took else "", f"billable {duration(billable)}" if billable else "") if p)
-        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt)
+        return f"{head}: *{esc(job.name, 80)}* finished" + (f" ({extra})" if extra else "") + _ran_on(job, attempt) + _results(job)
     if status is S.STOPPED:
         who = stopped_by(job)
         if who and not _STOPPED_BY.match(entry.reason or ""):
@@ -444,6 +445,28 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
     return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
+
+
+def metrics_text(metrics: Mapping[str, float] | None, limit: int = 8) -> str:
+    """``name value · …``: a job's metric values, the first ``limit`` by name."""
+    items = sorted((metrics or {}).items())
+    shown = " · ".join(f"{esc(name, 40)} {number(value)}" for name, value in items[:limit])
+    return shown + (f" · …{len(items) - limit} more" if len(items) > limit else "")
+
+
+def number(value: float) -> str:
+    """A metric value, short: 4 significant digits."""
+    return f"{value:.4g}"
+
+
+def _results(job: Job) -> str:
+    """A completed job's final metrics and where its model is."""
+    lines = []
+    if job.final_metrics:
+        lines.append(f"Final metrics: {metrics_text(job.final_metrics)}")
+    if job.model_artifact:
+        lines.append(f"Model: `{esc(job.model_artifact, 300)}`")
+    return "".join("\n" + line for line in lines)
 
 
 def _with_tail(attempt: Attempt | None, region: str) -> str:
@@ -542,6 +565,13 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     if job.preset:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
+    results = [f"*Hyperparameters*: {_hp(job, limit=20)}"] if job.job_args.HyperParameters else []
+    if job.final_metrics:
+        results.append(f"*Final metrics*: {metrics_text(job.final_metrics, limit=20)}")
+    if job.model_artifact:
+        results.append(f"*Model*: `{esc(job.model_artifact, 300)}`")
+    if results:
+        blocks.append(_section(cut("\n".join(results), STATUS_SHARE)))
     history = [
         f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({esc(h.reason, 120)})" if h.reason else "")
         for h in job.history[-8:]
@@ -596,7 +626,18 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     parts = [f"{EMOJI[S(k)] if k in S._value2member_map_ else ''} {k} {v}".strip() for k, v in sorted(tally.items())]
     status = f"{ended} of {total} ended" + (" · " + " · ".join(parts) if parts else "")
     text = f":test_tube: Sweep *{esc(name, 80)}* by {owner_name(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
-    return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": [_section(text)]}
+    blocks: list[dict[str, Any]] = [_section(text)]
+    if ended < total:
+        # While it runs: one press stops every job that has not ended (as /train stop sw-… does).
+        blocks.append({"type": "actions", "block_id": f"sweep:{sweep_id}", "elements": [_button("Stop sweep", STOP_SWEEP_ACTION, sweep_id, style="danger")]})
+    return {"text": esc(f"Sweep {name}: {ended} of {total} ended", 300), "blocks": blocks}
+
+
+def sweep_stopped(sweep_id: str, stopped: int, ended: int) -> str:
+    """The answer to stopping a sweep."""
+    return f":octagonal_sign: Sweep `{esc(sweep_id, 40)}`: {stopped} job{'s' if stopped != 1 else ''} stopped" + (
+        f"; {ended} had ended already" if ended else ""
+    )
 
 
 def sweep_confirm(name: str, size: int, pending_id: str, limit: int, estimate: Estimate | None = None) -> dict[str, Any]:
@@ -619,8 +660,8 @@ def sweep_confirm(name: str, size: int, pending_id: str, limit: int, estimate: E
     }
 
 
-def _hp(job: Job) -> str:
-    return ", ".join(f"{esc(k, 40)}={esc(v, 40)}" for k, v in list(job.job_args.HyperParameters.items())[:6])
+def _hp(job: Job, limit: int = 6) -> str:
+    return ", ".join(f"{esc(k, 40)}={esc(v, 40)}" for k, v in list(job.job_args.HyperParameters.items())[:limit])
 
 
 def sweep_job_reply(job: Job, seq: int) -> str:
@@ -643,18 +684,82 @@ def sweep_digest(lines: list[str], upto: int) -> str:
     return f":warning: Failures {first}–{upto} of this sweep:\n" + "\n".join(f"• {line}" for line in lines)
 
 
-def sweep_summary(name: str, owner_id: str, total: int, tally: Mapping[str, int], failures: list[str]) -> str:
-    """The sweep's one final reply: it mentions the owner, once."""
+SUMMARY_CHARS = 3900  # Slack's guidance is 4,000 characters a message; a little room to spare
+
+
+def sweep_summary(
+    name: str,
+    owner_id: str,
+    total: int,
+    tally: Mapping[str, int],
+    failures: list[str],
+    results: list[Job] | None = None,
+    objective: Objective | None = None,
+) -> str:
+    """The sweep's one final reply: it mentions the owner, once. With its jobs (``results``)
+    it is a results table, best first by ``objective``, cut to Slack's 4,000 characters."""
     parts = " · ".join(f"{k} {v}" for k, v in sorted(tally.items()))
     failed = total - int(tally.get(S.COMPLETED.value, 0))
     head = ":white_check_mark:" if not failed else ":warning:"
     text = f"{head} {mention(owner_id)}: sweep *{esc(name, 80)}* has ended: {total} jobs · {parts}"
+    if results:
+        return text + "\n" + results_table(results, objective, room=SUMMARY_CHARS - len(text) - 1)
     if failures:
         shown = failures[:20]
         text += "\n" + "\n".join(f"• {line}" for line in shown)
         if len(failures) > len(shown):
             text += f"\n_…and {len(failures) - len(shown)} more_"
     return text
+
+
+def varying_hyperparameters(jobs: list[Job]) -> list[str]:
+    """The hyperparameters whose values differ across ``jobs`` (a sweep's axes), in order."""
+    keys: list[str] = []
+    for job in jobs:
+        keys.extend(k for k in job.job_args.HyperParameters if k not in keys)
+    return [k for k in keys if len({job.job_args.HyperParameters.get(k) for job in jobs}) > 1]
+
+
+def rank(jobs: list[Job], objective: Objective | None) -> list[Job]:
+    """Best first by ``objective`` (jobs without its value last, by name); by name without one."""
+    if objective is None:
+        return sorted(jobs, key=lambda j: j.name)
+
+    def value(job: Job) -> float | None:
+        return (job.final_metrics or {}).get(objective.metric)
+
+    scored = [j for j in jobs if value(j) is not None]
+    scored.sort(key=lambda j: (-(value(j) or 0.0) if objective.maximize else (value(j) or 0.0), j.name))
+    return scored + sorted((j for j in jobs if value(j) is None), key=lambda j: j.name)
+
+
+def results_table(jobs: list[Job], objective: Objective | None, room: int = SUMMARY_CHARS) -> str:
+    """One row per job: the hyperparameters that vary, status, duration and the objective's
+    value; the top rows that fit in ``room`` characters, then "…and K more"."""
+    axes = varying_hyperparameters(jobs)
+    title = "*Results*" + (f", best first by {'highest' if objective and objective.maximize else 'lowest'} `{esc(objective.metric, 60)}`" if objective else "")
+    rows = []
+    for place, job in enumerate(rank(jobs, objective), start=1):
+        hp = ", ".join(f"{esc(k, 40)}={esc(job.job_args.HyperParameters.get(k, '–'), 40)}" for k in axes)
+        took = _took(job.current_attempt) or "–"
+        cells = [f"{place}. *{esc(job.name, 60)}*", hp, job.status.value, took]
+        if objective is not None:
+            score = (job.final_metrics or {}).get(objective.metric)
+            cells.append(f"{esc(objective.metric, 40)} {number(score) if score is not None else '–'}")
+        rows.append(" · ".join(c for c in cells if c))
+    kept: list[str] = []
+    used = len(title)
+    for index, row in enumerate(rows):
+        more = len(rows) - index - 1
+        tail = len(f"\n_…and {len(rows) - index} more_") if more else 0
+        if used + 1 + len(row) + tail > room:
+            break
+        kept.append(row)
+        used += 1 + len(row)
+    lines = [title, *kept]
+    if len(kept) < len(rows):
+        lines.append(f"_…and {len(rows) - len(kept)} more_")
+    return "\n".join(lines)
 
 
 # --- answers ----------------------------------------------------------------------------------
@@ -665,7 +770,7 @@ HELP = """*Trainbot*: SageMaker training from Slack.
   Spot: `spot=true` needs `max_wait` ≥ `max_runtime` (SageMaker's rule: spot capacity waits included). Without `checkpoint=` the job gets `<output>/<JobId>/checkpoints`, the same for every attempt: save checkpoints to /opt/ml/checkpoints and an interrupted job resumes from them; an interruption is retried for free.
   `{submit}`
 • `/train submit`: the same as a form.
-• `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination.
+• `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination. `metric.<name>=<regex>` (submit too) reads a metric from the log as SageMaker does (the regex's first group); `objective=max:<name>` (or `min:`) ranks the sweep's final results table. `/train stop sw-…` stops a whole sweep.
 • `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
 • `/train queue [instance=…] [page=2]`: the queue in launch order, and why each job waits
 • `/train stop <JobId>` · `/train retry <JobId>`

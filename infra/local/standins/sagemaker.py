@@ -85,6 +85,23 @@ Hyperparameters that steer one job, so a local demo needs no code
 * ``trainbot_standin_log_stall``: seconds into Training after which the job writes no more log
   lines (it keeps running): what a hung data loader looks like.
 
+* ``trainbot_standin_metric_<name>``: the final value (a number) of the job's metric
+  ``<name>`` (one of its ``AlgorithmSpecification.MetricDefinitions``); without it the value
+  is drawn from the job's name, so a sweep's jobs differ.
+
+Metrics
+-------
+As SageMaker documents it (SageMaker Developer Guide, *Define metrics and environment
+variables*; API Reference, MetricDefinition and DescribeTrainingJob), a job's
+``AlgorithmSpecification.MetricDefinitions`` (at most 40; ``Name`` 1-255 and ``Regex`` 1-500
+characters) are regular expressions over its log, the value being the first group of a match.
+The stand-in's training script writes ``<name>=<value>`` for every defined metric on each
+progress line and on a last line when the run ends (a value moving towards its final one), and
+applies each definition's regex to the lines of host 1 as they are written: Describe's
+``FinalMetricDataList`` holds, for each metric that matched, the last match (``MetricName``,
+``Value``, ``Timestamp``), during the run and after it. Without a ``logs_client`` only the last
+line is "written" (and parsed).
+
 ``SpotInterrupted`` (an outcome, managed spot training only): the spot instances are reclaimed
 halfway through the run (SecondaryStatus ``Interrupted``, as SageMaker documents it) and never
 come back, so the job ends Stopped/MaxWaitTimeExceeded at its max wait.
@@ -142,6 +159,7 @@ import socket
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -168,6 +186,8 @@ SPOT_INTERRUPTED = "SpotInterrupted"
 OUTCOMES = (COMPLETED, CAPACITY_ERROR, ALGORITHM_ERROR, INTERNAL_SERVER_ERROR, MAX_RUNTIME_EXCEEDED, SPOT_INTERRUPTED)
 HP_LOG = "trainbot_standin_log"
 HP_LOG_STALL = "trainbot_standin_log_stall"
+HP_METRIC_PREFIX = "trainbot_standin_metric_"
+MAX_METRIC_DEFINITIONS = 40
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 DEFAULT_FAILURE_LOG = ("Traceback (most recent call last):\n"
                        '  File "/opt/ml/code/train.py", line 42, in <module>\n'
@@ -402,6 +422,9 @@ class _Job:
     log_tail: str = ""
     training_plan: str | None = None  # the plan it runs on (ResourceConfig.TrainingPlanArn)
     ready_at: float = 0.0  # when its plan's capacity is (or was) free for it
+    duration: float = 0.0  # planned Training seconds (metric values move over it)
+    metric_defs: list = dataclasses.field(default_factory=list)  # (name, compiled regex, final)
+    metric_last: dict = dataclasses.field(default_factory=dict)  # name -> (value, at): last match
 
     @property
     def terminal(self) -> bool:
@@ -968,6 +991,7 @@ class SageMakerStandIn:
             except ValueError:
                 raise _validation(f"Hyperparameter {HP_OUTCOME_ATTEMPTS} must be an integer >= 0, "
                                   f"got {hyper[HP_OUTCOME_ATTEMPTS]!r}") from None
+        metric_defs = self._validate_metrics(algo.get("MetricDefinitions"), hyper, name)
         max_wait = stopping.get("MaxWaitTimeInSeconds") if params.get("EnableManagedSpotTraining") else None
         stall = None
         if HP_LOG_STALL in hyper:
@@ -980,7 +1004,42 @@ class SageMakerStandIn:
         return {"name": name, "instance_type": instance_type, "instance_count": count,
                 "max_runtime": max_runtime, "max_wait": max_wait, "duration": duration, "forced": forced,
                 "forced_attempts": forced_attempts, "log_tail": hyper.get(HP_LOG, DEFAULT_FAILURE_LOG),
-                "log_stall": stall}
+                "log_stall": stall, "metric_defs": metric_defs}
+
+    @staticmethod
+    def _validate_metrics(definitions: Any, hyper: dict, name: str) -> list:
+        """MetricDefinitions as SageMaker validates them; (name, regex, final value) each."""
+        if definitions is None:
+            return []
+        if not isinstance(definitions, list):
+            raise _validation("algorithmSpecification.metricDefinitions must be a list")
+        if len(definitions) > MAX_METRIC_DEFINITIONS:
+            raise _validation("1 validation error detected: Value at 'algorithmSpecification.metricDefinitions' "
+                              "failed to satisfy constraint: Member must have length less than or equal to "
+                              f"{MAX_METRIC_DEFINITIONS}")
+        parsed = []
+        for index, definition in enumerate(definitions, start=1):
+            metric, regex = (definition or {}).get("Name"), (definition or {}).get("Regex")
+            for member, value, limit in (("name", metric, 255), ("regex", regex, 500)):
+                if not isinstance(value, str) or not 1 <= len(value) <= limit or "\n" in value:
+                    raise _validation(f"1 validation error detected: Value at 'algorithmSpecification."
+                                      f"metricDefinitions.{index}.member.{member}' failed to satisfy constraint: "
+                                      f"Member must have length between 1 and {limit} and match pattern .+")
+            assert isinstance(metric, str) and isinstance(regex, str)  # checked just above
+            try:
+                compiled = re.compile(regex)
+            except re.error:
+                raise _validation(f"Invalid regex for metric {metric!r}: {regex!r}") from None
+            steered = hyper.get(HP_METRIC_PREFIX + metric)
+            if steered is not None:
+                try:
+                    final = float(steered)
+                except ValueError:
+                    raise _validation(f"Hyperparameter {HP_METRIC_PREFIX}{metric} must be a number") from None
+            else:  # drawn from the job (not the attempt), so a sweep's jobs differ, retries do not
+                final = round((zlib.crc32(f"{job_prefix(name)}/{metric}".encode()) % 9000) / 10000 + 0.05, 4)
+            parsed.append((metric, compiled, final))
+        return parsed
 
     def _new_job(self, spec: dict, params: dict, now: float) -> _Job:
         """Create a job and fix its timeline. Call this with the lock held."""
@@ -1059,7 +1118,8 @@ class SageMakerStandIn:
                    request=copy.deepcopy(params), instance_type=spec["instance_type"],
                    instance_count=spec["instance_count"], created_at=now, outcome=outcome,
                    plan=plan, last_modified=now, log_stall_after=spec["log_stall"],
-                   log_tail=spec["log_tail"], training_plan=spec.get("plan"), ready_at=ready_at)
+                   log_tail=spec["log_tail"], training_plan=spec.get("plan"), ready_at=ready_at,
+                   duration=duration, metric_defs=spec["metric_defs"])
         self._jobs[name] = job
         self._active[name] = job
         self._created_names.append(name)
@@ -1164,6 +1224,8 @@ class SageMakerStandIn:
         if job.terminal:
             entry["EndTime"] = at
             job.training_end = at
+            if job.training_start is not None:
+                self._last_metric_line(job, at)
             self._active.pop(job.name, None)
             self._running_instances[job.instance_type] -= job.instance_count
             self._active_by_prefix[job.prefix] -= 1
@@ -1218,9 +1280,48 @@ class SageMakerStandIn:
         job.logged_until = times[-1]
         start = job.training_start
         for host, stream in enumerate(job.log_streams, start=1):
-            lines = [(t, f"algo-{host}: step {int((t - start) // interval)} loss={1.0 / (1 + (t - start) / 600):.4f}")
+            lines = [(t, f"algo-{host}: step {int((t - start) // interval)}{self._metric_text(job, t)}")
                      for t in times[-20:]]
+            if host == 1:
+                self._parse_metrics(job, lines)
             self._put(stream, lines)
+
+    @staticmethod
+    def _metric_text(job: _Job, at: float) -> str:
+        """`` loss=… <name>=<value> …``: a progress line's metrics at ``at``. A defined metric
+        moves from 0.1 away from its final value to it over the run (down for a loss or an
+        error, up otherwise)."""
+        start = job.training_start or at
+        values = {"loss": f"{1.0 / (1 + (at - start) / 600):.4f}"}
+        left = 1.0 - min(1.0, (at - start) / job.duration) if job.duration > 0 else 0.0
+        for metric, _regex, final in job.metric_defs:
+            falls = "loss" in metric.lower() or "err" in metric.lower()
+            values[metric] = f"{final + (0.1 if falls else -0.1) * left:.4f}"
+        return "".join(f" {metric}={value}" for metric, value in values.items())
+
+    @staticmethod
+    def _parse_metrics(job: _Job, lines: list[tuple[float, str]]) -> None:
+        """What SageMaker does with the log: each definition's regex over each line; the first
+        group of the last match is the metric's value."""
+        for at, line in lines:
+            for metric, regex, _final in job.metric_defs:
+                match = regex.search(line)
+                if match is None or match.lastindex is None:
+                    continue
+                try:
+                    job.metric_last[metric] = (float(match.group(1)), at)
+                except (TypeError, ValueError):
+                    continue
+
+    def _last_metric_line(self, job: _Job, at: float) -> None:
+        """The run's last words: its metrics as they ended (written to host 1's log if there
+        is one, parsed either way)."""
+        if not job.metric_defs:
+            return
+        line = [(at, f"algo-1: end of training{self._metric_text(job, at)}")]
+        self._parse_metrics(job, line)
+        if job.log_streams:
+            self._put(job.log_streams[0], line)
 
     def _write_failure_tail(self, job: _Job, at: float) -> None:
         if not job.log_streams:
@@ -1272,6 +1373,11 @@ class SageMakerStandIn:
                 seconds = max(0, int(round(job.training_end - job.training_start)))
             result["TrainingTimeInSeconds"] = seconds
             result["BillableTimeInSeconds"] = seconds
+        if job.metric_last:
+            result["FinalMetricDataList"] = [
+                {"MetricName": metric, "Value": value, "Timestamp": at}
+                for metric, (value, at) in sorted(job.metric_last.items())
+            ]
         if job.status == "Completed":
             output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
             result["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{job.name}/output/model.tar.gz"}
@@ -1285,6 +1391,8 @@ class SageMakerStandIn:
         for field in _TIME_FIELDS:
             if field in detail:
                 detail[field] = int(round(detail[field] * 1000))
+        for entry in detail.get("FinalMetricDataList", []):
+            entry["Timestamp"] = int(round(entry["Timestamp"] * 1000))
         for entry in detail["SecondaryStatusTransitions"]:
             for field in ("StartTime", "EndTime"):
                 if field in entry:
