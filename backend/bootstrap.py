@@ -304,6 +304,11 @@ def build(
     # Whoever ends a job (the launcher failing it, the monitor, a stop, a reject), its
     # reservation goes back then: every ending write passes through the dispatcher.
     dispatcher.on_end(lambda job: container.budgets and container.budgets.release(job))
+    # Approval cards (the Slack notifier) show the cost guard's estimate, priced as at submit.
+    for notifier in chosen:
+        price_with = getattr(notifier, "price_with", None)
+        if price_with is not None:
+            price_with(lambda jobs: container.cost_guard.estimate(jobs))
     if rng is not None:
         container.extras["rng"] = rng
     return container

@@ -258,6 +258,13 @@ class RecordStore(Protocol):
         ``new``; False if another writer moved it first (so a digest is posted once)."""
         ...
 
+    def claim_record_mark(self, kind: str, key: str, attribute: str, expected: int, new: int, *, expires_at: int | None = None) -> bool:
+        """Move a numeric mark of record ``<kind>#<key>`` from ``expected`` to ``new`` (0: the
+        mark is absent too, and the record is created if need be, expiring at ``expires_at``,
+        epoch seconds); False if another writer moved it first. One UpdateItem: a function whose
+        role may not PutItem (the monitor) can call it."""
+        ...
+
 
 class UsageStore(Protocol):
     """Weekly usage records (``usage#<team>#<week>``, :mod:`backend.services.budget`)."""

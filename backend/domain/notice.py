@@ -142,6 +142,36 @@ def pending_seqs(job: Job, targets: Sequence[str]) -> range:
     return range(first, job.last_seq + 1)
 
 
+def sweep_index(job: Job) -> int | None:
+    """The job's number within its sweep (its client token is ``<sweep id>/<index>``); None
+    for a job outside a sweep, or one whose token does not say."""
+    token = job.client_token or ""
+    tail = token.rsplit("/", 1)[-1]
+    if job.sweep_id and token.startswith(f"{job.sweep_id}/") and tail.isdigit():
+        return int(tail)
+    return None
+
+
+def carries_approval_card(job: Job) -> bool:
+    """Whether the admins' approval card goes out with ``job``: a held single job, or a held
+    sweep's first job, whose card stands for the whole sweep (an admin's press goes over every
+    job still held): a 2,000-job held sweep asks once, not 2,000 times."""
+    return job.is_held and (not job.sweep_id or sweep_index(job) == 0)
+
+
+def asks_approval(job: Job, seq: int) -> bool:
+    """Whether delivering change ``seq`` asks the admins (the approval card, by DM): the change
+    that put a job carrying the card on hold, i.e. its latest move into the status it waits in
+    (``New`` when submitted, ``Retrying`` when re-held: stopped while held and retried, or an
+    automatic retry past the budget). A job no longer held (decided, stopped) asks nothing."""
+    if not carries_approval_card(job):
+        return False
+    for entry in reversed(job.history):
+        if entry.to_status is job.status and not entry.is_note:
+            return entry.seq == seq
+    return False
+
+
 def is_urgent(job: Job, targets: Sequence[str]) -> bool:
     """Whether ``job`` has a pending change to deliver now rather than with a later round."""
     if job.slack is not None and job.slack.channel_id and not job.slack.thread_ts and not job.sweep_id:
@@ -154,6 +184,8 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
             continue
         if status in _URGENT or (job.notify is NotifyMode.ALL and status is not S.NEW):
             return True
+        if asks_approval(job, seq):
+            return True  # the admins' card: a held job waits for them (only a sweep's card job)
     return False
 
 

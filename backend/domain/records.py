@@ -27,4 +27,5 @@ class RecordKind(StrEnum):
     COUNTED = "counted"  # marker: one attempt's billed time was added to its team's week (expires), key: attempt name
     PRICES = "prices"  # list prices fetched daily from AWS's Price List API (List.latest: On, Prices), key: region
     KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"
+    APPROVAL = "approval"  # which admins were sent a held job's approval card (Told:<admin> marks, expires), key: "<job id>#<seq>"
     PLANS = "plans"  # training plans as the launcher last read them (backend.services.plans), key: "board"

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalState
 from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.notice import NotifyMode
@@ -166,6 +167,11 @@ class JobService:
         """Register a sweep's jobs in one batch (idempotent on ``sweep_id``)."""
         ids = self._store.register_many(jobs, sweep_id, on_progress=on_progress)
         logger.info("sweep submitted", extra={"sweep_id": sweep_id, "jobs": len(ids)})
+        card = next((job for job in jobs if notice.carries_approval_card(job)), None)
+        if card is not None:
+            # A held sweep: its one approval card (its first job's change) goes to the admins
+            # now; the other jobs' changes wait, as any queued job's do.
+            self._dispatcher.deliver(self._store.get(card.job_id))
         return ids
 
     def attach_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:

@@ -23,6 +23,11 @@ a lost lease ends the round. Nobody takes over a lease until ``notice.SEND_BOUND
 out, so a send slower than the lease (a publish with its retries) is never made a second time
 while it is still under way. A duplicate no lease can prevent (a send that succeeded but whose
 answer was lost) carries the same ``<JobId>#<seq>`` key (SNS: ``dedupKey``).
+
+A held job's change asks the admins (:func:`backend.domain.notice.asks_approval`: the Slack
+notifier sends them the approval card). A writer whose process has no notifier that can ask
+them (the CLI without a Slack token) delivers what it can and leaves the job in the outbox, due
+at once, for the drain of the deployment's own notifiers (the monitor's sweep).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class Dispatcher:
         # Everything this dispatcher did since the last take_totals(): for the handlers' metrics.
         self._totals = DeliveryReport()
         self._on_end: list[Callable[[Job], object]] = []
+        self._asks_admins = any(getattr(n, "asks_admins", False) for n in self._notifiers)
 
     def on_end(self, callback: Callable[[Job], object]) -> None:
         """Call ``callback`` with every job that reached a terminal status, whoever wrote it
@@ -170,7 +176,7 @@ class Dispatcher:
                 report.busy += 1
                 return report
             current, until = taken, now + DELIVERY_LEASE
-        self._send(current, token, until, report)
+        self._send(current, token, until, report, hand_over_asks=not self._asks_admins)
         return report
 
     def refresh(self, job: Job) -> None:
@@ -195,9 +201,11 @@ class Dispatcher:
                 except (NotifierUnavailable, NotifierRejected) as exc:
                     logger.info("eager refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
 
-    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport) -> bool:
+    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport, *, hand_over_asks: bool = False) -> bool:
         """One round under the lease ``token``; whether a notifier failed (the job then backs
-        off: :func:`backend.domain.notice.retry_due`)."""
+        off: :func:`backend.domain.notice.retry_due`). ``hand_over_asks``: a change that asks
+        the admins stays in the outbox, due now, for the drain (see the module docstring)."""
+        asks = hand_over_asks and any(notice.asks_approval(current, seq) for seq in notice.pending_seqs(current, self.targets))
         delivered = dict(current.delivered)
         failed = False
         for notifier in self._notifiers:
@@ -244,6 +252,8 @@ class Dispatcher:
         # A failed round moves its outbox entry back, so the drain reads what is due first and a
         # job whose notifier keeps failing never stands in front of a later job's change.
         retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None
+        if asks and all_done:
+            all_done, retry_at = False, self._clock()
         try:
             self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at)
         except StoreUnavailable:

@@ -1,7 +1,8 @@
 """Approve / Reject on a held job's approval card, and the reject reason modal (issue 14).
 
-Admins get the card (:func:`request_approval`, a direct message to each of
-``TRAINBOT_ADMIN_USERS``). A press is acked at once; the decision runs lazily and is one
+Admins get the card by direct message (each of ``TRAINBOT_ADMIN_USERS``) from the Slack
+notifier, when it delivers the change that held the job (:mod:`backend.adapters.slack.notifier`),
+whichever way the job came in. A press is acked at once; the decision runs lazily and is one
 conditional write (:class:`backend.services.budget.Approvals`): a non-admin's press, a forged
 button value, a second press or a press on a job that moved on changes nothing and gets a polite
 answer. Reject opens a modal first (in the ack: a trigger id lives 3 seconds) for the reason,
@@ -16,12 +17,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from backend.adapters.slack import render
 from backend.adapters.slack.client import within_ack
-from backend.domain.cost import Estimate
-from backend.domain.model import Job
 from backend.errors import NotAuthorized
 from bot.listeners.errors import answers_errors, message_for
 from bot.listeners.payloads import actor_of
@@ -38,21 +36,6 @@ def register(app: App) -> None:
 
 def acknowledge(ack: Ack) -> None:
     ack()
-
-
-def request_approval(bot: BotService, client: WebClient, jobs: list[Job], estimate: Estimate | None = None) -> None:
-    """Send each admin the approval card of a held submission (one card: a job, or a sweep's
-    first job standing for all of them, with the sweep's ``estimate``). A card Slack refuses is
-    logged: the job stays held and `/train status` shows it waiting."""
-    held = [job for job in jobs if job.is_held]
-    if not held:
-        return
-    card = render.approval_request(held[0], estimate or bot.estimate(held))
-    for admin in sorted(bot.settings.admin_users):
-        try:
-            client.chat_postMessage(channel=admin, **card)
-        except SlackApiError as exc:
-            logger.warning("approval card not sent", extra={"admin": admin, "error": str(exc)})
 
 
 def _job_id(action: dict[str, Any]) -> str:

@@ -19,7 +19,6 @@ from backend.adapters.slack.client import within_ack
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.services.submit import SweepOutcome, SweepRoot
 from bot import grammar
-from bot.listeners import approvals
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
@@ -101,9 +100,9 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.Submit(fields=fields):
             registered = bot.submissions.submit(fields, actor, token=token, channel_id=channel or None)
             job = bot.get(registered.job.job_id)  # as delivered: its thread, if one could be started
+            # A held job's approval card reaches the admins through the outbox (the Slack
+            # notifier), as from every other way in.
             replace(text=render.submitted(job, registered.created, bot.estimate([job])))
-            if registered.created:
-                approvals.request_approval(bot, client, [registered.job])
         case grammar.Sweep(fields=fields):
             outcome = bot.submissions.sweep(fields, actor, token=token, channel_id=channel, post_root=root_poster(client))
             if not outcome.parked:  # a parked sweep's ack showed its confirm button already
@@ -127,9 +126,7 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(text=render.sweep_stopped(sweep_id, *bot.stop_sweep(sweep_id, actor)))
         case grammar.Retry(job_id=job_id):
             retried = bot.retry(job_id, actor)
-            say(text=render.changed("retry", retried))
-            if retried.is_held:  # stopped while held, or over the budget: the admins decide again
-                approvals.request_approval(bot, client, [retried])
+            say(text=render.changed("retry", retried))  # held again: the outbox asks the admins
         case grammar.PresetSave(name=name, fields=fields):
             say(text=render.preset_saved(name, bot.presets.save(name, fields, actor.user_id)))
         case grammar.PresetList():
@@ -157,12 +154,9 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
 
 
 def sweep_registered(bot: BotService, client: WebClient, outcome: SweepOutcome, say: Callable[..., object]) -> None:
-    """Tell the owner a sweep is registered, with its estimate; a held sweep's approval card
-    goes to the admins (approving it approves each of its jobs)."""
+    """Tell the owner a sweep is registered, with its estimate (a held sweep's one approval
+    card, carried by its first job, reaches the admins through the outbox)."""
     say(text=render.sweep_registered(outcome.name, outcome.size, outcome.sweep_id, outcome.estimate, outcome.held))
-    if outcome.held and outcome.job_ids:
-        # One card for the sweep: its first job stands for all (a decision applies to each).
-        approvals.request_approval(bot, client, [bot.get(outcome.job_ids[0])], outcome.estimate)
 
 
 def root_poster(client: WebClient) -> Callable[[SweepRoot], str]:

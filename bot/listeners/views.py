@@ -17,7 +17,6 @@ from slack_sdk import WebClient
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
 from bot import grammar
-from bot.listeners.approvals import request_approval
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
@@ -117,5 +116,3 @@ def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, cli
         client.chat_postEphemeral(
             channel=channel, user=actor.user_id, text=render.submitted(bot.get(registered.job.job_id), registered.created, bot.estimate([registered.job]))
         )
-    if registered.created:
-        request_approval(bot, client, [registered.job])

@@ -447,6 +447,15 @@ def test_a_sweep_mark_moves_once_from_what_its_writer_saw(store):
     assert ended.digested == 20 and ended.final
 
 
+def test_a_record_mark_is_created_on_first_use_and_moves_once_from_what_its_writer_saw(store):
+    assert store.claim_record_mark("approval", "tb-x#1", "Told:boss", 0, -100, expires_at=999)
+    assert not store.claim_record_mark("approval", "tb-x#1", "Told:boss", 0, -100)  # another writer saw 0 too
+    assert store.claim_record_mark("approval", "tb-x#1", "Told:chief", 0, 1)  # another admin's mark: its own
+    assert store.claim_record_mark("approval", "tb-x#1", "Told:boss", -100, 1)
+    record = store.get_record("approval", "tb-x#1")
+    assert record["Told:boss"] == 1 and record["Told:chief"] == 1 and record["ExpiresAt"] == 999
+
+
 def test_an_urgent_transition_takes_the_delivery_lease_in_its_own_write(store):
     store.set_notify_targets(["slack"])
     job = store.register(make_job("fold")).job

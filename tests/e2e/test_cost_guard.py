@@ -303,6 +303,19 @@ def test_retrying_a_job_stopped_while_held_holds_it_again_and_asks_the_admins_ag
     assert len(guarded.slack.messages(ADMIN)) == 2  # a new approval card
 
 
+def test_the_retry_button_on_a_job_stopped_while_held_asks_the_admins_again(guarded, store):
+    guarded.command(P5_SUBMIT)
+    held = _only_job(store)
+    guarded.command(f"stop {held.job_id}")
+
+    _press(guarded, "job_retry", held.job_id, user=USER, channel=CHANNEL)
+
+    job = store.get(held.job_id)
+    assert job.status is JobStatus.RETRYING and job.is_held
+    first, again = guarded.slack.messages(ADMIN)
+    assert held.job_id in again["text"] and "Approval needed" in again["text"]
+
+
 def test_the_queue_lists_what_waits_for_an_admins_approval(guarded, store):
     guarded.command(P5_SUBMIT)
     held = _only_job(store)

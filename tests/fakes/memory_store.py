@@ -526,6 +526,17 @@ class MemoryJobStore:
         )
 
     @_atomic
+    def claim_record_mark(self, kind: str, key: str, attribute: str, expected: int, new: int, *, expires_at: int | None = None) -> bool:
+        record = self._records.get((str(kind), key))
+        if int((record or {}).get(attribute, 0)) != expected:
+            return False
+        record = self._records.setdefault((str(kind), key), {})
+        record[attribute] = new
+        if expires_at is not None:
+            record["ExpiresAt"] = expires_at
+        return True
+
+    @_atomic
     def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
         record = self._records.get((RecordKind.SWEEP_ENDS.value, sweep_id))
         if record is None or int(record.get(attribute, 0)) != expected:

@@ -154,7 +154,8 @@ class FaultyBackend:
 
 _STORE_WRITES = frozenset(
     {"register", "register_many", "update", "transition", "set_thread", "acquire_delivery", "finish_delivery", "put_record",
-     "set_record_entry", "add_usage", "count_sweep_end", "claim_sweep_mark"}
+     "set_record_entry", "add_usage", "count_sweep_end", "claim_sweep_mark",
+     "claim_record_mark"}
 )
 
 

@@ -57,3 +57,22 @@ def test_notify_all_makes_every_change_urgent_and_a_job_without_its_root_card_to
     rootless = make_job(slack=SlackThread(channel_id="C1"))
     assert notice.is_urgent(rootless, ["slack"])
     assert not notice.is_urgent(make_job(), ["sns"])  # from the CLI: nothing to hurry
+
+
+def test_a_held_jobs_change_asks_the_admins_at_once_but_a_held_sweep_asks_only_with_its_first_job():
+    from backend.domain.approval import Approval
+
+    targets = ["sns", "slack"]
+    pending = Approval(reasons=["ml.p5.48xlarge needs approval"])
+    held = make_job(approval=pending)
+    assert notice.asks_approval(held, 1) and notice.is_urgent(held, targets)
+    assert notice.delivery_due(held, targets) < T0 + notice.QUEUED_HOLD
+
+    card, member = (make_job(f"s-{i}", approval=pending, sweep_id="s", client_token=f"s/{i}") for i in (0, 1))
+    assert notice.is_urgent(card, targets) and notice.asks_approval(card, 1)
+    assert not notice.is_urgent(member, targets) and not notice.asks_approval(member, 1)
+
+    stopped = transition(held, S.STOPPED, at=T0 + timedelta(minutes=1))
+    retried = transition(stopped, S.RETRYING, at=T0 + timedelta(minutes=2))
+    assert retried.is_held and notice.asks_approval(retried, 3) and not notice.asks_approval(retried, 1)
+    assert not notice.asks_approval(stopped, 1)  # no longer held: nothing to ask

@@ -168,6 +168,27 @@ class DynamoRecords(DynamoTable):
             return False
         return True
 
+    def claim_record_mark(self, kind: str, key: str, attribute: str, expected: int, new: int, *, expires_at: int | None = None) -> bool:
+        condition = "#a = :expected" if expected else "attribute_not_exists(#a) OR #a = :expected"
+        sets = ["#a = :new", "RecordType = :kind"]
+        values: dict[str, Any] = {":expected": {"N": str(expected)}, ":new": {"N": str(new)}, ":kind": {"S": str(kind)}}
+        if expires_at is not None:
+            sets.append("ExpiresAt = :expires")
+            values[":expires"] = {"N": str(expires_at)}
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=record_key(kind, key),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError:
+            return False
+        return True
+
     # --- the job's Slack thread -------------------------------------------------------------
 
     def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:

@@ -10,6 +10,14 @@ separately and a refused card update never makes a reply be posted again:
   by the reply that ends the job. Sweep jobs share the sweep's root: each end is counted once
   (one conditional write), failures are grouped into digest replies, and the job that ends the
   sweep posts its one final summary, which mentions the owner.
+- the admins' approval card (issue 22): delivering the change that put a job on hold (``New``,
+  or a re-held ``Retrying``; a sweep: only its first job, whose card stands for the sweep) sends
+  each of ``TRAINBOT_ADMIN_USERS`` the card by DM, whatever way the job came in (Slack, the CLI,
+  an automatic retry past the budget). One way a card reaches the admins: a card Slack refuses
+  now is sent by the change's next delivery, and each admin's progress is a mark on the small
+  ``approval#<job id>#<seq>`` record (claimed before the post, set after), so a redelivery or a
+  second dispatcher never sends an admin the card twice (but for a crash between a post and
+  its mark: that admin is told again once the claim runs out, rather than never).
 - ``slack-card`` (:class:`SlackCardNotifier`): ``chat.update`` of the root card with the
   job's latest state. Idempotent, so it is also sent eagerly for changes whose delivery round
   is deferred (see :mod:`backend.services.notify`), and coalesced: only the newest change of a
@@ -31,7 +39,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -40,7 +48,8 @@ from aws_lambda_powertools import Logger
 from backend.adapters.slack import render
 from backend.config import Settings
 from backend.domain import notice
-from backend.domain.model import Job, SlackThread
+from backend.domain.cost import Estimate, estimate
+from backend.domain.model import Job, JobArgs, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.spec import Objective, parse_objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
@@ -80,6 +89,9 @@ _ROOT_CACHE = 1024
 # How long a delivery's claim on posting a sweep's summary holds (a Slack post with its bounded
 # retries takes far less); after that a redelivery may take it over and post it.
 SUMMARY_CLAIM_SECONDS = 300
+# The same for each admin's approval card; the record of who was told expires after a while.
+APPROVAL_CLAIM_SECONDS = 300
+APPROVAL_RECORD_SECONDS = 35 * 24 * 3600
 
 # Per process: posts per channel (1 per second, a burst of 3), card updates app-wide (Tier 3 is
 # "50+ per minute": we keep to 40, leaving room for the bot's own updates) and the same card at
@@ -188,12 +200,25 @@ class SlackNotifier:
 
     name = "slack"
     eager = False
+    asks_admins = True  # sends the approval cards (backend.services.notify hands them over otherwise)
 
-    def __init__(self, calls: SlackCalls, store: SlackNotifierStore, region: str, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        calls: SlackCalls,
+        store: SlackNotifierStore,
+        region: str,
+        *,
+        now: Callable[[], datetime] | None = None,
+        admins: Sequence[str] = (),
+    ) -> None:
         self._calls = calls
         self._store = store
         self._region = region
         self._now = now or (lambda: datetime.now(UTC))
+        self._admins = sorted(admins)
+        # The approval card's estimate: the built-in prices until the composition root wires
+        # the cost guard's (price_with).
+        self._estimate: Callable[[Sequence[JobArgs]], Estimate] = estimate
         # Roots this process posted, for a job whose stored item does not show its ts yet.
         self._roots: OrderedDict[str, str] = OrderedDict()
 
@@ -213,7 +238,10 @@ class SlackNotifier:
         answer = self._calls.post(job.slack.channel_id, max_wait=0.0, text=card["text"], blocks=card["blocks"])
         ts = str(answer["ts"])
         self._remember(job.job_id, ts)
-        delivered = {**job.delivered, self.name: 1, SlackCardNotifier.name: 1}
+        delivered = {**job.delivered, SlackCardNotifier.name: 1}
+        if not notice.asks_approval(job, 1):
+            # A held job's change 1 is still to tell the admins: the delivery after registration does.
+            delivered[self.name] = 1
         return job.model_copy(update={"slack": SlackThread(channel_id=job.slack.channel_id, thread_ts=ts), "delivered": delivered})
 
     def withdraw(self, job: Job) -> None:
@@ -227,7 +255,13 @@ class SlackNotifier:
 
     # --- a change ----------------------------------------------------------------------------
 
+    def price_with(self, estimate_of: Callable[[Sequence[JobArgs]], Estimate]) -> None:
+        """Price approval cards with the deployment's estimates (the cost guard's price book)."""
+        self._estimate = estimate_of
+
     def notify(self, job: Job, seq: int) -> None:
+        if notice.asks_approval(job, seq):
+            self._ask_admins(job, seq)  # whether or not the job has a thread (CLI jobs have none)
         if job.slack is None or not job.slack.channel_id:
             return  # submitted outside Slack (CLI): nothing to tell here
         entry = entry_of(job, seq)
@@ -288,6 +322,61 @@ class SlackNotifier:
         self._roots[job_id] = ts
         while len(self._roots) > _ROOT_CACHE:
             self._roots.popitem(last=False)
+
+    # --- the admins' approval card ----------------------------------------------------------
+
+    def _ask_admins(self, job: Job, seq: int) -> None:
+        """Send each admin the approval card for change ``seq`` of held ``job``, once. Each
+        admin's ``Told:<admin>`` mark on ``approval#<job id>#<seq>`` is 0 (not told), 1 (told)
+        or, while a delivery posts it, minus the epoch second its claim runs out (as a sweep's
+        summary: see :meth:`_post_summary`). An admin Slack refuses for good is logged and
+        skipped; a failure leaves the change undelivered, and its next delivery goes on with
+        the admins not told yet."""
+        if not self._admins:
+            return
+        key = f"{job.job_id}#{seq}"
+        try:
+            record = self._store.get_record(RecordKind.APPROVAL, key) or {}
+            card = render.approval_request(job, self._card_estimate(job))
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"approval card of {job.job_id} not prepared: {exc}") from exc
+        now = int(self._now().timestamp())
+        for admin in self._admins:
+            mark_name = f"Told:{admin}"
+            mark = int(record.get(mark_name, 0))
+            if mark == 1:
+                continue
+            if mark < 0 and -mark >= now:
+                raise NotifierUnavailable(f"{job.job_id}'s approval card is being sent to {admin} by another delivery")
+            claim = -(now + APPROVAL_CLAIM_SECONDS)
+            if not self._mark(key, mark_name, mark, claim, now):
+                raise NotifierUnavailable(f"{job.job_id}'s approval card to {admin} was claimed meanwhile")
+            try:
+                self._calls.post(admin, text=card["text"], blocks=card["blocks"])
+            except NotifierRejected as exc:
+                logger.error("approval card refused for good", extra={"job_id": job.job_id, "admin": admin, "error": str(exc)})
+            except NotifierUnavailable:
+                self._mark(key, mark_name, claim, 0, now)  # the next delivery sends it
+                raise
+            if not self._mark(key, mark_name, claim, 1, now):
+                raise NotifierUnavailable(f"{job.job_id}'s approval card to {admin} was sent but its claim was taken over")
+
+    def _mark(self, key: str, name: str, expected: int, new: int, now: int) -> bool:
+        try:
+            return self._store.claim_record_mark(
+                RecordKind.APPROVAL, key, name, expected, new, expires_at=now + APPROVAL_RECORD_SECONDS
+            )
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"approval card progress not recorded: {exc}") from exc
+
+    def _card_estimate(self, job: Job) -> Estimate:
+        """What the card's submission may cost: the job, or for a sweep's card every job of the
+        sweep (they differ only in hyperparameters: same type, count and max run time)."""
+        jobs = 1
+        if job.sweep_id:
+            batch = self._store.get_record(RecordKind.SWEEP, job.sweep_id) or {}
+            jobs = max(1, len(batch.get("JobIds") or []))
+        return self._estimate([job.job_args] * jobs)
 
     # --- sweeps ------------------------------------------------------------------------------
 
@@ -395,11 +484,10 @@ class SlackNotifier:
 
 def _sweep_index(job: Job) -> int:
     """The job's number within its sweep (its client token is ``<sweep id>/<index>``)."""
-    token = job.client_token or ""
-    tail = token.rsplit("/", 1)[-1]
-    if token.startswith(f"{job.sweep_id}/") and tail.isdigit():
-        return int(tail)
-    raise NotifierRejected(f"{job.job_id} has no index in sweep {job.sweep_id}")
+    index = notice.sweep_index(job)
+    if index is None:
+        raise NotifierRejected(f"{job.job_id} has no index in sweep {job.sweep_id}")
+    return index
 
 
 class SlackCardNotifier:
@@ -440,7 +528,7 @@ def build_slack_notifiers(
 
     pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic, sleep=sleep)
     calls = SlackCalls(LazyWebClient(settings, purpose="notify"), pacer)
-    replies = SlackNotifier(calls, store, settings.aws_region, now=clock)
+    replies = SlackNotifier(calls, store, settings.aws_region, now=clock, admins=sorted(settings.admin_users))
     return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
 
 
