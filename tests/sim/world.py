@@ -233,6 +233,7 @@ class SimWorld:
         self.stopped_by_user: set[str] = set()
         self.delivered_events: list[int] = []
         self.outages: dict[str, Callable[[], BaseException]] = {}
+        self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -306,6 +307,8 @@ class SimWorld:
             return  # the user is told to try again; nothing was registered, or the retry finds it
         if registered.job.job_id not in self.job_ids:
             self.job_ids.append(registered.job.job_id)
+        if kind == "too_big":
+            self.never_fits.add(registered.job.job_id)
         self.dispatcher.deliver(registered.job)
 
     def user(self, action: str, index: int) -> None:
@@ -471,6 +474,11 @@ class SimWorld:
                 self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")
             if not job.is_terminal and not job.is_held:
                 self._violated(-1, f"3: {job_id} is still {job.status.value} after {SETTLE_ROUNDS * SETTLE_ROUND} of quiet")
+            if job_id in self.never_fits and job.status is not S.STOPPED:
+                # A job that can never run fails, saying why (not "gave up" after a long wait).
+                reason = job.history[-1].reason if job.history else ""
+                if job.status is not S.FAILED or "can never run" not in reason:
+                    self._violated(-1, f"3: {job_id} can never fit its limit but is {job.status.value}: {reason!r}")
             for sink in (self.slack, self.sns):
                 # A job still queued (held) tells of its New with its next change, or after a
                 # day (backend.domain.notice.QUEUED_HOLD): not a lost notification.
