@@ -10,7 +10,9 @@ Scenarios:
 
 - launcher and monitor, through tests/harness.py's ``Stack`` (moto, the SageMaker stand-in),
   each first invoked once from a cold start wired from the environment exactly as in AWS
-  (Slack credentials from the Secrets Manager secret): a job that completes (with tags), one
+  (Slack credentials from the Secrets Manager secret, read on the first post: a job with a
+  thread is launched and ended by those cold starts), with a team budget (the monitor counts
+  billed time): a job that completes (with tags), one
   whose run fails for capacity and two competing for a quota of one (both retried, the type
   held), one that fails its algorithm past its budget (the monitor reads its log's tail from
   the CloudWatch Logs the stand-in wrote), one stopped while running whose stop
@@ -63,7 +65,8 @@ class CallRecorder:
         if function is None:
             return
         with self._lock:
-            self.calls[function].add((service, operation, bool(params.get("Tags"))))
+            for each in _authorized_as(service, operation, params):
+                self.calls[function].add((service, each, bool(params.get("Tags"))))
 
     @contextmanager
     def installed(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
@@ -109,6 +112,18 @@ def _attributed(logical_id: str, handler: Callable[..., Any]) -> Callable[..., A
 
 # --- from API calls to IAM actions ---------------------------------------------------------------
 
+# DynamoDB's transactions have no IAM action of their own: each item is authorized as the
+# single-item operation it is (a TransactWriteItems of two Updates needs dynamodb:UpdateItem).
+_TRANSACT_ITEMS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+
+
+def _authorized_as(service: str, operation: str, params: dict[str, Any]) -> set[str]:
+    """The operations IAM checks for one call: the call's own, or a transaction's items'."""
+    if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
+        return {_TRANSACT_ITEMS[kind] for item in params.get("TransactItems", []) for kind in item}
+    return {operation}
+
+
 # Operations whose IAM action is not named like the operation.
 _ACTION_NAMES = {("lambda", "Invoke"): "lambda:InvokeFunction"}
 
@@ -152,6 +167,7 @@ def _forget_cached_secrets() -> None:
 
 def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:
     """The launcher's and monitor's calls (inside an active ``mock_aws``)."""
+    from backend.domain.model import SlackThread
     from backend.entrypoints import runtime
     from infra.local.standins.pricing import PriceListStandIn
     from infra.local.standins.sagemaker import ALGORITHM_ERROR, CAPACITY_ERROR, HP_OUTCOME, HP_OUTCOME_ATTEMPTS, THROTTLING
@@ -163,7 +179,9 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
     price_list = PriceListStandIn()
     monkeypatch.setenv("AWS_ENDPOINT_URL_PRICING", price_list.start())
     with SlackStandIn(team_id=TEAM, bot_user_id="U0BOT") as slack:
-        env = {"SLACK_SECRET_ID": SECRET_NAME, "SLACK_API_URL": slack.api_url, "TRAINBOT_JOB_ID_PREFIX": "tb-", "TRAINBOT_PRICE_LIST": "on"}
+        # With a budget, the monitor counts each ended attempt's billed time (one TransactWriteItems).
+        env = {"SLACK_SECRET_ID": SECRET_NAME, "SLACK_API_URL": slack.api_url, "TRAINBOT_JOB_ID_PREFIX": "tb-", "TRAINBOT_PRICE_LIST": "on",
+               "TRAINBOT_TEAM_BUDGETS": "*=1000"}
         holder: dict[str, Any] = {}
         stack = Stack(env=env, duration=120.0, startup=20.0, capacity={"ml.m5.large": 1}, sagemaker_client=lambda client: _StopDuringCreate(client, holder),
                       logs=True)
@@ -176,10 +194,15 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
                 "NOTIFY_TOPIC_ARN": stack.topic,
             }.items():
                 monkeypatch.setenv(name, value)
+            # A job with a thread: the cold-started launcher announces its launch and the monitor its
+            # end, so each reads the secret (their Slack client is made on its first post).
+            announced = stack.submit("announced", slack=SlackThread(channel_id="C0TRAIN"))
             for handler in (stack.launcher_handler, stack.monitor_handler):
                 _forget_cached_secrets()
                 runtime.install(None)
                 handler(SCHEDULED, stack.context)
+                stack.clock.advance(200.0)
+            assert stack.store.get(announced.job_id).status.value == "Completed"
             runtime.install(stack.container)
             # Kicked by a submission (start on submit): it consumes the kick record first.
             stack.launcher_handler({"trainbot": "kick"}, stack.context)

@@ -203,7 +203,15 @@ def test_an_attempt_whose_create_answer_was_lost_is_looked_up_not_taken_for_unus
     stack.sagemaker.script_create(None, "ResourceLimitExceeded")
     job = stack.submit("lost-then-full")
     stack.launch()
-    assert stack.store.get(job.job_id).status is S.NEW
+    # Outcome unknown, not failed: the job backs off with a Waiting reason, its pending attempt
+    # kept (and the service error counted on it), so the next try Describes before creating.
+    job = stack.store.get(job.job_id)
+    assert job.status is S.RETRYING
+    assert job.waiting is not None and job.waiting.startswith(f"waiting: SageMaker could not say whether {job.job_id}-a1 was created")
+    [pending] = job.attempts
+    assert pending.outcome is AttemptOutcome.PENDING and pending.create_errors == 1
+    assert job.next_attempt_at is not None
+    stack.clock.set(job.next_attempt_at.timestamp())
     stack.launch()
     job = stack.store.get(job.job_id)
     assert job.status is S.LAUNCHED

@@ -15,7 +15,7 @@ from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import StoreUnavailable
-from backend.ports import Applied
+from backend.ports import BATCH_LEASE, Applied, BatchBusy
 from tests.conftest import T0, make_job
 
 S = JobStatus
@@ -60,7 +60,17 @@ def test_a_batch_that_died_half_way_is_completed_without_overwriting_jobs_that_m
     moved = store.transition(store.get(jobs[0].job_id), S.LAUNCHED, at=T0)
     assert isinstance(moved, Applied)
 
-    registered = store.register_many(jobs, "half")
+    # Within the batch's lease its writer may still be running: a repeat writes nothing.
+    store.metrics.reset()
+    with pytest.raises(BatchBusy):
+        store.register_many(jobs, "half")
+    assert store.metrics.calls["batch_write_item"] == 0
+    assert len(store.existing_ids(j.job_id for j in jobs)) == 25
+
+    # After it, a repeat takes the batch over and writes only the 35 missing jobs.
+    later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + timedelta(minutes=1)}) for j in jobs]
+    registered = store.register_many(later, "half")
+    assert store.metrics.calls["batch_write_item"] == 2  # 35 jobs: 25 + 10
     assert len(registered) == 60
     assert len(store.get_many(registered)) == 60
     assert store.get(jobs[0].job_id).status is S.LAUNCHED  # not reset to New
