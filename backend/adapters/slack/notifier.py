@@ -267,6 +267,9 @@ class SlackNotifier:
         entry = entry_of(job, seq)
         if entry is None:
             return  # no longer kept: nothing left to tell
+        if notice.tells_approval(job, seq):
+            self._tell_approved(job)
+            return
         if job.sweep_id:
             self._notify_sweep_job(job, entry)
             return
@@ -277,7 +280,7 @@ class SlackNotifier:
                 self._post_root(job, channel)
             return
         if entry.is_note:
-            return  # moves nothing; its maker answers the thread itself (the bot's "approved" reply)
+            return  # moves nothing, and tells nobody (an approval's note is told above)
         if not notice.replies_to(job, seq) and not notice.tells_off_plan(job, seq):
             return
         if root is None:
@@ -286,6 +289,18 @@ class SlackNotifier:
             root = self._post_root(job, channel)
         mention = notice.mentions_owner(job.notify, entry.to_status)
         self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention, region=self._region))
+
+    def _tell_approved(self, job: Job) -> None:
+        """The owner's thread hears who approved their held job (a sweep: in the sweep's
+        thread). A single job whose root card never went out gets it now, as a reply would."""
+        assert job.slack is not None and job.approval is not None
+        channel = job.slack.channel_id
+        root = job.slack.thread_ts if job.sweep_id else self.root_ts(job)
+        if root is None:
+            if job.sweep_id:
+                return  # the sweep's root was never posted: no thread to tell
+            root = self._post_root(job, channel)
+        self._calls.post(channel, thread_ts=root, text=render.approved_reply(job, job.approval.decided_by or ""))
 
     def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None:
         """A stall warning in the job's thread (:class:`backend.ports.StallNotifier`)."""
