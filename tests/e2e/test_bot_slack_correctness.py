@@ -353,3 +353,23 @@ def test_an_approval_whose_thread_reply_is_rate_limited_is_answered_as_approved_
     _monitor(later=timedelta(hours=4)).sweep()  # nothing left: no second reply
     assert len(_approved_replies(bot_env)) == 1
     assert store.get(held.job_id).delivered.get("slack") == store.get(held.job_id).last_seq
+
+
+def test_a_sweep_jobs_reply_is_posted_once_when_the_sweep_card_update_is_rate_limited(bot_env, store):
+    bot_env.command(GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1e-5,3e-5") + " notify=all")
+    first, last = sorted(store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=5).jobs, key=lambda j: j.client_token or "")
+    bot_env.command(f"stop {first.job_id}")
+    updates = len(bot_env.slack.calls_to("chat.update"))
+    # The job that ends the sweep: its reply goes out, then the sweep card's update is refused.
+    bot_env.slack.fail_next("chat.update", status=429, retry_after=30)
+    bot_env.command(f"stop {last.job_id}")
+    assert len(bot_env.slack.calls_to("chat.update")) > updates  # the refused update was tried
+
+    _monitor(later=timedelta(hours=2)).sweep()
+    _monitor(later=timedelta(hours=4)).sweep()
+
+    [root] = bot_env.slack.messages(CHANNEL)
+    for job in (first, last):
+        told = [r["text"] for r in root["replies"] if f"*{job.name}* was stopped" in r["text"]]
+        assert len(told) == 1, [r["text"] for r in root["replies"]]
+    assert "2 of 2 ended" in root["text"]  # the refused card caught up on its own target
