@@ -373,3 +373,26 @@ def test_a_sweep_jobs_reply_is_posted_once_when_the_sweep_card_update_is_rate_li
         told = [r["text"] for r in root["replies"] if f"*{job.name}* was stopped" in r["text"]]
         assert len(told) == 1, [r["text"] for r in root["replies"]]
     assert "2 of 2 ended" in root["text"]  # the refused card caught up on its own target
+
+
+def test_a_held_modal_submission_whose_ephemeral_answer_is_refused_reaches_every_admin_and_dms_its_owner(
+    monkeypatch, bot_env, store
+):
+    admins = (ADMIN, "U0ADMIN2")
+    monkeypatch.setenv("TRAINBOT_ADMIN_USERS", ",".join(admins))
+    monkeypatch.setenv("TRAINBOT_APPROVAL_INSTANCE_TYPES", "ml.g5.xlarge")
+    # What Slack answers chat.postEphemeral in a channel the bot was never invited to
+    # (chat:write.public covers chat.postMessage only).
+    bot_env.slack.fail_next("chat.postEphemeral", error="not_in_channel", count=5)
+
+    bot_env.send(_modal_body(team=TEAM), settle=False)
+    bot_env.lam.wait_idle()
+    _monitor(later=timedelta(hours=2)).sweep()  # whatever the outbox still owes
+
+    [held] = store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=5).jobs
+    assert held.is_held
+    for admin in admins:
+        assert sum(held.job_id in json.dumps(m.get("blocks")) for m in bot_env.slack.messages(admin)) == 1, admin
+    told = [m["text"] for m in bot_env.slack.messages(USER)]
+    assert any(held.job_id in t and "Waiting for an admin's approval" in t for t in told), told
+    assert bot_env.lam.errors() == []
