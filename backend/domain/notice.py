@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from backend.domain.approval import ApprovalState
 from backend.domain.model import FailureClass, Job, NotifyMode
 from backend.domain.status import TERMINAL, JobStatus
 
@@ -172,6 +173,21 @@ def asks_approval(job: Job, seq: int) -> bool:
     return False
 
 
+def tells_approval(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is the note of the admin's approval that released ``job``: its
+    delivery tells the owner's thread who approved it (the one way that reply is sent, so a
+    rate-limited post is sent again by the outbox, never lost). The note and the decision are
+    one write with one time, which ties them without reading the note's words. A sweep's
+    thread is told once, by its first job, whose card stood for the sweep."""
+    entry = job.entry(seq)
+    approval = job.approval
+    if entry is None or not entry.is_note or approval is None or approval.state is not ApprovalState.APPROVED:
+        return False
+    if job.sweep_id and sweep_index(job) != 0:
+        return False
+    return approval.decided_at == entry.at
+
+
 def is_urgent(job: Job, targets: Sequence[str]) -> bool:
     """Whether ``job`` has a pending change to deliver now rather than with a later round."""
     if job.slack is not None and job.slack.channel_id and not job.slack.thread_ts and not job.sweep_id:
@@ -186,6 +202,8 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
             return True
         if asks_approval(job, seq):
             return True  # the admins' card: a held job waits for them (only a sweep's card job)
+        if tells_approval(job, seq):
+            return True  # the owner waits to hear that their job may start
     return False
 
 

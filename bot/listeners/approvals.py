@@ -43,16 +43,12 @@ def _job_id(action: dict[str, Any]) -> str:
 
 
 @answers_errors
-def approve(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond, client: WebClient) -> None:
+def approve(action: dict[str, Any], body: dict[str, Any], context: BoltContext, respond: Respond) -> None:
+    """The owner's thread is told by the approval's delivery (the outbox), not here: a reply
+    Slack refuses now is sent later, and the admin's answer never depends on it."""
     bot: BotService = context["bot"]
-    actor = actor_of(body)
-    decision = bot.approve(_job_id(action), actor)
+    decision = bot.approve(_job_id(action), actor_of(body))
     respond(response_type="ephemeral", replace_original=False, text=render.decided("approve", decision.job, decision.changed))
-    job = decision.job
-    if decision.changed and job.slack is not None and job.slack.thread_ts:
-        client.chat_postMessage(
-            channel=job.slack.channel_id, thread_ts=job.slack.thread_ts, text=render.approved_reply(job, actor.user_id)
-        )
 
 
 def open_reject_modal(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext, client: WebClient) -> None:

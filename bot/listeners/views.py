@@ -113,6 +113,24 @@ def submit(view: dict[str, Any], body: dict[str, Any], context: BoltContext, cli
     except BadCommand:
         return  # the ack has shown the errors in the modal already
     if channel:
-        client.chat_postEphemeral(
-            channel=channel, user=actor.user_id, text=render.submitted(bot.get(registered.job.job_id), registered.created, bot.estimate([registered.job]))
-        )
+        text = render.submitted(bot.get(registered.job.job_id), registered.created, bot.estimate([registered.job]))
+        _tell_submitter(client, channel, actor.user_id, text)
+
+
+# Where Slack refuses an ephemeral answer: the bot is not in the channel (chat:write.public
+# covers chat.postMessage, not chat.postEphemeral) or may not see it.
+_NO_EPHEMERAL = frozenset({"not_in_channel", "channel_not_found"})
+
+
+def _tell_submitter(client: WebClient, channel: str, user: str, text: str) -> None:
+    """The outcome, as an ephemeral message where the modal was opened; where the bot may not
+    post one there, in the app's DM with the user (a modal has no response_url). The job is
+    registered and its admins asked by then (the outbox): only the answer's way changes."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except SlackApiError as exc:
+        if (exc.response.get("error") if exc.response is not None else None) not in _NO_EPHEMERAL:
+            raise
+        client.chat_postMessage(channel=user, text=text)

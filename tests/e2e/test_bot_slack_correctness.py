@@ -6,15 +6,25 @@ render and short enough to read. Every request goes through the template's bot h
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 
+from backend.domain.model import Owner
+from backend.domain.times import utcnow
 from infra.local.standins.lambda_invoke import lambda_context
-from infra.local.standins.slack_signing import lambda_url_event, signed_headers, slash_command_body, view_submission_body
-from tests.bot_fixtures import CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, USER, answer_text, template_handler
+from infra.local.standins.slack_signing import (
+    block_actions_body,
+    lambda_url_event,
+    signed_headers,
+    slash_command_body,
+    view_submission_body,
+)
+from tests.bot_fixtures import ADMIN, CHANNEL, FUNCTION, GOOD_SUBMIT, SECRET, TEAM, USER, answer_text, template_handler
 
 OTHER_TEAM = "T0OTHER"
 MODAL_VALUES = {
@@ -298,3 +308,91 @@ def test_a_submit_from_a_dm_the_bot_cannot_post_to_promises_no_thread(bot_env, d
 def test_a_submit_in_a_channel_still_points_at_its_thread(bot_env):
     bot_env.command(GOOD_SUBMIT)
     assert "its thread follows every change" in bot_env.ephemerals()[-1]
+
+
+# --- 11. what the outbox owes Slack: one path, told truthfully, told once ---------------------
+
+P5_SUBMIT = GOOD_SUBMIT.replace("ml.g5.xlarge", "ml.p5.48xlarge").replace("max_runtime=1h", "max_runtime=10h")
+
+
+def _monitor(later: timedelta = timedelta(0)):
+    """The deployment's monitor (same table, same Slack), its clock ``later``: its sweep drains
+    the outbox."""
+    from backend.bootstrap import build
+    from backend.config import Settings
+
+    return build(Settings.from_env(dict(os.environ)), clock=lambda: utcnow() + later).monitor
+
+
+def _press_approve(bot_env, job_id: str) -> None:
+    url = bot_env.slack.response_url(ADMIN, ADMIN, message_ts="1700000000.000100")
+    bot_env.send(block_actions_body("job_approve", job_id, user_id=ADMIN, team_id=TEAM, channel_id=ADMIN, response_url=url))
+
+
+def _approved_replies(bot_env) -> list[str]:
+    [root] = bot_env.slack.messages(CHANNEL)
+    return [r["text"] for r in root["replies"] if f"Approved by <@{ADMIN}>" in r["text"]]
+
+
+def test_an_approval_whose_thread_reply_is_rate_limited_is_answered_as_approved_and_the_reply_follows_once(
+    monkeypatch, bot_env, store
+):
+    monkeypatch.setenv("TRAINBOT_APPROVAL_INSTANCE_TYPES", "ml.p5.48xlarge")
+    bot_env.command(P5_SUBMIT)
+    [held] = store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=5).jobs
+    # Longer than any client waits for a Retry-After: the reply's post fails at once.
+    bot_env.slack.fail_next("chat.postMessage", status=429, retry_after=30)
+
+    _press_approve(bot_env, held.job_id)
+
+    answers = bot_env.ephemerals(ADMIN)
+    assert any(f"Approved `{held.job_id}`" in t and "owner will be told" in t for t in answers), answers
+    assert not any("nothing was changed" in t.lower() for t in answers), answers
+    assert _approved_replies(bot_env) == []  # Slack refused it: it waits in the outbox
+    _monitor(later=timedelta(hours=2)).sweep()
+    _monitor(later=timedelta(hours=4)).sweep()  # nothing left: no second reply
+    assert len(_approved_replies(bot_env)) == 1
+    assert store.get(held.job_id).delivered.get("slack") == store.get(held.job_id).last_seq
+
+
+def test_a_sweep_jobs_reply_is_posted_once_when_the_sweep_card_update_is_rate_limited(bot_env, store):
+    bot_env.command(GOOD_SUBMIT.replace("submit", "sweep").replace("hp.lr=3e-5", "hp.lr=1e-5,3e-5") + " notify=all")
+    first, last = sorted(store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=5).jobs, key=lambda j: j.client_token or "")
+    bot_env.command(f"stop {first.job_id}")
+    updates = len(bot_env.slack.calls_to("chat.update"))
+    # The job that ends the sweep: its reply goes out, then the sweep card's update is refused.
+    bot_env.slack.fail_next("chat.update", status=429, retry_after=30)
+    bot_env.command(f"stop {last.job_id}")
+    assert len(bot_env.slack.calls_to("chat.update")) > updates  # the refused update was tried
+
+    _monitor(later=timedelta(hours=2)).sweep()
+    _monitor(later=timedelta(hours=4)).sweep()
+
+    [root] = bot_env.slack.messages(CHANNEL)
+    for job in (first, last):
+        told = [r["text"] for r in root["replies"] if f"*{job.name}* was stopped" in r["text"]]
+        assert len(told) == 1, [r["text"] for r in root["replies"]]
+    assert "2 of 2 ended" in root["text"]  # the refused card caught up on its own target
+
+
+def test_a_held_modal_submission_whose_ephemeral_answer_is_refused_reaches_every_admin_and_dms_its_owner(
+    monkeypatch, bot_env, store
+):
+    admins = (ADMIN, "U0ADMIN2")
+    monkeypatch.setenv("TRAINBOT_ADMIN_USERS", ",".join(admins))
+    monkeypatch.setenv("TRAINBOT_APPROVAL_INSTANCE_TYPES", "ml.g5.xlarge")
+    # What Slack answers chat.postEphemeral in a channel the bot was never invited to
+    # (chat:write.public covers chat.postMessage only).
+    bot_env.slack.fail_next("chat.postEphemeral", error="not_in_channel", count=5)
+
+    bot_env.send(_modal_body(team=TEAM), settle=False)
+    bot_env.lam.wait_idle()
+    _monitor(later=timedelta(hours=2)).sweep()  # whatever the outbox still owes
+
+    [held] = store.jobs_of_owner(Owner(team_id=TEAM, user_id=USER), limit=5).jobs
+    assert held.is_held
+    for admin in admins:
+        assert sum(held.job_id in json.dumps(m.get("blocks")) for m in bot_env.slack.messages(admin)) == 1, admin
+    told = [m["text"] for m in bot_env.slack.messages(USER)]
+    assert any(held.job_id in t and "Waiting for an admin's approval" in t for t in told), told
+    assert bot_env.lam.errors() == []

@@ -19,7 +19,9 @@ separately and a refused card update never makes a reply be posted again:
   second dispatcher never sends an admin the card twice (but for a crash between a post and
   its mark: that admin is told again once the claim runs out, rather than never).
 - ``slack-card`` (:class:`SlackCardNotifier`): ``chat.update`` of the root card with the
-  job's latest state. Idempotent, so it is also sent eagerly for changes whose delivery round
+  job's latest state; for a sweep job's end, the sweep's card with the tally that counts it
+  (a refused update is retried on this target only: the job's reply is never posted twice).
+  Idempotent, so it is also sent eagerly for changes whose delivery round
   is deferred (see :mod:`backend.services.notify`), and coalesced: only the newest change of a
   round is rendered; intermediate states are skipped.
 
@@ -267,6 +269,9 @@ class SlackNotifier:
         entry = entry_of(job, seq)
         if entry is None:
             return  # no longer kept: nothing left to tell
+        if notice.tells_approval(job, seq):
+            self._tell_approved(job)
+            return
         if job.sweep_id:
             self._notify_sweep_job(job, entry)
             return
@@ -277,7 +282,7 @@ class SlackNotifier:
                 self._post_root(job, channel)
             return
         if entry.is_note:
-            return  # moves nothing; its maker answers the thread itself (the bot's "approved" reply)
+            return  # moves nothing, and tells nobody (an approval's note is told above)
         if not notice.replies_to(job, seq) and not notice.tells_off_plan(job, seq):
             return
         if root is None:
@@ -286,6 +291,18 @@ class SlackNotifier:
             root = self._post_root(job, channel)
         mention = notice.mentions_owner(job.notify, entry.to_status)
         self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention, region=self._region))
+
+    def _tell_approved(self, job: Job) -> None:
+        """The owner's thread hears who approved their held job (a sweep: in the sweep's
+        thread). A single job whose root card never went out gets it now, as a reply would."""
+        assert job.slack is not None and job.approval is not None
+        channel = job.slack.channel_id
+        root = job.slack.thread_ts if job.sweep_id else self.root_ts(job)
+        if root is None:
+            if job.sweep_id:
+                return  # the sweep's root was never posted: no thread to tell
+            root = self._post_root(job, channel)
+        self._calls.post(channel, thread_ts=root, text=render.approved_reply(job, job.approval.decided_by or ""))
 
     def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None:
         """A stall warning in the job's thread (:class:`backend.ports.StallNotifier`)."""
@@ -408,15 +425,8 @@ class SlackNotifier:
             return
         if notice.sweep_digests(job.notify) and not finished:
             self._digest(job.sweep_id, channel, root, counted.failures, counted.digested)
-        card_key = f"{channel}/{root}"
-        if finished or self._calls.pacer.card_due(card_key):
-            card = render.sweep_root(name, owner, job.sweep_id, total, counted.tally)
-            try:
-                self._calls.update(channel, root, card)
-            except NotifierUnavailable:
-                if finished:
-                    raise
-                # An intermediate tally: the next end (or the final one) shows a newer one.
+        # The sweep's card (its tally) is the slack-card target's: a refused update is retried
+        # there, never by delivering this change again (which would post the job's reply twice).
         if finished:
             failures = counted.failures[counted.digested :] if notice.sweep_digests(job.notify) else counted.failures
             results, objective = self._results(job.sweep_id, record)
@@ -491,19 +501,24 @@ def _sweep_index(job: Job) -> int:
 
 
 class SlackCardNotifier:
-    """``chat.update`` of a single job's root card with its latest state (target
-    ``slack-card``): idempotent, so safe to send eagerly, and coalesced to the newest change."""
+    """``chat.update`` of a job's root card with its latest state (target ``slack-card``):
+    idempotent, so safe to send eagerly, and coalesced to the newest change. A sweep job's end
+    updates the sweep's card with its tally, once the replies notifier has counted that end."""
 
     name = "slack-card"
     eager = True
 
-    def __init__(self, calls: SlackCalls, roots: SlackNotifier, region: str) -> None:
+    def __init__(self, calls: SlackCalls, roots: SlackNotifier, region: str, *, store: SlackNotifierStore) -> None:
         self._calls = calls
         self._roots = roots
         self._region = region
+        self._store = store
 
     def notify(self, job: Job, seq: int) -> None:
-        if job.slack is None or not job.slack.channel_id or job.sweep_id:
+        if job.slack is None or not job.slack.channel_id:
+            return
+        if job.sweep_id:
+            self._sweep_card(job, seq)
             return
         if seq < job.last_seq:
             return  # coalesced: the newest change's card shows this one's outcome too
@@ -511,6 +526,36 @@ class SlackCardNotifier:
         if root is None:
             raise NotifierUnavailable("the job's root card is not posted yet")
         self._calls.update(job.slack.channel_id, root, render.job_card(job, self._region))
+
+    def _sweep_card(self, job: Job, seq: int) -> None:
+        """The sweep's card with the tally that counts this job's end. Intermediate tallies
+        are paced (SAME_CARD_SECONDS) and a refused one is skipped, since a later end shows a
+        newer one; the last end's card must land, so its refusal keeps the change pending for
+        this target alone."""
+        entry = entry_of(job, seq)
+        index = notice.sweep_index(job)
+        if entry is None or entry.to_status not in TERMINAL or index is None or job.slack is None or not job.slack.thread_ts:
+            return
+        assert job.sweep_id is not None
+        try:
+            ends = self._store.get_record(RecordKind.SWEEP_ENDS, job.sweep_id) or {}
+            record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
+        except StoreUnavailable as exc:
+            raise NotifierUnavailable(f"sweep tally not read: {exc}") from exc
+        if index not in {int(i) for i in ends.get("Counted") or []}:
+            raise NotifierUnavailable(f"{job.job_id}'s end is not counted yet: the card waits for its reply's delivery")
+        tally = {str(k): int(v) for k, v in (ends.get("Tally") or {}).items()}
+        total = int(record.get("Total", 0)) or sum(tally.values())
+        finished = sum(tally.values()) >= total
+        channel, root = job.slack.channel_id, job.slack.thread_ts
+        if not finished and not self._calls.pacer.card_due(f"{channel}/{root}"):
+            return
+        name, owner = str(record.get("Name", job.name)), str(record.get("Owner", job.owner.user_id))
+        try:
+            self._calls.update(channel, root, render.sweep_root(name, owner, job.sweep_id, total, tally))
+        except NotifierUnavailable:
+            if finished:
+                raise
 
 
 def build_slack_notifiers(
@@ -529,7 +574,7 @@ def build_slack_notifiers(
     pacer = SlackPacer(clock=(lambda: clock().timestamp()) if clock else time.monotonic, sleep=sleep)
     calls = SlackCalls(LazyWebClient(settings, purpose="notify"), pacer)
     replies = SlackNotifier(calls, store, settings.aws_region, now=clock, admins=sorted(settings.admin_users))
-    return [replies, SlackCardNotifier(calls, replies, settings.aws_region)]
+    return [replies, SlackCardNotifier(calls, replies, settings.aws_region, store=store)]
 
 
 def build_slack_notifier(settings: Settings, store: SlackNotifierStore) -> SlackNotifier:

@@ -1125,7 +1125,8 @@ def decided(action: str, job: Job, changed: bool) -> str:
     """The admin's answer after pressing Approve or Reject."""
     if changed:
         if action == "approve":
-            return f":unlock: Approved `{job.job_id}`: it is queued for launch."
+            told = " and its owner will be told in its thread" if job.slack is not None and job.slack.channel_id else ""
+            return f":unlock: Approved `{job.job_id}`: it is queued for launch{told}."
         return f":no_entry: Rejected `{job.job_id}`: it is stopped, and its owner told why."
     approval = job.approval
     if approval is not None and approval.state is not ApprovalState.PENDING:

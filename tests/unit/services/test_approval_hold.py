@@ -4,6 +4,7 @@ hands it over anyway; approved, it launches like any other."""
 
 from __future__ import annotations
 
+from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalState
 from backend.domain.status import JobStatus
 from backend.services.budget import Approvals
@@ -65,7 +66,7 @@ class _Posts:
         return {"ts": "1.0"}
 
 
-def test_the_approval_note_adds_no_thread_reply_to_the_bots_one_approved_reply(world: World):
+def test_the_approval_note_is_urgent_and_its_delivery_is_the_one_approved_by_reply(world: World):
     from backend.adapters.slack.notifier import SlackNotifier
     from backend.domain.model import SlackThread
     from tests.unit.services.conftest import OWNER
@@ -80,4 +81,5 @@ def test_the_approval_note_adds_no_thread_reply_to_the_bots_one_approved_reply(w
     approved = world.store.get(held.job_id)
     posts = _Posts()
     SlackNotifier(posts, world.store, "us-east-1").notify(approved, approved.last_seq)  # type: ignore[arg-type]
-    assert posts.texts == []  # the bot's listener posts the one "Approved by" reply
+    assert notice.tells_approval(approved, approved.last_seq)  # urgent: told by the approval's own delivery
+    assert len(posts.texts) == 1 and f"Approved by <@{ADMIN}>" in posts.texts[0]  # no listener posts it any more
