@@ -15,10 +15,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.request_verification import RequestVerification
 
 from backend.adapters.slack import render
@@ -29,6 +31,23 @@ from bot.listeners import register_all
 from bot.listeners.errors import refusal
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
+
+
+class _EnvironmentTokenNote(logging.Filter):
+    """bolt reads ``SLACK_BOT_TOKEN`` from the environment by itself when no token is given (we
+    give none: ``authorize`` hands each request its token) and, given a client too, warns at
+    every cold start that it is unused. Where the token is in the environment (local mode, the
+    tests) that note is about bolt's own default, never about our wiring: it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+# bolt's loggers take their level, handlers and filters from this one (not from the root's
+# level, which bolt copies otherwise, overriding a level set on ``slack_bolt``).
+BOLT_LOGGER = logging.getLogger("trainbot.bolt")
+if not any(isinstance(f, _EnvironmentTokenNote) for f in BOLT_LOGGER.filters):
+    BOLT_LOGGER.addFilter(_EnvironmentTokenNote())
 
 
 def create_app(container, credentials: SlackCredentials | None = None) -> App:
@@ -42,8 +61,12 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:
 
     app = App(
         signing_secret=credentials.signing_secret,
-        client=web_client(settings, purpose="bot", token=credentials.bot_token),
+        # No token on the client: ``authorize`` gives each request its own (bolt builds each
+        # request's client from this one's URL, timeout and retry handlers); a token here too
+        # is ignored, with a warning at every cold start.
+        client=web_client(settings, purpose="bot", tokenless=True),
         authorize=authorize,
+        logger=BOLT_LOGGER,
         process_before_response=True,
         # url_verification is for the Events API, which Trainbot does not subscribe to.
         url_verification_enabled=False,

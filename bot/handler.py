@@ -159,10 +159,11 @@ def _refuse_unconfigured(problem: str) -> None:
 
 
 def _count(name: str) -> None:
-    from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.metrics import MetricUnit
 
-    metrics = Metrics(namespace="Trainbot", service="trainbot")
+    from backend.entrypoints.emf import trainbot_metrics
+
+    metrics = trainbot_metrics()
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()
 

@@ -3,14 +3,15 @@ built once per cold start (lazily, so importing a handler has no side effects)."
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.bootstrap import Container, build
 from backend.config import Settings
+from backend.entrypoints.emf import trainbot_metrics
 
 logger = Logger(service="trainbot")
-metrics = Metrics(namespace="Trainbot", service="trainbot")
+metrics = trainbot_metrics()
 
 # Leave this much of the Lambda's time unused: stop claiming/describing and report.
 RESERVE_MS = 15_000

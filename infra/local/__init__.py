@@ -416,7 +416,9 @@ class LocalStack:
                 "TRAINBOT_RETRY_MAX_SECONDS": f"{self.options.retry_max_seconds:g}",
                 "TRAINBOT_CAPACITY_MAX_WAIT_SECONDS": os.environ.get("TRAINBOT_CAPACITY_MAX_WAIT_SECONDS") or "900",
                 "TRAINBOT_SAGEMAKER_CALLS_PER_SECOND": os.environ.get("TRAINBOT_SAGEMAKER_CALLS_PER_SECOND") or "20",
-                "POWERTOOLS_LOG_LEVEL": "INFO" if self.options.verbose else "WARNING",
+                # The terminal shows transitions; a handler's warnings (an announcement
+                # deferred while Slack refuses, retried through the outbox) are for --verbose.
+                "POWERTOOLS_LOG_LEVEL": "INFO" if self.options.verbose else "ERROR",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
             }

@@ -1,7 +1,8 @@
 """The Slack-like page's server side, served by the Slack stand-in (``add_route``).
 
-The page (``infra/local/static/``) shows one channel of the stand-in, live (it long-polls the stand-in's
-change feed). What the user does there reaches the bot as Slack would send it: a typed
+The page (``infra/local/static/``) shows one channel of the stand-in and each page user's
+direct messages with the app (where the admins' approval cards go), live (it long-polls the
+stand-in's change feed). What the user does there reaches the bot as Slack would send it: a typed
 ``/train …`` becomes a slash-command body, a button click a ``block_actions`` payload, a modal's
 Submit a ``view_submission``; each is signed with the app's signing secret and POSTed to the
 bot's Function URL. The ack's body (an ephemeral answer) is shown as Slack shows it.
@@ -62,6 +63,8 @@ class SlackPage:
         self.channel_name = channel_name
         self.users = users
         self._stats_png = stats_png
+        # Each page user's DM with the app: where the bot's posts to that user id land.
+        self.ims = {user.user_id: slack.im_channel(user.user_id) for user in users}
 
     def install(self) -> None:
         self.slack.add_route("GET", "/", self._static)
@@ -109,11 +112,16 @@ class SlackPage:
             self._ephemeral(user.user_id, f":warning: the bot answered HTTP {status}")
         return {"status": status, "answer": answer}
 
-    def click(self, action_id: str, value: str, message_ts: str, user_id: str, block_id: str = "actions") -> dict[str, Any]:
-        """Click a button on message ``message_ts`` as ``user_id``."""
+    def click(
+        self, action_id: str, value: str, message_ts: str, user_id: str, block_id: str = "actions", channel: str = ""
+    ) -> dict[str, Any]:
+        """Click a button on message ``message_ts`` in ``channel`` (the page's channel, or the
+        clicking user's DM with the app) as ``user_id``."""
         user = self._user(user_id)
-        message = self.slack.message(self.channel_id, message_ts) or next(
-            (m for m in self.slack.ephemerals(channel=self.channel_id) if m["ts"] == message_ts), None
+        # A DM is seen only by its user: a click elsewhere is a click in the channel.
+        channel = channel if channel == self.ims.get(user.user_id) else self.channel_id
+        message = self.slack.message(channel, message_ts) or next(
+            (m for m in self.slack.ephemerals(channel=channel) if m["ts"] == message_ts), None
         )
         echoed = {k: message.get(k) for k in ("type", "ts", "text", "blocks", "thread_ts") if message and message.get(k) is not None}
         body = block_actions_body(
@@ -121,13 +129,14 @@ class SlackPage:
             value,
             user_id=user.user_id,
             team_id=self.slack.team_id,
-            channel_id=self.channel_id,
+            channel_id=channel,
             message_ts=message_ts,
-            response_url=self.slack.response_url(self.channel_id, user.user_id, message_ts=message_ts),
+            response_url=self.slack.response_url(channel, user.user_id, message_ts=message_ts),
             block_id=block_id,
             message=echoed,
             user_name=user.name,
-            channel_name=self.channel_name,
+            # Slack names a DM "directmessage" in an interaction's payload.
+            channel_name=self.channel_name if channel == self.channel_id else "directmessage",
             api_app_id=self.slack.app_id,
         )
         status, answer = self._send(body)
@@ -207,10 +216,12 @@ class SlackPage:
                 "seq": seq,
                 "team": {"id": self.slack.team_id, "name": self.slack.team_name},
                 "channel": {"id": self.channel_id, "name": self.channel_name},
+                "ims": self.ims,
                 "bot_user_id": self.slack.bot_user_id,
                 "users": [{"id": u.user_id, "name": u.name} for u in self.users],
                 "messages": self.slack.messages(self.channel_id),
-                "ephemerals": self.slack.ephemerals(channel=self.channel_id),
+                "dms": {im: self.slack.messages(im) for im in self.ims.values()},
+                "ephemerals": [e for c in self._shown() for e in self.slack.ephemerals(channel=c)],
                 "stats": self._stats_png is not None,
             },
         )
@@ -222,8 +233,13 @@ class SlackPage:
         except ValueError:
             return _json(400, {"error": "since and timeout are numbers"})
         events = self.slack.events_since(since, timeout=timeout)
-        relevant = [e for e in events if e.get("channel") in (None, self.channel_id)]
+        shown = {None, *self._shown()}
+        relevant = [e for e in events if e.get("channel") in shown]
         return _json(200, {"seq": events[-1]["seq"] if events else since, "events": relevant, "first": events[0]["seq"] if events else None})
+
+    def _shown(self) -> list[str]:
+        """The conversations the page shows: its channel and its users' DMs."""
+        return [self.channel_id, *self.ims.values()]
 
     def _body(self, request: RequestInfo) -> dict[str, Any]:
         data = request.json()
@@ -245,6 +261,7 @@ class SlackPage:
                 str(data.get("message_ts", "")),
                 str(data.get("user", "")),
                 str(data.get("block_id") or "actions"),
+                str(data.get("channel") or ""),
             ),
         )
 

@@ -17,7 +17,7 @@ import pytest
 
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
-from infra.local import TEAM_ID, LocalOptions, LocalStack
+from infra.local import TEAM_ID, LocalOptions, LocalStack, cost_guard_parameters
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -36,16 +36,26 @@ SUBMIT = (
 )
 
 
-@pytest.fixture
-def stack() -> Iterator[LocalStack]:
-    logging.getLogger("slack_bolt").setLevel(logging.ERROR)
-    options = LocalOptions(
+# `./dev local --budget local=6 --budget-mode approve --approve-over 3`: "you" and "admin" are admins.
+GUARDED = cost_guard_parameters(budgets=["local=6"], budget_mode="approve", approve_over=3)
+
+
+def _options(parameters: dict[str, str]) -> LocalOptions:
+    return LocalOptions(
         port=0, chaos=0.0, launcher_every=0.5, monitor_every=2.0, events_every=0.2, startup_seconds=0.5,
         run_seconds=2.0, stop_seconds=0.5, retry_base_seconds=1.0, retry_max_seconds=3.0, seed=1,
-        log_transitions=False, write_connection_file=False,
+        log_transitions=False, write_connection_file=False, parameters=parameters,
     )
-    with LocalStack(options) as running:
+
+
+@pytest.fixture(params=[{}], ids=["plain"])
+def stack(request) -> Iterator[LocalStack]:
+    logging.getLogger("slack_bolt").setLevel(logging.ERROR)
+    with LocalStack(_options(request.param)) as running:
         yield running
+
+
+guarded = pytest.mark.parametrize("stack", [GUARDED], ids=["guarded"], indirect=True)
 
 
 @pytest.fixture
@@ -165,3 +175,55 @@ def test_the_stats_chart_is_served_when_the_stats_service_exists(stack):
         assert status == 404
     else:
         assert status == 200 and body.startswith(b"\x89PNG")
+
+
+HELD = SUBMIT + " max_runtime=4h"  # 4 instance-hours > --approve-over 3: held for an admin
+
+
+@guarded
+def test_an_admin_approves_a_held_job_in_the_dm_and_the_job_runs(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, HELD.format(name="page-held", duration=1.5))
+    card = page.locator("[data-testid=message]", has_text="page-held")
+    expect(card).to_contain_text("Waiting for an admin's approval")
+
+    page.get_by_test_id("dm").click()  # "you" (U0YOU) is an admin: the card is in their DM
+    request = page.locator("[data-testid=message]", has_text="Approval needed")
+    expect(request).to_contain_text("page-held")
+    expect(request).to_contain_text("instance-hours")  # the estimate
+    expect(request).to_contain_text("Why: ")  # the reasons it is held
+    expect(page.locator("[data-testid=message]", has_text="page-held as")).to_have_count(0)  # not the channel
+    expect(page.get_by_test_id("composer")).to_be_hidden()  # commands go to the channel
+    request.locator("button[data-action-id=job_approve]").click()
+    expect(page.locator("[data-testid=ephemeral]", has_text="Approved")).to_be_visible()
+
+    page.get_by_test_id("channel").click()
+    expect(card).not_to_contain_text("Waiting for an admin's approval")
+    expect(card).to_contain_text("is Completed", timeout=30_000)
+    assert _job(stack, "page-held").status is JobStatus.COMPLETED
+
+
+@guarded
+def test_an_admin_rejects_a_held_job_with_a_reason_in_the_dm(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, HELD.format(name="page-nope", duration=1.5))
+    card = page.locator("[data-testid=message]", has_text="page-nope")
+    expect(card).to_contain_text("Waiting for an admin's approval")
+    page.get_by_test_id("user").select_option("U0ADMIN")  # the other admin's DM has the card too
+
+    page.get_by_test_id("dm").click()
+    page.locator("[data-testid=message]", has_text="page-nope").locator("button[data-action-id=job_reject]").click()
+    modal = page.get_by_test_id("modal")
+    expect(modal).to_contain_text("rejected?")
+    modal.locator("#f-reason").fill("too big for this week")
+    modal.locator("button[type=submit]").click()
+    expect(modal).to_be_hidden()
+    expect(page.locator("[data-testid=ephemeral]", has_text="Rejected")).to_be_visible()
+
+    page.get_by_test_id("channel").click()
+    expect(card).to_contain_text("too big for this week")
+    expect(card).not_to_contain_text("Waiting for an admin's approval")
+    job = _job(stack, "page-nope")
+    assert job.status is JobStatus.STOPPED and job.approval.decided_by == "U0ADMIN"

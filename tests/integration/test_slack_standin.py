@@ -52,6 +52,21 @@ def test_auth_test_reports_the_configured_team_and_bot(client):
     assert (resp["team_id"], resp["user_id"], resp["bot_id"]) == ("T0LOCAL", "U0BOT", "B0BOT")
 
 
+def test_a_post_to_a_user_id_lands_in_the_apps_dm_with_that_user_as_slack_documents(standin, client):
+    # chat.postMessage: "pass a user ID as channel to post to the app's DM with that user";
+    # the answer names the DM's D… channel, where the message can then be updated.
+    posted = client.chat_postMessage(channel="U0ADMIN", text="Approval needed")
+    im = posted["channel"]
+
+    assert im.startswith("D") and im == standin.im_channel("U0ADMIN") != standin.im_channel("U0YOU")
+    info = standin.channel_info(im)
+    assert info["is_im"] is True and info["user"] == "U0ADMIN"
+    client.chat_update(channel=im, ts=posted["ts"], text="Approved")
+    assert [m["text"] for m in standin.messages(im)] == ["Approved"] == [m["text"] for m in standin.messages("U0ADMIN")]
+    assert standin.message("U0ADMIN", posted["ts"])["channel"] == im
+    assert standin.events_since(0)[0]["channel"] == im
+
+
 def test_posted_messages_replies_and_updates_show_up_in_channel_state(standin, client):
     root = client.chat_postMessage(channel=CHANNEL, text="Job submitted", blocks=[{"type": "divider"}])
     reply = client.chat_postMessage(channel=CHANNEL, text="Epoch 1 done", thread_ts=root["ts"])

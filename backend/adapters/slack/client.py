@@ -19,12 +19,13 @@ from backend.ports import notify_may_wait
 _POLICY = {"bot": (2, 3.0, 5), "notify": (2, 5.0, 5)}
 
 
-def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = None) -> Any:
+def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = None, tokenless: bool = False) -> Any:
+    """``tokenless``: a client whose token each use sets (bolt's, whose ``authorize`` gives it)."""
     from slack_sdk import WebClient
 
     retries, max_wait, timeout = _POLICY[purpose]
     return WebClient(
-        token=token if token is not None else slack_credentials(settings).bot_token,
+        token=None if tokenless else token if token is not None else slack_credentials(settings).bot_token,
         base_url=settings.slack_api_url,
         timeout=timeout,
         retry_handlers=[bounded_rate_limit_handler(retries, max_wait)],

@@ -11,6 +11,9 @@ What it provides:
   ``chat.postEphemeral``, ``views.open|push|update``, the files v2 upload trio,
   ``users.info``, ``conversations.info``), answering with Slack's envelope
   (HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``);
+* direct messages as Slack documents them for ``chat.postMessage``: a user id (``U…``/``W…``)
+  as ``channel`` posts to the app's DM with that user, a ``D…`` channel (``im_channel``) the
+  answer names; the state API accepts either;
 * ``response_url`` endpoints, so bolt's ``respond()`` has somewhere to POST;
 * fault injection (scheduled or probabilistic 429 / 5xx / ``ok: false`` answers, latency);
 * Slack's documented rate limits (:class:`RateLimits`, on by default): ``chat.postMessage``
@@ -448,9 +451,27 @@ class SlackStandIn:
             info = self._channels.get(channel)
             return copy.deepcopy(info) if info else None
 
-    def messages(self, channel: str) -> list[dict[str, Any]]:
-        """Root messages of ``channel``, oldest first, each with its ``replies`` list."""
+    def im_channel(self, user_id: str) -> str:
+        """The id of the app's direct-message channel with ``user_id`` (created on first use)."""
         with self._lock:
+            return self._dm(user_id)
+
+    def _dm(self, channel: str) -> str:
+        """``channel``, or the DM channel of a user id given as one (caller holds the lock).
+        Slack: chat.postMessage with a user id as ``channel`` posts to the app's DM with that
+        user, and the answer's ``channel`` is that DM's ``D…`` id."""
+        if channel[:1] not in ("U", "W") or channel == self.bot_user_id:
+            return channel
+        im = "D" + channel[1:]
+        if im not in self._channels:
+            self._channels[im] = {**_channel_object(im, self.bot_user_id), "user": channel}
+        return im
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Root messages of ``channel`` (or of the DM with a user id), oldest first, each with
+        its ``replies`` list."""
+        with self._lock:
+            channel = self._dm(channel)
             roots = []
             for ts in self._roots.get(channel, []):
                 root = copy.deepcopy(self._index[(channel, ts)])
@@ -463,13 +484,14 @@ class SlackStandIn:
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """The thread rooted at ``ts`` as a flat list: root (if it exists) then replies."""
         with self._lock:
+            channel = self._dm(channel)
             out = [copy.deepcopy(self._index[(channel, ts)])] if (channel, ts) in self._index else []
             out += [copy.deepcopy(self._index[(channel, r)]) for r in self._replies.get((channel, ts), [])]
             return out
 
     def message(self, channel: str, ts: str) -> dict[str, Any] | None:
         with self._lock:
-            msg = self._index.get((channel, ts))
+            msg = self._index.get((self._dm(channel), ts))
             return copy.deepcopy(msg) if msg else None
 
     def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[dict[str, Any]]:
@@ -891,6 +913,7 @@ class SlackStandIn:
             raise _ApiError("channel_not_found")
         if not (params.get("text") or params.get("blocks") or params.get("attachments")):
             raise _ApiError("no_text")
+        channel = self._dm(channel)
         ts = self._next_ts()
         msg = self._bot_message(channel, params, ts)
         self._store_message(channel, msg)

@@ -1,4 +1,5 @@
-// The Slack-like page of `trainbot local`: one channel of the Slack stand-in, live.
+// The Slack-like page of `trainbot local`: one channel of the Slack stand-in and the current
+// user's direct messages with the app (the admins' approval cards), live.
 // State comes from /page/state, then changes from a long-poll of /page/events (the stand-in's
 // change feed). Commands, button clicks and modal submissions go to /page/command, /page/action
 // and /page/view, whose server side signs them as Slack does and sends them to the bot.
@@ -15,9 +16,19 @@ const EMOJI = {
 };
 
 const state = {
-  seq: 0, users: [], user: null, botUser: "U0BOT", channel: null,
-  roots: new Map(), replies: new Map(), ephemerals: [], expanded: new Set(), view: null,
+  seq: 0, users: [], user: null, botUser: "U0BOT", channel: null, ims: {}, where: "channel",
+  convs: new Map(), ephemerals: [], expanded: new Set(), view: null,
 };
+
+// What is shown: the channel, or the current user's DM with the app ("Trainbot (DM)").
+function shownChannel() {
+  return state.where === "dm" ? state.ims[state.user] : state.channel && state.channel.id;
+}
+// Each conversation's root messages (by ts) and thread replies (by root ts).
+function conv(channel) {
+  if (!state.convs.has(channel)) state.convs.set(channel, { roots: new Map(), replies: new Map() });
+  return state.convs.get(channel);
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -78,7 +89,7 @@ function button(el, msg, blockId) {
   b.onclick = () => {
     if (el.url) window.open(el.url, "_blank", "noopener");
     b.disabled = true;
-    post("/page/action", { action_id: el.action_id, value: el.value || "", message_ts: msg.ts, block_id: blockId, user: state.user })
+    post("/page/action", { action_id: el.action_id, value: el.value || "", message_ts: msg.ts, block_id: blockId, channel: msg.channel || shownChannel(), user: state.user })
       .finally(() => { b.disabled = false; });
   };
   return b;
@@ -140,18 +151,33 @@ function renderMessage(msg, opts = {}) {
 }
 
 function threadOf(ts) {
-  const replies = (state.replies.get(ts) || []).slice();
-  for (const e of state.ephemerals) if (e.thread_ts === ts && e.ephemeral_to === state.user) replies.push(e);
+  const here = shownChannel();
+  const replies = (conv(here).replies.get(ts) || []).slice();
+  for (const e of state.ephemerals) if (e.thread_ts === ts && e.ephemeral_to === state.user && e.channel === here) replies.push(e);
   return replies.sort((a, b) => parseFloat(a.ts) - parseFloat(b.ts));
 }
 
+function renderSidebar() {
+  const dm = state.where === "dm";
+  $("channel-name").classList.toggle("active", !dm);
+  $("dm").classList.toggle("active", dm);
+  const count = conv(state.ims[state.user]).roots.size;
+  $("dm-count").textContent = count ? String(count) : "";
+  $("header-channel").textContent = dm ? "Trainbot (DM)" : "# " + (state.channel ? state.channel.name : "");
+  // Commands go to the channel: the DM only carries what the bot sends you.
+  $("composer").hidden = dm;
+}
+
 function render() {
+  renderSidebar();
+  const here = shownChannel();
+  const { roots, replies: threads } = conv(here);
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const items = [];
-  for (const msg of state.roots.values()) items.push({ ts: msg.ts, msg });
-  for (const e of state.ephemerals) if (e.ephemeral_to === state.user && !e.thread_ts) items.push({ ts: e.ts, msg: e });
-  for (const [ts, replies] of state.replies) if (!state.roots.has(ts) && replies.length) items.push({ ts: replies[0].ts, msg: replies[0], orphanRoot: ts });
+  for (const msg of roots.values()) items.push({ ts: msg.ts, msg });
+  for (const e of state.ephemerals) if (e.ephemeral_to === state.user && !e.thread_ts && e.channel === here) items.push({ ts: e.ts, msg: e });
+  for (const [ts, replies] of threads) if (!roots.has(ts) && replies.length) items.push({ ts: replies[0].ts, msg: replies[0], orphanRoot: ts });
   items.sort((a, b) => parseFloat(a.ts) - parseFloat(b.ts));
   box.replaceChildren();
   for (const item of items) {
@@ -183,19 +209,21 @@ function render() {
 function isReply(msg) {
   return msg.thread_ts && msg.thread_ts !== msg.ts;
 }
-function putMessage(msg) {
+function putMessage(channel, msg) {
+  const { roots, replies } = conv(channel);
   if (isReply(msg)) {
-    const list = state.replies.get(msg.thread_ts) || [];
+    const list = replies.get(msg.thread_ts) || [];
     const i = list.findIndex((m) => m.ts === msg.ts);
     if (i >= 0) list[i] = msg; else list.push(msg);
-    state.replies.set(msg.thread_ts, list);
+    replies.set(msg.thread_ts, list);
   } else {
-    state.roots.set(msg.ts, msg);
+    roots.set(msg.ts, msg);
   }
 }
-function removeMessage(ts) {
-  state.roots.delete(ts);
-  for (const list of state.replies.values()) {
+function removeMessage(channel, ts) {
+  const { roots, replies } = conv(channel);
+  roots.delete(ts);
+  for (const list of replies.values()) {
     const i = list.findIndex((m) => m.ts === ts);
     if (i >= 0) list.splice(i, 1);
   }
@@ -205,15 +233,15 @@ function apply(event) {
   switch (event.type) {
     case "message":
     case "file":
-      putMessage(event.message);
+      putMessage(event.channel, event.message);
       break;
     case "update": {
       const e = state.ephemerals.findIndex((m) => m.ts === event.ts);
-      if (e >= 0) state.ephemerals[e] = event.message; else putMessage(event.message);
+      if (e >= 0) state.ephemerals[e] = event.message; else putMessage(event.channel, event.message);
       break;
     }
     case "delete":
-      removeMessage(event.ts);
+      removeMessage(event.channel, event.ts);
       break;
     case "ephemeral":
       state.ephemerals.push(event.message);
@@ -230,17 +258,21 @@ async function load() {
   state.users = data.users;
   state.botUser = data.bot_user_id;
   state.channel = data.channel;
-  state.roots = new Map();
-  state.replies = new Map();
-  for (const root of data.messages) {
-    const { replies, ...msg } = root;
-    state.roots.set(msg.ts, msg);
-    if (replies && replies.length) state.replies.set(msg.ts, replies);
+  state.ims = data.ims;
+  state.convs = new Map();
+  for (const [channel, messages] of [[data.channel.id, data.messages], ...Object.entries(data.dms)]) {
+    const { roots, replies: threads } = conv(channel);
+    for (const root of messages) {
+      const { replies, ...msg } = root;
+      roots.set(msg.ts, msg);
+      if (replies && replies.length) threads.set(msg.ts, replies);
+    }
   }
   state.ephemerals = data.ephemerals;
   $("team").textContent = data.team.name;
   $("channel-name").textContent = "# " + data.channel.name;
-  $("header-channel").textContent = "# " + data.channel.name;
+  $("channel-name").onclick = () => { state.where = "channel"; render(); };
+  $("dm").onclick = () => { state.where = "dm"; render(); };
   document.title = `#${data.channel.name} · ${data.team.name}`;
   $("stats-link").hidden = !data.stats;
   const select = $("user");
@@ -338,7 +370,7 @@ $("composer").onsubmit = async (ev) => {
   if (!text) return;
   input.value = "";
   if (!text.startsWith("/")) {
-    state.ephemerals.push({ ts: String(Date.now() / 1000), user: state.botUser, text: "Only `/train …` commands reach Trainbot here.", ephemeral_to: state.user, blocks: [] });
+    state.ephemerals.push({ ts: String(Date.now() / 1000), user: state.botUser, text: "Only `/train …` commands reach Trainbot here.", ephemeral_to: state.user, channel: shownChannel(), blocks: [] });
     render();
     return;
   }
