@@ -114,6 +114,21 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.services.launcher.xǁLauncherǁ_launch', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, )'): "writing the job's own attempts back is the same as not writing them",
     ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"XX-{2,}XX", "-", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
     ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"-{2,}", "XX-XX", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        'signature = (_headers(event.get("headers")) or {}).get(LAZY_SIGNATURE_HEADER, "")',
+        'signature = (_headers(event.get("headers")) or {}).get(LAZY_SIGNATURE_HEADER, "XXXX")',
+    ): "an absent signature must fail compare_digest: '' and 'XXXX' both do, as no HMAC is either ('v1=' + 64 hex)",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        "why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)",
+        "why, _, _, body, content_type = _unsigned(event, None, allow_stale=True)",
+    ): "with allow_stale=True _unsigned never reads now (the age test is skipped): a lazy event's age does not matter",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        "why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)",
+        "why, _, _, body, content_type = _unsigned(event, 1, allow_stale=True)",
+    ): "with allow_stale=True _unsigned never reads now (the age test is skipped): a lazy event's age does not matter",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that
