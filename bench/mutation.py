@@ -129,6 +129,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)",
         "why, _, _, body, content_type = _unsigned(event, 1, allow_stale=True)",
     ): "with allow_stale=True _unsigned never reads now (the age test is skipped): a lazy event's age does not matter",
+    (
+        "bot.authenticity.x__body",
+        'return base64.b64decode(body, validate=True).decode("utf-8")',
+        'return base64.b64decode(body, validate=True).decode("UTF-8")',
+    ): "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'",
+    (
+        "bot.authenticity.x__body",
+        'body.encode("utf-8")  # a lone surrogate cannot be signed, nor read by bolt',
+        'body.encode("UTF-8")  # a lone surrogate cannot be signed, nor read by bolt',
+    ): "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that

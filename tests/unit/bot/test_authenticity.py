@@ -328,3 +328,13 @@ def test_the_lazy_hmac_reads_an_absent_field_as_empty():
     a.sign_lazy(event, key)
     signed = ["", "", "", "", False, ""]
     assert event["headers"][a.LAZY_SIGNATURE_HEADER] == "v1=" + hmac.new(key, json.dumps(signed).encode(), hashlib.sha256).hexdigest()
+
+
+def test_a_base64_body_must_be_strict_base64_not_what_a_lenient_decoder_would_make_of_it():
+    """Characters outside the alphabet are refused, not skipped: what is checked against the
+    signature must be the one reading of the body."""
+    body = "text=help"
+    event = _event(body, isBase64Encoded=True)
+    encoded = base64.b64encode(body.encode()).decode()
+    event["body"] = encoded[:4] + "!" + encoded[4:]
+    assert a.refusal(event, SECRET, NOW) == NOT_A_URL_EVENT
