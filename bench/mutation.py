@@ -139,6 +139,27 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'body.encode("utf-8")  # a lone surrogate cannot be signed, nor read by bolt',
         'body.encode("UTF-8")  # a lone surrogate cannot be signed, nor read by bolt',
     ): "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'",
+    (
+        "backend.services.notify.xǁDispatcherǁ_refresh_eagerly",
+        'if getattr(notifier, "eager", False) and job.delivered.get(notifier.name, 0) < job.last_seq:',
+        'if getattr(notifier, "eager", None) and job.delivered.get(notifier.name, 0) < job.last_seq:',
+    ): "None and False are both falsy, and an eager notifier sets eager = True",
+    ("backend.services.notify.xǁDispatcherǁrefresh", 'if getattr(notifier, "eager", False):', 'if getattr(notifier, "eager", None):'): "None and False are both falsy, and an eager notifier sets eager = True",
+    ("backend.services.notify.xǁDispatcherǁ_send", "failed = False", "failed = None"): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    ("backend.services.notify.xǁDispatcherǁ_send", "failed = False", "failed = True"): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    (
+        "backend.services.notify.xǁDispatcherǁ_send",
+        "retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None",
+        "retry_at = notice.retry_due(current, self._clock()) if failed or not all_done else None",
+    ): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    (
+        "backend.services.notify.xǁDispatcherǁ_send",
+        "retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None",
+        "retry_at = notice.retry_due(current, self._clock()) if (failed and not all_done) or True else None",
+    ): "OutboxStore.finish_delivery reads retry_at only when not all_done (both stores), and there failed holds",
+    ("backend.services.notify.xǁDispatcherǁ_send", "held = False", "held = None"): "only its truth is read: None and False are both falsy",
+    ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(None)"): "a lease token only has to be unguessable and unique: 32 random bytes are as good as 8",
+    ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(9)"): "a lease token only has to be unguessable and unique: 9 random bytes are as good as 8",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that

@@ -223,3 +223,145 @@ def test_announce_keeps_what_a_notifier_recorded_and_a_failure_leaves_the_job_as
     assert announced.delivered == {"card": 1}
     dispatcher.withdraw(announced)
     assert good.withdrawn == [job.job_id]
+
+
+def test_a_round_adds_to_the_report_it_is_given():
+    from backend.services.notify import DeliveryReport
+
+    clock = Clock()
+    refusing = Sink("slack")
+
+    class Refuses(Sink):
+        def notify(self, job: Job, seq: int) -> None:
+            raise NotifierRejected("restricted_action")
+
+    store = MemoryJobStore(notify_targets=["slack"])
+    job = _ended(store, clock)
+    report = Dispatcher(store, [Refuses("slack")], clock).deliver(job, DeliveryReport(rejected=5, pending=2))
+    assert report.rejected == 5 + job.last_seq  # every change refused, each counted
+    assert store.outbox_job_ids() == []  # refused for good: given up, the job leaves the outbox
+    assert not refusing.sent
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("throttled")
+
+    later = _ended(store, clock, "later")
+    store.finish_delivery = down  # sent, but not recorded
+    sent = Dispatcher(store, [Sink("slack")], clock).deliver(later, DeliveryReport(pending=2))
+    assert (sent.sent, sent.pending) == (later.last_seq, 3)
+
+
+def test_a_drain_counts_every_busy_and_every_store_failure():
+    clock = Clock()
+    store = MemoryJobStore(notify_targets=["sns"])
+    for name in ("a", "b"):
+        _ended(store, clock, name)
+    clock.advance(notice.DELIVERY_LEASE + notice.SEND_BOUND + timedelta(seconds=1))
+    for job_id in store.outbox_job_ids():
+        store.acquire_delivery(job_id, "other", takeover_point(clock()), clock() + notice.DELIVERY_LEASE)
+    assert Dispatcher(store, [Sink("sns")], clock).drain().busy == 2
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("throttled")
+
+    store.acquire_delivery = down
+    assert Dispatcher(store, [Sink("sns")], clock).drain().pending == 2
+
+
+def test_a_drain_takes_the_lease_for_a_full_delivery_lease_from_now():
+    clock = Clock()
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock)
+    clock.advance(notice.DELIVERY_LEASE + notice.SEND_BOUND + timedelta(seconds=1))
+    taken: list[tuple] = []
+    real = store.acquire_delivery
+
+    def spy(job_id, token, takeover, until):
+        taken.append((job_id, takeover, until))
+        return real(job_id, token, takeover, until)
+
+    store.acquire_delivery = spy
+    Dispatcher(store, [Sink("sns")], clock).drain()
+    assert taken == [(job.job_id, clock() - notice.SEND_BOUND, clock() + notice.DELIVERY_LEASE)]
+
+
+def test_a_round_sends_each_notifier_only_what_it_has_not_had():
+    clock = Clock()
+    sns, slack = Sink("sns"), Sink("slack")
+    store = MemoryJobStore(notify_targets=["sns", "slack"])
+    job = _ended(store, clock)
+    assert job.last_seq == 3
+    part = job.model_copy(update={"delivered": {"sns": 2, "slack": 0}})
+    Dispatcher(store, [sns, slack], clock).deliver(part)
+    assert set(sns.sent) == {(job.job_id, 3)}
+    assert set(slack.sent) == {(job.job_id, seq) for seq in (1, 2, 3)}
+
+
+def test_a_compacted_change_is_skipped_and_the_later_ones_still_sent():
+    clock = Clock()
+    sns = Sink("sns")
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock)
+    compacted = job.model_copy(update={"history": job.history[1:]})  # seq 1 compacted away
+    Dispatcher(store, [sns], clock).deliver(compacted)
+    assert set(sns.sent) == {(job.job_id, 2), (job.job_id, 3)}
+    assert store.outbox_job_ids() == []
+
+
+def test_a_store_down_while_extending_the_lease_ends_the_round():
+    clock = Clock()
+    sns = Sink("sns")
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock)
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("throttled")
+
+    store.extend_delivery = down
+
+    def slow(job: Job, seq: int) -> None:
+        clock.advance(notice.DELIVERY_LEASE)
+
+    sns.on_send = slow
+    report = Dispatcher(store, [sns], clock).deliver(job)
+    assert (report.sent, report.pending) == (1, 1)
+    assert dict(sns.sent) == {(job.job_id, 1): 1}
+
+
+def test_a_failed_first_change_keeps_the_job_in_the_outbox():
+    clock = Clock()
+    failing: set[str] = set()
+    sink = FailingFor("slack", failing)
+    store = MemoryJobStore(notify_targets=["slack"])
+    job = store.register(make_job("new", now=clock())).job  # one change (New), deferred
+    assert job.last_seq == 1
+    failing.add(job.job_id)
+    clock.advance(timedelta(days=1))
+    report = Dispatcher(store, [sink], clock).drain()
+    assert report.failures == {"slack": 1}
+    assert store.outbox_job_ids() == [job.job_id]
+
+
+def test_a_drain_reads_at_most_500_jobs_and_healthy_rounds_do_not_count_against_its_quota():
+    clock = Clock()
+    sns = Sink("sns")
+    store = MemoryJobStore(notify_targets=["sns"])
+    for i in range(501):
+        _ended(store, clock, f"j{i}")
+    clock.advance(notice.DELIVERY_LEASE + notice.SEND_BOUND + timedelta(seconds=1))
+    report = Dispatcher(store, [sns], clock).drain()
+    assert len({job_id for job_id, _ in sns.sent}) == 500
+    assert report.sent == 500 * 3
+    assert len(store.outbox_job_ids()) == 1
+
+
+def test_a_compacted_change_counts_as_delivered_even_when_the_next_send_fails():
+    clock = Clock()
+    failing: set[str] = set()
+    sink = FailingFor("sns", failing)
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock)
+    failing.add(job.job_id)
+    compacted = job.model_copy(update={"history": job.history[1:]})  # seq 1 compacted away
+    Dispatcher(store, [sink], clock).deliver(compacted)
+    assert store.get(job.job_id).delivered == {"sns": 1}
