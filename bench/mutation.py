@@ -24,6 +24,7 @@ Not part of the default suite (minutes, not seconds). Usage::
     ./dev mutate domain launcher       # some groups
     ./dev mutate --spot                # only the hand-written spot mutations
     ./dev mutate --report              # print the last run's results without running
+    ./dev mutate dynamo --only 'backend.adapters.dynamo.usage.*'   # a subset of a group
 
 Results stay in ``mutants/`` (git-ignored); mutmut reuses them for unchanged functions.
 """
@@ -359,8 +360,11 @@ def tally(
     return Tally(counts, survivors, equivalent, uncredited)
 
 
-def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True) -> bool:
+def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True, only: list[str] | None = None) -> bool:
     results = _results()
+    patterns_of = {group: only or GROUPS[group] for group in groups}
+    if only:
+        print(f"only the mutants matching {' '.join(only)}")
     ok = True
     print()
     print(
@@ -369,7 +373,7 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     )
     details: list[tuple[str, Tally]] = []
     for group in groups:
-        t = tally(GROUPS[group], results)
+        t = tally(patterns_of[group], results)
         details.append((group, t))
         took = f"{timings[group]:.0f} s" if group in timings else "-"
         print(
@@ -385,7 +389,7 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     by_module: dict[str, Counter] = {}
     for name, (code, _source) in results.items():
         result = outcome(code)
-        if result is not None and any(fnmatch.fnmatchcase(name, p) for g in groups for p in GROUPS[g]):
+        if result is not None and any(fnmatch.fnmatchcase(name, p) for g in groups for p in patterns_of[g]):
             module = name.split(".x_")[0].split(".xǁ")[0]
             by_module.setdefault(module, Counter())[result] += 1
     for module, counts in sorted(by_module.items()):
@@ -411,13 +415,13 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     return ok
 
 
-def run_groups(groups: list[str], max_children: int | None) -> dict[str, float]:
+def run_groups(groups: list[str], max_children: int | None, only: list[str] | None = None) -> dict[str, float]:
     timings: dict[str, float] = {}
     extra = ["--max-children", str(max_children)] if max_children else []
     for group in groups:
         print(f"==> mutmut run: {group}", flush=True)
         started = time.monotonic()
-        code = _mutmut("run", *extra, *GROUPS[group], judges=JUDGES.get(group, FAST_JUDGES))
+        code = _mutmut("run", *extra, *(only or GROUPS[group]), judges=JUDGES.get(group, FAST_JUDGES))
         timings[group] = time.monotonic() - started
         if code != 0:
             print(f"mutmut run failed for {group} (exit {code})", file=sys.stderr)
@@ -468,6 +472,12 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the last results without running")
     parser.add_argument("--max-children", type=int, default=None, help="parallel mutants (mutmut's default: CPUs)")
     parser.add_argument("--no-survivors", action="store_true", help="print the table only")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="a subset of one group's mutants (mutant-name glob, e.g. 'backend.adapters.dynamo.usage.*'); repeatable",
+    )
     args = parser.parse_args()
     try:
         import mutmut  # noqa: F401
@@ -479,8 +489,10 @@ def main() -> None:
     if args.spot:
         sys.exit(0 if run_spot() else 1)
     groups = args.groups or list(GROUPS)
-    timings = {} if args.report else run_groups(groups, args.max_children)
-    ok = report(groups, timings, show_survivors=not args.no_survivors)
+    if args.only and len(groups) != 1:
+        parser.error("--only narrows one group: name it")
+    timings = {} if args.report else run_groups(groups, args.max_children, args.only)
+    ok = report(groups, timings, show_survivors=not args.no_survivors, only=args.only)
     sys.exit(0 if ok else 1)
 
 
