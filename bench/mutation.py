@@ -161,6 +161,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("backend.services.notify.xǁDispatcherǁ_send", "held = False", "held = None"): "only its truth is read: None and False are both falsy",
     ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(None)"): "a lease token only has to be unguessable and unique: 32 random bytes are as good as 8",
     ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(9)"): "a lease token only has to be unguessable and unique: 9 random bytes are as good as 8",
+    (
+        "bot.authenticity.x__unsigned",
+        'return None, timestamp, signature, body, headers.get("content-type", "")',
+        'return None, timestamp, signature, body, headers.get("content-type", "XXXX")',
+    ): "no content type and 'XXXX' both are not application/json: the body alone decides how it is read",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that

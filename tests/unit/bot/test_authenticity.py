@@ -228,7 +228,7 @@ def test_a_token_that_is_not_a_real_bot_token_is_unusable(token):
 
 
 def test_a_bot_token_may_contain_words_only_a_secret_must_not():
-    assert a.unusable_secret(SECRET, "xoxb-todo-secret-xxxx") is None
+    assert a.unusable_secret(SECRET, "xoxb-todo-secret-xxxx-example") is None
 
 
 # --- our lazy self-invocations -----------------------------------------------------------------
@@ -338,3 +338,12 @@ def test_a_base64_body_must_be_strict_base64_not_what_a_lenient_decoder_would_ma
     encoded = base64.b64encode(body.encode()).decode()
     event["body"] = encoded[:4] + "!" + encoded[4:]
     assert a.refusal(event, SECRET, NOW) == NOT_A_URL_EVENT
+
+
+def test_a_signed_request_without_a_content_type_is_read_by_its_body():
+    event = _event('{"a": 1}')
+    del event["headers"]["Content-Type"]
+    assert a.refusal(event, SECRET, NOW) is None
+    bad = _event("[1")
+    del bad["headers"]["Content-Type"]
+    assert a.refusal(bad, SECRET, NOW) is None  # a (strange) form, as bolt reads it
