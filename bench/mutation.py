@@ -166,6 +166,37 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'return None, timestamp, signature, body, headers.get("content-type", "")',
         'return None, timestamp, signature, body, headers.get("content-type", "XXXX")',
     ): "no content type and 'XXXX' both are not application/json: the body alone decides how it is read",
+    (
+        "backend.services.budget.xǁCostGuardǁadmit",
+        "approval = Approval(state=ApprovalState.PENDING, reasons=[reason])",
+        "approval = Approval(reasons=[reason])",
+    ): "ApprovalState.PENDING is Approval.state's default",
+    (
+        "backend.services.budget.xǁCostGuardǁassess",
+        "approval = Approval(state=ApprovalState.PENDING, reasons=reasons) if reasons else None",
+        "approval = Approval(reasons=reasons) if reasons else None",
+    ): "ApprovalState.PENDING is Approval.state's default",
+    (
+        "backend.services.budget.xǁBudgetsǁweek_of",
+        "def week_of(self, team: str, week: str, asked_hours: float = 0.0) -> BudgetCheck:",
+        "def week_of(self, team: str, week: str, asked_hours: float = 1.0) -> BudgetCheck:",
+    ): "the one caller that leaves it out (used_hours) reads only used_hours, which asked_hours does not change",
+    ("backend.services.budget.xǁApprovalsǁ_approve_one", "return Decision(job, changed=False)", "return Decision(job, changed=None)"): "approve() reads it only as a truth value and returns bool(released)",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=None)]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, )]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=False)]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that

@@ -11,6 +11,7 @@ from backend.domain.approval import Approval, ApprovalRules, ApprovalState
 from backend.domain.cost import PriceTable, iso_week
 from backend.domain.model import Attempt
 from backend.domain.records import RecordKind
+from backend.domain.status import JobStatus
 from backend.errors import NotAuthorized
 from backend.services.budget import (
     Approvals,
@@ -298,3 +299,37 @@ def test_approving_a_sweep_kicks_the_launcher_once_with_the_last_job_released(wo
     assert decision.changed is True and decision.job.job_id == ids[0]
     assert kicks == [ids[-1]]
     assert [world.store.get(i).approval.decided_by for i in ids] == [ADMIN] * 3
+
+
+def test_an_approve_press_on_a_rejected_card_leaves_the_sweep_alone(world: World):
+    ids = _held_sweep(world)
+    approvals = _approvals(world)
+    approvals._reject_one(ids[0], ADMIN, "no")  # the card's job rejected, then a crash
+    assert approvals.approve(ids[0], ADMIN).changed is False
+    assert [world.store.get(i).approval.state for i in ids] == [ApprovalState.REJECTED] + [ApprovalState.PENDING] * 2
+
+
+def test_a_job_that_ended_gives_back_its_reservation_one_still_going_keeps_it():
+    store = MemoryJobStore()
+    budgets = _budgets(store, {"*": 10})
+    [job] = budgets.reserve([make_job("a", job_args=HOUR)])
+    budgets.job_changed(job)  # New: still going
+    assert budgets.check("U1").reserved_hours == 1.0
+    budgets.job_changed(job.model_copy(update={"status": JobStatus.COMPLETED}))
+    assert budgets.check("U1").reserved_hours == 0.0
+
+
+def test_a_full_week_says_none_left_and_the_ask_is_shown_to_the_hundredth():
+    store = MemoryJobStore()
+    budgets = _budgets(store, {"*": 1})
+    guard = CostGuard(PRICES, ApprovalRules(), budgets, budget_mode="approve")
+    assert budgets.reserve([make_job("first", job_args=HOUR)]) is not None  # the week is full
+    big = job_args(
+        ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50},
+        StoppingCondition={"MaxRuntimeInSeconds": 500 * 3600},
+    )
+    [held] = guard.admit([make_job("big", job_args=big)])
+    assert held.approval.reasons == [
+        "over the weekly budget: this asks for up to 1,000.0 instance-hours; team `U1` has 1.00 of 1.00 "
+        "instance-hours committed in " + WEEK + " (0.00 used, 1.00 reserved) (0.00 left)"
+    ]
