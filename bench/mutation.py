@@ -197,6 +197,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
         'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=False)]',
     ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.adapters.dynamo.usage.x__refused",
+        'return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"',
+        'return exc.response.get("Error", None).get("Code") == "ConditionalCheckFailedException"',
+    ): "botocore's ClientError always fills response['Error'] (it is built from it), so the default is never read",
+    (
+        "backend.adapters.dynamo.usage.x__refused",
+        'return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"',
+        'return exc.response.get("Error", ).get("Code") == "ConditionalCheckFailedException"',
+    ): "botocore's ClientError always fills response['Error'] (it is built from it), so the default is never read",
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that
