@@ -173,3 +173,49 @@ def test_a_batch_dynamodb_keeps_refusing_fails_as_store_unavailable(dynamodb, jo
     store = DynamoJobStore(_Throttling(dynamodb, rounds=100), jobs_table, sleep=lambda _s: None)
     with pytest.raises(StoreUnavailable):
         store.register_many([make_job(f"r-{i}", client_token=f"r/{i}") for i in range(4)], "refused")
+
+
+def _cancelled(*codes: str):
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": [{"Code": c} for c in codes]},
+        "TransactWriteItems",
+    )
+
+
+def test_a_usage_count_that_meets_another_transaction_tries_again_and_counts_once(store, monkeypatch):
+    real = store._client.transact_write_items
+    answers = [_cancelled("None", "TransactionConflict")]
+
+    def conflicting(**kwargs):
+        if answers:
+            raise answers.pop()
+        return real(**kwargs)
+
+    monkeypatch.setattr(store._client, "transact_write_items", conflicting)
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 60) is True
+    assert store.get_record(RecordKind.USAGE, "nlp#2026-W45")["Seconds"] == 60
+
+
+def test_a_usage_count_refused_for_another_reason_is_store_unavailable_not_a_retry(store, monkeypatch):
+    calls = []
+
+    def throttled(**kwargs):
+        calls.append(kwargs)
+        raise _cancelled("None", "ThrottlingError")
+
+    monkeypatch.setattr(store._client, "transact_write_items", throttled)
+    with pytest.raises(StoreUnavailable, match="ThrottlingError"):
+        store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
+    assert len(calls) == 1
+
+
+def test_the_counted_mark_expires_after_about_five_weeks(store):
+    import time
+
+    before = int(time.time())
+    store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
+    item = store._client.get_item(TableName=store.table_name, Key={"JobId": {"S": "counted#tb-a-a1"}})["Item"]
+    expires = int(item["ExpiresAt"]["N"])
+    assert before + 35 * 24 * 3600 <= expires <= int(time.time()) + 35 * 24 * 3600
