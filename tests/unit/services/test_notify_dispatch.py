@@ -365,3 +365,23 @@ def test_a_compacted_change_counts_as_delivered_even_when_the_next_send_fails():
     compacted = job.model_copy(update={"history": job.history[1:]})  # seq 1 compacted away
     Dispatcher(store, [sink], clock).deliver(compacted)
     assert store.get(job.job_id).delivered == {"sns": 1}
+
+
+def test_totals_count_only_what_each_round_added_to_the_report_it_was_given():
+    from backend.services.notify import DeliveryReport
+
+    clock = Clock()
+    store = MemoryJobStore(notify_targets=["sns"])
+    dispatcher = Dispatcher(store, [Sink("sns")], clock)
+    given = DeliveryReport(sent=7, pending=3, rejected=2)
+    first = _ended(store, clock, "a")
+    dispatcher.deliver(first, given)
+    second = _ended(store, clock, "b")
+    dispatcher.deliver(second, given)
+    assert (given.sent, given.pending, given.rejected) == (7 + 6, 3, 2)
+    totals = dispatcher.take_totals()
+    assert (totals.sent, totals.pending, totals.rejected) == (6, 0, 0)
+
+    deferred = DeliveryReport(deferred=4, busy=2, pending=1)
+    dispatcher.deliver(store.register(make_job("new", now=clock())).job, deferred)
+    assert deferred.deferred == 5
