@@ -1,12 +1,16 @@
 """Mutation testing of the core rules: would the fast tests notice a broken rule?
 
 Runs mutmut (pinned in pyproject's ``mutate`` extra; ``./dev mutate`` installs it) over the
-domain (``backend/domain``), the launcher, the monitor, the job service and the authorization
-checks, judged by the fast unit tests (``tests/unit``: the in-memory fake store, no I/O). The
-configuration is ``[tool.mutmut]`` in pyproject.toml: what is mutated, which tests judge, and
-that logging lines are not mutated (what a log line says is not a rule). Prints, per group and
-per module: mutants, killed, survived, the score, how long it took, and every survivor with
-its one-line diff. Survivors judged equivalent (no test can tell them from the original; see
+domain (``backend/domain``), the launcher, the monitor, the job service, the authorization
+checks, the DynamoDB store (conditional writes, outbox, usage), the budget and notify services
+and the bot's request authenticity. Each group is judged by its own tests (``JUDGES``; the fast
+unit tests unless it names more: the contract suite and the store tests on moto for the store,
+the bot's authenticity e2e tests for the bot). The configuration is ``[tool.mutmut]`` in
+pyproject.toml: what is mutated, every judging test, and that logging lines are not mutated
+(what a log line says is not a rule). Prints, per group and per module: mutants, killed,
+timeouts, errors, survived, the score (real kills over all mutants: a timeout or an error is
+reported, never credited), how long it took, and every survivor, timeout and error with its
+one-line diff. Survivors judged equivalent (no test can tell them from the original; see
 ``EQUIVALENT``) are listed apart with the reason, and a second score leaves them out.
 
 mutmut 3 mutates only code inside functions. Rules that live in module-level tables (the
@@ -20,6 +24,7 @@ Not part of the default suite (minutes, not seconds). Usage::
     ./dev mutate domain launcher       # some groups
     ./dev mutate --spot                # only the hand-written spot mutations
     ./dev mutate --report              # print the last run's results without running
+    ./dev mutate dynamo --only 'backend.adapters.dynamo.usage.*'   # a subset of a group
 
 Results stay in ``mutants/`` (git-ignored); mutmut reuses them for unchanged functions.
 """
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +60,26 @@ GROUPS: dict[str, list[str]] = {
         "backend.config.xǁSettingsǁis_admin__mutmut_*",
         "backend.services.presets.xǁPresetBookǁ_authorize__mutmut_*",
     ],
+    # The DynamoDB store's decisions: conditional writes (jobs, batches, leases), the outbox,
+    # usage and reservations.
+    "dynamo": [
+        "backend.adapters.dynamo.jobs.*",
+        "backend.adapters.dynamo.outbox.*",
+        "backend.adapters.dynamo.usage.*",
+    ],
+    "budget": ["backend.services.budget.*"],
+    "notify": ["backend.services.notify.*"],
+    "authenticity": ["bot.authenticity.*"],
+}
+# The tests that judge each group (path prefixes of pytest node ids); the default is the fast
+# unit tests. [tool.mutmut]'s test selection is their union: mutmut records which tests reach
+# which function, and tests/conftest.py deselects, while a mutant runs, every test outside its
+# group's judges (TRAINBOT_MUTATION_JUDGES), so adding moto tests for one group does not slow
+# the others.
+FAST_JUDGES = ["tests/unit/"]
+JUDGES: dict[str, list[str]] = {
+    "dynamo": ["tests/contract/", "tests/integration/test_store.py", *FAST_JUDGES],
+    "authenticity": ["tests/e2e/test_bot_authenticity.py", "tests/e2e/test_bot_unconfigured.py", *FAST_JUDGES],
 }
 # The issue's target: at least this score on each of these groups.
 TARGET = 0.85
@@ -89,10 +115,131 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.services.launcher.xǁLauncherǁ_launch', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)', 'self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, )'): "writing the job's own attempts back is the same as not writing them",
     ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"XX-{2,}XX", "-", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
     ('backend.domain.model.x_slugify', 'slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")', 'slug = re.sub(r"-{2,}", "XX-XX", slug)[:max_len].strip("-")'): "the first substitution already turns every run of other characters into one '-', so there is never a '--' left to collapse",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        'signature = (_headers(event.get("headers")) or {}).get(LAZY_SIGNATURE_HEADER, "")',
+        'signature = (_headers(event.get("headers")) or {}).get(LAZY_SIGNATURE_HEADER, "XXXX")',
+    ): "an absent signature must fail compare_digest: '' and 'XXXX' both do, as no HMAC is either ('v1=' + 64 hex)",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        "why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)",
+        "why, _, _, body, content_type = _unsigned(event, None, allow_stale=True)",
+    ): "with allow_stale=True _unsigned never reads now (the age test is skipped): a lazy event's age does not matter",
+    (
+        "bot.authenticity.x_lazy_refusal",
+        "why, _, _, body, content_type = _unsigned(event, 0, allow_stale=True)",
+        "why, _, _, body, content_type = _unsigned(event, 1, allow_stale=True)",
+    ): "with allow_stale=True _unsigned never reads now (the age test is skipped): a lazy event's age does not matter",
+    (
+        "bot.authenticity.x__body",
+        'return base64.b64decode(body, validate=True).decode("utf-8")',
+        'return base64.b64decode(body, validate=True).decode("UTF-8")',
+    ): "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'",
+    (
+        "bot.authenticity.x__body",
+        'body.encode("utf-8")  # a lone surrogate cannot be signed, nor read by bolt',
+        'body.encode("UTF-8")  # a lone surrogate cannot be signed, nor read by bolt',
+    ): "codec names are case-insensitive: 'UTF-8' is the same codec as 'utf-8'",
+    (
+        "backend.services.notify.xǁDispatcherǁ_refresh_eagerly",
+        'if getattr(notifier, "eager", False) and job.delivered.get(notifier.name, 0) < job.last_seq:',
+        'if getattr(notifier, "eager", None) and job.delivered.get(notifier.name, 0) < job.last_seq:',
+    ): "None and False are both falsy, and an eager notifier sets eager = True",
+    ("backend.services.notify.xǁDispatcherǁrefresh", 'if getattr(notifier, "eager", False):', 'if getattr(notifier, "eager", None):'): "None and False are both falsy, and an eager notifier sets eager = True",
+    ("backend.services.notify.xǁDispatcherǁ_send", "failed = False", "failed = None"): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    ("backend.services.notify.xǁDispatcherǁ_send", "failed = False", "failed = True"): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    (
+        "backend.services.notify.xǁDispatcherǁ_send",
+        "retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None",
+        "retry_at = notice.retry_due(current, self._clock()) if failed or not all_done else None",
+    ): "at that line not all_done implies a notifier failed (every other path through the loop records each seq), and no caller reads _send's return",
+    (
+        "backend.services.notify.xǁDispatcherǁ_send",
+        "retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None",
+        "retry_at = notice.retry_due(current, self._clock()) if (failed and not all_done) or True else None",
+    ): "OutboxStore.finish_delivery reads retry_at only when not all_done (both stores), and there failed holds",
+    ("backend.services.notify.xǁDispatcherǁ_send", "held = False", "held = None"): "only its truth is read: None and False are both falsy",
+    ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(None)"): "a lease token only has to be unguessable and unique: 32 random bytes are as good as 8",
+    ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(9)"): "a lease token only has to be unguessable and unique: 9 random bytes are as good as 8",
+    (
+        "bot.authenticity.x__unsigned",
+        'return None, timestamp, signature, body, headers.get("content-type", "")',
+        'return None, timestamp, signature, body, headers.get("content-type", "XXXX")',
+    ): "no content type and 'XXXX' both are not application/json: the body alone decides how it is read",
+    (
+        "backend.services.budget.xǁCostGuardǁadmit",
+        "approval = Approval(state=ApprovalState.PENDING, reasons=[reason])",
+        "approval = Approval(reasons=[reason])",
+    ): "ApprovalState.PENDING is Approval.state's default",
+    (
+        "backend.services.budget.xǁCostGuardǁassess",
+        "approval = Approval(state=ApprovalState.PENDING, reasons=reasons) if reasons else None",
+        "approval = Approval(reasons=reasons) if reasons else None",
+    ): "ApprovalState.PENDING is Approval.state's default",
+    (
+        "backend.services.budget.xǁBudgetsǁweek_of",
+        "def week_of(self, team: str, week: str, asked_hours: float = 0.0) -> BudgetCheck:",
+        "def week_of(self, team: str, week: str, asked_hours: float = 1.0) -> BudgetCheck:",
+    ): "the one caller that leaves it out (used_hours) reads only used_hours, which asked_hours does not change",
+    ("backend.services.budget.xǁApprovalsǁ_approve_one", "return Decision(job, changed=False)", "return Decision(job, changed=None)"): "approve() reads it only as a truth value and returns bool(released)",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=None)]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, )]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.services.budget.xǁBudgetsǁreserve",
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=True)]',
+        'return [job.model_copy(update={"reservation": f"{key}|{token}"}) for job, token in zip(jobs, tokens, strict=False)]',
+    ): "one token is made per job, so jobs and tokens always have the same length",
+    (
+        "backend.adapters.dynamo.usage.x__refused",
+        'return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"',
+        'return exc.response.get("Error", None).get("Code") == "ConditionalCheckFailedException"',
+    ): "botocore's ClientError always fills response['Error'] (it is built from it), so the default is never read",
+    (
+        "backend.adapters.dynamo.usage.x__refused",
+        'return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"',
+        'return exc.response.get("Error", ).get("Code") == "ConditionalCheckFailedException"',
+    ): "botocore's ClientError always fills response['Error'] (it is built from it), so the default is never read",
 }
 
-DETECTED = {"killed", "timeout", "caught by type check"}
-UNDETECTED = {"survived", "no tests", "suspicious", "segfault"}
+# What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that
+# failed is a kill: a timeout or an error (a collection error makes pytest exit 2, which mutmut
+# calls "check was interrupted by user"; 3 is pytest's internal error, which mutmut counts as
+# killed) is reported, never credited. "not checked" and "skipped" are not counted at all.
+KILLED, TIMEOUT, ERROR, SURVIVED, NO_TESTS = "killed", "timeout", "error", "survived", "no tests"
+OUTCOME_BY_EXIT_CODE: dict[int | None, str] = {
+    1: KILLED,  # a test failed
+    37: KILLED,  # caught by the type checker
+    0: SURVIVED,
+    5: NO_TESTS,  # pytest collected nothing
+    33: NO_TESTS,  # no test reaches the function
+    36: TIMEOUT,
+    24: TIMEOUT,  # SIGXCPU
+    -24: TIMEOUT,
+    152: TIMEOUT,
+    255: TIMEOUT,
+    2: ERROR,  # interrupted: a collection error (or ^C)
+    3: ERROR,  # pytest internal error
+    35: ERROR,  # suspicious
+    -11: ERROR,  # segfault
+    -9: ERROR,  # killed by a signal
+}
+NOT_COUNTED: set[int | None] = {None, 34}  # not checked, skipped
+COUNTED = (KILLED, TIMEOUT, ERROR, SURVIVED, NO_TESTS)
+
+
+def outcome(exit_code: int | None) -> str | None:
+    """The column a mutant's exit code counts in (any code not known is an error), or None."""
+    if exit_code in NOT_COUNTED:
+        return None
+    return OUTCOME_BY_EXIT_CODE.get(exit_code, ERROR)
 
 # The hand-written mutations of issue 17 that mutmut cannot make (module-level tables,
 # deleted statements) or that the issue names: (file, original text, mutated text, what breaks).
@@ -129,14 +276,14 @@ SPOT_MUTATIONS: list[tuple[str, str, str, str]] = [
     ),
     (
         "backend/services/monitor.py",
-        "        if job.status is S.STOPPING:\n            # The user asked to stop; it failed first.",
+        "        if _stop_asked(job, ended):\n            # The user asked to stop; it failed first.",
         "        if False:\n            # The user asked to stop; it failed first.",
         "a job being stopped whose attempt fails is resubmitted",
     ),
     (
         "backend/domain/status.py",
-        "S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED}),",
-        "S.STOPPING: frozenset({S.STOPPED, S.FAILED}),",
+        "S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED, S.RETRYING}),",
+        "S.STOPPING: frozenset({S.STOPPED, S.FAILED, S.RETRYING}),",
         "Stopping -> Completed dropped from the status table",
     ),
     (
@@ -169,19 +316,21 @@ SPOT_TESTS = ["tests/unit/services", "tests/unit/test_policy.py", "tests/unit/te
 
 @dataclass
 class Tally:
-    counts: Counter
-    survivors: list[str]
+    counts: Counter  # outcome -> mutants
+    survivors: list[str]  # survived or no tests, not judged equivalent: name, status, diff
     equivalent: list[tuple[str, str]]
+    uncredited: list[str]  # timeouts and errors: name, mutmut's status, diff
 
     @property
     def total(self) -> int:
-        return sum(n for status, n in self.counts.items() if status in DETECTED | UNDETECTED)
+        return sum(self.counts[o] for o in COUNTED)
 
     @property
     def killed(self) -> int:
-        return sum(self.counts[s] for s in DETECTED)
+        return self.counts[KILLED]
 
     def score(self, *, without_equivalent: bool = False) -> float:
+        """Real kills over all mutants counted (a timeout or an error is not a kill)."""
         total = self.total - (len(self.equivalent) if without_equivalent else 0)
         return self.killed / total if total else 1.0
 
@@ -190,20 +339,22 @@ def _python() -> str:
     return sys.executable
 
 
-def _mutmut(*args: str) -> int:
-    return subprocess.call([_python(), "-m", "mutmut", *args], cwd=ROOT)
+def _mutmut(*args: str, judges: list[str] | None = None) -> int:
+    env = dict(os.environ)
+    env.pop("TRAINBOT_MUTATION_JUDGES", None)
+    if judges:
+        env["TRAINBOT_MUTATION_JUDGES"] = " ".join(judges)
+    return subprocess.call([_python(), "-m", "mutmut", *args], cwd=ROOT, env=env)
 
 
-def _results() -> dict[str, tuple[str, str]]:
-    """Every mutant mutmut has a result for: name -> (status, the source file)."""
-    from mutmut.stats import status_by_exit_code
-
-    found: dict[str, tuple[str, str]] = {}
+def _results() -> dict[str, tuple[int | None, str]]:
+    """Every mutant mutmut has a result for: name -> (mutmut's exit code, the source file)."""
+    found: dict[str, tuple[int | None, str]] = {}
     for meta in (ROOT / "mutants").rglob("*.py.meta"):
         data = json.loads(meta.read_text(encoding="utf-8"))
         source = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
         for name, code in data.get("exit_code_by_key", {}).items():
-            found[name] = (status_by_exit_code[code], source)
+            found[name] = (code, source)
     return found
 
 
@@ -222,37 +373,58 @@ def _diff_line(name: str, source: str) -> tuple[str, str]:
     return (" / ".join(minus), " / ".join(plus))
 
 
-def tally(patterns: list[str], results: dict[str, tuple[str, str]]) -> Tally:
+def tally(
+    patterns: list[str],
+    results: dict[str, tuple[int | None, str]],
+    diff: Callable[[str, str], tuple[str, str]] = _diff_line,
+) -> Tally:
+    """Count the mutants matching ``patterns`` by outcome; list what was not killed with its
+    diff (``diff(name, source)`` -> (original line, mutated line))."""
     counts: Counter = Counter()
     survivors: list[str] = []
     equivalent: list[tuple[str, str]] = []
-    for name, (status, source) in sorted(results.items()):
+    uncredited: list[str] = []
+    for name, (code, source) in sorted(results.items()):
         if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue
-        counts[status] += 1
-        if status in UNDETECTED:
-            old, new = _diff_line(name, source)
-            why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
-            if why is not None:
-                equivalent.append((name, why))
-                continue
-            survivors.append(f"{name} [{status}]\n        - {old}\n        + {new}")
-    return Tally(counts, survivors, equivalent)
+        result = outcome(code)
+        if result is None:
+            continue
+        counts[result] += 1
+        if result == KILLED:
+            continue
+        old, new = diff(name, source)
+        shown = f"{name} [{result}, exit {code}]\n        - {old}\n        + {new}"
+        if result in (TIMEOUT, ERROR):
+            uncredited.append(shown)
+            continue
+        why = EQUIVALENT.get((name.partition("__mutmut_")[0], old, new))
+        if why is not None:
+            equivalent.append((name, why))
+            continue
+        survivors.append(shown)
+    return Tally(counts, survivors, equivalent, uncredited)
 
 
-def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True) -> bool:
+def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True, only: list[str] | None = None) -> bool:
     results = _results()
+    patterns_of = {group: only or GROUPS[group] for group in groups}
+    if only:
+        print(f"only the mutants matching {' '.join(only)}")
     ok = True
     print()
-    print(f"{'group':<14} {'mutants':>8} {'killed':>7} {'survived':>9} {'no tests':>9} {'equiv.':>7} {'score':>7} {'w/o eq.':>8} {'time':>8}")
+    print(
+        f"{'group':<14} {'mutants':>8} {'killed':>7} {'timeouts':>9} {'errors':>7} {'survived':>9} {'no tests':>9} "
+        f"{'equiv.':>7} {'score':>7} {'w/o eq.':>8} {'time':>8}"
+    )
     details: list[tuple[str, Tally]] = []
     for group in groups:
-        t = tally(GROUPS[group], results)
+        t = tally(patterns_of[group], results)
         details.append((group, t))
         took = f"{timings[group]:.0f} s" if group in timings else "-"
         print(
-            f"{group:<14} {t.total:>8} {t.killed:>7} {t.counts['survived']:>9} {t.counts['no tests']:>9} "
-            f"{len(t.equivalent):>7} {t.score():>7.1%} {t.score(without_equivalent=True):>8.1%} {took:>8}"
+            f"{group:<14} {t.total:>8} {t.killed:>7} {t.counts[TIMEOUT]:>9} {t.counts[ERROR]:>7} {t.counts[SURVIVED]:>9} "
+            f"{t.counts[NO_TESTS]:>9} {len(t.equivalent):>7} {t.score():>7.1%} {t.score(without_equivalent=True):>8.1%} {took:>8}"
         )
         if group in TARGET_GROUPS and t.score(without_equivalent=True) < TARGET:
             ok = False
@@ -261,16 +433,21 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     # Per module, so a weak file stands out.
     print()
     by_module: dict[str, Counter] = {}
-    for name, (status, _source) in results.items():
-        if any(fnmatch.fnmatchcase(name, p) for g in groups for p in GROUPS[g]):
+    for name, (code, _source) in results.items():
+        result = outcome(code)
+        if result is not None and any(fnmatch.fnmatchcase(name, p) for g in groups for p in patterns_of[g]):
             module = name.split(".x_")[0].split(".xǁ")[0]
-            by_module.setdefault(module, Counter())[status] += 1
+            by_module.setdefault(module, Counter())[result] += 1
     for module, counts in sorted(by_module.items()):
-        total = sum(n for s, n in counts.items() if s in DETECTED | UNDETECTED)
-        killed = sum(counts[s] for s in DETECTED)
+        total = sum(counts.values())
+        killed = counts[KILLED]
         print(f"  {module:<36} {killed:>4}/{total:<4} {killed / total if total else 1:.1%}")
     if show_survivors:
         for group, t in details:
+            if t.uncredited:
+                print(f"\n{group}: {len(t.uncredited)} timeouts or errors (reported, not counted as killed)")
+                for line in t.uncredited:
+                    print(f"  {line}")
             if t.survivors:
                 print(f"\n{group}: {len(t.survivors)} survivors")
                 for line in t.survivors:
@@ -284,13 +461,13 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
     return ok
 
 
-def run_groups(groups: list[str], max_children: int | None) -> dict[str, float]:
+def run_groups(groups: list[str], max_children: int | None, only: list[str] | None = None) -> dict[str, float]:
     timings: dict[str, float] = {}
     extra = ["--max-children", str(max_children)] if max_children else []
     for group in groups:
         print(f"==> mutmut run: {group}", flush=True)
         started = time.monotonic()
-        code = _mutmut("run", *extra, *GROUPS[group])
+        code = _mutmut("run", *extra, *(only or GROUPS[group]), judges=JUDGES.get(group, FAST_JUDGES))
         timings[group] = time.monotonic() - started
         if code != 0:
             print(f"mutmut run failed for {group} (exit {code})", file=sys.stderr)
@@ -341,6 +518,12 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print the last results without running")
     parser.add_argument("--max-children", type=int, default=None, help="parallel mutants (mutmut's default: CPUs)")
     parser.add_argument("--no-survivors", action="store_true", help="print the table only")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="a subset of one group's mutants (mutant-name glob, e.g. 'backend.adapters.dynamo.usage.*'); repeatable",
+    )
     args = parser.parse_args()
     try:
         import mutmut  # noqa: F401
@@ -352,8 +535,10 @@ def main() -> None:
     if args.spot:
         sys.exit(0 if run_spot() else 1)
     groups = args.groups or list(GROUPS)
-    timings = {} if args.report else run_groups(groups, args.max_children)
-    ok = report(groups, timings, show_survivors=not args.no_survivors)
+    if args.only and len(groups) != 1:
+        parser.error("--only narrows one group: name it")
+    timings = {} if args.report else run_groups(groups, args.max_children, args.only)
+    ok = report(groups, timings, show_survivors=not args.no_survivors, only=args.only)
     sys.exit(0 if ok else 1)
 
 

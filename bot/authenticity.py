@@ -100,24 +100,28 @@ def refusal(event: Any, signing_secret: str, now: float) -> str | None:
     return _malformed(body, content_type)
 
 
+# What a refused event leaves for the rest of the tuple: nothing (callers read only the reason).
+_NOTHING: tuple[str, str, str, str] = ("", "", "", "")
+
+
 def _unsigned(event: Any, now: float, *, allow_stale: bool = False) -> tuple[str | None, str, str, str, str]:
     """(why refused or None, timestamp, signature, body, content type)."""
     if not isinstance(event, Mapping):
-        return "not an event", "", "", "", ""
+        return ("not an event", *_NOTHING)
     headers = _headers(event.get("headers"))
     if headers is None:
-        return "no headers", "", "", "", ""
+        return ("no headers", *_NOTHING)
     timestamp = headers.get("x-slack-request-timestamp") or ""
     signature = headers.get("x-slack-signature") or ""
     if not timestamp or not signature:
-        return "unsigned", "", "", "", ""
+        return ("unsigned", *_NOTHING)
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
-        return "timestamp is not a number", "", "", "", ""
+        return ("timestamp is not a number", *_NOTHING)
     if not allow_stale and abs(now - int(timestamp)) > MAX_AGE_SECONDS:
-        return "stale timestamp", "", "", "", ""
+        return ("stale timestamp", *_NOTHING)
     body = _body(event)
     if body is None:
-        return "not a Function URL event with a UTF-8 text body", "", "", "", ""
+        return ("not a Function URL event with a UTF-8 text body", *_NOTHING)
     return None, timestamp, signature, body, headers.get("content-type", "")
 
 

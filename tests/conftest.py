@@ -159,3 +159,16 @@ def pytest_configure(config):
     import time
 
     config._trainbot_started = time.time()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mutation testing (bench/mutation.py): while mutmut runs one mutant, keep only the tests
+    that judge its group (TRAINBOT_MUTATION_JUDGES, node-id prefixes), so the moto tests that
+    judge the DynamoDB store do not also run for every mutant of the domain. Inert otherwise."""
+    judges = tuple(os.environ.get("TRAINBOT_MUTATION_JUDGES", "").split())
+    if not judges or "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    dropped = [item for item in items if not item.nodeid.startswith(judges)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.nodeid.startswith(judges)]

@@ -351,7 +351,7 @@ class Approvals:
         self._authorize(user_id)
         decision = self._approve_one(job_id, user_id)
         released = [decision.job.job_id] if decision.changed else []
-        if self._stands_for_sweep(decision.job):
+        if self._stands_for_sweep(decision.job, unless=ApprovalState.REJECTED):
             for sibling in self._siblings(decision.job):
                 if self._approve_one(sibling, user_id).changed:
                     released.append(sibling)
@@ -366,17 +366,20 @@ class Approvals:
         why = " ".join(reason.split())[:300] or "no reason given"
         decision = self._reject_one(job_id, user_id, why)
         changed = decision.changed
-        if self._stands_for_sweep(decision.job):
+        if self._stands_for_sweep(decision.job, unless=ApprovalState.APPROVED):
             for sibling in self._siblings(decision.job):
                 changed = self._reject_one(sibling, user_id, why).changed or changed
         return Decision(decision.job, changed=changed)
 
     @staticmethod
-    def _stands_for_sweep(job: Job) -> bool:
+    def _stands_for_sweep(job: Job, *, unless: ApprovalState) -> bool:
         """Whether a press on ``job``'s card goes on to its sweep: whenever the job was held at
-        some point and no admin rejected it, so a stopped card job or an interrupted press
-        never leaves the rest of the sweep held for ever (each sibling's own state decides)."""
-        return bool(job.sweep_id) and job.approval is not None and job.approval.state is not ApprovalState.REJECTED
+        some point and no admin made the other decision on it (``unless``: an approve press does
+        not go on from a rejected card, a reject press not from an approved one), so a stopped
+        card job or an interrupted press never leaves the rest of the sweep held for ever (each
+        sibling's own state decides). The card's own job, just decided by this press, counts as
+        this decision."""
+        return bool(job.sweep_id) and job.approval is not None and job.approval.state is not unless
 
     def _siblings(self, job: Job) -> list[str]:
         """The other jobs of ``job``'s sweep (from the sweep's batch record), if any."""

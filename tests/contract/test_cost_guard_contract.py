@@ -108,3 +108,22 @@ def test_held_jobs_are_listed_apart_oldest_first(store):
     store.register(make_job("plain"))
 
     assert [j.job_id for j in store.held_jobs(None)] == [first.job_id, second.job_id]
+
+
+def test_a_repeated_reservation_reserves_once_even_with_no_limit_to_stop_it(store):
+    # An admin's approval reserves past the budget (no limit): only the held token stops a
+    # second press from reserving twice.
+    assert store.reserve("nlp#2026-W45", ["tb-a.1"], 3600, None) is True
+    assert store.reserve("nlp#2026-W45", ["tb-a.1"], 3600, None) is True
+    assert store.get_record(RecordKind.USAGE, "nlp#2026-W45")["Reserved"] == 3600
+
+
+def test_a_reservation_of_exactly_the_limit_fits_and_no_tokens_reserve_nothing(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a.1"], 3600, 3600) is True
+    assert store.reserve("nlp#2026-W46", [], 3600, 0) is True
+    assert store.get_record(RecordKind.USAGE, "nlp#2026-W46") is None
+
+
+def test_a_counted_attempt_leaves_its_own_mark_naming_the_week(store):
+    store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
+    assert store.get_record(RecordKind.COUNTED, "tb-a-a1")["UsageKey"] == "nlp#2026-W45"

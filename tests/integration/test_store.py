@@ -14,6 +14,7 @@ from backend.adapters.dynamo import DynamoJobStore, from_item, index_keys, to_it
 from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.times import format_utc
 from backend.errors import StoreUnavailable
 from backend.ports import BATCH_LEASE, Applied, BatchBusy
 from tests.conftest import T0, make_job
@@ -48,14 +49,19 @@ def test_a_batch_of_2000_jobs_registers_every_one_and_a_repeat_writes_nothing(st
 
 def test_a_batch_that_died_half_way_is_completed_without_overwriting_jobs_that_moved_on(store):
     jobs = [make_job(f"b-{i}", client_token=f"b/{i}") for i in range(60)]
-    # Simulate a crash after the first 25 jobs were written: the batch record says registering.
+    # Simulate a crash after the first 25 jobs were written: the batch record says registering,
+    # and its writer's lease (Until) has run out, so a repeat may take the batch over.
     store.register_many(jobs[:25], "half")
     store._client.update_item(
         TableName=store.table_name,
         Key={"JobId": {"S": "sweep#half"}},
-        UpdateExpression="SET JobIds = :ids, #s = :r",
-        ExpressionAttributeNames={"#s": "State"},
-        ExpressionAttributeValues={":ids": {"L": [{"S": j.job_id} for j in jobs]}, ":r": {"S": "registering"}},
+        UpdateExpression="SET JobIds = :ids, #s = :r, #u = :expired",
+        ExpressionAttributeNames={"#s": "State", "#u": "Until"},
+        ExpressionAttributeValues={
+            ":ids": {"L": [{"S": j.job_id} for j in jobs]},
+            ":r": {"S": "registering"},
+            ":expired": {"S": format_utc(T0 - timedelta(seconds=1))},
+        },
     )
     moved = store.transition(store.get(jobs[0].job_id), S.LAUNCHED, at=T0)
     assert isinstance(moved, Applied)
@@ -177,3 +183,49 @@ def test_a_batch_dynamodb_keeps_refusing_fails_as_store_unavailable(dynamodb, jo
     store = DynamoJobStore(_Throttling(dynamodb, rounds=100), jobs_table, sleep=lambda _s: None)
     with pytest.raises(StoreUnavailable):
         store.register_many([make_job(f"r-{i}", client_token=f"r/{i}") for i in range(4)], "refused")
+
+
+def _cancelled(*codes: str):
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": [{"Code": c} for c in codes]},
+        "TransactWriteItems",
+    )
+
+
+def test_a_usage_count_that_meets_another_transaction_tries_again_and_counts_once(store, monkeypatch):
+    real = store._client.transact_write_items
+    answers = [_cancelled("None", "TransactionConflict")]
+
+    def conflicting(**kwargs):
+        if answers:
+            raise answers.pop()
+        return real(**kwargs)
+
+    monkeypatch.setattr(store._client, "transact_write_items", conflicting)
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 60) is True
+    assert store.get_record(RecordKind.USAGE, "nlp#2026-W45")["Seconds"] == 60
+
+
+def test_a_usage_count_refused_for_another_reason_is_store_unavailable_not_a_retry(store, monkeypatch):
+    calls = []
+
+    def throttled(**kwargs):
+        calls.append(kwargs)
+        raise _cancelled("None", "ThrottlingError")
+
+    monkeypatch.setattr(store._client, "transact_write_items", throttled)
+    with pytest.raises(StoreUnavailable, match="ThrottlingError"):
+        store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
+    assert len(calls) == 1
+
+
+def test_the_counted_mark_expires_after_about_five_weeks(store):
+    import time
+
+    before = int(time.time())
+    store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
+    item = store._client.get_item(TableName=store.table_name, Key={"JobId": {"S": "counted#tb-a-a1"}})["Item"]
+    expires = int(item["ExpiresAt"]["N"])
+    assert before + 35 * 24 * 3600 <= expires <= int(time.time()) + 35 * 24 * 3600
