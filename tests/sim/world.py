@@ -474,7 +474,7 @@ class SimWorld:
                 self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")
             if not job.is_terminal and not job.is_held:
                 self._violated(-1, f"3: {job_id} is still {job.status.value} after {SETTLE_ROUNDS * SETTLE_ROUND} of quiet")
-            if job_id in self.never_fits and job.status is not S.STOPPED:
+            if job_id in self.never_fits and job.status is not S.STOPPED and not job.is_held:
                 # A job that can never run fails, saying why (not "gave up" after a long wait).
                 reason = job.history[-1].reason if job.history else ""
                 if job.status is not S.FAILED or "can never run" not in reason:

@@ -702,13 +702,15 @@ def sweep_summary(
     failed = total - int(tally.get(S.COMPLETED.value, 0))
     head = ":white_check_mark:" if not failed else ":warning:"
     text = f"{head} {mention(owner_id)}: sweep *{esc(name, 80)}* has ended: {total} jobs · {parts}"
-    if results:
-        return text + "\n" + results_table(results, objective, room=SUMMARY_CHARS - len(text) - 1)
+    # The failures no digest has named yet are named here, before the table: a digest names
+    # every tenth, and the summary is the only place the rest are told.
     if failures:
         shown = failures[:20]
         text += "\n" + "\n".join(f"• {line}" for line in shown)
         if len(failures) > len(shown):
             text += f"\n_…and {len(failures) - len(shown)} more_"
+    if results:
+        return text + "\n" + results_table(results, objective, room=SUMMARY_CHARS - len(text) - 1)
     return text
 
 
