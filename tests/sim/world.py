@@ -45,6 +45,7 @@ from backend.services.pacing import TokenBucket
 from tests.conftest import job_args, make_job
 from tests.fakes.memory_store import MemoryJobStore
 from tests.sim.sagemaker import SimSageMaker
+from tests.unit.services.conftest import Clock  # the unit tests' clock: a datetime and a monotonic count, moved by hand
 
 S = JobStatus
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -93,25 +94,6 @@ class Call:
 
 
 # --- the world ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Clock:
-    now: datetime = T0
-    mono: float = 0.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-        self.mono += delta.total_seconds()
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def sleep(self, seconds: float) -> None:
-        self.mono += seconds
 
 
 class RecordingSink:
