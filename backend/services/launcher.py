@@ -44,7 +44,7 @@ from backend.domain.policy import (
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
-from backend.domain.waiting import waiting_text
+from backend.domain.waiting import same_kind, waiting_text
 from backend.errors import (
     AlreadyExists,
     BackendUnavailable,
@@ -192,7 +192,7 @@ class Launcher:
                 if job.parked_at is None and parked < PARK_BATCH:
                     parked += 1
                     self._isolated(job, report, functools.partial(self._park, job, report, waits))
-                elif job.parked_at is not None and job.waiting != waits:
+                elif job.parked_at is not None and not same_kind(job.waiting, waits):
                     self._isolated(job, report, functools.partial(self._record_wait, job, waits))
                 continue
             if considered >= self._batch:
@@ -428,9 +428,11 @@ class Launcher:
             report.retrying += 1
             if isinstance(outcome, Applied):
                 self._dispatcher.deliver(outcome.job)
-            # No hammering: hold further launches of this type until the backoff passes or
-            # one of its jobs ends.
-            hold = next_attempt_time(now, decision) if cls in (F.QUOTA, F.CAPACITY) else None
+            # No hammering: when the quota is full, hold further launches of this type until
+            # the backoff passes or one of its jobs ends. A refusal that leaves the type room
+            # (a capacity refusal, or a quota message showing room) is this job's alone: its
+            # own backoff, while the rest of its type launches.
+            hold = next_attempt_time(now, decision) if cls is F.QUOTA and not classification.quota_has_room else None
             return _Result(hold_until=hold if isinstance(hold, datetime) else None)
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()
