@@ -2,7 +2,7 @@
 
 One tick (an EventBridge schedule, every minute):
 
-1. count instances in use per type (the Active index) and load the instance-type holds;
+1. count instances in use per type (the Active index's projection, not its items) and load the instance-type holds;
 2. read due jobs in launch order (the Queue index: expired claims first, then priority,
    owner-fair tag, age);
 3. for each, unless its type is held or at its limit: **claim** it with a conditional write
@@ -147,10 +147,9 @@ class Launcher:
         report = LaunchReport()
         self._slowed_this_tick = False
         now = self._clock()
-        usage: Counter[str] = Counter()
-        for active in self._store.active_jobs():
-            # Counted against the type its attempt runs on (a fallback type, maybe).
-            usage[active.running_instance_type] += active.job_args.instance_count
+        # Counted against the type each attempt runs on (a fallback type, maybe), from the
+        # Active index's projection: never every active item, read whole, every tick.
+        usage: Counter[str] = Counter(self._store.active_usage())
         holds, holds_changed = self._load_holds(now, usage)
 
         def blocked(instance_type: str, count: int) -> str | None:

@@ -345,6 +345,13 @@ class MemoryJobStore:
         active = [j for j in self._jobs.values() if j.status in ACTIVE]
         return self._copies(sorted(active, key=lambda j: (format_utc(j.updated_at), j.job_id)), limit)
 
+    def active_usage(self) -> dict[str, int]:
+        usage: dict[str, int] = {}
+        for job in self._jobs.values():
+            if job.status in ACTIVE:
+                usage[job.running_instance_type] = usage.get(job.running_instance_type, 0) + job.job_args.instance_count
+        return usage
+
     def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
         mine = sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: (_created(j), j.job_id), reverse=True)
         if cursor:

@@ -76,3 +76,17 @@ def test_a_hold_that_only_moves_does_not_rewrite_the_jobs_parked_behind_it(world
     assert still, "some jobs stay parked behind the new hold"
     # The same kind of reason (held after a refusal): no write, no card refresh, per job.
     assert all(job.version == parked[job.job_id].version for job in still)
+
+
+def test_a_tick_counts_instances_in_use_without_reading_the_active_jobs(world: World):
+    world.instance_limits[BIG] = 2
+    for i in range(2):
+        world.launched(f"running-{i}", job_args=_big(), user=f"U{i}")
+
+    def whole_items(limit=None):
+        raise AssertionError("the launcher read every active item")
+
+    world.store.active_jobs = whole_items  # type: ignore[method-assign]
+    waiting = world.submit("waiting", job_args=_big(), user="U9")
+    report = world.launcher().run_tick()
+    assert report.at_limit == 1 and world.store.get(waiting.job_id).status is S.NEW
