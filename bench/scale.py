@@ -72,9 +72,13 @@ MINUTE = timedelta(minutes=1)
 # --- sizes ----------------------------------------------------------------------------------------
 
 
+def _sizes(item: dict[str, Any]) -> dict[str, int]:
+    """Each attribute's DynamoDB size, approximately: its name plus its value's text."""
+    return {name: len(name) + len(json.dumps(value, separators=(",", ":"))) - 7 for name, value in item.items()}
+
+
 def _size(item: dict[str, Any]) -> int:
-    """An item's DynamoDB size, approximately: each attribute's name plus its value's text."""
-    return sum(len(name) + len(json.dumps(value, separators=(",", ":"))) - 7 for name, value in item.items())
+    return sum(_sizes(item).values())
 
 
 def _indexes() -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
@@ -114,18 +118,22 @@ class WriteMeter:
     def __call__(self, before: Job | None, after: Job) -> None:
         old = to_item(before, self.targets) if before is not None else None
         new = to_item(after, self.targets)
-        cost = math.ceil(max(_size(old or {}), _size(new)) / 1024)
+        old_sizes, new_sizes = _sizes(old or {}), _sizes(new)
+        table = math.ceil(max(sum(old_sizes.values()), sum(new_sizes.values())) / 1024)
+        cost = table
         for name, keys, projection, included in INDEXES:
             was, now = _entry(old, keys, projection, included), _entry(new, keys, projection, included)
             if was == now:
                 continue
             if was is not None and (now is None or any(was[k] != now[k] for k in keys)):
-                cost += math.ceil(_size(was) / 1024)  # the old entry is deleted
-                self.wcu[name] += math.ceil(_size(was) / 1024)
+                deleted = math.ceil(sum(old_sizes[k] for k in was) / 1024)  # the old entry goes
+                cost += deleted
+                self.wcu[name] += deleted
             if now is not None:
-                cost += math.ceil(_size(now) / 1024)
-                self.wcu[name] += math.ceil(_size(now) / 1024)
-        self.wcu["table"] += math.ceil(max(_size(old or {}), _size(new)) / 1024)
+                put = math.ceil(sum(new_sizes[k] for k in now) / 1024)
+                cost += put
+                self.wcu[name] += put
+        self.wcu["table"] += table
         self.per_job[after.job_id] += cost
         if after.parked_at is not None:
             self.parked.add(after.job_id)
@@ -337,17 +345,18 @@ def main() -> None:
     args = parser.parse_args()
 
     peak = burst(args.seed, args.burst)
+    print("scale figures (bench/scale.py, simulated time, in-memory store)", flush=True)
     print(f"launches per minute, {args.burst}-job burst, 5% of creates refused : {peak['launches_per_minute']:.1f}"
           f"  ({peak['refused']} of {peak['creates']} creates refused)")
     print(f"writes per parked job                                       : {peak['writes_per_parked_job']:.1f}"
           f"  ({peak['parked_jobs']} jobs parked)")
     wcu, by_index = happy_path_wcu()
-    print(f"WCU per happy-path job                                      : {wcu:.0f}  ({', '.join(f'{k} {v}' for k, v in sorted(by_index.items()))})")
+    print(f"WCU per happy-path job                                      : {wcu:.0f}  ({', '.join(f'{k} {v}' for k, v in sorted(by_index.items()))})", flush=True)
     tick = tick_at_active(args.seed, args.active)
-    print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)")
-    print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)")
+    print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)", flush=True)
+    print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)", flush=True)
     size = sweep_record_size(args.sweep)
-    print(f"sweep record, {args.sweep} jobs                                 : {size / 1024:.0f} KB of 400 KB")
+    print(f"sweep record, {args.sweep} jobs                                 : {size / 1024:.0f} KB of 400 KB", flush=True)
 
 
 if __name__ == "__main__":
