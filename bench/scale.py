@@ -186,7 +186,10 @@ class BenchBackend(FakeTrainingBackend):
 
 
 def _pacer(clock: Clock) -> TokenBucket:
-    return TokenBucket(rate=1000, burst=1000, monotonic=clock.monotonic, sleep=clock.sleep)
+    # A sleep of at least 1 µs: the bucket's wait for the last fraction of a token can fall
+    # below the fake clock's float resolution, and a sleep that moves no clock never ends
+    # (real time always moves; the simulated one must too).
+    return TokenBucket(rate=1000, burst=1000, monotonic=clock.monotonic, sleep=lambda s: clock.sleep(max(s, 1e-6)))
 
 
 def _job(rng: random.Random, clock: Clock, i: int, prefix: str) -> Job:
