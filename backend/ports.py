@@ -168,6 +168,11 @@ class JobRepository(JobHistory, Protocol):
         """Launched / InProgress / Stopping jobs, least recently changed first."""
         ...
 
+    def active_usage(self) -> dict[str, int]:
+        """Instances the active jobs hold, per instance type (the type their current attempt
+        runs on), read without reading the jobs themselves."""
+        ...
+
     def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A user's jobs, newest first (ValueError for a cursor this store did not give out)."""
         ...

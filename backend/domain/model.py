@@ -31,7 +31,8 @@ from backend.domain.times import UtcDatetime
 # SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_ID_MAX = 58  # 58 + len("-a999") = 63, SageMaker's limit
-MAX_ATTEMPTS = 999  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
+MAX_ATTEMPTS = 999
+PLAN_USE_PREFIX = "plan:"  # Job.use_key of an attempt on a training plan (no instance type starts so)  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
 JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
 _SUFFIX_LEN = 6
 _NAME_MAX = JOB_ID_MAX - _SUFFIX_LEN - 1
@@ -606,6 +607,16 @@ class Job(BaseModel):
     def running_instance_type(self) -> str:
         """The type its current attempt uses (what it counts against while active)."""
         return self.instance_type_of(self.current_attempt)
+
+    @property
+    def use_key(self) -> str:
+        """What its running attempt holds, for counting while it is active: its instance type
+        (on-demand limits), or ``plan:<name>`` when it runs on a training plan's reserved
+        capacity (the plan's own count, never the on-demand limits)."""
+        attempt = self.current_attempt
+        if attempt is not None and attempt.plan:
+            return f"{PLAN_USE_PREFIX}{attempt.plan}"
+        return self.running_instance_type
 
     def next_attempt_name(self) -> str:
         return attempt_name(self.job_id, self.attempt_count + 1)

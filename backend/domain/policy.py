@@ -66,6 +66,7 @@ _USER_CODES = frozenset(
 # Instances." The limit is the account's quota; the delta is what this create asks for.
 _QUOTA_LIMIT = re.compile(r"\bis (\d+) Instances\b", re.IGNORECASE)
 _REQUEST_DELTA = re.compile(r"\brequest delta of (\d+) Instances\b", re.IGNORECASE)
+_UTILIZATION = re.compile(r"\bcurrent utilization of (\d+) Instances\b", re.IGNORECASE)
 # Attempts in a row that SageMaker may fail with an internal error before the job is failed:
 # AWS documents InternalServerError as retryable, not as free forever. With the default
 # backoff (60 s doubling, 30 min cap) that is a few hours of trying.
@@ -90,6 +91,10 @@ class Classification:
     # A create answered with a service error (5xx, internal failure, timeout), not a rate limit:
     # its outcome is unknown, and the launcher counts these in a row (CREATE_SERVICE_ERRORS_MAX).
     service_error: bool = False
+    # ResourceLimitExceeded whose message shows the quota had room for this request
+    # (utilization + request <= limit): the refusal is this job's, not its type's, so the
+    # launcher backs off this job only instead of holding every job of the type.
+    quota_has_room: bool = False
 
     def __post_init__(self) -> None:
         # SageMaker's reasons run to 1 KB; a job item keeps many of them (see REASON_MAX).
@@ -113,7 +118,9 @@ def classify_create_error(code: str, message: str, *, instance_type: str = "", h
                 f"(SageMaker said: {message})",
                 zero_quota=True,
             )
-        return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}")
+        used = _UTILIZATION.search(message)
+        room = quota is not None and asked is not None and used is not None and int(used.group(1)) + asked <= quota
+        return Classification(F.QUOTA, f"ResourceLimitExceeded: {message}", quota_has_room=room)
     if code in _THROTTLING_CODES or http_status >= 500:
         service_error = code in _SERVICE_ERROR_CODES or http_status >= 500
         return Classification(F.THROTTLING, f"{code or http_status}: {message}", service_error=service_error)

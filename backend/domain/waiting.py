@@ -25,6 +25,7 @@ written and the card updated once per real change, within Slack's card-update bu
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -228,6 +229,18 @@ def describe(reason: WaitReason, now: datetime) -> list[str]:
             f"fair share: {reason.ahead_of_other_owners} of other people's jobs and {reason.ahead_of_own} of its owner's own are ahead"
         )
     return lines
+
+
+_HOLD_END = re.compile(r" until \d\d:\d\d:\d\d UTC")
+
+
+def same_kind(text: str | None, other: str | None) -> bool:
+    """Whether two waiting texts give the same reason: the same types held or at their limit.
+    A hold that moves (another refusal of a held type) is no new reason: comparing without its
+    end keeps the launcher from rewriting every parked job (and its card) at each refusal."""
+    if text is None or other is None:
+        return text == other
+    return _HOLD_END.sub("", text) == _HOLD_END.sub("", other)
 
 
 def waiting_text(types: list[tuple[str, datetime | None, int | None]]) -> str:

@@ -2,7 +2,7 @@
 
 One tick (an EventBridge schedule, every minute):
 
-1. count instances in use per type (the Active index) and load the instance-type holds;
+1. count instances in use per type (the Active index's projection, not its items) and load the instance-type holds;
 2. read due jobs in launch order (the Queue index: expired claims first, then priority,
    owner-fair tag, age);
 3. for each, unless its type is held or at its limit: **claim** it with a conditional write
@@ -32,7 +32,7 @@ from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
 from backend.domain.instance_types import choose_instance_type, over_instance_limits
-from backend.domain.model import MAX_ATTEMPTS, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
+from backend.domain.model import MAX_ATTEMPTS, PLAN_USE_PREFIX, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import (
     CREATE_SERVICE_ERRORS_MAX,
     Action,
@@ -44,7 +44,7 @@ from backend.domain.policy import (
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc
-from backend.domain.waiting import waiting_text
+from backend.domain.waiting import same_kind, waiting_text
 from backend.errors import (
     AlreadyExists,
     BackendRefused,
@@ -152,14 +152,17 @@ class Launcher:
         report = LaunchReport()
         self._slowed_this_tick = False
         now = self._clock()
+        # Counted against the type each attempt runs on (a fallback type, maybe), from the
+        # Active index's projection: never every active item, read whole, every tick. Attempts
+        # on a training plan count against their plan, not the on-demand limits.
         usage: Counter[str] = Counter()
-        running = self._store.active_jobs()
-        for active in running:
-            if active.current_attempt is not None and active.current_attempt.plan:
-                continue  # on a training plan's reserved capacity, not the on-demand limits
-            # Counted against the type its attempt runs on (a fallback type, maybe).
-            usage[active.running_instance_type] += active.job_args.instance_count
-        gate = self._plans.gate(now, running) if self._plans is not None else None
+        on_plans: dict[str, int] = {}
+        for key, count in self._store.active_usage().items():
+            if key.startswith(PLAN_USE_PREFIX):
+                on_plans[key.removeprefix(PLAN_USE_PREFIX)] = count
+            else:
+                usage[key] = count
+        gate = self._plans.gate_from_use(now, on_plans) if self._plans is not None else None
         holds, holds_changed = self._load_holds(now, usage)
 
         def blocked(instance_type: str, count: int) -> str | None:
@@ -208,7 +211,7 @@ class Launcher:
                 if job.parked_at is None and parked < PARK_BATCH:
                     parked += 1
                     self._isolated(job, report, functools.partial(self._park, job, report, waits))
-                elif job.parked_at is not None and job.waiting != waits:
+                elif job.parked_at is not None and not same_kind(job.waiting, waits):
                     self._isolated(job, report, functools.partial(self._record_wait, job, waits))
                 continue
             if considered >= self._batch:
@@ -487,9 +490,11 @@ class Launcher:
             report.retrying += 1
             if isinstance(outcome, Applied):
                 self._dispatcher.deliver(outcome.job)
-            # No hammering: hold further launches of this type until the backoff passes or
-            # one of its jobs ends.
-            hold = next_attempt_time(now, decision) if cls in (F.QUOTA, F.CAPACITY) else None
+            # No hammering: when the quota is full, hold further launches of this type until
+            # the backoff passes or one of its jobs ends. A refusal that leaves the type room
+            # (a capacity refusal, or a quota message showing room) is this job's alone: its
+            # own backoff, while the rest of its type launches.
+            hold = next_attempt_time(now, decision) if cls is F.QUOTA and not classification.quota_has_room else None
             return _Result(hold_until=hold if isinstance(hold, datetime) else None)
         self._finish(job, S.FAILED, decision.reason, report, attempts=attempts, lease=None)
         return _Result()

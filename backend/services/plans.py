@@ -83,6 +83,10 @@ class PlanBook:
                 own[attempt.plan] += job.job_args.instance_count
         return PlanGate(self, now, own)
 
+    def gate_from_use(self, now: datetime, in_use: dict[str, int]) -> PlanGate:
+        """The same gate from the instances in use per plan (the Active index's projection)."""
+        return PlanGate(self, now, Counter(in_use))
+
     def _fresh(self, now: datetime) -> tuple[dict[str, TrainingPlan] | None, bool]:
         """The plans, from the record when it is recent, else from SageMaker (True: read now)."""
         board = self.board()

@@ -74,9 +74,7 @@ class QueueView:
         for instance_type in self._store.parked_types():
             for job in self._store.parked_jobs(instance_type, PARKED_READ_LIMIT):
                 queued[job.job_id] = job
-        usage: Counter[str] = Counter()
-        for active in self._store.active_jobs():
-            usage[active.running_instance_type] += active.job_args.instance_count
+        usage: Counter[str] = Counter(self._store.active_usage())
         return QueueSnapshot(
             now=now,
             queued=list(queued.values()),

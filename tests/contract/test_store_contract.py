@@ -261,6 +261,18 @@ def test_active_jobs_are_launched_in_progress_or_stopping_least_recently_changed
     assert [j.job_id for j in store.active_jobs(limit=1)] == [b.job_id]
 
 
+def test_active_usage_counts_the_instances_of_active_jobs_per_type_and_forgets_ended_ones(store):
+    big = job_args(ResourceConfig={"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 4, "VolumeSizeInGB": 50})
+    a = _launched(store, "a", at=T0)
+    b = _launched(store, "b", at=T0 + MINUTE, job_args=big)
+    done = _launched(store, "done", at=T0)
+    store.transition(store.transition(done, S.IN_PROGRESS, at=T0).job, S.COMPLETED, at=T0)
+    store.register(make_job("queued"))
+    assert store.active_usage() == {"ml.g5.xlarge": 1, "ml.p4d.24xlarge": 4}
+    # The index projects only what usage needs; the active jobs still read whole, in order.
+    assert [(j.job_id, j.job_args.instance_count) for j in store.active_jobs()] == [(a.job_id, 1), (b.job_id, 4)]
+
+
 def test_jobs_of_an_owner_come_newest_first_in_pages(store):
     me = Owner(team_id="T1", user_id="U1")
     ids = [store.register(make_job(f"mine-{i}", now=T0 + timedelta(minutes=i))).job.job_id for i in range(7)]

@@ -106,6 +106,9 @@ class MemoryJobStore:
         # Items this version cannot decode (see plant_unreadable): job id -> index partition.
         self._unreadable: dict[str, str] = {}
         self.unreadable_items = 0  # skipped by listings (DynamoJobStore: metrics.unreadable_items)
+        # Called with (item before, item after) for every write of a job item, the outbox's
+        # included: how bench/scale.py prices writes (base table and each index) from item sizes.
+        self.write_observer: Callable[[Job | None, Job], None] | None = None
 
     def plant_unreadable(self, job_id: str, partition: str) -> None:
         """Store an item this version cannot decode (a status a newer version wrote, say) in
@@ -263,11 +266,17 @@ class MemoryJobStore:
     def _store(self, job: Job, outbox_view: Job | None = None) -> None:
         """Store ``job``; it enters (or stays in) the outbox when, as the writer read it
         (``outbox_view``), some target lacks its last change. Only finish_delivery takes it out."""
-        self._jobs[job.job_id] = job.model_copy(deep=True)
+        self._replace(job.job_id, job.model_copy(deep=True))
         view = outbox_view or job
         due = notice.delivery_due(view, self._notify_targets)
         if due is not None:
             self._outbox[job.job_id] = f"{format_utc(due)}#{job.job_id}"
+
+    def _replace(self, job_id: str, job: Job) -> None:
+        before = self._jobs.get(job_id)
+        self._jobs[job_id] = job
+        if self.write_observer is not None:
+            self.write_observer(before, job)
 
     @_atomic
     def set_thread(self, job_id: str, channel_id: str, thread_ts: str) -> None:
@@ -275,7 +284,7 @@ class MemoryJobStore:
         if stored is None or (stored.slack is not None and stored.slack.thread_ts is not None):
             return
         slack = SlackThread(channel_id=channel_id, thread_ts=thread_ts)
-        self._jobs[job_id] = stored.model_copy(update={"slack": slack})
+        self._replace(job_id, stored.model_copy(update={"slack": slack}))
 
     # --- the launch queue -------------------------------------------------------------------
 
@@ -343,6 +352,13 @@ class MemoryJobStore:
         active = [j for j in self._jobs.values() if j.status in ACTIVE]
         return self._copies(sorted(active, key=lambda j: (format_utc(j.updated_at), j.job_id)), limit)
 
+    def active_usage(self) -> dict[str, int]:
+        usage: dict[str, int] = {}
+        for job in self._jobs.values():
+            if job.status in ACTIVE:
+                usage[job.use_key] = usage.get(job.use_key, 0) + job.job_args.instance_count
+        return usage
+
     def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
         mine = sorted((j for j in self._jobs.values() if j.owner == owner), key=lambda j: (_created(j), j.job_id), reverse=True)
         if cursor:
@@ -408,7 +424,7 @@ class MemoryJobStore:
         if lease is None or lease.token != token or stored is None:
             return False
         self.delivery_writes += 1
-        self._jobs[job.job_id] = stored.model_copy(update={"delivered": dict(delivered)})
+        self._replace(job.job_id, stored.model_copy(update={"delivered": dict(delivered)}))
         lease.until = format_utc(until)
         return True
 
@@ -421,7 +437,7 @@ class MemoryJobStore:
         if lease is None or lease.token != token or stored is None:
             return  # our lease expired and another dispatcher took over: it re-reads delivered
         self.delivery_writes += 1
-        self._jobs[job.job_id] = stored.model_copy(update={"delivered": dict(delivered)})
+        self._replace(job.job_id, stored.model_copy(update={"delivered": dict(delivered)}))
         del self._leases[job.job_id]
         if all_done and stored.version == job.version:
             self._outbox.pop(job.job_id, None)

@@ -115,7 +115,12 @@ def test_due_and_active_queries_read_only_what_they_return_with_5000_finished_jo
     store.metrics.reset()
     found = store.active_jobs()
     assert {j.job_id for j in found} == {j.job_id for j in active}
-    assert store.metrics.items_read == len(found) == 3
+    # Its small index entries (keys and ActiveUse only), then the whole items by id.
+    assert store.metrics.items_read == 2 * len(found) == 6
+
+    store.metrics.reset()
+    assert store.active_usage() == {"ml.g5.xlarge": 3}
+    assert store.metrics.items_read == 3 and "batch_get_item" not in store.metrics.calls
 
 
 def test_a_job_carries_the_index_keys_of_its_state_and_only_those(store):
@@ -132,7 +137,7 @@ def test_a_job_carries_the_index_keys_of_its_state_and_only_those(store):
     claimed = job.model_copy(update={"lease": Lease(token="l", expires_at=T0 + timedelta(minutes=5))})
     assert (index_keys(claimed)["QueueKey"], index_keys(claimed)["QueueSort"]) == ("claimed", f"2026-11-02T09:05:00.000000Z#{job.job_id}")
     launched = job.model_copy(update={"status": S.LAUNCHED})
-    assert {k for k in index_keys(launched) if k.startswith(("Queue", "Active"))} == {"ActiveKey", "ActiveSort"}
+    assert {k for k in index_keys(launched) if k.startswith(("Queue", "Active"))} == {"ActiveKey", "ActiveSort", "ActiveUse"}
 
 
 def test_a_write_that_moves_a_job_out_of_the_queue_removes_its_queue_keys(store, dynamodb):

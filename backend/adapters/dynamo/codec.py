@@ -33,14 +33,15 @@ from backend.errors import UnreadableItem
 serializer = TypeSerializer()
 deserializer = TypeDeserializer()
 
-GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
+# (``ActiveUse`` is no key: the one attribute the Active index projects besides its keys.)
+GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
 # Written only by the notification dispatcher, never by a job write.
 # ``Slack`` is set at registration and then only by set_thread (its root message ts).
 WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
 # Attributes a job write removes when the new job does not carry them (optional fields, and
 # index keys that put the job into an index it must now leave).
 REMOVABLE = frozenset(
-    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt", "Waiting"}
+    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt", "Waiting"}
 )
 
 
@@ -81,6 +82,10 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
     if job.status in ACTIVE:
         keys["ActiveKey"] = "active"
         keys["ActiveSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
+        # What it holds while active, "<type>#<instances>" (or "plan:<name>#<instances>" on a
+        # training plan): the launcher counts instances in use from the index alone (its
+        # INCLUDE projection), never reading whole items.
+        keys["ActiveUse"] = f"{job.use_key}#{job.job_args.instance_count}"
     deliver_by = notice.delivery_due(job, notify_targets)
     if deliver_by is not None:
         # Sorted by when the drain may take it (backend.domain.notice): an urgent change once

@@ -171,6 +171,23 @@ class DynamoJobs(DynamoRecords):
         found = {job.job_id: job for job in self._readable(self._batch_get(ids))}
         return [found[i] for i in ids if i in found]
 
+    def active_jobs(self, limit: int | None = None) -> list[Job]:
+        """Launched / InProgress / Stopping jobs, least recently changed first. The Active index
+        projects only ``ActiveUse`` (see active_usage): its keys give the ids in order, and the
+        items are read whole by id (BatchGetItem)."""
+        ids: list[str] = []
+        for answer in self._query(
+            IndexName="Active",
+            KeyConditionExpression="ActiveKey = :k",
+            ExpressionAttributeValues={":k": {"S": "active"}},
+            ProjectionExpression="JobId",
+            **({"Limit": limit} if limit else {}),
+        ):
+            ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))
+            if limit is not None and len(ids) >= limit:
+                break
+        return self.get_many(ids[:limit] if limit is not None else ids)
+
     def existing_ids(self, job_ids: Iterable[str]) -> set[str]:
         """Which of ``job_ids`` exist (reads keys only)."""
         return {item["JobId"]["S"] for item in self._batch_get(list(dict.fromkeys(job_ids)), keys_only=True)}

@@ -101,14 +101,21 @@ class DynamoQueries(DynamoTable):
             ExpressionAttributeValues={":k": {"S": "parked"}, ":t": {"S": f"{instance_type}#"}},
         )
 
-    def active_jobs(self, limit: int | None = None) -> list[Job]:
-        """Launched / InProgress / Stopping jobs, least recently changed first."""
-        return self._query_jobs(
-            limit,
+    def active_usage(self) -> dict[str, int]:
+        """Instances in use per type, from the Active index's projection (``ActiveUse``) alone:
+        a few small pages at 10,000 active jobs, not every whole item."""
+        usage: dict[str, int] = {}
+        for answer in self._query(
             IndexName="Active",
             KeyConditionExpression="ActiveKey = :k",
             ExpressionAttributeValues={":k": {"S": "active"}},
-        )
+            ProjectionExpression="ActiveUse",
+        ):
+            for item in answer.get("Items", []):
+                instance_type, _, count = item.get("ActiveUse", {}).get("S", "").rpartition("#")
+                if instance_type and count.isdigit():
+                    usage[instance_type] = usage.get(instance_type, 0) + int(count)
+        return usage
 
     def jobs_of_owner(self, owner: Owner, *, limit: int = 20, cursor: str | None = None) -> Page:
         """A user's jobs, newest first, ``limit`` per page."""

@@ -17,7 +17,9 @@ def test_unreadable_items_in_the_queue_and_among_the_active_jobs_are_skipped_and
     job = world.submit()
     report = world.launcher().run_tick()
     assert report.launched == 1 and world.store.get(job.job_id).status is S.LAUNCHED
-    assert world.store.unreadable_items >= 4
+    # The queue's three partitions; the active jobs are counted from the index's projection,
+    # never decoded by the launcher (the monitor's sweep skips and counts them).
+    assert world.store.unreadable_items >= 3
 
 
 def test_a_kicked_run_asked_for_an_unreadable_job_does_not_look_again_for_it(world: World):

@@ -1,0 +1,374 @@
+"""Scale benchmark (issue 23, "Past one team"): the first rows of the workload, in simulated time.
+
+    .venv/bin/python bench/scale.py [--seed 23] [--burst 2000] [--active 10000] [--sweep 10000]
+
+The workload: 100,000 jobs a day from 20 teams, bursty (peaks of 2,000 submissions a minute, a
+10,000-job sweep), jobs 10 min to 2 days, ~5% of creates refused, up to 10,000 running at once.
+Nothing sleeps: a fake clock, the in-memory store (tests/fakes/memory_store.py, with its write
+observer) and a fake SageMaker, driving the real launcher and monitor. Prints counts, not times
+(except the launcher tick's CPU seconds, ``time.process_time``):
+
+- **launches per minute** over the 10 minutes after a 2,000-job burst, with 5% of creates
+  refused by ResourceLimitExceeded while the quota has room (utilization + request ≤ limit),
+  and one type (ml.p4d.24xlarge) at its TRAINBOT_INSTANCE_LIMITS limit so some jobs park;
+- **writes per parked job**: job-item writes made while a job is parked (its park included) /
+  jobs ever parked;
+- **WCU per happy-path job** (submit → launch → InProgress → Completed, notifications
+  included): 1 WCU per started KB of the larger of the item before and after, per write, on the
+  base table; and on each index of template.yaml whose keys or projected attributes change, a
+  put (and a delete when its keys change), 1 WCU per started KB of the projected entry;
+- **items read and RCU per launcher tick at 10,000 active** (Query on a GSI: eventually
+  consistent, 0.5 RCU per started 4 KB of the items read), and that tick's CPU seconds;
+- **the sweep record's size** for a 10,000-job sweep (DynamoDB's cap: 400 KB).
+
+Sizes are DynamoDB's: attribute names plus values (codec.to_item), approximated from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+logging.disable(logging.ERROR)
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+from backend.adapters.dynamo.codec import to_item  # noqa: E402
+from backend.domain.model import Attempt, AttemptOutcome, Job, attempt_name  # noqa: E402
+from backend.domain.policy import RetryPolicy, classify_create_error  # noqa: E402
+from backend.domain.status import JobStatus  # noqa: E402
+from backend.errors import AlreadyExists, CreateRefused  # noqa: E402
+from backend.ports import TrainingState, TrainingStatus  # noqa: E402
+from backend.services.launcher import Launcher  # noqa: E402
+from backend.services.monitor import Monitor  # noqa: E402
+from backend.services.notify import Dispatcher  # noqa: E402
+from backend.services.pacing import TokenBucket  # noqa: E402
+from infra.template import load_template  # noqa: E402
+from tests.conftest import job_args, make_job  # noqa: E402
+from tests.fakes.memory_store import MemoryJobStore  # noqa: E402
+from tests.fakes.notifier import RecordingNotifier  # noqa: E402
+from tests.fakes.training import FakeTrainingBackend  # noqa: E402
+from tests.unit.services.conftest import Clock  # noqa: E402
+
+POLICY = RetryPolicy()  # the template's defaults: 60 s base, 30 min cap, 24 h capacity wait
+TYPES = {"ml.g5.xlarge": 0.6, "ml.g5.2xlarge": 0.2, "ml.p3.2xlarge": 0.15, "ml.p4d.24xlarge": 0.05}
+LIMITS = {"ml.p4d.24xlarge": 40}
+TEAMS = 20
+MINUTE = timedelta(minutes=1)
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+def _sizes(item: dict[str, Any]) -> dict[str, int]:
+    """Each attribute's DynamoDB size, approximately: its name plus its value's text."""
+    return {name: len(name) + len(json.dumps(value, separators=(",", ":"))) - 7 for name, value in item.items()}
+
+
+def _size(item: dict[str, Any]) -> int:
+    return sum(_sizes(item).values())
+
+
+def _indexes() -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
+    """(name, key attributes, projection type, included attributes) of each GSI in template.yaml."""
+    table = load_template()["Resources"]["JobsTable"]["Properties"]
+    found = []
+    for gsi in table["GlobalSecondaryIndexes"]:
+        keys = tuple(k["AttributeName"] for k in gsi["KeySchema"])
+        projection = gsi["Projection"]
+        found.append((gsi["IndexName"], keys, projection["ProjectionType"], tuple(projection.get("NonKeyAttributes", ()))))
+    return found
+
+
+INDEXES = _indexes()
+
+
+def _entry(item: dict[str, Any] | None, keys: tuple[str, ...], projection: str, included: tuple[str, ...]) -> dict[str, Any] | None:
+    """The index entry ``item`` has in one index (None: not in it; the index is sparse)."""
+    if item is None or any(k not in item for k in keys):
+        return None
+    if projection == "ALL":
+        return item
+    names = {"JobId", *keys, *(included if projection == "INCLUDE" else ())}
+    return {k: v for k, v in item.items() if k in names}
+
+
+class WriteMeter:
+    """Prices every job-item write the store makes: base table and each index, in WCU."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.targets = store.notify_targets
+        self.wcu: Counter[str] = Counter()
+        self.per_job: Counter[str] = Counter()
+        self.writes_while_parked = 0
+        self.parked: set[str] = set()
+
+    def __call__(self, before: Job | None, after: Job) -> None:
+        old = to_item(before, self.targets) if before is not None else None
+        new = to_item(after, self.targets)
+        old_sizes, new_sizes = _sizes(old or {}), _sizes(new)
+        table = math.ceil(max(sum(old_sizes.values()), sum(new_sizes.values())) / 1024)
+        cost = table
+        for name, keys, projection, included in INDEXES:
+            was, now = _entry(old, keys, projection, included), _entry(new, keys, projection, included)
+            if was == now:
+                continue
+            if was is not None and (now is None or any(was[k] != now[k] for k in keys)):
+                deleted = math.ceil(sum(old_sizes[k] for k in was) / 1024)  # the old entry goes
+                cost += deleted
+                self.wcu[name] += deleted
+            if now is not None:
+                put = math.ceil(sum(new_sizes[k] for k in now) / 1024)
+                cost += put
+                self.wcu[name] += put
+        self.wcu["table"] += table
+        self.per_job[after.job_id] += cost
+        if after.parked_at is not None:
+            self.parked.add(after.job_id)
+        if (before is not None and before.parked_at is not None) or (after.parked_at is not None and (before is None or before.parked_at is None)):
+            self.writes_while_parked += 1
+
+
+# --- a SageMaker that refuses 5% of creates and ends jobs on time ---------------------------------
+
+
+class BenchBackend(FakeTrainingBackend):
+    """Creates succeed except a share refused with ResourceLimitExceeded while the account's
+    quota has room (SageMaker's words, classified by the real classifier); jobs end (Completed)
+    when their simulated run time has passed."""
+
+    def __init__(self, clock: Clock, rng: random.Random, refuse_share: float) -> None:
+        super().__init__()
+        self.clock, self.rng, self.refuse_share = clock, rng, refuse_share
+        self.ends: dict[str, Any] = {}
+        self.in_use: Counter[str] = Counter()
+        self.refused = self.creates = 0
+
+    def create(self, name: str, request: dict[str, Any]) -> None:
+        self.creates += 1
+        if name in self.jobs:
+            raise AlreadyExists(name)
+        config = request["ResourceConfig"]
+        instance_type, count = config["InstanceType"], config["InstanceCount"]
+        if self.rng.random() < self.refuse_share:
+            self.refused += 1
+            limit = 20000
+            message = (
+                f"The account-level service limit '{instance_type} for training job usage' is {limit} Instances, "
+                f"with current utilization of {self.in_use[instance_type]} Instances and a request delta of {count} Instances."
+            )
+            raise CreateRefused(classify_create_error("ResourceLimitExceeded", message, instance_type=instance_type))
+        self.jobs[name] = TrainingStatus(name=name, state=TrainingState.RUNNING)
+        self.in_use[instance_type] += count
+        self.requests[name] = request
+        seconds = math.exp(self.rng.uniform(math.log(600), math.log(2 * 86400)))
+        self.ends[name] = (self.clock() + timedelta(seconds=seconds), instance_type, count)
+
+    def describe(self, name: str) -> TrainingStatus | None:
+        status = self.jobs.get(name)
+        end = self.ends.get(name)
+        if status is not None and end is not None and status.state is TrainingState.RUNNING and self.clock() >= end[0]:
+            status = self.finish(name, TrainingState.COMPLETED, ended_at=end[0])
+            self.in_use[end[1]] -= end[2]
+        return status
+
+
+def _pacer(clock: Clock) -> TokenBucket:
+    # A sleep of at least 1 µs: the bucket's wait for the last fraction of a token can fall
+    # below the fake clock's float resolution, and a sleep that moves no clock never ends
+    # (real time always moves; the simulated one must too).
+    return TokenBucket(rate=1000, burst=1000, monotonic=clock.monotonic, sleep=lambda s: clock.sleep(max(s, 1e-6)))
+
+
+def _job(rng: random.Random, clock: Clock, i: int, prefix: str) -> Job:
+    instance_type = rng.choices(list(TYPES), weights=list(TYPES.values()))[0]
+    team = rng.randrange(TEAMS)
+    args = job_args(ResourceConfig={"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 50})
+    return make_job(f"{prefix}-{i}", user=f"U{team}-{rng.randrange(5)}", team=f"T{team}", now=clock(), job_args=args, client_token=f"{prefix}/{i}")
+
+
+# --- the figures ------------------------------------------------------------------------------------
+
+
+def burst(seed: int, size: int, minutes: int = 10) -> dict[str, Any]:
+    """A burst of ``size`` submissions, then a launcher tick and a monitor sweep every minute."""
+    rng = random.Random(seed)
+    clock = Clock()
+    store = MemoryJobStore()
+    notifier = RecordingNotifier()
+    store.set_notify_targets([notifier.name])
+    meter = WriteMeter(store)
+    store.write_observer = meter
+    dispatcher = Dispatcher(store, [notifier], clock)
+    backend = BenchBackend(clock, rng, refuse_share=0.05)
+    for i in range(size):
+        store.register(_job(rng, clock, i, "burst"))
+    launched = 0
+    for _ in range(minutes):
+        launcher = Launcher(
+            store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=_pacer(clock), clock=clock, rng=rng
+        )
+        launched += launcher.run_tick().launched
+        Monitor(store, backend, dispatcher, policy=POLICY, pacer=_pacer(clock), clock=clock, rng=rng).sweep()
+        clock.advance(MINUTE)
+    parked = len(meter.parked)
+    happy = [j for j in store._jobs.values() if j.status is not JobStatus.NEW and j.attempt_count == 1 and j.parked_at is None]
+    return {
+        "launches_per_minute": launched / minutes,
+        "refused": backend.refused,
+        "creates": backend.creates,
+        "parked_jobs": parked,
+        "writes_per_parked_job": meter.writes_while_parked / parked if parked else 0.0,
+        "happy": happy,
+    }
+
+
+def happy_path_wcu() -> tuple[float, Counter[str]]:
+    """One job: submit, launch, InProgress, Completed, every notification delivered."""
+    clock = Clock()
+    store = MemoryJobStore()
+    notifier = RecordingNotifier()
+    store.set_notify_targets([notifier.name])
+    meter = WriteMeter(store)
+    store.write_observer = meter
+    dispatcher = Dispatcher(store, [notifier], clock)
+    backend = FakeTrainingBackend()
+    job = store.register(make_job("happy", now=clock())).job
+    dispatcher.deliver(job)
+    Launcher(store, backend, dispatcher, policy=POLICY, instance_limits={}, pacer=_pacer(clock), clock=clock).run_tick()
+    monitor = Monitor(store, backend, dispatcher, policy=POLICY, pacer=_pacer(clock), clock=clock)
+    for state in (TrainingState.RUNNING, TrainingState.COMPLETED):
+        clock.advance(timedelta(minutes=10))
+        backend.finish(f"{job.job_id}-a1", state, ended_at=clock() if state is TrainingState.COMPLETED else None)
+        monitor.sweep()
+    clock.advance(timedelta(minutes=10))
+    monitor.sweep()
+    assert store.get(job.job_id).status is JobStatus.COMPLETED
+    return float(meter.per_job[job.job_id]), meter.wcu
+
+
+class ReadMeter:
+    """Counts the items the store's listings hand the launcher; their sizes are priced after
+    the tick (:meth:`price`), so the meter's own work stays out of the tick's CPU seconds."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.store = store
+        self.targets = store.notify_targets
+        self.seen: list[tuple[str, list[Job]]] = []
+        self.usage_reads = 0
+        for name in ("active_jobs", "ready_jobs", "retrying_due", "expired_claims", "parked_jobs"):
+            self._wrap(name)
+        if hasattr(store, "active_usage"):
+            # Read before the tick: the index entries the tick's usage query will read.
+            self.active = [j for j in store._jobs.values() if j.status.value in ("Launched", "InProgress", "Stopping")]
+            inner = store.active_usage
+
+            def counted() -> Any:
+                self.usage_reads += 1
+                return inner()
+
+            store.active_usage = counted  # type: ignore[method-assign]
+
+    def _wrap(self, name: str) -> None:
+        inner = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            jobs = inner(*args, **kwargs)
+            self.seen.append((name, jobs))
+            return jobs
+
+        setattr(self.store, name, counted)
+
+    def price(self) -> tuple[int, int]:
+        """(items read, bytes read) by the listings seen."""
+        reads = [(name, jobs) for name, jobs in self.seen]
+        if self.usage_reads:
+            reads += [("active_usage", self.active)] * self.usage_reads
+        items = sum(len(jobs) for _name, jobs in reads)
+        size = sum(
+            _size(_entry(to_item(j, self.targets), ("ActiveKey",) if name.startswith("active") else (), *_projection(name)) or {})
+            for name, jobs in reads
+            for j in jobs
+        )
+        return items, size
+
+
+def _projection(listing: str) -> tuple[str, tuple[str, ...]]:
+    """The projection of the index a listing reads (the queue's listings read the Queue index)."""
+    name = "Active" if listing.startswith("active") else "Queue"
+    for index, _keys, projection, included in INDEXES:
+        if index == name:
+            return projection, included
+    raise KeyError(name)
+
+
+def tick_at_active(seed: int, active: int, due: int = 200) -> dict[str, Any]:
+    """One launcher tick with ``active`` jobs running and ``due`` jobs waiting to launch."""
+    rng = random.Random(seed)
+    clock = Clock()
+    store = MemoryJobStore()
+    dispatcher = Dispatcher(store, [], clock)
+    backend = FakeTrainingBackend()
+    jobs = [_job(rng, clock, i, "run") for i in range(active)]
+    store.register_many(jobs, "running")
+    for job in jobs:
+        stored = store.get(job.job_id)
+        attempt = Attempt(number=1, name=attempt_name(job.job_id, 1), claimed_at=clock(), outcome=AttemptOutcome.RUNNING)
+        store.transition(stored, JobStatus.LAUNCHED, at=clock(), reason="created", attempts=[attempt])
+    for i in range(due):
+        store.register(_job(rng, clock, i, "due"))
+    meter = ReadMeter(store)
+    launcher = Launcher(store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=_pacer(clock), clock=clock, rng=rng)
+    started = time.process_time()
+    report = launcher.run_tick()
+    cpu = time.process_time() - started
+    items, size = meter.price()
+    return {"items": items, "rcu": math.ceil(size / 4096) / 2, "cpu": cpu, "launched": report.launched}
+
+
+def sweep_record_size(size: int) -> int:
+    clock = Clock()
+    store = MemoryJobStore()
+    jobs = [make_job(f"sweep-{i}", now=clock(), client_token=f"sweep/{i}") for i in range(size)]
+    store.register_many(jobs, "sw-0123456789ab")
+    record = store.get_record("sweep", "sw-0123456789ab") or {}
+    return _size({"JobId": "sweep#sw-0123456789ab", **record})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--active", type=int, default=10000)
+    parser.add_argument("--sweep", type=int, default=10000)
+    args = parser.parse_args()
+
+    peak = burst(args.seed, args.burst)
+    print("scale figures (bench/scale.py, simulated time, in-memory store)", flush=True)
+    print(f"launches per minute, {args.burst}-job burst, 5% of creates refused : {peak['launches_per_minute']:.1f}"
+          f"  ({peak['refused']} of {peak['creates']} creates refused)")
+    print(f"writes per parked job                                       : {peak['writes_per_parked_job']:.1f}"
+          f"  ({peak['parked_jobs']} jobs parked)")
+    wcu, by_index = happy_path_wcu()
+    print(f"WCU per happy-path job                                      : {wcu:.0f}  ({', '.join(f'{k} {v}' for k, v in sorted(by_index.items()))})", flush=True)
+    tick = tick_at_active(args.seed, args.active)
+    print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)", flush=True)
+    print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)", flush=True)
+    size = sweep_record_size(args.sweep)
+    print(f"sweep record, {args.sweep} jobs                                 : {size / 1024:.0f} KB of 400 KB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
