@@ -38,7 +38,7 @@ def test_no_schedule_of_users_functions_and_faults_breaks_an_invariant(shard, re
         raise
 
 
-MOTO_EXAMPLES = max(1, EXAMPLES // 15)  # DynamoDB on moto is ~30x slower per schedule than the fake store
+MOTO_EXAMPLES = max(1, EXAMPLES // 60)  # DynamoDB on moto is ~30x slower per schedule than the fake store
 
 
 def test_the_same_schedules_hold_on_dynamodb_on_moto(dynamodb):
