@@ -44,16 +44,18 @@ class TokenBucket:
         self._last = now
 
     def acquire(self) -> None:
-        """Take one token, sleeping until one is there."""
-        while True:
-            with self._lock:
-                self._refill()
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self._rate
-            self.waited_seconds += wait
-            self._sleep(wait)
+        """Take one token, sleeping until it is there. The token is taken before the sleep (the
+        bucket may go below zero, so the next caller waits behind this one): a wait too small
+        for the clock to show once slept (a fraction of a token at a high monotonic value) can
+        never make the caller look again, and again, for ever."""
+        with self._lock:
+            self._refill()
+            self._tokens -= 1
+            if self._tokens >= 0:
+                return
+            wait = -self._tokens / self._rate
+        self.waited_seconds += wait
+        self._sleep(wait)
 
     def penalize(self) -> None:
         """We were throttled: halve the rate and drop any burst we had saved up."""
