@@ -382,7 +382,15 @@ class Launcher:
             self._pacer.acquire()
             try:
                 adopted = self._backend.describe(attempt.name) is not None
-            except (BackendUnavailable, BackendRefused):  # either way, whether it exists is unknown
+            except BackendRefused:
+                # We may not look (AccessDenied), for good: the create under the very same name
+                # tells instead (a name exists once: ResourceInUse means adopt it). Backing off
+                # for ever here left the job Retrying with nothing to change it (the simulator).
+                adopted = False
+                if (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
+                    reason = f"could not look up {attempt.name} (Describe refused) after {attempt.create_errors} failed creates"
+                    return self._refused(job, attempt, Classification(F.UNKNOWN, reason), report)
+            except BackendUnavailable:  # could not find out whether it exists: look again later
                 return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
         if not adopted and (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
             # SageMaker failed this attempt's creates too many times in a row, and the Describe

@@ -50,6 +50,14 @@ KNOWN = {
         ("event", 0, ()),
         ("event", 0, ("ok", ("slow", "drain", 0))),
     ],
+    # Found by the simulator: a claim whose write took effect but answered 500, while Describe is
+    # refused for good (AccessDenied): the launcher could not look up its pending attempt and
+    # backed off for ever; it now lets the create under the same name tell (ResourceInUse: adopt).
+    "a pending attempt nobody may describe": [
+        ("submit", "single"),
+        ("outage", "sagemaker.describe"),
+        ("launcher", ("lost",)),
+    ],
 }
 
 

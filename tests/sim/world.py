@@ -416,6 +416,23 @@ class SimWorld:
             self.launcher()
             self.monitor()
             self.check_always(-1)
+            if self._at_rest():
+                break
+
+    def _at_rest(self) -> bool:
+        """Nothing left to move: every job ended or held, nothing runs on SageMaker, every event
+        arrived and every change reached every sink (the rest of the five hours would be idle)."""
+        if any(status.ended_at is None for status in self.sagemaker.jobs.values()):
+            return False
+        if len(self.delivered_events) < len(self.sagemaker.bus) and "eventbridge" not in self.outages:
+            return False
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            if not job.is_terminal and not job.is_held:
+                return False
+            if not job.is_held and any(job.delivered.get(s.name, 0) < job.last_seq for s in (self.slack, self.sns)):
+                return False
+        return True
 
     # --- invariants -------------------------------------------------------------------------
 
