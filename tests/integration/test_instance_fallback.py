@@ -62,9 +62,13 @@ def test_a_job_refused_on_its_first_type_runs_on_the_next_and_its_thread_says_wh
 
     # The quota refusal and the switch of type are nobody's to act on: the thread has the end only.
     [completed] = _replies(world, job)
-    assert completed.startswith(":white_check_mark: *Completed* <@U0ALICE>: *fb* finished (") and completed.endswith(
+    # Its first line says where it ran; the second, where the model is (issue 24: the Completed
+    # reply names the model artifact).
+    first, model = completed.split("\n")
+    assert first.startswith(":white_check_mark: *Completed* <@U0ALICE>: *fb* finished (") and first.endswith(
         f" (attempt 2 ran on `{P4D}`)"
     )
+    assert model.startswith("Model: `s3://out-bucket/runs/") and model.endswith("-a2/output/model.tar.gz`")
     # The card shows the type it runs on and its list.
     card = world.slack.message(CHANNEL, job.slack.thread_ts)
     assert f"`{P4D}` × 1 (of `{P5}`, `{P4D}`)" in card["blocks"][0]["text"]["text"]
@@ -86,7 +90,8 @@ def test_the_next_attempt_goes_back_to_the_first_choice_once_it_frees(world):
     # The algorithm error is told (it spends the budget); the changes of type are on the card only.
     retrying, completed = _replies(world, job)
     assert retrying.startswith(":repeat: *Retrying*: attempt 3 (algorithm retry 1 of 1) in ")
-    assert completed.startswith(":white_check_mark: *Completed*") and completed.endswith(f" (attempt 3 ran on `{P5}`)")
+    first = completed.split("\n")[0]  # then the model's location
+    assert first.startswith(":white_check_mark: *Completed*") and first.endswith(f" (attempt 3 ran on `{P5}`)")
 
 
 def test_a_queued_jobs_card_says_why_it_waits_and_is_updated_once_per_change_not_per_tick():
