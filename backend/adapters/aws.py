@@ -12,6 +12,7 @@ under a lock (the clients themselves are).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -37,14 +38,11 @@ def aws_client(service: str, *, region: str, max_attempts: int = 4, read_timeout
         return _session.client(service, region_name=region, config=settings)
 
 
-class LazyClient:
-    """A client made by :func:`aws_client` on its first use. Each costs a cold start tens of
-    milliseconds of CPU (its service model is read and parsed), and most invocations use one
-    or two of those the composition root wires: a bot ack touches none, an idle launcher tick
-    only the table."""
+class Lazy:
+    """A client made by ``make`` on its first use, once, whichever thread asks first."""
 
-    def __init__(self, service: str, **options: Any) -> None:
-        self._service, self._options = service, options
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
         self._client: Any = None
         self._making = threading.Lock()
 
@@ -53,9 +51,20 @@ class LazyClient:
         if client is None:
             with self._making:
                 if self._client is None:
-                    self._client = aws_client(self._service, **self._options)
+                    self._client = self._make()
                 client = self._client
         return getattr(client, name)
+
+
+class LazyClient(Lazy):
+    """A client made by :func:`aws_client` on its first use. Each costs a cold start tens of
+    milliseconds of CPU (its service model is read and parsed), and most invocations use one
+    or two of those the composition root wires: a bot ack touches none, an idle launcher tick
+    only the table."""
+
+    def __init__(self, service: str, **options: Any) -> None:
+        super().__init__(lambda: aws_client(service, **options))
+        self._service = service
 
     def __repr__(self) -> str:
         return f"LazyClient({self._service!r}, made={self._client is not None})"

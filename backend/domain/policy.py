@@ -19,25 +19,8 @@ from backend.domain.model import MAX_ATTEMPTS, FailureClass, Job
 
 F = FailureClass
 
-_THROTTLING_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalServerException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-# Of the codes above, those where SageMaker failed on its side (or the answer was lost): unlike
-# a rate limit, the create may have happened, and if it goes on, something is wrong with it.
+# Codes where SageMaker failed on its side (or the answer was lost): unlike a rate limit, the
+# create may have happened, and if it goes on, something is wrong with it.
 _SERVICE_ERROR_CODES = frozenset(
     {
         "InternalFailure",
@@ -49,6 +32,16 @@ _SERVICE_ERROR_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+    }
+) | _SERVICE_ERROR_CODES
 _USER_CODES = frozenset(
     {
         "ValidationException",

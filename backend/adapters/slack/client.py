@@ -7,9 +7,9 @@ that called it, so past the bound the call fails and the change waits in the out
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+from backend.adapters.aws import Lazy
 from backend.adapters.slack.secrets import slack_credentials
 from backend.config import Settings
 from backend.ports import notify_may_wait
@@ -32,25 +32,14 @@ def web_client(settings: Settings, *, purpose: str = "bot", token: str | None = 
     )
 
 
-class LazyWebClient:
+class LazyWebClient(Lazy):
     """:func:`web_client` made on its first use. The notifiers are wired at every cold start,
     but most launcher and monitor runs post nothing: until one does, neither slack_sdk is
     imported nor the bot token read (from Secrets Manager in AWS: a client and a call). A
     token that cannot be read fails the first post (ConfigError), as it failed the wiring."""
 
     def __init__(self, settings: Settings, *, purpose: str = "notify") -> None:
-        self._settings, self._purpose = settings, purpose
-        self._client: Any = None
-        self._making = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        client = self._client
-        if client is None:
-            with self._making:
-                if self._client is None:
-                    self._client = web_client(self._settings, purpose=self._purpose)
-                client = self._client
-        return getattr(client, name)
+        super().__init__(lambda: web_client(settings, purpose=purpose))
 
 
 ACK_TIMEOUT_SECONDS = 2
