@@ -92,6 +92,10 @@ class LocalOptions:
     log_transitions: bool = True
     write_connection_file: bool = True
     verbose: bool = False
+    # Asynchronous Lambda invocations (lazy listeners, kicks) running at once; more wait in
+    # line as Lambda queues them. A burst of 200 submits otherwise runs 200 threads against one
+    # GIL and a one-request-at-a-time AWS stand-in, whose answers then outlast boto3's timeouts.
+    lambda_concurrency: int = 8
     # Template parameter overrides, as `sam deploy --parameter-overrides` gives them (e.g.
     # {"LauncherReservedConcurrency": "1"} for one launcher at a time). The cost guard's
     # (TeamBudgets, ApprovalInstanceHours, …) reach every function's environment this way:
@@ -161,7 +165,7 @@ class LocalStack:
         started = time.time()
         self.sagemaker.plans.add("demo-plan", "ml.g5.xlarge", 2, started + 120, started + 86400)
         self.slack = self._slack_standin(self.options.port)
-        self.lam = LambdaStandIn()
+        self.lam = LambdaStandIn(max_concurrent=self.options.lambda_concurrency)
         self.prices = PriceListStandIn()  # the monitor's daily list prices (TRAINBOT_PRICE_LIST)
         self.template = load_template()
         # Local defaults a deploy would set by parameter: one team for the page's users and

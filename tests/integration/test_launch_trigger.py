@@ -69,3 +69,26 @@ def test_a_kicked_run_with_nothing_due_waits_to_look_again_only_for_a_job_not_la
         assert slept == [entry.KICK_SETTLE_SECONDS]
     finally:
         stack.close()
+
+
+def test_asynchronous_invocations_past_the_concurrency_limit_wait_their_turn_and_all_run(monkeypatch):
+    """Local mode's Lambda queues Event invocations it cannot run yet, as Lambda does at its
+    concurrency limit: every one is accepted (202) at once and runs, never more at a time."""
+    gate = threading.Event()
+    ran: list[int] = []
+    with LambdaStandIn(max_concurrent=2) as standin:
+        monkeypatch.setitem(os.environ, "AWS_ENDPOINT_URL_LAMBDA", standin.url)
+
+        def work(event, context):
+            gate.wait(10)
+            ran.append(event["n"])
+
+        standin.add("worker", work)
+        client = aws_client("lambda", region="us-east-1", max_attempts=1)
+        for n in range(6):
+            answer = client.invoke(FunctionName="worker", InvocationType="Event", Payload=f'{{"n": {n}}}')
+            assert answer["StatusCode"] == 202
+        gate.set()
+        standin.wait_idle()
+    assert sorted(ran) == list(range(6))
+    assert standin.max_running == 2

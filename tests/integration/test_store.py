@@ -229,3 +229,22 @@ def test_the_counted_mark_expires_after_about_five_weeks(store):
     item = store._client.get_item(TableName=store.table_name, Key={"JobId": {"S": "counted#tb-a-a1"}})["Item"]
     expires = int(item["ExpiresAt"]["N"])
     assert before + 35 * 24 * 3600 <= expires <= int(time.time()) + 35 * 24 * 3600
+
+
+def test_a_registration_whose_owner_clock_cannot_be_moved_is_still_registered(store, dynamodb):
+    """The job item is written first; the owner's fair-share clock after it. DynamoDB failing
+    that second write (here a 500 past boto3's retries) must not turn a registered job into
+    "nothing changed": the job is there, so register says created."""
+    from tests.integration.test_lifecycle_hardening import refuse
+
+    refuse(
+        dynamodb, "UpdateItem", "InternalServerError", "Internal server error", status=500,
+        when=lambda params: params.get("Key", {}).get("JobId", {}).get("S", "").startswith(f"{RecordKind.OWNER}#"),
+    )
+    job = make_job("clocked", client_token="c1")
+    registered = store.register(job)
+    assert registered.created
+    assert store.get(job.job_id).status is S.NEW
+    assert store.metrics.owner_clock_misses == 1
+    # A repeat (same token, same id) finds it and writes nothing more.
+    assert store.register(job).created is False

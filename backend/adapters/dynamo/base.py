@@ -33,11 +33,14 @@ class StoreMetrics:
     items_read: int = 0
     # Job items a listing skipped because this version cannot decode them (UnreadableItem).
     unreadable_items: int = 0
+    # Registrations whose owner's fair-share clock could not be moved (the job is written).
+    owner_clock_misses: int = 0
 
     def reset(self) -> None:
         self.calls.clear()
         self.items_read = 0
         self.unreadable_items = 0
+        self.owner_clock_misses = 0
 
 
 class DynamoTable:

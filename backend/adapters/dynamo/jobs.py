@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS
+from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS, logger
 from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
 from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
@@ -45,7 +45,13 @@ class DynamoJobs(DynamoRecords):
             )
         except ClientError:
             return Registered(self.get(job.job_id), created=False)
-        self._advance_owner_clock(job.owner, fairness.next_clock(tag, 1))
+        try:
+            self._advance_owner_clock(job.owner, fairness.next_clock(tag, 1))
+        except StoreUnavailable as exc:
+            # The job is written: its owner must hear "registered", never "nothing changed".
+            # A clock left behind only lets this owner's next job share a fair-share tag.
+            self.metrics.owner_clock_misses += 1
+            logger.warning("owner's fair-share clock not moved; the job is registered", extra={"job_id": job.job_id, "error": str(exc)})
         return Registered(tagged, created=True)
 
     def register_many(

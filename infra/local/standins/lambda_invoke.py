@@ -45,10 +45,18 @@ def lambda_context(function_name: str, region: str = "us-east-1", account: str =
 class LambdaStandIn:
     """Serves the Invoke API on 127.0.0.1 for the functions registered with :meth:`add`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, max_concurrent: int | None = None) -> None:
+        """``max_concurrent``: asynchronous invocations allowed to run at once; the others wait
+        their turn, as Lambda keeps an Event invocation it cannot run yet (concurrency limit)
+        in its queue and retries it. AWS's default account limit is 1,000; one process on a
+        small machine, whose threads share one GIL and a one-request-at-a-time AWS stand-in,
+        saturates far below that, so local mode sets its own (None: no limit)."""
         self._functions: dict[str, Handler] = {}
         self._lock = threading.Condition()
         self._running = 0
+        self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
+        self.max_running = 0  # asynchronous invocations that ran at once, at most
+        self._started = 0
         self.invocations: list[dict[str, Any]] = []  # name, type, status, error
         self._server = LocalServer(_make_handler(self), port=port, name="lambda-standin")
 
@@ -113,12 +121,20 @@ class LambdaStandIn:
                 self._running += 1
 
             def background() -> None:
+                if self._slots is not None:
+                    self._slots.acquire()
                 try:
+                    with self._lock:
+                        self._started += 1
+                        self.max_running = max(self.max_running, self._started)
                     self._run(name, handler, event, kind)
                 finally:
                     with self._lock:
+                        self._started -= 1
                         self._running -= 1
                         self._lock.notify_all()
+                    if self._slots is not None:
+                        self._slots.release()
 
             # Started once the 202 is on the wire, as Lambda queues an Event invocation and
             # answers before running it: started earlier, the work (in this process, under the
