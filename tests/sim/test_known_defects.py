@@ -58,6 +58,14 @@ KNOWN = {
         ("outage", "sagemaker.describe"),
         ("launcher", ("lost",)),
     ],
+    # Found by the simulator: every create answers 500 and Describe is refused for good. Nothing
+    # could ever tell whether the attempt exists; the job stayed Retrying for ever. It now fails
+    # past the service-error bound, naming both causes (and stops the name, in case it exists).
+    "creates that always fail and a describe refused for good": [
+        ("submit", "single"),
+        ("outage", "sagemaker.create"),
+        ("outage", "sagemaker.describe"),
+    ],
 }
 
 
