@@ -165,7 +165,7 @@ class JobRepository(JobHistory, Protocol):
         ...
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:
-        """Launched / InProgress / Stopping jobs, least recently changed first."""
+        """Launched / InProgress / Stopping jobs, in the order they became active (Job.active_since)."""
         ...
 
     def active_usage(self) -> dict[str, int]:

@@ -568,6 +568,17 @@ class Job(BaseModel):
         return self.attempts[-1] if self.attempts else None
 
     @property
+    def active_since(self) -> datetime:
+        """When it last became active (its move from a queued status into Launched): its place
+        in the Active index, fixed while it stays active, so a write to a running job (InProgress,
+        a stall mark) rewrites no index entry and the monitor's sweeps walk a stable order.
+        ``updated_at`` when its history no longer holds that move."""
+        for entry in reversed(self.history):
+            if entry.to_status in ACTIVE and entry.from_status not in ACTIVE:
+                return entry.at
+        return self.updated_at
+
+    @property
     def last_seq(self) -> int:
         return self.history[-1].seq if self.history else 0
 

@@ -77,8 +77,9 @@ def _lacks_end_facts(job: Job, status: TrainingStatus) -> bool:
 
 
 def _sweep_key(job: Job) -> str:
-    """The job's place in the Active index (its sort key)."""
-    return f"{format_utc(job.updated_at)}#{job.job_id}"
+    """The job's place in the Active index (its sort key: fixed while the job stays active, so
+    successive sweeps walk one order)."""
+    return f"{format_utc(job.active_since)}#{job.job_id}"
 
 
 def _stop_asked(job: Job, attempt: Attempt) -> bool:

@@ -250,15 +250,16 @@ def test_an_owners_next_single_job_queues_behind_their_own_earlier_jobs(store):
 # --- active, owner, history -------------------------------------------------------------------------
 
 
-def test_active_jobs_are_launched_in_progress_or_stopping_least_recently_changed_first(store):
+def test_active_jobs_are_launched_in_progress_or_stopping_in_the_order_they_became_active(store):
     a = _launched(store, "a", at=T0 + 2 * MINUTE)
     b = _launched(store, "b", at=T0 + MINUTE)
+    # A change while active (InProgress) keeps its place: the index entry is not rewritten.
     c = store.transition(_launched(store, "c", at=T0), S.IN_PROGRESS, at=T0 + 3 * MINUTE).job
     done = _launched(store, "done", at=T0)
     store.transition(store.transition(done, S.IN_PROGRESS, at=T0).job, S.COMPLETED, at=T0)
     store.register(make_job("queued"))
-    assert [j.job_id for j in store.active_jobs()] == [b.job_id, a.job_id, c.job_id]
-    assert [j.job_id for j in store.active_jobs(limit=1)] == [b.job_id]
+    assert [j.job_id for j in store.active_jobs()] == [c.job_id, b.job_id, a.job_id]
+    assert [j.job_id for j in store.active_jobs(limit=1)] == [c.job_id]
 
 
 def test_active_usage_counts_the_instances_of_active_jobs_per_type_and_forgets_ended_ones(store):

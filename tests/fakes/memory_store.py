@@ -350,7 +350,7 @@ class MemoryJobStore:
     def active_jobs(self, limit: int | None = None) -> list[Job]:
         self._skip_unreadable("active")
         active = [j for j in self._jobs.values() if j.status in ACTIVE]
-        return self._copies(sorted(active, key=lambda j: (format_utc(j.updated_at), j.job_id)), limit)
+        return self._copies(sorted(active, key=lambda j: (format_utc(j.active_since), j.job_id)), limit)
 
     def active_usage(self) -> dict[str, int]:
         usage: dict[str, int] = {}

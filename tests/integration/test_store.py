@@ -143,6 +143,16 @@ def test_a_write_that_moves_a_job_out_of_the_queue_removes_its_queue_keys(store,
     assert item["ActiveKey"] == {"S": "active"}
 
 
+def test_a_running_job_keeps_its_active_index_keys_so_its_writes_rewrite_no_entry(store, dynamodb):
+    job = store.register(make_job("runs")).job
+    launched = store.transition(job, S.LAUNCHED, at=T0 + timedelta(minutes=1)).job
+    store.transition(launched, S.IN_PROGRESS, at=T0 + timedelta(minutes=9))
+    item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": job.job_id}})["Item"]
+    # Its place is when it became active, not its last change (each change would move the
+    # entry: a delete and a put on the index).
+    assert item["ActiveSort"] == {"S": f"2026-11-02T09:01:00.000000Z#{job.job_id}"}
+
+
 def test_small_records_carry_their_kind_and_no_index_key(store, dynamodb):
     store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
     item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "preset#nlp"}})["Item"]

@@ -81,7 +81,9 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
             keys["QueueSort"] = ready_sort_key(job)
     if job.status in ACTIVE:
         keys["ActiveKey"] = "active"
-        keys["ActiveSort"] = f"{format_utc(job.updated_at)}#{job.job_id}"
+        # Fixed while it stays active (Job.active_since): an InProgress or bookkeeping write
+        # leaves the index entry as it is (no delete and put on the index).
+        keys["ActiveSort"] = f"{format_utc(job.active_since)}#{job.job_id}"
         # What it holds while active, "<type>#<instances>" (or "plan:<name>#<instances>" on a
         # training plan): the launcher counts instances in use from the index alone (its
         # INCLUDE projection), never reading whole items.

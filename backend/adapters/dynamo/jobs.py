@@ -178,7 +178,7 @@ class DynamoJobs(DynamoRecords):
         return [found[i] for i in ids if i in found]
 
     def active_jobs(self, limit: int | None = None) -> list[Job]:
-        """Launched / InProgress / Stopping jobs, least recently changed first. The Active index
+        """Launched / InProgress / Stopping jobs, in the order they became active. The Active index
         projects only ``ActiveUse`` (see active_usage): its keys give the ids in order, and the
         items are read whole by id (BatchGetItem)."""
         ids: list[str] = []

@@ -71,7 +71,7 @@ def test_a_short_sweep_records_where_it_stopped(world: World):
     _running_jobs(world, 3)
     world.monitor().sweep(describe_while=_time_for(2))
     second = world.store.active_jobs()[1]
-    after = f"{format_utc(second.updated_at)}#{second.job_id}"  # its place in the Active index
+    after = f"{format_utc(second.active_since)}#{second.job_id}"  # its place in the Active index
     assert world.store.get_record(*SWEEP_CURSOR) == {"Position": {"After": after}}
 
 
