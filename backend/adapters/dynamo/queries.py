@@ -130,7 +130,9 @@ class DynamoQueries(DynamoTable):
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
         answer = self._call("query", TableName=self._table, **kwargs)
         self.metrics.items_read += answer.get("ScannedCount", 0)
-        jobs = list(self._readable(answer.get("Items", [])))
+        # The index projects keys only (its entries never change after registration, so a job's
+        # writes cost it nothing): the page's items are read by id.
+        jobs = self._jobs_by_id((item["JobId"]["S"] for item in answer.get("Items", [])), consistent=False)
         last = answer.get("LastEvaluatedKey")
         return Page(jobs, encode_cursor(last) if last else None)
 
@@ -148,7 +150,8 @@ class DynamoQueries(DynamoTable):
             condition += " AND CreatedAt <= :b"
             values[":b"] = {"S": until}
         for answer in self._query(IndexName="ByDay", KeyConditionExpression=condition, ExpressionAttributeValues=values):
-            yield from self._readable(answer.get("Items", []))
+            # Keys only (see jobs_of_owner): each page of ids, then its items by id.
+            yield from self._jobs_by_id((item["JobId"]["S"] for item in answer.get("Items", [])), consistent=False)
 
     def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
         """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""
@@ -169,7 +172,7 @@ class DynamoQueries(DynamoTable):
                 kwargs["ExclusiveStartKey"] = start_key
             answer = self._call("query", TableName=self._table, **kwargs)
             self.metrics.items_read += answer.get("ScannedCount", 0)
-            jobs.extend(self._readable(answer.get("Items", [])))
+            jobs.extend(self._jobs_by_id((item["JobId"]["S"] for item in answer.get("Items", [])), consistent=False))
             start_key = answer.get("LastEvaluatedKey")
             if start_key and len(jobs) >= limit:
                 return Page(jobs, encode_cursor({"Day": day.isoformat(), "Key": start_key}))
