@@ -27,7 +27,6 @@ Sizes are DynamoDB's: attribute names plus values (codec.to_item), approximated 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -47,98 +46,24 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from backend.adapters.dynamo.codec import to_item  # noqa: E402
 from backend.domain.model import Attempt, AttemptOutcome, Job, attempt_name  # noqa: E402
-from backend.domain.policy import RetryPolicy, classify_create_error  # noqa: E402
+from backend.domain.policy import classify_create_error  # noqa: E402
 from backend.domain.status import JobStatus  # noqa: E402
 from backend.errors import AlreadyExists, CreateRefused  # noqa: E402
 from backend.ports import TrainingState, TrainingStatus  # noqa: E402
 from backend.services.launcher import Launcher  # noqa: E402
 from backend.services.monitor import Monitor  # noqa: E402
 from backend.services.notify import Dispatcher  # noqa: E402
-from backend.services.pacing import TokenBucket  # noqa: E402
-from infra.template import load_template  # noqa: E402
 from tests.conftest import job_args, make_job  # noqa: E402
 from tests.fakes.memory_store import MemoryJobStore  # noqa: E402
 from tests.fakes.notifier import RecordingNotifier  # noqa: E402
 from tests.fakes.training import FakeTrainingBackend  # noqa: E402
 from tests.unit.services.conftest import Clock  # noqa: E402
+from tests.write_cost import INDEXES, POLICY, WriteMeter, happy_path_wcu, index_entry, item_size, sim_pacer  # noqa: E402
 
-POLICY = RetryPolicy()  # the template's defaults: 60 s base, 30 min cap, 24 h capacity wait
 TYPES = {"ml.g5.xlarge": 0.6, "ml.g5.2xlarge": 0.2, "ml.p3.2xlarge": 0.15, "ml.p4d.24xlarge": 0.05}
 LIMITS = {"ml.p4d.24xlarge": 40}
 TEAMS = 20
 MINUTE = timedelta(minutes=1)
-
-
-# --- sizes ----------------------------------------------------------------------------------------
-
-
-def _sizes(item: dict[str, Any]) -> dict[str, int]:
-    """Each attribute's DynamoDB size, approximately: its name plus its value's text."""
-    return {name: len(name) + len(json.dumps(value, separators=(",", ":"))) - 7 for name, value in item.items()}
-
-
-def _size(item: dict[str, Any]) -> int:
-    return sum(_sizes(item).values())
-
-
-def _indexes() -> list[tuple[str, tuple[str, ...], str, tuple[str, ...]]]:
-    """(name, key attributes, projection type, included attributes) of each GSI in template.yaml."""
-    table = load_template()["Resources"]["JobsTable"]["Properties"]
-    found = []
-    for gsi in table["GlobalSecondaryIndexes"]:
-        keys = tuple(k["AttributeName"] for k in gsi["KeySchema"])
-        projection = gsi["Projection"]
-        found.append((gsi["IndexName"], keys, projection["ProjectionType"], tuple(projection.get("NonKeyAttributes", ()))))
-    return found
-
-
-INDEXES = _indexes()
-
-
-def _entry(item: dict[str, Any] | None, keys: tuple[str, ...], projection: str, included: tuple[str, ...]) -> dict[str, Any] | None:
-    """The index entry ``item`` has in one index (None: not in it; the index is sparse)."""
-    if item is None or any(k not in item for k in keys):
-        return None
-    if projection == "ALL":
-        return item
-    names = {"JobId", *keys, *(included if projection == "INCLUDE" else ())}
-    return {k: v for k, v in item.items() if k in names}
-
-
-class WriteMeter:
-    """Prices every job-item write the store makes: base table and each index, in WCU."""
-
-    def __init__(self, store: MemoryJobStore) -> None:
-        self.targets = store.notify_targets
-        self.wcu: Counter[str] = Counter()
-        self.per_job: Counter[str] = Counter()
-        self.writes_while_parked = 0
-        self.parked: set[str] = set()
-
-    def __call__(self, before: Job | None, after: Job) -> None:
-        old = to_item(before, self.targets) if before is not None else None
-        new = to_item(after, self.targets)
-        old_sizes, new_sizes = _sizes(old or {}), _sizes(new)
-        table = math.ceil(max(sum(old_sizes.values()), sum(new_sizes.values())) / 1024)
-        cost = table
-        for name, keys, projection, included in INDEXES:
-            was, now = _entry(old, keys, projection, included), _entry(new, keys, projection, included)
-            if was == now:
-                continue
-            if was is not None and (now is None or any(was[k] != now[k] for k in keys)):
-                deleted = math.ceil(sum(old_sizes[k] for k in was) / 1024)  # the old entry goes
-                cost += deleted
-                self.wcu[name] += deleted
-            if now is not None:
-                put = math.ceil(sum(new_sizes[k] for k in now) / 1024)
-                cost += put
-                self.wcu[name] += put
-        self.wcu["table"] += table
-        self.per_job[after.job_id] += cost
-        if after.parked_at is not None:
-            self.parked.add(after.job_id)
-        if (before is not None and before.parked_at is not None) or (after.parked_at is not None and (before is None or before.parked_at is None)):
-            self.writes_while_parked += 1
 
 
 # --- a SageMaker that refuses 5% of creates and ends jobs on time ---------------------------------
@@ -185,13 +110,6 @@ class BenchBackend(FakeTrainingBackend):
         return status
 
 
-def _pacer(clock: Clock) -> TokenBucket:
-    # A sleep of at least 1 µs: the bucket's wait for the last fraction of a token can fall
-    # below the fake clock's float resolution, and a sleep that moves no clock never ends
-    # (real time always moves; the simulated one must too).
-    return TokenBucket(rate=1000, burst=1000, monotonic=clock.monotonic, sleep=lambda s: clock.sleep(max(s, 1e-6)))
-
-
 def _job(rng: random.Random, clock: Clock, i: int, prefix: str) -> Job:
     instance_type = rng.choices(list(TYPES), weights=list(TYPES.values()))[0]
     team = rng.randrange(TEAMS)
@@ -218,10 +136,10 @@ def burst(seed: int, size: int, minutes: int = 10) -> dict[str, Any]:
     launched = 0
     for _ in range(minutes):
         launcher = Launcher(
-            store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=_pacer(clock), clock=clock, rng=rng
+            store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=sim_pacer(clock), clock=clock, rng=rng
         )
         launched += launcher.run_tick().launched
-        Monitor(store, backend, dispatcher, policy=POLICY, pacer=_pacer(clock), clock=clock, rng=rng).sweep()
+        Monitor(store, backend, dispatcher, policy=POLICY, pacer=sim_pacer(clock), clock=clock, rng=rng).sweep()
         clock.advance(MINUTE)
     parked = len(meter.parked)
     happy = [j for j in store._jobs.values() if j.status is not JobStatus.NEW and j.attempt_count == 1 and j.parked_at is None]
@@ -233,30 +151,6 @@ def burst(seed: int, size: int, minutes: int = 10) -> dict[str, Any]:
         "writes_per_parked_job": meter.writes_while_parked / parked if parked else 0.0,
         "happy": happy,
     }
-
-
-def happy_path_wcu() -> tuple[float, Counter[str]]:
-    """One job: submit, launch, InProgress, Completed, every notification delivered."""
-    clock = Clock()
-    store = MemoryJobStore()
-    notifier = RecordingNotifier()
-    store.set_notify_targets([notifier.name])
-    meter = WriteMeter(store)
-    store.write_observer = meter
-    dispatcher = Dispatcher(store, [notifier], clock)
-    backend = FakeTrainingBackend()
-    job = store.register(make_job("happy", now=clock())).job
-    dispatcher.deliver(job)
-    Launcher(store, backend, dispatcher, policy=POLICY, instance_limits={}, pacer=_pacer(clock), clock=clock).run_tick()
-    monitor = Monitor(store, backend, dispatcher, policy=POLICY, pacer=_pacer(clock), clock=clock)
-    for state in (TrainingState.RUNNING, TrainingState.COMPLETED):
-        clock.advance(timedelta(minutes=10))
-        backend.finish(f"{job.job_id}-a1", state, ended_at=clock() if state is TrainingState.COMPLETED else None)
-        monitor.sweep()
-    clock.advance(timedelta(minutes=10))
-    monitor.sweep()
-    assert store.get(job.job_id).status is JobStatus.COMPLETED
-    return float(meter.per_job[job.job_id]), meter.wcu
 
 
 class ReadMeter:
@@ -291,18 +185,28 @@ class ReadMeter:
 
         setattr(self.store, name, counted)
 
-    def price(self) -> tuple[int, int]:
-        """(items read, bytes read) by the listings seen."""
+    def price(self) -> tuple[int, float]:
+        """(items read, RCU) by the listings seen: the index entries (a Query on a GSI is
+        eventually consistent, 0.5 RCU per started 4 KB of all entries read), and, where the
+        index does not project whole items, each item read by id (BatchGetItem, consistent:
+        1 RCU per started 4 KB of each item). ``active_usage`` needs its entries only."""
         reads = [(name, jobs) for name, jobs in self.seen]
         if self.usage_reads:
             reads += [("active_usage", self.active)] * self.usage_reads
-        items = sum(len(jobs) for _name, jobs in reads)
-        size = sum(
-            _size(_entry(to_item(j, self.targets), ("ActiveKey",) if name.startswith("active") else (), *_projection(name)) or {})
-            for name, jobs in reads
-            for j in jobs
-        )
-        return items, size
+        items = 0
+        entry_bytes = 0
+        by_id = 0
+        for name, jobs in reads:
+            projection = _projection(name)
+            for j in jobs:
+                item = to_item(j, self.targets)
+                keys = ("ActiveKey", "ActiveSort") if name.startswith("active") else ("QueueKey", "QueueSort")
+                entry_bytes += item_size(index_entry(item, keys, *projection) or {})
+                items += 1
+                if projection[0] != "ALL" and name != "active_usage":
+                    by_id += math.ceil(item_size(item) / 4096)
+                    items += 1
+        return items, math.ceil(entry_bytes / 4096) / 2 + by_id
 
 
 def _projection(listing: str) -> tuple[str, tuple[str, ...]]:
@@ -330,12 +234,12 @@ def tick_at_active(seed: int, active: int, due: int = 200) -> dict[str, Any]:
     for i in range(due):
         store.register(_job(rng, clock, i, "due"))
     meter = ReadMeter(store)
-    launcher = Launcher(store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=_pacer(clock), clock=clock, rng=rng)
+    launcher = Launcher(store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=sim_pacer(clock), clock=clock, rng=rng)
     started = time.process_time()
     report = launcher.run_tick()
     cpu = time.process_time() - started
-    items, size = meter.price()
-    return {"items": items, "rcu": math.ceil(size / 4096) / 2, "cpu": cpu, "launched": report.launched}
+    items, rcu = meter.price()
+    return {"items": items, "rcu": rcu, "cpu": cpu, "launched": report.launched}
 
 
 def sweep_record_size(size: int) -> int:
@@ -344,7 +248,7 @@ def sweep_record_size(size: int) -> int:
     jobs = [make_job(f"sweep-{i}", now=clock(), client_token=f"sweep/{i}") for i in range(size)]
     store.register_many(jobs, "sw-0123456789ab")
     record = store.get_record("sweep", "sw-0123456789ab") or {}
-    return _size({"JobId": "sweep#sw-0123456789ab", **record})
+    return item_size({"JobId": "sweep#sw-0123456789ab", **record})
 
 
 def main() -> None:

@@ -104,7 +104,8 @@ def test_due_and_active_queries_read_only_what_they_return_with_5000_finished_jo
     store.metrics.reset()
     due = store.due_for_launch(T0 + timedelta(minutes=5), limit=100)
     assert [j.job_id for j in due] == [ready[1].job_id, ready[0].job_id, ready[2].job_id, retry_due.job_id, ready[3].job_id]
-    assert store.metrics.items_read == len(due)
+    # The Queue index projects keys only: its entries, then those items by id.
+    assert store.metrics.items_read == 2 * len(due)
     assert "scan" not in store.metrics.calls
 
     store.metrics.reset()
@@ -151,6 +152,46 @@ def test_a_running_job_keeps_its_active_index_keys_so_its_writes_rewrite_no_entr
     # Its place is when it became active, not its last change (each change would move the
     # entry: a delete and a put on the index).
     assert item["ActiveSort"] == {"S": f"2026-11-02T09:01:00.000000Z#{job.job_id}"}
+
+
+class _LaggingQueue:
+    """A DynamoDB client whose Queue index still holds ``stale`` entries, as a GSI does for a
+    moment after a write moved the item (GSIs are updated asynchronously)."""
+
+    def __init__(self, client: Any, stale: list[dict[str, Any]]) -> None:
+        self._client = client
+        self._stale = stale
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        answer = self._client.query(**kwargs)
+        if kwargs.get("IndexName") == "Queue":
+            partition = kwargs["ExpressionAttributeValues"][":k"]["S"]
+            lagging = [e for e in self._stale if e["QueueKey"]["S"] == partition]
+            answer = {**answer, "Items": lagging + answer.get("Items", [])}
+            answer["Count"] = answer["ScannedCount"] = len(answer["Items"])
+        return answer
+
+
+def test_a_queue_entry_the_item_has_already_left_is_not_handed_out(store, dynamodb, jobs_table):
+    def entry(job_id: str) -> dict[str, Any]:
+        item = dynamodb.get_item(TableName=jobs_table, Key={"JobId": {"S": job_id}})["Item"]
+        return {k: item[k] for k in ("JobId", "QueueKey", "QueueSort")}
+
+    launched = store.register(make_job("launched")).job
+    was_ready = entry(launched.job_id)
+    store.transition(launched, S.LAUNCHED, at=T0)
+    put_off = store.transition(store.register(make_job("put-off")).job, S.RETRYING, at=T0, next_attempt_at=T0 + timedelta(minutes=1)).job
+    was_due = entry(put_off.job_id)
+    store.update(put_off, at=T0, next_attempt_at=T0 + timedelta(hours=2))
+    waiting = store.register(make_job("waiting")).job
+
+    lagging = DynamoJobStore(_LaggingQueue(dynamodb, [was_ready, was_due]), jobs_table)
+    assert [j.job_id for j in lagging.ready_jobs(None)] == [waiting.job_id]
+    assert lagging.retrying_due(T0 + timedelta(minutes=5), None) == []
+    assert [j.job_id for j in lagging.due_for_launch(T0 + timedelta(minutes=5), 10)] == [waiting.job_id]
 
 
 def test_small_records_carry_their_kind_and_no_index_key(store, dynamodb):

@@ -128,16 +128,6 @@ class DynamoTable:
                 self.metrics.unreadable_items += 1
                 logger.error("unreadable job item skipped", extra={"job_id": exc.key, "error": str(exc)})
 
-    def _query_jobs(self, limit: int | None, **kwargs: Any) -> list[Job]:
-        jobs: list[Job] = []
-        for answer in self._query(**({"Limit": limit} if limit else {}), **kwargs):
-            jobs.extend(self._readable(answer.get("Items", [])))
-            if limit is not None and len(jobs) >= limit:
-                return jobs[:limit]
-            if limit is not None:
-                kwargs["Limit"] = limit - len(jobs)
-        return jobs
-
     def _batch_get(self, ids: list[str], *, keys_only: bool = False, consistent: bool = True) -> Iterator[dict[str, Any]]:
         for start in range(0, len(ids), BATCH_GET_SIZE):
             keys = [{"JobId": {"S": i}} for i in ids[start : start + BATCH_GET_SIZE]]

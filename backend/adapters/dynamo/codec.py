@@ -59,26 +59,9 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
         "OwnerId": job.owner.key,
         "CreatedDay": format_utc(job.created_at)[:10],
     }
-    if job.is_held:
-        # Waiting for an admin (backend.domain.approval): its own partition, never ``ready``.
-        keys["QueueKey"] = "held"
-        keys["QueueSort"] = f"{format_utc(job.created_at)}#{job.job_id}"
-    elif job.is_queued:
-        if job.lease is not None:
-            keys["QueueKey"] = "claimed"
-            keys["QueueSort"] = f"{format_utc(job.lease.expires_at)}#{job.job_id}"
-        elif job.parked_at is not None:
-            # Set aside by the launcher while its instance type has no room: out of the ready
-            # queue, grouped by type, so a blocked type never stands in front of an idle one.
-            keys["QueueKey"] = "parked"
-            keys["QueueSort"] = f"{job.park_key}#{ready_sort_key(job)}"
-        elif job.status is JobStatus.RETRYING:
-            due = job.next_attempt_at or job.updated_at
-            keys["QueueKey"] = "waiting"
-            keys["QueueSort"] = f"{format_utc(due)}#{job.job_id}"
-        else:
-            keys["QueueKey"] = "ready"
-            keys["QueueSort"] = ready_sort_key(job)
+    place = queue_place(job)
+    if place is not None:
+        keys["QueueKey"], keys["QueueSort"] = place
     if job.status in ACTIVE:
         keys["ActiveKey"] = "active"
         # Fixed while it stays active (Job.active_since): an InProgress or bookkeeping write
@@ -95,6 +78,25 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
         keys["OutboxKey"] = "pending"
         keys["OutboxSort"] = f"{format_utc(deliver_by)}#{job.job_id}"
     return keys
+
+
+def queue_place(job: Job) -> tuple[str, str] | None:
+    """The job's place in the Queue index, (partition, sort key); None when it is not queued."""
+    if job.is_held:
+        # Waiting for an admin (backend.domain.approval): its own partition, never ``ready``.
+        return "held", f"{format_utc(job.created_at)}#{job.job_id}"
+    if not job.is_queued:
+        return None
+    if job.lease is not None:
+        return "claimed", f"{format_utc(job.lease.expires_at)}#{job.job_id}"
+    if job.parked_at is not None:
+        # Set aside by the launcher while its instance type has no room: out of the ready
+        # queue, grouped by type, so a blocked type never stands in front of an idle one.
+        return "parked", f"{job.park_key}#{ready_sort_key(job)}"
+    if job.status is JobStatus.RETRYING:
+        due = job.next_attempt_at or job.updated_at
+        return "waiting", f"{format_utc(due)}#{job.job_id}"
+    return "ready", ready_sort_key(job)
 
 
 def ready_sort_key(job: Job) -> str:

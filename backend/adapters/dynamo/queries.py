@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.adapters.dynamo.base import DynamoTable
-from backend.adapters.dynamo.codec import decode_cursor, encode_cursor
+from backend.adapters.dynamo.codec import decode_cursor, encode_cursor, queue_place
 from backend.domain.fairness import launch_order
 from backend.domain.model import Job, Owner
 from backend.domain.times import format_utc, to_utc
@@ -28,7 +28,24 @@ class DynamoQueries(DynamoTable):
         if upto is not None:
             condition += " AND QueueSort <= :upto"
             values[":upto"] = {"S": upto}
-        return self._query_jobs(limit, IndexName="Queue", KeyConditionExpression=condition, ExpressionAttributeValues=values)
+        return self._queue_jobs(limit, KeyConditionExpression=condition, ExpressionAttributeValues=values)
+
+    def _queue_jobs(self, limit: int | None, **kwargs: Any) -> list[Job]:
+        jobs: list[Job] = []
+        for answer in self._query(IndexName="Queue", **({"Limit": limit} if limit else {}), **kwargs):
+            jobs.extend(self._queued(answer.get("Items", [])))
+            if limit is not None and len(jobs) >= limit:
+                return jobs[:limit]
+        return jobs
+
+    def _queued(self, entries: list[dict[str, Any]]) -> list[Job]:
+        """The jobs of a page of Queue index entries. The index projects keys only (a job's
+        every write while queued would otherwise rewrite its whole entry), so the items are read
+        by id, consistently, and an entry the item has already left (the index lags the table:
+        claimed, launched, its retry put off) is dropped, as the launcher would have lost the
+        race to claim it anyway."""
+        places = {e["JobId"]["S"]: (e["QueueKey"]["S"], e["QueueSort"]["S"]) for e in entries}
+        return [job for job in self._jobs_by_id(places) if queue_place(job) == places[job.job_id]]
 
     def ready_jobs(self, limit: int | None) -> list[Job]:
         """New jobs no launcher holds, highest priority first, fair across owners, then oldest."""
@@ -68,7 +85,7 @@ class DynamoQueries(DynamoTable):
             ExpressionAttributeValues={":k": {"S": partition}},
             Limit=page,
         ):
-            yield from self._readable(answer.get("Items", []))
+            yield from self._queued(answer.get("Items", []))
 
     # --- active, owner, history -------------------------------------------------------------
 
@@ -94,9 +111,8 @@ class DynamoQueries(DynamoTable):
 
     def parked_jobs(self, instance_type: str, limit: int) -> list[Job]:
         """Parked jobs of ``instance_type``, in launch order."""
-        return self._query_jobs(
+        return self._queue_jobs(
             limit,
-            IndexName="Queue",
             KeyConditionExpression="QueueKey = :k AND begins_with(QueueSort, :t)",
             ExpressionAttributeValues={":k": {"S": "parked"}, ":t": {"S": f"{instance_type}#"}},
         )
