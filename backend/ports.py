@@ -222,9 +222,21 @@ class SweepEnd:
     """A sweep's record right after one of its jobs was counted as ended."""
 
     tally: dict[str, int]  # outcome -> jobs
-    failures: list[str]  # "name: reason" of every failed job, in the order they were counted
-    digested: int  # how many of ``failures`` a digest reply has told already
+    # "name: reason" of the newest failed jobs, in the order they were counted (the record keeps
+    # SWEEP_FAILURES_KEPT to twice that many); ``failures_before`` older ones are counted only.
+    failures: list[str]
+    digested: int  # how many failures (counted from the sweep's first) a digest reply has told
     final: bool  # the final summary was claimed already
+    failures_before: int = 0
+
+    @property
+    def failed(self) -> int:
+        """Failures counted so far, the ones no longer listed included."""
+        return self.failures_before + len(self.failures)
+
+    def failures_from(self, number: int) -> list[str]:
+        """The listed failures from the ``number``-th (from 0) on."""
+        return self.failures[max(0, number - self.failures_before) :]
 
 
 class RecordStore(Protocol):

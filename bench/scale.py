@@ -45,8 +45,10 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 from backend.adapters.dynamo.codec import to_item  # noqa: E402
+from backend.domain import sweeps  # noqa: E402
 from backend.domain.model import Attempt, AttemptOutcome, Job, attempt_name  # noqa: E402
 from backend.domain.policy import classify_create_error  # noqa: E402
+from backend.domain.records import RecordKind  # noqa: E402
 from backend.domain.status import JobStatus  # noqa: E402
 from backend.errors import AlreadyExists, CreateRefused  # noqa: E402
 from backend.ports import TrainingState, TrainingStatus  # noqa: E402
@@ -242,13 +244,49 @@ def tick_at_active(seed: int, active: int, due: int = 200) -> dict[str, Any]:
     return {"items": items, "rcu": rcu, "cpu": cpu, "launched": report.launched}
 
 
-def sweep_record_size(size: int) -> int:
+def _record_size(key: str, record: dict[str, Any]) -> int:
+    """A small record's DynamoDB size; ``Counted`` is a number set (about 1 byte per two digits
+    plus one per member, not its JSON text)."""
+    plain = {k: v for k, v in record.items() if k != "Counted"}
+    counted = sum(1 + math.ceil(len(str(n)) / 2) for n in record.get("Counted", ()))
+    return item_size({"JobId": key, **plain}) + (len("Counted") + counted if "Counted" in record else 0)
+
+
+def sweep_figures(size: int, seed: int) -> dict[str, float]:
+    """A ``size``-job sweep: its batch record's size once registered (its job ids derived from
+    the sweep's id, as the submit use case makes them), and its end record's (``sweep-ends``)
+    as its jobs end, 5% of them failed: the largest it gets and the WCU of the count each end
+    writes (1 per started KB of the larger of the record before and after)."""
+    rng = random.Random(seed)
     clock = Clock()
     store = MemoryJobStore()
-    jobs = [make_job(f"sweep-{i}", now=clock(), client_token=f"sweep/{i}") for i in range(size)]
-    store.register_many(jobs, "sw-0123456789ab")
-    record = store.get_record("sweep", "sw-0123456789ab") or {}
-    return item_size({"JobId": "sweep#sw-0123456789ab", **record})
+    sweep_id = "sw-0123456789abcdef"
+    stem = sweeps.sweep_stem(sweep_id, "grid", "tb-")
+    jobs = [
+        make_job(f"grid-{i + 1:05d}", job_id=sweeps.sweep_job_id(stem, i), now=clock(), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id)
+        for i in range(size)
+    ]
+    store.register_many(jobs, sweep_id)
+    record = store.get_record(RecordKind.SWEEP, sweep_id) or {}
+    key = f"{RecordKind.SWEEP_ENDS}#{sweep_id}"
+    largest = before = counted = 0
+    wcu = 0
+    for i in range(size):
+        failed = rng.random() < 0.05
+        line = f"*grid-{i + 1:05d}* Failed (lr=3e-5, batch=64): AlgorithmError: CUDA out of memory. Tried to allocate 2.00 GiB"
+        store.count_sweep_end(sweep_id, i, "Failed" if failed else "Completed", line if failed else None)
+        # Sized from the fake's own record (no copy of its 10,000 members per end), the member
+        # set's share added as it grows: a number set costs about 1 byte per two digits, plus 1.
+        ends = store._records[(RecordKind.SWEEP_ENDS.value, sweep_id)]
+        counted += 1 + math.ceil(len(str(i)) / 2)
+        after = _record_size(key, {k: v for k, v in ends.items() if k != "Counted"}) + len("Counted") + counted
+        wcu += math.ceil(max(before, after) / 1024)
+        largest, before = max(largest, after), after
+    return {
+        "record_bytes": _record_size(f"{RecordKind.SWEEP}#{sweep_id}", record),
+        "ends_largest_bytes": largest,
+        "wcu_per_end": wcu / size,
+    }
 
 
 def main() -> None:
@@ -270,8 +308,10 @@ def main() -> None:
     tick = tick_at_active(args.seed, args.active)
     print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)", flush=True)
     print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)", flush=True)
-    size = sweep_record_size(args.sweep)
-    print(f"sweep record, {args.sweep} jobs                                 : {size / 1024:.0f} KB of 400 KB", flush=True)
+    sweep = sweep_figures(args.sweep, args.seed)
+    print(f"sweep record of a {args.sweep}-job sweep                       : {sweep['record_bytes']} bytes (cap 400 KB)", flush=True)
+    print(f"its sweep-ends record at its largest (5% failed)              : {sweep['ends_largest_bytes'] / 1024:.1f} KB"
+          f"  ({sweep['wcu_per_end']:.1f} WCU per job end counted)", flush=True)
 
 
 if __name__ == "__main__":

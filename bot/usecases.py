@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from backend.domain import sweeps
 from backend.domain.cost import Estimate
 from backend.domain.model import Job
 from backend.domain.records import RecordKind
@@ -99,7 +100,7 @@ class BotService:
         record = self._c.store.get_record(RecordKind.SWEEP, sweep_id)
         if record is None:
             raise JobNotFound(sweep_id)
-        return self._c.jobs.stop_many([str(i) for i in record.get("JobIds") or []], actor)
+        return self._c.jobs.stop_many(sweeps.batch_job_ids(record), actor)
 
     def retry(self, job_id: str, actor: Actor) -> Job:
         return self._c.jobs.retry(job_id, actor)

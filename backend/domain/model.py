@@ -676,10 +676,11 @@ def new_job_id(name: str, token: str | None = None, prefix: str = "") -> str:
         suffix = secrets.token_hex(8)
     else:
         suffix = hashlib.sha256(token.encode()).hexdigest()
-    return f"{prefix}{slugify(name, _NAME_MAX - len(prefix))}-{_base36(int(suffix, 16), _SUFFIX_LEN)}"
+    return f"{prefix}{slugify(name, _NAME_MAX - len(prefix))}-{base36(int(suffix, 16), _SUFFIX_LEN)}"
 
 
-def _base36(number: int, width: int) -> str:
+def base36(number: int, width: int) -> str:
+    """``number`` as ``width`` base-36 digits (its lowest ones)."""
     alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
     digits = []
     for _ in range(width):

@@ -35,6 +35,10 @@ _FAILURE_REPLIES = frozenset({S.RETRYING, S.FAILED, S.STOPPED})
 # A sweep's failure digest is posted for every this many failed jobs (the rest are in the
 # final summary).
 DIGEST_EVERY = 10
+# The failure lines a sweep's end record keeps (its newest; the record counts the rest): a
+# 10,000-job sweep's record stays a few KB, and the summary names at most this many anyway.
+# The record holds up to twice this many between two trims.
+SWEEP_FAILURES_KEPT = 20
 
 
 def wants_reply(mode: NotifyMode | None, status: JobStatus) -> bool:

@@ -32,6 +32,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from backend.domain import sweeps
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
 from backend.domain.model import Attempt, Job, JobArgs, note
@@ -386,7 +387,7 @@ class Approvals:
         if not job.sweep_id:
             return []
         record = self._records.get_record(RecordKind.SWEEP, job.sweep_id) or {}
-        return [str(i) for i in record.get("JobIds") or [] if i != job.job_id]
+        return [i for i in sweeps.batch_job_ids(record) if i != job.job_id]
 
     def _approve_one(self, job_id: str, user_id: str) -> Decision:
         for _ in range(_RACE_ROUNDS):

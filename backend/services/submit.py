@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from backend.domain import sweeps
 from backend.domain.cost import Estimate, estimate
 from backend.domain.instance_types import over_instance_limits
 from backend.domain.model import Job, JobArgs, SlackThread, new_job
@@ -266,8 +267,11 @@ class SubmitService:
             root = self._root(plan, actor, channel_id, post_root)
             slack = SlackThread(channel_id=root.channel, thread_ts=root.ts)
         now = self._clock()
+        # Ids derived from the sweep's id and each job's place: its record keeps only their stem.
+        stem = sweeps.sweep_stem(plan.sweep_id, plan.name, self._jobs.job_id_prefix)
         jobs: list[Job] = [
             new_job(
+                job_id=sweeps.sweep_job_id(stem, index),
                 name=spec.name,
                 job_args=spec.job_args,
                 owner=actor.owner,

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from backend.domain import notice, sweeps
 from backend.domain.fairness import FAIR_SHARE_QUANTUM
 from backend.domain.model import Lease, Owner, SlackThread
 from backend.domain.records import RecordKind
@@ -447,6 +448,33 @@ def test_a_sweep_job_end_is_counted_once_in_one_write_with_its_failure_line(stor
     assert failed.tally == {"Completed": 1, "Failed": 1} and failed.failures == ["c-2 Failed: boom"]
     assert failed.digested == 0 and not failed.final
     assert store.count_sweep_end("count", 2, "Failed", "again") is None
+
+
+def test_a_sweep_end_record_keeps_only_its_newest_failure_lines_and_counts_the_others(store):
+    kept = notice.SWEEP_FAILURES_KEPT
+    seen = [store.count_sweep_end("many", i, "Failed", f"f-{i} Failed") for i in range(5 * kept)]
+    # Each writer saw every line since the last trim, numbered from the sweep's first failure.
+    assert all(end is not None and end.failed == i + 1 for i, end in enumerate(seen))
+    assert seen[-1].failures[-1] == f"f-{5 * kept - 1} Failed"
+    assert seen[-1].failures_from(5 * kept - 3) == [f"f-{i} Failed" for i in range(5 * kept - 3, 5 * kept)]
+    record = store.get_record(RecordKind.SWEEP_ENDS, "many")
+    assert kept <= len(record["Failures"]) <= 2 * kept
+    assert record["FailuresBefore"] + len(record["Failures"]) == 5 * kept
+    assert record["Failures"][-1] == f"f-{5 * kept - 1} Failed"
+    assert record["Tally"] == {"Failed": 5 * kept}
+
+
+def test_a_sweeps_batch_record_names_derived_job_ids_by_their_stem_not_one_by_one(store):
+    stem = sweeps.sweep_stem("sw-0123456789abcdef", "grid", "tb-")
+    jobs = [make_job(f"grid-{i + 1}", job_id=sweeps.sweep_job_id(stem, i), client_token=f"sw-0123456789abcdef/{i}") for i in range(60)]
+    ids = store.register_many(jobs, "sw-0123456789abcdef")
+    record = store.get_record(RecordKind.SWEEP, "sw-0123456789abcdef")
+    assert "JobIds" not in record and (record["IdStem"], record["Size"]) == (stem, 60)
+    assert sweeps.batch_job_ids(record) == ids == [job.job_id for job in jobs]
+    assert len(store.get_many(ids)) == 60
+    assert store.register_many(jobs, "sw-0123456789abcdef") == ids  # a repeat: nothing new
+    with pytest.raises(DuplicateBatch):
+        store.register_many(jobs[:59], "sw-0123456789abcdef")
 
 
 def test_a_sweep_mark_moves_once_from_what_its_writer_saw(store):

@@ -56,7 +56,8 @@ MODAL_VALUES = {
     "hp": "lr=3e-5\nepochs=3",
 }
 JOB_ID = re.compile(rf"^{PREFIX}bert-lr3-[0-9a-z]{{6}}$")
-SWEEP_JOB_ID = re.compile(rf"^{PREFIX}bert-lr3-[12]-[0-9a-z]{{6}}$")
+# Derived from the sweep id and each job's place (backend.domain.sweeps): <prefix><slug>-<tag>-<number>.
+SWEEP_JOB_ID = re.compile(rf"^{PREFIX}bert-lr3-[0-9a-z]{{10}}-[12]$")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from backend.domain import fairness, notice
+from backend.domain import fairness, notice, sweeps
 from backend.domain.model import Job, Owner, SlackThread, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
@@ -156,7 +156,7 @@ class MemoryJobStore:
         batch = self._records.get((RecordKind.SWEEP.value, batch_id))
         until = format_utc(jobs[0].created_at + BATCH_LEASE)
         if batch is not None:
-            if batch["JobIds"] != ids:
+            if sweeps.batch_job_ids(batch) != ids:
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs")
             if batch["State"] == "registered":
                 return ids
@@ -169,7 +169,7 @@ class MemoryJobStore:
             self._records[(RecordKind.SWEEP.value, batch_id)] = {
                 "State": "registering",
                 "Until": until,
-                "JobIds": list(ids),
+                **sweeps.batch_record_ids(ids),
                 "OwnerKey": jobs[0].owner.key,
                 "CreatedAt": format_utc(jobs[0].created_at),
                 "Tally": {},
@@ -534,12 +534,19 @@ class MemoryJobStore:
         tally[outcome] = tally.get(outcome, 0) + 1
         if failure is not None:
             record.setdefault("Failures", []).append(failure[:160])
-        return SweepEnd(
+        ended = SweepEnd(
             tally=dict(tally),
             failures=list(record.get("Failures", [])),
             digested=int(record.get("Digested", 0)),
-            final=bool(record.get("Final", 0)),
+            final=int(record.get("Final", 0)) == 1,
+            failures_before=int(record.get("FailuresBefore", 0)),
         )
+        if len(ended.failures) > 2 * notice.SWEEP_FAILURES_KEPT:
+            # Only the newest are kept; the dropped ones are counted (as DynamoJobStore does).
+            drop = len(ended.failures) - notice.SWEEP_FAILURES_KEPT
+            record["Failures"] = record["Failures"][drop:]
+            record["FailuresBefore"] = ended.failures_before + drop
+        return ended
 
     @_atomic
     def claim_record_mark(self, kind: str, key: str, attribute: str, expected: int, new: int, *, expires_at: int | None = None) -> bool:

@@ -98,6 +98,28 @@ def test_a_sweeps_failures_are_grouped_into_digests_and_named_in_its_summary(wor
     assert world.slack.traffic()["mentions"] == {USER: 1}
 
 
+def test_a_sweep_with_more_failures_than_its_record_keeps_still_digests_every_ten_in_order(world):
+    from backend.domain import notice
+    from backend.domain.records import RecordKind
+    from infra.local.standins.sagemaker import ALGORITHM_ERROR, HP_OUTCOME
+
+    lrs = ",".join(f"{i}e-5" for i in range(1, 11))
+    world.command(SWEEP.format(lr=lrs, batch="1,2,3,4,5,6") + f" retries=0 hp.{HP_OUTCOME}={ALGORITHM_ERROR}")
+    ids = world.job_ids()
+    assert len(ids) == 60 > 2 * notice.SWEEP_FAILURES_KEPT
+    world.settle(ids)
+
+    root = world.slack.messages(CHANNEL)[0]
+    replies = [m["text"] for m in world.slack.thread(CHANNEL, root["ts"])[1:]]
+    digests = [r for r in replies if r.startswith(":warning: Failures")]
+    # Numbered from the sweep's first failure, though the record dropped the older lines.
+    assert [d.split(" of this sweep")[0] for d in digests] == [f":warning: Failures {i}–{i + 9}" for i in range(1, 50, 10)]
+    assert all(d.count("• ") == 10 for d in digests)
+    assert "Failed 60" in replies[-1] and replies[-1].count("• ") == 10  # the last ten, in the summary
+    ends = world.stack.store.get_record(RecordKind.SWEEP_ENDS, world.stack.store.get(ids[0]).sweep_id)
+    assert len(ends["Failures"]) <= 2 * notice.SWEEP_FAILURES_KEPT and ends["FailuresBefore"] + len(ends["Failures"]) == 60
+
+
 def test_a_rate_limited_card_update_never_posts_a_reply_twice(world):
     world.command(GOOD_SUBMIT)
     [job_id] = world.job_ids()

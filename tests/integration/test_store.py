@@ -5,12 +5,15 @@ shared with the in-memory fake is in tests/contract/test_store_contract.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from backend.adapters.dynamo import DynamoJobStore, from_item, index_keys, to_item
+from backend.adapters.dynamo import jobs as jobs_module
+from backend.domain import sweeps
 from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
@@ -75,6 +78,65 @@ def test_a_batch_that_died_half_way_is_completed_without_overwriting_jobs_that_m
     assert len(registered) == 60
     assert len(store.get_many(registered)) == 60
     assert store.get(jobs[0].job_id).status is S.LAUNCHED  # not reset to New
+
+
+def _sweep(sweep_id: str, size: int, *, now=T0):
+    stem = sweeps.sweep_stem(sweep_id, "grid", "tb-")
+    return [
+        make_job(f"grid-{i + 1}", job_id=sweeps.sweep_job_id(stem, i), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id, now=now)
+        for i in range(size)
+    ]
+
+
+def test_a_sweeps_batch_record_stays_small_however_many_jobs_it_registers(store, dynamodb, jobs_table):
+    store.register_many(_sweep("sw-00000000000000aa", 2000), "sw-00000000000000aa")
+    item = dynamodb.get_item(TableName=jobs_table, Key={"JobId": {"S": "sweep#sw-00000000000000aa"}})["Item"]
+    assert len(json.dumps(item)) < 600  # every id was about 100 KB; the stem and the count stay put
+    assert item["Registered"] == {"N": "2000"} and item["State"] == {"S": "registered"}
+
+
+def test_a_sweep_whose_writer_died_resumes_after_its_last_written_chunk_reading_only_that_chunk(store, monkeypatch):
+    monkeypatch.setattr(jobs_module, "REGISTER_CHUNK", 50)
+    jobs = _sweep("sw-00000000000000bb", 230)
+    # The first writer dies after its third chunk's first 30 jobs (DynamoDB took them, the
+    # progress was not recorded): a BatchWriteItem that fails for good after that.
+    batch_write = store._client.batch_write_item
+    calls = {"n": 0}
+
+    def dies(**kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # chunks of 50 = two calls each: 2 + 2 + one more
+            raise StoreUnavailable("the writer's Lambda timed out")
+        return batch_write(**kwargs)
+
+    store._client = _Patched(store._client, batch_write_item=dies)
+    with pytest.raises(StoreUnavailable):
+        store.register_many(jobs, "sw-00000000000000bb")
+    store._client = store._client._client
+    assert len(store.existing_ids(j.job_id for j in jobs)) == 125  # 2 chunks + 25 of the third
+
+    # A repeat after the lease: it reads the keys of the third chunk only, writes the other 105.
+    later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + timedelta(minutes=1)}) for j in jobs]
+    store.metrics.reset()
+    assert store.register_many(later, "sw-00000000000000bb") == [j.job_id for j in jobs]
+    assert store.metrics.calls["batch_get_item"] == 1  # 50 keys
+    assert store.metrics.items_read == 25
+    stored = store.get_many(j.job_id for j in jobs)
+    assert len(stored) == 230
+    # Tagged as one writer would have: one quantum apart, in the sweep's order.
+    tags = [j.queue_tag for j in stored]
+    assert tags == sorted(tags) and len(set(tags)) == 230
+
+
+class _Patched:
+    """A DynamoDB client with some calls replaced."""
+
+    def __init__(self, client: Any, **calls: Any) -> None:
+        self._client = client
+        self.__dict__.update(calls)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _seed_finished(store, count: int) -> None:

@@ -14,16 +14,20 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from backend.adapters.dynamo.base import BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS, logger
-from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
+from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, deserializer, from_item, plain, serializer
 from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
-from backend.domain import fairness, notice
+from backend.domain import fairness, notice, sweeps
 from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import JobNotFound, StoreUnavailable, UnreadableItem
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace, Registered, WriteOutcome
+
+# Jobs written between two records of a batch's progress: a repeat after a crash reads the keys
+# of one chunk at most (a 10,000-job sweep: 20 chunks, each 20 BatchWriteItem calls).
+REGISTER_CHUNK = 500
 
 
 class DynamoJobs(DynamoRecords):
@@ -68,6 +72,12 @@ class DynamoJobs(DynamoRecords):
         lease holds raises BatchBusy (the writer's puts are unconditional), and a repeat of one
         whose writer died half-way takes the lease over and writes only the jobs that are
         missing (existing jobs may have moved on and are never overwritten).
+
+        The record names the jobs by their ids' stem and count when the ids are a sweep's
+        derived ones (backend.domain.sweeps), and counts the jobs written (``Registered``) after
+        each chunk of REGISTER_CHUNK: a repeat resumes there, reading only that chunk's keys. The
+        jobs' fair-share tags start at the record's ``FirstTag``, so a repeat tags the missing
+        jobs as the first writer would have.
         """
         if not jobs:
             return []
@@ -76,6 +86,8 @@ class DynamoJobs(DynamoRecords):
         batch_key = {"JobId": {"S": f"{RecordKind.SWEEP}#{batch_id}"}}
         ids = [job.job_id for job in jobs]
         until = {"S": format_utc(now + BATCH_LEASE)}
+        first = fairness.first_tag(self._owner_next_tag(owner), now)
+        named = {k: serializer.serialize(v) for k, v in sweeps.batch_record_ids(ids).items()}
         try:
             self._call(
                 "put_item",
@@ -85,39 +97,71 @@ class DynamoJobs(DynamoRecords):
                     "RecordType": {"S": RecordKind.SWEEP.value},
                     "State": {"S": "registering"},
                     "Until": until,
-                    "JobIds": {"L": [{"S": i} for i in ids]},
+                    **named,
                     "OwnerKey": {"S": owner.key},
                     "CreatedAt": {"S": format_utc(now)},
                     "Tally": {"M": {}},
+                    "Registered": {"N": "0"},
+                    "FirstTag": {"N": repr(first)},
                 },
                 ConditionExpression="attribute_not_exists(JobId)",
             )
-            missing = list(jobs)
+            start, missing = 0, list(jobs)
         except ClientError:
             record = self._call("get_item", TableName=self._table, Key=batch_key, ConsistentRead=True)["Item"]
-            if [v["S"] for v in record["JobIds"]["L"]] != ids:
+            stored = {k: plain(deserializer.deserialize(v)) for k, v in record.items()}
+            if sweeps.batch_job_ids(stored) != ids:
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs") from None
-            if record["State"]["S"] == "registered":
+            if stored["State"] == "registered":
                 return ids
             self._take_over(batch_key, batch_id, record.get("Until"), until, now)
-            existing = self.existing_ids(ids)
-            missing = [job for job in jobs if job.job_id not in existing]
+            if "FirstTag" in stored:
+                first = float(stored["FirstTag"])
+            # Jobs before ``Registered`` are written; only its next chunk may be half-written
+            # (nothing after it was begun). A record without it (an older version's) says nothing.
+            start = int(stored.get("Registered", 0))
+            upto = start + REGISTER_CHUNK if "Registered" in stored else len(ids)
+            existing = self.existing_ids(ids[start:upto])
+            missing = [job for job in jobs[start:] if job.job_id not in existing]
 
-        if missing:
-            first = fairness.first_tag(self._owner_next_tag(owner), now)
-            tags = fairness.batch_tags(first, len(missing))
-            tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=True)]
-            self._batch_put(tagged, on_progress, total=len(jobs), already=len(jobs) - len(missing))
-            self._advance_owner_clock(owner, fairness.next_clock(first, len(missing)))
+        tags = fairness.batch_tags(first, len(ids))
+        writing = {job.job_id for job in missing}
+        done = len(jobs) - len(missing)
+        for chunk_start in range(start, len(jobs), REGISTER_CHUNK):
+            chunk_end = min(chunk_start + REGISTER_CHUNK, len(jobs))
+            chunk = [
+                jobs[i].model_copy(update={"queue_tag": tags[i]}) for i in range(chunk_start, chunk_end) if ids[i] in writing
+            ]
+            self._batch_put(chunk, on_progress, total=len(jobs), already=done)
+            done += len(chunk)
+            if chunk_end < len(jobs):  # the last chunk's progress is the final write's
+                self._registered_upto(batch_key, batch_id, until, chunk_end)
+        self._advance_owner_clock(owner, fairness.next_clock(first, len(jobs)))
         self._call(
             "update_item",
             TableName=self._table,
             Key=batch_key,
-            UpdateExpression="SET #s = :done",
+            UpdateExpression="SET #s = :done, Registered = :n",
             ExpressionAttributeNames={"#s": "State"},
-            ExpressionAttributeValues={":done": {"S": "registered"}},
+            ExpressionAttributeValues={":done": {"S": "registered"}, ":n": {"N": str(len(jobs))}},
         )
         return ids
+
+    def _registered_upto(self, batch_key: dict[str, Any], batch_id: str, until: dict[str, str], count: int) -> None:
+        """Record that the batch's first ``count`` jobs are written, while this writer still
+        holds the batch (BatchBusy when a repeat took it over: this writer stops)."""
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=batch_key,
+                UpdateExpression="SET Registered = :n",
+                ConditionExpression="#u = :until",
+                ExpressionAttributeNames={"#u": "Until"},
+                ExpressionAttributeValues={":n": {"N": str(count)}, ":until": until},
+            )
+        except ClientError:
+            raise BatchBusy(batch_id) from None
 
     def _take_over(self, batch_key: dict[str, Any], batch_id: str, held: Any, until: dict[str, str], now: datetime) -> None:
         """Take a batch whose registration did not finish, only once its writer's lease ran out

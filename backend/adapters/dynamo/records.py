@@ -11,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from backend.adapters.dynamo.base import DynamoTable
+from backend.adapters.dynamo.base import DynamoTable, logger
 from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
+from backend.domain import notice
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
 from backend.errors import StoreUnavailable
@@ -145,12 +146,32 @@ class DynamoRecords(DynamoTable):
         else:
             raise StoreUnavailable(f"sweep {sweep_id}: its end count kept changing")
         record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
-        return SweepEnd(
-            tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
-            failures=[str(f) for f in record.get("Failures") or []],
-            digested=int(record.get("Digested", 0)),
-            final=bool(int(record.get("Final", 0))),
-        )
+        ended = sweep_end(record)
+        if len(ended.failures) > 2 * notice.SWEEP_FAILURES_KEPT:
+            self._trim_failures(key, ended)
+        return ended
+
+    def _trim_failures(self, key: dict[str, Any], ended: SweepEnd) -> None:
+        """Drop all but the newest SWEEP_FAILURES_KEPT failure lines, counting the dropped ones
+        (``FailuresBefore``): once, conditionally on the count as read. Lines appended meanwhile
+        are newer and stay. A trim that fails is harmless: the next one takes more."""
+        drop = len(ended.failures) - notice.SWEEP_FAILURES_KEPT
+        try:
+            self._call(
+                "update_item",
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="REMOVE " + ", ".join(f"Failures[{i}]" for i in range(drop)) + " ADD FailuresBefore :drop",
+                ConditionExpression="FailuresBefore = :before" if ended.failures_before else "attribute_not_exists(FailuresBefore)",
+                ExpressionAttributeValues={
+                    ":drop": {"N": str(drop)},
+                    **({":before": {"N": str(ended.failures_before)}} if ended.failures_before else {}),
+                },
+            )
+        except ClientError:
+            pass  # another end trimmed it first
+        except StoreUnavailable as exc:
+            logger.warning("sweep failure lines not trimmed; the next end trims them", extra={"error": str(exc)})
 
     def claim_sweep_mark(self, sweep_id: str, attribute: str, expected: int, new: int) -> bool:
         condition = "#a = :expected" if expected else "attribute_not_exists(#a) OR #a = :expected"
@@ -230,3 +251,14 @@ class DynamoRecords(DynamoTable):
             )
         except ClientError:
             pass  # another registration moved it further already
+
+
+def sweep_end(record: dict[str, Any]) -> SweepEnd:
+    """A sweep's end record (plain values) as the notifier reads it."""
+    return SweepEnd(
+        tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
+        failures=[str(f) for f in record.get("Failures") or []],
+        digested=int(record.get("Digested", 0)),
+        final=int(record.get("Final", 0)) == 1,  # posted (a claim is negative: see the notifier)
+        failures_before=int(record.get("FailuresBefore", 0)),
+    )

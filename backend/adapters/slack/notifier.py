@@ -49,7 +49,7 @@ from aws_lambda_powertools import Logger
 
 from backend.adapters.slack import render
 from backend.config import Settings
-from backend.domain import notice
+from backend.domain import notice, sweeps
 from backend.domain.cost import Estimate, estimate
 from backend.domain.model import Job, JobArgs, SlackThread
 from backend.domain.records import RecordKind
@@ -392,7 +392,7 @@ class SlackNotifier:
         jobs = 1
         if job.sweep_id:
             batch = self._store.get_record(RecordKind.SWEEP, job.sweep_id) or {}
-            jobs = max(1, len(batch.get("JobIds") or []))
+            jobs = max(1, sweeps.batch_size(batch))
         return self._estimate([job.job_args] * jobs)
 
     # --- sweeps ------------------------------------------------------------------------------
@@ -424,13 +424,16 @@ class SlackNotifier:
         if redelivered and (not finished or counted.final):
             return
         if notice.sweep_digests(job.notify) and not finished:
-            self._digest(job.sweep_id, channel, root, counted.failures, counted.digested)
+            self._digest(job.sweep_id, channel, root, counted)
         # The sweep's card (its tally) is the slack-card target's: a refused update is retried
         # there, never by delivering this change again (which would post the job's reply twice).
         if finished:
-            failures = counted.failures[counted.digested :] if notice.sweep_digests(job.notify) else counted.failures
+            told = counted.digested if notice.sweep_digests(job.notify) else 0
+            failures = counted.failures_from(told)
             results, objective = self._results(job.sweep_id, record)
-            summary = render.sweep_summary(name, owner, total, counted.tally, failures, results, objective)
+            summary = render.sweep_summary(
+                name, owner, total, counted.tally, failures, results, objective, unlisted=counted.failed - told - len(failures)
+            )
             self._post_summary(job.sweep_id, channel, root, summary)
 
     def _results(self, sweep_id: str, root: dict[str, Any]) -> tuple[list[Job], Objective | None]:
@@ -438,7 +441,7 @@ class SlackNotifier:
         objective its author ranks them by (on its root record)."""
         try:
             batch = self._store.get_record(RecordKind.SWEEP, sweep_id) or {}
-            jobs = self._store.get_many([str(i) for i in batch.get("JobIds") or []])
+            jobs = self._store.get_many(sweeps.batch_job_ids(batch))
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep results not read: {exc}") from exc
         try:
@@ -478,15 +481,19 @@ class SlackNotifier:
             failures=[str(f) for f in record.get("Failures") or []],
             digested=int(record.get("Digested", 0)),
             final=int(record.get("Final", 0)) == 1,  # posted (a claim is negative: see _post_summary)
+            failures_before=int(record.get("FailuresBefore", 0)),
         )
 
-    def _digest(self, sweep_id: str, channel: str, root: str, failures: list[str], digested: int) -> None:
-        """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes)."""
-        upto = len(failures) - len(failures) % notice.DIGEST_EVERY
+    def _digest(self, sweep_id: str, channel: str, root: str, counted: SweepEnd) -> None:
+        """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes).
+        Failures are numbered from the sweep's first, whatever the record still lists."""
+        digested = counted.digested
+        upto = counted.failed - counted.failed % notice.DIGEST_EVERY
         if upto <= digested or not self._store.claim_sweep_mark(sweep_id, "Digested", digested, upto):
             return
+        lines = counted.failures_from(digested)[: upto - max(digested, counted.failures_before)]
         try:
-            self._calls.post(channel, thread_ts=root, text=render.sweep_digest(failures[digested:upto], upto))
+            self._calls.post(channel, thread_ts=root, text=render.sweep_digest(lines, upto))
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
             raise

@@ -695,20 +695,23 @@ def sweep_summary(
     failures: list[str],
     results: list[Job] | None = None,
     objective: Objective | None = None,
+    *,
+    unlisted: int = 0,
 ) -> str:
     """The sweep's one final reply: it mentions the owner, once. With its jobs (``results``)
-    it is a results table, best first by ``objective``, cut to Slack's 4,000 characters."""
+    it is a results table, best first by ``objective``, cut to Slack's 4,000 characters.
+    ``unlisted``: failures no digest told whose lines the sweep's record no longer keeps."""
     parts = " · ".join(f"{k} {v}" for k, v in sorted(tally.items()))
     failed = total - int(tally.get(S.COMPLETED.value, 0))
     head = ":white_check_mark:" if not failed else ":warning:"
     text = f"{head} {mention(owner_id)}: sweep *{esc(name, 80)}* has ended: {total} jobs · {parts}"
     # The failures no digest has named yet are named here, before the table: a digest names
     # every tenth, and the summary is the only place the rest are told.
-    if failures:
+    if failures or unlisted:
         shown = failures[:20]
-        text += "\n" + "\n".join(f"• {line}" for line in shown)
-        if len(failures) > len(shown):
-            text += f"\n_…and {len(failures) - len(shown)} more_"
+        text += "".join(f"\n• {line}" for line in shown)
+        if len(failures) + unlisted > len(shown):
+            text += f"\n_…and {len(failures) + unlisted - len(shown)} more_"
     if results:
         return text + "\n" + results_table(results, objective, room=SUMMARY_CHARS - len(text) - 1)
     return text

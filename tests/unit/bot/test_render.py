@@ -133,3 +133,9 @@ def test_help_tells_fallback_lists_volume_and_checkpoint():
     assert "`instance` (a fallback list `instance=ml.p5.48xlarge,ml.p4d.24xlarge`: first choice first, the next one with room when SageMaker has no capacity)" in text
     assert "`volume` (GB of storage per instance)" in text
     assert "`checkpoint` (`s3://…`: where /opt/ml/checkpoints is saved, resumed by every attempt)" in text
+
+
+def test_a_sweep_summary_counts_the_failures_whose_lines_the_record_no_longer_keeps():
+    text = render.sweep_summary("grid", "U1", 100, {"Failed": 52, "Completed": 48}, ["*g-99* Failed", "*g-100* Failed"], unlisted=30)
+    assert text.count("• ") == 2 and "_…and 30 more_" in text
+    assert "more" not in render.sweep_summary("grid", "U1", 2, {"Failed": 2}, ["a", "b"])
