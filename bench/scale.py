@@ -44,6 +44,7 @@ logging.disable(logging.ERROR)
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
+from backend.adapters.dynamo import DynamoJobStore  # noqa: E402
 from backend.adapters.dynamo.codec import to_item  # noqa: E402
 from backend.domain import sweeps  # noqa: E402
 from backend.domain.model import Attempt, AttemptOutcome, Job, attempt_name  # noqa: E402
@@ -55,17 +56,21 @@ from backend.ports import TrainingState, TrainingStatus  # noqa: E402
 from backend.services.launcher import Launcher  # noqa: E402
 from backend.services.monitor import Monitor  # noqa: E402
 from backend.services.notify import Dispatcher  # noqa: E402
+from infra.template import load_template  # noqa: E402
 from tests.conftest import job_args, make_job  # noqa: E402
 from tests.fakes.memory_store import MemoryJobStore  # noqa: E402
 from tests.fakes.notifier import RecordingNotifier  # noqa: E402
 from tests.fakes.training import FakeTrainingBackend  # noqa: E402
 from tests.unit.services.conftest import Clock  # noqa: E402
-from tests.write_cost import INDEXES, POLICY, WriteMeter, happy_path_wcu, index_entry, item_size, sim_pacer  # noqa: E402
+from tests.write_cost import INDEXES, PARTITION_WCU, POLICY, PartitionMeter, WriteMeter, happy_path_wcu, index_entry, item_size, sim_pacer  # noqa: E402
 
 TYPES = {"ml.g5.xlarge": 0.6, "ml.g5.2xlarge": 0.2, "ml.p3.2xlarge": 0.15, "ml.p4d.24xlarge": 0.05}
 LIMITS = {"ml.p4d.24xlarge": 40}
 TEAMS = 20
 MINUTE = timedelta(minutes=1)
+# The launcher's and monitor's pace of SageMaker calls as deployed (template.yaml's default):
+# what spreads a tick's writes over its seconds.
+CALLS_PER_SECOND = float(load_template()["Parameters"]["SageMakerCallsPerSecond"]["Default"])
 
 
 # --- a SageMaker that refuses 5% of creates and ends jobs on time ---------------------------------
@@ -129,19 +134,21 @@ def burst(seed: int, size: int, minutes: int = 10) -> dict[str, Any]:
     store = MemoryJobStore()
     notifier = RecordingNotifier()
     store.set_notify_targets([notifier.name])
-    meter = WriteMeter(store)
+    partitions = PartitionMeter(clock)
+    meter = WriteMeter(store, partitions)
     store.write_observer = meter
     dispatcher = Dispatcher(store, [notifier], clock)
     backend = BenchBackend(clock, rng, refuse_share=0.05)
-    for i in range(size):
+    for i in range(size):  # spread over the burst's minute
         store.register(_job(rng, clock, i, "burst"))
+        clock.sleep(60 / size)
     launched = 0
     for _ in range(minutes):
         launcher = Launcher(
-            store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=sim_pacer(clock), clock=clock, rng=rng
+            store, backend, dispatcher, policy=POLICY, instance_limits=LIMITS, pacer=sim_pacer(clock, CALLS_PER_SECOND), clock=clock, rng=rng
         )
         launched += launcher.run_tick().launched
-        Monitor(store, backend, dispatcher, policy=POLICY, pacer=sim_pacer(clock), clock=clock, rng=rng).sweep()
+        Monitor(store, backend, dispatcher, policy=POLICY, pacer=sim_pacer(clock, CALLS_PER_SECOND), clock=clock, rng=rng).sweep()
         clock.advance(MINUTE)
     parked = len(meter.parked)
     happy = [j for j in store._jobs.values() if j.status is not JobStatus.NEW and j.attempt_count == 1 and j.parked_at is None]
@@ -151,6 +158,7 @@ def burst(seed: int, size: int, minutes: int = 10) -> dict[str, Any]:
         "creates": backend.creates,
         "parked_jobs": parked,
         "writes_per_parked_job": meter.writes_while_parked / parked if parked else 0.0,
+        "peak_partition": partitions.peak(),
         "happy": happy,
     }
 
@@ -289,6 +297,47 @@ def sweep_figures(size: int, seed: int) -> dict[str, float]:
     }
 
 
+class _AcceptingDynamoDB:
+    """DynamoDB's API as a batch registration calls it, accepting every write and storing
+    nothing: the real adapter's requests and pacing, on the simulated clock, each item charged
+    to the partitions it writes."""
+
+    def __init__(self, partitions: PartitionMeter) -> None:
+        self.partitions = partitions
+
+    def get_item(self, **_kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def update_item(self, **_kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        self.partitions.charge_put(kwargs["Item"])
+        return {}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        for requests in RequestItems.values():
+            for request in requests:
+                self.partitions.charge_put(request["PutRequest"]["Item"])
+        return {}
+
+
+def sweep_registration(size: int) -> dict[str, Any]:
+    """A ``size``-job sweep registered by the DynamoDB store (its own pacing, simulated time):
+    the busiest partition-second and how long it took."""
+    clock = Clock()
+    partitions = PartitionMeter(clock)
+    store = DynamoJobStore(_AcceptingDynamoDB(partitions), "jobs", sleep=clock.sleep, monotonic=clock.monotonic)
+    sweep_id = "sw-00000000000000aa"
+    stem = sweeps.sweep_stem(sweep_id, "grid", "tb-")
+    jobs = [
+        make_job(f"grid-{i + 1:05d}", job_id=sweeps.sweep_job_id(stem, i), now=clock(), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id)
+        for i in range(size)
+    ]
+    store.register_many(jobs, sweep_id)
+    return {"peak": partitions.peak(), "seconds": clock.monotonic()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=23)
@@ -303,11 +352,18 @@ def main() -> None:
           f"  ({peak['refused']} of {peak['creates']} creates refused)")
     print(f"writes per parked job                                       : {peak['writes_per_parked_job']:.1f}"
           f"  ({peak['parked_jobs']} jobs parked)")
+    wcu, where, partition = peak["peak_partition"]
+    print(f"busiest partition-second, {args.burst}/min burst and its 10 min       : {wcu} WCU ({wcu / PARTITION_WCU:.0%} of"
+          f" {PARTITION_WCU}: {where} '{partition}')", flush=True)
     wcu, by_index = happy_path_wcu()
     print(f"WCU per happy-path job                                      : {wcu:.0f}  ({', '.join(f'{k} {v}' for k, v in sorted(by_index.items()))})", flush=True)
     tick = tick_at_active(args.seed, args.active)
     print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)", flush=True)
     print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)", flush=True)
+    registration = sweep_registration(args.sweep)
+    wcu, where, partition = registration["peak"]
+    print(f"busiest partition-second, {args.sweep}-job sweep registration   : {wcu} WCU ({wcu / PARTITION_WCU:.0%} of"
+          f" {PARTITION_WCU}: {where} '{partition}'; {registration['seconds']:.0f} s to register)", flush=True)
     sweep = sweep_figures(args.sweep, args.seed)
     print(f"sweep record of a {args.sweep}-job sweep                       : {sweep['record_bytes']} bytes (cap 400 KB)", flush=True)
     print(f"its sweep-ends record at its largest (5% failed)              : {sweep['ends_largest_bytes'] / 1024:.1f} KB"

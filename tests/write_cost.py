@@ -70,15 +70,53 @@ def index_entry(item: dict[str, Any] | None, keys: tuple[str, ...], projection: 
     return {k: v for k, v in item.items() if k in names}
 
 
-class WriteMeter:
-    """Prices every job-item write the store makes: base table and each index, in WCU."""
+# DynamoDB's write limit per partition, a second; a GSI's partition key value is one partition
+# (a table item's key, of course, too).
+PARTITION_WCU = 1000
 
-    def __init__(self, store: MemoryJobStore) -> None:
+
+class PartitionMeter:
+    """WCU written to each partition in each second of simulated time: the base table's items
+    (by key) and each index's partition key values (``ready``, ``pending``, a day, an owner)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.wcu: Counter[tuple[int, str, str]] = Counter()
+
+    def charge(self, where: str, partition: Any, wcu: int) -> None:
+        """``partition``: a key value, plain or in DynamoDB JSON (``{"S": "ready"}``)."""
+        if isinstance(partition, dict):
+            partition = next(iter(partition.values()))
+        self.wcu[(int(self.clock.monotonic()), where, str(partition))] += wcu
+
+    def charge_put(self, item: dict[str, Any]) -> None:
+        """A new item (DynamoDB JSON) put: the table and each index it enters."""
+        sizes = attribute_sizes(item)
+        self.charge("table", item["JobId"], math.ceil(sum(sizes.values()) / 1024))
+        for name, keys, projection, included in INDEXES:
+            entry = index_entry(item, keys, projection, included)
+            if entry is not None:
+                self.charge(name, entry[keys[0]], math.ceil(sum(sizes[k] for k in entry) / 1024))
+
+    def peak(self) -> tuple[int, str, str]:
+        """(WCU, table or index, partition) of the busiest partition-second; (0, "", "") if none."""
+        if not self.wcu:
+            return 0, "", ""
+        (_second, where, partition), wcu = self.wcu.most_common(1)[0]
+        return wcu, where, partition
+
+
+class WriteMeter:
+    """Prices every job-item write the store makes: base table and each index, in WCU (and, with
+    ``partitions``, charges each partition it writes, by simulated second)."""
+
+    def __init__(self, store: MemoryJobStore, partitions: PartitionMeter | None = None) -> None:
         self.targets = store.notify_targets
         self.wcu: Counter[str] = Counter()
         self.per_job: Counter[str] = Counter()
         self.writes_while_parked = 0
         self.parked: set[str] = set()
+        self.partitions = partitions
 
     def __call__(self, before: Job | None, after: Job) -> None:
         old = to_item(before, self.targets) if before is not None else None
@@ -94,11 +132,14 @@ class WriteMeter:
                 deleted = math.ceil(sum(old_sizes[k] for k in was) / 1024)  # the old entry goes
                 cost += deleted
                 self.wcu[name] += deleted
+                self._charge(name, was[keys[0]], deleted)
             if now is not None:
                 put = math.ceil(sum(new_sizes[k] for k in now) / 1024)
                 cost += put
                 self.wcu[name] += put
+                self._charge(name, now[keys[0]], put)
         self.wcu["table"] += table
+        self._charge("table", new["JobId"], table)
         self.per_job[after.job_id] += cost
         if after.parked_at is not None:
             self.parked.add(after.job_id)
@@ -106,12 +147,19 @@ class WriteMeter:
             self.writes_while_parked += 1
 
 
-def sim_pacer(clock: Clock) -> TokenBucket:
-    """A generous pacer on the simulated clock. Its sleeps move the clock by at least 1 µs:
+    def _charge(self, where: str, key: Any, wcu: int) -> None:
+        if self.partitions is not None:
+            self.partitions.charge(where, key, wcu)
+
+
+def sim_pacer(clock: Clock, rate: float = 1000) -> TokenBucket:
+    """A pacer on the simulated clock (by default a generous one; bench/scale.py's burst uses
+    the template's SageMakerCallsPerSecond, as a deployed launcher does). Its sleeps move the
+    monotonic clock (not the time of day) by at least 1 µs:
     the bucket's wait for the last fraction of a token can fall below the fake clock's float
     resolution, and a sleep that moves no clock never ends (real time always moves; the
     simulated one must too)."""
-    return TokenBucket(rate=1000, burst=1000, monotonic=clock.monotonic, sleep=lambda s: clock.sleep(max(s, 1e-6)))
+    return TokenBucket(rate=rate, burst=max(1.0, rate), monotonic=clock.monotonic, sleep=lambda s: clock.sleep(max(s, 1e-6)))
 
 
 def happy_path_wcu() -> tuple[float, Counter[str]]:

@@ -128,6 +128,31 @@ def test_a_sweep_whose_writer_died_resumes_after_its_last_written_chunk_reading_
     assert tags == sorted(tags) and len(set(tags)) == 230
 
 
+def test_a_batch_registration_writes_at_most_its_rate_of_jobs_in_any_second(dynamodb, jobs_table):
+    clock = {"now": 0.0}
+
+    def sleep(seconds: float) -> None:
+        clock["now"] += seconds
+
+    written: list[tuple[float, int]] = []
+    store = DynamoJobStore(dynamodb, jobs_table, sleep=sleep, monotonic=lambda: clock["now"])
+    batch_write = dynamodb.batch_write_item
+
+    def timed(**kwargs):
+        written.append((clock["now"], sum(len(r) for r in kwargs["RequestItems"].values())))
+        return batch_write(**kwargs)
+
+    store._client = _Patched(dynamodb, batch_write_item=timed)
+    store.register_many(_sweep("sw-00000000000000cc", 900), "sw-00000000000000cc")
+    per_second: dict[int, int] = {}
+    for at, items in written:
+        per_second[int(at)] = per_second.get(int(at), 0) + items
+    # Every job puts a small entry into the same Queue, Outbox, ByDay and Owner partitions:
+    # at most REGISTER_RATE (40% of a partition's 1,000 WCU) in any second.
+    assert max(per_second.values()) <= jobs_module.REGISTER_RATE < 500
+    assert sum(per_second.values()) == 900 and len(per_second) == 3
+
+
 class _Patched:
     """A DynamoDB client with some calls replaced."""
 

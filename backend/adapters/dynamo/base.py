@@ -54,11 +54,14 @@ class DynamoTable:
         notify_targets: Sequence[str] = (),
         sleep: Callable[[float], None] = time.sleep,
         retention_days: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._table = table_name
         self._notify_targets = tuple(notify_targets)
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._paced_until = float("-inf")  # when batch registration may write again (see _pace)
         self._retention_days = retention_days
         self.metrics = StoreMetrics()
 
