@@ -168,6 +168,11 @@ class JobRepository(JobHistory, Protocol):
         """Launched / InProgress / Stopping jobs, in the order they became active (Job.active_since)."""
         ...
 
+    def active_places(self) -> list[tuple[str, str]]:
+        """(place, job id) of every active job, in the order they became active, read without
+        reading the jobs (the place is its Active index sort key, ``<active since>#<job id>``)."""
+        ...
+
     def active_usage(self) -> dict[str, int]:
         """Instances the active jobs hold, per instance type (the type their current attempt
         runs on), read without reading the jobs themselves."""

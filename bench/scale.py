@@ -252,6 +252,83 @@ def tick_at_active(seed: int, active: int, due: int = 200) -> dict[str, Any]:
     return {"items": items, "rcu": rcu, "cpu": cpu, "launched": report.launched}
 
 
+def _rate_minutes(expression: str) -> float:
+    """``rate(5 minutes)`` -> 5."""
+    amount, unit = expression.removeprefix("rate(").removesuffix(")").split()
+    return float(amount) * {"minute": 1, "minutes": 1, "hour": 60, "hours": 60}[unit]
+
+
+def monitor_pass(seed: int, active: int) -> dict[str, Any]:
+    """The monitor's scheduled sweeps at ``active`` running jobs whose events never come, as
+    deployed: template.yaml's schedule and timeout, the handler's reserves (it describes until
+    RESERVE_MS + DRAIN_MS are left), SageMakerCallsPerSecond. Describes per run, items read per
+    run, and how long until every active job has been described once (a full pass)."""
+    from backend.entrypoints.runtime import DRAIN_MS, RESERVE_MS
+
+    monitor_fn = load_template()["Resources"]["MonitorFunction"]["Properties"]
+    every = _rate_minutes(monitor_fn["Events"]["Sweep"]["Properties"]["Schedule"])
+    window = float(monitor_fn["Timeout"]) - (RESERVE_MS + DRAIN_MS) / 1000
+    rng = random.Random(seed)
+    clock = Clock()
+    store = MemoryJobStore()
+    dispatcher = Dispatcher(store, [], clock)
+    backend = FakeTrainingBackend()
+    jobs = [_job(rng, clock, i, "run") for i in range(active)]
+    store.register_many(jobs, "running")
+    for job in jobs:
+        name = attempt_name(job.job_id, 1)
+        attempt = Attempt(number=1, name=name, claimed_at=clock(), launched_at=clock(), outcome=AttemptOutcome.RUNNING)
+        launched = store.transition(store.get(job.job_id), JobStatus.LAUNCHED, at=clock(), reason="created", attempts=[attempt]).job
+        store.transition(launched, JobStatus.IN_PROGRESS, at=clock(), reason="training")
+        backend.jobs[name] = TrainingStatus(name=name, state=TrainingState.RUNNING)
+    described: set[str] = set()
+    per_run: list[int] = []
+    reads = ReadCounter(store)
+    inner = backend.describe
+
+    def describe(name: str) -> TrainingStatus | None:
+        described.add(name)
+        per_run[-1] += 1
+        return inner(name)
+
+    backend.describe = describe  # type: ignore[method-assign]
+    while len(described) < active and len(per_run) < 100:
+        per_run.append(0)
+        began = clock.monotonic()
+        monitor = Monitor(store, backend, dispatcher, policy=POLICY, pacer=sim_pacer(clock, CALLS_PER_SECOND), clock=clock, rng=rng)
+        monitor.sweep(describe_while=lambda: clock.monotonic() - began < window)  # noqa: B023 (this run's start)
+        clock.advance(timedelta(minutes=every))
+    return {
+        "describes_per_run": per_run[0],
+        "items_per_run": reads.items / len(per_run),
+        "runs": len(per_run),
+        "full_pass_minutes": len(per_run) * every,
+        "window": window,
+        "every": every,
+    }
+
+
+class ReadCounter:
+    """Items the monitor's sweeps read: Active index entries and jobs by id."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.items = 0
+        places, get_many = store.active_places, store.get_many
+
+        def counted_places() -> list[tuple[str, str]]:
+            found = places()
+            self.items += len(found)
+            return found
+
+        def counted_get_many(ids: Any, **kwargs: Any) -> list[Job]:
+            found = get_many(ids, **kwargs)
+            self.items += len(found)
+            return found
+
+        store.active_places = counted_places  # type: ignore[method-assign]
+        store.get_many = counted_get_many  # type: ignore[method-assign]
+
+
 def _record_size(key: str, record: dict[str, Any]) -> int:
     """A small record's DynamoDB size; ``Counted`` is a number set (about 1 byte per two digits
     plus one per member, not its JSON text)."""
@@ -360,6 +437,12 @@ def main() -> None:
     tick = tick_at_active(args.seed, args.active)
     print(f"launcher tick at {args.active} active: items read                  : {tick['items']}  ({tick['rcu']:.0f} RCU)", flush=True)
     print(f"launcher tick at {args.active} active: CPU seconds                 : {tick['cpu']:.2f}  ({tick['launched']} launched)", flush=True)
+    sweeps_ = monitor_pass(args.seed, args.active)
+    print(f"monitor at {args.active} active, no events: describes per run      : {sweeps_['describes_per_run']}"
+          f"  ({sweeps_['items_per_run']:.0f} items read a run; a run every {sweeps_['every']:.0f} min describing"
+          f" for {sweeps_['window']:.0f} s)", flush=True)
+    print(f"monitor at {args.active} active, no events: full pass            : {sweeps_['full_pass_minutes']:.0f} min"
+          f"  ({sweeps_['runs']} runs)", flush=True)
     registration = sweep_registration(args.sweep)
     wcu, where, partition = registration["peak"]
     print(f"busiest partition-second, {args.sweep}-job sweep registration   : {wcu} WCU ({wcu / PARTITION_WCU:.0%} of"

@@ -263,6 +263,16 @@ def test_active_jobs_are_launched_in_progress_or_stopping_in_the_order_they_beca
     assert [j.job_id for j in store.active_jobs(limit=1)] == [c.job_id]
 
 
+def test_active_places_give_the_active_jobs_ids_in_the_order_they_became_active(store):
+    a = _launched(store, "a", at=T0 + MINUTE)
+    b = store.transition(_launched(store, "b", at=T0), S.IN_PROGRESS, at=T0 + 2 * MINUTE).job
+    store.register(make_job("queued"))
+    places = store.active_places()
+    assert [job_id for _place, job_id in places] == [b.job_id, a.job_id]
+    assert places[0][0] == f"2026-11-02T09:00:00.000000Z#{b.job_id}"
+    assert [p for p, _ in places] == sorted(p for p, _ in places)
+
+
 def test_active_usage_counts_the_instances_of_active_jobs_per_type_and_forgets_ended_ones(store):
     big = job_args(ResourceConfig={"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 4, "VolumeSizeInGB": 50})
     a = _launched(store, "a", at=T0)

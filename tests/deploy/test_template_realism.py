@@ -90,3 +90,17 @@ def test_the_deploy_guide_states_the_stack_name_limit_and_the_rollback():
     assert stated is not None and int(stated.group(1)) == declared_max_stack_name(load_template())
     assert "python -m infra.deploy.validate --stack-name" in section
     assert "aws lambda update-alias" in section and "--name live" in section
+
+
+def test_the_monitors_sweeps_describe_10000_active_jobs_within_the_hour_when_events_go_missing():
+    from backend.entrypoints.runtime import DRAIN_MS, RESERVE_MS
+
+    template = load_template()
+    monitor = template["Resources"]["MonitorFunction"]["Properties"]
+    schedule = monitor["Events"]["Sweep"]["Properties"]["Schedule"]
+    assert schedule == "rate(5 minutes)"
+    # It describes, paced, until RESERVE_MS + DRAIN_MS are left (backend/entrypoints/monitor.py).
+    describing = monitor["Timeout"] - (RESERVE_MS + DRAIN_MS) / 1000
+    per_second = float(template["Parameters"]["SageMakerCallsPerSecond"]["Default"])
+    assert 12 * describing * per_second >= 10_000  # issue 23: 10,000 active, each hourly
+    assert monitor["Timeout"] < 300  # runs never overlap

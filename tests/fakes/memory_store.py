@@ -352,6 +352,11 @@ class MemoryJobStore:
         active = [j for j in self._jobs.values() if j.status in ACTIVE]
         return self._copies(sorted(active, key=lambda j: (format_utc(j.active_since), j.job_id)), limit)
 
+    def active_places(self) -> list[tuple[str, str]]:
+        self._skip_unreadable("active")
+        active = [j for j in self._jobs.values() if j.status in ACTIVE]
+        return sorted((f"{format_utc(j.active_since)}#{j.job_id}", j.job_id) for j in active)
+
     def active_usage(self) -> dict[str, int]:
         usage: dict[str, int] = {}
         for job in self._jobs.values():
