@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from backend.domain.logtail import LogTail
 from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan
+from backend.domain.queue_order import QueuedJob
 from backend.domain.status import JobStatus
 from backend.errors import TrainbotError
 
@@ -137,6 +138,15 @@ class JobRepository(JobHistory, Protocol):
 
     def held_jobs(self, limit: int | None) -> list[Job]:
         """Jobs waiting for an admin's approval (the Queue index's ``held`` partition), oldest first."""
+        ...
+
+    def held_count(self) -> int:
+        """How many jobs wait for an admin's approval (counted, not read)."""
+        ...
+
+    def queued_jobs(self) -> list[QueuedJob]:
+        """Every queued job that a launcher may take (ready, waiting, claimed, parked; not held),
+        as ranking needs it, read from the Queue index's entries alone (never the items)."""
         ...
 
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:

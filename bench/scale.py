@@ -34,6 +34,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -313,20 +314,115 @@ class ReadCounter:
 
     def __init__(self, store: MemoryJobStore) -> None:
         self.items = 0
-        places, get_many = store.active_places, store.get_many
+        for name in ("active_places", "get_many", "active_jobs"):
+            if hasattr(store, name):  # (an older store, measured for a "before" figure, lacks some)
+                self._wrap(store, name)
 
-        def counted_places() -> list[tuple[str, str]]:
-            found = places()
+    def _wrap(self, store: MemoryJobStore, name: str) -> None:
+        inner = getattr(store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = inner(*args, **kwargs)
             self.items += len(found)
             return found
 
-        def counted_get_many(ids: Any, **kwargs: Any) -> list[Job]:
-            found = get_many(ids, **kwargs)
-            self.items += len(found)
+        setattr(store, name, counted)
+
+
+_LISTINGS = (
+    "ready_jobs", "retrying_due", "expired_claims", "parked_jobs", "held_jobs", "get_many",
+    "jobs_of_owner", "recent_jobs", "active_places", "queued_jobs",
+)
+_ENTRIES = ("active_places", "queued_jobs")  # index entries, not items
+
+
+class AnswerMeter:
+    """What one answer reads from the store: whole items (jobs handed over), and index entries
+    read without their items (instances in use, active places)."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.items = self.entries = 0
+        for name in _LISTINGS:
+            if hasattr(store, name):  # (an older store, measured for a "before" figure, lacks some)
+                self._wrap(store, name)
+        usage, history = store.active_usage, store.jobs_created_on
+        active = sum(1 for j in store._jobs.values() if j.is_active)
+
+        def counted_usage() -> dict[str, int]:
+            self.entries += active
+            return usage()
+
+        def counted_history(*args: Any, **kwargs: Any) -> Any:
+            for job in history(*args, **kwargs):
+                self.items += 1
+                yield job
+
+        store.active_usage = counted_usage  # type: ignore[method-assign]
+        store.jobs_created_on = counted_history  # type: ignore[method-assign]
+
+    def _wrap(self, store: MemoryJobStore, name: str) -> None:
+        inner = getattr(store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = inner(*args, **kwargs)
+            jobs = found.jobs if hasattr(found, "jobs") else found
+            if name in _ENTRIES:
+                self.entries += len(jobs)
+            else:
+                self.items += len(jobs)
             return found
 
-        store.active_places = counted_places  # type: ignore[method-assign]
-        store.get_many = counted_get_many  # type: ignore[method-assign]
+        setattr(store, name, counted)
+
+    def measure(self, answer: Callable[[], Any]) -> dict[str, float]:
+        self.items = self.entries = 0
+        started = time.process_time()
+        answer()
+        return {"items": self.items, "entries": self.entries, "cpu": time.process_time() - started}
+
+
+def answers(seed: int, active: int, queued: int, history: int) -> dict[str, dict[str, float]]:
+    """``/train queue``, ``status <job>``, ``list`` and ``stats`` (everyone, 14 days) over a store
+    with ``active`` running jobs, ``queued`` New ones (a sweep's) and ``history`` finished jobs
+    created in the last day: whole items (the status card's own read of its job not counted) and
+    index entries each reads, and its CPU seconds (the fake store's copies standing in for the
+    decoding of DynamoDB's items)."""
+    from backend.services.jobs import JobService
+    from backend.services.queue import QueueView
+    from backend.services.stats import collect
+
+    rng = random.Random(seed)
+    clock = Clock()
+    store = MemoryJobStore()
+    dispatcher = Dispatcher(store, [], clock)
+    for job in (_job(rng, clock, i, "run") for i in range(active)):
+        store.register(job)
+        attempt = Attempt(number=1, name=attempt_name(job.job_id, 1), claimed_at=clock(), outcome=AttemptOutcome.RUNNING)
+        store.transition(store.get(job.job_id), JobStatus.LAUNCHED, at=clock(), reason="created", attempts=[attempt])
+    sweep_id = "sw-00000000000000dd"
+    stem = sweeps.sweep_stem(sweep_id, "grid", "tb-")
+    owner_of_sweep = _job(rng, clock, 0, "x").owner
+    grid = [
+        make_job(f"grid-{i + 1}", job_id=sweeps.sweep_job_id(stem, i), user=owner_of_sweep.user_id, team=owner_of_sweep.team_id,
+                 now=clock(), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id)
+        for i in range(queued)
+    ]
+    store.register_many(grid, sweep_id)
+    for i in range(history):
+        job = _job(rng, clock, i, "done")
+        done = job.model_copy(update={"status": JobStatus.COMPLETED, "created_at": clock() - timedelta(hours=rng.uniform(0, 20))})
+        store._store(done)
+    clock.advance(timedelta(minutes=1))
+    queue = QueueView(store, limits=LIMITS, capacity_max_wait=timedelta(seconds=POLICY.capacity_max_wait_seconds), clock=clock)
+    service = JobService(store, FakeTrainingBackend(), dispatcher, clock=clock, is_admin=lambda _user: False)
+    meter = AnswerMeter(store)
+    middle = grid[len(grid) // 2].job_id if grid else ""
+    return {
+        "queue": meter.measure(lambda: queue.page(None, 1)),
+        "status": meter.measure(lambda: queue.reason(middle, service.get(middle))),  # as the bot: the card's job
+        "list": meter.measure(lambda: service.list_owner(owner_of_sweep, limit=10)),
+        "stats": meter.measure(lambda: collect(store, None, 14, None, clock())),
+    }
 
 
 def _record_size(key: str, record: dict[str, Any]) -> int:
@@ -421,6 +517,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--active", type=int, default=10000)
     parser.add_argument("--sweep", type=int, default=10000)
+    parser.add_argument("--history", type=int, default=10000, help="finished jobs of the last day, for /train stats")
     args = parser.parse_args()
 
     peak = burst(args.seed, args.burst)
@@ -443,6 +540,14 @@ def main() -> None:
           f" for {sweeps_['window']:.0f} s)", flush=True)
     print(f"monitor at {args.active} active, no events: full pass            : {sweeps_['full_pass_minutes']:.0f} min"
           f"  ({sweeps_['runs']} runs)", flush=True)
+    answered = answers(args.seed, args.active, args.sweep, args.history)
+    for name, figures in answered.items():
+        print(f"/train {name:<6} at {args.active} active, {args.sweep} queued          : {figures['items']} items,"
+              f" {figures['entries']} index entries, {figures['cpu']:.2f} s CPU", flush=True)
+    stats = answered["stats"]
+    scale = 14 * 100_000 / stats["items"] if stats["items"] else 0.0
+    print(f"/train stats, 14 days of 100,000 jobs a day (linear)           : {stats['items'] * scale:,.0f} items,"
+          f" {stats['cpu'] * scale:.0f} s CPU", flush=True)
     registration = sweep_registration(args.sweep)
     wcu, where, partition = registration["peak"]
     print(f"busiest partition-second, {args.sweep}-job sweep registration   : {wcu} WCU ({wcu / PARTITION_WCU:.0%} of"

@@ -77,9 +77,9 @@ class BotService:
                 break
         return found, cursor
 
-    def wait_reason(self, job_id: str) -> WaitReason | None:
+    def wait_reason(self, job: Job) -> WaitReason | None:
         """Why a queued job waits (None: it is not queued)."""
-        return self._c.queue.reason(job_id)
+        return self._c.queue.reason(job.job_id, job)
 
     def queue_page(self, instance_type: str | None, page: int) -> QueuePage:
         return self._c.queue.page(instance_type, page)

@@ -26,12 +26,11 @@ written and the card updated once per real change, within Slack's card-update bu
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from backend.domain.fairness import launch_order
 from backend.domain.model import Job
+from backend.domain.queue_order import QueuedJob, Rank, rank_queue
 from backend.domain.status import JobStatus
 
 
@@ -117,67 +116,42 @@ class WaitReason:
         return found
 
 
-def queue_order(jobs: list[Job], now: datetime) -> list[Job]:
-    """The queue in the order the launcher would take it at ``now``: due jobs by launch order
-    (claimed ones first: a launcher is on them), then Retrying jobs not yet due, by their next
-    attempt time."""
-
-    def key(job: Job) -> tuple[bool, bool, datetime, tuple[int, float, datetime, str]]:
-        claimed = job.lease is not None and job.lease.expires_at > now
-        not_due = job.next_attempt_at is not None and job.next_attempt_at > now and not claimed
-        due = (job.next_attempt_at or now) if not_due else now
-        return (not claimed, not_due, due, launch_order(job))
-
-    return sorted(jobs, key=key)
-
-
 def wait_reasons(snapshot: QueueSnapshot) -> list[WaitReason]:
     """One reason per queued job of ``snapshot``, in launch order."""
+    jobs = {job.job_id: job for job in snapshot.queued}
+    return [wait_reason(snapshot, rank, jobs[rank.job.job_id]) for rank in rank_queue((QueuedJob.of(j) for j in jobs.values()), snapshot.now)]
+
+
+def wait_reason(snapshot: QueueSnapshot, rank: Rank, job: Job) -> WaitReason:
+    """Why ``job``, at its place ``rank`` in the queue, waits (``snapshot``: usage, limits and
+    holds; its ``queued`` list is not read)."""
     now = snapshot.now
-    ordered = queue_order([j for j in snapshot.queued if j.status in (JobStatus.NEW, JobStatus.RETRYING)], now)
-    per_priority = Counter(j.priority for j in ordered)
-    seen_priority: Counter[int] = Counter()
-    seen_owner: Counter[tuple[int, str]] = Counter()  # (priority, owner) -> jobs ahead
-    reasons = []
-    for order, job in enumerate(ordered, start=1):
-        owner = job.owner.key
-        ahead_same = seen_priority[job.priority]
-        ahead_own = seen_owner[(job.priority, owner)]
-        seen_priority[job.priority] += 1
-        seen_owner[(job.priority, owner)] += 1
-        args = job.job_args
-        hold = _held(snapshot, args.instance_type)
-        due_at = job.next_attempt_at if job.next_attempt_at is not None and job.next_attempt_at > now else None
-        rooms = tuple(
-            TypeRoom(t, _held(snapshot, t), snapshot.usage.get(t, 0), snapshot.limits.get(t)) for t in job.fallback_types or ()
-        )
-        budget = None
-        if job.capacity_wait_since is not None:
-            budget = max(timedelta(0), snapshot.capacity_max_wait - (now - job.capacity_wait_since))
-        reasons.append(
-            WaitReason(
-                job_id=job.job_id,
-                owner=owner,
-                status=job.status,
-                instance_type=args.instance_type,
-                instance_count=args.instance_count,
-                order=order,
-                position=ahead_same + 1,
-                same_priority=per_priority[job.priority],
-                priority=job.priority,
-                ahead_of_other_owners=ahead_same - ahead_own,
-                ahead_of_own=ahead_own,
-                claimed=job.lease is not None and job.lease.expires_at > now,
-                due_at=due_at,
-                hold_until=hold,
-                in_use=snapshot.usage.get(args.instance_type, 0),
-                limit=snapshot.limits.get(args.instance_type),
-                capacity_budget_left=budget,
-                fallback_types=tuple(job.fallback_types or ()),
-                fallback_rooms=rooms,
-            )
-        )
-    return reasons
+    args = job.job_args
+    rooms = tuple(TypeRoom(t, _held(snapshot, t), snapshot.usage.get(t, 0), snapshot.limits.get(t)) for t in job.fallback_types or ())
+    budget = None
+    if job.capacity_wait_since is not None:
+        budget = max(timedelta(0), snapshot.capacity_max_wait - (now - job.capacity_wait_since))
+    return WaitReason(
+        job_id=job.job_id,
+        owner=job.owner.key,
+        status=job.status,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        order=rank.order,
+        position=rank.position,
+        same_priority=rank.same_priority,
+        priority=job.priority,
+        ahead_of_other_owners=rank.ahead_of_other_owners,
+        ahead_of_own=rank.ahead_of_own,
+        claimed=job.lease is not None and job.lease.expires_at > now,
+        due_at=job.next_attempt_at if job.next_attempt_at is not None and job.next_attempt_at > now else None,
+        hold_until=_held(snapshot, args.instance_type),
+        in_use=snapshot.usage.get(args.instance_type, 0),
+        limit=snapshot.limits.get(args.instance_type),
+        capacity_budget_left=budget,
+        fallback_types=tuple(job.fallback_types or ()),
+        fallback_rooms=rooms,
+    )
 
 
 def _held(snapshot: QueueSnapshot, instance_type: str) -> datetime | None:

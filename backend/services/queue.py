@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from backend.domain.model import Job
+from backend.domain.queue_order import Rank, rank_queue
 from backend.domain.records import RecordKind
 from backend.domain.times import parse_utc
-from backend.domain.waiting import QueueSnapshot, WaitReason, wait_reasons
+from backend.domain.waiting import QueueSnapshot, WaitReason, wait_reason, wait_reasons
 from backend.ports import JobRepository, RecordStore
 
 HOLDS_KEY = "instance-types"  # the launcher's holds record (backend.services.launcher.HOLDS_KEY)
@@ -85,20 +86,57 @@ class QueueView:
         )
 
     def reasons(self, instance_type: str | None = None) -> list[WaitReason]:
+        """Every queued job's reason (reads every queued job whole: the CLI's full listing and
+        a page filtered by instance type, which the Queue index's entries cannot tell)."""
         found = wait_reasons(self.snapshot())
         return [r for r in found if instance_type is None or instance_type in (r.instance_type, *r.fallback_types)]
 
-    def reason(self, job_id: str) -> WaitReason | None:
-        """Why ``job_id`` waits; None when it is not queued."""
-        return next((r for r in self.reasons() if r.job_id == job_id), None)
+    def reason(self, job_id: str, job: Job | None = None) -> WaitReason | None:
+        """Why ``job_id`` waits; None when it is not queued. Ranked from the Queue index's
+        entries; only this job is read whole (``job``: as the caller just read it; one that
+        is not in the launch queue costs no read at all)."""
+        if job is not None and (not job.is_queued or job.is_held):
+            return None
+        rank = next((r for r in self._ranks() if r.job.job_id == job_id), None)
+        if rank is None:
+            return None
+        found = [job] if job is not None else self._store.get_many([job_id])
+        return wait_reason(self._context(), rank, found[0]) if found else None
 
     def page(self, instance_type: str | None = None, page: int = 1, size: int = QUEUE_PAGE) -> QueuePage:
+        if instance_type is not None:
+            return self._filtered_page(instance_type, page, size)
+        ranks = self._ranks()
+        pages = max(1, -(-len(ranks) // size))
+        page = min(max(1, page), pages)
+        start = (page - 1) * size
+        shown = ranks[start : start + size]
+        jobs = {job.job_id: job for job in self._store.get_many(r.job.job_id for r in shown)}
+        context = self._context()
+        # A job that left the queue since the index was read is not shown (the next look is right).
+        reasons = [wait_reason(context, rank, jobs[rank.job.job_id]) for rank in shown if rank.job.job_id in jobs]
+        held = self._store.held_jobs(HELD_SHOWN)
+        held_total = self._store.held_count() if len(held) >= HELD_SHOWN else len(held)
+        return QueuePage(reasons, start, len(ranks), None, page, pages, tuple(held), held_total)
+
+    def _filtered_page(self, instance_type: str, page: int, size: int) -> QueuePage:
         found = self.reasons(instance_type)
         pages = max(1, -(-len(found) // size))
         page = min(max(1, page), pages)
         start = (page - 1) * size
-        held = [j for j in self._store.held_jobs(None) if instance_type is None or instance_type in j.instance_choices]
+        held = [j for j in self._store.held_jobs(None) if instance_type in j.instance_choices]
         return QueuePage(found[start : start + size], start, len(found), instance_type, page, pages, tuple(held[:HELD_SHOWN]), len(held))
+
+    def _ranks(self) -> list[Rank]:
+        return rank_queue(self._store.queued_jobs(), self._clock())
+
+    def _context(self) -> QueueSnapshot:
+        """What a reason needs beyond the job and its rank: instances in use, limits, holds."""
+        now = self._clock()
+        usage: Counter[str] = Counter(self._store.active_usage())
+        return QueueSnapshot(
+            now=now, queued=[], usage=dict(usage), limits=self._limits, holds=self._holds(now, usage), capacity_max_wait=self._capacity_max_wait
+        )
 
     def _holds(self, now: datetime, usage: Counter[str]) -> dict[str, datetime]:
         """The launcher's holds still in effect: not past, and no job of the type ended since."""

@@ -111,8 +111,9 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             check = bot.budget(actor, team)
             say(text=render.budget_text(check) if check is not None else render.no_budgets())
         case grammar.Status(job_id=job_id):
-            card = render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now())
-            say(**waiting.with_wait_reason(card, bot.wait_reason(job_id), bot.now()))
+            job = bot.get(job_id)
+            card = render.status_card(job, bot.settings.aws_region, bot.now())
+            say(**waiting.with_wait_reason(card, bot.wait_reason(job), bot.now()))
         case grammar.Queue(instance_type=instance_type, page=page):
             say(**waiting.queue_page(bot.queue_page(instance_type, page), bot.now()))
         case grammar.Plans():

@@ -13,8 +13,10 @@ from datetime import timedelta
 import pytest
 
 from backend.domain import notice, sweeps
+from backend.domain.approval import Approval, ApprovalState
 from backend.domain.fairness import FAIR_SHARE_QUANTUM
 from backend.domain.model import Lease, Owner, SlackThread
+from backend.domain.queue_order import QueuedJob
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import IllegalTransition, JobNotFound
@@ -228,6 +230,20 @@ def test_releasing_a_claim_puts_the_job_back_in_the_ready_queue(store):
     assert store.ready_jobs(None) == []
     store.update(claimed, at=T0, lease=None)
     assert [j.job_id for j in store.ready_jobs(None)] == [job.job_id]
+
+
+def test_the_queued_jobs_come_with_what_ranking_needs_and_without_held_ones(store):
+    ready = store.register(make_job("ready", priority=7)).job
+    retrying = store.transition(store.register(make_job("retrying")).job, S.RETRYING, at=T0, next_attempt_at=T0 + MINUTE).job
+    claimed = store.update(store.register(make_job("claimed")).job, at=T0, lease=Lease(token="l", expires_at=T0 + 5 * MINUTE)).job
+    store.register(make_job("held", approval=Approval(state=ApprovalState.PENDING, reasons=["big"])))
+    _launched(store, "active")
+    found = {q.job_id: q for q in store.queued_jobs()}
+    assert set(found) == {ready.job_id, retrying.job_id, claimed.job_id}
+    assert found[ready.job_id] == QueuedJob.of(ready)
+    assert found[retrying.job_id].next_attempt_at == T0 + MINUTE and found[retrying.job_id].status is S.RETRYING
+    assert found[claimed.job_id].claimed_until == T0 + 5 * MINUTE
+    assert store.held_count() == 1
 
 
 def test_one_users_big_sweep_does_not_starve_a_colleagues_later_job(store):

@@ -24,6 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from backend.domain import fairness, notice, sweeps
 from backend.domain.model import Job, Owner, SlackThread, transition
+from backend.domain.queue_order import QueuedJob
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
@@ -300,6 +301,14 @@ class MemoryJobStore:
     def held_jobs(self, limit: int | None) -> list[Job]:
         held = [j for j in self._jobs.values() if j.is_held]
         return self._copies(sorted(held, key=lambda j: (format_utc(j.created_at), j.job_id)), limit)
+
+    def held_count(self) -> int:
+        return sum(1 for j in self._jobs.values() if j.is_held)
+
+    def queued_jobs(self) -> list[QueuedJob]:
+        for partition in ("ready", "waiting", "claimed", "parked"):
+            self._skip_unreadable(partition)
+        return [QueuedJob.of(j) for j in self._queued()]
 
     def retrying_due(self, now: datetime, limit: int | None) -> list[Job]:
         upto = format_utc(now) + "#~"

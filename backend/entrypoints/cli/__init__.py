@@ -246,7 +246,7 @@ def _print_wait_reason(container: Any, job: Job, out: TextIO) -> None:
 
     if job.status not in QUEUED:
         return
-    reason = container.queue.reason(job.job_id)
+    reason = container.queue.reason(job.job_id, job)
     if reason is not None:
         print("  waiting: " + "\n           ".join(describe(reason, container.clock())), file=out)
 
