@@ -425,6 +425,85 @@ def answers(seed: int, active: int, queued: int, history: int) -> dict[str, dict
     }
 
 
+class _CountingRecords:
+    """The kick's record writes (every conditional put is one, refused or not: DynamoDB charges
+    a refused conditional write too) and reads, over the in-memory store."""
+
+    def __init__(self, store: MemoryJobStore) -> None:
+        self.store, self.writes, self.reads = store, 0, 0
+
+    def put_record(self, *args: Any, **kwargs: Any) -> bool:
+        self.writes += 1
+        return self.store.put_record(*args, **kwargs)
+
+    def delete_record(self, *args: Any, **kwargs: Any) -> None:
+        self.writes += 1
+        self.store.delete_record(*args, **kwargs)
+
+    def get_record(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        self.reads += 1
+        return self.store.get_record(*args, **kwargs)
+
+
+def kick_figures(submissions: int, run_seconds: float = 2.0) -> dict[str, Any]:
+    """Start on submit, priced: the kick record's writes for a lone submission, and for
+    ``submissions`` spread over a minute the launcher runs asked for and run, with the kick
+    record (backend/services/kick.py) and without it (every submission invokes the launcher;
+    Lambda's async queue, the launcher's reserved concurrency 1, runs them one at a time and
+    drops those older than its MaximumEventAgeInSeconds). A run takes ``run_seconds``."""
+    from backend.services.kick import Kicker
+
+    max_age = float(load_template()["Resources"]["LauncherFunction"]["Properties"]["EventInvokeConfig"]["MaximumEventAgeInSeconds"])
+
+    def simulate(with_record: bool, count: int) -> dict[str, float]:
+        clock = Clock()
+        start = clock()
+        records = _CountingRecords(MemoryJobStore())
+        invoked: list[float] = []
+
+        class Trigger:
+            def start_launcher(self, job_id: str | None = None) -> None:
+                invoked.append(clock.monotonic())
+
+        kicker = Kicker(records, Trigger(), clock=clock)  # type: ignore[arg-type] (the records it calls)
+        runs = dropped = 0
+        busy_until = 0.0
+        pending: list[float] = []
+
+        def run_until(moment: float) -> None:
+            nonlocal runs, dropped, busy_until
+            while pending and max(pending[0], busy_until) <= moment:
+                asked = pending.pop(0)
+                began = max(asked, busy_until)
+                if began - asked > max_age:
+                    dropped += 1
+                    continue
+                clock.now, clock.monotonic_seconds = start + timedelta(seconds=began), began
+                if with_record:
+                    kicker.consume()  # the kicked run, before it reads the queue
+                runs += 1
+                busy_until = began + run_seconds
+
+        for i in range(count):
+            moment = i * 60 / count
+            run_until(moment)
+            clock.now, clock.monotonic_seconds = start + timedelta(seconds=moment), moment
+            before = len(invoked)
+            if with_record:
+                kicker.kick(f"job-{i}")
+            else:
+                Trigger().start_launcher(f"job-{i}")
+            pending.extend(invoked[before:])
+        run_until(float("inf"))
+        return {"writes": records.writes / count, "reads": records.reads / count, "invoked": len(invoked), "runs": runs, "dropped": dropped}
+
+    return {
+        "lone": simulate(True, 1),
+        "burst": simulate(True, submissions),
+        "burst_without": simulate(False, submissions),
+    }
+
+
 def _record_size(key: str, record: dict[str, Any]) -> int:
     """A small record's DynamoDB size; ``Counted`` is a number set (about 1 byte per two digits
     plus one per member, not its JSON text)."""
@@ -548,6 +627,13 @@ def main() -> None:
     scale = 14 * 100_000 / stats["items"] if stats["items"] else 0.0
     print(f"/train stats, 14 days of 100,000 jobs a day (linear)           : {stats['items'] * scale:,.0f} items,"
           f" {stats['cpu'] * scale:.0f} s CPU", flush=True)
+    kick = kick_figures(args.burst)
+    lone, with_record, without = kick["lone"], kick["burst"], kick["burst_without"]
+    print(f"start on submit, a lone submission: kick record writes         : {lone['writes']:.0f}"
+          f"  (1 launcher run; without the record: 0 writes, the same run)", flush=True)
+    print(f"start on submit, {args.burst} submissions in a minute             : {with_record['writes']:.2f} writes and"
+          f" {with_record['reads']:.2f} reads a submission, {with_record['runs']} launcher runs; without the record"
+          f" {without['invoked']} invocations, {without['runs']} runs, {without['dropped']} dropped", flush=True)
     registration = sweep_registration(args.sweep)
     wcu, where, partition = registration["peak"]
     print(f"busiest partition-second, {args.sweep}-job sweep registration   : {wcu} WCU ({wcu / PARTITION_WCU:.0%} of"

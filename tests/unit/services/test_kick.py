@@ -33,6 +33,18 @@ def test_the_first_registration_starts_the_launcher_and_the_next_ones_coalesce_u
     assert kicker.kick() is False and trigger.starts == 2
 
 
+def test_while_a_kicked_run_is_in_flight_a_registration_reads_the_kick_and_writes_nothing(world):
+    # DynamoDB charges a conditional write it refuses: in a burst of 2,000 registrations a
+    # minute, a write per registration to learn that a run is already asked for (issue 23).
+    kicker = Kicker(world.store, RecordingTrigger(), clock=world.clock)
+    assert kicker.kick() is True
+    writes: list[str] = []
+    put = world.store.put_record
+    world.store.put_record = lambda *a, **k: writes.append("put") or put(*a, **k)  # type: ignore[method-assign]
+    assert [kicker.kick() for _ in range(50)] == [False] * 50
+    assert writes == []
+
+
 def test_a_kick_that_never_ran_expires_so_the_next_registration_asks_again(world):
     trigger = RecordingTrigger()
     kicker = Kicker(world.store, trigger, clock=world.clock)
