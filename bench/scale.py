@@ -1,25 +1,31 @@
-"""Scale benchmark (issue 23, "Past one team"): the first rows of the workload, in simulated time.
+"""Scale benchmark (issue 23, "Past one team"): the workload's figures, in simulated time.
 
-    .venv/bin/python bench/scale.py [--seed 23] [--burst 2000] [--active 10000] [--sweep 10000]
+    .venv/bin/python bench/scale.py [--seed 23] [--burst 2000] [--active 10000] [--sweep 10000] [--history 10000]
 
 The workload: 100,000 jobs a day from 20 teams, bursty (peaks of 2,000 submissions a minute, a
 10,000-job sweep), jobs 10 min to 2 days, ~5% of creates refused, up to 10,000 running at once.
 Nothing sleeps: a fake clock, the in-memory store (tests/fakes/memory_store.py, with its write
-observer) and a fake SageMaker, driving the real launcher and monitor. Prints counts, not times
-(except the launcher tick's CPU seconds, ``time.process_time``):
+observer) and a fake SageMaker, driving the real launcher, monitor, queue view and kicker, and
+the real DynamoDB store's batch registration over a client that accepts every write. Prints
+counts (CPU seconds, ``time.process_time``, where said):
 
-- **launches per minute** over the 10 minutes after a 2,000-job burst, with 5% of creates
-  refused by ResourceLimitExceeded while the quota has room (utilization + request ≤ limit),
-  and one type (ml.p4d.24xlarge) at its TRAINBOT_INSTANCE_LIMITS limit so some jobs park;
-- **writes per parked job**: job-item writes made while a job is parked (its park included) /
-  jobs ever parked;
+- **launches per minute** over the 10 minutes after a 2,000-job burst (spread over its minute),
+  with 5% of creates refused by ResourceLimitExceeded while the quota has room, and one type
+  (ml.p4d.24xlarge) at its TRAINBOT_INSTANCE_LIMITS limit so some jobs park; **writes per parked
+  job**; and the **busiest partition-second** of that burst (tests/write_cost.py: every write
+  charged to the table's item and to each index partition it touches, by simulated second; the
+  launcher and monitor paced as deployed);
 - **WCU per happy-path job** (submit → launch → InProgress → Completed, notifications
-  included): 1 WCU per started KB of the larger of the item before and after, per write, on the
-  base table; and on each index of template.yaml whose keys or projected attributes change, a
-  put (and a delete when its keys change), 1 WCU per started KB of the projected entry;
-- **items read and RCU per launcher tick at 10,000 active** (Query on a GSI: eventually
-  consistent, 0.5 RCU per started 4 KB of the items read), and that tick's CPU seconds;
-- **the sweep record's size** for a 10,000-job sweep (DynamoDB's cap: 400 KB).
+  included), on the table and each index (tests/write_cost.py);
+- **items read and RCU per launcher tick at 10,000 active**, and that tick's CPU seconds;
+- **the monitor at 10,000 active jobs whose events never come**: describes and reads per run,
+  and the time until every job was described once (template.yaml's schedule and timeout);
+- **``/train queue``, ``status``, ``list`` and ``stats``**: items and index entries each reads,
+  and its CPU;
+- **start on submit**: the kick record's writes for a lone submission and in a burst, against
+  invoking the launcher for every submission;
+- **a 10,000-job sweep**: the busiest partition-second of its registration, its batch record's
+  size, its ``sweep-ends`` record's largest size and the WCU of each end's count.
 
 Sizes are DynamoDB's: attribute names plus values (codec.to_item), approximated from the JSON.
 """
