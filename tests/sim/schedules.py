@@ -10,8 +10,8 @@ from tests.sim.sagemaker import OUTCOMES
 from tests.sim.world import OUTAGES
 
 _job = st.integers(min_value=0, max_value=7)
-_user = st.sampled_from(["stop", "retry", "approve", "reject"])
-_inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "launcher", "drain"])
+_user = st.sampled_from(["stop", "retry", "approve", "reject", "stop-sweep"])
+_inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "stop-sweep", "launcher", "drain"])
 fault = st.one_of(
     st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
     st.tuples(st.sampled_from(["user", "user", "slow"]), _inside, _job),
@@ -20,6 +20,7 @@ faults = st.lists(fault, max_size=6).map(tuple)
 
 step = st.one_of(
     st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"])),
+    st.tuples(st.just("sweep"), st.integers(min_value=2, max_value=4), st.sampled_from(["single", "single", "held"])),
     st.tuples(_user, _job),
     st.tuples(st.just("launcher"), faults),
     st.tuples(st.just("launchers2"), faults),

@@ -216,6 +216,7 @@ class SimWorld:
         self.delivered_events: list[int] = []
         self.outages: dict[str, Callable[[], BaseException]] = {}
         self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
+        self.sweeps: dict[str, list[str]] = {}  # sweep id -> its jobs' ids
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -293,6 +294,31 @@ class SimWorld:
             self.never_fits.add(registered.job.job_id)
         self.dispatcher.deliver(registered.job)
 
+    def sweep(self, size: int, kind: str = "single") -> None:
+        """A sweep of ``size`` jobs registered in one batch, as Submissions.register_sweep does:
+        its budget reserved in one write for the whole batch (or the whole sweep held), each job
+        ``<sweep>/<index>`` by client token; a repeat of the batch writes nothing."""
+        n = len(self.job_ids)
+        sweep_id = f"sw{self.seed}-{n}"
+        args: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {}
+        if kind == "held":
+            kwargs["approval"] = Approval(state=ApprovalState.PENDING, reasons=["ml.p4d.24xlarge needs approval"])
+            args = {"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}}
+        jobs = [
+            make_job(f"s{n}x{i}", now=self.clock(), job_args=job_args(**args), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id, **kwargs)
+            for i in range(size)
+        ]
+        try:
+            jobs = self.guard.admit(jobs)
+            ids = self.jobs.submit_sweep(jobs, sweep_id)
+        except TrainbotError:
+            return  # the user is told to try again; the batch is idempotent on its sweep id
+        for job_id in ids:
+            if job_id not in self.job_ids:
+                self.job_ids.append(job_id)
+        self.sweeps[sweep_id] = list(ids)
+
     def user(self, action: str, index: int) -> None:
         job_id = self.job(index)
         if job_id is None:
@@ -308,6 +334,10 @@ class SimWorld:
             elif action == "retry":
                 self.jobs.retry(job_id, OWNER)
                 self.stopped_by_user.discard(job_id)
+            elif action == "stop-sweep":  # `/train stop sw-…`: every job of the job's sweep
+                sweep_id = self.raw_store.get(job_id).sweep_id
+                if sweep_id is not None:
+                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), OWNER)
             elif action == "approve":
                 self.approvals.approve(job_id, ADMIN)
             elif action == "reject":
@@ -374,7 +404,9 @@ class SimWorld:
         kind = step[0]
         if kind == "submit":
             self.submit(step[1])
-        elif kind in ("stop", "retry", "approve", "reject"):
+        elif kind == "sweep":
+            self.sweep(step[1], step[2])
+        elif kind in ("stop", "retry", "approve", "reject", "stop-sweep"):
             self.user(kind, step[1])
         elif kind == "launcher":
             self.launcher(step[1])
@@ -402,6 +434,37 @@ class SimWorld:
             self.check_always(number)
         self.settle()
         self.check_at_rest()
+        if self.answer_every_card():
+            # Held means held until an admin decides: once they do, the job moves on as any other.
+            self.settle()
+            self.check_at_rest()
+            self.check_nothing_held()
+
+    def answer_every_card(self) -> bool:
+        """The admins press Approve on every approval card still waiting: a held single job's
+        own, a held sweep's on its first job (which stands for the sweep, even if that job was
+        stopped meanwhile). Whether anyone pressed."""
+        pressed: set[str] = set()
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            if not job.is_held:
+                continue
+            card = self.sweeps[job.sweep_id][0] if job.sweep_id in self.sweeps else job_id
+            if card in pressed:
+                continue
+            pressed.add(card)
+            self.log.append(f"admin approves {card}")
+            try:
+                self.approvals.approve(card, ADMIN)
+            except TrainbotError as exc:
+                self._violated(-1, f"3: approving {card} (the card of held {job_id}) failed: {type(exc).__name__}: {exc}")
+        return bool(pressed)
+
+    def check_nothing_held(self) -> None:
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            if job.is_held:
+                self._violated(-1, f"3: {job_id} is still held after an admin approved its card")
 
     def settle(self) -> None:
         """No more faults and no more users: SageMaker finishes what runs, every event arrives
