@@ -156,8 +156,12 @@ def sweep_index(job: Job) -> int | None:
 def carries_approval_card(job: Job) -> bool:
     """Whether the admins' approval card goes out with ``job``: a held single job, or a held
     sweep's first job, whose card stands for the whole sweep (an admin's press goes over every
-    job still held): a 2,000-job held sweep asks once, not 2,000 times."""
-    return job.is_held and (not job.sweep_id or sweep_index(job) == 0)
+    job still held): a 2,000-job held sweep asks once, not 2,000 times. A sweep job held on
+    its own (its retry went past the budget: ``Approval.alone``) carries its own card: the
+    sweep's card may be long decided, and nobody would be asked."""
+    if not job.is_held:
+        return False
+    return not job.sweep_id or sweep_index(job) == 0 or (job.approval is not None and job.approval.alone)
 
 
 def asks_approval(job: Job, seq: int) -> bool:

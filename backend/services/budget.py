@@ -297,7 +297,9 @@ class CostGuard:
             return renewed[0]
         check = self.budgets.check(job.owner.user_id, (reservation_seconds(job) + billed_seconds) / 3600)
         reason = f"over the weekly budget for another attempt: {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
-        return job.model_copy(update={"reservation": None, "approval": Approval(state=ApprovalState.PENDING, reasons=[reason])})
+        # A sweep's job is held on its own: it carries its own card (its sweep's may be decided).
+        held = Approval(state=ApprovalState.PENDING, reasons=[reason], alone=bool(job.sweep_id))
+        return job.model_copy(update={"reservation": None, "approval": held})
 
 
 # --- approvals --------------------------------------------------------------------------------
@@ -379,7 +381,7 @@ class Approvals:
         card job or an interrupted press never leaves the rest of the sweep held for ever (each
         sibling's own state decides). The card's own job, just decided by this press, counts as
         this decision."""
-        return bool(job.sweep_id) and job.approval is not None and job.approval.state is not unless
+        return bool(job.sweep_id) and job.approval is not None and not job.approval.alone and job.approval.state is not unless
 
     def _siblings(self, job: Job) -> list[str]:
         """The other jobs of ``job``'s sweep (from the sweep's batch record), if any."""

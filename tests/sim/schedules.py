@@ -29,6 +29,7 @@ step = st.one_of(
     st.tuples(st.just("replay"), st.integers(min_value=0, max_value=20)),
     st.tuples(st.just("sagemaker"), _job, st.sampled_from(OUTCOMES)),
     st.tuples(st.just("wait"), st.sampled_from([30, 90, 400, 3700])),
+    st.tuples(st.just("budget"), st.sampled_from([0, 1, 2, 6, 20])),
     st.tuples(st.just("outage"), st.sampled_from(sorted(OUTAGES))),
 )
 schedules = st.lists(step, min_size=1, max_size=40)

@@ -31,6 +31,12 @@ KNOWN = {
     # left the rest of the sweep held for ever (now explored: the simulator's admins answer
     # every waiting card at the end of each schedule, and nothing may stay held).
     "a held sweep whose card's job was stopped": [("sweep", 3, "held"), ("stop", 0)],
+    # Found by the simulator: a sweep job's automatic retry goes past the budget and is held;
+    # only the sweep's first job carried a card, and that one was long decided: nobody was
+    # asked, and the job waited for ever. A job held on its own now carries its own card.
+    "a sweep job held alone on its retry": [
+        ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("launcher", ()), ("sagemaker", 1, "internal_error"),
+    ],
     # An admin rejects a held job; its owner retries it: it launched.
     "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
     # A held job stopped by its owner, then retried: it launched without an approval.

@@ -217,6 +217,8 @@ class SimWorld:
         self.outages: dict[str, Callable[[], BaseException]] = {}
         self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
         self.sweeps: dict[str, list[str]] = {}  # sweep id -> its jobs' ids
+        self.budget_hours = BUDGET_HOURS  # the team's budget now (a redeploy may change it)
+        self._committed: dict[str, tuple[float, float]] = {}  # per week at the last check: committed hours, approved seconds
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -420,6 +422,9 @@ class SimWorld:
             self.event(step[1], (), replay=True)
         elif kind == "sagemaker":
             self.progress(step[1], step[2])
+        elif kind == "budget":  # an operator redeploys with another weekly budget (TeamBudgets)
+            self.budget_hours = float(step[1])
+            self.budgets._budgets["*"] = self.budget_hours  # what a cold start with the new setting reads
         elif kind == "outage":
             self.outages[step[1]] = OUTAGES[step[1]]
         elif kind == "wait":
@@ -449,7 +454,8 @@ class SimWorld:
             job = self.raw_store.get(job_id)
             if not job.is_held:
                 continue
-            card = self.sweeps[job.sweep_id][0] if job.sweep_id in self.sweeps else job_id
+            alone = job.approval is not None and job.approval.alone  # its own card, not its sweep's
+            card = self.sweeps[job.sweep_id][0] if job.sweep_id in self.sweeps and not alone else job_id
             if card in pressed:
                 continue
             pressed.add(card)
@@ -525,8 +531,14 @@ class SimWorld:
                 decisions = max(decisions, 1)
             approved += decisions * reservation_seconds(job)
         committed = committed_hours(self.raw_store, OWNER.user_id, week)
-        if committed > BUDGET_HOURS + approved / 3600 + 1e-9:
-            self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {BUDGET_HOURS} (+{approved / 3600:.2f} approved)")
+        # A budget lowered by a redeploy may leave what was committed before above it; from
+        # then on nothing more may be committed until it fits again.
+        # (An admin's approval may commit past it: by at most what it approved.)
+        before, approved_before = self._committed.get(week, (0.0, 0.0))
+        grew = committed - before > (approved - approved_before) / 3600 + 1e-9
+        self._committed[week] = (committed, approved)
+        if grew and committed > self.budget_hours + approved / 3600 + 1e-9:
+            self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {self.budget_hours} (+{approved / 3600:.2f} approved)")
 
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:

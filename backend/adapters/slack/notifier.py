@@ -390,7 +390,7 @@ class SlackNotifier:
         """What the card's submission may cost: the job, or for a sweep's card every job of the
         sweep (they differ only in hyperparameters: same type, count and max run time)."""
         jobs = 1
-        if job.sweep_id:
+        if job.sweep_id and not (job.approval is not None and job.approval.alone):
             batch = self._store.get_record(RecordKind.SWEEP, job.sweep_id) or {}
             jobs = max(1, len(batch.get("JobIds") or []))
         return self._estimate([job.job_args] * jobs)

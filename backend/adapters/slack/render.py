@@ -1090,7 +1090,9 @@ def approval_request(job: Job, estimate: Estimate) -> dict[str, Any]:
     ]
     if job.approval and job.approval.reasons:
         lines.append("Why: " + "; ".join(esc(r, 200) for r in job.approval.reasons))
-    if job.sweep_id:
+    if job.sweep_id and job.approval is not None and job.approval.alone:
+        lines.append(f"Another attempt of one job of sweep `{esc(job.sweep_id, 40)}`: Approve or reject applies to this job only.")
+    elif job.sweep_id:
         lines.append(f"Approve or reject applies to every job of sweep `{esc(job.sweep_id, 40)}` ({estimate.jobs:,} jobs).")
     buttons = [
         _button("Approve", APPROVE_ACTION, job.job_id, style="primary"),
