@@ -443,6 +443,11 @@ class Attempt(BaseModel):
     # thread was told once).
     plan: str | None = None
     off_plan: bool | None = None
+    # The plan's end this attempt was warned of (it may still run when SageMaker stops the
+    # plan's jobs), and when: one warning per attempt, told through the outbox by the history
+    # note written with it (backend.domain.notice.tells_plan_end). None: not warned.
+    plan_ends_at: UtcDatetime | None = None
+    plan_end_warned_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):
