@@ -396,6 +396,9 @@ class FailureClass(StrEnum):
     ALGORITHM = "algorithm"  # the training code failed: retry within the job's budget
     USER = "user"  # bad request, role, image, zero quota: fail at once
     STOPPED = "stopped"  # a user asked to stop
+    # SageMaker stopped it because its training plan's reserved capacity ended (not the job's
+    # code, nor a user): run again on-demand with plan_fallback=ondemand, else it ends Stopped.
+    PLAN_ENDED = "plan_ended"
 
 
 class AttemptOutcome(StrEnum):

@@ -131,15 +131,22 @@ def fit_problems(plan: TrainingPlan, instance_type: str, count: int, max_runtime
         problems.append(f"plan `{name}` reserves {plan.instance_type}, not {instance_type}: submit with instance={plan.instance_type}")
     if plan.total and count > plan.total:
         problems.append(f"plan `{name}` reserves {plan.total} instances; this job asks for {count}")
-    if plan.end is not None:
+    stops = stops_jobs_at(plan)
+    if plan.end is not None and stops is not None:
+        # Not the end itself: SageMaker stops the plan's jobs TERMINATION_LEAD before it.
         earliest = max(now, plan.start) if plan.start is not None else now
-        if earliest + timedelta(seconds=max_runtime_seconds) > plan.end:
-            room = max(0, int((plan.end - earliest).total_seconds()))
+        if earliest + timedelta(seconds=max_runtime_seconds) > stops:
+            room = max(0, int((stops - earliest).total_seconds()))
             problems.append(
                 f"plan `{name}` ends {when(plan.end, now)}: a max_runtime of {_hours(max_runtime_seconds)} would not finish "
-                f"before it (at most {_hours(room)} from {'now' if earliest == now else 'its start'})"
+                f"before it stops its jobs ({_minutes(TERMINATION_LEAD)} before its end: at most {_hours(room)} "
+                f"from {'now' if earliest == now else 'its start'})"
             )
     return problems
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{int(span.total_seconds()) // 60} minutes"
 
 
 def launch_verdict(

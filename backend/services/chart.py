@@ -24,6 +24,7 @@ CAUSE_COLORS = {
     "unknown": "#9e9e9e",
     "user": "#5d4037",
     "stopped": "#424242",
+    "plan_ended": "#00897b",
     "manual": "#1565c0",
 }
 TYPE_COLORS = ("#00838f", "#8e24aa", "#f4511e", "#3949ab", "#7cb342", "#6d4c41", "#c0ca33", "#5e35b1")

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, note
-from backend.domain.plans import PlanBoard, end_warning_due, stops_jobs_at, when
-from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
+from backend.domain.plans import PlanBoard, TrainingPlan, end_warning_due, ended_by_plan, stops_jobs_at, when
+from backend.domain.policy import Action, Classification, RetryPolicy, classify_failure_reason, next_attempt_time
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
@@ -80,6 +80,17 @@ def _lacks_end_facts(job: Job, status: TrainingStatus) -> bool:
 def _sweep_key(job: Job) -> str:
     """The job's place in the Active index (its sort key)."""
     return f"{format_utc(job.updated_at)}#{job.job_id}"
+
+
+def _plan_end_classification(plan: TrainingPlan, status: TrainingStatus, now: datetime) -> Classification:
+    """An attempt ended by its training plan's end, in words: the plan, its end, and what
+    SageMaker said (a failure reason, when it gave one) so nothing it said is lost."""
+    ends = f"it ends {when(plan.end, now)}; " if plan.end is not None else ""
+    stops = stops_jobs_at(plan)
+    reason = f"stopped by the end of plan `{plan.name}` ({ends}SageMaker stops the jobs on it from {stops:%H:%M} UTC)" if stops else f"stopped by the end of plan `{plan.name}`"
+    if status.failure_reason:
+        reason += f" (SageMaker said: {status.failure_reason})"
+    return Classification(F.PLAN_ENDED, reason)
 
 
 def _stop_asked(job: Job, attempt: Attempt) -> bool:
@@ -485,7 +496,11 @@ class Monitor:
                 # SageMaker stops a job at its own stopping condition through Stopping too: mark
                 # the attempt, so its end (MaxRuntimeExceeded, MaxWaitTimeExceeded) decides.
                 outside = attempt.model_copy(update={"stopping_outside": True})
-                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report, attempts=job.replace_attempt(outside))
+                plan = self._ending_plan(attempt, now)
+                why = "stopping (requested outside Trainbot)"
+                if plan is not None and plan.end is not None:
+                    why = f"stopping: plan `{plan.name}` ends {when(plan.end, now)} and SageMaker is stopping the jobs on it"
+                return self._write(job, S.STOPPING, why, report, attempts=job.replace_attempt(outside))
             report.ignored += 1
             return None
 
@@ -509,24 +524,47 @@ class Monitor:
         if status.state is T.STOPPED and not _stop_asked(job, attempt) and (status.max_runtime_exceeded or status.max_wait_exceeded):
             # SageMaker ended it at its stopping condition: the run did not finish, a failure.
             return self._failed(job, ended, status, report, now)
+        if not _stop_asked(job, attempt):
+            # Stopped (or failed: its instances were taken from under it) once SageMaker was
+            # stopping the jobs on its training plan: the plan's end, not the job's code.
+            plan = self._ending_plan(attempt, ended.ended_at or now)
+            if plan is not None:
+                return self._failed(job, ended, status, report, now, plan_ended=plan)
         if status.state is T.STOPPED:
             stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
             why = "stopped" if _stop_asked(job, attempt) else "stopped outside Trainbot"
             return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
         return self._failed(job, ended, status, report, now)
 
-    def _failed(self, job: Job, ended: Attempt, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
-        stopping = job.job_args.StoppingCondition
-        secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
-        classification = classify_failure_reason(
-            status.failure_reason,
-            secondary_status=secondary,
-            max_runtime_seconds=stopping.MaxRuntimeInSeconds,
-            max_wait_seconds=stopping.MaxWaitTimeInSeconds,
-            spot_interrupted=status.spot_interrupted,
-        )
+    def _ending_plan(self, attempt: Attempt, at: datetime) -> TrainingPlan | None:
+        """The training plan ``attempt`` ran on, when SageMaker was stopping that plan's jobs at
+        ``at`` (backend.domain.plans.ended_by_plan); None otherwise, or when the plans cannot be
+        read (the end is then judged as any other: nothing is labelled on a guess)."""
+        if not attempt.plan or attempt.off_plan or self._plan_board is None:
+            return None
+        board = self._plan_board()
+        plan = board.plans.get(attempt.plan) if board is not None else None
+        return plan if plan is not None and ended_by_plan(plan, at) else None
+
+    def _failed(
+        self, job: Job, ended: Attempt, status: TrainingStatus, report: MonitorReport, now: datetime, *, plan_ended: TrainingPlan | None = None
+    ) -> WriteOutcome:
+        if plan_ended is not None:
+            classification = _plan_end_classification(plan_ended, status, now)
+        else:
+            stopping = job.job_args.StoppingCondition
+            secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
+            classification = classify_failure_reason(
+                status.failure_reason,
+                secondary_status=secondary,
+                max_runtime_seconds=stopping.MaxRuntimeInSeconds,
+                max_wait_seconds=stopping.MaxWaitTimeInSeconds,
+                spot_interrupted=status.spot_interrupted,
+            )
+        # A plan's end stopped it: stopped, whatever way SageMaker ended it.
+        ended_as = AttemptOutcome.STOPPED if plan_ended is not None else AttemptOutcome.FAILED
         failed = ended.model_copy(
-            update={"outcome": AttemptOutcome.FAILED, "failure_class": classification.failure_class, "reason": classification.reason}
+            update={"outcome": ended_as, "failure_class": classification.failure_class, "reason": classification.reason}
         )
         attempts = job.replace_attempt(failed)
         if self._forensics is not None:
@@ -558,7 +596,7 @@ class Monitor:
             outcome = self._write(
                 job,
                 S.RETRYING,
-                classification.reason,
+                decision.reason,
                 report,
                 attempts=attempts,
                 next_attempt_at=next_attempt_time(now, decision),
@@ -569,6 +607,8 @@ class Monitor:
             if renewed.reservation != job.reservation and renewed.reservation and not isinstance(outcome, Applied):
                 self._give_back(renewed)
             return outcome
+        if decision.action is Action.STOP:
+            return self._write(job, S.STOPPED, decision.reason, report, attempts=attempts)
         return self._write(
             job,
             S.FAILED,

@@ -11,7 +11,7 @@ Two halves:
   * ``success_rate`` = Completed / finished (None when nothing finished);
   * retries: every attempt that was followed by another one (or, for a job in Retrying now,
     its last ended attempt) is one retry, caused by that attempt's failure class (capacity,
-    quota, throttling, algorithm, unknown, user, stopped); a retry a user asked for after the
+    quota, throttling, algorithm, plan_ended, unknown, user, stopped); a retry a user asked for after the
     job had failed or stopped is counted as ``manual``. A retry is dated by when the attempt
     it repeats ended;
   * queue wait (per job): created → the launch of its first attempt SageMaker accepted
@@ -52,7 +52,7 @@ DEFAULT_DAYS = 14
 MAX_DAYS = 366
 # The causes every summary shows, even at zero (docs/architecture.md's failure classes that retry).
 MAIN_CAUSES = ("capacity", "quota", "algorithm", "throttling")
-CAUSE_ORDER = (*MAIN_CAUSES, "unknown", "user", "stopped", "manual")
+CAUSE_ORDER = (*MAIN_CAUSES, "plan_ended", "unknown", "user", "stopped", "manual")
 FINISHED_ORDER = (S.COMPLETED, S.FAILED, S.STOPPED)
 STATUS_ORDER = (*FINISHED_ORDER, S.NEW, S.RETRYING, S.LAUNCHED, S.IN_PROGRESS, S.STOPPING)
 UNFINISHED = "Unfinished"  # the chart's series for jobs not finished yet

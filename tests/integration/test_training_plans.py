@@ -6,6 +6,7 @@ stand-in)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import boto3
@@ -144,3 +145,88 @@ def test_a_job_whose_plan_ends_before_its_max_runtime_gets_one_warning_in_its_th
     assert stored.current_attempt is not None and stored.current_attempt.plan_end_warned_at is not None
     assert f"plan `p5-dec` ends {end_text}" in stored.history[-1].reason  # the card shows it too
     assert [n["body"]["reason"] for n in stack.notifications() if n["body"]["jobId"] == long.job_id and "ends" in n["body"]["reason"]]
+
+
+def test_the_standin_stops_a_job_still_running_when_its_plan_ends_in_the_documented_shape(stack: Stack) -> None:
+    documented = samples.load("sagemaker_describe_plan_end_stop.json")
+    job_sample, plan_sample = documented["DescribeTrainingJob"], documented["DescribeTrainingPlan"]
+    lead = datetime.fromisoformat(plan_sample["EndTime"]) - datetime.fromisoformat(job_sample["SecondaryStatusTransitions"][2]["StartTime"])
+    now = stack.clock()
+    end = now + 6 * 3600
+    stack.sagemaker.plans.add("p5-dec", "ml.p5.48xlarge", 2, now - 3600, end)
+    client = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=stack.sagemaker.url)
+    request = p5_job(runtime=24 * 3600, **{HP_DURATION: str(20 * 3600)}).to_request("tb-bert-big-a1", training_plan_arn=ARN)
+    client.create_training_job(**request)
+
+    stack.clock.advance(6 * 3600 + 60)
+    answer = client.describe_training_job(TrainingJobName="tb-bert-big-a1")
+
+    assert (answer["TrainingJobStatus"], answer["SecondaryStatus"]) == (job_sample["TrainingJobStatus"], job_sample["SecondaryStatus"])
+    assert "FailureReason" not in answer and "FailureReason" not in job_sample
+    assert set(job_sample) - {"CheckpointConfig"} <= set(answer)
+    transitions = answer["SecondaryStatusTransitions"]
+    assert [t["Status"] for t in transitions] == [t["Status"] for t in job_sample["SecondaryStatusTransitions"]]
+    assert [t["StatusMessage"] for t in transitions[2:]] == [t["StatusMessage"] for t in job_sample["SecondaryStatusTransitions"][2:]]
+    stopping = transitions[2]["StartTime"]
+    assert stopping == datetime.fromtimestamp(end, UTC) - lead and lead.total_seconds() == 1800
+    assert answer["ResourceConfig"]["TrainingPlanArn"] == ARN
+    assert answer["BillableTimeInSeconds"] == round((answer["TrainingEndTime"] - answer["TrainingStartTime"]).total_seconds())
+
+
+def _plan_outlived_by(stack: Stack, runtime: int) -> float:
+    """A plan whose jobs SageMaker starts stopping exactly ``runtime`` after the next tick's
+    launch: a job of that max runtime fits as the launcher sees it, and SageMaker's start,
+    STARTUP after the create, makes it run into the stop. Returns the plan's end."""
+    now = stack.clock()
+    end = now + 30 + runtime + 1800
+    stack.sagemaker.plans.add("p5-dec", "ml.p5.48xlarge", 2, now - 3600, end)
+    return end
+
+
+def test_a_job_stopped_by_its_plans_end_ends_stopped_and_labelled_so_not_as_a_failure_of_its_code(slack_stack: Stack, slack) -> None:
+    stack = slack_stack
+    runtime = 4 * 3600
+    _plan_outlived_by(stack, runtime)
+    job = stack.submit("long", job_args=p5_job(runtime=runtime, **{HP_DURATION: str(10 * 3600)}), plan="p5-dec", slack=SlackThread(channel_id=CHANNEL))
+
+    stack.tick(30.0)  # launched on the plan
+    [ended] = stack.run_until_settled([job.job_id], seconds=600.0)
+
+    assert ended.status.value == "Stopped"
+    attempt = ended.attempts[-1]
+    assert len(ended.attempts) == 1 and attempt.failure_class is not None and attempt.failure_class.value == "plan_ended"
+    assert ended.algorithm_failures == 0
+    assert ended.history[-1].reason.startswith("stopped by the end of plan `p5-dec`")
+    assert "not a failure of your code" in ended.history[-1].reason
+    assert "SageMaker is stopping the jobs on it" in ended.history[-2].reason  # the Stopping before it
+    replies = _replies(slack, job)
+    assert any("was stopped: stopped by the end of plan `p5-dec`" in r for r in replies)
+    card = json.dumps(next(m for m in slack.messages(CHANNEL) if job.job_id in m["text"])["blocks"])
+    assert "Stopped by the end of its training plan, not by a failure of your code" in card
+    published = [n["body"] for n in stack.notifications() if n["body"]["jobId"] == job.job_id and n["body"]["status"] == "Stopped"]
+    assert published and published[-1]["failureClass"] == "plan_ended"
+
+
+def test_with_plan_fallback_a_job_stopped_by_its_plans_end_runs_again_on_demand_from_its_checkpoints(slack_stack: Stack, slack) -> None:
+    stack = slack_stack
+    runtime = 4 * 3600
+    _plan_outlived_by(stack, runtime)
+    # 3 h 55 min of training: cut by the plan (it starts 10 minutes after the create), whole on-demand.
+    job = stack.submit(
+        "resumes",
+        job_args=p5_job(runtime=runtime, checkpoint="s3://out-bucket/ckpt/resumes", **{HP_DURATION: str(runtime - 300)}),
+        plan="p5-dec", plan_fallback=True, slack=SlackThread(channel_id=CHANNEL),
+    )
+
+    stack.tick(30.0)  # launched on the plan
+    [ended] = stack.run_until_settled([job.job_id], seconds=600.0)
+
+    assert ended.status.value == "Completed"
+    first, second = ended.attempts
+    assert first.plan == "p5-dec" and first.failure_class is not None and first.failure_class.value == "plan_ended"
+    assert second.plan is None
+    assert "TrainingPlanArn" not in (stack.sagemaker.describe_job(second.name) or {})["ResourceConfig"]
+    assert ended.algorithm_failures == 0
+    retry = next(r for r in _replies(slack, job) if "*Retrying*" in r)
+    assert "stopped by the end of plan `p5-dec`" in retry and "running it again on on-demand capacity (plan_fallback=ondemand)" in retry
+    assert "resumes from checkpoints at `s3://out-bucket/ckpt/resumes`" in retry

@@ -142,3 +142,11 @@ def test_the_plan_end_warning_setting_defaults_to_two_hours_and_refuses_a_negati
     assert Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_PLAN_END_WARNING_SECONDS": "0"}).plan_end_warning_seconds == 0
     with pytest.raises(ConfigError, match="TRAINBOT_PLAN_END_WARNING_SECONDS"):
         Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_PLAN_END_WARNING_SECONDS": "-1"})
+
+
+def test_a_max_runtime_must_end_before_sagemaker_stops_the_plans_jobs_half_an_hour_before_its_end() -> None:
+    # The plan ends at 16:20: SageMaker stops its jobs from 15:50, so 4 h from 12:00 does not fit.
+    result = verdict(plan(hours=5, start=NOW - timedelta(minutes=40)), runtime=4 * 3600)
+    assert result.action == "refuse"
+    assert "30 minutes before its end: at most 3h50m from now" in result.reason
+    assert verdict(plan(hours=5, start=NOW - timedelta(minutes=40)), runtime=3 * 3600 + 50 * 60).action == "launch"

@@ -329,6 +329,13 @@ def failure_verdict(job: Job) -> str:
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
+    if attempt is not None and attempt.failure_class is FailureClass.PLAN_ENDED:
+        # What happens next: the policy retried it on-demand (plan_fallback) or ended it.
+        words += (
+            " Trainbot runs it again on on-demand capacity (plan_fallback=ondemand)."
+            if job.status is S.RETRYING
+            else " Retry it on a later plan, or with plan_fallback=ondemand."
+        )
     return esc(words, 300)
 
 
@@ -528,7 +535,8 @@ def retry_line(job: Job, seq: int) -> str:
     if entry.reason:
         line += f": {reason_text(entry.reason, 300)}"
     checkpoint = job.job_args.CheckpointConfig
-    if job.job_args.EnableManagedSpotTraining and checkpoint is not None:
+    plan_ended = bool(at) and at[-1].failure_class is FailureClass.PLAN_ENDED
+    if (job.job_args.EnableManagedSpotTraining or plan_ended) and checkpoint is not None:
         line += f"\nattempt {done + 1} resumes from checkpoints at `{esc(checkpoint.S3Uri, 300)}`"
     return line
 
@@ -557,6 +565,7 @@ FAILURE_WORDS = {
     FailureClass.ALGORITHM: "training code failed",
     FailureClass.USER: "bad configuration",
     FailureClass.STOPPED: "stopped on request",
+    FailureClass.PLAN_ENDED: "stopped by its plan's end",
 }
 
 
