@@ -212,6 +212,15 @@ def ended_by_plan(plan: TrainingPlan, ended_at: datetime) -> bool:
     return stops is not None and ended_at >= stops
 
 
+def reserved_hours(plan: TrainingPlan, since: datetime, until: datetime) -> float:
+    """Instance-hours ``plan`` reserves between ``since`` and ``until``: its instances times the
+    part of its window inside that span (a failed purchase reserves nothing)."""
+    if plan.state is PlanState.FAILED or plan.start is None or plan.end is None:
+        return 0.0
+    overlap = (min(plan.end, until) - max(plan.start, since)).total_seconds()
+    return max(0.0, overlap) * plan.total / 3600
+
+
 def _hours(seconds: int) -> str:
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if rest >= 60 else f"{hours}h"

@@ -230,3 +230,31 @@ def test_with_plan_fallback_a_job_stopped_by_its_plans_end_runs_again_on_demand_
     retry = next(r for r in _replies(slack, job) if "*Retrying*" in r)
     assert "stopped by the end of plan `p5-dec`" in retry and "running it again on on-demand capacity (plan_fallback=ondemand)" in retry
     assert "resumes from checkpoints at `s3://out-bucket/ckpt/resumes`" in retry
+
+
+def test_train_stats_and_its_chart_show_plan_hours_used_against_plan_hours_bought(stack: Stack) -> None:
+    from backend.adapters.slack import render
+    from backend.services.stats import render_chart
+    from bot.usecases import BotService
+    from tests.harness import ALICE
+
+    now = stack.clock()
+    start = now + 600
+    stack.sagemaker.plans.add("p5-dec", "ml.p5.48xlarge", 2, start, start + 3 * 86400)
+    on_plan = [stack.submit("two", job_args=p5_job(count=2), plan="p5-dec"), stack.submit("one", job_args=p5_job(count=1), plan="p5-dec")]
+    elsewhere = stack.submit("on-demand", job_args=p5_job(count=1))
+    settled = stack.run_until_settled([j.job_id for j in [*on_plan, elsewhere]], seconds=60.0)
+    assert [j.status.value for j in settled] == ["Completed"] * 3
+
+    bot = BotService(stack.container)
+    stats = bot.stats(ALICE, "all", None, 7, None)
+
+    used = sum((a.billable_seconds or 0) * j.job_args.instance_count for j in settled[:2] for a in j.attempts) / 3600
+    bought = 2 * (stack.clock() - start) / 3600  # two instances since the plan started
+    [row] = stats.plan_hours
+    assert row.plan == "p5-dec" and row.used == pytest.approx(used) and row.bought == pytest.approx(bought)
+    assert used > 0 and settled[2].attempts[0].billable_seconds  # the on-demand job's hours are not the plan's
+    summary = json.dumps(render.stats_summary(stats, scope="all", user_id=None, preset=None, days=7)["blocks"], ensure_ascii=False)
+    assert f"*Training plans* (instance-hours used of bought): `p5-dec` {used:,.2f} of {bought:,.2f} ({used / bought:.0%})" in summary
+    chart = render_chart(stats)
+    assert chart.series["plans"] == {"names": ["p5-dec"], "used": [round(used, 3)], "unused": [round(bought - used, 3)]}

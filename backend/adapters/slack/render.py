@@ -1005,10 +1005,25 @@ def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | 
         ),
         _context(esc(stats.coverage(), 600)),
     ]
+    plans = getattr(stats, "plan_hours", None)
+    if plans:
+        blocks.insert(-1, _section(plan_hours_text(plans)))
     spent = getattr(stats, "spend", None)
     if spent is not None and spent.instance_hours:
         blocks.insert(-1, _section(spend_text(spent)))
     return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def plan_hours_text(rows: Any) -> str:
+    """Training plans over the window: instance-hours used against bought, per plan (top 8)."""
+
+    def row(line: Any) -> str:
+        if line.bought is None:
+            return f"`{esc(line.plan, 64)}` {_hours(line.used)} of ? (plan unknown)"
+        share = f" ({line.share:.0%})" if line.share is not None else ""
+        return f"`{esc(line.plan, 64)}` {_hours(line.used)} of {_hours(line.bought)}{share}"
+
+    return "*Training plans* (instance-hours used of bought): " + " · ".join(row(line) for line in rows[:8])
 
 
 def spend_text(spent: Any) -> str:
