@@ -197,3 +197,22 @@ def test_without_the_plans_board_an_end_is_judged_as_any_other(world: World) -> 
 
     stopped = world.store.get(job.job_id)
     assert stopped.status is JobStatus.STOPPED and stopped.attempts[0].failure_class is FailureClass.STOPPED
+
+
+def test_while_jobs_run_on_a_plan_the_launcher_keeps_its_end_current_so_an_extension_is_seen(world: World) -> None:
+    source = FakePlans(p5())
+    plans = book(world, source)
+    world.submit("bert", job_args=p5_args(), plan="p5-dec")
+    launcher(world, plans).run_tick()  # launched: nothing of a plan is queued any more
+    board = plans.board()
+    assert source.reads == 1 and board is not None and board.plans["p5-dec"].end == T0 + timedelta(hours=71)
+
+    extended = p5()
+    source.by_name["p5-dec"] = TrainingPlan(extended.name, ARN, PlanState.ACTIVE, extended.start, extended.end + timedelta(days=7), "ml.p5.48xlarge", 2, 1)
+    launcher(world, plans).run_tick()  # the same minute: the board answers
+    assert source.reads == 1
+    world.clock.advance(timedelta(minutes=2))
+    launcher(world, plans).run_tick()
+
+    board = plans.board()
+    assert source.reads == 2 and board is not None and board.plans["p5-dec"].end == T0 + timedelta(days=10, hours=-1)
