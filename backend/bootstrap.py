@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.adapters.aws import LazyClient
@@ -108,6 +108,8 @@ class Container:
                 forensics=self.forensics,
                 readmit=self.cost_guard.readmit if self.budgets is not None else None,
                 release=self.budgets.release if self.budgets is not None else None,
+                plan_board=self.plans.board,
+                plan_end_warning=timedelta(seconds=self.settings.plan_end_warning_seconds),
             )
         return self.extras["monitor"]
 
@@ -154,8 +156,6 @@ class Container:
     @property
     def queue(self) -> QueueView:
         """The queue in launch order and why each job waits (read only)."""
-        from datetime import timedelta
-
         from backend.services.queue import QueueView
 
         if "queue" not in self.extras:

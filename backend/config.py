@@ -69,6 +69,11 @@ class Settings(BaseModel):
     # Stall warning for jobs that do not set stall_alert: seconds without a new log line before
     # the thread is told once (0: off). Failure forensics read the training jobs' CloudWatch log.
     stall_alert_seconds: int = Field(default=0, alias="TRAINBOT_STALL_ALERT_SECONDS", ge=0, le=28 * 24 * 3600)
+    # How long before a training plan's end a job running on it, whose max runtime reaches past
+    # the point where SageMaker stops the plan's jobs (30 minutes before the end), is warned in
+    # its thread (0: off). Two hours: time to save a checkpoint before SageMaker stops it, and
+    # for an operator to extend the plan (AWS takes extensions until an hour before the end).
+    plan_end_warning_seconds: int = Field(default=7200, alias="TRAINBOT_PLAN_END_WARNING_SECONDS", ge=0, le=28 * 24 * 3600)
 
     @field_validator("allowed_users", "admin_users", "approval_instance_types", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from backend.services.submit import SubmitService
 if TYPE_CHECKING:
     from backend.bootstrap import Container
     from backend.config import Settings
+    from backend.domain.plans import TrainingPlan
     from backend.domain.waiting import WaitReason
     from backend.services.queue import QueuePage
     from backend.services.stats import Stats
@@ -143,7 +144,13 @@ class BotService:
             retention_days=self.settings.retention_days,
             prices=self._c.cost_guard.prices,
             team_of=self.settings.team_of,
+            plans=self._plans_known(),
         )
+
+    def _plans_known(self) -> dict[str, TrainingPlan]:
+        """The training plans as the launcher last read them (none before it has)."""
+        board = self._c.plans.board()
+        return dict(board.plans) if board is not None else {}
 
     def stats_chart(self, stats: Stats) -> bytes:
         """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""

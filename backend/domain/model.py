@@ -396,6 +396,9 @@ class FailureClass(StrEnum):
     ALGORITHM = "algorithm"  # the training code failed: retry within the job's budget
     USER = "user"  # bad request, role, image, zero quota: fail at once
     STOPPED = "stopped"  # a user asked to stop
+    # SageMaker stopped it because its training plan's reserved capacity ended (not the job's
+    # code, nor a user): run again on-demand with plan_fallback=ondemand, else it ends Stopped.
+    PLAN_ENDED = "plan_ended"
 
 
 class AttemptOutcome(StrEnum):
@@ -443,6 +446,11 @@ class Attempt(BaseModel):
     # thread was told once).
     plan: str | None = None
     off_plan: bool | None = None
+    # The plan's end this attempt was warned of (it may still run when SageMaker stops the
+    # plan's jobs), and when: one warning per attempt, told through the outbox by the history
+    # note written with it (backend.domain.notice.tells_plan_end). None: not warned.
+    plan_ends_at: UtcDatetime | None = None
+    plan_end_warned_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):

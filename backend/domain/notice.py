@@ -84,6 +84,17 @@ def tells_off_plan(job: Job, seq: int) -> bool:
     return bool(attempts and attempts[-1].off_plan)
 
 
+def tells_plan_end(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is the note of a plan-end warning: the monitor writes the note and
+    the attempt's ``plan_end_warned_at`` in one write with one time, which ties them without
+    reading the note's words. Its thread is told, whatever ``notify=`` asks (it is something
+    to act on: save a checkpoint, or ask for the plan to be extended)."""
+    entry = job.entry(seq)
+    if entry is None or not entry.is_note:
+        return False
+    return any(a.plan_end_warned_at == entry.at for a in job.attempts)
+
+
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
     """Whether that reply @-mentions the owner: only the one that ends the job."""
     return status in TERMINAL and wants_reply(mode, status)
@@ -208,6 +219,8 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
             return True  # the admins' card: a held job waits for them (only a sweep's card job)
         if tells_approval(job, seq):
             return True  # the owner waits to hear that their job may start
+        if tells_plan_end(job, seq):
+            return True  # a warning is worth nothing once the plan has ended
     return False
 
 

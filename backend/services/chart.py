@@ -1,4 +1,5 @@
-"""The stats chart as a PNG: jobs per day by final status, and retries per day by cause.
+"""The stats chart as a PNG: jobs per day by final status, retries per day by cause, billed
+instance-hours per day by type, and each training plan's instance-hours used against bought.
 
 Drawn here, in pure Python (an RGB raster, a 5x7 bitmap font, ``zlib`` for the PNG), so no
 chart library ships in any Lambda artifact: matplotlib and numpy were three quarters of a
@@ -24,8 +25,10 @@ CAUSE_COLORS = {
     "unknown": "#9e9e9e",
     "user": "#5d4037",
     "stopped": "#424242",
+    "plan_ended": "#afb42b",
     "manual": "#1565c0",
 }
+PLAN_COLORS = {"used": "#00695c", "unused": "#b2dfdb"}
 TYPE_COLORS = ("#00838f", "#8e24aa", "#f4511e", "#3949ab", "#7cb342", "#6d4c41", "#c0ca33", "#5e35b1")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_TICKS = 16
@@ -145,18 +148,24 @@ def render(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, 
     ``width`` x ``height`` inches at ``dpi``."""
     days: list[str] = list(series["days"])
     canvas, panels = draw(series, width=width, height=height, dpi=dpi)
-    read = {"days": days, "jobs": _read_back(panels[0], days), "retries": _read_back(panels[1], days)}
-    if len(panels) > 2:
+    read: dict[str, Any] = {"days": days, "jobs": _read_back(panels[0], days), "retries": _read_back(panels[1], days)}
+    if series.get("hours"):
         read["hours"] = _read_back(panels[2], days)
+    if series.get("plans"):
+        names = list(series["plans"]["names"])
+        read["plans"] = {"names": names, **_read_back(panels[-1], names)}
     return Chart(png=canvas.png(), series=read)
 
 
 def draw(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, dpi: int = 100) -> tuple[Canvas, tuple[Panel, ...]]:
-    """The raster and its panels (with the bars drawn in them): jobs, retries, and billed
-    instance-hours by type when ``series`` has ``hours`` (three shorter panels, same size)."""
+    """The raster and its panels (with the bars drawn in them): jobs, retries, billed
+    instance-hours by type when ``series`` has ``hours``, and last, when it has ``plans``, one
+    bar per training plan: instance-hours used, with what was bought but not used on top (the
+    bar's height is what was bought). Panels share the height."""
     days: list[str] = list(series["days"])
     hours = series.get("hours")
-    count = 3 if hours else 2
+    plans = series.get("plans")
+    count = 2 + bool(hours) + bool(plans)
     canvas = Canvas(round(width * dpi), round(height * dpi))
     canvas.text(16, 12, str(series.get("title", "Trainbot jobs")), scale=2)
     left, right, top, bottom = 80, 16, 52, 62
@@ -174,6 +183,14 @@ def draw(series: dict[str, Any], *, width: float = 10.0, height: float = 6.5, dp
         _stacked(canvas, spent, days, hours, colors)
         panels = (jobs, retries, spent)
     _x_ticks(canvas, panels[-1], days)
+    if plans:
+        names = [str(name) for name in plans["names"]]
+        used = Panel(
+            "Training plans: instance-hours used, and unused of those bought", "plan-hours", left, top + len(panels) * (panel_height + gap), plot_width, panel_height
+        )
+        _stacked(canvas, used, names, {"used": plans["used"], "unused": plans["unused"]}, PLAN_COLORS)
+        _x_ticks(canvas, used, names, shorten=False)
+        panels = (*panels, used)
     return canvas, panels
 
 
@@ -225,11 +242,12 @@ def _legend(canvas: Canvas, panel: Panel, colors: dict[str, str]) -> None:
         x = canvas.text(x + 14, y + 2, name, _INK, scale=1) + 12
 
 
-def _x_ticks(canvas: Canvas, panel: Panel, days: list[str]) -> None:
+def _x_ticks(canvas: Canvas, panel: Panel, days: list[str], *, shorten: bool = True) -> None:
+    """Labels under ``panel``'s bars: days without their year (``shorten``), or names as they are."""
     slot = panel.width / max(1, len(days))
     every = max(1, -(-len(days) // _MAX_TICKS))
     for index in range(0, len(days), every):
-        label = days[index][5:]
+        label = days[index][5:] if shorten else days[index][:24]
         center = panel.left + round(index * slot + slot / 2)
         canvas.fill(center, panel.top + panel.height, 1, 4, _MUTED)
         canvas.text(center - text_width(label, 1) // 2, panel.top + panel.height + 8, label, _MUTED, scale=1)

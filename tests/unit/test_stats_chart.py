@@ -83,3 +83,29 @@ def test_each_bar_is_painted_in_its_series_colour_where_it_stands_and_taller_val
     assert abs(heights[("Failed", 1)] - 2 * heights[("Completed", 0)]) <= 1
     assert abs(heights[("Completed", 0)] - 3 * heights[("Failed", 0)]) <= 2
     assert _rgb(JOB_COLORS["Failed"]) == next(bar.color for bar in drawn if bar.series == "Failed")
+
+
+def test_the_plans_panel_shows_each_plans_hours_used_with_the_unused_bought_hours_on_top():
+    from backend.services.chart import PLAN_COLORS, _rgb, draw
+
+    series = {
+        "days": ["2026-11-01", "2026-11-02"],
+        "jobs": {"Completed": [1, 1]},
+        "retries": {"capacity": [0, 0]},
+        "plans": {"names": ["p5-dec", "idle"], "used": [30.0, 0.0], "unused": [10.0, 40.0]},
+    }
+    chart = render(series)
+    assert chart.series["plans"] == {"names": ["p5-dec", "idle"], "used": [30.0, 0.0], "unused": [10.0, 40.0]}
+    assert png_size(chart.png) == (1000, 650)
+
+    _canvas, panels = draw(series)
+    plans = panels[-1]
+    assert plans.title.startswith("Training plans") and plans.legend == ["used", "unused"]
+    bars = {(bar.series, bar.day): bar for bar in plans.bars}
+    # Both plans bought 40 h: their bars stand equally tall, p5-dec's three quarters used.
+    assert bars[("used", 0)].height + bars[("unused", 0)].height == bars[("unused", 1)].height
+    assert abs(bars[("used", 0)].height - 3 * bars[("unused", 0)].height) <= 2
+    width, _height, pixels = _decode(chart.png)
+    for bar in (bars[("used", 0)], bars[("unused", 1)]):
+        start = ((bar.y + bar.height // 2) * width + bar.x + bar.width // 2) * 3
+        assert tuple(pixels[start : start + 3]) == bar.color == _rgb(PLAN_COLORS[bar.series])

@@ -272,6 +272,9 @@ class SlackNotifier:
         if notice.tells_approval(job, seq):
             self._tell_approved(job)
             return
+        if notice.tells_plan_end(job, seq):
+            self._warn_plan_end(job, entry)
+            return
         if job.sweep_id:
             self._notify_sweep_job(job, entry)
             return
@@ -303,6 +306,18 @@ class SlackNotifier:
                 return  # the sweep's root was never posted: no thread to tell
             root = self._post_root(job, channel)
         self._calls.post(channel, thread_ts=root, text=render.approved_reply(job, job.approval.decided_by or ""))
+
+    def _warn_plan_end(self, job: Job, entry: HistoryEntry) -> None:
+        """An attempt's one plan-end warning, in the job's thread (a sweep job's: in the sweep's
+        thread, naming the job). A single job whose root card never went out gets it now."""
+        assert job.slack is not None
+        channel = job.slack.channel_id
+        root = job.slack.thread_ts if job.sweep_id else self.root_ts(job)
+        if root is None:
+            if job.sweep_id:
+                return  # the sweep's root was never posted: no thread to tell
+            root = self._post_root(job, channel)
+        self._calls.post(channel, thread_ts=root, text=render.plan_end_warning(job, entry.seq))
 
     def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None:
         """A stall warning in the job's thread (:class:`backend.ports.StallNotifier`)."""

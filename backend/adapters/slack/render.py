@@ -19,6 +19,7 @@ from backend.domain.cost import Estimate, describe, hours_text, job_instance_hou
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
+from backend.domain.plans import TERMINATION_LEAD, when
 from backend.domain.spec import SUBMIT_EXAMPLE, Objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
@@ -328,6 +329,13 @@ def failure_verdict(job: Job) -> str:
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
+    if attempt is not None and attempt.failure_class is FailureClass.PLAN_ENDED:
+        # What happens next: the policy retried it on-demand (plan_fallback) or ended it.
+        words += (
+            " Trainbot runs it again on on-demand capacity (plan_fallback=ondemand)."
+            if job.status is S.RETRYING
+            else " Retry it on a later plan, or with plan_fallback=ondemand."
+        )
     return esc(words, 300)
 
 
@@ -386,6 +394,34 @@ def stall_warning(job: Job, last_line_at: datetime, silent_seconds: float) -> st
         f"(last at {last_line_at:%H:%M} UTC; stall_alert {duration(float(job.stall_alert_seconds or 0) or silent_seconds)}). "
         f"It is still running: check `{esc(name, 70)}` for a hung step, or stop it."
     )
+
+
+def plan_end_warning(job: Job, seq: int) -> str:
+    """The one warning a running attempt on a training plan gets when the plan ends before its
+    max runtime could: the plan, its end, what SageMaker does then and what to do about it."""
+    entry = _entry(job, seq)
+    attempt = next((a for a in job.attempts if a.plan_end_warned_at == entry.at), job.current_attempt)
+    plan = (attempt.plan if attempt else None) or job.plan or "?"
+    ends = attempt.plan_ends_at if attempt and attempt.plan_ends_at else entry.at
+    stops = ends - TERMINATION_LEAD
+    lines = [
+        f":warning: *{esc(job.name, 80)}* (`{job.job_id}`) runs on plan `{esc(plan, 64)}`, which ends "
+        f"{when(ends, entry.at)}, before its max_runtime runs out: SageMaker begins stopping the jobs on the plan "
+        f"{duration(TERMINATION_LEAD.total_seconds())} before then ({stops:%H:%M} UTC); if it is still running then, it stops unfinished."
+    ]
+    checkpoint = job.job_args.CheckpointConfig
+    if checkpoint is not None:
+        lines.append(
+            f"Its checkpoints (`/opt/ml/checkpoints`) are copied to `{esc(checkpoint.S3Uri, 300)}`: write one before "
+            f"{stops:%H:%M} UTC; a new attempt finds them there."
+        )
+    else:
+        lines.append("It saves no checkpoints (`checkpoint=s3://…`): whatever it has not written to its output by then is lost.")
+    if job.plan_fallback:
+        lines.append("With `plan_fallback=ondemand`, Trainbot then runs it again on on-demand capacity.")
+    else:
+        lines.append("It then ends Stopped: retry it on a later plan, or with `plan_fallback=ondemand`; an admin may extend the plan instead (AWS takes extensions until an hour before the end).")
+    return "\n".join(lines)
 
 
 # --- thread replies ---------------------------------------------------------------------------
@@ -499,7 +535,8 @@ def retry_line(job: Job, seq: int) -> str:
     if entry.reason:
         line += f": {reason_text(entry.reason, 300)}"
     checkpoint = job.job_args.CheckpointConfig
-    if job.job_args.EnableManagedSpotTraining and checkpoint is not None:
+    plan_ended = bool(at) and at[-1].failure_class is FailureClass.PLAN_ENDED
+    if (job.job_args.EnableManagedSpotTraining or plan_ended) and checkpoint is not None:
         line += f"\nattempt {done + 1} resumes from checkpoints at `{esc(checkpoint.S3Uri, 300)}`"
     return line
 
@@ -528,6 +565,7 @@ FAILURE_WORDS = {
     FailureClass.ALGORITHM: "training code failed",
     FailureClass.USER: "bad configuration",
     FailureClass.STOPPED: "stopped on request",
+    FailureClass.PLAN_ENDED: "stopped by its plan's end",
 }
 
 
@@ -967,10 +1005,25 @@ def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | 
         ),
         _context(esc(stats.coverage(), 600)),
     ]
+    plans = getattr(stats, "plan_hours", None)
+    if plans:
+        blocks.insert(-1, _section(plan_hours_text(plans)))
     spent = getattr(stats, "spend", None)
     if spent is not None and spent.instance_hours:
         blocks.insert(-1, _section(spend_text(spent)))
     return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def plan_hours_text(rows: Any) -> str:
+    """Training plans over the window: instance-hours used against bought, per plan (top 8)."""
+
+    def row(line: Any) -> str:
+        if line.bought is None:
+            return f"`{esc(line.plan, 64)}` {_hours(line.used)} of ? (plan unknown)"
+        share = f" ({line.share:.0%})" if line.share is not None else ""
+        return f"`{esc(line.plan, 64)}` {_hours(line.used)} of {_hours(line.bought)}{share}"
+
+    return "*Training plans* (instance-hours used of bought): " + " · ".join(row(line) for line in rows[:8])
 
 
 def spend_text(spent: Any) -> str:

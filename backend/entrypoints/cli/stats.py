@@ -112,6 +112,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         retention_days=container.settings.retention_days,
         prices=container.cost_guard.prices,
         team_of=container.settings.team_of,
+        plans=_plans(container),
     )
     if args.png:
         chart = stats.render_chart(result)
@@ -139,6 +140,12 @@ def _budget(container: Any, args: argparse.Namespace) -> Any:
     if container.budgets is None:
         return None
     return container.budgets.check(user_of(args))
+
+
+def _plans(container: Any) -> dict[str, Any]:
+    """The training plans as the launcher last read them (the ``plans#board`` record)."""
+    board = container.plans.board()
+    return dict(board.plans) if board is not None else {}
 
 
 def stats_json(result: Any) -> dict[str, Any]:

@@ -54,6 +54,9 @@ Failures:
   ``StoppingCondition.MaxRuntimeInSeconds`` (counted from the start of Training), the
   job ends at that limit as SageMaker documents it: TrainingJobStatus **Stopped** with
   SecondaryStatus ``MaxRuntimeExceeded`` and no FailureReason.
+* The end of its training plan: a job on a plan still running 30 minutes before the plan's end,
+  when SageMaker starts terminating the plan's instances, goes Stopping then Stopped with
+  SecondaryStatus ``Stopped`` and no FailureReason (infra/local/standins/sagemaker_plans.py).
 * ``MaxWaitTimeExceeded`` (managed spot training only): when the job would not end within
   ``StoppingCondition.MaxWaitTimeInSeconds`` of its creation (waiting for spot capacity
   included), it ends then as Stopped with SecondaryStatus ``MaxWaitTimeExceeded``.
@@ -795,6 +798,7 @@ class SageMakerStandIn:
                 spec["plan"] = plan.name
                 spec["ready_at"] = self.plans.ready_at(plan, spec["instance_count"], self._plan_uses(), now)
                 spec["plan_end"] = plan.end
+                spec["plan_stops"] = plan.stops_jobs_at
             else:
                 limit = self.capacity.get(spec["instance_type"])
                 used = self._running_instances[spec["instance_type"]]
@@ -1068,7 +1072,7 @@ class SageMakerStandIn:
         plan: collections.deque[_Transition] = collections.deque()
         waiting = "Waiting for capacity in training plan" if ready_at > now else "Launching requested ML instances"
         plan.append(_Transition(now, "InProgress", "Starting", waiting))
-        if spec.get("plan") and ready_at >= spec["plan_end"]:
+        if spec.get("plan") and ready_at >= spec["plan_stops"]:
             plan.append(_Transition(spec["plan_end"], "Failed", "Failed", "Training job failed",
                                     "CapacityError: The training plan ended before capacity for this job became available."))
         elif outcome == CAPACITY_ERROR:
@@ -1113,6 +1117,8 @@ class SageMakerStandIn:
                 if end <= start:
                     plan.pop()  # it never got its spot instances: no Training
             plan.append(_Transition(end, *final))
+            if spec.get("plan") and end > spec["plan_stops"]:
+                self._stop_at_plan_end(plan, spec["plan_stops"])
 
         job = _Job(name=name, arn=training_job_arn(name), prefix=prefix,
                    request=copy.deepcopy(params), instance_type=spec["instance_type"],
@@ -1129,6 +1135,16 @@ class SageMakerStandIn:
                                           self._active_by_prefix[prefix])
         self._advance_job(job, now)  # emits the InProgress/Starting event
         return job
+
+    def _stop_at_plan_end(self, plan: collections.deque, stops: float) -> None:
+        """A job on a training plan still running when SageMaker starts terminating the plan's
+        instances (30 minutes before its end) is stopped then: Stopping, then Stopped with
+        SecondaryStatus Stopped and no FailureReason (sagemaker_plans' module docstring says
+        what this rests on; tests/fixtures/sagemaker_describe_plan_end_stop.json is the answer)."""
+        while plan and plan[-1].at >= stops:
+            plan.pop()
+        plan.append(_Transition(stops, "Stopping", "Stopping", "Stopping the training job"))
+        plan.append(_Transition(stops + self.stop_seconds, "Stopped", "Stopped", "The training job has stopped"))
 
     def _draw_outcome(self) -> str:
         # Draw only for the probabilities that are set. Otherwise switching a fault on
