@@ -298,6 +298,11 @@ class JobService:
                 [admitted] = self._admit([job])
                 if admitted.approval is not None and admitted.approval.state is ApprovalState.PENDING:
                     reason += "; over the weekly budget, waiting for an admin's approval"
+            held = admitted.approval
+            if job.sweep_id and held is not None and held.state is ApprovalState.PENDING and not held.alone:
+                # One job's retry asks for itself: its sweep's card may be decided already, and
+                # then nobody would be asked (the simulator found such a job held for ever).
+                held = held.model_copy(update={"alone": True})
             outcome = self._store.transition(
                 job,
                 S.RETRYING,
@@ -307,7 +312,7 @@ class JobService:
                 algorithm_failures=0,
                 capacity_wait_since=None,
                 lease=None,
-                approval=admitted.approval,
+                approval=held,
                 reservation=admitted.reservation,
             )
             if isinstance(outcome, Applied):

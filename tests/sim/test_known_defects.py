@@ -37,6 +37,12 @@ KNOWN = {
     "a sweep job held alone on its retry": [
         ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("launcher", ()), ("sagemaker", 1, "internal_error"),
     ],
+    # Found by the simulator: the owner stops a sweep job, the budget's room goes to another
+    # job, the owner retries it: held past the budget with no card (only a sweep's first job
+    # carried one). A retry held for approval now asks for itself.
+    "a sweep job retried past the budget": [
+        ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("stop", 1), ("submit", "single"), ("retry", 1),
+    ],
     # An admin rejects a held job; its owner retries it: it launched.
     "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
     # A held job stopped by its owner, then retried: it launched without an approval.
