@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from backend.domain.charts import ChartRequest
 from backend.domain.logtail import LogTail
@@ -20,9 +20,6 @@ from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan
 from backend.domain.status import JobStatus
 from backend.errors import TrainbotError
-
-if TYPE_CHECKING:
-    from backend.services.stats import Stats
 
 
 @dataclass(frozen=True)
@@ -436,10 +433,22 @@ class ChartTrigger(Protocol):
         ...
 
 
+class StatsFigures(Protocol):
+    """The headline numbers of a stats window a chart's caption names
+    (:class:`backend.services.stats.Stats` has them)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def success_rate(self) -> float | None: ...
+    @property
+    def by_status(self) -> dict[str, int]: ...
+
+
 class ChartSharer(Protocol):
     """Posts a drawn stats chart where its request says (Slack: a file in the summary's thread)."""
 
-    def share_chart(self, request: ChartRequest, stats: Stats, png: bytes) -> str:
+    def share_chart(self, request: ChartRequest, stats: StatsFigures, png: bytes) -> str:
         """Upload ``png`` with a one-line caption of ``stats``; the file's id. Raises
         :class:`backend.errors.NotifierUnavailable` (try again later) or
         :class:`backend.errors.NotifierRejected` (never: the bot may not post there)."""
