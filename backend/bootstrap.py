@@ -20,7 +20,7 @@ from backend.adapters.sagemaker import SageMakerBackend
 from backend.adapters.sns import SNS_MAX_ATTEMPTS, SnsNotifier
 from backend.config import Settings
 from backend.domain.times import utcnow
-from backend.ports import JobStore, Notifier, TrainingBackend
+from backend.ports import ChartTrigger, JobStore, Notifier, TrainingBackend
 from backend.services.jobs import JobService
 from backend.services.notify import Dispatcher
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from backend.services.plans import PlanBook
     from backend.services.prices import PriceBook
     from backend.services.queue import QueueView
+    from backend.services.stats import StatsReader
+    from backend.services.stats_chart import StatsCharts
 
 
 LOGS_CALLS_PER_SECOND = 5.0
@@ -152,6 +154,56 @@ class Container:
                 trigger = LambdaLaunchTrigger(client, self.settings.launcher_function, KICK_EVENT)
             self.extras["kicker"] = Kicker(self.store, trigger, clock=self.clock)
         return self.extras["kicker"]
+
+    @property
+    def chart_trigger(self) -> ChartTrigger | None:
+        """Asks the chart function (TRAINBOT_CHART_FUNCTION) for `/train stats`' chart; None when
+        no chart function is configured (the answer then comes without one)."""
+        if "chart_trigger" not in self.extras:
+            trigger = None
+            if self.settings.chart_function:
+                from backend.adapters.chart_trigger import LambdaChartTrigger
+
+                trigger = LambdaChartTrigger(LazyClient("lambda", region=self.settings.aws_region, max_attempts=2), self.settings.chart_function)
+            self.extras["chart_trigger"] = trigger
+        return self.extras["chart_trigger"]
+
+    @property
+    def stats_reader(self) -> StatsReader:
+        """Job statistics as this deployment counts them (retention, prices, teams)."""
+        from backend.services.stats import StatsReader
+
+        if "stats_reader" not in self.extras:
+            self.extras["stats_reader"] = StatsReader(
+                self.store,
+                self.clock,
+                retention_days=self.settings.retention_days,
+                prices=lambda: self.cost_guard.prices,
+                team_of=self.settings.team_of,
+                plans=self._plans_known,
+            )
+        return self.extras["stats_reader"]
+
+    def _plans_known(self) -> dict[str, Any]:
+        """The training plans as the launcher last read them (none before it has)."""
+        board = self.plans.board()
+        return dict(board.plans) if board is not None else {}
+
+    @property
+    def charts(self) -> StatsCharts:
+        """The chart function's use case: draw a requested stats chart and post it in Slack
+        (``extras["chart_sharer"]`` replaces the Slack sharer)."""
+        from backend.services.stats_chart import StatsCharts
+
+        if "charts" not in self.extras:
+            sharer = self.extras.get("chart_sharer")
+            if sharer is None:
+                from backend.adapters.slack.client import LazyWebClient
+                from backend.adapters.slack.files import SlackChartSharer
+
+                sharer = SlackChartSharer(LazyWebClient(self.settings, purpose="notify"))
+            self.extras["charts"] = StatsCharts(self.store, self.stats_reader, sharer, clock=self.clock)
+        return self.extras["charts"]
 
     @property
     def queue(self) -> QueueView:

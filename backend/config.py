@@ -50,6 +50,9 @@ class Settings(BaseModel):
     # The launcher function the bot invokes asynchronously when it registers jobs (start on
     # submit); empty: jobs wait for the launcher's schedule.
     launcher_function: str = Field(default="", alias="TRAINBOT_LAUNCHER_FUNCTION")
+    # The chart function the bot invokes asynchronously to draw `/train stats`' chart (the bot's
+    # artifact carries no chart library); empty: the stats answer comes without a chart.
+    chart_function: str = Field(default="", alias="TRAINBOT_CHART_FUNCTION")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
     # The cost guard (backend.domain.cost, backend.services.budget): prices over the repo's
     # table, approval thresholds (0 / empty: off), weekly instance-hour budgets per team.

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from backend.domain.charts import ChartRequest
 from backend.domain.logtail import LogTail
 from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan
@@ -420,4 +421,35 @@ class LaunchTrigger(Protocol):
         """Ask for one launcher run (for ``job_id``, the job whose registration asked);
         raises :class:`backend.errors.BackendUnavailable` when the request could not be made
         (the schedule then launches the job)."""
+        ...
+
+
+class ChartTrigger(Protocol):
+    """Asks for a stats chart without waiting for it (on AWS: an asynchronous Invoke of the
+    chart function, which carries the chart library the bot does not)."""
+
+    def request_chart(self, request: ChartRequest) -> None:
+        """Raises :class:`backend.errors.BackendUnavailable` when the request could not be made."""
+        ...
+
+
+class StatsFigures(Protocol):
+    """The headline numbers of a stats window a chart's caption names
+    (:class:`backend.services.stats.Stats` has them)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def success_rate(self) -> float | None: ...
+    @property
+    def by_status(self) -> dict[str, int]: ...
+
+
+class ChartSharer(Protocol):
+    """Posts a drawn stats chart where its request says (Slack: a file in the summary's thread)."""
+
+    def share_chart(self, request: ChartRequest, stats: StatsFigures, png: bytes) -> str:
+        """Upload ``png`` with a one-line caption of ``stats``; the file's id. Raises
+        :class:`backend.errors.NotifierUnavailable` (try again later) or
+        :class:`backend.errors.NotifierRejected` (never: the bot may not post there)."""
         ...

@@ -31,9 +31,9 @@ Two halves:
   last with a ``CreatedAt`` bound), never a Scan, so its cost grows with the window and not
   with the table. Owner and preset filters are applied to what those queries return.
 
-:func:`chart_png` is the one-call entry point for a chart (the local page uses it); the
-rendering itself (pure Python, no chart library) lives in :mod:`backend.services.chart`, imported only when a
-chart is drawn, so the bot's cold start does not pay for it.
+:func:`chart_series` is what the stats chart plots; the drawing (matplotlib) lives in
+:mod:`backend.services.chart`, which this module never imports: the bot reads stats here and
+only asks the chart function for the chart (tests/unit/test_import_boundaries.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from backend.domain.plans import TrainingPlan, reserved_hours
 from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.ports import JobHistory
-from backend.services.chart import Chart, render
 
 S = JobStatus
 DEFAULT_DAYS = 14
@@ -382,6 +381,28 @@ def collect(
     )
 
 
+@dataclass(frozen=True)
+class StatsReader:
+    """``collect`` as the deployment configures it (retention, prices, teams): what the bot's
+    summary and the chart function read, so both show the same numbers."""
+
+    store: JobHistory
+    clock: Callable[[], datetime]
+    retention_days: int = 0
+    prices: Callable[[], PriceTable | None] = lambda: None
+    team_of: Callable[[str], str] | None = None
+    # The training plans as the launcher last read them (plan-hours bought); none before it has.
+    plans: Callable[[], Mapping[str, TrainingPlan]] = dict
+
+    def read(self, scope: str, requester: Owner, user_id: str | None, days: int, preset: str | None) -> Stats:
+        """``scope``: ``mine`` (the requester's jobs), ``user`` (``user_id``'s) or ``all``."""
+        owner = requester if scope == "mine" else (user_id if scope == "user" else None)
+        return collect(
+            self.store, owner, days, preset, self.clock(),
+            retention_days=self.retention_days, prices=self.prices(), team_of=self.team_of, plans=self.plans(),
+        )
+
+
 # --- the chart ------------------------------------------------------------------------------
 
 
@@ -408,24 +429,6 @@ def chart_series(stats: Stats) -> dict[str, Any]:
             "unused": [round(max(0.0, (row.bought or 0.0) - row.used), 3) for row in stats.plan_hours],
         }
     return series
-
-
-def render_chart(stats: Stats) -> Chart:
-    """The chart for ``stats`` (PNG bytes and the series it plotted)."""
-    return render(chart_series(stats))
-
-
-def chart_png(
-    store: JobHistory,
-    *,
-    days: int = DEFAULT_DAYS,
-    now: datetime,
-    owner: Owner | str | None = None,
-    preset: str | None = None,
-) -> bytes:
-    """One call for a PNG of the last ``days`` days (the local page's ``/stats.png``)."""
-    png: bytes = render_chart(collect(store, owner, days, preset, now)).png
-    return png
 
 
 # --- plain text (the CLI) -------------------------------------------------------------------

@@ -9,7 +9,8 @@
 - the Slack stand-in with the Slack-like page (``infra/local/static/``) on it;
 - the bot behind a local Function URL (lazy listeners re-enter it through the Lambda Invoke
   stand-in), and the launcher and monitor driven by their template events: schedules seconds
-  apart, SageMaker state changes delivered to the monitor as they happen;
+  apart, SageMaker state changes delivered to the monitor as they happen; every function is
+  also invokable by name through the Lambda stand-in (the launcher's kick, the stats chart);
 
 and stops all of it, closing every socket, in :meth:`LocalStack.stop`. Every Trainbot setting
 goes through the process environment, exactly as on Lambda; :meth:`stop` restores it.
@@ -249,11 +250,11 @@ class LocalStack:
             skip=("BotFunction",),
         )
         self.driver.start()
-        # The launcher is invokable too (start on submit), sharing its reserved concurrency
-        # with its schedule, as on Lambda.
-        launcher = self.driver.functions.get("LauncherFunction")
-        if launcher is not None:
-            self.lam.add(f"{STACK_NAME}-launcher", launcher.invoke)
+        # Every driven function is invokable by its name too, as on Lambda: the launcher (start
+        # on submit, sharing its reserved concurrency with its schedule) and the chart function
+        # (the bot's `/train stats` asks it for the chart), each run in this process.
+        for function in self.driver.functions.values():
+            self.lam.add(function.spec.name, function.invoke)
         if self.options.log_transitions:
             self._log_thread = threading.Thread(target=self._log_transitions, name="local-transitions", daemon=True)
             self._log_thread.start()

@@ -20,7 +20,9 @@ Scenarios:
 - the bot, signed requests through its handler with lazy listeners re-entering it through the
   Lambda Invoke stand-in: submit, status, list, a small sweep and its redelivery after a
   half-finished registration, a large sweep confirmed and one cancelled, stop of a running
-  job, stop of a queued job (an ending the bot announces itself), retry, the submit modal.
+  job, stop of a queued job (an ending the bot announces itself), retry, the submit modal, and
+  stats, whose chart the chart function (cold-started through the Lambda Invoke stand-in) draws
+  and uploads in the summary's thread.
 """
 
 from __future__ import annotations
@@ -284,8 +286,10 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
     import bot.handler
     from backend.bootstrap import build
     from backend.config import Settings
+    from backend.domain.charts import ChartRequest
+    from backend.entrypoints import runtime
     from backend.services.submit import sweep_id_for
-    from infra.local.standins.lambda_invoke import LambdaStandIn
+    from infra.local.standins.lambda_invoke import LambdaStandIn, lambda_context
     from infra.local.standins.sagemaker import SageMakerStandIn
     from infra.local.standins.slack import SlackStandIn
     from infra.local.standins.slack_signing import block_actions_body
@@ -309,6 +313,8 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
                 "AWS_ENDPOINT_URL_LAMBDA": lam.url,
                 "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker.url,
                 "TRAINBOT_LAUNCHER_FUNCTION": "trainbot-launcher",  # start on submit
+                "TRAINBOT_CHART_FUNCTION": "trainbot-chart:live",  # `/train stats` asks it for the chart
+                "TRAINBOT_PRICE_LIST": "on",  # as deployed: stats price spend with the stored list prices
             }
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
@@ -317,6 +323,9 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             _forget_cached_secrets()
             lam.add(FUNCTION, lambda event, context: template_handler()(event, context))
             lam.add("trainbot-launcher", lambda event, context: None)  # the launcher's side, not recorded
+            # The chart function, each invocation a cold start wired from the environment (the
+            # secret, the table), as a new execution environment is.
+            lam.add("trainbot-chart", lambda event, context: _cold_chart(event, context))
             bot.handler.reset()
             driver = BotDriver(slack, lam)
 
@@ -350,12 +359,36 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             driver.command(f"stop {job.job_id}")
             click("job_retry", job.job_id)
             driver.command("submit")  # no arguments: the submit modal
-            driver.command("stats days=7")  # summary, then the chart uploaded (files v2)
+            driver.command("stats days=7")  # summary in the channel; the chart function uploads the chart in its thread (files v2)
+            assert [call.params.get("thread_ts") for call in slack.calls_to("files.completeUploadExternal")] != [], "no chart was posted"
+            # A chart Slack could not take this time: the function gives its claim back (so
+            # Lambda's retry draws it) and fails.
+            slack.fail_next("files.completeUploadExternal", error="internal_error", count=5)
+            retried = ChartRequest(key="recording-retry", scope="mine", days=7, requester=_actor_of(USER, TEAM).owner, channel_id=CHANNEL)
+            with pytest.raises(Exception, match="internal_error"):
+                _cold_chart(retried.event(), lambda_context("trainbot-chart"))
             recorder.slack_methods |= {call.method for call in slack.calls}
             recorder.missing_scope += _refused_for_scope(slack)
         finally:
             bot.handler.reset()
+            runtime.install(None)
             sagemaker.stop()
+
+
+def _cold_chart(event: Any, context: Any) -> Any:
+    """The chart function's handler from a cold start: no cached secret, no wired container."""
+    from backend.entrypoints import runtime
+
+    _forget_cached_secrets()
+    runtime.install(None)
+    return _template_handler("ChartFunction")(event, context)
+
+
+def _template_handler(logical_id: str) -> Callable[..., Any]:
+    """The handler the template names for ``logical_id``, looked up when called: the recorder
+    has replaced it with its attributed wrapper."""
+    module_name, _, attribute = function_handlers()[logical_id].rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _refused_for_scope(slack: Any) -> list[str]:

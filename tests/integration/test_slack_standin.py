@@ -387,3 +387,49 @@ def test_every_method_the_stand_in_answers_has_its_documented_scopes():
     from infra.local.standins import slack
 
     assert set(slack._API_METHODS) == set(slack.METHOD_SCOPES)
+
+
+# --- files v2, as Slack documents it (tests/fixtures/slack_files_upload_v2.json) ---------------
+
+
+def test_the_upload_trio_takes_the_documented_requests_and_answers_in_the_documented_shape(standin, client):
+    from tests.fixtures import samples
+
+    documented = samples.load("slack_files_upload_v2.json")
+    assert "files.getUploadURLExternal" in samples.source("slack_files_upload_v2.json")
+    step1, step3 = documented["files.getUploadURLExternal"], documented["files.completeUploadExternal"]
+    standin.add_channel(step3["request"]["channel_id"], "documented")
+    root = client.chat_postMessage(channel=step3["request"]["channel_id"], text="stats")["ts"]
+
+    got = client.api_call("files.getUploadURLExternal", params=step1["request"]).data
+    assert set(got) == set(step1["response"]) and got["ok"] is True and got["file_id"].startswith("F")
+    body = bytes(step1["request"]["length"])  # the declared number of bytes, raw, as slack_sdk posts them
+    with urllib.request.urlopen(urllib.request.Request(got["upload_url"], data=body, method="POST")) as uploaded:
+        assert uploaded.status == 200
+    # As documented: files as a JSON string in a form body, the reply's parent as thread_ts.
+    request = {**step3["request"], "files": step3["request"]["files"].replace(step1["response"]["file_id"], got["file_id"]), "thread_ts": root}
+    done = client.api_call("files.completeUploadExternal", data=request).data
+    assert done["ok"] is True and [f["id"] for f in done["files"]] == [got["file_id"]] and done["files"][0]["title"] == "slack-test"
+    (reply,) = standin.messages(step3["request"]["channel_id"])[0]["replies"]
+    assert reply["text"] == step3["request"]["initial_comment"] and [f["id"] for f in reply["files"]] == [got["file_id"]]
+    assert standin.file(got["file_id"])["alt_txt"] == step1["request"]["alt_txt"]
+
+
+def test_the_upload_trio_refuses_what_the_reference_says_slack_refuses(standin, client):
+    with pytest.raises(SlackApiError) as empty:
+        client.files_getUploadURLExternal(filename="chart.png", length=0)
+    assert empty.value.response["error"] == "missing_argument"
+    file_id = client.files_getUploadURLExternal(filename="chart.png", length=3)["file_id"]
+    urllib.request.urlopen(urllib.request.Request(f"{standin.base_url}/upload/{file_id}", data=b"abc", method="POST")).close()
+    standin.add_channel("C0OTHER", "other")
+    # A reply goes to one channel's thread only.
+    with pytest.raises(SlackApiError) as two:
+        client.files_completeUploadExternal(files=[{"id": file_id}], channels="C0TRAIN,C0OTHER", thread_ts="1700000000.000100")
+    assert two.value.response["error"] == "invalid_arguments"
+    # Without files:write neither method runs.
+    standin.scopes = frozenset({"commands", "chat:write"})
+    for call in (lambda: client.files_getUploadURLExternal(filename="chart.png", length=3),
+                 lambda: client.files_completeUploadExternal(files=[{"id": file_id}], channel_id=CHANNEL)):
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == "missing_scope" and refused.value.response["needed"] == "files:write"

@@ -234,7 +234,7 @@ def test_with_plan_fallback_a_job_stopped_by_its_plans_end_runs_again_on_demand_
 
 def test_train_stats_and_its_chart_show_plan_hours_used_against_plan_hours_bought(stack: Stack) -> None:
     from backend.adapters.slack import render
-    from backend.services.stats import render_chart
+    from backend.services.chart import render as render_chart
     from bot.usecases import BotService
     from tests.harness import ALICE
 

@@ -965,7 +965,11 @@ def _quote(value: str) -> str:
 # --- /train stats -----------------------------------------------------------------------------
 
 
-def stats_whose(scope: str, user_id: str | None, preset: str | None) -> str:
+def stats_whose(scope: str, user_id: str | None, preset: str | None, requester: str | None = None) -> str:
+    """Whose jobs a stats answer covers; ``requester``: the answer is in the channel, where
+    "your" would mean the reader, so "mine" names the requester."""
+    if scope == "mine" and requester:
+        scope, user_id = "user", requester
     who = {"mine": "Your jobs", "all": "Everyone's jobs"}.get(scope) or f"Jobs of {mention(user_id or '')}"
     return who + (f" with preset `{esc(preset, 40)}`" if preset else "")
 
@@ -974,14 +978,25 @@ def stats_working(days: int) -> str:
     return f":bar_chart: Working out the last {days} day{'s' if days != 1 else ''}…"
 
 
+def stats_posted(*, charted: bool) -> str:
+    return ":bar_chart: Posted in the channel" + ("; the chart follows in its thread." if charted else ".")
+
+
+def stats_not_shared() -> str:
+    return ":bar_chart: I can't post in this channel, so here are the numbers for you alone; invite me (`/invite @Trainbot`) for the chart."
+
+
 def _hours(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
 
 
-def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int) -> dict[str, Any]:
+def stats_summary(
+    stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int, requester: str | None = None
+) -> dict[str, Any]:
     """The Block Kit answer to `/train stats`: what the window covers, outcomes, retries by
-    cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types."""
-    title = f"{stats_whose(scope, user_id, preset)}, last {days} day{'s' if days != 1 else ''}"
+    cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types.
+    ``requester``: posted in the channel (the chart follows in its thread), not to them alone."""
+    title = f"{stats_whose(scope, user_id, preset, requester)}, last {days} day{'s' if days != 1 else ''}"
     rate = "–" if stats.success_rate is None else f"{stats.success_rate:.0%}"
     statuses = " · ".join(
         f"{EMOJI.get(JobStatus(name), '')} {name} {count}" for name, count in stats.by_status.items()
@@ -1054,6 +1069,24 @@ def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
     who = {"mine": "my jobs", "all": "all jobs"}.get(scope) or f"jobs of {user_id}"
     return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} days"
+
+
+def stats_chart_caption(stats: Any, *, scope: str, user_id: str | None, requester: str, preset: str | None, days: int) -> str:
+    """The chart's one-line caption in the summary's thread (seen by the whole channel, so
+    "mine" names the requester): what it shows, whose jobs, and the window's two headline numbers."""
+    whose = "everyone's jobs" if scope == "all" else f"jobs of {mention(user_id if scope == 'user' and user_id else requester)}"
+    whose += f" with preset `{esc(preset, 40)}`" if preset else ""
+    done = "none finished yet" if stats.success_rate is None else f"{stats.success_rate:.0%} of finished completed"
+    return (
+        f":bar_chart: Jobs per day by outcome, {whose}, last {days} day{'s' if days != 1 else ''}: "
+        f"{stats.total:,} job{'s' if stats.total != 1 else ''}, {done}"
+    )
+
+
+def stats_chart_alt_text(stats: Any, days: int) -> str:
+    """For screen readers (files.getUploadURLExternal's ``alt_txt``): the chart in words."""
+    by_status = ", ".join(f"{name} {count}" for name, count in stats.by_status.items())
+    return f"Stacked bar charts of the last {days} days: jobs per day by outcome ({by_status}), retries per day by cause."
 
 
 # --- the submit modal -------------------------------------------------------------------------

@@ -115,7 +115,9 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         plans=_plans(container),
     )
     if args.png:
-        chart = stats.render_chart(result)
+        from backend.services.chart import render  # matplotlib: only when a chart is asked for
+
+        chart = render(result)
         try:
             Path(args.png).write_bytes(chart.png)
         except OSError as exc:

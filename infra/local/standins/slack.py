@@ -1011,9 +1011,15 @@ class SlackStandIn:
         return {"view": view}
 
     def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        # As documented (tests/fixtures/slack_files_upload_v2.json): filename and length are
+        # required, and a length of 0 is a missing argument.
         filename, length = params.get("filename"), params.get("length")
         if not filename or length in (None, ""):
             raise _ApiError("invalid_arguments")
+        if not str(length).isdigit():
+            raise _ApiError("invalid_arguments")
+        if int(length) == 0:
+            raise _ApiError("missing_argument")
         file_id = self._new_id("F")
         self._files[file_id] = {
             "id": file_id,
@@ -1048,7 +1054,7 @@ class SlackStandIn:
         if params.get("channel_id"):
             channels.insert(0, params["channel_id"])
         thread_ts = params.get("thread_ts") or None
-        if thread_ts and not channels:
+        if thread_ts and len(channels) != 1:  # a reply goes to exactly one channel's thread
             raise _ApiError("invalid_arguments")
         for channel in channels:
             ts = self._next_ts()
