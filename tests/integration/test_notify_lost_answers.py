@@ -211,3 +211,66 @@ def test_a_thread_longer_than_a_page_is_read_to_its_end(slack, monkeypatch):
         calls.post(CHANNEL, thread_ts=root, text=f"change {seq}", metadata={"event_type": CHANGE_EVENT, "event_payload": {"job_id": "tb-x", "seq": seq}})
     assert calls.thread_has(CHANNEL, root, {"event_type": CHANGE_EVENT, "event_payload": {"job_id": "tb-x", "seq": 6}})
     assert len(slack.calls_to("conversations.replies")) == 3  # six messages, two a page
+
+
+# --- a sweep's replies: its jobs' (notify=all), its summary ------------------------------------
+
+
+def _sweep(store, slack, size, notify=None):
+    ts = WebClient(token="xoxb-t", base_url=slack.api_url).chat_postMessage(channel=CHANNEL, text="Sweep")["ts"]
+    store.put_record("sweep-root", "sw-1", {"Channel": CHANNEL, "Ts": ts, "Name": "grid", "Owner": "U0ALICE", "Total": size})
+    jobs = [
+        make_job(f"grid-{i}", user="U0ALICE", slack=SlackThread(channel_id=CHANNEL, thread_ts=ts), sweep_id="sw-1", client_token=f"sw-1/{i}", notify=notify)
+        for i in range(size)
+    ]
+    store.register_many(jobs, "sw-1")
+    return ts, [store.get(job.job_id) for job in jobs]
+
+
+def _sweep_thread(slack, ts) -> list[str]:
+    return [m["text"] for m in slack.thread(CHANNEL, ts)[1:]]
+
+
+def test_a_sweep_jobs_reply_whose_answer_was_lost_is_not_posted_again_by_the_redelivery(store, slack, now):
+    wired = _wire(store, slack, now)
+    ts, (first, second) = _sweep(store, slack, 2, notify=NotifyMode.ALL)
+    job = _launched(store, wired, first)
+    slack.lose_next_answer("chat.postMessage", match=_is_reply)
+    wired.deliver(_failed(store, job))
+    assert len(_sweep_thread(slack, ts)) == 1  # posted, the answer lost
+    now.advance()
+    wired.drain()
+    assert len(_sweep_thread(slack, ts)) == 1 and job.job_id not in store.outbox_job_ids()
+    assert "1 of 2 ended" in str(slack.message(CHANNEL, ts)["blocks"])  # counted once
+
+
+def test_a_sweep_summary_whose_answer_was_lost_is_looked_for_at_once_and_never_posted_twice(store, slack, now):
+    wired = _wire(store, slack, now)
+    ts, (only,) = _sweep(store, slack, 1)
+    job = _launched(store, wired, only)
+    slack.lose_next_answer("chat.postMessage", match=_is_reply)
+    report = wired.deliver(_failed(store, job))
+    assert report.failures == {} and store.outbox_job_ids() == []  # found at once: delivered
+    assert len(_sweep_thread(slack, ts)) == 1 and "<@U0ALICE>" in _sweep_thread(slack, ts)[0]
+    assert len(slack.calls_to("conversations.replies")) == 1
+
+
+def test_a_sweep_summary_posted_by_a_run_killed_before_marking_it_is_found_by_the_next(store, slack, now, dynamodb):
+    wired = _wire(store, slack, now)
+    ts, (only,) = _sweep(store, slack, 1)
+    job = _launched(store, wired, only)
+
+    def killed_on_the_mark(params, **_kwargs):
+        key = params.get("Key", {}).get("JobId", {}).get("S", "")
+        if key.startswith("sweep-ends#") and params.get("ExpressionAttributeValues", {}).get(":new") == {"N": "1"}:
+            dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", killed_on_the_mark)
+            raise Killed("killed between the summary's post and its mark")
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", killed_on_the_mark)
+    with pytest.raises(Killed):
+        wired.deliver(_failed(store, job))
+    assert len(_sweep_thread(slack, ts)) == 1
+
+    now.advance()  # the summary's claim and the delivery lease have run out
+    wired.drain()
+    assert len(_sweep_thread(slack, ts)) == 1 and store.outbox_job_ids() == []

@@ -25,6 +25,13 @@ separately and a refused card update never makes a reply be posted again:
   is deferred (see :mod:`backend.services.notify`), and coalesced: only the newest change of a
   round is rendered; intermediate states are skipped.
 
+Posted once (:meth:`SlackNotifier.already_told`): every thread reply carries Slack message
+metadata naming what it tells (a change: ``trainbot_change`` with the job id and seq; a sweep's
+summary or digest: ``trainbot_sweep``), so when a post's answer was lost (NotifierUncertain: a
+timeout, a dropped connection, a 5xx) or a run was killed before recording it, the next
+delivery reads the thread (``conversations.replies`` with ``include_all_metadata``) and records
+what it finds instead of posting it again. Only then: the normal path never reads a thread.
+
 Pacing (:class:`SlackPacer`): at most one message per second per channel with a short burst,
 and ``chat.update`` kept under the app-wide Tier 3 budget, both per process; Slack's own 429
 answers (``Retry-After``) are the limit across processes. A wait longer than the bound turns
@@ -56,6 +63,7 @@ from backend.domain.model import Job, JobArgs, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.spec import Objective, parse_objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
+from backend.domain.times import format_utc
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
 from backend.ports import JobRepository, RecordStore, SweepEnd, notify_may_wait
 
@@ -100,6 +108,7 @@ MAX_REPLY_PAGES = 10
 # The metadata event type of every thread reply that tells a change (its payload: job id, seq).
 CHANGE_EVENT = "trainbot_change"
 SWEEP_EVENT = "trainbot_sweep"
+STALL_EVENT = "trainbot_stall"
 _ROOT_CACHE = 1024
 # How long a delivery's claim on posting a sweep's summary holds (a Slack post with its bounded
 # retries takes far less); after that a redelivery may take it over and post it.
@@ -438,7 +447,10 @@ class SlackNotifier:
         root = self.root_ts(job)
         if root is None:
             return  # no thread to warn in (the card was never posted): the warning is advice
-        self._calls.post(job.slack.channel_id, thread_ts=root, text=render.stall_warning(job, last_line_at, silent_seconds))
+        # Metadata as every thread reply has; no look before a re-post: the monitor's mark
+        # (StallWarnedAt) already makes it one warning per silence.
+        metadata = {"event_type": STALL_EVENT, "event_payload": {"job_id": job.job_id, "last_line_at": format_utc(last_line_at)}}
+        self._calls.post(job.slack.channel_id, thread_ts=root, text=render.stall_warning(job, last_line_at, silent_seconds), metadata=metadata)
 
     def _post_root(self, job: Job, channel: str) -> str:
         card = render.job_card(job, self._region)
@@ -564,6 +576,14 @@ class SlackNotifier:
             summary = render.sweep_summary(name, owner, total, counted.tally, failures, results, objective)
             self._post_summary(job.sweep_id, channel, root, summary)
 
+    def _landed(self, channel: str, root: str, metadata: dict[str, Any]) -> bool | None:
+        """Right after a post whose answer was lost: whether it is in the thread (None: Slack
+        could not be asked)."""
+        try:
+            return self._posted(channel, root, metadata)
+        except NotifierUnavailable:
+            return None
+
     def _posted(self, channel: str, root: str, metadata: dict[str, Any]) -> bool:
         """Whether a message with ``metadata`` is in the thread already; a look Slack refuses for
         good (see LOOKUP_REFUSALS) is logged and answered no: posting again beats never."""
@@ -590,10 +610,11 @@ class SlackNotifier:
     def _post_summary(self, sweep_id: str, channel: str, root: str, text: str) -> None:
         """Post the sweep's final summary once. The ``Final`` mark is 0 (not posted), 1
         (posted) or, while one delivery posts it, minus the epoch second its claim runs out:
-        a crash between the claim and the post (or a post whose answer was lost, which keeps
-        its claim) leaves a claim that a later redelivery of the change (the change stays
-        undelivered: NotifierUnavailable) takes over once it expires, looking in the thread
-        first: the summary carries metadata naming the sweep."""
+        a crash between the claim and the post leaves a claim that a later redelivery of the
+        change (the change stays undelivered: NotifierUnavailable) takes over once it expires,
+        looking in the thread first: the summary carries metadata naming the sweep. A post
+        whose answer was lost is looked for at once: found, it is marked posted; not found,
+        the claim is given back; if the thread cannot be read, the claim stays."""
         try:
             mark = int((self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}).get("Final", 0))
         except StoreUnavailable as exc:
@@ -613,7 +634,13 @@ class SlackNotifier:
         try:
             self._calls.post(channel, thread_ts=root, text=text, metadata=metadata)
         except NotifierUncertain:
-            raise  # it may be posted: the claim stays, and whoever takes it over looks first
+            landed = self._landed(channel, root, metadata)
+            if landed:
+                self._store.claim_sweep_mark(sweep_id, "Final", claim, 1)
+                return
+            if landed is False:
+                self._store.claim_sweep_mark(sweep_id, "Final", claim, 0)  # the next redelivery posts it
+            raise  # could not look: the claim stays, and whoever takes it over looks first
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Final", claim, 0)  # the next redelivery posts it
             raise
@@ -639,12 +666,13 @@ class SlackNotifier:
         try:
             self._calls.post(channel, thread_ts=root, text=render.sweep_digest(failures[digested:upto], upto), metadata=metadata)
         except NotifierUncertain:
-            try:
-                landed = self._posted(channel, root, metadata)
-            except NotifierUnavailable:
-                landed = True  # cannot tell: never twice (its failures are on their cards and on SNS)
-            if not landed:
+            landed = self._landed(channel, root, metadata)
+            if landed:
+                return
+            if landed is False:
                 self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
+            # Could not look: the claim stays (never twice; its failures are on their cards,
+            # on SNS, and not in the summary).
             raise
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)

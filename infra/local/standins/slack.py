@@ -1153,9 +1153,10 @@ class SlackStandIn:
         limit = max(1, min(limit, REPLIES_LIMIT))
         start = 0
         if params.get("cursor"):
-            start = _cursor_offset(str(params["cursor"]))
-            if start is None or start > len(thread):
+            offset = _cursor_offset(str(params["cursor"]))
+            if offset is None or offset > len(thread):
                 raise _ApiError("invalid_cursor")
+            start = offset
         page = thread[start : start + limit]
         with_metadata = _truthy(params.get("include_all_metadata"))
         messages = []
