@@ -201,7 +201,10 @@ class OutboxStore(Protocol):
     def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
         """Take the job's delivery lease until ``until``; the job as stored, or None if another
         dispatcher holds a lease that ran out at or after ``now`` (or the job is gone). The
-        dispatcher passes ``now`` minus :data:`backend.domain.notice.SEND_BOUND`."""
+        dispatcher passes ``now`` minus :data:`backend.domain.notice.SEND_BOUND`. A lease taken
+        over from a holder that never gave it back (a round killed before recording its sends)
+        comes back as :func:`backend.domain.notice.taken_over` says: its changes in doubt, told
+        by the same write (a transition that folds the lease in answers the same way)."""
         ...
 
     def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
@@ -210,11 +213,19 @@ class OutboxStore(Protocol):
         ...
 
     def finish_delivery(
-        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+        self,
+        job: Job,
+        token: str,
+        delivered: dict[str, int],
+        *,
+        all_done: bool,
+        retry_at: datetime | None = None,
+        doubts: dict[str, int] | None = None,
     ) -> None:
         """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
         job unchanged since ``job`` was read, the job leaves the outbox. With ``retry_at`` (a
-        round that left changes pending after a failure) the job's outbox entry is due then."""
+        round that left changes pending after a failure) the job's outbox entry is due then.
+        ``doubts`` (given: replaces ``Job.doubts``, empty removes them) in the same write."""
         ...
 
 
@@ -387,11 +398,23 @@ class StallNotifier(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells the world about a job's status change. ``name`` keys the outbox."""
+    """Tells the world about a job's status change. ``name`` keys the outbox. A send that may
+    or may not have landed raises :class:`backend.errors.NotifierUncertain`."""
 
     name: str
 
     def notify(self, job: Job, seq: int) -> None: ...
+
+
+class CheckingNotifier(Notifier, Protocol):
+    """A notifier that can look whether a change reached it already (the Slack thread's
+    replies carry metadata naming it): the dispatcher asks before sending a change in doubt
+    (:attr:`backend.domain.model.Job.doubts`), and only then."""
+
+    def already_told(self, job: Job, seq: int) -> bool:
+        """True: :meth:`notify` has nothing left to do for change ``seq``. False: it should
+        run. NotifierUnavailable if it could not look; NotifierRejected if it never can."""
+        ...
 
 
 # Whether notifiers may wait for a rate limit (Slack's posting pace) in this call. A caller that

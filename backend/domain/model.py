@@ -509,6 +509,11 @@ class Job(BaseModel):
     queue_tag: float = 0.0
     # notifier name -> the last history seq it delivered (the outbox; see the notifier).
     delivered: dict[str, int] = Field(default_factory=dict)
+    # notifier name -> the last change that may have reached it without ``delivered`` saying so
+    # (its send's answer was lost; a delivery round was killed before recording its sends): a
+    # notifier that can look (the Slack thread) looks before sending any change up to that one
+    # again (backend.services.notify). None: no doubt (and no such attribute on the item).
+    doubts: dict[str, int] | None = None
     # An approval hold (backend.domain.approval): pending keeps a New job out of the launch queue.
     approval: Approval | None = None
     # Stall warning (stall_alert=45m): seconds without a new log line before the thread is told;

@@ -235,3 +235,16 @@ def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
     if job.status is S.NEW:
         return job.created_at + QUEUED_HOLD
     return job.updated_at + COALESCE
+
+
+def taken_over(job: Job, targets: Sequence[str]) -> Job:
+    """``job`` as read by whoever takes over a delivery lease its holder never gave back (a
+    round killed between a send and the write that records it, or one that could not write):
+    that holder may have sent any change up to ``job``'s last to any target, so each target's
+    pending changes up to there are in doubt (``Job.doubts``). The stores answer this from the
+    lease the taking write found, with no write of their own."""
+    doubts = dict(job.doubts or {})
+    for target in sorted({*targets, *job.delivered}):
+        if job.delivered.get(target, 0) < job.last_seq:
+            doubts[target] = max(doubts.get(target, 0), job.last_seq)
+    return job.model_copy(update={"doubts": doubts or None})

@@ -530,3 +530,49 @@ def test_a_round_that_failed_leaves_its_job_in_the_outbox_due_at_its_retry_time(
     assert store.outbox_job_ids(due_by=T0 + 9 * MINUTE) == []
     assert store.outbox_job_ids(due_by=T0 + 10 * MINUTE) == [ended.job_id]
     assert store.acquire_delivery(ended.job_id, "t2", T0 + 10 * MINUTE, T0 + 11 * MINUTE) is not None  # released
+
+
+# --- sends in doubt: a lease never given back, doubts recorded with the delivered marks ----------
+
+
+def test_a_lease_taken_over_from_a_holder_that_never_gave_it_back_puts_its_changes_in_doubt(store):
+    store.set_notify_targets(["slack", "sns"])
+    job = store.transition(store.register(make_job("killed")).job, S.LAUNCHED, at=T0).job
+    first = store.acquire_delivery(job.job_id, "killed", T0, T0 + MINUTE)
+    assert first is not None and first.doubts is None  # nobody held it before
+    # Its holder is killed after sending, before recording: the lease stays on the item.
+    taken = store.acquire_delivery(job.job_id, "next", T0 + 3 * MINUTE, T0 + 4 * MINUTE)
+    assert taken is not None and taken.doubts == {"slack": 2, "sns": 2}
+    # Told by the taking write itself: nothing else was written.
+    assert store.get(job.job_id).doubts is None
+    store.finish_delivery(taken, "next", {"slack": 2, "sns": 2}, all_done=True, doubts={})
+    # A lease given back leaves nothing in doubt for the next holder.
+    again = store.transition(store.get(job.job_id), S.IN_PROGRESS, at=T0 + 5 * MINUTE).job
+    assert store.acquire_delivery(again.job_id, "after", T0 + 5 * MINUTE, T0 + 6 * MINUTE).doubts is None
+
+
+def test_doubts_ride_in_the_finishing_write_and_no_job_write_touches_them(store):
+    store.set_notify_targets(["slack", "sns"])
+    job = store.register(make_job("doubt")).job
+    current = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
+    store.finish_delivery(current, "t", {"sns": 1}, all_done=False, retry_at=T0 + 5 * MINUTE, doubts={"slack": 1})
+    assert store.get(job.job_id).doubts == {"slack": 1}
+    moved = store.transition(job, S.LAUNCHED, at=T0 + MINUTE)  # computed from a read without them
+    assert isinstance(moved, Applied) and store.get(job.job_id).doubts == {"slack": 1}
+    current = store.acquire_delivery(job.job_id, "u", T0 + 6 * MINUTE, T0 + 7 * MINUTE)
+    assert current.doubts == {"slack": 1}  # given back: only what was recorded
+    store.finish_delivery(current, "u", {"sns": 2}, all_done=False)  # not given: left as it is
+    assert store.get(job.job_id).doubts == {"slack": 1}
+    current = store.acquire_delivery(job.job_id, "v", T0 + 8 * MINUTE, T0 + 9 * MINUTE)
+    store.finish_delivery(current, "v", {"sns": 2, "slack": 2}, all_done=True, doubts={})
+    assert store.get(job.job_id).doubts is None
+
+
+def test_an_urgent_transition_over_a_lease_never_given_back_puts_the_earlier_changes_in_doubt(store):
+    store.set_notify_targets(["slack"])
+    job = store.transition(store.register(make_job("fold-doubt")).job, S.LAUNCHED, at=T0).job
+    assert store.acquire_delivery(job.job_id, "killed", T0, T0 + MINUTE) is not None  # then killed
+    ended = store.transition(job, S.FAILED, at=T0 + 4 * MINUTE, reason="boom").job
+    assert store.holds_delivery(ended)
+    # The killed round may have told changes 1 and 2; change 3 is this write's own.
+    assert ended.doubts == {"slack": 2} and ended.last_seq == 3

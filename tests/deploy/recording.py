@@ -12,7 +12,8 @@ Scenarios:
   each first invoked once from a cold start wired from the environment exactly as in AWS
   (Slack credentials from the Secrets Manager secret, read on the first post: a job with a
   thread is launched and ended by those cold starts), with a team budget (the monitor counts
-  billed time): a job that completes (with tags), one
+  billed time): a job whose end's reply Slack took but whose answer was lost (the next
+  delivery reads the thread), a job that completes (with tags), one
   whose run fails for capacity and two competing for a quota of one (both retried, the type
   held), one that fails its algorithm past its budget (the monitor reads its log's tail from
   the CloudWatch Logs the stand-in wrote), one stopped while running whose stop
@@ -206,6 +207,15 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
                 stack.clock.advance(200.0)
             assert stack.store.get(announced.job_id).status.value == "Completed"
             runtime.install(stack.container)
+            # A thread reply Slack took but whose answer was lost: a later delivery looks for it
+            # in the thread before posting it again (conversations.replies: the history scopes).
+            told = stack.submit("told-once", slack=SlackThread(channel_id="C0TRAIN"))
+            slack.lose_next_answer("chat.postMessage", match=lambda params: bool(params.get("thread_ts")))
+            stack.run_until_settled([told.job_id], seconds=60.0)
+            stack.clock.advance(3600.0)  # past the failed round's backoff
+            stack.sweep()
+            told = stack.store.get(told.job_id)
+            assert len(slack.thread("C0TRAIN", told.slack.thread_ts)) == 2 and told.delivered["slack"] == told.last_seq
             # Kicked by a submission (start on submit): it consumes the kick record first.
             stack.launcher_handler({"trainbot": "kick"}, stack.context)
 

@@ -82,6 +82,19 @@ KNOWN = {
         ("outage", "sagemaker.create"),
         ("outage", "sagemaker.describe"),
     ],
+    # Found by the simulator (./dev sim --examples 400): a too-big job's Failed change told to
+    # Slack, then the run killed on the SNS send, before the delivery was recorded: the drain
+    # took the lease over and posted the reply again. It now looks in the thread first.
+    "a run killed after a Slack reply, before its delivery was recorded": [
+        ("submit", "too_big"),
+        ("launcher", ("ok", "ok", "crash")),
+    ],
+    # A Slack reply whose answer was lost (posted; the client timed out): the next round
+    # looked for it instead of posting it again.
+    "a Slack reply whose answer was lost": [
+        ("submit", "too_big"),
+        ("launcher", ("ok", "lost")),
+    ],
 }
 
 

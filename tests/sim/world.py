@@ -32,6 +32,7 @@ from backend.errors import (
     CreateRefused,
     NotifierRejected,
     NotifierUnavailable,
+    NotifierUncertain,
     StoreUnavailable,
     TrainbotError,
 )
@@ -58,6 +59,7 @@ SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) an
 # A send to Slack or SNS is bounded by its client's timeouts and retries (under
 # backend.domain.notice.SEND_BOUND): slower than a delivery lease, never slower than that.
 SLOW_SEND = timedelta(seconds=100)
+_SENDS = ("slack.", "sns.")  # their calls (a send, a look in the thread) are bounded by SLOW_SEND
 SETTLE_ROUND = timedelta(minutes=5)
 SETTLE_ROUNDS = 60  # five simulated hours: past the capacity max wait (1 h) and every backoff
 
@@ -86,18 +88,22 @@ class FaultPlan:
 
 @dataclass
 class Call:
-    """One port call: what to run, and how to fail it transiently."""
+    """One port call: what to run, and how to fail it transiently (``lost``: how a failure
+    after the effect looks to the caller, when it differs: a Slack post timed out)."""
 
     port: str
     effect: Callable[[], Any]
     transient: Callable[[], BaseException]
+    lost: Callable[[], BaseException] | None = None
 
 
 # --- the world ----------------------------------------------------------------------------------
 
 
 class RecordingSink:
-    """A notifier (backend.ports.Notifier) that records every (job, seq) it was asked to send."""
+    """A notifier (backend.ports.Notifier) that records every (job, seq) it was asked to send.
+    A send whose answer is lost (the fault ``lost``) says so, as Slack's client does
+    (NotifierUncertain: a timeout); SNS's says only "unavailable"."""
 
     def __init__(self, world: SimWorld, name: str) -> None:
         self.world = world
@@ -108,7 +114,28 @@ class RecordingSink:
         def effect() -> None:
             self.sent[(job.job_id, seq)] += 1
 
-        self.world.call(Call(f"{self.name}.notify", effect, lambda: NotifierUnavailable("429 Too Many Requests")), job_id=job.job_id)
+        self.world.call(
+            Call(f"{self.name}.notify", effect, lambda: NotifierUnavailable("429 Too Many Requests"), self._lost), job_id=job.job_id
+        )
+
+    def _lost(self) -> BaseException:
+        return NotifierUnavailable("500 Internal Server Error")
+
+
+class LookingSink(RecordingSink):
+    """The Slack replies: a lost answer is NotifierUncertain, and the sink can look whether a
+    change reached it (backend.ports.CheckingNotifier: conversations.replies), a port call of
+    its own that the faults reach like any other."""
+
+    def _lost(self) -> BaseException:
+        return NotifierUncertain("The read operation timed out")
+
+    def already_told(self, job: Job, seq: int) -> bool:
+        return bool(
+            self.world.call(
+                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests"))
+            )
+        )
 
 
 class FaultyBackend:
@@ -195,7 +222,7 @@ class SimWorld:
         self.raw_store = self.store_factory() if self.store_factory is not None else MemoryJobStore()
         self.store = FaultyStore(self, self.raw_store)
         self.backend = FaultyBackend(self)
-        self.slack = RecordingSink(self, "slack")
+        self.slack = LookingSink(self, "slack")
         self.sns = RecordingSink(self, "sns")
         self.raw_store.set_notify_targets([self.slack.name, self.sns.name])
         self.dispatcher = Dispatcher(self.store, [self.slack, self.sns], self.clock)  # type: ignore[arg-type]
@@ -235,7 +262,7 @@ class SimWorld:
             # outlasts every lease, so the other actor may take over what this run holds.
             how, action, index = fault
             if how == "slow":
-                self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
+                self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
@@ -244,7 +271,7 @@ class SimWorld:
         if fault == "crash":
             raise SimCrash(call.port)
         if fault == "slow":
-            self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
+            self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
             return call.effect()
         result = call.effect()
         if fault in ("lost", "crash_after"):
@@ -252,7 +279,7 @@ class SimWorld:
                 self.delivery_doubts.add(job_id)
             if fault == "crash_after":
                 raise SimCrash(call.port)
-            raise call.transient()
+            raise (call.lost or call.transient)()
         return result
 
     @contextmanager
@@ -516,7 +543,9 @@ class SimWorld:
         self._check_budget(step)
         for sink in (self.slack, self.sns):
             for (job_id, seq), count in sink.sent.items():
-                if count > 1 and job_id not in self.delivery_doubts:
+                # Only SNS may repeat a send whose record was lost (its subscribers dedupe on
+                # the key it carries); the Slack replies look before sending again.
+                if count > 1 and (sink is self.slack or job_id not in self.delivery_doubts):
                     self._violated(step, f"4: {sink.name} told {job_id} change {seq} {count} times")
 
     def _check_budget(self, step: int) -> None:

@@ -37,7 +37,7 @@ deserializer = TypeDeserializer()
 GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
 # Written only by the notification dispatcher, never by a job write.
 # ``Slack`` is set at registration and then only by set_thread (its root message ts).
-WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
+WRITER_OWNED = frozenset({"Delivered", "Doubts", "DeliveryLease", "Slack"})
 # Attributes a job write removes when the new job does not carry them (optional fields, and
 # index keys that put the job into an index it must now leave).
 REMOVABLE = frozenset(

@@ -288,8 +288,10 @@ class DynamoJobs(DynamoRecords):
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 # The lease's holder delivers from this write's answer: what a drain delivered
-                # between our read and this write must not be sent again (a free return value).
-                **({"ReturnValues": "ALL_NEW"} if lease is not None else {}),
+                # between our read and this write must not be sent again, and a lease still on
+                # the item (never given back) puts its holder's sends in doubt (a free return
+                # value: the item as it was, whose delivery bookkeeping this write leaves alone).
+                **({"ReturnValues": "ALL_OLD"} if lease is not None else {}),
             )
         except ClientError as exc:
             old: Any = exc.response.get("Item")
@@ -306,6 +308,9 @@ class DynamoJobs(DynamoRecords):
             return LostRace(before.job_id, before.status, before.version, current)
         if lease is not None:
             remember_lease(self, after.job_id, after.version)
-            stored = from_item(answer["Attributes"])
-            after = after.model_copy(update={"delivered": stored.delivered, "slack": stored.slack or after.slack})
+            before_item = answer["Attributes"]
+            stored = from_item(before_item)
+            if "DeliveryLease" in before_item:
+                stored = notice.taken_over(stored, self._notify_targets)
+            after = after.model_copy(update={"delivered": stored.delivered, "doubts": stored.doubts, "slack": stored.slack or after.slack})
         return Applied(after)
