@@ -32,6 +32,7 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
 from backend.domain.model import Attempt, Job, JobArgs, note
@@ -298,7 +299,7 @@ class CostGuard:
         check = self.budgets.check(job.owner.user_id, (reservation_seconds(job) + billed_seconds) / 3600)
         reason = f"over the weekly budget for another attempt: {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
         # A sweep's job is held on its own: it carries its own card (its sweep's may be decided).
-        held = Approval(state=ApprovalState.PENDING, reasons=[reason], alone=bool(job.sweep_id))
+        held = Approval(state=ApprovalState.PENDING, reasons=[reason], alone=bool(job.sweep_id) and notice.sweep_index(job) != 0)
         return job.model_copy(update={"reservation": None, "approval": held})
 
 

@@ -299,9 +299,10 @@ class JobService:
                 if admitted.approval is not None and admitted.approval.state is ApprovalState.PENDING:
                     reason += "; over the weekly budget, waiting for an admin's approval"
             held = admitted.approval
-            if job.sweep_id and held is not None and held.state is ApprovalState.PENDING and not held.alone:
+            if job.sweep_id and notice.sweep_index(job) != 0 and held is not None and held.state is ApprovalState.PENDING and not held.alone:
                 # One job's retry asks for itself: its sweep's card may be decided already, and
-                # then nobody would be asked (the simulator found such a job held for ever).
+                # then nobody would be asked (the simulator found such a job held for ever). The
+                # sweep's first job keeps its card standing for the sweep (others may wait on it).
                 held = held.model_copy(update={"alone": True})
             outcome = self._store.transition(
                 job,

@@ -43,6 +43,12 @@ KNOWN = {
     "a sweep job retried past the budget": [
         ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("stop", 1), ("submit", "single"), ("retry", 1),
     ],
+    # Found by the simulator: a held sweep's card job stopped and retried by its owner asked for
+    # itself alone, so the admin's Approve on it left its sibling held with no card. The sweep's
+    # first job keeps its card standing for the sweep.
+    "a held sweep's card job stopped and retried": [
+        ("submit", "single"), ("launcher", ()), ("budget", 0), ("sweep", 2, "single"), ("stop", 1), ("retry", 1),
+    ],
     # An admin rejects a held job; its owner retries it: it launched.
     "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
     # A held job stopped by its owner, then retried: it launched without an approval.
