@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backend.entrypoints.cli.common import connection_file
+from backend.entrypoints.cli.common import CONNECTION_FILE_ENV, connection_file
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
@@ -185,6 +185,9 @@ class LocalStack:
         self._log_thread: threading.Thread | None = None
         self._started = False
         self._store: Any = None
+        # Where this stack told the CLI how to reach it (None: not written): the shared file,
+        # or one of its own when another running `trainbot local` holds that one.
+        self.connection_path: Path | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -378,8 +381,11 @@ class LocalStack:
             lines.append(f"  data:       {self.options.data_dir}/{SNAPSHOT} (saved on exit)")
         else:
             lines.append("  data:       in memory (use --data DIR to keep jobs between runs)")
-        if self.options.write_connection_file:
-            lines.append(f"  CLI:        trainbot --local list --all   (connection in {connection_file()})")
+        if self.connection_path is not None and self.connection_path != connection_file():
+            lines.append(f"  CLI:        {CONNECTION_FILE_ENV}={self.connection_path} trainbot --local list --all")
+            lines.append(f"              (another trainbot local holds {connection_file()}; this one has a file of its own)")
+        elif self.connection_path is not None:
+            lines.append(f"  CLI:        trainbot --local list --all   (connection in {self.connection_path})")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
 
@@ -523,16 +529,35 @@ class LocalStack:
     # --- connection file for the CLI ------------------------------------------------------------
 
     def _write_connection_file(self) -> None:
+        """Tell the CLI how to reach this stack. The shared file belongs to the first running
+        `trainbot local`: a second one never overwrites it (stopping, it would then delete the
+        first one's connection), it writes a file of its own and says so."""
         path = connection_file()
+        body = json.dumps({"pid": os.getpid(), **self.connection()}, indent=2)
         try:
-            path.write_text(json.dumps({"pid": os.getpid(), **self.connection()}, indent=2), encoding="utf-8")
+            if not _create_exclusively(path, body):
+                holder = _holder(path)
+                if holder is not None and holder != os.getpid():
+                    own = path.with_name(f"{path.stem}-{os.getpid()}{path.suffix}")
+                    print(
+                        f"another trainbot local (pid {holder}) is using {path}; this one's connection is in {own}:\n"
+                        f"  {CONNECTION_FILE_ENV}={own} trainbot --local list --all",
+                        file=self.options.out,
+                        flush=True,
+                    )
+                    path = own
+                partial = path.with_name(path.name + f".{os.getpid()}.partial")
+                partial.write_text(body, encoding="utf-8")
+                partial.replace(path)  # a stale file (its process is gone) is replaced whole
         except OSError as exc:
             logger.warning("could not write %s: %s", path, exc)
+            return
+        self.connection_path = path
 
     def _remove_connection_file(self) -> None:
-        if not self.options.write_connection_file:
+        path, self.connection_path = self.connection_path, None
+        if path is None:
             return
-        path = connection_file()
         try:
             if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
                 path.unlink()
@@ -569,6 +594,36 @@ class LocalStack:
         if reason:
             line += f"  {reason[:100]}"
         print(line, file=self.options.out, flush=True)
+
+
+def _create_exclusively(path: Path, body: str) -> bool:
+    """Write ``body`` to ``path`` only if no file is there (atomic: of two stacks starting at
+    once, one wins); whether it was written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(body)
+    return True
+
+
+def _holder(path: Path) -> int | None:
+    """The pid of the running process that wrote the connection file ``path``; None when the
+    file is unreadable or its process is gone (a stack that was killed leaves its file)."""
+    try:
+        pid = json.loads(path.read_text(encoding="utf-8")).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's: not ours to take
+    return pid
 
 
 def _functions(template: dict[str, Any]) -> list[FunctionSpec]:
