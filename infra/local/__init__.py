@@ -52,6 +52,9 @@ CHANNEL_ID = "C0TRAIN"
 CHANNEL_NAME = "ml-training"
 USERS = [PageUser("U0YOU", "you"), PageUser("U0COLLEAGUE", "colleague"), PageUser("U0ADMIN", "admin")]
 SNAPSHOT = "jobs.jsonl"
+# The Slack stand-in's workspace (channel, threads, DMs, files), kept with the jobs table: a
+# restored job's card and thread are where its Slack ids say they are, as in Slack.
+SLACK_SNAPSHOT = "slack.json"
 
 # Instances the account may run at once, per type (the stand-in refuses more with
 # ResourceLimitExceeded, which Trainbot retries): small, so capacity retries show.
@@ -215,6 +218,7 @@ class LocalStack:
         self.sagemaker.start()
         self.prices.start()
         self._start_page_server()
+        restored_messages = self._restore_slack()
         self.slack.add_channel(CHANNEL_ID, CHANNEL_NAME)
         for user in USERS:
             self.slack.add_user(user.user_id, user.name)
@@ -240,7 +244,7 @@ class LocalStack:
             stats_png=stats_renderer(lambda: self.store),
         )
         self.page.install()
-        self._resume_attempts(restored)
+        self._resume_attempts(restored, restored_messages)
 
         self.driver = FunctionDriver(
             self.template,
@@ -378,7 +382,7 @@ class LocalStack:
                 lines.append(f"  schedule:   {name} every {every:g} s")
         lines.append(f"  chaos:      {self.options.chaos:g}" + ("" if self.options.chaos else " (no random faults)"))
         if self.options.data_dir is not None:
-            lines.append(f"  data:       {self.options.data_dir}/{SNAPSHOT} (saved on exit)")
+            lines.append(f"  data:       {self.options.data_dir}/{SNAPSHOT} and {SLACK_SNAPSHOT} (the jobs and the channel, saved on exit)")
         else:
             lines.append("  data:       in memory (use --data DIR to keep jobs between runs)")
         if self.connection_path is not None and self.connection_path != connection_file():
@@ -478,7 +482,8 @@ class LocalStack:
     # --- data between runs ------------------------------------------------------------------
 
     def snapshot(self) -> Path | None:
-        """Write the jobs table to ``data_dir/jobs.jsonl`` (one DynamoDB-JSON item a line)."""
+        """Write the jobs table to ``data_dir/jobs.jsonl`` (one DynamoDB-JSON item a line) and the
+        Slack stand-in's workspace to ``data_dir/slack.json``."""
         if self.options.data_dir is None:
             return None
         from backend.adapters.aws import aws_client
@@ -493,7 +498,24 @@ class LocalStack:
                 for item in page.get("Items", []):
                     out.write(json.dumps(item, sort_keys=True) + "\n")
         partial.replace(target)  # never leave half a snapshot in place of a whole one
+        slack = directory / SLACK_SNAPSHOT
+        partial = slack.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.slack.export_state()), encoding="utf-8")
+        partial.replace(slack)
         return target
+
+    def _restore_slack(self) -> int:
+        """The Slack workspace of the last run with this data dir, if it kept one."""
+        if self.options.data_dir is None:
+            return 0
+        source = Path(self.options.data_dir) / SLACK_SNAPSHOT
+        if not source.is_file():
+            return 0
+        try:
+            return self.slack.import_state(json.loads(source.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"could not restore the Slack workspace from {source}: {exc}; the channel starts empty", file=self.options.out)
+            return 0
 
     def _restore(self) -> int:
         if self.options.data_dir is None:
@@ -511,7 +533,7 @@ class LocalStack:
                 requests = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
         return len(items)
 
-    def _resume_attempts(self, restored: int) -> None:
+    def _resume_attempts(self, restored: int, messages: int = 0) -> None:
         """The SageMaker stand-in keeps nothing between runs: attempts that were running when
         the last run stopped start again under their own names, so the monitor finds them."""
         if not restored:
@@ -524,7 +546,8 @@ class LocalStack:
             status, answer, _code = self.sagemaker.handle("SageMaker.CreateTrainingJob", request)
             if status != 200:
                 logger.warning("could not resume %s: %s", attempt.name, answer.get("message"))
-        print(f"restored {restored} items from {self.options.data_dir}/{SNAPSHOT}", file=self.options.out)
+        slack = f" and {messages} Slack messages from {SLACK_SNAPSHOT}" if messages else ""
+        print(f"restored {restored} items from {self.options.data_dir}/{SNAPSHOT}{slack}", file=self.options.out)
 
     # --- connection file for the CLI ------------------------------------------------------------
 
