@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.adapters.aws import LazyClient
@@ -108,6 +108,7 @@ class Container:
                 forensics=self.forensics,
                 readmit=self.cost_guard.readmit if self.budgets is not None else None,
                 release=self.budgets.release if self.budgets is not None else None,
+                live_metrics_every=timedelta(seconds=self.settings.live_metrics_seconds),
             )
         return self.extras["monitor"]
 

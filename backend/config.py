@@ -69,6 +69,10 @@ class Settings(BaseModel):
     # Stall warning for jobs that do not set stall_alert: seconds without a new log line before
     # the thread is told once (0: off). Failure forensics read the training jobs' CloudWatch log.
     stall_alert_seconds: int = Field(default=0, alias="TRAINBOT_STALL_ALERT_SECONDS", ge=0, le=28 * 24 * 3600)
+    # A running job's card shows its metrics' latest values, from the Describe the monitor's
+    # sweep makes anyway: stored on the attempt when they changed, at most once this many
+    # seconds (one write each, and a paced card update); 0: not shown while running.
+    live_metrics_seconds: int = Field(default=300, alias="TRAINBOT_LIVE_METRICS_SECONDS", ge=0, le=24 * 3600)
 
     @field_validator("allowed_users", "admin_users", "approval_instance_types", mode="before")
     @classmethod

@@ -443,6 +443,12 @@ class Attempt(BaseModel):
     # thread was told once).
     plan: str | None = None
     off_plan: bool | None = None
+    # While it runs: its defined metrics' latest values as SageMaker's Describe reported them
+    # (name -> value) and when the monitor stored them (only when they changed, at most once per
+    # TRAINBOT_LIVE_METRICS_SECONDS); the job's card shows them. Only the newest attempt keeps
+    # them (a job's item stays small however often it is retried).
+    metrics: dict[str, float] | None = None
+    metrics_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):

@@ -88,6 +88,11 @@ class LocalOptions:
     startup_seconds: float = 2.0
     run_seconds: float = 12.0
     stop_seconds: float = 2.0
+    # A training job's progress line (with its metrics' values) every this many seconds, and
+    # the monitor stores a running job's changed values at most this often (on AWS: minutes,
+    # TRAINBOT_LIVE_METRICS_SECONDS): short, so a 12 s run shows them on its card.
+    log_interval_seconds: float = 2.0
+    live_metrics_seconds: float = 4.0
     capacity: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 20.0
@@ -159,6 +164,7 @@ class LocalStack:
             default_duration_seconds=self.options.run_seconds,
             startup_seconds=self.options.startup_seconds,
             stop_seconds=self.options.stop_seconds,
+            log_interval_seconds=self.options.log_interval_seconds,
             faults=chaos_faults(self.options.chaos),
             seed=self.options.seed,
         )
@@ -175,6 +181,7 @@ class LocalStack:
         # the page's user an admin; options (`parameters`) win.
         self.template["Parameters"]["UserTeams"]["Default"] = LOCAL_USER_TEAMS
         self.template["Parameters"]["AdminUsers"]["Default"] = os.environ.get("TRAINBOT_ADMIN_USERS") or LOCAL_ADMINS
+        self.template["Parameters"]["LiveMetricsSeconds"]["Default"] = f"{self.options.live_metrics_seconds:g}"
         for name, value in self.options.parameters.items():
             if name not in self.template.get("Parameters", {}):
                 raise ValueError(f"template.yaml has no parameter {name!r}")

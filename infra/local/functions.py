@@ -45,6 +45,7 @@ class FunctionSpec:
     handler: str
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
+    timeout: float = 3.0  # Timeout (its own, else the template's Globals; Lambda's default 3 s)
 
     @property
     def name(self) -> str:
@@ -70,12 +71,14 @@ def function_specs(template: dict[str, Any]) -> list[FunctionSpec]:
             continue
         props = resource.get("Properties", {})
         reserved = _reserved(props.get("ReservedConcurrentExecutions"), template)
+        timeout = props.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
         specs.append(
             FunctionSpec(
                 logical_id,
                 props["Handler"],
                 dict(props.get("Events") or {}),
                 int(reserved) if isinstance(reserved, int | str) and str(reserved).isdigit() else None,
+                float(timeout) if isinstance(timeout, int | float | str) and str(timeout).isdigit() else 3.0,
             )
         )
     return specs
@@ -198,7 +201,9 @@ class Function:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
         try:
-            return self.handler(event, lambda_context(self.spec.name))
+            # The time left counts down from the function's own Timeout, as Lambda's does: the
+            # monitor's sweep describes only while more than its drain's reserve is left.
+            return self.handler(event, lambda_context(self.spec.name, timeout_seconds=self.spec.timeout))
         except Exception:
             with self._lock:
                 self.errors += 1

@@ -266,6 +266,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     if job.is_queued and job.waiting:
         # Why it waits, as the launcher last recorded it (backend.domain.waiting).
         blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
+    running_metrics = live_metrics_line(job)
+    if running_metrics:
+        blocks.append(_context(running_metrics))
     buttons = []
     verdict = failure_verdict(job)
     if job.status not in TERMINAL:
@@ -460,6 +463,16 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
 
 
+def live_metrics_line(job: Job) -> str:
+    """While the job runs: its metrics' latest values and when they were read ('' when there
+    are none yet). A time, not an age: the card stays true without being updated."""
+    attempt = job.current_attempt
+    if job.status not in (S.IN_PROGRESS, S.STOPPING) or attempt is None or not attempt.metrics:
+        return ""
+    at = f" (at {attempt.metrics_at:%H:%M} UTC)" if attempt.metrics_at else ""
+    return f":bar_chart: Latest metrics: {metrics_text(attempt.metrics)}{at}"
+
+
 def metrics_text(metrics: Mapping[str, float] | None, limit: int = 8) -> str:
     """``name value · …``: a job's metric values, the first ``limit`` by name."""
     items = sorted((metrics or {}).items())
@@ -579,6 +592,9 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
     results = [f"*Hyperparameters*: {_hp(job, limit=20)}"] if job.job_args.HyperParameters else []
+    running = live_metrics_line(job)
+    if running:
+        results.append(running)
     if job.final_metrics:
         results.append(f"*Final metrics*: {metrics_text(job.final_metrics, limit=20)}")
     if job.model_artifact:
