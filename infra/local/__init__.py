@@ -261,6 +261,7 @@ class LocalStack:
             event_source=self.sagemaker.drain_events,
             event_poll_seconds=self.options.events_every,
             skip=("BotFunction",),
+            event_concurrency=self.options.lambda_concurrency,
         )
         self.driver.start()
         # The launcher is invokable too (start on submit), sharing its reserved concurrency
