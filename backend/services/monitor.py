@@ -288,7 +288,11 @@ class Monitor:
         if attempt.metrics_at is not None and now - attempt.metrics_at < every:
             return job, attempt
         latest = attempt.model_copy(update={"metrics": dict(status.final_metrics), "metrics_at": now})
-        attempts = [a if a.number == latest.number else a.model_copy(update={"metrics": None, "metrics_at": None}) if a.metrics else a for a in job.replace_attempt(latest)]
+        # Earlier attempts' values are history nobody shows: dropped, so the item stays small.
+        attempts = [
+            a.model_copy(update={"metrics": None, "metrics_at": None}) if a.metrics and a.number != latest.number else a
+            for a in job.replace_attempt(latest)
+        ]
         outcome = self._store.update(job, at=now, attempts=attempts)
         if isinstance(outcome, LostRace):
             report.lost_races += 1

@@ -22,8 +22,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import re
 import queue
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
