@@ -14,7 +14,7 @@ from tests.bot_fixtures import CHANNEL, GOOD_SUBMIT
 from tests.slack_world import SlackWorld
 
 EVERY = 600
-SUBMIT = GOOD_SUBMIT + " metric.loss='loss=([0-9.]+)' metric.acc='acc=([0-9.]+)' hp.trainbot_standin_metric_loss=0.2"
+SUBMIT = GOOD_SUBMIT + " metric.loss='loss=([0-9.]+)' metric.acc='acc=([0-9.]+)' hp.trainbot_standin_metric_loss=0.2 hp.trainbot_standin_metric_acc=0.9"
 
 
 @pytest.fixture

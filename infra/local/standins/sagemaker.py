@@ -1299,7 +1299,8 @@ class SageMakerStandIn:
         left = 1.0 - min(1.0, (at - start) / job.duration) if job.duration > 0 else 0.0
         for metric, _regex, final in job.metric_defs:
             falls = "loss" in metric.lower() or "err" in metric.lower()
-            values[metric] = f"{final + (0.1 if falls else -0.1) * left:.4f}"
+            # Never below 0: a drawn final under 0.1 must still read as a number its regex takes.
+            values[metric] = f"{max(0.0, final + (0.1 if falls else -0.1) * left):.4f}"
         return "".join(f" {metric}={value}" for metric, value in values.items())
 
     @staticmethod
