@@ -112,6 +112,7 @@ class Container:
                 release=self.budgets.release if self.budgets is not None else None,
                 plan_board=self.plans.board,
                 plan_end_warning=timedelta(seconds=self.settings.plan_end_warning_seconds),
+                live_metrics_every=timedelta(seconds=self.settings.live_metrics_seconds),
             )
         return self.extras["monitor"]
 

@@ -77,6 +77,10 @@ class Settings(BaseModel):
     # its thread (0: off). Two hours: time to save a checkpoint before SageMaker stops it, and
     # for an operator to extend the plan (AWS takes extensions until an hour before the end).
     plan_end_warning_seconds: int = Field(default=7200, alias="TRAINBOT_PLAN_END_WARNING_SECONDS", ge=0, le=28 * 24 * 3600)
+    # A running job's card shows its metrics' latest values, from the Describe the monitor's
+    # sweep makes anyway: stored on the attempt when they changed, at most once this many
+    # seconds (one write each, and a paced card update); 0: not shown while running.
+    live_metrics_seconds: int = Field(default=300, alias="TRAINBOT_LIVE_METRICS_SECONDS", ge=0, le=24 * 3600)
 
     @field_validator("allowed_users", "admin_users", "approval_instance_types", mode="before")
     @classmethod

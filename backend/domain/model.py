@@ -451,6 +451,12 @@ class Attempt(BaseModel):
     # note written with it (backend.domain.notice.tells_plan_end). None: not warned.
     plan_ends_at: UtcDatetime | None = None
     plan_end_warned_at: UtcDatetime | None = None
+    # While it runs: its defined metrics' latest values as SageMaker's Describe reported them
+    # (name -> value) and when the monitor stored them (only when they changed, at most once per
+    # TRAINBOT_LIVE_METRICS_SECONDS); the job's card shows them. Only the newest attempt keeps
+    # them (a job's item stays small however often it is retried).
+    metrics: dict[str, float] | None = None
+    metrics_at: UtcDatetime | None = None
 
 
 class Lease(BaseModel):

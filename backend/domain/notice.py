@@ -1,9 +1,11 @@
 """Who hears what about a job: the notification policy a team would choose.
 
 The root card always shows the latest state (it is updated, never re-posted). Thread replies
-are for what a person acts on or wants to know; the owner is @-mentioned once, when the job
-ends. A sweep has one card with a live tally, failures grouped into digest replies, and one
-final summary that mentions its owner. ``notify=`` (per job or sweep) moves the line:
+are for what a person acts on or wants to know. The card names its owner as every message
+names people (a mention: Slack tells them once, when the card is posted; its updates notify
+nobody), and the reply that ends the job mentions them again; no other reply does. A sweep has
+one card with a live tally, failures grouped into digest replies, and one final summary that
+mentions its owner. ``notify=`` (per job or sweep) moves the line:
 
 - ``all``: a reply for every change (a sweep: one per job that ends), mention at the end;
 - (unset) the team default: replies for Retrying, Failed, Stopped and Completed;
@@ -96,7 +98,8 @@ def tells_plan_end(job: Job, seq: int) -> bool:
 
 
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
-    """Whether that reply @-mentions the owner: only the one that ends the job."""
+    """Whether that reply @-mentions the owner: only the one that ends the job (the card, posted
+    once, names them too)."""
     return status in TERMINAL and wants_reply(mode, status)
 
 

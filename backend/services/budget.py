@@ -36,6 +36,7 @@ from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
 from backend.domain.model import Attempt, Job, JobArgs, note
+from backend.domain.people import person, team_words
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest, NotAuthorized, StoreUnavailable
@@ -98,9 +99,9 @@ class BudgetCheck:
     def text(self) -> str:
         split = f"{hours_text(self.used_hours)} used, {hours_text(self.reserved_hours)} reserved"
         if self.budget_hours is None:
-            return f"team `{self.team}` has {hours_text(self.committed_hours)} instance-hours committed in {self.week} ({split}; no budget)"
+            return f"{team_words(self.team)} has {hours_text(self.committed_hours)} instance-hours committed in {self.week} ({split}; no budget)"
         return (
-            f"team `{self.team}` has {hours_text(self.committed_hours)} of {hours_text(self.budget_hours)} "
+            f"{team_words(self.team)} has {hours_text(self.committed_hours)} of {hours_text(self.budget_hours)} "
             f"instance-hours committed in {self.week} ({split})"
         )
 
@@ -403,7 +404,7 @@ class Approvals:
                 # Same token for the same read: two admins pressing at once reserve once.
                 reserved = (self._budgets.reserve([job], force=True) or [job])[0]
             outcome = self._store.update(
-                job, at=now, approval=decided, history=note(job, at=now, reason=f"approved by <@{user_id}>"), reservation=reserved.reservation
+                job, at=now, approval=decided, history=note(job, at=now, reason=f"approved by {person(user_id)}"), reservation=reserved.reservation
             )
             if isinstance(outcome, Applied):
                 logger.info("job approved", extra={"job_id": job_id, "admin": user_id})
@@ -422,7 +423,7 @@ class Approvals:
             decided = job.approval.model_copy(
                 update={"state": ApprovalState.REJECTED, "decided_by": user_id, "decided_at": now, "note": why}
             )
-            outcome = self._store.transition(job, JobStatus.STOPPED, at=now, reason=f"rejected by <@{user_id}>: {why}", approval=decided)
+            outcome = self._store.transition(job, JobStatus.STOPPED, at=now, reason=f"rejected by {person(user_id)}: {why}", approval=decided)
             if isinstance(outcome, Applied):
                 logger.info("job rejected", extra={"job_id": job_id, "admin": user_id})
                 if self._budgets is not None:

@@ -120,6 +120,7 @@ class MonitorReport:
     notifications_pending: int = 0
     stall_warnings: int = 0
     plan_end_warnings: int = 0
+    metrics_stored: int = 0  # running attempts whose latest metric values were written
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -146,6 +147,7 @@ class Monitor:
         release: Callable[[Job], object] | None = None,
         plan_board: Callable[[], PlanBoard | None] | None = None,
         plan_end_warning: timedelta = timedelta(0),
+        live_metrics_every: timedelta | None = None,
     ) -> None:
         self._forensics = forensics
         # The training plans as the launcher last read them (backend.services.plans.PlanBook.board):
@@ -153,6 +155,9 @@ class Monitor:
         # (TRAINBOT_PLAN_END_WARNING_SECONDS; zero: no warnings).
         self._plan_board = plan_board
         self._plan_end_warning = plan_end_warning
+        # A running attempt's latest metric values are stored (when they changed) at most this
+        # often; None or 0: not while it runs (the end still records the final ones).
+        self._live_metrics_every = live_metrics_every if live_metrics_every else None
         # Renews a retrying job's reservation for its next attempt, or holds the retry
         # (backend.services.budget.CostGuard.readmit).
         self._readmit = readmit
@@ -290,6 +295,7 @@ class Monitor:
         if isinstance(outcome, LostRace):
             report.lost_races += 1  # changed under us: the event path or the next sweep sees it
         elif outcome is None and status.state is T.RUNNING and job.status is S.IN_PROGRESS:
+            job, attempt = self._note_metrics(job, attempt, status, report)
             silent.append((job, attempt))
             if status.started_at is not None:
                 started[job.job_id] = status.started_at
@@ -337,6 +343,32 @@ class Monitor:
             report.plan_end_warnings += 1
             running[i] = (outcome.job, warned)
             self._dispatcher.deliver(outcome.job)
+
+    def _note_metrics(self, job: Job, attempt: Attempt, status: TrainingStatus, report: MonitorReport) -> tuple[Job, Attempt]:
+        """A running attempt's metric values, from the sweep's own Describe (SageMaker fills
+        FinalMetricDataList as the job emits them): stored when they changed, at most once per
+        ``live_metrics_every`` (a write each), then shown on the job's card through its usual
+        pacing; no thread reply. Only the newest attempt keeps them."""
+        every = self._live_metrics_every
+        if every is None or not status.final_metrics or status.final_metrics == attempt.metrics:
+            return job, attempt
+        now = self._clock()
+        if attempt.metrics_at is not None and now - attempt.metrics_at < every:
+            return job, attempt
+        latest = attempt.model_copy(update={"metrics": dict(status.final_metrics), "metrics_at": now})
+        # Earlier attempts' values are history nobody shows: dropped, so the item stays small.
+        attempts = [
+            a.model_copy(update={"metrics": None, "metrics_at": None}) if a.metrics and a.number != latest.number else a
+            for a in job.replace_attempt(latest)
+        ]
+        outcome = self._store.update(job, at=now, attempts=attempts)
+        if isinstance(outcome, LostRace):
+            report.lost_races += 1
+            return job, attempt
+        report.metrics_stored += 1
+        if outcome.job.sweep_id is None:  # a sweep's one card shows no job's metrics
+            self._dispatcher.refresh(outcome.job)
+        return outcome.job, outcome.job.current_attempt or latest
 
     def _check_stalls(self, silent: list[tuple[Job, Attempt]], report: MonitorReport) -> None:
         """Stall checks are bounded per sweep: they start after the job the last sweep's checks
@@ -478,6 +510,9 @@ class Monitor:
             # ends some other way (see _failed). SageMaker's start time replaces our guess.
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
+                if self._live_metrics_every is not None and status.final_metrics:
+                    # Values it emitted already ride on the start's own write.
+                    started = started.model_copy(update={"metrics": dict(status.final_metrics), "metrics_at": now})
                 reason = "training"
                 if attempt.plan and status.training_plan is not None and status.training_plan != attempt.plan:
                     # Created on a plan, yet SageMaker runs it elsewhere: the thread hears it

@@ -132,6 +132,19 @@ def test_stop_on_a_running_jobs_card_stops_it(stack, page):
     assert _job(stack, "page-long").status is JobStatus.STOPPED
 
 
+def test_a_running_jobs_card_names_its_owner_and_shows_its_latest_metrics(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, SUBMIT.format(name="page-metrics", duration=60) + " metric.loss='loss=([0-9.]+)' hp.trainbot_standin_metric_loss=0.2")
+    card = page.locator("[data-testid=message]", has_text="page-metrics")
+    expect(card).to_contain_text("Owner @you")  # a mention, shown as Slack shows it (README, Local mode)
+    expect(card).to_contain_text("📊 Latest metrics: loss 0.", timeout=30_000)
+    expect(card).to_contain_text("InProgress")
+    expect(card.get_by_test_id("thread-toggle")).to_have_count(0)  # told on the card; its thread has no reply
+    job = _job(stack, "page-metrics")
+    assert job.current_attempt.metrics and 0.2 < job.current_attempt.metrics["loss"] < 0.3
+
+
 def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_field(stack, page):
     from playwright.sync_api import expect
 

@@ -433,3 +433,27 @@ def test_the_upload_trio_refuses_what_the_reference_says_slack_refuses(standin, 
         with pytest.raises(SlackApiError) as refused:
             call()
         assert refused.value.response["error"] == "missing_scope" and refused.value.response["needed"] == "files:write"
+
+
+def test_a_workspace_exported_and_imported_keeps_threads_dms_and_files_under_their_ids(standin, client):
+    root = client.chat_postMessage(channel=CHANNEL, text="card", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*card*"}}])
+    client.chat_postMessage(channel=CHANNEL, thread_ts=root["ts"], text="reply 1")
+    dm = client.chat_postMessage(channel="U0ADMIN", text="Approval needed")
+    client.files_upload_v2(channel=CHANNEL, content=b"\x89PNG-bytes", filename="chart.png", title="chart")
+    state = json.loads(json.dumps(standin.export_state()))  # what local mode writes to slack.json
+
+    with SlackStandIn(team_id="T0LOCAL", bot_user_id="U0BOT") as again:
+        assert again.import_state(state) == 4
+        other = WebClient(token=TOKEN, base_url=again.api_url, timeout=5)
+        [card, upload] = again.messages(CHANNEL)
+        assert card["ts"] == root["ts"] and [r["text"] for r in card["replies"]] == ["reply 1"]
+        assert [m["text"] for m in again.messages("U0ADMIN")] == ["Approval needed"] and dm["channel"] == again.im_channel("U0ADMIN")
+        [file] = upload["files"]
+        assert file["url_private"].startswith(again.base_url) and again.file(file["id"])["content"] == b"\x89PNG-bytes"
+        # The app goes on where it was: its card is updated in place, its thread grows, and a
+        # new message never takes a restored ts.
+        other.chat_update(channel=CHANNEL, ts=root["ts"], text="card, updated")
+        reply = other.chat_postMessage(channel=CHANNEL, thread_ts=root["ts"], text="reply 2")
+        assert [m["text"] for m in again.thread(CHANNEL, root["ts"])] == ["card, updated", "reply 1", "reply 2"]
+        assert float(reply["ts"]) > float(upload["ts"])
+        assert other.files_upload_v2(channel=CHANNEL, content=b"x", filename="b.png")["file"]["id"] != file["id"]

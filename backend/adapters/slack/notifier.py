@@ -6,9 +6,11 @@ separately and a refused card update never makes a reply be posted again:
 
 - ``slack`` (:class:`SlackNotifier`): the job's root card, when the job is announced (before it
   is registered, so its thread ``ts`` is stored by the registration itself: no extra write),
-  and thread replies, only for the changes the policy asks for; the owner is @-mentioned once,
-  by the reply that ends the job. Sweep jobs share the sweep's root: each end is counted once
-  (one conditional write), failures are grouped into digest replies, and the job that ends the
+  and thread replies, only for the changes the policy asks for. The owner is named as every
+  message names people (a mention), so Slack tells them twice: when the card is posted and
+  by the reply that ends the job (among replies, only that one mentions them; an edit of the
+  card notifies nobody). Sweep jobs share the sweep's root: each end is counted once (one
+  conditional write), failures are grouped into digest replies, and the job that ends the
   sweep posts its one final summary, which mentions the owner.
 - the admins' approval card (issue 22): delivering the change that put a job on hold (``New``,
   or a re-held ``Retrying``; a sweep: only its first job, whose card stands for the sweep) sends

@@ -19,13 +19,13 @@ from backend.domain.cost import Estimate, describe, hours_text, job_instance_hou
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
+from backend.domain.people import is_slack_user
 from backend.domain.plans import TERMINATION_LEAD, when
 from backend.domain.spec import SUBMIT_EXAMPLE, Objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
 S = JobStatus
 MAX_SECTION = 2900  # Slack's section text limit is 3,000 characters
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 EMOJI = {
     S.NEW: ":hourglass_flowing_sand:",
@@ -61,8 +61,26 @@ def esc(text: Any, limit: int = 500) -> str:
 
 
 def mention(user_id: str) -> str:
-    """A live mention for a real Slack user id; anything else is shown inert."""
-    return f"<@{user_id}>" if _SLACK_USER.match(user_id) else esc(user_id, 40)
+    """A person, the one way every message shows people: a Slack member id as Slack's mention
+    (shown as their name), anything else (a CLI user's login name) inert. Slack notifies a
+    person mentioned in a new message (never in an edit): the job card's post tells its owner
+    the job is registered, and the end mentions them again (backend.domain.notice)."""
+    return f"<@{user_id}>" if is_slack_user(user_id) else esc(user_id, 40)
+
+
+def team_label(team: str) -> str:
+    """A budget's team: its name as code; the team of one of a user in no team (keyed by
+    their id) is that user."""
+    return mention(team) if is_slack_user(team) else f"`{esc(team, 40)}`"
+
+
+# The one person a budget line of Trainbot's names (backend.domain.people.team_words): kept live
+# in the service sentences shown as problems and approval reasons, everything else inert.
+_BUDGET_OWNER = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt; \(in no team\)")
+
+
+def _with_budget_owner(text: str) -> str:
+    return _BUDGET_OWNER.sub(lambda m: f"<@{m.group(1)}> (in no team)", text)
 
 
 # Reasons Trainbot writes itself name a person ("stopped by <@U0ALICE>"): that one mention stays
@@ -227,9 +245,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     args = job.job_args
     lines = [
         headline(job),
-        # The owner by name, not as a mention: a posted card would notify them; they are
-        # mentioned once, when the job ends (backend.domain.notice).
-        f"Owner {owner_name(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
+        # The owner as everywhere else (render.mention): the card's post tells them their job
+        # is registered; its edits notify nobody; the end mentions them (backend.domain.notice).
+        f"Owner {mention(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
         + (f" (of {', '.join(f'`{t}`' for t in job.instance_choices)})" if job.fallback_types else "")
         + (" · spot" if args.EnableManagedSpotTraining else "")
         + f" · priority {job.priority}"
@@ -249,6 +267,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     if job.is_queued and job.waiting:
         # Why it waits, as the launcher last recorded it (backend.domain.waiting).
         blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
+    running_metrics = live_metrics_line(job)
+    if running_metrics:
+        blocks.append(_context(running_metrics))
     buttons = []
     verdict = failure_verdict(job)
     if job.status not in TERMINAL:
@@ -437,11 +458,6 @@ def _entry(job: Job, seq: int) -> HistoryEntry:
     return entry
 
 
-def owner_name(user_id: str) -> str:
-    """A user shown without notifying them (Slack has no silent mention): the id, inert."""
-    return f"`{esc(user_id, 40)}`"
-
-
 def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str = "") -> str:
     """The reply for status change ``seq``. Terminal replies say why and (``mention_owner``) name
     the owner with a live mention."""
@@ -481,6 +497,16 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
     return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
+
+
+def live_metrics_line(job: Job) -> str:
+    """While the job runs: its metrics' latest values and when they were read ('' when there
+    are none yet). A time, not an age: the card stays true without being updated."""
+    attempt = job.current_attempt
+    if job.status not in (S.IN_PROGRESS, S.STOPPING) or attempt is None or not attempt.metrics:
+        return ""
+    at = f" (at {attempt.metrics_at:%H:%M} UTC)" if attempt.metrics_at else ""
+    return f":bar_chart: Latest metrics: {metrics_text(attempt.metrics)}{at}"
 
 
 def metrics_text(metrics: Mapping[str, float] | None, limit: int = 8) -> str:
@@ -604,6 +630,9 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
     results = [f"*Hyperparameters*: {_hp(job, limit=20)}"] if job.job_args.HyperParameters else []
+    running = live_metrics_line(job)
+    if running:
+        results.append(running)
     if job.final_metrics:
         results.append(f"*Final metrics*: {metrics_text(job.final_metrics, limit=20)}")
     if job.model_artifact:
@@ -611,7 +640,7 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     if results:
         blocks.append(_section(cut("\n".join(results), STATUS_SHARE)))
     history = [
-        f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({esc(h.reason, 120)})" if h.reason else "")
+        f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({reason_text(h.reason, 120)})" if h.reason else "")
         for h in job.history[-8:]
     ]
     # The newest entries that fit whole: a cut line could break an escape and lose the latest.
@@ -663,7 +692,7 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     ended = sum(tally.values())
     parts = [f"{EMOJI[S(k)] if k in S._value2member_map_ else ''} {k} {v}".strip() for k, v in sorted(tally.items())]
     status = f"{ended} of {total} ended" + (" · " + " · ".join(parts) if parts else "")
-    text = f":test_tube: Sweep *{esc(name, 80)}* by {owner_name(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
+    text = f":test_tube: Sweep *{esc(name, 80)}* by {mention(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
     blocks: list[dict[str, Any]] = [_section(text)]
     if ended < total:
         # While it runs: one press stops every job that has not ended (as /train stop sw-… does).
@@ -828,7 +857,7 @@ def help_text(unknown: str = "") -> str:
 
 
 def problems_text(problems: Iterable[str], usage: str = "") -> str:
-    lines = "\n".join(f"• {esc(p, 400)}" for p in list(problems)[:12])
+    lines = "\n".join(f"• {_with_budget_owner(esc(p, 400))}" for p in list(problems)[:12])
     text = f":warning: That didn't work:\n{lines}"
     if usage:
         text += "\nThe right form:\n" + code_block(usage, 1500)
@@ -839,7 +868,7 @@ def retry_rejected(job_id: str, admin: str, note: str) -> str:
     """A retry of a job an admin rejected (issue 22): held means held until an admin decides."""
     why = f": _{esc(note, 300)}_" if note else ""
     return (
-        f":no_entry: `{esc(job_id, 100)}` was rejected by <@{esc(admin, 40)}>{why}. A retry cannot undo an admin's "
+        f":no_entry: `{esc(job_id, 100)}` was rejected by {mention(admin)}{why}. A retry cannot undo an admin's "
         "decision: submit a changed job, or ask an admin."
     )
 
@@ -1053,7 +1082,7 @@ def spend_text(spent: Any) -> str:
 
     return (
         f"*Spend* (billed): {esc(spent.text(), 100)}\n*By user*: {row(spent.by_user, mention)}\n"
-        f"*By team*: {row(spent.by_team, lambda n: f'`{esc(n, 40)}`')}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
+        f"*By team*: {row(spent.by_team, team_label)}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
     )
 
 
@@ -1067,6 +1096,7 @@ def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
 
 
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
+    """The chart file's title: plain text in Slack (no mention is shown there), so the id."""
     who = {"mine": "my jobs", "all": "all jobs"}.get(scope) or f"jobs of {user_id}"
     return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} days"
 
@@ -1161,7 +1191,7 @@ def approval_lines(job: Job) -> list[str]:
 
 
 def held_text(job: Job) -> str:
-    why = "; ".join(esc(r, 200) for r in (job.approval.reasons if job.approval else []))
+    why = "; ".join(_with_budget_owner(esc(r, 200)) for r in (job.approval.reasons if job.approval else []))
     return ":lock: Waiting for an admin's approval" + (f" ({why})" if why else "") + "; it will not be launched before."
 
 
@@ -1175,7 +1205,7 @@ def approval_request(job: Job, estimate: Estimate) -> dict[str, Any]:
         + f" · {describe(estimate)}",
     ]
     if job.approval and job.approval.reasons:
-        lines.append("Why: " + "; ".join(esc(r, 200) for r in job.approval.reasons))
+        lines.append("Why: " + "; ".join(_with_budget_owner(esc(r, 200)) for r in job.approval.reasons))
     if job.sweep_id and job.approval is not None and job.approval.alone:
         lines.append(f"Another attempt of one job of sweep `{esc(job.sweep_id, 40)}`: Approve or reject applies to this job only.")
     elif job.sweep_id:
@@ -1239,7 +1269,8 @@ def budget_text(check: Any) -> str:
     ended), reserved (estimates of accepted jobs not ended yet) and what is left."""
     used, budget = check.used_hours, check.budget_hours
     reserved = getattr(check, "reserved_hours", 0.0)
-    head = f":money_with_wings: *Team `{esc(check.team, 60)}`*, week {check.week}: {hours_text(used)} instance-hours used"
+    who = f"*Team `{esc(check.team, 60)}`*" if not is_slack_user(check.team) else f"{mention(check.team)} *(in no team)*"
+    head = f":money_with_wings: {who}, week {check.week}: {hours_text(used)} instance-hours used"
     if budget is None:
         return head + f", {hours_text(reserved)} reserved (no budget set)."
     left = max(0.0, budget - used - reserved)

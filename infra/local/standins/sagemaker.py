@@ -102,8 +102,10 @@ The stand-in's training script writes ``<name>=<value>`` for every defined metri
 progress line and on a last line when the run ends (a value moving towards its final one), and
 applies each definition's regex to the lines of host 1 as they are written: Describe's
 ``FinalMetricDataList`` holds, for each metric that matched, the last match (``MetricName``,
-``Value``, ``Timestamp``), during the run and after it. Without a ``logs_client`` only the last
-line is "written" (and parsed).
+``Value``, ``Timestamp``), during the run and after it: SageMaker reads a job's metrics from its
+output as it runs, whether or not anyone reads its CloudWatch log, so the lines are parsed with
+or without a ``logs_client`` (which only decides whether they are also written to CloudWatch).
+A progress line comes every ``log_interval_seconds`` of Training (local mode: every 2 s).
 
 ``SpotInterrupted`` (an outcome, managed spot training only): the spot instances are reclaimed
 halfway through the run (SecondaryStatus ``Interrupted``, as SageMaker documents it) and never
@@ -1210,15 +1212,14 @@ class SageMakerStandIn:
         for _, _, job, transition in due:
             job.plan.popleft()
             self._apply(job, transition)
-        if self.logs_client is not None:
-            for job in list(self._active.values()):
-                self._write_progress(job, now)
+        for job in list(self._active.values()):
+            self._write_progress(job, now)
         return len(due)
 
     def _advance_job(self, job: _Job, now: float) -> None:
         while job.plan and job.plan[0].at <= now:
             self._apply(job, job.plan.popleft())
-        if self.logs_client is not None and not job.terminal:
+        if not job.terminal:
             self._write_progress(job, now)
 
     def _apply(self, job: _Job, transition: _Transition) -> None:
@@ -1228,10 +1229,10 @@ class SageMakerStandIn:
         entry = {"Status": transition.secondary, "StartTime": at,
                  "StatusMessage": transition.failure_reason or transition.message}
         job.transitions.append(entry)
-        if self.logs_client is not None:
-            self._write_progress(job, at)
+        self._write_progress(job, at)
         if transition.secondary == "Training":
             job.training_start = at
+            job.logged_until = at
             if self.logs_client is not None:
                 self._open_streams(job, at)
         job.status, job.secondary, job.last_modified = transition.status, transition.secondary, at
@@ -1279,8 +1280,9 @@ class SageMakerStandIn:
 
     def _write_progress(self, job: _Job, now: float) -> None:
         """Progress lines every log_interval_seconds of Training up to ``now`` (at most 20 a
-        stream per call: a long jump in simulated time skips the older ones)."""
-        if not job.log_streams or job.training_start is None or job.secondary != "Training":
+        stream per call: a long jump in simulated time skips the older ones), parsed for the
+        job's metrics as SageMaker does, and written to its log streams when there are any."""
+        if job.training_start is None or job.secondary != "Training" or not (job.log_streams or job.metric_defs):
             return
         until = now
         if job.log_stall_after is not None:
@@ -1295,12 +1297,13 @@ class SageMakerStandIn:
             return
         job.logged_until = times[-1]
         start = job.training_start
-        for host, stream in enumerate(job.log_streams, start=1):
+        for host, stream in enumerate(job.log_streams or [None], start=1):
             lines = [(t, f"algo-{host}: step {int((t - start) // interval)}{self._metric_text(job, t)}")
                      for t in times[-20:]]
             if host == 1:
                 self._parse_metrics(job, lines)
-            self._put(stream, lines)
+            if stream is not None:
+                self._put(stream, lines)
 
     @staticmethod
     def _metric_text(job: _Job, at: float) -> str:
@@ -1312,7 +1315,8 @@ class SageMakerStandIn:
         left = 1.0 - min(1.0, (at - start) / job.duration) if job.duration > 0 else 0.0
         for metric, _regex, final in job.metric_defs:
             falls = "loss" in metric.lower() or "err" in metric.lower()
-            values[metric] = f"{final + (0.1 if falls else -0.1) * left:.4f}"
+            # Never below 0: a drawn final under 0.1 must still read as a number its regex takes.
+            values[metric] = f"{max(0.0, final + (0.1 if falls else -0.1) * left):.4f}"
         return "".join(f" {metric}={value}" for metric, value in values.items())
 
     @staticmethod

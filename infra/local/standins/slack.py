@@ -565,6 +565,70 @@ class SlackStandIn:
             f = self._files.get(file_id)
             return copy.deepcopy(f) if f else None
 
+    # ------------------------------------------------------------------ keeping a workspace
+
+    STATE_VERSION = 1
+
+    def export_state(self) -> dict[str, Any]:
+        """What a Slack workspace keeps while an app restarts: its conversations (channels and
+        the app's DMs), their messages and threads in the order they were posted, and uploaded
+        files. Not ephemeral answers, open views, the call log or traffic: Slack keeps none of
+        those for the app either. JSON-serializable; :meth:`import_state` takes it back."""
+        with self._lock:
+            files = {}
+            for file_id, record in self._files.items():
+                kept = {k: v for k, v in record.items() if k != "content"}
+                kept["content_b64"] = base64.b64encode(record.get("content") or b"").decode("ascii")
+                files[file_id] = kept
+            return {
+                "version": self.STATE_VERSION,
+                "team_id": self.team_id,
+                "channels": copy.deepcopy(self._channels),
+                "messages": [copy.deepcopy(msg) for msg in self._index.values()],
+                "files": files,
+                "last_us": self._last_us,
+                "id_counter": self._id_counter,
+                "ts_counter": self._ts_counter,
+            }
+
+    def import_state(self, state: dict[str, Any]) -> int:
+        """Take back what :meth:`export_state` gave (before anyone posts): the conversations
+        and messages are there again under their own ``ts``, so an app that kept a message's
+        ``ts`` (a job's card, its thread) updates and replies to it as before. New messages
+        get later ``ts`` and new files other ids. Returns how many messages were restored."""
+        if state.get("version") != self.STATE_VERSION:
+            raise ValueError(f"unknown Slack stand-in state version {state.get('version')!r}")
+        with self._changed:
+            for channel_id, info in (state.get("channels") or {}).items():
+                self._channels[channel_id] = {**self._channels.get(channel_id, {}), **info}
+            base = self._base_url or ""
+            for file_id, kept in (state.get("files") or {}).items():
+                record = {k: v for k, v in kept.items() if k != "content_b64"}
+                record["content"] = base64.b64decode(kept.get("content_b64") or "")
+                if base:
+                    record["url_private"] = f"{base}/files/{file_id}"  # this run's address
+                self._files[file_id] = record
+            restored = 0
+            for msg in state.get("messages") or []:
+                msg = copy.deepcopy(msg)
+                msg.pop("thread_missing", None)
+                if msg.get("files"):
+                    msg["files"] = [_file_object(self._files[f["id"]]) if f.get("id") in self._files else f for f in msg["files"]]
+                thread_ts = msg.get("thread_ts")
+                if thread_ts == msg["ts"]:
+                    # A root with replies names itself as its thread: stored as a root, not a reply.
+                    msg["thread_ts"] = None
+                    self._store_message(msg["channel"], msg)
+                    msg["thread_ts"] = thread_ts
+                else:
+                    self._store_message(msg["channel"], msg)
+                restored += 1
+            self._last_us = max(self._last_us, int(state.get("last_us") or 0))
+            self._id_counter = max(self._id_counter, int(state.get("id_counter") or 0))
+            self._ts_counter = max(self._ts_counter, int(state.get("ts_counter") or 0))
+            self._changed.notify_all()
+            return restored
+
     # ------------------------------------------------------------------ change events
 
     @property

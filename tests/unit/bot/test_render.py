@@ -104,9 +104,11 @@ def test_a_reason_trainbot_wrote_names_who_stopped_the_job_with_a_live_mention_a
     assert render.reason_text("stopped by <@U0ALICE> <!channel>") == "stopped by <@U0ALICE> &lt;!channel&gt;"
 
 
-def test_the_root_card_shows_its_owner_without_notifying_them():
+def test_the_root_card_shows_its_owner_as_a_mention_as_every_message_does():
     card = json.dumps(render.job_card(make_job(user="U0ALICE"), "us-east-1"))
-    assert "U0ALICE" in card and "<@U0ALICE>" not in card
+    assert "Owner <@U0ALICE>" in card and "`U0ALICE`" not in card
+    # A CLI user's login name is no Slack member: shown as it is, inert.
+    assert "Owner alice" in json.dumps(render.job_card(make_job(user="alice"), "us-east-1"))
 
 
 def test_a_refusal_repeats_the_use_cases_own_words():
