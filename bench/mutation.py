@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import json
 import os
 import shutil
@@ -212,7 +213,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that
 # failed is a kill: a timeout or an error (a collection error makes pytest exit 2, which mutmut
 # calls "check was interrupted by user"; 3 is pytest's internal error, which mutmut counts as
-# killed) is reported, never credited. "not checked" and "skipped" are not counted at all.
+# killed; 255 is mutmut's fork server's os._exit(-1) when running the tests raised, which mutmut
+# calls a timeout) is reported, never credited. "not checked" and "skipped" are not counted.
 KILLED, TIMEOUT, ERROR, SURVIVED, NO_TESTS = "killed", "timeout", "error", "survived", "no tests"
 OUTCOME_BY_EXIT_CODE: dict[int | None, str] = {
     1: KILLED,  # a test failed
@@ -224,7 +226,7 @@ OUTCOME_BY_EXIT_CODE: dict[int | None, str] = {
     24: TIMEOUT,  # SIGXCPU
     -24: TIMEOUT,
     152: TIMEOUT,
-    255: TIMEOUT,
+    255: ERROR,  # the test run raised (mutmut 3.8.1's worker exits -1); its real timeout is SIGXCPU
     2: ERROR,  # interrupted: a collection error (or ^C)
     3: ERROR,  # pytest internal error
     35: ERROR,  # suspicious
@@ -358,6 +360,7 @@ def _results() -> dict[str, tuple[int | None, str]]:
     return found
 
 
+@functools.cache  # the group's tally and its module's both show a survivor's diff
 def _diff_line(name: str, source: str) -> tuple[str, str]:
     """(the original line, the mutated line), stripped, from mutmut's diff of ``name``."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -406,6 +409,20 @@ def tally(
     return Tally(counts, survivors, equivalent, uncredited)
 
 
+def module_tallies(
+    groups: list[str],
+    patterns_of: dict[str, list[str]],
+    results: dict[str, tuple[int | None, str]],
+    diff: Callable[[str, str], tuple[str, str]] = _diff_line,
+) -> list[tuple[str, Tally]]:
+    """Each module's tally over the mutants of ``groups`` it holds, by module name."""
+    by_module: dict[str, dict[str, tuple[int | None, str]]] = {}
+    for name, result in results.items():
+        if any(fnmatch.fnmatchcase(name, p) for g in groups for p in patterns_of[g]):
+            by_module.setdefault(name.split(".x_")[0].split(".xǁ")[0], {})[name] = result
+    return [(module, tally(["*"], mine, diff)) for module, mine in sorted(by_module.items())]
+
+
 def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool = True, only: list[str] | None = None) -> bool:
     results = _results()
     patterns_of = {group: only or GROUPS[group] for group in groups}
@@ -430,18 +447,14 @@ def report(groups: list[str], timings: dict[str, float], *, show_survivors: bool
             ok = False
     if timings:
         print(f"total time: {sum(timings.values()):.0f} s")
-    # Per module, so a weak file stands out.
+    # Per module, so a weak file stands out: the same columns, from the same tally.
     print()
-    by_module: dict[str, Counter] = {}
-    for name, (code, _source) in results.items():
-        result = outcome(code)
-        if result is not None and any(fnmatch.fnmatchcase(name, p) for g in groups for p in patterns_of[g]):
-            module = name.split(".x_")[0].split(".xǁ")[0]
-            by_module.setdefault(module, Counter())[result] += 1
-    for module, counts in sorted(by_module.items()):
-        total = sum(counts.values())
-        killed = counts[KILLED]
-        print(f"  {module:<36} {killed:>4}/{total:<4} {killed / total if total else 1:.1%}")
+    print(f"  {'module':<36} {'mutants':>8} {'killed':>7} {'timeouts':>9} {'errors':>7} {'survived':>9} {'equiv.':>7} {'score':>7} {'w/o eq.':>8}")
+    for module, t in module_tallies(groups, patterns_of, results):
+        print(
+            f"  {module:<36} {t.total:>8} {t.killed:>7} {t.counts[TIMEOUT]:>9} {t.counts[ERROR]:>7} "
+            f"{t.counts[SURVIVED] + t.counts[NO_TESTS]:>9} {len(t.equivalent):>7} {t.score():>7.1%} {t.score(without_equivalent=True):>8.1%}"
+        )
     if show_survivors:
         for group, t in details:
             if t.uncredited:

@@ -110,6 +110,23 @@ def test_every_mutmut_exit_code_maps_to_the_column_its_status_names(bench):
             assert got is None, (code, status)
         elif code == 3:
             assert got == "error"  # pytest's internal error, not a failing test (mutmut says killed)
+        elif code == 255:
+            # mutmut 3.8.1's worker exits -1 when running the tests raised (mutmut says timeout;
+            # its timeouts are SIGXCPU, -24): the mutant was never judged.
+            assert got == "error"
         else:
             assert got == expected[status], (code, status)
     assert bench.outcome(4) == "error"  # any code mutmut does not know
+
+
+def test_each_module_gets_its_own_columns_for_the_groups_mutants_only(bench):
+    """The per-module table (the README's scores per file) keeps timeouts and errors apart too,
+    and counts only the mutants of the groups asked for."""
+    tallies = dict(bench.module_tallies(["g"], {"g": ["pkg.mod.*", "other.*"]}, RESULTS, diff=_diff))
+    assert set(tallies) == {"pkg.mod", "other"}
+    mod = tallies["pkg.mod"]
+    assert dict(mod.counts) == {"killed": 3, "timeout": 2, "error": 4, "survived": 1, "no tests": 1}
+    assert mod.score() == pytest.approx(3 / 11)
+    assert dict(tallies["other"].counts) == {"survived": 1}
+    narrow = dict(bench.module_tallies(["g"], {"g": ["pkg.mod.x_f__mutmut_1*"]}, RESULTS, diff=_diff))
+    assert {m: t.total for m, t in narrow.items()} == {"pkg.mod": 3}  # 1, 10 and 11 (12 and 13 are not counted)
