@@ -88,7 +88,6 @@ class DynamoJobs(DynamoRecords):
                     "JobIds": {"L": [{"S": i} for i in ids]},
                     "OwnerKey": {"S": owner.key},
                     "CreatedAt": {"S": format_utc(now)},
-                    "Tally": {"M": {}},
                 },
                 ConditionExpression="attribute_not_exists(JobId)",
             )
