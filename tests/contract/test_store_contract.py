@@ -42,12 +42,15 @@ def test_register_is_idempotent_on_the_client_token(store):
     assert len(store.ready_jobs(None)) == 1
 
 
-def test_get_of_an_unknown_or_non_job_key_raises_job_not_found(store):
+def test_get_of_an_unknown_or_non_job_key_raises_job_not_found_naming_the_id_asked(store):
+    """The bot tells the user which id it could not find (render.not_found(exc.job_id))."""
     store.register(make_job("bert"))
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFound) as unknown:
         store.get("nope-000000")
-    with pytest.raises(JobNotFound):
+    assert unknown.value.job_id == "nope-000000"
+    with pytest.raises(JobNotFound) as record:
         store.get("owner#T1:U1")
+    assert record.value.job_id == "owner#T1:U1"
 
 
 def test_get_many_returns_the_jobs_that_exist_in_the_order_asked(store):
@@ -70,6 +73,16 @@ def test_a_batch_registers_every_job_and_a_repeat_registers_nothing_new(store):
     assert store.get(registered[0]).status is S.LAUNCHED  # not reset to New
     assert len(store.ready_jobs(None)) == 29
     assert store.register_many([], "empty") == []
+
+
+def test_an_owners_second_sweep_queues_behind_their_first(store):
+    """Fair share holds across batches: an owner's clock moves past their first sweep, so a
+    second sweep registered at the same moment is tagged after it, not beside it."""
+    first = store.register_many([make_job(f"one-{i}", client_token=f"one/{i}") for i in range(3)], "one")
+    second = store.register_many([make_job(f"two-{i}", client_token=f"two/{i}") for i in range(3)], "two")
+    tags = [j.queue_tag for j in store.get_many([*first, *second])]
+    assert tags == [tags[0] + i * FAIR_SHARE_QUANTUM for i in range(6)]
+    assert [j.job_id for j in store.ready_jobs(None)] == [*first, *second]
 
 
 def test_a_batch_id_reused_for_other_jobs_is_refused(store):
@@ -95,6 +108,22 @@ def test_a_repeat_of_a_batch_being_registered_writes_no_job_and_moves_no_clock(s
     assert len(moves) == 1
     assert store.register_many(jobs, "busy") == [j.job_id for j in jobs]  # finished: a repeat is a no-op
     assert set(writes.values()) == {1} and len(moves) == 1
+
+
+def test_a_dead_writers_batch_is_taken_over_from_the_moment_its_lease_ends(store):
+    jobs = [make_job(f"edge-{i}", client_token=f"edge/{i}", sweep_id="edge") for i in range(30)]
+
+    def die(done: int, total: int) -> None:
+        raise RuntimeError("the writer's function timed out")
+
+    with pytest.raises(RuntimeError):
+        store.register_many(jobs, "edge", on_progress=die)
+    just_before = [j.model_copy(update={"created_at": T0 + BATCH_LEASE - timedelta(microseconds=1)}) for j in jobs]
+    with pytest.raises(BatchBusy):
+        store.register_many(just_before, "edge")
+    at_its_end = [j.model_copy(update={"created_at": T0 + BATCH_LEASE}) for j in jobs]
+    assert store.register_many(at_its_end, "edge") == [j.job_id for j in jobs]
+    assert len(store.ready_jobs(None)) == len(jobs)
 
 
 def test_a_batch_whose_writer_died_is_finished_by_a_later_repeat_writing_only_the_missing_jobs(store):
@@ -162,6 +191,17 @@ def test_an_illegal_transition_is_refused_before_anything_is_written(store):
     with pytest.raises(IllegalTransition):
         store.transition(job, S.COMPLETED, at=T0)
     assert store.get(job.job_id).version == 1
+
+
+def test_an_update_stamps_the_job_with_the_writes_time_and_a_new_version(store):
+    """updated_at orders the active jobs (least recently changed first) and the monitor's
+    sweep; a bookkeeping update moves it like any write."""
+    job = store.register(make_job("stamp")).job
+    outcome = store.update(job, at=T0 + MINUTE, priority=9)
+    assert isinstance(outcome, Applied)
+    stored = store.get(job.job_id)
+    assert (stored.updated_at, stored.version, stored.priority) == (T0 + MINUTE, 2, 9)
+    assert outcome.job == stored
 
 
 def test_update_refuses_a_status_change(store):

@@ -5,6 +5,7 @@ shared with the in-memory fake is in tests/contract/test_store_contract.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from backend.adapters.dynamo import DynamoJobStore, from_item, index_keys, to_it
 from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
-from backend.errors import StoreUnavailable
+from backend.errors import JobNotFound, StoreUnavailable
 from backend.ports import BATCH_LEASE, Applied, BatchBusy
 from tests.conftest import T0, make_job
 
@@ -248,3 +249,94 @@ def test_a_registration_whose_owner_clock_cannot_be_moved_is_still_registered(st
     assert store.metrics.owner_clock_misses == 1
     # A repeat (same token, same id) finds it and writes nothing more.
     assert store.register(job).created is False
+
+
+# --- reads: consistent, as small as asked, and counted --------------------------------------------
+
+
+def _stale_replica(client, table: str) -> None:
+    """Answer every eventually consistent read of ``table`` as a replica that has not seen the
+    last writes yet (DynamoDB may, for a moment after a write): the item is not there. A
+    strongly consistent read reaches moto."""
+    from botocore.awsrequest import AWSResponse
+
+    class _Empty:
+        def stream(self, **_kwargs: Any):
+            yield b"{}"
+
+    def stale(params, model, **_kwargs):
+        request = json.loads(params.get("body") or b"{}")
+        if model.name == "GetItem" and not request.get("ConsistentRead"):
+            parsed: dict[str, Any] = {}
+        elif model.name == "BatchGetItem" and not all(r.get("ConsistentRead") for r in request["RequestItems"].values()):
+            parsed = {"Responses": {table: []}, "UnprocessedKeys": {}}
+        else:
+            return None
+        return AWSResponse("https://aws.invalid", 200, {}, _Empty()), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    for operation in ("GetItem", "BatchGetItem"):
+        client.meta.events.register(f"before-call.dynamodb.{operation}", stale)
+
+
+def test_reads_by_id_see_the_write_just_made(store, dynamodb):
+    """A job read right after its write (a /train's reply, a conditional write computed from
+    it, a sweep's repeat reading its batch record) must see that write: every read by key is
+    strongly consistent, so a replica that lags never answers it."""
+    _stale_replica(dynamodb, store.table_name)
+    job = store.register(make_job("fresh", client_token="f1")).job
+    assert store.get(job.job_id).job_id == job.job_id
+    assert [j.job_id for j in store.get_many([job.job_id])] == [job.job_id]
+    assert store.existing_ids([job.job_id]) == {job.job_id}
+    jobs = [make_job(f"s-{i}", client_token=f"s/{i}") for i in range(3)]
+    ids = store.register_many(jobs, "fresh-sweep")
+    assert store.register_many(jobs, "fresh-sweep") == ids  # the repeat reads the batch record
+
+
+def test_existing_ids_asks_dynamodb_for_the_keys_only(store, dynamodb):
+    """A sweep's repeat asks which of its (up to thousands of) jobs exist: it reads their keys,
+    not every whole item (a few KB each)."""
+    asked: list[dict[str, Any]] = []
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem", lambda params, **_kw: asked.extend(params["RequestItems"].values())
+    )
+    ids = [store.register(make_job(f"k-{i}", client_token=f"k/{i}")).job.job_id for i in range(3)]
+    assert store.existing_ids(ids) == set(ids)
+    assert [a.get("ProjectionExpression") for a in asked] == ["JobId"]
+    assert len(store.get_many(ids)[0].history) == 1  # get_many reads whole items
+    assert "ProjectionExpression" not in asked[-1]
+
+
+def test_a_get_reads_one_item_and_a_records_key_reads_none(store):
+    job = store.register(make_job("counted")).job
+    store.metrics.reset()
+    store.get(job.job_id)
+    assert store.metrics.items_read == 1
+    store.metrics.reset()
+    with pytest.raises(JobNotFound):
+        store.get(f"{RecordKind.OWNER}#T1:U1")  # it exists: the registration moved its clock
+    assert store.metrics.calls["get_item"] == 0
+
+
+def test_a_sweeps_batch_record_carries_its_kind(store, dynamodb):
+    """A scan tells records from jobs by RecordType (the local demo's verdict, operators)."""
+    store.register_many([make_job("b-0", client_token="b/0")], "kinded")
+    item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "sweep#kinded"}})["Item"]
+    assert item["RecordType"] == {"S": "sweep"}
+
+
+def test_a_batch_half_registered_before_batch_leases_is_taken_over_at_once(store, dynamodb):
+    """A batch record with no Until (written before batches held a lease) has no live writer
+    to wait for: a repeat takes it over and finishes it."""
+    jobs = [make_job(f"old-{i}", client_token=f"old/{i}") for i in range(4)]
+    store.register_many(jobs[:2], "legacy")
+    dynamodb.update_item(
+        TableName=store.table_name,
+        Key={"JobId": {"S": "sweep#legacy"}},
+        UpdateExpression="SET JobIds = :ids, #s = :r REMOVE #u",
+        ExpressionAttributeNames={"#s": "State", "#u": "Until"},
+        ExpressionAttributeValues={":ids": {"L": [{"S": j.job_id} for j in jobs]}, ":r": {"S": "registering"}},
+    )
+    assert store.register_many(jobs, "legacy") == [j.job_id for j in jobs]
+    assert len(store.get_many(j.job_id for j in jobs)) == 4
+    record = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "sweep#legacy"}})["Item"]
+    assert record["State"] == {"S": "registered"} and "Until" in record
