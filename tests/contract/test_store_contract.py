@@ -16,6 +16,7 @@ from backend.domain.fairness import FAIR_SHARE_QUANTUM
 from backend.domain.model import Lease, Owner, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.times import format_utc
 from backend.errors import IllegalTransition, JobNotFound
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace
 from tests.conftest import T0, job_args, make_job
@@ -85,6 +86,20 @@ def test_an_owners_second_sweep_queues_behind_their_first(store):
     assert [j.job_id for j in store.ready_jobs(None)] == [*first, *second]
 
 
+def test_a_registered_batch_record_says_which_jobs_whose_and_since_when(store):
+    """What the sweep's record holds for the services that read it (its job ids: the card's
+    cost, the sweep's stop, its results) and for a person reading the table."""
+    jobs = [make_job(f"shape-{i}", client_token=f"shape/{i}", sweep_id="shape") for i in range(3)]
+    ids = store.register_many(jobs, "shape")
+    assert store.get_record(RecordKind.SWEEP, "shape") == {
+        "State": "registered",
+        "JobIds": ids,
+        "Until": format_utc(T0 + BATCH_LEASE),
+        "OwnerKey": jobs[0].owner.key,
+        "CreatedAt": format_utc(T0),
+    }
+
+
 def test_a_batch_id_reused_for_other_jobs_is_refused(store):
     store.register_many([make_job("a", client_token="x/1")], "batch")
     with pytest.raises(DuplicateBatch):
@@ -103,7 +118,7 @@ def test_a_repeat_of_a_batch_being_registered_writes_no_job_and_moves_no_clock(s
             refused.append(busy.value)
 
     assert store.register_many(jobs, "busy", on_progress=repeat_once) == [j.job_id for j in jobs]
-    assert refused
+    assert refused and refused[0].batch_id == "busy"
     assert set(writes) == {j.job_id for j in jobs} and set(writes.values()) == {1}
     assert len(moves) == 1
     assert store.register_many(jobs, "busy") == [j.job_id for j in jobs]  # finished: a repeat is a no-op
@@ -175,6 +190,31 @@ def test_twenty_racing_threads_move_a_job_from_new_exactly_once(store):
     assert stored.status is S.LAUNCHED and stored.version == 2
     assert stored.history[-1].reason == winners[0].job.history[-1].reason
     assert all(loser.current is not None and loser.current.status is S.LAUNCHED for loser in losers)
+
+
+def test_a_move_records_the_reason_it_was_given_and_none_when_given_none(store):
+    """The history's reason is what the job's thread and `/train status` show."""
+    job = store.register(make_job("why")).job
+    launched = store.transition(job, S.LAUNCHED, at=T0).job
+    stopped = store.transition(launched, S.STOPPED, at=T0 + MINUTE, reason="stopped by U1").job
+    assert [h.reason for h in store.get(job.job_id).history[1:]] == ["", "stopped by U1"]
+    assert stopped.history[-1].reason == "stopped by U1"
+
+
+def test_a_job_write_never_writes_the_dispatchers_marks_or_the_thread_root(store):
+    """Only the dispatcher writes what was delivered, and a thread's root is set once
+    (set_thread): a job write leaves both as stored, whatever the job it was handed carries."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("marks", slack=SlackThread(channel_id="C1"))).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    taken = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
+    store.finish_delivery(taken, "t", {"slack": 1}, all_done=True)
+    current = store.get(job.job_id)
+    forged = SlackThread(channel_id="C9", thread_ts="999.9")
+    assert isinstance(store.update(current, at=T0 + MINUTE, priority=8, delivered={"slack": 0}, slack=forged), Applied)
+    stored = store.get(job.job_id)
+    assert stored.priority == 8
+    assert stored.delivered == {"slack": 1} and stored.slack.thread_ts == "111.1"
 
 
 def test_a_stale_version_loses_even_when_the_status_matches(store):

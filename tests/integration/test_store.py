@@ -18,6 +18,7 @@ from backend.domain.status import JobStatus
 from backend.errors import JobNotFound, StoreUnavailable
 from backend.ports import BATCH_LEASE, Applied, BatchBusy
 from tests.conftest import T0, make_job
+from tests.store_spies import job_writes
 
 S = JobStatus
 
@@ -340,3 +341,44 @@ def test_a_batch_half_registered_before_batch_leases_is_taken_over_at_once(store
     assert len(store.get_many(j.job_id for j in jobs)) == 4
     record = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "sweep#legacy"}})["Item"]
     assert record["State"] == {"S": "registered"} and "Until" in record
+
+
+def test_active_jobs_with_a_limit_read_only_what_they_return(store):
+    """The monitor's sweep reads the active jobs a page at a time: a limit bounds the index
+    entries read too, not only what comes back."""
+    for i in range(3):
+        job = store.register(make_job(f"act-{i}")).job
+        store.transition(job, S.LAUNCHED, at=T0 + timedelta(seconds=i))
+    store.metrics.reset()
+    assert len(store.active_jobs(limit=1)) == 1
+    assert store.metrics.items_read == 2  # one index entry, one whole item
+
+
+def test_of_two_repeats_racing_for_a_dead_writers_batch_only_one_takes_it_over(store, dynamodb):
+    """Both read the batch record with the dead writer's lease; the first to write takes the
+    lease over and finishes the batch. The other's take-over is conditional on the lease it
+    read, so it is refused (BatchBusy) and writes no job, rather than racing the first."""
+    jobs = [make_job(f"r-{i}", client_token=f"r/{i}") for i in range(30)]
+
+    def die(done: int, total: int) -> None:
+        raise RuntimeError("the writer's function timed out")
+
+    with pytest.raises(RuntimeError):
+        store.register_many(jobs, "raced", on_progress=die)  # after its first 25
+    later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + timedelta(minutes=1)}) for j in jobs]
+    other = DynamoJobStore(dynamodb, store.table_name, sleep=lambda _s: None)
+    raced: list[list[str]] = []
+    once: list[bool] = []
+
+    def first_in_between(params, **_kwargs):
+        if not once and "#u = :held" in params.get("ConditionExpression", ""):
+            once.append(True)  # (the other's own take-over passes through here too)
+            raced.append(other.register_many(later, "raced"))  # gets in between our read and our write
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", first_in_between)
+    writes = job_writes(store)
+    with pytest.raises(BatchBusy) as busy:
+        store.register_many(later, "raced")
+    assert busy.value.batch_id == "raced"
+    assert raced == [[j.job_id for j in jobs]]
+    assert set(writes) == {j.job_id for j in jobs[25:]} and set(writes.values()) == {1}  # the other's only
