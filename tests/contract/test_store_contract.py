@@ -217,6 +217,30 @@ def test_a_job_write_never_writes_the_dispatchers_marks_or_the_thread_root(store
     assert stored.delivered == {"slack": 1} and stored.slack.thread_ts == "111.1"
 
 
+def test_a_write_that_clears_an_optional_field_clears_it_in_the_store(store):
+    """A retry the budget cannot renew drops the job's reservation (it was given back): the
+    stored job must say so, or the next release or reserve reads a token that is gone."""
+    job = store.register(make_job("clears")).job
+    job = store.update(job, at=T0, reservation="nlp#2026-W45|t1", stall_warned_at=T0, model_artifact="s3://out/model.tar.gz").job
+    store.update(job, at=T0 + MINUTE, reservation=None, stall_warned_at=None, model_artifact=None)
+    stored = store.get(job.job_id)
+    assert (stored.reservation, stored.stall_warned_at, stored.model_artifact) == (None, None, None)
+
+
+def test_a_change_written_from_a_read_older_than_a_drains_finish_stays_in_the_outbox(store):
+    """A drain delivered everything and took the job out of the outbox after the writer read
+    it; the writer's new change must put it back in, due, or a writer that crashes before
+    delivering it leaves it where no drain looks."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("reread")).job
+    launched = store.transition(job, S.LAUNCHED, at=T0 + MINUTE).job  # the writer's read
+    drained = store.acquire_delivery(job.job_id, "drain", T0 + MINUTE, T0 + 2 * MINUTE)
+    store.finish_delivery(drained, "drain", {"slack": drained.last_seq}, all_done=True)
+    assert store.outbox_job_ids() == []
+    ended = store.transition(launched, S.FAILED, at=T0 + 3 * MINUTE, reason="boom").job
+    assert store.outbox_job_ids(due_by=T0 + timedelta(days=1)) == [ended.job_id]
+
+
 def test_a_stale_version_loses_even_when_the_status_matches(store):
     job = store.register(make_job("stale")).job
     assert isinstance(store.update(job, at=T0, priority=9), Applied)
