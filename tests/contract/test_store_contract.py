@@ -12,8 +12,9 @@ from datetime import timedelta
 
 import pytest
 
+from backend.domain import notice
 from backend.domain.fairness import FAIR_SHARE_QUANTUM
-from backend.domain.model import Lease, Owner, SlackThread
+from backend.domain.model import Lease, NotifyMode, Owner, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
@@ -246,7 +247,7 @@ def test_a_stale_version_loses_even_when_the_status_matches(store):
     assert isinstance(store.update(job, at=T0, priority=9), Applied)
     outcome = store.transition(job, S.LAUNCHED, at=T0)
     assert isinstance(outcome, LostRace)
-    assert (outcome.expected_status, outcome.expected_version) == (S.NEW, 1)
+    assert (outcome.job_id, outcome.expected_status, outcome.expected_version) == (job.job_id, S.NEW, 1)
     assert outcome.current.priority == 9 and outcome.current.version == 2
 
 
@@ -597,6 +598,31 @@ def test_an_urgent_transition_leaves_a_live_drain_lease_alone(store):
     outcome = store.transition(job, S.STOPPED, at=T0 + MINUTE, reason="stopped")
     assert isinstance(outcome, Applied) and store.get(job.job_id).status is S.STOPPED
     assert not store.holds_delivery(outcome.job)  # the drain delivers it
+
+
+def test_a_crashed_drains_lease_is_taken_by_a_transition_only_a_send_bound_after_it_ran_out(store):
+    """The drain took the lease and died without releasing it. Its last send may still be under
+    way until SEND_BOUND after the lease ran out: an urgent transition before then leaves the
+    change to the drain; one after takes the lease in its own write."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("orphan", notify=NotifyMode.ALL)).job
+    assert store.acquire_delivery(job.job_id, "dead-drain", T0, T0 + MINUTE) is not None
+    ran_out = T0 + MINUTE
+    launched = store.transition(job, S.LAUNCHED, at=ran_out + notice.SEND_BOUND).job
+    assert not store.holds_delivery(launched)
+    running = store.transition(launched, S.IN_PROGRESS, at=ran_out + notice.SEND_BOUND + timedelta(seconds=1)).job
+    assert store.holds_delivery(running)
+
+
+def test_the_lease_holder_gets_the_thread_root_posted_after_its_read(store):
+    """The writer read the job before its root card was posted (set_thread); the delivery it
+    makes from its own write must reply in that thread, not post a second root."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("rooted", slack=SlackThread(channel_id="C1"))).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    ended = store.transition(job, S.STOPPED, at=T0 + MINUTE, reason="stopped").job
+    assert store.holds_delivery(ended)
+    assert (ended.slack.channel_id, ended.slack.thread_ts) == ("C1", "111.1")
 
 
 def test_the_outbox_lists_what_is_due_by_a_time(store):

@@ -16,7 +16,7 @@ from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import JobNotFound, StoreUnavailable
-from backend.ports import BATCH_LEASE, Applied, BatchBusy
+from backend.ports import BATCH_LEASE, Applied, BatchBusy, LostRace
 from tests.conftest import T0, make_job
 from tests.store_spies import job_writes
 
@@ -382,3 +382,31 @@ def test_of_two_repeats_racing_for_a_dead_writers_batch_only_one_takes_it_over(s
     assert busy.value.batch_id == "raced"
     assert raced == [[j.job_id for j in jobs]]
     assert set(writes) == {j.job_id for j in jobs[25:]} and set(writes.values()) == {1}  # the other's only
+
+
+def test_a_write_that_loses_to_an_item_this_version_cannot_read_is_a_lost_race_with_nothing_current(store, dynamodb):
+    """A newer Trainbot moved the job to a status this one does not know: the older reader's
+    write loses (LostRace, nothing current it could act on), urgent or not, and raises nothing."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("newer")).job
+    dynamodb.update_item(
+        TableName=store.table_name,
+        Key={"JobId": {"S": job.job_id}},
+        UpdateExpression="SET JobStatus = :s, Version = :v",
+        ExpressionAttributeValues={":s": {"S": "Hibernating"}, ":v": {"N": "2"}},
+    )
+    for to_status in (S.LAUNCHED, S.STOPPED):  # Stopped is urgent: its write takes the delivery lease
+        outcome = store.transition(job, to_status, at=T0, reason="stopped")
+        assert isinstance(outcome, LostRace) and outcome.current is None
+
+
+def test_an_urgent_transition_that_lost_its_race_costs_one_write(store):
+    """Only a live lease of another dispatcher is worth a second write (the move without the
+    lease); a write that lost to another writer is a LostRace at once."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("raced")).job
+    store.update(job, at=T0, priority=9)
+    store.metrics.reset()
+    outcome = store.transition(job, S.STOPPED, at=T0, reason="stopped")
+    assert isinstance(outcome, LostRace) and outcome.current.priority == 9
+    assert store.metrics.calls["update_item"] == 1
