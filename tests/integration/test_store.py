@@ -181,6 +181,38 @@ def test_unprocessed_batch_items_are_sent_again_after_a_backoff(dynamodb, jobs_t
     assert len(sleeps) == 3 and all(0 <= s <= 2.0 for s in sleeps)
 
 
+class _ThrottlingGets:
+    """A DynamoDB client that, like DynamoDB under load, answers the first ``rounds``
+    BatchGetItem calls for half their keys and hands the rest back as UnprocessedKeys."""
+
+    def __init__(self, client: Any, rounds: int) -> None:
+        self._client = client
+        self._rounds = rounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        if self._rounds <= 0:
+            return self._client.batch_get_item(RequestItems=RequestItems)
+        self._rounds -= 1
+        (table, request), = RequestItems.items()
+        half = len(request["Keys"]) // 2
+        answer = self._client.batch_get_item(RequestItems={table: {**request, "Keys": request["Keys"][:half]}})
+        return {"Responses": answer["Responses"], "UnprocessedKeys": {table: {**request, "Keys": request["Keys"][half:]}}}
+
+
+def test_unprocessed_batch_get_keys_are_asked_again_after_a_backoff_in_every_chunk(dynamodb, jobs_table):
+    """get_many of 120 jobs: two BatchGetItem chunks (100, 20); the first is throttled for three
+    rounds. Every job comes back, in the order asked, each read counted once."""
+    sleeps: list[float] = []
+    store = DynamoJobStore(_ThrottlingGets(dynamodb, rounds=3), jobs_table, sleep=sleeps.append)
+    ids = store.register_many([make_job(f"g-{i}", client_token=f"g/{i}") for i in range(120)], "gets")
+    store.metrics.reset()
+    assert [j.job_id for j in store.get_many(ids)] == ids
+    assert len(sleeps) == 3 and store.metrics.items_read == 120
+
+
 def test_a_batch_dynamodb_keeps_refusing_fails_as_store_unavailable(dynamodb, jobs_table):
     store = DynamoJobStore(_Throttling(dynamodb, rounds=100), jobs_table, sleep=lambda _s: None)
     with pytest.raises(StoreUnavailable):
@@ -250,6 +282,8 @@ def test_a_registration_whose_owner_clock_cannot_be_moved_is_still_registered(st
     assert store.metrics.owner_clock_misses == 1
     # A repeat (same token, same id) finds it and writes nothing more.
     assert store.register(job).created is False
+    assert store.register(make_job("clocked-2", client_token="c2")).created
+    assert store.metrics.owner_clock_misses == 2  # counted, each
 
 
 # --- reads: consistent, as small as asked, and counted --------------------------------------------
