@@ -14,7 +14,7 @@ class RecordKind(StrEnum):
 
     JOB = "job"  # the RecordType of job items (not a record kind: jobs are keyed by JobId alone)
     OWNER = "owner"  # an owner's fair-share clock (NextTag), key: Owner.key
-    SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Tally, key: sweep id
+    SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Until (its writer's lease), OwnerKey, CreatedAt; key: sweep id
     SWEEP_ROOT = "sweep-root"  # a sweep's Slack summary message, key: sweep id
     SWEEP_ENDS = "sweep-ends"  # a sweep's ended jobs as Slack counts them (small: not the batch), key: sweep id
     PENDING_SWEEP = "pending-sweep"  # a large sweep parked until its owner confirms it

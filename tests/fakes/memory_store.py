@@ -172,7 +172,6 @@ class MemoryJobStore:
                 "JobIds": list(ids),
                 "OwnerKey": jobs[0].owner.key,
                 "CreatedAt": format_utc(jobs[0].created_at),
-                "Tally": {},
             }
         missing = [job for job in jobs if job.job_id not in self._jobs]
         if missing:
