@@ -180,9 +180,12 @@ def test_stats_through_the_built_bot_has_the_built_chart_function_post_the_chart
     bot, chart = stack.functions["BotFunction"], stack.functions["ChartFunction"]
     ack = bot.invoke(_signed("stats all days=3", stack.slack.response_url(CHANNEL, USER)))
     assert ack["statusCode"] == 200, ack
-    (uploaded,) = _wait(lambda: stack.slack.files, timeout=90)
+    _wait(lambda: stack.slack.files, timeout=90)
     stack.lam.wait_idle(90)
     assert stack.lam.errors() == []
+    # Read once the chart function is done: `files` is a copy, and the upload exists (step 2)
+    # before files.completeUploadExternal shares it in the thread (step 3).
+    (uploaded,) = stack.slack.files
     assert uploaded["content"].startswith(b"\x89PNG\r\n\x1a\n") and uploaded["name"] == "trainbot-stats.png"
     (summary,) = [m for m in stack.slack.messages(CHANNEL) if "last 3 days" in json.dumps(m.get("blocks") or [])]
     assert [(s["channel"], s["thread_ts"]) for s in uploaded["shares"]] == [(CHANNEL, summary["ts"])]
