@@ -444,3 +444,18 @@ def test_an_urgent_transition_that_lost_its_race_costs_one_write(store):
     outcome = store.transition(job, S.STOPPED, at=T0, reason="stopped")
     assert isinstance(outcome, LostRace) and outcome.current.priority == 9
     assert store.metrics.calls["update_item"] == 1
+
+
+def test_a_process_remembers_the_leases_of_its_last_1024_folded_writes(store):
+    """holds_delivery answers from memory, so the memory is bounded: the oldest folded lease
+    is forgotten first (its change then waits for the drain, as any lease not held)."""
+    from backend.adapters.dynamo.outbox import _LEASES_KEPT, remember_lease
+
+    jobs = [make_job(f"f-{i}", job_id=f"f-{i}").model_copy(update={"version": 3}) for i in range(_LEASES_KEPT + 1)]
+    for job in jobs:
+        remember_lease(store, job.job_id, job.version)
+    assert not store.holds_delivery(jobs[0])
+    assert store.holds_delivery(jobs[1]) and store.holds_delivery(jobs[-1])
+    assert not store.holds_delivery(jobs[-1])  # asked once
+    remember_lease(store, jobs[2].job_id, 4)  # a later write of the same job: its version counts
+    assert not store.holds_delivery(jobs[2])
