@@ -346,6 +346,8 @@ def test_a_get_reads_one_item_and_a_records_key_reads_none(store):
     store.metrics.reset()
     store.get(job.job_id)
     assert store.metrics.items_read == 1
+    store.get(job.job_id)
+    assert store.metrics.items_read == 2  # each get counts its own
     store.metrics.reset()
     with pytest.raises(JobNotFound):
         store.get(f"{RecordKind.OWNER}#T1:U1")  # it exists: the registration moved its clock
