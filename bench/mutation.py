@@ -279,6 +279,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁget', 'if item is None or item.get("RecordType", {}).get("S", RecordKind.JOB.value) != RecordKind.JOB.value:', 'if item is None or item.get("RECORDTYPE", {}).get("S", RecordKind.JOB.value) != RecordKind.JOB.value:'): _KEY_WITHOUT_HASH_IS_A_JOB,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁget', 'if item is None or item.get("RecordType", {}).get("S", RecordKind.JOB.value) != RecordKind.JOB.value:', 'if item is None or item.get("RecordType", {}).get("XXSXX", RecordKind.JOB.value) != RecordKind.JOB.value:'): _KEY_WITHOUT_HASH_IS_A_JOB,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁget', 'if item is None or item.get("RecordType", {}).get("S", RecordKind.JOB.value) != RecordKind.JOB.value:', 'if item is None or item.get("RecordType", {}).get("s", RecordKind.JOB.value) != RecordKind.JOB.value:'): _KEY_WITHOUT_HASH_IS_A_JOB,
+    # backend/adapters/dynamo/outbox.py
+    ('backend.adapters.dynamo.outbox.x_remember_lease', 'leases.popitem(last=False)', 'leases.popitem(last=None)'): "popitem reads last only for its truth: None pops the oldest, as False does",
+    ('backend.adapters.dynamo.outbox.xǁDynamoOutboxǁoutbox_job_ids', 'values[":due"] = {"S": format_utc(due_by) + "#~"}', 'values[":due"] = {"S": format_utc(due_by) + "XX#~XX"}'): "an Outbox sort key is '<due>#<job id>': at the same due it meets the bound at its '#', and 'X' sorts above '#' as '~' does, so the same items are due",
+    ('backend.adapters.dynamo.outbox.xǁDynamoOutboxǁoutbox_job_ids', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", None))'): _QUERY_ANSWER,
+    ('backend.adapters.dynamo.outbox.xǁDynamoOutboxǁoutbox_job_ids', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", ))'): _QUERY_ANSWER,
 }
 
 # What each mutmut exit code (mutmut.stats.status_by_exit_code) counts as here. Only a test that

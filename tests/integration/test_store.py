@@ -461,3 +461,17 @@ def test_a_process_remembers_the_leases_of_its_last_1024_folded_writes(store):
     assert not store.holds_delivery(jobs[-1])  # asked once
     remember_lease(store, jobs[2].job_id, 4)  # a later write of the same job: its version counts
     assert not store.holds_delivery(jobs[2])
+
+
+def test_the_outbox_drain_reads_only_what_it_takes(store):
+    """A drain asks for a page of due jobs, then takes each one's lease with the write that
+    reads it: a limit bounds the index entries read, and each lease taken counts its item."""
+    store.set_notify_targets(["slack"])
+    ids = [store.register(make_job(f"o-{i}", now=T0 + timedelta(seconds=i))).job.job_id for i in range(3)]
+    store.metrics.reset()
+    assert store.outbox_job_ids(limit=1) == ids[:1]
+    assert store.metrics.items_read == 1
+    store.metrics.reset()
+    for i, job_id in enumerate(ids[:2]):
+        assert store.acquire_delivery(job_id, f"t{i}", T0, T0 + timedelta(minutes=1)) is not None
+    assert store.metrics.items_read == 2
