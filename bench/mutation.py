@@ -5,7 +5,7 @@ domain (``backend/domain``), the launcher, the monitor, the job service, the aut
 checks, the DynamoDB store (conditional writes, outbox, usage), the budget and notify services
 and the bot's request authenticity. Each group is judged by its own tests (``JUDGES``; the fast
 unit tests unless it names more: the contract suite and the store tests on moto for the store,
-the bot's authenticity e2e tests for the bot). The configuration is ``[tool.mutmut]`` in
+the bot's authenticity e2e tests for the bot, the dispatcher over moto for notify). The configuration is ``[tool.mutmut]`` in
 pyproject.toml: what is mutated, every judging test, and that logging lines are not mutated
 (what a log line says is not a rule). Prints, per group and per module: mutants, killed,
 timeouts, errors, survived, the score (real kills over all mutants: a timeout or an error is
@@ -93,6 +93,9 @@ JUDGES: dict[str, list[str]] = {
         *FAST_JUDGES,
     ],
     "authenticity": ["tests/e2e/test_bot_authenticity.py", "tests/e2e/test_bot_unconfigured.py", *FAST_JUDGES],
+    # The dispatcher's rules on the in-memory store, and the leases it takes on the real one
+    # (a token DynamoDB refuses only shows there).
+    "notify": ["tests/integration/test_notify_store.py", *FAST_JUDGES],
 }
 # The target: at least this score on each of these groups.
 TARGET = 0.85
