@@ -189,6 +189,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "retry_at = notice.retry_due(current, self._clock()) if (failed and not all_done) or True else None",
     ): "OutboxStore.finish_delivery reads retry_at only when not all_done (both stores), and there failed holds",
     ("backend.services.notify.xǁDispatcherǁ_send", "held = False", "held = None"): "only its truth is read: None and False are both falsy",
+    ('backend.services.notify.xǁDispatcherǁ__init__', 'self._asks_admins = any(getattr(n, "asks_admins", False) for n in self._notifiers)', 'self._asks_admins = any(getattr(n, "asks_admins", None) for n in self._notifiers)'): 'None and False are both falsy: a notifier without asks_admins cannot ask the admins either way',
+    ('backend.services.notify.xǁDispatcherǁ_deliver', 'token = secrets.token_hex(8)', 'token = secrets.token_hex(None)'): 'a lease token only has to be unguessable and unique: 32 random bytes are as good as 8',
+    ('backend.services.notify.xǁDispatcherǁ_deliver', 'token = secrets.token_hex(8)', 'token = secrets.token_hex(9)'): 'a lease token only has to be unguessable and unique: 9 random bytes are as good as 8',
     ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(None)"): "a lease token only has to be unguessable and unique: 32 random bytes are as good as 8",
     ("backend.services.notify.xǁDispatcherǁ_drain_one", "token = secrets.token_hex(8)", "token = secrets.token_hex(9)"): "a lease token only has to be unguessable and unique: 9 random bytes are as good as 8",
     (
