@@ -28,7 +28,9 @@ Not part of the default suite (minutes, not seconds). Usage::
     ./dev mutate dynamo --only 'backend.adapters.dynamo.jobs.*' --unchecked   # resume a run
     ./dev mutate notify --not-killed   # after adding tests: only what the last run left
 
-Results stay in ``mutants/`` (git-ignored); mutmut reuses them for unchanged functions.
+Results stay in ``mutants/`` (git-ignored); mutmut reuses them for unchanged functions, but a
+change to ``[tool.mutmut]`` in pyproject.toml (a judge added to the test selection) forgets every
+result: run the groups again in full then.
 """
 
 from __future__ import annotations
