@@ -66,10 +66,12 @@ GROUPS: dict[str, list[str]] = {
         "backend.services.presets.xǁPresetBookǁ_authorize__mutmut_*",
     ],
     # The DynamoDB store's decisions: conditional writes (jobs, batches, leases), the outbox,
+    # the small records (conditional puts, marks, sweep tallies, the owners' fair-share clocks),
     # usage and reservations.
     "dynamo": [
         "backend.adapters.dynamo.jobs.*",
         "backend.adapters.dynamo.outbox.*",
+        "backend.adapters.dynamo.records.*",
         "backend.adapters.dynamo.usage.*",
     ],
     "budget": ["backend.services.budget.*"],
