@@ -502,6 +502,26 @@ def test_a_conditional_record_write_needs_the_stored_values(store):
     assert store.get_record(RecordKind.PRESET, "nlp") is None
 
 
+def test_a_record_written_only_while_it_lacks_an_attribute(store):
+    """only_if={name: None}: the record must exist and lack the attribute (a pending sweep's
+    confirmation claims it only while nobody has)."""
+    store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3})
+    assert store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3, "ClaimedUntil": "t1"}, only_if={"ClaimedUntil": None})
+    assert not store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3, "ClaimedUntil": "t2"}, only_if={"ClaimedUntil": None})
+    assert not store.put_record(RecordKind.PENDING_SWEEP, "sw-2", {"ClaimedUntil": "t1"}, only_if={"ClaimedUntil": None})
+    assert store.get_record(RecordKind.PENDING_SWEEP, "sw-1") == {"Total": 3, "ClaimedUntil": "t1"}
+
+
+def test_a_mark_expected_at_a_value_it_never_had_is_not_moved(store):
+    """A writer that saw the mark at 5 claims it from 5 only: a mark never set (0) is not 5."""
+    store.register_many([make_job("m-0", client_token="mk/0")], "unset")
+    store.count_sweep_end("unset", 0, "Completed")
+    assert not store.claim_sweep_mark("unset", "Digested", 5, 6)
+    assert not store.claim_record_mark("approval", "tb-y#1", "Told:boss", 5, 6)
+    assert store.claim_sweep_mark("unset", "Digested", 0, 6)
+    assert store.claim_record_mark("approval", "tb-y#1", "Told:boss", 0, 6)
+
+
 def test_map_entries_of_a_record_are_set_and_removed_one_at_a_time(store):
     store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", "U1")
     store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "cv", "U2")

@@ -149,6 +149,11 @@ def test_small_records_carry_their_kind_and_no_index_key(store, dynamodb):
     store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
     item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "preset#nlp"}})["Item"]
     assert item == {"JobId": {"S": "preset#nlp"}, "RecordType": {"S": "preset"}, "Creator": {"S": "U1"}}
+    # Records made by an update (a map entry, a mark) carry their kind too.
+    store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", "U1")
+    store.claim_record_mark(RecordKind.APPROVAL, "tb-x#1", "Told:boss", 0, 1)
+    for key, kind in (("preset-index#all", "preset-index"), ("approval#tb-x#1", "approval")):
+        assert dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": key}})["Item"]["RecordType"] == {"S": kind}
 
 
 class _Throttling:
@@ -325,6 +330,11 @@ def test_reads_by_id_see_the_write_just_made(store, dynamodb):
     jobs = [make_job(f"s-{i}", client_token=f"s/{i}") for i in range(3)]
     ids = store.register_many(jobs, "fresh-sweep")
     assert store.register_many(jobs, "fresh-sweep") == ids  # the repeat reads the batch record
+    # The owner's fair-share clock, read by each registration: the next job queues behind.
+    later = store.register(make_job("fresh-2", client_token="f2")).job
+    assert later.queue_tag > max(j.queue_tag for j in store.get_many(ids))
+    store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
+    assert store.get_record(RecordKind.PRESET, "nlp") == {"Creator": "U1"}
 
 
 def test_existing_ids_asks_dynamodb_for_the_keys_only(store, dynamodb):
@@ -346,6 +356,8 @@ def test_a_get_reads_one_item_and_a_records_key_reads_none(store):
     store.metrics.reset()
     store.get(job.job_id)
     assert store.metrics.items_read == 1
+    store.get(job.job_id)
+    assert store.metrics.items_read == 2  # each get counts its own
     store.metrics.reset()
     with pytest.raises(JobNotFound):
         store.get(f"{RecordKind.OWNER}#T1:U1")  # it exists: the registration moved its clock
@@ -444,3 +456,74 @@ def test_an_urgent_transition_that_lost_its_race_costs_one_write(store):
     outcome = store.transition(job, S.STOPPED, at=T0, reason="stopped")
     assert isinstance(outcome, LostRace) and outcome.current.priority == 9
     assert store.metrics.calls["update_item"] == 1
+
+
+def test_a_process_remembers_the_leases_of_its_last_1024_folded_writes(store):
+    """holds_delivery answers from memory, so the memory is bounded: the oldest folded lease
+    is forgotten first (its change then waits for the drain, as any lease not held)."""
+    from backend.adapters.dynamo.outbox import _LEASES_KEPT, remember_lease
+
+    jobs = [make_job(f"f-{i}", job_id=f"f-{i}").model_copy(update={"version": 3}) for i in range(_LEASES_KEPT + 1)]
+    for job in jobs:
+        remember_lease(store, job.job_id, job.version)
+    assert not store.holds_delivery(jobs[0])
+    assert store.holds_delivery(jobs[1]) and store.holds_delivery(jobs[-1])
+    assert not store.holds_delivery(jobs[-1])  # asked once
+    remember_lease(store, jobs[2].job_id, 4)  # a later write of the same job: its version counts
+    assert not store.holds_delivery(jobs[2])
+
+
+def test_the_outbox_drain_reads_only_what_it_takes(store):
+    """A drain asks for a page of due jobs, then takes each one's lease with the write that
+    reads it: a limit bounds the index entries read, and each lease taken counts its item."""
+    store.set_notify_targets(["slack"])
+    ids = [store.register(make_job(f"o-{i}", now=T0 + timedelta(seconds=i))).job.job_id for i in range(3)]
+    store.metrics.reset()
+    assert store.outbox_job_ids(limit=1) == ids[:1]
+    assert store.metrics.items_read == 1
+    store.metrics.reset()
+    for i, job_id in enumerate(ids[:2]):
+        assert store.acquire_delivery(job_id, f"t{i}", T0, T0 + timedelta(minutes=1)) is not None
+    assert store.metrics.items_read == 2
+
+
+def test_an_owners_fair_share_clock_never_moves_back(store):
+    """Two registrations of one owner read the clock at once; the one that computed the later
+    tag may write first. The other's earlier tag must not move the clock back, or the owner's
+    next job would queue beside jobs they queued before it."""
+    owner = make_job("clock").owner
+    store._advance_owner_clock(owner, 2000.0)
+    store._advance_owner_clock(owner, 1000.0)  # the slower registration, computed from the same read
+    assert store._owner_next_tag(owner) == 2000.0
+
+
+def test_sweep_ends_counted_at_once_by_two_jobs_both_count(store, dynamodb):
+    """The first ends of a sweep race to create its small end-count record: the one that finds
+    it created meanwhile counts into it, never over it."""
+    store.register_many([make_job(f"e-{i}", client_token=f"e/{i}") for i in range(2)], "ends")
+    other = DynamoJobStore(dynamodb, store.table_name, sleep=lambda _s: None)
+    once: list[bool] = []
+
+    def the_other_end_first(params, **_kwargs):
+        if not once and params.get("Item", {}).get("RecordType") == {"S": RecordKind.SWEEP_ENDS.value}:
+            once.append(True)
+            other.count_sweep_end("ends", 1, "Completed")  # creates the record and counts job 1
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.PutItem", the_other_end_first)
+    counted = store.count_sweep_end("ends", 0, "Failed", "e-0 Failed: boom")
+    assert once and counted is not None
+    assert counted.tally == {"Completed": 1, "Failed": 1} and counted.failures == ["e-0 Failed: boom"]
+
+
+def test_a_thread_root_is_recorded_by_a_request_dynamodb_accepts(store, dynamodb):
+    """DynamoDB refuses a NULL attribute value that is not true (moto does not): this stand-in
+    refuses it as the service does, and set_thread still records the root."""
+    from tests.integration.test_lifecycle_hardening import refuse
+
+    refuse(
+        dynamodb, "UpdateItem", "ValidationException", "Null attribute value types must have the value of true",
+        when=lambda params: any(v == {"NULL": False} for v in (params.get("ExpressionAttributeValues") or {}).values()),
+    )
+    job = store.register(make_job("rooted")).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    assert store.get(job.job_id).slack.thread_ts == "111.1"

@@ -160,3 +160,13 @@ def test_a_mutant_runs_only_its_groups_judges_less_the_ones_struck_out(monkeypat
     again = [SimpleNamespace(nodeid=i) for i in ids]
     pytest_collection_modifyitems(config, again)
     assert len(again) == 4
+
+
+def test_every_judge_is_in_the_tests_mutmut_selects(bench):
+    """mutmut runs only the tests [tool.mutmut] selects: a judge outside them never judges."""
+    import tomllib
+
+    selection = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+    selected = tuple(s for s in selection if not s.startswith("-"))
+    judges = {j for group in bench.GROUPS for j in bench.JUDGES.get(group, bench.FAST_JUDGES) if not j.startswith("-")}
+    assert judges and all(j.startswith(selected) for j in judges), sorted(j for j in judges if not j.startswith(selected))
