@@ -232,6 +232,7 @@ class Launcher:
         if holds_changed:
             self._save_holds(holds)
         if gate is not None:
+            gate.watch()
             gate.finish()
         self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})

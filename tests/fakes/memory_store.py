@@ -156,6 +156,7 @@ class MemoryJobStore:
         ids = [job.job_id for job in jobs]
         batch = self._records.get((RecordKind.SWEEP.value, batch_id))
         until = format_utc(jobs[0].created_at + BATCH_LEASE)
+        owner = jobs[0].owner
         if batch is not None:
             if sweeps.batch_job_ids(batch) != ids:
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs")
@@ -166,27 +167,31 @@ class MemoryJobStore:
             if "Until" in batch and batch["Until"] > format_utc(jobs[0].created_at):
                 raise BatchBusy(batch_id)
             batch["Until"] = until
+            # The missing jobs are tagged as the first writer would have (as DynamoJobStore does).
+            # A record without it (an older version's) says nothing: tagged afresh.
+            first = float(batch["FirstTag"]) if "FirstTag" in batch else fairness.first_tag(self._owner_next_tag(owner), jobs[0].created_at)
         else:
-            self._records[(RecordKind.SWEEP.value, batch_id)] = {
+            first = fairness.first_tag(self._owner_next_tag(owner), jobs[0].created_at)
+            batch = self._records[(RecordKind.SWEEP.value, batch_id)] = {
                 "State": "registering",
                 "Until": until,
                 **sweeps.batch_record_ids(ids),
-                "OwnerKey": jobs[0].owner.key,
+                "OwnerKey": owner.key,
                 "CreatedAt": format_utc(jobs[0].created_at),
-                "Tally": {},
+                "Registered": 0,
+                "FirstTag": first,
             }
-        missing = [job for job in jobs if job.job_id not in self._jobs]
+        tags = fairness.batch_tags(first, len(ids))
+        missing = [i for i, job in enumerate(jobs) if job.job_id not in self._jobs]
         if missing:
-            owner = jobs[0].owner
-            first = fairness.first_tag(self._owner_next_tag(owner), jobs[0].created_at)
             done = len(jobs) - len(missing)
-            for job, tag in zip(missing, fairness.batch_tags(first, len(missing)), strict=True):
-                self._store(job.model_copy(update={"queue_tag": tag}))
+            for i in missing:
+                self._store(jobs[i].model_copy(update={"queue_tag": tags[i]}))
                 done += 1
                 if on_progress:
                     on_progress(done, len(jobs))
-            self._advance_owner_clock(owner, fairness.next_clock(first, len(missing)))
-        self._records[(RecordKind.SWEEP.value, batch_id)]["State"] = "registered"
+            self._advance_owner_clock(owner, fairness.next_clock(first, len(jobs)))
+        batch["State"], batch["Registered"] = "registered", len(jobs)
         return ids
 
     def _owner_next_tag(self, owner: Owner) -> float | None:
@@ -222,13 +227,15 @@ class MemoryJobStore:
         after = transition(job, to_status, at=at, reason=reason, **changes)
         outcome = self._conditional_write(job, after)
         if isinstance(outcome, Applied) and self._notify_targets and notice.is_urgent(after, self._notify_targets):
-            return self._fold_lease(outcome)
+            return self._fold_lease(outcome, job)
         return outcome
 
     @_atomic
-    def _fold_lease(self, outcome: Applied) -> Applied:
+    def _fold_lease(self, outcome: Applied, before: Job) -> Applied:
         """The delivery lease the DynamoDB store takes in the transition write itself (if no
-        other dispatcher holds a live one); its holder gets the delivery marks as stored."""
+        other dispatcher holds a live one); its holder gets the delivery marks as stored, and
+        (a lease never given back) its holder's sends in doubt, up to the change before this
+        write's (``before``: the job the write expected, as stored until then)."""
         after = outcome.job
         lease = self._leases.get(after.job_id)
         if lease is not None and not lease.until < format_utc(after.updated_at - notice.SEND_BOUND):
@@ -236,7 +243,12 @@ class MemoryJobStore:
         self._leases[after.job_id] = _DeliveryLease(f"v{after.version}", format_utc(after.updated_at + notice.DELIVERY_LEASE))
         self._folded[after.job_id] = after.version
         stored = self._jobs[after.job_id]
-        return Applied(after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack or after.slack}))
+        if lease is not None:  # never given back: its holder's sends are in doubt
+            was = before.model_copy(update={"delivered": stored.delivered, "doubts": stored.doubts})
+            stored = notice.taken_over(was, self._notify_targets)
+        return Applied(
+            after.model_copy(update={"delivered": dict(stored.delivered), "doubts": stored.doubts, "slack": stored.slack or after.slack})
+        )
 
     def holds_delivery(self, job: Job) -> bool:
         return self._folded.pop(job.job_id, None) == job.version
@@ -259,7 +271,7 @@ class MemoryJobStore:
             current = stored.model_copy(deep=True) if stored is not None else None
             return LostRace(before.job_id, before.status, before.version, current)
         # The dispatcher's bookkeeping and the thread root are never written by a job write.
-        kept = after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack})
+        kept = after.model_copy(update={"delivered": dict(stored.delivered), "doubts": stored.doubts, "slack": stored.slack})
         self._store(kept, outbox_view=after)
         self.writes += 1
         return Applied(after)
@@ -429,7 +441,9 @@ class MemoryJobStore:
         if lease is not None and not lease.until < format_utc(now):
             return None
         self._leases[job_id] = _DeliveryLease(token, format_utc(until))
-        return self.get(job_id)
+        job = self.get(job_id)
+        # A lease still there was never given back (finish_delivery removes it).
+        return notice.taken_over(job, self._notify_targets) if lease is not None else job
 
     @_atomic
     def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
@@ -444,14 +458,24 @@ class MemoryJobStore:
 
     @_atomic
     def finish_delivery(
-        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+        self,
+        job: Job,
+        token: str,
+        delivered: dict[str, int],
+        *,
+        all_done: bool,
+        retry_at: datetime | None = None,
+        doubts: dict[str, int] | None = None,
     ) -> None:
         lease = self._leases.get(job.job_id)
         stored = self._jobs.get(job.job_id)
         if lease is None or lease.token != token or stored is None:
             return  # our lease expired and another dispatcher took over: it re-reads delivered
         self.delivery_writes += 1
-        self._replace(job.job_id, stored.model_copy(update={"delivered": dict(delivered)}))
+        update: dict[str, Any] = {"delivered": dict(delivered)}
+        if doubts is not None:
+            update["doubts"] = dict(doubts) or None
+        self._replace(job.job_id, stored.model_copy(update=update))
         del self._leases[job.job_id]
         if all_done and stored.version == job.version:
             self._outbox.pop(job.job_id, None)
