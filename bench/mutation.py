@@ -111,7 +111,6 @@ _MESSAGE_ONLY = "message only: it goes to a log line; callers branch on the erro
 _PROGRAMMING_ERROR_MESSAGE = 'the message of a programming error (update() given a status): no code reads it, and ValueError is raised either way'
 _BATCH_GET_ANSWER = 'a BatchGetItem answer always holds Responses with every table asked (an empty list when nothing was found); one DynamoDB can process none of fails instead (moto too)'
 _QUERY_ANSWER = 'a Query answer always holds Items (an empty list when nothing matches)'
-_SAME_LENGTH_TAGS = 'the tags are made for len(missing): both lists always have the same length'
 _JOB_ID_UNCHANGED = "JobId never differs between a job's read and its write, so the unchanged-attribute test skips it too"
 _SAME_VALUE_AGAIN = "setting an unchanged attribute again stores the same value: only the request grows (DynamoDB bills an UpdateItem by the item's size, not by what it sets)"
 _FREE_RETURN_VALUES = "the answer's Attributes are read only when the write took a lease; asking for them anyway costs no capacity"
@@ -250,25 +249,21 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_conditional_write', 'condition = "#status = :s AND #version = :v"', 'condition = "#status = :s and #version = :v"'): _KEYWORD_CASE,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_take_over', 'UpdateExpression="SET #u = :until",', 'UpdateExpression="set #u = :until",'): _KEYWORD_CASE,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_take_over', 'ConditionExpression="#s = :registering AND " + ("#u = :held" if held is not None else "attribute_not_exists(#u)"),', 'ConditionExpression="#s = :registering and " + ("#u = :held" if held is not None else "attribute_not_exists(#u)"),'): _KEYWORD_CASE,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁregister_many', 'UpdateExpression="SET #s = :done",', 'UpdateExpression="set #s = :done",'): _KEYWORD_CASE,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable(None)'): _MESSAGE_ONLY,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("XXDynamoDB kept keys unprocessedXX")'): _MESSAGE_ONLY,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("dynamodb kept keys unprocessed")'): _MESSAGE_ONLY,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("DYNAMODB KEPT KEYS UNPROCESSED")'): _MESSAGE_ONLY,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable(None)'): _MESSAGE_ONLY,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("XXDynamoDB kept keys unprocessedXX")'): _MESSAGE_ONLY,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("dynamodb kept keys unprocessed")'): _MESSAGE_ONLY,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'raise StoreUnavailable("DynamoDB kept keys unprocessed")', 'raise StoreUnavailable("DYNAMODB KEPT KEYS UNPROCESSED")'): _MESSAGE_ONLY,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_put', 'raise StoreUnavailable(f"DynamoDB kept {len(requests.get(self._table, []))} items unprocessed")', 'raise StoreUnavailable(None)'): _MESSAGE_ONLY,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁregister_many', 'raise DuplicateBatch(f"batch {batch_id} was registered with other jobs") from None', 'raise DuplicateBatch(None) from None'): _MESSAGE_ONLY,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁupdate', 'raise ValueError("status changes go through transition()")', 'raise ValueError(None)'): _PROGRAMMING_ERROR_MESSAGE,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁupdate', 'raise ValueError("status changes go through transition()")', 'raise ValueError("XXstatus changes go through transition()XX")'): _PROGRAMMING_ERROR_MESSAGE,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁupdate', 'raise ValueError("status changes go through transition()")', 'raise ValueError("STATUS CHANGES GO THROUGH TRANSITION()")'): _PROGRAMMING_ERROR_MESSAGE,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", {}).get(self._table, None):'): _BATCH_GET_ANSWER,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", {}).get(self._table, ):'): _BATCH_GET_ANSWER,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", None).get(self._table, []):'): _BATCH_GET_ANSWER,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", ).get(self._table, []):'): _BATCH_GET_ANSWER,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", {}).get(self._table, None):'): _BATCH_GET_ANSWER,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", {}).get(self._table, ):'): _BATCH_GET_ANSWER,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", None).get(self._table, []):'): _BATCH_GET_ANSWER,
+    ('backend.adapters.dynamo.base.xǁDynamoTableǁ_batch_get', 'for item in answer.get("Responses", {}).get(self._table, []):', 'for item in answer.get("Responses", ).get(self._table, []):'): _BATCH_GET_ANSWER,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁactive_jobs', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", None))'): _QUERY_ANSWER,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁactive_jobs', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))', 'ids.extend(item["JobId"]["S"] for item in answer.get("Items", ))'): _QUERY_ANSWER,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁregister_many', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=True)]', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=None)]'): _SAME_LENGTH_TAGS,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁregister_many', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=True)]', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, )]'): _SAME_LENGTH_TAGS,
-    ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁregister_many', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=True)]', 'tagged = [job.model_copy(update={"queue_tag": tag}) for job, tag in zip(missing, tags, strict=False)]'): _SAME_LENGTH_TAGS,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_conditional_write', 'if attribute in WRITER_OWNED or attribute == "JobId":', 'if attribute in WRITER_OWNED or attribute == "XXJobIdXX":'): _JOB_ID_UNCHANGED,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_conditional_write', 'if attribute in WRITER_OWNED or attribute == "JobId":', 'if attribute in WRITER_OWNED or attribute == "jobid":'): _JOB_ID_UNCHANGED,
     ('backend.adapters.dynamo.jobs.xǁDynamoJobsǁ_conditional_write', 'if attribute in WRITER_OWNED or attribute == "JobId":', 'if attribute in WRITER_OWNED or attribute == "JOBID":'): _JOB_ID_UNCHANGED,
