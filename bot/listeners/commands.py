@@ -4,6 +4,7 @@
 Slack's 3 seconds: usage on bad input, help, the submit modal, or "Registering…". :func:`work`
 re-parses the same payload in the lazy invocation and does what was asked. The slash
 command's ``trigger_id`` is the idempotency key: a redelivered payload registers nothing new.
+What the ack answers whole (help, the modal, text that does not parse) has no lazy listener.
 """
 
 from __future__ import annotations
@@ -25,7 +26,21 @@ from bot.usecases import BotService
 
 
 def register(app: App) -> None:
+    # First match wins: a request the ack answers whole gets no lazy listener, since bolt starts
+    # every lazy listener of the matched one (an Invoke of this function, within the ack, and
+    # an invocation that does nothing).
+    app.command("/train", matchers=[answered_by_the_ack])(acknowledge)
     app.command("/train")(ack=acknowledge, lazy=[work])
+
+
+def answered_by_the_ack(command: dict[str, Any]) -> bool:
+    """Help, the submit modal (opened within the ack) and text that does not parse: :func:`work`
+    has nothing to do for them."""
+    try:
+        request = grammar.parse(command.get("text", ""))
+    except BadCommand:
+        return True
+    return isinstance(request, grammar.Help | grammar.OpenSubmitModal)
 
 
 def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:

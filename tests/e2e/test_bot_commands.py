@@ -11,6 +11,7 @@ from infra.local.standins.slack_signing import block_actions_body, view_submissi
 from tests.bot_fixtures import (
     ADMIN,
     CHANNEL,
+    FUNCTION,
     GOOD_SUBMIT,
     OTHER,
     TEAM,
@@ -285,6 +286,19 @@ def test_help_and_unknown_subcommands_answer_the_usage(bot_env):
         assert told in help_answer  # issue 24: fallback lists, volume and checkpoint are told
     unknown = answer_text(bot_env.command("launch-rockets"))
     assert "I don't know `launch-rockets`" in unknown and "/train sweep" in unknown
+
+
+def test_what_the_ack_answers_whole_starts_no_lazy_invocation_of_the_function(bot_env, store):
+    # Help, an unknown or malformed command, the submit modal: the lazy listener would have
+    # nothing to do, so bolt must not Invoke the function for it (issue 26: within the ack).
+    invoked: list = []
+    bot_env.lam.add(FUNCTION, lambda event, context: invoked.append(event))
+    for text in ("help", "", "launch-rockets", "status not/a-job", "submit"):
+        assert bot_env.command(text)["statusCode"] == 200, text
+    assert len(bot_env.slack.calls_to("views.open")) == 1
+    assert invoked == []
+    bot_env.command(GOOD_SUBMIT)  # a submit's work is lazy, as before
+    assert len(invoked) == 1 and invoked[0]["headers"]["x-slack-bolt-lazy-only"] == "1"
 
 
 def test_a_small_sweep_registers_one_job_per_combination_under_one_root(bot_env, store):
