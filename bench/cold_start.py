@@ -2,7 +2,7 @@
 
     TRAINBOT_SAM_VENV=… .venv/bin/python bench/cold_start.py [--runs 5] [--build DIR]
         [--importtime NAME [--tree MS] | --profile NAME [--save-profile FILE] | --excess NAME]
-        [--bare] [--only NAME …]
+        [--bare] [--against DIR] [--only NAME …]
 
 What `sam build` made (``python -m infra.deploy.artifacts``, this machine's architecture; or
 ``--build`` a `sam build` output folder, e.g. one without bytecode to compare) runs as
@@ -23,7 +23,9 @@ turns, so a busy spell weighs on both; the import of the handler module alone is
 To see where a scenario's time goes: ``--importtime`` (its slowest imports, or ``--tree MS``
 every import of at least MS in import order), ``--profile`` (cProfile on a CPU clock, and its
 own time summed by package), ``--excess`` (what it imports that its baseline does not, by
-package); ``--bare`` looks at the baseline instead.
+package); ``--bare`` looks at the baseline instead. ``--against DIR`` runs another build's functions
+(one made before a change: ``cp -a`` its ``.aws-sam/artifacts/<arch>-<hash>/build``) in the
+same turns, for a before/after under the same load.
 
 Lambda gives a function CPU in proportion to its memory (1,769 MB is one vCPU), so a CPU time
 ``t`` takes about ``t * 1769 / memory`` of wall time there; the table at the end says what that is
@@ -91,14 +93,16 @@ def cold_start(function, event: dict, *, with_init: bool = True) -> tuple[float,
     return init + answer["cpu_ms"], answer["init_ms"] * with_init + answer["ms"], init
 
 
-def paired_runs(ours, theirs, event: dict, runs: int, *, with_init: bool = True) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The medians of :func:`cold_start` for ``ours`` and its baseline, run in turns (ours,
-    theirs, ours, …) so that a busy spell on a shared machine weighs on both sides alike."""
-    mine, bare = [], []
+def paired_runs(ours, theirs, event: dict, runs: int, *, with_init: bool = True, against=None) -> list[tuple[float, ...]]:
+    """The medians of :func:`cold_start` for ``ours``, its baseline and (if given) ``against``
+    (the same function from another build), run in turns (ours, theirs, against, ours, …) so
+    that a busy spell on a shared machine weighs on every side alike."""
+    sides: list[tuple] = [(ours, with_init), (theirs, True)] + ([(against, with_init)] if against is not None else [])
+    rows: list[list[tuple[float, float, float]]] = [[] for _ in sides]
     for _ in range(runs):
-        mine.append(cold_start(ours, event, with_init=with_init))
-        bare.append(cold_start(theirs, event))
-    return _medians(mine), _medians(bare)
+        for (function, init), row in zip(sides, rows, strict=True):
+            row.append(cold_start(function, event, with_init=init))
+    return [_medians(row) for row in rows]
 
 
 def _medians(rows: list[tuple[float, float, float]]) -> tuple[float, ...]:
@@ -211,6 +215,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--build", type=Path, help="a `sam build` output folder (default: build this machine's twin)")
+    parser.add_argument(
+        "--against", type=Path, metavar="DIR", help="another `sam build` output (e.g. before a change), run in the same turns: before/after"
+    )
     parser.add_argument("--importtime", metavar="SCENARIO", help="print the slowest imports of one scenario and exit")
     parser.add_argument("--profile", metavar="SCENARIO", help="print one scenario's cProfile (cumulative) and exit")
     parser.add_argument("--excess", metavar="SCENARIO", help="print what one scenario imports that its baseline does not, and exit")
@@ -298,12 +305,14 @@ def measure(args: argparse.Namespace, built: artifacts.Build, stack, tmp: Path) 
     for key, (label, function, event, bare_label, baseline) in scenarios.items():
         if args.only and key not in args.only:
             continue
-        ours, theirs = paired_runs(function, baseline, event, args.runs, with_init=key != "bot-help-restored")
+        against = function.cold(artifact=args.against / function.artifact.name) if args.against else None
+        ours, theirs, *before = paired_runs(function, baseline, event, args.runs, with_init=key != "bot-help-restored", against=against)
         figures[key] = ours[0]
         print(
             f"  {label:<26} {ours[0]:7.0f} ({ours[1]:5.0f}) [import {ours[2]:3.0f}]"
             f"   {bare_label:<28} {theirs[0]:7.0f} ({theirs[1]:5.0f}) [import {theirs[2]:3.0f}]"
             f"   ratio {ours[0] / theirs[0]:5.2f}x"
+            + "".join(f"   --against: {b[0]:7.0f} ({b[1]:5.0f}) [import {b[2]:3.0f}] ratio {b[0] / theirs[0]:5.2f}x" for b in before)
         )
     print("estimated wall time on Lambda (CPU ms * 1769 / memory MB):")
     print("  " + " " * 26 + "".join(f"{memory:>9} MB" for memory in MEMORY_SIZES))
