@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from backend.entrypoints import coldstart  # in Lambda: the collector is paused until the first invocation ends
 from bot.authenticity import is_lazy, lazy_key, lazy_refusal, refusal, unsigned_refusal, unusable_secret
 
 if TYPE_CHECKING:  # a type only: importing Powertools costs a cold start about 100 ms
@@ -55,6 +56,7 @@ _wired: _Wired | None = None
 _container: Any = None  # backend.bootstrap.Container, kept while the secret is not yet real
 
 
+@coldstart.settles
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     why = unsigned_refusal(event, time.time())
     if why is not None:
