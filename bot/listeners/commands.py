@@ -10,7 +10,7 @@ What the ack answers whole (help, the modal, text that does not parse) has no la
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
@@ -18,11 +18,13 @@ from slack_sdk import WebClient
 from backend.adapters.slack import render, waiting
 from backend.adapters.slack.client import within_ack
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
-from backend.services.submit import SweepOutcome, SweepRoot
 from bot import grammar
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
+
+if TYPE_CHECKING:  # the services come with the container, on its first use
+    from backend.services.submit import SweepOutcome, SweepRoot
 
 
 def register(app: App) -> None:

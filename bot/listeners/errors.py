@@ -30,15 +30,18 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from backend.services.jobs import RejectedByAdmin
-from backend.services.presets import PresetNotYours
-from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
 logger = Logger(service="trainbot", child=True)
 
 def message_for(exc: Exception) -> str:
     """What the user reads for ``exc``."""
     from slack_sdk.errors import SlackApiError
+
+    # The services' own errors: imported here, not with the listeners, so that an ack answered
+    # from the grammar alone (help) does not load the services.
+    from backend.services.jobs import RejectedByAdmin
+    from backend.services.presets import PresetNotYours
+    from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
     if isinstance(exc, BadCommand):
         return render.problems_text(exc.problems, exc.usage)
