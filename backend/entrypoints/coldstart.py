@@ -51,10 +51,6 @@ def settle() -> None:
             _paused = False
 
 
-def paused() -> bool:
-    return _paused
-
-
 def settles(handler: Handler) -> Handler:
     """``handler``, which settles the cold start when its first invocation ends, however it ends."""
 
