@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.adapters.aws import LazyClient
@@ -20,7 +20,7 @@ from backend.adapters.sagemaker import SageMakerBackend
 from backend.adapters.sns import SNS_MAX_ATTEMPTS, SnsNotifier
 from backend.config import Settings
 from backend.domain.times import utcnow
-from backend.ports import JobStore, Notifier, TrainingBackend
+from backend.ports import ChartTrigger, JobStore, Notifier, TrainingBackend
 from backend.services.jobs import JobService
 from backend.services.notify import Dispatcher
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from backend.services.plans import PlanBook
     from backend.services.prices import PriceBook
     from backend.services.queue import QueueView
+    from backend.services.stats import StatsReader
+    from backend.services.stats_chart import StatsCharts
 
 
 LOGS_CALLS_PER_SECOND = 5.0
@@ -108,6 +110,9 @@ class Container:
                 forensics=self.forensics,
                 readmit=self.cost_guard.readmit if self.budgets is not None else None,
                 release=self.budgets.release if self.budgets is not None else None,
+                plan_board=self.plans.board,
+                plan_end_warning=timedelta(seconds=self.settings.plan_end_warning_seconds),
+                live_metrics_every=timedelta(seconds=self.settings.live_metrics_seconds),
             )
         return self.extras["monitor"]
 
@@ -152,10 +157,58 @@ class Container:
         return self.extras["kicker"]
 
     @property
+    def chart_trigger(self) -> ChartTrigger | None:
+        """Asks the chart function (TRAINBOT_CHART_FUNCTION) for `/train stats`' chart; None when
+        no chart function is configured (the answer then comes without one)."""
+        if "chart_trigger" not in self.extras:
+            trigger = None
+            if self.settings.chart_function:
+                from backend.adapters.chart_trigger import LambdaChartTrigger
+
+                trigger = LambdaChartTrigger(LazyClient("lambda", region=self.settings.aws_region, max_attempts=2), self.settings.chart_function)
+            self.extras["chart_trigger"] = trigger
+        return self.extras["chart_trigger"]
+
+    @property
+    def stats_reader(self) -> StatsReader:
+        """Job statistics as this deployment counts them (retention, prices, teams)."""
+        from backend.services.stats import StatsReader
+
+        if "stats_reader" not in self.extras:
+            self.extras["stats_reader"] = StatsReader(
+                self.store,
+                self.clock,
+                retention_days=self.settings.retention_days,
+                prices=lambda: self.cost_guard.prices,
+                team_of=self.settings.team_of,
+                plans=self._plans_known,
+            )
+        return self.extras["stats_reader"]
+
+    def _plans_known(self) -> dict[str, Any]:
+        """The training plans as the launcher last read them (none before it has)."""
+        board = self.plans.board()
+        return dict(board.plans) if board is not None else {}
+
+    @property
+    def charts(self) -> StatsCharts:
+        """The chart function's use case: draw a requested stats chart and post it in Slack
+        (``extras["chart_sharer"]`` replaces the Slack sharer)."""
+        from backend.services.stats_chart import StatsCharts
+
+        if "charts" not in self.extras:
+            sharer = self.extras.get("chart_sharer")
+            if sharer is None:
+                from backend.adapters.slack.client import LazyWebClient
+                from backend.adapters.slack.files import SlackChartSharer
+
+                sharer = SlackChartSharer(LazyWebClient(self.settings, purpose="notify"))
+            self.extras["charts"] = StatsCharts(self.store, self.stats_reader, sharer, clock=self.clock)
+        return self.extras["charts"]
+
+    @property
     def queue(self) -> QueueView:
         """The queue in launch order and why each job waits (read only)."""
-        from datetime import timedelta
-
         from backend.services.queue import QueueView
 
         if "queue" not in self.extras:

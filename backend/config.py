@@ -50,6 +50,9 @@ class Settings(BaseModel):
     # The launcher function the bot invokes asynchronously when it registers jobs (start on
     # submit); empty: jobs wait for the launcher's schedule.
     launcher_function: str = Field(default="", alias="TRAINBOT_LAUNCHER_FUNCTION")
+    # The chart function the bot invokes asynchronously to draw `/train stats`' chart (the bot's
+    # artifact carries no chart library); empty: the stats answer comes without a chart.
+    chart_function: str = Field(default="", alias="TRAINBOT_CHART_FUNCTION")
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
     # The cost guard (backend.domain.cost, backend.services.budget): prices over the repo's
     # table, approval thresholds (0 / empty: off), weekly instance-hour budgets per team.
@@ -69,6 +72,15 @@ class Settings(BaseModel):
     # Stall warning for jobs that do not set stall_alert: seconds without a new log line before
     # the thread is told once (0: off). Failure forensics read the training jobs' CloudWatch log.
     stall_alert_seconds: int = Field(default=0, alias="TRAINBOT_STALL_ALERT_SECONDS", ge=0, le=28 * 24 * 3600)
+    # How long before a training plan's end a job running on it, whose max runtime reaches past
+    # the point where SageMaker stops the plan's jobs (30 minutes before the end), is warned in
+    # its thread (0: off). Two hours: time to save a checkpoint before SageMaker stops it, and
+    # for an operator to extend the plan (AWS takes extensions until an hour before the end).
+    plan_end_warning_seconds: int = Field(default=7200, alias="TRAINBOT_PLAN_END_WARNING_SECONDS", ge=0, le=28 * 24 * 3600)
+    # A running job's card shows its metrics' latest values, from the Describe the monitor's
+    # sweep makes anyway: stored on the attempt when they changed, at most once this many
+    # seconds (one write each, and a paced card update); 0: not shown while running.
+    live_metrics_seconds: int = Field(default=300, alias="TRAINBOT_LIVE_METRICS_SECONDS", ge=0, le=24 * 3600)
 
     @field_validator("allowed_users", "admin_users", "approval_instance_types", mode="before")
     @classmethod

@@ -71,6 +71,12 @@ class NotifierUnavailable(TrainbotError):
     """A notification channel (Slack, SNS) could not take a message now; it stays pending."""
 
 
+class NotifierUncertain(NotifierUnavailable):
+    """A send failed in a way that says nothing of whether it landed (a timeout, a dropped
+    connection, a 5xx after the request was sent): it stays pending, and a notifier that can
+    look (the Slack thread's replies) looks before sending it again."""
+
+
 class NotifierRejected(TrainbotError):
     """A notification channel refused a message for good (the bot is not in the channel, the
     channel was archived): retrying cannot help, so it is logged and counted as handled."""

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from backend.domain.charts import ChartRequest
 from backend.domain.logtail import LogTail
 from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan
@@ -200,7 +201,10 @@ class OutboxStore(Protocol):
     def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
         """Take the job's delivery lease until ``until``; the job as stored, or None if another
         dispatcher holds a lease that ran out at or after ``now`` (or the job is gone). The
-        dispatcher passes ``now`` minus :data:`backend.domain.notice.SEND_BOUND`."""
+        dispatcher passes ``now`` minus :data:`backend.domain.notice.SEND_BOUND`. A lease taken
+        over from a holder that never gave it back (a round killed before recording its sends)
+        comes back as :func:`backend.domain.notice.taken_over` says: its changes in doubt, told
+        by the same write (a transition that folds the lease in answers the same way)."""
         ...
 
     def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
@@ -209,11 +213,19 @@ class OutboxStore(Protocol):
         ...
 
     def finish_delivery(
-        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+        self,
+        job: Job,
+        token: str,
+        delivered: dict[str, int],
+        *,
+        all_done: bool,
+        retry_at: datetime | None = None,
+        doubts: dict[str, int] | None = None,
     ) -> None:
         """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
         job unchanged since ``job`` was read, the job leaves the outbox. With ``retry_at`` (a
-        round that left changes pending after a failure) the job's outbox entry is due then."""
+        round that left changes pending after a failure) the job's outbox entry is due then.
+        ``doubts`` (given: replaces ``Job.doubts``, empty removes them) in the same write."""
         ...
 
 
@@ -386,11 +398,23 @@ class StallNotifier(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells the world about a job's status change. ``name`` keys the outbox."""
+    """Tells the world about a job's status change. ``name`` keys the outbox. A send that may
+    or may not have landed raises :class:`backend.errors.NotifierUncertain`."""
 
     name: str
 
     def notify(self, job: Job, seq: int) -> None: ...
+
+
+class CheckingNotifier(Notifier, Protocol):
+    """A notifier that can look whether a change reached it already (the Slack thread's
+    replies carry metadata naming it): the dispatcher asks before sending a change in doubt
+    (:attr:`backend.domain.model.Job.doubts`), and only then."""
+
+    def already_told(self, job: Job, seq: int) -> bool:
+        """True: :meth:`notify` has nothing left to do for change ``seq``. False: it should
+        run. NotifierUnavailable if it could not look; NotifierRejected if it never can."""
+        ...
 
 
 # Whether notifiers may wait for a rate limit (Slack's posting pace) in this call. A caller that
@@ -420,4 +444,35 @@ class LaunchTrigger(Protocol):
         """Ask for one launcher run (for ``job_id``, the job whose registration asked);
         raises :class:`backend.errors.BackendUnavailable` when the request could not be made
         (the schedule then launches the job)."""
+        ...
+
+
+class ChartTrigger(Protocol):
+    """Asks for a stats chart without waiting for it (on AWS: an asynchronous Invoke of the
+    chart function, which carries the chart library the bot does not)."""
+
+    def request_chart(self, request: ChartRequest) -> None:
+        """Raises :class:`backend.errors.BackendUnavailable` when the request could not be made."""
+        ...
+
+
+class StatsFigures(Protocol):
+    """The headline numbers of a stats window a chart's caption names
+    (:class:`backend.services.stats.Stats` has them)."""
+
+    @property
+    def total(self) -> int: ...
+    @property
+    def success_rate(self) -> float | None: ...
+    @property
+    def by_status(self) -> dict[str, int]: ...
+
+
+class ChartSharer(Protocol):
+    """Posts a drawn stats chart where its request says (Slack: a file in the summary's thread)."""
+
+    def share_chart(self, request: ChartRequest, stats: StatsFigures, png: bytes) -> str:
+        """Upload ``png`` with a one-line caption of ``stats``; the file's id. Raises
+        :class:`backend.errors.NotifierUnavailable` (try again later) or
+        :class:`backend.errors.NotifierRejected` (never: the bot may not post there)."""
         ...

@@ -18,6 +18,7 @@ from backend.errors import JobNotFound
 if TYPE_CHECKING:  # the services are imported with the container, on its first use
     from backend.bootstrap import Container
     from backend.config import Settings
+    from backend.domain.charts import ChartRequest
     from backend.domain.cost import Estimate
     from backend.domain.model import Job
     from backend.domain.status import JobStatus
@@ -137,22 +138,14 @@ class BotService:
 
     def stats(self, actor: Actor, scope: str, user_id: str | None, days: int, preset: str | None) -> Stats:
         """How the chosen jobs went over the last ``days`` days (reads only that window)."""
-        from backend.services.stats import collect
+        return self._c.stats_reader.read(scope, actor.owner, user_id, days, preset)
 
-        owner = actor.owner if scope == "mine" else (user_id if scope == "user" else None)
-        return collect(
-            self._c.store,
-            owner,
-            days,
-            preset,
-            self._c.clock(),
-            retention_days=self.settings.retention_days,
-            prices=self._c.cost_guard.prices,
-            team_of=self.settings.team_of,
-        )
-
-    def stats_chart(self, stats: Stats) -> bytes:
-        """The stats chart as PNG bytes (matplotlib is imported here, never at cold start)."""
-        from backend.services.stats import render_chart
-
-        return render_chart(stats).png
+    def request_chart(self, request: ChartRequest) -> bool:
+        """Ask the chart function to draw the stats chart and post it where ``request`` says
+        (the bot never draws: it carries no chart library); False when no chart function is
+        configured. BackendUnavailable when Lambda did not take the request."""
+        trigger = self._c.chart_trigger
+        if trigger is None:
+            return False
+        trigger.request_chart(request)
+        return True

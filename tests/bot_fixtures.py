@@ -29,6 +29,7 @@ USER = "U0ALICE"
 OTHER = "U0BOB"
 ADMIN = "U0ADMIN"
 FUNCTION = "trainbot-bot"
+CHART_FUNCTION = "trainbot-chart"
 
 GOOD_SUBMIT = (
     "submit name=bert-lr3 image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
@@ -37,11 +38,11 @@ GOOD_SUBMIT = (
 )
 
 
-def template_handler():
-    """The callable named by ``Resources.BotFunction.Properties.Handler`` in template.yaml."""
+def template_handler(logical_id: str = "BotFunction"):
+    """The callable named by ``Resources.<logical_id>.Properties.Handler`` in template.yaml."""
     from infra.template import load_template
 
-    dotted = load_template()["Resources"]["BotFunction"]["Properties"]["Handler"]
+    dotted = load_template()["Resources"][logical_id]["Properties"]["Handler"]
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -108,8 +109,10 @@ def answer_text(response: dict) -> str:
 @pytest.fixture
 def bot_env(monkeypatch, jobs_table, slack) -> Iterator[BotDriver]:
     """A wired bot over moto (the ``jobs_table`` fixture), the Slack stand-in and the Lambda
-    stand-in, as a fresh cold start."""
+    stand-in, as a fresh cold start; the chart function (`/train stats`' chart) is invoked
+    through the Lambda stand-in too, running the template's ChartFunction handler."""
     import bot.handler
+    from backend.entrypoints import runtime
 
     with LambdaStandIn() as lam:
         for name, value in {
@@ -123,13 +126,17 @@ def bot_env(monkeypatch, jobs_table, slack) -> Iterator[BotDriver]:
             "AWS_ENDPOINT_URL_LAMBDA": lam.url,
             "TRAINBOT_SWEEP_CONFIRM_SIZE": "4",
             "TRAINBOT_SWEEP_MAX_SIZE": "20",
+            "TRAINBOT_CHART_FUNCTION": f"{CHART_FUNCTION}:live",
         }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("NOTIFY_TOPIC_ARN", raising=False)
         lam.add(FUNCTION, lambda event, context: template_handler()(event, context))
+        lam.add(CHART_FUNCTION, lambda event, context: template_handler("ChartFunction")(event, context))
         bot.handler.reset()
+        runtime.install(None)
         yield BotDriver(slack, lam)
         bot.handler.reset()
+        runtime.install(None)
 
 
 def wait_until(predicate, timeout: float = 5.0):

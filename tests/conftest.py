@@ -163,12 +163,19 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     """Mutation testing (bench/mutation.py): while mutmut runs one mutant, keep only the tests
-    that judge its group (TRAINBOT_MUTATION_JUDGES, node-id prefixes), so the moto tests that
-    judge the DynamoDB store do not also run for every mutant of the domain. Inert otherwise."""
-    judges = tuple(os.environ.get("TRAINBOT_MUTATION_JUDGES", "").split())
+    that judge its group (TRAINBOT_MUTATION_JUDGES, node-id prefixes; a "-" before one drops
+    what it prefixes), so the moto tests that judge the DynamoDB store do not also run for every
+    mutant of the domain. Inert otherwise."""
+    judges = os.environ.get("TRAINBOT_MUTATION_JUDGES", "").split()
     if not judges or "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
         return
-    dropped = [item for item in items if not item.nodeid.startswith(judges)]
+    keep = tuple(j for j in judges if not j.startswith("-"))
+    drop = tuple(j[1:] for j in judges if j.startswith("-"))  # "-<prefix>": not a judge after all
+
+    def judged(item) -> bool:
+        return item.nodeid.startswith(keep) and not item.nodeid.startswith(drop)
+
+    dropped = [item for item in items if not judged(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item.nodeid.startswith(judges)]
+        items[:] = [item for item in items if judged(item)]

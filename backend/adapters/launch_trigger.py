@@ -3,7 +3,8 @@
 ``InvocationType=Event``: Lambda queues the event and answers 202 at once; with the launcher's
 reserved concurrency of 1, an invocation that finds it busy waits in Lambda's queue (retried
 on throttling) until MaximumEventAgeInSeconds. boto3 reads ``AWS_ENDPOINT_URL_LAMBDA``, which
-points local mode and tests at the Lambda Invoke stand-in.
+points local mode and tests at the Lambda Invoke stand-in. :func:`invoke_event` is the one
+asynchronous Invoke every trigger (this one, the chart's) makes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from backend.errors import BackendUnavailable
 
 
+def invoke_event(client: Any, function_name: str, payload: dict[str, Any]) -> None:
+    """Queue ``payload`` for ``function_name`` (InvocationType=Event); BackendUnavailable if
+    Lambda did not take it."""
+    try:
+        client.invoke(FunctionName=function_name, InvocationType="Event", Payload=json.dumps(payload).encode())
+    except (ClientError, BotoCoreError) as exc:
+        raise BackendUnavailable(f"could not invoke {function_name}: {exc}") from exc
+
+
 class LambdaLaunchTrigger:
     """:class:`backend.ports.LaunchTrigger` over Lambda's Invoke API."""
 
@@ -26,7 +36,4 @@ class LambdaLaunchTrigger:
 
     def start_launcher(self, job_id: str | None = None) -> None:
         payload = {**self._payload, "jobId": job_id} if job_id else self._payload
-        try:
-            self._client.invoke(FunctionName=self._function, InvocationType="Event", Payload=json.dumps(payload).encode())
-        except (ClientError, BotoCoreError) as exc:
-            raise BackendUnavailable(f"could not invoke {self._function}: {exc}") from exc
+        invoke_event(self._client, self._function, payload)

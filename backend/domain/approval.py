@@ -38,6 +38,9 @@ class Approval(DomainModel):
     decided_by: str | None = None
     decided_at: UtcDatetime | None = None
     note: str = ""
+    # Held on its own, not as part of its sweep's hold: a sweep job whose automatic retry went
+    # past the budget. It carries its own approval card, and a press on it decides it alone.
+    alone: bool = False
 
 
 @dataclass(frozen=True)

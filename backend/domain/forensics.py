@@ -71,6 +71,8 @@ def plain_failure(attempt: Attempt | None) -> str:
         return "Your training code failed: see the log tail in the thread."
     if cls is FailureClass.STOPPED:
         return "Stopped by someone."
+    if cls is FailureClass.PLAN_ENDED:
+        return "Stopped by the end of its training plan, not by a failure of your code."
     if cls is FailureClass.THROTTLING:
         return "SageMaker failed on its side: Trainbot retries."
     if cls is FailureClass.UNKNOWN:

@@ -397,6 +397,9 @@ class FailureClass(StrEnum):
     ALGORITHM = "algorithm"  # the training code failed: retry within the job's budget
     USER = "user"  # bad request, role, image, zero quota: fail at once
     STOPPED = "stopped"  # a user asked to stop
+    # SageMaker stopped it because its training plan's reserved capacity ended (not the job's
+    # code, nor a user): run again on-demand with plan_fallback=ondemand, else it ends Stopped.
+    PLAN_ENDED = "plan_ended"
 
 
 class AttemptOutcome(StrEnum):
@@ -444,6 +447,17 @@ class Attempt(DomainModel):
     # thread was told once).
     plan: str | None = None
     off_plan: bool | None = None
+    # The plan's end this attempt was warned of (it may still run when SageMaker stops the
+    # plan's jobs), and when: one warning per attempt, told through the outbox by the history
+    # note written with it (backend.domain.notice.tells_plan_end). None: not warned.
+    plan_ends_at: UtcDatetime | None = None
+    plan_end_warned_at: UtcDatetime | None = None
+    # While it runs: its defined metrics' latest values as SageMaker's Describe reported them
+    # (name -> value) and when the monitor stored them (only when they changed, at most once per
+    # TRAINBOT_LIVE_METRICS_SECONDS); the job's card shows them. Only the newest attempt keeps
+    # them (a job's item stays small however often it is retried).
+    metrics: dict[str, float] | None = None
+    metrics_at: UtcDatetime | None = None
 
 
 class Lease(DomainModel):
@@ -502,6 +516,11 @@ class Job(DomainModel):
     queue_tag: float = 0.0
     # notifier name -> the last history seq it delivered (the outbox; see the notifier).
     delivered: dict[str, int] = Field(default_factory=dict)
+    # notifier name -> the last change that may have reached it without ``delivered`` saying so
+    # (its send's answer was lost; a delivery round was killed before recording its sends): a
+    # notifier that can look (the Slack thread) looks before sending any change up to that one
+    # again (backend.services.notify). None: no doubt (and no such attribute on the item).
+    doubts: dict[str, int] | None = None
     # An approval hold (backend.domain.approval): pending keeps a New job out of the launch queue.
     approval: Approval | None = None
     # Stall warning (stall_alert=45m): seconds without a new log line before the thread is told;

@@ -1,9 +1,11 @@
 """Who hears what about a job: the notification policy a team would choose.
 
 The root card always shows the latest state (it is updated, never re-posted). Thread replies
-are for what a person acts on or wants to know; the owner is @-mentioned once, when the job
-ends. A sweep has one card with a live tally, failures grouped into digest replies, and one
-final summary that mentions its owner. ``notify=`` (per job or sweep) moves the line:
+are for what a person acts on or wants to know. The card names its owner as every message
+names people (a mention: Slack tells them once, when the card is posted; its updates notify
+nobody), and the reply that ends the job mentions them again; no other reply does. A sweep has
+one card with a live tally, failures grouped into digest replies, and one final summary that
+mentions its owner. ``notify=`` (per job or sweep) moves the line:
 
 - ``all``: a reply for every change (a sweep: one per job that ends), mention at the end;
 - (unset) the team default: replies for Retrying, Failed, Stopped and Completed;
@@ -84,8 +86,20 @@ def tells_off_plan(job: Job, seq: int) -> bool:
     return bool(attempts and attempts[-1].off_plan)
 
 
+def tells_plan_end(job: Job, seq: int) -> bool:
+    """Whether change ``seq`` is the note of a plan-end warning: the monitor writes the note and
+    the attempt's ``plan_end_warned_at`` in one write with one time, which ties them without
+    reading the note's words. Its thread is told, whatever ``notify=`` asks (it is something
+    to act on: save a checkpoint, or ask for the plan to be extended)."""
+    entry = job.entry(seq)
+    if entry is None or not entry.is_note:
+        return False
+    return any(a.plan_end_warned_at == entry.at for a in job.attempts)
+
+
 def mentions_owner(mode: NotifyMode | None, status: JobStatus) -> bool:
-    """Whether that reply @-mentions the owner: only the one that ends the job."""
+    """Whether that reply @-mentions the owner: only the one that ends the job (the card, posted
+    once, names them too)."""
     return status in TERMINAL and wants_reply(mode, status)
 
 
@@ -156,8 +170,12 @@ def sweep_index(job: Job) -> int | None:
 def carries_approval_card(job: Job) -> bool:
     """Whether the admins' approval card goes out with ``job``: a held single job, or a held
     sweep's first job, whose card stands for the whole sweep (an admin's press goes over every
-    job still held): a 2,000-job held sweep asks once, not 2,000 times."""
-    return job.is_held and (not job.sweep_id or sweep_index(job) == 0)
+    job still held): a 2,000-job held sweep asks once, not 2,000 times. A sweep job held on
+    its own (its retry went past the budget: ``Approval.alone``) carries its own card: the
+    sweep's card may be long decided, and nobody would be asked."""
+    if not job.is_held:
+        return False
+    return not job.sweep_id or sweep_index(job) == 0 or (job.approval is not None and job.approval.alone)
 
 
 def asks_approval(job: Job, seq: int) -> bool:
@@ -204,6 +222,8 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
             return True  # the admins' card: a held job waits for them (only a sweep's card job)
         if tells_approval(job, seq):
             return True  # the owner waits to hear that their job may start
+        if tells_plan_end(job, seq):
+            return True  # a warning is worth nothing once the plan has ended
     return False
 
 
@@ -218,3 +238,16 @@ def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
     if job.status is S.NEW:
         return job.created_at + QUEUED_HOLD
     return job.updated_at + COALESCE
+
+
+def taken_over(job: Job, targets: Sequence[str]) -> Job:
+    """``job`` as read by whoever takes over a delivery lease its holder never gave back (a
+    round killed between a send and the write that records it, or one that could not write):
+    that holder may have sent any change up to ``job``'s last to any target, so each target's
+    pending changes up to there are in doubt (``Job.doubts``). The stores answer this from the
+    lease the taking write found, with no write of their own."""
+    doubts = dict(job.doubts or {})
+    for target in sorted({*targets, *job.delivered}):
+        if job.delivered.get(target, 0) < job.last_seq:
+            doubts[target] = max(doubts.get(target, 0), job.last_seq)
+    return job.model_copy(update={"doubts": doubts or None})

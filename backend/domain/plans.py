@@ -32,6 +32,11 @@ from backend.domain.times import format_utc, parse_utc
 PLAN_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,63}$")
 # How long a launcher trusts the plans it read (one ListTrainingPlans a minute at most).
 REFRESH = timedelta(minutes=1)
+# SageMaker begins terminating the running instances of a plan's reserved capacity this long
+# before its end ("You have full access to all reserved instances until 30 minutes before the
+# Reserved Capacity end time": SageMaker Developer Guide, *Training plans utilization for
+# SageMaker training jobs*): a job on the plan runs until then at most.
+TERMINATION_LEAD = timedelta(minutes=30)
 FALLBACK_ONDEMAND = "ondemand"
 NO_PLAN = "none"  # ``plan=none``: on-demand, even when the team has a default plan
 
@@ -126,15 +131,22 @@ def fit_problems(plan: TrainingPlan, instance_type: str, count: int, max_runtime
         problems.append(f"plan `{name}` reserves {plan.instance_type}, not {instance_type}: submit with instance={plan.instance_type}")
     if plan.total and count > plan.total:
         problems.append(f"plan `{name}` reserves {plan.total} instances; this job asks for {count}")
-    if plan.end is not None:
+    stops = stops_jobs_at(plan)
+    if plan.end is not None and stops is not None:
+        # Not the end itself: SageMaker stops the plan's jobs TERMINATION_LEAD before it.
         earliest = max(now, plan.start) if plan.start is not None else now
-        if earliest + timedelta(seconds=max_runtime_seconds) > plan.end:
-            room = max(0, int((plan.end - earliest).total_seconds()))
+        if earliest + timedelta(seconds=max_runtime_seconds) > stops:
+            room = max(0, int((stops - earliest).total_seconds()))
             problems.append(
                 f"plan `{name}` ends {when(plan.end, now)}: a max_runtime of {_hours(max_runtime_seconds)} would not finish "
-                f"before it (at most {_hours(room)} from {'now' if earliest == now else 'its start'})"
+                f"before it stops its jobs ({_minutes(TERMINATION_LEAD)} before its end: at most {_hours(room)} "
+                f"from {'now' if earliest == now else 'its start'})"
             )
     return problems
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{int(span.total_seconds()) // 60} minutes"
 
 
 def launch_verdict(
@@ -168,6 +180,45 @@ def plan_of_arn(arn: str | None) -> str | None:
     if not arn or ":training-plan/" not in arn:
         return None
     return arn.rsplit("/", 1)[-1]
+
+
+def stops_jobs_at(plan: TrainingPlan) -> datetime | None:
+    """When SageMaker begins stopping the jobs running on ``plan``: TERMINATION_LEAD before its
+    end (None: its end is unknown)."""
+    return plan.end - TERMINATION_LEAD if plan.end is not None else None
+
+
+def outlives(plan: TrainingPlan, started_at: datetime, max_runtime_seconds: int) -> bool:
+    """Whether a job that started at ``started_at`` may still be running, within its max
+    runtime, when SageMaker begins stopping the jobs on ``plan``."""
+    stops = stops_jobs_at(plan)
+    return stops is not None and started_at + timedelta(seconds=max_runtime_seconds) > stops
+
+
+def end_warning_due(plan: TrainingPlan, *, started_at: datetime, max_runtime_seconds: int, now: datetime, ahead: timedelta) -> bool:
+    """Whether a running job on ``plan`` is warned now: its max runtime reaches past the point
+    where SageMaker stops the plan's jobs, that point is within ``ahead`` of the plan's end from
+    now, and it has not come yet (after it the job's end tells the story)."""
+    stops = stops_jobs_at(plan)
+    if ahead <= timedelta(0) or stops is None or plan.end is None:
+        return False
+    return outlives(plan, started_at, max_runtime_seconds) and plan.end - ahead <= now < stops
+
+
+def ended_by_plan(plan: TrainingPlan, ended_at: datetime) -> bool:
+    """Whether a job on ``plan`` that ended (stopped or failed, not at Trainbot's request) at
+    ``ended_at`` was ended by the plan's end: SageMaker was stopping the plan's jobs by then."""
+    stops = stops_jobs_at(plan)
+    return stops is not None and ended_at >= stops
+
+
+def reserved_hours(plan: TrainingPlan, since: datetime, until: datetime) -> float:
+    """Instance-hours ``plan`` reserves between ``since`` and ``until``: its instances times the
+    part of its window inside that span (a failed purchase reserves nothing)."""
+    if plan.state is PlanState.FAILED or plan.start is None or plan.end is None:
+        return 0.0
+    overlap = (min(plan.end, until) - max(plan.start, since)).total_seconds()
+    return max(0.0, overlap) * plan.total / 3600
 
 
 def _hours(seconds: int) -> str:

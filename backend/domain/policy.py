@@ -218,10 +218,17 @@ class RetryPolicy:
         cls, reason = classification.failure_class, classification.reason
         retries_so_far = max(0, job.attempt_count - 1)
         delay = full_jitter_delay(retries_so_far, base=self.base_seconds, cap=self.max_seconds, rng=rng)
-        if job.attempt_count >= MAX_ATTEMPTS and cls in {F.CAPACITY, F.QUOTA, F.ALGORITHM, F.THROTTLING}:
+        if job.attempt_count >= MAX_ATTEMPTS and cls in {F.CAPACITY, F.QUOTA, F.ALGORITHM, F.THROTTLING, F.PLAN_ENDED}:
             return Decision(Action.FAIL, f"gave up after {MAX_ATTEMPTS} attempts; last: {reason}", cls)
         if cls is F.STOPPED:
             return Decision(Action.STOP, reason or "stopped by request", cls)
+        if cls is F.PLAN_ENDED:
+            # The plan's capacity is gone: a retry on it can only wait for an ended plan. With
+            # plan_fallback=ondemand it runs again at once, on-demand (the launcher's plan gate
+            # spills it over); otherwise it ends Stopped. Neither spends the algorithm budget.
+            if job.plan_fallback:
+                return Decision(Action.RETRY, f"{reason}; not a failure of your code: running it again on on-demand capacity (plan_fallback=ondemand)", cls)
+            return Decision(Action.STOP, f"{reason}; not a failure of your code: retry it on a later plan, or with plan_fallback=ondemand", cls)
         if cls is F.THROTTLING:
             # A finished attempt that SageMaker failed with an internal error (a refused create
             # never gets here: the launcher keeps it due). Retry with backoff, a bounded number

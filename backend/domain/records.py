@@ -14,7 +14,7 @@ class RecordKind(StrEnum):
 
     JOB = "job"  # the RecordType of job items (not a record kind: jobs are keyed by JobId alone)
     OWNER = "owner"  # an owner's fair-share clock (NextTag), key: Owner.key
-    SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Tally, key: sweep id
+    SWEEP = "sweep"  # a registered sweep batch: JobIds, State, Until (its writer's lease), OwnerKey, CreatedAt; key: sweep id
     SWEEP_ROOT = "sweep-root"  # a sweep's Slack summary message, key: sweep id
     SWEEP_ENDS = "sweep-ends"  # a sweep's ended jobs as Slack counts them (small: not the batch), key: sweep id
     PENDING_SWEEP = "pending-sweep"  # a large sweep parked until its owner confirms it
@@ -29,3 +29,4 @@ class RecordKind(StrEnum):
     KICK = "kick"  # a start-on-submit launcher invocation is in flight (Until), key: "launcher"
     APPROVAL = "approval"  # which admins were sent a held job's approval card (Told:<admin> marks, expires), key: "<job id>#<seq>"
     PLANS = "plans"  # training plans as the launcher last read them (backend.services.plans), key: "board"
+    CHART = "chart"  # a stats chart request was taken by the chart function (expires), key: the request's key

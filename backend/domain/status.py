@@ -51,7 +51,8 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     S.RETRYING: frozenset({S.LAUNCHED, S.FAILED, S.STOPPED}),
     # A stop request can lose the race against the job's own end: it then ends as it ended.
     # Retrying: SageMaker itself stopped it (Stopping, then Stopped with MaxWaitTimeExceeded:
-    # a spot job out of capacity), a free retry; never for a stop Trainbot asked for.
+    # a spot job out of capacity; or its training plan ending, with plan_fallback=ondemand), a
+    # free retry; never for a stop Trainbot asked for.
     S.STOPPING: frozenset({S.STOPPED, S.COMPLETED, S.FAILED, S.RETRYING}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset({S.RETRYING}),

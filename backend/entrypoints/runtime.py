@@ -39,12 +39,15 @@ def install(wired: Container | None) -> None:
 
 
 def add_notification_metrics(wired: Container) -> None:
-    """Notifications sent and failed (left pending or rejected) during this invocation."""
+    """Notifications sent and failed (left pending or rejected) during this invocation, and
+    (only when there were any) changes in doubt found already told and not sent again."""
     from aws_lambda_powertools.metrics import MetricUnit
 
     totals = wired.dispatcher.take_totals()
     metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=totals.sent)
     metrics.add_metric(name="NotificationFailures", unit=MetricUnit.Count, value=totals.pending + totals.rejected)
+    if totals.confirmed:
+        metrics.add_metric(name="NotificationsConfirmed", unit=MetricUnit.Count, value=totals.confirmed)
 
 
 def time_left(context: LambdaContext | None, reserve_ms: int = RESERVE_MS) -> bool:

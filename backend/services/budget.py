@@ -32,9 +32,11 @@ from datetime import datetime
 
 from aws_lambda_powertools import Logger
 
+from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
 from backend.domain.model import Attempt, Job, JobArgs, note
+from backend.domain.people import person, team_words
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import InvalidRequest, NotAuthorized, StoreUnavailable
@@ -97,9 +99,9 @@ class BudgetCheck:
     def text(self) -> str:
         split = f"{hours_text(self.used_hours)} used, {hours_text(self.reserved_hours)} reserved"
         if self.budget_hours is None:
-            return f"team `{self.team}` has {hours_text(self.committed_hours)} instance-hours committed in {self.week} ({split}; no budget)"
+            return f"{team_words(self.team)} has {hours_text(self.committed_hours)} instance-hours committed in {self.week} ({split}; no budget)"
         return (
-            f"team `{self.team}` has {hours_text(self.committed_hours)} of {hours_text(self.budget_hours)} "
+            f"{team_words(self.team)} has {hours_text(self.committed_hours)} of {hours_text(self.budget_hours)} "
             f"instance-hours committed in {self.week} ({split})"
         )
 
@@ -297,7 +299,9 @@ class CostGuard:
             return renewed[0]
         check = self.budgets.check(job.owner.user_id, (reservation_seconds(job) + billed_seconds) / 3600)
         reason = f"over the weekly budget for another attempt: {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
-        return job.model_copy(update={"reservation": None, "approval": Approval(state=ApprovalState.PENDING, reasons=[reason])})
+        # A sweep's job is held on its own: it carries its own card (its sweep's may be decided).
+        held = Approval(state=ApprovalState.PENDING, reasons=[reason], alone=bool(job.sweep_id) and notice.sweep_index(job) != 0)
+        return job.model_copy(update={"reservation": None, "approval": held})
 
 
 # --- approvals --------------------------------------------------------------------------------
@@ -379,7 +383,7 @@ class Approvals:
         card job or an interrupted press never leaves the rest of the sweep held for ever (each
         sibling's own state decides). The card's own job, just decided by this press, counts as
         this decision."""
-        return bool(job.sweep_id) and job.approval is not None and job.approval.state is not unless
+        return bool(job.sweep_id) and job.approval is not None and not job.approval.alone and job.approval.state is not unless
 
     def _siblings(self, job: Job) -> list[str]:
         """The other jobs of ``job``'s sweep (from the sweep's batch record), if any."""
@@ -400,7 +404,7 @@ class Approvals:
                 # Same token for the same read: two admins pressing at once reserve once.
                 reserved = (self._budgets.reserve([job], force=True) or [job])[0]
             outcome = self._store.update(
-                job, at=now, approval=decided, history=note(job, at=now, reason=f"approved by <@{user_id}>"), reservation=reserved.reservation
+                job, at=now, approval=decided, history=note(job, at=now, reason=f"approved by {person(user_id)}"), reservation=reserved.reservation
             )
             if isinstance(outcome, Applied):
                 logger.info("job approved", extra={"job_id": job_id, "admin": user_id})
@@ -419,7 +423,7 @@ class Approvals:
             decided = job.approval.model_copy(
                 update={"state": ApprovalState.REJECTED, "decided_by": user_id, "decided_at": now, "note": why}
             )
-            outcome = self._store.transition(job, JobStatus.STOPPED, at=now, reason=f"rejected by <@{user_id}>: {why}", approval=decided)
+            outcome = self._store.transition(job, JobStatus.STOPPED, at=now, reason=f"rejected by {person(user_id)}: {why}", approval=decided)
             if isinstance(outcome, Applied):
                 logger.info("job rejected", extra={"job_id": job_id, "admin": user_id})
                 if self._budgets is not None:

@@ -17,6 +17,7 @@ from backend.domain import notice
 from backend.domain.approval import Approval, ApprovalState
 from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
 from backend.domain.notice import NotifyMode
+from backend.domain.people import person
 from backend.domain.status import JobStatus
 from backend.errors import BackendUnavailable, IllegalTransition, InvalidRequest, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
@@ -35,7 +36,7 @@ class RejectedByAdmin(InvalidRequest):
         self.job_id, self.admin, self.note = job_id, admin, note
         why = f": {note}" if note else ""
         super().__init__(
-            [f"{job_id} was rejected by <@{admin}>{why}. A retry cannot undo an admin's decision: "
+            [f"{job_id} was rejected by {person(admin)}{why}. A retry cannot undo an admin's decision: "
              "submit a changed job, or ask an admin."]
         )
 
@@ -194,7 +195,7 @@ class JobService:
         """Only the job's owner (same team and user) or an admin may change it."""
         if job.owner == actor.owner or self._is_admin(actor.user_id):
             return
-        raise NotAuthorized(f"only <@{job.owner.user_id}> (the owner) or an admin may change {job.job_id}")
+        raise NotAuthorized(f"only {person(job.owner.user_id)} (the owner) or an admin may change {job.job_id}")
 
     def stop_many(self, job_ids: Sequence[str], actor: Actor) -> tuple[int, int]:
         """Stop each of ``job_ids`` that has not ended (a sweep's), each as :meth:`stop` does:
@@ -223,7 +224,7 @@ class JobService:
             job = self._store.get(job_id)
             self.authorize_change(actor, job)
             now = self._clock()
-            who = f"stopped by <@{actor.user_id}>"
+            who = f"stopped by {person(actor.user_id)}"
             if job.status in (S.NEW, S.RETRYING):
                 pending = job.current_attempt
                 if pending is not None and pending.outcome is not AttemptOutcome.PENDING:
@@ -290,7 +291,7 @@ class JobService:
             if approval is not None and approval.state is ApprovalState.REJECTED:
                 raise RejectedByAdmin(job.job_id, approval.decided_by or "an admin", approval.note)
             now = self._clock()
-            reason = f"retry requested by <@{actor.user_id}>"
+            reason = f"retry requested by {person(actor.user_id)}"
             admitted = job
             if approval is not None and approval.state is ApprovalState.PENDING:
                 reason += "; waiting for an admin's approval again"
@@ -298,6 +299,12 @@ class JobService:
                 [admitted] = self._admit([job])
                 if admitted.approval is not None and admitted.approval.state is ApprovalState.PENDING:
                     reason += "; over the weekly budget, waiting for an admin's approval"
+            held = admitted.approval
+            if job.sweep_id and notice.sweep_index(job) != 0 and held is not None and held.state is ApprovalState.PENDING and not held.alone:
+                # One job's retry asks for itself: its sweep's card may be decided already, and
+                # then nobody would be asked (the simulator found such a job held for ever). The
+                # sweep's first job keeps its card standing for the sweep (others may wait on it).
+                held = held.model_copy(update={"alone": True})
             outcome = self._store.transition(
                 job,
                 S.RETRYING,
@@ -307,7 +314,7 @@ class JobService:
                 algorithm_failures=0,
                 capacity_wait_since=None,
                 lease=None,
-                approval=admitted.approval,
+                approval=held,
                 reservation=admitted.reservation,
             )
             if isinstance(outcome, Applied):

@@ -232,6 +232,7 @@ class Launcher:
         if holds_changed:
             self._save_holds(holds)
         if gate is not None:
+            gate.watch()
             gate.finish()
         self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})
@@ -382,14 +383,13 @@ class Launcher:
             self._pacer.acquire()
             try:
                 adopted = self._backend.describe(attempt.name) is not None
-            except BackendRefused:
+            except BackendRefused as refusal:
                 # We may not look (AccessDenied), for good: the create under the very same name
                 # tells instead (a name exists once: ResourceInUse means adopt it). Backing off
                 # for ever here left the job Retrying with nothing to change it (the simulator).
                 adopted = False
                 if (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
-                    reason = f"could not look up {attempt.name} (Describe refused) after {attempt.create_errors} failed creates"
-                    return self._refused(job, attempt, Classification(F.UNKNOWN, reason), report)
+                    return self._cannot_find_out(job, attempt, refusal, report)
             except BackendUnavailable:  # could not find out whether it exists: look again later
                 return self._refused(job, attempt, Classification(F.UNKNOWN, f"could not look up {attempt.name}"), report)
         if not adopted and (attempt.create_errors or 0) >= CREATE_SERVICE_ERRORS_MAX:
@@ -536,6 +536,24 @@ class Launcher:
             "create outcome unknown; job backs off",
             extra={"job_id": job.job_id, "attempt": attempt.name, "in_a_row": streak, "reason": classification.reason},
         )
+        return _Result()
+
+    def _cannot_find_out(self, job: Job, attempt: Attempt, refusal: BackendRefused, report: LaunchReport) -> _Result:
+        """SageMaker answered every create of this attempt with a service error, and we may not
+        Describe it (a permanent refusal): nothing Trainbot can do will ever tell whether the
+        name exists. Waiting would keep the job Retrying for ever (the simulator found it), so
+        the job fails, saying both causes and what to fix; a stop is sent for the name first,
+        so an attempt that did start does not run unseen (a name that does not exist makes the
+        stop a no-op)."""
+        self._stop_orphan(attempt.name)
+        ended = attempt.model_copy(update={"outcome": AttemptOutcome.FAILED, "failure_class": F.UNKNOWN, "ended_at": self._clock()})
+        reason = (
+            f"SageMaker answered {attempt.create_errors} creates of {attempt.name} in a row with a service error "
+            f"(last: {attempt.reason}), and Trainbot may not look it up ({refusal}); it cannot tell whether "
+            f"{attempt.name} exists, so a stop was sent for it in case. Give the launcher's role "
+            "sagemaker:DescribeTrainingJob, then retry"
+        )
+        self._finish(job, S.FAILED, reason, report, attempts=job.replace_attempt(ended), lease=None, next_attempt_at=None)
         return _Result()
 
     def _slow_down(self) -> None:

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
-from backend.domain.policy import Action, RetryPolicy, classify_failure_reason, next_attempt_time
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, note
+from backend.domain.plans import PlanBoard, TrainingPlan, end_warning_due, ended_by_plan, stops_jobs_at, when
+from backend.domain.policy import Action, Classification, RetryPolicy, classify_failure_reason, next_attempt_time
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
@@ -81,6 +82,17 @@ def _sweep_key(job: Job) -> str:
     return f"{format_utc(job.updated_at)}#{job.job_id}"
 
 
+def _plan_end_classification(plan: TrainingPlan, status: TrainingStatus, now: datetime) -> Classification:
+    """An attempt ended by its training plan's end, in words: the plan, its end, and what
+    SageMaker said (a failure reason, when it gave one) so nothing it said is lost."""
+    ends = f"it ends {when(plan.end, now)}; " if plan.end is not None else ""
+    stops = stops_jobs_at(plan)
+    reason = f"stopped by the end of plan `{plan.name}` ({ends}SageMaker stops the jobs on it from {stops:%H:%M} UTC)" if stops else f"stopped by the end of plan `{plan.name}`"
+    if status.failure_reason:
+        reason += f" (SageMaker said: {status.failure_reason})"
+    return Classification(F.PLAN_ENDED, reason)
+
+
 def _stop_asked(job: Job, attempt: Attempt) -> bool:
     """Whether Trainbot asked to stop this attempt (a user's stop), not SageMaker on its own."""
     return job.status is S.STOPPING and not attempt.stopping_outside
@@ -107,6 +119,8 @@ class MonitorReport:
     notifications_sent: int = 0
     notifications_pending: int = 0
     stall_warnings: int = 0
+    plan_end_warnings: int = 0
+    metrics_stored: int = 0  # running attempts whose latest metric values were written
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,8 +145,19 @@ class Monitor:
         forensics: Forensics | None = None,
         readmit: Callable[[Job, int], Job] | None = None,
         release: Callable[[Job], object] | None = None,
+        plan_board: Callable[[], PlanBoard | None] | None = None,
+        plan_end_warning: timedelta = timedelta(0),
+        live_metrics_every: timedelta | None = None,
     ) -> None:
         self._forensics = forensics
+        # The training plans as the launcher last read them (backend.services.plans.PlanBook.board):
+        # their ends, for the plan-end warning. ``plan_end_warning``: how long before a plan's end
+        # (TRAINBOT_PLAN_END_WARNING_SECONDS; zero: no warnings).
+        self._plan_board = plan_board
+        self._plan_end_warning = plan_end_warning
+        # A running attempt's latest metric values are stored (when they changed) at most this
+        # often; None or 0: not while it runs (the end still records the final ones).
+        self._live_metrics_every = live_metrics_every if live_metrics_every else None
         # Renews a retrying job's reservation for its next attempt, or holds the retry
         # (backend.services.budget.CostGuard.readmit).
         self._readmit = readmit
@@ -212,12 +237,13 @@ class Monitor:
         ordered = ahead + [job for job in jobs if _sweep_key(job) <= cursor]
         last: str | None = None
         silent: list[tuple[Job, Attempt]] = []  # running jobs whose log silence may be checked
+        started: dict[str, datetime] = {}  # their training start as SageMaker's Describe says it
         for job in ordered:
             if not describe_while():
                 report.stopped_early = True
                 break
             try:
-                self._sweep_one(job, report, silent)
+                self._sweep_one(job, report, silent, started)
             except TrainbotError as exc:
                 report.errors += 1
                 logger.error("sweeping one job failed; the sweep goes on", extra={"job_id": job.job_id, "error": str(exc)})
@@ -225,6 +251,7 @@ class Monitor:
         after = last if report.stopped_early and last is not None else ""
         if after != cursor:  # an unchanged cursor (every sweep that walks them all) costs no write
             self._save_cursor(after)
+        self._warn_plan_ends(silent, started, report)
         self._check_stalls(silent, report)
         delivery = self._dispatcher.drain(should_continue=should_continue)
         report.notifications_sent = delivery.sent
@@ -232,7 +259,7 @@ class Monitor:
         logger.info("monitor sweep", extra={"report": report.as_dict()})
         return report
 
-    def _sweep_one(self, job: Job, report: MonitorReport, silent: list[tuple[Job, Attempt]]) -> None:
+    def _sweep_one(self, job: Job, report: MonitorReport, silent: list[tuple[Job, Attempt]], started: dict[str, datetime]) -> None:
         attempt = job.current_attempt
         if attempt is None:
             return
@@ -268,7 +295,80 @@ class Monitor:
         if isinstance(outcome, LostRace):
             report.lost_races += 1  # changed under us: the event path or the next sweep sees it
         elif outcome is None and status.state is T.RUNNING and job.status is S.IN_PROGRESS:
+            job, attempt = self._note_metrics(job, attempt, status, report)
             silent.append((job, attempt))
+            if status.started_at is not None:
+                started[job.job_id] = status.started_at
+
+    def _warn_plan_ends(self, running: list[tuple[Job, Attempt]], started: dict[str, datetime], report: MonitorReport) -> None:
+        """Warn each running attempt on a training plan whose max runtime reaches past the point
+        where SageMaker stops the plan's jobs, once, ``plan_end_warning`` before the plan's end
+        (backend.domain.plans.end_warning_due). The board is read only when some running attempt
+        is on a plan; each warning is one conditional write (the attempt's mark and a history
+        note, which the outbox delivers: backend.domain.notice.tells_plan_end), so a warning is
+        told once however many sweeps see it. ``running`` gets the written jobs back, so later
+        checks of this sweep write on top of them. A job's run is counted from SageMaker's own
+        training start (``started``, from this sweep's Describe) when it gave one: instances can
+        take many minutes to come up after the create, and the max runtime counts from then."""
+        if self._plan_board is None or self._plan_end_warning <= timedelta(0):
+            return
+        candidates = [i for i, (_, a) in enumerate(running) if a.plan and a.plan_end_warned_at is None and not a.off_plan]
+        if not candidates:
+            return
+        board = self._plan_board()
+        if board is None:
+            return
+        now = self._clock()
+        for i in candidates:
+            job, attempt = running[i]
+            plan = board.plans.get(attempt.plan or "")
+            began = started.get(job.job_id) or attempt.started_at or attempt.launched_at or attempt.claimed_at
+            runtime = job.job_args.StoppingCondition.MaxRuntimeInSeconds
+            if plan is None or plan.end is None:
+                continue
+            if not end_warning_due(plan, started_at=began, max_runtime_seconds=runtime, now=now, ahead=self._plan_end_warning):
+                continue
+            stops = stops_jobs_at(plan) or plan.end
+            warned = attempt.model_copy(update={"plan_ends_at": plan.end, "plan_end_warned_at": now})
+            reason = f"plan `{plan.name}` ends {when(plan.end, now)}, before this job's max_runtime: SageMaker stops it from {stops:%H:%M} UTC"
+            try:
+                outcome = self._store.update(job, at=now, attempts=job.replace_attempt(warned), history=note(job, at=now, reason=reason))
+            except TrainbotError as exc:
+                report.errors += 1
+                logger.error("plan-end warning not written; looking again next sweep", extra={"job_id": job.job_id, "error": str(exc)})
+                continue
+            if isinstance(outcome, LostRace):
+                report.lost_races += 1  # moved meanwhile: the next sweep looks again
+                continue
+            report.plan_end_warnings += 1
+            running[i] = (outcome.job, warned)
+            self._dispatcher.deliver(outcome.job)
+
+    def _note_metrics(self, job: Job, attempt: Attempt, status: TrainingStatus, report: MonitorReport) -> tuple[Job, Attempt]:
+        """A running attempt's metric values, from the sweep's own Describe (SageMaker fills
+        FinalMetricDataList as the job emits them): stored when they changed, at most once per
+        ``live_metrics_every`` (a write each), then shown on the job's card through its usual
+        pacing; no thread reply. Only the newest attempt keeps them."""
+        every = self._live_metrics_every
+        if every is None or not status.final_metrics or status.final_metrics == attempt.metrics:
+            return job, attempt
+        now = self._clock()
+        if attempt.metrics_at is not None and now - attempt.metrics_at < every:
+            return job, attempt
+        latest = attempt.model_copy(update={"metrics": dict(status.final_metrics), "metrics_at": now})
+        # Earlier attempts' values are history nobody shows: dropped, so the item stays small.
+        attempts = [
+            a.model_copy(update={"metrics": None, "metrics_at": None}) if a.metrics and a.number != latest.number else a
+            for a in job.replace_attempt(latest)
+        ]
+        outcome = self._store.update(job, at=now, attempts=attempts)
+        if isinstance(outcome, LostRace):
+            report.lost_races += 1
+            return job, attempt
+        report.metrics_stored += 1
+        if outcome.job.sweep_id is None:  # a sweep's one card shows no job's metrics
+            self._dispatcher.refresh(outcome.job)
+        return outcome.job, outcome.job.current_attempt or latest
 
     def _check_stalls(self, silent: list[tuple[Job, Attempt]], report: MonitorReport) -> None:
         """Stall checks are bounded per sweep: they start after the job the last sweep's checks
@@ -410,6 +510,9 @@ class Monitor:
             # ends some other way (see _failed). SageMaker's start time replaces our guess.
             if job.status is S.LAUNCHED:
                 started = attempt.model_copy(update={"started_at": status.started_at or now})
+                if self._live_metrics_every is not None and status.final_metrics:
+                    # Values it emitted already ride on the start's own write.
+                    started = started.model_copy(update={"metrics": dict(status.final_metrics), "metrics_at": now})
                 reason = "training"
                 if attempt.plan and status.training_plan is not None and status.training_plan != attempt.plan:
                     # Created on a plan, yet SageMaker runs it elsewhere: the thread hears it
@@ -428,7 +531,11 @@ class Monitor:
                 # SageMaker stops a job at its own stopping condition through Stopping too: mark
                 # the attempt, so its end (MaxRuntimeExceeded, MaxWaitTimeExceeded) decides.
                 outside = attempt.model_copy(update={"stopping_outside": True})
-                return self._write(job, S.STOPPING, "stopping (requested outside Trainbot)", report, attempts=job.replace_attempt(outside))
+                plan = self._ending_plan(attempt, now)
+                why = "stopping (requested outside Trainbot)"
+                if plan is not None and plan.end is not None:
+                    why = f"stopping: plan `{plan.name}` ends {when(plan.end, now)} and SageMaker is stopping the jobs on it"
+                return self._write(job, S.STOPPING, why, report, attempts=job.replace_attempt(outside))
             report.ignored += 1
             return None
 
@@ -452,24 +559,47 @@ class Monitor:
         if status.state is T.STOPPED and not _stop_asked(job, attempt) and (status.max_runtime_exceeded or status.max_wait_exceeded):
             # SageMaker ended it at its stopping condition: the run did not finish, a failure.
             return self._failed(job, ended, status, report, now)
+        if not _stop_asked(job, attempt):
+            # Stopped (or failed: its instances were taken from under it) once SageMaker was
+            # stopping the jobs on its training plan: the plan's end, not the job's code.
+            plan = self._ending_plan(attempt, ended.ended_at or now)
+            if plan is not None:
+                return self._failed(job, ended, status, report, now, plan_ended=plan)
         if status.state is T.STOPPED:
             stopped = ended.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": F.STOPPED})
             why = "stopped" if _stop_asked(job, attempt) else "stopped outside Trainbot"
             return self._write(job, S.STOPPED, why, report, attempts=job.replace_attempt(stopped))
         return self._failed(job, ended, status, report, now)
 
-    def _failed(self, job: Job, ended: Attempt, status: TrainingStatus, report: MonitorReport, now: datetime) -> WriteOutcome:
-        stopping = job.job_args.StoppingCondition
-        secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
-        classification = classify_failure_reason(
-            status.failure_reason,
-            secondary_status=secondary,
-            max_runtime_seconds=stopping.MaxRuntimeInSeconds,
-            max_wait_seconds=stopping.MaxWaitTimeInSeconds,
-            spot_interrupted=status.spot_interrupted,
-        )
+    def _ending_plan(self, attempt: Attempt, at: datetime) -> TrainingPlan | None:
+        """The training plan ``attempt`` ran on, when SageMaker was stopping that plan's jobs at
+        ``at`` (backend.domain.plans.ended_by_plan); None otherwise, or when the plans cannot be
+        read (the end is then judged as any other: nothing is labelled on a guess)."""
+        if not attempt.plan or attempt.off_plan or self._plan_board is None:
+            return None
+        board = self._plan_board()
+        plan = board.plans.get(attempt.plan) if board is not None else None
+        return plan if plan is not None and ended_by_plan(plan, at) else None
+
+    def _failed(
+        self, job: Job, ended: Attempt, status: TrainingStatus, report: MonitorReport, now: datetime, *, plan_ended: TrainingPlan | None = None
+    ) -> WriteOutcome:
+        if plan_ended is not None:
+            classification = _plan_end_classification(plan_ended, status, now)
+        else:
+            stopping = job.job_args.StoppingCondition
+            secondary = "MaxRuntimeExceeded" if status.max_runtime_exceeded else "MaxWaitTimeExceeded" if status.max_wait_exceeded else ""
+            classification = classify_failure_reason(
+                status.failure_reason,
+                secondary_status=secondary,
+                max_runtime_seconds=stopping.MaxRuntimeInSeconds,
+                max_wait_seconds=stopping.MaxWaitTimeInSeconds,
+                spot_interrupted=status.spot_interrupted,
+            )
+        # A plan's end stopped it: stopped, whatever way SageMaker ended it.
+        ended_as = AttemptOutcome.STOPPED if plan_ended is not None else AttemptOutcome.FAILED
         failed = ended.model_copy(
-            update={"outcome": AttemptOutcome.FAILED, "failure_class": classification.failure_class, "reason": classification.reason}
+            update={"outcome": ended_as, "failure_class": classification.failure_class, "reason": classification.reason}
         )
         attempts = job.replace_attempt(failed)
         if self._forensics is not None:
@@ -501,7 +631,7 @@ class Monitor:
             outcome = self._write(
                 job,
                 S.RETRYING,
-                classification.reason,
+                decision.reason,
                 report,
                 attempts=attempts,
                 next_attempt_at=next_attempt_time(now, decision),
@@ -512,6 +642,8 @@ class Monitor:
             if renewed.reservation != job.reservation and renewed.reservation and not isinstance(outcome, Applied):
                 self._give_back(renewed)
             return outcome
+        if decision.action is Action.STOP:
+            return self._write(job, S.STOPPED, decision.reason, report, attempts=attempts)
         return self._write(
             job,
             S.FAILED,

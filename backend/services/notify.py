@@ -21,8 +21,24 @@ its lease left, and when less is left it first records what it sent so far and e
 lease in one conditional write on its token (:meth:`backend.ports.OutboxStore.extend_delivery`);
 a lost lease ends the round. Nobody takes over a lease until ``notice.SEND_BOUND`` after it ran
 out, so a send slower than the lease (a publish with its retries) is never made a second time
-while it is still under way. A duplicate no lease can prevent (a send that succeeded but whose
-answer was lost) carries the same ``<JobId>#<seq>`` key (SNS: ``dedupKey``).
+while it is still under way.
+
+What no lease can prevent, a send that landed but whose landing was never recorded, is "in
+doubt" (``Job.doubts``: per notifier, the last change that may have reached it):
+
+- the send's answer was lost (a timeout, a dropped connection, a 5xx: the notifier raised
+  :class:`backend.errors.NotifierUncertain`): the round records the doubt in the write it makes
+  anyway (the delivered marks);
+- the round was killed after a send and before that write: its lease stays on the item, and
+  whoever takes it over reads its changes in doubt from the taking write's own answer
+  (:func:`backend.domain.notice.taken_over`).
+
+A notifier that can look (:class:`backend.ports.CheckingNotifier`: each Slack thread reply
+carries metadata naming its job and change) is asked before a change in doubt is sent: found,
+the change is recorded as delivered without a second post (``DeliveryReport.confirmed``); not
+found, it is sent; could not look, it stays pending, still in doubt. None of it costs a write or
+a call on the normal path. SNS cannot look: its duplicate carries the same ``<JobId>#<seq>``
+key (``dedupKey``) for its subscribers.
 
 A held job's change asks the admins (:func:`backend.domain.notice.asks_approval`: the Slack
 notifier sends them the approval card). A writer whose process has no notifier that can ask
@@ -42,7 +58,7 @@ from aws_lambda_powertools import Logger
 
 from backend.domain import notice
 from backend.domain.model import Job
-from backend.errors import NotifierRejected, NotifierUnavailable, StoreUnavailable
+from backend.errors import NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
 from backend.ports import Notifier, OutboxStore
 
 logger = Logger(service="trainbot", child=True)
@@ -70,6 +86,7 @@ class DeliveryReport:
     rejected: int = 0  # refused for good (see NotifierRejected): logged, not retried
     busy: int = 0  # another dispatcher held the job's delivery lease
     deferred: int = 0  # rounds left for later (nothing urgent): see backend.domain.notice
+    confirmed: int = 0  # changes in doubt found already told (looked for, not sent again)
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -145,13 +162,14 @@ class Dispatcher:
         return self._counted(report or DeliveryReport(), lambda r: self._deliver(job, r))
 
     def _counted(self, report: DeliveryReport, run: Callable[[DeliveryReport], DeliveryReport]) -> DeliveryReport:
-        before = (report.sent, report.pending, report.rejected)
+        before = (report.sent, report.pending, report.rejected, report.confirmed)
         try:
             return run(report)
         finally:
             self._totals.sent += report.sent - before[0]
             self._totals.pending += report.pending - before[1]
             self._totals.rejected += report.rejected - before[2]
+            self._totals.confirmed += report.confirmed - before[3]
 
     def _deliver(self, job: Job, report: DeliveryReport) -> DeliveryReport:
         if not self._notifiers or not notice.pending_seqs(job, self.targets):
@@ -204,28 +222,51 @@ class Dispatcher:
     def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport, *, hand_over_asks: bool = False) -> bool:
         """One round under the lease ``token``; whether a notifier failed (the job then backs
         off: :func:`backend.domain.notice.retry_due`). ``hand_over_asks``: a change that asks
-        the admins stays in the outbox, due now, for the drain (see the module docstring)."""
+        the admins stays in the outbox, due now, for the drain (see the module docstring).
+        A change in doubt (``Job.doubts``) for a notifier that can look
+        (:class:`backend.ports.CheckingNotifier`) is looked for first: found, it is recorded
+        without being sent again."""
         asks = hand_over_asks and any(notice.asks_approval(current, seq) for seq in notice.pending_seqs(current, self.targets))
         delivered = dict(current.delivered)
+        doubts = dict(current.doubts or {})
         failed = False
         for notifier in self._notifiers:
+            look = getattr(notifier, "already_told", None)
+            if look is None:
+                doubts.pop(notifier.name, None)  # nothing it could do with them: it resends
             for seq in range(delivered.get(notifier.name, 0) + 1, current.last_seq + 1):
                 if current.entry(seq) is None:
                     delivered[notifier.name] = seq  # compacted away before it could be sent
                     continue
-                now = self._clock()
-                if now >= lease_until - LEASE_MARGIN:
-                    # Record what was sent and extend the lease before the next send; a lease
-                    # lost meanwhile (taken over after SEND_BOUND) ends the round.
-                    extended = now + DELIVERY_LEASE
+                kept = self._lease_for_a_call(current, token, delivered, lease_until)
+                if kept is None:
+                    report.pending += 1
+                    return failed
+                lease_until = kept
+                if look is not None and seq <= doubts.get(notifier.name, 0):
                     try:
-                        held = self._store.extend_delivery(current, token, delivered, extended)
-                    except StoreUnavailable:
-                        held = False
-                    if not held:
+                        told = look(current, seq)
+                    except NotifierRejected as exc:
+                        # It can never look (a scope the app lacks): sending again beats never.
+                        logger.error(
+                            "could not look for a change in doubt: sent again",
+                            extra={"job_id": current.job_id, "notifier": notifier.name, "seq": seq, "error": str(exc)},
+                        )
+                        told = False
+                    except NotifierUnavailable as exc:
+                        # "Could not find out" is not "not sent": it stays pending, in doubt.
+                        self._pending(current, notifier.name, seq, exc, report)
+                        failed = True
+                        break
+                    if told:
+                        delivered[notifier.name] = seq
+                        report.confirmed += 1
+                        continue
+                    kept = self._lease_for_a_call(current, token, delivered, lease_until)  # the look took some of it
+                    if kept is None:
                         report.pending += 1
                         return failed
-                    lease_until = extended
+                    lease_until = kept
                 try:
                     notifier.notify(current, seq)
                 except NotifierRejected as exc:
@@ -238,12 +279,11 @@ class Dispatcher:
                     delivered[notifier.name] = seq
                     continue
                 except NotifierUnavailable as exc:
-                    logger.warning(
-                        "notification stays pending",
-                        extra={"job_id": current.job_id, "notifier": notifier.name, "seq": seq, "error": str(exc)},
-                    )
-                    report.failures[notifier.name] = report.failures.get(notifier.name, 0) + 1
-                    report.pending += 1
+                    if look is not None and isinstance(exc, NotifierUncertain):
+                        # It may have landed: whoever sends it next looks first. Recorded with
+                        # the delivered marks below, in the round's one write.
+                        doubts[notifier.name] = max(doubts.get(notifier.name, 0), seq)
+                    self._pending(current, notifier.name, seq, exc, report)
                     failed = True
                     break
                 delivered[notifier.name] = seq
@@ -254,13 +294,34 @@ class Dispatcher:
         retry_at = notice.retry_due(current, self._clock()) if failed and not all_done else None
         if asks and all_done:
             all_done, retry_at = False, self._clock()
+        doubts = {name: seq for name, seq in doubts.items() if seq > delivered.get(name, 0)}
         try:
-            self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at)
+            self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at, doubts=doubts)
         except StoreUnavailable:
-            # Sent but not recorded: the lease expires and the change may be sent once more,
-            # which beats losing it.
+            # Sent but not recorded: the lease stays on the item, so whoever takes it over
+            # finds these sends in doubt (backend.domain.notice.taken_over) and looks first.
             report.pending += 1
         return failed
+
+    def _lease_for_a_call(self, current: Job, token: str, delivered: dict[str, int], lease_until: datetime) -> datetime | None:
+        """The lease's end, for a notifier call about to start: with less than LEASE_MARGIN
+        left, what was sent is recorded and the lease extended first (one write conditional on
+        ``token``). None: the lease was lost (taken over after SEND_BOUND): end the round."""
+        now = self._clock()
+        if now < lease_until - LEASE_MARGIN:
+            return lease_until
+        extended = now + DELIVERY_LEASE
+        try:
+            held = self._store.extend_delivery(current, token, delivered, extended)
+        except StoreUnavailable:
+            held = False
+        return extended if held else None
+
+    @staticmethod
+    def _pending(current: Job, name: str, seq: int, exc: Exception, report: DeliveryReport) -> None:
+        logger.warning("notification stays pending", extra={"job_id": current.job_id, "notifier": name, "seq": seq, "error": str(exc)})
+        report.failures[name] = report.failures.get(name, 0) + 1
+        report.pending += 1
 
     def drain(self, limit: int = 500, *, should_continue: Callable[[], bool] = lambda: True) -> DeliveryReport:
         """Deliver what the outbox holds that is due (the monitor's sweep calls this): for each

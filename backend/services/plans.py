@@ -1,8 +1,9 @@
 """Training plans as Trainbot uses them: which plan a job runs on, whether it fits, and the
 launcher's per-tick gate.
 
-SageMaker is asked at a bounded rate: a launcher tick that meets a job of a plan reads the
-``plans#board`` record and calls ListTrainingPlans only when the record is older than
+SageMaker is asked at a bounded rate: a launcher tick that meets a job of a plan (queued, or
+running: the monitor judges plan ends from the board) reads the ``plans#board`` record and
+calls ListTrainingPlans only when the record is older than
 :data:`backend.domain.plans.REFRESH` (a minute), then writes the board back with Trainbot's
 own view (instances its running jobs use and jobs waiting, per plan). The bot never calls
 SageMaker for plans: ``/train plans`` and the submit checks read that record (so a plan bought
@@ -163,6 +164,13 @@ class PlanGate:
         if verdict.action == "wait":
             self._waiting[name] += 1
         return verdict
+
+    def watch(self) -> None:
+        """Read the plans this tick even when no job of a plan is due (at most once a minute
+        from SageMaker, as for a decision) while jobs run on plans: the monitor judges their
+        plan's end from the board, and a plan extended meanwhile must show its new end there."""
+        if any(self._own.values()):
+            self._load()
 
     def arn_of(self, name: str) -> str | None:
         plans = self._load() or {}

@@ -11,7 +11,7 @@ Two halves:
   * ``success_rate`` = Completed / finished (None when nothing finished);
   * retries: every attempt that was followed by another one (or, for a job in Retrying now,
     its last ended attempt) is one retry, caused by that attempt's failure class (capacity,
-    quota, throttling, algorithm, unknown, user, stopped); a retry a user asked for after the
+    quota, throttling, algorithm, plan_ended, unknown, user, stopped); a retry a user asked for after the
     job had failed or stopped is counted as ``manual``. A retry is dated by when the attempt
     it repeats ended;
   * queue wait (per job): created → the launch of its first attempt SageMaker accepted
@@ -20,39 +20,44 @@ Two halves:
   * median and p90 interpolate linearly between the closest ranks (numpy's default);
   * billable instance-hours per instance type = Σ BillableTimeInSeconds × InstanceCount / 3600
     (AWS documents BillableTimeInSeconds as wall-clock time, to be multiplied by the count);
+  * plan-hours, per training plan: *used* = those billable instance-hours of the attempts that
+    ran on the plan (``Attempt.plan``: created on its ARN); *bought* = the plan's instances × the
+    hours of its window inside the stats window (from the plans the launcher last read, the
+    ``plans#board`` record; None for a plan it does not know). Plans shown: those the window's
+    jobs used and those whose window overlaps it;
   * slowest-to-start instance types: by median queue wait, longest first.
 
 - :func:`collect` reads only the window: one ``ByDay`` query per day it spans (the first and
   last with a ``CreatedAt`` bound), never a Scan, so its cost grows with the window and not
   with the table. Owner and preset filters are applied to what those queries return.
 
-:func:`chart_png` is the one-call entry point for a chart (the local page uses it); the
-rendering itself (pure Python, no chart library) lives in :mod:`backend.services.chart`, imported only when a
-chart is drawn, so the bot's cold start does not pay for it.
+:func:`chart_series` is what the stats chart plots; the drawing (matplotlib) lives in
+:mod:`backend.services.chart`, which this module never imports: the bot reads stats here and
+only asks the chart function for the chart (tests/unit/test_import_boundaries.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from backend.domain.cost import PriceTable, Spend, SpendLine, hours_text, money_text, spend
 from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
+from backend.domain.plans import TrainingPlan, reserved_hours
 from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.ports import JobHistory
-from backend.services.chart import Chart, render
 
 S = JobStatus
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
 # The causes every summary shows, even at zero (docs/architecture.md's failure classes that retry).
 MAIN_CAUSES = ("capacity", "quota", "algorithm", "throttling")
-CAUSE_ORDER = (*MAIN_CAUSES, "unknown", "user", "stopped", "manual")
+CAUSE_ORDER = (*MAIN_CAUSES, "plan_ended", "unknown", "user", "stopped", "manual")
 FINISHED_ORDER = (S.COMPLETED, S.FAILED, S.STOPPED)
 STATUS_ORDER = (*FINISHED_ORDER, S.NEW, S.RETRYING, S.LAUNCHED, S.IN_PROGRESS, S.STOPPING)
 UNFINISHED = "Unfinished"  # the chart's series for jobs not finished yet
@@ -169,6 +174,21 @@ class SlowType:
 
 
 @dataclass(frozen=True)
+class PlanHours:
+    """One training plan over the window: instance-hours the chosen jobs ``used`` on it, and the
+    instance-hours ``bought`` (its reservation inside the window; None: the plan is unknown)."""
+
+    plan: str
+    used: float
+    bought: float | None
+
+    @property
+    def share(self) -> float | None:
+        """``used`` as a share of ``bought`` (None when nothing was bought, or it is unknown)."""
+        return self.used / self.bought if self.bought else None
+
+
+@dataclass(frozen=True)
 class Stats:
     """What ``/train stats`` answers, for one window and scope."""
 
@@ -190,6 +210,8 @@ class Stats:
     retention_days: int = 0
     # Billed spend by user, team and instance type, priced (backend.domain.cost.spend).
     spend: Spend | None = None
+    # Training plans: instance-hours used against bought, by plan (most used first).
+    plan_hours: list[PlanHours] = field(default_factory=list)
 
     @property
     def total_retries(self) -> int:
@@ -222,10 +244,11 @@ def compute_stats(
     retention_days: int = 0,
     prices: PriceTable | None = None,
     team_of: Callable[[str], str] | None = None,
+    plans: Mapping[str, TrainingPlan] | None = None,
 ) -> Stats:
     """Statistics of the jobs created in ``window`` (others are ignored). Pure. Spend is priced
     with ``prices`` (default: the repo's table) and grouped by ``team_of`` (default: no teams,
-    each user their own)."""
+    each user their own); plan-hours bought come from ``plans`` (by name)."""
     now = to_utc(now)
     chosen = [j for j in jobs if window.contains(j.created_at)]
     day_keys = [d.isoformat() for d in window.days]
@@ -237,6 +260,7 @@ def compute_stats(
     waits_by_type: dict[str, list[float]] = defaultdict(list)
     runs: list[float] = []
     hours_by_type: dict[str, float] = {}
+    hours_by_plan: dict[str, float] = {}
 
     for job in chosen:
         statuses[job.status.value] += 1
@@ -256,6 +280,8 @@ def compute_stats(
             if attempt.billable_seconds:
                 kind = job.instance_type_of(attempt)
                 hours_by_type[kind] = hours_by_type.get(kind, 0.0) + instance_hours(job, attempt)
+                if attempt.plan:
+                    hours_by_plan[attempt.plan] = hours_by_plan.get(attempt.plan, 0.0) + instance_hours(job, attempt)
         for cause, when in retries(job):
             causes[cause] += 1
             when_day = format_utc(min(max(to_utc(when), to_utc(window.since)), to_utc(window.until)))[:10]
@@ -291,7 +317,17 @@ def compute_stats(
             team_of=team_of or (lambda user: user),
             day_of=lambda at: format_utc(min(max(to_utc(at), to_utc(window.since)), to_utc(window.until)))[:10],
         ),
+        plan_hours=_plan_hours(hours_by_plan, plans or {}, window),
     )
+
+
+def _plan_hours(used: Mapping[str, float], plans: Mapping[str, TrainingPlan], window: Window) -> list[PlanHours]:
+    """Each plan the window's jobs used or whose window overlaps it: used against bought."""
+    since, until = to_utc(window.since), to_utc(window.until)
+    bought = {name: reserved_hours(plan, since, until) for name, plan in plans.items()}
+    names = {name for name, hours in used.items() if hours} | {name for name, hours in bought.items() if hours}
+    rows = [PlanHours(name, used.get(name, 0.0), bought.get(name)) for name in names]
+    return sorted(rows, key=lambda row: (-row.used, -(row.bought or 0.0), row.plan))
 
 
 # --- reading the window ---------------------------------------------------------------------
@@ -334,14 +370,37 @@ def collect(
     retention_days: int = 0,
     prices: PriceTable | None = None,
     team_of: Callable[[str], str] | None = None,
+    plans: Mapping[str, TrainingPlan] | None = None,
 ) -> Stats:
     """Statistics of the last ``days`` days (jobs of ``owner`` / ``preset`` when given),
-    reading only that window."""
+    reading only that window (``plans``: the training plans, for plan-hours bought)."""
     window = Window.last_days(days, now)
     jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
     return compute_stats(
-        jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days, prices=prices, team_of=team_of
+        jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days, prices=prices, team_of=team_of, plans=plans
     )
+
+
+@dataclass(frozen=True)
+class StatsReader:
+    """``collect`` as the deployment configures it (retention, prices, teams): what the bot's
+    summary and the chart function read, so both show the same numbers."""
+
+    store: JobHistory
+    clock: Callable[[], datetime]
+    retention_days: int = 0
+    prices: Callable[[], PriceTable | None] = lambda: None
+    team_of: Callable[[str], str] | None = None
+    # The training plans as the launcher last read them (plan-hours bought); none before it has.
+    plans: Callable[[], Mapping[str, TrainingPlan]] = dict
+
+    def read(self, scope: str, requester: Owner, user_id: str | None, days: int, preset: str | None) -> Stats:
+        """``scope``: ``mine`` (the requester's jobs), ``user`` (``user_id``'s) or ``all``."""
+        owner = requester if scope == "mine" else (user_id if scope == "user" else None)
+        return collect(
+            self.store, owner, days, preset, self.clock(),
+            retention_days=self.retention_days, prices=self.prices(), team_of=self.team_of, plans=self.plans(),
+        )
 
 
 # --- the chart ------------------------------------------------------------------------------
@@ -362,25 +421,14 @@ def chart_series(stats: Stats) -> dict[str, Any]:
         # A third panel: billed instance-hours per day (attempt end) by instance type.
         kinds = [line.name for line in stats.spend.by_type]
         series["hours"] = {k: [round(stats.spend.per_day.get(d, {}).get(k, 0.0), 3) for d in days] for k in kinds}
+    if stats.plan_hours:
+        # A last panel: each training plan's instance-hours used, and bought but not used.
+        series["plans"] = {
+            "names": [row.plan for row in stats.plan_hours],
+            "used": [round(row.used, 3) for row in stats.plan_hours],
+            "unused": [round(max(0.0, (row.bought or 0.0) - row.used), 3) for row in stats.plan_hours],
+        }
     return series
-
-
-def render_chart(stats: Stats) -> Chart:
-    """The chart for ``stats`` (PNG bytes and the series it plotted)."""
-    return render(chart_series(stats))
-
-
-def chart_png(
-    store: JobHistory,
-    *,
-    days: int = DEFAULT_DAYS,
-    now: datetime,
-    owner: Owner | str | None = None,
-    preset: str | None = None,
-) -> bytes:
-    """One call for a PNG of the last ``days`` days (the local page's ``/stats.png``)."""
-    png: bytes = render_chart(collect(store, owner, days, preset, now)).png
-    return png
 
 
 # --- plain text (the CLI) -------------------------------------------------------------------
@@ -414,11 +462,21 @@ def format_text(stats: Stats) -> str:
         "slowest to start: "
         + (", ".join(f"{s.instance_type} {_duration(s.median_wait)} ({s.jobs})" for s in stats.slowest_to_start) or "–"),
     ]
+    if stats.plan_hours:
+        lines.append("plan-hours (used of bought): " + ", ".join(plan_hours_text(row) for row in stats.plan_hours))
     if stats.spend is not None and stats.spend.instance_hours:
         lines.append(f"spend: {stats.spend.text()}")
         for label, group in (("by user", stats.spend.by_user), ("by team", stats.spend.by_team), ("by type", stats.spend.by_type)):
             lines.append(f"  {label}: " + ", ".join(spend_line(line, stats.spend.currency) for line in group[:10]))
     return "\n".join(lines)
+
+
+def plan_hours_text(row: PlanHours) -> str:
+    """``p5-dec 12.50 of 96.00 (13%)``; a plan Trainbot does not know: ``of ?``."""
+    if row.bought is None:
+        return f"{row.plan} {row.used:.2f} of ?"
+    share = f" ({row.share:.0%})" if row.share is not None else ""
+    return f"{row.plan} {row.used:.2f} of {row.bought:.2f}{share}"
 
 
 def spend_line(line: SpendLine, currency: str) -> str:

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 
 from backend.adapters.slack import render, waiting
 from backend.adapters.slack.client import within_ack
+from backend.domain.charts import ChartRequest
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from bot import grammar
 from bot.listeners.errors import answers_errors
@@ -25,6 +26,9 @@ from bot.usecases import BotService
 
 if TYPE_CHECKING:  # the services come with the container, on its first use
     from backend.services.submit import SweepOutcome, SweepRoot
+
+# chat.postMessage's answers where the bot cannot post in the channel the command came from.
+NOT_POSTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 
 
 def register(app: App) -> None:
@@ -156,18 +160,36 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
             say(text=render.preset_deleted(name))
         case grammar.Stats(scope=scope, user_id=user_id, days=days, preset=preset):
             stats = bot.stats(actor, scope, user_id, days, preset)
-            summary = render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days)
-            say(**render.with_budget(summary, bot.budget(actor, None)))
-            if channel:
-                # Slack's current upload flow (files.getUploadURLExternal, then
-                # completeUploadExternal), shared where the command was typed.
-                client.files_upload_v2(
-                    channel=channel,
-                    thread_ts=command.get("thread_ts") or None,
-                    content=bot.stats_chart(stats),
-                    filename="trainbot-stats.png",
-                    title=render.stats_chart_title(scope, user_id, preset, days),
-                )
+            budget = bot.budget(actor, None)
+            public = render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days, requester=actor.user_id)
+            thread_ts = post_in_channel(client, channel, render.with_budget(public, budget))
+            if thread_ts is None:  # the bot may not post here: the numbers to the asker alone
+                summary = render.stats_summary(stats, scope=scope, user_id=user_id, preset=preset, days=days)
+                replace(**render.with_budget(summary, budget))
+                say(text=render.stats_not_shared())
+                return
+            # The chart is drawn by the chart function (matplotlib is not in this artifact) and
+            # posted in the summary's thread with a one-line caption.
+            chart = ChartRequest(
+                key=token, scope=scope, user_id=user_id, days=days, preset=preset,
+                requester=actor.owner, channel_id=channel, thread_ts=thread_ts,
+            )
+            replace(text=render.stats_posted(charted=bot.request_chart(chart)))
+
+
+def post_in_channel(client: WebClient, channel: str, message: dict[str, Any]) -> str | None:
+    """Post ``message`` in ``channel`` as the bot; its ts, or None where Slack says the bot may
+    not post (a private channel or a DM it is not in)."""
+    from slack_sdk.errors import SlackApiError
+
+    if not channel:
+        return None
+    try:
+        return str(client.chat_postMessage(channel=channel, **render.fit_answer(message))["ts"])
+    except SlackApiError as exc:
+        if (exc.response.get("error") if exc.response is not None else "") in NOT_POSTABLE:
+            return None
+        raise
 
 
 def sweep_registered(bot: BotService, client: WebClient, outcome: SweepOutcome, say: Callable[..., object]) -> None:

@@ -9,7 +9,8 @@
 - the Slack stand-in with the Slack-like page (``infra/local/static/``) on it;
 - the bot behind a local Function URL (lazy listeners re-enter it through the Lambda Invoke
   stand-in), and the launcher and monitor driven by their template events: schedules seconds
-  apart, SageMaker state changes delivered to the monitor as they happen;
+  apart, SageMaker state changes delivered to the monitor as they happen; every function is
+  also invokable by name through the Lambda stand-in (the launcher's kick, the stats chart);
 
 and stops all of it, closing every socket, in :meth:`LocalStack.stop`. Every Trainbot setting
 goes through the process environment, exactly as on Lambda; :meth:`stop` restores it.
@@ -29,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backend.entrypoints.cli.common import connection_file
+from backend.entrypoints.cli.common import CONNECTION_FILE_ENV, connection_file
 from infra.local.bot_endpoint import BotEndpoint
 from infra.local.functions import FunctionDriver, FunctionSpec, resolve, resolve_handler
 from infra.local.page import PageUser, SlackPage, stats_renderer
@@ -52,6 +53,9 @@ CHANNEL_ID = "C0TRAIN"
 CHANNEL_NAME = "ml-training"
 USERS = [PageUser("U0YOU", "you"), PageUser("U0COLLEAGUE", "colleague"), PageUser("U0ADMIN", "admin")]
 SNAPSHOT = "jobs.jsonl"
+# The Slack stand-in's workspace (channel, threads, DMs, files), kept with the jobs table: a
+# restored job's card and thread are where its Slack ids say they are, as in Slack.
+SLACK_SNAPSHOT = "slack.json"
 
 # Instances the account may run at once, per type (the stand-in refuses more with
 # ResourceLimitExceeded, which Trainbot retries): small, so capacity retries show.
@@ -85,6 +89,11 @@ class LocalOptions:
     startup_seconds: float = 2.0
     run_seconds: float = 12.0
     stop_seconds: float = 2.0
+    # A training job's progress line (with its metrics' values) every this many seconds, and
+    # the monitor stores a running job's changed values at most this often (on AWS: minutes,
+    # TRAINBOT_LIVE_METRICS_SECONDS): short, so a 12 s run shows them on its card.
+    log_interval_seconds: float = 2.0
+    live_metrics_seconds: float = 4.0
     capacity: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 20.0
@@ -156,6 +165,7 @@ class LocalStack:
             default_duration_seconds=self.options.run_seconds,
             startup_seconds=self.options.startup_seconds,
             stop_seconds=self.options.stop_seconds,
+            log_interval_seconds=self.options.log_interval_seconds,
             faults=chaos_faults(self.options.chaos),
             seed=self.options.seed,
         )
@@ -172,6 +182,7 @@ class LocalStack:
         # the page's user an admin; options (`parameters`) win.
         self.template["Parameters"]["UserTeams"]["Default"] = LOCAL_USER_TEAMS
         self.template["Parameters"]["AdminUsers"]["Default"] = os.environ.get("TRAINBOT_ADMIN_USERS") or LOCAL_ADMINS
+        self.template["Parameters"]["LiveMetricsSeconds"]["Default"] = f"{self.options.live_metrics_seconds:g}"
         for name, value in self.options.parameters.items():
             if name not in self.template.get("Parameters", {}):
                 raise ValueError(f"template.yaml has no parameter {name!r}")
@@ -185,6 +196,9 @@ class LocalStack:
         self._log_thread: threading.Thread | None = None
         self._started = False
         self._store: Any = None
+        # Where this stack told the CLI how to reach it (None: not written): the shared file,
+        # or one of its own when another running `trainbot local` holds that one.
+        self.connection_path: Path | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -212,6 +226,7 @@ class LocalStack:
         self.sagemaker.start()
         self.prices.start()
         self._start_page_server()
+        restored_messages = self._restore_slack()
         self.slack.add_channel(CHANNEL_ID, CHANNEL_NAME)
         for user in USERS:
             self.slack.add_user(user.user_id, user.name)
@@ -237,7 +252,7 @@ class LocalStack:
             stats_png=stats_renderer(lambda: self.store),
         )
         self.page.install()
-        self._resume_attempts(restored)
+        self._resume_attempts(restored, restored_messages)
 
         self.driver = FunctionDriver(
             self.template,
@@ -247,13 +262,14 @@ class LocalStack:
             event_source=self.sagemaker.drain_events,
             event_poll_seconds=self.options.events_every,
             skip=("BotFunction",),
+            event_concurrency=self.options.lambda_concurrency,
         )
         self.driver.start()
-        # The launcher is invokable too (start on submit), sharing its reserved concurrency
-        # with its schedule, as on Lambda.
-        launcher = self.driver.functions.get("LauncherFunction")
-        if launcher is not None:
-            self.lam.add(f"{STACK_NAME}-launcher", launcher.invoke)
+        # Every driven function is invokable by its name too, as on Lambda: the launcher (start
+        # on submit, sharing its reserved concurrency with its schedule) and the chart function
+        # (the bot's `/train stats` asks it for the chart), each run in this process.
+        for function in self.driver.functions.values():
+            self.lam.add(function.spec.name, function.invoke)
         if self.options.log_transitions:
             self._log_thread = threading.Thread(target=self._log_transitions, name="local-transitions", daemon=True)
             self._log_thread.start()
@@ -375,11 +391,14 @@ class LocalStack:
                 lines.append(f"  schedule:   {name} every {every:g} s")
         lines.append(f"  chaos:      {self.options.chaos:g}" + ("" if self.options.chaos else " (no random faults)"))
         if self.options.data_dir is not None:
-            lines.append(f"  data:       {self.options.data_dir}/{SNAPSHOT} (saved on exit)")
+            lines.append(f"  data:       {self.options.data_dir}/{SNAPSHOT} and {SLACK_SNAPSHOT} (the jobs and the channel, saved on exit)")
         else:
             lines.append("  data:       in memory (use --data DIR to keep jobs between runs)")
-        if self.options.write_connection_file:
-            lines.append(f"  CLI:        trainbot --local list --all   (connection in {connection_file()})")
+        if self.connection_path is not None and self.connection_path != connection_file():
+            lines.append(f"  CLI:        {CONNECTION_FILE_ENV}={self.connection_path} trainbot --local list --all")
+            lines.append(f"              (another trainbot local holds {connection_file()}; this one has a file of its own)")
+        elif self.connection_path is not None:
+            lines.append(f"  CLI:        trainbot --local list --all   (connection in {self.connection_path})")
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)
 
@@ -472,7 +491,8 @@ class LocalStack:
     # --- data between runs ------------------------------------------------------------------
 
     def snapshot(self) -> Path | None:
-        """Write the jobs table to ``data_dir/jobs.jsonl`` (one DynamoDB-JSON item a line)."""
+        """Write the jobs table to ``data_dir/jobs.jsonl`` (one DynamoDB-JSON item a line) and the
+        Slack stand-in's workspace to ``data_dir/slack.json``."""
         if self.options.data_dir is None:
             return None
         from backend.adapters.aws import aws_client
@@ -487,7 +507,24 @@ class LocalStack:
                 for item in page.get("Items", []):
                     out.write(json.dumps(item, sort_keys=True) + "\n")
         partial.replace(target)  # never leave half a snapshot in place of a whole one
+        slack = directory / SLACK_SNAPSHOT
+        partial = slack.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.slack.export_state()), encoding="utf-8")
+        partial.replace(slack)
         return target
+
+    def _restore_slack(self) -> int:
+        """The Slack workspace of the last run with this data dir, if it kept one."""
+        if self.options.data_dir is None:
+            return 0
+        source = Path(self.options.data_dir) / SLACK_SNAPSHOT
+        if not source.is_file():
+            return 0
+        try:
+            return self.slack.import_state(json.loads(source.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"could not restore the Slack workspace from {source}: {exc}; the channel starts empty", file=self.options.out)
+            return 0
 
     def _restore(self) -> int:
         if self.options.data_dir is None:
@@ -505,7 +542,7 @@ class LocalStack:
                 requests = client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
         return len(items)
 
-    def _resume_attempts(self, restored: int) -> None:
+    def _resume_attempts(self, restored: int, messages: int = 0) -> None:
         """The SageMaker stand-in keeps nothing between runs: attempts that were running when
         the last run stopped start again under their own names, so the monitor finds them."""
         if not restored:
@@ -518,21 +555,41 @@ class LocalStack:
             status, answer, _code = self.sagemaker.handle("SageMaker.CreateTrainingJob", request)
             if status != 200:
                 logger.warning("could not resume %s: %s", attempt.name, answer.get("message"))
-        print(f"restored {restored} items from {self.options.data_dir}/{SNAPSHOT}", file=self.options.out)
+        slack = f" and {messages} Slack messages from {SLACK_SNAPSHOT}" if messages else ""
+        print(f"restored {restored} items from {self.options.data_dir}/{SNAPSHOT}{slack}", file=self.options.out)
 
     # --- connection file for the CLI ------------------------------------------------------------
 
     def _write_connection_file(self) -> None:
+        """Tell the CLI how to reach this stack. The shared file belongs to the first running
+        `trainbot local`: a second one never overwrites it (stopping, it would then delete the
+        first one's connection), it writes a file of its own and says so."""
         path = connection_file()
+        body = json.dumps({"pid": os.getpid(), **self.connection()}, indent=2)
         try:
-            path.write_text(json.dumps({"pid": os.getpid(), **self.connection()}, indent=2), encoding="utf-8")
+            if not _create_exclusively(path, body):
+                holder = _holder(path)
+                if holder is not None and holder != os.getpid():
+                    own = path.with_name(f"{path.stem}-{os.getpid()}{path.suffix}")
+                    print(
+                        f"another trainbot local (pid {holder}) is using {path}; this one's connection is in {own}:\n"
+                        f"  {CONNECTION_FILE_ENV}={own} trainbot --local list --all",
+                        file=self.options.out,
+                        flush=True,
+                    )
+                    path = own
+                partial = path.with_name(path.name + f".{os.getpid()}.partial")
+                partial.write_text(body, encoding="utf-8")
+                partial.replace(path)  # a stale file (its process is gone) is replaced whole
         except OSError as exc:
             logger.warning("could not write %s: %s", path, exc)
+            return
+        self.connection_path = path
 
     def _remove_connection_file(self) -> None:
-        if not self.options.write_connection_file:
+        path, self.connection_path = self.connection_path, None
+        if path is None:
             return
-        path = connection_file()
         try:
             if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
                 path.unlink()
@@ -569,6 +626,36 @@ class LocalStack:
         if reason:
             line += f"  {reason[:100]}"
         print(line, file=self.options.out, flush=True)
+
+
+def _create_exclusively(path: Path, body: str) -> bool:
+    """Write ``body`` to ``path`` only if no file is there (atomic: of two stacks starting at
+    once, one wins); whether it was written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(body)
+    return True
+
+
+def _holder(path: Path) -> int | None:
+    """The pid of the running process that wrote the connection file ``path``; None when the
+    file is unreadable or its process is gone (a stack that was killed leaves its file)."""
+    try:
+        pid = json.loads(path.read_text(encoding="utf-8")).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's: not ours to take
+    return pid
 
 
 def _functions(template: dict[str, Any]) -> list[FunctionSpec]:

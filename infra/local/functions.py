@@ -6,7 +6,10 @@ Lambda-shaped context. Its ``Events`` decide how it is driven:
 - ``Schedule`` (``rate(…)``): a thread invoking it with EventBridge's "Scheduled Event", every
   few seconds instead of minutes (the interval is configurable per function);
 - ``EventBridgeRule`` (``Pattern``): every event put on the local bus (the SageMaker stand-in's
-  state changes) that matches the pattern is delivered to it, one invocation per event;
+  state changes) that matches the pattern is delivered to it, one invocation per event,
+  asynchronously as EventBridge invokes a function: several at once (``event_concurrency``,
+  within the function's reserved concurrency), so one slow invocation (a reply waiting for
+  Slack's pace) never holds up the events behind it; in no promised order, as on AWS;
 - ``DynamoDB`` streams on a template table: a poller reading the table's stream through boto3
   (moto) and invoking it with batches of records, as Lambda's event source mapping does;
 - anything else (SQS, Kinesis, …) is reported as not driven locally, never silently dropped.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import queue
 import re
 import threading
 import uuid
@@ -45,6 +49,7 @@ class FunctionSpec:
     handler: str
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
+    timeout: float = 3.0  # Timeout (its own, else the template's Globals; Lambda's default 3 s)
 
     @property
     def name(self) -> str:
@@ -70,12 +75,14 @@ def function_specs(template: dict[str, Any]) -> list[FunctionSpec]:
             continue
         props = resource.get("Properties", {})
         reserved = _reserved(props.get("ReservedConcurrentExecutions"), template)
+        timeout = props.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
         specs.append(
             FunctionSpec(
                 logical_id,
                 props["Handler"],
                 dict(props.get("Events") or {}),
                 int(reserved) if isinstance(reserved, int | str) and str(reserved).isdigit() else None,
+                float(timeout) if isinstance(timeout, int | float | str) and str(timeout).isdigit() else 3.0,
             )
         )
     return specs
@@ -198,7 +205,9 @@ class Function:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
         try:
-            return self.handler(event, lambda_context(self.spec.name))
+            # The time left counts down from the function's own Timeout, as Lambda's does: the
+            # monitor's sweep describes only while more than its drain's reserve is left.
+            return self.handler(event, lambda_context(self.spec.name, timeout_seconds=self.spec.timeout))
         except Exception:
             with self._lock:
                 self.errors += 1
@@ -223,6 +232,7 @@ class FunctionDriver:
         event_source: Callable[[], list[dict[str, Any]]] | None = None,
         event_poll_seconds: float = 0.25,
         skip: Iterable[str] = (),
+        event_concurrency: int = 8,
     ) -> None:
         self._template = template
         self._schedule_seconds = schedule_seconds
@@ -231,6 +241,9 @@ class FunctionDriver:
         self._event_source = event_source
         self._event_poll = event_poll_seconds
         self._skip = set(skip)
+        self._event_concurrency = max(1, event_concurrency)
+        self._deliveries: queue.Queue[tuple[Function, dict[str, Any]] | None] = queue.Queue()
+        self._workers: list[threading.Thread] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.functions: dict[str, Function] = {}
@@ -266,6 +279,11 @@ class FunctionDriver:
                     self.not_driven.append(f"{spec.logical_id}.{event_name} ({kind})")
         if self.rules and self._event_source is not None:
             self._spawn("event-bus", self._bus)
+        if self.rules:
+            for n in range(self._event_concurrency):
+                worker = threading.Thread(target=self._deliver, name=f"local-event-{n}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
         for item in self.not_driven:
             logger.warning("not driven locally: %s", item)
 
@@ -274,18 +292,32 @@ class FunctionDriver:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        for _ in self._workers:
+            self._deliveries.put(None)
+        for worker in self._workers:
+            worker.join(timeout)  # an invocation under way finishes; queued ones are dropped
+        self._workers.clear()
 
     def put_events(self, events: Iterable[dict[str, Any]]) -> int:
-        """Deliver events to every function whose rule matches (one invocation each)."""
+        """Hand events to every function whose rule matches (one asynchronous invocation each,
+        as EventBridge makes); returns how many invocations were queued."""
         delivered = 0
         for event in events:
             for function, pattern in self.rules:
                 if self._stop.is_set():
                     return delivered
                 if pattern_matches(pattern, event):
-                    function.invoke(event)
+                    self._deliveries.put((function, event))
                     delivered += 1
         return delivered
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._deliveries.get()
+            if item is None or self._stop.is_set():
+                return
+            function, event = item
+            function.invoke(event)
 
     # --- threads ---------------------------------------------------------------------------
 

@@ -281,14 +281,13 @@ class SlackPage:
 
 
 def stats_renderer(store_factory: Callable[[], Any]) -> Callable[[], bytes] | None:
-    """A ``/stats.png`` renderer when ``backend.services.stats`` (the stats issue) offers
-    ``chart_png(store, now=…)``; else None and the route is not served."""
-    if importlib.util.find_spec("backend.services.stats") is None:
+    """A ``/stats.png`` renderer when ``backend.services.chart`` offers ``chart_png(store,
+    now=…)``; else None and the route is not served."""
+    if importlib.util.find_spec("backend.services.chart") is None:
         return None
-    module = importlib.import_module("backend.services.stats")
-    chart_png = getattr(module, "chart_png", None)
+    chart_png = getattr(importlib.import_module("backend.services.chart"), "chart_png", None)
     if not callable(chart_png):
-        logger.warning("backend.services.stats has no chart_png; /stats.png is not served")
+        logger.warning("backend.services.chart has no chart_png; /stats.png is not served")
         return None
 
     def render() -> bytes:

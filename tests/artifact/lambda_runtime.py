@@ -8,8 +8,8 @@ The handler is imported once (a cold start) and invoked for each request line on
 answer line per request on the original stdout; the handler's own output (Powertools' JSON
 logs) goes to stderr, as Lambda sends it to CloudWatch.
 
-Requests: ``{"event": …, "context": {…}}`` (answered with the result, and the wall and CPU
-milliseconds of the invocation and, on the first, of the import before it) or ``{"probe": true}`` (where every loaded module
+Requests: ``{"event": …, "context": {…}}`` (answered with the result, the wall and CPU
+milliseconds of the invocation and, on the first, of the import before it, and the peak memory) or ``{"probe": true}`` (where every loaded module
 came from, and which of the artifact's were compiled from source rather than loaded from bytecode).
 """
 
@@ -17,6 +17,7 @@ import importlib
 import importlib.machinery
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -84,7 +85,9 @@ for line in sys.stdin:
     started, started_cpu = time.monotonic(), time.process_time()
     try:
         result = handler(request["event"], context)
-        timing = {"ms": (time.monotonic() - started) * 1000, "cpu_ms": (time.process_time() - started_cpu) * 1000}
+        timing = {"ms": (time.monotonic() - started) * 1000, "cpu_ms": (time.process_time() - started_cpu) * 1000,
+                  # The environment's peak memory so far (Linux: KiB), what Lambda's Max Memory Used reports.
+                  "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         answers.write(json.dumps({"result": result, "init_ms": init_ms, "init_cpu_ms": init_cpu_ms, **timing}, default=str) + "\n")
     except Exception as exc:
         answers.write(json.dumps({"errorType": type(exc).__name__, "errorMessage": traceback.format_exc()}) + "\n")

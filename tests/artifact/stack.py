@@ -99,9 +99,13 @@ def artifact_stack(built: Build, logs: Path) -> Iterator[ArtifactStack]:
                 logical_id, name, artifact, properties["Handler"], environment, python, boto3_dir, logs,
                 timeout_seconds=float(properties.get("Timeout", 3)),
             )
-        # Lazy listeners: bolt invokes the bot's own (aliased) ARN asynchronously.
+        # Lazy listeners: bolt invokes the bot's own (aliased) ARN asynchronously; `/train stats`
+        # invokes the chart function's the same way.
         bot = functions["BotFunction"]
         lam.add(bot.name, lambda event, context: bot.invoke(event))
+        chart = functions.get("ChartFunction")
+        if chart is not None:
+            lam.add(chart.name, lambda event, context: chart.invoke(event))
         try:
             yield ArtifactStack(functions, aws, sagemaker, slack, lam, prices, table, topic)
         finally:

@@ -18,7 +18,8 @@ from infra.local.standins.slack_signing import signed_headers, slash_command_bod
 from tests.bot_fixtures import CHANNEL, GOOD_SUBMIT, SECRET, TEAM, USER, answer_text
 from tests.fixtures import samples
 
-FUNCTIONS = {"BotFunction", "LauncherFunction", "MonitorFunction"}
+FUNCTIONS = {"BotFunction", "LauncherFunction", "MonitorFunction", "ChartFunction"}
+CHART_STACK = {"matplotlib", "numpy", "PIL"}
 
 
 def _signed(text: str, response_url: str = "") -> dict:
@@ -35,7 +36,9 @@ def test_sam_build_makes_each_function_within_its_budget_from_source_and_its_own
         for name, path in built.functions.items():
             top = {p.name for p in path.iterdir()}
             assert {"backend"} <= top and ("bot" in top) == (name == "BotFunction"), (name, sorted(top))
-            assert not top & {"tests", "bench", "infra", "matplotlib", "numpy", "boto3", "botocore"}, (name, sorted(top))
+            assert not top & {"tests", "bench", "infra", "boto3", "botocore"}, (name, sorted(top))
+            # matplotlib and numpy in the chart function's artifact, and in no other.
+            assert top >= CHART_STACK if name == "ChartFunction" else not top & CHART_STACK, (name, sorted(top))
             assert ("slack_bolt" in top) == (name == "BotFunction"), "only the bot carries slack-bolt"
             assert {"aws_lambda_powertools", "pydantic", "pydantic_core", "slack_sdk"} <= top, (name, sorted(top))
     sizes = deployed.sizes()
@@ -179,6 +182,27 @@ def test_the_built_monitors_sweep_takes_the_days_list_prices_from_the_price_list
     assert stack.prices.calls >= 1
     record = stack.client("dynamodb").get_item(TableName=stack.table, Key={"JobId": {"S": "prices#us-east-1"}})["Item"]
     assert record["List"]["M"]["latest"]["M"]["Prices"]["M"]
+
+
+def test_stats_through_the_built_bot_has_the_built_chart_function_post_the_chart_in_the_summarys_thread(stack):
+    bot, chart = stack.functions["BotFunction"], stack.functions["ChartFunction"]
+    ack = bot.invoke(_signed("stats all days=3", stack.slack.response_url(CHANNEL, USER)))
+    assert ack["statusCode"] == 200, ack
+    _wait(lambda: stack.slack.files, timeout=90)
+    stack.lam.wait_idle(90)
+    assert stack.lam.errors() == []
+    # Read once the chart function is done: `files` is a copy, and the upload exists (step 2)
+    # before files.completeUploadExternal shares it in the thread (step 3).
+    (uploaded,) = stack.slack.files
+    assert uploaded["content"].startswith(b"\x89PNG\r\n\x1a\n") and uploaded["name"] == "trainbot-stats.png"
+    (summary,) = [m for m in stack.slack.messages(CHANNEL) if "last 3 days" in json.dumps(m.get("blocks") or [])]
+    assert [(s["channel"], s["thread_ts"]) for s in uploaded["shares"]] == [(CHANNEL, summary["ts"])]
+    (reply,) = [r for r in stack.slack.messages(CHANNEL)[-1]["replies"] if r.get("files")]
+    assert reply["text"].startswith(":bar_chart: Jobs per day by outcome, everyone's jobs, last 3 days:")
+    # Drawn where matplotlib is: the chart function loaded it from its artifact; the bot never did.
+    artifact = str(chart.artifact)
+    assert any(f.startswith(f"{artifact}/matplotlib/") for f in chart.probe()["files"])
+    assert not any("/matplotlib/" in f or "/numpy/" in f for f in bot.probe()["files"])
 
 
 def test_the_built_monitor_counts_an_unparseable_event_instead_of_failing(stack):

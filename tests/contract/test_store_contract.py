@@ -12,10 +12,12 @@ from datetime import timedelta
 
 import pytest
 
+from backend.domain import notice
 from backend.domain.fairness import FAIR_SHARE_QUANTUM
-from backend.domain.model import Lease, Owner, SlackThread
+from backend.domain.model import Lease, NotifyMode, Owner, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.times import format_utc
 from backend.errors import IllegalTransition, JobNotFound
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace
 from tests.conftest import T0, job_args, make_job
@@ -42,12 +44,15 @@ def test_register_is_idempotent_on_the_client_token(store):
     assert len(store.ready_jobs(None)) == 1
 
 
-def test_get_of_an_unknown_or_non_job_key_raises_job_not_found(store):
+def test_get_of_an_unknown_or_non_job_key_raises_job_not_found_naming_the_id_asked(store):
+    """The bot tells the user which id it could not find (render.not_found(exc.job_id))."""
     store.register(make_job("bert"))
-    with pytest.raises(JobNotFound):
+    with pytest.raises(JobNotFound) as unknown:
         store.get("nope-000000")
-    with pytest.raises(JobNotFound):
+    assert unknown.value.job_id == "nope-000000"
+    with pytest.raises(JobNotFound) as record:
         store.get("owner#T1:U1")
+    assert record.value.job_id == "owner#T1:U1"
 
 
 def test_get_many_returns_the_jobs_that_exist_in_the_order_asked(store):
@@ -72,6 +77,30 @@ def test_a_batch_registers_every_job_and_a_repeat_registers_nothing_new(store):
     assert store.register_many([], "empty") == []
 
 
+def test_an_owners_second_sweep_queues_behind_their_first(store):
+    """Fair share holds across batches: an owner's clock moves past their first sweep, so a
+    second sweep registered at the same moment is tagged after it, not beside it."""
+    first = store.register_many([make_job(f"one-{i}", client_token=f"one/{i}") for i in range(3)], "one")
+    second = store.register_many([make_job(f"two-{i}", client_token=f"two/{i}") for i in range(3)], "two")
+    tags = [j.queue_tag for j in store.get_many([*first, *second])]
+    assert tags == [tags[0] + i * FAIR_SHARE_QUANTUM for i in range(6)]
+    assert [j.job_id for j in store.ready_jobs(None)] == [*first, *second]
+
+
+def test_a_registered_batch_record_says_which_jobs_whose_and_since_when(store):
+    """What the sweep's record holds for the services that read it (its job ids: the card's
+    cost, the sweep's stop, its results) and for a person reading the table."""
+    jobs = [make_job(f"shape-{i}", client_token=f"shape/{i}", sweep_id="shape") for i in range(3)]
+    ids = store.register_many(jobs, "shape")
+    assert store.get_record(RecordKind.SWEEP, "shape") == {
+        "State": "registered",
+        "JobIds": ids,
+        "Until": format_utc(T0 + BATCH_LEASE),
+        "OwnerKey": jobs[0].owner.key,
+        "CreatedAt": format_utc(T0),
+    }
+
+
 def test_a_batch_id_reused_for_other_jobs_is_refused(store):
     store.register_many([make_job("a", client_token="x/1")], "batch")
     with pytest.raises(DuplicateBatch):
@@ -90,11 +119,27 @@ def test_a_repeat_of_a_batch_being_registered_writes_no_job_and_moves_no_clock(s
             refused.append(busy.value)
 
     assert store.register_many(jobs, "busy", on_progress=repeat_once) == [j.job_id for j in jobs]
-    assert refused
+    assert refused and refused[0].batch_id == "busy"
     assert set(writes) == {j.job_id for j in jobs} and set(writes.values()) == {1}
     assert len(moves) == 1
     assert store.register_many(jobs, "busy") == [j.job_id for j in jobs]  # finished: a repeat is a no-op
     assert set(writes.values()) == {1} and len(moves) == 1
+
+
+def test_a_dead_writers_batch_is_taken_over_from_the_moment_its_lease_ends(store):
+    jobs = [make_job(f"edge-{i}", client_token=f"edge/{i}", sweep_id="edge") for i in range(30)]
+
+    def die(done: int, total: int) -> None:
+        raise RuntimeError("the writer's function timed out")
+
+    with pytest.raises(RuntimeError):
+        store.register_many(jobs, "edge", on_progress=die)
+    just_before = [j.model_copy(update={"created_at": T0 + BATCH_LEASE - timedelta(microseconds=1)}) for j in jobs]
+    with pytest.raises(BatchBusy):
+        store.register_many(just_before, "edge")
+    at_its_end = [j.model_copy(update={"created_at": T0 + BATCH_LEASE}) for j in jobs]
+    assert store.register_many(at_its_end, "edge") == [j.job_id for j in jobs]
+    assert len(store.ready_jobs(None)) == len(jobs)
 
 
 def test_a_batch_whose_writer_died_is_finished_by_a_later_repeat_writing_only_the_missing_jobs(store):
@@ -148,12 +193,61 @@ def test_twenty_racing_threads_move_a_job_from_new_exactly_once(store):
     assert all(loser.current is not None and loser.current.status is S.LAUNCHED for loser in losers)
 
 
+def test_a_move_records_the_reason_it_was_given_and_none_when_given_none(store):
+    """The history's reason is what the job's thread and `/train status` show."""
+    job = store.register(make_job("why")).job
+    launched = store.transition(job, S.LAUNCHED, at=T0).job
+    stopped = store.transition(launched, S.STOPPED, at=T0 + MINUTE, reason="stopped by U1").job
+    assert [h.reason for h in store.get(job.job_id).history[1:]] == ["", "stopped by U1"]
+    assert stopped.history[-1].reason == "stopped by U1"
+
+
+def test_a_job_write_never_writes_the_dispatchers_marks_or_the_thread_root(store):
+    """Only the dispatcher writes what was delivered, and a thread's root is set once
+    (set_thread): a job write leaves both as stored, whatever the job it was handed carries."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("marks", slack=SlackThread(channel_id="C1"))).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    taken = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
+    store.finish_delivery(taken, "t", {"slack": 1}, all_done=True)
+    current = store.get(job.job_id)
+    forged = SlackThread(channel_id="C9", thread_ts="999.9")
+    assert isinstance(store.update(current, at=T0 + MINUTE, priority=8, delivered={"slack": 0}, slack=forged), Applied)
+    stored = store.get(job.job_id)
+    assert stored.priority == 8
+    assert stored.delivered == {"slack": 1} and stored.slack.thread_ts == "111.1"
+
+
+def test_a_write_that_clears_an_optional_field_clears_it_in_the_store(store):
+    """A retry the budget cannot renew drops the job's reservation (it was given back): the
+    stored job must say so, or the next release or reserve reads a token that is gone."""
+    job = store.register(make_job("clears")).job
+    job = store.update(job, at=T0, reservation="nlp#2026-W45|t1", stall_warned_at=T0, model_artifact="s3://out/model.tar.gz").job
+    store.update(job, at=T0 + MINUTE, reservation=None, stall_warned_at=None, model_artifact=None)
+    stored = store.get(job.job_id)
+    assert (stored.reservation, stored.stall_warned_at, stored.model_artifact) == (None, None, None)
+
+
+def test_a_change_written_from_a_read_older_than_a_drains_finish_stays_in_the_outbox(store):
+    """A drain delivered everything and took the job out of the outbox after the writer read
+    it; the writer's new change must put it back in, due, or a writer that crashes before
+    delivering it leaves it where no drain looks."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("reread")).job
+    launched = store.transition(job, S.LAUNCHED, at=T0 + MINUTE).job  # the writer's read
+    drained = store.acquire_delivery(job.job_id, "drain", T0 + MINUTE, T0 + 2 * MINUTE)
+    store.finish_delivery(drained, "drain", {"slack": drained.last_seq}, all_done=True)
+    assert store.outbox_job_ids() == []
+    ended = store.transition(launched, S.FAILED, at=T0 + 3 * MINUTE, reason="boom").job
+    assert store.outbox_job_ids(due_by=T0 + timedelta(days=1)) == [ended.job_id]
+
+
 def test_a_stale_version_loses_even_when_the_status_matches(store):
     job = store.register(make_job("stale")).job
     assert isinstance(store.update(job, at=T0, priority=9), Applied)
     outcome = store.transition(job, S.LAUNCHED, at=T0)
     assert isinstance(outcome, LostRace)
-    assert (outcome.expected_status, outcome.expected_version) == (S.NEW, 1)
+    assert (outcome.job_id, outcome.expected_status, outcome.expected_version) == (job.job_id, S.NEW, 1)
     assert outcome.current.priority == 9 and outcome.current.version == 2
 
 
@@ -162,6 +256,17 @@ def test_an_illegal_transition_is_refused_before_anything_is_written(store):
     with pytest.raises(IllegalTransition):
         store.transition(job, S.COMPLETED, at=T0)
     assert store.get(job.job_id).version == 1
+
+
+def test_an_update_stamps_the_job_with_the_writes_time_and_a_new_version(store):
+    """updated_at orders the active jobs (least recently changed first) and the monitor's
+    sweep; a bookkeeping update moves it like any write."""
+    job = store.register(make_job("stamp")).job
+    outcome = store.update(job, at=T0 + MINUTE, priority=9)
+    assert isinstance(outcome, Applied)
+    stored = store.get(job.job_id)
+    assert (stored.updated_at, stored.version, stored.priority) == (T0 + MINUTE, 2, 9)
+    assert outcome.job == stored
 
 
 def test_update_refuses_a_status_change(store):
@@ -397,6 +502,26 @@ def test_a_conditional_record_write_needs_the_stored_values(store):
     assert store.get_record(RecordKind.PRESET, "nlp") is None
 
 
+def test_a_record_written_only_while_it_lacks_an_attribute(store):
+    """only_if={name: None}: the record must exist and lack the attribute (a pending sweep's
+    confirmation claims it only while nobody has)."""
+    store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3})
+    assert store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3, "ClaimedUntil": "t1"}, only_if={"ClaimedUntil": None})
+    assert not store.put_record(RecordKind.PENDING_SWEEP, "sw-1", {"Total": 3, "ClaimedUntil": "t2"}, only_if={"ClaimedUntil": None})
+    assert not store.put_record(RecordKind.PENDING_SWEEP, "sw-2", {"ClaimedUntil": "t1"}, only_if={"ClaimedUntil": None})
+    assert store.get_record(RecordKind.PENDING_SWEEP, "sw-1") == {"Total": 3, "ClaimedUntil": "t1"}
+
+
+def test_a_mark_expected_at_a_value_it_never_had_is_not_moved(store):
+    """A writer that saw the mark at 5 claims it from 5 only: a mark never set (0) is not 5."""
+    store.register_many([make_job("m-0", client_token="mk/0")], "unset")
+    store.count_sweep_end("unset", 0, "Completed")
+    assert not store.claim_sweep_mark("unset", "Digested", 5, 6)
+    assert not store.claim_record_mark("approval", "tb-y#1", "Told:boss", 5, 6)
+    assert store.claim_sweep_mark("unset", "Digested", 0, 6)
+    assert store.claim_record_mark("approval", "tb-y#1", "Told:boss", 0, 6)
+
+
 def test_map_entries_of_a_record_are_set_and_removed_one_at_a_time(store):
     store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", "U1")
     store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "cv", "U2")
@@ -495,6 +620,31 @@ def test_an_urgent_transition_leaves_a_live_drain_lease_alone(store):
     assert not store.holds_delivery(outcome.job)  # the drain delivers it
 
 
+def test_a_crashed_drains_lease_is_taken_by_a_transition_only_a_send_bound_after_it_ran_out(store):
+    """The drain took the lease and died without releasing it. Its last send may still be under
+    way until SEND_BOUND after the lease ran out: an urgent transition before then leaves the
+    change to the drain; one after takes the lease in its own write."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("orphan", notify=NotifyMode.ALL)).job
+    assert store.acquire_delivery(job.job_id, "dead-drain", T0, T0 + MINUTE) is not None
+    ran_out = T0 + MINUTE
+    launched = store.transition(job, S.LAUNCHED, at=ran_out + notice.SEND_BOUND).job
+    assert not store.holds_delivery(launched)
+    running = store.transition(launched, S.IN_PROGRESS, at=ran_out + notice.SEND_BOUND + timedelta(seconds=1)).job
+    assert store.holds_delivery(running)
+
+
+def test_the_lease_holder_gets_the_thread_root_posted_after_its_read(store):
+    """The writer read the job before its root card was posted (set_thread); the delivery it
+    makes from its own write must reply in that thread, not post a second root."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("rooted", slack=SlackThread(channel_id="C1"))).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    ended = store.transition(job, S.STOPPED, at=T0 + MINUTE, reason="stopped").job
+    assert store.holds_delivery(ended)
+    assert (ended.slack.channel_id, ended.slack.thread_ts) == ("C1", "111.1")
+
+
 def test_the_outbox_lists_what_is_due_by_a_time(store):
     store.set_notify_targets(["slack"])
     queued = store.register(make_job("waits")).job
@@ -530,3 +680,49 @@ def test_a_round_that_failed_leaves_its_job_in_the_outbox_due_at_its_retry_time(
     assert store.outbox_job_ids(due_by=T0 + 9 * MINUTE) == []
     assert store.outbox_job_ids(due_by=T0 + 10 * MINUTE) == [ended.job_id]
     assert store.acquire_delivery(ended.job_id, "t2", T0 + 10 * MINUTE, T0 + 11 * MINUTE) is not None  # released
+
+
+# --- sends in doubt: a lease never given back, doubts recorded with the delivered marks ----------
+
+
+def test_a_lease_taken_over_from_a_holder_that_never_gave_it_back_puts_its_changes_in_doubt(store):
+    store.set_notify_targets(["slack", "sns"])
+    job = store.transition(store.register(make_job("killed")).job, S.LAUNCHED, at=T0).job
+    first = store.acquire_delivery(job.job_id, "killed", T0, T0 + MINUTE)
+    assert first is not None and first.doubts is None  # nobody held it before
+    # Its holder is killed after sending, before recording: the lease stays on the item.
+    taken = store.acquire_delivery(job.job_id, "next", T0 + 3 * MINUTE, T0 + 4 * MINUTE)
+    assert taken is not None and taken.doubts == {"slack": 2, "sns": 2}
+    # Told by the taking write itself: nothing else was written.
+    assert store.get(job.job_id).doubts is None
+    store.finish_delivery(taken, "next", {"slack": 2, "sns": 2}, all_done=True, doubts={})
+    # A lease given back leaves nothing in doubt for the next holder.
+    again = store.transition(store.get(job.job_id), S.IN_PROGRESS, at=T0 + 5 * MINUTE).job
+    assert store.acquire_delivery(again.job_id, "after", T0 + 5 * MINUTE, T0 + 6 * MINUTE).doubts is None
+
+
+def test_doubts_ride_in_the_finishing_write_and_no_job_write_touches_them(store):
+    store.set_notify_targets(["slack", "sns"])
+    job = store.register(make_job("doubt")).job
+    current = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
+    store.finish_delivery(current, "t", {"sns": 1}, all_done=False, retry_at=T0 + 5 * MINUTE, doubts={"slack": 1})
+    assert store.get(job.job_id).doubts == {"slack": 1}
+    moved = store.transition(job, S.LAUNCHED, at=T0 + MINUTE)  # computed from a read without them
+    assert isinstance(moved, Applied) and store.get(job.job_id).doubts == {"slack": 1}
+    current = store.acquire_delivery(job.job_id, "u", T0 + 6 * MINUTE, T0 + 7 * MINUTE)
+    assert current.doubts == {"slack": 1}  # given back: only what was recorded
+    store.finish_delivery(current, "u", {"sns": 2}, all_done=False)  # not given: left as it is
+    assert store.get(job.job_id).doubts == {"slack": 1}
+    current = store.acquire_delivery(job.job_id, "v", T0 + 8 * MINUTE, T0 + 9 * MINUTE)
+    store.finish_delivery(current, "v", {"sns": 2, "slack": 2}, all_done=True, doubts={})
+    assert store.get(job.job_id).doubts is None
+
+
+def test_an_urgent_transition_over_a_lease_never_given_back_puts_the_earlier_changes_in_doubt(store):
+    store.set_notify_targets(["slack"])
+    job = store.transition(store.register(make_job("fold-doubt")).job, S.LAUNCHED, at=T0).job
+    assert store.acquire_delivery(job.job_id, "killed", T0, T0 + MINUTE) is not None  # then killed
+    ended = store.transition(job, S.FAILED, at=T0 + 4 * MINUTE, reason="boom").job
+    assert store.holds_delivery(ended)
+    # The killed round may have told changes 1 and 2; change 3 is this write's own.
+    assert ended.doubts == {"slack": 2} and ended.last_seq == 3

@@ -12,7 +12,8 @@ Scenarios:
   each first invoked once from a cold start wired from the environment exactly as in AWS
   (Slack credentials from the Secrets Manager secret, read on the first post: a job with a
   thread is launched and ended by those cold starts), with a team budget (the monitor counts
-  billed time): a job that completes (with tags), one
+  billed time): a job whose end's reply Slack took but whose answer was lost (the next
+  delivery reads the thread), a job that completes (with tags), one
   whose run fails for capacity and two competing for a quota of one (both retried, the type
   held), one that fails its algorithm past its budget (the monitor reads its log's tail from
   the CloudWatch Logs the stand-in wrote), one stopped while running whose stop
@@ -20,7 +21,9 @@ Scenarios:
 - the bot, signed requests through its handler with lazy listeners re-entering it through the
   Lambda Invoke stand-in: submit, status, list, a small sweep and its redelivery after a
   half-finished registration, a large sweep confirmed and one cancelled, stop of a running
-  job, stop of a queued job (an ending the bot announces itself), retry, the submit modal.
+  job, stop of a queued job (an ending the bot announces itself), retry, the submit modal, and
+  stats, whose chart the chart function (cold-started through the Lambda Invoke stand-in) draws
+  and uploads in the summary's thread.
 """
 
 from __future__ import annotations
@@ -204,6 +207,15 @@ def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> N
                 stack.clock.advance(200.0)
             assert stack.store.get(announced.job_id).status.value == "Completed"
             runtime.install(stack.container)
+            # A thread reply Slack took but whose answer was lost: a later delivery looks for it
+            # in the thread before posting it again (conversations.replies: the history scopes).
+            told = stack.submit("told-once", slack=SlackThread(channel_id="C0TRAIN"))
+            slack.lose_next_answer("chat.postMessage", match=lambda params: bool(params.get("thread_ts")))
+            stack.run_until_settled([told.job_id], seconds=60.0)
+            stack.clock.advance(3600.0)  # past the failed round's backoff
+            stack.sweep()
+            told = stack.store.get(told.job_id)
+            assert len(slack.thread("C0TRAIN", told.slack.thread_ts)) == 2 and told.delivered["slack"] == told.last_seq
             # Kicked by a submission (start on submit): it consumes the kick record first.
             stack.launcher_handler({"trainbot": "kick"}, stack.context)
 
@@ -284,8 +296,10 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
     import bot.handler
     from backend.bootstrap import build
     from backend.config import Settings
+    from backend.domain.charts import ChartRequest
+    from backend.entrypoints import runtime
     from backend.services.submit import sweep_id_for
-    from infra.local.standins.lambda_invoke import LambdaStandIn
+    from infra.local.standins.lambda_invoke import LambdaStandIn, lambda_context
     from infra.local.standins.sagemaker import SageMakerStandIn
     from infra.local.standins.slack import SlackStandIn
     from infra.local.standins.slack_signing import block_actions_body
@@ -309,6 +323,8 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
                 "AWS_ENDPOINT_URL_LAMBDA": lam.url,
                 "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker.url,
                 "TRAINBOT_LAUNCHER_FUNCTION": "trainbot-launcher",  # start on submit
+                "TRAINBOT_CHART_FUNCTION": "trainbot-chart:live",  # `/train stats` asks it for the chart
+                "TRAINBOT_PRICE_LIST": "on",  # as deployed: stats price spend with the stored list prices
             }
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
@@ -317,6 +333,9 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             _forget_cached_secrets()
             lam.add(FUNCTION, lambda event, context: template_handler()(event, context))
             lam.add("trainbot-launcher", lambda event, context: None)  # the launcher's side, not recorded
+            # The chart function, each invocation a cold start wired from the environment (the
+            # secret, the table), as a new execution environment is.
+            lam.add("trainbot-chart", lambda event, context: _cold_chart(event, context))
             bot.handler.reset()
             driver = BotDriver(slack, lam)
 
@@ -350,12 +369,36 @@ def record_bot(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch, jobs_tab
             driver.command(f"stop {job.job_id}")
             click("job_retry", job.job_id)
             driver.command("submit")  # no arguments: the submit modal
-            driver.command("stats days=7")  # summary, then the chart uploaded (files v2)
+            driver.command("stats days=7")  # summary in the channel; the chart function uploads the chart in its thread (files v2)
+            assert [call.params.get("thread_ts") for call in slack.calls_to("files.completeUploadExternal")] != [], "no chart was posted"
+            # A chart Slack could not take this time: the function gives its claim back (so
+            # Lambda's retry draws it) and fails.
+            slack.fail_next("files.completeUploadExternal", error="internal_error", count=5)
+            retried = ChartRequest(key="recording-retry", scope="mine", days=7, requester=_actor_of(USER, TEAM).owner, channel_id=CHANNEL)
+            with pytest.raises(Exception, match="internal_error"):
+                _cold_chart(retried.event(), lambda_context("trainbot-chart"))
             recorder.slack_methods |= {call.method for call in slack.calls}
             recorder.missing_scope += _refused_for_scope(slack)
         finally:
             bot.handler.reset()
+            runtime.install(None)
             sagemaker.stop()
+
+
+def _cold_chart(event: Any, context: Any) -> Any:
+    """The chart function's handler from a cold start: no cached secret, no wired container."""
+    from backend.entrypoints import runtime
+
+    _forget_cached_secrets()
+    runtime.install(None)
+    return _template_handler("ChartFunction")(event, context)
+
+
+def _template_handler(logical_id: str) -> Callable[..., Any]:
+    """The handler the template names for ``logical_id``, looked up when called: the recorder
+    has replaced it with its attributed wrapper."""
+    module_name, _, attribute = function_handlers()[logical_id].rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def _refused_for_scope(slack: Any) -> list[str]:

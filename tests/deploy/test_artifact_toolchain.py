@@ -47,7 +47,7 @@ def test_the_build_cache_key_follows_the_architecture_and_the_sources(monkeypatc
 
 
 def test_the_budgets_are_the_issues():
-    assert artifacts.BUDGETS_MB == {"BotFunction": 60, "LauncherFunction": 50, "MonitorFunction": 50}
+    assert artifacts.BUDGETS_MB == {"BotFunction": 60, "LauncherFunction": 50, "MonitorFunction": 50, "ChartFunction": 250}
     assert artifacts.DEFAULT_BUDGET_MB == 250
 
 
@@ -64,3 +64,14 @@ def test_the_check_names_an_artifact_over_budget_or_shipping_what_must_not_ship(
     assert any("LauncherFunction (arm64) is 2.0 MB unzipped, over its 1 MB budget" in p for p in problems)
     assert "BotFunction (arm64) ships matplotlib/" in problems and "BotFunction (arm64) ships tests/" in problems
     assert "BotFunction (arm64) contains a standins/ folder" in problems
+
+
+
+def test_only_the_chart_function_may_ship_the_chart_stack(tmp_path):
+    functions = {}
+    for name in ("ChartFunction", "MonitorFunction"):
+        functions[name] = tmp_path / name
+        for folder in ("backend", "matplotlib", "numpy", "PIL"):
+            (functions[name] / folder).mkdir(parents=True)
+    problems = artifacts.check(artifacts.Build("arm64", tmp_path, functions))
+    assert sorted(problems) == [f"MonitorFunction (arm64) ships {lib}/" for lib in ("PIL", "matplotlib", "numpy")]

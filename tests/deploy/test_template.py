@@ -15,7 +15,7 @@ from infra.deploy.validate import function_environment, function_permissions
 from infra.template import load_template
 from tests.deploy.recording import function_handlers, iam_actions
 
-FUNCTIONS = ["BotFunction", "LauncherFunction", "MonitorFunction"]
+FUNCTIONS = ["BotFunction", "LauncherFunction", "MonitorFunction", "ChartFunction"]
 DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 TRAINING_JOBS = {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/${JobIdPrefix}*"}
 TABLE_AND_INDEXES = [{"Fn::GetAtt": ["JobsTable", "Arn"]}, {"Fn::Sub": "${JobsTable.Arn}/index/*"}]
@@ -26,7 +26,10 @@ DEFAULTED = {
     "SLACK_API_URL": "Slack's public Web API is the default",
     "AWS_REGION": "set by Lambda itself",
     "TRAINBOT_LAUNCHER_FUNCTION": "only the bot starts the launcher on submit; the others register nothing",
+    "TRAINBOT_CHART_FUNCTION": "only the bot asks for the stats chart",
 }
+# Variables a library reads, not Trainbot's settings: matplotlib's, in the chart function only.
+LIBRARY_VARIABLES = {"ChartFunction": {"MPLBACKEND", "MPLCONFIGDIR"}}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
@@ -34,7 +37,7 @@ def test_the_template_passes_every_offline_check(validation):
     assert validation.ok, "\n".join(map(str, validation.problems))
 
 
-def test_the_template_declares_exactly_the_three_functions_and_their_handlers_are_importable_callables():
+def test_the_template_declares_exactly_the_four_functions_and_their_handlers_are_importable_callables():
     handlers = function_handlers()
     assert sorted(handlers) == sorted(FUNCTIONS)
     for dotted in handlers.values():
@@ -49,7 +52,7 @@ def test_every_setting_the_code_reads_is_declared_in_the_functions_environment(t
     read = {field.alias for field in Settings.model_fields.values() if field.alias}
     assert read - set(DEFAULTED) - declared == set(), "settings the function would silently default"
     assert declared >= POWERTOOLS
-    assert declared - read - POWERTOOLS == set(), "variables no code reads"
+    assert declared - read - POWERTOOLS - LIBRARY_VARIABLES.get(function, set()) == set(), "variables no code reads"
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -100,11 +103,13 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
             {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/sagemaker/TrainingJobs:log-stream:*"},
         ],
         # The bot invokes itself (lazy listeners; bolt re-invokes the ARN it was invoked by, the
-        # `live` alias) and the launcher's `live` alias (start on submit).
+        # `live` alias), the launcher's `live` alias (start on submit) and the chart function's
+        # (`/train stats`' chart).
         "lambda": [
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-bot"},
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-bot:live"},
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-launcher:live"},
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-chart:live"},
         ],
     }
     # Training plans are the account's (bought outside the stack): read only. ListTrainingPlans
@@ -122,8 +127,21 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
 def test_only_the_bot_may_invoke_itself_and_it_is_the_function_named_in_that_permission(transformed):
     assert "lambda:InvokeFunction" in function_permissions(transformed, "BotFunction")
     assert transformed["Resources"]["BotFunction"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-bot"}
-    for function in ("LauncherFunction", "MonitorFunction"):
+    for function in ("LauncherFunction", "MonitorFunction", "ChartFunction"):
         assert "lambda:InvokeFunction" not in function_permissions(transformed, function)
+
+
+def test_the_chart_function_is_asked_asynchronously_by_the_bot_and_its_failures_reach_the_dead_letter_queue(transformed):
+    resources = transformed["Resources"]
+    bot_env = function_environment(transformed, "BotFunction")
+    assert bot_env["TRAINBOT_CHART_FUNCTION"] == {"Fn::Sub": "${AWS::StackName}-chart:live"}
+    chart = resources["ChartFunction"]["Properties"]
+    assert chart["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-chart"} and chart["Runtime"] == "python3.13"
+    assert function_environment(transformed, "ChartFunction")["MPLBACKEND"] == "Agg"
+    config = next(r["Properties"] for n, r in resources.items() if n.startswith("ChartFunction") and r["Type"] == "AWS::Lambda::EventInvokeConfig")
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == DLQ_ARN
+    # No schedule, no rule, no URL: only the bot's Invoke starts it.
+    assert not [n for n, r in resources.items() if n.startswith("ChartFunction") and r["Type"] in ("AWS::Events::Rule", "AWS::Lambda::Url")]
 
 
 def test_the_monitor_rule_sees_only_this_stacks_training_jobs(transformed):

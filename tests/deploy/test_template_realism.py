@@ -12,7 +12,7 @@ import pytest
 from infra.deploy.validate import check_name_lengths, declared_max_stack_name, function_permissions, max_stack_name_length, validate
 from infra.template import TEMPLATE_PATH, load_template
 
-FUNCTIONS = ["BotFunction", "LauncherFunction", "MonitorFunction"]
+FUNCTIONS = ["BotFunction", "LauncherFunction", "MonitorFunction", "ChartFunction"]
 
 
 def _is_false_at_defaults(condition: str) -> bool:

@@ -199,7 +199,7 @@ def test_stats_show_spend_by_user_team_and_type_and_the_weeks_budget(monkeypatch
 
     bot_env.command("stats all days=7")
 
-    answers = [m for m in bot_env.slack.ephemerals(user=USER) if m.get("blocks")]
+    answers = [m for m in bot_env.slack.messages(CHANNEL) if m.get("blocks")]  # posted in the channel
     summary = json.dumps(answers[-1]["blocks"], ensure_ascii=False)
     # 2 x 1 h of ml.g5.xlarge at $1.408, 0.5 h of ml.p4d.24xlarge at $37.688 (the repo's table)
     assert "*Spend* (billed): 2.50 instance-hours ≈ $21.66" in summary

@@ -132,6 +132,19 @@ def test_stop_on_a_running_jobs_card_stops_it(stack, page):
     assert _job(stack, "page-long").status is JobStatus.STOPPED
 
 
+def test_a_running_jobs_card_names_its_owner_and_shows_its_latest_metrics(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, SUBMIT.format(name="page-metrics", duration=60) + " metric.loss='loss=([0-9.]+)' hp.trainbot_standin_metric_loss=0.2")
+    card = page.locator("[data-testid=message]", has_text="page-metrics")
+    expect(card).to_contain_text("Owner @you")  # a mention, shown as Slack shows it (README, Local mode)
+    expect(card).to_contain_text("📊 Latest metrics: loss 0.", timeout=30_000)
+    expect(card).to_contain_text("InProgress")
+    expect(card.get_by_test_id("thread-toggle")).to_have_count(0)  # told on the card; its thread has no reply
+    job = _job(stack, "page-metrics")
+    assert job.current_attempt.metrics and 0.2 < job.current_attempt.metrics["loss"] < 0.3
+
+
 def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_field(stack, page):
     from playwright.sync_api import expect
 
@@ -159,6 +172,32 @@ def test_submit_without_fields_opens_the_modal_and_its_errors_show_under_the_fie
 
     expect(modal).to_be_hidden()
     expect(page.locator("[data-testid=message]", has_text="page-modal")).to_be_visible()
+
+
+def test_stats_on_the_page_posts_the_summary_and_the_chart_function_shows_the_chart_inline_in_its_thread(stack, page):
+    from playwright.sync_api import expect
+
+    _type(page, SUBMIT.format(name="page-stats", duration=1.0))
+    expect(page.locator("[data-testid=message]", has_text="page-stats")).to_contain_text("is Completed", timeout=30_000)
+
+    _type(page, "/train stats days=2")
+
+    summary = page.locator("[data-testid=message]", has_text="Everyone's jobs, last 2 days")
+    expect(summary).to_be_visible()
+    expect(summary.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=60_000)  # the chart function's upload
+    summary.get_by_test_id("thread-toggle").click()
+    reply = summary.get_by_test_id("thread").get_by_test_id("reply")
+    expect(reply).to_contain_text("Jobs per day by outcome, everyone's jobs, last 2 days: 1 job, 100% of finished completed")
+    image = reply.get_by_test_id("file-image").locator("img")
+    expect(image).to_be_visible()
+    # Shown inline, and really a picture: the browser decoded the PNG the stand-in stored.
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    assert image.evaluate("img => img.naturalWidth") >= 1000
+    expect(page.locator("[data-testid=ephemeral]", has_text="the chart follows in its thread")).to_be_visible()
+    # Drawn in this process by the template's ChartFunction, invoked through the Lambda stand-in.
+    assert stack.driver.functions["ChartFunction"].invocations == 1 and stack.driver.functions["ChartFunction"].errors == 0
+    (uploaded,) = stack.slack.files
+    assert uploaded["content"].startswith(b"\x89PNG")
 
 
 def test_the_stats_chart_is_served_when_the_stats_service_exists(stack):

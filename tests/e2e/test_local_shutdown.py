@@ -4,6 +4,7 @@ no listening port and no connection file behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -102,3 +103,60 @@ def test_local_mode_serves_the_cli_and_stops_cleanly_on_a_signal(tmp_path, stop_
     assert not (tmp_path / "connection.json").exists()
     # Nothing is left for the CLI to reach: it says so with its "unavailable" code.
     assert _cli(env, "list").returncode == 5
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=30)
+    return rest
+
+
+@pytest.mark.slow
+def test_a_second_local_mode_keeps_the_first_ones_connection_file_and_says_where_its_own_is(tmp_path):
+    shared = tmp_path / "connection.json"
+    first, _banner, env = _start(tmp_path)
+    second = None
+    try:
+        second, banner, _ = _start(tmp_path)
+        own = tmp_path / f"connection-{second.pid}.json"
+        # It says so, and how to reach it instead.
+        assert f"another trainbot local (pid {first.pid}) is using {shared}" in banner
+        assert f"TRAINBOT_LOCAL_FILE={own} trainbot --local list --all" in banner
+        assert json.loads(shared.read_text())["pid"] == first.pid
+        assert json.loads(own.read_text())["pid"] == second.pid
+        assert json.loads(own.read_text())["AWS_ENDPOINT_URL_DYNAMODB"] != json.loads(shared.read_text())["AWS_ENDPOINT_URL_DYNAMODB"]
+
+        # The second one stopping takes its own file only: the CLI still reaches the first.
+        assert second.poll() is None
+        _stop(second)
+        assert second.returncode == 0
+        assert not own.exists()
+        assert json.loads(shared.read_text())["pid"] == first.pid
+        (tmp_path / "job.yaml").write_text(SPEC)
+        submitted = _cli(env, "submit", "--spec", str(tmp_path / "job.yaml"), "--json")
+        assert submitted.returncode == 0, submitted.stderr
+        _stop(first)
+        assert first.returncode == 0
+        assert not shared.exists()
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.slow
+def test_a_connection_file_whose_local_mode_is_gone_is_taken_over(tmp_path):
+    shared = tmp_path / "connection.json"
+    shared.write_text(json.dumps({"pid": 2**22 + 12345, "JOBS_TABLE_NAME": "gone"}))  # above pid_max: no such process
+    process, banner, env = _start(tmp_path)
+    try:
+        assert "another trainbot local" not in banner
+        assert json.loads(shared.read_text())["pid"] == process.pid
+        assert _cli(env, "list").returncode == 0
+        _stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not shared.exists()

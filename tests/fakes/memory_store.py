@@ -172,7 +172,6 @@ class MemoryJobStore:
                 "JobIds": list(ids),
                 "OwnerKey": jobs[0].owner.key,
                 "CreatedAt": format_utc(jobs[0].created_at),
-                "Tally": {},
             }
         missing = [job for job in jobs if job.job_id not in self._jobs]
         if missing:
@@ -221,13 +220,15 @@ class MemoryJobStore:
         after = transition(job, to_status, at=at, reason=reason, **changes)
         outcome = self._conditional_write(job, after)
         if isinstance(outcome, Applied) and self._notify_targets and notice.is_urgent(after, self._notify_targets):
-            return self._fold_lease(outcome)
+            return self._fold_lease(outcome, job)
         return outcome
 
     @_atomic
-    def _fold_lease(self, outcome: Applied) -> Applied:
+    def _fold_lease(self, outcome: Applied, before: Job) -> Applied:
         """The delivery lease the DynamoDB store takes in the transition write itself (if no
-        other dispatcher holds a live one); its holder gets the delivery marks as stored."""
+        other dispatcher holds a live one); its holder gets the delivery marks as stored, and
+        (a lease never given back) its holder's sends in doubt, up to the change before this
+        write's (``before``: the job the write expected, as stored until then)."""
         after = outcome.job
         lease = self._leases.get(after.job_id)
         if lease is not None and not lease.until < format_utc(after.updated_at - notice.SEND_BOUND):
@@ -235,7 +236,12 @@ class MemoryJobStore:
         self._leases[after.job_id] = _DeliveryLease(f"v{after.version}", format_utc(after.updated_at + notice.DELIVERY_LEASE))
         self._folded[after.job_id] = after.version
         stored = self._jobs[after.job_id]
-        return Applied(after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack or after.slack}))
+        if lease is not None:  # never given back: its holder's sends are in doubt
+            was = before.model_copy(update={"delivered": stored.delivered, "doubts": stored.doubts})
+            stored = notice.taken_over(was, self._notify_targets)
+        return Applied(
+            after.model_copy(update={"delivered": dict(stored.delivered), "doubts": stored.doubts, "slack": stored.slack or after.slack})
+        )
 
     def holds_delivery(self, job: Job) -> bool:
         return self._folded.pop(job.job_id, None) == job.version
@@ -258,7 +264,7 @@ class MemoryJobStore:
             current = stored.model_copy(deep=True) if stored is not None else None
             return LostRace(before.job_id, before.status, before.version, current)
         # The dispatcher's bookkeeping and the thread root are never written by a job write.
-        kept = after.model_copy(update={"delivered": dict(stored.delivered), "slack": stored.slack})
+        kept = after.model_copy(update={"delivered": dict(stored.delivered), "doubts": stored.doubts, "slack": stored.slack})
         self._store(kept, outbox_view=after)
         self.writes += 1
         return Applied(after)
@@ -415,7 +421,9 @@ class MemoryJobStore:
         if lease is not None and not lease.until < format_utc(now):
             return None
         self._leases[job_id] = _DeliveryLease(token, format_utc(until))
-        return self.get(job_id)
+        job = self.get(job_id)
+        # A lease still there was never given back (finish_delivery removes it).
+        return notice.taken_over(job, self._notify_targets) if lease is not None else job
 
     @_atomic
     def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
@@ -430,14 +438,24 @@ class MemoryJobStore:
 
     @_atomic
     def finish_delivery(
-        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+        self,
+        job: Job,
+        token: str,
+        delivered: dict[str, int],
+        *,
+        all_done: bool,
+        retry_at: datetime | None = None,
+        doubts: dict[str, int] | None = None,
     ) -> None:
         lease = self._leases.get(job.job_id)
         stored = self._jobs.get(job.job_id)
         if lease is None or lease.token != token or stored is None:
             return  # our lease expired and another dispatcher took over: it re-reads delivered
         self.delivery_writes += 1
-        self._replace(job.job_id, stored.model_copy(update={"delivered": dict(delivered)}))
+        update: dict[str, Any] = {"delivered": dict(delivered)}
+        if doubts is not None:
+            update["doubts"] = dict(doubts) or None
+        self._replace(job.job_id, stored.model_copy(update=update))
         del self._leases[job.job_id]
         if all_done and stored.version == job.version:
             self._outbox.pop(job.job_id, None)

@@ -127,3 +127,28 @@ def test_a_held_50_job_sweep_sends_one_card_for_the_sweep_and_only_its_card_job_
         blob = json.dumps(card["blocks"], ensure_ascii=False)
         assert "every job of sweep" in blob and "50 jobs" in blob and "≤ 50.0 instance-hours over 50 jobs" in blob
     assert len(slack.calls_to("chat.postMessage")) == len(ADMINS)
+
+
+def test_a_sweep_job_held_alone_on_its_retry_asks_the_admins_with_its_own_card(aws, spec, slack, monkeypatch):
+    """A sweep job whose automatic retry goes past the budget is held on its own (as
+    CostGuard.readmit holds it): the sweep's card (its first job's) was never needed or is long
+    decided, so this job carries its own card, for itself alone. (The simulator found the job
+    waiting for ever with no admin asked.)"""
+    from backend.domain.approval import Approval, ApprovalState
+    from backend.domain.status import JobStatus
+
+    monkeypatch.setenv("TRAINBOT_ADMIN_USERS", ",".join(ADMINS))
+    code, out, err = cli("sweep", "--spec", spec(), "--hp", "lr=1e-5,2e-5", "--yes")
+    assert code == 0, err
+    first, second = sorted(_mine(aws), key=lambda job: job.client_token or "")
+    held = Approval(state=ApprovalState.PENDING, reasons=["over the weekly budget for another attempt"], alone=True)
+    aws.set_notify_targets(deployed(slack).store.notify_targets)  # written as the deployed monitor writes it
+    moved = aws.transition(second, JobStatus.RETRYING, at=utcnow(), reason="over the weekly budget for another attempt", approval=held)
+    assert notice.carries_approval_card(moved.job) and not notice.carries_approval_card(first)
+
+    deployed(slack, later=timedelta(minutes=10)).monitor.sweep()  # once its writer's lease may be taken over
+
+    for admin in ADMINS:
+        [card] = cards(slack, admin)
+        blob = json.dumps(card["blocks"], ensure_ascii=False)
+        assert second.job_id in blob and "applies to this job only" in blob and "every job of sweep" not in blob

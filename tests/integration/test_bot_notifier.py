@@ -88,15 +88,17 @@ def _heads(slack, job):
     return [t.split("*")[1] for t in _thread(slack, job)[1:]]
 
 
-def test_a_submitted_job_gets_one_root_card_recorded_by_its_registration_and_no_mention(store, slack, wired):
+def test_a_submitted_job_gets_one_root_card_recorded_by_its_registration_naming_its_owner(store, slack, wired):
     job = _submit(store, wired)
     wired.deliver(job)  # delivered again: nothing new
 
     roots = slack.messages(CHANNEL)
     assert len(roots) == 1 and job.slack.thread_ts == roots[0]["ts"]
     assert job.delivered == {"slack": 1, "slack-card": 1}  # written by the registration itself
-    assert "bert-lr3" in roots[0]["text"] and "U0ALICE" in roots[0]["blocks"][0]["text"]["text"]
-    assert slack.traffic()["mentions"] == {}  # the owner is mentioned when the job ends
+    assert "bert-lr3" in roots[0]["text"] and "Owner <@U0ALICE>" in roots[0]["blocks"][0]["text"]["text"]
+    # The card's post names its owner as every message does (Slack tells them once); its
+    # updates notify nobody; the end mentions them again.
+    assert slack.traffic()["mentions"] == {"U0ALICE": 1}
 
 
 @pytest.mark.parametrize(
@@ -114,7 +116,7 @@ def test_a_completed_job_is_told_as_its_notify_option_asks_and_the_card_shows_ev
     assert _heads(slack, job) == replies
     if replies:
         assert "<@U0ALICE>" in _thread(slack, job)[-1] and "billable 58 min" in _thread(slack, job)[-1]
-    assert slack.traffic()["mentions"] == ({"U0ALICE": 1} if replies else {})
+    assert slack.traffic()["mentions"] == {"U0ALICE": 2 if replies else 1}  # the card's post, and the end's reply
     assert "Completed" in slack.message(CHANNEL, job.slack.thread_ts)["text"]
     assert store.outbox_job_ids() == []
 
@@ -142,7 +144,8 @@ def test_a_retry_reply_says_which_attempt_and_retry_of_the_budget_when_and_why_w
     )
 
     assert "*Retrying*: attempt 2 (algorithm retry 1 of 4) in 8 min: AlgorithmError" in _thread(slack, job)[-1]
-    assert slack.traffic()["mentions"] == {}
+    assert "<@" not in _thread(slack, job)[-1]
+    assert slack.traffic()["mentions"] == {"U0ALICE": 1}  # the card's post only
 
 
 def test_a_job_an_admin_stopped_tells_its_owner_who_on_the_card_and_in_the_thread(store, slack, wired):

@@ -237,3 +237,16 @@ def test_an_instance_fallback_list_is_taken_as_a_flag_or_a_yaml_list_and_refused
 
     code, _, err = cli("submit", "--spec", spec(), "--instance", "ml.p5.48xlarge,ml.trn1.32xlarge")
     assert code == 2 and "cannot run the same training image" in err
+
+
+def test_the_cli_is_plain_text_it_names_a_slack_member_by_id_never_as_slack_markup(aws, spec):
+    job_id = json.loads(cli("submit", "--spec", spec(), "--json", user="U0ALICE")[1])["job_id"]
+
+    code, _, err = cli("stop", job_id, user="U0MALLORY")
+    assert code == 4 and "only U0ALICE (the owner) or an admin" in err and "<@" not in err
+    assert cli("stop", job_id, user="U0ALICE")[0] == 0
+    code, out, _ = cli("status", job_id)
+    assert code == 0 and "stopped by U0ALICE" in out and "<@" not in out
+    # --json is data: the history's reason as stored.
+    stored = json.loads(cli("status", job_id, "--json")[1])
+    assert "stopped by <@U0ALICE>" in json.dumps(stored)

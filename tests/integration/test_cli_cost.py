@@ -95,4 +95,4 @@ def test_an_admin_approves_or_rejects_from_the_cli_and_anyone_else_is_refused(aw
 
     code, out, _ = cli("reject", two.job_id, "--reason", "too big this week", user="boss")
     job = aws.get(two.job_id)
-    assert code == 0 and job.status.value == "Stopped" and job.history[-1].reason == "rejected by <@boss>: too big this week"
+    assert code == 0 and job.status.value == "Stopped" and job.history[-1].reason == "rejected by boss: too big this week"

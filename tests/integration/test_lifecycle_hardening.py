@@ -312,3 +312,23 @@ def test_the_capacity_clock_is_not_reset_when_an_attempt_gets_its_instances(stac
     job = stack.store.get(job.job_id)
     assert job.status is S.IN_PROGRESS
     assert job.capacity_wait_since is not None
+
+
+def test_creates_that_always_fail_while_describe_is_refused_end_failed_naming_both(stack):
+    """Every CreateTrainingJob answers 500 and the role may not DescribeTrainingJob: nothing
+    can ever tell whether the attempt exists. The job fails past the service-error bound,
+    naming both causes, and a stop is sent for the name in case it does exist (found by the
+    simulator: it stayed Retrying for ever)."""
+    from infra.local.standins.sagemaker import INTERNAL_FAILURE
+
+    stack.sagemaker.script_create(None, INTERNAL_FAILURE, times=1000)
+    refuse(
+        stack.container.extras["sagemaker_client"], "DescribeTrainingJob", "AccessDeniedException",
+        "User is not authorized to perform: sagemaker:DescribeTrainingJob", when=lambda _params: True,
+    )
+    job = stack.submit("unseen")
+    [job] = stack.run_until_settled([job.job_id], max_ticks=400, seconds=60)
+    assert job.status is S.FAILED, [h.reason for h in job.history][-2:]
+    reason = job.history[-1].reason
+    assert "service error" in reason and "may not look it up" in reason and "AccessDenied" in reason
+    assert stack.sagemaker.calls["StopTrainingJob"] == 1

@@ -590,6 +590,36 @@ def test_metric_definitions_give_final_metric_data_and_model_artifacts_shaped_as
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == "s3://trainbot-artifacts/models/metrics-a1/output/model.tar.gz"
 
 
+def test_a_running_jobs_describe_has_its_metrics_latest_values_whether_or_not_its_log_is_written(clock):
+    # SageMaker reads metrics from the job's output as it runs and Describe's FinalMetricDataList
+    # holds the last match of each: the stand-in parses its progress lines with no CloudWatch.
+    with SageMakerStandIn(clock=clock, default_duration_seconds=600, startup_seconds=STARTUP, log_interval_seconds=60, seed=7) as standin:
+        client = make_client(standin)
+        client.create_training_job(
+            TrainingJobName="live-a1",
+            AlgorithmSpecification={"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1", "TrainingInputMode": "File",
+                                    "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}]},
+            RoleArn="arn:aws:iam::123456789012:role/trainbot-training",
+            OutputDataConfig={"S3OutputPath": "s3://trainbot-artifacts/models"},
+            ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+            HyperParameters={"trainbot_standin_metric_loss": "0.2"},
+        )
+        standin.advance(STARTUP + 30)
+        assert "FinalMetricDataList" not in describe(client, "live-a1")  # no progress line yet
+        standin.advance(100)  # two lines by now
+        early = describe(client, "live-a1")
+        [first] = early["FinalMetricDataList"]
+        assert early["TrainingJobStatus"] == "InProgress" and first["MetricName"] == "loss"
+        assert (first["Timestamp"] - early["TrainingStartTime"]).total_seconds() == 120  # the last line's time
+        standin.advance(240)
+        [later] = describe(client, "live-a1")["FinalMetricDataList"]
+        assert 0.2 < later["Value"] < first["Value"] < 0.3  # moving towards its final value as it runs
+        standin.advance(600)
+        [final] = describe(client, "live-a1")["FinalMetricDataList"]
+        assert final["Value"] == pytest.approx(0.2)
+
+
 def test_metric_definitions_are_validated_as_sagemaker_documents_them(client):
     def attempt(definitions):
         with pytest.raises(ClientError) as excinfo:

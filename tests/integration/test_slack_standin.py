@@ -387,3 +387,73 @@ def test_every_method_the_stand_in_answers_has_its_documented_scopes():
     from infra.local.standins import slack
 
     assert set(slack._API_METHODS) == set(slack.METHOD_SCOPES)
+
+
+# --- files v2, as Slack documents it (tests/fixtures/slack_files_upload_v2.json) ---------------
+
+
+def test_the_upload_trio_takes_the_documented_requests_and_answers_in_the_documented_shape(standin, client):
+    from tests.fixtures import samples
+
+    documented = samples.load("slack_files_upload_v2.json")
+    assert "files.getUploadURLExternal" in samples.source("slack_files_upload_v2.json")
+    step1, step3 = documented["files.getUploadURLExternal"], documented["files.completeUploadExternal"]
+    standin.add_channel(step3["request"]["channel_id"], "documented")
+    root = client.chat_postMessage(channel=step3["request"]["channel_id"], text="stats")["ts"]
+
+    got = client.api_call("files.getUploadURLExternal", params=step1["request"]).data
+    assert set(got) == set(step1["response"]) and got["ok"] is True and got["file_id"].startswith("F")
+    body = bytes(step1["request"]["length"])  # the declared number of bytes, raw, as slack_sdk posts them
+    with urllib.request.urlopen(urllib.request.Request(got["upload_url"], data=body, method="POST")) as uploaded:
+        assert uploaded.status == 200
+    # As documented: files as a JSON string in a form body, the reply's parent as thread_ts.
+    request = {**step3["request"], "files": step3["request"]["files"].replace(step1["response"]["file_id"], got["file_id"]), "thread_ts": root}
+    done = client.api_call("files.completeUploadExternal", data=request).data
+    assert done["ok"] is True and [f["id"] for f in done["files"]] == [got["file_id"]] and done["files"][0]["title"] == "slack-test"
+    (reply,) = standin.messages(step3["request"]["channel_id"])[0]["replies"]
+    assert reply["text"] == step3["request"]["initial_comment"] and [f["id"] for f in reply["files"]] == [got["file_id"]]
+    assert standin.file(got["file_id"])["alt_txt"] == step1["request"]["alt_txt"]
+
+
+def test_the_upload_trio_refuses_what_the_reference_says_slack_refuses(standin, client):
+    with pytest.raises(SlackApiError) as empty:
+        client.files_getUploadURLExternal(filename="chart.png", length=0)
+    assert empty.value.response["error"] == "missing_argument"
+    file_id = client.files_getUploadURLExternal(filename="chart.png", length=3)["file_id"]
+    urllib.request.urlopen(urllib.request.Request(f"{standin.base_url}/upload/{file_id}", data=b"abc", method="POST")).close()
+    standin.add_channel("C0OTHER", "other")
+    # A reply goes to one channel's thread only.
+    with pytest.raises(SlackApiError) as two:
+        client.files_completeUploadExternal(files=[{"id": file_id}], channels="C0TRAIN,C0OTHER", thread_ts="1700000000.000100")
+    assert two.value.response["error"] == "invalid_arguments"
+    # Without files:write neither method runs.
+    standin.scopes = frozenset({"commands", "chat:write"})
+    for call in (lambda: client.files_getUploadURLExternal(filename="chart.png", length=3),
+                 lambda: client.files_completeUploadExternal(files=[{"id": file_id}], channel_id=CHANNEL)):
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == "missing_scope" and refused.value.response["needed"] == "files:write"
+
+
+def test_a_workspace_exported_and_imported_keeps_threads_dms_and_files_under_their_ids(standin, client):
+    root = client.chat_postMessage(channel=CHANNEL, text="card", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*card*"}}])
+    client.chat_postMessage(channel=CHANNEL, thread_ts=root["ts"], text="reply 1")
+    dm = client.chat_postMessage(channel="U0ADMIN", text="Approval needed")
+    client.files_upload_v2(channel=CHANNEL, content=b"\x89PNG-bytes", filename="chart.png", title="chart")
+    state = json.loads(json.dumps(standin.export_state()))  # what local mode writes to slack.json
+
+    with SlackStandIn(team_id="T0LOCAL", bot_user_id="U0BOT") as again:
+        assert again.import_state(state) == 4
+        other = WebClient(token=TOKEN, base_url=again.api_url, timeout=5)
+        [card, upload] = again.messages(CHANNEL)
+        assert card["ts"] == root["ts"] and [r["text"] for r in card["replies"]] == ["reply 1"]
+        assert [m["text"] for m in again.messages("U0ADMIN")] == ["Approval needed"] and dm["channel"] == again.im_channel("U0ADMIN")
+        [file] = upload["files"]
+        assert file["url_private"].startswith(again.base_url) and again.file(file["id"])["content"] == b"\x89PNG-bytes"
+        # The app goes on where it was: its card is updated in place, its thread grows, and a
+        # new message never takes a restored ts.
+        other.chat_update(channel=CHANNEL, ts=root["ts"], text="card, updated")
+        reply = other.chat_postMessage(channel=CHANNEL, thread_ts=root["ts"], text="reply 2")
+        assert [m["text"] for m in again.thread(CHANNEL, root["ts"])] == ["card, updated", "reply 1", "reply 2"]
+        assert float(reply["ts"]) > float(upload["ts"])
+        assert other.files_upload_v2(channel=CHANNEL, content=b"x", filename="b.png")["file"]["id"] != file["id"]

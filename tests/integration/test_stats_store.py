@@ -72,11 +72,11 @@ def test_stats_through_the_store_match_the_known_answers_and_filter_by_owner_and
 
 
 def test_chart_png_is_one_call_from_the_store(store, dynamodb, jobs_table):
-    from backend.services.chart import png_size
+    from backend.services.chart import DPI, WIDTH_INCHES, chart_png, png_size
 
     seed(dynamodb, jobs_table, known_history())
-    png = stats.chart_png(store, days=7, now=NOW)
-    assert png_size(png) == (1000, 650)
+    png = chart_png(store, days=7, now=NOW)
+    assert png_size(png)[0] == round(WIDTH_INCHES * DPI)
 
 
 def test_export_writes_one_flat_row_per_job_created_since_as_csv_and_jsonl(store, dynamodb, jobs_table):

@@ -5,6 +5,7 @@ shared with the in-memory fake is in tests/contract/test_store_contract.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +15,10 @@ from backend.adapters.dynamo import DynamoJobStore, from_item, index_keys, to_it
 from backend.domain.model import Lease
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
-from backend.errors import StoreUnavailable
-from backend.ports import BATCH_LEASE, Applied, BatchBusy
+from backend.errors import JobNotFound, StoreUnavailable
+from backend.ports import BATCH_LEASE, Applied, BatchBusy, LostRace
 from tests.conftest import T0, make_job
+from tests.store_spies import job_writes
 
 S = JobStatus
 
@@ -147,6 +149,11 @@ def test_small_records_carry_their_kind_and_no_index_key(store, dynamodb):
     store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
     item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "preset#nlp"}})["Item"]
     assert item == {"JobId": {"S": "preset#nlp"}, "RecordType": {"S": "preset"}, "Creator": {"S": "U1"}}
+    # Records made by an update (a map entry, a mark) carry their kind too.
+    store.set_record_entry(RecordKind.PRESET_INDEX, "all", "Names", "nlp", "U1")
+    store.claim_record_mark(RecordKind.APPROVAL, "tb-x#1", "Told:boss", 0, 1)
+    for key, kind in (("preset-index#all", "preset-index"), ("approval#tb-x#1", "approval")):
+        assert dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": key}})["Item"]["RecordType"] == {"S": kind}
 
 
 class _Throttling:
@@ -177,6 +184,38 @@ def test_unprocessed_batch_items_are_sent_again_after_a_backoff(dynamodb, jobs_t
     assert store.register_many(jobs, "throttled") == [j.job_id for j in jobs]
     assert len(store.get_many(j.job_id for j in jobs)) == 25
     assert len(sleeps) == 3 and all(0 <= s <= 2.0 for s in sleeps)
+
+
+class _ThrottlingGets:
+    """A DynamoDB client that, like DynamoDB under load, answers the first ``rounds``
+    BatchGetItem calls for half their keys and hands the rest back as UnprocessedKeys."""
+
+    def __init__(self, client: Any, rounds: int) -> None:
+        self._client = client
+        self._rounds = rounds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        if self._rounds <= 0:
+            return self._client.batch_get_item(RequestItems=RequestItems)
+        self._rounds -= 1
+        (table, request), = RequestItems.items()
+        half = len(request["Keys"]) // 2
+        answer = self._client.batch_get_item(RequestItems={table: {**request, "Keys": request["Keys"][:half]}})
+        return {"Responses": answer["Responses"], "UnprocessedKeys": {table: {**request, "Keys": request["Keys"][half:]}}}
+
+
+def test_unprocessed_batch_get_keys_are_asked_again_after_a_backoff_in_every_chunk(dynamodb, jobs_table):
+    """get_many of 120 jobs: two BatchGetItem chunks (100, 20); the first is throttled for three
+    rounds. Every job comes back, in the order asked, each read counted once."""
+    sleeps: list[float] = []
+    store = DynamoJobStore(_ThrottlingGets(dynamodb, rounds=3), jobs_table, sleep=sleeps.append)
+    ids = store.register_many([make_job(f"g-{i}", client_token=f"g/{i}") for i in range(120)], "gets")
+    store.metrics.reset()
+    assert [j.job_id for j in store.get_many(ids)] == ids
+    assert len(sleeps) == 3 and store.metrics.items_read == 120
 
 
 def test_a_batch_dynamodb_keeps_refusing_fails_as_store_unavailable(dynamodb, jobs_table):
@@ -248,3 +287,243 @@ def test_a_registration_whose_owner_clock_cannot_be_moved_is_still_registered(st
     assert store.metrics.owner_clock_misses == 1
     # A repeat (same token, same id) finds it and writes nothing more.
     assert store.register(job).created is False
+    assert store.register(make_job("clocked-2", client_token="c2")).created
+    assert store.metrics.owner_clock_misses == 2  # counted, each
+
+
+# --- reads: consistent, as small as asked, and counted --------------------------------------------
+
+
+def _stale_replica(client, table: str) -> None:
+    """Answer every eventually consistent read of ``table`` as a replica that has not seen the
+    last writes yet (DynamoDB may, for a moment after a write): the item is not there. A
+    strongly consistent read reaches moto."""
+    from botocore.awsrequest import AWSResponse
+
+    class _Empty:
+        def stream(self, **_kwargs: Any):
+            yield b"{}"
+
+    def stale(params, model, **_kwargs):
+        request = json.loads(params.get("body") or b"{}")
+        if model.name == "GetItem" and not request.get("ConsistentRead"):
+            parsed: dict[str, Any] = {}
+        elif model.name == "BatchGetItem" and not all(r.get("ConsistentRead") for r in request["RequestItems"].values()):
+            parsed = {"Responses": {table: []}, "UnprocessedKeys": {}}
+        else:
+            return None
+        return AWSResponse("https://aws.invalid", 200, {}, _Empty()), {**parsed, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    for operation in ("GetItem", "BatchGetItem"):
+        client.meta.events.register(f"before-call.dynamodb.{operation}", stale)
+
+
+def test_reads_by_id_see_the_write_just_made(store, dynamodb):
+    """A job read right after its write (a /train's reply, a conditional write computed from
+    it, a sweep's repeat reading its batch record) must see that write: every read by key is
+    strongly consistent, so a replica that lags never answers it."""
+    _stale_replica(dynamodb, store.table_name)
+    job = store.register(make_job("fresh", client_token="f1")).job
+    assert store.get(job.job_id).job_id == job.job_id
+    assert [j.job_id for j in store.get_many([job.job_id])] == [job.job_id]
+    assert store.existing_ids([job.job_id]) == {job.job_id}
+    jobs = [make_job(f"s-{i}", client_token=f"s/{i}") for i in range(3)]
+    ids = store.register_many(jobs, "fresh-sweep")
+    assert store.register_many(jobs, "fresh-sweep") == ids  # the repeat reads the batch record
+    # The owner's fair-share clock, read by each registration: the next job queues behind.
+    later = store.register(make_job("fresh-2", client_token="f2")).job
+    assert later.queue_tag > max(j.queue_tag for j in store.get_many(ids))
+    store.put_record(RecordKind.PRESET, "nlp", {"Creator": "U1"})
+    assert store.get_record(RecordKind.PRESET, "nlp") == {"Creator": "U1"}
+
+
+def test_existing_ids_asks_dynamodb_for_the_keys_only(store, dynamodb):
+    """A sweep's repeat asks which of its (up to thousands of) jobs exist: it reads their keys,
+    not every whole item (a few KB each)."""
+    asked: list[dict[str, Any]] = []
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.BatchGetItem", lambda params, **_kw: asked.extend(params["RequestItems"].values())
+    )
+    ids = [store.register(make_job(f"k-{i}", client_token=f"k/{i}")).job.job_id for i in range(3)]
+    assert store.existing_ids(ids) == set(ids)
+    assert [a.get("ProjectionExpression") for a in asked] == ["JobId"]
+    assert len(store.get_many(ids)[0].history) == 1  # get_many reads whole items
+    assert "ProjectionExpression" not in asked[-1]
+
+
+def test_a_get_reads_one_item_and_a_records_key_reads_none(store):
+    job = store.register(make_job("counted")).job
+    store.metrics.reset()
+    store.get(job.job_id)
+    assert store.metrics.items_read == 1
+    store.get(job.job_id)
+    assert store.metrics.items_read == 2  # each get counts its own
+    store.metrics.reset()
+    with pytest.raises(JobNotFound):
+        store.get(f"{RecordKind.OWNER}#T1:U1")  # it exists: the registration moved its clock
+    assert store.metrics.calls["get_item"] == 0
+
+
+def test_a_sweeps_batch_record_carries_its_kind(store, dynamodb):
+    """A scan tells records from jobs by RecordType (the local demo's verdict, operators)."""
+    store.register_many([make_job("b-0", client_token="b/0")], "kinded")
+    item = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "sweep#kinded"}})["Item"]
+    assert item["RecordType"] == {"S": "sweep"}
+
+
+def test_a_batch_half_registered_before_batch_leases_is_taken_over_at_once(store, dynamodb):
+    """A batch record with no Until (written before batches held a lease) has no live writer
+    to wait for: a repeat takes it over and finishes it."""
+    jobs = [make_job(f"old-{i}", client_token=f"old/{i}") for i in range(4)]
+    store.register_many(jobs[:2], "legacy")
+    dynamodb.update_item(
+        TableName=store.table_name,
+        Key={"JobId": {"S": "sweep#legacy"}},
+        UpdateExpression="SET JobIds = :ids, #s = :r REMOVE #u",
+        ExpressionAttributeNames={"#s": "State", "#u": "Until"},
+        ExpressionAttributeValues={":ids": {"L": [{"S": j.job_id} for j in jobs]}, ":r": {"S": "registering"}},
+    )
+    assert store.register_many(jobs, "legacy") == [j.job_id for j in jobs]
+    assert len(store.get_many(j.job_id for j in jobs)) == 4
+    record = dynamodb.get_item(TableName=store.table_name, Key={"JobId": {"S": "sweep#legacy"}})["Item"]
+    assert record["State"] == {"S": "registered"} and "Until" in record
+
+
+def test_active_jobs_with_a_limit_read_only_what_they_return(store):
+    """The monitor's sweep reads the active jobs a page at a time: a limit bounds the index
+    entries read too, not only what comes back."""
+    for i in range(3):
+        job = store.register(make_job(f"act-{i}")).job
+        store.transition(job, S.LAUNCHED, at=T0 + timedelta(seconds=i))
+    store.metrics.reset()
+    assert len(store.active_jobs(limit=1)) == 1
+    assert store.metrics.items_read == 2  # one index entry, one whole item
+
+
+def test_of_two_repeats_racing_for_a_dead_writers_batch_only_one_takes_it_over(store, dynamodb):
+    """Both read the batch record with the dead writer's lease; the first to write takes the
+    lease over and finishes the batch. The other's take-over is conditional on the lease it
+    read, so it is refused (BatchBusy) and writes no job, rather than racing the first."""
+    jobs = [make_job(f"r-{i}", client_token=f"r/{i}") for i in range(30)]
+
+    def die(done: int, total: int) -> None:
+        raise RuntimeError("the writer's function timed out")
+
+    with pytest.raises(RuntimeError):
+        store.register_many(jobs, "raced", on_progress=die)  # after its first 25
+    later = [j.model_copy(update={"created_at": T0 + BATCH_LEASE + timedelta(minutes=1)}) for j in jobs]
+    other = DynamoJobStore(dynamodb, store.table_name, sleep=lambda _s: None)
+    raced: list[list[str]] = []
+    once: list[bool] = []
+
+    def first_in_between(params, **_kwargs):
+        if not once and "#u = :held" in params.get("ConditionExpression", ""):
+            once.append(True)  # (the other's own take-over passes through here too)
+            raced.append(other.register_many(later, "raced"))  # gets in between our read and our write
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", first_in_between)
+    writes = job_writes(store)
+    with pytest.raises(BatchBusy) as busy:
+        store.register_many(later, "raced")
+    assert busy.value.batch_id == "raced"
+    assert raced == [[j.job_id for j in jobs]]
+    assert set(writes) == {j.job_id for j in jobs[25:]} and set(writes.values()) == {1}  # the other's only
+
+
+def test_a_write_that_loses_to_an_item_this_version_cannot_read_is_a_lost_race_with_nothing_current(store, dynamodb):
+    """A newer Trainbot moved the job to a status this one does not know: the older reader's
+    write loses (LostRace, nothing current it could act on), urgent or not, and raises nothing."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("newer")).job
+    dynamodb.update_item(
+        TableName=store.table_name,
+        Key={"JobId": {"S": job.job_id}},
+        UpdateExpression="SET JobStatus = :s, Version = :v",
+        ExpressionAttributeValues={":s": {"S": "Hibernating"}, ":v": {"N": "2"}},
+    )
+    for to_status in (S.LAUNCHED, S.STOPPED):  # Stopped is urgent: its write takes the delivery lease
+        outcome = store.transition(job, to_status, at=T0, reason="stopped")
+        assert isinstance(outcome, LostRace) and outcome.current is None
+
+
+def test_an_urgent_transition_that_lost_its_race_costs_one_write(store):
+    """Only a live lease of another dispatcher is worth a second write (the move without the
+    lease); a write that lost to another writer is a LostRace at once."""
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("raced")).job
+    store.update(job, at=T0, priority=9)
+    store.metrics.reset()
+    outcome = store.transition(job, S.STOPPED, at=T0, reason="stopped")
+    assert isinstance(outcome, LostRace) and outcome.current.priority == 9
+    assert store.metrics.calls["update_item"] == 1
+
+
+def test_a_process_remembers_the_leases_of_its_last_1024_folded_writes(store):
+    """holds_delivery answers from memory, so the memory is bounded: the oldest folded lease
+    is forgotten first (its change then waits for the drain, as any lease not held)."""
+    from backend.adapters.dynamo.outbox import _LEASES_KEPT, remember_lease
+
+    jobs = [make_job(f"f-{i}", job_id=f"f-{i}").model_copy(update={"version": 3}) for i in range(_LEASES_KEPT + 1)]
+    for job in jobs:
+        remember_lease(store, job.job_id, job.version)
+    assert not store.holds_delivery(jobs[0])
+    assert store.holds_delivery(jobs[1]) and store.holds_delivery(jobs[-1])
+    assert not store.holds_delivery(jobs[-1])  # asked once
+    remember_lease(store, jobs[2].job_id, 4)  # a later write of the same job: its version counts
+    assert not store.holds_delivery(jobs[2])
+
+
+def test_the_outbox_drain_reads_only_what_it_takes(store):
+    """A drain asks for a page of due jobs, then takes each one's lease with the write that
+    reads it: a limit bounds the index entries read, and each lease taken counts its item."""
+    store.set_notify_targets(["slack"])
+    ids = [store.register(make_job(f"o-{i}", now=T0 + timedelta(seconds=i))).job.job_id for i in range(3)]
+    store.metrics.reset()
+    assert store.outbox_job_ids(limit=1) == ids[:1]
+    assert store.metrics.items_read == 1
+    store.metrics.reset()
+    for i, job_id in enumerate(ids[:2]):
+        assert store.acquire_delivery(job_id, f"t{i}", T0, T0 + timedelta(minutes=1)) is not None
+    assert store.metrics.items_read == 2
+
+
+def test_an_owners_fair_share_clock_never_moves_back(store):
+    """Two registrations of one owner read the clock at once; the one that computed the later
+    tag may write first. The other's earlier tag must not move the clock back, or the owner's
+    next job would queue beside jobs they queued before it."""
+    owner = make_job("clock").owner
+    store._advance_owner_clock(owner, 2000.0)
+    store._advance_owner_clock(owner, 1000.0)  # the slower registration, computed from the same read
+    assert store._owner_next_tag(owner) == 2000.0
+
+
+def test_sweep_ends_counted_at_once_by_two_jobs_both_count(store, dynamodb):
+    """The first ends of a sweep race to create its small end-count record: the one that finds
+    it created meanwhile counts into it, never over it."""
+    store.register_many([make_job(f"e-{i}", client_token=f"e/{i}") for i in range(2)], "ends")
+    other = DynamoJobStore(dynamodb, store.table_name, sleep=lambda _s: None)
+    once: list[bool] = []
+
+    def the_other_end_first(params, **_kwargs):
+        if not once and params.get("Item", {}).get("RecordType") == {"S": RecordKind.SWEEP_ENDS.value}:
+            once.append(True)
+            other.count_sweep_end("ends", 1, "Completed")  # creates the record and counts job 1
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.PutItem", the_other_end_first)
+    counted = store.count_sweep_end("ends", 0, "Failed", "e-0 Failed: boom")
+    assert once and counted is not None
+    assert counted.tally == {"Completed": 1, "Failed": 1} and counted.failures == ["e-0 Failed: boom"]
+
+
+def test_a_thread_root_is_recorded_by_a_request_dynamodb_accepts(store, dynamodb):
+    """DynamoDB refuses a NULL attribute value that is not true (moto does not): this stand-in
+    refuses it as the service does, and set_thread still records the root."""
+    from tests.integration.test_lifecycle_hardening import refuse
+
+    refuse(
+        dynamodb, "UpdateItem", "ValidationException", "Null attribute value types must have the value of true",
+        when=lambda params: any(v == {"NULL": False} for v in (params.get("ExpressionAttributeValues") or {}).values()),
+    )
+    job = store.register(make_job("rooted")).job
+    store.set_thread(job.job_id, "C1", "111.1")
+    assert store.get(job.job_id).slack.thread_ts == "111.1"

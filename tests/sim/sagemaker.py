@@ -71,7 +71,11 @@ class SimSageMaker:
         if status is None or status.state not in (T.RUNNING, T.STOPPING):
             return
         started = status.started_at or now
+        # SageMaker ends a job at its MaxRuntimeInSeconds: it never bills past it, however late
+        # the simulator gets round to moving the job on (a long wait, Describe refused).
+        limit = int((self.requests.get(name, {}).get("StoppingCondition") or {}).get("MaxRuntimeInSeconds") or 0)
         billable = max(1, int((now - started).total_seconds()))
+        billable = min(billable, limit) if limit else billable
         end = {"ended_at": now, "billable_seconds": billable}
         if status.state is T.STOPPING:
             self._set(name, replace(status, state=T.STOPPED, **end))

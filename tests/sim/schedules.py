@@ -10,8 +10,8 @@ from tests.sim.sagemaker import OUTCOMES
 from tests.sim.world import OUTAGES
 
 _job = st.integers(min_value=0, max_value=7)
-_user = st.sampled_from(["stop", "retry", "approve", "reject"])
-_inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "launcher", "drain"])
+_user = st.sampled_from(["stop", "retry", "approve", "reject", "stop-sweep"])
+_inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "stop-sweep", "launcher", "drain"])
 fault = st.one_of(
     st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
     st.tuples(st.sampled_from(["user", "user", "slow"]), _inside, _job),
@@ -20,6 +20,7 @@ faults = st.lists(fault, max_size=6).map(tuple)
 
 step = st.one_of(
     st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"])),
+    st.tuples(st.just("sweep"), st.integers(min_value=2, max_value=4), st.sampled_from(["single", "single", "held"])),
     st.tuples(_user, _job),
     st.tuples(st.just("launcher"), faults),
     st.tuples(st.just("launchers2"), faults),
@@ -28,6 +29,7 @@ step = st.one_of(
     st.tuples(st.just("replay"), st.integers(min_value=0, max_value=20)),
     st.tuples(st.just("sagemaker"), _job, st.sampled_from(OUTCOMES)),
     st.tuples(st.just("wait"), st.sampled_from([30, 90, 400, 3700])),
+    st.tuples(st.just("budget"), st.sampled_from([0, 1, 2, 6, 20])),
     st.tuples(st.just("outage"), st.sampled_from(sorted(OUTAGES))),
 )
 schedules = st.lists(step, min_size=1, max_size=40)

@@ -27,6 +27,28 @@ KNOWN = {
         ("launcher", ()),
         ("outage", "sagemaker.describe"),
     ],
+    # A held sweep whose card's job is stopped by its owner: the admin's Approve on that card
+    # left the rest of the sweep held for ever (now explored: the simulator's admins answer
+    # every waiting card at the end of each schedule, and nothing may stay held).
+    "a held sweep whose card's job was stopped": [("sweep", 3, "held"), ("stop", 0)],
+    # Found by the simulator: a sweep job's automatic retry goes past the budget and is held;
+    # only the sweep's first job carried a card, and that one was long decided: nobody was
+    # asked, and the job waited for ever. A job held on its own now carries its own card.
+    "a sweep job held alone on its retry": [
+        ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("launcher", ()), ("sagemaker", 1, "internal_error"),
+    ],
+    # Found by the simulator: the owner stops a sweep job, the budget's room goes to another
+    # job, the owner retries it: held past the budget with no card (only a sweep's first job
+    # carried one). A retry held for approval now asks for itself.
+    "a sweep job retried past the budget": [
+        ("sweep", 2, "single"), ("submit", "single"), ("submit", "single"), ("stop", 1), ("submit", "single"), ("retry", 1),
+    ],
+    # Found by the simulator: a held sweep's card job stopped and retried by its owner asked for
+    # itself alone, so the admin's Approve on it left its sibling held with no card. The sweep's
+    # first job keeps its card standing for the sweep.
+    "a held sweep's card job stopped and retried": [
+        ("submit", "single"), ("launcher", ()), ("budget", 0), ("sweep", 2, "single"), ("stop", 1), ("retry", 1),
+    ],
     # An admin rejects a held job; its owner retries it: it launched.
     "a rejected job retried by its owner": [("submit", "held"), ("reject", 0), ("retry", 0)],
     # A held job stopped by its owner, then retried: it launched without an approval.
@@ -57,6 +79,27 @@ KNOWN = {
         ("submit", "single"),
         ("outage", "sagemaker.describe"),
         ("launcher", ("lost",)),
+    ],
+    # Found by the simulator: every create answers 500 and Describe is refused for good. Nothing
+    # could ever tell whether the attempt exists; the job stayed Retrying for ever. It now fails
+    # past the service-error bound, naming both causes (and stops the name, in case it exists).
+    "creates that always fail and a describe refused for good": [
+        ("submit", "single"),
+        ("outage", "sagemaker.create"),
+        ("outage", "sagemaker.describe"),
+    ],
+    # Found by the simulator (./dev sim --examples 400): a too-big job's Failed change told to
+    # Slack, then the run killed on the SNS send, before the delivery was recorded: the drain
+    # took the lease over and posted the reply again. It now looks in the thread first.
+    "a run killed after a Slack reply, before its delivery was recorded": [
+        ("submit", "too_big"),
+        ("launcher", ("ok", "ok", "crash")),
+    ],
+    # A Slack reply whose answer was lost (posted; the client timed out): the next round
+    # looked for it instead of posting it again.
+    "a Slack reply whose answer was lost": [
+        ("submit", "too_big"),
+        ("launcher", ("ok", "lost")),
     ],
 }
 

@@ -32,6 +32,7 @@ from backend.errors import (
     CreateRefused,
     NotifierRejected,
     NotifierUnavailable,
+    NotifierUncertain,
     StoreUnavailable,
     TrainbotError,
 )
@@ -58,6 +59,7 @@ SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) an
 # A send to Slack or SNS is bounded by its client's timeouts and retries (under
 # backend.domain.notice.SEND_BOUND): slower than a delivery lease, never slower than that.
 SLOW_SEND = timedelta(seconds=100)
+_SENDS = ("slack.", "sns.")  # their calls (a send, a look in the thread) are bounded by SLOW_SEND
 SETTLE_ROUND = timedelta(minutes=5)
 SETTLE_ROUNDS = 60  # five simulated hours: past the capacity max wait (1 h) and every backoff
 
@@ -86,18 +88,22 @@ class FaultPlan:
 
 @dataclass
 class Call:
-    """One port call: what to run, and how to fail it transiently."""
+    """One port call: what to run, and how to fail it transiently (``lost``: how a failure
+    after the effect looks to the caller, when it differs: a Slack post timed out)."""
 
     port: str
     effect: Callable[[], Any]
     transient: Callable[[], BaseException]
+    lost: Callable[[], BaseException] | None = None
 
 
 # --- the world ----------------------------------------------------------------------------------
 
 
 class RecordingSink:
-    """A notifier (backend.ports.Notifier) that records every (job, seq) it was asked to send."""
+    """A notifier (backend.ports.Notifier) that records every (job, seq) it was asked to send.
+    A send whose answer is lost (the fault ``lost``) says so, as Slack's client does
+    (NotifierUncertain: a timeout); SNS's says only "unavailable"."""
 
     def __init__(self, world: SimWorld, name: str) -> None:
         self.world = world
@@ -108,7 +114,28 @@ class RecordingSink:
         def effect() -> None:
             self.sent[(job.job_id, seq)] += 1
 
-        self.world.call(Call(f"{self.name}.notify", effect, lambda: NotifierUnavailable("429 Too Many Requests")), job_id=job.job_id)
+        self.world.call(
+            Call(f"{self.name}.notify", effect, lambda: NotifierUnavailable("429 Too Many Requests"), self._lost), job_id=job.job_id
+        )
+
+    def _lost(self) -> BaseException:
+        return NotifierUnavailable("500 Internal Server Error")
+
+
+class LookingSink(RecordingSink):
+    """The Slack replies: a lost answer is NotifierUncertain, and the sink can look whether a
+    change reached it (backend.ports.CheckingNotifier: conversations.replies), a port call of
+    its own that the faults reach like any other."""
+
+    def _lost(self) -> BaseException:
+        return NotifierUncertain("The read operation timed out")
+
+    def already_told(self, job: Job, seq: int) -> bool:
+        return bool(
+            self.world.call(
+                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests"))
+            )
+        )
 
 
 class FaultyBackend:
@@ -195,7 +222,7 @@ class SimWorld:
         self.raw_store = self.store_factory() if self.store_factory is not None else MemoryJobStore()
         self.store = FaultyStore(self, self.raw_store)
         self.backend = FaultyBackend(self)
-        self.slack = RecordingSink(self, "slack")
+        self.slack = LookingSink(self, "slack")
         self.sns = RecordingSink(self, "sns")
         self.raw_store.set_notify_targets([self.slack.name, self.sns.name])
         self.dispatcher = Dispatcher(self.store, [self.slack, self.sns], self.clock)  # type: ignore[arg-type]
@@ -216,6 +243,9 @@ class SimWorld:
         self.delivered_events: list[int] = []
         self.outages: dict[str, Callable[[], BaseException]] = {}
         self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
+        self.sweeps: dict[str, list[str]] = {}  # sweep id -> its jobs' ids
+        self.budget_hours = BUDGET_HOURS  # the team's budget now (a redeploy may change it)
+        self._committed: dict[str, tuple[float, float]] = {}  # per week at the last check: committed hours, approved seconds
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -232,7 +262,7 @@ class SimWorld:
             # outlasts every lease, so the other actor may take over what this run holds.
             how, action, index = fault
             if how == "slow":
-                self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
+                self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
@@ -241,7 +271,7 @@ class SimWorld:
         if fault == "crash":
             raise SimCrash(call.port)
         if fault == "slow":
-            self.clock.advance(SLOW_SEND if call.port.endswith(".notify") else SLOW)
+            self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
             return call.effect()
         result = call.effect()
         if fault in ("lost", "crash_after"):
@@ -249,7 +279,7 @@ class SimWorld:
                 self.delivery_doubts.add(job_id)
             if fault == "crash_after":
                 raise SimCrash(call.port)
-            raise call.transient()
+            raise (call.lost or call.transient)()
         return result
 
     @contextmanager
@@ -293,6 +323,31 @@ class SimWorld:
             self.never_fits.add(registered.job.job_id)
         self.dispatcher.deliver(registered.job)
 
+    def sweep(self, size: int, kind: str = "single") -> None:
+        """A sweep of ``size`` jobs registered in one batch, as Submissions.register_sweep does:
+        its budget reserved in one write for the whole batch (or the whole sweep held), each job
+        ``<sweep>/<index>`` by client token; a repeat of the batch writes nothing."""
+        n = len(self.job_ids)
+        sweep_id = f"sw{self.seed}-{n}"
+        args: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {}
+        if kind == "held":
+            kwargs["approval"] = Approval(state=ApprovalState.PENDING, reasons=["ml.p4d.24xlarge needs approval"])
+            args = {"ResourceConfig": {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50}}
+        jobs = [
+            make_job(f"s{n}x{i}", now=self.clock(), job_args=job_args(**args), client_token=f"{sweep_id}/{i}", sweep_id=sweep_id, **kwargs)
+            for i in range(size)
+        ]
+        try:
+            jobs = self.guard.admit(jobs)
+            ids = self.jobs.submit_sweep(jobs, sweep_id)
+        except TrainbotError:
+            return  # the user is told to try again; the batch is idempotent on its sweep id
+        for job_id in ids:
+            if job_id not in self.job_ids:
+                self.job_ids.append(job_id)
+        self.sweeps[sweep_id] = list(ids)
+
     def user(self, action: str, index: int) -> None:
         job_id = self.job(index)
         if job_id is None:
@@ -308,6 +363,10 @@ class SimWorld:
             elif action == "retry":
                 self.jobs.retry(job_id, OWNER)
                 self.stopped_by_user.discard(job_id)
+            elif action == "stop-sweep":  # `/train stop sw-…`: every job of the job's sweep
+                sweep_id = self.raw_store.get(job_id).sweep_id
+                if sweep_id is not None:
+                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), OWNER)
             elif action == "approve":
                 self.approvals.approve(job_id, ADMIN)
             elif action == "reject":
@@ -374,7 +433,9 @@ class SimWorld:
         kind = step[0]
         if kind == "submit":
             self.submit(step[1])
-        elif kind in ("stop", "retry", "approve", "reject"):
+        elif kind == "sweep":
+            self.sweep(step[1], step[2])
+        elif kind in ("stop", "retry", "approve", "reject", "stop-sweep"):
             self.user(kind, step[1])
         elif kind == "launcher":
             self.launcher(step[1])
@@ -388,6 +449,9 @@ class SimWorld:
             self.event(step[1], (), replay=True)
         elif kind == "sagemaker":
             self.progress(step[1], step[2])
+        elif kind == "budget":  # an operator redeploys with another weekly budget (TeamBudgets)
+            self.budget_hours = float(step[1])
+            self.budgets._budgets["*"] = self.budget_hours  # what a cold start with the new setting reads
         elif kind == "outage":
             self.outages[step[1]] = OUTAGES[step[1]]
         elif kind == "wait":
@@ -402,6 +466,38 @@ class SimWorld:
             self.check_always(number)
         self.settle()
         self.check_at_rest()
+        if self.answer_every_card():
+            # Held means held until an admin decides: once they do, the job moves on as any other.
+            self.settle()
+            self.check_at_rest()
+            self.check_nothing_held()
+
+    def answer_every_card(self) -> bool:
+        """The admins press Approve on every approval card still waiting: a held single job's
+        own, a held sweep's on its first job (which stands for the sweep, even if that job was
+        stopped meanwhile). Whether anyone pressed."""
+        pressed: set[str] = set()
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            if not job.is_held:
+                continue
+            alone = job.approval is not None and job.approval.alone  # its own card, not its sweep's
+            card = self.sweeps[job.sweep_id][0] if job.sweep_id in self.sweeps and not alone else job_id
+            if card in pressed:
+                continue
+            pressed.add(card)
+            self.log.append(f"admin approves {card}")
+            try:
+                self.approvals.approve(card, ADMIN)
+            except TrainbotError as exc:
+                self._violated(-1, f"3: approving {card} (the card of held {job_id}) failed: {type(exc).__name__}: {exc}")
+        return bool(pressed)
+
+    def check_nothing_held(self) -> None:
+        for job_id in self.job_ids:
+            job = self.raw_store.get(job_id)
+            if job.is_held:
+                self._violated(-1, f"3: {job_id} is still held after an admin approved its card")
 
     def settle(self) -> None:
         """No more faults and no more users: SageMaker finishes what runs, every event arrives
@@ -447,7 +543,9 @@ class SimWorld:
         self._check_budget(step)
         for sink in (self.slack, self.sns):
             for (job_id, seq), count in sink.sent.items():
-                if count > 1 and job_id not in self.delivery_doubts:
+                # Only SNS may repeat a send whose record was lost (its subscribers dedupe on
+                # the key it carries); the Slack replies look before sending again.
+                if count > 1 and (sink is self.slack or job_id not in self.delivery_doubts):
                     self._violated(step, f"4: {sink.name} told {job_id} change {seq} {count} times")
 
     def _check_budget(self, step: int) -> None:
@@ -462,8 +560,14 @@ class SimWorld:
                 decisions = max(decisions, 1)
             approved += decisions * reservation_seconds(job)
         committed = committed_hours(self.raw_store, OWNER.user_id, week)
-        if committed > BUDGET_HOURS + approved / 3600 + 1e-9:
-            self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {BUDGET_HOURS} (+{approved / 3600:.2f} approved)")
+        # A budget lowered by a redeploy may leave what was committed before above it; from
+        # then on nothing more may be committed until it fits again.
+        # (An admin's approval may commit past it: by at most what it approved.)
+        before, approved_before = self._committed.get(week, (0.0, 0.0))
+        grew = committed - before > (approved - approved_before) / 3600 + 1e-9
+        self._committed[week] = (committed, approved)
+        if grew and committed > self.budget_hours + approved / 3600 + 1e-9:
+            self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {self.budget_hours} (+{approved / 3600:.2f} approved)")
 
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:

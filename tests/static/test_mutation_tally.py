@@ -110,6 +110,63 @@ def test_every_mutmut_exit_code_maps_to_the_column_its_status_names(bench):
             assert got is None, (code, status)
         elif code == 3:
             assert got == "error"  # pytest's internal error, not a failing test (mutmut says killed)
+        elif code == 255:
+            # mutmut 3.8.1's worker exits -1 when running the tests raised (mutmut says timeout;
+            # its timeouts are SIGXCPU, -24): the mutant was never judged.
+            assert got == "error"
         else:
             assert got == expected[status], (code, status)
     assert bench.outcome(4) == "error"  # any code mutmut does not know
+
+
+def test_each_module_gets_its_own_columns_for_the_groups_mutants_only(bench):
+    """The per-module table (the README's scores per file) keeps timeouts and errors apart too,
+    and counts only the mutants of the groups asked for."""
+    tallies = dict(bench.module_tallies(["g"], {"g": ["pkg.mod.*", "other.*"]}, RESULTS, diff=_diff))
+    assert set(tallies) == {"pkg.mod", "other"}
+    mod = tallies["pkg.mod"]
+    assert dict(mod.counts) == {"killed": 3, "timeout": 2, "error": 4, "survived": 1, "no tests": 1}
+    assert mod.score() == pytest.approx(3 / 11)
+    assert dict(tallies["other"].counts) == {"survived": 1}
+    narrow = dict(bench.module_tallies(["g"], {"g": ["pkg.mod.x_f__mutmut_1*"]}, RESULTS, diff=_diff))
+    assert {m: t.total for m, t in narrow.items()} == {"pkg.mod": 3}  # 1, 10 and 11 (12 and 13 are not counted)
+
+
+def test_a_rerun_names_only_the_unchecked_or_only_the_not_killed_mutants(bench):
+    """--unchecked resumes a run; --not-killed, after tests were added, runs only what is left
+    (timeouts and errors included: they were never judged)."""
+    assert bench.narrowed(["pkg.mod.*"], RESULTS, "unchecked") == ["pkg.mod.x_f__mutmut_12"]
+    assert bench.narrowed(["pkg.mod.*"], RESULTS, "not-killed") == [
+        f"pkg.mod.x_f__mutmut_{n}" for n in (10, 11, 4, 5, 6, 7, 8, 9)
+    ]
+    assert bench.narrowed(["other.*"], RESULTS, "not-killed") == ["other.x_g__mutmut_1"]
+
+
+def test_a_mutant_runs_only_its_groups_judges_less_the_ones_struck_out(monkeypatch):
+    from types import SimpleNamespace
+
+    from tests.conftest import pytest_collection_modifyitems
+
+    ids = ["tests/unit/test_a.py::t", "tests/integration/test_store.py::small", "tests/integration/test_store.py::big", "tests/e2e/x.py::t"]
+    items = [SimpleNamespace(nodeid=i) for i in ids]
+    deselected: list[str] = []
+    config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: deselected.extend(i.nodeid for i in items)))
+    monkeypatch.setenv("TRAINBOT_MUTATION_JUDGES", "tests/unit/ tests/integration/test_store.py -tests/integration/test_store.py::big")
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "backend.x.x_f__mutmut_1")
+    pytest_collection_modifyitems(config, items)
+    assert [i.nodeid for i in items] == ids[:2]
+    assert deselected == ids[2:]
+    monkeypatch.setenv("MUTANT_UNDER_TEST", "")  # not a mutant's run: every test stays
+    again = [SimpleNamespace(nodeid=i) for i in ids]
+    pytest_collection_modifyitems(config, again)
+    assert len(again) == 4
+
+
+def test_every_judge_is_in_the_tests_mutmut_selects(bench):
+    """mutmut runs only the tests [tool.mutmut] selects: a judge outside them never judges."""
+    import tomllib
+
+    selection = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+    selected = tuple(s for s in selection if not s.startswith("-"))
+    judges = {j for group in bench.GROUPS for j in bench.JUDGES.get(group, bench.FAST_JUDGES) if not j.startswith("-")}
+    assert judges and all(j.startswith(selected) for j in judges), sorted(j for j in judges if not j.startswith(selected))

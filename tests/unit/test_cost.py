@@ -169,7 +169,9 @@ def test_stats_carry_spend_by_team_and_the_chart_draws_it_per_day():
     assert "spend: 2.50 instance-hours ≈ $23.00" in stats.format_text(result)
     assert "by team: nlp 2.00 h $3.00, vision 0.50 h $20.00" in stats.format_text(result)
 
-    chart = stats.render_chart(result)
+    from backend.services.chart import render
+
+    chart = render(result)
     days = chart.series["days"]
     drawn = chart.series["hours"]
     assert drawn["ml.g5.xlarge"][days.index(T0.date().isoformat())] == 2.0

@@ -180,3 +180,44 @@ def test_the_scheduled_functions_load_no_slack_ui_code_even_with_slack_wired(han
     assert "backend.adapters.slack.notifier" in loaded  # the check below looks at a wired container
     ui = [m for m in loaded if m == "bot" or m.startswith(("bot.", "slack_bolt", "matplotlib", "numpy"))]
     assert ui == []
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_chart_module_imports_the_chart_library_and_only_the_chart_functions_code_and_the_cli_import_it():
+    """matplotlib/numpy are in the chart function's artifact only (template.yaml ChartFunction):
+    one module draws with them, and the bot's code never reaches it."""
+    drawing = sorted(name for name, path in _modules().items() if _third_party_imports(path) & {"matplotlib", "numpy", "PIL"})
+    assert drawing == ["backend.services.chart"]
+    importers = sorted(name for name, targets in _graph().items() if "backend.services.chart" in targets)
+    assert importers == ["backend.entrypoints.cli.stats", "backend.services.stats_chart"]
+    assert not [name for name, targets in _graph().items() if name.split(".")[0] == "bot" and targets & {"backend.services.chart", "backend.services.stats_chart"}]
+
+
+def test_the_chart_functions_cold_start_loads_the_chart_library_only_when_it_draws():
+    """Import the chart handler and build its container in a fresh interpreter: matplotlib is
+    imported by a request's drawing, not by the import (so an unparseable event costs nothing)."""
+    script = (
+        "import json, sys\n"
+        "import backend.entrypoints.chart as h\n"
+        "from backend.entrypoints import runtime\n"
+        "runtime.container().charts\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "SLACK_", "TRAINBOT_", "JOBS_", "NOTIFY_"))}
+    env.update(JOBS_TABLE_NAME="jobs", SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s", AWS_REGION="us-east-1",
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "backend.services.stats_chart" in loaded
+    assert [m for m in loaded if m.startswith(("matplotlib", "numpy", "bot.", "slack_bolt")) or m == "bot"] == []

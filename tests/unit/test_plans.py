@@ -117,3 +117,36 @@ def test_the_adapter_reads_plans_as_sagemaker_documents_them() -> None:
     status = training_status({"TrainingJobName": "tb-x-a1", "TrainingJobStatus": "InProgress", "ResourceConfig": documented["DescribeTrainingJob.ResourceConfig"]})
     assert status.training_plan == "p5-dec"
     assert training_status({"TrainingJobName": "tb-x-a1", "TrainingJobStatus": "InProgress"}).training_plan is None
+
+
+def test_a_running_job_is_warned_once_its_plan_is_within_the_warning_time_of_ending_and_it_may_outlive_the_plan() -> None:
+    from backend.domain.plans import end_warning_due, stops_jobs_at
+
+    p = plan(hours=6)  # began an hour ago: ends 17:00, SageMaker stops its jobs from 16:30
+    assert stops_jobs_at(p) == datetime(2025, 12, 1, 16, 30, tzinfo=UTC)
+    ahead = timedelta(hours=2)
+
+    def due(started: datetime, runtime_hours: float, at: datetime, warn: timedelta = ahead) -> bool:
+        return end_warning_due(p, started_at=started, max_runtime_seconds=int(runtime_hours * 3600), now=at, ahead=warn)
+
+    at_15 = datetime(2025, 12, 1, 15, 0, tzinfo=UTC)
+    assert due(NOW, 5, at_15)  # 12:00 + 5 h = 17:00, past 16:30
+    assert not due(NOW, 4.5, at_15)  # ends at 16:30 at the latest: nothing to warn of
+    assert not due(NOW, 5, datetime(2025, 12, 1, 14, 59, tzinfo=UTC))  # not yet two hours ahead
+    assert not due(NOW, 5, datetime(2025, 12, 1, 16, 30, tzinfo=UTC))  # SageMaker is stopping it already
+    assert not due(NOW, 5, at_15, timedelta(0))  # TRAINBOT_PLAN_END_WARNING_SECONDS=0: off
+
+
+def test_the_plan_end_warning_setting_defaults_to_two_hours_and_refuses_a_negative_value() -> None:
+    assert Settings.from_env({"JOBS_TABLE_NAME": "jobs"}).plan_end_warning_seconds == 7200
+    assert Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_PLAN_END_WARNING_SECONDS": "0"}).plan_end_warning_seconds == 0
+    with pytest.raises(ConfigError, match="TRAINBOT_PLAN_END_WARNING_SECONDS"):
+        Settings.from_env({"JOBS_TABLE_NAME": "jobs", "TRAINBOT_PLAN_END_WARNING_SECONDS": "-1"})
+
+
+def test_a_max_runtime_must_end_before_sagemaker_stops_the_plans_jobs_half_an_hour_before_its_end() -> None:
+    # The plan ends at 16:20: SageMaker stops its jobs from 15:50, so 4 h from 12:00 does not fit.
+    result = verdict(plan(hours=5, start=NOW - timedelta(minutes=40)), runtime=4 * 3600)
+    assert result.action == "refuse"
+    assert "30 minutes before its end: at most 3h50m from now" in result.reason
+    assert verdict(plan(hours=5, start=NOW - timedelta(minutes=40)), runtime=3 * 3600 + 50 * 60).action == "launch"

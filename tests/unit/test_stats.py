@@ -138,3 +138,45 @@ def test_a_window_must_be_one_day_to_a_year():
         Window.last_days(0, NOW)
     with pytest.raises(ValueError):
         Window.last_days(stats.MAX_DAYS + 1, NOW)
+
+
+def _on_plan(job, plan: str):
+    return job.model_copy(update={"attempts": [a.model_copy(update={"plan": plan}) for a in job.attempts]})
+
+
+def test_plan_hours_count_the_billable_hours_run_on_each_plan_against_what_it_reserved_inside_the_window():
+    from backend.domain.plans import PlanState, TrainingPlan
+
+    base = NOW - 3 * DAY
+    two = _on_plan(job_with("two", base, S.COMPLETED, [dict(claimed=base, ended=base + HOUR, billable=1800)], count=2), "p5-dec")
+    stopped = _on_plan(
+        job_with("cut", base, S.STOPPED, [dict(claimed=base, ended=base + HOUR, billable=3600, outcome=O.STOPPED, failure=F.PLAN_ENDED)]),
+        "p5-dec",
+    )
+    on_demand = job_with("free", base, S.COMPLETED, [dict(claimed=base, ended=base + HOUR, billable=7200)])
+    gone = _on_plan(job_with("gone", base, S.COMPLETED, [dict(claimed=base, ended=base + HOUR, billable=360)]), "old-plan")
+
+    def p(name: str, start, hours: int, total: int, state: PlanState = PlanState.ACTIVE) -> TrainingPlan:
+        return TrainingPlan(name, f"arn:aws:sagemaker:us-east-1:123456789012:training-plan/{name}", state, start, start + timedelta(hours=hours), "ml.p5.48xlarge", total, 0)
+
+    plans = {
+        "p5-dec": p("p5-dec", NOW - 10 * DAY, 24 * 9, 2),  # began before the window, ends a day before now: 6 days inside it
+        "idle": p("idle", NOW - 2 * HOUR, 24, 4),  # bought, unused: 2 hours so far × 4
+        "never": p("never", NOW - DAY, 48, 8, PlanState.FAILED),  # a failed purchase reserves nothing
+    }
+    result = compute_stats([two, stopped, on_demand, gone], _window(7), NOW, plans=plans)
+
+    rows = {row.plan: row for row in result.plan_hours}
+    assert set(rows) == {"p5-dec", "idle", "old-plan"}
+    assert (rows["p5-dec"].used, rows["p5-dec"].bought) == pytest.approx((2.0, 2 * 6 * 24))
+    assert (rows["idle"].used, rows["idle"].bought) == pytest.approx((0.0, 8.0))
+    assert (rows["old-plan"].used, rows["old-plan"].bought) == pytest.approx((0.1, None))
+    assert [row.plan for row in result.plan_hours] == ["p5-dec", "old-plan", "idle"]  # most used first
+    assert "plan-hours (used of bought): p5-dec 2.00 of 288.00 (1%), old-plan 0.10 of ?, idle 0.00 of 8.00 (0%)" in stats.format_text(result)
+    assert result.retries_by_cause.get("plan_ended", 0) == 0  # a stop that ended the job retried nothing
+
+
+def test_without_plans_in_use_or_known_no_plan_hours_are_shown():
+    result = compute_stats(known_history(), _window(), NOW)
+    assert result.plan_hours == [] and "plan-hours" not in stats.format_text(result)
+    assert "plans" not in stats.chart_series(result)

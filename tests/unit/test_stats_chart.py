@@ -1,10 +1,15 @@
-"""The stats chart: a valid PNG whose bars show the expected series (checked from the data
-read back off the drawn bars, not from pixels)."""
+"""The stats chart drawn with matplotlib: its series are read back from the drawn bars (each
+patch's height and position), never copied from the input, and its labels are laid out so that
+none overlaps another, for a week and for a year."""
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
+
 from backend.services import stats
-from backend.services.chart import PNG_SIGNATURE, png_size, render
+from backend.services.chart import EMPTY_NOTE, PANELS, PNG_SIGNATURE, png_size, read_back, render, render_series
 from tests.stats_history import EXPECTED, NOW, known_history
 
 
@@ -12,74 +17,117 @@ def _stats(days: int = 7, jobs=None):
     return stats.compute_stats(known_history() if jobs is None else jobs, stats.Window.last_days(days, NOW), NOW)
 
 
-def test_the_chart_is_a_png_showing_jobs_per_day_by_status_and_retries_by_cause():
-    chart = stats.render_chart(_stats())
+def test_the_chart_is_a_png_whose_bars_show_jobs_per_day_by_outcome_and_retries_by_cause():
+    chart = render(_stats())
 
-    assert chart.png.startswith(PNG_SIGNATURE)
-    assert png_size(chart.png) == (1000, 650)
+    assert chart.png.startswith(PNG_SIGNATURE) and png_size(chart.png)[0] >= 1000
     assert chart.series["days"] == EXPECTED["days"]
     assert chart.series["jobs"] == EXPECTED["jobs"]
     drawn_retries = {cause: values for cause, values in chart.series["retries"].items() if any(values)}
     assert drawn_retries == EXPECTED["retries_per_day"]
 
 
-def test_the_series_are_read_back_from_the_bars_so_a_wrong_drawing_would_show():
+def test_the_series_are_read_back_from_the_patches_so_a_wrong_drawing_would_show():
     series = {"days": ["2026-11-01", "2026-11-02"], "jobs": {"Completed": [3, 0], "Failed": [1, 2]}, "retries": {"capacity": [0, 5]}}
-    chart = render(series)
-    assert chart.series == {"days": series["days"], "jobs": {"Completed": [3.0, 0.0], "Failed": [1.0, 2.0]}, "retries": {"capacity": [0.0, 5.0]}}
+    chart = render_series(series)
+    assert {k: v for k, v in chart.series.items()} == {
+        "days": series["days"], "jobs": {"Completed": [3.0, 0.0], "Failed": [1.0, 2.0]}, "retries": {"capacity": [0.0, 5.0]}
+    }
+    # Stacked: Failed stands on Completed, so a bar's bottom is the sum of those below it.
+    (jobs,) = [ax for ax in chart.figure.axes if ax.get_gid() == "jobs"]
+    completed, failed = jobs.containers
+    assert [p.get_y() for p in failed.patches] == [3.0, 0.0]
+    # What read_back reports is the figure's, not the input's: change a patch, and it says so.
+    failed.patches[1].set_height(7)
+    assert read_back(chart.figure, series["days"])["jobs"]["Failed"] == [1.0, 7.0]
 
 
-def test_an_empty_window_still_draws_a_valid_chart_of_zeros():
-    chart = stats.render_chart(_stats(days=2, jobs=[]))
+def test_each_panel_has_its_title_y_label_and_a_legend_of_the_series_it_shows():
+    chart = render(_stats())
+    axes = {ax.get_gid(): ax for ax in chart.figure.axes if ax.get_gid()}
+    assert list(axes) == ["jobs", "retries", "hours"]  # the known history bills hours: three panels
+    for key, ax in axes.items():
+        assert ax.get_title(loc="left") == PANELS[key].title and ax.get_ylabel() == PANELS[key].ylabel
+        legend = [text.get_text() for text in ax.get_legend().get_texts()]
+        shown = [name for name, values in chart.series[key].items() if any(values)]
+        assert legend == shown, key
+    assert chart.figure.get_suptitle().startswith("Trainbot jobs · everyone · ")
+
+
+def test_an_empty_window_still_draws_a_valid_chart_of_zeros_and_says_so():
+    chart = render(_stats(days=2, jobs=[]))
     assert png_size(chart.png)[0] > 0
     assert all(v == [0.0, 0.0, 0.0] for v in chart.series["jobs"].values())
+    notes = [t.get_text() for ax in chart.figure.axes for t in ax.texts]
+    assert notes and set(notes) == {EMPTY_NOTE}
+
+
+def _boxes(chart):
+    figure = chart.figure
+    renderer = figure.canvas.get_renderer()
+    return figure, renderer
+
+
+@pytest.mark.parametrize("days", [1, 7, 30, 366])
+def test_no_label_title_or_legend_overlaps_another_or_a_plot(days):
+    history = [j for j in known_history(NOW)]
+    chart = render(_stats(days=days, jobs=history))
+    figure, renderer = _boxes(chart)
+    axes = [ax for ax in figure.axes if ax.get_gid()]
+    # Day labels along the bottom: a readable number, none touching its neighbour.
+    labels = [t for t in axes[-1].get_xticklabels() if t.get_text()]
+    assert 1 <= len(labels) <= 15
+    extents = [t.get_window_extent(renderer) for t in labels]
+    for left, right in itertools.pairwise(sorted(extents, key=lambda b: b.x0)):
+        assert left.x1 < right.x0, (days, left, right)
+    # Legends stand right of the plots; titles, plots and legends of different panels are apart.
+    parts = []
+    for ax in axes:
+        plot = ax.get_window_extent(renderer)
+        legend = ax.get_legend()
+        if legend is not None:
+            box = legend.get_window_extent(renderer)
+            assert box.x0 >= plot.x1 - 1, (ax.get_gid(), box, plot)
+            parts.append(box)
+        parts.append(ax.title.get_window_extent(renderer))
+        parts.append(plot)
+    parts.append(figure._suptitle.get_window_extent(renderer))
+    for a, b in itertools.combinations(parts, 2):
+        assert not a.overlaps(b) or (a.x1 <= b.x0 + 1 or b.x1 <= a.x0 + 1 or a.y1 <= b.y0 + 1 or b.y1 <= a.y0 + 1), (a, b)
+    # Everything drawn lies within the picture.
+    whole = figure.bbox
+    for part in [*parts, *extents]:
+        assert part.x0 >= whole.x0 - 1 and part.x1 <= whole.x1 + 1 and part.y0 >= whole.y0 - 1 and part.y1 <= whole.y1 + 1
 
 
 def test_png_size_refuses_what_is_not_a_png():
-    import pytest
-
     with pytest.raises(ValueError):
         png_size(b"GIF89a....")
 
 
-def _decode(png: bytes) -> tuple[int, int, bytes]:
-    """(width, height, RGB rows) of an 8-bit RGB PNG with filter 0 rows, as chart.py writes."""
-    import struct
-    import zlib
+def test_the_plans_panel_shows_each_plans_hours_used_with_the_unused_bought_hours_on_top():
+    """The last panel stands one bar per training plan on its own axis (not the days'): the
+    hours used, and on top what was bought but not used, read back from the drawn patches."""
+    from matplotlib.colors import to_hex
 
-    width, height = png_size(png)
-    offset, data = 8, b""
-    while offset < len(png):
-        (length,) = struct.unpack(">I", png[offset : offset + 4])
-        kind = png[offset + 4 : offset + 8]
-        if kind == b"IDAT":
-            data += png[offset + 8 : offset + 8 + length]
-        offset += 12 + length
-    raw = zlib.decompress(data)
-    stride = width * 3 + 1
-    assert all(raw[row * stride] == 0 for row in range(height))
-    return width, height, b"".join(raw[row * stride + 1 : (row + 1) * stride] for row in range(height))
+    from backend.services.chart import PLAN_COLORS
 
-
-def test_each_bar_is_painted_in_its_series_colour_where_it_stands_and_taller_values_are_taller_bars():
-    from backend.services.chart import JOB_COLORS, _rgb
-
-    series = {"days": ["2026-11-01", "2026-11-02"], "jobs": {"Completed": [3, 0], "Failed": [1, 6]}, "retries": {"capacity": [0, 5]}}
-    chart = render(series)
-    width, _height, pixels = _decode(chart.png)
-
-    def colour_at(x: int, y: int) -> tuple[int, int, int]:
-        start = (y * width + x) * 3
-        return tuple(pixels[start : start + 3])
-
-    from backend.services.chart import draw
-
-    _canvas, panels = draw(series)
-    drawn = [bar for panel in panels for bar in panel.bars if bar.value]
-    assert {(bar.series, bar.day, bar.value) for bar in drawn} == {("Completed", 0, 3.0), ("Failed", 0, 1.0), ("Failed", 1, 6.0), ("capacity", 1, 5.0)}
-    for bar in drawn:
-        assert colour_at(bar.x + bar.width // 2, bar.y + bar.height // 2) == bar.color
-    heights = {(bar.series, bar.day): bar.height for bar in drawn}
-    assert abs(heights[("Failed", 1)] - 2 * heights[("Completed", 0)]) <= 1
-    assert abs(heights[("Completed", 0)] - 3 * heights[("Failed", 0)]) <= 2
-    assert _rgb(JOB_COLORS["Failed"]) == next(bar.color for bar in drawn if bar.series == "Failed")
+    series = {
+        "days": ["2026-11-01", "2026-11-02"],
+        "jobs": {"Completed": [1, 1]},
+        "retries": {"capacity": [0, 0]},
+        "plans": {"names": ["p5-dec", "idle"], "used": [30.0, 0.0], "unused": [10.0, 40.0]},
+    }
+    chart = render_series(series)
+    assert chart.series["plans"] == {"names": ["p5-dec", "idle"], "used": [30.0, 0.0], "unused": [10.0, 40.0]}
+    [ax] = [ax for ax in chart.figure.axes if ax.get_gid() == "plans"]
+    assert ax.get_title(loc="left").startswith("Training plans")
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["used", "unused"]
+    used, unused = [c for c in ax.containers]
+    # Stacked: the unused part starts where the used part ends, in the plan colours.
+    assert unused.patches[0].get_y() == used.patches[0].get_height() == 30.0
+    assert to_hex(used.patches[0].get_facecolor()) == PLAN_COLORS["used"]
+    assert to_hex(unused.patches[0].get_facecolor()) == PLAN_COLORS["unused"]
+    # The plan names label its axis; the days' panels keep theirs.
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["p5-dec", "idle"]
+    assert chart.series["jobs"]["Completed"] == [1.0, 1.0]

@@ -37,12 +37,10 @@ deserializer = TypeDeserializer()
 GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
 # Written only by the notification dispatcher, never by a job write.
 # ``Slack`` is set at registration and then only by set_thread (its root message ts).
-WRITER_OWNED = frozenset({"Delivered", "DeliveryLease", "Slack"})
-# Attributes a job write removes when the new job does not carry them (optional fields, and
-# index keys that put the job into an index it must now leave).
-REMOVABLE = frozenset(
-    {"QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "NextAttemptAt", "CapacityWaitSince", "Lease", "ExpiresAt", "ParkedAt", "Waiting"}
-)
+WRITER_OWNED = frozenset({"Delivered", "Doubts", "DeliveryLease", "Slack"})
+# The Outbox index's keys: a job write sets them from what it read (its change is pending), and
+# the dispatcher removes or moves them (delivered, backing off) with no new version.
+OUTBOX_KEYS = frozenset({"OutboxKey", "OutboxSort"})
 
 
 def to_item(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from backend.adapters.dynamo.base import BATCH_GET_SIZE, BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS, logger
-from backend.adapters.dynamo.codec import REMOVABLE, WRITER_OWNED, from_item
+from backend.adapters.dynamo.codec import OUTBOX_KEYS, WRITER_OWNED, from_item
 from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
 from backend.domain import fairness, notice
@@ -88,7 +88,6 @@ class DynamoJobs(DynamoRecords):
                     "JobIds": {"L": [{"S": i} for i in ids]},
                     "OwnerKey": {"S": owner.key},
                     "CreatedAt": {"S": format_utc(now)},
-                    "Tally": {"M": {}},
                 },
                 ConditionExpression="attribute_not_exists(JobId)",
             )
@@ -244,7 +243,8 @@ class DynamoJobs(DynamoRecords):
         An UpdateItem, not a PutItem: it sets every attribute the job has except the
         notifiers' delivery bookkeeping (``Delivered``, ``DeliveryLease``), which only the
         dispatcher writes; a transition computed from an older read must not roll it back
-        (that would send a notification twice).
+        (that would send a notification twice). It removes every other attribute ``before``
+        had and ``after`` has not (an optional field cleared, an index the job leaves).
         """
         item = self._item(after)
         old_item = self._item(before)
@@ -254,15 +254,16 @@ class DynamoJobs(DynamoRecords):
         for i, (attribute, value) in enumerate(item.items()):
             if attribute in WRITER_OWNED or attribute == "JobId":
                 continue
-            # Only what changed (a job item is a few KB; most writes touch a few attributes).
-            # Version always changes, and index keys must be written whenever they differ.
-            if old_item.get(attribute) == value and attribute != "OutboxKey":
+            # Only what changed since the caller's read (a job item is a few KB; most writes
+            # touch a few attributes). The dispatcher moves the outbox keys without a new
+            # version, so "unchanged since the read" says nothing about them: always written.
+            if old_item.get(attribute) == value and attribute not in OUTBOX_KEYS:
                 continue
             names[f"#a{i}"] = attribute
             values[f":a{i}"] = value
             sets.append(f"#a{i} = :a{i}")
         removes = []
-        for j, attribute in enumerate(sorted((REMOVABLE & set(old_item)) - set(item))):
+        for j, attribute in enumerate(sorted(set(old_item) - set(item) - WRITER_OWNED)):
             names[f"#r{j}"] = attribute
             removes.append(f"#r{j}")
         names["#status"] = "JobStatus"
@@ -288,8 +289,10 @@ class DynamoJobs(DynamoRecords):
                 ExpressionAttributeValues=values,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 # The lease's holder delivers from this write's answer: what a drain delivered
-                # between our read and this write must not be sent again (a free return value).
-                **({"ReturnValues": "ALL_NEW"} if lease is not None else {}),
+                # between our read and this write must not be sent again, and a lease still on
+                # the item (never given back) puts its holder's sends in doubt (a free return
+                # value: the item as it was, whose delivery bookkeeping this write leaves alone).
+                **({"ReturnValues": "ALL_OLD"} if lease is not None else {}),
             )
         except ClientError as exc:
             old: Any = exc.response.get("Item")
@@ -306,6 +309,9 @@ class DynamoJobs(DynamoRecords):
             return LostRace(before.job_id, before.status, before.version, current)
         if lease is not None:
             remember_lease(self, after.job_id, after.version)
-            stored = from_item(answer["Attributes"])
-            after = after.model_copy(update={"delivered": stored.delivered, "slack": stored.slack or after.slack})
+            before_item = answer["Attributes"]
+            stored = from_item(before_item)
+            if "DeliveryLease" in before_item:
+                stored = notice.taken_over(stored, self._notify_targets)
+            after = after.model_copy(update={"delivered": stored.delivered, "doubts": stored.doubts, "slack": stored.slack or after.slack})
         return Applied(after)

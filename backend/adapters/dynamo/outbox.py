@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import from_item
+from backend.domain import notice
 from backend.domain.model import Job
 from backend.domain.times import format_utc
 
@@ -64,7 +65,10 @@ class DynamoOutbox(DynamoTable):
 
     def acquire_delivery(self, job_id: str, token: str, now: datetime, until: datetime) -> Job | None:
         """Take the job's delivery lease (so two dispatchers never send the same change twice)
-        and return the job as stored, with its ``delivered`` map; None if another holds it."""
+        and return the job as stored, with its ``delivered`` map; None if another holds it.
+        The write answers the item as it was (ALL_OLD: the same but for the lease): a lease
+        still on it was never given back, so its holder's sends are in doubt
+        (:func:`backend.domain.notice.taken_over`)."""
         try:
             answer = self._call(
                 "update_item",
@@ -77,12 +81,14 @@ class DynamoOutbox(DynamoTable):
                     ":lease": {"M": {"Token": {"S": token}, "Until": {"S": format_utc(until)}}},
                     ":now": {"S": format_utc(now)},
                 },
-                ReturnValues="ALL_NEW",
+                ReturnValues="ALL_OLD",
             )
         except ClientError:
             return None
         self.metrics.items_read += 1
-        return from_item(answer["Attributes"])
+        before = answer["Attributes"]
+        job = from_item(before)
+        return notice.taken_over(job, self._notify_targets) if "DeliveryLease" in before else job
 
     def extend_delivery(self, job: Job, token: str, delivered: dict[str, int], until: datetime) -> bool:
         """Record what was delivered so far and extend the lease, if it is still ``token``'s."""
@@ -105,20 +111,35 @@ class DynamoOutbox(DynamoTable):
         return True
 
     def finish_delivery(
-        self, job: Job, token: str, delivered: dict[str, int], *, all_done: bool, retry_at: datetime | None = None
+        self,
+        job: Job,
+        token: str,
+        delivered: dict[str, int],
+        *,
+        all_done: bool,
+        retry_at: datetime | None = None,
+        doubts: dict[str, int] | None = None,
     ) -> None:
         """Record what was delivered and release the lease; when everything up to the job's
         last change is delivered and the job has not changed since, leave the Outbox index;
-        with ``retry_at``, stay in it due then (a failing delivery backs off)."""
+        with ``retry_at``, stay in it due then (a failing delivery backs off). ``doubts``
+        (when given) replaces the item's ``Doubts`` in the same write (none: removed)."""
         values = {":d": {"M": {k: {"N": str(v)} for k, v in delivered.items()}}, ":t": {"S": token}}
         names = {"#token": "Token"}
+        # Doubts ride in this write, whichever branch lands: never a write of their own.
+        doubts_set, doubts_remove = "", ""
+        if doubts:
+            values[":doubts"] = {"M": {k: {"N": str(v)} for k, v in doubts.items()}}
+            doubts_set = ", Doubts = :doubts"
+        elif doubts is not None:
+            doubts_remove = ", Doubts"
         if all_done:
             try:
                 self._call(
                     "update_item",
                     TableName=self._table,
                     Key={"JobId": {"S": job.job_id}},
-                    UpdateExpression="SET Delivered = :d REMOVE DeliveryLease, OutboxKey, OutboxSort",
+                    UpdateExpression=f"SET Delivered = :d{doubts_set} REMOVE DeliveryLease, OutboxKey, OutboxSort{doubts_remove}",
                     ConditionExpression="DeliveryLease.#token = :t AND Version = :v",
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={**values, ":v": {"N": str(job.version)}},
@@ -132,7 +153,7 @@ class DynamoOutbox(DynamoTable):
                     "update_item",
                     TableName=self._table,
                     Key={"JobId": {"S": job.job_id}},
-                    UpdateExpression="SET Delivered = :d, OutboxKey = :pending, OutboxSort = :due REMOVE DeliveryLease",
+                    UpdateExpression=f"SET Delivered = :d{doubts_set}, OutboxKey = :pending, OutboxSort = :due REMOVE DeliveryLease{doubts_remove}",
                     ConditionExpression="DeliveryLease.#token = :t AND Version = :v",
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={
@@ -150,7 +171,7 @@ class DynamoOutbox(DynamoTable):
                 "update_item",
                 TableName=self._table,
                 Key={"JobId": {"S": job.job_id}},
-                UpdateExpression="SET Delivered = :d REMOVE DeliveryLease",
+                UpdateExpression=f"SET Delivered = :d{doubts_set} REMOVE DeliveryLease{doubts_remove}",
                 ConditionExpression="DeliveryLease.#token = :t",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -6,9 +6,11 @@ separately and a refused card update never makes a reply be posted again:
 
 - ``slack`` (:class:`SlackNotifier`): the job's root card, when the job is announced (before it
   is registered, so its thread ``ts`` is stored by the registration itself: no extra write),
-  and thread replies, only for the changes the policy asks for; the owner is @-mentioned once,
-  by the reply that ends the job. Sweep jobs share the sweep's root: each end is counted once
-  (one conditional write), failures are grouped into digest replies, and the job that ends the
+  and thread replies, only for the changes the policy asks for. The owner is named as every
+  message names people (a mention), so Slack tells them twice: when the card is posted and
+  by the reply that ends the job (among replies, only that one mentions them; an edit of the
+  card notifies nobody). Sweep jobs share the sweep's root: each end is counted once (one
+  conditional write), failures are grouped into digest replies, and the job that ends the
   sweep posts its one final summary, which mentions the owner.
 - the admins' approval card (issue 22): delivering the change that put a job on hold (``New``,
   or a re-held ``Retrying``; a sweep: only its first job, whose card stands for the sweep) sends
@@ -25,6 +27,13 @@ separately and a refused card update never makes a reply be posted again:
   is deferred (see :mod:`backend.services.notify`), and coalesced: only the newest change of a
   round is rendered; intermediate states are skipped.
 
+Posted once (:meth:`SlackNotifier.already_told`): every thread reply carries Slack message
+metadata naming what it tells (a change: ``trainbot_change`` with the job id and seq; a sweep's
+summary or digest: ``trainbot_sweep``), so when a post's answer was lost (NotifierUncertain: a
+timeout, a dropped connection, a 5xx) or a run was killed before recording it, the next
+delivery reads the thread (``conversations.replies`` with ``include_all_metadata``) and records
+what it finds instead of posting it again. Only then: the normal path never reads a thread.
+
 Pacing (:class:`SlackPacer`): at most one message per second per channel with a short burst,
 and ``chat.update`` kept under the app-wide Tier 3 budget, both per process; Slack's own 429
 answers (``Retry-After``) are the limit across processes. A wait longer than the bound turns
@@ -38,6 +47,7 @@ minute"; a rate-limited call answers HTTP 429 with ``Retry-After`` (seconds).
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections import OrderedDict, deque
@@ -55,7 +65,8 @@ from backend.domain.model import Job, JobArgs, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.spec import Objective, parse_objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
-from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, StoreUnavailable
+from backend.domain.times import format_utc
+from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
 from backend.ports import JobRepository, RecordStore, SweepEnd, notify_may_wait
 
 logger = Logger(service="trainbot", child=True)
@@ -87,6 +98,19 @@ PERMANENT_ERRORS = frozenset(
         "too_many_attachments",
     }
 )
+# What the look before a re-post (conversations.replies) may be refused for good: the app was
+# installed without the history scopes, the token type may not read this conversation, the
+# thread is gone. Nothing can be learned there, so the change is posted (logged) rather than
+# kept for ever.
+LOOKUP_REFUSALS = frozenset({"missing_scope", "not_allowed_token_type", "thread_not_found", "invalid_ts_latest", "invalid_ts_oldest"})
+# Messages per conversations.replies page (Slack's documented maximum is 1,000) and pages read
+# at most: a thread longer than that is not read to its end (the change stays pending).
+REPLIES_PAGE = 200
+MAX_REPLY_PAGES = 10
+# The metadata event type of every thread reply that tells a change (its payload: job id, seq).
+CHANGE_EVENT = "trainbot_change"
+SWEEP_EVENT = "trainbot_sweep"
+STALL_EVENT = "trainbot_stall"
 _ROOT_CACHE = 1024
 # How long a delivery's claim on posting a sweep's summary holds (a Slack post with its bounded
 # retries takes far less); after that a redelivery may take it over and post it.
@@ -102,6 +126,9 @@ POSTS_PER_SECOND = 1.0
 POST_BURST = 3
 UPDATES_PER_MINUTE = 40
 SAME_CARD_SECONDS = 5.0
+# conversations.replies, read only to look before re-posting a change whose first send may
+# have landed: Tier 3 too ("50+ per minute", per method), kept to 40 like the updates.
+READS_PER_MINUTE = 40
 MAX_PACING_WAIT = 2.0  # longer than this and the change waits in the outbox instead
 
 
@@ -111,6 +138,24 @@ def entry_of(job: Job, seq: int) -> HistoryEntry | None:
         if entry.seq == seq:
             return entry
     return None
+
+
+def change_metadata(job: Job, seq: int) -> dict[str, Any]:
+    """The Slack message metadata of the reply that tells change ``seq`` of ``job``: how a
+    later delivery finds it in the thread (https://docs.slack.dev/messaging/message-metadata:
+    ``event_type`` and a free-form ``event_payload`` of strings, numbers and booleans)."""
+    return {"event_type": CHANGE_EVENT, "event_payload": {"job_id": job.job_id, "seq": seq}}
+
+
+def sweep_metadata(sweep_id: str, part: str) -> dict[str, Any]:
+    """The metadata of a sweep's own replies (``part``: ``summary``, ``digest-<failures>``)."""
+    return {"event_type": SWEEP_EVENT, "event_payload": {"sweep_id": sweep_id, "part": part}}
+
+
+def _replies(job: Job, seq: int, entry: HistoryEntry) -> bool:
+    """Whether a single job's change ``seq`` is told by a thread reply (a note moves nothing
+    and tells nobody; an approval's note is told apart)."""
+    return not entry.is_note and (notice.replies_to(job, seq) or notice.tells_off_plan(job, seq))
 
 
 class SlackNotifierStore(JobRepository, RecordStore, Protocol):
@@ -128,6 +173,7 @@ class SlackPacer:
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
         self._updates: deque[float] = deque()
+        self._reads: deque[float] = deque()
         self._card_at: OrderedDict[str, float] = OrderedDict()
 
     def before_post(self, channel: str, max_wait: float = MAX_PACING_WAIT) -> None:
@@ -150,6 +196,16 @@ class SlackPacer:
             last = self._card_at.get(key)
             return last is None or self._clock() - last >= SAME_CARD_SECONDS
 
+    def before_read(self) -> None:
+        """A conversations.replies call (Tier 3, its own budget): at most READS_PER_MINUTE."""
+        with self._lock:
+            now = self._clock()
+            while self._reads and now - self._reads[0] >= 60:
+                self._reads.popleft()
+            if len(self._reads) >= READS_PER_MINUTE:
+                raise NotifierUnavailable("conversations.replies is at its per-minute budget")
+            self._reads.append(now)
+
     def before_update(self, key: str) -> None:
         with self._lock:
             now = self._clock()
@@ -166,7 +222,9 @@ class SlackPacer:
 
 class SlackCalls:
     """One Web API call, paced; every way it can fail becomes NotifierUnavailable (or
-    NotifierRejected, for what no retry can fix)."""
+    NotifierRejected, for what no retry can fix). A failure that says nothing of whether the
+    call took effect (the request went out, its answer did not come back: a timeout, a dropped
+    connection, a 5xx) is NotifierUncertain: a post may have landed."""
 
     def __init__(self, client: Any, pacer: SlackPacer) -> None:
         self._client = client
@@ -183,18 +241,69 @@ class SlackCalls:
     def delete(self, channel: str, ts: str) -> None:
         self._call("chat_delete", channel=channel, ts=ts)
 
+    def thread_has(self, channel: str, ts: str, metadata: dict[str, Any]) -> bool:
+        """Whether the thread rooted at ``ts`` holds a message carrying ``metadata`` (its
+        ``event_type`` and every field of its ``event_payload``): conversations.replies with
+        ``include_all_metadata``, page by page. NotifierUnavailable if Slack could not be
+        asked ("could not find out" is not "not there"); NotifierRejected if it refuses for
+        good (a missing scope, a thread that is gone)."""
+        want_type, want = metadata["event_type"], metadata["event_payload"]
+        cursor: str | None = None
+        for _ in range(MAX_REPLY_PAGES):
+            self.pacer.before_read()
+            try:
+                answer = self._call(
+                    "conversations_replies", channel=channel, ts=ts, include_all_metadata=True, limit=REPLIES_PAGE,
+                    **({"cursor": cursor} if cursor else {}),
+                )
+            except NotifierUnavailable as exc:
+                if _slack_error(exc.__cause__) in LOOKUP_REFUSALS:
+                    raise NotifierRejected(f"Slack conversations.replies refused: {_slack_error(exc.__cause__)}") from exc
+                raise NotifierUnavailable(f"could not read thread {channel}/{ts}: {exc}") from exc
+            for message in answer.get("messages") or []:
+                found = message.get("metadata") or {}
+                payload = found.get("event_payload") or {}
+                if found.get("event_type") == want_type and all(payload.get(k) == v for k, v in want.items()):
+                    return True
+            cursor = ((answer.get("response_metadata") or {}).get("next_cursor")) or None
+            if not cursor:
+                return False
+        raise NotifierUnavailable(f"thread {channel}/{ts} has more than {MAX_REPLY_PAGES * REPLIES_PAGE} replies: not read to its end")
+
     def _call(self, method: str, **kwargs: Any) -> Any:
+        from urllib.error import URLError
+
         from slack_sdk.errors import SlackApiError, SlackClientError
 
         try:
             return getattr(self._client, method)(**kwargs)
         except SlackApiError as exc:
-            error = exc.response.get("error") if exc.response is not None else "?"
+            error = _slack_error(exc)
             if error in PERMANENT_ERRORS:
                 raise NotifierRejected(f"Slack {method} refused: {error}") from exc
+            status = getattr(exc.response, "status_code", 200) or 200
+            if status >= 500:
+                raise NotifierUncertain(f"Slack {method} answered {status}: it may have taken effect") from exc
             raise NotifierUnavailable(f"Slack {method} failed: {error}") from exc
-        except (SlackClientError, OSError) as exc:  # URLError, timeouts, refused connections
+        except URLError as exc:
+            # urllib wraps what fails before the request is sent whole (refused, unknown name,
+            # timed out connecting): Slack never saw it.
             raise NotifierUnavailable(f"Slack {method} could not be reached: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # Raised while waiting for the answer (a read timeout, a connection reset or
+            # closed): the request was sent, and may have taken effect.
+            raise NotifierUncertain(f"Slack {method} sent, answer lost: {exc!r}") from exc
+        except SlackClientError as exc:
+            raise NotifierUnavailable(f"Slack {method} could not be made: {exc}") from exc
+
+
+def _slack_error(exc: BaseException | None) -> str:
+    """The ``error`` of a Slack API answer (``?`` when there is none)."""
+    response = getattr(exc, "response", None)
+    try:
+        return str(response.get("error")) if response is not None else "?"
+    except (AttributeError, TypeError):  # a body that is not JSON (a proxy's 502 page)
+        return "?"
 
 
 class SlackNotifier:
@@ -270,7 +379,10 @@ class SlackNotifier:
         if entry is None:
             return  # no longer kept: nothing left to tell
         if notice.tells_approval(job, seq):
-            self._tell_approved(job)
+            self._tell_approved(job, seq)
+            return
+        if notice.tells_plan_end(job, seq):
+            self._warn_plan_end(job, entry)
             return
         if job.sweep_id:
             self._notify_sweep_job(job, entry)
@@ -281,18 +393,46 @@ class SlackNotifier:
             if root is None:
                 self._post_root(job, channel)
             return
-        if entry.is_note:
-            return  # moves nothing, and tells nobody (an approval's note is told above)
-        if not notice.replies_to(job, seq) and not notice.tells_off_plan(job, seq):
+        if not _replies(job, seq, entry):
             return
         if root is None:
             # The root could not be posted when the job was announced: start a thread now
             # rather than lose the story.
             root = self._post_root(job, channel)
         mention = notice.mentions_owner(job.notify, entry.to_status)
-        self._calls.post(channel, thread_ts=root, text=render.thread_reply(job, seq, mention_owner=mention, region=self._region))
+        text = render.thread_reply(job, seq, mention_owner=mention, region=self._region)
+        self._calls.post(channel, thread_ts=root, text=text, metadata=change_metadata(job, seq))
 
-    def _tell_approved(self, job: Job) -> None:
+    def already_told(self, job: Job, seq: int) -> bool:
+        """Whether change ``seq``'s thread reply is in the job's thread already (a send whose
+        answer was lost, or a run killed before it recorded the send, may have posted it): its
+        metadata names the job and the change. Asked only when the dispatcher doubts, never on
+        the normal path. False, with no call to Slack, when the change posts no thread reply
+        (or its thread is not known yet): :meth:`notify` then does what it does, and whatever
+        else it posts is guarded on its own (a sweep's replies by the sweep's records, the
+        admins' cards by theirs). A reply is the last thing :meth:`notify` does for a change,
+        so finding it means nothing is left to do. NotifierUnavailable if the thread could not
+        be read; NotifierRejected if Slack refuses to let it be read."""
+        thread = self._reply_thread(job, seq)
+        if thread is None:
+            return False
+        return self._calls.thread_has(*thread, change_metadata(job, seq))
+
+    def _reply_thread(self, job: Job, seq: int) -> tuple[str, str] | None:
+        """(channel, root ts) of the thread reply :meth:`notify` posts for change ``seq`` as
+        its last act, if it posts one into a thread already known; None otherwise."""
+        entry = entry_of(job, seq)
+        if job.slack is None or not job.slack.channel_id or entry is None:
+            return None
+        if notice.tells_approval(job, seq):
+            root = job.slack.thread_ts if job.sweep_id else self.root_ts(job)
+        elif job.sweep_id or (entry.to_status is JobStatus.NEW and seq == 1) or not _replies(job, seq, entry):
+            return None  # a sweep job's end is told through the sweep's records (see _notify_sweep_job)
+        else:
+            root = self.root_ts(job)
+        return (job.slack.channel_id, root) if root else None
+
+    def _tell_approved(self, job: Job, seq: int) -> None:
         """The owner's thread hears who approved their held job (a sweep: in the sweep's
         thread). A single job whose root card never went out gets it now, as a reply would."""
         assert job.slack is not None and job.approval is not None
@@ -302,7 +442,20 @@ class SlackNotifier:
             if job.sweep_id:
                 return  # the sweep's root was never posted: no thread to tell
             root = self._post_root(job, channel)
-        self._calls.post(channel, thread_ts=root, text=render.approved_reply(job, job.approval.decided_by or ""))
+        text = render.approved_reply(job, job.approval.decided_by or "")
+        self._calls.post(channel, thread_ts=root, text=text, metadata=change_metadata(job, seq))
+
+    def _warn_plan_end(self, job: Job, entry: HistoryEntry) -> None:
+        """An attempt's one plan-end warning, in the job's thread (a sweep job's: in the sweep's
+        thread, naming the job). A single job whose root card never went out gets it now."""
+        assert job.slack is not None
+        channel = job.slack.channel_id
+        root = job.slack.thread_ts if job.sweep_id else self.root_ts(job)
+        if root is None:
+            if job.sweep_id:
+                return  # the sweep's root was never posted: no thread to tell
+            root = self._post_root(job, channel)
+        self._calls.post(channel, thread_ts=root, text=render.plan_end_warning(job, entry.seq))
 
     def stalled(self, job: Job, last_line_at: datetime, silent_seconds: float) -> None:
         """A stall warning in the job's thread (:class:`backend.ports.StallNotifier`)."""
@@ -311,7 +464,10 @@ class SlackNotifier:
         root = self.root_ts(job)
         if root is None:
             return  # no thread to warn in (the card was never posted): the warning is advice
-        self._calls.post(job.slack.channel_id, thread_ts=root, text=render.stall_warning(job, last_line_at, silent_seconds))
+        # Metadata as every thread reply has; no look before a re-post: the monitor's mark
+        # (StallWarnedAt) already makes it one warning per silence.
+        metadata = {"event_type": STALL_EVENT, "event_payload": {"job_id": job.job_id, "last_line_at": format_utc(last_line_at)}}
+        self._calls.post(job.slack.channel_id, thread_ts=root, text=render.stall_warning(job, last_line_at, silent_seconds), metadata=metadata)
 
     def _post_root(self, job: Job, channel: str) -> str:
         card = render.job_card(job, self._region)
@@ -390,7 +546,7 @@ class SlackNotifier:
         """What the card's submission may cost: the job, or for a sweep's card every job of the
         sweep (they differ only in hyperparameters: same type, count and max run time)."""
         jobs = 1
-        if job.sweep_id:
+        if job.sweep_id and not (job.approval is not None and job.approval.alone):
             batch = self._store.get_record(RecordKind.SWEEP, job.sweep_id) or {}
             jobs = max(1, len(batch.get("JobIds") or []))
         return self._estimate([job.job_args] * jobs)
@@ -402,8 +558,6 @@ class SlackNotifier:
             return
         assert job.sweep_id is not None
         channel, root = job.slack.channel_id, job.slack.thread_ts
-        if notice.sweep_job_reply(job.notify):
-            self._calls.post(channel, thread_ts=root, text=render.sweep_job_reply(job, entry.seq))
         failure = None
         if entry.to_status is not JobStatus.COMPLETED:
             failure = render.sweep_failure_line(job, entry.seq)
@@ -417,6 +571,12 @@ class SlackNotifier:
             record = self._store.get_record(RecordKind.SWEEP_ROOT, job.sweep_id) or {}
         except StoreUnavailable as exc:
             raise NotifierUnavailable(f"sweep tally not updated: {exc}") from exc
+        if notice.sweep_job_reply(job.notify):
+            # Counted first, then told: a redelivery (counted before) knows an earlier delivery
+            # may have posted the reply, and looks before posting it again.
+            metadata = change_metadata(job, entry.seq)
+            if not redelivered or not self._posted(channel, root, metadata):
+                self._calls.post(channel, thread_ts=root, text=render.sweep_job_reply(job, entry.seq), metadata=metadata)
         total = int(record.get("Total", 0)) or sum(counted.tally.values())
         name, owner = str(record.get("Name", job.name)), str(record.get("Owner", job.owner.user_id))
         ended = sum(counted.tally.values())
@@ -432,6 +592,23 @@ class SlackNotifier:
             results, objective = self._results(job.sweep_id, record)
             summary = render.sweep_summary(name, owner, total, counted.tally, failures, results, objective)
             self._post_summary(job.sweep_id, channel, root, summary)
+
+    def _landed(self, channel: str, root: str, metadata: dict[str, Any]) -> bool | None:
+        """Right after a post whose answer was lost: whether it is in the thread (None: Slack
+        could not be asked)."""
+        try:
+            return self._posted(channel, root, metadata)
+        except NotifierUnavailable:
+            return None
+
+    def _posted(self, channel: str, root: str, metadata: dict[str, Any]) -> bool:
+        """Whether a message with ``metadata`` is in the thread already; a look Slack refuses for
+        good (see LOOKUP_REFUSALS) is logged and answered no: posting again beats never."""
+        try:
+            return self._calls.thread_has(channel, root, metadata)
+        except NotifierRejected as exc:
+            logger.error("could not look in the thread before posting again", extra={"thread": f"{channel}/{root}", "error": str(exc)})
+            return False
 
     def _results(self, sweep_id: str, root: dict[str, Any]) -> tuple[list[Job], Objective | None]:
         """The sweep's jobs (from its batch record: read once, when it has ended) and the
@@ -451,7 +628,10 @@ class SlackNotifier:
         """Post the sweep's final summary once. The ``Final`` mark is 0 (not posted), 1
         (posted) or, while one delivery posts it, minus the epoch second its claim runs out:
         a crash between the claim and the post leaves a claim that a later redelivery of the
-        change (the change stays undelivered: NotifierUnavailable) takes over once it expires."""
+        change (the change stays undelivered: NotifierUnavailable) takes over once it expires,
+        looking in the thread first: the summary carries metadata naming the sweep. A post
+        whose answer was lost is looked for at once: found, it is marked posted; not found,
+        the claim is given back; if the thread cannot be read, the claim stays."""
         try:
             mark = int((self._store.get_record(RecordKind.SWEEP_ENDS, sweep_id) or {}).get("Final", 0))
         except StoreUnavailable as exc:
@@ -464,8 +644,20 @@ class SlackNotifier:
         claim = -(now + SUMMARY_CLAIM_SECONDS)
         if not self._store.claim_sweep_mark(sweep_id, "Final", mark, claim):
             raise NotifierUnavailable(f"sweep {sweep_id}'s summary was claimed meanwhile")
+        metadata = sweep_metadata(sweep_id, "summary")
+        if mark < 0 and self._posted(channel, root, metadata):
+            self._store.claim_sweep_mark(sweep_id, "Final", claim, 1)  # the delivery whose claim ran out had posted it
+            return
         try:
-            self._calls.post(channel, thread_ts=root, text=text)
+            self._calls.post(channel, thread_ts=root, text=text, metadata=metadata)
+        except NotifierUncertain:
+            landed = self._landed(channel, root, metadata)
+            if landed:
+                self._store.claim_sweep_mark(sweep_id, "Final", claim, 1)
+                return
+            if landed is False:
+                self._store.claim_sweep_mark(sweep_id, "Final", claim, 0)  # the next redelivery posts it
+            raise  # could not look: the claim stays, and whoever takes it over looks first
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Final", claim, 0)  # the next redelivery posts it
             raise
@@ -481,12 +673,24 @@ class SlackNotifier:
         )
 
     def _digest(self, sweep_id: str, channel: str, root: str, failures: list[str], digested: int) -> None:
-        """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes)."""
+        """Every DIGEST_EVERY failures, one reply lists them (claimed once across processes).
+        A post whose answer was lost is looked for at once: given back (posted by a later
+        failure's delivery) only if it is not in the thread."""
         upto = len(failures) - len(failures) % notice.DIGEST_EVERY
         if upto <= digested or not self._store.claim_sweep_mark(sweep_id, "Digested", digested, upto):
             return
+        metadata = sweep_metadata(sweep_id, f"digest-{upto}")
         try:
-            self._calls.post(channel, thread_ts=root, text=render.sweep_digest(failures[digested:upto], upto))
+            self._calls.post(channel, thread_ts=root, text=render.sweep_digest(failures[digested:upto], upto), metadata=metadata)
+        except NotifierUncertain:
+            landed = self._landed(channel, root, metadata)
+            if landed:
+                return
+            if landed is False:
+                self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
+            # Could not look: the claim stays (never twice; its failures are on their cards,
+            # on SNS, and not in the summary).
+            raise
         except NotifierUnavailable:
             self._store.claim_sweep_mark(sweep_id, "Digested", upto, digested)
             raise

@@ -19,12 +19,13 @@ from backend.domain.cost import Estimate, describe, hours_text, job_instance_hou
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
 from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
+from backend.domain.people import is_slack_user
+from backend.domain.plans import TERMINATION_LEAD, when
 from backend.domain.spec import SUBMIT_EXAMPLE, Objective
 from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
 
 S = JobStatus
 MAX_SECTION = 2900  # Slack's section text limit is 3,000 characters
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 EMOJI = {
     S.NEW: ":hourglass_flowing_sand:",
@@ -60,8 +61,26 @@ def esc(text: Any, limit: int = 500) -> str:
 
 
 def mention(user_id: str) -> str:
-    """A live mention for a real Slack user id; anything else is shown inert."""
-    return f"<@{user_id}>" if _SLACK_USER.match(user_id) else esc(user_id, 40)
+    """A person, the one way every message shows people: a Slack member id as Slack's mention
+    (shown as their name), anything else (a CLI user's login name) inert. Slack notifies a
+    person mentioned in a new message (never in an edit): the job card's post tells its owner
+    the job is registered, and the end mentions them again (backend.domain.notice)."""
+    return f"<@{user_id}>" if is_slack_user(user_id) else esc(user_id, 40)
+
+
+def team_label(team: str) -> str:
+    """A budget's team: its name as code; the team of one of a user in no team (keyed by
+    their id) is that user."""
+    return mention(team) if is_slack_user(team) else f"`{esc(team, 40)}`"
+
+
+# The one person a budget line of Trainbot's names (backend.domain.people.team_words): kept live
+# in the service sentences shown as problems and approval reasons, everything else inert.
+_BUDGET_OWNER = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt; \(in no team\)")
+
+
+def _with_budget_owner(text: str) -> str:
+    return _BUDGET_OWNER.sub(lambda m: f"<@{m.group(1)}> (in no team)", text)
 
 
 # Reasons Trainbot writes itself name a person ("stopped by <@U0ALICE>"): that one mention stays
@@ -226,9 +245,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     args = job.job_args
     lines = [
         headline(job),
-        # The owner by name, not as a mention: a posted card would notify them; they are
-        # mentioned once, when the job ends (backend.domain.notice).
-        f"Owner {owner_name(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
+        # The owner as everywhere else (render.mention): the card's post tells them their job
+        # is registered; its edits notify nobody; the end mentions them (backend.domain.notice).
+        f"Owner {mention(job.owner.user_id)} · `{job.running_instance_type}` × {args.instance_count}"
         + (f" (of {', '.join(f'`{t}`' for t in job.instance_choices)})" if job.fallback_types else "")
         + (" · spot" if args.EnableManagedSpotTraining else "")
         + f" · priority {job.priority}"
@@ -248,6 +267,9 @@ def job_card(job: Job, region: str) -> dict[str, Any]:
     if job.is_queued and job.waiting:
         # Why it waits, as the launcher last recorded it (backend.domain.waiting).
         blocks.append(_context(f":hourglass_flowing_sand: {reason_text(job.waiting, 300)}"))
+    running_metrics = live_metrics_line(job)
+    if running_metrics:
+        blocks.append(_context(running_metrics))
     buttons = []
     verdict = failure_verdict(job)
     if job.status not in TERMINAL:
@@ -328,6 +350,13 @@ def failure_verdict(job: Job) -> str:
     words = plain_failure(job.current_attempt)
     if not words and job.status is S.STOPPED:
         words = "Stopped by someone."  # before it was ever launched
+    if attempt is not None and attempt.failure_class is FailureClass.PLAN_ENDED:
+        # What happens next: the policy retried it on-demand (plan_fallback) or ended it.
+        words += (
+            " Trainbot runs it again on on-demand capacity (plan_fallback=ondemand)."
+            if job.status is S.RETRYING
+            else " Retry it on a later plan, or with plan_fallback=ondemand."
+        )
     return esc(words, 300)
 
 
@@ -388,6 +417,34 @@ def stall_warning(job: Job, last_line_at: datetime, silent_seconds: float) -> st
     )
 
 
+def plan_end_warning(job: Job, seq: int) -> str:
+    """The one warning a running attempt on a training plan gets when the plan ends before its
+    max runtime could: the plan, its end, what SageMaker does then and what to do about it."""
+    entry = _entry(job, seq)
+    attempt = next((a for a in job.attempts if a.plan_end_warned_at == entry.at), job.current_attempt)
+    plan = (attempt.plan if attempt else None) or job.plan or "?"
+    ends = attempt.plan_ends_at if attempt and attempt.plan_ends_at else entry.at
+    stops = ends - TERMINATION_LEAD
+    lines = [
+        f":warning: *{esc(job.name, 80)}* (`{job.job_id}`) runs on plan `{esc(plan, 64)}`, which ends "
+        f"{when(ends, entry.at)}, before its max_runtime runs out: SageMaker begins stopping the jobs on the plan "
+        f"{duration(TERMINATION_LEAD.total_seconds())} before then ({stops:%H:%M} UTC); if it is still running then, it stops unfinished."
+    ]
+    checkpoint = job.job_args.CheckpointConfig
+    if checkpoint is not None:
+        lines.append(
+            f"Its checkpoints (`/opt/ml/checkpoints`) are copied to `{esc(checkpoint.S3Uri, 300)}`: write one before "
+            f"{stops:%H:%M} UTC; a new attempt finds them there."
+        )
+    else:
+        lines.append("It saves no checkpoints (`checkpoint=s3://…`): whatever it has not written to its output by then is lost.")
+    if job.plan_fallback:
+        lines.append("With `plan_fallback=ondemand`, Trainbot then runs it again on on-demand capacity.")
+    else:
+        lines.append("It then ends Stopped: retry it on a later plan, or with `plan_fallback=ondemand`; an admin may extend the plan instead (AWS takes extensions until an hour before the end).")
+    return "\n".join(lines)
+
+
 # --- thread replies ---------------------------------------------------------------------------
 
 
@@ -399,11 +456,6 @@ def _entry(job: Job, seq: int) -> HistoryEntry:
     entry = job.entry(seq)
     assert entry is not None, "the dispatcher skips compacted entries"
     return entry
-
-
-def owner_name(user_id: str) -> str:
-    """A user shown without notifying them (Slack has no silent mention): the id, inert."""
-    return f"`{esc(user_id, 40)}`"
 
 
 def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str = "") -> str:
@@ -445,6 +497,16 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
     return f"{head}: *{esc(job.name, 80)}* failed ({failure})" + (f": {reason}" if reason else "") + _ran_on(job, attempt) + _with_tail(attempt, region)
+
+
+def live_metrics_line(job: Job) -> str:
+    """While the job runs: its metrics' latest values and when they were read ('' when there
+    are none yet). A time, not an age: the card stays true without being updated."""
+    attempt = job.current_attempt
+    if job.status not in (S.IN_PROGRESS, S.STOPPING) or attempt is None or not attempt.metrics:
+        return ""
+    at = f" (at {attempt.metrics_at:%H:%M} UTC)" if attempt.metrics_at else ""
+    return f":bar_chart: Latest metrics: {metrics_text(attempt.metrics)}{at}"
 
 
 def metrics_text(metrics: Mapping[str, float] | None, limit: int = 8) -> str:
@@ -499,7 +561,8 @@ def retry_line(job: Job, seq: int) -> str:
     if entry.reason:
         line += f": {reason_text(entry.reason, 300)}"
     checkpoint = job.job_args.CheckpointConfig
-    if job.job_args.EnableManagedSpotTraining and checkpoint is not None:
+    plan_ended = bool(at) and at[-1].failure_class is FailureClass.PLAN_ENDED
+    if (job.job_args.EnableManagedSpotTraining or plan_ended) and checkpoint is not None:
         line += f"\nattempt {done + 1} resumes from checkpoints at `{esc(checkpoint.S3Uri, 300)}`"
     return line
 
@@ -528,6 +591,7 @@ FAILURE_WORDS = {
     FailureClass.ALGORITHM: "training code failed",
     FailureClass.USER: "bad configuration",
     FailureClass.STOPPED: "stopped on request",
+    FailureClass.PLAN_ENDED: "stopped by its plan's end",
 }
 
 
@@ -566,6 +630,9 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
         facts.append(f"preset {esc(job.preset, 40)}")
     blocks.append(_context(" · ".join(facts)))
     results = [f"*Hyperparameters*: {_hp(job, limit=20)}"] if job.job_args.HyperParameters else []
+    running = live_metrics_line(job)
+    if running:
+        results.append(running)
     if job.final_metrics:
         results.append(f"*Final metrics*: {metrics_text(job.final_metrics, limit=20)}")
     if job.model_artifact:
@@ -573,7 +640,7 @@ def status_card(job: Job, region: str, now: datetime) -> dict[str, Any]:
     if results:
         blocks.append(_section(cut("\n".join(results), STATUS_SHARE)))
     history = [
-        f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({esc(h.reason, 120)})" if h.reason else "")
+        f"{h.at:%m-%d %H:%M} {h.to_status.value}" + (f" ({reason_text(h.reason, 120)})" if h.reason else "")
         for h in job.history[-8:]
     ]
     # The newest entries that fit whole: a cut line could break an escape and lose the latest.
@@ -625,7 +692,7 @@ def sweep_root(name: str, owner_id: str, sweep_id: str, total: int, tally: Mappi
     ended = sum(tally.values())
     parts = [f"{EMOJI[S(k)] if k in S._value2member_map_ else ''} {k} {v}".strip() for k, v in sorted(tally.items())]
     status = f"{ended} of {total} ended" + (" · " + " · ".join(parts) if parts else "")
-    text = f":test_tube: Sweep *{esc(name, 80)}* by {owner_name(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
+    text = f":test_tube: Sweep *{esc(name, 80)}* by {mention(owner_id)}: {total} jobs (`{sweep_id}`)\n{status}"
     blocks: list[dict[str, Any]] = [_section(text)]
     if ended < total:
         # While it runs: one press stops every job that has not ended (as /train stop sw-… does).
@@ -790,7 +857,7 @@ def help_text(unknown: str = "") -> str:
 
 
 def problems_text(problems: Iterable[str], usage: str = "") -> str:
-    lines = "\n".join(f"• {esc(p, 400)}" for p in list(problems)[:12])
+    lines = "\n".join(f"• {_with_budget_owner(esc(p, 400))}" for p in list(problems)[:12])
     text = f":warning: That didn't work:\n{lines}"
     if usage:
         text += "\nThe right form:\n" + code_block(usage, 1500)
@@ -801,7 +868,7 @@ def retry_rejected(job_id: str, admin: str, note: str) -> str:
     """A retry of a job an admin rejected (issue 22): held means held until an admin decides."""
     why = f": _{esc(note, 300)}_" if note else ""
     return (
-        f":no_entry: `{esc(job_id, 100)}` was rejected by <@{esc(admin, 40)}>{why}. A retry cannot undo an admin's "
+        f":no_entry: `{esc(job_id, 100)}` was rejected by {mention(admin)}{why}. A retry cannot undo an admin's "
         "decision: submit a changed job, or ask an admin."
     )
 
@@ -927,7 +994,11 @@ def _quote(value: str) -> str:
 # --- /train stats -----------------------------------------------------------------------------
 
 
-def stats_whose(scope: str, user_id: str | None, preset: str | None) -> str:
+def stats_whose(scope: str, user_id: str | None, preset: str | None, requester: str | None = None) -> str:
+    """Whose jobs a stats answer covers; ``requester``: the answer is in the channel, where
+    "your" would mean the reader, so "mine" names the requester."""
+    if scope == "mine" and requester:
+        scope, user_id = "user", requester
     who = {"mine": "Your jobs", "all": "Everyone's jobs"}.get(scope) or f"Jobs of {mention(user_id or '')}"
     return who + (f" with preset `{esc(preset, 40)}`" if preset else "")
 
@@ -936,14 +1007,25 @@ def stats_working(days: int) -> str:
     return f":bar_chart: Working out the last {days} day{'s' if days != 1 else ''}…"
 
 
+def stats_posted(*, charted: bool) -> str:
+    return ":bar_chart: Posted in the channel" + ("; the chart follows in its thread." if charted else ".")
+
+
+def stats_not_shared() -> str:
+    return ":bar_chart: I can't post in this channel, so here are the numbers for you alone; invite me (`/invite @Trainbot`) for the chart."
+
+
 def _hours(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
 
 
-def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int) -> dict[str, Any]:
+def stats_summary(
+    stats: Any, *, scope: str, user_id: str | None, preset: str | None, days: int, requester: str | None = None
+) -> dict[str, Any]:
     """The Block Kit answer to `/train stats`: what the window covers, outcomes, retries by
-    cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types."""
-    title = f"{stats_whose(scope, user_id, preset)}, last {days} day{'s' if days != 1 else ''}"
+    cause, queue wait and run time (median / p90), instance-hours, slowest-to-start types.
+    ``requester``: posted in the channel (the chart follows in its thread), not to them alone."""
+    title = f"{stats_whose(scope, user_id, preset, requester)}, last {days} day{'s' if days != 1 else ''}"
     rate = "–" if stats.success_rate is None else f"{stats.success_rate:.0%}"
     statuses = " · ".join(
         f"{EMOJI.get(JobStatus(name), '')} {name} {count}" for name, count in stats.by_status.items()
@@ -967,10 +1049,25 @@ def stats_summary(stats: Any, *, scope: str, user_id: str | None, preset: str | 
         ),
         _context(esc(stats.coverage(), 600)),
     ]
+    plans = getattr(stats, "plan_hours", None)
+    if plans:
+        blocks.insert(-1, _section(plan_hours_text(plans)))
     spent = getattr(stats, "spend", None)
     if spent is not None and spent.instance_hours:
         blocks.insert(-1, _section(spend_text(spent)))
     return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+
+
+def plan_hours_text(rows: Any) -> str:
+    """Training plans over the window: instance-hours used against bought, per plan (top 8)."""
+
+    def row(line: Any) -> str:
+        if line.bought is None:
+            return f"`{esc(line.plan, 64)}` {_hours(line.used)} of ? (plan unknown)"
+        share = f" ({line.share:.0%})" if line.share is not None else ""
+        return f"`{esc(line.plan, 64)}` {_hours(line.used)} of {_hours(line.bought)}{share}"
+
+    return "*Training plans* (instance-hours used of bought): " + " · ".join(row(line) for line in rows[:8])
 
 
 def spend_text(spent: Any) -> str:
@@ -985,7 +1082,7 @@ def spend_text(spent: Any) -> str:
 
     return (
         f"*Spend* (billed): {esc(spent.text(), 100)}\n*By user*: {row(spent.by_user, mention)}\n"
-        f"*By team*: {row(spent.by_team, lambda n: f'`{esc(n, 40)}`')}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
+        f"*By team*: {row(spent.by_team, team_label)}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
     )
 
 
@@ -999,8 +1096,27 @@ def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
 
 
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
+    """The chart file's title: plain text in Slack (no mention is shown there), so the id."""
     who = {"mine": "my jobs", "all": "all jobs"}.get(scope) or f"jobs of {user_id}"
     return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} days"
+
+
+def stats_chart_caption(stats: Any, *, scope: str, user_id: str | None, requester: str, preset: str | None, days: int) -> str:
+    """The chart's one-line caption in the summary's thread (seen by the whole channel, so
+    "mine" names the requester): what it shows, whose jobs, and the window's two headline numbers."""
+    whose = "everyone's jobs" if scope == "all" else f"jobs of {mention(user_id if scope == 'user' and user_id else requester)}"
+    whose += f" with preset `{esc(preset, 40)}`" if preset else ""
+    done = "none finished yet" if stats.success_rate is None else f"{stats.success_rate:.0%} of finished completed"
+    return (
+        f":bar_chart: Jobs per day by outcome, {whose}, last {days} day{'s' if days != 1 else ''}: "
+        f"{stats.total:,} job{'s' if stats.total != 1 else ''}, {done}"
+    )
+
+
+def stats_chart_alt_text(stats: Any, days: int) -> str:
+    """For screen readers (files.getUploadURLExternal's ``alt_txt``): the chart in words."""
+    by_status = ", ".join(f"{name} {count}" for name, count in stats.by_status.items())
+    return f"Stacked bar charts of the last {days} days: jobs per day by outcome ({by_status}), retries per day by cause."
 
 
 # --- the submit modal -------------------------------------------------------------------------
@@ -1075,7 +1191,7 @@ def approval_lines(job: Job) -> list[str]:
 
 
 def held_text(job: Job) -> str:
-    why = "; ".join(esc(r, 200) for r in (job.approval.reasons if job.approval else []))
+    why = "; ".join(_with_budget_owner(esc(r, 200)) for r in (job.approval.reasons if job.approval else []))
     return ":lock: Waiting for an admin's approval" + (f" ({why})" if why else "") + "; it will not be launched before."
 
 
@@ -1089,8 +1205,10 @@ def approval_request(job: Job, estimate: Estimate) -> dict[str, Any]:
         + f" · {describe(estimate)}",
     ]
     if job.approval and job.approval.reasons:
-        lines.append("Why: " + "; ".join(esc(r, 200) for r in job.approval.reasons))
-    if job.sweep_id:
+        lines.append("Why: " + "; ".join(_with_budget_owner(esc(r, 200)) for r in job.approval.reasons))
+    if job.sweep_id and job.approval is not None and job.approval.alone:
+        lines.append(f"Another attempt of one job of sweep `{esc(job.sweep_id, 40)}`: Approve or reject applies to this job only.")
+    elif job.sweep_id:
         lines.append(f"Approve or reject applies to every job of sweep `{esc(job.sweep_id, 40)}` ({estimate.jobs:,} jobs).")
     buttons = [
         _button("Approve", APPROVE_ACTION, job.job_id, style="primary"),
@@ -1151,7 +1269,8 @@ def budget_text(check: Any) -> str:
     ended), reserved (estimates of accepted jobs not ended yet) and what is left."""
     used, budget = check.used_hours, check.budget_hours
     reserved = getattr(check, "reserved_hours", 0.0)
-    head = f":money_with_wings: *Team `{esc(check.team, 60)}`*, week {check.week}: {hours_text(used)} instance-hours used"
+    who = f"*Team `{esc(check.team, 60)}`*" if not is_slack_user(check.team) else f"{mention(check.team)} *(in no team)*"
+    head = f":money_with_wings: {who}, week {check.week}: {hours_text(used)} instance-hours used"
     if budget is None:
         return head + f", {hours_text(reserved)} reserved (no budget set)."
     left = max(0.0, budget - used - reserved)

@@ -61,7 +61,7 @@ def _held_rows(page: QueuePage) -> str:
     lines = [f"*Waiting for an admin's approval*: {page.held_total} job{'s' if page.held_total != 1 else ''}"]
     for job in page.held:
         why = "; ".join(job.approval.reasons) if job.approval is not None else ""
-        lines.append(f"• `{job.job_id}` · <@{job.owner.user_id}> · {job.job_args.instance_type}×{job.job_args.instance_count} · {why[:200]}")
+        lines.append(f"• `{job.job_id}` · {mention(job.owner.user_id)} · {job.job_args.instance_type}×{job.job_args.instance_count} · {why[:200]}")
     if page.held_total > len(page.held):
         lines.append(f"… and {page.held_total - len(page.held)} more")
     return "\n".join(lines)

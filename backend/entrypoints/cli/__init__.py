@@ -26,7 +26,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from backend.entrypoints.cli import stats as stats_commands
 from backend.entrypoints.cli.common import (
@@ -496,7 +496,36 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, a usage error 2
         return int(exc.code or 0)
+    # The CLI is plain text: a person Trainbot's sentences name as Slack's ``<@U…>`` (history
+    # reasons, refusals, budget lines) is shown as the id (backend.domain.people); --json
+    # output is data and passes as stored.
+    err = cast(TextIO, PlainText(err))
+    if not getattr(args, "json", False):
+        out = cast(TextIO, PlainText(out))
     return run(args, out, err)
+
+
+class PlainText:
+    """A text stream that writes through :func:`backend.domain.people.plain` (the rest of the
+    stream's interface is its target's)."""
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+
+    def write(self, text: str) -> int:
+        from backend.domain.people import plain
+
+        self._target.write(plain(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        return self._target.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

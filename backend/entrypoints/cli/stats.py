@@ -112,9 +112,12 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
         retention_days=container.settings.retention_days,
         prices=container.cost_guard.prices,
         team_of=container.settings.team_of,
+        plans=_plans(container),
     )
     if args.png:
-        chart = stats.render_chart(result)
+        from backend.services.chart import render  # matplotlib: only when a chart is asked for
+
+        chart = render(result)
         try:
             Path(args.png).write_bytes(chart.png)
         except OSError as exc:
@@ -139,6 +142,12 @@ def _budget(container: Any, args: argparse.Namespace) -> Any:
     if container.budgets is None:
         return None
     return container.budgets.check(user_of(args))
+
+
+def _plans(container: Any) -> dict[str, Any]:
+    """The training plans as the launcher last read them (the ``plans#board`` record)."""
+    board = container.plans.board()
+    return dict(board.plans) if board is not None else {}
 
 
 def stats_json(result: Any) -> dict[str, Any]:

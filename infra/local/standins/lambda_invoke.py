@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -28,8 +29,10 @@ Handler = Callable[[dict[str, Any], Any], Any]
 _PREFIX = "/2015-03-31/functions/"
 
 
-def lambda_context(function_name: str, region: str = "us-east-1", account: str = "123456789012") -> Any:
-    """A context object with the attributes Lambda handlers (and bolt) read."""
+def lambda_context(function_name: str, region: str = "us-east-1", account: str = "123456789012", *, timeout_seconds: float = 30.0) -> Any:
+    """A context object with the attributes Lambda handlers (and bolt) read; the time left
+    counts down from ``timeout_seconds`` (the function's Timeout) as the invocation runs."""
+    deadline = time.monotonic() + timeout_seconds
     return SimpleNamespace(
         function_name=function_name,
         function_version="$LATEST",
@@ -38,7 +41,7 @@ def lambda_context(function_name: str, region: str = "us-east-1", account: str =
         aws_request_id=str(uuid.uuid4()),
         log_group_name=f"/aws/lambda/{function_name}",
         log_stream_name="local",
-        get_remaining_time_in_millis=lambda: 30_000,
+        get_remaining_time_in_millis=lambda: max(0, int((deadline - time.monotonic()) * 1000)),
     )
 
 

@@ -54,6 +54,9 @@ Failures:
   ``StoppingCondition.MaxRuntimeInSeconds`` (counted from the start of Training), the
   job ends at that limit as SageMaker documents it: TrainingJobStatus **Stopped** with
   SecondaryStatus ``MaxRuntimeExceeded`` and no FailureReason.
+* The end of its training plan: a job on a plan still running 30 minutes before the plan's end,
+  when SageMaker starts terminating the plan's instances, goes Stopping then Stopped with
+  SecondaryStatus ``Stopped`` and no FailureReason (infra/local/standins/sagemaker_plans.py).
 * ``MaxWaitTimeExceeded`` (managed spot training only): when the job would not end within
   ``StoppingCondition.MaxWaitTimeInSeconds`` of its creation (waiting for spot capacity
   included), it ends then as Stopped with SecondaryStatus ``MaxWaitTimeExceeded``.
@@ -99,8 +102,10 @@ The stand-in's training script writes ``<name>=<value>`` for every defined metri
 progress line and on a last line when the run ends (a value moving towards its final one), and
 applies each definition's regex to the lines of host 1 as they are written: Describe's
 ``FinalMetricDataList`` holds, for each metric that matched, the last match (``MetricName``,
-``Value``, ``Timestamp``), during the run and after it. Without a ``logs_client`` only the last
-line is "written" (and parsed).
+``Value``, ``Timestamp``), during the run and after it: SageMaker reads a job's metrics from its
+output as it runs, whether or not anyone reads its CloudWatch log, so the lines are parsed with
+or without a ``logs_client`` (which only decides whether they are also written to CloudWatch).
+A progress line comes every ``log_interval_seconds`` of Training (local mode: every 2 s).
 
 ``SpotInterrupted`` (an outcome, managed spot training only): the spot instances are reclaimed
 halfway through the run (SecondaryStatus ``Interrupted``, as SageMaker documents it) and never
@@ -795,6 +800,7 @@ class SageMakerStandIn:
                 spec["plan"] = plan.name
                 spec["ready_at"] = self.plans.ready_at(plan, spec["instance_count"], self._plan_uses(), now)
                 spec["plan_end"] = plan.end
+                spec["plan_stops"] = plan.stops_jobs_at
             else:
                 limit = self.capacity.get(spec["instance_type"])
                 used = self._running_instances[spec["instance_type"]]
@@ -1068,7 +1074,7 @@ class SageMakerStandIn:
         plan: collections.deque[_Transition] = collections.deque()
         waiting = "Waiting for capacity in training plan" if ready_at > now else "Launching requested ML instances"
         plan.append(_Transition(now, "InProgress", "Starting", waiting))
-        if spec.get("plan") and ready_at >= spec["plan_end"]:
+        if spec.get("plan") and ready_at >= spec["plan_stops"]:
             plan.append(_Transition(spec["plan_end"], "Failed", "Failed", "Training job failed",
                                     "CapacityError: The training plan ended before capacity for this job became available."))
         elif outcome == CAPACITY_ERROR:
@@ -1113,6 +1119,8 @@ class SageMakerStandIn:
                 if end <= start:
                     plan.pop()  # it never got its spot instances: no Training
             plan.append(_Transition(end, *final))
+            if spec.get("plan") and end > spec["plan_stops"]:
+                self._stop_at_plan_end(plan, spec["plan_stops"])
 
         job = _Job(name=name, arn=training_job_arn(name), prefix=prefix,
                    request=copy.deepcopy(params), instance_type=spec["instance_type"],
@@ -1129,6 +1137,16 @@ class SageMakerStandIn:
                                           self._active_by_prefix[prefix])
         self._advance_job(job, now)  # emits the InProgress/Starting event
         return job
+
+    def _stop_at_plan_end(self, plan: collections.deque, stops: float) -> None:
+        """A job on a training plan still running when SageMaker starts terminating the plan's
+        instances (30 minutes before its end) is stopped then: Stopping, then Stopped with
+        SecondaryStatus Stopped and no FailureReason (sagemaker_plans' module docstring says
+        what this rests on; tests/fixtures/sagemaker_describe_plan_end_stop.json is the answer)."""
+        while plan and plan[-1].at >= stops:
+            plan.pop()
+        plan.append(_Transition(stops, "Stopping", "Stopping", "Stopping the training job"))
+        plan.append(_Transition(stops + self.stop_seconds, "Stopped", "Stopped", "The training job has stopped"))
 
     def _draw_outcome(self) -> str:
         # Draw only for the probabilities that are set. Otherwise switching a fault on
@@ -1194,15 +1212,14 @@ class SageMakerStandIn:
         for _, _, job, transition in due:
             job.plan.popleft()
             self._apply(job, transition)
-        if self.logs_client is not None:
-            for job in list(self._active.values()):
-                self._write_progress(job, now)
+        for job in list(self._active.values()):
+            self._write_progress(job, now)
         return len(due)
 
     def _advance_job(self, job: _Job, now: float) -> None:
         while job.plan and job.plan[0].at <= now:
             self._apply(job, job.plan.popleft())
-        if self.logs_client is not None and not job.terminal:
+        if not job.terminal:
             self._write_progress(job, now)
 
     def _apply(self, job: _Job, transition: _Transition) -> None:
@@ -1212,10 +1229,10 @@ class SageMakerStandIn:
         entry = {"Status": transition.secondary, "StartTime": at,
                  "StatusMessage": transition.failure_reason or transition.message}
         job.transitions.append(entry)
-        if self.logs_client is not None:
-            self._write_progress(job, at)
+        self._write_progress(job, at)
         if transition.secondary == "Training":
             job.training_start = at
+            job.logged_until = at
             if self.logs_client is not None:
                 self._open_streams(job, at)
         job.status, job.secondary, job.last_modified = transition.status, transition.secondary, at
@@ -1263,8 +1280,9 @@ class SageMakerStandIn:
 
     def _write_progress(self, job: _Job, now: float) -> None:
         """Progress lines every log_interval_seconds of Training up to ``now`` (at most 20 a
-        stream per call: a long jump in simulated time skips the older ones)."""
-        if not job.log_streams or job.training_start is None or job.secondary != "Training":
+        stream per call: a long jump in simulated time skips the older ones), parsed for the
+        job's metrics as SageMaker does, and written to its log streams when there are any."""
+        if job.training_start is None or job.secondary != "Training" or not (job.log_streams or job.metric_defs):
             return
         until = now
         if job.log_stall_after is not None:
@@ -1279,12 +1297,13 @@ class SageMakerStandIn:
             return
         job.logged_until = times[-1]
         start = job.training_start
-        for host, stream in enumerate(job.log_streams, start=1):
+        for host, stream in enumerate(job.log_streams or [None], start=1):
             lines = [(t, f"algo-{host}: step {int((t - start) // interval)}{self._metric_text(job, t)}")
                      for t in times[-20:]]
             if host == 1:
                 self._parse_metrics(job, lines)
-            self._put(stream, lines)
+            if stream is not None:
+                self._put(stream, lines)
 
     @staticmethod
     def _metric_text(job: _Job, at: float) -> str:
@@ -1296,7 +1315,8 @@ class SageMakerStandIn:
         left = 1.0 - min(1.0, (at - start) / job.duration) if job.duration > 0 else 0.0
         for metric, _regex, final in job.metric_defs:
             falls = "loss" in metric.lower() or "err" in metric.lower()
-            values[metric] = f"{final + (0.1 if falls else -0.1) * left:.4f}"
+            # Never below 0: a drawn final under 0.1 must still read as a number its regex takes.
+            values[metric] = f"{max(0.0, final + (0.1 if falls else -0.1) * left):.4f}"
         return "".join(f" {metric}={value}" for metric, value in values.items())
 
     @staticmethod

@@ -8,8 +8,19 @@ not exist, has expired, reserves another instance type, or fewer instances than 
 a plan that has not started or is full is accepted and stays InProgress/Starting until the
 plan's capacity frees (its timeline starts then: the stand-in fixes every job's timeline at
 create, so the job starts when the jobs already on the plan are due to end; a stop that ends
-one early does not move it). A job still waiting when the plan ends fails with a capacity
-error. Plans serve training jobs only (TargetResources ``training-job``).
+one early does not move it). A job still waiting when SageMaker starts stopping the plan's jobs
+fails with a capacity error at the plan's end. Plans serve training jobs only (TargetResources
+``training-job``).
+
+The plan's end: "You have full access to all reserved instances until 30 minutes before the
+Reserved Capacity end time. When there are 30 minutes remaining in your Reserved Capacity,
+SageMaker training plans begin the process of terminating any running instances within that
+Reserved Capacity" (SageMaker Developer Guide, *Training plans utilization for SageMaker training
+jobs*, https://docs.aws.amazon.com/sagemaker/latest/dg/training-plan-utilization-for-training-jobs.html).
+A job still running then goes Stopping, then Stopped with SecondaryStatus ``Stopped`` and no
+FailureReason: AWS documents no status, secondary status or reason of its own for this, so the
+stand-in uses the documented ones of a job SageMaker stops (the DescribeTrainingJob answer is in
+tests/fixtures/sagemaker_describe_plan_end_stop.json, with what each part rests on).
 
 Shapes follow tests/fixtures/sagemaker_training_plans.json; times are epoch seconds.
 """
@@ -22,6 +33,8 @@ from typing import Any
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+# SageMaker begins terminating a reserved capacity's running instances this long before its end.
+TERMINATION_LEAD_SECONDS = 30 * 60
 
 
 @dataclasses.dataclass
@@ -38,6 +51,11 @@ class StandInPlan:
 
     def status(self, now: float) -> str:
         return "Scheduled" if now < self.start else "Active" if now < self.end else "Expired"
+
+    @property
+    def stops_jobs_at(self) -> float:
+        """When SageMaker begins stopping the jobs running on the plan."""
+        return self.end - TERMINATION_LEAD_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,13 +9,17 @@ What it provides:
 
 * the Web API methods Trainbot uses (``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``,
   ``chat.postEphemeral``, ``views.open|push|update``, the files v2 upload trio,
-  ``users.info``, ``conversations.info``), answering with Slack's envelope
+  ``users.info``, ``conversations.info``, ``conversations.replies``), answering with Slack's envelope
   (HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``);
+* message metadata as Slack keeps it: ``chat.postMessage`` (and ``chat.update``) store a
+  ``metadata`` object (``event_type``, ``event_payload``), and ``conversations.replies`` returns it
+  only when asked (``include_all_metadata``), a thread a page at a time (``limit``, ``cursor``);
 * direct messages as Slack documents them for ``chat.postMessage``: a user id (``U…``/``W…``)
   as ``channel`` posts to the app's DM with that user, a ``D…`` channel (``im_channel``) the
   answer names; the state API accepts either;
 * ``response_url`` endpoints, so bolt's ``respond()`` has somewhere to POST;
-* fault injection (scheduled or probabilistic 429 / 5xx / ``ok: false`` answers, latency);
+* fault injection (scheduled or probabilistic 429 / 5xx / ``ok: false`` answers, latency, and
+  answers lost after the call took effect: :meth:`SlackStandIn.lose_next_answer`);
 * Slack's documented rate limits (:class:`RateLimits`, on by default): ``chat.postMessage``
   about one message per second per channel with short bursts, ``chat.update`` Tier 3 (50 a
   minute for the app), each answered past its limit with HTTP 429 and ``Retry-After``; and
@@ -35,6 +39,7 @@ run anywhere the bot's tests run.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import logging
@@ -93,6 +98,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "files.completeUploadExternal": ("files:write",),
     "users.info": ("users:read",),
     "conversations.info": ("channels:read", "groups:read", "im:read", "mpim:read"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history", "mpim:history"),
 }
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-app-manifest.yaml"
 
@@ -119,11 +125,14 @@ class RateLimits:
 
     posts_per_second: float = 1.0  # per channel (chat.postMessage, chat.postEphemeral excluded)
     post_burst: int = 4
-    tier3_per_minute: int = 50  # app-wide, per Tier 3 method (chat.update)
+    tier3_per_minute: int = 50  # app-wide, per Tier 3 method (chat.update, conversations.replies)
     enabled: bool = True
 
 
-_TIER3 = ("chat.update",)
+# Tier 3 methods, each with its own per-minute window ("Rate Limits" on each method's page).
+_TIER3 = ("chat.update", "conversations.replies")
+# conversations.replies: "The maximum number of items to return" (``limit``), default and most.
+REPLIES_LIMIT = 1000
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
@@ -159,6 +168,22 @@ class _ScheduledFault:
     error: str
     retry_after: int
     remaining: int
+
+
+@dataclass
+class _LostAnswer:
+    method: str
+    delay: float  # 0: the connection is closed without an answer; else the answer comes this late
+    match: Callable[[dict[str, Any]], bool] | None
+    remaining: int
+
+
+class _AnswerLost(Exception):
+    """The call took effect; its answer is not sent (or sent after ``delay`` seconds)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
 
 
 @dataclass
@@ -346,6 +371,7 @@ class SlackStandIn:
         self._files: dict[str, dict[str, Any]] = {}
         self._respond_urls: dict[str, dict[str, Any]] = {}
         self._scheduled: list[_ScheduledFault] = []
+        self._lost: list[_LostAnswer] = []
         self._events: deque[dict[str, Any]] = deque(maxlen=self._max_events)
         self._seq = 0
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
@@ -376,6 +402,27 @@ class SlackStandIn:
             error = "ratelimited" if status == 429 else _server_error_name(status)
         with self._lock:
             self._scheduled.append(_ScheduledFault(method, status, error, retry_after, count))
+
+    def lose_next_answer(
+        self, method: str, *, count: int = 1, delay: float = 0.0, match: Callable[[dict[str, Any]], bool] | None = None
+    ) -> None:
+        """The next ``count`` calls of ``method`` (those whose params ``match``, if given) take
+        effect as usual, then their answer is lost: with ``delay`` 0 the connection is closed
+        without one (the client sees the remote end close), else it is sent ``delay`` seconds
+        late (past a client's timeout, the client gives up first). What a client cannot tell
+        apart from a call that never arrived, but Slack has the message."""
+        with self._lock:
+            self._lost.append(_LostAnswer(method, delay, match, count))
+
+    def _take_lost(self, method: str, params: dict[str, Any]) -> _LostAnswer | None:
+        with self._lock:
+            for lost in self._lost:
+                if lost.method in (method, "*") and (lost.match is None or lost.match(params)):
+                    lost.remaining -= 1
+                    if lost.remaining <= 0:
+                        self._lost.remove(lost)
+                    return lost
+        return None
 
     @property
     def latency_seconds(self) -> float:
@@ -517,6 +564,70 @@ class SlackStandIn:
         with self._lock:
             f = self._files.get(file_id)
             return copy.deepcopy(f) if f else None
+
+    # ------------------------------------------------------------------ keeping a workspace
+
+    STATE_VERSION = 1
+
+    def export_state(self) -> dict[str, Any]:
+        """What a Slack workspace keeps while an app restarts: its conversations (channels and
+        the app's DMs), their messages and threads in the order they were posted, and uploaded
+        files. Not ephemeral answers, open views, the call log or traffic: Slack keeps none of
+        those for the app either. JSON-serializable; :meth:`import_state` takes it back."""
+        with self._lock:
+            files = {}
+            for file_id, record in self._files.items():
+                kept = {k: v for k, v in record.items() if k != "content"}
+                kept["content_b64"] = base64.b64encode(record.get("content") or b"").decode("ascii")
+                files[file_id] = kept
+            return {
+                "version": self.STATE_VERSION,
+                "team_id": self.team_id,
+                "channels": copy.deepcopy(self._channels),
+                "messages": [copy.deepcopy(msg) for msg in self._index.values()],
+                "files": files,
+                "last_us": self._last_us,
+                "id_counter": self._id_counter,
+                "ts_counter": self._ts_counter,
+            }
+
+    def import_state(self, state: dict[str, Any]) -> int:
+        """Take back what :meth:`export_state` gave (before anyone posts): the conversations
+        and messages are there again under their own ``ts``, so an app that kept a message's
+        ``ts`` (a job's card, its thread) updates and replies to it as before. New messages
+        get later ``ts`` and new files other ids. Returns how many messages were restored."""
+        if state.get("version") != self.STATE_VERSION:
+            raise ValueError(f"unknown Slack stand-in state version {state.get('version')!r}")
+        with self._changed:
+            for channel_id, info in (state.get("channels") or {}).items():
+                self._channels[channel_id] = {**self._channels.get(channel_id, {}), **info}
+            base = self._base_url or ""
+            for file_id, kept in (state.get("files") or {}).items():
+                record = {k: v for k, v in kept.items() if k != "content_b64"}
+                record["content"] = base64.b64decode(kept.get("content_b64") or "")
+                if base:
+                    record["url_private"] = f"{base}/files/{file_id}"  # this run's address
+                self._files[file_id] = record
+            restored = 0
+            for msg in state.get("messages") or []:
+                msg = copy.deepcopy(msg)
+                msg.pop("thread_missing", None)
+                if msg.get("files"):
+                    msg["files"] = [_file_object(self._files[f["id"]]) if f.get("id") in self._files else f for f in msg["files"]]
+                thread_ts = msg.get("thread_ts")
+                if thread_ts == msg["ts"]:
+                    # A root with replies names itself as its thread: stored as a root, not a reply.
+                    msg["thread_ts"] = None
+                    self._store_message(msg["channel"], msg)
+                    msg["thread_ts"] = thread_ts
+                else:
+                    self._store_message(msg["channel"], msg)
+                restored += 1
+            self._last_us = max(self._last_us, int(state.get("last_us") or 0))
+            self._id_counter = max(self._id_counter, int(state.get("id_counter") or 0))
+            self._ts_counter = max(self._ts_counter, int(state.get("ts_counter") or 0))
+            self._changed.notify_all()
+            return restored
 
     # ------------------------------------------------------------------ change events
 
@@ -786,6 +897,9 @@ class SlackStandIn:
             body = {"ok": False, "error": exc.error, **exc.details}
             with self._lock:
                 self._errors.append((method, exc.error))
+        lost = self._take_lost(method, params)
+        if lost is not None:
+            raise _AnswerLost(lost.delay)
         return 200, {}, _json_bytes(body)
 
     def _check_scope(self, method: str) -> None:
@@ -1011,9 +1125,15 @@ class SlackStandIn:
         return {"view": view}
 
     def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        # As documented (tests/fixtures/slack_files_upload_v2.json): filename and length are
+        # required, and a length of 0 is a missing argument.
         filename, length = params.get("filename"), params.get("length")
         if not filename or length in (None, ""):
             raise _ApiError("invalid_arguments")
+        if not str(length).isdigit():
+            raise _ApiError("invalid_arguments")
+        if int(length) == 0:
+            raise _ApiError("missing_argument")
         file_id = self._new_id("F")
         self._files[file_id] = {
             "id": file_id,
@@ -1048,7 +1168,7 @@ class SlackStandIn:
         if params.get("channel_id"):
             channels.insert(0, params["channel_id"])
         thread_ts = params.get("thread_ts") or None
-        if thread_ts and not channels:
+        if thread_ts and len(channels) != 1:  # a reply goes to exactly one channel's thread
             raise _ApiError("invalid_arguments")
         for channel in channels:
             ts = self._next_ts()
@@ -1079,6 +1199,53 @@ class SlackStandIn:
             raise _ApiError("channel_not_found")
         return {"channel": copy.deepcopy(self._channel(channel))}
 
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A thread, parent first, a page at a time: ``ts`` is the parent's or any reply's;
+        ``limit`` (at most REPLIES_LIMIT, the default) and ``cursor`` (a ``next_cursor`` this
+        method gave out); message metadata only with ``include_all_metadata``. The answer's
+        shape is Slack's documented example (tests/fixtures/slack_conversations_replies.json)."""
+        channel, ts = params.get("channel"), str(params.get("ts") or "")
+        if not channel:
+            raise _ApiError("channel_not_found")
+        channel = self._dm(channel)
+        if channel not in self._channels:
+            raise _ApiError("channel_not_found")
+        found = self._index.get((channel, ts))
+        if found is None:
+            raise _ApiError("thread_not_found")
+        root_ts = found.get("thread_ts") or ts
+        root = self._index.get((channel, root_ts))
+        thread = ([root] if root is not None else []) + [self._index[(channel, r)] for r in self._replies.get((channel, root_ts), [])]
+        try:
+            limit = int(params.get("limit") or REPLIES_LIMIT)
+        except (TypeError, ValueError):
+            raise _ApiError("invalid_limit") from None
+        limit = max(1, min(limit, REPLIES_LIMIT))
+        start = 0
+        if params.get("cursor"):
+            offset = _cursor_offset(str(params["cursor"]))
+            if offset is None or offset > len(thread):
+                raise _ApiError("invalid_cursor")
+            start = offset
+        page = thread[start : start + limit]
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        messages = []
+        for msg in page:
+            out = _api_message(msg)
+            if not with_metadata:
+                out.pop("metadata", None)
+            if msg is root:
+                out["thread_ts"] = root_ts
+                out["reply_count"] = len(thread) - 1
+            else:
+                out["parent_user_id"] = root["user"] if root is not None else self.bot_user_id
+            messages.append(out)
+        more = start + limit < len(thread)
+        answer: dict[str, Any] = {"messages": messages, "has_more": more}
+        if more:
+            answer["response_metadata"] = {"next_cursor": _cursor_for(start + limit)}
+        return answer
+
 
 _API_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": SlackStandIn._auth_test,
@@ -1093,6 +1260,7 @@ _API_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]
     "files.completeUploadExternal": SlackStandIn._files_complete_upload,
     "users.info": SlackStandIn._users_info,
     "conversations.info": SlackStandIn._conversations_info,
+    "conversations.replies": SlackStandIn._conversations_replies,
 }
 
 
@@ -1116,6 +1284,12 @@ def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             try:
                 status, resp_headers, resp_body = self._route(http_method, url.path, url.query, headers, body)
+            except _AnswerLost as lost:
+                if not lost.delay:
+                    self.close_connection = True  # the client sees the remote end close
+                    return
+                time.sleep(lost.delay)  # the client gave up meanwhile: what is sent goes nowhere
+                status, resp_headers, resp_body = 200, {}, _json_bytes({"ok": True, "warning": "answer_came_too_late"})
             except Exception:  # a bug in the stand-in or a route must not kill the connection silently
                 logger.exception("slack stand-in failed on %s %s", http_method, self.path)
                 status, resp_headers, resp_body = 500, {"Content-Type": "text/plain"}, traceback.format_exc().encode()
@@ -1127,8 +1301,11 @@ def _make_handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
             for name, value in resp_headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(resp_body)))
-            self.end_headers()
-            self.wfile.write(resp_body)
+            try:
+                self.end_headers()
+                self.wfile.write(resp_body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client left (it timed out): as a server sees it
 
         def _route(
             self, http_method: str, path: str, query: str, headers: dict[str, str], body: bytes
@@ -1241,6 +1418,19 @@ def _api_message(msg: dict[str, Any]) -> dict[str, Any]:
     if out.get("metadata") is None:
         out.pop("metadata", None)
     return out
+
+
+def _cursor_for(offset: int) -> str:
+    """An opaque page cursor (Slack's are base64, ``next_ts:…``-like): here, the offset."""
+    return base64.b64encode(f"next_offset:{offset}".encode()).decode()
+
+
+def _cursor_offset(cursor: str) -> int | None:
+    try:
+        kind, _, value = base64.b64decode(cursor.encode(), validate=True).decode().partition(":")
+        return int(value) if kind == "next_offset" else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _file_object(record: dict[str, Any]) -> dict[str, Any]:

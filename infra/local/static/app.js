@@ -145,9 +145,19 @@ function renderMessage(msg, opts = {}) {
   body.className = "body";
   if (msg.blocks && msg.blocks.length) body.appendChild(renderBlocks(msg.blocks, msg));
   else body.innerHTML = mrkdwn(msg.text);
-  for (const f of msg.files || []) body.insertAdjacentHTML("beforeend", `<div><a href="/files/${esc(f.id)}" target="_blank">📎 ${esc(f.name)}</a></div>`);
+  for (const f of msg.files || []) body.insertAdjacentHTML("beforeend", fileHtml(f));
   div.appendChild(body);
   return div;
+}
+
+// An image is shown inline, as Slack shows it (click: full size); any other file is a link.
+function fileHtml(f) {
+  const url = `/files/${esc(f.id)}`;
+  if ((f.mimetype || "").startsWith("image/")) {
+    return `<figure class="file-image" data-testid="file-image"><a href="${url}" target="_blank">` +
+      `<img src="${url}" alt="${esc(f.alt_txt || f.title || f.name)}"></a><figcaption>${esc(f.title || f.name)}</figcaption></figure>`;
+  }
+  return `<div><a href="${url}" target="_blank">📎 ${esc(f.name)}</a></div>`;
 }
 
 function threadOf(ts) {

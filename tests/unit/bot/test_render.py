@@ -104,9 +104,11 @@ def test_a_reason_trainbot_wrote_names_who_stopped_the_job_with_a_live_mention_a
     assert render.reason_text("stopped by <@U0ALICE> <!channel>") == "stopped by <@U0ALICE> &lt;!channel&gt;"
 
 
-def test_the_root_card_shows_its_owner_without_notifying_them():
+def test_the_root_card_shows_its_owner_as_a_mention_as_every_message_does():
     card = json.dumps(render.job_card(make_job(user="U0ALICE"), "us-east-1"))
-    assert "U0ALICE" in card and "<@U0ALICE>" not in card
+    assert "Owner <@U0ALICE>" in card and "`U0ALICE`" not in card
+    # A CLI user's login name is no Slack member: shown as it is, inert.
+    assert "Owner alice" in json.dumps(render.job_card(make_job(user="alice"), "us-east-1"))
 
 
 def test_a_refusal_repeats_the_use_cases_own_words():
@@ -133,3 +135,34 @@ def test_help_tells_fallback_lists_volume_and_checkpoint():
     assert "`instance` (a fallback list `instance=ml.p5.48xlarge,ml.p4d.24xlarge`: first choice first, the next one with room when SageMaker has no capacity)" in text
     assert "`volume` (GB of storage per instance)" in text
     assert "`checkpoint` (`s3://…`: where /opt/ml/checkpoints is saved, resumed by every attempt)" in text
+
+
+def test_the_plan_end_warning_says_the_plan_its_end_and_what_happens_with_and_without_checkpoints_or_fallback():
+    from backend.domain.model import Checkpoint, FailureClass, note
+
+    ends = T0 + timedelta(hours=2)  # Mon 11:00 UTC
+    plain = make_job(user="U0ALICE", plan="p5-dec")
+    warned = Attempt(
+        number=1, name=attempt_name(plain.job_id, 1), claimed_at=T0, outcome=AttemptOutcome.RUNNING, plan="p5-dec", plan_ends_at=ends, plan_end_warned_at=T0
+    )
+
+    def warn(job):
+        job = transition(job, JobStatus.LAUNCHED, at=T0 - timedelta(hours=3), attempts=[warned])
+        job = job.model_copy(update={"history": note(job, at=T0, reason="plan ends")})
+        return render.plan_end_warning(job, job.last_seq)
+
+    text = warn(plain)
+    assert "runs on plan `p5-dec`, which ends Mon 11:00 UTC" in text and "30 min before then (10:30 UTC)" in text
+    assert "saves no checkpoints" in text and "ends Stopped" in text
+    with_both = warn(make_job(user="U0ALICE", plan="p5-dec", plan_fallback=True).model_copy(
+        update={"job_args": plain.job_args.model_copy(update={"CheckpointConfig": Checkpoint(S3Uri="s3://ckpt-bucket/runs")})}
+    ))
+    assert "copied to `s3://ckpt-bucket/runs`: write one before 10:30 UTC" in with_both and "runs it again on on-demand capacity" in with_both
+
+    stopped = warned.model_copy(update={"outcome": AttemptOutcome.STOPPED, "failure_class": FailureClass.PLAN_ENDED})
+    retrying = transition(
+        transition(plain.model_copy(update={"plan_fallback": True}), JobStatus.LAUNCHED, at=T0, attempts=[warned]),
+        JobStatus.RETRYING, at=ends, attempts=[stopped],
+    )
+    assert render.failure_verdict(retrying).endswith("Trainbot runs it again on on-demand capacity (plan_fallback=ondemand).")
+    assert "stopped by its plan's end" in json.dumps(render.status_card(retrying, "us-east-1", ends))

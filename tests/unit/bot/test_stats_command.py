@@ -1,11 +1,13 @@
-"""`/train stats` at the unit level: grammar, the Block Kit summary, the listener's upload
-call (fake client), and the cold start that never imports the chart library."""
+"""`/train stats` at the unit level: grammar, the Block Kit summary, the listener's summary
+post and chart request (fake client and bot), and a bot that never imports the chart library."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -73,33 +75,42 @@ def test_an_empty_summary_has_dashes_not_errors():
 
 
 class _Client:
+    """A WebClient that posts the summary (as Slack answers chat.postMessage) and refuses to
+    upload anything: the bot never uploads the chart, the chart function does."""
+
     def __init__(self) -> None:
-        self.uploads: list[dict] = []
+        self.posted: list[dict] = []
+
+    def chat_postMessage(self, **kwargs):
+        self.posted.append(kwargs)
+        return {"ok": True, "ts": "1700000000.000200", "channel": kwargs["channel"]}
 
     def files_upload_v2(self, **kwargs):
-        self.uploads.append(kwargs)
+        raise AssertionError("the bot must not upload the chart: the chart function does")
 
 
 class _Bot:
     def __init__(self) -> None:
         self.asked: list = []
+        self.charts: list = []
 
     def stats(self, actor, scope, user_id, days, preset):
         self.asked.append((actor.user_id, scope, user_id, days, preset))
         return _stats()
 
-    def stats_chart(self, stats):
-        return b"\x89PNG-fake"
+    def request_chart(self, request):
+        self.charts.append(request)
+        return True
 
     def budget(self, actor, team):
         return None  # budgets off
 
 
 def _command(text: str, **extra) -> dict:
-    return {"text": text, "team_id": "T1", "user_id": "U1", "channel_id": "C1", "trigger_id": "1.2.3", "response_url": "x", **extra}
+    return {"text": text, "team_id": "T1", "user_id": "U0ALICE", "channel_id": "C1", "trigger_id": "1.2.3", "response_url": "x", **extra}
 
 
-def test_the_ack_answers_at_once_and_the_lazy_listener_summarises_and_uploads_the_chart():
+def test_the_ack_answers_at_once_and_the_lazy_listener_posts_the_summary_and_asks_for_the_chart_in_its_thread():
     acks: list = []
     bot = _Bot()
     commands.acknowledge(ack=lambda **kw: acks.append(kw), command=_command("stats mine days=7"), context={"bot": bot}, client=None)
@@ -107,14 +118,28 @@ def test_the_ack_answers_at_once_and_the_lazy_listener_summarises_and_uploads_th
 
     said: list = []
     client = _Client()
-    command = _command("stats mine days=7", thread_ts="1700000000.000100")
-    commands.work(command=command, context={"bot": bot}, respond=lambda **kw: said.append(kw), client=client, body={"response_url": "x"})
-    assert bot.asked == [("U1", "mine", None, 7, None)]
-    assert said[0]["response_type"] == "ephemeral" and said[0]["blocks"]
-    (upload,) = client.uploads
-    assert upload["channel"] == "C1" and upload["thread_ts"] == "1700000000.000100"
-    assert upload["content"] == b"\x89PNG-fake" and upload["filename"] == "trainbot-stats.png"
-    assert upload["title"] == "Trainbot stats: my jobs, last 7 days"
+    commands.work(command=_command("stats mine days=7"), context={"bot": bot}, respond=lambda **kw: said.append(kw), client=client, body={"response_url": "x"})
+    assert bot.asked == [("U0ALICE", "mine", None, 7, None)]
+    (posted,) = client.posted
+    assert posted["channel"] == "C1" and "Jobs of <@U0ALICE>, last 7 days" in json.dumps(posted["blocks"])
+    (request,) = bot.charts
+    assert request.thread_ts == "1700000000.000200" and request.channel_id == "C1" and request.key == "1.2.3"
+    assert (request.scope, request.days, request.requester.user_id, request.requester.team_id) == ("mine", 7, "U0ALICE", "T1")
+    assert said == [{"response_type": "ephemeral", "replace_original": True, "text": render.stats_posted(charted=True)}]
+
+
+def test_where_the_bot_may_not_post_the_summary_goes_to_the_asker_and_no_chart_is_asked_for():
+    from slack_sdk.errors import SlackApiError
+
+    class Refusing(_Client):
+        def chat_postMessage(self, **kwargs):
+            raise SlackApiError("refused", {"ok": False, "error": "channel_not_found"})
+
+    bot, said = _Bot(), []
+    commands.work(command=_command("stats days=3"), context={"bot": bot}, respond=lambda **kw: said.append(kw), client=Refusing(), body={})
+    assert bot.charts == []
+    assert "Everyone's jobs, last 3 days" in json.dumps(said[0]["blocks"]) and said[0]["replace_original"] is True
+    assert "invite me" in said[1]["text"]
 
 
 def test_the_bots_cold_start_imports_neither_the_stats_service_nor_matplotlib():
@@ -126,3 +151,37 @@ def test_the_bots_cold_start_imports_neither_the_stats_service_nor_matplotlib():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_whole_stats_answer_in_the_bot_loads_no_chart_code_it_only_asks_the_chart_function():
+    """The lazy listener's whole `/train stats` run (stats read, summary posted, chart asked for)
+    in a fresh interpreter, wired by the composition root over the in-memory store: the stats
+    service is loaded, the chart module and matplotlib never are."""
+    code = """
+import json, sys
+from backend.bootstrap import build
+from backend.config import Settings
+from bot.listeners import commands
+from bot.usecases import BotService
+from tests.fakes.memory_store import MemoryJobStore
+
+asked = []
+class Trigger:
+    def request_chart(self, request):
+        asked.append(request)
+class Client:
+    def chat_postMessage(self, **kwargs):
+        return {"ok": True, "ts": "1.2"}
+container = build(Settings(JOBS_TABLE_NAME="jobs"), store_override=MemoryJobStore(), notifiers=lambda store: [])
+container.extras["chart_trigger"] = Trigger()
+command = {"text": "stats all days=7", "team_id": "T1", "user_id": "U1", "channel_id": "C1", "trigger_id": "9.9"}
+commands.work(command=command, context={"bot": BotService(container)}, respond=lambda **kw: None, client=Client(), body={})
+assert [r.thread_ts for r in asked] == ["1.2"], asked
+loaded = [m for m in ("backend.services.stats", "matplotlib", "numpy", "backend.services.chart") if m in sys.modules]
+print(json.dumps(loaded))
+"""
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["backend.services.stats"]

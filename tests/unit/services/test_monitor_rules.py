@@ -623,3 +623,46 @@ def test_a_late_running_event_of_an_older_attempt_of_a_stopped_job_sends_no_stop
     stops = list(world.backend.stops)
     report = world.monitor().observe(job.job_id, 1, _status(first, T.RUNNING))
     assert world.backend.stops == stops and report.stops_resent == 0 and report.ignored == 1
+
+
+def _live_monitor(world: World, every: timedelta = timedelta(minutes=5)) -> Monitor:
+    return Monitor(
+        world.store, world.backend, world.dispatcher, policy=POLICY, pacer=world.pacer(), clock=world.clock, rng=world.rng,
+        live_metrics_every=every,
+    )
+
+
+def test_a_running_attempts_metrics_are_written_only_when_they_change_and_no_change_is_told_in_the_thread(world: World):
+    job = world.launched()
+    name = f"{job.job_id}-a1"
+    world.backend.jobs[name] = _status(name, T.RUNNING, final_metrics={"loss": 0.5})
+    world.monitor().sweep()  # Launched -> InProgress: the values ride on that write
+    job = world.store.get(job.job_id)
+    assert job.status is S.IN_PROGRESS and job.current_attempt.metrics is None  # the plain monitor: off
+
+    monitor = _live_monitor(world)
+    report = monitor.sweep()
+    job = world.store.get(job.job_id)
+    assert report.metrics_stored == 1 and job.current_attempt.metrics == {"loss": 0.5}
+    world.clock.advance(timedelta(hours=1))
+    version = job.version
+    assert monitor.sweep().metrics_stored == 0 and world.store.get(job.job_id).version == version  # the same values: no write
+    world.backend.jobs[name] = _status(name, T.RUNNING, final_metrics={"loss": 0.4})
+    assert monitor.sweep().metrics_stored == 1
+    stored = world.store.get(job.job_id)
+    assert stored.current_attempt.metrics == {"loss": 0.4}
+    # A value is no status change: no history entry, so nothing to tell but the statuses.
+    assert stored.last_seq == job.last_seq and {seq for _, seq, _ in world.notifier.sent} <= {1, 2, 3}
+
+
+def test_only_the_newest_attempt_keeps_live_metrics(world: World):
+    job = world.launched()
+    first = job.current_attempt.model_copy(update={"metrics": {"loss": 0.9}, "metrics_at": T0, "outcome": AttemptOutcome.FAILED})
+    second = first.model_copy(update={"number": 2, "name": f"{job.job_id}-a2", "outcome": AttemptOutcome.RUNNING, "metrics": None, "metrics_at": None})
+    job = world.store.update(job, at=world.clock(), attempts=[first, second]).job
+    job = world.store.transition(job, S.IN_PROGRESS, at=world.clock()).job
+    world.backend.jobs[second.name] = _status(second.name, T.RUNNING, final_metrics={"loss": 0.7})
+
+    assert _live_monitor(world).sweep().metrics_stored == 1
+    stored = world.store.get(job.job_id)
+    assert [a.metrics for a in stored.attempts] == [None, {"loss": 0.7}]

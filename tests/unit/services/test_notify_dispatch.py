@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from backend.domain import notice
+from backend.domain.approval import Approval, ApprovalState
 from backend.domain.model import Job
 from backend.errors import NotifierRejected, NotifierUnavailable, StoreUnavailable
-from backend.services.notify import FAILED_ROUNDS_PER_DRAIN, LEASE_MARGIN, Dispatcher, takeover_point
+from backend.services.notify import FAILED_ROUNDS_PER_DRAIN, LEASE_MARGIN, DeliveryReport, Dispatcher, takeover_point
 from tests.conftest import T0, make_job
 from tests.fakes.memory_store import MemoryJobStore
 from tests.unit.services.conftest import Clock
@@ -385,3 +386,130 @@ def test_totals_count_only_what_each_round_added_to_the_report_it_was_given():
     deferred = DeliveryReport(deferred=4, busy=2, pending=1)
     dispatcher.deliver(store.register(make_job("new", now=clock())).job, deferred)
     assert deferred.deferred == 5
+
+
+# --- a change that asks the admins, from a process that cannot ask them ---------------------------
+
+
+class AsksAdmins(Sink):
+    """A notifier that can ask the admins (the Slack notifier sends them the approval card)."""
+
+    asks_admins = True
+
+
+def _held(store: MemoryJobStore, clock: Clock) -> Job:
+    """A job registered on hold: its first change asks the admins for their approval."""
+    approval = Approval(state=ApprovalState.PENDING, reasons=["ml.p5.48xlarge needs approval"])
+    job = store.register(make_job("big", now=clock(), approval=approval)).job
+    assert notice.asks_approval(job, 1)
+    return job
+
+
+def test_a_dispatcher_that_cannot_ask_the_admins_hands_an_asking_change_to_the_drain():
+    """The CLI without a Slack token delivers what its notifiers can and leaves the job in the
+    outbox, due at once, for the deployment's drain, whose Slack notifier sends the card."""
+    clock = Clock()
+    sns, slack = Sink("sns"), AsksAdmins("slack")
+    store = MemoryJobStore(notify_targets=["sns", "slack"])
+    job = _held(store, clock)
+    report = Dispatcher(store, [sns], clock).deliver(job)
+    assert (report.sent, dict(sns.sent)) == (1, {(job.job_id, 1): 1})
+    assert store.get(job.job_id).delivered == {"sns": 1}
+    assert store.outbox_job_ids(due_by=clock()) == [job.job_id]
+
+    drained = Dispatcher(store, [sns, slack], clock).drain()
+    assert (drained.sent, dict(slack.sent), dict(sns.sent)) == (1, {(job.job_id, 1): 1}, {(job.job_id, 1): 1})
+    assert store.outbox_job_ids() == []  # the drain's notifiers asked: nothing is handed on
+
+
+def test_a_dispatcher_that_can_ask_the_admins_delivers_the_asking_change_itself():
+    clock = Clock()
+    sns, slack = Sink("sns"), AsksAdmins("slack")
+    store = MemoryJobStore(notify_targets=["sns", "slack"])
+    job = _held(store, clock)
+    report = Dispatcher(store, [sns, slack], clock).deliver(job)
+    assert report.sent == 2 and dict(slack.sent) == {(job.job_id, 1): 1}
+    assert store.outbox_job_ids() == []
+
+
+# --- what rounds count, and the lease a round takes itself -----------------------------------------
+
+
+def test_take_totals_adds_up_every_round_since_the_last_call():
+    clock = Clock()
+    refusing, down = Sink("refusing"), FailingFor("down", set())
+
+    def refuse(job: Job, seq: int) -> None:
+        raise NotifierRejected("restricted_action")
+
+    store = MemoryJobStore(notify_targets=["refusing", "down"])
+    dispatcher = Dispatcher(store, [refusing, down], clock)
+    for name in ("a", "b"):
+        job = _ended(store, clock, name)
+        down.failing.add(job.job_id)
+        refusing.on_send = refuse  # its first change, refused for good
+        dispatcher.deliver(job)
+    totals = dispatcher.take_totals()
+    assert (totals.rejected, totals.pending) == (2, 2)
+
+
+def test_every_round_adds_its_pending_and_busy_to_the_report_it_is_given():
+    clock = Clock()
+    given = DeliveryReport(pending=2, busy=3)
+
+    down = FailingFor("sns", set())
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock, "down")
+    down.failing.add(job.job_id)
+    Dispatcher(store, [down], clock).deliver(job, given)  # a notifier down
+    assert given.pending == 3
+
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock, "lost")
+    store.extend_delivery = lambda *args: False
+    slow = Sink("sns")
+    slow.on_send = lambda job, seq: clock.advance(notice.DELIVERY_LEASE)
+    Dispatcher(store, [slow], clock).deliver(job, given)  # its lease lost before the next send
+    assert given.pending == 4
+
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock, "held")
+    store.holds_delivery = lambda job: False  # the writer's lease is not ours
+    clock.advance(notice.DELIVERY_LEASE + notice.SEND_BOUND + timedelta(seconds=1))
+    store.acquire_delivery(job.job_id, "other", takeover_point(clock()), clock() + notice.DELIVERY_LEASE)
+    Dispatcher(store, [Sink("sns")], clock).deliver(job, given)  # another dispatcher holds it
+    assert given.busy == 4
+
+    def unavailable(*args, **kwargs):
+        raise StoreUnavailable("throttled")
+
+    store.acquire_delivery = unavailable
+    Dispatcher(store, [Sink("sns")], clock).deliver(job, given)  # the store is down
+    assert given.pending == 5
+
+
+def test_a_round_on_a_change_it_did_not_write_takes_a_full_lease_of_its_own():
+    """A dispatcher handed a change whose writer's lease is not its own takes the lease for a
+    full DELIVERY_LEASE from now: no extension before its first send, nobody else's round
+    meanwhile, and the marks recorded under its own token."""
+    clock = Clock()
+    sns = Sink("sns")
+    store = MemoryJobStore(notify_targets=["sns"])
+    job = _ended(store, clock)
+    store.holds_delivery = lambda job: False
+    clock.advance(notice.DELIVERY_LEASE + notice.SEND_BOUND + timedelta(seconds=1))  # the writer's lease is over
+    extended: list[dict[str, int]] = []
+    real_extend = store.extend_delivery
+    store.extend_delivery = lambda *args: extended.append(dict(args[2])) or real_extend(*args)  # what it recorded
+    rivals: list[DeliveryReport] = []
+
+    def meanwhile(job: Job, seq: int) -> None:
+        clock.advance(notice.DELIVERY_LEASE + timedelta(seconds=30))  # past our lease, not past its send bound
+        rivals.append(Dispatcher(store, [Sink("sns")], clock).deliver(store.get(job.job_id)))
+
+    sns.on_send = meanwhile
+    Dispatcher(store, [sns], clock).deliver(job)
+    assert [r.busy for r in rivals] == [1]
+    assert extended == [{"sns": 1}]  # only once the first send made it late
+    assert store.get(job.job_id).delivered == {"sns": job.last_seq}
+    assert store.outbox_job_ids() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from backend.domain.model import AttemptOutcome
+from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.plans import PlanState, TrainingPlan
 from backend.domain.status import JobStatus
 from backend.ports import TrainingState, TrainingStatus
@@ -154,3 +154,65 @@ def test_the_team_default_plan_applies_and_submit_refuses_what_the_plan_cannot_r
     assert plans.submit_problems("p5-dec", "ml.p5.48xlarge", 1, 3600) == []
     too_long = plans.submit_problems("p5-dec", "ml.p5.48xlarge", 1, 5 * 24 * 3600)
     assert too_long and "would not finish before it" in too_long[0]
+
+
+def _monitor(world: World, plans: PlanBook):
+    from backend.services.monitor import Monitor
+    from tests.unit.services.conftest import POLICY
+
+    return Monitor(world.store, world.backend, world.dispatcher, policy=POLICY, pacer=world.pacer(), clock=world.clock, rng=world.rng, plan_board=plans.board)
+
+
+def test_a_plan_job_that_fails_once_sagemaker_stops_the_plans_jobs_is_labelled_by_the_plans_end_not_as_its_codes_failure(world: World) -> None:
+    # Its instances taken from under it, the training code may die with an AlgorithmError: the
+    # plan's end is the cause all the same, and no algorithm retry is charged.
+    plans = book(world, FakePlans(p5()))  # ends T0 + 71 h; SageMaker stops its jobs from T0 + 70.5 h
+    early = world.submit("early", job_args=p5_args(runtime=3600), plan="p5-dec")
+    late = world.submit("late", job_args=p5_args(runtime=3600), plan="p5-dec")
+    launcher(world, plans).run_tick()
+    crash = 'AlgorithmError: ExecuteUserScriptError: ExitCode 137 ErrorMessage "killed"'
+
+    world.backend.finish(f"{early.job_id}-a1", TrainingState.FAILED, crash, ended_at=T0 + timedelta(minutes=30))
+    world.clock.advance(timedelta(hours=70, minutes=35))
+    world.backend.finish(f"{late.job_id}-a1", TrainingState.FAILED, crash, ended_at=world.clock())
+    _monitor(world, plans).sweep()
+
+    own_fault = world.store.get(early.job_id)
+    assert own_fault.status is JobStatus.RETRYING and own_fault.attempts[0].failure_class is FailureClass.ALGORITHM
+    ended = world.store.get(late.job_id)
+    assert ended.status is JobStatus.STOPPED and ended.algorithm_failures == 0
+    assert ended.attempts[0].failure_class is FailureClass.PLAN_ENDED and ended.attempts[0].outcome is AttemptOutcome.STOPPED
+    assert ended.history[-1].reason.startswith("stopped by the end of plan `p5-dec`")
+    assert "(SageMaker said: AlgorithmError" in ended.history[-1].reason
+
+
+def test_without_the_plans_board_an_end_is_judged_as_any_other(world: World) -> None:
+    plans = book(world, FakePlans(p5()))
+    job = world.submit("late", job_args=p5_args(runtime=3600), plan="p5-dec")
+    launcher(world, plans).run_tick()
+    world.clock.advance(timedelta(hours=70, minutes=35))
+    world.backend.finish(f"{job.job_id}-a1", TrainingState.STOPPED, ended_at=world.clock())
+
+    world.monitor().sweep()  # a monitor that cannot read the plans labels nothing on a guess
+
+    stopped = world.store.get(job.job_id)
+    assert stopped.status is JobStatus.STOPPED and stopped.attempts[0].failure_class is FailureClass.STOPPED
+
+
+def test_while_jobs_run_on_a_plan_the_launcher_keeps_its_end_current_so_an_extension_is_seen(world: World) -> None:
+    source = FakePlans(p5())
+    plans = book(world, source)
+    world.submit("bert", job_args=p5_args(), plan="p5-dec")
+    launcher(world, plans).run_tick()  # launched: nothing of a plan is queued any more
+    board = plans.board()
+    assert source.reads == 1 and board is not None and board.plans["p5-dec"].end == T0 + timedelta(hours=71)
+
+    extended = p5()
+    source.by_name["p5-dec"] = TrainingPlan(extended.name, ARN, PlanState.ACTIVE, extended.start, extended.end + timedelta(days=7), "ml.p5.48xlarge", 2, 1)
+    launcher(world, plans).run_tick()  # the same minute: the board answers
+    assert source.reads == 1
+    world.clock.advance(timedelta(minutes=2))
+    launcher(world, plans).run_tick()
+
+    board = plans.board()
+    assert source.reads == 2 and board is not None and board.plans["p5-dec"].end == T0 + timedelta(days=10, hours=-1)
