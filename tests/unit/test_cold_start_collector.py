@@ -29,7 +29,14 @@ class Broken:
 
 
 runtime.install(Broken())
-event = samples.scheduled_event() if "entrypoints" in sys.argv[1] else samples.function_url_event("command=%2Ftrain", {})
+if sys.argv[1].endswith(".chart"):  # a request the chart function takes: it reaches the container
+    from backend.domain.charts import ChartRequest
+    from backend.domain.model import Owner
+    event = ChartRequest(key="k", scope="all", days=7, requester=Owner(team_id="T1", user_id="U1"), channel_id="C1").event()
+elif "entrypoints" in sys.argv[1]:
+    event = samples.scheduled_event()
+else:
+    event = samples.function_url_event("command=%2Ftrain", {})
 try:
     seen["answer"] = handler_module.handler(event, lambda_context("trainbot-x"))
 except RuntimeError as exc:
@@ -50,7 +57,7 @@ def _first_invocation(module: str, *, in_lambda: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("module", ["backend.entrypoints.launcher", "backend.entrypoints.monitor", "bot.handler"])
+@pytest.mark.parametrize("module", ["backend.entrypoints.launcher", "backend.entrypoints.monitor", "backend.entrypoints.chart", "bot.handler"])
 def test_in_lambda_the_collector_is_paused_from_the_import_until_the_first_invocation_ends_even_in_failure(module):
     seen = _first_invocation(module, in_lambda=True)
     assert seen["paused_after_import"] is True
