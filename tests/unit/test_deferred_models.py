@@ -33,9 +33,9 @@ def _models_built_after_importing(*modules: str) -> dict[str, bool]:
 def test_importing_the_handlers_and_the_bot_app_builds_no_domain_model():
     built = _models_built_after_importing(
         "bot.handler", "bot.app", "backend.bootstrap", "backend.entrypoints.launcher", "backend.entrypoints.monitor",
-        "backend.services.launcher", "backend.services.monitor",
+        "backend.entrypoints.chart", "backend.services.launcher", "backend.services.monitor", "bot.listeners.commands",
     )
-    assert {"Job", "JobArgs", "Attempt", "HistoryEntry", "Approval", "LogTail"} <= set(built)
+    assert {"Job", "JobArgs", "Attempt", "HistoryEntry", "Approval", "LogTail", "ChartRequest"} <= set(built)
     assert [name for name, complete in built.items() if complete] == []
 
 
