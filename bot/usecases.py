@@ -65,6 +65,10 @@ class BotService:
     def get(self, job_id: str) -> Job:
         return self._c.jobs.get(job_id)
 
+    def job_named(self, name: str, actor: Actor, *, live: bool = False) -> str:
+        """The id of the actor's own job called ``name`` (JobNotFound, AmbiguousName)."""
+        return self._c.jobs.named(name, actor.owner, live=live)
+
     def list_jobs(
         self, actor: Actor, scope: str, status: JobStatus | None, cursor: str | None = None
     ) -> tuple[list[Job], str | None]:

@@ -19,16 +19,28 @@ from backend.adapters.slack import render, waiting
 from backend.adapters.slack.client import within_ack
 from backend.domain.charts import ChartRequest
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
+from backend.errors import JobNotFound
 from bot import grammar
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
 if TYPE_CHECKING:  # the services come with the container, on its first use
+    from backend.domain.model import Job
     from backend.services.submit import SweepOutcome, SweepRoot
 
 # chat.postMessage's answers where the bot cannot post in the channel the command came from.
 NOT_POSTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
+
+
+def by_id_or_name(bot: BotService, actor: Any, ref: str, action: Callable[[str, Any], Job], *, live: bool = False) -> Job:
+    """``action`` on the job ``ref`` names: its id, or else the name its owner gave it (their
+    newest job of that name; for a stop, the one that has not ended). An id costs nothing more;
+    a name one page of the owner's jobs."""
+    try:
+        return action(ref, actor)
+    except JobNotFound:
+        return action(bot.job_named(ref, actor, live=live), actor)
 
 
 def register(app: App) -> None:
@@ -131,9 +143,10 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.Budget(team=team):
             check = bot.budget(actor, team)
             say(text=render.budget_text(check) if check is not None else render.no_budgets())
-        case grammar.Status(job_id=job_id):
-            card = render.status_card(bot.get(job_id), bot.settings.aws_region, bot.now())
-            say(**waiting.with_wait_reason(card, bot.wait_reason(job_id), bot.now()))
+        case grammar.Status(job_id=ref):
+            job = by_id_or_name(bot, actor, ref, lambda job_id, _actor: bot.get(job_id))
+            card = render.status_card(job, bot.settings.aws_region, bot.now())
+            say(**waiting.with_wait_reason(card, bot.wait_reason(job.job_id), bot.now()))
         case grammar.Queue(instance_type=instance_type, page=page):
             say(**waiting.queue_page(bot.queue_page(instance_type, page), bot.now()))
         case grammar.Plans():
@@ -141,12 +154,12 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.ListJobs(scope=scope, status=status):
             jobs, cursor = bot.list_jobs(actor, scope, status)
             say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))
-        case grammar.Stop(job_id=job_id):
-            say(text=render.changed("stop", bot.stop(job_id, actor)))
+        case grammar.Stop(job_id=ref):
+            say(text=render.changed("stop", by_id_or_name(bot, actor, ref, bot.stop, live=True)))
         case grammar.StopSweep(sweep_id=sweep_id):
             say(text=render.sweep_stopped(sweep_id, *bot.stop_sweep(sweep_id, actor)))
-        case grammar.Retry(job_id=job_id):
-            retried = bot.retry(job_id, actor)
+        case grammar.Retry(job_id=ref):
+            retried = by_id_or_name(bot, actor, ref, bot.retry)
             say(text=render.changed("retry", retried))  # held again: the outbox asks the admins
         case grammar.PresetSave(name=name, fields=fields):
             say(text=render.preset_saved(name, bot.presets.save(name, fields, actor.user_id)))

@@ -21,6 +21,7 @@ from slack_bolt import App, BoltResponse
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
 from backend.errors import (
+    AmbiguousName,
     ConfigError,
     IllegalTransition,
     InvalidRequest,
@@ -55,6 +56,8 @@ def message_for(exc: Exception) -> str:
         return render.problems_text(exc.problems)
     if isinstance(exc, JobNotFound):
         return render.not_found(exc.job_id)
+    if isinstance(exc, AmbiguousName):
+        return render.ambiguous_name(exc.name, exc.job_ids)
     if isinstance(exc, PresetNotYours):
         return render.preset_not_yours(exc.name, exc.creator)
     if isinstance(exc, NotAuthorized):

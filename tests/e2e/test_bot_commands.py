@@ -55,7 +55,7 @@ def test_a_submit_leaves_one_answer_its_registered_in_place_of_registering(bot_e
 
     job = _only_job(store)
     assert bot_env.ephemerals() == [
-        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its thread follows every change.\n"
+        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its card follows every change and its thread gets what you'd act on.\n"
         "Estimate: ≤ 1.00 instance-hours (≤ $1.41 by built-in table of 2025-01)."
     ]
 
@@ -235,6 +235,36 @@ def test_stop_and_retry_by_command_and_by_button_follow_the_status_machine(bot_e
     # Each change is a reply in the job's thread.
     thread = bot_env.slack.thread(CHANNEL, job.slack.thread_ts)
     assert [m["text"].split("*")[1] for m in thread[1:]] == ["Stopped", "Retrying"]
+
+
+def test_status_stop_and_retry_take_the_name_the_owner_gave_a_job(bot_env, store):
+    """A scientist types the name they chose, not the generated id: their own newest job of
+    that name (for a stop, the one that has not ended; two of those are asked about)."""
+    bot_env.command(GOOD_SUBMIT)
+    first = _only_job(store)
+
+    bot_env.command("status bert-lr3")
+    assert first.job_id in json.dumps(bot_env.slack.ephemerals(user=USER)[-1])
+    bot_env.command("stop bert-lr3")
+    assert f"`{first.job_id}` is now *Stopped*" in bot_env.ephemerals()[-1]
+    assert store.get(first.job_id).status is JobStatus.STOPPED
+
+    # A second job of the same name: a stop means the live one, a retry the newest.
+    bot_env.command(GOOD_SUBMIT, trigger_id="1.2.second")
+    second = next(j for j in store.jobs_of_owner(_owner(), limit=50).jobs if j.job_id != first.job_id)
+    bot_env.command("retry bert-lr3")
+    assert "only Failed or Stopped" in bot_env.ephemerals()[-1] and second.job_id in bot_env.ephemerals()[-1]
+    bot_env.command(f"retry {first.job_id}")
+    assert store.get(first.job_id).status is JobStatus.RETRYING
+    bot_env.command("stop bert-lr3")
+    answer = bot_env.ephemerals()[-1]
+    assert "names 2 of your jobs that have not ended" in answer and first.job_id in answer and second.job_id in answer
+    assert store.get(first.job_id).status is JobStatus.RETRYING and store.get(second.job_id).status is JobStatus.NEW
+
+    # Only the asker's own jobs are searched by name; someone else's name is unknown to them.
+    bot_env.command("stop bert-lr3", user=OTHER)
+    assert "There is no job `bert-lr3`" in bot_env.ephemerals(user=OTHER)[-1]
+    assert store.get(second.job_id).status is JobStatus.NEW
 
 
 def test_only_the_owner_or_an_admin_may_stop_a_job(bot_env, store):
