@@ -17,6 +17,15 @@ class JobNotFound(TrainbotError):
         self.job_id = job_id
 
 
+class AmbiguousName(TrainbotError):
+    """A job name typed where an id goes names more than one of its owner's jobs."""
+
+    def __init__(self, name: str, job_ids: list[str]) -> None:
+        super().__init__(f"{name!r} names {len(job_ids)} jobs")
+        self.name = name
+        self.job_ids = job_ids
+
+
 class IllegalTransition(TrainbotError):
     """The status machine does not allow this move."""
 

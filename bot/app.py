@@ -48,6 +48,9 @@ class _EnvironmentTokenNote(logging.Filter):
 BOLT_LOGGER = logging.getLogger("trainbot.bolt")
 if not any(isinstance(f, _EnvironmentTokenNote) for f in BOLT_LOGGER.filters):
     BOLT_LOGGER.addFilter(_EnvironmentTokenNote())
+# bolt names each request's logger after the app: outside "trainbot" (Powertools' logger, whose
+# handlers bolt's copy would duplicate).
+APP_NAME = "trainbot-slack-app"
 
 
 def create_app(container, credentials: SlackCredentials | None = None) -> App:
@@ -60,6 +63,9 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=credentials.bot_token)
 
     app = App(
+        # Named: without a name bolt calls inspect.stack() to name the app after its caller's
+        # file, which reads the source of every frame on the stack (tens of ms of a cold start).
+        name=APP_NAME,
         signing_secret=credentials.signing_secret,
         # No token on the client: ``authorize`` gives each request its own (bolt builds each
         # request's client from this one's URL, timeout and retry handlers); a token here too

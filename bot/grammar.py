@@ -38,10 +38,10 @@ _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2
 USAGE = {
     "submit": SUBMIT_USAGE,
     "sweep": SWEEP_USAGE,
-    "status": "/train status <JobId>",
+    "status": "/train status <JobId or name>",
     "list": "/train list [mine|all] [status=Failed]",
-    "stop": "/train stop <JobId>   (or a sweep's id, sw-…: every job of it that has not ended)",
-    "retry": "/train retry <JobId>",
+    "stop": "/train stop <JobId or name>   (or a sweep's id, sw-…: every job of it that has not ended)",
+    "retry": "/train retry <JobId or name>",
     "stats": "/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]",
     "preset": PRESET_USAGE,
     "queue": "/train queue [instance=ml.p4d.24xlarge] [page=2]",
@@ -230,7 +230,7 @@ def _parse_budget(words: list[str]) -> Budget:
 
 def _one_job_id(verb: str, words: list[str]) -> str:
     if len(words) != 1:
-        raise BadCommand([f"{verb} takes exactly one job id"], USAGE[verb])
+        raise BadCommand([f"{verb} takes exactly one job id or name"], USAGE[verb])
     job_id = words[0]
     if not JOB_ID_PATTERN.match(job_id):
         raise BadCommand([f"{shorten(job_id)!r} is not a job id (ids look like bert-lr3-k2x9qz)"], USAGE[verb])

@@ -22,13 +22,15 @@ A lazy listener that fails makes the invocation fail (bolt would only log it), c
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from backend.entrypoints import coldstart  # in Lambda: the collector is paused until the first invocation ends
 from bot.authenticity import is_lazy, lazy_key, lazy_refusal, refusal, unsigned_refusal, unusable_secret
 
-if TYPE_CHECKING:  # a type only: importing Powertools costs a cold start about 100 ms
+if TYPE_CHECKING:  # a type only: an unsigned request is refused without importing Powertools
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 UNAUTHORIZED = {"statusCode": 401, "body": "", "headers": {"content-type": "text/plain"}}
@@ -52,9 +54,10 @@ class _Wired:
 
 
 _wired: _Wired | None = None
-_container: Any = None  # backend.bootstrap.Container, kept while the secret is not yet real
+_container: Any = None  # the container (wired on first use), kept while the secret is not yet real
 
 
+@coldstart.settles
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     why = unsigned_refusal(event, time.time())
     if why is not None:
@@ -95,13 +98,12 @@ def _wiring() -> _Wired | None:
     global _wired, _container
     if _wired is None:
         from backend.adapters.slack.secrets import slack_credentials
-        from backend.bootstrap import build
         from backend.config import Settings
         from backend.errors import ConfigError
 
         try:
             if _container is None:
-                _container = build(Settings.from_env())  # its clients are made on first use
+                _container = _Deferred(Settings.from_env())
             credentials = slack_credentials(_container.settings)
         except ConfigError as exc:  # an empty value in the secret: not configured, as a placeholder is
             _refuse_unconfigured(str(exc))
@@ -115,18 +117,41 @@ def _wiring() -> _Wired | None:
     return _wired
 
 
+class _Deferred:
+    """The composition root's container (:func:`backend.bootstrap.build`), wired on the first use
+    of anything but its settings: the ack of ``/train help`` (of the modal, of a command that does
+    not parse) needs no store and no service, so its cold start imports none of them."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self._built: Any = None
+        self._building = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and friends probe for these: never wire for them
+            raise AttributeError(name)
+        if self._built is None:
+            with self._building:
+                if self._built is None:
+                    from backend.bootstrap import build
+
+                    self._built = build(self.settings)  # its clients are made on first use
+        return getattr(self._built, name)
+
+
 def wire(container: Any, credentials: Any) -> _Wired:
     """The bolt app behind its Lambda adapter, with our lazy runner (:mod:`bot.lazy`); local
     stacks that share a container with other functions wire the bot with this too."""
     from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
+    from backend.adapters.aws import Lazy
     from bot.app import create_app
     from bot.lazy import SignedLazyRunner
 
     slack_handler = SlackRequestHandler(create_app(container, credentials))
-    runner = SignedLazyRunner(
-        slack_handler.logger, lazy_key(credentials.signing_secret), container.store, region=container.settings.aws_region
-    )
+    # The runner's claims are records in the store: reached when a lazy listener runs, not before.
+    records = Lazy(lambda: container.store)
+    runner = SignedLazyRunner(slack_handler.logger, lazy_key(credentials.signing_secret), records, region=container.settings.aws_region)
     slack_handler.app.listener_runner.lazy_listener_runner = runner
     return _Wired(slack_handler, credentials.signing_secret, runner)
 

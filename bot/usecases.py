@@ -12,24 +12,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from backend.domain import sweeps
-from backend.domain.charts import ChartRequest
-from backend.domain.cost import Estimate
-from backend.domain.model import Job
 from backend.domain.records import RecordKind
-from backend.domain.status import JobStatus
 from backend.errors import JobNotFound
-from backend.services.budget import BudgetCheck, Decision
-from backend.services.jobs import Actor
-from backend.services.presets import PresetBook
-from backend.services.submit import SubmitService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the services are imported with the container, on its first use
     from backend.bootstrap import Container
     from backend.config import Settings
+    from backend.domain.charts import ChartRequest
+    from backend.domain.cost import Estimate
+    from backend.domain.model import Job
+    from backend.domain.status import JobStatus
     from backend.domain.waiting import WaitReason
+    from backend.services.budget import BudgetCheck, Decision
+    from backend.services.jobs import Actor
+    from backend.services.presets import PresetBook
     from backend.services.queue import QueuePage
     from backend.services.stats import Stats
+    from backend.services.submit import SubmitService
 
 LIST_PAGE = 10
 _LIST_SCAN_PAGES = 5  # with a status filter, look through at most this many pages per answer
@@ -37,8 +36,9 @@ _LIST_SCAN_PAGES = 5  # with a status filter, look through at most this many pag
 
 class BotService:
     def __init__(self, container: Container) -> None:
+        # Nothing of the container is touched here: the bot wires it on first use (bot.handler),
+        # and an ack that answers from the grammar alone (help) never uses it.
         self._c = container
-        self.submissions: SubmitService = container.submissions
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BotService:
         # bolt deep-copies the request context for lazy listeners; the service (clients,
@@ -48,6 +48,10 @@ class BotService:
     @property
     def settings(self) -> Settings:
         return self._c.settings
+
+    @property
+    def submissions(self) -> SubmitService:
+        return self._c.submissions
 
     @property
     def presets(self) -> PresetBook:
@@ -60,6 +64,10 @@ class BotService:
 
     def get(self, job_id: str) -> Job:
         return self._c.jobs.get(job_id)
+
+    def job_named(self, name: str, actor: Actor, *, live: bool = False) -> str:
+        """The id of the actor's own job called ``name`` (JobNotFound, AmbiguousName)."""
+        return self._c.jobs.named(name, actor.owner, live=live)
 
     def list_jobs(
         self, actor: Actor, scope: str, status: JobStatus | None, cursor: str | None = None
@@ -98,6 +106,8 @@ class BotService:
     def stop_sweep(self, sweep_id: str, actor: Actor) -> tuple[int, int]:
         """Stop every unfinished job of the sweep (owner or admin); (stopped, already ended).
         JobNotFound when there is no such sweep."""
+        from backend.domain import sweeps
+
         record = self._c.store.get_record(RecordKind.SWEEP, sweep_id)
         if record is None:
             raise JobNotFound(sweep_id)
@@ -119,6 +129,7 @@ class BotService:
         if team is None:
             return budgets.check(actor.user_id)
         from backend.domain.cost import iso_week
+        from backend.services.budget import BudgetCheck
 
         week = iso_week(self.now())
         return BudgetCheck(team, week, budgets.used_hours(team, week), budgets.budget_of(team))

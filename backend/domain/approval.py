@@ -15,9 +15,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_pascal
 
+from backend.domain.base import DomainModel
 from backend.domain.times import UtcDatetime
 
 
@@ -27,7 +28,7 @@ class ApprovalState(StrEnum):
     REJECTED = "rejected"  # stopped by ``decided_by``, with ``note`` as the reason
 
 
-class Approval(BaseModel):
+class Approval(DomainModel):
     """A job's approval hold and, once decided, who decided what and when."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)

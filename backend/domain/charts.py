@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
+from backend.domain.base import DomainModel
 from backend.domain.model import Owner
 from backend.errors import InvalidRequest
 
 CHART_EVENT = "chart"  # the event's "trainbot" value
 
 
-class ChartRequest(BaseModel):
+class ChartRequest(DomainModel):
     """The stats query (scope, days, preset) and its Slack destination."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")

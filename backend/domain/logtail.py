@@ -6,8 +6,10 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_pascal
+
+from backend.domain.base import DomainModel
 
 # What an attempt keeps: the last lines of each host's stream, at most this much in all. Slack's
 # section text limit is 3,000 characters; the job item must stay far below 400 KB (bounds.py),
@@ -28,7 +30,7 @@ class TailState(StrEnum):
     UNREADABLE = "unreadable"  # throttled or refused: the reply says so and links the console
 
 
-class HostTail(BaseModel):
+class HostTail(DomainModel):
     """The last lines of one host's stream (``<training-job>/algo-<n>-<epoch>``)."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
@@ -38,7 +40,7 @@ class HostTail(BaseModel):
     last_at: datetime | None = None
 
 
-class LogTail(BaseModel):
+class LogTail(DomainModel):
     """The end of a training job's log, as stored on its failed attempt."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)

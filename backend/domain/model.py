@@ -18,10 +18,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
 from backend.domain.approval import Approval, ApprovalState
+from backend.domain.base import DomainModel
 from backend.domain.bounds import ATTEMPTS_KEPT
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES, instance_list_problems
 from backend.domain.logtail import LogTail
@@ -90,7 +91,7 @@ def _example(field: str) -> str:
     }[field]
 
 
-class _Request(BaseModel):
+class _Request(DomainModel):
     """Base of the CreateTrainingJob request parts: SageMaker's own field names, strict."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -363,7 +364,7 @@ def label_of(loc: tuple[int | str, ...]) -> str:
 # --- the job -------------------------------------------------------------------------------
 
 
-class Owner(BaseModel):
+class Owner(DomainModel):
     """Who submitted a job: a Slack user within a Slack team (workspace)."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
@@ -377,7 +378,7 @@ class Owner(BaseModel):
         return f"{self.team_id}:{self.user_id}"
 
 
-class SlackThread(BaseModel):
+class SlackThread(DomainModel):
     """Where a job's Slack thread lives: the channel and the ``ts`` of its root message."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
@@ -410,7 +411,7 @@ class AttemptOutcome(StrEnum):
     NOT_STARTED = "not_started"  # create was refused: the name was never used
 
 
-class Attempt(BaseModel):
+class Attempt(DomainModel):
     """One SageMaker training job run for a Trainbot job."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
@@ -459,7 +460,7 @@ class Attempt(BaseModel):
     metrics_at: UtcDatetime | None = None
 
 
-class Lease(BaseModel):
+class Lease(DomainModel):
     """A launcher's claim on a queued job: only the holder may create the pending attempt
     until ``expires_at``; after that the next launcher reconciles from the recorded name."""
 
@@ -477,7 +478,7 @@ class NotifyMode(StrEnum):
     END = "end"
 
 
-class Job(BaseModel):
+class Job(DomainModel):
     """A Trainbot job, as stored in the jobs table (attribute names are the aliases)."""
 
     model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
+from backend.domain.base import DomainModel
 from backend.domain.bounds import HISTORY_KEPT, clip
 from backend.domain.times import UtcDatetime
 from backend.errors import IllegalTransition
@@ -76,7 +77,7 @@ class EntryKind(StrEnum):
     NOTE = "note"  # something that happened to the job without moving it (an admin's approval)
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(DomainModel):
     """One status move (or, with ``kind`` NOTE, an event that moves nothing): when, from what,
     to what, and why. ``seq`` numbers the entries of one job from 1, so notifiers can tell
     which they already delivered. Make them with :func:`move_entry` and :func:`note_entry`."""

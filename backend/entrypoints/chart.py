@@ -11,11 +11,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.domain.charts import ChartRequest
-from backend.entrypoints import runtime
+from backend.entrypoints import coldstart, runtime
 from backend.entrypoints.runtime import logger, metrics
 from backend.errors import InvalidRequest
 
 
+@coldstart.settles
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from backend.entrypoints import runtime
+from backend.entrypoints import coldstart, runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
 from backend.services.kick import is_kick, kicked_for
 
 KICK_SETTLE_SECONDS = 1.0
 
 
+@coldstart.settles
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:

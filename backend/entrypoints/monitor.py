@@ -11,13 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.adapters.sagemaker_events import UnparseableEvent, parse_state_change
 from backend.domain.model import parse_attempt_name
-from backend.entrypoints import runtime
+from backend.entrypoints import coldstart, runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
 from backend.errors import StoreUnavailable
 
 STATE_CHANGE = "SageMaker Training Job State Change"
 
 
+@coldstart.settles
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:

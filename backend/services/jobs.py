@@ -19,13 +19,22 @@ from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Own
 from backend.domain.notice import NotifyMode
 from backend.domain.people import person
 from backend.domain.status import JobStatus
-from backend.errors import BackendUnavailable, IllegalTransition, InvalidRequest, NotAuthorized, StoreUnavailable
+from backend.errors import (
+    AmbiguousName,
+    BackendUnavailable,
+    IllegalTransition,
+    InvalidRequest,
+    JobNotFound,
+    NotAuthorized,
+    StoreUnavailable,
+)
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
 from backend.services.notify import Dispatcher
 
 logger = Logger(service="trainbot", child=True)
 
 S = JobStatus
+NAMED_WITHIN = 50  # a name is looked up among its owner's newest jobs
 _MAX_RACE_ROUNDS = 8
 
 
@@ -182,6 +191,23 @@ class JobService:
 
     def get(self, job_id: str) -> Job:
         return self._store.get(job_id)
+
+    def named(self, name: str, owner: Owner, *, live: bool = False) -> str:
+        """The id of ``owner``'s job called ``name``, for a command given the name its owner
+        typed at submit rather than the id (one page of their index, newest first: only the
+        last :data:`NAMED_WITHIN` jobs are searched). Among jobs of that name the newest, or with
+        ``live`` the one that has not ended (a stop): two of those are :class:`AmbiguousName`.
+        None is :class:`JobNotFound`."""
+        matches = [job for job in self._store.jobs_of_owner(owner, limit=NAMED_WITHIN).jobs if job.name == name]
+        if not matches:
+            raise JobNotFound(name)
+        if live:
+            running = [job for job in matches if not job.is_terminal]
+            if len(running) > 1:
+                raise AmbiguousName(name, [job.job_id for job in running])
+            if running:
+                return running[0].job_id
+        return matches[0].job_id
 
     def list_owner(self, owner: Owner, *, limit: int = 10, cursor: str | None = None) -> Page:
         return self._store.jobs_of_owner(owner, limit=limit, cursor=cursor)

@@ -4,12 +4,13 @@
 Slack's 3 seconds: usage on bad input, help, the submit modal, or "Registering…". :func:`work`
 re-parses the same payload in the lazy invocation and does what was asked. The slash
 command's ``trigger_id`` is the idempotency key: a redelivered payload registers nothing new.
+What the ack answers whole (help, the modal, text that does not parse) has no lazy listener.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
@@ -18,18 +19,46 @@ from backend.adapters.slack import render, waiting
 from backend.adapters.slack.client import within_ack
 from backend.domain.charts import ChartRequest
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
-from backend.services.submit import SweepOutcome, SweepRoot
+from backend.errors import JobNotFound
 from bot import grammar
 from bot.listeners.errors import answers_errors
 from bot.listeners.payloads import actor_of
 from bot.usecases import BotService
 
+if TYPE_CHECKING:  # the services come with the container, on its first use
+    from backend.domain.model import Job
+    from backend.services.submit import SweepOutcome, SweepRoot
+
 # chat.postMessage's answers where the bot cannot post in the channel the command came from.
 NOT_POSTABLE = frozenset({"channel_not_found", "not_in_channel", "is_archived", "restricted_action"})
 
 
+def by_id_or_name(bot: BotService, actor: Any, ref: str, action: Callable[[str, Any], Job], *, live: bool = False) -> Job:
+    """``action`` on the job ``ref`` names: its id, or else the name its owner gave it (their
+    newest job of that name; for a stop, the one that has not ended). An id costs nothing more;
+    a name one page of the owner's jobs."""
+    try:
+        return action(ref, actor)
+    except JobNotFound:
+        return action(bot.job_named(ref, actor, live=live), actor)
+
+
 def register(app: App) -> None:
+    # First match wins: a request the ack answers whole gets no lazy listener, since bolt starts
+    # every lazy listener of the matched one (an Invoke of this function, within the ack, and
+    # an invocation that does nothing).
+    app.command("/train", matchers=[answered_by_the_ack])(acknowledge)
     app.command("/train")(ack=acknowledge, lazy=[work])
+
+
+def answered_by_the_ack(command: dict[str, Any]) -> bool:
+    """Help, the submit modal (opened within the ack) and text that does not parse: :func:`work`
+    has nothing to do for them."""
+    try:
+        request = grammar.parse(command.get("text", ""))
+    except BadCommand:
+        return True
+    return isinstance(request, grammar.Help | grammar.OpenSubmitModal)
 
 
 def acknowledge(ack: Ack, command: dict[str, Any], context: BoltContext, client: WebClient) -> None:
@@ -114,8 +143,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.Budget(team=team):
             check = bot.budget(actor, team)
             say(text=render.budget_text(check) if check is not None else render.no_budgets())
-        case grammar.Status(job_id=job_id):
-            job = bot.get(job_id)
+        case grammar.Status(job_id=ref):
+            job = by_id_or_name(bot, actor, ref, lambda job_id, _actor: bot.get(job_id))
             card = render.status_card(job, bot.settings.aws_region, bot.now())
             say(**waiting.with_wait_reason(card, bot.wait_reason(job), bot.now()))
         case grammar.Queue(instance_type=instance_type, page=page):
@@ -125,12 +154,12 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
         case grammar.ListJobs(scope=scope, status=status):
             jobs, cursor = bot.list_jobs(actor, scope, status)
             say(**render.list_page(jobs, scope=scope, status=status, cursor=cursor))
-        case grammar.Stop(job_id=job_id):
-            say(text=render.changed("stop", bot.stop(job_id, actor)))
+        case grammar.Stop(job_id=ref):
+            say(text=render.changed("stop", by_id_or_name(bot, actor, ref, bot.stop, live=True)))
         case grammar.StopSweep(sweep_id=sweep_id):
             say(text=render.sweep_stopped(sweep_id, *bot.stop_sweep(sweep_id, actor)))
-        case grammar.Retry(job_id=job_id):
-            retried = bot.retry(job_id, actor)
+        case grammar.Retry(job_id=ref):
+            retried = by_id_or_name(bot, actor, ref, bot.retry)
             say(text=render.changed("retry", retried))  # held again: the outbox asks the admins
         case grammar.PresetSave(name=name, fields=fields):
             say(text=render.preset_saved(name, bot.presets.save(name, fields, actor.user_id)))

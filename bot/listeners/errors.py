@@ -21,6 +21,7 @@ from slack_bolt import App, BoltResponse
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
 from backend.errors import (
+    AmbiguousName,
     ConfigError,
     IllegalTransition,
     InvalidRequest,
@@ -30,15 +31,18 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from backend.services.jobs import RejectedByAdmin
-from backend.services.presets import PresetNotYours
-from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
 logger = Logger(service="trainbot", child=True)
 
 def message_for(exc: Exception) -> str:
     """What the user reads for ``exc``."""
     from slack_sdk.errors import SlackApiError
+
+    # The services' own errors: imported here, not with the listeners, so that an ack answered
+    # from the grammar alone (help) does not load the services.
+    from backend.services.jobs import RejectedByAdmin
+    from backend.services.presets import PresetNotYours
+    from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
     if isinstance(exc, BadCommand):
         return render.problems_text(exc.problems, exc.usage)
@@ -52,6 +56,8 @@ def message_for(exc: Exception) -> str:
         return render.problems_text(exc.problems)
     if isinstance(exc, JobNotFound):
         return render.not_found(exc.job_id)
+    if isinstance(exc, AmbiguousName):
+        return render.ambiguous_name(exc.name, exc.job_ids)
     if isinstance(exc, PresetNotYours):
         return render.preset_not_yours(exc.name, exc.creator)
     if isinstance(exc, NotAuthorized):

@@ -27,6 +27,7 @@ class ArtifactStack:
     sagemaker: Any  # SageMakerStandIn on a FakeClock
     slack: Any  # SlackStandIn
     lam: Any  # LambdaStandIn
+    prices: Any  # PriceListStandIn: the monitor's daily list prices
     table: str
     topic: str
 
@@ -49,6 +50,7 @@ def artifact_stack(built: Build, logs: Path) -> Iterator[ArtifactStack]:
     from infra.deploy.validate import transform
     from infra.local.standins.aws import MotoServer
     from infra.local.standins.lambda_invoke import LambdaStandIn
+    from infra.local.standins.pricing import PriceListStandIn
     from infra.local.standins.sagemaker import FakeClock, SageMakerStandIn
     from infra.local.standins.slack import SlackStandIn
     from infra.template import create_jobs_table, create_topic
@@ -63,6 +65,8 @@ def artifact_stack(built: Build, logs: Path) -> Iterator[ArtifactStack]:
     with MotoServer() as aws, SlackStandIn(team_id=TEAM, bot_user_id="U0BOT") as slack, LambdaStandIn() as lam:
         sagemaker = SageMakerStandIn(clock=FakeClock(start=1_790_000_000.0), default_duration_seconds=600.0, startup_seconds=60.0)
         sagemaker.start()
+        prices = PriceListStandIn()  # TRAINBOT_PRICE_LIST is on by default: the monitor's sweep reads it
+        prices.start()
         slack.add_channel(CHANNEL, "ml-training")
         client = lambda service: boto3.client(service, region_name="us-east-1", endpoint_url=aws.url,  # noqa: E731
                                               aws_access_key_id="local", aws_secret_access_key="local")
@@ -78,6 +82,7 @@ def artifact_stack(built: Build, logs: Path) -> Iterator[ArtifactStack]:
             **aws.endpoint_env(),
             "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker.url,
             "AWS_ENDPOINT_URL_LAMBDA": lam.url,
+            "AWS_ENDPOINT_URL_PRICING": prices.url,
             "SLACK_API_URL": slack.api_url,  # not in the template: Slack's public API is the default
         }
         functions = {}
@@ -102,8 +107,9 @@ def artifact_stack(built: Build, logs: Path) -> Iterator[ArtifactStack]:
         if chart is not None:
             lam.add(chart.name, lambda event, context: chart.invoke(event))
         try:
-            yield ArtifactStack(functions, aws, sagemaker, slack, lam, table, topic)
+            yield ArtifactStack(functions, aws, sagemaker, slack, lam, prices, table, topic)
         finally:
             for function in functions.values():
                 function.close()
             sagemaker.stop()
+            prices.stop()

@@ -176,6 +176,14 @@ def test_one_job_from_submit_to_completed_through_the_built_bot_launcher_and_mon
     assert any("Completed" in json.dumps(call.params) or "completed" in json.dumps(call.params) for call in thread)
 
 
+def test_the_built_monitors_sweep_takes_the_days_list_prices_from_the_price_list_stand_in(stack):
+    # List prices are on by default: the sweep fetches them once a day (no call leaves the machine).
+    assert "notifications_pending" in stack.functions["MonitorFunction"].invoke(samples.scheduled_event())
+    assert stack.prices.calls >= 1
+    record = stack.client("dynamodb").get_item(TableName=stack.table, Key={"JobId": {"S": "prices#us-east-1"}})["Item"]
+    assert record["List"]["M"]["latest"]["M"]["Prices"]["M"]
+
+
 def test_stats_through_the_built_bot_has_the_built_chart_function_post_the_chart_in_the_summarys_thread(stack):
     bot, chart = stack.functions["BotFunction"], stack.functions["ChartFunction"]
     ack = bot.invoke(_signed("stats all days=3", stack.slack.response_url(CHANNEL, USER)))

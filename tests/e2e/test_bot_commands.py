@@ -11,6 +11,7 @@ from infra.local.standins.slack_signing import block_actions_body, view_submissi
 from tests.bot_fixtures import (
     ADMIN,
     CHANNEL,
+    FUNCTION,
     GOOD_SUBMIT,
     OTHER,
     TEAM,
@@ -54,7 +55,7 @@ def test_a_submit_leaves_one_answer_its_registered_in_place_of_registering(bot_e
 
     job = _only_job(store)
     assert bot_env.ephemerals() == [
-        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its thread follows every change.\n"
+        f":white_check_mark: Registered *bert-lr3* as `{job.job_id}`; its card follows every change and its thread gets what you'd act on.\n"
         "Estimate: ≤ 1.00 instance-hours (≤ $1.41 by built-in table of 2025-01)."
     ]
 
@@ -236,6 +237,36 @@ def test_stop_and_retry_by_command_and_by_button_follow_the_status_machine(bot_e
     assert [m["text"].split("*")[1] for m in thread[1:]] == ["Stopped", "Retrying"]
 
 
+def test_status_stop_and_retry_take_the_name_the_owner_gave_a_job(bot_env, store):
+    """A scientist types the name they chose, not the generated id: their own newest job of
+    that name (for a stop, the one that has not ended; two of those are asked about)."""
+    bot_env.command(GOOD_SUBMIT)
+    first = _only_job(store)
+
+    bot_env.command("status bert-lr3")
+    assert first.job_id in json.dumps(bot_env.slack.ephemerals(user=USER)[-1])
+    bot_env.command("stop bert-lr3")
+    assert f"`{first.job_id}` is now *Stopped*" in bot_env.ephemerals()[-1]
+    assert store.get(first.job_id).status is JobStatus.STOPPED
+
+    # A second job of the same name: a stop means the live one, a retry the newest.
+    bot_env.command(GOOD_SUBMIT, trigger_id="1.2.second")
+    second = next(j for j in store.jobs_of_owner(_owner(), limit=50).jobs if j.job_id != first.job_id)
+    bot_env.command("retry bert-lr3")
+    assert "only Failed or Stopped" in bot_env.ephemerals()[-1] and second.job_id in bot_env.ephemerals()[-1]
+    bot_env.command(f"retry {first.job_id}")
+    assert store.get(first.job_id).status is JobStatus.RETRYING
+    bot_env.command("stop bert-lr3")
+    answer = bot_env.ephemerals()[-1]
+    assert "names 2 of your jobs that have not ended" in answer and first.job_id in answer and second.job_id in answer
+    assert store.get(first.job_id).status is JobStatus.RETRYING and store.get(second.job_id).status is JobStatus.NEW
+
+    # Only the asker's own jobs are searched by name; someone else's name is unknown to them.
+    bot_env.command("stop bert-lr3", user=OTHER)
+    assert "There is no job `bert-lr3`" in bot_env.ephemerals(user=OTHER)[-1]
+    assert store.get(second.job_id).status is JobStatus.NEW
+
+
 def test_only_the_owner_or_an_admin_may_stop_a_job(bot_env, store):
     bot_env.command(GOOD_SUBMIT)
     job = _only_job(store)
@@ -285,6 +316,19 @@ def test_help_and_unknown_subcommands_answer_the_usage(bot_env):
         assert told in help_answer  # issue 24: fallback lists, volume and checkpoint are told
     unknown = answer_text(bot_env.command("launch-rockets"))
     assert "I don't know `launch-rockets`" in unknown and "/train sweep" in unknown
+
+
+def test_what_the_ack_answers_whole_starts_no_lazy_invocation_of_the_function(bot_env, store):
+    # Help, an unknown or malformed command, the submit modal: the lazy listener would have
+    # nothing to do, so bolt must not Invoke the function for it (issue 26: within the ack).
+    invoked: list = []
+    bot_env.lam.add(FUNCTION, lambda event, context: invoked.append(event))
+    for text in ("help", "", "launch-rockets", "status not/a-job", "submit"):
+        assert bot_env.command(text)["statusCode"] == 200, text
+    assert len(bot_env.slack.calls_to("views.open")) == 1
+    assert invoked == []
+    bot_env.command(GOOD_SUBMIT)  # a submit's work is lazy, as before
+    assert len(invoked) == 1 and invoked[0]["headers"]["x-slack-bolt-lazy-only"] == "1"
 
 
 def test_a_small_sweep_registers_one_job_per_combination_under_one_root(bot_env, store):

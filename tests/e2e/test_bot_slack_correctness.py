@@ -302,13 +302,13 @@ def test_a_submit_from_a_dm_the_bot_cannot_post_to_promises_no_thread(bot_env, d
     bot_env.send(slash_command_body(text=GOOD_SUBMIT, user_id=USER, team_id=TEAM, channel_id=dm, response_url=url))
     (job,) = _jobs(dynamodb, jobs_table)
     answer = bot_env.ephemerals()[-1]
-    assert "Registered" in answer and "thread follows" not in answer
+    assert "Registered" in answer and "follows every change" not in answer and "thread gets" not in answer
     assert f"/train status {job['JobId']['S']}" in answer
 
 
 def test_a_submit_in_a_channel_still_points_at_its_thread(bot_env):
     bot_env.command(GOOD_SUBMIT)
-    assert "its thread follows every change" in bot_env.ephemerals()[-1]
+    assert "its card follows every change and its thread gets what you'd act on" in bot_env.ephemerals()[-1]
 
 
 # --- 11. what the outbox owes Slack: one path, told truthfully, told once ---------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 
@@ -266,3 +267,86 @@ def test_an_admin_rejects_a_held_job_with_a_reason_in_the_dm(stack, page):
     expect(card).not_to_contain_text("Waiting for an admin's approval")
     job = _job(stack, "page-nope")
     assert job.status is JobStatus.STOPPED and job.approval.decided_by == "U0ADMIN"
+
+
+def test_a_whole_session_stays_quiet_and_honest(stack, page):
+    """Issue 24's session, as a scientist would drive it: a long job holds the only p5 there is;
+    a job with a fallback list runs on its second type; a sweep with a metric and an objective
+    ends with its results table, best first; the long job is stopped by its name; the stats
+    chart shows inline. Then the channel is read as its user reads it: one reply per thing a
+    person acts on, and no raw ids, escapes, setting names or doubled words anywhere."""
+    from playwright.sync_api import expect
+
+    p5 = SUBMIT.replace("instance=ml.g5.xlarge", "instance=ml.p5.48xlarge")
+    _type(page, p5.format(name="s-long", duration=120))
+    long_card = page.locator("[data-testid=message]", has_text="s-long")
+    expect(long_card).to_contain_text("InProgress", timeout=30_000)
+
+    fallback = SUBMIT.replace("instance=ml.g5.xlarge", "instance=ml.p5.48xlarge,ml.p4d.24xlarge")
+    _type(page, fallback.format(name="s-fallback", duration=1.5))
+    fallback_card = page.locator("[data-testid=message]", has_text="s-fallback")
+    expect(fallback_card).to_contain_text("is Completed", timeout=45_000)
+    expect(fallback_card).to_contain_text("ml.p4d.24xlarge × 1 (of ml.p5.48xlarge, ml.p4d.24xlarge)")
+
+    sweep = SUBMIT.replace("/train submit", "/train sweep").format(name="s-sweep", duration=1.0)
+    _type(page, sweep + " hp.lr=1e-5,3e-5,1e-4 metric.loss='loss=([0-9.]+)' objective=min:loss")
+    sweep_card = page.locator("[data-testid=message]", has_text="Sweep s-sweep")
+    expect(sweep_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=60_000)  # the summary, once
+
+    _type(page, "/train stop s-long")  # by the name its owner gave it
+    expect(page.locator("[data-testid=ephemeral]", has_text="is now Stopping")).to_be_visible()
+    expect(long_card).to_contain_text("is Stopped", timeout=30_000)
+    expect(long_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=30_000)
+
+    _type(page, "/train stats days=1")
+    summary = page.locator("[data-testid=message]", has_text="Everyone's jobs, last 1 day")
+    expect(summary.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=60_000)
+
+    # Each thread has the one reply its job earned: the fallback's launch on its second type
+    # and its capacity retry are on the card, not in the thread.
+    for card in (long_card, fallback_card, sweep_card, summary):
+        expect(card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸")
+        card.get_by_test_id("thread-toggle").click()
+    expect(long_card.get_by_test_id("thread")).to_contain_text("s-long was stopped by @you")
+    expect(fallback_card.get_by_test_id("thread")).to_contain_text("s-fallback finished")
+    expect(fallback_card.get_by_test_id("thread")).to_contain_text("ml.p4d.24xlarge")
+
+    # The sweep's results, best first by the lowest final loss SageMaker reported.
+    sweep_jobs = [
+        j for j in stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs if j.name.startswith("s-sweep-")
+    ]
+    assert len(sweep_jobs) == 3 and all(j.status is JobStatus.COMPLETED and j.final_metrics for j in sweep_jobs)
+    best_first = [j.name for j in sorted(sweep_jobs, key=lambda j: j.final_metrics["loss"])]
+    table = sweep_card.get_by_test_id("thread").inner_text()
+    assert "Results, best first by lowest loss" in table
+    rows = [line for line in table.splitlines() if line[:2] in ("1.", "2.", "3.")]
+    assert [row.split(" · ")[0][3:] for row in rows] == best_first, table
+    assert all("lr=" in row and "Completed" in row and "loss 0." in row for row in rows), table
+
+    image = summary.get_by_test_id("thread").get_by_test_id("file-image").locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+
+    # Read as its user reads it.
+    channel = page.get_by_test_id("messages").inner_text()
+    for noise in (
+        "U0YOU",
+        "<@",
+        "&amp;",
+        "&lt;",
+        "&gt;",
+        "None",
+        "null",
+        "not_started",
+        "TRAINBOT_",
+        "Traceback",
+        "stopped: stopped",
+        "someone",
+        " 1 days",
+    ):
+        assert noise not in channel, f"{noise!r} on the page:\n{channel}"
+    assert not re.search(r":[a-z0-9_+-]+:(?!\d)", channel), re.search(r".{40}:[a-z0-9_+-]+:.{20}", channel)
+    for done, of in re.findall(r"attempt (\d+) of (\d+)", channel):
+        assert int(done) <= int(of), channel
+    # One answer per command typed (the ack's "Registering…" is replaced, never added to).
+    assert page.locator("[data-testid=ephemeral]").count() == 5
+    assert _job(stack, "s-long").status is JobStatus.STOPPED and _job(stack, "s-fallback").status is JobStatus.COMPLETED

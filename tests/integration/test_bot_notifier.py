@@ -155,7 +155,7 @@ def test_a_job_an_admin_stopped_tells_its_owner_who_on_the_card_and_in_the_threa
     # SageMaker reports the stop; the monitor ends the job "as asked", in its own word.
     job = _move(store, wired, job, S.STOPPED, 6, reason="stopped", attempts=_end(job, AttemptOutcome.STOPPED, 6, failure_class=FailureClass.STOPPED))
 
-    assert _thread(slack, job)[-1] == ":black_square_for_stop: *Stopped* <@U0ALICE>: *bert-lr3* was stopped: stopped by <@U0ADMIN>"
+    assert _thread(slack, job)[-1] == ":black_square_for_stop: *Stopped* <@U0ALICE>: *bert-lr3* was stopped by <@U0ADMIN>"
     card = slack.message(CHANNEL, job.slack.thread_ts)["blocks"]
     assert card[-1]["elements"][0]["text"] == "Stopped by <@U0ADMIN>."
 
@@ -184,7 +184,7 @@ def test_a_stopped_job_names_who_stopped_it_with_a_real_mention(store, slack, wi
     thread = _thread(slack, job)
     assert len(thread) == 2  # the card's "Stopping" needs no reply
     assert thread[-1].startswith(":black_square_for_stop: *Stopped* <@U0ALICE>")
-    assert thread[-1].endswith("was stopped: stopped by <@U0BOB>")  # a mention people see as one
+    assert thread[-1].endswith("was stopped by <@U0BOB>")  # a mention people see as one
 
 
 def test_user_text_in_a_job_name_or_a_reason_is_never_live_markup(store, slack, wired):

@@ -200,7 +200,7 @@ def test_a_job_stopped_by_its_plans_end_ends_stopped_and_labelled_so_not_as_a_fa
     assert "not a failure of your code" in ended.history[-1].reason
     assert "SageMaker is stopping the jobs on it" in ended.history[-2].reason  # the Stopping before it
     replies = _replies(slack, job)
-    assert any("was stopped: stopped by the end of plan `p5-dec`" in r for r in replies)
+    assert any("was stopped by the end of plan `p5-dec`" in r for r in replies)
     card = json.dumps(next(m for m in slack.messages(CHANNEL) if job.job_id in m["text"])["blocks"])
     assert "Stopped by the end of its training plan, not by a failure of your code" in card
     published = [n["body"] for n in stack.notifications() if n["body"]["jobId"] == job.job_id and n["body"]["status"] == "Stopped"]

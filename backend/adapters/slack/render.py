@@ -493,6 +493,8 @@ def thread_reply(job: Job, seq: int, *, mention_owner: bool = True, region: str 
         if who and not _STOPPED_BY.match(entry.reason or ""):
             # The monitor ends it "as asked": the Stopping entry before says who asked.
             reason = f"stopped by {who}"
+        if reason.startswith("stopped by "):
+            return f"{head}: *{esc(job.name, 80)}* was {reason}" + _ran_on(job, attempt)  # not "was stopped: stopped by"
         return f"{head}: *{esc(job.name, 80)}* was stopped" + (f": {reason}" if reason else "") + _ran_on(job, attempt)
     # Failed
     failure = attempt.failure_class.value if attempt and attempt.failure_class else "error"
@@ -843,9 +845,9 @@ HELP = """*Trainbot*: SageMaker training from Slack.
   `{submit}`
 • `/train submit`: the same as a form.
 • `/train sweep … hp.lr=1e-5,3e-5 hp.batch=16,32`: one job per combination. `metric.<name>=<regex>` (submit too) reads a metric from the log as SageMaker does (the regex's first group); `objective=max:<name>` (or `min:`) ranks the sweep's final results table. `/train stop sw-…` stops a whole sweep.
-• `/train status <JobId>` · `/train list [mine|all] [status=Failed]`
+• `/train status <JobId or name>` · `/train list [mine|all] [status=Failed]`
 • `/train queue [instance=…] [page=2]`: the queue in launch order, and why each job waits
-• `/train stop <JobId>` · `/train retry <JobId>`
+• `/train stop <JobId or name>` · `/train retry <JobId or name>` (a name means your newest job of that name)
 • `/train preset save <name> key=value …` · `preset list` · `preset show <name>` · `preset delete <name>`
 • `/train stats [mine|all|user=U0123ABCD] [days=14] [preset=nlp]`: outcomes, retries by cause, waits, run times and instance-hours, with a chart.
 • `/train budget [team=nlp]`: your team's instance-hours this week against its budget.
@@ -885,7 +887,12 @@ def refused_team() -> str:
 
 
 def not_found(job_id: str) -> str:
-    return f":mag: There is no job `{esc(job_id, 80)}`. `/train list` shows yours."
+    return f":mag: There is no job `{esc(job_id, 80)}`, by id or among your newest jobs' names. `/train list` shows yours."
+
+
+def ambiguous_name(name: str, job_ids: list[str]) -> str:
+    shown = ", ".join(f"`{job_id}`" for job_id in job_ids[:10])
+    return f":mag: *{esc(name, 80)}* names {len(job_ids)} of your jobs that have not ended: {shown}. Say which by its id."
 
 
 def not_authorized(why: str = "") -> str:
@@ -921,7 +928,7 @@ def submitting(name: str) -> str:
 def submitted(job: Job, created: bool, estimate: Estimate | None = None) -> str:
     verb = "Registered" if created else "Already registered"
     if job.slack is not None and job.slack.thread_ts:
-        follow = "its thread follows every change."
+        follow = "its card follows every change and its thread gets what you'd act on."
     else:
         # No root was posted (a DM or channel the bot cannot post in): promise no thread.
         follow = f"I can't post its thread here, so `/train status {job.job_id}` shows how it goes."
@@ -1101,7 +1108,7 @@ def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:
 def stats_chart_title(scope: str, user_id: str | None, preset: str | None, days: int) -> str:
     """The chart file's title: plain text in Slack (no mention is shown there), so the id."""
     who = {"mine": "my jobs", "all": "all jobs"}.get(scope) or f"jobs of {user_id}"
-    return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} days"
+    return f"Trainbot stats: {who}" + (f", preset {preset}" if preset else "") + f", last {days} day{'s' if days != 1 else ''}"
 
 
 def stats_chart_caption(stats: Any, *, scope: str, user_id: str | None, requester: str, preset: str | None, days: int) -> str:
@@ -1119,7 +1126,8 @@ def stats_chart_caption(stats: Any, *, scope: str, user_id: str | None, requeste
 def stats_chart_alt_text(stats: Any, days: int) -> str:
     """For screen readers (files.getUploadURLExternal's ``alt_txt``): the chart in words."""
     by_status = ", ".join(f"{name} {count}" for name, count in stats.by_status.items())
-    return f"Stacked bar charts of the last {days} days: jobs per day by outcome ({by_status}), retries per day by cause."
+    window = f"the last {days} days" if days != 1 else "the last day"
+    return f"Stacked bar charts of {window}: jobs per day by outcome ({by_status}), retries per day by cause."
 
 
 # --- the submit modal -------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def test_help_renders_as_written_on_the_page_no_placeholder_becomes_a_link_and_c
     for placeholder in ("JobId", "name", "value", "channel"):
         assert f"&lt;{placeholder}&gt;" in page
     assert "`" not in page  # every backtick opened a code span that closed
-    assert "<code>/train status &lt;JobId&gt;</code>" in page
+    assert "<code>/train status &lt;JobId or name&gt;</code>" in page
     assert "<code>. Quote" not in page and "Quote values with spaces.</code>" not in page  # prose is not code
 
 
