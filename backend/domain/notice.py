@@ -233,15 +233,18 @@ def is_urgent(job: Job, targets: Sequence[str]) -> bool:
 
 def delivery_due(job: Job, targets: Sequence[str]) -> datetime | None:
     """When the outbox drain may deliver ``job``'s pending changes (None: nothing pending).
-    Urgent: once its writer's lease may be taken over (SEND_BOUND after it ran out); otherwise after COALESCE of quiet (a queued
-    job: QUEUED_HOLD after it was submitted)."""
+    Urgent: once its writer's lease may be taken over (SEND_BOUND after it ran out); otherwise
+    COALESCE after its last change (a queued job: QUEUED_HOLD after it was submitted)."""
     if not pending_seqs(job, targets):
         return None
     if is_urgent(job, targets):
         return job.updated_at + DELIVERY_LEASE + SEND_BOUND
     if job.status is S.NEW:
         return job.created_at + QUEUED_HOLD
-    return job.updated_at + COALESCE
+    # Quiet since its last change, not its last write: a running job's live metrics are written
+    # every few minutes, and counted from them its Launched would wait until the job ended.
+    last_change = job.history[-1].at if job.history else job.updated_at
+    return last_change + COALESCE
 
 
 def taken_over(job: Job, targets: Sequence[str]) -> Job:

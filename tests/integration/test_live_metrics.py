@@ -84,3 +84,24 @@ def test_with_live_metrics_off_nothing_is_stored_while_the_job_runs(moto_aws):
         world.stack.sweep()
         job = world.stack.store.get(job_id)
         assert job.version == version and job.current_attempt.metrics is None
+
+
+def test_live_metrics_written_every_sweep_do_not_put_off_the_changes_the_outbox_coalesces(world):
+    """Launched and InProgress are told with the next drain once the job has been quiet for
+    COALESCE since that change; a metrics write every sweep is no change and must not restart
+    that wait (it did: nothing was told on SNS until the job ended)."""
+    world.command(SUBMIT)
+    [job_id] = world.job_ids()
+    stack = world.stack
+    stack.tick(30)
+    stack.tick(30)
+    assert stack.store.get(job_id).status.value == "InProgress"
+    start = stack.store.get(job_id).version
+
+    for _ in range(3):  # each sweep stores new values, then drains the outbox
+        stack.clock.advance(EVERY)
+        stack.sweep()
+    job = stack.store.get(job_id)
+    assert job.status.value == "InProgress" and job.version >= start + 2  # metrics were written
+    told = [n["body"] for n in stack.notifications() if job_id in json.dumps(n["body"])]
+    assert any("InProgress" in json.dumps(body) for body in told), told

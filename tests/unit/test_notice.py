@@ -52,6 +52,14 @@ def test_quiet_changes_wait_and_an_ending_is_delivered_at_once():
     assert notice.delivery_due(done, targets) is None
 
 
+def test_a_write_that_changes_nothing_told_does_not_put_off_a_quiet_change():
+    """A running job's live metrics are written every few minutes: the coalesced changes
+    before them are due COALESCE after the last change, not after the last write."""
+    running = transition(_launched(), S.IN_PROGRESS, at=T0 + timedelta(minutes=2))
+    later = running.model_copy(update={"updated_at": T0 + timedelta(minutes=6)})  # a metrics write
+    assert notice.delivery_due(later, ["sns", "slack"]) == T0 + timedelta(minutes=2) + notice.COALESCE
+
+
 def test_notify_all_makes_every_change_urgent_and_a_job_without_its_root_card_too():
     assert notice.is_urgent(_launched(notify=M.ALL), ["slack"])
     rootless = make_job(slack=SlackThread(channel_id="C1"))
