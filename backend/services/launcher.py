@@ -404,6 +404,8 @@ class Launcher:
             )
             self._finish(job, S.FAILED, reason, report, attempts=job.replace_attempt(not_started), lease=None, next_attempt_at=None)
             return _Result()
+        if not adopted and not self._earlier_attempt_stopped(job, attempt, report):
+            return _Result()
         if not adopted:
             self._pacer.acquire()
             try:
@@ -571,6 +573,28 @@ class Launcher:
             self._dispatcher.deliver(outcome.job)
         else:
             report.lost_races += 1
+
+    def _earlier_attempt_stopped(self, job: Job, attempt: Attempt, report: LaunchReport) -> bool:
+        """Before creating ``attempt``, make sure the attempt before it is not running: one
+        stopped before launch (a user's stop while a launcher held its claim) may have been
+        created after that stop's StopTrainingJob ran, by a launcher that then could not record
+        it (a throttled or killed write). Nothing else would ever stop it. One call, only after
+        such a stop; False (the job stays due, its claim given back) when SageMaker could not
+        be asked: creating now could leave two training jobs running."""
+        earlier = next((a for a in job.attempts if a.number == attempt.number - 1), None)
+        if earlier is None or earlier.outcome is not AttemptOutcome.STOPPED or earlier.launched_at is not None:
+            return True
+        self._pacer.acquire()
+        try:
+            self._backend.stop(earlier.name)
+        except BackendUnavailable as exc:
+            self._store.update(job, at=self._clock(), lease=None)
+            report.kept_due += 1
+            logger.warning("could not make sure the attempt before is stopped; job stays due", extra={"job_id": job.job_id, "attempt": earlier.name, "error": str(exc)})
+            return False
+        except BackendRefused as exc:  # may not stop (AccessDenied), for good: nothing to wait for
+            logger.error("could not stop the attempt before", extra={"job_id": job.job_id, "attempt": earlier.name, "error": str(exc)})
+        return True
 
     def _stop_orphan(self, name: str) -> None:
         try:

@@ -101,6 +101,30 @@ KNOWN = {
         ("submit", "too_big"),
         ("launcher", ("ok", "lost")),
     ],
+    # Found by the 100,000-schedule run: as the first known defect, but the launcher's write
+    # after its create was throttled, so it never learned the job had moved on (and never
+    # stopped -a1); the next tick created -a2 beside it. A new attempt after one stopped before
+    # launch now makes sure that one is stopped first.
+    "stop and retry inside the create, the write after it throttled": [
+        ("submit", "single"),
+        ("launcher", ("ok", ("user", "stop+retry", 0), "throttle")),
+        ("launcher", ()),
+    ],
+    # The same, and the stop sent for -a1 before -a2's create is throttled: -a2 waits.
+    "stop and retry inside the create, then the stop before the next create throttled": [
+        ("submit", "single"),
+        ("launcher", ("ok", ("user", "stop+retry", 0), "throttle")),
+        ("launcher", ("ok", "throttle")),
+        ("launcher", ()),
+    ],
+    # Found by the 100,000-schedule run: the write that records a delivery was throttled
+    # after the SNS publish, so the drain published again, with its dedup key. That is the
+    # one repeat SNS may make (the record was lost); the simulator did not count a throttled
+    # record as lost.
+    "a delivery record throttled after the SNS publish": [
+        ("submit", "too_big"),
+        ("launcher", ("ok", "ok", "ok", "ok", "ok", "throttle")),
+    ],
 }
 
 

@@ -266,6 +266,10 @@ class SimWorld:
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
+        if fault in ("throttle", "crash") and call.port == "store.finish_delivery" and job_id is not None:
+            # The write that records what was sent never happened: the sends before it may
+            # repeat (SNS with its dedup key), as after a lost answer.
+            self.delivery_doubts.add(job_id)
         if fault == "throttle":
             raise call.transient()
         if fault == "crash":
