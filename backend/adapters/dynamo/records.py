@@ -11,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.adapters.dynamo.base import DynamoTable
-from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
+from backend.adapters.dynamo.codec import plain, record_key
 from backend.domain.model import Owner
 from backend.domain.records import RecordKind
 from backend.errors import StoreUnavailable
@@ -40,7 +41,7 @@ class DynamoRecords(DynamoTable):
         has those attribute values (None: lacks the attribute). Returns whether it was written."""
         item = {"JobId": f"{kind}#{key}", "RecordType": str(kind), **attributes}
         values = json.loads(json.dumps(item), parse_float=Decimal)
-        request: dict[str, Any] = {"TableName": self._table, "Item": {k: serializer.serialize(v) for k, v in values.items()}}
+        request: dict[str, Any] = {"TableName": self._table, "Item": {k: serialize(v) for k, v in values.items()}}
         if only_if_absent:
             request["ConditionExpression"] = "attribute_not_exists(JobId)"
         elif only_if:
@@ -50,7 +51,7 @@ class DynamoRecords(DynamoTable):
                 + [f"attribute_not_exists(#c{i})" if v is None else f"#c{i} = :c{i}" for i, v in enumerate(only_if.values())]
             )
             request["ExpressionAttributeNames"] = {f"#c{i}": name for i, name in enumerate(only_if)}
-            values = {f":c{i}": serializer.serialize(value) for i, value in enumerate(only_if.values()) if value is not None}
+            values = {f":c{i}": serialize(value) for i, value in enumerate(only_if.values()) if value is not None}
             if values:
                 request["ExpressionAttributeValues"] = values
         try:
@@ -81,7 +82,7 @@ class DynamoRecords(DynamoTable):
                 Key=key_,
                 UpdateExpression="SET #m.#e = :v",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":v": serializer.serialize(value)},
+                ExpressionAttributeValues={":v": serialize(value)},
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -90,7 +91,7 @@ class DynamoRecords(DynamoTable):
         item = answer.get("Item")
         if not item:
             return None
-        values = {k: plain(deserializer.deserialize(v)) for k, v in item.items()}
+        values = {k: plain(deserialize(v)) for k, v in item.items()}
         values.pop("JobId", None)
         values.pop("RecordType", None)
         return values
@@ -144,7 +145,7 @@ class DynamoRecords(DynamoTable):
                 pass  # another end created it
         else:
             raise StoreUnavailable(f"sweep {sweep_id}: its end count kept changing")
-        record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
+        record = {k: plain(deserialize(v)) for k, v in answer["Attributes"].items()}
         return SweepEnd(
             tally={str(k): int(v) for k, v in (record.get("Tally") or {}).items()},
             failures=[str(f) for f in record.get("Failures") or []],
