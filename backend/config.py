@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES
 from backend.domain.plans import parse_team_plans
 from backend.domain.policy import RetryPolicy
-from backend.domain.model import JOB_ID_PREFIX
+from backend.domain.terms import JOB_ID_PREFIX
 from backend.errors import ConfigError
 
 SLACK_PUBLIC_API = "https://slack.com/api/"

@@ -29,10 +29,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from backend.domain.fairness import launch_order
-from backend.domain.model import Job
 from backend.domain.status import JobStatus
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
 from backend.domain.instance_types import choose_instance_type, over_instance_limits
-from backend.domain.model import MAX_ATTEMPTS, PLAN_USE_PREFIX, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import (
     CREATE_SERVICE_ERRORS_MAX,
     Action,
@@ -43,6 +42,7 @@ from backend.domain.policy import (
 )
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.terms import MAX_ATTEMPTS, PLAN_USE_PREFIX, AttemptOutcome, FailureClass, attempt_name
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import same_kind, waiting_text
 from backend.errors import (
@@ -59,6 +59,9 @@ from backend.ports import Applied, JobRepository, LostRace, RecordStore, Trainin
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 from backend.services.plans import PlanBook, PlanGate
+
+if TYPE_CHECKING:
+    from backend.domain.model import Attempt, Job
 
 logger = Logger(service="trainbot", child=True)
 
@@ -374,6 +377,8 @@ class Launcher:
     def _launch(
         self, job: Job, report: LaunchReport, instance_type: str, switch: str, plan_arn: str | None = None, plan_note: str = ""
     ) -> _Result:
+        from backend.domain.model import Attempt, Lease
+
         now = self._clock()
         attempt = job.current_attempt
         if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:

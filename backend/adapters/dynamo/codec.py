@@ -18,17 +18,17 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.domain import notice
-from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.errors import UnreadableItem
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 # (``ActiveUse`` is no key: the one attribute the Active index projects besides its keys.)
 GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
@@ -127,6 +127,10 @@ def from_item(item: dict[str, Any]) -> Job:
         raise UnreadableItem(str(item.get("JobId", {}).get("S", "?")), str(exc)) from exc
     for key in (*GSI_KEYS, "RecordType", "ExpiresAt", "DeliveryLease"):
         values.pop(key, None)
+    from pydantic import ValidationError
+
+    from backend.domain.model import Job  # the first item read builds the model: an idle run reads none
+
     try:
         return Job.model_validate(values)
     except ValidationError as exc:

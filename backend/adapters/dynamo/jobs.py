@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -18,12 +18,14 @@ from backend.adapters.dynamo.codec import OUTBOX_KEYS, WRITER_OWNED, from_item
 from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
 from backend.domain import fairness, notice
-from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import JobNotFound, StoreUnavailable, UnreadableItem
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace, Registered, WriteOutcome
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 class DynamoJobs(DynamoRecords):
@@ -222,6 +224,8 @@ class DynamoJobs(DynamoRecords):
     ) -> WriteOutcome:
         """Move ``job`` (as read) to ``to_status``; raises IllegalTransition for an illegal
         move, returns LostRace if the stored job is no longer at ``job``'s status and version."""
+        from backend.domain.model import transition
+
         after = transition(job, to_status, at=at, reason=reason, **changes)
         lease = None
         if self._notify_targets and notice.is_urgent(after, self._notify_targets):

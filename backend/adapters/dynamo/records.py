@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import plain, record_key
-from backend.domain.model import Owner
 from backend.domain.records import RecordKind
 from backend.errors import StoreUnavailable
 from backend.ports import SweepEnd
+
+if TYPE_CHECKING:
+    from backend.domain.model import Owner
 
 MAX_FAILURE_LINE = 160  # a failed sweep job's line in the digest list (the record stays small)
 
