@@ -12,15 +12,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from backend.domain.charts import ChartRequest
-from backend.domain.logtail import LogTail
-from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan
 from backend.domain.queue_order import QueuedJob
 from backend.domain.status import JobStatus
 from backend.errors import TrainbotError
+
+if TYPE_CHECKING:
+    from backend.domain.charts import ChartRequest
+    from backend.domain.model import Job, LogTail, Owner
 
 
 @dataclass(frozen=True)

@@ -232,8 +232,9 @@ def main() -> None:
     from tests.artifact.stack import artifact_stack
 
     if args.build:
-        functions = {p.name: p for p in sorted(args.build.iterdir()) if p.is_dir()}
-        built = artifacts.Build(artifacts.machine_architecture(), args.build, functions)
+        build = args.build.resolve()  # the baselines link to its files: a relative link would dangle
+        functions = {p.name: p for p in sorted(build.iterdir()) if p.is_dir()}
+        built = artifacts.Build(artifacts.machine_architecture(), build, functions)
     else:
         built = artifacts.build(artifacts.machine_architecture())
 
@@ -305,7 +306,7 @@ def measure(args: argparse.Namespace, built: artifacts.Build, stack, tmp: Path) 
     for key, (label, function, event, bare_label, baseline) in scenarios.items():
         if args.only and key not in args.only:
             continue
-        against = function.cold(artifact=args.against / function.artifact.name) if args.against else None
+        against = function.cold(artifact=args.against.resolve() / function.artifact.name) if args.against else None
         ours, theirs, *before = paired_runs(function, baseline, event, args.runs, with_init=key != "bot-help-restored", against=against)
         figures[key] = ours[0]
         print(

@@ -15,7 +15,6 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from backend.domain.model import JOB_ID_PATTERN
 from backend.domain.spec import (
     PRESET_NAME,
     PRESET_USAGE,
@@ -27,6 +26,7 @@ from backend.domain.spec import (
     whole_number,
 )
 from backend.domain.status import JobStatus
+from backend.domain.terms import JOB_ID_PATTERN
 
 # A sweep's id (backend.services.submit.sweep_id_for): no job id has 16 characters after its
 # last dash, so the two never collide.

@@ -7,7 +7,7 @@ Authenticity comes first, in two steps so that refusing costs as little as possi
 2. the credentials must be real: until the operator has put Slack's signing secret and bot token
    into the stack's secret (a fresh deploy holds a generated value and a placeholder token), every
    request is a 503 that says so, counted as ``BotNotConfigured`` (alarmed in template.yaml).
-   The secret is read again (Powertools caches it for 5 minutes) until it is real, so filling it
+   The secret is read again (it is kept for 5 minutes) until it is real, so filling it
    in needs no redeploy;
 3. then the signature, and the body's shape, are checked before bolt parses anything; our own
    lazy self-invocations are checked by our HMAC instead of Slack's timestamp rule, since Lambda
@@ -163,8 +163,9 @@ def _preload() -> None:
     import random
 
     import slack_bolt.adapter.aws_lambda  # noqa: F401
-    from aws_lambda_powertools.utilities import parameters  # noqa: F401
 
+    import backend.adapters.aws  # botocore's session and client code: the secret's read
+    import backend.adapters.slack.secrets
     import backend.bootstrap  # noqa: F401
     import bot.app  # noqa: F401
 

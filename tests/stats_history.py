@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from backend.adapters.dynamo import to_item
+from backend.domain.history import HistoryEntry
 from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, attempt_name
-from backend.domain.status import HistoryEntry, JobStatus
+from backend.domain.status import JobStatus
 from tests.conftest import T0, job_args, make_job
 
 S = JobStatus

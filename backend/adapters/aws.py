@@ -1,12 +1,18 @@
-"""boto3 clients, configured once: standard retry mode, bounded timeouts, one shared session.
+"""AWS clients, configured once: standard retry mode, bounded timeouts, one shared session.
 
-Endpoints are never set here: boto3 reads ``AWS_ENDPOINT_URL_<SERVICE>`` itself, which is how
+Endpoints are never set here: botocore reads ``AWS_ENDPOINT_URL_<SERVICE>`` itself, which is how
 tests and local mode point Trainbot at moto and the SageMaker stand-in.
 
-Every client comes from one boto3 session: a session loads and parses botocore's endpoint and
+Every client comes from one botocore session: a session loads and parses botocore's endpoint and
 partition data, its credentials and config files once, and a client of its own would make each
 client pay for that again at a cold start. Sessions are not thread-safe, so clients are made
 under a lock (the clients themselves are).
+
+The clients are botocore's, which boto3's are: ``boto3.client`` is a botocore client made by a
+botocore session (boto3's session adds its resources, its S3 transfer methods and its user
+agent, none of which Trainbot uses). Importing boto3 costs a cold start about 20 ms of CPU
+beyond botocore (its session, s3transfer, multiprocessing), so nothing on a Lambda path imports
+it (tests/unit/test_import_boundaries.py).
 """
 
 from __future__ import annotations
@@ -15,15 +21,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 _lock = threading.Lock()
-_session: boto3.session.Session | None = None
+_session: botocore.session.Session | None = None
 
 
 def aws_client(service: str, *, region: str, max_attempts: int = 4, read_timeout: float = 10.0, **config: Any) -> Any:
-    """A boto3 client for ``service`` with standard retries (jittered, throttling-aware)."""
+    """A client for ``service`` with standard retries (jittered, throttling-aware)."""
     global _session
     settings = Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
@@ -34,8 +40,8 @@ def aws_client(service: str, *, region: str, max_attempts: int = 4, read_timeout
     )
     with _lock:
         if _session is None:
-            _session = boto3.session.Session()
-        return _session.client(service, region_name=region, config=settings)
+            _session = botocore.session.get_session()
+        return _session.create_client(service, region_name=region, config=settings)
 
 
 class Lazy:

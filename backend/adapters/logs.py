@@ -19,13 +19,16 @@ it (with the console link). Log text is untrusted: every line is made inert here
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.domain.forensics import LOG_GROUP, TAIL_HOSTS, inert_line
-from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, HostTail, LogTail, TailState
+from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, TailState
 from backend.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from backend.domain.model import HostTail, LogTail
 
 
 class Pacer(Protocol):
@@ -52,6 +55,8 @@ class CloudWatchTrainingLogs:
     def tail(self, training_job_name: str, *, lines: int = TAIL_LINES) -> LogTail:
         """The last ``lines`` of each host's stream (the hosts that stopped writing first come
         first: the one that failed most likely did), kept within TAIL_BYTES. Never raises."""
+        from backend.domain.model import HostTail, LogTail  # a failure's first tail builds them
+
         try:
             streams = self._streams(training_job_name)
         except BackendUnavailable as exc:

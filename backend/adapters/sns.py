@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.domain.forensics import exit_code
 from backend.domain.logtail import SNS_TAIL_BYTES, SNS_TAIL_LINES
-from backend.domain.model import Job
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
 from backend.errors import NotifierUnavailable
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 def dedup_key(job: Job, seq: int) -> str:

@@ -1,12 +1,14 @@
 """Approval holds: expensive work waits in status ``New`` until an admin approves it.
 
-A held job carries an :class:`Approval` in state ``pending``; the codec keeps it in the Queue
+A held job carries an :class:`~backend.domain.model.Approval` in state ``pending``; the codec keeps it in the Queue
 index's own ``held`` partition (never ``ready``), so no launcher ever sees it. An admin's
 decision is one conditional write on the job's status and version: ``approved`` moves it to
 ``ready``, ``rejected`` moves it to ``Stopped`` with the reason. Either is audited in the job's
 history; a second decision, or one on a job that has moved on, changes nothing.
 
-Pure rules only: which submissions need approval (:func:`approval_reasons`).
+Pure rules only: which submissions need approval (:func:`approval_reasons`), and the states of
+a hold (the hold itself is part of the job: ``backend.domain.model.Approval``). No pydantic:
+the launcher's and monitor's cold starts import this module without it.
 """
 
 from __future__ import annotations
@@ -15,32 +17,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_pascal
-
-from backend.domain.base import DomainModel
-from backend.domain.times import UtcDatetime
-
 
 class ApprovalState(StrEnum):
     PENDING = "pending"  # held: out of the launch queue until an admin decides
     APPROVED = "approved"  # released to the queue by ``decided_by``
     REJECTED = "rejected"  # stopped by ``decided_by``, with ``note`` as the reason
-
-
-class Approval(DomainModel):
-    """A job's approval hold and, once decided, who decided what and when."""
-
-    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
-
-    state: ApprovalState = ApprovalState.PENDING
-    reasons: list[str] = Field(default_factory=list)  # why it needs approval, for the admins
-    decided_by: str | None = None
-    decided_at: UtcDatetime | None = None
-    note: str = ""
-    # Held on its own, not as part of its sweep's hold: a sweep job whose automatic retry went
-    # past the budget. It carries its own approval card, and a press on it decides it alone.
-    alone: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ second thread finds the model built.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
+
+from backend.domain.times import format_utc, to_utc
 
 _building = threading.RLock()
 
@@ -41,3 +44,12 @@ class DomainModel(BaseModel):
             return super().model_rebuild(
                 force=force, raise_errors=raise_errors, _parent_namespace_depth=depth, _types_namespace=_types_namespace
             )
+
+
+# A timestamp field: any datetime in (a naive one taken as UTC), aware UTC kept, and written in
+# backend.domain.times' one sortable format.
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(to_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from backend.domain.model import Job, JobArgs
+if TYPE_CHECKING:
+    from backend.domain.model import Job, JobArgs
+
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 

@@ -10,9 +10,12 @@ them, not after all of them.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from backend.domain.model import Job
 from backend.domain.times import to_utc
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 # Virtual time, in seconds, that one queued job adds to its owner's fair-share clock.
 FAIR_SHARE_QUANTUM = 60.0

@@ -10,11 +10,15 @@ kept, and the Slack renderer escapes it again for mrkdwn.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from backend.domain.logtail import LINE_CHARS, HostTail, LogTail, TailState
-from backend.domain.model import Attempt, FailureClass
+from backend.domain.logtail import LINE_CHARS, TailState
+from backend.domain.terms import FailureClass
 
-__all__ = ["HostTail", "LogTail", "TailState", "exit_code", "inert_line", "plain_failure", "wants_tail"]
+if TYPE_CHECKING:
+    from backend.domain.model import Attempt
+
+__all__ = ["TailState", "exit_code", "inert_line", "plain_failure", "wants_tail"]
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TAIL_HOSTS = 4  # hosts read for one tail (the ones that stopped writing first)

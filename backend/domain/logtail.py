@@ -1,15 +1,13 @@
-"""A training job's log tail as an attempt keeps it (pure data; see backend.domain.forensics)."""
+"""A training job's log tail as an attempt keeps it (see backend.domain.forensics): its sizes, its
+states and how it is shown. The tail itself is part of the attempt (``backend.domain.model``'s
+``LogTail`` and ``HostTail``); no pydantic here."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Sequence
 from enum import StrEnum
-
-from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_pascal
-
-from backend.domain.base import DomainModel
+from typing import Protocol
 
 # What an attempt keeps: the last lines of each host's stream, at most this much in all. Slack's
 # section text limit is 3,000 characters; the job item must stay far below 400 KB (bounds.py),
@@ -30,33 +28,17 @@ class TailState(StrEnum):
     UNREADABLE = "unreadable"  # throttled or refused: the reply says so and links the console
 
 
-class HostTail(DomainModel):
-    """The last lines of one host's stream (``<training-job>/algo-<n>-<epoch>``)."""
+class Host(Protocol):
+    """What :func:`render_hosts` reads of a host's tail (``backend.domain.model.HostTail``)."""
 
-    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+    @property
+    def stream(self) -> str: ...
 
-    stream: str
-    lines: list[str] = Field(default_factory=list)
-    last_at: datetime | None = None
-
-
-class LogTail(DomainModel):
-    """The end of a training job's log, as stored on its failed attempt."""
-
-    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
-
-    state: TailState
-    hosts: list[HostTail] = Field(default_factory=list)
-    more_hosts: int = 0  # streams not read (beyond TAIL_HOSTS)
-    note: str = ""  # why it could not be read
-
-    def text(self, *, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
-        """The tail as plain text (``[algo-1]`` headers when there are several hosts), cut to
-        the newest lines that fit ``max_lines`` per host and ``max_bytes`` in all."""
-        return "\n".join(render_hosts(self.hosts, max_lines=max_lines, max_bytes=max_bytes))
+    @property
+    def lines(self) -> list[str]: ...
 
 
-def render_hosts(hosts: list[HostTail], *, max_lines: int, max_bytes: int) -> list[str]:
+def render_hosts(hosts: Sequence[Host], *, max_lines: int, max_bytes: int) -> list[str]:
     """Lines for ``hosts`` in order (the first one stopped writing first: it most likely failed
     first), each host's newest lines, within the byte budget; a host that does not fit at all is
     named with a pointer to the console."""

@@ -15,70 +15,54 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_pascal
 
-from backend.domain.approval import Approval, ApprovalState
-from backend.domain.base import DomainModel
+from backend.domain.approval import ApprovalState
+from backend.domain.base import DomainModel, UtcDatetime
 from backend.domain.bounds import ATTEMPTS_KEPT
+from backend.domain.history import HistoryEntry, compact_history, move_entry, note_entry
 from backend.domain.instance_types import TRAINING_INSTANCE_TYPES, instance_list_problems
-from backend.domain.logtail import LogTail
-from backend.domain.status import ACTIVE, QUEUED, TERMINAL, HistoryEntry, JobStatus, compact_history, move_entry, note_entry
-from backend.domain.times import UtcDatetime
+from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, TailState, render_hosts
+from backend.domain.status import ACTIVE, QUEUED, TERMINAL, JobStatus
+from backend.domain.terms import (
+    CHANNEL_NAME,
+    IMAGE_URI,
+    JOB_ID_MAX,
+    JOB_ID_PATTERN,
+    JOB_ID_PREFIX,
+    MAX_HP_KEY,
+    MAX_HP_VALUE,
+    MAX_HYPERPARAMETERS,
+    MAX_INSTANCE_COUNT,
+    MAX_METRIC_DEFINITIONS,
+    MAX_METRIC_NAME,
+    MAX_METRIC_REGEX,
+    MAX_PRIORITY,
+    MAX_RETRY_BUDGET,
+    MAX_RUNTIME_LIMIT,
+    MAX_TAGS,
+    MAX_VOLUME_GB,
+    PLAN_USE_PREFIX,
+    ROLE_ARN,
+    S3_URI,
+    AttemptOutcome,
+    FailureClass,
+    NotifyMode,
+    attempt_name,
+)
 
-# SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
-SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-JOB_ID_MAX = 58  # 58 + len("-a999") = 63, SageMaker's limit
-MAX_ATTEMPTS = 999
-PLAN_USE_PREFIX = "plan:"  # Job.use_key of an attempt on a training plan (no instance type starts so)  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
-JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
+# Imported from here too, as before they moved to backend.domain.terms.
+from backend.domain.terms import MAX_ATTEMPTS as MAX_ATTEMPTS
+from backend.domain.terms import MAX_JOB_NAME as MAX_JOB_NAME
+from backend.domain.terms import SAGEMAKER_NAME as SAGEMAKER_NAME
+from backend.domain.terms import label_of as label_of
+from backend.domain.terms import parse_attempt_name as parse_attempt_name
+
 _SUFFIX_LEN = 6
 _NAME_MAX = JOB_ID_MAX - _SUFFIX_LEN - 1
-# An optional deployment prefix on every JobId (TRAINBOT_JOB_ID_PREFIX), so IAM can scope
-# SageMaker actions to ``training-job/<prefix>*``. Lowercase because SageMaker lowercases the
-# names in its ARNs; it starts with a letter or digit as a SageMaker name must.
-JOB_ID_PREFIX = re.compile(r"^([a-z0-9][a-z0-9-]{0,11})?$")
-
-S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
-ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
-IMAGE_URI = re.compile(r"^[a-zA-Z0-9.\-]+(:\d+)?/[a-z0-9._/\-]+([:@][\w.:\-]+)?$")
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
-MAX_RUNTIME_LIMIT = 28 * 24 * 3600  # SageMaker's ceiling for MaxRuntimeInSeconds
-MAX_INSTANCE_COUNT = 100
-MAX_VOLUME_GB = 16384
-MAX_JOB_NAME = 40  # the longest job name a request may give (a sweep's "<name>-<n>" included)
-MAX_PRIORITY = 9  # priorities are 0 (lowest) to MAX_PRIORITY
-MAX_RETRY_BUDGET = 20
-MAX_HYPERPARAMETERS = 100
-MAX_HP_KEY = 256
-MAX_HP_VALUE = 2500
-MAX_TAGS = 50
-# AlgorithmSpecification.MetricDefinitions (SageMaker API Reference, MetricDefinition): at most
-# 40 definitions; Name 1-255 characters, Regex 1-500, each of pattern ``.+``.
-MAX_METRIC_DEFINITIONS = 40
-MAX_METRIC_NAME = 255
-MAX_METRIC_REGEX = 500
-
-# How the /train grammar (and so every error message) names each request field.
-FIELD_LABELS: dict[str, str] = {
-    "AlgorithmSpecification.TrainingImage": "image",
-    "AlgorithmSpecification.MetricDefinitions": "metric",
-    "ResourceConfig.InstanceType": "instance",
-    "ResourceConfig.InstanceCount": "count",
-    "ResourceConfig.VolumeSizeInGB": "volume",
-    "InputDataConfig": "input",
-    "OutputDataConfig.S3OutputPath": "output",
-    "RoleArn": "role",
-    "StoppingCondition.MaxRuntimeInSeconds": "max_runtime",
-    "StoppingCondition.MaxWaitTimeInSeconds": "max_wait",
-    "EnableManagedSpotTraining": "spot",
-    "CheckpointConfig.S3Uri": "checkpoint",
-    "HyperParameters": "hp",
-    "Tags": "tags",
-}
 
 
 def _example(field: str) -> str:
@@ -349,19 +333,49 @@ class JobArgs(_Request):
         return {"TrainingJobName": training_job_name, **request}
 
 
-def label_of(loc: tuple[int | str, ...]) -> str:
-    """The user-facing name of a JobArgs validation error location."""
-    parts = [str(p) for p in loc if not isinstance(p, int)]
-    for size in range(len(parts), 0, -1):
-        label = FIELD_LABELS.get(".".join(parts[:size]))
-        if label:
-            if label == "hp" and len(parts) > size:
-                return f"hp.{parts[size]}"
-            return label
-    return ".".join(parts) or "request"
-
-
 # --- the job -------------------------------------------------------------------------------
+
+
+class Approval(DomainModel):
+    """A job's approval hold and, once decided, who decided what and when."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    state: ApprovalState = ApprovalState.PENDING
+    reasons: list[str] = Field(default_factory=list)  # why it needs approval, for the admins
+    decided_by: str | None = None
+    decided_at: UtcDatetime | None = None
+    note: str = ""
+    # Held on its own, not as part of its sweep's hold: a sweep job whose automatic retry went
+    # past the budget. It carries its own approval card, and a press on it decides it alone.
+    alone: bool = False
+
+
+class HostTail(DomainModel):
+    """The last lines of one host's stream (``<training-job>/algo-<n>-<epoch>``)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    stream: str
+    lines: list[str] = Field(default_factory=list)
+    last_at: datetime | None = None
+
+
+class LogTail(DomainModel):
+    """The end of a training job's log, as stored on its failed attempt."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, frozen=True)
+
+    state: TailState
+    hosts: list[HostTail] = Field(default_factory=list)
+    more_hosts: int = 0  # streams not read (beyond TAIL_HOSTS)
+    note: str = ""  # why it could not be read
+
+    def text(self, *, max_lines: int = TAIL_LINES, max_bytes: int = TAIL_BYTES) -> str:
+        """The tail as plain text (``[algo-1]`` headers when there are several hosts), cut to
+        the newest lines that fit ``max_lines`` per host and ``max_bytes`` in all."""
+        return "\n".join(render_hosts(self.hosts, max_lines=max_lines, max_bytes=max_bytes))
+
 
 
 class Owner(DomainModel):
@@ -385,30 +399,6 @@ class SlackThread(DomainModel):
 
     channel_id: str
     thread_ts: str | None = None
-
-
-class FailureClass(StrEnum):
-    """The failure classes of docs/architecture.md: what the retry policy tells apart."""
-
-    CAPACITY = "capacity"  # no capacity for the instance type right now: free retry
-    QUOTA = "quota"  # the account's quota is in use: free retry
-    THROTTLING = "throttling"  # throttling or a 5xx: retry, never fail the job for it
-    UNKNOWN = "unknown"  # could not find out: leave the job, look again later
-    ALGORITHM = "algorithm"  # the training code failed: retry within the job's budget
-    USER = "user"  # bad request, role, image, zero quota: fail at once
-    STOPPED = "stopped"  # a user asked to stop
-    # SageMaker stopped it because its training plan's reserved capacity ended (not the job's
-    # code, nor a user): run again on-demand with plan_fallback=ondemand, else it ends Stopped.
-    PLAN_ENDED = "plan_ended"
-
-
-class AttemptOutcome(StrEnum):
-    PENDING = "pending"  # name recorded, CreateTrainingJob not yet known to have succeeded
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    NOT_STARTED = "not_started"  # create was refused: the name was never used
 
 
 class Attempt(DomainModel):
@@ -468,14 +458,6 @@ class Lease(DomainModel):
 
     token: str
     expires_at: UtcDatetime
-
-
-class NotifyMode(StrEnum):
-    """The ``notify=`` option: who hears what in Slack (:mod:`backend.domain.notice`)."""
-
-    ALL = "all"
-    FAILURES = "failures"
-    END = "end"
 
 
 class Job(DomainModel):
@@ -659,24 +641,6 @@ class Job(DomainModel):
     def replace_attempt(self, attempt: Attempt) -> list[Attempt]:
         """The attempts list with ``attempt`` (same number) swapped in."""
         return [attempt if a.number == attempt.number else a for a in self.attempts]
-
-
-def attempt_name(job_id: str, number: int) -> str:
-    """The SageMaker training job name of attempt ``number`` (a fixed point: `<JobId>-a<n>`)."""
-    if not 1 <= number <= MAX_ATTEMPTS:
-        raise ValueError(f"attempt number {number} is outside 1..{MAX_ATTEMPTS}")
-    return f"{job_id}-a{number}"
-
-
-_ATTEMPT_SUFFIX = re.compile(r"^(?P<job>.+)-a(?P<n>\d{1,3})$")
-
-
-def parse_attempt_name(name: str) -> tuple[str, int] | None:
-    """``(job_id, attempt)`` from a training job name, or None if it is not one of ours."""
-    match = _ATTEMPT_SUFFIX.match(name)
-    if not match or not JOB_ID_PATTERN.match(match["job"]):
-        return None
-    return match["job"], int(match["n"])
 
 
 def slugify(name: str, max_len: int = _NAME_MAX) -> str:

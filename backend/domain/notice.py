@@ -22,10 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from backend.domain.approval import ApprovalState
-from backend.domain.model import FailureClass, Job, NotifyMode
 from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.terms import FailureClass, NotifyMode
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 __all__ = ["NotifyMode"]  # re-exported: the option's values live with the job model
 

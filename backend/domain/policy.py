@@ -13,9 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from backend.domain.bounds import ATTEMPTS_KEPT, clip
-from backend.domain.model import MAX_ATTEMPTS, FailureClass, Job
+from backend.domain.terms import MAX_ATTEMPTS, FailureClass
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 F = FailureClass
 

@@ -14,9 +14,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from backend.domain.model import Job
 from backend.domain.status import JobStatus
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 @dataclass(frozen=True)

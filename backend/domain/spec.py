@@ -17,24 +17,18 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from backend.domain.instance_types import instance_list_problems
-from backend.domain.model import (
-    MAX_INSTANCE_COUNT,
-    MAX_JOB_NAME,
-    MAX_PRIORITY,
-    MAX_RETRY_BUDGET,
-    MAX_VOLUME_GB,
-    JobArgs,
-    MetricDefinition,
-    label_of,
-)
 from backend.domain.notice import NotifyMode
 from backend.domain.plans import FALLBACK_ONDEMAND, NO_PLAN, plan_name_problem
+from backend.domain.terms import MAX_INSTANCE_COUNT, MAX_JOB_NAME, MAX_PRIORITY, MAX_RETRY_BUDGET, MAX_VOLUME_GB, label_of
 from backend.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from backend.domain.model import JobArgs
 
 PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -246,6 +240,10 @@ def job_spec(fields: dict[str, str], usage: str = SUBMIT_USAGE) -> JobSpec:
     if fields.get("objective"):
         problems.append("objective: an objective ranks a sweep's jobs; use it with /train sweep")
     request, knobs = _request(fields, problems)
+    from pydantic import ValidationError  # a spec to validate: pydantic's first use, maybe
+
+    from backend.domain.model import JobArgs
+
     try:
         job_args = JobArgs.model_validate(request)
     except ValidationError as exc:
@@ -415,6 +413,10 @@ def _request(fields: dict[str, str], problems: list[str]) -> tuple[dict[str, Any
             tags.append({"Key": key[4:], "Value": value})
         elif key.startswith("metric."):
             metric = {"Name": key[len("metric.") :], "Regex": value}
+            from pydantic import ValidationError
+
+            from backend.domain.model import MetricDefinition
+
             try:
                 MetricDefinition.model_validate(metric)
             except ValidationError as exc:

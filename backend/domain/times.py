@@ -1,12 +1,11 @@
 """Time helpers: every timestamp Trainbot stores is timezone-aware UTC, written in one fixed
-format so that the strings sort like the instants they name (DynamoDB sort keys rely on it)."""
+format so that the strings sort like the instants they name (DynamoDB sort keys rely on it).
+Pydantic's timestamp field type is :data:`backend.domain.base.UtcDatetime` (this module is on
+every cold start's path, and needs no pydantic)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
-
-from pydantic import AfterValidator, PlainSerializer
 
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -31,10 +30,3 @@ def format_utc(value: datetime) -> str:
 def parse_utc(text: str) -> datetime:
     """Inverse of :func:`format_utc`; also accepts any ISO-8601 string."""
     return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
-UtcDatetime = Annotated[
-    datetime,
-    AfterValidator(to_utc),
-    PlainSerializer(format_utc, return_type=str, when_used="json"),
-]

@@ -28,10 +28,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from backend.domain.model import Job
 from backend.domain.queue_order import QueuedJob, Rank, rank_queue
 from backend.domain.status import JobStatus
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 @dataclass(frozen=True)

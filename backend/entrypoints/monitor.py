@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backend.adapters.sagemaker_events import UnparseableEvent, parse_state_change
-from backend.domain.model import parse_attempt_name
+from backend.domain.terms import parse_attempt_name
 from backend.entrypoints import coldstart, runtime
 from backend.entrypoints.runtime import logger, metrics, time_left
 from backend.errors import StoreUnavailable

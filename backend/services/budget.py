@@ -29,13 +29,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from backend.domain import notice, sweeps
-from backend.domain.approval import Approval, ApprovalRules, ApprovalState, approval_reasons
+from backend.domain.approval import ApprovalRules, ApprovalState, approval_reasons
 from backend.domain.cost import Estimate, PriceTable, estimate, hours_text, iso_week, job_instance_hours
-from backend.domain.model import Attempt, Job, JobArgs, note
 from backend.domain.people import person, team_words
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
@@ -43,10 +43,21 @@ from backend.errors import InvalidRequest, NotAuthorized, StoreUnavailable
 from backend.ports import Applied, JobRepository, RecordStore, UsageStore
 from backend.services.notify import Dispatcher
 
+if TYPE_CHECKING:
+    from backend.domain.model import Approval, Attempt, Job, JobArgs
+
 logger = Logger(service="trainbot", child=True)
 
 USAGE = RecordKind.USAGE
 _RACE_ROUNDS = 8
+
+
+def _pending(reasons: list[str], *, alone: bool = False) -> Approval:
+    """A pending approval hold (its model is imported with the first hold: an idle run of the
+    launcher or the monitor imports no model at all)."""
+    from backend.domain.model import Approval
+
+    return Approval(state=ApprovalState.PENDING, reasons=reasons, alone=alone)
 
 
 class OverBudget(InvalidRequest):
@@ -257,7 +268,7 @@ class CostGuard:
             check = self.budgets.check(user_id, est.instance_hours)
             if check.over:
                 reasons.append(self.over_budget(check))
-        approval = Approval(state=ApprovalState.PENDING, reasons=reasons) if reasons else None
+        approval = _pending(reasons) if reasons else None
         return Assessment(est, approval, check)
 
     def over_budget(self, check: BudgetCheck) -> str:
@@ -279,7 +290,7 @@ class CostGuard:
             return reserved
         asked = sum(reservation_seconds(job) for job in jobs) / 3600
         reason = self.over_budget(self.budgets.check(jobs[0].owner.user_id, asked))
-        approval = Approval(state=ApprovalState.PENDING, reasons=[reason])
+        approval = _pending([reason])
         return [job.model_copy(update={"approval": approval}) for job in jobs]
 
 
@@ -300,7 +311,7 @@ class CostGuard:
         check = self.budgets.check(job.owner.user_id, (reservation_seconds(job) + billed_seconds) / 3600)
         reason = f"over the weekly budget for another attempt: {check.text()} ({hours_text(check.left_hours or 0.0)} left)"
         # A sweep's job is held on its own: it carries its own card (its sweep's may be decided).
-        held = Approval(state=ApprovalState.PENDING, reasons=[reason], alone=bool(job.sweep_id) and notice.sweep_index(job) != 0)
+        held = _pending([reason], alone=bool(job.sweep_id) and notice.sweep_index(job) != 0)
         return job.model_copy(update={"reservation": None, "approval": held})
 
 
@@ -393,6 +404,8 @@ class Approvals:
         return [i for i in sweeps.batch_job_ids(record) if i != job.job_id]
 
     def _approve_one(self, job_id: str, user_id: str) -> Decision:
+        from backend.domain.model import note
+
         for _ in range(_RACE_ROUNDS):
             job = self._store.get(job_id)
             if not job.is_held or job.approval is None:

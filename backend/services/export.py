@@ -13,12 +13,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from backend.domain.model import Job
 from backend.domain.times import format_utc
 from backend.ports import JobHistory
 from backend.services.stats import Window, instance_hours, jobs_in_window, queue_wait, retries, run_time
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 FORMATS = ("csv", "jsonl")
 FIELDS = (

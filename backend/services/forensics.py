@@ -27,14 +27,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from backend.domain.forensics import wants_tail
-from backend.domain.logtail import LogTail, TailState
-from backend.domain.model import Attempt, Job
+from backend.domain.logtail import TailState
 from backend.errors import BackendUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, StallNotifier, TrainingLogs
+
+if TYPE_CHECKING:
+    from backend.domain.model import Attempt, Job, LogTail
 
 logger = Logger(service="trainbot", child=True)
 
@@ -88,6 +91,8 @@ class Forensics:
         while self._recent_tails and now - self._recent_tails[0] > 60:
             self._recent_tails.popleft()
         if len(self._recent_tails) >= self._tails_per_minute:
+            from backend.domain.model import LogTail
+
             return LogTail(state=TailState.UNREADABLE, note="not read: too many failures at once")
         self._recent_tails.append(now)
         self.tails_read += 1

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from backend.domain import notice
-from backend.domain.approval import Approval, ApprovalState
-from backend.domain.model import AttemptOutcome, FailureClass, Job, JobArgs, Owner, SlackThread, new_job
+from backend.domain.approval import ApprovalState
 from backend.domain.notice import NotifyMode
 from backend.domain.people import person
 from backend.domain.status import JobStatus
+from backend.domain.terms import AttemptOutcome, FailureClass
 from backend.errors import (
     AmbiguousName,
     BackendUnavailable,
@@ -30,6 +31,9 @@ from backend.errors import (
 )
 from backend.ports import Applied, JobRepository, Page, Registered, TrainingBackend
 from backend.services.notify import Dispatcher
+
+if TYPE_CHECKING:
+    from backend.domain.model import Approval, Job, JobArgs, Owner, SlackThread
 
 logger = Logger(service="trainbot", child=True)
 
@@ -59,6 +63,8 @@ class Actor:
 
     @property
     def owner(self) -> Owner:
+        from backend.domain.model import Owner
+
         return Owner(team_id=self.team_id, user_id=self.user_id)
 
 
@@ -120,6 +126,8 @@ class JobService:
         """Register one job (idempotent on ``client_token``) and announce it; a pending
         ``approval`` registers it held (backend.domain.approval). ``on_registered`` runs right
         after the registration, before the notifiers (start on submit does not wait for Slack)."""
+        from backend.domain.model import new_job
+
         job = new_job(
             name=name,
             job_args=job_args,

@@ -26,13 +26,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from backend.domain.fairness import launch_order
 from backend.domain.instance_types import choose_instance_type, over_instance_limits
-from backend.domain.model import MAX_ATTEMPTS, PLAN_USE_PREFIX, Attempt, AttemptOutcome, FailureClass, Job, Lease, attempt_name
 from backend.domain.policy import (
     CREATE_SERVICE_ERRORS_MAX,
     Action,
@@ -43,6 +42,7 @@ from backend.domain.policy import (
 )
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.terms import MAX_ATTEMPTS, PLAN_USE_PREFIX, AttemptOutcome, FailureClass, attempt_name
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import same_kind, waiting_text
 from backend.errors import (
@@ -59,6 +59,9 @@ from backend.ports import Applied, JobRepository, LostRace, RecordStore, Trainin
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 from backend.services.plans import PlanBook, PlanGate
+
+if TYPE_CHECKING:
+    from backend.domain.model import Attempt, Job
 
 logger = Logger(service="trainbot", child=True)
 
@@ -152,18 +155,29 @@ class Launcher:
         report = LaunchReport()
         self._slowed_this_tick = False
         now = self._clock()
-        # Counted against the type each attempt runs on (a fallback type, maybe), from the
-        # Active index's projection: never every active item, read whole, every tick. Attempts
-        # on a training plan count against their plan, not the on-demand limits.
-        usage: Counter[str] = Counter()
-        on_plans: dict[str, int] = {}
-        for key, count in self._store.active_usage().items():
-            if key.startswith(PLAN_USE_PREFIX):
-                on_plans[key.removeprefix(PLAN_USE_PREFIX)] = count
-            else:
-                usage[key] = count
+        # The queue first. Most ticks find nothing due and nothing parked: such an idle tick
+        # reads the instances in use (the plan watch below needs them) and stops, without the
+        # holds record or anything else. With no parked jobs the due jobs are read before the
+        # usage and holds, as nothing this tick does can come before them; with parked jobs,
+        # which go first, the order is as it always was (those may move into the due queue).
+        parked_types = self._store.parked_types()
+        queue: Iterator[Job] = iter(())
+        first: Job | None = None
+        if not parked_types:
+            queue = self._store.iter_due(now, self._batch + PARK_BATCH)
+            first = next(queue, None)
+            if first is not None:
+                queue = itertools.chain([first], queue)
+        usage, on_plans = self._usage()
         gate = self._plans.gate_from_use(now, on_plans) if self._plans is not None else None
+        if not parked_types and first is None:
+            self._end_tick(report, gate)
+            return report
         holds, holds_changed = self._load_holds(now, usage)
+        if parked_types:
+            queue = itertools.chain(
+                self._unparked(parked_types, holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)
+            )
 
         def blocked(instance_type: str, count: int) -> str | None:
             if instance_type in holds:
@@ -177,7 +191,7 @@ class Launcher:
             return blocks(instance_type) is None
 
         considered = parked = 0
-        for job in itertools.chain(self._unparked(holds, usage, report), self._store.iter_due(now, self._batch + PARK_BATCH)):
+        for job in queue:
             if job.is_held:
                 continue  # waiting for an admin's approval (its index keeps it out; never launch it)
             report.due += 1
@@ -231,12 +245,29 @@ class Launcher:
                 holds_changed = True
         if holds_changed:
             self._save_holds(holds)
+        self._end_tick(report, gate)
+        return report
+
+    def _usage(self) -> tuple[Counter[str], dict[str, int]]:
+        """Instances in use per type, and per training plan, from the Active index's projection:
+        never every active item, read whole, every tick. Counted against the type each attempt
+        runs on (a fallback type, maybe); attempts on a plan count against their plan, not the
+        on-demand limits."""
+        usage: Counter[str] = Counter()
+        on_plans: dict[str, int] = {}
+        for key, count in self._store.active_usage().items():
+            if key.startswith(PLAN_USE_PREFIX):
+                on_plans[key.removeprefix(PLAN_USE_PREFIX)] = count
+            else:
+                usage[key] = count
+        return usage, on_plans
+
+    def _end_tick(self, report: LaunchReport, gate: PlanGate | None) -> None:
         if gate is not None:
             gate.watch()
             gate.finish()
         self._tell_launched()
         logger.info("launcher tick", extra={"report": report.as_dict()})
-        return report
 
     def may_be_unseen(self, job_id: str | None) -> bool:
         """Whether ``job_id`` (the job a kicked run was asked for, None: not said) may still be
@@ -253,10 +284,11 @@ class Launcher:
             return False  # this version could never launch it: nothing to look again for
         return job.status is S.NEW and not job.attempts and job.lease is None and job.parked_at is None and not job.is_held
 
-    def _unparked(self, holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
-        """Parked jobs whose instance type may have room again, oldest in launch order first."""
+    def _unparked(self, parked_types: list[str], holds: dict[str, Hold], usage: Counter[str], report: LaunchReport) -> Iterator[Job]:
+        """Parked jobs whose instance type may have room again, oldest in launch order first
+        (``parked_types``: the park keys that have parked jobs)."""
         candidates: list[Job] = []
-        for park_key in self._store.parked_types():
+        for park_key in parked_types:
             # A park key lists the jobs' types (first choice first): read them again as soon
             # as any of those types has room.
             rooms = []
@@ -345,6 +377,8 @@ class Launcher:
     def _launch(
         self, job: Job, report: LaunchReport, instance_type: str, switch: str, plan_arn: str | None = None, plan_note: str = ""
     ) -> _Result:
+        from backend.domain.model import Attempt, Lease
+
         now = self._clock()
         attempt = job.current_attempt
         if attempt is None or attempt.outcome is not AttemptOutcome.PENDING:

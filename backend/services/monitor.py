@@ -16,21 +16,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job, note
 from backend.domain.plans import PlanBoard, TrainingPlan, end_warning_due, ended_by_plan, stops_jobs_at, when
 from backend.domain.policy import Action, Classification, RetryPolicy, classify_failure_reason, next_attempt_time
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.terms import AttemptOutcome, FailureClass
 from backend.errors import BackendRefused, BackendUnavailable, JobNotFound, StoreUnavailable, TrainbotError
 from backend.ports import Applied, JobRepository, LostRace, RecordStore, TrainingBackend, TrainingState, TrainingStatus, WriteOutcome
 from backend.services.budget import attempt_ended
 from backend.services.forensics import Forensics
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
+
+if TYPE_CHECKING:
+    from backend.domain.model import Attempt, Job
 
 logger = Logger(service="trainbot", child=True)
 
@@ -340,6 +343,8 @@ class Monitor:
             warned = attempt.model_copy(update={"plan_ends_at": plan.end, "plan_end_warned_at": now})
             reason = f"plan `{plan.name}` ends {when(plan.end, now)}, before this job's max_runtime: SageMaker stops it from {stops:%H:%M} UTC"
             try:
+                from backend.domain.model import note  # a warning to write: the models' first use, maybe
+
                 outcome = self._store.update(job, at=now, attempts=job.replace_attempt(warned), history=note(job, at=now, reason=reason))
             except TrainbotError as exc:
                 report.errors += 1

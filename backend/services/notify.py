@@ -53,13 +53,16 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
 from backend.domain import notice
-from backend.domain.model import Job
 from backend.errors import NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
 from backend.ports import Notifier, OutboxStore
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 logger = Logger(service="trainbot", child=True)
 

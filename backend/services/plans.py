@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
-from backend.domain.model import Job
 from backend.domain.plans import NO_PLAN, REFRESH, PlanBoard, PlanVerdict, TrainingPlan, fit_problems, launch_verdict
 from backend.domain.records import RecordKind
 from backend.errors import BackendUnavailable, StoreUnavailable
 from backend.ports import RecordStore, TrainingPlans
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 logger = Logger(service="trainbot", child=True)
 

@@ -12,14 +12,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from backend.domain.model import Job
 from backend.domain.queue_order import Rank, rank_queue
 from backend.domain.records import RecordKind
 from backend.domain.times import parse_utc
 from backend.domain.waiting import QueueSnapshot, WaitReason, wait_reason, wait_reasons
 from backend.ports import JobRepository, RecordStore
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 HOLDS_KEY = "instance-types"  # the launcher's holds record (backend.services.launcher.HOLDS_KEY)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)

@@ -17,7 +17,6 @@ from slack_sdk import WebClient
 
 from backend.adapters.slack import render, waiting
 from backend.adapters.slack.client import within_ack
-from backend.domain.charts import ChartRequest
 from backend.domain.spec import EXAMPLES, BadCommand, job_spec
 from backend.errors import JobNotFound
 from bot import grammar
@@ -183,6 +182,8 @@ def work(command: dict[str, Any], context: BoltContext, respond: Respond, client
                 return
             # The chart is drawn by the chart function (matplotlib is not in this artifact) and
             # posted in the summary's thread with a one-line caption.
+            from backend.domain.charts import ChartRequest  # a pydantic model: not on help's path
+
             chart = ChartRequest(
                 key=token, scope=scope, user_id=user_id, days=days, preset=preset,
                 requester=actor.owner, channel_id=channel, thread_ts=thread_ts,

@@ -3,7 +3,8 @@ job is in no launch query until approved, and usage counts each attempt once."""
 
 from __future__ import annotations
 
-from backend.domain.approval import Approval, ApprovalState
+from backend.domain.approval import ApprovalState
+from backend.domain.model import Approval
 from backend.domain.records import RecordKind
 from backend.ports import Applied
 from tests.conftest import T0, make_job

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 
 from backend.domain import notice, sweeps
-from backend.domain.approval import Approval, ApprovalState
+from backend.domain.approval import ApprovalState
 from backend.domain.fairness import FAIR_SHARE_QUANTUM
-from backend.domain.model import Lease, NotifyMode, Owner, SlackThread
+from backend.domain.model import Approval, Lease, NotifyMode, Owner, SlackThread
 from backend.domain.queue_order import QueuedJob
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus

@@ -162,10 +162,10 @@ def _create_slack_secret() -> str:
 
 
 def _forget_cached_secrets() -> None:
-    """A cold start: Powertools Parameters caches the secret per process, Lambda per sandbox."""
-    from aws_lambda_powertools.utilities import parameters
+    """A cold start: the bot keeps the secret it read per process, Lambda per sandbox."""
+    from backend.adapters.slack.secrets import clear_cached_secrets
 
-    parameters.clear_caches()
+    clear_cached_secrets()
 
 
 def record_backend(recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,7 +49,7 @@ def test_the_template_declares_exactly_the_four_functions_and_their_handlers_are
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_every_setting_the_code_reads_is_declared_in_the_functions_environment(transformed, function):
     declared = set(function_environment(transformed, function))
-    read = {field.alias for field in Settings.model_fields.values() if field.alias}
+    read = set(Settings.variables())
     assert read - set(DEFAULTED) - declared == set(), "settings the function would silently default"
     assert declared >= POWERTOOLS
     assert declared - read - POWERTOOLS - LIBRARY_VARIABLES.get(function, set()) == set(), "variables no code reads"

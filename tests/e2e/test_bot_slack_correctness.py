@@ -258,8 +258,9 @@ def _rewrite_job(dynamodb, jobs_table, change) -> str:
 def _long_story(job):
     from datetime import timedelta
 
+    from backend.domain.history import HistoryEntry
     from backend.domain.model import Attempt, AttemptOutcome
-    from backend.domain.status import HistoryEntry, JobStatus
+    from backend.domain.status import JobStatus
 
     at = job.created_at
     hostile = "AlgorithmError: " + "&<>" * 30

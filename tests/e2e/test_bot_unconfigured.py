@@ -15,8 +15,8 @@ import string
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
+from backend.adapters.slack.secrets import clear_cached_secrets
 from infra.local.standins.lambda_invoke import lambda_context
 from infra.local.standins.slack_signing import signed_headers, slash_command_body
 from infra.template import load_template
@@ -44,10 +44,10 @@ def secret_env(bot_env, monkeypatch):
 
     def put(value: dict[str, str]) -> None:
         client.put_secret_value(SecretId=arn, SecretString=json.dumps(value))
-        parameters.clear_caches()  # as if Powertools' 5-minute cache had expired
+        clear_cached_secrets()  # as if the bot's 5-minute cache had expired
 
     yield put
-    parameters.clear_caches()
+    clear_cached_secrets()
 
 
 def _signed_submit(secret: str, response_url: str | None = None) -> dict:

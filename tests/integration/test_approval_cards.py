@@ -134,7 +134,8 @@ def test_a_sweep_job_held_alone_on_its_retry_asks_the_admins_with_its_own_card(a
     CostGuard.readmit holds it): the sweep's card (its first job's) was never needed or is long
     decided, so this job carries its own card, for itself alone. (The simulator found the job
     waiting for ever with no admin asked.)"""
-    from backend.domain.approval import Approval, ApprovalState
+    from backend.domain.approval import ApprovalState
+    from backend.domain.model import Approval
     from backend.domain.status import JobStatus
 
     monkeypatch.setenv("TRAINBOT_ADMIN_USERS", ",".join(ADMINS))

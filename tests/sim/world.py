@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.domain.approval import Approval, ApprovalRules, ApprovalState
+from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
-from backend.domain.model import FailureClass, Job
+from backend.domain.model import Approval, FailureClass, Job
 from backend.domain.policy import Classification, RetryPolicy
 from backend.domain.status import JobStatus
 from backend.errors import (

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from backend.config import Settings
-from backend.domain.approval import Approval, ApprovalRules, approval_reasons
+from backend.domain.approval import ApprovalRules, approval_reasons
 from backend.domain.cost import LIST_PRICE, PRICES_FILE, PriceTable, describe, estimate, iso_week, repo_prices, spend
-from backend.domain.model import Attempt, AttemptOutcome
+from backend.domain.model import Approval, Attempt, AttemptOutcome
 from backend.errors import ConfigError
 from backend.services import stats
 from backend.services.budget import BudgetCheck, Budgets, CostGuard, OverBudget, attempt_ended

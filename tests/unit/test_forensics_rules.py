@@ -9,8 +9,8 @@ import pytest
 
 from backend.adapters.slack import render
 from backend.domain.forensics import exit_code, inert_line, plain_failure, wants_tail
-from backend.domain.logtail import HostTail, LogTail, TailState
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, transition
+from backend.domain.logtail import TailState
+from backend.domain.model import Attempt, AttemptOutcome, FailureClass, HostTail, LogTail, transition
 from backend.domain.policy import classify_failure_reason
 from backend.domain.spec import BadCommand, job_spec, sweep_specs
 from backend.domain.status import JobStatus

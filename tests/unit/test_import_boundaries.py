@@ -180,6 +180,22 @@ def test_the_scheduled_functions_load_no_slack_ui_code_even_with_slack_wired(han
     assert "backend.adapters.slack.notifier" in loaded  # the check below looks at a wired container
     ui = [m for m in loaded if m == "bot" or m.startswith(("bot.", "slack_bolt", "matplotlib", "numpy"))]
     assert ui == []
+    assert "botocore.session" in loaded and [m for m in loaded if m.split(".")[0] in ("boto3", "s3transfer")] == []
+
+
+def test_no_lambda_code_imports_boto3():
+    """The clients are botocore's (backend.adapters.aws): importing boto3 would cost every cold
+    start its session, s3transfer and multiprocessing (about 20 ms of CPU), Powertools
+    Parameters too (it imports boto3)."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.split(".")[0] in ("backend", "bot"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{name}: {n}" for n in names if n.split(".")[0] == "boto3" or n.startswith("aws_lambda_powertools.utilities.parameters")]
+    assert offenders == []
 
 
 def _third_party_imports(path: Path) -> set[str]:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from backend.domain import fairness
+from backend.domain.history import HistoryEntry
 from backend.domain.model import (
     JOB_ID_MAX,
     Attempt,
@@ -24,7 +25,7 @@ from backend.domain.model import (
     parse_attempt_name,
     slugify,
 )
-from backend.domain.status import HistoryEntry, JobStatus
+from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc, to_utc, utcnow
 from tests.conftest import T0, job_args, make_job
 

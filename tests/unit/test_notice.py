@@ -68,7 +68,7 @@ def test_notify_all_makes_every_change_urgent_and_a_job_without_its_root_card_to
 
 
 def test_a_held_jobs_change_asks_the_admins_at_once_but_a_held_sweep_asks_only_with_its_first_job():
-    from backend.domain.approval import Approval
+    from backend.domain.model import Approval
 
     targets = ["sns", "slack"]
     pending = Approval(reasons=["ml.p5.48xlarge needs approval"])

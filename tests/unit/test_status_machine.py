@@ -6,17 +6,15 @@ import itertools
 
 import pytest
 
+from backend.domain.history import HistoryEntry, move_entry, note_entry
 from backend.domain.model import transition
 from backend.domain.status import (
     ALLOWED,
     TERMINAL,
     EntryKind,
-    HistoryEntry,
     JobStatus,
     check_transition,
     is_allowed,
-    move_entry,
-    note_entry,
 )
 from backend.errors import IllegalTransition
 from tests.conftest import T0, make_job

@@ -8,14 +8,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backend.adapters.dynamo.codec import expires_at, from_item, to_item
-from backend.domain.model import Job
 from backend.errors import StoreUnavailable, UnreadableItem
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 logger = Logger(service="trainbot", child=True)
 

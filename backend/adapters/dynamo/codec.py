@@ -18,20 +18,17 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from pydantic import ValidationError
-
+from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.domain import notice
-from backend.domain.model import Job
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
 from backend.domain.times import format_utc, to_utc
 from backend.errors import UnreadableItem
 
-serializer = TypeSerializer()
-deserializer = TypeDeserializer()
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 # (``ActiveUse`` is no key: the one attribute the Active index projects besides its keys.)
 GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
@@ -48,7 +45,7 @@ def to_item(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, Any]:
     plain = json.loads(job.model_dump_json(by_alias=True, exclude_none=True), parse_float=Decimal)
     plain["RecordType"] = RecordKind.JOB.value
     plain.update(index_keys(job, notify_targets))
-    return {key: serializer.serialize(value) for key, value in plain.items()}
+    return {key: serialize(value) for key, value in plain.items()}
 
 
 def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
@@ -129,11 +126,15 @@ def from_item(item: dict[str, Any]) -> Job:
     """The Job an item holds (index keys and the dispatcher's lease dropped); UnreadableItem
     when this version cannot decode it (a status or field type a newer version wrote)."""
     try:
-        values = {key: plain(deserializer.deserialize(value)) for key, value in item.items()}
+        values = {key: plain(deserialize(value)) for key, value in item.items()}
     except (TypeError, ValueError) as exc:
         raise UnreadableItem(str(item.get("JobId", {}).get("S", "?")), str(exc)) from exc
     for key in (*GSI_KEYS, "RecordType", "ExpiresAt", "DeliveryLease"):
         values.pop(key, None)
+    from pydantic import ValidationError
+
+    from backend.domain.model import Job  # the first item read builds the model: an idle run reads none
+
     try:
         return Job.model_validate(values)
     except ValidationError as exc:

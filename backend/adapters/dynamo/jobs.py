@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.adapters.dynamo.base import BATCH_WRITE_SIZE, MAX_UNPROCESSED_ROUNDS, logger
-from backend.adapters.dynamo.codec import OUTBOX_KEYS, WRITER_OWNED, deserializer, from_item, plain, serializer
+from backend.adapters.dynamo.codec import OUTBOX_KEYS, WRITER_OWNED, from_item, plain
 from backend.adapters.dynamo.outbox import DeliveryLease, remember_lease
 from backend.adapters.dynamo.records import DynamoRecords
 from backend.domain import fairness, notice, sweeps
-from backend.domain.model import Job, transition
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc
@@ -33,6 +33,9 @@ REGISTER_CHUNK = 500
 # partition, leaving room for a concurrent burst of submissions (issue 23). A 10,000-job sweep
 # registers in 25 s.
 REGISTER_RATE = 400
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 class DynamoJobs(DynamoRecords):
@@ -92,7 +95,7 @@ class DynamoJobs(DynamoRecords):
         ids = [job.job_id for job in jobs]
         until = {"S": format_utc(now + BATCH_LEASE)}
         first = fairness.first_tag(self._owner_next_tag(owner), now)
-        named = {k: serializer.serialize(v) for k, v in sweeps.batch_record_ids(ids).items()}
+        named = {k: serialize(v) for k, v in sweeps.batch_record_ids(ids).items()}
         try:
             self._call(
                 "put_item",
@@ -113,7 +116,7 @@ class DynamoJobs(DynamoRecords):
             start, missing = 0, list(jobs)
         except ClientError:
             record = self._call("get_item", TableName=self._table, Key=batch_key, ConsistentRead=True)["Item"]
-            stored = {k: plain(deserializer.deserialize(v)) for k, v in record.items()}
+            stored = {k: plain(deserialize(v)) for k, v in record.items()}
             if sweeps.batch_job_ids(stored) != ids:
                 raise DuplicateBatch(f"batch {batch_id} was registered with other jobs") from None
             if stored["State"] == "registered":
@@ -264,6 +267,8 @@ class DynamoJobs(DynamoRecords):
     ) -> WriteOutcome:
         """Move ``job`` (as read) to ``to_status``; raises IllegalTransition for an illegal
         move, returns LostRace if the stored job is no longer at ``job``'s status and version."""
+        from backend.domain.model import transition
+
         after = transition(job, to_status, at=at, reason=reason, **changes)
         lease = None
         if self._notify_targets and notice.is_urgent(after, self._notify_targets):

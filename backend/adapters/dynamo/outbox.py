@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from backend.adapters.dynamo.base import DynamoTable
 from backend.adapters.dynamo.codec import from_item
 from backend.domain import notice
-from backend.domain.model import Job
 from backend.domain.times import format_utc
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
 
 
 class DeliveryLease(NamedTuple):

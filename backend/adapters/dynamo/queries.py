@@ -7,16 +7,18 @@ import heapq
 import itertools
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.adapters.dynamo.base import DynamoTable, logger
 from backend.adapters.dynamo.codec import decode_cursor, encode_cursor, queue_place
 from backend.domain.fairness import launch_order
-from backend.domain.model import Job, Owner
 from backend.domain.queue_order import QueuedJob
 from backend.domain.status import JobStatus
 from backend.domain.times import format_utc, parse_utc, to_utc
 from backend.ports import Page
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job, Owner
 
 
 class DynamoQueries(DynamoTable):

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.adapters.dynamo.base import DynamoTable, logger
-from backend.adapters.dynamo.codec import deserializer, plain, record_key, serializer
+from backend.adapters.dynamo.codec import plain, record_key
 from backend.domain import notice
-from backend.domain.model import Owner
 from backend.domain.records import RecordKind
 from backend.errors import StoreUnavailable
 from backend.ports import SweepEnd
+
+if TYPE_CHECKING:
+    from backend.domain.model import Owner
 
 MAX_FAILURE_LINE = 160  # a failed sweep job's line in the digest list (the record stays small)
 
@@ -41,7 +44,7 @@ class DynamoRecords(DynamoTable):
         has those attribute values (None: lacks the attribute). Returns whether it was written."""
         item = {"JobId": f"{kind}#{key}", "RecordType": str(kind), **attributes}
         values = json.loads(json.dumps(item), parse_float=Decimal)
-        request: dict[str, Any] = {"TableName": self._table, "Item": {k: serializer.serialize(v) for k, v in values.items()}}
+        request: dict[str, Any] = {"TableName": self._table, "Item": {k: serialize(v) for k, v in values.items()}}
         if only_if_absent:
             request["ConditionExpression"] = "attribute_not_exists(JobId)"
         elif only_if:
@@ -51,7 +54,7 @@ class DynamoRecords(DynamoTable):
                 + [f"attribute_not_exists(#c{i})" if v is None else f"#c{i} = :c{i}" for i, v in enumerate(only_if.values())]
             )
             request["ExpressionAttributeNames"] = {f"#c{i}": name for i, name in enumerate(only_if)}
-            values = {f":c{i}": serializer.serialize(value) for i, value in enumerate(only_if.values()) if value is not None}
+            values = {f":c{i}": serialize(value) for i, value in enumerate(only_if.values()) if value is not None}
             if values:
                 request["ExpressionAttributeValues"] = values
         try:
@@ -82,7 +85,7 @@ class DynamoRecords(DynamoTable):
                 Key=key_,
                 UpdateExpression="SET #m.#e = :v",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":v": serializer.serialize(value)},
+                ExpressionAttributeValues={":v": serialize(value)},
             )
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -91,7 +94,7 @@ class DynamoRecords(DynamoTable):
         item = answer.get("Item")
         if not item:
             return None
-        values = {k: plain(deserializer.deserialize(v)) for k, v in item.items()}
+        values = {k: plain(deserialize(v)) for k, v in item.items()}
         values.pop("JobId", None)
         values.pop("RecordType", None)
         return values
@@ -145,7 +148,7 @@ class DynamoRecords(DynamoTable):
                 pass  # another end created it
         else:
             raise StoreUnavailable(f"sweep {sweep_id}: its end count kept changing")
-        record = {k: plain(deserializer.deserialize(v)) for k, v in answer["Attributes"].items()}
+        record = {k: plain(deserialize(v)) for k, v in answer["Attributes"].items()}
         ended = sweep_end(record)
         if len(ended.failures) > 2 * notice.SWEEP_FAILURES_KEPT:
             self._trim_failures(key, ended)

@@ -11,12 +11,14 @@ the ``files:write`` scope (infra/deploy/slack-app-manifest.yaml). Slack's refusa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.adapters.slack import render
 from backend.adapters.slack.notifier import PERMANENT_ERRORS
-from backend.domain.charts import ChartRequest
 from backend.errors import NotifierRejected, NotifierUnavailable
+
+if TYPE_CHECKING:
+    from backend.domain.charts import ChartRequest
 
 FILENAME = "trainbot-stats.png"
 # Refusals of an upload that no retry fixes, besides the posting ones (the workspace forbids

@@ -53,7 +53,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -61,13 +61,16 @@ from backend.adapters.slack import render
 from backend.config import Settings
 from backend.domain import notice, sweeps
 from backend.domain.cost import Estimate, estimate
-from backend.domain.model import Job, JobArgs, SlackThread
 from backend.domain.records import RecordKind
 from backend.domain.spec import Objective, parse_objective
-from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
+from backend.domain.status import TERMINAL, JobStatus
 from backend.domain.times import format_utc
 from backend.errors import JobNotFound, NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
 from backend.ports import JobRepository, RecordStore, SweepEnd, notify_may_wait
+
+if TYPE_CHECKING:
+    from backend.domain.history import HistoryEntry
+    from backend.domain.model import Job, JobArgs
 
 logger = Logger(service="trainbot", child=True)
 
@@ -353,6 +356,8 @@ class SlackNotifier:
         if not notice.asks_approval(job, 1):
             # A held job's change 1 is still to tell the admins: the delivery after registration does.
             delivered[self.name] = 1
+        from backend.domain.model import SlackThread
+
         return job.model_copy(update={"slack": SlackThread(channel_id=job.slack.channel_id, thread_ts=ts), "delivered": delivered})
 
     def withdraw(self, job: Job) -> None:

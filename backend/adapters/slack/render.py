@@ -12,17 +12,21 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.domain.approval import ApprovalState
 from backend.domain.cost import Estimate, describe, hours_text, job_instance_hours, money_text
 from backend.domain.forensics import LOG_GROUP, exit_code, plain_failure
-from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, LogTail, TailState
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, Job
+from backend.domain.logtail import TAIL_BYTES, TAIL_LINES, TailState
 from backend.domain.people import is_slack_user
 from backend.domain.plans import TERMINATION_LEAD, when
 from backend.domain.spec import SUBMIT_EXAMPLE, Objective
-from backend.domain.status import TERMINAL, HistoryEntry, JobStatus
+from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.terms import AttemptOutcome, FailureClass
+
+if TYPE_CHECKING:
+    from backend.domain.history import HistoryEntry
+    from backend.domain.model import Attempt, Job, LogTail
 
 S = JobStatus
 MAX_SECTION = 2900  # Slack's section text limit is 3,000 characters

@@ -2,18 +2,31 @@
 
 Locally and in tests ``SLACK_SIGNING_SECRET`` / ``SLACK_BOT_TOKEN`` are given directly. In AWS
 they live in one JSON secret (``SLACK_SECRET_ID``: ``{"signing_secret": …, "bot_token": …}``),
-read with Powertools Parameters, which caches it (``max_age``) across warm invocations so a
-busy bot does not call Secrets Manager per request.
+read with GetSecretValue and kept for ``CACHE_SECONDS`` across warm invocations, so a busy bot
+does not call Secrets Manager per request, and a secret the operator fills in after a deploy is
+seen within that time.
+
+This is what Powertools Parameters' ``get_secret(…, transform="json", max_age=…)`` did, without
+its import: Parameters imports boto3 (its AppConfig provider), about 20 ms more of the bot's
+first request than the botocore client the read needs (:mod:`backend.adapters.aws`).
 """
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from backend.config import Settings
 from backend.errors import ConfigError
 
 CACHE_SECONDS = 300
+
+_cache: dict[str, tuple[float, Any]] = {}  # secret id -> (monotonic expiry, its JSON value)
+_clients: dict[str, Any] = {}  # region -> its Secrets Manager client (made on the first read)
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -35,23 +48,43 @@ def slack_credentials(settings: Settings) -> SlackCredentials:
     return SlackCredentials(signing_secret, bot_token)
 
 
+def clear_cached_secrets() -> None:
+    """Forget the secrets read so far (tests: as after a cold start, or the cache's expiry)."""
+    with _lock:
+        _cache.clear()
+
+
 def _secret(secret_id: str, region: str) -> dict:
-    # Imported here: Powertools Parameters pulls in boto3, which the env-configured path never needs.
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider, get_secret
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-
-    if "secrets" not in DEFAULT_PROVIDERS:
-        from backend.adapters.aws import aws_client
-
-        # get_secret's provider, with a client from the shared session: one of its own would
-        # load botocore's endpoint data again on the bot's first request.
-        DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=aws_client("secretsmanager", region=region))
-
-    try:
-        value = get_secret(secret_id, transform="json", max_age=CACHE_SECONDS)
-    except (GetParameterError, TransformParameterError) as exc:
-        raise ConfigError(f"SLACK_SECRET_ID {secret_id!r} could not be read as JSON: {exc}") from exc
+    """The secret's JSON value, read at most once per ``CACHE_SECONDS``; ConfigError when it
+    cannot be read (any failure of the call, as Powertools Parameters turned every one into a
+    GetParameterError) or is not a JSON object."""
+    now = time.monotonic()
+    cached = _cache.get(secret_id)
+    if cached is not None and now < cached[0]:
+        value = cached[1]
+    else:
+        try:
+            answer = _client(region).get_secret_value(SecretId=secret_id)
+            text = answer["SecretString"] if "SecretString" in answer else answer["SecretBinary"]
+        except Exception as exc:
+            raise ConfigError(f"SLACK_SECRET_ID {secret_id!r} could not be read as JSON: {exc}") from exc
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"SLACK_SECRET_ID {secret_id!r} could not be read as JSON: {exc}") from exc
+        with _lock:
+            _cache[secret_id] = (now + CACHE_SECONDS, value)
     if not isinstance(value, dict):
         raise ConfigError(f"SLACK_SECRET_ID {secret_id!r} must hold a JSON object with signing_secret and bot_token")
     return value
+
+
+def _client(region: str) -> Any:
+    """The region's Secrets Manager client, from the shared session (one of its own would load
+    botocore's endpoint data again on the bot's first request)."""
+    with _lock:
+        if region not in _clients:
+            from backend.adapters.aws import aws_client
+
+            _clients[region] = aws_client("secretsmanager", region=region)
+        return _clients[region]

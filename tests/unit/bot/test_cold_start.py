@@ -76,6 +76,16 @@ def test_the_first_train_help_is_answered_without_wiring_the_store_or_the_servic
     assert [m for m in _WIRING if m in first["modules"]] == []
 
 
+def test_the_first_train_help_imports_neither_pydantic_nor_a_model():
+    """Settings are plain Python and the listeners take the models where a job is read or a
+    chart asked for: the help's ack (and its cold start) import no pydantic, nor boto3 of its
+    own (bolt's Lambda adapter imports it, as the bare app's does)."""
+    modules = _first_request("help")["modules"]
+    assert [m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")] == []
+    assert [m for m in modules if m in ("backend.domain.model", "backend.domain.history", "backend.domain.charts")] == []
+    assert "aws_lambda_powertools.utilities.parameters" not in modules
+
+
 def test_the_bots_container_is_wired_on_the_first_use_of_anything_but_its_settings(monkeypatch):
     import backend.bootstrap
     from bot.handler import _Deferred

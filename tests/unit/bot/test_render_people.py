@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from backend.adapters.slack import plans_view, render, waiting
-from backend.domain.approval import Approval, ApprovalState
+from backend.domain.approval import ApprovalState
 from backend.domain.cost import estimate
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass, attempt_name, transition
+from backend.domain.model import Approval, Attempt, AttemptOutcome, FailureClass, attempt_name, transition
 from backend.domain.spec import parse_objective
 from backend.domain.status import JobStatus
 from backend.domain.waiting import QueueSnapshot, wait_reasons

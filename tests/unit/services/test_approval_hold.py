@@ -5,7 +5,8 @@ hands it over anyway; approved, it launches like any other."""
 from __future__ import annotations
 
 from backend.domain import notice
-from backend.domain.approval import Approval, ApprovalState
+from backend.domain.approval import ApprovalState
+from backend.domain.model import Approval
 from backend.domain.status import JobStatus
 from backend.services.budget import Approvals
 from tests.unit.services.conftest import ADMIN, World

@@ -62,13 +62,13 @@ def test_build_makes_no_aws_or_slack_client_until_one_is_used(monkeypatch):
 
 
 def test_every_aws_client_comes_from_one_session(monkeypatch):
-    import boto3
+    import botocore.session
 
     from backend.adapters import aws
 
     sessions: list[object] = []
     monkeypatch.setattr(aws, "_session", None)
-    monkeypatch.setattr(boto3.session.Session, "__init__", lambda self, *a, **k: sessions.append(self))
-    monkeypatch.setattr(boto3.session.Session, "client", lambda self, service, **options: service)
+    monkeypatch.setattr(botocore.session.Session, "__init__", lambda self, *a, **k: sessions.append(self))
+    monkeypatch.setattr(botocore.session.Session, "create_client", lambda self, service, **options: service)
     assert [aws.aws_client(s, region="us-east-1") for s in ("dynamodb", "sagemaker", "sns")] == ["dynamodb", "sagemaker", "sns"]
     assert len(sessions) == 1

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 
-from backend.domain.approval import Approval, ApprovalRules, ApprovalState
+from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
-from backend.domain.model import Attempt, AttemptOutcome, FailureClass
+from backend.domain.model import Approval, Attempt, AttemptOutcome, FailureClass
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import StoreUnavailable

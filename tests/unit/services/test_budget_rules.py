@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend.domain.approval import Approval, ApprovalRules, ApprovalState
+from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import PriceTable, iso_week
-from backend.domain.model import Attempt
+from backend.domain.model import Approval, Attempt
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import NotAuthorized

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from backend.domain.logtail import LogTail
-from backend.domain.model import Job
+from backend.domain.model import Job, LogTail
 from backend.ports import TrainingState, TrainingStatus
 from backend.services.forensics import Forensics
 from backend.services.monitor import Monitor

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from backend.domain import notice
-from backend.domain.approval import Approval, ApprovalState
-from backend.domain.model import Job
+from backend.domain.approval import ApprovalState
+from backend.domain.model import Approval, Job
 from backend.errors import NotifierRejected, NotifierUnavailable, StoreUnavailable
 from backend.services.notify import FAILED_ROUNDS_PER_DRAIN, LEASE_MARGIN, DeliveryReport, Dispatcher, takeover_point
 from tests.conftest import T0, make_job
