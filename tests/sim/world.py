@@ -290,6 +290,12 @@ class SimWorld:
         finally:
             self._plans.pop()
 
+    def peek(self, job_id: str) -> Job:
+        """The job as stored, for the checks, which only read it: the in-memory store's own
+        object (its reads copy each job, which would cost the checks most of their time)."""
+        jobs = getattr(self.raw_store, "_jobs", None)
+        return jobs[job_id] if jobs is not None else self.raw_store.get(job_id)
+
     def pacer(self) -> TokenBucket:
         return TokenBucket(rate=1000, burst=1000, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
 
@@ -364,7 +370,7 @@ class SimWorld:
                 self.jobs.retry(job_id, OWNER)
                 self.stopped_by_user.discard(job_id)
             elif action == "stop-sweep":  # `/train stop sw-…`: every job of the job's sweep
-                sweep_id = self.raw_store.get(job_id).sweep_id
+                sweep_id = self.peek(job_id).sweep_id
                 if sweep_id is not None:
                     self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), OWNER)
             elif action == "approve":
@@ -478,7 +484,7 @@ class SimWorld:
         stopped meanwhile). Whether anyone pressed."""
         pressed: set[str] = set()
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if not job.is_held:
                 continue
             alone = job.approval is not None and job.approval.alone  # its own card, not its sweep's
@@ -495,7 +501,7 @@ class SimWorld:
 
     def check_nothing_held(self) -> None:
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if job.is_held:
                 self._violated(-1, f"3: {job_id} is still held after an admin approved its card")
 
@@ -523,7 +529,7 @@ class SimWorld:
         if len(self.delivered_events) < len(self.sagemaker.bus) and "eventbridge" not in self.outages:
             return False
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if not job.is_terminal and not job.is_held:
                 return False
             if not job.is_held and any(job.delivered.get(s.name, 0) < job.last_seq for s in (self.slack, self.sns)):
@@ -537,7 +543,7 @@ class SimWorld:
             live = self.sagemaker.live(job_id)
             if len(live) > 1:
                 self._violated(step, f"1: {job_id} has {len(live)} live training jobs: {live}")
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if live and job.approval is not None and job.approval.state is not ApprovalState.APPROVED:
                 self._violated(step, f"1: {job_id} was never approved ({job.approval.state.value}) but {live} runs")
         self._check_budget(step)
@@ -554,7 +560,7 @@ class SimWorld:
         week = iso_week(self.clock())
         approved = 0
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             decisions = sum(1 for entry in job.history if entry.reason.startswith("approved by"))
             if job.approval is not None and job.approval.state is ApprovalState.APPROVED:
                 decisions = max(decisions, 1)
@@ -571,7 +577,7 @@ class SimWorld:
 
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             live = self.sagemaker.live(job_id)
             if job.status is S.STOPPED and live:
                 self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")
