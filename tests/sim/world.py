@@ -24,6 +24,7 @@ from backend.domain.approval import Approval, ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
 from backend.domain.model import FailureClass, Job
 from backend.domain.policy import Classification, RetryPolicy
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import (
     AlreadyExists,
@@ -245,7 +246,9 @@ class SimWorld:
         self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
         self.sweeps: dict[str, list[str]] = {}  # sweep id -> its jobs' ids
         self.budget_hours = BUDGET_HOURS  # the team's budget now (a redeploy may change it)
-        self._committed: dict[str, tuple[float, float]] = {}  # per week at the last check: committed hours, approved seconds
+        # Per week at the last check: committed hours, approved seconds, billed seconds owed
+        # under reservations given back (_billed_after_release).
+        self._committed: dict[str, tuple[float, int, int]] = {}
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -558,22 +561,40 @@ class SimWorld:
         """6: committed (billed + reserved) never exceeds the week's budget, save what admins
         approved past it (each approval may commit one more estimate)."""
         week = iso_week(self.clock())
-        approved = 0
+        approved = owed = 0
         for job_id in self.job_ids:
             job = self.peek(job_id)
             decisions = sum(1 for entry in job.history if entry.reason.startswith("approved by"))
             if job.approval is not None and job.approval.state is ApprovalState.APPROVED:
                 decisions = max(decisions, 1)
             approved += decisions * reservation_seconds(job)
+            owed += self._billed_after_release(job)
         committed = committed_hours(self.raw_store, OWNER.user_id, week)
         # A budget lowered by a redeploy may leave what was committed before above it; from
         # then on nothing more may be committed until it fits again.
         # (An admin's approval may commit past it: by at most what it approved.)
-        before, approved_before = self._committed.get(week, (0.0, 0.0))
-        grew = committed - before > (approved - approved_before) / 3600 + 1e-9
-        self._committed[week] = (committed, approved)
+        before, approved_before, owed_before = self._committed.get(week, (0.0, 0, 0))
+        grew = committed - before > (approved - approved_before + owed_before) / 3600 + 1e-9
+        self._committed[week] = (committed, approved, owed)
         if grew and committed > self.budget_hours + approved / 3600 + 1e-9:
             self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {self.budget_hours} (+{approved / 3600:.2f} approved)")
+
+    def _billed_after_release(self, job: Job) -> int:
+        """Instance-seconds SageMaker billed ``job`` under a reservation it has given back already
+        while that billed time is not counted yet: a retry's renewal gives the old reservation
+        back before its write, which counts the time (a run killed between the two leaves them
+        to two steps). Counting it later replaces what was reserved: no new commitment."""
+        if not job.reservation or job.is_terminal:
+            return 0
+        key, _, token = job.reservation.rpartition("|")
+        if token in ((self.raw_store.get_record(RecordKind.USAGE, key) or {}).get("Holding") or ()):
+            return 0
+        return sum(
+            (status.billable_seconds or 0) * job.job_args.instance_count
+            for name, status in self.sagemaker.jobs.items()
+            if name.startswith(job.job_id + "-a") and status.ended_at is not None
+            and self.raw_store.get_record(RecordKind.COUNTED, name) is None
+        )
 
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:
