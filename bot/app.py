@@ -60,6 +60,9 @@ def create_app(container, credentials: SlackCredentials | None = None) -> App:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=credentials.bot_token)
 
     app = App(
+        # Named here: without a name bolt takes its caller's file name from inspect.stack(),
+        # which reads the source file of every frame on the stack at each cold start.
+        name="trainbot",
         signing_secret=credentials.signing_secret,
         # No token on the client: ``authorize`` gives each request its own (bolt builds each
         # request's client from this one's URL, timeout and retry handlers); a token here too
