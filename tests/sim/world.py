@@ -1,7 +1,9 @@
 """The simulated world: Trainbot's real services (job service, approvals, launcher, monitor,
 dispatcher) over the in-memory store, the simulated SageMaker and a recording notifier, on one
 clock. A schedule is a list of steps; :meth:`SimWorld.run` plays it and checks the invariants
-after every step and, after letting the world settle, at the end.
+after every step and, after letting the world settle, at the end. The users call the services
+directly or, in a world ``through_bot``, send Slack's requests to the real bolt app wired to
+this world's services (:mod:`tests.sim.bot`, with its own checks).
 
 Faults are decided per port call: each function run (a launcher tick, a monitor sweep) carries
 a fault plan consumed call by call — a throttle before the effect, a 500 after the effect took
@@ -46,6 +48,7 @@ from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 from tests.conftest import job_args, make_job
 from tests.fakes.memory_store import MemoryJobStore
+from tests.sim.bot import HELD_TYPE, SimBot
 from tests.sim.sagemaker import SimSageMaker
 from tests.unit.services.conftest import Clock  # the unit tests' clock: a datetime and a monotonic count, moved by hand
 
@@ -53,6 +56,8 @@ S = JobStatus
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ADMIN = "UADMIN"
 OWNER = Actor(team_id="T1", user_id="U1")
+OTHER = Actor(team_id="T1", user_id="U2")  # a user of the workspace, neither the owner nor an admin
+USER_MOVES = ("stop", "retry", "approve", "reject", "stop-sweep")
 BUDGET_HOURS = 4.0  # the team's weekly instance-hours (invariant 6): a few of the sim's 1 h jobs
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 LIMITS = {"ml.p4d.24xlarge": 2}
@@ -217,6 +222,9 @@ class SimWorld:
     log: list[str] = field(default_factory=list)
 
     store_factory: Callable[[], Any] | None = None  # default: the in-memory store
+    # Users' steps delivered as Slack delivers them to the real bolt app (tests/sim/bot.py),
+    # rather than calls on the services.
+    through_bot: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -230,7 +238,10 @@ class SimWorld:
         self.jobs = JobService(self.store, self.backend, self.dispatcher, clock=self.clock, is_admin=lambda u: u == ADMIN)  # type: ignore[arg-type]
         # A weekly budget, wired as backend.bootstrap wires it (invariant 6).
         self.budgets = Budgets(self.store, budgets={"*": BUDGET_HOURS}, user_teams={}, clock=self.clock)  # type: ignore[arg-type]
-        self.guard = CostGuard(repo_prices(), ApprovalRules(), self.budgets, budget_mode="approve")
+        # Through the bot, a held job is one its instance type holds (the approval rule the
+        # bot's settings name); the direct users' held jobs carry their pending approval.
+        rules = ApprovalRules(instance_types=(HELD_TYPE,)) if self.through_bot else ApprovalRules()
+        self.guard = CostGuard(repo_prices(), rules, self.budgets, budget_mode="approve")
         self.jobs.use_budget(self.guard.admit, self.budgets.release)
         self.dispatcher.on_end(self.budgets.release)
         self.budget_hooks: dict[str, Any] = {
@@ -249,6 +260,7 @@ class SimWorld:
         # Per week at the last check: committed hours, approved seconds, billed seconds owed
         # under reservations given back (_billed_after_release).
         self._committed: dict[str, tuple[float, int, int]] = {}
+        self.bot = SimBot(self) if self.through_bot else None
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -307,7 +319,12 @@ class SimWorld:
     def job(self, index: int) -> str | None:
         return self.job_ids[index % len(self.job_ids)] if self.job_ids else None
 
-    def submit(self, kind: str) -> None:
+    def submit(self, kind: str, via: str = "command") -> None:
+        if self.bot is not None:
+            self.bot.submit(kind, via)
+            return
+        if via == "outsider":
+            return  # a user the workspace does not allow: the bot's gate refuses them
         n = len(self.job_ids)
         kwargs: dict[str, Any] = {}
         args: dict[str, Any] = {}
@@ -332,10 +349,15 @@ class SimWorld:
             self.never_fits.add(registered.job.job_id)
         self.dispatcher.deliver(registered.job)
 
-    def sweep(self, size: int, kind: str = "single") -> None:
+    def sweep(self, size: int, kind: str = "single", via: str = "command") -> None:
         """A sweep of ``size`` jobs registered in one batch, as Submissions.register_sweep does:
         its budget reserved in one write for the whole batch (or the whole sweep held), each job
         ``<sweep>/<index>`` by client token; a repeat of the batch writes nothing."""
+        if self.bot is not None:
+            self.bot.sweep(size, kind, via)
+            return
+        if via == "outsider":
+            return
         n = len(self.job_ids)
         sweep_id = f"sw{self.seed}-{n}"
         args: dict[str, Any] = {}
@@ -357,29 +379,36 @@ class SimWorld:
                 self.job_ids.append(job_id)
         self.sweeps[sweep_id] = list(ids)
 
-    def user(self, action: str, index: int) -> None:
+    def user(self, action: str, index: int, via: str = "command") -> None:
+        """A user's move on the ``index``-th job. ``via``: how it reaches Trainbot through the
+        bot (a command by id or by ``name``, a card's ``button``, Slack delivering it ``again``,
+        Lambda running its lazy part ``twice``); ``other``: another user's move, refused."""
         job_id = self.job(index)
         if job_id is None:
             return
         if "+" in action:  # several moves of one user, back to back (a stop, then a retry)
             for one in action.split("+"):
-                self.user(one, index)
+                self.user(one, index, via)
             return
+        if self.bot is not None and action in USER_MOVES:
+            self.bot.user(action, job_id, via)
+            return
+        owner, admin = (OTHER, OTHER.user_id) if via == "other" else (OWNER, ADMIN)
         try:
             if action == "stop":
-                self.jobs.stop(job_id, OWNER)
+                self.jobs.stop(job_id, owner)
                 self.stopped_by_user.add(job_id)
             elif action == "retry":
-                self.jobs.retry(job_id, OWNER)
+                self.jobs.retry(job_id, owner)
                 self.stopped_by_user.discard(job_id)
             elif action == "stop-sweep":  # `/train stop sw-…`: every job of the job's sweep
                 sweep_id = self.peek(job_id).sweep_id
                 if sweep_id is not None:
-                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), OWNER)
+                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), owner)
             elif action == "approve":
-                self.approvals.approve(job_id, ADMIN)
+                self.approvals.approve(job_id, admin)
             elif action == "reject":
-                self.approvals.reject(job_id, ADMIN, "too expensive")
+                self.approvals.reject(job_id, admin, "too expensive")
             elif action == "launcher":  # a second launcher run, inside the first one's call
                 self.launcher()
             elif action == "drain":  # the monitor's outbox drain, inside another run's call
@@ -441,11 +470,11 @@ class SimWorld:
     def step(self, step: tuple[Any, ...]) -> None:
         kind = step[0]
         if kind == "submit":
-            self.submit(step[1])
+            self.submit(*step[1:])
         elif kind == "sweep":
-            self.sweep(step[1], step[2])
-        elif kind in ("stop", "retry", "approve", "reject", "stop-sweep"):
-            self.user(kind, step[1])
+            self.sweep(*step[1:])
+        elif kind in USER_MOVES:
+            self.user(kind, *step[1:])
         elif kind == "launcher":
             self.launcher(step[1])
         elif kind == "launchers2":  # two launcher runs at once: the second runs inside the first's calls
