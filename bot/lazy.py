@@ -11,7 +11,9 @@ the Slack request and ``x-slack-bolt-lazy-only``; :class:`SignedLazyRunner` repl
   which Slack makes unique per request (trigger_id, action_ts) and which its retries and any
   replay repeat. A claim is released when the work fails, so Lambda's own retry can redo it;
 - a failure is kept (bolt would only log one line) and the handler raises it, so Lambda's
-  retries, the dead-letter queue and the BotErrors alarm see it.
+  retries, the dead-letter queue and the BotErrors alarm see it;
+- a request whose ack failed (the app's error handler answered the user that it did not work)
+  starts no lazy work: bolt would start it anyway, and it would act, or answer, a second time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot.authenticity import sign_lazy
+from bot.listeners.errors import ACK_FAILED
 
 logger = Logger(service="trainbot", child=True)
 
@@ -57,6 +60,11 @@ class SignedLazyRunner(LambdaLazyListenerRunner):
         self._local = threading.local()
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        if request.context.get(ACK_FAILED):
+            # bolt starts lazy functions even after the ack raised; the error handler answered
+            # that it failed, so the work is not done (nor answered again) behind that answer.
+            logger.info("ack failed: its lazy work is not started", extra={"function": request.lazy_function_name})
+            return
         if self.lambda_client is None:  # bolt's default, but from the shared session
             from backend.adapters.aws import aws_client
 

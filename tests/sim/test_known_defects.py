@@ -120,7 +120,7 @@ KNOWN = {
 KNOWN_THROUGH_BOT = {
     # Found by the simulator (seed 0, shard 0): a submit no instance limit could ever run was
     # refused by the ack, and bolt still started the lazy listener, which refused it again: the
-    # user read the refusal twice.
+    # user read the refusal twice. A request whose ack failed now starts no lazy work.
     "a submit refused by the ack, answered again by the lazy listener": [("submit", "too_big", "command")],
 }
 

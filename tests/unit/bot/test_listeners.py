@@ -142,3 +142,44 @@ def test_a_refusal_takes_the_form_each_kind_of_request_shows():
     command = json.loads(refusal({"type": "slash_command"}, "no").body)
     assert command == {"response_type": "ephemeral", "text": "no"}
     assert refusal({"type": "block_actions"}, "no").body == ""  # said through the response_url instead
+
+
+def test_a_request_whose_ack_failed_starts_no_lazy_work():
+    """bolt starts a listener's lazy functions even after its ack raised; the error handler has
+    told the user it did not work, so the lazy runner starts nothing (found by the simulator:
+    a too-big submit refused by the ack was refused again by the lazy listener)."""
+    from urllib.parse import urlencode
+
+    from slack_bolt import App, BoltRequest
+    from slack_bolt.authorization import AuthorizeResult
+
+    from backend.errors import InvalidRequest
+    from bot.lazy import SignedLazyRunner
+
+    invoked: list[str] = []
+    lambda_client = SimpleNamespace(invoke=lambda **kwargs: invoked.append(kwargs["Payload"]))
+    app = App(name="t", signing_secret="s", token_verification_enabled=False, request_verification_enabled=False,
+              url_verification_enabled=False, process_before_response=True,
+              authorize=lambda enterprise_id, team_id, user_id: AuthorizeResult(
+                  enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token="xoxb-t"))
+    app.listener_runner.lazy_listener_runner = SignedLazyRunner(app.logger, b"k", records=None, lambda_client=lambda_client, region="us-east-1")
+    app.error(handle_error)
+
+    def refuse(ack, command):
+        if command["text"] == "refuse":
+            raise InvalidRequest(["no instance type could ever run it"])
+        ack()
+
+    app.command("/train")(ack=refuse, lazy=[lambda: None])
+
+    def send(text: str):
+        body = urlencode({"command": "/train", "text": text, "team_id": "T", "user_id": "U", "trigger_id": "1.2.3"})
+        request = BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        request.context["lambda_request"] = {"headers": {}, "body": body}
+        request.context["aws_lambda_invoked_function_arn"] = "arn:aws:lambda:us-east-1:123456789012:function:trainbot-bot"
+        return app.dispatch(request)
+
+    refused = send("refuse")
+    assert refused.status == 200 and "no instance type" in refused.body
+    assert invoked == []
+    assert send("accept").status == 200 and len(invoked) == 1
