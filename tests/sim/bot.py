@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.adapters.slack import render
@@ -71,6 +72,7 @@ SUBMIT_FIELDS = {
     "too_big": f"instance={HELD_TYPE} count=4",  # more than its limit: refused at submit
 }
 SWEEP_VALUES = ("1e-5", "2e-5", "3e-5", "5e-5")
+LAMBDA_RETRY = timedelta(minutes=1)  # Lambda's first retry of a failed asynchronous invocation
 
 _standin: SlackStandIn | None = None
 
@@ -260,6 +262,18 @@ class SimBot:
         if len(lazy) > 1:
             world._violated(-1, f"bot: {what} started {len(lazy)} lazy runs")
         for event in lazy:
+            if via == "killed":
+                from tests.sim.world import SimCrash
+
+                # The lazy run is killed (its Lambda timed out) right after its first write past
+                # the claim took effect; Lambda delivers the event again a minute later.
+                with world.plan(("ok", "crash_after")):
+                    try:
+                        self._handle(event)
+                    except SimCrash:
+                        world.log.append(f"  bot: the lazy run of {what} was killed; Lambda retries it")
+                exchange.lazy_runs += 1
+                world.clock.advance(LAMBDA_RETRY)
             for _ in range(2 if via == "twice" else 1):  # Lambda may deliver an asynchronous event twice
                 self._handle(event)
                 exchange.lazy_runs += 1

@@ -12,10 +12,11 @@ from tests.sim.world import OUTAGES
 _job = st.integers(min_value=0, max_value=7)
 _user = st.sampled_from(["stop", "retry", "approve", "reject", "stop-sweep"])
 # How a user's move reaches Trainbot when the world runs through the bot (tests/sim/bot.py): a
-# command by id or by name, a card's button, another user's (refused), Slack's redelivery, or
-# Lambda running the lazy part twice. Direct worlds read only "other" (and "outsider": nothing).
-_via = st.sampled_from(["command", "command", "name", "button", "button", "other", "again", "twice"])
-_submit_via = st.sampled_from(["command", "command", "command", "again", "twice", "outsider"])
+# command by id or by name, a card's button, another user's (refused), Slack's redelivery,
+# Lambda running the lazy part twice, or killing it after its first write (and running it again).
+# Direct worlds read only "other" (and "outsider": nothing).
+_via = st.sampled_from(["command", "command", "name", "button", "button", "other", "again", "twice", "killed"])
+_submit_via = st.sampled_from(["command", "command", "command", "again", "twice", "killed", "outsider"])
 _inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "stop-sweep", "launcher", "drain"])
 fault = st.one_of(
     st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
