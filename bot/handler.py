@@ -125,7 +125,8 @@ def wire(container: Any, credentials: Any) -> _Wired:
 
     slack_handler = SlackRequestHandler(create_app(container, credentials))
     runner = SignedLazyRunner(
-        slack_handler.logger, lazy_key(credentials.signing_secret), container.store, region=container.settings.aws_region
+        slack_handler.logger, lazy_key(credentials.signing_secret), container.store, region=container.settings.aws_region,
+        clock=container.clock,
     )
     slack_handler.app.listener_runner.lazy_listener_runner = runner
     return _Wired(slack_handler, credentials.signing_secret, runner)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from backend.domain.cost import estimate
 from backend.domain.spec import job_spec
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
@@ -183,3 +185,48 @@ def test_a_request_whose_ack_failed_starts_no_lazy_work():
     assert refused.status == 200 and "no instance type" in refused.body
     assert invoked == []
     assert send("accept").status == 200 and len(invoked) == 1
+
+
+def _lazy_request(body: str = "command=%2Ftrain&text=submit&trigger_id=1.2.3"):
+    from slack_bolt import BoltRequest
+
+    request = BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    request.lazy_only, request.lazy_function_name = True, "work"
+    return request
+
+
+def test_a_lazy_claim_is_a_lease_that_lambdas_retry_takes_over_from_a_killed_run():
+    """A run Lambda kills (its timeout) cannot release its claim: the claim is a lease past the
+    function's timeout, taken over by Lambda's retry a minute later; a claim done, or held by a
+    live run, is skipped (found by the simulator: a killed submit was never answered)."""
+    from datetime import timedelta
+
+    from bot.lazy import CLAIM_LEASE, SignedLazyRunner
+    from infra.template import load_template
+    from tests.conftest import T0
+    from tests.fakes.memory_store import MemoryJobStore
+
+    timeout = load_template()["Resources"]["BotFunction"]["Properties"]["Timeout"]
+    assert timedelta(seconds=timeout) < CLAIM_LEASE < timedelta(minutes=1)  # Lambda's first retry: a minute after
+
+    now = [T0]
+    runs: list[str] = []
+    runner = SignedLazyRunner(None, b"k", MemoryJobStore(), region="us-east-1", clock=lambda: now[0])
+
+    class Killed(BaseException):  # the Lambda run killed: no `except Exception` sees it
+        pass
+
+    def killed() -> None:
+        runs.append("killed")
+        raise Killed()
+
+    with pytest.raises(Killed):
+        runner.run(killed, _lazy_request())
+    runner.run(lambda: runs.append("duplicate"), _lazy_request())  # a duplicate while the lease runs
+    now[0] += CLAIM_LEASE + timedelta(seconds=1)
+    runner.run(lambda: runs.append("retry"), _lazy_request())  # Lambda's retry takes over
+    now[0] += timedelta(hours=1)
+    runner.run(lambda: runs.append("late"), _lazy_request())  # done: never again
+    assert runs == ["killed", "retry"]
+    runner.run(lambda: runs.append("another"), _lazy_request("command=%2Ftrain&text=submit&trigger_id=4.5.6"))
+    assert runs[-1] == "another"
