@@ -139,7 +139,8 @@ class LookingSink(RecordingSink):
     def already_told(self, job: Job, seq: int) -> bool:
         return bool(
             self.world.call(
-                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests"))
+                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests")),
+                job_id=job.job_id,
             )
         )
 
@@ -281,6 +282,13 @@ class SimWorld:
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
+        if fault in ("throttle", "crash") and job_id is not None and (
+            call.port == "store.finish_delivery" or (fault == "crash" and call.port.startswith(_SENDS))
+        ):
+            # A delivery round's sends so far go unrecorded (its record write refused, or the
+            # run killed before it): whoever takes its lease over resends what it cannot look
+            # for (SNS, with its dedup key).
+            self.delivery_doubts.add(job_id)
         if fault == "throttle":
             raise call.transient()
         if fault == "crash":
