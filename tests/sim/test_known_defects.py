@@ -17,6 +17,14 @@ KNOWN = {
         ("launcher", ("ok", ("user", "stop+retry", 0))),
         ("launcher", ()),
     ],
+    # Found by the simulator (./dev sim --examples 2000 --seed 1, seed 1000): the same stop and
+    # retry inside the create, and then the launcher's record of the create refused (throttled;
+    # killed, the same): no lost race told it to stop -a1, which ran on beside -a2.
+    "stop and retry between claim and create, the launch record refused": [
+        ("submit", "single"),
+        ("launcher", ("ok", ("user", "stop+retry", 0), "throttle")),
+        ("launcher", ()),
+    ],
     # More instances than the type's limit allows: parked for ever, never told.
     "a job that can never fit its instance limit": [("submit", "too_big")],
     # CreateTrainingJob answers 500 on every try: retried every tick for ever, silently.
