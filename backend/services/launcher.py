@@ -351,6 +351,15 @@ class Launcher:
             if job.attempt_count >= MAX_ATTEMPTS:
                 self._finish(job, S.FAILED, f"gave up: {MAX_ATTEMPTS} attempts", report, attempts=job.attempts)
                 return _Result()
+            previous = job.current_attempt
+            if previous is not None and previous.outcome is AttemptOutcome.STOPPED and previous.launched_at is None:
+                # Its owner stopped it while a launcher's create of it may have been in flight:
+                # the stop's StopTrainingJob can reach SageMaker before that create, and when
+                # that launcher could not record the create (its write refused, or it was
+                # killed) no lost race told it to stop the orphan. Stop it before another
+                # attempt starts (a name that was never created makes this a no-op).
+                self._pacer.acquire()
+                self._stop_orphan(previous.name)
             number = job.attempt_count + 1
             # The type is part of the claim: a launcher that takes this attempt over after a
             # crash creates (or adopts) it on the very same type, under the same name.
