@@ -10,18 +10,22 @@ claims the request and signs the event) is caught at the network edge (a recordi
 client) and delivered back through the same handler inline, in the same simulated step, after
 the ack has been checked. The Slack Web API calls the listeners make (``chat.postMessage``,
 ``chat.postEphemeral``, ``views.open``, ``respond`` on a ``response_url``) go to the in-process
-Slack stand-in, its rate limits off (they read the real clock).
+Slack stand-in, its rate limits off (they are judged on the real clock).
+
+How a step is delivered (``via``): a command by id, by ``name``, a card's ``button``, another
+user's (``other``: refused), Slack's redelivery (``again``: ``X-Slack-Retry-Num``), Lambda's
+second delivery of the lazy event (``twice``), or the lazy run killed after its first write and
+retried by Lambda a minute later (``killed``); a submit or sweep from an ``outsider``.
 
 Checked on every request and step, besides the world's invariants: an ack changes nothing in
 the store; every user step gets exactly one final answer (an interim "Registering…" the lazy
 listener replaces is not one); a refused user (another user's stop, retry or approval, or a
 user the workspace does not allow) changes no job and calls nothing in SageMaker; a step
-changes no job but the ones it names (its sweep's, for a sweep or an approval); Slack's
-redelivery (``X-Slack-Retry-Num``) and Lambda's second delivery of a lazy event change and
-answer nothing more. Nothing here sleeps; the only real time read is the signature's
-timestamp (and bolt's own bookkeeping), which decides nothing but the signature check.
+changes no job but the ones it names (and its sweep's, for a sweep's stop, a retry or an
+admin's decision); Slack's redelivery and Lambda's second delivery change and answer nothing
+more. Nothing here sleeps; the only real time read is the signature's timestamp (and bolt's
+own bookkeeping, and the claims' DynamoDB TTL), which decides nothing here.
 """
-
 from __future__ import annotations
 
 import copy
