@@ -151,7 +151,10 @@ def wire(container: Any, credentials: Any) -> _Wired:
     slack_handler = SlackRequestHandler(create_app(container, credentials))
     # The runner's claims are records in the store: reached when a lazy listener runs, not before.
     records = Lazy(lambda: container.store)
-    runner = SignedLazyRunner(slack_handler.logger, lazy_key(credentials.signing_secret), records, region=container.settings.aws_region)
+    runner = SignedLazyRunner(
+        slack_handler.logger, lazy_key(credentials.signing_secret), records, region=container.settings.aws_region,
+        clock=lambda: container.clock(),  # read when a lazy listener runs, not at wiring
+    )
     slack_handler.app.listener_runner.lazy_listener_runner = runner
     return _Wired(slack_handler, credentials.signing_secret, runner)
 

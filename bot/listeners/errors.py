@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 
 from backend.adapters.slack import render
 from backend.domain.spec import BadCommand
@@ -109,9 +109,20 @@ def _tell(kwargs: dict[str, Any], text: str) -> None:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
 
 
-def handle_error(error: Exception, body: dict[str, Any], logger: logging.Logger) -> BoltResponse:
+# Set on a request's context when its ack failed: bolt starts a listener's lazy functions even
+# then, and the lazy runner (bot.lazy.SignedLazyRunner) starts none for such a request.
+ACK_FAILED = "trainbot_ack_failed"
+
+
+def handle_error(
+    error: Exception, body: dict[str, Any], logger: logging.Logger, context: BoltContext | None = None
+) -> BoltResponse:
     """The app's one error handler (ack phase): a 200 with a polite answer, so Slack shows the
-    user a message instead of "dispatch_failed"."""
+    user a message instead of "dispatch_failed". That answer is the request's last: the user
+    reads that it did not work (a limit no instance type could meet, the store unavailable), so
+    its lazy part must not do it anyway, nor answer a second time (:data:`ACK_FAILED`)."""
+    if context is not None:
+        context[ACK_FAILED] = True
     if isinstance(error, TrainbotError):
         logger.info(f"request refused: {type(error).__name__}: {error}")
     else:

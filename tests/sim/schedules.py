@@ -11,6 +11,12 @@ from tests.sim.world import OUTAGES
 
 _job = st.integers(min_value=0, max_value=7)
 _user = st.sampled_from(["stop", "retry", "approve", "reject", "stop-sweep"])
+# How a user's move reaches Trainbot when the world runs through the bot (tests/sim/bot.py): a
+# command by id or by name, a card's button, another user's (refused), Slack's redelivery,
+# Lambda running the lazy part twice, or killing it after its first write (and running it again).
+# Direct worlds read only "other" (and "outsider": nothing).
+_via = st.sampled_from(["command", "command", "name", "button", "button", "other", "again", "twice", "killed"])
+_submit_via = st.sampled_from(["command", "command", "command", "again", "twice", "killed", "outsider"])
 _inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "stop-sweep", "launcher", "drain"])
 fault = st.one_of(
     st.sampled_from(["ok", "ok", "ok", "throttle", "lost", "crash", "crash_after", "slow"]),
@@ -19,9 +25,9 @@ fault = st.one_of(
 faults = st.lists(fault, max_size=6).map(tuple)
 
 step = st.one_of(
-    st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"])),
-    st.tuples(st.just("sweep"), st.integers(min_value=2, max_value=4), st.sampled_from(["single", "single", "held"])),
-    st.tuples(_user, _job),
+    st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"]), _submit_via),
+    st.tuples(st.just("sweep"), st.integers(min_value=2, max_value=4), st.sampled_from(["single", "single", "held"]), _submit_via),
+    st.tuples(_user, _job, _via),
     st.tuples(st.just("launcher"), faults),
     st.tuples(st.just("launchers2"), faults),
     st.tuples(st.just("monitor"), faults),
@@ -33,3 +39,6 @@ step = st.one_of(
     st.tuples(st.just("outage"), st.sampled_from(sorted(OUTAGES))),
 )
 schedules = st.lists(step, min_size=1, max_size=40)
+# Whether a schedule's users go through the bot: a quarter of the schedules (the bot's requests
+# cost about as much again as the services they reach; README, "Simulation").
+through_bot = st.sampled_from([False, False, False, True])

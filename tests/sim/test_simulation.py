@@ -11,7 +11,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
-from tests.sim.schedules import schedules
+from tests.sim.schedules import schedules, through_bot
 from tests.sim.world import SimWorld
 
 EXAMPLES = int(os.environ.get("TRAINBOT_SIM_EXAMPLES", "300"))
@@ -27,9 +27,9 @@ def test_no_schedule_of_users_functions_and_faults_breaks_an_invariant(shard, re
     @settings(
         max_examples=max(1, EXAMPLES // SHARDS), deadline=None, suppress_health_check=list(HealthCheck), database=None, print_blob=True
     )
-    @given(schedule=schedules)
-    def explore(schedule):
-        SimWorld(seed=shard_seed).run(schedule)
+    @given(schedule=schedules, through_bot=through_bot)
+    def explore(schedule, through_bot):
+        SimWorld(seed=shard_seed, through_bot=through_bot).run(schedule)
 
     try:
         explore()
@@ -58,8 +58,8 @@ def test_the_same_schedules_hold_on_dynamodb_on_moto(dynamodb):
 
     @seed(7)
     @settings(max_examples=MOTO_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(schedule=schedules.filter(lambda s: len(s) <= 15), world_seed=st.integers(0, 1000))
-    def explore(schedule, world_seed):
-        SimWorld(seed=world_seed, store_factory=store).run(schedule)
+    @given(schedule=schedules.filter(lambda s: len(s) <= 15), world_seed=st.integers(0, 1000), through_bot=through_bot)
+    def explore(schedule, world_seed, through_bot):
+        SimWorld(seed=world_seed, store_factory=store, through_bot=through_bot).run(schedule)
 
     explore()

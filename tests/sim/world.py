@@ -1,7 +1,9 @@
 """The simulated world: Trainbot's real services (job service, approvals, launcher, monitor,
 dispatcher) over the in-memory store, the simulated SageMaker and a recording notifier, on one
 clock. A schedule is a list of steps; :meth:`SimWorld.run` plays it and checks the invariants
-after every step and, after letting the world settle, at the end.
+after every step and, after letting the world settle, at the end. The users call the services
+directly or, in a world ``through_bot``, send Slack's requests to the real bolt app wired to
+this world's services (:mod:`tests.sim.bot`, with its own checks).
 
 Faults are decided per port call: each function run (a launcher tick, a monitor sweep) carries
 a fault plan consumed call by call — a throttle before the effect, a 500 after the effect took
@@ -24,6 +26,7 @@ from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
 from backend.domain.model import Approval, FailureClass, Job
 from backend.domain.policy import Classification, RetryPolicy
+from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
 from backend.errors import (
     AlreadyExists,
@@ -45,6 +48,7 @@ from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 from tests.conftest import job_args, make_job
 from tests.fakes.memory_store import MemoryJobStore
+from tests.sim.bot import HELD_TYPE, SimBot
 from tests.sim.sagemaker import SimSageMaker
 from tests.unit.services.conftest import Clock  # the unit tests' clock: a datetime and a monotonic count, moved by hand
 
@@ -52,6 +56,8 @@ S = JobStatus
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 ADMIN = "UADMIN"
 OWNER = Actor(team_id="T1", user_id="U1")
+OTHER = Actor(team_id="T1", user_id="U2")  # a user of the workspace, neither the owner nor an admin
+USER_MOVES = ("stop", "retry", "approve", "reject", "stop-sweep")
 BUDGET_HOURS = 4.0  # the team's weekly instance-hours (invariant 6): a few of the sim's 1 h jobs
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 LIMITS = {"ml.p4d.24xlarge": 2}
@@ -133,7 +139,8 @@ class LookingSink(RecordingSink):
     def already_told(self, job: Job, seq: int) -> bool:
         return bool(
             self.world.call(
-                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests"))
+                Call(f"{self.name}.already_told", lambda: self.sent[(job.job_id, seq)] > 0, lambda: NotifierUnavailable("429 Too Many Requests")),
+                job_id=job.job_id,
             )
         )
 
@@ -216,6 +223,9 @@ class SimWorld:
     log: list[str] = field(default_factory=list)
 
     store_factory: Callable[[], Any] | None = None  # default: the in-memory store
+    # Users' steps delivered as Slack delivers them to the real bolt app (tests/sim/bot.py),
+    # rather than calls on the services.
+    through_bot: bool = False
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -229,7 +239,10 @@ class SimWorld:
         self.jobs = JobService(self.store, self.backend, self.dispatcher, clock=self.clock, is_admin=lambda u: u == ADMIN)  # type: ignore[arg-type]
         # A weekly budget, wired as backend.bootstrap wires it (invariant 6).
         self.budgets = Budgets(self.store, budgets={"*": BUDGET_HOURS}, user_teams={}, clock=self.clock)  # type: ignore[arg-type]
-        self.guard = CostGuard(repo_prices(), ApprovalRules(), self.budgets, budget_mode="approve")
+        # Through the bot, a held job is one its instance type holds (the approval rule the
+        # bot's settings name); the direct users' held jobs carry their pending approval.
+        rules = ApprovalRules(instance_types=(HELD_TYPE,)) if self.through_bot else ApprovalRules()
+        self.guard = CostGuard(repo_prices(), rules, self.budgets, budget_mode="approve")
         self.jobs.use_budget(self.guard.admit, self.budgets.release)
         self.dispatcher.on_end(self.budgets.release)
         self.budget_hooks: dict[str, Any] = {
@@ -245,7 +258,10 @@ class SimWorld:
         self.never_fits: set[str] = set()  # jobs asking for more instances than any limit allows
         self.sweeps: dict[str, list[str]] = {}  # sweep id -> its jobs' ids
         self.budget_hours = BUDGET_HOURS  # the team's budget now (a redeploy may change it)
-        self._committed: dict[str, tuple[float, float]] = {}  # per week at the last check: committed hours, approved seconds
+        # Per week at the last check: committed hours, approved seconds, billed seconds owed
+        # under reservations given back (_billed_after_release).
+        self._committed: dict[str, tuple[float, int, int]] = {}
+        self.bot = SimBot(self) if self.through_bot else None
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -266,9 +282,12 @@ class SimWorld:
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
-        if fault in ("throttle", "crash") and call.port == "store.finish_delivery" and job_id is not None:
-            # The write that records what was sent never happened: the sends before it may
-            # repeat (SNS with its dedup key), as after a lost answer.
+        if fault in ("throttle", "crash") and job_id is not None and (
+            call.port == "store.finish_delivery" or (fault == "crash" and call.port.startswith(_SENDS))
+        ):
+            # A delivery round's sends so far go unrecorded (its record write refused, or the
+            # run killed before it): whoever takes its lease over resends what it cannot look
+            # for (SNS, with its dedup key).
             self.delivery_doubts.add(job_id)
         if fault == "throttle":
             raise call.transient()
@@ -294,6 +313,12 @@ class SimWorld:
         finally:
             self._plans.pop()
 
+    def peek(self, job_id: str) -> Job:
+        """The job as stored, for the checks, which only read it: the in-memory store's own
+        object (its reads copy each job, which would cost the checks most of their time)."""
+        jobs = getattr(self.raw_store, "_jobs", None)
+        return jobs[job_id] if jobs is not None else self.raw_store.get(job_id)
+
     def pacer(self) -> TokenBucket:
         return TokenBucket(rate=1000, burst=1000, monotonic=self.clock.monotonic, sleep=self.clock.sleep)
 
@@ -302,7 +327,12 @@ class SimWorld:
     def job(self, index: int) -> str | None:
         return self.job_ids[index % len(self.job_ids)] if self.job_ids else None
 
-    def submit(self, kind: str) -> None:
+    def submit(self, kind: str, via: str = "command") -> None:
+        if self.bot is not None:
+            self.bot.submit(kind, via)
+            return
+        if via == "outsider":
+            return  # a user the workspace does not allow: the bot's gate refuses them
         n = len(self.job_ids)
         kwargs: dict[str, Any] = {}
         args: dict[str, Any] = {}
@@ -327,10 +357,15 @@ class SimWorld:
             self.never_fits.add(registered.job.job_id)
         self.dispatcher.deliver(registered.job)
 
-    def sweep(self, size: int, kind: str = "single") -> None:
+    def sweep(self, size: int, kind: str = "single", via: str = "command") -> None:
         """A sweep of ``size`` jobs registered in one batch, as Submissions.register_sweep does:
         its budget reserved in one write for the whole batch (or the whole sweep held), each job
         ``<sweep>/<index>`` by client token; a repeat of the batch writes nothing."""
+        if self.bot is not None:
+            self.bot.sweep(size, kind, via)
+            return
+        if via == "outsider":
+            return
         n = len(self.job_ids)
         sweep_id = f"sw{self.seed}-{n}"
         args: dict[str, Any] = {}
@@ -352,29 +387,36 @@ class SimWorld:
                 self.job_ids.append(job_id)
         self.sweeps[sweep_id] = list(ids)
 
-    def user(self, action: str, index: int) -> None:
+    def user(self, action: str, index: int, via: str = "command") -> None:
+        """A user's move on the ``index``-th job. ``via``: how it reaches Trainbot through the
+        bot (a command by id or by ``name``, a card's ``button``, Slack delivering it ``again``,
+        Lambda running its lazy part ``twice``); ``other``: another user's move, refused."""
         job_id = self.job(index)
         if job_id is None:
             return
         if "+" in action:  # several moves of one user, back to back (a stop, then a retry)
             for one in action.split("+"):
-                self.user(one, index)
+                self.user(one, index, via)
             return
+        if self.bot is not None and action in USER_MOVES:
+            self.bot.user(action, job_id, via)
+            return
+        owner, admin = (OTHER, OTHER.user_id) if via == "other" else (OWNER, ADMIN)
         try:
             if action == "stop":
-                self.jobs.stop(job_id, OWNER)
+                self.jobs.stop(job_id, owner)
                 self.stopped_by_user.add(job_id)
             elif action == "retry":
-                self.jobs.retry(job_id, OWNER)
+                self.jobs.retry(job_id, owner)
                 self.stopped_by_user.discard(job_id)
             elif action == "stop-sweep":  # `/train stop sw-…`: every job of the job's sweep
-                sweep_id = self.raw_store.get(job_id).sweep_id
+                sweep_id = self.peek(job_id).sweep_id
                 if sweep_id is not None:
-                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), OWNER)
+                    self.jobs.stop_many(self.sweeps.get(sweep_id, [job_id]), owner)
             elif action == "approve":
-                self.approvals.approve(job_id, ADMIN)
+                self.approvals.approve(job_id, admin)
             elif action == "reject":
-                self.approvals.reject(job_id, ADMIN, "too expensive")
+                self.approvals.reject(job_id, admin, "too expensive")
             elif action == "launcher":  # a second launcher run, inside the first one's call
                 self.launcher()
             elif action == "drain":  # the monitor's outbox drain, inside another run's call
@@ -436,11 +478,11 @@ class SimWorld:
     def step(self, step: tuple[Any, ...]) -> None:
         kind = step[0]
         if kind == "submit":
-            self.submit(step[1])
+            self.submit(*step[1:])
         elif kind == "sweep":
-            self.sweep(step[1], step[2])
-        elif kind in ("stop", "retry", "approve", "reject", "stop-sweep"):
-            self.user(kind, step[1])
+            self.sweep(*step[1:])
+        elif kind in USER_MOVES:
+            self.user(kind, *step[1:])
         elif kind == "launcher":
             self.launcher(step[1])
         elif kind == "launchers2":  # two launcher runs at once: the second runs inside the first's calls
@@ -482,7 +524,7 @@ class SimWorld:
         stopped meanwhile). Whether anyone pressed."""
         pressed: set[str] = set()
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if not job.is_held:
                 continue
             alone = job.approval is not None and job.approval.alone  # its own card, not its sweep's
@@ -499,7 +541,7 @@ class SimWorld:
 
     def check_nothing_held(self) -> None:
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if job.is_held:
                 self._violated(-1, f"3: {job_id} is still held after an admin approved its card")
 
@@ -527,7 +569,7 @@ class SimWorld:
         if len(self.delivered_events) < len(self.sagemaker.bus) and "eventbridge" not in self.outages:
             return False
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if not job.is_terminal and not job.is_held:
                 return False
             if not job.is_held and any(job.delivered.get(s.name, 0) < job.last_seq for s in (self.slack, self.sns)):
@@ -541,7 +583,7 @@ class SimWorld:
             live = self.sagemaker.live(job_id)
             if len(live) > 1:
                 self._violated(step, f"1: {job_id} has {len(live)} live training jobs: {live}")
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             if live and job.approval is not None and job.approval.state is not ApprovalState.APPROVED:
                 self._violated(step, f"1: {job_id} was never approved ({job.approval.state.value}) but {live} runs")
         self._check_budget(step)
@@ -556,26 +598,44 @@ class SimWorld:
         """6: committed (billed + reserved) never exceeds the week's budget, save what admins
         approved past it (each approval may commit one more estimate)."""
         week = iso_week(self.clock())
-        approved = 0
+        approved = owed = 0
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             decisions = sum(1 for entry in job.history if entry.reason.startswith("approved by"))
             if job.approval is not None and job.approval.state is ApprovalState.APPROVED:
                 decisions = max(decisions, 1)
             approved += decisions * reservation_seconds(job)
+            owed += self._billed_after_release(job)
         committed = committed_hours(self.raw_store, OWNER.user_id, week)
         # A budget lowered by a redeploy may leave what was committed before above it; from
         # then on nothing more may be committed until it fits again.
         # (An admin's approval may commit past it: by at most what it approved.)
-        before, approved_before = self._committed.get(week, (0.0, 0.0))
-        grew = committed - before > (approved - approved_before) / 3600 + 1e-9
-        self._committed[week] = (committed, approved)
+        before, approved_before, owed_before = self._committed.get(week, (0.0, 0, 0))
+        grew = committed - before > (approved - approved_before + owed_before) / 3600 + 1e-9
+        self._committed[week] = (committed, approved, owed)
         if grew and committed > self.budget_hours + approved / 3600 + 1e-9:
             self._violated(step, f"6: {committed:.2f} instance-hours committed in {week}, budget {self.budget_hours} (+{approved / 3600:.2f} approved)")
 
+    def _billed_after_release(self, job: Job) -> int:
+        """Instance-seconds SageMaker billed ``job`` under a reservation it has given back already
+        while that billed time is not counted yet: a retry's renewal gives the old reservation
+        back before its write, which counts the time (a run killed between the two leaves them
+        to two steps). Counting it later replaces what was reserved: no new commitment."""
+        if not job.reservation or job.is_terminal:
+            return 0
+        key, _, token = job.reservation.rpartition("|")
+        if token in ((self.raw_store.get_record(RecordKind.USAGE, key) or {}).get("Holding") or ()):
+            return 0
+        return sum(
+            (status.billable_seconds or 0) * job.job_args.instance_count
+            for name, status in self.sagemaker.jobs.items()
+            if name.startswith(job.job_id + "-a") and status.ended_at is not None
+            and self.raw_store.get_record(RecordKind.COUNTED, name) is None
+        )
+
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:
-            job = self.raw_store.get(job_id)
+            job = self.peek(job_id)
             live = self.sagemaker.live(job_id)
             if job.status is S.STOPPED and live:
                 self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")

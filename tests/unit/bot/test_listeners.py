@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from backend.domain.cost import estimate
 from backend.domain.spec import job_spec
 from backend.errors import IllegalTransition, JobNotFound, NotAuthorized, StoreUnavailable
@@ -142,3 +144,90 @@ def test_a_refusal_takes_the_form_each_kind_of_request_shows():
     command = json.loads(refusal({"type": "slash_command"}, "no").body)
     assert command == {"response_type": "ephemeral", "text": "no"}
     assert refusal({"type": "block_actions"}, "no").body == ""  # said through the response_url instead
+
+
+def test_a_request_whose_ack_failed_starts_no_lazy_work():
+    """bolt starts a listener's lazy functions even after its ack raised; the error handler has
+    told the user it did not work, so the lazy runner starts nothing (found by the simulator:
+    a too-big submit refused by the ack was refused again by the lazy listener)."""
+    from urllib.parse import urlencode
+
+    from slack_bolt import App, BoltRequest
+    from slack_bolt.authorization import AuthorizeResult
+
+    from backend.errors import InvalidRequest
+    from bot.lazy import SignedLazyRunner
+
+    invoked: list[str] = []
+    lambda_client = SimpleNamespace(invoke=lambda **kwargs: invoked.append(kwargs["Payload"]))
+    app = App(name="t", signing_secret="s", token_verification_enabled=False, request_verification_enabled=False,
+              url_verification_enabled=False, process_before_response=True,
+              authorize=lambda enterprise_id, team_id, user_id: AuthorizeResult(
+                  enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token="xoxb-t"))
+    app.listener_runner.lazy_listener_runner = SignedLazyRunner(app.logger, b"k", records=None, lambda_client=lambda_client, region="us-east-1")
+    app.error(handle_error)
+
+    def refuse(ack, command):
+        if command["text"] == "refuse":
+            raise InvalidRequest(["no instance type could ever run it"])
+        ack()
+
+    app.command("/train")(ack=refuse, lazy=[lambda: None])
+
+    def send(text: str):
+        body = urlencode({"command": "/train", "text": text, "team_id": "T", "user_id": "U", "trigger_id": "1.2.3"})
+        request = BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        request.context["lambda_request"] = {"headers": {}, "body": body}
+        request.context["aws_lambda_invoked_function_arn"] = "arn:aws:lambda:us-east-1:123456789012:function:trainbot-bot"
+        return app.dispatch(request)
+
+    refused = send("refuse")
+    assert refused.status == 200 and "no instance type" in refused.body
+    assert invoked == []
+    assert send("accept").status == 200 and len(invoked) == 1
+
+
+def _lazy_request(body: str = "command=%2Ftrain&text=submit&trigger_id=1.2.3"):
+    from slack_bolt import BoltRequest
+
+    request = BoltRequest(body=body, headers={"content-type": "application/x-www-form-urlencoded"})
+    request.lazy_only, request.lazy_function_name = True, "work"
+    return request
+
+
+def test_a_lazy_claim_is_a_lease_that_lambdas_retry_takes_over_from_a_killed_run():
+    """A run Lambda kills (its timeout) cannot release its claim: the claim is a lease past the
+    function's timeout, taken over by Lambda's retry a minute later; a claim done, or held by a
+    live run, is skipped (found by the simulator: a killed submit was never answered)."""
+    from datetime import timedelta
+
+    from bot.lazy import CLAIM_LEASE, SignedLazyRunner
+    from infra.template import load_template
+    from tests.conftest import T0
+    from tests.fakes.memory_store import MemoryJobStore
+
+    timeout = load_template()["Resources"]["BotFunction"]["Properties"]["Timeout"]
+    # Lambda's first retry: a minute after the killed run failed, its timeout after it started.
+    assert timedelta(seconds=timeout) < CLAIM_LEASE < timedelta(seconds=timeout) + timedelta(minutes=1)
+
+    now = [T0]
+    runs: list[str] = []
+    runner = SignedLazyRunner(None, b"k", MemoryJobStore(), region="us-east-1", clock=lambda: now[0])
+
+    class Killed(BaseException):  # the Lambda run killed: no `except Exception` sees it
+        pass
+
+    def killed() -> None:
+        runs.append("killed")
+        raise Killed()
+
+    with pytest.raises(Killed):
+        runner.run(killed, _lazy_request())
+    runner.run(lambda: runs.append("duplicate"), _lazy_request())  # a duplicate while the lease runs
+    now[0] += CLAIM_LEASE + timedelta(seconds=1)
+    runner.run(lambda: runs.append("retry"), _lazy_request())  # Lambda's retry takes over
+    now[0] += timedelta(hours=1)
+    runner.run(lambda: runs.append("late"), _lazy_request())  # done: never again
+    assert runs == ["killed", "retry"]
+    runner.run(lambda: runs.append("another"), _lazy_request("command=%2Ftrain&text=submit&trigger_id=4.5.6"))
+    assert runs[-1] == "another"

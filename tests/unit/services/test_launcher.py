@@ -216,3 +216,34 @@ def test_two_launchers_never_create_one_attempt_twice(world: World):
     first.run_tick()
     assert world.backend.created == [f"{job.job_id}-a1"]
     assert world.store.get(job.job_id).status is S.LAUNCHED
+
+
+def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the_retry_starts_another(world: World, monkeypatch):
+    """The stop and retry land inside the create, and the launcher's record of the create is
+    refused: no lost race tells it to stop -a1. The retry's next attempt stops it first (found
+    by the simulator: -a1 ran on beside -a2)."""
+    from backend.errors import StoreUnavailable
+
+    job = world.submit()
+    name = f"{job.job_id}-a1"
+    transition = world.store.transition
+
+    def refused(*args, **kwargs):  # the launcher's write recording the create: throttled
+        monkeypatch.setattr(world.store, "transition", transition)
+        raise StoreUnavailable("ProvisionedThroughputExceededException")
+
+    def user_stops_then_retries(_name: str) -> None:
+        world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
+        world.jobs.stop(job.job_id, OWNER)
+        world.backend.unavailable = False
+        world.jobs.retry(job.job_id, OWNER)
+        monkeypatch.setattr(world.store, "transition", refused)
+
+    world.backend.during_create = user_stops_then_retries
+    world.launcher().run_tick()
+    assert world.backend.created == [name] and name not in world.backend.stops
+
+    world.launcher().run_tick()
+    assert world.backend.stops == [name]  # before -a2 started
+    assert world.backend.created == [name, f"{job.job_id}-a2"]
+    assert world.store.get(job.job_id).current_attempt.name == f"{job.job_id}-a2"
