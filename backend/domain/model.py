@@ -52,12 +52,14 @@ from backend.domain.terms import (
     FailureClass,
     NotifyMode,
     attempt_name,
+    slug_of,
 )
 
 # Imported from here too, as before they moved to backend.domain.terms.
 from backend.domain.terms import MAX_ATTEMPTS as MAX_ATTEMPTS
 from backend.domain.terms import MAX_JOB_NAME as MAX_JOB_NAME
 from backend.domain.terms import SAGEMAKER_NAME as SAGEMAKER_NAME
+from backend.domain.terms import base36 as base36
 from backend.domain.terms import label_of as label_of
 from backend.domain.terms import parse_attempt_name as parse_attempt_name
 
@@ -645,9 +647,7 @@ class Job(DomainModel):
 
 def slugify(name: str, max_len: int = _NAME_MAX) -> str:
     """A readable job-name stem safe inside a SageMaker name."""
-    slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")
-    return slug or "job"
+    return slug_of(name, max_len)
 
 
 def new_job_id(name: str, token: str | None = None, prefix: str = "") -> str:
@@ -661,16 +661,6 @@ def new_job_id(name: str, token: str | None = None, prefix: str = "") -> str:
     else:
         suffix = hashlib.sha256(token.encode()).hexdigest()
     return f"{prefix}{slugify(name, _NAME_MAX - len(prefix))}-{base36(int(suffix, 16), _SUFFIX_LEN)}"
-
-
-def base36(number: int, width: int) -> str:
-    """``number`` as ``width`` base-36 digits (its lowest ones)."""
-    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 36)
-        digits.append(alphabet[digit])
-    return "".join(reversed(digits))
 
 
 def spot_checkpoint(job_args: JobArgs, job_id: str) -> JobArgs:

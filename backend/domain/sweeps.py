@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backend.domain.model import JOB_ID_MAX, JOB_ID_PREFIX, base36, slugify
+from backend.domain.terms import JOB_ID_MAX, JOB_ID_PREFIX, base36, slug_of
 
 TAG_LEN = 10
 MAX_SWEEP_JOBS = 99_999  # the number's five digits, always below the six of a single job's suffix
@@ -32,7 +32,7 @@ def sweep_stem(sweep_id: str, name: str, prefix: str = "") -> str:
     if not JOB_ID_PREFIX.match(prefix):
         raise ValueError(f"job id prefix {prefix!r} must be up to 12 lowercase letters, digits or dashes, not starting with a dash")
     tag = base36(int(hashlib.sha256(sweep_id.encode()).hexdigest(), 16), TAG_LEN)
-    return f"{prefix}{slugify(name, _NAME_MAX - len(prefix))}-{tag}"
+    return f"{prefix}{slug_of(name, _NAME_MAX - len(prefix))}-{tag}"
 
 
 def sweep_job_id(stem: str, index: int) -> str:

@@ -122,3 +122,21 @@ class NotifyMode(StrEnum):
     ALL = "all"
     FAILURES = "failures"
     END = "end"
+
+
+def slug_of(name: str, max_len: int) -> str:
+    """A readable job-name stem safe inside a SageMaker name, at most ``max_len`` characters
+    (:func:`backend.domain.model.slugify`; here so code that only names things needs no model)."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-")
+    return slug or "job"
+
+
+def base36(number: int, width: int) -> str:
+    """``number`` as ``width`` base-36 digits (its lowest ones)."""
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits.append(alphabet[digit])
+    return "".join(reversed(digits))
