@@ -324,6 +324,13 @@ class JobService:
             approval = job.approval
             if approval is not None and approval.state is ApprovalState.REJECTED:
                 raise RejectedByAdmin(job.job_id, approval.decided_by or "an admin", approval.note)
+            before = job.current_attempt
+            if before is not None and before.outcome is AttemptOutcome.STOPPED and before.launched_at is None:
+                # Stopped before launch: a launcher's create may have landed after the stop's
+                # StopTrainingJob and never been recorded (the simulator: the retry was then held
+                # for approval beside a running -a1). Stop it again before the job moves; if
+                # SageMaker cannot be reached, nothing changes (BackendUnavailable).
+                self._backend.stop(before.name)
             now = self._clock()
             reason = f"retry requested by {person(actor.user_id)}"
             admitted = job

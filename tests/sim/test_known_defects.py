@@ -143,6 +143,21 @@ KNOWN = {
         ("sweep", 3, "single"), ("launcher", ()), ("event", 3, ()), ("budget", 2),
         ("sagemaker", 0, "capacity_error"), ("event", 2, ("crash",)), ("wait", 3700),
     ],
+    # Found by the 100,000-schedule run on f59d970 (seed 0): a stop of a sweep inside the
+    # launcher's create, whose record write was then throttled, left -a1 running unrecorded;
+    # the owner's retry was held for approval (over budget) beside it. A retry of an attempt
+    # stopped before launch now stops it again before the job moves.
+    "a retry held for approval beside an unrecorded create": [
+        ("sweep", 2, "single", "command"), ("submit", "single", "command"), ("submit", "single", "command"),
+        ("launcher", ("throttle", "ok", ("user", "stop-sweep", 0), "throttle")),
+        ("submit", "single", "command"), ("submit", "single", "command"), ("retry", 1, "command"),
+    ],
+    # The same run (seed 1), the simulator's own check: a delivery record write slower than its
+    # lease, and the owner's retry took the lease over and sent change 1 to SNS again (with its
+    # dedup key, as designed); the check counted only refused or lost writes as lost records.
+    "a delivery record slower than its lease": [
+        ("submit", "too_big", "command"), ("launcher", ("ok", "ok", "ok", "ok", "ok", ("slow", "retry", 0))),
+    ],
 }
 
 

@@ -279,6 +279,10 @@ class SimWorld:
             how, action, index = fault
             if how == "slow":
                 self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
+                if call.port == "store.finish_delivery" and job_id is not None:
+                    # A record write slower than the delivery lease: whoever takes the lease
+                    # over meanwhile cannot know it will land, and resends (SNS, with its key).
+                    self.delivery_doubts.add(job_id)
             with self.plan(()):
                 self.user(action, index)
             return call.effect()
