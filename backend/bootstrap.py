@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from backend.services.plans import PlanBook
     from backend.services.prices import PriceBook
     from backend.services.queue import QueueView
+    from backend.services.rollup import StatsRoller
     from backend.services.stats import StatsReader
     from backend.services.stats_chart import StatsCharts
 
@@ -92,6 +93,15 @@ class Container:
                 self.store, source, clock=self.clock, team_plans=self.settings.team_plans, team_of=self.settings.team_of
             )
         return self.extras["plans"]
+
+    @property
+    def rollup(self) -> StatsRoller:
+        """The stats rollup the monitor's scheduled run ends with (backend.services.rollup)."""
+        from backend.services.rollup import StatsRoller
+
+        if "rollup" not in self.extras:
+            self.extras["rollup"] = StatsRoller(self.store, self.clock)
+        return self.extras["rollup"]
 
     @property
     def monitor(self) -> Monitor:

@@ -85,6 +85,15 @@ class JobHistory(Protocol):
         """Jobs created on ``day`` (YYYY-MM-DD), optionally within [since, until] timestamps."""
         ...
 
+    def count_created(self, since: str, until: str) -> int:
+        """How many jobs were created within [since, until] (timestamps; reads index keys only)."""
+        ...
+
+    def jobs_ended_in(self, slice_name: str) -> list[Job]:
+        """The finished jobs whose end is in the ten-minute slice ``slice_name`` (the Ended
+        index; items read consistently)."""
+        ...
+
 
 class JobRepository(JobHistory, Protocol):
     """Jobs: idempotent registration, reads, conditional writes and the queue's queries.

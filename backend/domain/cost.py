@@ -13,7 +13,7 @@ see :mod:`backend.services.budget`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -200,25 +200,40 @@ def spend(
 ) -> Spend:
     """The billed spend of ``jobs``' attempts (pure). ``team_of`` names a user's team;
     ``day_of`` buckets an attempt by when it ended (the stats clamp it into their window)."""
+
+    def billed() -> Iterator[tuple[str, str, str | None, float]]:
+        for job in jobs:
+            for attempt in job.attempts:
+                if attempt.billable_seconds:
+                    # A fallback attempt is billed at its own type's price.
+                    day = day_of(attempt.ended_at) if attempt.ended_at is not None else None
+                    yield job.owner.user_id, job.instance_type_of(attempt), day, attempt.billable_seconds * job.job_args.instance_count / 3600
+
+    return spend_of_hours(billed(), prices, team_of=team_of)
+
+
+def spend_of_hours(
+    billed: Iterable[tuple[str, str, str | None, float]],
+    prices: PriceTable | None = None,
+    *,
+    team_of: Callable[[str], str] = lambda user: user,
+) -> Spend:
+    """The spend of billed instance-hours given as ``(user, instance type, day or None, hours)``
+    (what :func:`spend` reads off jobs, and the stats rollup's tallies keep), priced."""
     prices = prices if prices is not None else repo_prices()
     hours: dict[str, dict[str, float]] = {"user": {}, "team": {}, "type": {}}
     money: dict[str, dict[str, float | None]] = {"user": {}, "team": {}, "type": {}}
     per_day: dict[str, dict[str, float]] = {}
-    for job in jobs:
-        for attempt in job.attempts:
-            if not attempt.billable_seconds:
-                continue
-            kind = job.instance_type_of(attempt)  # a fallback attempt is billed at its own type's price
-            price = prices.price(kind)
-            used = attempt.billable_seconds * job.job_args.instance_count / 3600
-            cost = None if price is None else used * price
-            for group, name in (("user", job.owner.user_id), ("team", team_of(job.owner.user_id)), ("type", kind)):
-                hours[group][name] = hours[group].get(name, 0.0) + used
-                before = money[group].get(name, 0.0)
-                money[group][name] = None if before is None or cost is None else before + cost
-            if attempt.ended_at is not None:
-                day = per_day.setdefault(day_of(attempt.ended_at), {})
-                day[kind] = day.get(kind, 0.0) + used
+    for user, kind, day, used in billed:
+        price = prices.price(kind)
+        cost = None if price is None else used * price
+        for group, name in (("user", user), ("team", team_of(user)), ("type", kind)):
+            hours[group][name] = hours[group].get(name, 0.0) + used
+            before = money[group].get(name, 0.0)
+            money[group][name] = None if before is None or cost is None else before + cost
+        if day is not None:
+            bucket = per_day.setdefault(day, {})
+            bucket[kind] = bucket.get(kind, 0.0) + used
     by_type = _lines(hours["type"], money["type"])
     unpriced = sorted(line.name for line in by_type if line.money is None)
     total_money = None if unpriced else sum(line.money or 0.0 for line in by_type)

@@ -30,3 +30,4 @@ class RecordKind(StrEnum):
     APPROVAL = "approval"  # which admins were sent a held job's approval card (Told:<admin> marks, expires), key: "<job id>#<seq>"
     PLANS = "plans"  # training plans as the launcher last read them (backend.services.plans), key: "board"
     CHART = "chart"  # a stats chart request was taken by the chart function (expires), key: the request's key
+    STATS = "stats"  # the stats rollup (backend.services.rollup): "cursor", "ends#<slice>[#<chunk>]", "<scope>#<day>" tallies, "created#<day>"

@@ -44,6 +44,13 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         )
         metrics.add_metric(name="NotificationsPending", unit=MetricUnit.Count, value=report.notifications_pending)
         runtime.container().price_book.refresh()  # at most once a day: list prices for estimates
+        try:
+            # The stats tallies: the slices of finished jobs now ten minutes old (most runs: none).
+            rolled = runtime.container().rollup.roll(should_continue=lambda: time_left(context))
+            if rolled.slices:
+                logger.info("stats rollup", extra={"rollup": rolled.as_dict()})
+        except StoreUnavailable as exc:
+            logger.warning("stats rollup skipped: the store did not answer", extra={"reason": str(exc)})
         stuck = stuck_retrying(runtime.container())
         if stuck is not None:
             metrics.add_metric(name="JobsStuckRetrying", unit=MetricUnit.Count, value=stuck)

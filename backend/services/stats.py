@@ -42,15 +42,19 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
 
 from backend.domain.cost import PriceTable, Spend, SpendLine, hours_text, money_text, spend
-from backend.domain.model import Attempt, AttemptOutcome, Job, Owner
+from backend.domain.model import Job, Owner
 from backend.domain.plans import TrainingPlan, reserved_hours
 from backend.domain.status import TERMINAL, JobStatus
+from backend.domain.tally import instance_hours, queue_wait, retries, run_time
 from backend.domain.times import format_utc, to_utc
 from backend.ports import JobHistory
+
+if TYPE_CHECKING:
+    from backend.ports import JobStore
 
 S = JobStatus
 DEFAULT_DAYS = 14
@@ -99,46 +103,6 @@ class Window:
 
 
 # --- what one job contributes ----------------------------------------------------------------
-
-
-def queue_wait(job: Job) -> float | None:
-    """Seconds from creation to the launch of the first attempt SageMaker accepted."""
-    for attempt in job.attempts:
-        if attempt.launched_at is not None:
-            return max(0.0, (attempt.launched_at - job.created_at).total_seconds())
-        if attempt.started_at is not None:  # ran, but its launch time was never recorded
-            return max(0.0, (attempt.claimed_at - job.created_at).total_seconds())
-    return None
-
-
-def run_time(attempt: Attempt) -> float | None:
-    if attempt.started_at is None or attempt.ended_at is None:
-        return None
-    return max(0.0, (attempt.ended_at - attempt.started_at).total_seconds())
-
-
-def instance_hours(job: Job, attempt: Attempt) -> float:
-    return (attempt.billable_seconds or 0) * job.job_args.instance_count / 3600
-
-
-def _ended(attempt: Attempt) -> bool:
-    return attempt.ended_at is not None or attempt.outcome in (AttemptOutcome.FAILED, AttemptOutcome.NOT_STARTED)
-
-
-def retries(job: Job) -> list[tuple[str, datetime]]:
-    """``(cause, when)`` for each retry of ``job`` (see the module docstring)."""
-    manual_after = [h.at for h in job.history if h.to_status is S.RETRYING and h.from_status in (S.FAILED, S.STOPPED)]
-    out: list[tuple[str, datetime]] = []
-    for index, attempt in enumerate(job.attempts):
-        followed = index + 1 < len(job.attempts)
-        if not followed and not (job.status is S.RETRYING and _ended(attempt)):
-            continue
-        when = attempt.ended_at or attempt.claimed_at
-        next_claim = job.attempts[index + 1].claimed_at if followed else None
-        asked = any(when <= at and (next_claim is None or at <= next_claim) for at in manual_after)
-        cause = "manual" if asked else (attempt.failure_class.value if attempt.failure_class else "unknown")
-        out.append((cause, when))
-    return out
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -212,6 +176,12 @@ class Stats:
     spend: Spend | None = None
     # Training plans: instance-hours used against bought, by plan (most used first).
     plan_hours: list[PlanHours] = field(default_factory=list)
+    # Read from the rollup's tallies (backend.services.rollup): jobs created and not finished
+    # yet whose status the tallies do not keep (None: none such, or not known for this scope),
+    # and, when the newest ends were too many to read one by one, when their counting stops.
+    unfinished: int | None = None
+    counted_until: datetime | None = None
+    from_tallies: bool = False
 
     @property
     def total_retries(self) -> int:
@@ -227,6 +197,12 @@ class Stats:
     def coverage(self) -> str:
         """What the numbers cover, in words: the window, and what retention may have removed."""
         text = f"Jobs created {self.window.describe()}"
+        if self.from_tallies:
+            text += "; waits and run times of finished jobs, to within 5%"
+            if self.unfinished is None and self.scope != "everyone":
+                text += "; jobs not finished yet are counted for everyone, not per user"
+        if self.counted_until is not None:
+            text += f"; jobs that finished after {to_utc(self.counted_until):%H:%M} UTC are still being counted"
         cutoff = self.expired_before
         if cutoff is not None:
             text += f"; finished jobs are kept {self.retention_days} days"
@@ -361,7 +337,7 @@ def scope_label(owner: Owner | str | None, preset: str | None) -> str:
 
 
 def collect(
-    store: JobHistory,
+    store: JobHistory | JobStore,
     owner: Owner | str | None,
     days: int,
     preset: str | None,
@@ -373,12 +349,209 @@ def collect(
     plans: Mapping[str, TrainingPlan] | None = None,
 ) -> Stats:
     """Statistics of the last ``days`` days (jobs of ``owner`` / ``preset`` when given),
-    reading only that window (``plans``: the training plans, for plan-hours bought)."""
+    reading only that window (``plans``: the training plans, for plan-hours bought). Once the
+    monitor's rollup runs, from its daily tallies (:func:`collect_rolled`)."""
+    cursor = _rollup_cursor(store) if preset is None else None
+    if cursor is not None:
+        return collect_rolled(
+            store, cursor, owner, days, now, retention_days=retention_days, prices=prices, team_of=team_of, plans=plans  # type: ignore[arg-type]
+        )
     window = Window.last_days(days, now)
     jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
     return compute_stats(
         jobs, window, now, scope=scope_label(owner, preset), retention_days=retention_days, prices=prices, team_of=team_of, plans=plans
     )
+
+
+# Unrolled slices' finished jobs read one by one at most (beyond: counted when rolled).
+TAIL_MAX = 2000
+
+
+def _rollup_cursor(store: Any) -> dict[str, Any] | None:
+    """The rollup's cursor, when the store keeps records and the rollup has run."""
+    from backend.domain.records import RecordKind
+
+    get_record = getattr(store, "get_record", None)
+    return get_record(RecordKind.STATS, "cursor") if get_record is not None else None
+
+
+def collect_rolled(
+    store: JobStore,
+    cursor: Mapping[str, Any],
+    owner: Owner | str | None,
+    days: int,
+    now: datetime,
+    *,
+    retention_days: int = 0,
+    prices: PriceTable | None = None,
+    team_of: Callable[[str], str] | None = None,
+    plans: Mapping[str, TrainingPlan] | None = None,
+) -> Stats:
+    """Statistics of the jobs created since midnight (UTC) ``days`` days ago, from the rollup's
+    daily tallies, the finished jobs not rolled up yet (``TAIL_MAX`` at most), and, for the
+    days before the rollup began, the jobs themselves. Times and hours are of finished jobs."""
+    from backend.domain import tally as tallies
+    from backend.services import rollup
+
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
+    now = to_utc(now)
+    window = Window(datetime.combine((now - timedelta(days=days)).date(), time(), tzinfo=UTC), now)
+    scope = rollup.ALL if owner is None else rollup.user_scope(owner.user_id if isinstance(owner, Owner) else owner)
+    since_hour = str(cursor["Since"])
+    since_at = datetime.fromisoformat(since_hour + ":00:00+00:00")
+    day_keys = [d.isoformat() for d in window.days]
+    per_day = rollup.day_tallies(store, scope, [d for d in day_keys if d >= since_hour[:10]])
+    unfinished_live: dict[str, Counter[str]] = defaultdict(Counter)
+
+    # Days (and hours) before the rollup began: the jobs themselves.
+    if to_utc(window.since) < since_at:
+        early = Window(window.since, min(now, since_at - timedelta(microseconds=1)))
+        for job in jobs_in_window(store, early):
+            if not matches(job, owner, None):
+                continue
+            day = format_utc(job.created_at)[:10]
+            if job.status in TERMINAL:
+                tallies.add(per_day.setdefault(day, {}), tallies.contribution(job))
+            else:
+                unfinished_live[day][job.status.value] += 1
+
+    # Finished jobs the rollup has not reached yet, one by one (the newest few minutes).
+    roller = rollup.StatsRoller(store, lambda: now)
+    counted_until: datetime | None = None
+    read = 0
+    for name in rollup.pending_slices(cursor, now):
+        ended = store.jobs_ended_in(name)
+        if read + len(ended) > TAIL_MAX:
+            counted_until = rollup.slice_start(name)
+            break
+        read += len(ended)
+        for job in ended:
+            created = format_utc(job.created_at)
+            if created[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None):
+                tallies.add(per_day.setdefault(created[:10], {}), roller.delta(job, name))
+
+    # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
+    created: dict[str, int] | None = None
+    if owner is None:
+        created = {}
+        counted_to = datetime.fromisoformat(str(cursor["Created"]) + ":00:00+00:00")
+        for day in per_day:
+            if day >= since_hour[:10]:
+                created[day] = sum(rollup.counted_hours(store, day).values())
+        if counted_to <= now:
+            start = max(counted_to, to_utc(window.since))
+            for day in Window(start, now).days:
+                first = max(start, datetime.combine(day, time(), tzinfo=UTC))
+                created[day.isoformat()] = created.get(day.isoformat(), 0) + store.count_created(
+                    format_utc(first), format_utc(min(now, datetime.combine(day, time.max, tzinfo=UTC)))
+                )
+    return stats_of_tallies(
+        per_day, window, now, scope=scope_label(owner, None), created=created, unfinished_live=unfinished_live,
+        counted_until=counted_until, retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,
+    )
+
+
+def stats_of_tallies(
+    per_day: Mapping[str, Mapping[str, float]],
+    window: Window,
+    now: datetime,
+    *,
+    scope: str,
+    created: Mapping[str, int] | None,
+    unfinished_live: Mapping[str, Mapping[str, int]],
+    counted_until: datetime | None = None,
+    retention_days: int = 0,
+    prices: PriceTable | None = None,
+    team_of: Callable[[str], str] | None = None,
+    plans: Mapping[str, TrainingPlan] | None = None,
+) -> Stats:
+    """A :class:`Stats` from daily tallies (``backend.domain.tally``; day -> tally) and the
+    unfinished jobs counted one by one (day -> status -> count). Pure."""
+    from backend.domain import tally as tallies
+    from backend.domain.cost import spend_of_hours
+
+    day_keys = [d.isoformat() for d in window.days]
+    first, last = day_keys[0], day_keys[-1]
+
+    def clamp(day: str) -> str:
+        return min(max(day, first), last)
+
+    combined = tallies.total(per_day.values())
+    finished_by = {s.value: int(round(combined.get(f"s|{s.value}", 0))) for s in FINISHED_ORDER}
+    jobs_per_day: dict[str, dict[str, int]] = {}
+    unfinished_known = 0
+    for day in day_keys:
+        tally = per_day.get(day, {})
+        row = {s.value: int(round(tally.get(f"s|{s.value}", 0))) for s in FINISHED_ORDER}
+        live = sum(unfinished_live.get(day, {}).values())
+        rolled = max(0, created.get(day, 0) - sum(row.values()) - live) if created is not None else 0
+        unfinished_known += rolled
+        row[UNFINISHED] = live + rolled
+        jobs_per_day[day] = row
+    statuses: Counter[str] = Counter(finished_by)
+    for counts in unfinished_live.values():
+        statuses.update(counts)
+    retries_per_day: dict[str, dict[str, int]] = {d: {} for d in day_keys}
+    causes: Counter[str] = Counter({c: 0 for c in MAIN_CAUSES})
+    hours_by_type: dict[str, float] = {}
+    plan_used: dict[str, float] = {}
+    billed: list[tuple[str, str, str | None, float]] = []
+    for key, value in combined.items():
+        kind, _, rest = key.partition("|")
+        if kind == "x":
+            cause, _, day = rest.partition("|")
+            causes[cause] += int(round(value))
+            bucket = retries_per_day.setdefault(clamp(day), {})
+            bucket[cause] = bucket.get(cause, 0) + int(round(value))
+        elif kind == "h":
+            user, kind_, day = rest.split("|")
+            hours_by_type[kind_] = hours_by_type.get(kind_, 0.0) + value
+            billed.append((user, kind_, clamp(day) if day else None, value))
+        elif kind == "p":
+            plan_used[rest] = plan_used.get(rest, 0.0) + value
+    waits, runs = tallies.histogram(combined, "w|"), tallies.histogram(combined, "r|")
+    types = sorted({key.split("|")[1] for key in combined if key.startswith("t|")})
+    slow = sorted(
+        (
+            SlowType(kind, tallies.percentile(hist, 50) or 0.0, sum(hist.values()))
+            for kind in types
+            if (hist := tallies.histogram(combined, f"t|{kind}|"))
+        ),
+        key=lambda s: (-s.median_wait, s.instance_type),
+    )[:SLOWEST_TYPES]
+    finished = sum(finished_by.values())
+    completed = finished_by[S.COMPLETED.value]
+    unfinished = None if created is None else unfinished_known
+    return Stats(
+        window=window,
+        scope=scope,
+        total=finished + sum(statuses[s.value] for s in STATUS_ORDER if s not in FINISHED_ORDER) + (unfinished or 0),
+        by_status={s.value: statuses[s.value] for s in STATUS_ORDER if statuses[s.value] or s in FINISHED_ORDER},
+        finished=finished,
+        completed=completed,
+        success_rate=completed / finished if finished else None,
+        retries_by_cause={c: causes[c] for c in CAUSE_ORDER if c in causes},
+        queue_wait=_distribution(waits),
+        run_time=_distribution(runs),
+        instance_hours={t: h for t, h in sorted(hours_by_type.items(), key=lambda kv: (-kv[1], kv[0]))},
+        slowest_to_start=slow,
+        jobs_per_day=jobs_per_day,
+        retries_per_day=retries_per_day,
+        computed_at=to_utc(now),
+        retention_days=retention_days,
+        spend=spend_of_hours(billed, prices, team_of=team_of or (lambda user: user)),
+        plan_hours=_plan_hours(plan_used, plans or {}, window),
+        unfinished=unfinished or None,
+        counted_until=counted_until,
+        from_tallies=True,
+    )
+
+
+def _distribution(hist: Mapping[int, int]) -> Distribution:
+    from backend.domain import tally as tallies
+
+    return Distribution(sum(hist.values()), tallies.percentile(hist, 50), tallies.percentile(hist, 90))
 
 
 @dataclass(frozen=True)
@@ -452,7 +625,8 @@ def format_text(stats: Stats) -> str:
         f"Trainbot stats for {stats.scope}",
         stats.coverage(),
         f"jobs: {stats.total}  finished: {stats.finished}  success rate: {rate}",
-        "by status: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.items()) or "none"),
+        "by status: " + (", ".join(f"{k} {v}" for k, v in stats.by_status.items()) or "none")
+        + (f", not finished yet {stats.unfinished}" if stats.unfinished else ""),
         "retries by cause: " + ", ".join(f"{k} {v}" for k, v in stats.retries_by_cause.items()),
         f"queue wait: median {_duration(stats.queue_wait.median)}, p90 {_duration(stats.queue_wait.p90)} "
         f"({stats.queue_wait.count} jobs)",

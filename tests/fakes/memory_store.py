@@ -27,6 +27,7 @@ from backend.domain.model import Job, Owner, SlackThread, transition
 from backend.domain.queue_order import QueuedJob
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
+from backend.domain.tally import end_slice
 from backend.domain.times import format_utc, to_utc
 from backend.errors import JobNotFound, UnreadableItem
 from backend.ports import BATCH_LEASE, Applied, BatchBusy, DuplicateBatch, LostRace, Page, Registered, SweepEnd, WriteOutcome
@@ -403,6 +404,13 @@ class MemoryJobStore:
             if _created(j)[:10] == day and (since is None or _created(j) >= since) and (until is None or _created(j) <= until)
         ]
         yield from self._copies(sorted(found, key=lambda j: (_created(j), j.job_id)), None)
+
+    def count_created(self, since: str, until: str) -> int:
+        return sum(1 for j in self._jobs.values() if since <= _created(j) <= until)
+
+    def jobs_ended_in(self, slice_name: str) -> list[Job]:
+        found = [j for j in self._jobs.values() if j.is_terminal and j.history and end_slice(format_utc(j.history[-1].at)) == slice_name]
+        return list(self._copies(sorted(found, key=lambda j: j.job_id), None))
 
     def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
         oldest = (to_utc(today) - timedelta(days=max_days)).date().isoformat()

@@ -9,6 +9,7 @@ it returns:
 - ``Active``: Launched / InProgress / Stopping jobs.
 - ``Owner``: a user's jobs, newest first.  ``ByDay``: history by creation day.
 - ``Outbox``: jobs with a status change some notifier has not delivered, by when it is due.
+- ``Ended``: finished jobs by the ten-minute slice they finished in (the stats rollup).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backend.adapters.dynamo.attributes import deserialize, serialize
 from backend.domain import notice
 from backend.domain.records import RecordKind
 from backend.domain.status import ACTIVE, JobStatus
+from backend.domain.tally import end_slice
 from backend.domain.times import format_utc, to_utc
 from backend.errors import UnreadableItem
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from backend.domain.model import Job
 
 # (``ActiveUse`` is no key: the one attribute the Active index projects besides its keys.)
-GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort")
+GSI_KEYS = ("QueueKey", "QueueSort", "ActiveKey", "ActiveSort", "ActiveUse", "OwnerId", "CreatedDay", "OutboxKey", "OutboxSort", "Ended")
 # Written only by the notification dispatcher, never by a job write.
 # ``Slack`` is set at registration and then only by set_thread (its root message ts).
 WRITER_OWNED = frozenset({"Delivered", "Doubts", "DeliveryLease", "Slack"})
@@ -44,6 +46,12 @@ def to_item(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, Any]:
     """The DynamoDB item (attribute values in DynamoDB JSON) for ``job``, with its index keys."""
     plain = json.loads(job.model_dump_json(by_alias=True, exclude_none=True), parse_float=Decimal)
     plain["RecordType"] = RecordKind.JOB.value
+    # The model's defaults, which every version reads back as they are, are not stored: a
+    # finished happy-path job's item stays under 2 KB (2 WCU a write, not 3).
+    if not plain.get("AlgorithmFailures"):
+        plain.pop("AlgorithmFailures", None)
+    if plain.get("RetryBudget") == 2:
+        plain.pop("RetryBudget")
     plain.update(index_keys(job, notify_targets))
     return {key: serialize(value) for key, value in plain.items()}
 
@@ -66,6 +74,10 @@ def index_keys(job: Job, notify_targets: Sequence[str] = ()) -> dict[str, str]:
         # training plan): the launcher counts instances in use from the index alone (its
         # INCLUDE projection), never reading whole items.
         keys["ActiveUse"] = f"{job.use_key}#{job.job_args.instance_count}"
+    if job.is_terminal and job.history:
+        # The ten-minute slice it finished in: the Ended index, which the stats rollup reads
+        # (backend.services.rollup). Set once, by the write that ends the job.
+        keys["Ended"] = end_slice(format_utc(job.history[-1].at))
     deliver_by = notice.delivery_due(job, notify_targets)
     if deliver_by is not None:
         # Sorted by when the drain may take it (backend.domain.notice): an urgent change once

@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.adapters.dynamo.base import DynamoTable, logger
@@ -217,6 +217,32 @@ class DynamoQueries(DynamoTable):
         for answer in self._query(IndexName="ByDay", KeyConditionExpression=condition, ExpressionAttributeValues=values):
             # Keys only (see jobs_of_owner): each page of ids, then its items by id.
             yield from self._jobs_by_id((item["JobId"]["S"] for item in answer.get("Items", [])), consistent=False)
+
+    def count_created(self, since: str, until: str) -> int:
+        """Jobs created within [since, until]: a COUNT query per day on ByDay (keys only, and
+        DynamoDB answers the count, not the entries)."""
+        total = 0
+        first, last = datetime.fromisoformat(since[:10]).date(), datetime.fromisoformat(until[:10]).date()
+        for offset in range((last - first).days + 1):
+            day = (first + timedelta(days=offset)).isoformat()
+            for answer in self._query(
+                IndexName="ByDay",
+                KeyConditionExpression="CreatedDay = :d AND CreatedAt BETWEEN :a AND :b",
+                ExpressionAttributeValues={":d": {"S": day}, ":a": {"S": since}, ":b": {"S": until}},
+                Select="COUNT",
+            ):
+                total += int(answer.get("Count", 0))
+        return total
+
+    def jobs_ended_in(self, slice_name: str) -> list[Job]:
+        """Jobs whose end is in a ten-minute slice: the Ended index's keys, then the items by id
+        (consistently: the rollup must see the end the index showed, or a later change)."""
+        ids: list[str] = []
+        for answer in self._query(
+            IndexName="Ended", KeyConditionExpression="Ended = :s", ExpressionAttributeValues={":s": {"S": slice_name}}
+        ):
+            ids.extend(item["JobId"]["S"] for item in answer.get("Items", []))
+        return self._jobs_by_id(ids, consistent=True)
 
     def recent_jobs(self, *, limit: int = 20, cursor: str | None = None, today: datetime, max_days: int = 90) -> Page:
         """Everyone's jobs, newest first, walking the ByDay index back from ``today``."""

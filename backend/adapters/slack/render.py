@@ -1044,6 +1044,10 @@ def stats_summary(
     statuses = " · ".join(
         f"{EMOJI.get(JobStatus(name), '')} {name} {count}" for name, count in stats.by_status.items()
     )
+    unfinished = getattr(stats, "unfinished", None)
+    if unfinished:
+        # From the rollup's tallies: created and not finished, whatever their status now.
+        statuses += f" · :hourglass_flowing_sand: not finished yet {unfinished:,}"
     causes = " · ".join(f"{cause} {count}" for cause, count in stats.retries_by_cause.items())
     hours = " · ".join(f"`{t}` {_hours(h)}" for t, h in list(stats.instance_hours.items())[:8]) or "none"
     slow = " · ".join(f"`{s.instance_type}` {duration(s.median_wait)}" for s in stats.slowest_to_start) or "–"

@@ -1,0 +1,264 @@
+"""The stats rollup: per-day tallies of finished jobs, so ``/train stats`` reads a few small
+records instead of every job of its window (issue 23: 14 days of 100,000 jobs a day).
+
+The monitor runs :meth:`StatsRoller.roll` after its sweep. It walks the ``Ended`` index (finished
+jobs by the ten-minute slice they finished in) one slice at a time, once the slice is
+``GRACE`` old (no write that ends a job can land later than that: every function's timeout is
+shorter), and adds each job's contribution (:func:`backend.domain.tally.contribution`) to the
+tally of the day the job was *created* (``stats#all#<day>``) and to its owner's
+(``stats#u:<user>#<day>``), so the stats keep their meaning: the jobs created in the window.
+It also counts, per hour once the hour is over, the jobs created (``stats#created#<day>``),
+so the jobs not finished yet are the created ones less the finished ones.
+
+Exactly once, whatever crashes or runs twice:
+
+- a slice's finished jobs are first written down (``stats#ends#<slice>``, in chunks of
+  ``CHUNK`` ids; the record without a chunk number is written last and is the commit): a roll
+  repeated after a crash reads the same jobs by id, never the index again (a job retried since
+  has left it);
+- each tally records the last slice added to it (``Through``) and is written only if that did
+  not change since it was read: a repeat adds nothing to a tally that already has the slice;
+- a job its owner retried after it had finished and that finished again counts once: its
+  contribution now, less its contribution at its earlier end if that end was counted (its id
+  is in that slice's record). Both land in the same day's tally (the creation day), so the
+  tally moves from the old outcome to the new one.
+
+A job retried and not finished yet keeps its last counted outcome until it finishes again.
+Jobs created before the roller's first run (``Since``) are not tallied: the stats read those
+days job by job, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from backend.domain import tally as tallies
+from backend.domain.records import RecordKind
+from backend.domain.status import TERMINAL
+from backend.domain.times import format_utc, parse_utc, to_utc
+
+if TYPE_CHECKING:
+    from backend.domain.model import Job
+    from backend.ports import JobStore
+
+KIND = RecordKind.STATS
+# How long after a slice (or hour) is over before it is rolled up: longer than any Trainbot
+# function runs (template.yaml: 290 s at most), so every write that ended a job in it has landed.
+GRACE = timedelta(minutes=10)
+SLICE = timedelta(minutes=10)
+CHUNK = 4000  # job ids per record of a slice's list (about 100 KB; an item holds 400 KB)
+MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for a while catches up)
+ALL = "all"
+
+
+def user_scope(user_id: str) -> str:
+    return f"u:{user_id}"
+
+
+def slice_start(name: str) -> datetime:
+    return parse_utc(name + "0:00Z")
+
+
+def slice_of(moment: datetime) -> str:
+    return tallies.end_slice(format_utc(moment))
+
+
+def next_slice(name: str) -> str:
+    return slice_of(slice_start(name) + SLICE)
+
+
+@dataclass
+class RollReport:
+    slices: int = 0
+    jobs: int = 0
+    tallies_written: int = 0
+    hours_counted: int = 0
+    caught_up: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"slices": self.slices, "jobs": self.jobs, "tallies_written": self.tallies_written, "hours_counted": self.hours_counted}
+
+
+@dataclass
+class StatsRoller:
+    store: JobStore
+    clock: Callable[[], datetime]
+    _counted: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Nothing is due before this (the cursor only moves forward): a warm run skips the read.
+    _next_due: datetime | None = None
+
+    # --- the cursor ---------------------------------------------------------------------------
+
+    def cursor(self) -> dict[str, Any]:
+        """``Since`` (first day tallied), ``Ends`` (next slice to roll), ``Created`` (next hour to
+        count); written on the first run."""
+        found = self.store.get_record(KIND, "cursor")
+        if found is not None:
+            return found
+        hour = format_utc(self.clock())[:13]
+        start = {"Since": hour, "Ends": hour + ":0", "Created": hour}
+        if not self.store.put_record(KIND, "cursor", start, only_if_absent=True):
+            return self.store.get_record(KIND, "cursor") or start
+        return start
+
+    def _advance(self, cursor: dict[str, Any], **moves: str) -> bool:
+        """Move the cursor if no other roller moved it since it was read."""
+        after = {**cursor, **moves}
+        if self.store.put_record(KIND, "cursor", after, only_if={k: cursor[k] for k in moves}):
+            cursor.update(moves)
+            return True
+        return False
+
+    # --- one run --------------------------------------------------------------------------------
+
+    def roll(self, should_continue: Callable[[], bool] = lambda: True) -> RollReport:
+        """Roll every slice and count every hour that is ``GRACE`` old (``MAX_SLICES`` at most)."""
+        report = RollReport()
+        now = to_utc(self.clock())
+        if self._next_due is not None and now < self._next_due:
+            return report
+        cursor = self.cursor()
+        while report.slices < MAX_SLICES and slice_start(cursor["Ends"]) + SLICE + GRACE <= now:
+            if not should_continue():
+                report.caught_up = False
+                return report
+            name = cursor["Ends"]
+            jobs, written = self.roll_slice(name, since=cursor["Since"])
+            report.slices += 1
+            report.jobs += jobs
+            report.tallies_written += written
+            if not self._advance(cursor, Ends=next_slice(name)):
+                return report  # another roller is at it
+        report.caught_up = slice_start(cursor["Ends"]) + SLICE + GRACE > now
+        while parse_utc(cursor["Created"] + ":00:00Z") + timedelta(hours=1) + GRACE <= now and should_continue():
+            hour = cursor["Created"]
+            start = parse_utc(hour + ":00:00Z")
+            created = self.store.count_created(format_utc(start), format_utc(start + timedelta(hours=1) - timedelta(microseconds=1)))
+            self.store.set_record_entry(KIND, f"created#{hour[:10]}", "Hours", hour[11:13], created)
+            report.hours_counted += 1
+            if not self._advance(cursor, Created=format_utc(start + timedelta(hours=1))[:13]):
+                break
+        self._next_due = min(
+            slice_start(cursor["Ends"]) + SLICE + GRACE, parse_utc(cursor["Created"] + ":00:00Z") + timedelta(hours=1) + GRACE
+        )
+        return report
+
+    def roll_slice(self, name: str, *, since: str) -> tuple[int, int]:
+        """Add the jobs that finished in slice ``name`` to their creation days' tallies;
+        (jobs, tallies written)."""
+        jobs = self._slice_jobs(name)
+        deltas: dict[str, tallies.Tally] = {}
+        for job in jobs:
+            created = format_utc(job.created_at)
+            if created[:13] < since:
+                continue  # created before the rollup began: those days are read job by job
+            delta = self.delta(job, name)
+            if not delta:
+                continue
+            day = created[:10]
+            for scope in (ALL, user_scope(job.owner.user_id)):
+                tallies.add(deltas.setdefault(f"{scope}#{day}", {}), delta)
+        written = 0
+        for key, delta in sorted(deltas.items()):
+            if self._apply(key, name, delta):
+                written += 1
+        return len(jobs), written
+
+    def _slice_jobs(self, name: str) -> list[Job]:
+        """The jobs whose end in slice ``name`` is counted: written down first (see above)."""
+        head = self.store.get_record(KIND, f"ends#{name}")
+        if head is None:
+            ended = [j for j in self.store.jobs_ended_in(name) if _ends_in(j, name) is not None]
+            ids = sorted(j.job_id for j in ended)
+            chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+            for number, chunk in enumerate(chunks):
+                self.store.put_record(KIND, f"ends#{name}#{number}", {"Ids": chunk})
+            if self.store.put_record(KIND, f"ends#{name}", {"Chunks": len(chunks), "Jobs": len(ids)}, only_if_absent=True):
+                self._counted[name] = frozenset(ids)
+                return ended
+        ids = sorted(self.counted_in(name))
+        return [j for j in self.store.get_many(ids) if _ends_in(j, name) is not None]
+
+    def counted_in(self, name: str) -> frozenset[str]:
+        """Ids of the jobs whose end in slice ``name`` was counted (empty: not rolled)."""
+        if name not in self._counted:
+            head = self.store.get_record(KIND, f"ends#{name}")
+            ids: set[str] = set()
+            for number in range(int(head.get("Chunks", 0)) if head else 0):
+                ids.update((self.store.get_record(KIND, f"ends#{name}#{number}") or {}).get("Ids", []))
+            self._counted[name] = frozenset(ids)
+        return self._counted[name]
+
+    def delta(self, job: Job, name: str) -> tallies.Tally:
+        """What ``job``'s end in slice ``name`` changes in its day's tally."""
+        end = _ends_in(job, name)
+        if end is None:
+            return {}
+        at_end = job if end == len(job.history) - 1 else tallies.as_of(job, end)
+        delta = tallies.contribution(at_end)
+        before = _end_before(job, end)
+        earlier = slice_of(job.history[before].at) if before is not None else name
+        # An earlier end in this same slice was never counted on its own: only the last is.
+        if before is not None and earlier < name and job.job_id in self.counted_in(earlier):
+            tallies.add(delta, tallies.contribution(tallies.as_of(job, before)), -1)
+        return delta
+
+    def _apply(self, key: str, name: str, delta: tallies.Tally) -> bool:
+        """Add ``delta`` to tally ``key`` unless slice ``name`` is in it already."""
+        for _ in range(20):
+            stored = self.store.get_record(KIND, key)
+            if stored is not None and str(stored.get("Through", "")) >= name:
+                return False
+            merged = tallies.add(dict(stored.get("Tally", {})) if stored else {}, delta)
+            record = {"Tally": merged, "Through": name}
+            if stored is None:
+                if self.store.put_record(KIND, key, record, only_if_absent=True):
+                    return True
+            elif self.store.put_record(KIND, key, record, only_if={"Through": stored.get("Through")}):
+                return True
+        raise RuntimeError(f"the stats tally {key} kept changing under the rollup")
+
+
+def _ends_in(job: Job, name: str) -> int | None:
+    """The index of ``job``'s last end (history entry into a finished status) in slice ``name``."""
+    for index in range(len(job.history) - 1, -1, -1):
+        entry = job.history[index]
+        if entry.to_status in TERMINAL and slice_of(entry.at) == name:
+            return index
+    return None
+
+
+def _end_before(job: Job, end: int) -> int | None:
+    for index in range(end - 1, -1, -1):
+        if job.history[index].to_status in TERMINAL:
+            return index
+    return None
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, tallies.Tally]:
+    """The tallies of ``scope`` for ``days`` (a day without one: empty)."""
+    out: dict[str, tallies.Tally] = {}
+    for day in days:
+        record = store.get_record(KIND, f"{scope}#{day}")
+        out[day] = dict(record.get("Tally", {})) if record else {}
+    return out
+
+
+def counted_hours(store: JobStore, day: str) -> dict[str, int]:
+    record = store.get_record(KIND, f"created#{day}")
+    return {hour: int(n) for hour, n in (record or {}).get("Hours", {}).items()}
+
+
+def pending_slices(cursor: dict[str, Any], now: datetime) -> Iterator[str]:
+    """Slices not rolled yet, oldest first, up to the one ``now`` is in."""
+    name = cursor["Ends"]
+    last = slice_of(now)
+    while name <= last:
+        yield name
+        name = next_slice(name)

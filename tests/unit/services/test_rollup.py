@@ -1,0 +1,288 @@
+"""The stats rollup (backend.services.rollup) against the answer it replaces: reading every job.
+
+Each seed runs the real launcher, monitor and job service on the in-memory store over three
+simulated days: users submit, jobs run, fail (algorithm errors the monitor retries), complete,
+are stopped, and owners retry failed and stopped jobs by hand, some after their first end was
+rolled up and some before. The roller runs at random moments, and some of its runs crash after a
+random number of writes (the next run finishes the work). The stats read from the tallies must
+then agree with :func:`backend.services.stats.compute_stats` over every job of the window:
+counts, retries, hours and spend exactly, medians and p90s to a bucket's width.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import timedelta
+
+import pytest
+
+from backend.domain import tally
+from backend.domain.policy import RetryPolicy
+from backend.domain.records import RecordKind
+from backend.domain.status import TERMINAL, JobStatus
+from backend.errors import TrainbotError
+from backend.ports import TrainingState
+from backend.services import rollup
+from backend.services.jobs import Actor, JobService
+from backend.services.launcher import Launcher
+from backend.services.monitor import Monitor
+from backend.services.notify import Dispatcher
+from backend.services.stats import Window, collect, compute_stats
+from tests.conftest import T0, job_args, make_job
+from tests.fakes.memory_store import MemoryJobStore
+from tests.fakes.notifier import RecordingNotifier
+from tests.fakes.training import FakeTrainingBackend
+from tests.unit.services.conftest import Clock
+from tests.write_cost import sim_pacer
+
+S = JobStatus
+USERS = ("U1", "U2", "U3")
+TYPES = ("ml.g5.xlarge", "ml.p4d.24xlarge")
+POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
+
+
+class Crash(Exception):
+    """A roller run killed between two writes."""
+
+
+class CrashingStore:
+    """The store, but the ``after``-th record write (and every one after it) raises: a roller
+    killed mid-run."""
+
+    def __init__(self, store: MemoryJobStore, after: int) -> None:
+        self._store, self._left = store, after
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def _spend(self) -> None:
+        if self._left <= 0:
+            raise Crash()
+        self._left -= 1
+
+    def put_record(self, *args, **kwargs):
+        self._spend()
+        return self._store.put_record(*args, **kwargs)
+
+    def set_record_entry(self, *args, **kwargs):
+        self._spend()
+        return self._store.set_record_entry(*args, **kwargs)
+
+
+class World:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.clock = Clock(now=T0)
+        self.store = MemoryJobStore()
+        notifier = RecordingNotifier()
+        self.store.set_notify_targets([notifier.name])
+        self.backend = FakeTrainingBackend()
+        dispatcher = Dispatcher(self.store, [notifier], self.clock)
+        self.launcher = Launcher(
+            self.store, self.backend, dispatcher, policy=POLICY, instance_limits={}, pacer=sim_pacer(self.clock), clock=self.clock,
+            rng=random.Random(seed),
+        )
+        self.monitor = Monitor(
+            self.store, self.backend, dispatcher, policy=POLICY, pacer=sim_pacer(self.clock), clock=self.clock, rng=random.Random(seed)
+        )
+        self.jobs = JobService(self.store, self.backend, dispatcher, clock=self.clock)
+        self.roller = rollup.StatsRoller(self.store, self.clock)
+        self.crashes = 0
+        self.ids: list[str] = []
+
+    def submit(self) -> None:
+        user = self.rng.choice(USERS)
+        args = job_args(ResourceConfig={"InstanceType": self.rng.choice(TYPES), "InstanceCount": self.rng.choice((1, 2)), "VolumeSizeInGB": 50})
+        job = make_job(f"j{len(self.ids)}", user=user, now=self.clock(), job_args=args, client_token=f"t{len(self.ids)}")
+        self.ids.append(self.store.register(job).job.job_id)
+
+    def settle_attempts(self) -> None:
+        """SageMaker moves the running attempts on: start, complete, or fail."""
+        for job in self.store.active_jobs():
+            attempt = job.attempts[-1]
+            status = self.backend.jobs.get(attempt.name)
+            if status is None or status.state not in (TrainingState.RUNNING,):
+                continue
+            roll = self.rng.random()
+            if roll < 0.3:
+                ended = self.clock()
+                if self.rng.random() < 0.75:
+                    self.backend.finish(attempt.name, TrainingState.COMPLETED, ended_at=ended)
+                else:
+                    self.backend.finish(attempt.name, TrainingState.FAILED, "AlgorithmError: loss is nan", ended_at=ended)
+                self.backend.jobs[attempt.name] = _with_billing(self.backend.jobs[attempt.name], self.rng.randint(60, 7200))
+
+    def user_moves(self) -> None:
+        known = self.store.get_many(self.rng.sample(self.ids, min(4, len(self.ids))))
+        for job in known:
+            actor = Actor(team_id=job.owner.team_id, user_id=job.owner.user_id)
+            try:
+                if job.status in (S.FAILED, S.STOPPED) and self.rng.random() < 0.4:
+                    self.jobs.retry(job.job_id, actor)
+                elif job.status not in TERMINAL and self.rng.random() < 0.05:
+                    self.jobs.stop(job.job_id, actor)
+            except TrainbotError:  # a refused move (raced, illegal) changes nothing here
+                pass
+
+    def roll(self) -> None:
+        if self.rng.random() < 0.25:
+            crashing = rollup.StatsRoller(CrashingStore(self.store, self.rng.randint(0, 6)), self.clock)  # type: ignore[arg-type]
+            try:
+                crashing.roll()
+            except Crash:
+                self.crashes += 1
+                return
+        self.roller.roll()
+
+    def step(self) -> None:
+        self.clock.advance(timedelta(minutes=self.rng.randint(1, 9)))
+        for _ in range(self.rng.choice((0, 0, 1, 2, 3))):
+            self.submit()
+        self.launcher.run_tick()
+        self.monitor.sweep()
+        self.settle_attempts()
+        self.user_moves()
+        if self.rng.random() < 0.3:
+            self.roll()
+
+    def finish_everything(self) -> None:
+        """No more retries: every job ends (running ones complete, queued ones are stopped)."""
+        for job in self.store.get_many(self.ids):
+            if job.status not in TERMINAL:
+                try:
+                    self.jobs.stop(job.job_id, Actor(team_id=job.owner.team_id, user_id=job.owner.user_id))
+                except TrainbotError:
+                    pass
+        for _ in range(30):
+            self.clock.advance(timedelta(minutes=5))
+            for name, status in list(self.backend.jobs.items()):
+                if status.state in (TrainingState.RUNNING, TrainingState.STOPPING):
+                    self.backend.finish(name, TrainingState.STOPPED, ended_at=self.clock())
+            self.monitor.sweep()
+            if all(j.status in TERMINAL for j in self.store.get_many(self.ids)):
+                return
+
+
+def _with_billing(status, seconds: int):
+    from dataclasses import replace
+
+    return replace(status, billable_seconds=seconds)
+
+
+def _exact(world: World, days: int):
+    now = world.clock()
+    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    window = Window(start, now)
+    return compute_stats(world.store.get_many(world.ids), window, now)
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=0.026, abs_tol=1.0)
+
+
+def _agree(rolled, exact) -> None:
+    assert rolled.window == exact.window
+    assert (rolled.total, rolled.finished, rolled.completed) == (exact.total, exact.finished, exact.completed)
+    assert rolled.by_status == exact.by_status
+    assert rolled.retries_by_cause == exact.retries_by_cause
+    assert {d: r for d, r in rolled.retries_per_day.items() if r} == {d: r for d, r in exact.retries_per_day.items() if r}
+    assert rolled.jobs_per_day == exact.jobs_per_day
+    assert rolled.instance_hours.keys() == exact.instance_hours.keys()
+    assert all(math.isclose(rolled.instance_hours[k], exact.instance_hours[k]) for k in exact.instance_hours)
+    assert [(line.name, round(line.instance_hours, 6)) for line in rolled.spend.by_user] == [
+        (line.name, round(line.instance_hours, 6)) for line in exact.spend.by_user
+    ]
+    for mine, theirs in ((rolled.queue_wait, exact.queue_wait), (rolled.run_time, exact.run_time)):
+        assert mine.count == theirs.count
+        assert _close(mine.median, theirs.median) and _close(mine.p90, theirs.p90), (mine, theirs)
+    assert [s.instance_type for s in rolled.slowest_to_start] == [s.instance_type for s in exact.slowest_to_start] or all(
+        _close(a.median_wait, b.median_wait) for a, b in zip(rolled.slowest_to_start, exact.slowest_to_start, strict=True)
+    )
+
+
+def _retried_after_a_counted_end(world: World) -> int:
+    count = 0
+    for job in world.store.get_many(world.ids):
+        before = tally.previous_end(job)
+        if before is not None and job.job_id in world.roller.counted_in(rollup.slice_of(job.history[before].at)):
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stats_from_the_tallies_agree_with_reading_every_job(seed: int) -> None:
+    world = World(seed)
+    for _ in range(20):  # jobs from before the rollup's first run: read one by one
+        world.step()
+    world.roller.roll()
+    for _ in range(250):
+        world.step()
+    # The timeline reached the hard cases, else agreeing would prove little.
+    assert world.crashes >= 1 and _retried_after_a_counted_end(world) >= 1
+    world.finish_everything()
+    # Right away: the newest finished jobs are read one by one (not rolled yet)...
+    assert world.store.get_record(RecordKind.STATS, "cursor") is not None
+    rolled = collect(world.store, None, 3, None, world.clock())
+    assert rolled.from_tallies
+    _agree(rolled, _exact(world, 3))
+    # ...and once the roller has caught up, from the tallies alone.
+    world.clock.advance(timedelta(hours=2))
+    world.roller.roll()
+    cursor = world.store.get_record(RecordKind.STATS, "cursor")
+    assert list(rollup.pending_slices(cursor, world.clock() - rollup.SLICE - rollup.GRACE)) == []
+    _agree(collect(world.store, None, 3, None, world.clock()), _exact(world, 3))
+    # Per user too (unfinished jobs are not counted per user: none are left here).
+    for user in USERS:
+        mine = collect(world.store, user, 3, None, world.clock())
+        exact = compute_stats([j for j in world.store.get_many(world.ids) if j.owner.user_id == user], mine.window, world.clock())
+        _agree(mine, exact)
+
+
+def test_unfinished_jobs_are_the_created_less_the_finished() -> None:
+    world = World(3)
+    world.roller.roll()
+    for _ in range(200):
+        world.step()
+    world.clock.advance(timedelta(hours=2))
+    world.roller.roll()
+    rolled = collect(world.store, None, 2, None, world.clock())
+    jobs = world.store.get_many(world.ids)
+    unfinished = sum(1 for j in jobs if j.status not in TERMINAL)
+    retried_not_ended = sum(1 for j in jobs if j.status not in TERMINAL and tally.previous_end(j) is not None)
+    # A job retried by hand and not finished again keeps its counted end until it finishes.
+    assert rolled.unfinished == unfinished - retried_not_ended
+    assert rolled.total == len(jobs)
+
+
+def test_a_repeated_roll_adds_nothing() -> None:
+    world = World(5)
+    world.roller.roll()
+    for _ in range(150):
+        world.step()
+    world.clock.advance(timedelta(hours=1))
+    world.roller.roll()
+    before = {key: dict(v) for key, v in world.store._records.items() if key[0] == RecordKind.STATS}
+    cursor = world.store.get_record(RecordKind.STATS, "cursor")
+    # Another roller that read the cursor before the first moved it rolls the same slices again.
+    name = rollup.next_slice(cursor["Since"] + ":0")
+    replay = rollup.StatsRoller(world.store, world.clock)
+    replay.roll_slice(name, since=cursor["Since"])
+    after = {key: dict(v) for key, v in world.store._records.items() if key[0] == RecordKind.STATS}
+    assert after == before
+
+
+def test_percentiles_from_buckets_are_within_their_width() -> None:
+    rng = random.Random(1)
+    values = [rng.lognormvariate(6, 2) for _ in range(5000)]
+    hist: dict[int, int] = {}
+    for v in values:
+        hist[tally.bucket(v)] = hist.get(tally.bucket(v), 0) + 1
+    from backend.services.stats import percentile
+
+    for q in (50, 90, 99):
+        exact = percentile(values, q)
+        assert exact is not None
+        assert math.isclose(tally.percentile(hist, q), exact, rel_tol=0.026)
