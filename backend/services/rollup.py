@@ -182,6 +182,12 @@ class StatsRoller:
         ids = sorted(self.counted_in(name))
         return [j for j in self.store.get_many(ids) if _ends_in(j, name) is not None]
 
+    def ended_in(self, name: str) -> list[Job]:
+        """The jobs whose end in slice ``name`` a roll counts (or will): read, never written."""
+        if self.store.get_record(KIND, f"ends#{name}") is None:
+            return [j for j in self.store.jobs_ended_in(name) if _ends_in(j, name) is not None]
+        return [j for j in self.store.get_many(sorted(self.counted_in(name))) if _ends_in(j, name) is not None]
+
     def counted_in(self, name: str) -> frozenset[str]:
         """Ids of the jobs whose end in slice ``name`` was counted (empty: not rolled)."""
         if name not in self._counted:
@@ -199,11 +205,14 @@ class StatsRoller:
             return {}
         at_end = job if end == len(job.history) - 1 else tallies.as_of(job, end)
         delta = tallies.contribution(at_end)
-        before = _end_before(job, end)
-        earlier = slice_of(job.history[before].at) if before is not None else name
-        # An earlier end in this same slice was never counted on its own: only the last is.
-        if before is not None and earlier < name and job.job_id in self.counted_in(earlier):
-            tallies.add(delta, tallies.contribution(tallies.as_of(job, before)), -1)
+        # Less what it added when it was last counted: its latest earlier end that was (an end
+        # its owner retried before it was rolled up never was; nor an earlier end in this same
+        # slice, where only the last one counts).
+        for before in _ends_before(job, end):
+            earlier = slice_of(job.history[before].at)
+            if earlier < name and job.job_id in self.counted_in(earlier):
+                tallies.add(delta, tallies.contribution(tallies.as_of(job, before)), -1)
+                break
         return delta
 
     def _apply(self, key: str, name: str, delta: tallies.Tally) -> bool:
@@ -231,22 +240,23 @@ def _ends_in(job: Job, name: str) -> int | None:
     return None
 
 
-def _end_before(job: Job, end: int) -> int | None:
+def _ends_before(job: Job, end: int) -> Iterator[int]:
+    """The indexes of ``job``'s ends before ``job.history[end]``, latest first."""
     for index in range(end - 1, -1, -1):
         if job.history[index].to_status in TERMINAL:
-            return index
-    return None
+            yield index
 
 
 # --- reading --------------------------------------------------------------------------------
 
 
-def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, tallies.Tally]:
-    """The tallies of ``scope`` for ``days`` (a day without one: empty)."""
-    out: dict[str, tallies.Tally] = {}
+def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, tuple[tallies.Tally, str]]:
+    """The tallies of ``scope`` for ``days`` with the last slice each has (a day without one:
+    empty, "")."""
+    out: dict[str, tuple[tallies.Tally, str]] = {}
     for day in days:
         record = store.get_record(KIND, f"{scope}#{day}")
-        out[day] = dict(record.get("Tally", {})) if record else {}
+        out[day] = (dict(record.get("Tally", {})), str(record.get("Through", ""))) if record else ({}, "")
     return out
 
 

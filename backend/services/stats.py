@@ -401,7 +401,9 @@ def collect_rolled(
     since_hour = str(cursor["Since"])
     since_at = datetime.fromisoformat(since_hour + ":00:00+00:00")
     day_keys = [d.isoformat() for d in window.days]
-    per_day = rollup.day_tallies(store, scope, [d for d in day_keys if d >= since_hour[:10]])
+    stored = rollup.day_tallies(store, scope, [d for d in day_keys if d >= since_hour[:10]])
+    per_day = {day: tally for day, (tally, _) in stored.items()}
+    through = {day: last for day, (_, last) in stored.items()}
     unfinished_live: dict[str, Counter[str]] = defaultdict(Counter)
 
     # Days (and hours) before the rollup began: the jobs themselves.
@@ -421,15 +423,17 @@ def collect_rolled(
     counted_until: datetime | None = None
     read = 0
     for name in rollup.pending_slices(cursor, now):
-        ended = store.jobs_ended_in(name)
+        ended = roller.ended_in(name)
         if read + len(ended) > TAIL_MAX:
             counted_until = rollup.slice_start(name)
             break
         read += len(ended)
         for job in ended:
             created = format_utc(job.created_at)
-            if created[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None):
-                tallies.add(per_day.setdefault(created[:10], {}), roller.delta(job, name))
+            day = created[:10]
+            # A roll that stopped half-way added this slice to some days' tallies already.
+            if created[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None) and through.get(day, "") < name:
+                tallies.add(per_day.setdefault(day, {}), roller.delta(job, name))
 
     # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
     created: dict[str, int] | None = None
