@@ -451,6 +451,83 @@ class _CountingRecords:
         return self.store.get_record(*args, **kwargs)
 
 
+def rollup_figures(per_day: int, *, days: int = 14, users: int = 200, seed: int = 0) -> dict[str, float]:
+    """``/train stats`` from the rollup's tallies (backend.services.rollup): ``days`` days of
+    ``per_day`` finished jobs (``users`` owners, 8 instance types, 5% failed, each finished
+    within 6 hours of its creation), rolled up hour by hour as the monitor would; then what one
+    answer for everyone over 14 days reads (records and their KB, jobs read one by one) and its
+    CPU, and what the rollup wrote per job (WCU: 1 a started KB of each record written)."""
+    import json as _json
+
+    from backend.services import rollup
+    from backend.services.stats import collect
+    from tests.stats_history import job_with
+
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.now -= timedelta(days=days + 1)
+    store = MemoryJobStore()
+    roller = rollup.StatsRoller(store, clock)
+    written = {"wcu": 0}
+    put, set_entry = store.put_record, store.set_record_entry
+
+    def counted_put(kind: str, key: str, attributes: dict[str, Any], **kwargs: Any) -> bool:
+        written["wcu"] += math.ceil(len(_json.dumps(attributes)) / 1024)
+        return put(kind, key, attributes, **kwargs)
+
+    def counted_entry(*args: Any) -> None:
+        written["wcu"] += 1
+        set_entry(*args)
+
+    store.put_record, store.set_record_entry = counted_put, counted_entry  # type: ignore[method-assign]
+    types = ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge", "ml.g5.48xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.m5.large", "ml.c5.xlarge"]
+    roller.roll()
+    total = 0
+    for hour in range((days + 1) * 24):
+        for _ in range(per_day // 24):
+            created = clock() + timedelta(minutes=rng.uniform(0, 59))
+            launched = created + timedelta(minutes=rng.expovariate(1 / 20))
+            ended = launched + timedelta(minutes=rng.uniform(10, 300))
+            failed = rng.random() < 0.05
+            job = job_with(
+                f"r{total}", created, JobStatus.FAILED if failed else JobStatus.COMPLETED,
+                [{"claimed": launched, "launched": launched, "started": launched, "ended": ended, "billable": int((ended - launched).total_seconds()),
+                  "outcome": AttemptOutcome.FAILED if failed else AttemptOutcome.COMPLETED}],
+                instance=rng.choice(types), user=f"U{rng.randrange(users):04d}", job_id=f"r{total:07d}-{seed}",
+            )
+            store._store(job)
+            total += 1
+        clock.advance(timedelta(hours=1))
+        roller.roll()
+    reads = {"records": 0, "bytes": 0, "jobs": 0}
+    get_record, get_many, created_on = store.get_record, store.get_many, store.jobs_created_on
+
+    def counted_get(kind: str, key: str) -> dict[str, Any] | None:
+        found = get_record(kind, key)
+        reads["records"] += 1
+        reads["bytes"] += len(_json.dumps(found)) if found else 0
+        return found
+
+    def counted_many(ids: Any, **kwargs: Any) -> list[Job]:
+        jobs = get_many(ids, **kwargs)
+        reads["jobs"] += len(jobs)
+        return jobs
+
+    def counted_on(*args: Any, **kwargs: Any) -> Any:
+        for job in created_on(*args, **kwargs):
+            reads["jobs"] += 1
+            yield job
+
+    store.get_record, store.get_many, store.jobs_created_on = counted_get, counted_many, counted_on  # type: ignore[method-assign]
+    started = time.process_time()
+    stats = collect(store, None, 14, None, clock())
+    cpu = time.process_time() - started
+    return {
+        "per_day": per_day, "jobs": total, "counted": stats.total, "records": reads["records"], "kb": reads["bytes"] / 1024,
+        "jobs_read": reads["jobs"], "cpu": cpu, "wcu_per_job": written["wcu"] / total, "wcu_per_day": written["wcu"] / (days + 1),
+    }
+
+
 def kick_figures(submissions: int, run_seconds: float = 2.0) -> dict[str, Any]:
     """Start on submit, priced: the kick record's writes for a lone submission, and for
     ``submissions`` spread over a minute the launcher runs asked for and run, with the kick
@@ -603,6 +680,7 @@ def main() -> None:
     parser.add_argument("--active", type=int, default=10000)
     parser.add_argument("--sweep", type=int, default=10000)
     parser.add_argument("--history", type=int, default=10000, help="finished jobs of the last day, for /train stats")
+    parser.add_argument("--rollup-per-day", type=int, default=240, help="jobs a day for the rollup's figure (and 4x that)")
     args = parser.parse_args()
 
     peak = burst(args.seed, args.burst)
@@ -631,8 +709,13 @@ def main() -> None:
               f" {figures['entries']} index entries, {figures['cpu']:.2f} s CPU", flush=True)
     stats = answered["stats"]
     scale = 14 * 100_000 / stats["items"] if stats["items"] else 0.0
-    print(f"/train stats, 14 days of 100,000 jobs a day (linear)           : {stats['items'] * scale:,.0f} items,"
-          f" {stats['cpu'] * scale:.0f} s CPU", flush=True)
+    print(f"/train stats read job by job, 14 days of 100,000 a day (linear): {stats['items'] * scale:,.0f} items,"
+          f" {stats['cpu'] * scale:.0f} s CPU (before the rollup runs, or days before it began)", flush=True)
+    for per_day in (args.rollup_per_day, 4 * args.rollup_per_day):
+        rolled = rollup_figures(per_day)
+        print(f"/train stats from the rollup, 14 days of {per_day:,} jobs a day    : {rolled['records']} records"
+              f" ({rolled['kb']:.0f} KB), {rolled['jobs_read']} jobs read, {rolled['cpu']:.2f} s CPU;"
+              f" the rollup wrote {rolled['wcu_per_day']:,.0f} WCU a day ({rolled['wcu_per_job']:.2f} a job)", flush=True)
     kick = kick_figures(args.burst)
     lone, with_record, without = kick["lone"], kick["burst"], kick["burst_without"]
     print(f"start on submit, a lone submission: kick record writes         : {lone['writes']:.0f}"
