@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from backend.adapters.sagemaker import SageMakerBackend
 from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
 from backend.domain.model import Approval, AttemptOutcome, FailureClass, Job
@@ -39,7 +40,6 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from backend.adapters.sagemaker import SageMakerBackend
 from backend.ports import LIST_PAGE_MAX, TrainingJobPage, TrainingState, TrainingStatus
 from backend.services.budget import Approvals, Budgets, CostGuard, committed_hours, reservation_seconds
 from backend.services.jobs import Actor, JobService
