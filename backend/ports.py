@@ -387,12 +387,40 @@ class TrainingStatus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrainingJobSummary:
+    """One training job as a listing shows it: its name, when SageMaker created it, its state."""
+
+    name: str
+    created_at: datetime
+    state: TrainingState
+
+
+@dataclass(frozen=True)
+class TrainingJobPage:
+    """One page of training jobs, oldest first; ``next_token`` None: the listing is complete."""
+
+    jobs: list[TrainingJobSummary]
+    next_token: str | None
+
+
+# Training jobs one listing page holds at most (SageMaker's ListTrainingJobs: MaxResults 1-100).
+LIST_PAGE_MAX = 100
+
+
 class TrainingBackend(Protocol):
     def create(self, name: str, request: dict[str, Any]) -> None: ...
 
     def describe(self, name: str) -> TrainingStatus | None: ...
 
     def stop(self, name: str) -> None: ...
+
+    def list_created(self, after: datetime | None, *, next_token: str | None = None, limit: int = LIST_PAGE_MAX) -> TrainingJobPage:
+        """One page of the account's training jobs created after ``after`` (None: since the
+        first), whatever their state, oldest first, at most ``limit`` (1 to LIST_PAGE_MAX).
+        BackendUnavailable when the backend could not say (throttled, 5xx, timeout): unknown,
+        not empty; BackendRefused when it will not (AccessDenied, a request it calls invalid)."""
+        ...
 
 
 class TrainingPlans(Protocol):

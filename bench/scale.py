@@ -110,6 +110,7 @@ class BenchBackend(FakeTrainingBackend):
             )
             raise CreateRefused(classify_create_error("ResourceLimitExceeded", message, instance_type=instance_type))
         self.jobs[name] = TrainingStatus(name=name, state=TrainingState.RUNNING)
+        self.created_at[name] = self.clock()  # listed for the monitor's reaper, as SageMaker would
         self.in_use[instance_type] += count
         self.requests[name] = request
         seconds = math.exp(self.rng.uniform(math.log(600), math.log(2 * 86400)))

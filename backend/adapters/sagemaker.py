@@ -8,14 +8,15 @@ Endpoint: boto3 reads ``AWS_ENDPOINT_URL_SAGEMAKER`` itself (the local stand-in 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backend.adapters.sagemaker_events import training_status
+from backend.adapters.sagemaker_events import STATES, UnparseableEvent, event_time, training_status
 from backend.domain.policy import classify_create_error
 from backend.errors import AlreadyExists, BackendRefused, BackendUnavailable, CreateRefused
-from backend.ports import TrainingStatus
+from backend.ports import LIST_PAGE_MAX, TrainingJobPage, TrainingJobSummary, TrainingState, TrainingStatus
 
 _NOT_FOUND_MESSAGES = ("Requested resource not found", "does not exist", "not found")
 _UNKNOWN_CODES = {"ThrottlingException", "Throttling", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
@@ -86,3 +87,41 @@ class SageMakerBackend:
             raise BackendUnavailable(f"StopTrainingJob {name}: {error.get('Code')}: {error.get('Message')}") from exc
         except BotoCoreError as exc:
             raise BackendUnavailable(f"StopTrainingJob {name}: {exc}") from exc
+
+    def list_created(self, after: datetime | None, *, next_token: str | None = None, limit: int = LIST_PAGE_MAX) -> TrainingJobPage:
+        """One page of ListTrainingJobs, oldest first, created after ``after``, every status.
+
+        Not ``StatusEquals=InProgress``: SageMaker takes the page of ``MaxResults`` jobs first
+        and filters it by status afterwards (the API reference's note on ListTrainingJobs), so
+        a filtered page may hold none of the jobs it passed over, and a caller carrying a
+        creation-time cursor could not move it past a run of ended jobs. Every status, the
+        page's last creation time is known, whatever ran."""
+        self.calls["ListTrainingJobs"] += 1
+        request: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Ascending", "MaxResults": limit}
+        if after is not None:
+            request["CreationTimeAfter"] = after
+        if next_token:
+            request["NextToken"] = next_token
+        try:
+            answer = self._client.list_training_jobs(**request)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            if code in _REFUSED_CODES:
+                raise BackendRefused(f"ListTrainingJobs: {code}: {message}") from exc
+            raise BackendUnavailable(f"ListTrainingJobs: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise BackendUnavailable(f"ListTrainingJobs: {exc}") from exc
+        jobs = []
+        for summary in answer.get("TrainingJobSummaries") or []:
+            try:
+                created = event_time(summary.get("CreationTime"))
+            except UnparseableEvent:
+                created = None
+            name = summary.get("TrainingJobName")
+            if created is None or not isinstance(name, str):
+                raise BackendUnavailable(f"ListTrainingJobs: a summary without a name or creation time: {summary!r}")
+            # "Deleting" (and any status this version does not know) is on its way out: not running.
+            state = STATES.get(summary.get("TrainingJobStatus", ""), TrainingState.STOPPED)
+            jobs.append(TrainingJobSummary(name=name, created_at=created, state=state))
+        return TrainingJobPage(jobs=jobs, next_token=answer.get("NextToken") or None)

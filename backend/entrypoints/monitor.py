@@ -43,6 +43,8 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
             describe_while=lambda: time_left(context, runtime.RESERVE_MS + runtime.DRAIN_MS),
         )
         metrics.add_metric(name="NotificationsPending", unit=MetricUnit.Count, value=report.notifications_pending)
+        if report.orphans_stopped:  # training jobs no job ran, stopped by the sweep's reaper
+            metrics.add_metric(name="OrphansStopped", unit=MetricUnit.Count, value=report.orphans_stopped)
         runtime.container().price_book.refresh()  # at most once a day: list prices for estimates
         try:
             # The stats tallies: the slices of finished jobs now ten minutes old (most runs: none).

@@ -7,6 +7,8 @@ the attempt the observation is about, through the store's conditional write, so 
 stale event changes nothing. A Describe that is throttled or times out means "unknown": the job
 is left as it is and looked at again on the next sweep, never failed for it. A Describe refused
 for good (AccessDenied) is counted on the attempt and fails the job only once it persists.
+Each sweep first stops the training jobs no job runs (orphans: :mod:`backend.services.reaper`),
+events or none.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from backend.services.budget import attempt_ended
 from backend.services.forensics import Forensics
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
+from backend.services.reaper import Reaper
 
 if TYPE_CHECKING:
     from backend.domain.model import Attempt, Job
@@ -120,6 +123,12 @@ class MonitorReport:
     stall_warnings: int = 0
     plan_end_warnings: int = 0
     metrics_stored: int = 0  # running attempts whose latest metric values were written
+    # The reaper's (backend.services.reaper): training jobs listed, orphans stopped, names
+    # judged again next sweep, and whether the listing could not be read.
+    orphans_listed: int = 0
+    orphans_stopped: int = 0
+    orphans_waiting: int = 0
+    orphans_unknown: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -170,6 +179,7 @@ class Monitor:
         self._pacer = pacer
         self._clock = clock
         self._rng = rng or random.Random()
+        self._reaper = Reaper(store, backend, pacer=pacer, clock=clock, cursor=SWEEP_CURSOR)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -225,13 +235,20 @@ class Monitor:
 
         Each sweep starts after the job the previous one stopped at (a cursor record), so with
         more active jobs than one sweep can describe, successive sweeps walk all of them; one
-        job's failure (its item refused, an illegal move) is logged and the sweep goes on."""
+        job's failure (its item refused, an illegal move) is logged and the sweep goes on.
+
+        First, the orphans: training jobs created since the reaper's cursor that no job runs
+        are stopped (a few list pages at most, before the describing takes its time)."""
         describe_while = describe_while or should_continue
         report = MonitorReport()
         if self._forensics is not None:
             self._forensics.new_sweep()
         places = self._store.active_places()
-        cursor = self._load_cursor()
+        position = self._cursor_position()  # one read for both cursors
+        cursor = str((position or {}).get("After", ""))
+        reaped = self._reaper.reap(position)
+        report.orphans_listed, report.orphans_stopped = reaped.listed, reaped.stopped
+        report.orphans_waiting, report.orphans_unknown = reaped.waiting, reaped.unknown
         ordered = [p for p in places if p[0] > cursor] + [p for p in places if p[0] <= cursor]
         last: str | None = None
         silent: list[tuple[Job, Attempt]] = []  # running jobs whose log silence may be checked
@@ -407,12 +424,16 @@ class Monitor:
         if after != cursor:
             self._save_cursor(after, "StallAfter")
 
-    def _load_cursor(self, entry: str = "After") -> str:
+    def _cursor_position(self) -> dict[str, Any] | None:
+        """The cursor record's entries (empty: none yet); None when it could not be read."""
         try:
             record = self._store.get_record(*SWEEP_CURSOR) or {}
         except StoreUnavailable:
-            return ""
-        return str((record.get("Position") or {}).get(entry, ""))
+            return None
+        return dict(record.get("Position") or {})
+
+    def _load_cursor(self, entry: str = "After") -> str:
+        return str((self._cursor_position() or {}).get(entry, ""))
 
     def _save_cursor(self, after: str, entry: str = "After") -> None:
         try:

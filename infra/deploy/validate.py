@@ -275,7 +275,7 @@ def as_list(value: Any) -> list[Any]:
 
 # Actions AWS defines with no resource types (the Service Authorization Reference lists none
 # for them): a policy can only name them with Resource "*". A statement of these alone may.
-RESOURCE_STAR_ONLY = frozenset({"pricing:GetProducts", "sagemaker:ListTrainingPlans"})
+RESOURCE_STAR_ONLY = frozenset({"pricing:GetProducts", "sagemaker:ListTrainingPlans", "sagemaker:ListTrainingJobs"})
 # Read-only plan actions on the account's training plans (any name: plans are bought outside the stack).
 TRAINING_PLAN_READS = frozenset({"sagemaker:DescribeTrainingPlan"})
 TRAINING_PLAN_RESOURCE_SUFFIX = ":training-plan/*"

@@ -117,6 +117,9 @@ def test_each_permission_is_scoped_to_this_stacks_resources(transformed, functio
     expected_for_action = {
         "sagemaker:DescribeTrainingPlan": [{"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-plan/*"}],
         "sagemaker:ListTrainingPlans": ["*"],
+        # The monitor's orphan reaper: ListTrainingJobs has no resource type either; what it
+        # may stop is still only this stack's training jobs (StopTrainingJob, above).
+        "sagemaker:ListTrainingJobs": ["*"],
     }
     for action, resources in allowed.items():
         if action == "sqs:SendMessage":

@@ -93,13 +93,38 @@ def test_an_idle_launcher_run_leaves_the_holds_record_to_the_next_run_with_work(
 
 
 def test_an_idle_monitor_sweep_reads_the_active_jobs_its_cursor_the_outbox_and_the_due_retries(stack: Stack, calls):
+    """One SageMaker call since the orphan reaper (issue 21): ListTrainingJobs of what was
+    created since its cursor, one page, nothing to read or stop; the cursor record is read once
+    for both cursors and not written."""
     stack.sweep()
     calls.clear()
     report = stack.sweep()
-    assert report["observed"] == 0
+    assert report["observed"] == 0 and report["orphans_listed"] == 0
     assert calls == [
         ACTIVE,
         ("dynamodb", "GetItem", f"{RecordKind.CURSOR.value}#monitor-sweep"),
+        ("sagemaker", "ListTrainingJobs", ""),
+        ("dynamodb", "Query", "Outbox"),
+        QUEUE,
+    ]
+
+
+def test_a_monitor_sweep_after_a_job_ran_lists_nothing_before_its_cursor(stack: Stack, calls):
+    """The reaper's cursor passes the training jobs it judged: once the job has ended and its
+    attempt is older than the margin, a sweep is as idle as one that never saw a job."""
+    job = stack.submit("bert")
+    stack.launch()
+    for _ in range(4):
+        stack.clock.advance(3600)  # the stand-in ends it; the sweeps see it end and tell it
+        stack.sweep()
+    assert stack.store.get(job.job_id).is_terminal
+    calls.clear()
+    report = stack.sweep()
+    assert report["orphans_listed"] == 0
+    assert calls == [
+        ACTIVE,
+        ("dynamodb", "GetItem", f"{RecordKind.CURSOR.value}#monitor-sweep"),
+        ("sagemaker", "ListTrainingJobs", ""),
         ("dynamodb", "Query", "Outbox"),
         QUEUE,
     ]

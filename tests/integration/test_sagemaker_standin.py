@@ -244,6 +244,26 @@ def test_list_training_jobs_filters_by_name_and_status_and_pages(standin, client
     assert [len(page["TrainingJobSummaries"]) for page in pages] == [2, 2, 1]
 
 
+def test_list_training_jobs_filters_a_status_after_taking_the_page_as_sagemaker_documents(standin, client):
+    """The API reference's note on ListTrainingJobs: the MaxResults jobs are taken first, then
+    filtered by StatusEquals, so a page may hold fewer than MaxResults (even none) and still
+    have a NextToken."""
+    for i in range(4):
+        create(client, f"st-{i}", hyperparameters={HP_DURATION: "1" if i < 2 else "1000"})
+    standin.advance(STARTUP + 1)
+    first = client.list_training_jobs(StatusEquals="InProgress", MaxResults=2, SortBy="CreationTime", SortOrder="Ascending")
+    assert first["TrainingJobSummaries"] == [] and "NextToken" in first
+    second = client.list_training_jobs(StatusEquals="InProgress", MaxResults=2, NextToken=first["NextToken"])
+    assert [s["TrainingJobName"] for s in second["TrainingJobSummaries"]] == ["st-2", "st-3"]
+
+
+@pytest.mark.parametrize("bad", [{"StatusEquals": "Running"}, {"SortBy": "Age"}, {"SortOrder": "Up"}, {"MaxResults": 101}])
+def test_list_training_jobs_refuses_what_sagemaker_refuses(client, bad):
+    with pytest.raises(ClientError) as excinfo:
+        client.list_training_jobs(**bad)
+    assert error_of(excinfo)[1] == "ValidationException"
+
+
 def test_the_endpoint_environment_variable_routes_an_unchanged_client(standin, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", standin.url)
     plain = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x",

@@ -9,6 +9,10 @@ a bus the scheduler delivers in order, out of order, twice, or late.
   ``SecondaryStatus``).
 - StopTrainingJob moves a running job to ``Stopping``; the next progress ends it ``Stopped``.
 - Creating a name that exists is refused (``ResourceInUse``: names are consumed for ever).
+- ListTrainingJobs answers in the documented shape (tests/fixtures/sagemaker_list_training_jobs.json)
+  and refuses what SageMaker refuses (a MaxResults outside 1-100, an unknown StatusEquals,
+  SortBy or SortOrder, a token it did not give out); ``StatusEquals`` filters the page of
+  ``MaxResults`` jobs after it was taken, as the API reference says it does.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import Any
 from backend.ports import TrainingState, TrainingStatus
 
 T = TrainingState
+STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped", "Deleting")  # botocore's service model
+_WIRE = {T.RUNNING: "InProgress", T.STOPPING: "Stopping", T.COMPLETED: "Completed", T.FAILED: "Failed", T.STOPPED: "Stopped"}
 
 # How an attempt may end, as the scheduler chooses it.
 OUTCOMES = ("complete", "algorithm_error", "capacity_error", "max_runtime", "interrupted", "max_wait", "internal_error")
@@ -41,6 +47,7 @@ class SimSageMaker:
         self.created: list[str] = []
         self.stops: list[str] = []
         self.bus: list[Event] = []
+        self.created_at: dict[str, datetime] = {}  # CreationTime
 
     # --- the port's effects (the faulty port wrapper decides whether they happen) --------------
 
@@ -50,8 +57,51 @@ class SimSageMaker:
             return False
         self.requests[name] = request
         self.created.append(name)
+        self.created_at[name] = now
         self._set(name, TrainingStatus(name=name, state=T.RUNNING, started_at=now))
         return True
+
+    def list_training_jobs(self, **params: Any) -> dict[str, Any]:
+        """ListTrainingJobs as the API reference documents it (the subset Trainbot may send:
+        CreationTimeAfter/Before, MaxResults, NextToken, SortBy, SortOrder, StatusEquals). A
+        request SageMaker would refuse raises ValueError: our code must never send one."""
+        known = {"CreationTimeAfter", "CreationTimeBefore", "MaxResults", "NextToken", "SortBy", "SortOrder", "StatusEquals"}
+        if set(params) - known:
+            raise ValueError(f"ListTrainingJobs: parameters the simulator does not model: {sorted(set(params) - known)}")
+        limit = params.get("MaxResults", 10)
+        if not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValueError(f"ValidationException: Value '{limit}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 100")
+        status = params.get("StatusEquals")
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"ValidationException: Value '{status}' at 'statusEquals' failed to satisfy enum value set: {list(STATUSES)}")
+        sort_by, order = params.get("SortBy", "CreationTime"), params.get("SortOrder", "Ascending")
+        if sort_by not in ("Name", "CreationTime", "Status") or order not in ("Ascending", "Descending"):
+            raise ValueError(f"ValidationException: SortBy {sort_by!r} / SortOrder {order!r}")
+        token = params.get("NextToken")
+        if token is not None and not (isinstance(token, str) and token.isdigit()):
+            raise ValueError(f"ValidationException: Invalid pagination token {token!r}")
+        after, before = params.get("CreationTimeAfter"), params.get("CreationTimeBefore")
+        names = [n for n, at in self.created_at.items() if (after is None or at > after) and (before is None or at < before)]
+        key = {"Name": lambda n: n, "Status": lambda n: _WIRE[self.jobs[n].state]}.get(sort_by, lambda n: self.created_at[n])
+        names.sort(key=key, reverse=order == "Descending")  # stable: creation order breaks ties
+        start = int(token or 0)
+        page = names[start : start + limit]
+        summaries = [
+            {
+                "TrainingJobName": n,
+                "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{n}",
+                "CreationTime": self.created_at[n],
+                "TrainingJobStatus": _WIRE[self.jobs[n].state],
+                **({"TrainingEndTime": self.jobs[n].ended_at} if self.jobs[n].ended_at is not None else {}),
+            }
+            for n in page
+        ]
+        if status is not None:  # filtered after the page was taken (the API reference's note)
+            summaries = [summary for summary in summaries if summary["TrainingJobStatus"] == status]
+        answer: dict[str, Any] = {"TrainingJobSummaries": summaries}
+        if start + limit < len(names):
+            answer["NextToken"] = str(start + limit)
+        return answer
 
     def describe(self, name: str) -> TrainingStatus | None:
         return self.jobs.get(name)

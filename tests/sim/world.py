@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from backend.adapters.sagemaker import SageMakerBackend
 from backend.domain.approval import ApprovalRules, ApprovalState
 from backend.domain.cost import iso_week, repo_prices
-from backend.domain.model import Approval, FailureClass, Job
+from backend.domain.model import Approval, AttemptOutcome, FailureClass, Job
 from backend.domain.policy import Classification, RetryPolicy
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
@@ -39,7 +40,7 @@ from backend.errors import (
     StoreUnavailable,
     TrainbotError,
 )
-from backend.ports import TrainingStatus
+from backend.ports import LIST_PAGE_MAX, TrainingJobPage, TrainingState, TrainingStatus
 from backend.services.budget import Approvals, Budgets, CostGuard, committed_hours, reservation_seconds
 from backend.services.jobs import Actor, JobService
 from backend.services.launcher import Launcher
@@ -166,6 +167,14 @@ class FaultyBackend:
 
     def stop(self, name: str) -> None:
         self.world.call(Call("sagemaker.stop", lambda: self.sm.stop(name), lambda: BackendUnavailable("ThrottlingException")))
+
+    def list_created(self, after: datetime | None, *, next_token: str | None = None, limit: int = LIST_PAGE_MAX) -> TrainingJobPage:
+        # Through the real adapter's request and translation, against the simulated
+        # ListTrainingJobs (which refuses what SageMaker refuses).
+        adapter = SageMakerBackend(self.sm)
+        return self.world.call(
+            Call("sagemaker.list", lambda: adapter.list_created(after, next_token=next_token, limit=limit), lambda: BackendUnavailable("ThrottlingException"))
+        )
 
 
 _STORE_WRITES = frozenset(
@@ -551,11 +560,14 @@ class SimWorld:
 
     def settle(self) -> None:
         """No more faults and no more users: SageMaker finishes what runs, every event arrives
-        in order, the launcher and the monitor run on their schedules."""
+        in order, the launcher and the monitor run on their schedules. An orphan (a training
+        job no job runs: :meth:`orphan`) runs on until it is stopped, as on SageMaker, where
+        it would run to its max runtime: a job that finished by itself here would hide that
+        nobody stopped it."""
         for _ in range(SETTLE_ROUNDS):
             self.clock.advance(SETTLE_ROUND)
             for name, status in list(self.sagemaker.jobs.items()):
-                if status.ended_at is None:
+                if status.ended_at is None and (status.state is not TrainingState.RUNNING or not self.orphan(name)):
                     self.sagemaker.progress(name, "complete", self.clock())
             while len(self.delivered_events) < len(self.sagemaker.bus) and "eventbridge" not in self.outages:
                 self.event(0)
@@ -637,12 +649,27 @@ class SimWorld:
             and self.raw_store.get_record(RecordKind.COUNTED, name) is None
         )
 
+    def orphan(self, name: str) -> bool:
+        """Whether training job ``name`` is one no job runs: its job ended, is held (or was
+        rejected), or runs another attempt, or marked this one ended. A claimed attempt (its
+        create in flight, or landed and not yet recorded) is its job's: the launcher adopts it."""
+        job_id, _, number = name.rpartition("-a")
+        job = self.peek(job_id)
+        current = job.current_attempt
+        if job.is_terminal or job.is_held or current is None or current.name != name:
+            return True
+        return current.outcome not in (AttemptOutcome.PENDING, AttemptOutcome.RUNNING)
+
     def check_at_rest(self) -> None:
         for job_id in self.job_ids:
             job = self.peek(job_id)
             live = self.sagemaker.live(job_id)
             if job.status is S.STOPPED and live:
                 self._violated(-1, f"2: {job_id} is Stopped but {live} still runs")
+            orphans = [name for name in live if self.orphan(name)]
+            if orphans:
+                # Whether or not any event of it was ever delivered: the sweep's reaper lists them.
+                self._violated(-1, f"2: {job_id} is {job.status.value} but {orphans} still runs, an attempt it does not run")
             if not job.is_terminal and not job.is_held:
                 self._violated(-1, f"3: {job_id} is still {job.status.value} after {SETTLE_ROUNDS * SETTLE_ROUND} of quiet")
             if job_id in self.never_fits and job.status is not S.STOPPED and not job.is_held:

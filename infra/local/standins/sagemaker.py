@@ -205,6 +205,8 @@ THROTTLING = "ThrottlingException"
 INTERNAL_FAILURE = "InternalFailure"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 VALIDATION = "ValidationException"
+# ListTrainingJobs' StatusEquals values (botocore's service model, TrainingJobStatus).
+_LIST_STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped", "Deleting")
 # This is not an error code. The call takes effect, but the client receives a 500
 # InternalFailure, as when a response is lost on the way back. Valid for Create and Stop.
 LOST_RESPONSE = "LostResponse"
@@ -871,7 +873,15 @@ class SageMakerStandIn:
         name_contains = params.get("NameContains")
         status_equals = params.get("StatusEquals")
         sort_by = params.get("SortBy", "CreationTime")
-        descending = params.get("SortOrder", "Ascending") == "Descending"
+        sort_order = params.get("SortOrder", "Ascending")
+        # botocore checks no enum: SageMaker does (its service model's value sets).
+        for member, value, allowed in (("statusEquals", status_equals, _LIST_STATUSES),
+                                       ("sortBy", sort_by, ("Name", "CreationTime", "Status")),
+                                       ("sortOrder", sort_order, ("Ascending", "Descending"))):
+            if value is not None and value not in allowed:
+                raise _validation(f"1 validation error detected: Value '{value}' at '{member}' failed to "
+                                  f"satisfy constraint: Member must satisfy enum value set: [{', '.join(allowed)}]")
+        descending = sort_order == "Descending"
         after = params.get("CreationTimeAfter")
         before = params.get("CreationTimeBefore")
         with self._lock:
@@ -879,9 +889,10 @@ class SageMakerStandIn:
             if fault is not None:
                 raise self._fault_error(fault, None, 0)
             self._advance_all(self.clock())
+            # StatusEquals filters the page of MaxResults jobs after it was taken, as the API
+            # reference's note on ListTrainingJobs says: a page may hold fewer, even none.
             jobs = [j for j in self._jobs.values()
                     if (not name_contains or name_contains.lower() in j.name.lower())
-                    and (not status_equals or j.status == status_equals)
                     and (after is None or j.created_at > after)
                     and (before is None or j.created_at < before)]
             key = {"Name": lambda j: j.name, "Status": lambda j: j.status}.get(
@@ -890,6 +901,8 @@ class SageMakerStandIn:
             page = jobs[offset:offset + max_results]
             summaries = []
             for job in page:
+                if status_equals and job.status != status_equals:
+                    continue
                 summary = {"TrainingJobName": job.name, "TrainingJobArn": job.arn,
                            "CreationTime": job.created_at, "LastModifiedTime": job.last_modified,
                            "TrainingJobStatus": job.status, "SecondaryStatus": job.secondary}

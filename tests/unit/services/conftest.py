@@ -56,6 +56,8 @@ class World:
     instance_limits: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.backend.clock is None:
+            self.backend.clock = self.clock  # SageMaker's creation times on the test's clock
         self.store.set_notify_targets([self.notifier.name])
         self.dispatcher = Dispatcher(self.store, [self.notifier], self.clock)
         self.jobs = JobService(

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from backend.domain.status import JobStatus
 from backend.services.monitor import SWEEP_PAGE
+from backend.services.reaper import MARGIN as REAP_MARGIN
 from tests.unit.services.conftest import World
 
 
@@ -16,6 +17,10 @@ def _running(world: World, count: int) -> None:
     while world.launcher().run_tick().launched:
         pass
     world.monitor().sweep()  # all in progress now
+    # Past the reaper's margin: its cursor passes them (the reaper reads a job's item only
+    # while its training job is new; tests/unit/services/test_monitor_reaper.py).
+    world.clock.advance(REAP_MARGIN + timedelta(seconds=1))
+    world.monitor().sweep()
 
 
 def _count_reads(world: World) -> list[int]:
