@@ -27,17 +27,18 @@ class DynamoCounter:
     def __init__(self, client: Any) -> None:
         self.writes: Counter[str] = Counter()
         self.reads: Counter[str] = Counter()
-        # The stats rollup's records (backend.services.rollup): written per ten minutes of
-        # finished jobs and per hour, not per job, so counted apart.
-        self.rollup_writes = 0
+        # Writes per function run, not per job, counted apart: the stats rollup's records
+        # (backend.services.rollup: per ten minutes of ends and per hour) and the monitor's
+        # cursors (its sweep's place and the orphan reaper's, per sweep).
+        self.run_writes = 0
         client.meta.events.register("provide-client-params.dynamodb.*", self._before)
         client.meta.events.register("after-call.dynamodb.*", self._after)
 
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         name = model.name
         key = (params.get("Key") or params.get("Item") or {}).get("JobId", {}).get("S", "")
-        if name in WRITES and key.startswith("stats#"):
-            self.rollup_writes += 1
+        if name in WRITES and key.startswith(("stats#", "cursor#")):
+            self.run_writes += 1
         elif name in WRITES:
             self.writes[name] += 1
         elif name == "BatchWriteItem":

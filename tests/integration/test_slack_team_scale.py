@@ -19,6 +19,9 @@ SWEEP = (
 # retry of a killed run takes over, and its done mark are two writes per request, whatever
 # the request registers.
 REQUEST_WRITES = 2
+# The cursors' writes (slack_world.DynamoCounter.run_writes): a reaper or sweep cursor's move is
+# two UpdateItems, and these short stories run the monitor's sweep a handful of times.
+MONITOR_RUNS_AT_MOST = 8
 
 
 @pytest.fixture
@@ -51,6 +54,7 @@ def test_a_happy_path_job_posts_at_most_3_messages_mentions_its_owner_on_its_car
     # Every DynamoDB write of the bot, the launcher and the monitor for this one job (7:
     # docs/architecture.md "The write floor"), plus the /train request's own run-once claim and its done mark.
     assert world.counter.total_writes <= 7 + REQUEST_WRITES, dict(world.counter.writes)
+    assert world.counter.run_writes <= 2 * MONITOR_RUNS_AT_MOST, world.counter.run_writes
     # SNS subscribers still heard every change, in order.
     statuses = [n["body"]["status"] for n in world.stack.notifications()]
     assert statuses == ["New", "Launched", "InProgress", "Completed"]
