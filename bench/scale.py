@@ -484,7 +484,7 @@ def rollup_figures(per_day: int, *, days: int = 14, users: int = 200, seed: int 
     types = ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge", "ml.g5.48xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.m5.large", "ml.c5.xlarge"]
     roller.roll()
     total = 0
-    for hour in range((days + 1) * 24):
+    for _hour in range((days + 1) * 24):
         for _ in range(per_day // 24):
             created = clock() + timedelta(minutes=rng.uniform(0, 59))
             launched = created + timedelta(minutes=rng.expovariate(1 / 20))
