@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -60,22 +59,32 @@ def stack(request) -> Iterator[LocalStack]:
 guarded = pytest.mark.parametrize("stack", [GUARDED], ids=["guarded"], indirect=True)
 
 
-@pytest.fixture
-def page(stack):
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium per module (per xdist worker); each test has a fresh context of its own."""
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `./dev test` installs Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            tab = context.new_page()
-            tab.set_default_timeout(20_000)
-            tab.goto(stack.page_url)
-            yield tab
+            yield launched
         finally:
-            context.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(stack, browser):
+    # A new context shares nothing with another test's (cookies, storage, cache): as a new
+    # profile would.
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        tab.goto(stack.page_url)
+        yield tab
+    finally:
+        context.close()
 
 
 def _job(stack: LocalStack, name: str):
@@ -287,6 +296,7 @@ def test_an_admin_rejects_a_held_job_with_a_reason_in_the_dm(stack, page):
     assert job.status is JobStatus.STOPPED and job.approval.decided_by == "U0ADMIN"
 
 
+@pytest.mark.slow
 def test_a_whole_session_stays_quiet_and_honest(stack, page):
     """Issue 24's session, as a scientist would drive it: a long job holds the only p5 there is;
     a job with a fallback list runs on its second type; a sweep with a metric and an objective
