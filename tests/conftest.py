@@ -143,6 +143,21 @@ from infra.local.standins import moto_fast  # noqa: E402
 moto_fast.install()
 
 
+def _shorten_botocore_throttling_backoff() -> None:
+    """botocore's standard retries wait rand(0, 1) x 1 s x 2^i after a throttling error (50 ms
+    scale for any other error). The tests throttle on purpose (scripted and chaos faults in
+    the stand-ins and moto), and those waits were seconds of the suite spent asleep: here a
+    throttling error backs off on a 20 ms scale instead. Every retry is still made, jittered and
+    exponential, up to the clients' own max_attempts (backend.adapters.aws); only the pause
+    between them is shorter. Subprocesses (`trainbot local` in the e2e tests) keep botocore's."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    ExponentialBackoff._DEFAULT_BACKOFF_CONFIG = {**ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale": 0.02}
+
+
+_shorten_botocore_throttling_backoff()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The artifact sizes tests/artifact measured in this run (its build writes them; with
     xdist the workers' own output is not shown)."""
