@@ -7,6 +7,8 @@ builds a DynamoDB table (moto, or any endpoint) from the template's own table pr
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +60,24 @@ for _short, _long in _TAGS.items():
     _CfnLoader.add_constructor(f"!{_short}", _construct(_long))
 
 
+# Parsed templates by their text's digest: parsing template.yaml takes ~80 ms and the tests
+# create a jobs table from it hundreds of times per process; reading, hashing and copying ~1 ms.
+_PARSED: dict[bytes, dict[str, Any]] = {}
+_PARSED_KEPT = 16
+
+
 def load_template(path: Path | str = TEMPLATE_PATH) -> dict[str, Any]:
-    """The template as plain data, intrinsic functions in their long form."""
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)
+    """The template as plain data, intrinsic functions in their long form: a copy of its own
+    for every caller (callers change theirs)."""
+    text = Path(path).read_bytes()
+    key = hashlib.sha256(text).digest()
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = yaml.load(text.decode("utf-8"), Loader=_CfnLoader)
+        if len(_PARSED) >= _PARSED_KEPT:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return copy.deepcopy(parsed)
 
 
 def table_properties(template: dict[str, Any] | None = None, logical_id: str = "JobsTable") -> dict[str, Any]:

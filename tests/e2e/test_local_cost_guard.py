@@ -9,15 +9,16 @@ import dataclasses
 import io
 import logging
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from backend.config import Settings
 from backend.domain.model import Owner
+from backend.domain.status import JobStatus
 from backend.entrypoints.cli import build_parser, local_options
 from infra.local import TEAM_ID, LocalStack
+from tests.e2e.local_loop import drive_until, until_status
 
 SUBMIT = (
     "submit name={name} image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest instance=ml.g5.xlarge "
@@ -41,21 +42,6 @@ def stack() -> Iterator[LocalStack]:
         yield running
 
 
-def _job(stack: LocalStack, name: str):
-    jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs
-    return next(j for j in jobs if j.name == name)
-
-
-def _wait(predicate, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_the_cost_guard_options_reach_the_functions_environment(stack):
     settings = Settings.from_env(os.environ)  # what every function's cold start reads
     assert settings.team_budgets == {"local": 5.0}
@@ -66,12 +52,17 @@ def test_the_cost_guard_options_reach_the_functions_environment(stack):
 
 def test_a_submission_over_the_approval_line_is_held_and_runs_once_the_page_user_approves(stack):
     stack.page.command("/train " + SUBMIT.format(name="big", hours=3), "U0YOU")
-    job = _wait(lambda: next((j for j in stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs if j.name == "big"), None))
+    job = drive_until(
+        stack,
+        "big to be registered",
+        lambda: next((j for j in stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs if j.name == "big"), None),
+        watch=["big"],
+    )
     assert job.is_held  # 3 instance-hours > --approve-over 2
 
     from backend.bootstrap import build
 
     # "you" is an admin: the decision the DM's Approve button makes, as that user.
     assert build(Settings.from_env(os.environ)).approvals.approve(job.job_id, "U0YOU").changed
-    done = _wait(lambda: (j := _job(stack, "big")).status.value == "Completed" and j)
+    done = until_status(stack, "big", JobStatus.COMPLETED)
     assert done.current_attempt.billable_seconds is not None

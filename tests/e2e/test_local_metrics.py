@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
-from backend.domain.model import Owner
 from backend.domain.status import JobStatus
-from infra.local import CHANNEL_ID, TEAM_ID, LocalOptions, LocalStack
+from infra.local import CHANNEL_ID, LocalOptions, LocalStack
+from tests.e2e.local_loop import card_says, drive_until, jobs_named
 
 SUBMIT = (
     "/train submit name=local-metrics image=123456789012.dkr.ecr.us-east-1.amazonaws.com/bert:latest "
@@ -28,21 +27,16 @@ def test_a_running_job_in_local_mode_gets_its_latest_metrics_on_its_card_from_th
     )
     with LocalStack(options) as stack:
         stack.page.command(SUBMIT, "U0YOU")
-        deadline = time.monotonic() + 30
-        job = None
-        while time.monotonic() < deadline:
-            jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=5).jobs
-            job = jobs[0] if jobs else None
-            if job is not None and job.current_attempt is not None and job.current_attempt.metrics:
-                break
-            time.sleep(0.3)
-        assert job is not None and job.status is JobStatus.IN_PROGRESS
+        job = drive_until(
+            stack,
+            "local-metrics's latest metrics on its item",
+            lambda: (j := jobs_named(stack).get("local-metrics")) and j.current_attempt is not None and j.current_attempt.metrics and j,
+            watch=["local-metrics"],
+        )
+        assert job.status is JobStatus.IN_PROGRESS
         metrics = job.current_attempt.metrics
         assert metrics and 0.2 < metrics["loss"] < 0.3, job.current_attempt
+        drive_until(stack, "local-metrics's card to show them", lambda: card_says(stack, job, "Latest metrics"), watch=["local-metrics"])
         card = stack.slack.message(CHANNEL_ID, job.slack.thread_ts)
-        deadline = time.monotonic() + 10
-        while "Latest metrics" not in json.dumps(card["blocks"]) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            card = stack.slack.message(CHANNEL_ID, job.slack.thread_ts)
         assert ":bar_chart: Latest metrics: loss 0." in json.dumps(card["blocks"])
         assert stack.slack.thread(CHANNEL_ID, job.slack.thread_ts)[1:] == []  # nothing in its thread

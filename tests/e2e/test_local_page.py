@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from backend.domain.model import Owner
 from backend.domain.status import JobStatus
 from infra.local import TEAM_ID, LocalOptions, LocalStack, cost_guard_parameters
+from tests.e2e.local_loop import card_says, drive_until, jobs_named, replies, until_status
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -59,27 +59,43 @@ def stack(request) -> Iterator[LocalStack]:
 guarded = pytest.mark.parametrize("stack", [GUARDED], ids=["guarded"], indirect=True)
 
 
-@pytest.fixture
-def page(stack):
+@pytest.fixture(scope="module")
+def browser():
+    """One chromium per module (per xdist worker); each test has a fresh context of its own."""
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: `./dev test` installs Debian's chromium"
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
-            tab = context.new_page()
-            tab.set_default_timeout(20_000)
-            tab.goto(stack.page_url)
-            yield tab
+            yield launched
         finally:
-            context.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(stack, browser):
+    # A new context shares nothing with another test's (cookies, storage, cache): as a new
+    # profile would.
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(20_000)
+        tab.goto(stack.page_url)
+        yield tab
+    finally:
+        context.close()
 
 
 def _job(stack: LocalStack, name: str):
     jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs
     return next(j for j in jobs if j.name == name)
+
+
+def _sweep_summarized(stack: LocalStack, name: str) -> bool:
+    """Whether every job of sweep ``name`` ended and the sweep's card has a reply (its summary)."""
+    jobs = [j for n, j in jobs_named(stack).items() if n.startswith(name + "-")]
+    return len(jobs) == 3 and all(j.is_terminal for j in jobs) and bool(replies(stack, jobs[0]))
 
 
 def _type(page, text: str) -> None:
@@ -97,7 +113,8 @@ def test_a_typed_submit_shows_the_card_and_its_thread_reaches_completed(stack, p
     # One answer: "Registered" takes the place of the ack's "Registering…" (replace_original).
     expect(page.locator("[data-testid=ephemeral]", has_text="✅ Registered page-ok as")).to_be_visible()
     expect(page.locator("[data-testid=ephemeral]")).to_have_count(1)
-    expect(card).to_contain_text("is Completed", timeout=30_000)
+    until_status(stack, "page-ok", JobStatus.COMPLETED, card_words="is *Completed*")
+    expect(card).to_contain_text("is Completed")
     card.get_by_test_id("thread-toggle").click()
     thread = card.get_by_test_id("thread")
     expect(thread).to_contain_text("Completed")  # the one reply a happy path gets (backend.domain.notice)
@@ -124,11 +141,13 @@ def test_stop_on_a_running_jobs_card_stops_it(stack, page):
 
     _type(page, SUBMIT.format(name="page-long", duration=120))
     card = page.locator("[data-testid=message]", has_text="page-long")
-    expect(card).to_contain_text("InProgress", timeout=30_000)
+    until_status(stack, "page-long", JobStatus.IN_PROGRESS, card_words="InProgress")
+    expect(card).to_contain_text("InProgress")
 
     card.locator("button[data-action-id=job_stop]").click()
 
-    expect(card).to_contain_text("is Stopped", timeout=30_000)
+    until_status(stack, "page-long", JobStatus.STOPPED, card_words="is *Stopped*")
+    expect(card).to_contain_text("is Stopped")
     expect(page.locator("[data-testid=ephemeral]", has_text="Stopp")).to_be_visible()
     assert _job(stack, "page-long").status is JobStatus.STOPPED
 
@@ -139,7 +158,13 @@ def test_a_running_jobs_card_names_its_owner_and_shows_its_latest_metrics(stack,
     _type(page, SUBMIT.format(name="page-metrics", duration=60) + " metric.loss='loss=([0-9.]+)' hp.trainbot_standin_metric_loss=0.2")
     card = page.locator("[data-testid=message]", has_text="page-metrics")
     expect(card).to_contain_text("Owner @you")  # a mention, shown as Slack shows it (README, Local mode)
-    expect(card).to_contain_text("📊 Latest metrics: loss 0.", timeout=30_000)
+    drive_until(
+        stack,
+        "page-metrics's card to show its latest metrics",
+        lambda: (j := jobs_named(stack).get("page-metrics")) is not None and card_says(stack, j, ":bar_chart: Latest metrics: loss 0."),
+        watch=["page-metrics"],
+    )
+    expect(card).to_contain_text("📊 Latest metrics: loss 0.")
     expect(card).to_contain_text("InProgress")
     expect(card.get_by_test_id("thread-toggle")).to_have_count(0)  # told on the card; its thread has no reply
     job = _job(stack, "page-metrics")
@@ -179,7 +204,8 @@ def test_stats_on_the_page_posts_the_summary_and_the_chart_function_shows_the_ch
     from playwright.sync_api import expect
 
     _type(page, SUBMIT.format(name="page-stats", duration=1.0))
-    expect(page.locator("[data-testid=message]", has_text="page-stats")).to_contain_text("is Completed", timeout=30_000)
+    until_status(stack, "page-stats", JobStatus.COMPLETED, card_words="is *Completed*")
+    expect(page.locator("[data-testid=message]", has_text="page-stats")).to_contain_text("is Completed")
 
     _type(page, "/train stats days=2")
 
@@ -240,7 +266,8 @@ def test_an_admin_approves_a_held_job_in_the_dm_and_the_job_runs(stack, page):
 
     page.get_by_test_id("channel").click()
     expect(card).not_to_contain_text("Waiting for an admin's approval")
-    expect(card).to_contain_text("is Completed", timeout=30_000)
+    until_status(stack, "page-held", JobStatus.COMPLETED, card_words="is *Completed*")
+    expect(card).to_contain_text("is Completed")
     assert _job(stack, "page-held").status is JobStatus.COMPLETED
 
 
@@ -269,6 +296,7 @@ def test_an_admin_rejects_a_held_job_with_a_reason_in_the_dm(stack, page):
     assert job.status is JobStatus.STOPPED and job.approval.decided_by == "U0ADMIN"
 
 
+@pytest.mark.slow
 def test_a_whole_session_stays_quiet_and_honest(stack, page):
     """Issue 24's session, as a scientist would drive it: a long job holds the only p5 there is;
     a job with a fallback list runs on its second type; a sweep with a metric and an objective
@@ -280,23 +308,28 @@ def test_a_whole_session_stays_quiet_and_honest(stack, page):
     p5 = SUBMIT.replace("instance=ml.g5.xlarge", "instance=ml.p5.48xlarge")
     _type(page, p5.format(name="s-long", duration=120))
     long_card = page.locator("[data-testid=message]", has_text="s-long")
-    expect(long_card).to_contain_text("InProgress", timeout=30_000)
+    until_status(stack, "s-long", JobStatus.IN_PROGRESS, card_words="InProgress")
+    expect(long_card).to_contain_text("InProgress")
 
     fallback = SUBMIT.replace("instance=ml.g5.xlarge", "instance=ml.p5.48xlarge,ml.p4d.24xlarge")
     _type(page, fallback.format(name="s-fallback", duration=1.5))
     fallback_card = page.locator("[data-testid=message]", has_text="s-fallback")
-    expect(fallback_card).to_contain_text("is Completed", timeout=45_000)
+    until_status(stack, "s-fallback", JobStatus.COMPLETED, card_words="is *Completed*")
+    expect(fallback_card).to_contain_text("is Completed")
     expect(fallback_card).to_contain_text("ml.p4d.24xlarge × 1 (of ml.p5.48xlarge, ml.p4d.24xlarge)")
 
     sweep = SUBMIT.replace("/train submit", "/train sweep").format(name="s-sweep", duration=1.0)
     _type(page, sweep + " hp.lr=1e-5,3e-5,1e-4 metric.loss='loss=([0-9.]+)' objective=min:loss")
     sweep_card = page.locator("[data-testid=message]", has_text="Sweep s-sweep")
-    expect(sweep_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=60_000)  # the summary, once
+    drive_until(stack, "the sweep's summary", lambda: _sweep_summarized(stack, "s-sweep"), watch=["s-sweep"])
+    expect(sweep_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸")  # the summary, once
 
     _type(page, "/train stop s-long")  # by the name its owner gave it
     expect(page.locator("[data-testid=ephemeral]", has_text="is now Stopping")).to_be_visible()
-    expect(long_card).to_contain_text("is Stopped", timeout=30_000)
-    expect(long_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸", timeout=30_000)
+    until_status(stack, "s-long", JobStatus.STOPPED, card_words="is *Stopped*")
+    drive_until(stack, "s-long's Stopped reply", lambda: replies(stack, jobs_named(stack)["s-long"]), watch=["s-long"])
+    expect(long_card).to_contain_text("is Stopped")
+    expect(long_card.get_by_test_id("thread-toggle")).to_have_text("1 reply ▸")
 
     _type(page, "/train stats days=1")
     summary = page.locator("[data-testid=message]", has_text="Everyone's jobs, last 1 day")

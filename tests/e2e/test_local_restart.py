@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 from backend.adapters.slack.render import STOP_ACTION
-from backend.domain.model import Job, Owner
 from backend.domain.status import JobStatus
-from infra.local import CHANNEL_ID, TEAM_ID, LocalOptions, LocalStack
+from infra.local import CHANNEL_ID, LocalOptions, LocalStack
+from tests.e2e.local_loop import drive_until, until_status
 
 S = JobStatus
 SUBMIT = (
@@ -33,21 +31,6 @@ def _options(data_dir) -> LocalOptions:
     )
 
 
-def _wait(what: str, predicate: Callable[[], Any], timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _job(stack: LocalStack, name: str) -> Job | None:
-    jobs = stack.store.jobs_of_owner(Owner(team_id=TEAM_ID, user_id="U0YOU"), limit=50).jobs
-    return next((j for j in jobs if j.name == name), None)
-
-
 def _page_state(stack: LocalStack) -> dict[str, Any]:
     """What the page loads (its own route, as the browser reads it)."""
     with urllib.request.urlopen(stack.page_url + "page/state", timeout=10) as answer:
@@ -63,9 +46,14 @@ def test_a_restart_with_data_shows_the_jobs_cards_and_threads_again_and_keeps_th
     with LocalStack(_options(tmp_path)) as first:
         first.page.command(SUBMIT.format(name="kept-done", duration=1), "U0YOU")
         first.page.command(SUBMIT.format(name="kept-running", duration=300), "U0YOU")
-        done = _wait("kept-done to complete", lambda: (j := _job(first, "kept-done")) and j.status is S.COMPLETED and j)
-        running = _wait("kept-running to run", lambda: (j := _job(first, "kept-running")) and j.status is S.IN_PROGRESS and j)
-        _wait("the Completed reply", lambda: any("Completed" in r["text"] for r in first.slack.thread(CHANNEL_ID, done.slack.thread_ts)[1:]))
+        done = until_status(first, "kept-done", S.COMPLETED)
+        running = until_status(first, "kept-running", S.IN_PROGRESS)
+        drive_until(
+            first,
+            "kept-done's Completed reply",
+            lambda: any("Completed" in r["text"] for r in first.slack.thread(CHANNEL_ID, done.slack.thread_ts)[1:]),
+            watch=["kept-done"],
+        )
         before = _page_state(first)
 
     with LocalStack(_options(tmp_path)) as second:
@@ -81,14 +69,16 @@ def test_a_restart_with_data_shows_the_jobs_cards_and_threads_again_and_keeps_th
         # And they are live: Stop on the restored card stops the job, and the same card says so.
         answer = second.page.click(STOP_ACTION, running.job_id, running.slack.thread_ts, "U0YOU", block_id=f"job:{running.job_id}")
         assert answer["status"] == 200
-        _wait("kept-running to stop", lambda: (j := _job(second, "kept-running")) and j.status is S.STOPPED)
-        _wait(
+        until_status(second, "kept-running", S.STOPPED)
+        drive_until(
+            second,
             "the restored card to show Stopped",
             lambda: "is *Stopped*" in json.dumps(second.slack.message(CHANNEL_ID, running.slack.thread_ts)["blocks"]),
+            watch=["kept-running"],
         )
         assert len(_cards(_page_state(second), "kept-running")) == 1  # updated in place, not posted again
         assert any("Stopped" in r["text"] for r in second.slack.thread(CHANNEL_ID, running.slack.thread_ts)[1:])
         # New messages sort after the restored ones.
         second.page.command(SUBMIT.format(name="after-restart", duration=1), "U0YOU")
-        new = _wait("a card for the new job", lambda: _cards(_page_state(second), "after-restart"))
+        new = drive_until(second, "a card for the new job", lambda: _cards(_page_state(second), "after-restart"), watch=["after-restart"])
         assert float(new[0]["ts"]) > max(float(m["ts"]) for m in before["messages"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.adapters.slack.notifier import POST_BURST, UPDATES_PER_MINUTE, SlackPacer
+from backend.adapters.slack.notifier import POST_BURST, READS_PER_MINUTE, UPDATES_PER_MINUTE, SlackPacer
 from backend.errors import NotifierUnavailable
 from infra.local.standins.sagemaker import FakeClock
 
@@ -58,6 +58,20 @@ def test_card_updates_keep_to_the_app_wide_minute_budget(clock):
     clock.advance(60)
     pacer.before_update("C1/next")
     assert pacer.card_due("C1/0")
+
+
+def test_thread_reads_keep_to_their_own_minute_budget_apart_from_the_updates(clock):
+    pacer = SlackPacer(clock=clock, sleep=clock.advance)
+    for _ in range(READS_PER_MINUTE):
+        pacer.before_read()
+    with pytest.raises(NotifierUnavailable, match="conversations.replies is at its per-minute budget"):
+        pacer.before_read()
+    pacer.before_update("C1/1")  # the updates' budget is untouched by the reads
+    clock.advance(59.9)
+    with pytest.raises(NotifierUnavailable, match="conversations.replies"):
+        pacer.before_read()
+    clock.advance(0.1)  # a minute after the first reads: the window has moved past them
+    pacer.before_read()
 
 
 def test_a_post_that_may_not_wait_is_refused_without_taking_a_turn(clock):

@@ -199,24 +199,25 @@ class SlackPacer:
             last = self._card_at.get(key)
             return last is None or self._clock() - last >= SAME_CARD_SECONDS
 
+    def _take(self, calls: deque[float], per_minute: int, method: str) -> float:
+        """One call of a per-minute budget (``calls``: when the last minute's were made), under
+        the lock; NotifierUnavailable when the minute's budget is spent."""
+        now = self._clock()
+        while calls and now - calls[0] >= 60:
+            calls.popleft()
+        if len(calls) >= per_minute:
+            raise NotifierUnavailable(f"{method} is at its per-minute budget")
+        calls.append(now)
+        return now
+
     def before_read(self) -> None:
         """A conversations.replies call (Tier 3, its own budget): at most READS_PER_MINUTE."""
         with self._lock:
-            now = self._clock()
-            while self._reads and now - self._reads[0] >= 60:
-                self._reads.popleft()
-            if len(self._reads) >= READS_PER_MINUTE:
-                raise NotifierUnavailable("conversations.replies is at its per-minute budget")
-            self._reads.append(now)
+            self._take(self._reads, READS_PER_MINUTE, "conversations.replies")
 
     def before_update(self, key: str) -> None:
         with self._lock:
-            now = self._clock()
-            while self._updates and now - self._updates[0] >= 60:
-                self._updates.popleft()
-            if len(self._updates) >= UPDATES_PER_MINUTE:
-                raise NotifierUnavailable("chat.update is at its per-minute budget")
-            self._updates.append(now)
+            now = self._take(self._updates, UPDATES_PER_MINUTE, "chat.update")
             self._card_at[key] = now
             self._card_at.move_to_end(key)
             while len(self._card_at) > _ROOT_CACHE:

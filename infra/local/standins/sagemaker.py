@@ -679,6 +679,19 @@ class SageMakerStandIn:
         self._deliver_callbacks()
         return result
 
+    def next_change_at(self, name: str) -> float | None:
+        """When job ``name``'s next planned status change is due (on the stand-in's clock);
+        None when nothing more is planned for it (ended, or no such job). A waiting test knows
+        this way whether SageMaker's side still has something coming."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                return None
+            self._advance_job(job, self.clock())
+            at = job.plan[0].at if job.plan else None
+        self._deliver_callbacks()
+        return at
+
     def job_names(self) -> list[str]:
         with self._lock:
             return list(self._jobs)
