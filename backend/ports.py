@@ -89,6 +89,10 @@ class JobHistory(Protocol):
         """How many jobs were created within [since, until] (timestamps; reads index keys only)."""
         ...
 
+    def count_owned(self, owner: Owner, since: str, until: str) -> int:
+        """How many of ``owner``'s jobs were created within [since, until] (the Owner index's keys)."""
+        ...
+
     def jobs_ended_in(self, slice_name: str) -> list[Job]:
         """The finished jobs whose end is in the ten-minute slice ``slice_name`` (the Ended
         index; items read consistently)."""

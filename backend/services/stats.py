@@ -182,6 +182,7 @@ class Stats:
     unfinished: int | None = None
     counted_until: datetime | None = None
     from_tallies: bool = False
+    unfinished_unknown: bool = False  # from the tallies, for a user given by id alone
 
     @property
     def total_retries(self) -> int:
@@ -199,8 +200,8 @@ class Stats:
         text = f"Jobs created {self.window.describe()}"
         if self.from_tallies:
             text += "; waits and run times of finished jobs, to within 5%"
-            if self.unfinished is None and self.scope != "everyone":
-                text += "; jobs not finished yet are counted for everyone, not per user"
+            if self.unfinished is None and self.unfinished_unknown:
+                text += "; jobs not finished yet are counted for everyone and for your own, not another user's"
         if self.counted_until is not None:
             text += f"; jobs that finished after {to_utc(self.counted_until):%H:%M} UTC are still being counted"
         cutoff = self.expired_before
@@ -437,7 +438,15 @@ def collect_rolled(
 
     # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
     created: dict[str, int] | None = None
-    if owner is None:
+    if isinstance(owner, Owner):
+        # One owner's: a COUNT on the Owner index per day (keys only; DynamoDB answers the count).
+        created = {}
+        for day in window.days:
+            start = max(since_at, datetime.combine(day, time(), tzinfo=UTC))
+            end = min(now, datetime.combine(day, time.max, tzinfo=UTC))
+            if start <= end:
+                created[day.isoformat()] = store.count_owned(owner, format_utc(start), format_utc(end))
+    elif owner is None:
         created = {}
         counted_to = datetime.fromisoformat(str(cursor["Created"]) + ":00:00+00:00")
         for day in per_day:
@@ -549,6 +558,7 @@ def stats_of_tallies(
         unfinished=unfinished or None,
         counted_until=counted_until,
         from_tallies=True,
+        unfinished_unknown=created is None,
     )
 
 

@@ -408,6 +408,9 @@ class MemoryJobStore:
     def count_created(self, since: str, until: str) -> int:
         return sum(1 for j in self._jobs.values() if since <= _created(j) <= until)
 
+    def count_owned(self, owner: Owner, since: str, until: str) -> int:
+        return sum(1 for j in self._jobs.values() if j.owner == owner and since <= _created(j) <= until)
+
     def jobs_ended_in(self, slice_name: str) -> list[Job]:
         found = [j for j in self._jobs.values() if j.is_terminal and j.history and end_slice(format_utc(j.history[-1].at)) == slice_name]
         return list(self._copies(sorted(found, key=lambda j: j.job_id), None))

@@ -234,6 +234,18 @@ class DynamoQueries(DynamoTable):
                 total += int(answer.get("Count", 0))
         return total
 
+    def count_owned(self, owner: Owner, since: str, until: str) -> int:
+        """``owner``'s jobs created within [since, until]: a COUNT query on the Owner index."""
+        total = 0
+        for answer in self._query(
+            IndexName="Owner",
+            KeyConditionExpression="OwnerId = :o AND CreatedAt BETWEEN :a AND :b",
+            ExpressionAttributeValues={":o": {"S": owner.key}, ":a": {"S": since}, ":b": {"S": until}},
+            Select="COUNT",
+        ):
+            total += int(answer.get("Count", 0))
+        return total
+
     def jobs_ended_in(self, slice_name: str) -> list[Job]:
         """Jobs whose end is in a ten-minute slice: the Ended index's keys, then the items by id
         (consistently: the rollup must see the end the index showed, or a later change)."""

@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 
 from backend.domain import tally
+from backend.domain.model import Owner
 from backend.domain.policy import RetryPolicy
 from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, JobStatus
@@ -258,6 +259,16 @@ def test_unfinished_jobs_are_the_created_less_the_finished() -> None:
     # A job retried by hand and not finished again keeps its counted end until it finishes.
     assert rolled.unfinished == unfinished - retried_not_ended
     assert rolled.total == len(jobs)
+    # Per owner too (the Owner index counts their jobs created).
+    for user in USERS:
+        owner = Owner(team_id="T1", user_id=user)
+        theirs = [j for j in jobs if j.owner == owner]
+        mine = collect(world.store, owner, 2, None, world.clock())
+        left = sum(1 for j in theirs if j.status not in TERMINAL and tally.previous_end(j) is None)
+        assert (mine.unfinished or 0, mine.total) == (left, len(theirs))
+        assert "not another user's" not in mine.coverage()
+    # A user named by id alone: their unfinished jobs are not known, and the answer says so.
+    assert "not another user's" in collect(world.store, USERS[0], 2, None, world.clock()).coverage()
 
 
 def test_a_repeated_roll_adds_nothing() -> None:
