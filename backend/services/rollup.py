@@ -30,7 +30,7 @@ days job by job, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,10 @@ GRACE = timedelta(minutes=10)
 SLICE = timedelta(minutes=10)
 CHUNK = 4000  # job ids per record of a slice's list (about 100 KB; an item holds 400 KB)
 MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for a while catches up)
+# Slices rolled together, each tally written once for them: a run rolls when this many are due
+# (every half hour), so a busy day's tallies are rewritten 48 times a day, not 144. The read
+# counts the newer ends one by one (TAIL_MAX in backend.services.stats).
+ROLL_SLICES = 3
 ALL = "all"
 
 
@@ -68,6 +72,13 @@ def slice_of(moment: datetime) -> str:
 
 def next_slice(name: str) -> str:
     return slice_of(slice_start(name) + SLICE)
+
+
+@dataclass
+class Batch:
+    slices: list[str] = field(default_factory=list)
+    jobs: int = 0
+    written: int = 0
 
 
 @dataclass
@@ -121,18 +132,18 @@ class StatsRoller:
         if self._next_due is not None and now < self._next_due:
             return report
         cursor = self.cursor()
-        while report.slices < MAX_SLICES and slice_start(cursor["Ends"]) + SLICE + GRACE <= now:
-            if not should_continue():
+        due: list[str] = []
+        name = cursor["Ends"]
+        while len(due) < MAX_SLICES and slice_start(name) + SLICE + GRACE <= now:
+            due.append(name)
+            name = next_slice(name)
+        if len(due) >= ROLL_SLICES:
+            rolled = self.roll_slices(due, since=cursor["Since"], should_continue=should_continue)
+            report.slices, report.jobs, report.tallies_written = len(rolled.slices), rolled.jobs, rolled.written
+            if not rolled.slices or not self._advance(cursor, Ends=next_slice(rolled.slices[-1])):
                 report.caught_up = False
-                return report
-            name = cursor["Ends"]
-            jobs, written = self.roll_slice(name, since=cursor["Since"])
-            report.slices += 1
-            report.jobs += jobs
-            report.tallies_written += written
-            if not self._advance(cursor, Ends=next_slice(name)):
-                return report  # another roller is at it
-        report.caught_up = slice_start(cursor["Ends"]) + SLICE + GRACE > now
+                return report  # out of time, or another roller is at it
+        report.caught_up = slice_start(cursor["Ends"]) + ROLL_SLICES * SLICE + GRACE > now
         while parse_utc(cursor["Created"] + ":00:00Z") + timedelta(hours=1) + GRACE <= now and should_continue():
             hour = cursor["Created"]
             start = parse_utc(hour + ":00:00Z")
@@ -142,30 +153,38 @@ class StatsRoller:
             if not self._advance(cursor, Created=format_utc(start + timedelta(hours=1))[:13]):
                 break
         self._next_due = min(
-            slice_start(cursor["Ends"]) + SLICE + GRACE, parse_utc(cursor["Created"] + ":00:00Z") + timedelta(hours=1) + GRACE
+            slice_start(cursor["Ends"]) + ROLL_SLICES * SLICE + GRACE, parse_utc(cursor["Created"] + ":00:00Z") + timedelta(hours=1) + GRACE
         )
         return report
 
-    def roll_slice(self, name: str, *, since: str) -> tuple[int, int]:
-        """Add the jobs that finished in slice ``name`` to their creation days' tallies;
-        (jobs, tallies written)."""
-        jobs = self._slice_jobs(name)
-        deltas: dict[str, tallies.Tally] = {}
-        for job in jobs:
-            created = format_utc(job.created_at)
-            if created[:13] < since:
-                continue  # created before the rollup began: those days are read job by job
-            delta = self.delta(job, name)
-            if not delta:
-                continue
-            day = created[:10]
-            for scope in (ALL, user_scope(job.owner.user_id)):
-                tallies.add(deltas.setdefault(f"{scope}#{day}", {}), delta)
-        written = 0
-        for key, delta in sorted(deltas.items()):
-            if self._apply(key, name, delta):
-                written += 1
-        return len(jobs), written
+    def roll_slices(self, names: list[str], *, since: str, should_continue: Callable[[], bool] = lambda: True) -> Batch:
+        """Add the jobs that finished in slices ``names`` (consecutive, oldest first) to their
+        creation days' tallies, each tally written once for the lot."""
+        batch = Batch()
+        parts: dict[str, list[tuple[str, tallies.Tally]]] = {}
+        for name in names:
+            if batch.slices and not should_continue():
+                break
+            jobs = self._slice_jobs(name)
+            deltas: dict[str, tallies.Tally] = {}
+            for job in jobs:
+                created = format_utc(job.created_at)
+                if created[:13] < since:
+                    continue  # created before the rollup began: those days are read job by job
+                delta = self.delta(job, name)
+                if not delta:
+                    continue
+                day = created[:10]
+                for scope in (ALL, user_scope(job.owner.user_id)):
+                    tallies.add(deltas.setdefault(f"{scope}#{day}", {}), delta)
+            for key, delta in deltas.items():
+                parts.setdefault(key, []).append((name, delta))
+            batch.slices.append(name)
+            batch.jobs += len(jobs)
+        for key, keyed in sorted(parts.items()):
+            if self._apply(key, keyed):
+                batch.written += 1
+        return batch
 
     def _slice_jobs(self, name: str) -> list[Job]:
         """The jobs whose end in slice ``name`` is counted: written down first (see above)."""
@@ -215,14 +234,18 @@ class StatsRoller:
                 break
         return delta
 
-    def _apply(self, key: str, name: str, delta: tallies.Tally) -> bool:
-        """Add ``delta`` to tally ``key`` unless slice ``name`` is in it already."""
+    def _apply(self, key: str, parts: list[tuple[str, tallies.Tally]]) -> bool:
+        """Add to tally ``key`` each ``(slice, delta)`` of ``parts`` whose slice it lacks."""
         for _ in range(20):
             stored = self.store.get_record(KIND, key)
-            if stored is not None and str(stored.get("Through", "")) >= name:
+            through = str(stored.get("Through", "")) if stored is not None else ""
+            missing = [(name, delta) for name, delta in parts if name > through]
+            if not missing:
                 return False
-            merged = tallies.add(dict(stored.get("Tally", {})) if stored else {}, delta)
-            record = {"Tally": merged, "Through": name}
+            merged = dict(stored.get("Tally", {})) if stored else {}
+            for _name, delta in missing:
+                tallies.add(merged, delta)
+            record = {"Tally": merged, "Through": missing[-1][0]}
             if stored is None:
                 if self.store.put_record(KIND, key, record, only_if_absent=True):
                     return True
@@ -265,7 +288,7 @@ def counted_hours(store: JobStore, day: str) -> dict[str, int]:
     return {hour: int(n) for hour, n in (record or {}).get("Hours", {}).items()}
 
 
-def pending_slices(cursor: dict[str, Any], now: datetime) -> Iterator[str]:
+def pending_slices(cursor: Mapping[str, Any], now: datetime) -> Iterator[str]:
     """Slices not rolled yet, oldest first, up to the one ``now`` is in."""
     name = cursor["Ends"]
     last = slice_of(now)

@@ -430,10 +430,10 @@ def collect_rolled(
             break
         read += len(ended)
         for job in ended:
-            created = format_utc(job.created_at)
-            day = created[:10]
+            created_at = format_utc(job.created_at)
+            day = created_at[:10]
             # A roll that stopped half-way added this slice to some days' tallies already.
-            if created[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None) and through.get(day, "") < name:
+            if created_at[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None) and through.get(day, "") < name:
                 tallies.add(per_day.setdefault(day, {}), roller.delta(job, name))
 
     # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
@@ -441,11 +441,11 @@ def collect_rolled(
     if isinstance(owner, Owner):
         # One owner's: a COUNT on the Owner index per day (keys only; DynamoDB answers the count).
         created = {}
-        for day in window.days:
-            start = max(since_at, datetime.combine(day, time(), tzinfo=UTC))
-            end = min(now, datetime.combine(day, time.max, tzinfo=UTC))
+        for date_ in window.days:
+            start = max(since_at, datetime.combine(date_, time(), tzinfo=UTC))
+            end = min(now, datetime.combine(date_, time.max, tzinfo=UTC))
             if start <= end:
-                created[day.isoformat()] = store.count_owned(owner, format_utc(start), format_utc(end))
+                created[date_.isoformat()] = store.count_owned(owner, format_utc(start), format_utc(end))
     elif owner is None:
         created = {}
         counted_to = datetime.fromisoformat(str(cursor["Created"]) + ":00:00+00:00")
@@ -454,10 +454,10 @@ def collect_rolled(
                 created[day] = sum(rollup.counted_hours(store, day).values())
         if counted_to <= now:
             start = max(counted_to, to_utc(window.since))
-            for day in Window(start, now).days:
-                first = max(start, datetime.combine(day, time(), tzinfo=UTC))
-                created[day.isoformat()] = created.get(day.isoformat(), 0) + store.count_created(
-                    format_utc(first), format_utc(min(now, datetime.combine(day, time.max, tzinfo=UTC)))
+            for date_ in Window(start, now).days:
+                first = max(start, datetime.combine(date_, time(), tzinfo=UTC))
+                created[date_.isoformat()] = created.get(date_.isoformat(), 0) + store.count_created(
+                    format_utc(first), format_utc(min(now, datetime.combine(date_, time.max, tzinfo=UTC)))
                 )
     return stats_of_tallies(
         per_day, window, now, scope=scope_label(owner, None), created=created, unfinished_live=unfinished_live,

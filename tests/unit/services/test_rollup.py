@@ -236,7 +236,7 @@ def test_stats_from_the_tallies_agree_with_reading_every_job(seed: int) -> None:
     world.clock.advance(timedelta(hours=2))
     world.roller.roll()
     cursor = world.store.get_record(RecordKind.STATS, "cursor")
-    assert list(rollup.pending_slices(cursor, world.clock() - rollup.SLICE - rollup.GRACE)) == []
+    assert len(list(rollup.pending_slices(cursor, world.clock() - rollup.SLICE - rollup.GRACE))) < rollup.ROLL_SLICES
     _agree(collect(world.store, None, 3, None, world.clock()), _exact(world, 3))
     # Per user too (unfinished jobs are not counted per user: none are left here).
     for user in USERS:
@@ -283,7 +283,7 @@ def test_a_repeated_roll_adds_nothing() -> None:
     # Another roller that read the cursor before the first moved it rolls the same slices again.
     name = rollup.next_slice(cursor["Since"] + ":0")
     replay = rollup.StatsRoller(world.store, world.clock)
-    replay.roll_slice(name, since=cursor["Since"])
+    replay.roll_slices([name], since=cursor["Since"])
     after = {key: dict(v) for key, v in world.store._records.items() if key[0] == RecordKind.STATS}
     assert after == before
 
@@ -311,16 +311,16 @@ def test_a_job_stopped_three_times_counts_once_whichever_ends_were_rolled_up() -
     [job_id] = world.ids
     owner = Actor(team_id="T1", user_id=world.store.get(job_id).owner.user_id)
     world.jobs.stop(job_id, owner)  # E1: Stopped before launch
-    world.clock.advance(timedelta(minutes=25))
+    world.clock.advance(timedelta(minutes=45))
     world.roller.roll()
     world.jobs.retry(job_id, owner)
     world.jobs.stop(job_id, owner)  # E2
     world.clock.advance(timedelta(minutes=1))
     world.jobs.retry(job_id, owner)  # before E2's slice is rolled up
-    world.clock.advance(timedelta(minutes=25))
+    world.clock.advance(timedelta(minutes=45))
     world.roller.roll()
     world.jobs.stop(job_id, owner)  # E3
-    world.clock.advance(timedelta(minutes=25))
+    world.clock.advance(timedelta(minutes=45))
     world.roller.roll()
     day = format_utc(world.store.get(job_id).created_at)[:10]
     stored = world.store.get_record(RecordKind.STATS, f"all#{day}")
