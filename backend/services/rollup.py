@@ -2,7 +2,7 @@
 records instead of every job of its window (issue 23: 14 days of 100,000 jobs a day).
 
 The monitor runs :meth:`StatsRoller.roll` after its sweep. It walks the ``Ended`` index (finished
-jobs by the ten-minute slice they finished in) one slice at a time, once the slice is
+jobs by the ten-minute slice they finished in), ``ROLL_SLICES`` slices at a time once they are
 ``GRACE`` old (no write that ends a job can land later than that: every function's timeout is
 shorter), and adds each job's contribution (:func:`backend.domain.tally.contribution`) to the
 tally of the day the job was *created* (``stats#all#<day>``) and to its owner's
