@@ -612,6 +612,26 @@ def test_a_process_remembers_the_leases_of_its_last_1024_folded_writes(store):
     assert not store.holds_delivery(jobs[2])
 
 
+def test_a_lease_taken_by_one_thread_is_not_answered_to_another(store):
+    """Local mode runs a function's concurrent invocations as threads of one process (Lambda
+    gives each its own environment): another invocation asking about the job, at the version
+    it read, must neither be told it holds the lease nor use up the writer's answer."""
+    import threading
+
+    from backend.adapters.dynamo.outbox import remember_lease
+
+    job = make_job("t-1", job_id="t-1").model_copy(update={"version": 6})
+    remember_lease(store, job.job_id, job.version)
+    answers: list[bool] = []
+    reader = threading.Thread(
+        target=lambda: answers.extend([store.holds_delivery(job.model_copy(update={"version": 5})), store.holds_delivery(job)])
+    )
+    reader.start()
+    reader.join()
+    assert answers == [False, False]
+    assert store.holds_delivery(job)  # the writer's own thread still holds it
+
+
 def test_the_outbox_drain_reads_only_what_it_takes(store):
     """A drain asks for a page of due jobs, then takes each one's lease with the write that
     reads it: a limit bounds the index entries read, and each lease taken counts its item."""

@@ -6,6 +6,7 @@ outbox drain takes one with a write of its own (:meth:`acquire_delivery`)."""
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -29,9 +30,21 @@ class DeliveryLease(NamedTuple):
 _LEASES_KEPT = 1024
 
 
+def _leases(table: DynamoTable) -> OrderedDict[str, int]:
+    """The leases this thread's writes took. Per thread, not per process: Lambda runs one
+    invocation per execution environment, but local mode runs a function's concurrent
+    invocations as threads of one process, and one invocation must never answer (and use up)
+    another's (a reader of the job at an older version took the writer's mark away, and neither
+    delivered: the change waited three minutes for the drain)."""
+    local = table.__dict__.setdefault("_folded_leases", threading.local())
+    if not hasattr(local, "leases"):
+        local.leases = OrderedDict()
+    return local.leases
+
+
 def remember_lease(table: DynamoTable, job_id: str, version: int) -> None:
-    """``table``'s process took ``job_id``'s delivery lease in its write of ``version``."""
-    leases: OrderedDict[str, int] = table.__dict__.setdefault("_folded_leases", OrderedDict())
+    """This thread took ``job_id``'s delivery lease in its write of ``version`` to ``table``."""
+    leases = _leases(table)
     leases[job_id] = version
     while len(leases) > _LEASES_KEPT:
         leases.popitem(last=False)
@@ -41,10 +54,9 @@ class DynamoOutbox(DynamoTable):
     """The :class:`backend.ports.OutboxStore` part of the DynamoDB store."""
 
     def holds_delivery(self, job: Job) -> bool:
-        """Whether this process's write of ``job`` (as it is now) took its delivery lease, whose
+        """Whether this thread's write of ``job`` (as it is now) took its delivery lease, whose
         token is then ``v<version>``; asked once (the answer is forgotten)."""
-        leases: OrderedDict[str, int] = self.__dict__.setdefault("_folded_leases", OrderedDict())
-        return leases.pop(job.job_id, None) == job.version
+        return _leases(self).pop(job.job_id, None) == job.version
 
     def outbox_job_ids(self, limit: int | None = None, *, due_by: datetime | None = None) -> list[str]:
         """Ids of jobs with undelivered notifications, soonest due first (with ``due_by``: only
