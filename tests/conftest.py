@@ -176,39 +176,7 @@ def pytest_configure(config):
     config._trainbot_started = time.time()
 
 
-# xdist (`--dist loadgroup`, pyproject's addopts) hands tests out one unit at a time, in
-# collection order, to whichever worker is free: a unit is a test, or every test of a group
-# below. Tests that share a per-worker fixture too costly to make twice run as one group: the
-# artifact test's `sam build` (a second worker would wait on the build lock for it) and its
-# built stack, the deploy tests' recorded scenarios and validated template.
-XDIST_GROUPS = {"tests/artifact/": "artifact", "tests/deploy/": "deploy"}
-# Longest first, so that no long test starts last while the other worker has nothing left:
-# the artifact group (two `sam build`s), the deploy group, then the tests marked slow.
-_FIRST = ("tests/artifact/", "tests/deploy/")
-
-
-def _schedule_first(items) -> None:
-    """Order ``items`` for the scheduler (a stable sort: each kind keeps its own order)."""
-    for item in items:
-        group = next((g for prefix, g in XDIST_GROUPS.items() if item.nodeid.startswith(prefix)), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-    def rank(item) -> int:
-        for n, prefix in enumerate(_FIRST):
-            if item.nodeid.startswith(prefix):
-                return n
-        return len(_FIRST) if item.get_closest_marker("slow") else len(_FIRST) + 1
-
-    items.sort(key=rank)
-
-
 def pytest_collection_modifyitems(config, items):
-    _schedule_first(items)
-    _keep_mutation_judges(config, items)
-
-
-def _keep_mutation_judges(config, items):
     """Mutation testing (bench/mutation.py): while mutmut runs one mutant, keep only the tests
     that judge its group (TRAINBOT_MUTATION_JUDGES, node-id prefixes; a "-" before one drops
     what it prefixes), so the moto tests that judge the DynamoDB store do not also run for every

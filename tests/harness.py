@@ -116,10 +116,27 @@ class Stack:
         self.container = build(
             self.settings, clock=self.clock.now, sleep=self.clock.advance, rng=random.Random(seed), sagemaker=client
         )
+        if logs:
+            self._pace_logs_on_a_clock_of_their_own()
         runtime.install(self.container)
         self.launcher_handler = handler_for("LauncherFunction")
         self.monitor_handler = handler_for("MonitorFunction")
         self.context = FakeContext()
+
+    def _pace_logs_on_a_clock_of_their_own(self) -> None:
+        """The monitor's CloudWatch Logs reads, paced as bootstrap paces them (the same bucket,
+        LOGS_CALLS_PER_SECOND), whose waits pass on a clock of their own: they slept in real
+        time before, which the simulated clock never saw either (seconds of a forensics test
+        asleep); now a wait is counted and takes no time."""
+        from backend.adapters.aws import LazyClient
+        from backend.adapters.logs import CloudWatchTrainingLogs
+        from backend.bootstrap import LOGS_CALLS_PER_SECOND
+        from backend.services.pacing import TokenBucket
+
+        paced = FakeClock(start=0.0)
+        bucket = TokenBucket(rate=LOGS_CALLS_PER_SECOND, burst=LOGS_CALLS_PER_SECOND, monotonic=paced, sleep=paced.advance)
+        self.logs_pacer = bucket
+        self.container.extras["logs"] = CloudWatchTrainingLogs(LazyClient("logs", region="us-east-1", max_attempts=3), bucket)
 
     def close(self) -> None:
         runtime.install(None)

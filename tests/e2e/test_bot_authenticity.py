@@ -105,7 +105,6 @@ _bodies = st.one_of(
 )
 
 
-@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_bodies, headers=_headers, encoded=st.booleans() | st.none() | st.just("yes"), sign_it=st.booleans())
 def test_any_raw_body_and_headers_never_raise_and_never_write_unless_signed(bot_env, dynamodb, jobs_table, body, headers, encoded, sign_it):

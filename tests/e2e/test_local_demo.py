@@ -7,8 +7,6 @@ import io
 import json
 from collections import Counter
 
-import pytest
-
 from backend.adapters.dynamo import from_item
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.status import JobStatus
@@ -31,7 +29,6 @@ def _jobs_in(snapshot) -> dict:
     return jobs
 
 
-@pytest.mark.slow
 def test_the_fast_demo_exits_0_and_the_table_it_leaves_shows_every_scripted_end(tmp_path):
     out = io.StringIO()
     code = main(["local", "--demo", "--fast", "--data", str(tmp_path)], out=out)

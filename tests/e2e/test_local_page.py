@@ -296,7 +296,6 @@ def test_an_admin_rejects_a_held_job_with_a_reason_in_the_dm(stack, page):
     assert job.status is JobStatus.STOPPED and job.approval.decided_by == "U0ADMIN"
 
 
-@pytest.mark.slow
 def test_a_whole_session_stays_quiet_and_honest(stack, page):
     """Issue 24's session, as a scientist would drive it: a long job holds the only p5 there is;
     a job with a fallback list runs on its second type; a sweep with a metric and an objective

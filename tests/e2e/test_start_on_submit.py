@@ -49,7 +49,6 @@ def _submit(stack: LocalStack, n: int) -> int:
         return response.status
 
 
-@pytest.mark.slow
 def test_two_hundred_submits_at_once_are_all_launched_by_coalesced_kicks_one_launcher_at_a_time_never_created_twice(stack):
     launcher = stack.driver.functions["LauncherFunction"]
     with ThreadPoolExecutor(max_workers=25) as pool:

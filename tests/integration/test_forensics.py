@@ -127,7 +127,6 @@ def _thread(slack, job_id: str, store) -> list[str]:
     return [m["text"] for m in slack.thread(CHANNEL, root)[1:]]
 
 
-@pytest.mark.slow
 def test_a_spot_job_gets_one_checkpoint_location_that_every_attempt_resumes_from(stack, slack):
     spot = _spot_args(**{HP_OUTCOME: SPOT_INTERRUPTED, HP_OUTCOME_ATTEMPTS: "2"})
     job = stack.submit("spotty", slack=SlackThread(channel_id=CHANNEL), job_args=spot)
@@ -183,7 +182,6 @@ def test_the_card_says_in_plain_words_why_a_job_failed(stack, slack):
     assert last["type"] == "context" and "Your training code failed" in json.dumps(last)
 
 
-@pytest.mark.slow
 def test_a_silent_running_job_gets_exactly_one_stall_warning_and_a_later_line_clears_it(stack, slack):
     job = stack.submit(
         "hung",

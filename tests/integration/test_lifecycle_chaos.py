@@ -77,7 +77,6 @@ def drain_outbox(stack: Stack, sweeps: int = 60) -> None:
     assert undelivered(stack) == []
 
 
-@pytest.mark.slow
 def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
     stack = chaos
     rng = random.Random(11)

@@ -20,7 +20,6 @@ def stack(moto_aws):
     built.close()
 
 
-@pytest.mark.slow
 def test_a_tick_reads_items_in_proportion_to_active_jobs_not_history(stack):
     seed_finished(stack.store, HISTORY)
     ids = [stack.submit(f"live-{i}").job_id for i in range(ACTIVE)]

@@ -66,7 +66,6 @@ def test_a_happy_path_job_posts_at_most_3_messages_mentions_its_owner_on_its_car
 SWEEP_OVERHEAD_WRITES = 9 + REQUEST_WRITES
 
 
-@pytest.mark.slow
 def test_a_120_job_sweep_that_succeeds_posts_at_most_6_messages_and_stays_inside_slacks_limits(world):
     ids = _sweep(world, 12, 10)
     jobs = world.settle(ids)
@@ -104,7 +103,6 @@ def test_a_sweeps_failures_are_grouped_into_digests_and_named_in_its_summary(wor
     assert world.slack.traffic()["mentions"] == {USER: 2}  # the sweep card's post and its summary
 
 
-@pytest.mark.slow
 def test_a_sweep_with_more_failures_than_its_record_keeps_still_digests_every_ten_in_order(world):
     from backend.domain import notice
     from backend.domain.records import RecordKind

@@ -24,7 +24,6 @@ def _many(count: int, first: object, spacing: timedelta, prefix: str):
     return [make_job(f"{prefix}{i}", now=first + i * spacing, job_id=f"{prefix}-{i:05d}") for i in range(count)]
 
 
-@pytest.mark.slow
 def test_stats_read_only_the_jobs_in_the_window_however_much_history_the_table_holds(store, dynamodb, jobs_table):
     window_start = NOW - 7 * DAY
     # 2,000 jobs from 60 to 8 days ago, 20 earlier on the window's first day (same ByDay

@@ -174,7 +174,6 @@ def _seed_finished(store, count: int) -> None:
     store._batch_put(done, None, total=count, already=0)
 
 
-@pytest.mark.slow
 def test_due_and_active_queries_read_only_what_they_return_with_5000_finished_jobs(store):
     _seed_finished(store, 5000)
     ready = [store.register(make_job(f"ready-{i}", now=T0 + timedelta(seconds=i), priority=p)).job for i, p in enumerate([5, 9, 5, 1])]

@@ -129,7 +129,6 @@ def test_the_sweeps_summary_ranks_its_jobs_by_the_objective_with_only_the_hyperp
     assert "lr=" not in summary and "epochs=" not in summary  # the same for every job: not a column
 
 
-@pytest.mark.slow
 def test_a_long_sweeps_summary_keeps_to_slacks_4000_characters_and_says_how_many_it_left_out(world, slack, monkeypatch):
     bot, stack = world
     monkeypatch.setenv("TRAINBOT_SWEEP_MAX_SIZE", "40")  # read at the bot's cold start: the first command

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,7 +22,6 @@ def test_ruff_finds_nothing_to_complain_about():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.slow
 def test_mypy_finds_no_type_error():
     done = _run("mypy")
     assert done.returncode == 0, done.stdout + done.stderr
