@@ -145,7 +145,7 @@ def test_a_rerun_names_only_the_unchecked_or_only_the_not_killed_mutants(bench):
 def test_a_mutant_runs_only_its_groups_judges_less_the_ones_struck_out(monkeypatch):
     from types import SimpleNamespace
 
-    from tests.conftest import _keep_mutation_judges
+    from tests.conftest import pytest_collection_modifyitems
 
     ids = ["tests/unit/test_a.py::t", "tests/integration/test_store.py::small", "tests/integration/test_store.py::big", "tests/e2e/x.py::t"]
     items = [SimpleNamespace(nodeid=i) for i in ids]
@@ -153,12 +153,12 @@ def test_a_mutant_runs_only_its_groups_judges_less_the_ones_struck_out(monkeypat
     config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: deselected.extend(i.nodeid for i in items)))
     monkeypatch.setenv("TRAINBOT_MUTATION_JUDGES", "tests/unit/ tests/integration/test_store.py -tests/integration/test_store.py::big")
     monkeypatch.setenv("MUTANT_UNDER_TEST", "backend.x.x_f__mutmut_1")
-    _keep_mutation_judges(config, items)
+    pytest_collection_modifyitems(config, items)
     assert [i.nodeid for i in items] == ids[:2]
     assert deselected == ids[2:]
     monkeypatch.setenv("MUTANT_UNDER_TEST", "")  # not a mutant's run: every test stays
     again = [SimpleNamespace(nodeid=i) for i in ids]
-    _keep_mutation_judges(config, again)
+    pytest_collection_modifyitems(config, again)
     assert len(again) == 4
 
 
