@@ -47,6 +47,8 @@ from backend.services.launcher import Launcher
 from backend.services.monitor import Monitor
 from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
+from backend.services.rollup import StatsRoller
+from backend.services.stats import Window, collect, compute_stats, jobs_in_window
 from tests.conftest import job_args, make_job
 from tests.fakes.memory_store import MemoryJobStore
 from tests.sim.bot import HELD_TYPE, SimBot
@@ -259,6 +261,7 @@ class SimWorld:
         }
         self.approvals = Approvals(self.store, self.dispatcher, is_admin=lambda u: u == ADMIN, clock=self.clock, records=self.store, budgets=self.budgets)  # type: ignore[arg-type]
         self.job_ids: list[str] = []
+        self.stats_checked = 0  # schedules whose stats were compared at rest (all jobs ended)
         self._plans: list[FaultPlan] = []
         self.delivery_doubts: set[str] = set()  # jobs whose delivery record may be lost (a send may repeat, with its key)
         self.stopped_by_user: set[str] = set()
@@ -458,8 +461,10 @@ class SimWorld:
         self.run_function("launcher", faults, launcher.run_tick)
 
     def monitor(self, faults: Sequence[Fault] = ()) -> None:
+        """The monitor's scheduled run: its sweep, then the stats rollup (as its handler)."""
         monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng, **self.budget_hooks)  # type: ignore[arg-type]
-        self.run_function("monitor", faults, monitor.sweep)
+        roller = StatsRoller(self.store, self.clock)  # type: ignore[arg-type]
+        self.run_function("monitor", faults, lambda: (monitor.sweep(), roller.roll()))
 
     def event(self, index: int, faults: Sequence[Fault] = (), *, replay: bool = False) -> None:
         """Deliver one SageMaker event: the ``index``-th still pending (0: in order), or, with
@@ -530,6 +535,7 @@ class SimWorld:
             self.settle()
             self.check_at_rest()
             self.check_nothing_held()
+        self.check_stats()
 
     def answer_every_card(self) -> bool:
         """The admins press Approve on every approval card still waiting: a held single job's
@@ -683,6 +689,28 @@ class SimWorld:
                 down = f"{sink.name}.notify" in self.outages and isinstance(self.outages[f"{sink.name}.notify"](), NotifierUnavailable)
                 if job.delivered.get(sink.name, 0) < job.last_seq and not job.is_held and not down:
                     self._violated(-1, f"4: {job_id}'s change {job.last_seq} never reached {sink.name}")
+
+    def check_stats(self) -> None:
+        """Once every job has ended: the stats the monitor's rollup kept, through crashed and
+        refused runs, say what reading every job says (counts, retries, hours exactly)."""
+        window = Window.last_days(14, self.clock() + timedelta(hours=1))
+        jobs = list(jobs_in_window(self.raw_store, window))  # every job, as the stats read them
+        if not jobs or any(not job.is_terminal for job in jobs):
+            return
+        self.stats_checked += 1
+        # Now (the newest ends read one by one), then once the rollup has rolled them too.
+        for later in (timedelta(0), timedelta(hours=1)):
+            self.clock.advance(later)
+            if later:
+                StatsRoller(self.raw_store, self.clock).roll()
+            rolled = collect(self.raw_store, None, 14, None, self.clock())
+            exact = compute_stats(jobs, rolled.window, self.clock())
+            for what in ("total", "finished", "completed", "by_status", "retries_by_cause", "jobs_per_day"):
+                if getattr(rolled, what) != getattr(exact, what):
+                    self._violated(-1, f"6: the stats' {what} from the rollup is {getattr(rolled, what)}, reading every job {getattr(exact, what)}")
+            hours = {k: round(v, 6) for k, v in rolled.instance_hours.items()}
+            if hours != {k: round(v, 6) for k, v in exact.instance_hours.items()}:
+                self._violated(-1, f"6: the stats' instance-hours from the rollup are {hours}, reading every job {exact.instance_hours}")
 
     def _violated(self, step: int, what: str) -> None:
         trail = "\n".join(self.log[-60:])
