@@ -356,8 +356,8 @@ def collect(
     cursor = _rollup_cursor(store) if preset is None or owner is None else None
     if cursor is not None:
         return collect_rolled(
-            store, cursor, owner, days, now, preset=preset,
-            retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,  # type: ignore[arg-type]
+            store, cursor, owner, days, now, preset=preset,  # type: ignore[arg-type]  # a store with records: it has a cursor
+            retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,
         )
     window = Window.last_days(days, now)
     jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
