@@ -5,8 +5,8 @@ The monitor runs :meth:`StatsRoller.roll` after its sweep. It walks the ``Ended`
 jobs by the ten-minute slice they finished in), ``ROLL_SLICES`` slices at a time once they are
 ``GRACE`` old (no write that ends a job can land later than that: every function's timeout is
 shorter), and adds each job's contribution (:func:`backend.domain.tally.contribution`) to the
-tally of the day the job was *created* (``stats#all#<day>``) and to its owner's
-(``stats#u:<user>#<day>``), so the stats keep their meaning: the jobs created in the window.
+tally of the day the job was *created* (``stats#all#<day>``), to its owner's
+(``stats#u:<user>#<day>``) and to its preset's (``stats#p:<preset>#<day>``), so the stats keep their meaning: the jobs created in the window.
 It also counts, per hour once the hour is over, the jobs created (``stats#created#<day>``),
 so the jobs not finished yet are the created ones less the finished ones.
 
@@ -60,6 +60,15 @@ ALL = "all"
 
 def user_scope(user_id: str) -> str:
     return f"u:{user_id}"
+
+
+def preset_scope(preset: str) -> str:
+    return f"p:{preset}"
+
+
+def scopes_of(job: Job) -> tuple[str, ...]:
+    """The tallies a job counts in: everyone's, its owner's, and its preset's (if any)."""
+    return (ALL, user_scope(job.owner.user_id), *((preset_scope(job.preset),) if job.preset else ()))
 
 
 def slice_start(name: str) -> datetime:
@@ -175,7 +184,7 @@ class StatsRoller:
                 if not delta:
                     continue
                 day = created[:10]
-                for scope in (ALL, user_scope(job.owner.user_id)):
+                for scope in scopes_of(job):
                     tallies.add(deltas.setdefault(f"{scope}#{day}", {}), delta)
             for key, delta in deltas.items():
                 parts.setdefault(key, []).append((name, delta))

@@ -182,7 +182,7 @@ class Stats:
     unfinished: int | None = None
     counted_until: datetime | None = None
     from_tallies: bool = False
-    unfinished_unknown: bool = False  # from the tallies, for a user given by id alone
+    unfinished_unknown: str = ""  # from the tallies: why jobs not finished yet are not counted here
 
     @property
     def total_retries(self) -> int:
@@ -201,7 +201,7 @@ class Stats:
         if self.from_tallies:
             text += "; waits and run times of finished jobs, to within 5%"
             if self.unfinished is None and self.unfinished_unknown:
-                text += "; jobs not finished yet are counted for everyone and for your own, not another user's"
+                text += f"; {self.unfinished_unknown}"
         if self.counted_until is not None:
             text += f"; jobs that finished after {to_utc(self.counted_until):%H:%M} UTC are still being counted"
         cutoff = self.expired_before
@@ -352,10 +352,12 @@ def collect(
     """Statistics of the last ``days`` days (jobs of ``owner`` / ``preset`` when given),
     reading only that window (``plans``: the training plans, for plan-hours bought). Once the
     monitor's rollup runs, from its daily tallies (:func:`collect_rolled`)."""
-    cursor = _rollup_cursor(store) if preset is None else None
+    # One owner's jobs of one preset have no tally of their own: those are read job by job.
+    cursor = _rollup_cursor(store) if preset is None or owner is None else None
     if cursor is not None:
         return collect_rolled(
-            store, cursor, owner, days, now, retention_days=retention_days, prices=prices, team_of=team_of, plans=plans  # type: ignore[arg-type]
+            store, cursor, owner, days, now, preset=preset,  # type: ignore[arg-type]  # a store with records: it has a cursor
+            retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,
         )
     window = Window.last_days(days, now)
     jobs = (j for j in jobs_in_window(store, window) if matches(j, owner, preset))
@@ -383,12 +385,14 @@ def collect_rolled(
     days: int,
     now: datetime,
     *,
+    preset: str | None = None,
     retention_days: int = 0,
     prices: PriceTable | None = None,
     team_of: Callable[[str], str] | None = None,
     plans: Mapping[str, TrainingPlan] | None = None,
 ) -> Stats:
-    """Statistics of the jobs created since midnight (UTC) ``days`` days ago, from the rollup's
+    """Statistics of the jobs created since midnight (UTC) ``days`` days ago (everyone's, one
+    owner's, or everyone's of one ``preset``: not both), from the rollup's
     daily tallies, the finished jobs not rolled up yet (``TAIL_MAX`` at most), and, for the
     days before the rollup began, the jobs themselves. Times and hours are of finished jobs."""
     from backend.domain import tally as tallies
@@ -398,7 +402,12 @@ def collect_rolled(
         raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
     now = to_utc(now)
     window = Window(datetime.combine((now - timedelta(days=days)).date(), time(), tzinfo=UTC), now)
-    scope = rollup.ALL if owner is None else rollup.user_scope(owner.user_id if isinstance(owner, Owner) else owner)
+    if owner is not None and preset is not None:
+        raise ValueError("the rollup keeps no tally of one owner's jobs of one preset")
+    if preset is not None:
+        scope = rollup.preset_scope(preset)
+    else:
+        scope = rollup.ALL if owner is None else rollup.user_scope(owner.user_id if isinstance(owner, Owner) else owner)
     since_hour = str(cursor["Since"])
     since_at = datetime.fromisoformat(since_hour + ":00:00+00:00")
     day_keys = [d.isoformat() for d in window.days]
@@ -411,7 +420,7 @@ def collect_rolled(
     if to_utc(window.since) < since_at:
         early = Window(window.since, min(now, since_at - timedelta(microseconds=1)))
         for job in jobs_in_window(store, early):
-            if not matches(job, owner, None):
+            if not matches(job, owner, preset):
                 continue
             day = format_utc(job.created_at)[:10]
             if job.status in TERMINAL:
@@ -433,7 +442,7 @@ def collect_rolled(
             created_at = format_utc(job.created_at)
             day = created_at[:10]
             # A roll that stopped half-way added this slice to some days' tallies already.
-            if created_at[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, None) and through.get(day, "") < name:
+            if created_at[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, preset) and through.get(day, "") < name:
                 tallies.add(per_day.setdefault(day, {}), roller.delta(job, name))
 
     # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
@@ -446,12 +455,15 @@ def collect_rolled(
             end = min(now, datetime.combine(date_, time.max, tzinfo=UTC))
             if start <= end:
                 created[date_.isoformat()] = store.count_owned(owner, format_utc(start), format_utc(end))
-    elif owner is None:
+    elif owner is None and preset is None:
         created = {}
         counted_to = datetime.fromisoformat(str(cursor["Created"]) + ":00:00+00:00")
         for day in per_day:
             if day >= since_hour[:10]:
-                created[day] = sum(rollup.counted_hours(store, day).values())
+                # Only the hours the cursor has passed: a roll killed after counting an hour but
+                # before moving the cursor left a count the read below counts again.
+                hours = rollup.counted_hours(store, day)
+                created[day] = sum(n for hour, n in hours.items() if f"{day}T{hour}" < str(cursor["Created"]))
         if counted_to <= now:
             start = max(counted_to, to_utc(window.since))
             for date_ in Window(start, now).days:
@@ -459,9 +471,15 @@ def collect_rolled(
                 created[date_.isoformat()] = created.get(date_.isoformat(), 0) + store.count_created(
                     format_utc(first), format_utc(min(now, datetime.combine(date_, time.max, tzinfo=UTC)))
                 )
+    if created is not None:
+        unknown_why = ""
+    elif preset is not None:
+        unknown_why = "jobs not finished yet are not counted per preset"
+    else:
+        unknown_why = "jobs not finished yet are counted for everyone and for your own jobs, not another user's"
     return stats_of_tallies(
-        per_day, window, now, scope=scope_label(owner, None), created=created, unfinished_live=unfinished_live,
-        counted_until=counted_until, retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,
+        per_day, window, now, scope=scope_label(owner, preset), created=created, unfinished_live=unfinished_live,
+        counted_until=counted_until, unknown_why=unknown_why, retention_days=retention_days, prices=prices, team_of=team_of, plans=plans,
     )
 
 
@@ -474,6 +492,7 @@ def stats_of_tallies(
     created: Mapping[str, int] | None,
     unfinished_live: Mapping[str, Mapping[str, int]],
     counted_until: datetime | None = None,
+    unknown_why: str = "",
     retention_days: int = 0,
     prices: PriceTable | None = None,
     team_of: Callable[[str], str] | None = None,
@@ -558,7 +577,7 @@ def stats_of_tallies(
         unfinished=unfinished or None,
         counted_until=counted_until,
         from_tallies=True,
-        unfinished_unknown=created is None,
+        unfinished_unknown=unknown_why,
     )
 
 

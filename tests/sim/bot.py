@@ -223,6 +223,25 @@ class SimBot:
                 for view in pressed.views:
                     step.add(self.submit_view(view, who.user_id, self._next("")[1], via=via))
 
+    def look(self, what: str, job_id: str | None, via: str = "command") -> None:
+        """A command that only reads (``list``, ``status <job>``, ``queue``, ``stats``,
+        ``budget``, ``plans``, ``help``), the owner's or another user's: one answer, no job
+        changed, SageMaker not called."""
+        user = self.other if via == "other" else self.owner
+        text = f"status {job_id}" if what == "status" and job_id else what
+        with self._step(f"/train {text} ({via}) as {user.user_id}", set()) as step:
+            calls = len(self.slack.calls)
+            # /train stats acks "Working out…" (an interim), posts the numbers in the channel and
+            # replaces the interim with where they are: that is its one answer.
+            interim = render.stats_working(14) if what == "stats" else None
+            exchange = self.command(text, user.user_id, self._next("")[1], via=via, interim=interim)
+            posted = [c for c in self.slack.calls[calls:] if c.method == "chat.postMessage" and c.params.get("channel") == CHANNEL]
+            if len(posted) > (1 if what == "stats" else 0):
+                self.world._violated(-1, f"bot: /train {text} posted {len(posted)} messages in the channel")
+            step.add(exchange)
+            if (len(self.world.sagemaker.stops), len(self.world.sagemaker.created)) != (step.stops, step.created):
+                self.world._violated(-1, f"bot: /train {text}, a command that only reads, called SageMaker")
+
     # --- requests ---------------------------------------------------------------------------
 
     def command(self, text: str, user: str, trigger: str, *, via: str, interim: str | None = None) -> Exchange:

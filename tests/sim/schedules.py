@@ -16,6 +16,8 @@ _user = st.sampled_from(["stop", "retry", "approve", "reject", "stop-sweep"])
 # Lambda running the lazy part twice, or killing it after its first write (and running it again).
 # Direct worlds read only "other" (and "outsider": nothing).
 _via = st.sampled_from(["command", "command", "name", "button", "button", "other", "again", "twice", "killed"])
+# A command that only reads, from its owner or another user (reading is not refused).
+_look_via = st.sampled_from(["command", "command", "other", "again", "twice", "killed"])
 _submit_via = st.sampled_from(["command", "command", "command", "again", "twice", "killed", "outsider"])
 _inside = st.sampled_from(["stop", "retry", "approve", "reject", "stop+retry", "stop-sweep", "launcher", "drain"])
 fault = st.one_of(
@@ -28,6 +30,7 @@ step = st.one_of(
     st.tuples(st.just("submit"), st.sampled_from(["single", "single", "fallback", "spot", "held", "too_big"]), _submit_via),
     st.tuples(st.just("sweep"), st.integers(min_value=2, max_value=4), st.sampled_from(["single", "single", "held"]), _submit_via),
     st.tuples(_user, _job, _via),
+    st.tuples(st.just("look"), st.sampled_from(["list", "status", "status", "queue", "stats", "budget", "plans", "help"]), _job, _look_via),
     st.tuples(st.just("launcher"), faults),
     st.tuples(st.just("launchers2"), faults),
     st.tuples(st.just("monitor"), faults),

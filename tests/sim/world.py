@@ -499,6 +499,10 @@ class SimWorld:
             self.submit(*step[1:])
         elif kind == "sweep":
             self.sweep(*step[1:])
+        elif kind == "look":  # a command that only reads: through the bot (a direct world has no commands)
+            job_id = self.job(step[2])
+            if self.bot is not None:
+                self.bot.look(step[1], job_id, step[3])
         elif kind in USER_MOVES:
             self.user(kind, *step[1:])
         elif kind == "launcher":

@@ -1073,7 +1073,7 @@ def stats_summary(
     spent = getattr(stats, "spend", None)
     if spent is not None and spent.instance_hours:
         blocks.insert(-1, _section(spend_text(spent)))
-    return {"text": f"{title}: {stats.total} jobs, success rate {rate}", "blocks": blocks}
+    return {"text": f"{title}: {stats.total} job{'s' if stats.total != 1 else ''}, success rate {rate}", "blocks": blocks}
 
 
 def plan_hours_text(rows: Any) -> str:

@@ -68,6 +68,12 @@ def test_the_summary_shows_every_figure_and_what_the_window_covers():
     assert answer["text"].endswith("6 jobs, success rate 67%")
 
 
+def test_one_job_is_one_job_in_the_notification_text():
+    """The text Slack shows in notifications (found by the simulator's read-only commands)."""
+    answer = render.stats_summary(_stats(known_history()[:1]), scope="all", user_id=None, preset=None, days=7)
+    assert ": 1 job, success rate" in answer["text"] and "1 jobs" not in answer["text"]
+
+
 def test_an_empty_summary_has_dashes_not_errors():
     answer = render.stats_summary(_stats([]), scope="mine", user_id=None, preset=None, days=7)
     blob = json.dumps(answer["blocks"], ensure_ascii=False)
