@@ -329,10 +329,13 @@ class UsageStore(Protocol):
 
     def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
-    def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
+    def add_usage(self, key: str, attempt: str, seconds: int, *, release: tuple[str, str, int] | None = None) -> bool:
         """Add ``seconds`` to usage record ``key`` once per ``attempt`` name (a mark of the
         attempt's own, written with the addition); False if that attempt was counted before (a
-        duplicated event). The record does not grow with the attempts it counts."""
+        duplicated event). The record does not grow with the attempts it counts. With
+        ``release`` (key, token, seconds): in the same atomic write, give back that reservation
+        if it is still held (the billed time replaces it: a run killed between the two would
+        leave both counted, and the reservation held for good)."""
         ...
 
     def reserve(self, key: str, tokens: Sequence[str], seconds: int, limit: int | None) -> bool:

@@ -193,11 +193,15 @@ class Budgets:
             return False
         seconds = attempt.billable_seconds * job.job_args.instance_count
         team = self.team_of(job.owner.user_id)
-        counted = self._store.add_usage(f"{team}#{iso_week(attempt.ended_at)}", attempt.name, seconds)
+        # A job that ended with it gives its reservation back in the same write: a run killed
+        # between a count and a release of its own would leave the week's budget holding both.
+        release = None
+        if job.is_terminal and job.reservation:
+            key, _, token = job.reservation.rpartition("|")
+            release = (key, token, reservation_seconds(job))
+        counted = self._store.add_usage(f"{team}#{iso_week(attempt.ended_at)}", attempt.name, seconds, release=release)
         if counted:
             logger.info("usage counted", extra={"job_id": job.job_id, "team": team, "instance_seconds": seconds})
-        if job.is_terminal:
-            self.release(job)
         return counted
 
     def job_changed(self, job: Job) -> None:

@@ -128,3 +128,39 @@ def test_a_reservation_of_exactly_the_limit_fits_and_no_tokens_reserve_nothing(s
 def test_a_counted_attempt_leaves_its_own_mark_naming_the_week(store):
     store.add_usage("nlp#2026-W45", "tb-a-a1", 60)
     assert store.get_record(RecordKind.COUNTED, "tb-a-a1")["UsageKey"] == "nlp#2026-W45"
+
+
+def _usage(store, key):
+    record = store.get_record("usage", key) or {}
+    return int(record.get("Seconds", 0)), int(record.get("Reserved", 0)), int(record.get("Committed", 0)), sorted(record.get("Holding") or ())
+
+
+def test_billed_time_replaces_the_reservation_in_one_write_on_the_same_week(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a-r1"], 3600, None)
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 600, release=("nlp#2026-W45", "tb-a-r1", 3600)) is True
+    assert _usage(store, "nlp#2026-W45") == (600, 0, 600, [])
+    # Counted before (a repeat of the count that landed): nothing more, and nothing to give back.
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 600, release=("nlp#2026-W45", "tb-a-r1", 3600)) is False
+    assert _usage(store, "nlp#2026-W45") == (600, 0, 600, [])
+
+
+def test_billed_time_in_another_week_still_gives_the_reservation_back_in_the_same_write(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a-r1"], 3600, None)
+    assert store.add_usage("nlp#2026-W46", "tb-a-a1", 600, release=("nlp#2026-W45", "tb-a-r1", 3600)) is True
+    assert _usage(store, "nlp#2026-W45") == (0, 0, 0, [])
+    assert _usage(store, "nlp#2026-W46") == (600, 0, 600, [])
+
+
+def test_a_reservation_given_back_already_does_not_stop_the_count(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a-r1"], 3600, None)
+    assert store.reserve("nlp#2026-W45", ["tb-b-r1"], 3600, None)
+    assert store.release("nlp#2026-W45", "tb-a-r1", 3600)
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 600, release=("nlp#2026-W45", "tb-a-r1", 3600)) is True
+    assert _usage(store, "nlp#2026-W45") == (600, 3600, 4200, ["tb-b-r1"])
+
+
+def test_a_count_that_landed_before_a_killed_release_gives_the_reservation_back_when_repeated(store):
+    assert store.reserve("nlp#2026-W45", ["tb-a-r1"], 3600, None)
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 600) is True  # an older run: counted, then killed
+    assert store.add_usage("nlp#2026-W45", "tb-a-a1", 600, release=("nlp#2026-W45", "tb-a-r1", 3600)) is False
+    assert _usage(store, "nlp#2026-W45") == (600, 0, 600, [])

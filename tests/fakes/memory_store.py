@@ -533,14 +533,18 @@ class MemoryJobStore:
         self._records.pop((str(kind), key), None)
 
     @_atomic
-    def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
+    def add_usage(self, key: str, attempt: str, seconds: int, *, release: tuple[str, str, int] | None = None) -> bool:
         mark = (RecordKind.COUNTED.value, attempt)
         if mark in self._records:
+            if release is not None:
+                self._release(*release)
             return False
         self._records[mark] = {"UsageKey": key}
         record = self._records.setdefault((RecordKind.USAGE.value, key), {"Seconds": 0})
         record["Seconds"] = record.get("Seconds", 0) + int(seconds)
         record["Committed"] = record.get("Committed", 0) + int(seconds)
+        if release is not None:
+            self._release(*release)
         return True
 
     @_atomic
@@ -562,6 +566,9 @@ class MemoryJobStore:
 
     @_atomic
     def release(self, key: str, token: str, seconds: int) -> bool:
+        return self._release(key, token, seconds)
+
+    def _release(self, key: str, token: str, seconds: int) -> bool:
         record = self._records.get((RecordKind.USAGE.value, key))
         if record is None or token not in record.get("Holding", ()):
             return False

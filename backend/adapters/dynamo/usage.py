@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -33,41 +34,66 @@ def _refused(exc: ClientError) -> bool:
 class DynamoUsage(DynamoTable):
     """The :class:`backend.ports.UsageStore` part of the DynamoDB store."""
 
-    def add_usage(self, key: str, attempt: str, seconds: int) -> bool:
+    def add_usage(self, key: str, attempt: str, seconds: int, *, release: tuple[str, str, int] | None = None) -> bool:
         """One TransactWriteItems: create the attempt's mark (only if it has none) and ADD the
         seconds to the usage record, both or neither; False when the attempt was counted before
-        (a duplicated SageMaker event, a retried count). Both writes are UpdateItems: the
-        monitor's role may update records, not put them."""
-        items = [
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": record_key(RecordKind.COUNTED, attempt),
-                    "UpdateExpression": "SET RecordType = :kind, ExpiresAt = :expires, UsageKey = :key",
-                    "ConditionExpression": "attribute_not_exists(JobId)",
-                    "ExpressionAttributeValues": {
-                        ":kind": {"S": RecordKind.COUNTED.value},
-                        ":expires": {"N": str(int(time.time()) + MARK_SECONDS)},
-                        ":key": {"S": key},
-                    },
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": record_key(RecordKind.USAGE, key),
-                    "UpdateExpression": "ADD Seconds :s, Committed :s SET RecordType = :kind",
-                    "ExpressionAttributeValues": {":s": {"N": str(int(seconds))}, ":kind": {"S": RecordKind.USAGE.value}},
-                }
-            },
-        ]
+        (a duplicated SageMaker event, a retried count). With ``release`` (key, token, seconds),
+        the same transaction gives that reservation back, on condition it is still held (on the
+        same record: one update does both; a transaction writes an item once). Every write is an
+        UpdateItem: the monitor's role may update records, not put them."""
+        mark = {
+            "Update": {
+                "TableName": self._table,
+                "Key": record_key(RecordKind.COUNTED, attempt),
+                "UpdateExpression": "SET RecordType = :kind, ExpiresAt = :expires, UsageKey = :key",
+                "ConditionExpression": "attribute_not_exists(JobId)",
+                "ExpressionAttributeValues": {
+                    ":kind": {"S": RecordKind.COUNTED.value},
+                    ":expires": {"N": str(int(time.time()) + MARK_SECONDS)},
+                    ":key": {"S": key},
+                },
+            }
+        }
+        counted_values: dict[str, Any] = {":s": {"N": str(int(seconds))}, ":kind": {"S": RecordKind.USAGE.value}}
+        usage: dict[str, Any] = {
+            "Update": {
+                "TableName": self._table,
+                "Key": record_key(RecordKind.USAGE, key),
+                "UpdateExpression": "ADD Seconds :s, Committed :s SET RecordType = :kind",
+                "ExpressionAttributeValues": counted_values,
+            }
+        }
+        items = [mark, usage]
+        if release is not None:
+            held_key, token, held = release
+            freed = {":minus": {"N": str(-int(held))}, ":tokens": {"SS": [token]}, ":token": {"S": token}}
+            if held_key == key:
+                usage["Update"].update(
+                    UpdateExpression="ADD Seconds :s, Committed :net, Reserved :minus DELETE Holding :tokens SET RecordType = :kind",
+                    ConditionExpression="contains(Holding, :token)",
+                    ExpressionAttributeValues={**counted_values, **freed, ":net": {"N": str(int(seconds) - int(held))}},
+                )
+            else:
+                items.append({
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": record_key(RecordKind.USAGE, held_key),
+                        "UpdateExpression": "ADD Reserved :minus, Committed :minus DELETE Holding :tokens",
+                        "ConditionExpression": "contains(Holding, :token)",
+                        "ExpressionAttributeValues": freed,
+                    }
+                })
         for round_ in range(_CONFLICT_ROUNDS):
             try:
                 self._call("transact_write_items", TransactItems=items)
             except ClientError as exc:
                 codes = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
                 if codes and codes[0] == "ConditionalCheckFailed":
+                    if release is not None:
+                        self.release(*release)  # counted before, by a run killed before its release
                     return False
+                if release is not None and "ConditionalCheckFailed" in codes[1:]:
+                    return self.add_usage(key, attempt, seconds)  # the reservation was given back already
                 if "TransactionConflict" not in codes:
                     raise StoreUnavailable(f"DynamoDB TransactWriteItems failed: {codes or exc}") from exc
                 # Another count of the same team's week is in flight: wait and try again.
