@@ -711,10 +711,10 @@ class SimWorld:
             exact = compute_stats(jobs, rolled.window, self.clock())
             for what in ("total", "finished", "completed", "by_status", "retries_by_cause", "jobs_per_day"):
                 if getattr(rolled, what) != getattr(exact, what):
-                    self._violated(-1, f"6: the stats' {what} from the rollup is {getattr(rolled, what)}, reading every job {getattr(exact, what)}")
+                    self._violated(-1, f"7: the stats' {what} from the rollup is {getattr(rolled, what)}, reading every job {getattr(exact, what)}")
             hours = {k: round(v, 6) for k, v in rolled.instance_hours.items()}
             if hours != {k: round(v, 6) for k, v in exact.instance_hours.items()}:
-                self._violated(-1, f"6: the stats' instance-hours from the rollup are {hours}, reading every job {exact.instance_hours}")
+                self._violated(-1, f"7: the stats' instance-hours from the rollup are {hours}, reading every job {exact.instance_hours}")
 
     def _violated(self, step: int, what: str) -> None:
         trail = "\n".join(self.log[-60:])
