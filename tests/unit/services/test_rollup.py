@@ -219,7 +219,7 @@ def _retried_after_a_counted_end(world: World) -> int:
 # Seeds 15 and 21 found a roll stopped half-way counted twice by the read (when rolls were a
 # slice at a time); test_a_roll_killed_after_any_write_leaves_the_answer_right now tries every
 # kill point.
-@pytest.mark.parametrize("seed", [0, 1, 15, 21])
+@pytest.mark.parametrize("seed", [0, 15])
 def test_stats_from_the_tallies_agree_with_reading_every_job(seed: int) -> None:
     world = World(seed)
     for _ in range(20):  # jobs from before the rollup's first run: read one by one
