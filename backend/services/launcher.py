@@ -459,15 +459,22 @@ class Launcher:
             reason += f" on plan `{attempt.plan}`"
         elif plan_note:
             reason += f" {plan_note}"
-        outcome = self._store.transition(
-            job,
-            S.LAUNCHED,
-            at=self._clock(),
-            reason=reason,
-            attempts=job.replace_attempt(launched),
-            lease=None,
-            next_attempt_at=None,
-        )
+        try:
+            outcome = self._store.transition(
+                job,
+                S.LAUNCHED,
+                at=self._clock(),
+                reason=reason,
+                attempts=job.replace_attempt(launched),
+                lease=None,
+                next_attempt_at=None,
+            )
+        except StoreUnavailable:
+            # Whether the record landed is not known: read the job back. A user's stop (and
+            # retry, maybe held for approval) that landed inside the create leaves this attempt
+            # nobody's: stop it now, not when the next tick or the monitor's reaper finds it.
+            self._stop_unless_watched(job.job_id, attempt.name)
+            raise
         if isinstance(outcome, LostRace):
             report.lost_races += 1
             if not _watches(outcome.current, attempt.name):
@@ -629,6 +636,14 @@ class Launcher:
         except BackendRefused as exc:  # may not stop (AccessDenied), for good: nothing to wait for
             logger.error("could not stop the attempt before", extra={"job_id": job.job_id, "attempt": earlier.name, "error": str(exc)})
         return True
+
+    def _stop_unless_watched(self, job_id: str, name: str) -> None:
+        try:
+            current = self._store.get(job_id)
+        except (JobNotFound, StoreUnavailable):
+            return  # could not find out: the next tick (or the reaper) will
+        if not _watches(current, name):
+            self._stop_orphan(name)
 
     def _stop_orphan(self, name: str) -> None:
         try:

@@ -193,6 +193,19 @@ KNOWN = {
         ("sagemaker", 0, "complete"),
         ("event", 3, ("ok", "crash_after")),
     ],
+    # Found by the 100,000-schedule run on 7524798 (./dev sim --examples 100000 --seed 8, seed
+    # 8001): the owner's stop and retry inside the create, the retry held for approval (the
+    # week's budget is 0), and the launcher's record of the create answered 500 after it took
+    # effect (refused by its condition: the job had moved). Not knowing, the launcher left -a1
+    # running beside the held job until its next tick. It now reads the job back and stops an
+    # attempt nobody runs.
+    "a create recorded with an answer lost, the job held meanwhile by its owner's stop and retry": [
+        ("submit", "single", "command"),
+        ("budget", 0),
+        ("sweep", 2, "single", "command"),
+        ("submit", "too_big", "command"),
+        ("launcher", ("ok", ("user", "stop+retry", 0), "lost")),
+    ],
 }
 
 

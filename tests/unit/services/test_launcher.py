@@ -218,6 +218,51 @@ def test_two_launchers_never_create_one_attempt_twice(world: World):
     assert world.store.get(job.job_id).status is S.LAUNCHED
 
 
+def test_a_create_whose_record_could_not_be_written_is_stopped_at_once_when_the_job_moved_meanwhile(world: World, monkeypatch):
+    """The owner's stop and retry inside the create, and the launcher's record of the create
+    answered with an error: it reads the job back, finds the attempt nobody's, and stops it in
+    the same tick (found by the simulator, seed 8001: the retry was held for approval, and
+    held means nothing runs)."""
+    from backend.errors import StoreUnavailable
+
+    job = world.submit()
+    name = f"{job.job_id}-a1"
+    transition = world.store.transition
+
+    def refused(*args, **kwargs):
+        monkeypatch.setattr(world.store, "transition", transition)
+        raise StoreUnavailable("InternalServerError")
+
+    def user_stops_then_retries(_name: str) -> None:
+        world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
+        world.jobs.stop(job.job_id, OWNER)
+        world.backend.unavailable = False
+        world.jobs.retry(job.job_id, OWNER)
+        world.backend.stops.clear()  # it stopped nothing: -a1 did not exist yet
+        monkeypatch.setattr(world.store, "transition", refused)
+
+    world.backend.during_create = user_stops_then_retries
+    world.launcher().run_tick()
+    assert world.backend.created == [name] and world.backend.stops == [name]
+
+
+def test_a_create_whose_record_could_not_be_written_is_left_while_its_job_still_runs_it(world: World, monkeypatch):
+    """The same error with nobody's move in between: the job (read back) still runs the
+    attempt, so nothing is stopped; the next tick adopts it."""
+    from backend.errors import StoreUnavailable
+
+    job = world.submit()
+    transition = world.store.transition
+
+    def refused(*args, **kwargs):
+        monkeypatch.setattr(world.store, "transition", transition)
+        raise StoreUnavailable("InternalServerError")
+
+    monkeypatch.setattr(world.store, "transition", refused)
+    world.launcher().run_tick()
+    assert world.backend.created == [f"{job.job_id}-a1"] and world.backend.stops == []
+
+
 def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the_retry_starts_another(world: World, monkeypatch):
     """The stop and retry land inside the create, and the launcher's record of the create is
     refused: no lost race tells it to stop -a1. The retry's next attempt stops it first (found
@@ -228,8 +273,15 @@ def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the
     name = f"{job.job_id}-a1"
     transition = world.store.transition
 
+    get = world.store.get
+
+    def unreadable(*args, **kwargs):  # and the read that would find out: throttled too
+        monkeypatch.setattr(world.store, "get", get)
+        raise StoreUnavailable("ProvisionedThroughputExceededException")
+
     def refused(*args, **kwargs):  # the launcher's write recording the create: throttled
         monkeypatch.setattr(world.store, "transition", transition)
+        monkeypatch.setattr(world.store, "get", unreadable)
         raise StoreUnavailable("ProvisionedThroughputExceededException")
 
     def user_stops_then_retries(_name: str) -> None:

@@ -27,12 +27,19 @@ T = TrainingState
 def _orphan(world: World, monkeypatch: pytest.MonkeyPatch, *, retry: bool = False) -> tuple[str, str]:
     """The open root cause: the owner's stop lands inside the launcher's create, its
     StopTrainingJob before the create (nothing to stop yet), and the launcher's record of the
-    create is throttled. (job id, the orphan's name)."""
+    create is throttled, and so is its read back of the job. (job id, the orphan's name)."""
     job = world.submit()
     transition = world.store.transition
 
+    get = world.store.get
+
+    def unreadable(*args, **kwargs):  # the launcher's read that would find out: throttled too
+        monkeypatch.setattr(world.store, "get", get)
+        raise StoreUnavailable("ProvisionedThroughputExceededException")
+
     def refused(*args, **kwargs):
         monkeypatch.setattr(world.store, "transition", transition)
+        monkeypatch.setattr(world.store, "get", unreadable)
         raise StoreUnavailable("ProvisionedThroughputExceededException")
 
     def owner_stops(name: str) -> None:
