@@ -78,6 +78,29 @@ def _attempt(stack: LocalStack, job: Job) -> tuple[str, str, bool]:
     return attempt.name, said, stack.sagemaker.next_change_at(attempt.name) is not None
 
 
+def notice_due(stack: LocalStack, job: Job) -> str:
+    from backend.domain import notice
+
+    due = notice.delivery_due(job, stack.store.notify_targets)
+    return due.isoformat(timespec="seconds") if due is not None else "-"
+
+
+def _owed(stack: LocalStack, job: Job) -> bool:
+    """Whether the outbox owes an urgent change of ``job`` that its drain will deliver soon: its
+    writer did not (another dispatcher's lease was live, or its round was cut short), so it is
+    due once that lease may be taken over (at most DELIVERY_LEASE + SEND_BOUND after the write).
+    Counted as the loop still having work planned until 30 s past that."""
+    from datetime import UTC, datetime, timedelta
+
+    from backend.domain import notice
+
+    targets = stack.store.notify_targets
+    if not notice.pending_seqs(job, targets) or not notice.is_urgent(job, targets):
+        return False
+    due = notice.delivery_due(job, targets)
+    return due is not None and datetime.now(UTC) < due + timedelta(seconds=30)
+
+
 def describe(stack: LocalStack, job: Job) -> str:
     """What a person debugging a wait wants to see of one job."""
     name, said, _planned = _attempt(stack, job)
@@ -87,7 +110,7 @@ def describe(stack: LocalStack, job: Job) -> str:
     told = [r.get("text", "")[:80] for r in replies(stack, job)]
     return (
         f"{job.name} ({job.job_id}) is {job.status.value} v{job.version}; attempt {name or '-'}: SageMaker says {said}; "
-        f"history …{history}; delivered {job.delivered}; card {shown}; replies {told}"
+        f"history …{history}; delivered {job.delivered}; outbox due {notice_due(stack, job)}; card {shown}; replies {told}"
     )
 
 
@@ -118,7 +141,7 @@ def drive_until(
                 seen.append(f"{name}: not registered")
             for job in named:
                 seen.append(describe(stack, job))
-                planned = planned or _attempt(stack, job)[2]
+                planned = planned or _attempt(stack, job)[2] or _owed(stack, job)
         if seen != last:
             last, quiet, changed_at = seen, 0, time.monotonic()
         elif not planned:
