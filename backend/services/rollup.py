@@ -197,9 +197,20 @@ class StatsRoller:
 
     def _slice_jobs(self, name: str) -> list[Job]:
         """The jobs whose end in slice ``name`` is counted: written down first (see above)."""
+        return self._ended(name, write_down=True)
+
+    def ended_in(self, name: str) -> list[Job]:
+        """The jobs whose end in slice ``name`` a roll counts (or will): read, never written."""
+        return self._ended(name, write_down=False)
+
+    def _ended(self, name: str, *, write_down: bool) -> list[Job]:
+        """The slice's list once one is written (a job retried since has left the index), else
+        the index's, written down first when ``write_down``."""
         head = self.store.get_record(KIND, f"ends#{name}")
         if head is None:
             ended = [j for j in self.store.jobs_ended_in(name) if _ends_in(j, name) is not None]
+            if not write_down:
+                return ended
             ids = sorted(j.job_id for j in ended)
             chunks = [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
             for number, chunk in enumerate(chunks):
@@ -207,19 +218,18 @@ class StatsRoller:
             if self.store.put_record(KIND, f"ends#{name}", {"Chunks": len(chunks), "Jobs": len(ids)}, only_if_absent=True):
                 self._counted[name] = frozenset(ids)
                 return ended
-        ids = sorted(self.counted_in(name))
+            head = self.store.get_record(KIND, f"ends#{name}")  # another roller wrote its list first
+        ids = sorted(self._ids(name, head))
         return [j for j in self.store.get_many(ids) if _ends_in(j, name) is not None]
-
-    def ended_in(self, name: str) -> list[Job]:
-        """The jobs whose end in slice ``name`` a roll counts (or will): read, never written."""
-        if self.store.get_record(KIND, f"ends#{name}") is None:
-            return [j for j in self.store.jobs_ended_in(name) if _ends_in(j, name) is not None]
-        return [j for j in self.store.get_many(sorted(self.counted_in(name))) if _ends_in(j, name) is not None]
 
     def counted_in(self, name: str) -> frozenset[str]:
         """Ids of the jobs whose end in slice ``name`` was counted (empty: not rolled)."""
+        return self._ids(name, None)
+
+    def _ids(self, name: str, head: dict[str, Any] | None) -> frozenset[str]:
+        """The ids slice ``name``'s list holds (``head``: its record, when read already)."""
         if name not in self._counted:
-            head = self.store.get_record(KIND, f"ends#{name}")
+            head = head if head is not None else self.store.get_record(KIND, f"ends#{name}")
             ids: set[str] = set()
             for number in range(int(head.get("Chunks", 0)) if head else 0):
                 ids.update((self.store.get_record(KIND, f"ends#{name}#{number}") or {}).get("Ids", []))
