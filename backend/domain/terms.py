@@ -10,12 +10,17 @@ it so). Pure Python: no pydantic, no I/O.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 
 # SageMaker's training job name pattern; a JobId plus "-a<attempt>" must match it.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_ID_MAX = 58  # 58 + len("-a999") = 63, SageMaker's limit
 MAX_ATTEMPTS = 999
+# How long a launcher's claim on an attempt lasts: longer than the launcher's Lambda timeout
+# (template.yaml; tests/contract keeps it so), so a create cannot land after its claim expired.
+# Until then an attempt stopped before launch may still be created by the run that claimed it.
+LAUNCH_LEASE = timedelta(minutes=5)
 PLAN_USE_PREFIX = "plan:"  # Job.use_key of an attempt on a training plan (no instance type starts so)  # the attempt number must fit in the 5 characters JOB_ID_MAX leaves
 JOB_ID_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,57}$")
 # An optional deployment prefix on every JobId (TRAINBOT_JOB_ID_PREFIX), so IAM can scope

@@ -7,9 +7,10 @@ conditional write; a lost race re-reads and decides again, never overwrites.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -19,7 +20,7 @@ from backend.domain.approval import ApprovalState
 from backend.domain.notice import NotifyMode
 from backend.domain.people import person
 from backend.domain.status import JobStatus
-from backend.domain.terms import AttemptOutcome, FailureClass
+from backend.domain.terms import LAUNCH_LEASE, AttemptOutcome, FailureClass
 from backend.errors import (
     AmbiguousName,
     BackendUnavailable,
@@ -51,6 +52,20 @@ class RejectedByAdmin(InvalidRequest):
         super().__init__(
             [f"{job_id} was rejected by {person(admin)}{why}. A retry cannot undo an admin's decision: "
              "submit a changed job, or ask an admin."]
+        )
+
+
+class LaunchInFlight(InvalidRequest):
+    """A retry of a job stopped while a launcher run was creating its attempt: that run may yet
+    create it, so the job moves only once its claim has expired (and the attempt is stopped)."""
+
+    def __init__(self, job_id: str, wait: timedelta) -> None:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        self.job_id, self.wait = job_id, wait
+        self.when = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
+        super().__init__(
+            [f"{job_id} was stopped while SageMaker was being asked to start it, and that request may still land: "
+             f"try the retry again in {self.when}."]
         )
 
 
@@ -325,13 +340,18 @@ class JobService:
             if approval is not None and approval.state is ApprovalState.REJECTED:
                 raise RejectedByAdmin(job.job_id, approval.decided_by or "an admin", approval.note)
             before = job.current_attempt
-            if before is not None and before.outcome is AttemptOutcome.STOPPED and before.launched_at is None:
-                # Stopped before launch: a launcher's create may have landed after the stop's
-                # StopTrainingJob and never been recorded (the simulator: the retry was then held
-                # for approval beside a running -a1). Stop it again before the job moves; if
-                # SageMaker cannot be reached, nothing changes (BackendUnavailable).
-                self._backend.stop(before.name)
             now = self._clock()
+            if before is not None and before.outcome is AttemptOutcome.STOPPED and before.launched_at is None:
+                # Stopped before launch: the launcher run that claimed the attempt may still be
+                # creating it, and a run killed after its create tells nobody (the simulator: the
+                # retry was then held for approval beside a running -a1). Until the claim has
+                # expired (no launcher run outlives it) the retry waits; after it, whatever was
+                # created is stopped before the job moves; if SageMaker cannot be reached,
+                # nothing changes (BackendUnavailable).
+                window_ends = before.claimed_at + LAUNCH_LEASE
+                if now < window_ends:
+                    raise LaunchInFlight(job.job_id, window_ends - now)
+                self._backend.stop(before.name)
             reason = f"retry requested by {person(actor.user_id)}"
             admitted = job
             if approval is not None and approval.state is ApprovalState.PENDING:

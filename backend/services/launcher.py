@@ -42,7 +42,7 @@ from backend.domain.policy import (
 )
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
-from backend.domain.terms import MAX_ATTEMPTS, PLAN_USE_PREFIX, AttemptOutcome, FailureClass, attempt_name
+from backend.domain.terms import LAUNCH_LEASE, MAX_ATTEMPTS, PLAN_USE_PREFIX, AttemptOutcome, FailureClass, attempt_name
 from backend.domain.times import format_utc, parse_utc
 from backend.domain.waiting import same_kind, waiting_text
 from backend.errors import (
@@ -68,8 +68,7 @@ logger = Logger(service="trainbot", child=True)
 S = JobStatus
 F = FailureClass
 
-# Longer than the launcher's Lambda timeout, so a live launcher never loses its claim.
-LEASE = timedelta(minutes=5)
+LEASE = LAUNCH_LEASE  # a live launcher never loses its claim (backend.domain.terms)
 HOLDS_KEY = "instance-types"  # the one record of held instance types
 DUE_BATCH = 200
 # Most jobs one tick parks (one conditional write each, once per job until its type has room):

@@ -40,7 +40,7 @@ def message_for(exc: Exception) -> str:
 
     # The services' own errors: imported here, not with the listeners, so that an ack answered
     # from the grammar alone (help) does not load the services.
-    from backend.services.jobs import RejectedByAdmin
+    from backend.services.jobs import LaunchInFlight, RejectedByAdmin
     from backend.services.presets import PresetNotYours
     from backend.services.submit import SweepAlreadyConfirmed, SweepExpired
 
@@ -52,6 +52,8 @@ def message_for(exc: Exception) -> str:
         return render.sweep_already_confirmed()
     if isinstance(exc, RejectedByAdmin):
         return render.retry_rejected(exc.job_id, exc.admin, exc.note)
+    if isinstance(exc, LaunchInFlight):
+        return render.retry_too_soon(exc.job_id, exc.when)
     if isinstance(exc, InvalidRequest):
         return render.problems_text(exc.problems)
     if isinstance(exc, JobNotFound):

@@ -163,6 +163,15 @@ def test_the_launcher_runs_every_minute_and_the_sweep_every_five_minutes(transfo
     assert resources["MonitorFunctionSweep"]["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
 
 
+def test_no_launcher_run_outlives_its_claim_on_an_attempt():
+    # A retry of a job stopped inside its launch waits for the claim to expire (JobService.retry):
+    # sound only if the run that claimed the attempt is dead by then, create and all.
+    from backend.domain.terms import LAUNCH_LEASE
+
+    timeout = load_template()["Resources"]["LauncherFunction"]["Properties"]["Timeout"]
+    assert timeout < LAUNCH_LEASE.total_seconds()
+
+
 def test_the_job_id_prefix_parameter_admits_exactly_what_the_settings_admit():
     from backend.domain.model import JOB_ID_PREFIX
 

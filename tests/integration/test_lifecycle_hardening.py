@@ -14,6 +14,7 @@ from botocore.awsrequest import AWSResponse
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.policy import SERVICE_FAILURES_MAX
 from backend.domain.status import JobStatus
+from backend.domain.terms import LAUNCH_LEASE
 from tests.harness import ALICE, BOB, FakeContext, Stack, job_request
 
 S = JobStatus
@@ -184,6 +185,7 @@ def test_a_retry_after_a_stop_during_the_create_starts_a_new_attempt(racing):
     assert stack.store.get(job.job_id).status is S.STOPPED
     [job] = stack.run_until_settled([job.job_id])  # the orphan is stopped
 
+    stack.clock.advance(LAUNCH_LEASE.total_seconds())  # a retry inside the launcher's claim waits for it
     stack.jobs.retry(job.job_id, ALICE)
     [job] = stack.run_until_settled([job.job_id])
     assert job.status is S.COMPLETED, [h.reason for h in job.history]

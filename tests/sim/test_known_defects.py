@@ -206,6 +206,16 @@ KNOWN = {
         ("submit", "too_big", "command"),
         ("launcher", ("ok", ("user", "stop+retry", 0), "lost")),
     ],
+    # Found by the 40,000-schedule run on 42a8a90 (./dev sim --examples 40000 --seed 9, seed
+    # 9001): the same stop and held retry inside the create, the launcher killed at its record
+    # write: a killed run reads nothing back, and -a1 ran beside the held job until the next
+    # tick. A retry of an attempt stopped before launch now waits until the launcher's claim
+    # on it has expired (no run outlives it), then stops the attempt before the job moves.
+    "stop and held retry inside the create, the launcher killed at its record": [
+        ("submit", "single", "command"),
+        ("budget", 0),
+        ("launcher", ("ok", ("user", "stop+retry", 0), "crash")),
+    ],
 }
 
 

@@ -49,6 +49,7 @@ from backend.services.notify import Dispatcher
 from backend.services.pacing import TokenBucket
 from backend.services.rollup import StatsRoller
 from backend.services.stats import Window, collect, compute_stats, jobs_in_window
+from infra.template import load_template
 from tests.conftest import job_args, make_job
 from tests.fakes.memory_store import MemoryJobStore
 from tests.sim.bot import HELD_TYPE, SimBot
@@ -65,6 +66,24 @@ BUDGET_HOURS = 4.0  # the team's weekly instance-hours (invariant 6): a few of t
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 LIMITS = {"ml.p4d.24xlarge": 2}
 SLOW = timedelta(minutes=6)  # longer than the launcher's claim lease (5 min) and a delivery lease (60 s)
+
+
+def _timeouts() -> dict[str, timedelta]:
+    """Each function's Lambda timeout, from template.yaml (Globals' where it sets none)."""
+    template = load_template()
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+    resources = template["Resources"]
+    return {
+        name: timedelta(seconds=resources[name].get("Properties", {}).get("Timeout", default))
+        for name in ("LauncherFunction", "MonitorFunction")
+    }
+
+
+# A run is killed at its function's timeout: a call slower than what is left of it takes effect
+# (the request reached the service) and the run dies waiting for the answer; a run past it makes
+# no further call. So no launcher run outlives its claim, as on Lambda (a slow monitor call still
+# outlasts a delivery lease: 290 s against 60 s).
+TIMEOUTS = _timeouts()
 # A send to Slack or SNS is bounded by its client's timeouts and retries (under
 # backend.domain.notice.SEND_BOUND): slower than a delivery lease, never slower than that.
 SLOW_SEND = timedelta(seconds=100)
@@ -263,6 +282,7 @@ class SimWorld:
         self.job_ids: list[str] = []
         self.stats_checked = 0  # schedules whose stats were compared at rest (all jobs ended)
         self._plans: list[FaultPlan] = []
+        self._deadlines: list[datetime] = []  # when each function run in progress is killed (innermost last)
         self.delivery_doubts: set[str] = set()  # jobs whose delivery record may be lost (a send may repeat, with its key)
         self.stopped_by_user: set[str] = set()
         self.delivered_events: list[int] = []
@@ -282,6 +302,9 @@ class SimWorld:
             # A lasting outage (every call answers 500) or a permanent refusal (AccessDenied):
             # it outlives faults and users, and the settling that ends a schedule.
             raise self.outages[call.port]()
+        if self._deadlines and self.clock() >= self._deadlines[-1]:
+            self.log.append(f"  {call.port}: the run timed out before it")
+            raise SimCrash(call.port)
         fault = self._plans[-1].next() if self._plans else "ok"
         if fault != "ok":
             self.log.append(f"  {call.port}: {fault}")
@@ -289,15 +312,19 @@ class SimWorld:
             # Another actor moves while this call is in flight; ("slow", …): the call also
             # outlasts every lease, so the other actor may take over what this run holds.
             how, action, index = fault
+            timed_out = False
             if how == "slow":
-                self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
+                timed_out = self._slow(call)
                 if call.port == "store.finish_delivery" and job_id is not None:
                     # A record write slower than the delivery lease: whoever takes the lease
                     # over meanwhile cannot know it will land, and resends (SNS, with its key).
                     self.delivery_doubts.add(job_id)
-            with self.plan(()):
+            with self.plan(()), self.outside_the_run():
                 self.user(action, index)
-            return call.effect()
+            result = call.effect()
+            if timed_out:
+                raise SimCrash(call.port)
+            return result
         if fault in ("throttle", "crash") and job_id is not None and (
             call.port == "store.finish_delivery" or (fault == "crash" and call.port.startswith(_SENDS))
         ):
@@ -310,8 +337,11 @@ class SimWorld:
         if fault == "crash":
             raise SimCrash(call.port)
         if fault == "slow":
-            self.clock.advance(SLOW_SEND if call.port.startswith(_SENDS) else SLOW)
-            return call.effect()
+            timed_out = self._slow(call)
+            result = call.effect()
+            if timed_out:
+                raise SimCrash(call.port)
+            return result
         result = call.effect()
         if fault in ("lost", "crash_after"):
             if job_id is not None and (call.port.startswith("store.") or call.port.endswith(".notify")):
@@ -320,6 +350,26 @@ class SimWorld:
                 raise SimCrash(call.port)
             raise (call.lost or call.transient)()
         return result
+
+    def _slow(self, call: Call) -> bool:
+        """Let a slow call's time pass: True when the run's timeout came first (the call takes
+        effect, and the run is killed waiting for its answer)."""
+        slow = SLOW_SEND if call.port.startswith(_SENDS) else SLOW
+        if self._deadlines and self.clock() + slow > self._deadlines[-1]:
+            self.clock.advance(self._deadlines[-1] - self.clock())
+            self.log.append(f"  {call.port}: the run timed out during it")
+            return True
+        self.clock.advance(slow)
+        return False
+
+    @contextmanager
+    def outside_the_run(self) -> Iterator[None]:
+        """Another actor's move in the middle of a call: not part of the run, nor of its timeout."""
+        self._deadlines.append(datetime.max.replace(tzinfo=UTC))
+        try:
+            yield
+        finally:
+            self._deadlines.pop()
 
     @contextmanager
     def plan(self, faults: Sequence[Fault]) -> Iterator[None]:
@@ -442,7 +492,8 @@ class SimWorld:
 
     # --- functions --------------------------------------------------------------------------
 
-    def run_function(self, name: str, faults: Sequence[Fault], body: Callable[[], Any]) -> None:
+    def run_function(self, name: str, faults: Sequence[Fault], body: Callable[[], Any], timeout: timedelta) -> None:
+        self._deadlines.append(self.clock() + timeout)
         with self.plan(faults):
             try:
                 body()
@@ -452,19 +503,21 @@ class SimWorld:
                 self.log.append(f"  {name}: failed ({type(exc).__name__}); Lambda retries it later")
             except Exception as exc:  # an unexpected exception is what the simulator is looking for
                 raise InvariantViolated(f"{name} raised {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._deadlines.pop()
 
     def launcher(self, faults: Sequence[Fault] = ()) -> None:
         launcher = Launcher(
             self.store, self.backend, self.dispatcher, policy=POLICY, instance_limits=LIMITS,  # type: ignore[arg-type]
             pacer=self.pacer(), clock=self.clock, rng=self.rng,
         )
-        self.run_function("launcher", faults, launcher.run_tick)
+        self.run_function("launcher", faults, launcher.run_tick, TIMEOUTS["LauncherFunction"])
 
     def monitor(self, faults: Sequence[Fault] = ()) -> None:
         """The monitor's scheduled run: its sweep, then the stats rollup (as its handler)."""
         monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng, **self.budget_hooks)  # type: ignore[arg-type]
         roller = StatsRoller(self.store, self.clock)  # type: ignore[arg-type]
-        self.run_function("monitor", faults, lambda: (monitor.sweep(), roller.roll()))
+        self.run_function("monitor", faults, lambda: (monitor.sweep(), roller.roll()), TIMEOUTS["MonitorFunction"])
 
     def event(self, index: int, faults: Sequence[Fault] = (), *, replay: bool = False) -> None:
         """Deliver one SageMaker event: the ``index``-th still pending (0: in order), or, with
@@ -481,7 +534,9 @@ class SimWorld:
             self.delivered_events.append(number)
         event = self.sagemaker.bus[number]
         monitor = Monitor(self.store, self.backend, self.dispatcher, policy=POLICY, pacer=self.pacer(), clock=self.clock, rng=self.rng, **self.budget_hooks)  # type: ignore[arg-type]
-        self.run_function("monitor(event)", faults, lambda: monitor.observe(event.job_id, event.attempt, event.status))
+        self.run_function(
+            "monitor(event)", faults, lambda: monitor.observe(event.job_id, event.attempt, event.status), TIMEOUTS["MonitorFunction"]
+        )
 
     def progress(self, index: int, outcome: str) -> None:
         job_id = self.job(index)

@@ -882,6 +882,15 @@ def retry_rejected(job_id: str, admin: str, note: str) -> str:
     )
 
 
+def retry_too_soon(job_id: str, when: str) -> str:
+    """A retry of a job stopped while a launcher was creating its training job: that create may
+    still land, so the retry waits until no launcher run can be creating it any more."""
+    return (
+        f":hourglass_flowing_sand: `{esc(job_id, 100)}` was stopped while SageMaker was being asked to start it, "
+        f"and that request may still land. Try `/train retry` again in {when}: I'll stop whatever it started first."
+    )
+
+
 def refused_user() -> str:
     return ":no_entry: Sorry, you are not on Trainbot's list of users (TRAINBOT_ALLOWED_USERS). Ask an admin to add you."
 

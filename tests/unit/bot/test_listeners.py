@@ -113,6 +113,18 @@ def test_every_typed_error_has_its_own_polite_message():
     assert "try again" in message_for(StoreUnavailable("x"))
 
 
+def test_a_retry_inside_the_launch_window_says_when_to_try_again():
+    from datetime import timedelta
+
+    from backend.services.jobs import LaunchInFlight
+
+    assert message_for(LaunchInFlight("bert-abc123", timedelta(seconds=200))) == (
+        ":hourglass_flowing_sand: `bert-abc123` was stopped while SageMaker was being asked to start it, and that "
+        "request may still land. Try `/train retry` again in 4 minutes: I'll stop whatever it started first."
+    )
+    assert message_for(LaunchInFlight("bert-abc123", timedelta(seconds=44.2))).endswith("again in 45 seconds: I'll stop whatever it started first.")
+
+
 def test_the_app_error_handler_answers_200_with_an_ephemeral_message():
     response = handle_error(StoreUnavailable("down"), {"type": "slash_command"}, SimpleNamespace(info=print, exception=print))
     assert response.status == 200 and "ephemeral" in response.body

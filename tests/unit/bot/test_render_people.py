@@ -138,7 +138,7 @@ NO_PERSON = {
     "esc": "escapes", "fit_answer": "shortens a message", "help_text": "the help", "illegal": "a job id and a status",
     "log_tail_text": "a log's tail (inert: forensics)", "live_metrics_line": "metric values", "logs_url": "a link", "metrics_text": "metric values",
     "no_budgets": "fixed text", "not_found": "a job id", "ambiguous_name": "a job name and ids", "number": "a number", "oops": "fixed text", "rank": "orders jobs",
-    "refused_team": "fixed text", "refused_user": "fixed text", "reject_modal": "a job id", "preset_saved": "a preset's name",
+    "refused_team": "fixed text", "refused_user": "fixed text", "reject_modal": "a job id", "retry_too_soon": "a job id and a wait", "preset_saved": "a preset's name",
     "preset_deleted": "a preset's name", "preset_missing": "a preset's name", "stream_console_url": "a link",
     "submit_modal": "the form", "submitting": "a job's name", "sweep_already_confirmed": "fixed text",
     "sweep_cancelled": "fixed text", "sweep_confirm": "a sweep's size", "sweep_digest": "lines of failures (sweep_failure_line)",

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from backend.domain.model import AttemptOutcome, FailureClass
 from backend.domain.records import RecordKind
 from backend.domain.status import JobStatus
+from backend.domain.terms import LAUNCH_LEASE
 from backend.ports import TrainingState
+from backend.services.jobs import LaunchInFlight
 from backend.services.launcher import HOLDS_KEY
 from tests.conftest import job_args, make_job
 from tests.unit.services.conftest import OWNER, POLICY, World
@@ -172,21 +176,35 @@ def test_a_job_stopped_while_its_create_was_in_flight_has_its_training_job_stopp
 
 
 def test_a_job_stopped_and_retried_while_its_create_was_in_flight_has_the_orphan_attempt_stopped(world: World):
+    """The retry inside the create is refused (the run that claimed -a1 may still create it: a
+    killed run would tell nobody, seed 9001); the launcher's lost race stops -a1, and once the
+    claim has expired the retry starts a new attempt, stopping -a1 again first."""
     job = world.submit()
     name = f"{job.job_id}-a1"
+    refusals: list[LaunchInFlight] = []
 
     def user_stops_then_retries(_name: str) -> None:
         # The user's stop ran before the create reached SageMaker: its StopTrainingJob found nothing.
         world.backend.unavailable = True
         world.jobs.stop(job.job_id, OWNER)
         world.backend.unavailable = False
-        world.jobs.retry(job.job_id, OWNER)
+        with pytest.raises(LaunchInFlight) as refused:
+            world.jobs.retry(job.job_id, OWNER)
+        refusals.append(refused.value)
 
     world.backend.during_create = user_stops_then_retries
     report = world.launcher().run_tick()
     assert report.lost_races == 1 and report.launched == 0
-    assert world.store.get(job.job_id).status is S.RETRYING
-    assert name in world.backend.stops  # -a1 is nobody's attempt any more: not left running
+    assert world.store.get(job.job_id).status is S.STOPPED  # the refused retry changed nothing
+    assert world.backend.stops == [name]  # -a1 is nobody's attempt: not left running
+    assert "try again in 5 minutes" in str(refusals[0])
+
+    world.clock.advance(LAUNCH_LEASE - timedelta(seconds=45))
+    with pytest.raises(LaunchInFlight, match="try again in 45 seconds"):
+        world.jobs.retry(job.job_id, OWNER)
+    world.clock.advance(timedelta(seconds=45))
+    assert world.jobs.retry(job.job_id, OWNER).status is S.RETRYING
+    assert world.backend.stops == [name, name]
 
     world.launcher().run_tick()  # the retry is a new attempt; -a1 is never created or adopted again
     stored = world.store.get(job.job_id)
@@ -233,15 +251,13 @@ def test_a_create_whose_record_could_not_be_written_is_stopped_at_once_when_the_
         monkeypatch.setattr(world.store, "transition", transition)
         raise StoreUnavailable("InternalServerError")
 
-    def user_stops_then_retries(_name: str) -> None:
+    def user_stops(_name: str) -> None:
         world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
         world.jobs.stop(job.job_id, OWNER)
         world.backend.unavailable = False
-        world.jobs.retry(job.job_id, OWNER)
-        world.backend.stops.clear()  # it stopped nothing: -a1 did not exist yet
         monkeypatch.setattr(world.store, "transition", refused)
 
-    world.backend.during_create = user_stops_then_retries
+    world.backend.during_create = user_stops
     world.launcher().run_tick()
     assert world.backend.created == [name] and world.backend.stops == [name]
 
@@ -264,9 +280,10 @@ def test_a_create_whose_record_could_not_be_written_is_left_while_its_job_still_
 
 
 def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the_retry_starts_another(world: World, monkeypatch):
-    """The stop and retry land inside the create, and the launcher's record of the create is
-    refused: no lost race tells it to stop -a1. The retry's next attempt stops it first (found
-    by the simulator: -a1 ran on beside -a2)."""
+    """The stop lands inside the create, and the launcher's record of the create is refused, its
+    read back too: no lost race tells it to stop -a1. The owner's later retry stops it, and so
+    does the retry's next attempt before it starts (found by the simulator: -a1 ran on beside
+    -a2)."""
     from backend.errors import StoreUnavailable
 
     job = world.submit()
@@ -284,18 +301,19 @@ def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the
         monkeypatch.setattr(world.store, "get", unreadable)
         raise StoreUnavailable("ProvisionedThroughputExceededException")
 
-    def user_stops_then_retries(_name: str) -> None:
+    def user_stops(_name: str) -> None:
         world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
         world.jobs.stop(job.job_id, OWNER)
         world.backend.unavailable = False
-        world.jobs.retry(job.job_id, OWNER)
         monkeypatch.setattr(world.store, "transition", refused)
 
-    world.backend.during_create = user_stops_then_retries
+    world.backend.during_create = user_stops
     world.launcher().run_tick()
-    # The retry stopped -a1 again too, but inside the create: before it existed.
-    assert world.backend.created == [name] and world.backend.stops == [name]
+    assert world.backend.created == [name] and world.backend.stops == []  # nobody knows -a1 runs
 
+    world.clock.advance(LAUNCH_LEASE)  # the claim has expired: the retry is let through
+    world.jobs.retry(job.job_id, OWNER)
+    assert world.backend.stops == [name]  # the retry stopped -a1 before the job moved
     world.launcher().run_tick()
     assert world.backend.stops == [name, name]  # again, before -a2 started
     assert world.backend.created == [name, f"{job.job_id}-a2"]

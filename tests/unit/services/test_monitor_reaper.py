@@ -12,7 +12,7 @@ import pytest
 from backend.domain.approval import ApprovalState
 from backend.domain.model import Approval
 from backend.domain.status import JobStatus
-from backend.domain.terms import AttemptOutcome
+from backend.domain.terms import LAUNCH_LEASE, AttemptOutcome
 from backend.domain.times import parse_utc
 from backend.errors import StoreUnavailable
 from backend.ports import TrainingState
@@ -43,18 +43,25 @@ def _orphan(world: World, monkeypatch: pytest.MonkeyPatch, *, retry: bool = Fals
         raise StoreUnavailable("ProvisionedThroughputExceededException")
 
     def owner_stops(name: str) -> None:
-        landed = world.backend.jobs.pop(name)  # the owner's moves reach SageMaker before the create
+        landed = world.backend.jobs.pop(name)  # the owner's stop reaches SageMaker before the create
         world.jobs.stop(job.job_id, OWNER)
-        if retry:
-            world.jobs.retry(job.job_id, OWNER)
         world.backend.jobs[name] = landed
-        world.backend.stops.clear()  # they stopped nothing: it did not exist yet
+        world.backend.stops.clear()  # it stopped nothing: it did not exist yet
         monkeypatch.setattr(world.store, "transition", refused)
 
     world.backend.during_create = owner_stops
     world.launcher().run_tick()
     name = f"{job.job_id}-a1"
     assert world.backend.jobs[name].state is T.RUNNING and world.backend.stops == []
+    if retry:
+        # The owner's retry, once the launcher's claim expired (one inside it waits), and its
+        # stop of -a1 reaching SageMaker before -a1's create: only a create slower than the
+        # launcher's timeout could land so late, and the reaper is the backstop for that too.
+        world.clock.advance(LAUNCH_LEASE)
+        landed = world.backend.jobs.pop(name)
+        world.jobs.retry(job.job_id, OWNER)
+        world.backend.jobs[name] = landed
+        world.backend.stops.clear()
     return job.job_id, name
 
 
