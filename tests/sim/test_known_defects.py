@@ -211,6 +211,13 @@ KNOWN = {
     # write: a killed run reads nothing back, and -a1 ran beside the held job until the next
     # tick. A retry of an attempt stopped before launch now waits until the launcher's claim
     # on it has expired (no run outlives it), then stops the attempt before the job moves.
+    # Not a defect of Trainbot's: once the simulator killed runs at their function's timeout
+    # (./dev sim --examples 100000 --seed 10, seed 10000), a launcher run timed out in its
+    # second slow send, after SNS had it: the drain sent it again with its dedup key, as
+    # designed for a run killed there; the check counted only a "crash" fault as such a kill.
+    "a delivery round timed out during its SNS send": [
+        ("submit", "single", "command"), ("outage", "sagemaker.create"), ("launcher", ("ok", "ok", "ok", "slow", "slow")),
+    ],
     "stop and held retry inside the create, the launcher killed at its record": [
         ("submit", "single", "command"),
         ("budget", 0),

@@ -304,6 +304,7 @@ class SimWorld:
             raise self.outages[call.port]()
         if self._deadlines and self.clock() >= self._deadlines[-1]:
             self.log.append(f"  {call.port}: the run timed out before it")
+            self._doubt(call, job_id, after=False)
             raise SimCrash(call.port)
         fault = self._plans[-1].next() if self._plans else "ok"
         if fault != "ok":
@@ -323,6 +324,7 @@ class SimWorld:
                 self.user(action, index)
             result = call.effect()
             if timed_out:
+                self._doubt(call, job_id, after=True)
                 raise SimCrash(call.port)
             return result
         if fault in ("throttle", "crash") and job_id is not None and (
@@ -340,6 +342,7 @@ class SimWorld:
             timed_out = self._slow(call)
             result = call.effect()
             if timed_out:
+                self._doubt(call, job_id, after=True)
                 raise SimCrash(call.port)
             return result
         result = call.effect()
@@ -350,6 +353,16 @@ class SimWorld:
                 raise SimCrash(call.port)
             raise (call.lost or call.transient)()
         return result
+
+    def _doubt(self, call: Call, job_id: str | None, *, after: bool) -> None:
+        """A run timed out before or during ``call``: a delivery round's sends so far go
+        unrecorded, as when it is killed there (see the faults "crash" and "crash_after")."""
+        if job_id is None:
+            return
+        if call.port == "store.finish_delivery" or call.port.startswith(_SENDS) or (
+            after and (call.port.startswith("store.") or call.port.endswith(".notify"))
+        ):
+            self.delivery_doubts.add(job_id)
 
     def _slow(self, call: Call) -> bool:
         """Let a slow call's time pass: True when the run's timeout came first (the call takes
