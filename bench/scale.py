@@ -552,6 +552,104 @@ def rollup_figures(per_day: int, *, days: int = 14, users: int = 200, seed: int 
     }
 
 
+def rollup_write_figures(
+    per_day: int, *, days: int = 3, teams: int = 20, users_per_team: int = 100, presets: int = 100, seed: int = 0
+) -> dict[str, float]:
+    """The rollup's write cost at the issue's workload: ``per_day`` jobs a day for ``days``
+    simulated days from ``teams`` × ``users_per_team`` owners, 40% of them from one of
+    ``presets`` presets, each lasting 10 min to 2 days (log-uniform) and 5% failing, rolled as
+    the monitor's every-5-minute runs would. Priced as DynamoDB prices writes: a put or an
+    update of a record costs one WCU per started KB of the larger of the item before and after.
+    Reported for the last day only (the first ones fill the pipeline: jobs end up to 2 days
+    after they start), per job that ended, with what the records hold at the end."""
+    import json as _json
+
+    from backend.services import rollup
+    from tests.stats_history import job_with
+
+    rng = random.Random(seed)
+    clock = Clock()
+    clock.now -= timedelta(days=days + 1)
+    store = MemoryJobStore()
+    roller = rollup.StatsRoller(store, clock)
+    sizes: dict[tuple[str, str], int] = {}
+    written = Counter()  # WCU by what: the tallies, the slices' lists, the hourly counts, the cursor
+    put, set_entry = store.put_record, store.set_record_entry
+
+    def what(key: str) -> str:
+        if key.startswith(("ends#", "created#")) or key == "cursor":
+            return "slice lists" if key.startswith("ends#") else "created counts" if key.startswith("created#") else "cursor"
+        scope = key.split("#")[0]
+        kind = "everyone's" if scope.startswith("all") else "owners'" if scope.startswith("u:") else "presets'"
+        return f"{kind} spend shards" if "$" in scope else f"{kind} tallies"
+
+    def charge(kind: str, key: str) -> None:
+        stored = store._records.get((str(kind), key))
+        after = len(_json.dumps(stored, default=str)) if stored is not None else 0
+        written[what(key)] += max(1, math.ceil(max(after, sizes.get((str(kind), key), 0)) / 1024))
+        sizes[(str(kind), key)] = after
+
+    def counted_put(kind: str, key: str, attributes: dict[str, Any], **kwargs: Any) -> bool:
+        done = put(kind, key, attributes, **kwargs)
+        if done:
+            charge(kind, key)
+        return done
+
+    def counted_entry(kind: str, key: str, *args: Any) -> None:
+        set_entry(kind, key, *args)
+        charge(kind, key)
+
+    store.put_record, store.set_record_entry = counted_put, counted_entry  # type: ignore[method-assign]
+    owners = [f"U{t:02d}{u:03d}" for t in range(teams) for u in range(users_per_team)]
+    names = [f"preset-{p:03d}" for p in range(presets)]
+    types = ["ml.g5.xlarge", "ml.g5.2xlarge", "ml.g5.12xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.m5.large"]
+    roller.roll()
+    step = timedelta(minutes=5)
+    per_step = per_day / (24 * 12)
+    total = ended_last_day = 0
+    last_day = clock() + timedelta(days=days) - timedelta(days=1)
+    before_last = Counter()
+    carry = 0.0
+    for _ in range(days * 24 * 12 + 12):  # the days, and an hour more to roll the last slices
+        carry += per_step if clock() < last_day + timedelta(days=1) else 0
+        for _ in range(int(carry)):
+            created = clock() + timedelta(seconds=rng.uniform(0, 300))
+            launched = created + timedelta(minutes=rng.expovariate(1 / 10))
+            ended = launched + timedelta(minutes=math.exp(rng.uniform(math.log(10), math.log(2 * 24 * 60))))
+            failed = rng.random() < 0.05
+            team = rng.randrange(teams)
+            owner = team * users_per_team + rng.randrange(users_per_team)
+            # An owner trains on one or two instance types: its own, and now and then another.
+            kind = types[owner % len(types)] if rng.random() < 0.8 else rng.choice(types)
+            job = job_with(
+                f"r{total}", created, JobStatus.FAILED if failed else JobStatus.COMPLETED,
+                [{"claimed": launched, "launched": launched, "started": launched, "ended": ended, "billable": int((ended - launched).total_seconds()),
+                  "outcome": AttemptOutcome.FAILED if failed else AttemptOutcome.COMPLETED}],
+                instance=kind, user=owners[owner], team=f"T{team:02d}",
+                preset=rng.choice(names) if rng.random() < 0.4 else None, job_id=f"r{total:07d}-{seed}",
+            )
+            store._store(job)
+            total += 1
+            if last_day <= ended < last_day + timedelta(days=1):
+                ended_last_day += 1
+        carry -= int(carry)
+        clock.advance(step)
+        if clock() >= last_day and not before_last:
+            before_last = Counter(written) + Counter({"-": 0})
+        roller.roll()
+    # Every slice of the last day is rolled by now (the hour after it); its writes are the
+    # difference, and an ended job of the last day is in exactly one of its slices.
+    last = {k: written[k] - before_last.get(k, 0) for k in written}
+    wcu = sum(last.values())
+    tally_sizes = [size for (kind, key), size in sizes.items() if "tallies" in what(key) or "shards" in what(key)]
+    return {
+        "per_day": per_day, "jobs": total, "ended_last_day": ended_last_day, "wcu_last_day": wcu,
+        "wcu_per_job": wcu / max(1, ended_last_day), "by_what": last, "tallies": len(tally_sizes),
+        "tally_kb_mean": sum(tally_sizes) / max(1, len(tally_sizes)) / 1024, "tally_kb_max": max(tally_sizes, default=0) / 1024,
+        "users": teams * users_per_team, "presets": presets,
+    }
+
+
 def kick_figures(submissions: int, run_seconds: float = 2.0) -> dict[str, Any]:
     """Start on submit, priced: the kick record's writes for a lone submission, and for
     ``submissions`` spread over a minute the launcher runs asked for and run, with the kick

@@ -217,13 +217,16 @@ def spend_of_hours(
     prices: PriceTable | None = None,
     *,
     team_of: Callable[[str], str] = lambda user: user,
+    per_day: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Spend:
     """The spend of billed instance-hours given as ``(user, instance type, day or None, hours)``
-    (what :func:`spend` reads off jobs, and the stats rollup's tallies keep), priced."""
+    (what :func:`spend` reads off jobs, and the stats rollup's tallies keep), priced; hours per
+    day and type are those of the entries with a day, added to ``per_day`` (day -> type ->
+    hours) when given."""
     prices = prices if prices is not None else repo_prices()
     hours: dict[str, dict[str, float]] = {"user": {}, "team": {}, "type": {}}
     money: dict[str, dict[str, float | None]] = {"user": {}, "team": {}, "type": {}}
-    per_day: dict[str, dict[str, float]] = {}
+    by_day: dict[str, dict[str, float]] = {day: dict(types) for day, types in (per_day or {}).items()}
     for user, kind, day, used in billed:
         price = prices.price(kind)
         cost = None if price is None else used * price
@@ -232,7 +235,7 @@ def spend_of_hours(
             before = money[group].get(name, 0.0)
             money[group][name] = None if before is None or cost is None else before + cost
         if day is not None:
-            bucket = per_day.setdefault(day, {})
+            bucket = by_day.setdefault(day, {})
             bucket[kind] = bucket.get(kind, 0.0) + used
     by_type = _lines(hours["type"], money["type"])
     unpriced = sorted(line.name for line in by_type if line.money is None)
@@ -241,7 +244,7 @@ def spend_of_hours(
         by_user=_lines(hours["user"], money["user"]),
         by_team=_lines(hours["team"], money["team"]),
         by_type=by_type,
-        per_day=per_day,
+        per_day=by_day,
         instance_hours=sum(hours["type"].values()),
         money=total_money,
         currency=prices.currency,

@@ -12,7 +12,9 @@ A tally is a flat map of named counters, so tallies add and subtract entry by en
   same by the instance type the job started on (slowest to start);
 - ``r|<bucket>``: attempt run times, a histogram;
 - ``h|<user>|<type>|<day>``: billable instance-hours by owner, instance type and the day the
-  attempt ended (spend by user, team and type; hours per day);
+  attempt ended (spend by user, team and type; hours per day). A stored tally keeps them as
+  ``d|<type>|<day>`` and ``u|<user>|<type>``, the latter of everyone's in spend shards
+  (:func:`backend.services.rollup.split`), so no tally grows with the number of owners;
 - ``p|<plan>``: instance-hours on each training plan;
 - ``x|<cause>|<day>``: retries by cause and the day the retried attempt ended;
 - ``c``: jobs created (the roller counts them once their hour is over).

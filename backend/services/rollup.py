@@ -30,6 +30,7 @@ days job by job, as before.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,10 @@ MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for
 # counts the newer ends one by one (TAIL_MAX in backend.services.stats).
 ROLL_SLICES = 3
 ALL = "all"
+# Records that keep everyone's (and a preset's) billed hours by owner, per day: each holds the
+# owners whose user id hashes to it, about 30 bytes an owner and type (64 KB near 2,000 owners
+# a shard, 16,000 in all; bench/scale.py measures them).
+SPEND_SHARDS = 8
 
 
 def user_scope(user_id: str) -> str:
@@ -69,6 +74,40 @@ def preset_scope(preset: str) -> str:
 def scopes_of(job: Job) -> tuple[str, ...]:
     """The tallies a job counts in: everyone's, its owner's, and its preset's (if any)."""
     return (ALL, user_scope(job.owner.user_id), *((preset_scope(job.preset),) if job.preset else ()))
+
+
+def parts_of(scope: str) -> tuple[str, ...]:
+    """The records one day of ``scope`` is kept in (their key is ``<scope><part>#<day>``): one
+    for an owner's; for everyone's and a preset's, one more per spend shard (see :func:`split`)."""
+    return ("",) if scope.startswith("u:") else ("", *(f"${n}" for n in range(SPEND_SHARDS)))
+
+
+def split(scope: str, delta: Mapping[str, float]) -> Iterator[tuple[str, tallies.Tally]]:
+    """``delta`` (a contribution, :func:`backend.domain.tally.contribution`) as ``scope``'s
+    parts keep it: its billed hours by owner, type and day become hours by type and day
+    (``d|``) and by owner and type (``u|``); everyone's and a preset's keep the ``u|`` entries
+    in the owner's spend shard, so no record grows with the number of owners (at 2,000 owners
+    one tally of everyone's held 500 KB, past DynamoDB's 400 KB item limit: bench/scale.py)."""
+    main: tallies.Tally = {}
+    shards: dict[str, tallies.Tally] = {}
+    own = scope.startswith("u:")
+    for key, value in delta.items():
+        if not key.startswith("h|"):
+            main[key] = main.get(key, 0) + value
+            continue
+        _, user, kind, day = key.split("|")
+        by_day = f"d|{kind}|{day}"
+        main[by_day] = main.get(by_day, 0) + value
+        part = main if own else shards.setdefault(spend_shard(user), {})
+        by_user = f"u|{user}|{kind}"
+        part[by_user] = part.get(by_user, 0) + value
+    yield "", main
+    yield from shards.items()
+
+
+def spend_shard(user_id: str) -> str:
+    """The spend shard (a part of everyone's and each preset's tallies) of ``user_id``."""
+    return f"${zlib.crc32(user_id.encode()) % SPEND_SHARDS}"
 
 
 def slice_start(name: str) -> datetime:
@@ -185,7 +224,8 @@ class StatsRoller:
                     continue
                 day = created[:10]
                 for scope in scopes_of(job):
-                    tallies.add(deltas.setdefault(f"{scope}#{day}", {}), delta)
+                    for part, tally in split(scope, delta):
+                        tallies.add(deltas.setdefault(f"{scope}{part}#{day}", {}), tally)
             for key, delta in deltas.items():
                 parts.setdefault(key, []).append((name, delta))
             batch.slices.append(name)
@@ -292,13 +332,19 @@ def _ends_before(job: Job, end: int) -> Iterator[int]:
 # --- reading --------------------------------------------------------------------------------
 
 
-def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, tuple[tallies.Tally, str]]:
-    """The tallies of ``scope`` for ``days`` with the last slice each has (a day without one:
-    empty, "")."""
-    out: dict[str, tuple[tallies.Tally, str]] = {}
+def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, tuple[tallies.Tally, dict[str, str]]]:
+    """The tally of ``scope`` for each of ``days`` (its parts added up) with the last slice each
+    part has (part -> slice; a part not written yet: "")."""
+    out: dict[str, tuple[tallies.Tally, dict[str, str]]] = {}
     for day in days:
-        record = store.get_record(KIND, f"{scope}#{day}")
-        out[day] = (dict(record.get("Tally", {})), str(record.get("Through", ""))) if record else ({}, "")
+        merged: tallies.Tally = {}
+        through: dict[str, str] = {}
+        for part in parts_of(scope):
+            record = store.get_record(KIND, f"{scope}{part}#{day}")
+            if record:
+                tallies.add(merged, record.get("Tally", {}))
+            through[part] = str(record.get("Through", "")) if record else ""
+        out[day] = (merged, through)
     return out
 
 

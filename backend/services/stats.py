@@ -413,7 +413,7 @@ def collect_rolled(
     day_keys = [d.isoformat() for d in window.days]
     stored = rollup.day_tallies(store, scope, [d for d in day_keys if d >= since_hour[:10]])
     per_day = {day: tally for day, (tally, _) in stored.items()}
-    through = {day: last for day, (_, last) in stored.items()}
+    through = {day: parts for day, (_, parts) in stored.items()}
     unfinished_live: dict[str, Counter[str]] = defaultdict(Counter)
 
     # Days (and hours) before the rollup began: the jobs themselves.
@@ -441,9 +441,11 @@ def collect_rolled(
         for job in ended:
             created_at = format_utc(job.created_at)
             day = created_at[:10]
-            # A roll that stopped half-way added this slice to some days' tallies already.
-            if created_at[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, preset) and through.get(day, "") < name:
-                tallies.add(per_day.setdefault(day, {}), roller.delta(job, name))
+            if created_at[:13] >= since_hour and window.contains(job.created_at) and matches(job, owner, preset):
+                # A roll that stopped half-way added this slice to some days' records already.
+                for part, tally in rollup.split(scope, roller.delta(job, name)):
+                    if through.get(day, {}).get(part, "") < name:
+                        tallies.add(per_day.setdefault(day, {}), tally)
 
     # Jobs created (everyone's only: per user they are not counted), for the unfinished ones.
     created: dict[str, int] | None = None
@@ -529,6 +531,7 @@ def stats_of_tallies(
     hours_by_type: dict[str, float] = {}
     plan_used: dict[str, float] = {}
     billed: list[tuple[str, str, str | None, float]] = []
+    hours_per_day: dict[str, dict[str, float]] = {}
     for key, value in combined.items():
         kind, _, rest = key.partition("|")
         if kind == "x":
@@ -536,10 +539,22 @@ def stats_of_tallies(
             causes[cause] += int(round(value))
             bucket = retries_per_day.setdefault(clamp(day), {})
             bucket[cause] = bucket.get(cause, 0) + int(round(value))
-        elif kind == "h":
+        elif kind == "h":  # by owner, type and day: a job's own contribution (days read job by job)
             user, kind_, day = rest.split("|")
             hours_by_type[kind_] = hours_by_type.get(kind_, 0.0) + value
-            billed.append((user, kind_, clamp(day) if day else None, value))
+            billed.append((user, kind_, None, value))
+            if day:
+                by_day = hours_per_day.setdefault(clamp(day), {})
+                by_day[kind_] = by_day.get(kind_, 0.0) + value
+        elif kind == "d":  # the rollup's: by type and day...
+            kind_, day = rest.split("|")
+            hours_by_type[kind_] = hours_by_type.get(kind_, 0.0) + value
+            if day:
+                by_day = hours_per_day.setdefault(clamp(day), {})
+                by_day[kind_] = by_day.get(kind_, 0.0) + value
+        elif kind == "u":  # ...and by owner and type (backend.services.rollup.split)
+            user, kind_ = rest.split("|")
+            billed.append((user, kind_, None, value))
         elif kind == "p":
             plan_used[rest] = plan_used.get(rest, 0.0) + value
     waits, runs = tallies.histogram(combined, "w|"), tallies.histogram(combined, "r|")
@@ -572,7 +587,7 @@ def stats_of_tallies(
         retries_per_day=retries_per_day,
         computed_at=to_utc(now),
         retention_days=retention_days,
-        spend=spend_of_hours(billed, prices, team_of=team_of or (lambda user: user)),
+        spend=spend_of_hours(billed, prices, team_of=team_of or (lambda user: user), per_day=hours_per_day),
         plan_hours=_plan_hours(plan_used, plans or {}, window),
         unfinished=unfinished or None,
         counted_until=counted_until,

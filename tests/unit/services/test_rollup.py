@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 
 from backend.domain import tally
-from backend.domain.model import Owner
+from backend.domain.model import AttemptOutcome, Owner
 from backend.domain.policy import RetryPolicy
 from backend.domain.records import RecordKind
 from backend.domain.status import TERMINAL, JobStatus
@@ -196,9 +196,13 @@ def _agree(rolled, exact) -> None:
     assert rolled.jobs_per_day == exact.jobs_per_day
     assert rolled.instance_hours.keys() == exact.instance_hours.keys()
     assert all(math.isclose(rolled.instance_hours[k], exact.instance_hours[k]) for k in exact.instance_hours)
-    assert [(line.name, round(line.instance_hours, 6)) for line in rolled.spend.by_user] == [
-        (line.name, round(line.instance_hours, 6)) for line in exact.spend.by_user
-    ]
+    for mine_, theirs_ in ((rolled.spend.by_user, exact.spend.by_user), (rolled.spend.by_team, exact.spend.by_team), (rolled.spend.by_type, exact.spend.by_type)):
+        assert [(line.name, round(line.instance_hours, 6), round(line.money or 0, 4)) for line in mine_] == [
+            (line.name, round(line.instance_hours, 6), round(line.money or 0, 4)) for line in theirs_
+        ]
+    assert {d: {k: round(h, 6) for k, h in t.items()} for d, t in rolled.spend.per_day.items()} == {
+        d: {k: round(h, 6) for k, h in t.items()} for d, t in exact.spend.per_day.items()
+    }
     for mine, theirs in ((rolled.queue_wait, exact.queue_wait), (rolled.run_time, exact.run_time)):
         assert mine.count == theirs.count
         assert _close(mine.median, theirs.median) and _close(mine.p90, theirs.p90), (mine, theirs)
@@ -351,7 +355,7 @@ def test_a_roll_killed_after_any_write_leaves_the_answer_right() -> None:
     exact = _exact(world, 3)
     before = copy.deepcopy(world.store._records)
     written_at_most = 0
-    for after in range(60):
+    for after in range(200):
         world.store._records = copy.deepcopy(before)
         try:
             rollup.StatsRoller(CrashingStore(world.store, after), world.clock).roll()  # type: ignore[arg-type]
@@ -361,3 +365,37 @@ def test_a_roll_killed_after_any_write_leaves_the_answer_right() -> None:
             break  # the whole roll fit in ``after`` writes: every kill point was tried
         _agree(collect(world.store, None, 3, None, world.clock()), exact)
     assert written_at_most >= 5  # the kills landed among slice lists and tallies alike
+
+
+def test_no_tally_grows_with_the_number_of_owners() -> None:
+    """2,000 owners' jobs ending in one slice: everyone's and the preset's billed hours by
+    owner go to spend shards, each record far below DynamoDB's 400 KB item limit (everyone's
+    one tally held 115 KB here, and 500 KB at the issue's 100,000 jobs a day: bench/scale.py),
+    and the answer still names every owner's hours."""
+    import json
+
+    from tests.stats_history import job_with
+
+    clock = Clock(now=T0)
+    store = MemoryJobStore()
+    roller = rollup.StatsRoller(store, clock)
+    roller.roll()
+    jobs = []
+    for n in range(2000):
+        created = clock() + timedelta(minutes=1)
+        attempt = {"claimed": created, "launched": created, "started": created, "ended": created + timedelta(minutes=20),
+                   "billable": 1200, "outcome": AttemptOutcome.COMPLETED}
+        jobs.append(job_with(f"j{n}", created, S.COMPLETED, [attempt], instance=TYPES[n % 2], user=f"U{n:05d}", preset="nlp", job_id=f"j{n:05d}"))
+    for job in jobs:
+        store._store(job)
+    clock.advance(timedelta(hours=2))
+    roller.roll()
+    sizes = {key: len(json.dumps(record)) for (kind, key), record in store._records.items() if kind == RecordKind.STATS and not key.startswith("ends#")}
+    assert max(sizes.values()) < 16 * 1024, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert sum(1 for key in sizes if key.startswith("all$")) == rollup.SPEND_SHARDS
+    window_now = clock()
+    for preset in (None, "nlp"):
+        rolled = collect(store, None, 1, preset, window_now)
+        assert rolled.from_tallies and rolled.counted_until is None
+        _agree(rolled, compute_stats(jobs, rolled.window, window_now))
+        assert len(rolled.spend.by_user) == 2000
