@@ -250,11 +250,13 @@ class OutboxStore(Protocol):
         all_done: bool,
         retry_at: datetime | None = None,
         doubts: dict[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Record ``delivered`` and release the lease (if still ours); with ``all_done`` and the
         job unchanged since ``job`` was read, the job leaves the outbox. With ``retry_at`` (a
         round that left changes pending after a failure) the job's outbox entry is due then.
-        ``doubts`` (given: replaces ``Job.doubts``, empty removes them) in the same write."""
+        ``doubts`` (given: replaces ``Job.doubts``, empty removes them) in the same write.
+        True when this was recorded but the job had changed since ``job`` (with ``all_done``
+        or ``retry_at``): a newer change, written while this round held the lease, is waiting."""
         ...
 
 

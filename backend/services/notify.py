@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger
 
 from backend.domain import notice
-from backend.errors import NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable
+from backend.errors import NotifierRejected, NotifierUnavailable, NotifierUncertain, StoreUnavailable, TrainbotError
 from backend.ports import Notifier, OutboxStore
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ SEND_BOUND = notice.SEND_BOUND
 # A delivery round starts no send with less than this of its lease left without extending the
 # lease first: the write that records a send must land before anyone may take the lease over.
 LEASE_MARGIN = timedelta(seconds=30)
+# Rounds a delivery runs again at once for changes written while it held the lease (bounded:
+# a job that keeps changing leaves the rest to the drain).
+NEWER_ROUNDS = 2
 
 
 # A drain stops after this many rounds that failed (each cost two writes: lease and marks).
@@ -174,7 +177,7 @@ class Dispatcher:
             self._totals.rejected += report.rejected - before[2]
             self._totals.confirmed += report.confirmed - before[3]
 
-    def _deliver(self, job: Job, report: DeliveryReport) -> DeliveryReport:
+    def _deliver(self, job: Job, report: DeliveryReport, *, again: int = 0) -> DeliveryReport:
         if not self._notifiers or not notice.pending_seqs(job, self.targets):
             return report
         now = self._clock()
@@ -197,7 +200,7 @@ class Dispatcher:
                 report.busy += 1
                 return report
             current, until = taken, now + DELIVERY_LEASE
-        self._send(current, token, until, report, hand_over_asks=not self._asks_admins)
+        self._send(current, token, until, report, hand_over_asks=not self._asks_admins, again=again)
         return report
 
     def refresh(self, job: Job) -> None:
@@ -222,7 +225,9 @@ class Dispatcher:
                 except (NotifierUnavailable, NotifierRejected) as exc:
                     logger.info("eager refresh skipped", extra={"job_id": job.job_id, "notifier": notifier.name, "error": str(exc)})
 
-    def _send(self, current: Job, token: str, lease_until: datetime, report: DeliveryReport, *, hand_over_asks: bool = False) -> bool:
+    def _send(
+        self, current: Job, token: str, lease_until: datetime, report: DeliveryReport, *, hand_over_asks: bool = False, again: int = 0
+    ) -> bool:
         """One round under the lease ``token``; whether a notifier failed (the job then backs
         off: :func:`backend.domain.notice.retry_due`). ``hand_over_asks``: a change that asks
         the admins stays in the outbox, due now, for the drain (see the module docstring).
@@ -299,11 +304,22 @@ class Dispatcher:
             all_done, retry_at = False, self._clock()
         doubts = {name: seq for name, seq in doubts.items() if seq > delivered.get(name, 0)}
         try:
-            self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at, doubts=doubts)
+            newer = self._store.finish_delivery(current, token, delivered, all_done=all_done, retry_at=retry_at, doubts=doubts)
         except StoreUnavailable:
             # Sent but not recorded: the lease stays on the item, so whoever takes it over
             # finds these sends in doubt (backend.domain.notice.taken_over) and looks first.
             report.pending += 1
+            return failed
+        if newer and not failed and again < NEWER_ROUNDS:
+            # The job changed while this round held its lease, and its writer, finding the lease
+            # taken, left the change to whoever held it: that is this round. Deliver it now, not
+            # when the outbox drain next runs (minutes later; a Completed card waited so).
+            try:
+                fresh = self._store.get(current.job_id)
+            except TrainbotError:  # unavailable, gone, unreadable: the drain has it
+                report.pending += 1
+                return failed
+            self._deliver(fresh, report, again=again + 1)
         return failed
 
     def _lease_for_a_call(self, current: Job, token: str, delivered: dict[str, int], lease_until: datetime) -> datetime | None:

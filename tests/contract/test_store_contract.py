@@ -505,10 +505,23 @@ def test_a_job_that_changed_during_delivery_stays_in_the_outbox(store):
     job = store.register(make_job("moving")).job
     current = store.acquire_delivery(job.job_id, "t", T0, T0 + MINUTE)
     store.transition(job, S.LAUNCHED, at=T0)  # a new change while seq 1 was being sent
-    store.finish_delivery(current, "t", {"slack": 1}, all_done=True)
+    # Recorded, and the answer says a newer change waits (its dispatcher delivers it now).
+    assert store.finish_delivery(current, "t", {"slack": 1}, all_done=True) is True
     assert store.get(job.job_id).delivered == {"slack": 1}
     assert store.outbox_job_ids() == [job.job_id]
-    assert store.acquire_delivery(job.job_id, "t2", T0, T0 + MINUTE) is not None  # lease released
+    taken = store.acquire_delivery(job.job_id, "t2", T0, T0 + MINUTE)  # lease released
+    assert taken is not None
+    assert store.finish_delivery(taken, "t2", {"slack": 2}, all_done=True) is False  # nothing newer
+    assert store.outbox_job_ids() == []
+
+
+def test_a_finish_whose_lease_was_taken_over_says_nothing_is_newer(store):
+    store.set_notify_targets(["slack"])
+    job = store.register(make_job("taken")).job
+    stale = store.acquire_delivery(job.job_id, "old", T0, T0 + MINUTE)
+    store.transition(job, S.LAUNCHED, at=T0)
+    store.acquire_delivery(job.job_id, "new", T0 + 2 * MINUTE, T0 + 3 * MINUTE)
+    assert store.finish_delivery(stale, "old", {"slack": 1}, all_done=True) is False  # the new holder delivers
 
 
 # --- small records --------------------------------------------------------------------------------

@@ -477,11 +477,11 @@ class MemoryJobStore:
         all_done: bool,
         retry_at: datetime | None = None,
         doubts: dict[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
         lease = self._leases.get(job.job_id)
         stored = self._jobs.get(job.job_id)
         if lease is None or lease.token != token or stored is None:
-            return  # our lease expired and another dispatcher took over: it re-reads delivered
+            return False  # our lease expired and another dispatcher took over: it re-reads delivered
         self.delivery_writes += 1
         update: dict[str, Any] = {"delivered": dict(delivered)}
         if doubts is not None:
@@ -492,6 +492,9 @@ class MemoryJobStore:
             self._outbox.pop(job.job_id, None)
         elif retry_at is not None and not all_done and stored.version == job.version:
             self._outbox[job.job_id] = f"{format_utc(retry_at)}#{job.job_id}"
+        else:
+            return (all_done or retry_at is not None) and stored.version != job.version
+        return False
 
     # --- small records ----------------------------------------------------------------------
 

@@ -133,11 +133,12 @@ class DynamoOutbox(DynamoTable):
         all_done: bool,
         retry_at: datetime | None = None,
         doubts: dict[str, int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Record what was delivered and release the lease; when everything up to the job's
         last change is delivered and the job has not changed since, leave the Outbox index;
         with ``retry_at``, stay in it due then (a failing delivery backs off). ``doubts``
-        (when given) replaces the item's ``Doubts`` in the same write (none: removed)."""
+        (when given) replaces the item's ``Doubts`` in the same write (none: removed). True
+        when recorded although the job changed since ``job`` (:meth:`backend.ports.OutboxStore.finish_delivery`)."""
         values = {":d": {"M": {k: {"N": str(v)} for k, v in delivered.items()}}, ":t": {"S": token}}
         names = {"#token": "Token"}
         # Doubts ride in this write, whichever branch lands: never a write of their own.
@@ -158,9 +159,9 @@ class DynamoOutbox(DynamoTable):
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues={**values, ":v": {"N": str(job.version)}},
                 )
-                return
+                return False
             except ClientError:
-                pass  # the job changed meanwhile: its new change keeps it in the outbox
+                pass  # the job changed meanwhile (or the lease is lost): its new change keeps it in the outbox
         elif retry_at is not None:
             try:
                 self._call(
@@ -177,9 +178,9 @@ class DynamoOutbox(DynamoTable):
                         ":due": {"S": f"{format_utc(retry_at)}#{job.job_id}"},
                     },
                 )
-                return
+                return False
             except ClientError:
-                pass  # the job changed meanwhile: its new change's due time stands
+                pass  # the job changed meanwhile (or the lease is lost): its new change's due time stands
         try:
             self._call(
                 "update_item",
@@ -191,4 +192,5 @@ class DynamoOutbox(DynamoTable):
                 ExpressionAttributeValues=values,
             )
         except ClientError:
-            pass  # our lease expired and another dispatcher took over: it re-reads Delivered
+            return False  # our lease expired and another dispatcher took over: it re-reads Delivered
+        return all_done or retry_at is not None  # the conditional write above failed on the version alone

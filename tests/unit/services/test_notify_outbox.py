@@ -152,3 +152,33 @@ def test_a_permanent_refusal_is_given_up_for_that_sink_only_and_counted():
     assert report.rejected == 1
     assert set(sns.sent) == {(job.job_id, seq) for seq in range(1, job.last_seq + 1)}
     assert store.outbox_job_ids() == []
+
+
+def test_a_change_written_while_a_round_held_the_lease_is_delivered_by_that_round():
+    """The owner stops a job while its Retrying change is being sent: the stop's write cannot
+    take the lease (the round holds it), so its own delivery finds it busy. The round, told by
+    its record that the job moved on, delivers Stopped at once, not at the next drain (in local
+    mode a Completed card waited minutes so behind its Retrying)."""
+    clock = Clock()
+    sns, slack = Sink("sns"), Sink("slack")
+    store = MemoryJobStore(notify_targets=[sns.name, slack.name])
+    monitor, stopper = Dispatcher(store, [sns, slack], clock), Dispatcher(store, [sns, slack], clock)
+    job = store.register(make_job("bert", now=clock())).job
+    attempt = Attempt(number=1, name=attempt_name(job.job_id, 1), claimed_at=clock())
+    launched = store.transition(job, S.LAUNCHED, at=clock(), attempts=[attempt]).job
+    retrying = store.transition(launched, S.RETRYING, at=clock(), reason="capacity").job
+    stopped: list[Job] = []
+
+    def owner_stops(job: Job, seq: int) -> None:
+        done = store.transition(store.get(job.job_id), S.STOPPED, at=clock(), reason="stopped by <@U1>").job
+        report = stopper.deliver(done)
+        assert report.busy == 1 and report.sent == 0  # the round holds the lease
+        stopped.append(done)
+
+    sns.on_send = owner_stops
+    monitor.deliver(retrying)
+    last = stopped[0].last_seq
+    assert sns.sent[(job.job_id, last)] == 1 and slack.sent[(job.job_id, last)] == 1
+    assert store.get(job.job_id).delivered == {"sns": last, "slack": last}
+    assert store.outbox_job_ids() == []
+    assert all(n == 1 for sink in (sns, slack) for n in sink.sent.values())  # each change once per sink
