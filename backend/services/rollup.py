@@ -53,9 +53,11 @@ SLICE = timedelta(minutes=10)
 CHUNK = 4000  # job ids per record of a slice's list (about 100 KB; an item holds 400 KB)
 MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for a while catches up)
 # Slices rolled together, each tally written once for them: a run rolls when this many are due
-# (every half hour), so a busy day's tallies are rewritten 48 times a day, not 144. The read
-# counts the newer ends one by one (TAIL_MAX in backend.services.stats).
-ROLL_SLICES = 3
+# (every hour), so a busy day's tallies are rewritten 24 times a day, not 144. The read counts
+# the newer ends one by one (TAIL_MAX in backend.services.stats): up to 75 minutes of them, all
+# of them below ~38,000 jobs a day. At 100,000 jobs a day rolling every half hour cost twice the
+# writes (bench/scale.py), and the answer still said from when ends were being counted.
+ROLL_SLICES = 6
 ALL = "all"
 # Records that keep everyone's (and a preset's) billed hours by owner, per day: each holds the
 # owners whose user id hashes to it, about 30 bytes an owner and type (64 KB near 2,000 owners
@@ -301,10 +303,10 @@ class StatsRoller:
             missing = [(name, delta) for name, delta in parts if name > through]
             if not missing:
                 return False
-            merged = dict(stored.get("Tally", {})) if stored else {}
+            merged = tallies.unpack(stored) if stored else {}
             for _name, delta in missing:
                 tallies.add(merged, delta)
-            record = {"Tally": merged, "Through": missing[-1][0]}
+            record = {**tallies.pack(merged), "Through": missing[-1][0]}
             if stored is None:
                 if self.store.put_record(KIND, key, record, only_if_absent=True):
                     return True
@@ -342,7 +344,7 @@ def day_tallies(store: JobStore, scope: str, days: Iterable[str]) -> dict[str, t
         for part in parts_of(scope):
             record = store.get_record(KIND, f"{scope}{part}#{day}")
             if record:
-                tallies.add(merged, record.get("Tally", {}))
+                tallies.add(merged, tallies.unpack(record))
             through[part] = str(record.get("Through", "")) if record else ""
         out[day] = (merged, through)
     return out

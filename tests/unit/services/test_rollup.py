@@ -41,6 +41,7 @@ from tests.write_cost import sim_pacer
 S = JobStatus
 USERS = ("U1", "U2", "U3")
 TYPES = ("ml.g5.xlarge", "ml.p4d.24xlarge")
+ROLLED = rollup.ROLL_SLICES * rollup.SLICE + rollup.GRACE + timedelta(minutes=5)  # long enough for a roll to take a slice in
 POLICY = RetryPolicy(base_seconds=60, max_seconds=600, capacity_max_wait_seconds=3600)
 
 
@@ -324,16 +325,16 @@ def test_a_job_stopped_three_times_counts_once_whichever_ends_were_rolled_up() -
     [job_id] = world.ids
     owner = Actor(team_id="T1", user_id=world.store.get(job_id).owner.user_id)
     world.jobs.stop(job_id, owner)  # E1: Stopped before launch
-    world.clock.advance(timedelta(minutes=45))
+    world.clock.advance(ROLLED)
     world.roller.roll()
     world.jobs.retry(job_id, owner)
     world.jobs.stop(job_id, owner)  # E2
     world.clock.advance(timedelta(minutes=1))
     world.jobs.retry(job_id, owner)  # before E2's slice is rolled up
-    world.clock.advance(timedelta(minutes=45))
+    world.clock.advance(ROLLED)
     world.roller.roll()
     world.jobs.stop(job_id, owner)  # E3
-    world.clock.advance(timedelta(minutes=45))
+    world.clock.advance(ROLLED)
     world.roller.roll()
     day = format_utc(world.store.get(job_id).created_at)[:10]
     stored = world.store.get_record(RecordKind.STATS, f"all#{day}")
@@ -351,7 +352,7 @@ def test_a_roll_killed_after_any_write_leaves_the_answer_right() -> None:
     for _ in range(60):
         world.step()
     world.finish_everything()
-    world.clock.advance(timedelta(minutes=45))
+    world.clock.advance(ROLLED)
     exact = _exact(world, 3)
     before = copy.deepcopy(world.store._records)
     written_at_most = 0
@@ -399,3 +400,24 @@ def test_no_tally_grows_with_the_number_of_owners() -> None:
         assert rolled.from_tallies and rolled.counted_until is None
         _agree(rolled, compute_stats(jobs, rolled.window, window_now))
         assert len(rolled.spend.by_user) == 2000
+
+
+def test_a_stored_tally_packs_its_histograms_and_reads_back_the_same() -> None:
+    """A tally is stored with each histogram as one string (a roll rewrites it whole, and
+    DynamoDB charges by size): it reads back entry for entry, and takes far less room."""
+    import json
+
+    world = World(3)
+    for _ in range(120):
+        world.step()
+    world.finish_everything()
+    merged: dict[str, float] = {}
+    for job in world.store.get_many(world.ids):
+        if job.status in TERMINAL:
+            tally.add(merged, tally.contribution(job))
+    assert any(k.startswith("t|") for k in merged) and any(k.startswith("r|") for k in merged)
+    packed = tally.pack(merged)
+    assert tally.unpack(json.loads(json.dumps(packed))) == pytest.approx(merged)
+    histograms = {k: v for k, v in merged.items() if k.startswith(("w|", "r|", "t|"))}
+    assert len(json.dumps(tally.pack(histograms))) < 0.7 * len(json.dumps({"Tally": histograms}))
+    assert tally.unpack({"Tally": {"s|Completed": 2}}) == {"s|Completed": 2}  # a record written before packing
