@@ -1,6 +1,7 @@
 """Scale benchmark (issue 23, "Past one team"): the workload's figures, in simulated time.
 
     .venv/bin/python bench/scale.py [--seed 23] [--burst 2000] [--active 10000] [--sweep 10000] [--history 10000]
+    .venv/bin/python bench/scale.py --rollup-writes   # the stats rollup's writes at 100,000 jobs a day
 
 The workload: 100,000 jobs a day from 20 teams, bursty (peaks of 2,000 submissions a minute, a
 10,000-job sweep), jobs 10 min to 2 days, ~5% of creates refused, up to 10,000 running at once.
@@ -803,7 +804,19 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, default=10000)
     parser.add_argument("--history", type=int, default=10000, help="finished jobs of the last day, for /train stats")
     parser.add_argument("--rollup-per-day", type=int, default=12000, help="jobs a day for the rollup's write figure (2 days of them)")
+    parser.add_argument(
+        "--rollup-writes", action="store_true",
+        help="also the rollup's writes at 100,000 jobs a day, 400 and 2,000 owners (3 simulated days each; about 9 CPU minutes each)",
+    )
     args = parser.parse_args()
+    if args.rollup_writes:
+        for per_team, presets in ((20, 20), (100, 100)):
+            w = rollup_write_figures(100_000, users_per_team=per_team, presets=presets)
+            parts = ", ".join(f"{k} {v:,}" for k, v in sorted(w["by_what"].items(), key=lambda kv: -kv[1]))
+            print(f"rollup writes, 100,000 jobs a day, {w['users']:,} owners, {w['presets']} presets: {w['wcu_per_job']:.2f} WCU a job"
+                  f" ({w['wcu_last_day']:,} a day: {parts}); {w['tallies']:,} records, {w['tally_kb_mean']:.1f} KB mean,"
+                  f" {w['tally_kb_max']:.1f} KB largest", flush=True)
+        return
 
     peak = burst(args.seed, args.burst)
     print("scale figures (bench/scale.py, simulated time, in-memory store)", flush=True)

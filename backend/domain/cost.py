@@ -213,14 +213,15 @@ def spend(
 
 
 def spend_of_hours(
-    billed: Iterable[tuple[str, str, str | None, float]],
+    billed: Iterable[tuple[str | None, str, str | None, float]],
     prices: PriceTable | None = None,
     *,
     team_of: Callable[[str], str] = lambda user: user,
     per_day: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Spend:
     """The spend of billed instance-hours given as ``(user, instance type, day or None, hours)``
-    (what :func:`spend` reads off jobs, and the stats rollup's tallies keep), priced; hours per
+    (what :func:`spend` reads off jobs, and the stats rollup's tallies keep; user None: not
+    known, counted by type alone), priced; hours per
     day and type are those of the entries with a day, added to ``per_day`` (day -> type ->
     hours) when given."""
     prices = prices if prices is not None else repo_prices()
@@ -230,7 +231,8 @@ def spend_of_hours(
     for user, kind, day, used in billed:
         price = prices.price(kind)
         cost = None if price is None else used * price
-        for group, name in (("user", user), ("team", team_of(user)), ("type", kind)):
+        groups = (("type", kind),) if user is None else (("user", user), ("team", team_of(user)), ("type", kind))
+        for group, name in groups:
             hours[group][name] = hours[group].get(name, 0.0) + used
             before = money[group].get(name, 0.0)
             money[group][name] = None if before is None or cost is None else before + cost

@@ -59,7 +59,7 @@ MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for
 # writes (bench/scale.py), and the answer still said from when ends were being counted.
 ROLL_SLICES = 6
 ALL = "all"
-# Records that keep everyone's (and a preset's) billed hours by owner, per day: each holds the
+# Records that keep everyone's billed hours by owner, per day: each holds the
 # owners whose user id hashes to it, about 30 bytes an owner and type (64 KB near 2,000 owners
 # a shard, 16,000 in all; bench/scale.py measures them).
 SPEND_SHARDS = 8
@@ -80,19 +80,20 @@ def scopes_of(job: Job) -> tuple[str, ...]:
 
 def parts_of(scope: str) -> tuple[str, ...]:
     """The records one day of ``scope`` is kept in (their key is ``<scope><part>#<day>``): one
-    for an owner's; for everyone's and a preset's, one more per spend shard (see :func:`split`)."""
-    return ("",) if scope.startswith("u:") else ("", *(f"${n}" for n in range(SPEND_SHARDS)))
+    for an owner's and a preset's; for everyone's, one more per spend shard (see :func:`split`)."""
+    return ("", *(f"${n}" for n in range(SPEND_SHARDS))) if scope == ALL else ("",)
 
 
 def split(scope: str, delta: Mapping[str, float]) -> Iterator[tuple[str, tallies.Tally]]:
     """``delta`` (a contribution, :func:`backend.domain.tally.contribution`) as ``scope``'s
     parts keep it: its billed hours by owner, type and day become hours by type and day
-    (``d|``) and by owner and type (``u|``); everyone's and a preset's keep the ``u|`` entries
-    in the owner's spend shard, so no record grows with the number of owners (at 2,000 owners
-    one tally of everyone's held 500 KB, past DynamoDB's 400 KB item limit: bench/scale.py)."""
+    (``d|``) and by owner and type (``u|``). An owner's keeps both; everyone's keeps the ``u|``
+    entries in the owner's spend shard, so no record grows with the number of owners (at 2,000
+    owners one tally of everyone's held 500 KB, past DynamoDB's 400 KB item limit); a preset's
+    keeps none (spend by owner and team is not kept per preset: its shards were a third of the
+    rollup's writes at 100,000 jobs a day from 400 owners; bench/scale.py)."""
     main: tallies.Tally = {}
     shards: dict[str, tallies.Tally] = {}
-    own = scope.startswith("u:")
     for key, value in delta.items():
         if not key.startswith("h|"):
             main[key] = main.get(key, 0) + value
@@ -100,7 +101,12 @@ def split(scope: str, delta: Mapping[str, float]) -> Iterator[tuple[str, tallies
         _, user, kind, day = key.split("|")
         by_day = f"d|{kind}|{day}"
         main[by_day] = main.get(by_day, 0) + value
-        part = main if own else shards.setdefault(spend_shard(user), {})
+        if scope == ALL:
+            part = shards.setdefault(spend_shard(user), {})
+        elif scope.startswith("u:"):
+            part = main
+        else:
+            continue
         by_user = f"u|{user}|{kind}"
         part[by_user] = part.get(by_user, 0) + value
     yield "", main

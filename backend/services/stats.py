@@ -424,7 +424,8 @@ def collect_rolled(
                 continue
             day = format_utc(job.created_at)[:10]
             if job.status in TERMINAL:
-                tallies.add(per_day.setdefault(day, {}), tallies.contribution(job))
+                for _part, tally in rollup.split(scope, tallies.contribution(job)):  # what the rollup keeps of it
+                    tallies.add(per_day.setdefault(day, {}), tally)
             else:
                 unfinished_live[day][job.status.value] += 1
 
@@ -530,7 +531,8 @@ def stats_of_tallies(
     causes: Counter[str] = Counter({c: 0 for c in MAIN_CAUSES})
     hours_by_type: dict[str, float] = {}
     plan_used: dict[str, float] = {}
-    billed: list[tuple[str, str, str | None, float]] = []
+    billed: list[tuple[str | None, str, str | None, float]] = []
+    unowned: list[tuple[str | None, str, str | None, float]] = []  # the same hours by type alone
     hours_per_day: dict[str, dict[str, float]] = {}
     for key, value in combined.items():
         kind, _, rest = key.partition("|")
@@ -549,6 +551,7 @@ def stats_of_tallies(
         elif kind == "d":  # the rollup's: by type and day...
             kind_, day = rest.split("|")
             hours_by_type[kind_] = hours_by_type.get(kind_, 0.0) + value
+            unowned.append((None, kind_, None, value))
             if day:
                 by_day = hours_per_day.setdefault(clamp(day), {})
                 by_day[kind_] = by_day.get(kind_, 0.0) + value
@@ -557,6 +560,8 @@ def stats_of_tallies(
             billed.append((user, kind_, None, value))
         elif kind == "p":
             plan_used[rest] = plan_used.get(rest, 0.0) + value
+    if not billed:
+        billed = unowned  # a preset's: no spend by owner kept (backend.services.rollup.split)
     waits, runs = tallies.histogram(combined, "w|"), tallies.histogram(combined, "r|")
     types = sorted({key.split("|")[1] for key in combined if key.startswith("t|")})
     slow = sorted(
@@ -689,6 +694,8 @@ def format_text(stats: Stats) -> str:
     if stats.spend is not None and stats.spend.instance_hours:
         lines.append(f"spend: {stats.spend.text()}")
         for label, group in (("by user", stats.spend.by_user), ("by team", stats.spend.by_team), ("by type", stats.spend.by_type)):
+            if not group:
+                continue  # a preset's stats keep no spend by owner
             lines.append(f"  {label}: " + ", ".join(spend_line(line, stats.spend.currency) for line in group[:10]))
     return "\n".join(lines)
 

@@ -1098,7 +1098,7 @@ def plan_hours_text(rows: Any) -> str:
 
 
 def spend_text(spent: Any) -> str:
-    """Billed spend of the window by user, team and instance type (top 8 each)."""
+    """Billed spend of the window by user, team and instance type (top 8 each; a preset's stats keep no spend by user or team)."""
 
     def row(lines: Any, name: Any) -> str:
         return " · ".join(
@@ -1107,10 +1107,8 @@ def spend_text(spent: Any) -> str:
             for line in lines[:8]
         )
 
-    return (
-        f"*Spend* (billed): {esc(spent.text(), 100)}\n*By user*: {row(spent.by_user, mention)}\n"
-        f"*By team*: {row(spent.by_team, team_label)}\n*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
-    )
+    owners = f"*By user*: {row(spent.by_user, mention)}\n*By team*: {row(spent.by_team, team_label)}\n" if spent.by_user else ""
+    return f"*Spend* (billed): {esc(spent.text(), 100)}\n{owners}*By instance type*: {row(spent.by_type, lambda n: f'`{n}`')}"
 
 
 def with_budget(summary: dict[str, Any], check: Any) -> dict[str, Any]:

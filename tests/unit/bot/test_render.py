@@ -172,3 +172,13 @@ def test_the_plan_end_warning_says_the_plan_its_end_and_what_happens_with_and_wi
     )
     assert render.failure_verdict(retrying).endswith("Trainbot runs it again on on-demand capacity (plan_fallback=ondemand).")
     assert "stopped by its plan's end" in json.dumps(render.status_card(retrying, "us-east-1", ends))
+
+
+def test_a_presets_spend_shows_its_types_and_no_empty_owner_rows():
+    from backend.domain.cost import spend_of_hours
+
+    preset = render.spend_text(spend_of_hours([(None, "ml.g5.xlarge", None, 2.0)]))
+    assert "*By instance type*: `ml.g5.xlarge` 2" in preset
+    assert "By user" not in preset and "By team" not in preset
+    everyone = render.spend_text(spend_of_hours([("U1", "ml.g5.xlarge", None, 2.0)]))
+    assert "*By user*: " in everyone and "*By team*: " in everyone
