@@ -65,7 +65,14 @@ def undelivered(stack: Stack) -> list[tuple[str, dict[str, int], int]]:
     ]
 
 
-def drain_outbox(stack: Stack, sweeps: int = 60) -> None:
+# Sweeps of 30 simulated seconds: past the longest a failed round may wait before the drain
+# tries again (notice.RETRY_MAX), plus a round more. A Slack reply failing near the end of the
+# faults (a fault still armed) waits for as long as its job has not changed, up to that: CI on
+# 68fc845 saw a reply still due after the old 30 minutes.
+DRAIN_SWEEPS = int((notice.RETRY_MAX + notice.RETRY_MIN).total_seconds() // 30)
+
+
+def drain_outbox(stack: Stack, sweeps: int = DRAIN_SWEEPS) -> None:
     """Sweep until every reply and announcement is out. Slack's pace is kept on the simulated
     clock, which moves on between sweeps so that pacing, delivery leases and Retry-After waits
     expire."""
@@ -74,7 +81,9 @@ def drain_outbox(stack: Stack, sweeps: int = 60) -> None:
             break
         stack.clock.advance(30)
         stack.sweep()
-    assert undelivered(stack) == []
+    left = undelivered(stack)
+    due = {job_id: notice.delivery_due(stack.store.get(job_id), ["sns", "slack"]) for job_id, *_ in left}
+    assert left == [], f"still owed after {sweeps} sweeps; due: {due}"
 
 
 def test_two_hundred_jobs_survive_every_fault_at_once(chaos):
