@@ -609,7 +609,7 @@ def rollup_write_figures(
     per_step = per_day / (24 * 12)
     total = ended_last_day = 0
     last_day = clock() + timedelta(days=days) - timedelta(days=1)
-    before_last = Counter()
+    before_last: Counter[str] | None = None  # the writes when the last day began
     carry = 0.0
     for _ in range(days * 24 * 12 + 12):  # the days, and an hour more to roll the last slices
         carry += per_step if clock() < last_day + timedelta(days=1) else 0
@@ -635,12 +635,12 @@ def rollup_write_figures(
                 ended_last_day += 1
         carry -= int(carry)
         clock.advance(step)
-        if clock() >= last_day and not before_last:
-            before_last = Counter(written) + Counter({"-": 0})
+        if clock() >= last_day and before_last is None:
+            before_last = Counter(written)
         roller.roll()
     # Every slice of the last day is rolled by now (the hour after it); its writes are the
     # difference, and an ended job of the last day is in exactly one of its slices.
-    last = {k: written[k] - before_last.get(k, 0) for k in written}
+    last = {k: written[k] - (before_last or Counter()).get(k, 0) for k in written}
     wcu = sum(last.values())
     tally_sizes = [size for (kind, key), size in sizes.items() if "tallies" in what(key) or "shards" in what(key)]
     return {

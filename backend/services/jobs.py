@@ -61,7 +61,7 @@ class LaunchInFlight(InvalidRequest):
 
     def __init__(self, job_id: str, wait: timedelta) -> None:
         seconds = max(1, math.ceil(wait.total_seconds()))
-        self.job_id, self.wait = job_id, wait
+        self.job_id = job_id
         self.when = f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
         super().__init__(
             [f"{job_id} was stopped while SageMaker was being asked to start it, and that request may still land: "

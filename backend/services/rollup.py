@@ -59,9 +59,9 @@ MAX_SLICES = 36  # slices rolled in one run at most (6 hours: a monitor down for
 # writes (bench/scale.py), and the answer still said from when ends were being counted.
 ROLL_SLICES = 6
 ALL = "all"
-# Records that keep everyone's billed hours by owner, per day: each holds the
-# owners whose user id hashes to it, about 30 bytes an owner and type (64 KB near 2,000 owners
-# a shard, 16,000 in all; bench/scale.py measures them).
+# Records that keep everyone's billed hours by owner, per day: each holds the owners whose user
+# id hashes to it, about 45 bytes an owner and type (bench/scale.py --rollup-writes: 55 KB a
+# shard at 2,000 owners, most on 4-6 types; raise this past ~2,300 such owners a day).
 SPEND_SHARDS = 8
 
 
@@ -89,7 +89,7 @@ def split(scope: str, delta: Mapping[str, float]) -> Iterator[tuple[str, tallies
     parts keep it: its billed hours by owner, type and day become hours by type and day
     (``d|``) and by owner and type (``u|``). An owner's keeps both; everyone's keeps the ``u|``
     entries in the owner's spend shard, so no record grows with the number of owners (at 2,000
-    owners one tally of everyone's held 500 KB, past DynamoDB's 400 KB item limit); a preset's
+    owners one tally of everyone's held 517 KB, past DynamoDB's 400 KB item limit); a preset's
     keeps none (spend by owner and team is not kept per preset: its shards were a third of the
     rollup's writes at 100,000 jobs a day from 400 owners; bench/scale.py)."""
     main: tallies.Tally = {}

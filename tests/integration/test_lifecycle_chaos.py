@@ -67,8 +67,8 @@ def undelivered(stack: Stack) -> list[tuple[str, dict[str, int], int]]:
 
 # Sweeps of 30 simulated seconds: past the longest a failed round may wait before the drain
 # tries again (notice.RETRY_MAX), plus a round more. A Slack reply failing near the end of the
-# faults (a fault still armed) waits for as long as its job has not changed, up to that: CI on
-# 68fc845 saw a reply still due after the old 30 minutes.
+# faults (a fault still armed) waits for as long as its job has not changed, up to that. CI on
+# 68fc845 saw a reply still owed after the old 30 minutes (why was not shown: it now is).
 DRAIN_SWEEPS = int((notice.RETRY_MAX + notice.RETRY_MIN).total_seconds() // 30)
 
 

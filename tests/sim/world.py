@@ -327,12 +327,12 @@ class SimWorld:
                 self._doubt(call, job_id, after=True)
                 raise SimCrash(call.port)
             return result
-        if fault in ("throttle", "crash") and job_id is not None and (
-            call.port == "store.finish_delivery" or (fault == "crash" and call.port.startswith(_SENDS))
-        ):
-            # A delivery round's sends so far go unrecorded (its record write refused, or the
-            # run killed before it): whoever takes its lease over resends what it cannot look
-            # for (SNS, with its dedup key).
+        # A delivery round's sends so far go unrecorded (its record write refused, or the run
+        # killed before it): whoever takes its lease over resends what it cannot look for (SNS,
+        # with its dedup key).
+        if fault == "crash":
+            self._doubt(call, job_id, after=False)
+        elif fault == "throttle" and job_id is not None and call.port == "store.finish_delivery":
             self.delivery_doubts.add(job_id)
         if fault == "throttle":
             raise call.transient()

@@ -236,8 +236,21 @@ def test_two_launchers_never_create_one_attempt_twice(world: World):
     assert world.store.get(job.job_id).status is S.LAUNCHED
 
 
+def _stop_inside_the_create(world: World, job, then) -> None:
+    """The owner's stop lands inside the launcher's create, its StopTrainingJob before the create
+    (nothing to stop yet); ``then`` runs after it (what the create's record write meets)."""
+
+    def user_stops(_name: str) -> None:
+        world.backend.unavailable = True
+        world.jobs.stop(job.job_id, OWNER)
+        world.backend.unavailable = False
+        then()
+
+    world.backend.during_create = user_stops
+
+
 def test_a_create_whose_record_could_not_be_written_is_stopped_at_once_when_the_job_moved_meanwhile(world: World, monkeypatch):
-    """The owner's stop and retry inside the create, and the launcher's record of the create
+    """The owner's stop inside the create, and the launcher's record of the create
     answered with an error: it reads the job back, finds the attempt nobody's, and stops it in
     the same tick (found by the simulator, seed 8001: the retry was held for approval, and
     held means nothing runs)."""
@@ -251,13 +264,7 @@ def test_a_create_whose_record_could_not_be_written_is_stopped_at_once_when_the_
         monkeypatch.setattr(world.store, "transition", transition)
         raise StoreUnavailable("InternalServerError")
 
-    def user_stops(_name: str) -> None:
-        world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
-        world.jobs.stop(job.job_id, OWNER)
-        world.backend.unavailable = False
-        monkeypatch.setattr(world.store, "transition", refused)
-
-    world.backend.during_create = user_stops
+    _stop_inside_the_create(world, job, lambda: monkeypatch.setattr(world.store, "transition", refused))
     world.launcher().run_tick()
     assert world.backend.created == [name] and world.backend.stops == [name]
 
@@ -301,13 +308,7 @@ def test_an_orphan_attempt_whose_launch_was_never_recorded_is_stopped_before_the
         monkeypatch.setattr(world.store, "get", unreadable)
         raise StoreUnavailable("ProvisionedThroughputExceededException")
 
-    def user_stops(_name: str) -> None:
-        world.backend.unavailable = True  # the stop's StopTrainingJob ran before the create
-        world.jobs.stop(job.job_id, OWNER)
-        world.backend.unavailable = False
-        monkeypatch.setattr(world.store, "transition", refused)
-
-    world.backend.during_create = user_stops
+    _stop_inside_the_create(world, job, lambda: monkeypatch.setattr(world.store, "transition", refused))
     world.launcher().run_tick()
     assert world.backend.created == [name] and world.backend.stops == []  # nobody knows -a1 runs
 
